@@ -1,0 +1,400 @@
+//! Starts the moto AWS emulator on a free loopback port, stops it by PID, and reads its admin API.
+//!
+//! Every test that needs AWS owns one [`Emulator`]: a `moto_server` child process started on a
+//! free port of 127.0.0.1 and killed when the value is dropped (and by the kernel, through
+//! `PR_SET_PDEATHSIG`, if the owning thread dies without dropping it). The server comes from
+//! the project's tool environment, which `cargo xtask tools` (or `cargo xtask test`) installs.
+
+pub mod fleet;
+mod http;
+
+use base64::Engine as _;
+use std::fmt;
+use std::fs::{self, File};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The region every emulator-backed test and the demo use.
+pub const REGION: &str = "us-east-1";
+/// The account id moto answers with; it cannot be changed.
+pub const ACCOUNT_ID: &str = "123456789012";
+/// The command that installs the emulator; named in every "not found" message.
+pub const INSTALL_COMMAND: &str = "cargo xtask tools";
+/// Overrides where `moto_server` is found (a path to the executable).
+pub const MOTO_SERVER_VAR: &str = "SMARTVAULT_MOTO_SERVER";
+
+/// What went wrong while starting or talking to the emulator.
+#[derive(Debug)]
+pub struct Error(String);
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Error {}
+
+fn err(message: impl Into<String>) -> Error {
+    Error(message.into())
+}
+
+/// The repository root (the Cargo workspace), found from this crate's own location.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// Where the project keeps its Python tool environment and the emulator's logs.
+pub fn tools_dir() -> PathBuf {
+    workspace_root().join("target").join("tools")
+}
+
+/// The `moto_server` executable: `$SMARTVAULT_MOTO_SERVER`, else the project's tool environment.
+pub fn moto_server_path() -> Result<PathBuf, Error> {
+    resolve_moto_server(std::env::var_os(MOTO_SERVER_VAR).map(PathBuf::from))
+}
+
+fn resolve_moto_server(overridden: Option<PathBuf>) -> Result<PathBuf, Error> {
+    let path =
+        overridden.unwrap_or_else(|| tools_dir().join("venv").join("bin").join("moto_server"));
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(err(format!(
+            "the AWS emulator is not installed: `{}` does not exist; run `{INSTALL_COMMAND}` \
+             (or `cargo xtask test`, which installs it) and try again",
+            path.display()
+        )))
+    }
+}
+
+/// A running moto server on 127.0.0.1, stopped by its PID when dropped.
+pub struct Emulator {
+    child: Child,
+    port: u16,
+    endpoint: String,
+    log_path: PathBuf,
+}
+
+impl Emulator {
+    /// Starts a fresh emulator with an empty state.
+    pub fn start() -> Result<Self, Error> {
+        Self::start_with(&[])
+    }
+
+    /// Starts a fresh emulator with extra environment for the server (for example
+    /// `INITIAL_NO_AUTH_ACTION_COUNT` to make it enforce IAM).
+    pub fn start_with(server_env: &[(&str, &str)]) -> Result<Self, Error> {
+        let server = moto_server_path()?;
+        let log_dir = tools_dir().join("emulator-logs");
+        fs::create_dir_all(&log_dir)
+            .map_err(|e| err(format!("failed to create `{}`: {e}", log_dir.display())))?;
+        // A free port can be taken by someone else between our probe and the server's bind;
+        // a second and third try on a new port cover that race.
+        let mut last_error = None;
+        for _ in 0..3 {
+            let port = free_port()?;
+            match Self::spawn(&server, port, &log_dir, server_env) {
+                Ok(emulator) => return Ok(emulator),
+                Err(e) => last_error = Some(e),
+            }
+        }
+        Err(last_error.unwrap_or_else(|| err("the emulator did not start")))
+    }
+
+    fn spawn(
+        server: &Path,
+        port: u16,
+        log_dir: &Path,
+        server_env: &[(&str, &str)],
+    ) -> Result<Self, Error> {
+        let log_path = log_dir.join(format!("moto-{port}.log"));
+        let recording_path = log_dir.join(format!("moto-{port}.recording"));
+        let log = File::create(&log_path)
+            .map_err(|e| err(format!("failed to create `{}`: {e}", log_path.display())))?;
+        let log_err = log
+            .try_clone()
+            .map_err(|e| err(format!("failed to open `{}`: {e}", log_path.display())))?;
+        let mut command = Command::new(server);
+        command
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .env("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
+            .env("MOTO_RECORDER_FILEPATH", &recording_path)
+            .envs(server_env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log_err);
+        die_with_parent(&mut command);
+        let child = command
+            .spawn()
+            .map_err(|e| err(format!("failed to start `{}`: {e}", server.display())))?;
+        let mut emulator = Emulator {
+            child,
+            port,
+            endpoint: format!("http://127.0.0.1:{port}"),
+            log_path,
+        };
+        emulator.wait_ready(Duration::from_secs(30))?;
+        Ok(emulator)
+    }
+
+    fn wait_ready(&mut self, timeout: Duration) -> Result<(), Error> {
+        let started = Instant::now();
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(err(format!(
+                    "the emulator exited during start-up ({status}); its log `{}` ends with:\n{}",
+                    self.log_path.display(),
+                    self.log_tail()
+                )));
+            }
+            if http::request(self.port, "GET", "/moto-api/reset", b"").is_ok() {
+                return Ok(());
+            }
+            if started.elapsed() > timeout {
+                return Err(err(format!(
+                    "the emulator did not answer on port {} within {timeout:?}; see `{}`",
+                    self.port,
+                    self.log_path.display()
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn log_tail(&self) -> String {
+        let text = fs::read_to_string(&self.log_path).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(15)..].join("\n")
+    }
+
+    /// The endpoint URL, for `AWS_ENDPOINT_URL`.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The environment the AWS SDKs and CLIs read, pointing at this emulator with dummy
+    /// credentials. Pass it to child processes; in-process code uses [`Emulator::sdk_config`].
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ENDPOINT_URL", self.endpoint.clone()),
+            ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
+            ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
+            ("AWS_REGION", REGION.to_owned()),
+            ("AWS_DEFAULT_REGION", REGION.to_owned()),
+            ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
+        ]
+    }
+
+    /// Points `command` at this emulator, and removes settings that could reach a real account.
+    pub fn configure(&self, command: &mut Command) {
+        for var in ["AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_CONFIG_FILE"] {
+            command.env_remove(var);
+        }
+        command.envs(self.env());
+    }
+
+    /// An SDK configuration equivalent to [`Emulator::env`], for clients built in-process.
+    pub async fn sdk_config(&self) -> aws_config::SdkConfig {
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(&self.endpoint)
+            .region(aws_config::Region::new(REGION))
+            .credentials_provider(aws_sdk_ec2::config::Credentials::new(
+                "testing", "testing", None, None, "emulator",
+            ))
+            .load()
+            .await
+    }
+
+    /// Clears every service's state.
+    pub fn reset(&self) -> Result<(), Error> {
+        self.admin("POST", "/moto-api/reset", b"").map(drop)
+    }
+
+    /// Sends a configuration document to `/moto-api/config`.
+    pub fn set_config(&self, config: &serde_json::Value) -> Result<(), Error> {
+        self.admin("POST", "/moto-api/config", config.to_string().as_bytes())
+            .map(drop)
+    }
+
+    /// Every message published to any SNS topic, oldest first.
+    pub fn sns_messages(&self) -> Result<Vec<SnsMessage>, Error> {
+        let body = self.admin("GET", "/moto-api/data.json", b"")?;
+        let data: serde_json::Value = serde_json::from_slice(&body)
+            .map_err(|e| err(format!("the emulator's data.json is not JSON: {e}")))?;
+        Ok(parse_sns_messages(&data))
+    }
+
+    /// Starts recording every request the emulator receives.
+    pub fn start_recording(&self) -> Result<(), Error> {
+        self.admin("POST", "/moto-api/recorder/reset-recording", b"")?;
+        self.admin("POST", "/moto-api/recorder/start-recording", b"")
+            .map(drop)
+    }
+
+    /// Stops recording and returns the `Action` of every recorded request, in order.
+    pub fn stop_recording(&self) -> Result<Vec<String>, Error> {
+        self.admin("POST", "/moto-api/recorder/stop-recording", b"")?;
+        let body = self.admin("GET", "/moto-api/recorder/download-recording", b"")?;
+        Ok(parse_recorded_actions(&String::from_utf8_lossy(&body)))
+    }
+
+    fn admin(&self, method: &str, path: &str, body: &[u8]) -> Result<Vec<u8>, Error> {
+        let (status, response) = http::request(self.port, method, path, body)
+            .map_err(|e| err(format!("{method} {path} on the emulator failed: {e}")))?;
+        if (200..300).contains(&status) {
+            Ok(response)
+        } else {
+            Err(err(format!(
+                "{method} {path} on the emulator answered HTTP {status}: {}",
+                String::from_utf8_lossy(&response)
+            )))
+        }
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        // Killed by its own PID, then reaped, so no `moto_server` outlives its owner.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One message the emulator's SNS received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnsMessage {
+    pub topic_arn: String,
+    pub subject: Option<String>,
+    pub message: String,
+}
+
+fn parse_sns_messages(data: &serde_json::Value) -> Vec<SnsMessage> {
+    let mut messages = Vec::new();
+    let topics = data["sns"]["Topic"].as_array().cloned().unwrap_or_default();
+    for topic in topics {
+        let arn = topic["arn"].as_str().unwrap_or_default().to_owned();
+        let sent = topic["sent_notifications"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        for notification in sent {
+            // Each entry is [message_id, message, subject, attributes, group].
+            messages.push(SnsMessage {
+                topic_arn: arn.clone(),
+                message: notification[1].as_str().unwrap_or_default().to_owned(),
+                subject: notification[2].as_str().map(str::to_owned),
+            });
+        }
+    }
+    messages
+}
+
+fn parse_recorded_actions(recording: &str) -> Vec<String> {
+    recording
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter_map(|entry| {
+            let raw = entry["body"].as_str().unwrap_or_default();
+            let body = if entry["body_encoded"].as_bool() == Some(true) {
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(raw)
+                    .unwrap_or_default();
+                String::from_utf8_lossy(&bytes).into_owned()
+            } else {
+                raw.to_owned()
+            };
+            body.split('&')
+                .find_map(|pair| pair.strip_prefix("Action="))
+                .map(str::to_owned)
+        })
+        .collect()
+}
+
+fn free_port() -> Result<u16, Error> {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .map_err(|e| err(format!("failed to find a free loopback port: {e}")))?;
+    listener
+        .local_addr()
+        .map(|addr| addr.port())
+        .map_err(|e| err(format!("failed to read the probe socket's port: {e}")))
+}
+
+/// Asks the kernel to send SIGTERM to the server when the thread that started it dies, so a
+/// test process killed outright (SIGKILL, a crash) does not leave the server behind.
+#[allow(unsafe_code)]
+fn die_with_parent(command: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sns_messages_are_read_from_every_topic() {
+        let data = serde_json::json!({"sns": {"Topic": [
+            {"arn": "arn:a", "sent_notifications": [["id1", "hello", "subj", {}, null]]},
+            {"arn": "arn:b", "sent_notifications": [["id2", "world", null, {}, null]]}
+        ]}});
+        assert_eq!(
+            parse_sns_messages(&data),
+            vec![
+                SnsMessage {
+                    topic_arn: "arn:a".into(),
+                    subject: Some("subj".into()),
+                    message: "hello".into()
+                },
+                SnsMessage {
+                    topic_arn: "arn:b".into(),
+                    subject: None,
+                    message: "world".into()
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn recorded_actions_come_from_the_form_body() {
+        let recording = concat!(
+            r#"{"module": "ec2", "body": "Action=DescribeInstances&Version=2016-11-15"}"#,
+            "\n",
+            // "Version=2016-11-15&Action=CreateSnapshots&X=1", base64-encoded as moto stores it.
+            r#"{"body": "VmVyc2lvbj0yMDE2LTExLTE1JkFjdGlvbj1DcmVhdGVTbmFwc2hvdHMmWD0x", "body_encoded": true}"#,
+            "\n",
+            r#"{"module": "sns", "body": ""}"#,
+        );
+        assert_eq!(
+            parse_recorded_actions(recording),
+            vec!["DescribeInstances", "CreateSnapshots"]
+        );
+    }
+
+    #[test]
+    fn a_missing_server_names_the_install_command() {
+        let message = resolve_moto_server(Some(PathBuf::from("/nonexistent/moto_server")))
+            .expect_err("a missing executable is an error")
+            .to_string();
+        assert!(message.contains("/nonexistent/moto_server"), "{message}");
+        assert!(message.contains("cargo xtask tools"), "{message}");
+    }
+}

@@ -1,0 +1,363 @@
+//! The function's configuration, read from environment variables once at cold start.
+
+use crate::model::Policy;
+use std::fmt;
+use time::Duration;
+
+/// Every environment variable the function reads. The deployer's template must set exactly
+/// these (a test compares them).
+pub const VARIABLES: &[&str] = &[
+    SNS_TOPIC_ARN,
+    DEPLOYMENT,
+    BACKUP_TAG_KEY,
+    BACKUP_TAG_VALUE,
+    RETENTION_DAYS,
+    KEEP_LAST,
+    EXCLUDE_BOOT_VOLUME,
+    MIN_INTERVAL_MINUTES,
+    MAX_CONCURRENCY,
+    DRY_RUN,
+];
+
+pub const SNS_TOPIC_ARN: &str = "SNS_TOPIC_ARN";
+pub const DEPLOYMENT: &str = "DEPLOYMENT";
+pub const BACKUP_TAG_KEY: &str = "BACKUP_TAG_KEY";
+pub const BACKUP_TAG_VALUE: &str = "BACKUP_TAG_VALUE";
+pub const RETENTION_DAYS: &str = "RETENTION_DAYS";
+pub const KEEP_LAST: &str = "KEEP_LAST";
+pub const EXCLUDE_BOOT_VOLUME: &str = "EXCLUDE_BOOT_VOLUME";
+pub const MIN_INTERVAL_MINUTES: &str = "MIN_INTERVAL_MINUTES";
+pub const MAX_CONCURRENCY: &str = "MAX_CONCURRENCY";
+pub const DRY_RUN: &str = "DRY_RUN";
+
+/// Allowed range of `RETENTION_DAYS` and of the per-instance override tag.
+pub const RETENTION_RANGE: std::ops::RangeInclusive<u32> = 1..=3650;
+const KEEP_LAST_RANGE: std::ops::RangeInclusive<u32> = 0..=1000;
+const MIN_INTERVAL_RANGE: std::ops::RangeInclusive<u32> = 0..=10_080;
+const CONCURRENCY_RANGE: std::ops::RangeInclusive<u32> = 1..=64;
+
+/// The validated configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub sns_topic_arn: String,
+    pub policy: Policy,
+    pub max_concurrency: usize,
+    pub dry_run: bool,
+}
+
+/// A variable that is missing or holds a value outside what is allowed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub variable: &'static str,
+    /// `None` when the variable is not set.
+    pub value: Option<String>,
+    pub allowed: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.value {
+            None => write!(f, "{} is not set: {}", self.variable, self.allowed),
+            Some(value) => write!(
+                f,
+                "{} has an invalid value {value:?}: {}",
+                self.variable, self.allowed
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads variables through `lookup`, so tests need not touch the process environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let reader = Reader { lookup: &lookup };
+        let sns_topic_arn = reader.required(
+            SNS_TOPIC_ARN,
+            "set it to the ARN of the SNS topic that receives each run's summary, \
+             e.g. arn:aws:sns:us-east-1:123456789012:smartvault",
+        )?;
+        if !is_sns_topic_arn(&sns_topic_arn) {
+            return Err(reader.invalid(
+                SNS_TOPIC_ARN,
+                &sns_topic_arn,
+                "expected an SNS topic ARN such as arn:aws:sns:us-east-1:123456789012:smartvault",
+            ));
+        }
+        let deployment = reader.required(
+            DEPLOYMENT,
+            "set it to this deployment's name (the stack name), written into the managed-by tag",
+        )?;
+        if deployment.len() > 128 || deployment.trim() != deployment {
+            return Err(reader.invalid(
+                DEPLOYMENT,
+                &deployment,
+                "expected a name of 1 to 128 characters without surrounding spaces",
+            ));
+        }
+        let backup_tag_key = reader.text(BACKUP_TAG_KEY, "Backup")?;
+        if backup_tag_key.len() > 128
+            || backup_tag_key.starts_with(crate::tags::AWS_RESERVED_PREFIX)
+        {
+            return Err(reader.invalid(
+                BACKUP_TAG_KEY,
+                &backup_tag_key,
+                "expected a tag key of 1 to 128 characters that does not start with `aws:`",
+            ));
+        }
+        let backup_tag_value = reader.text(BACKUP_TAG_VALUE, "true")?;
+        let retention_days = reader.number(RETENTION_DAYS, 7, RETENTION_RANGE, "days")?;
+        let keep_last = reader.number(KEEP_LAST, 1, KEEP_LAST_RANGE, "snapshots per volume")?;
+        let exclude_boot_volume = reader.flag(EXCLUDE_BOOT_VOLUME, false)?;
+        let min_interval =
+            reader.number(MIN_INTERVAL_MINUTES, 60, MIN_INTERVAL_RANGE, "minutes")?;
+        let max_concurrency =
+            reader.number(MAX_CONCURRENCY, 8, CONCURRENCY_RANGE, "requests in flight")?;
+        let dry_run = reader.flag(DRY_RUN, false)?;
+        Ok(Config {
+            sns_topic_arn,
+            policy: Policy {
+                deployment,
+                backup_tag_key,
+                backup_tag_value,
+                retention_days,
+                keep_last,
+                exclude_boot_volume,
+                min_interval: Duration::minutes(i64::from(min_interval)),
+            },
+            max_concurrency: max_concurrency as usize,
+            dry_run,
+        })
+    }
+}
+
+fn is_sns_topic_arn(arn: &str) -> bool {
+    let parts: Vec<&str> = arn.split(':').collect();
+    parts.len() == 6
+        && parts[0] == "arn"
+        && parts[1].starts_with("aws")
+        && parts[2] == "sns"
+        && !parts[3].is_empty()
+        && !parts[5].is_empty()
+}
+
+/// Parses a boolean the way every SmartVault setting spells it.
+pub fn parse_flag(value: &str) -> Option<bool> {
+    if value.eq_ignore_ascii_case("true") {
+        Some(true)
+    } else if value.eq_ignore_ascii_case("false") {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+struct Reader<'a> {
+    lookup: &'a dyn Fn(&str) -> Option<String>,
+}
+
+impl Reader<'_> {
+    fn invalid(&self, variable: &'static str, value: &str, allowed: &str) -> ConfigError {
+        ConfigError {
+            variable,
+            value: Some(value.to_owned()),
+            allowed: allowed.to_owned(),
+        }
+    }
+
+    fn required(&self, variable: &'static str, hint: &str) -> Result<String, ConfigError> {
+        match (self.lookup)(variable) {
+            None => Err(ConfigError {
+                variable,
+                value: None,
+                allowed: hint.to_owned(),
+            }),
+            Some(value) if value.is_empty() => Err(self.invalid(variable, &value, hint)),
+            Some(value) => Ok(value),
+        }
+    }
+
+    fn text(&self, variable: &'static str, default: &str) -> Result<String, ConfigError> {
+        match (self.lookup)(variable) {
+            None => Ok(default.to_owned()),
+            Some(value) if value.is_empty() => Err(self.invalid(
+                variable,
+                &value,
+                &format!("expected a non-empty value, or leave it unset for {default:?}"),
+            )),
+            Some(value) => Ok(value),
+        }
+    }
+
+    fn number(
+        &self,
+        variable: &'static str,
+        default: u32,
+        range: std::ops::RangeInclusive<u32>,
+        unit: &str,
+    ) -> Result<u32, ConfigError> {
+        let Some(value) = (self.lookup)(variable) else {
+            return Ok(default);
+        };
+        match value.trim().parse::<u32>() {
+            Ok(number) if range.contains(&number) => Ok(number),
+            _ => Err(self.invalid(
+                variable,
+                &value,
+                &format!(
+                    "expected a whole number of {unit} from {} to {} (default {default})",
+                    range.start(),
+                    range.end()
+                ),
+            )),
+        }
+    }
+
+    fn flag(&self, variable: &'static str, default: bool) -> Result<bool, ConfigError> {
+        let Some(value) = (self.lookup)(variable) else {
+            return Ok(default);
+        };
+        parse_flag(&value).ok_or_else(|| {
+            self.invalid(
+                variable,
+                &value,
+                &format!("expected `true` or `false` (default {default})"),
+            )
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    const TOPIC: &str = "arn:aws:sns:us-east-1:123456789012:smartvault";
+
+    fn load(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let mut map: HashMap<String, String> = [(SNS_TOPIC_ARN, TOPIC), (DEPLOYMENT, "prod")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        for (k, v) in vars {
+            map.insert(k.to_string(), v.to_string());
+        }
+        Config::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_apply_when_only_the_required_variables_are_set() {
+        let config = load(&[]).unwrap();
+        assert_eq!(config.sns_topic_arn, TOPIC);
+        assert_eq!(config.policy.deployment, "prod");
+        assert_eq!(config.policy.backup_tag_key, "Backup");
+        assert_eq!(config.policy.backup_tag_value, "true");
+        assert_eq!(config.policy.retention_days, 7);
+        assert_eq!(config.policy.keep_last, 1);
+        assert!(!config.policy.exclude_boot_volume);
+        assert_eq!(config.policy.min_interval, Duration::minutes(60));
+        assert_eq!(config.max_concurrency, 8);
+        assert!(!config.dry_run);
+    }
+
+    #[test]
+    fn every_setting_is_read() {
+        let config = load(&[
+            (BACKUP_TAG_KEY, "snap"),
+            (BACKUP_TAG_VALUE, "Yes"),
+            (RETENTION_DAYS, "30"),
+            (KEEP_LAST, "3"),
+            (EXCLUDE_BOOT_VOLUME, "TRUE"),
+            (MIN_INTERVAL_MINUTES, "0"),
+            (MAX_CONCURRENCY, "2"),
+            (DRY_RUN, "true"),
+        ])
+        .unwrap();
+        assert_eq!(config.policy.backup_tag_key, "snap");
+        assert_eq!(config.policy.backup_tag_value, "Yes");
+        assert_eq!(config.policy.retention_days, 30);
+        assert_eq!(config.policy.keep_last, 3);
+        assert!(config.policy.exclude_boot_volume);
+        assert_eq!(config.policy.min_interval, Duration::ZERO);
+        assert_eq!(config.max_concurrency, 2);
+        assert!(config.dry_run);
+    }
+
+    #[test]
+    fn bad_values_name_the_variable_the_value_and_what_is_allowed() {
+        let cases: &[(&str, &str, &str)] = &[
+            (RETENTION_DAYS, "0", "from 1 to 3650"),
+            (RETENTION_DAYS, "3651", "from 1 to 3650"),
+            (RETENTION_DAYS, "seven", "whole number of days"),
+            (KEEP_LAST, "-1", "from 0 to 1000"),
+            (MIN_INTERVAL_MINUTES, "1.5", "whole number of minutes"),
+            (MAX_CONCURRENCY, "0", "from 1 to 64"),
+            (MAX_CONCURRENCY, "65", "from 1 to 64"),
+            (EXCLUDE_BOOT_VOLUME, "yes", "`true` or `false`"),
+            (DRY_RUN, "1", "`true` or `false`"),
+            (BACKUP_TAG_KEY, "aws:backup", "does not start with `aws:`"),
+            (BACKUP_TAG_KEY, "", "non-empty"),
+            (BACKUP_TAG_VALUE, "", "non-empty"),
+            (SNS_TOPIC_ARN, "my-topic", "SNS topic ARN"),
+            (
+                SNS_TOPIC_ARN,
+                "arn:aws:sqs:us-east-1:123456789012:q",
+                "SNS topic ARN",
+            ),
+            (DEPLOYMENT, "", "name"),
+            (DEPLOYMENT, " prod", "without surrounding spaces"),
+        ];
+        for (variable, value, allowed) in cases {
+            let error = load(&[(variable, value)]).expect_err(&format!("{variable}={value:?}"));
+            assert_eq!(error.variable, *variable);
+            let message = error.to_string();
+            assert!(message.starts_with(variable), "{message}");
+            assert!(message.contains(&format!("{value:?}")), "{message}");
+            assert!(message.contains(allowed), "{variable}={value:?}: {message}");
+        }
+    }
+
+    #[test]
+    fn missing_required_variables_say_what_to_set() {
+        for variable in [SNS_TOPIC_ARN, DEPLOYMENT] {
+            let error = Config::from_lookup(|name| {
+                (name != variable).then(|| match name {
+                    SNS_TOPIC_ARN => TOPIC.to_owned(),
+                    _ => "prod".to_owned(),
+                })
+            })
+            .unwrap_err();
+            assert_eq!(error.variable, variable);
+            assert_eq!(error.value, None);
+            assert!(
+                error.to_string().contains("is not set: set it to"),
+                "{error}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_variable_list_names_every_variable_read() {
+        let read = std::cell::RefCell::new(Vec::new());
+        let _ = Config::from_lookup(|name| {
+            read.borrow_mut().push(name.to_owned());
+            match name {
+                SNS_TOPIC_ARN => Some(TOPIC.to_owned()),
+                DEPLOYMENT => Some("prod".to_owned()),
+                _ => None,
+            }
+        })
+        .unwrap();
+        let mut read = read.into_inner();
+        read.sort();
+        let mut listed: Vec<_> = VARIABLES.iter().map(|v| v.to_string()).collect();
+        listed.sort();
+        assert_eq!(read, listed);
+    }
+}

@@ -1,0 +1,192 @@
+//! Reads the inventory through the EC2 API, every page of it: tagged instances, their volumes,
+//! this deployment's snapshots, and which of those snapshots' volumes still exist.
+
+use crate::execute::failure;
+use crate::model::{
+    AttachedVolume, Instance, Inventory, Policy, RunOptions, Snapshot, SnapshotState, Tags,
+};
+use crate::report::Failure;
+use crate::tags;
+use aws_sdk_ec2::Client;
+use aws_sdk_ec2::types::{Filter, SnapshotState as Ec2SnapshotState, Tag};
+use std::collections::BTreeSet;
+use time::OffsetDateTime;
+
+/// EC2 accepts at most 200 values in one filter.
+const FILTER_VALUES_MAX: usize = 200;
+/// The largest page EC2 returns for these calls; tests use a small one.
+pub const DEFAULT_PAGE_SIZE: i32 = 500;
+
+/// Reads what the plan needs for `options`. A failed read fails the whole inventory: the
+/// planner must not decide on a partial picture (it could miss the newest snapshot).
+pub async fn read(
+    ec2: &Client,
+    policy: &Policy,
+    options: &RunOptions,
+    page_size: i32,
+) -> Result<Inventory, Failure> {
+    let mut inventory = Inventory::default();
+    if options.job.backs_up() {
+        inventory.instances = instances(ec2, policy, options, page_size).await?;
+        let ids: Vec<String> = inventory.instances.iter().map(|i| i.id.clone()).collect();
+        let volume_tags = volumes(ec2, "attachment.instance-id", &ids, page_size).await?;
+        for instance in &mut inventory.instances {
+            for volume in &mut instance.volumes {
+                if let Some((_, tags)) = volume_tags.iter().find(|(id, _)| *id == volume.volume_id)
+                {
+                    volume.tags = tags.clone();
+                }
+            }
+        }
+    }
+    inventory.snapshots = snapshots(ec2, policy, page_size).await?;
+    if options.job.cleans_up() {
+        let volume_ids: BTreeSet<String> = inventory
+            .snapshots
+            .iter()
+            .filter_map(|s| s.volume_id.clone())
+            .collect();
+        let ids: Vec<String> = volume_ids.into_iter().collect();
+        inventory.existing_volumes = volumes(ec2, "volume-id", &ids, page_size)
+            .await?
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+    }
+    Ok(inventory)
+}
+
+fn filter(name: &str, values: impl IntoIterator<Item = impl Into<String>>) -> Filter {
+    Filter::builder()
+        .name(name)
+        .set_values(Some(values.into_iter().map(Into::into).collect()))
+        .build()
+}
+
+fn tag_map(tags: &[Tag]) -> Tags {
+    tags.iter()
+        .filter_map(|t| {
+            Some((
+                t.key()?.to_owned(),
+                t.value().unwrap_or_default().to_owned(),
+            ))
+        })
+        .collect()
+}
+
+async fn instances(
+    ec2: &Client,
+    policy: &Policy,
+    options: &RunOptions,
+    page_size: i32,
+) -> Result<Vec<Instance>, Failure> {
+    // Filtered by tag key only: the value is compared case-insensitively by the planner.
+    let mut request = ec2
+        .describe_instances()
+        .filters(filter("tag-key", [policy.backup_tag_key.clone()]))
+        .max_results(page_size);
+    if let Some(ids) = &options.instance_ids {
+        request = request.filters(filter("instance-id", ids.iter().cloned()));
+    }
+    let mut pages = request.into_paginator().send();
+    let mut found = Vec::new();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| failure(None, "DescribeInstances", &e))?;
+        for instance in page.reservations().iter().flat_map(|r| r.instances()) {
+            let volumes = instance
+                .block_device_mappings()
+                .iter()
+                .filter_map(|m| {
+                    Some(AttachedVolume {
+                        volume_id: m.ebs()?.volume_id()?.to_owned(),
+                        device_name: m.device_name().unwrap_or_default().to_owned(),
+                        tags: Tags::new(),
+                    })
+                })
+                .collect();
+            found.push(Instance {
+                id: instance.instance_id().unwrap_or_default().to_owned(),
+                state: instance
+                    .state()
+                    .and_then(|s| s.name())
+                    .map(|n| n.as_str().to_owned())
+                    .unwrap_or_else(|| "unknown".to_owned()),
+                root_device_name: instance.root_device_name().map(str::to_owned),
+                tags: tag_map(instance.tags()),
+                volumes,
+            });
+        }
+    }
+    Ok(found)
+}
+
+/// Volumes matching `filter_name` in any of `values`, in batches the filter allows.
+async fn volumes(
+    ec2: &Client,
+    filter_name: &str,
+    values: &[String],
+    page_size: i32,
+) -> Result<Vec<(String, Tags)>, Failure> {
+    let mut found = Vec::new();
+    for batch in values.chunks(FILTER_VALUES_MAX) {
+        let mut pages = ec2
+            .describe_volumes()
+            .filters(filter(filter_name, batch.iter().cloned()))
+            .max_results(page_size.max(5))
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| failure(None, "DescribeVolumes", &e))?;
+            for volume in page.volumes() {
+                if let Some(id) = volume.volume_id() {
+                    found.push((id.to_owned(), tag_map(volume.tags())));
+                }
+            }
+        }
+    }
+    Ok(found)
+}
+
+async fn snapshots(
+    ec2: &Client,
+    policy: &Policy,
+    page_size: i32,
+) -> Result<Vec<Snapshot>, Failure> {
+    let mut pages = ec2
+        .describe_snapshots()
+        .owner_ids("self")
+        .filters(filter(
+            &format!("tag:{}", tags::MANAGED_BY),
+            [policy.deployment.clone()],
+        ))
+        .max_results(page_size.max(5))
+        .into_paginator()
+        .send();
+    let mut found = Vec::new();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| failure(None, "DescribeSnapshots", &e))?;
+        for snapshot in page.snapshots() {
+            let Some(id) = snapshot.snapshot_id() else {
+                continue;
+            };
+            let start_time = snapshot
+                .start_time()
+                .and_then(|t| OffsetDateTime::from_unix_timestamp(t.secs()).ok())
+                .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+            found.push(Snapshot {
+                id: id.to_owned(),
+                volume_id: snapshot.volume_id().map(str::to_owned),
+                start_time,
+                state: match snapshot.state() {
+                    Some(Ec2SnapshotState::Completed) => SnapshotState::Completed,
+                    Some(Ec2SnapshotState::Pending) => SnapshotState::Pending,
+                    Some(Ec2SnapshotState::Error) => SnapshotState::Error,
+                    _ => SnapshotState::Other,
+                },
+                size_gib: snapshot.volume_size().unwrap_or_default(),
+                tags: tag_map(snapshot.tags()),
+            });
+        }
+    }
+    Ok(found)
+}

@@ -1,0 +1,14 @@
+//! SmartVault's backup function: configuration, events, the pure planning core and the AWS edges.
+//!
+//! The pure modules (`config`, `event`, `model`, `plan`, `report`, `tags`) take plain data and an
+//! explicit `now`; only `inventory`, `execute` and `handler` talk to AWS.
+
+pub mod config;
+pub mod event;
+pub mod execute;
+pub mod handler;
+pub mod inventory;
+pub mod model;
+pub mod plan;
+pub mod report;
+pub mod tags;

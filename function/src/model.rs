@@ -1,0 +1,110 @@
+//! Plain data the planning core works on: instances, volumes, snapshots and the policy.
+
+use std::collections::{BTreeMap, BTreeSet};
+use time::{Duration, OffsetDateTime};
+
+/// Resource tags by key.
+pub type Tags = BTreeMap<String, String>;
+
+/// An EC2 instance carrying the backup tag key (whatever its value).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Instance {
+    pub id: String,
+    /// The EC2 state name: `running`, `stopped`, `pending`, ...
+    pub state: String,
+    pub root_device_name: Option<String>,
+    pub tags: Tags,
+    pub volumes: Vec<AttachedVolume>,
+}
+
+impl Instance {
+    /// The `Name` tag, when there is one.
+    pub fn name(&self) -> Option<&str> {
+        self.tags.get(crate::tags::NAME).map(String::as_str)
+    }
+}
+
+/// An EBS volume attached to an instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttachedVolume {
+    pub volume_id: String,
+    pub device_name: String,
+    pub tags: Tags,
+}
+
+/// The lifecycle state of a snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SnapshotState {
+    Pending,
+    Completed,
+    Error,
+    Other,
+}
+
+/// A snapshot that carries this deployment's managed-by tag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    pub id: String,
+    pub volume_id: Option<String>,
+    pub start_time: OffsetDateTime,
+    pub state: SnapshotState,
+    pub size_gib: i32,
+    pub tags: Tags,
+}
+
+/// Everything the planner needs to know about the account, read once per run.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Inventory {
+    /// Instances carrying the backup tag key, in any state.
+    pub instances: Vec<Instance>,
+    /// This deployment's snapshots.
+    pub snapshots: Vec<Snapshot>,
+    /// Ids of the volumes that exist now, among those the snapshots were taken from.
+    pub existing_volumes: BTreeSet<String>,
+}
+
+/// The retention and selection rules, from the function's configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    pub deployment: String,
+    pub backup_tag_key: String,
+    pub backup_tag_value: String,
+    pub retention_days: u32,
+    pub keep_last: u32,
+    pub exclude_boot_volume: bool,
+    pub min_interval: Duration,
+}
+
+/// Which halves of the job to do; what the event asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Job {
+    BackupAndCleanup,
+    Backup,
+    Cleanup,
+}
+
+impl Job {
+    pub fn backs_up(self) -> bool {
+        matches!(self, Job::BackupAndCleanup | Job::Backup)
+    }
+
+    pub fn cleans_up(self) -> bool {
+        matches!(self, Job::BackupAndCleanup | Job::Cleanup)
+    }
+}
+
+/// How the minimum interval between backups applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interval {
+    Respect,
+    Ignore,
+}
+
+/// One run's options, from the event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunOptions {
+    pub job: Job,
+    pub interval: Interval,
+    /// When set, only these instances (still required to carry the backup tag).
+    pub instance_ids: Option<BTreeSet<String>>,
+}

@@ -1,0 +1,412 @@
+//! The planning core: from the inventory, the policy and `now`, decides what to snapshot and
+//! what to delete, and gives a reason for everything it leaves alone. No I/O, no clock.
+
+use crate::config::RETENTION_RANGE;
+use crate::model::{Instance, Interval, Inventory, Policy, RunOptions, Snapshot, SnapshotState};
+use crate::tags;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use time::format_description::well_known::Rfc3339;
+use time::{Duration, OffsetDateTime};
+
+/// What one run will do.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// Instances selected by the backup tag (and the event's instance ids) this run.
+    pub tagged_instances: usize,
+    pub creates: Vec<CreateRequest>,
+    pub deletes: Vec<Deletion>,
+    pub skips: Vec<Skip>,
+    pub warnings: Vec<String>,
+}
+
+/// One `CreateSnapshots` call: every included volume of one instance, crash-consistent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreateRequest {
+    pub instance_id: String,
+    pub instance_name: Option<String>,
+    /// The volumes that will be snapshotted.
+    pub volumes: Vec<PlannedVolume>,
+    /// Leave the boot volume out (through the call's `ExcludeBootVolume`).
+    pub exclude_boot_volume: bool,
+    /// Data volumes left out (through the call's `ExcludeDataVolumeIds`).
+    pub excluded_data_volume_ids: Vec<String>,
+    pub description: String,
+    /// Tags applied to every snapshot at creation; the volumes' own tags are copied besides.
+    pub tags: Vec<(String, String)>,
+    pub retention_days: u32,
+}
+
+/// A volume a create request covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedVolume {
+    pub volume_id: String,
+    pub device_name: String,
+}
+
+/// A snapshot to delete.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Deletion {
+    pub snapshot_id: String,
+    pub volume_id: Option<String>,
+    pub instance_id: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expired_at: OffsetDateTime,
+    pub size_gib: i32,
+}
+
+/// What a skip is about.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(tag = "kind", content = "id", rename_all = "lowercase")]
+pub enum Subject {
+    Instance(String),
+    Volume(String),
+    Snapshot(String),
+}
+
+impl std::fmt::Display for Subject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Subject::Instance(id) => write!(f, "instance {id}"),
+            Subject::Volume(id) => write!(f, "volume {id}"),
+            Subject::Snapshot(id) => write!(f, "snapshot {id}"),
+        }
+    }
+}
+
+/// Something left alone on purpose, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Skip {
+    pub subject: Subject,
+    pub reason: String,
+}
+
+impl Skip {
+    pub fn new(subject: Subject, reason: impl Into<String>) -> Self {
+        Skip {
+            subject,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Plans one run.
+pub fn plan(
+    inventory: &Inventory,
+    policy: &Policy,
+    options: &RunOptions,
+    now: OffsetDateTime,
+) -> Plan {
+    let mut plan = Plan::default();
+    if options.job.backs_up() {
+        plan_backups(inventory, policy, options, now, &mut plan);
+    }
+    if options.job.cleans_up() {
+        plan_cleanup(inventory, policy, options, now, &mut plan);
+    }
+    plan
+}
+
+/// Formats a time the way SmartVault's tags store it: RFC 3339, UTC, whole seconds.
+pub fn format_time(time: OffsetDateTime) -> String {
+    let whole = time.replace_nanosecond(0).unwrap_or(time);
+    whole
+        .to_offset(time::UtcOffset::UTC)
+        .format(&Rfc3339)
+        .unwrap_or_else(|_| whole.unix_timestamp().to_string())
+}
+
+fn is_selected(policy: &Policy, instance: &Instance) -> bool {
+    instance
+        .tags
+        .get(&policy.backup_tag_key)
+        .is_some_and(|value| value.eq_ignore_ascii_case(&policy.backup_tag_value))
+}
+
+fn is_requested(options: &RunOptions, id: &str) -> bool {
+    options
+        .instance_ids
+        .as_ref()
+        .is_none_or(|ids| ids.contains(id))
+}
+
+fn plan_backups(
+    inventory: &Inventory,
+    policy: &Policy,
+    options: &RunOptions,
+    now: OffsetDateTime,
+    plan: &mut Plan,
+) {
+    let newest = newest_snapshot_by_instance(&inventory.snapshots);
+    let mut instances: Vec<&Instance> = inventory
+        .instances
+        .iter()
+        .filter(|i| is_selected(policy, i) && is_requested(options, &i.id))
+        .collect();
+    instances.sort_by(|a, b| a.id.cmp(&b.id));
+    plan.tagged_instances = instances.len();
+
+    if let Some(requested) = &options.instance_ids {
+        for id in requested {
+            if !instances.iter().any(|i| &i.id == id) {
+                plan.skips.push(Skip::new(
+                    Subject::Instance(id.clone()),
+                    format!(
+                        "requested, but no instance with this id is tagged {}={}",
+                        policy.backup_tag_key, policy.backup_tag_value
+                    ),
+                ));
+            }
+        }
+    }
+
+    for instance in instances {
+        let subject = Subject::Instance(instance.id.clone());
+        if instance.state != "running" && instance.state != "stopped" {
+            plan.skips.push(Skip::new(
+                subject,
+                format!(
+                    "instance is {}; only running or stopped instances are backed up",
+                    instance.state
+                ),
+            ));
+            continue;
+        }
+        let retention_days = retention_for(instance, policy, &mut plan.warnings);
+
+        let mut volumes = Vec::new();
+        let mut exclude_boot_volume = false;
+        let mut excluded_data_volume_ids = Vec::new();
+        for volume in &instance.volumes {
+            let is_boot = instance.root_device_name.as_deref() == Some(volume.device_name.as_str());
+            let tagged_out = volume
+                .tags
+                .get(tags::VOLUME_EXCLUDE)
+                .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+            let reason = if tagged_out {
+                Some(format!("tagged {}=true", tags::VOLUME_EXCLUDE))
+            } else if is_boot && policy.exclude_boot_volume {
+                Some("boot volume, excluded by EXCLUDE_BOOT_VOLUME".to_owned())
+            } else {
+                None
+            };
+            match reason {
+                Some(reason) => {
+                    plan.skips.push(Skip::new(
+                        Subject::Volume(volume.volume_id.clone()),
+                        format!("{reason} ({} of {})", volume.device_name, instance.id),
+                    ));
+                    if is_boot {
+                        exclude_boot_volume = true;
+                    } else {
+                        excluded_data_volume_ids.push(volume.volume_id.clone());
+                    }
+                }
+                None => volumes.push(PlannedVolume {
+                    volume_id: volume.volume_id.clone(),
+                    device_name: volume.device_name.clone(),
+                }),
+            }
+        }
+        if volumes.is_empty() {
+            let reason = if instance.volumes.is_empty() {
+                "no EBS volume is attached"
+            } else {
+                "every attached volume is excluded"
+            };
+            plan.skips.push(Skip::new(subject, reason));
+            continue;
+        }
+
+        if options.interval == Interval::Respect
+            && policy.min_interval > Duration::ZERO
+            && let Some(last) = newest.get(instance.id.as_str())
+        {
+            let age = now - last.start_time;
+            if age < policy.min_interval {
+                plan.skips.push(Skip::new(
+                    subject,
+                    format!(
+                        "last backed up {} minutes ago ({}), within MIN_INTERVAL_MINUTES={}; \
+                         send \"force\": true to back up anyway",
+                        age.whole_minutes().max(0),
+                        last.id,
+                        policy.min_interval.whole_minutes()
+                    ),
+                ));
+                continue;
+            }
+        }
+
+        let instance_name = instance.name().map(str::to_owned);
+        let label = instance_name.clone().unwrap_or_else(|| instance.id.clone());
+        let expires_at = now + Duration::days(i64::from(retention_days));
+        let mut snapshot_tags = vec![
+            (tags::MANAGED_BY.to_owned(), policy.deployment.clone()),
+            (tags::INSTANCE_ID.to_owned(), instance.id.clone()),
+            (tags::CREATED_AT.to_owned(), format_time(now)),
+            (tags::EXPIRES_AT.to_owned(), format_time(expires_at)),
+        ];
+        // The volumes' own tags are copied at creation; where a volume has its own Name, that
+        // one is kept, since one key cannot come from both the copy and the request.
+        let volumes_have_names = instance.volumes.iter().any(|v| {
+            volumes.iter().any(|p| p.volume_id == v.volume_id) && v.tags.contains_key(tags::NAME)
+        });
+        if !volumes_have_names {
+            snapshot_tags.push((
+                tags::NAME.to_owned(),
+                format!("{label} backup {}", now.date()),
+            ));
+        }
+        plan.creates.push(CreateRequest {
+            instance_id: instance.id.clone(),
+            instance_name,
+            volumes,
+            exclude_boot_volume,
+            excluded_data_volume_ids,
+            description: format!(
+                "SmartVault backup of {label} ({}) by {}",
+                instance.id, policy.deployment
+            ),
+            tags: snapshot_tags,
+            retention_days,
+        });
+    }
+}
+
+fn retention_for(instance: &Instance, policy: &Policy, warnings: &mut Vec<String>) -> u32 {
+    let Some(value) = instance.tags.get(tags::RETENTION_OVERRIDE) else {
+        return policy.retention_days;
+    };
+    match value.trim().parse::<u32>() {
+        Ok(days) if RETENTION_RANGE.contains(&days) => days,
+        _ => {
+            warnings.push(format!(
+                "instance {}: {}={value:?} is not a whole number of days from {} to {}; \
+                 using RETENTION_DAYS={}",
+                instance.id,
+                tags::RETENTION_OVERRIDE,
+                RETENTION_RANGE.start(),
+                RETENTION_RANGE.end(),
+                policy.retention_days
+            ));
+            policy.retention_days
+        }
+    }
+}
+
+/// The newest non-failed managed snapshot of each instance, for the minimum interval.
+fn newest_snapshot_by_instance(snapshots: &[Snapshot]) -> BTreeMap<&str, &Snapshot> {
+    let mut newest: BTreeMap<&str, &Snapshot> = BTreeMap::new();
+    for snapshot in snapshots.iter().filter(|s| s.state != SnapshotState::Error) {
+        if let Some(instance) = snapshot.tags.get(tags::INSTANCE_ID) {
+            let entry = newest.entry(instance.as_str()).or_insert(snapshot);
+            if snapshot.start_time > entry.start_time {
+                *entry = snapshot;
+            }
+        }
+    }
+    newest
+}
+
+fn is_managed_here(snapshot: &Snapshot, policy: &Policy) -> bool {
+    snapshot.tags.get(tags::MANAGED_BY) == Some(&policy.deployment)
+}
+
+fn plan_cleanup(
+    inventory: &Inventory,
+    policy: &Policy,
+    options: &RunOptions,
+    now: OffsetDateTime,
+    plan: &mut Plan,
+) {
+    // Ownership is checked here again, whatever the inventory's filter did: a snapshot
+    // without this deployment's managed-by tag is never planned for deletion.
+    let mut candidates: Vec<&Snapshot> = inventory
+        .snapshots
+        .iter()
+        .filter(|s| is_managed_here(s, policy))
+        .filter(|s| {
+            options.instance_ids.is_none()
+                || s.tags
+                    .get(tags::INSTANCE_ID)
+                    .is_some_and(|id| is_requested(options, id))
+        })
+        .collect();
+    candidates.sort_by(|a, b| a.start_time.cmp(&b.start_time).then(a.id.cmp(&b.id)));
+
+    // The newest KEEP_LAST completed snapshots of each volume that still exists are kept.
+    let mut by_volume: BTreeMap<&str, Vec<&Snapshot>> = BTreeMap::new();
+    for snapshot in &candidates {
+        if let Some(volume) = &snapshot.volume_id
+            && snapshot.state == SnapshotState::Completed
+        {
+            by_volume.entry(volume.as_str()).or_default().push(snapshot);
+        }
+    }
+    let mut protected: BTreeMap<&str, &str> = BTreeMap::new();
+    for (volume, snapshots) in &by_volume {
+        if inventory.existing_volumes.contains(*volume) {
+            for snapshot in snapshots.iter().rev().take(policy.keep_last as usize) {
+                protected.insert(snapshot.id.as_str(), volume);
+            }
+        }
+    }
+
+    for snapshot in candidates {
+        let expires_at = match expiry_of(snapshot, policy) {
+            Ok(at) => at,
+            Err(fallback) => {
+                plan.warnings.push(format!(
+                    "snapshot {}: its {} tag is missing or not RFC 3339; treating it as \
+                     expiring {} (start time + RETENTION_DAYS={})",
+                    snapshot.id,
+                    tags::EXPIRES_AT,
+                    format_time(fallback),
+                    policy.retention_days
+                ));
+                fallback
+            }
+        };
+        if expires_at > now {
+            continue;
+        }
+        let subject = Subject::Snapshot(snapshot.id.clone());
+        if snapshot.state == SnapshotState::Pending {
+            plan.skips.push(Skip::new(
+                subject,
+                "expired, but still pending; it is deleted on a later run",
+            ));
+            continue;
+        }
+        if let Some(volume) = protected.get(snapshot.id.as_str()) {
+            plan.skips.push(Skip::new(
+                subject,
+                format!(
+                    "expired, but kept as one of the newest {} of volume {volume} (KEEP_LAST)",
+                    policy.keep_last
+                ),
+            ));
+            continue;
+        }
+        plan.deletes.push(Deletion {
+            snapshot_id: snapshot.id.clone(),
+            volume_id: snapshot.volume_id.clone(),
+            instance_id: snapshot.tags.get(tags::INSTANCE_ID).cloned(),
+            expired_at: expires_at,
+            size_gib: snapshot.size_gib,
+        });
+    }
+}
+
+/// The snapshot's expiry from its tag, or the fallback (start + retention) when the tag is unusable.
+fn expiry_of(snapshot: &Snapshot, policy: &Policy) -> Result<OffsetDateTime, OffsetDateTime> {
+    snapshot
+        .tags
+        .get(tags::EXPIRES_AT)
+        .and_then(|value| OffsetDateTime::parse(value, &Rfc3339).ok())
+        .ok_or_else(|| snapshot.start_time + Duration::days(i64::from(policy.retention_days)))
+}
+
+#[cfg(test)]
+mod tests;

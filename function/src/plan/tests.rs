@@ -1,0 +1,688 @@
+//! Table-driven tests of the planning core, all at one fixed `now`.
+
+use super::*;
+use crate::model::{AttachedVolume, Job, Tags};
+use std::collections::BTreeSet;
+use time::macros::datetime;
+
+const NOW: OffsetDateTime = datetime!(2026-11-26 01:00 UTC);
+const DEPLOYMENT: &str = "prod";
+
+fn policy() -> Policy {
+    Policy {
+        deployment: DEPLOYMENT.into(),
+        backup_tag_key: "Backup".into(),
+        backup_tag_value: "true".into(),
+        retention_days: 7,
+        keep_last: 1,
+        exclude_boot_volume: false,
+        min_interval: Duration::minutes(60),
+    }
+}
+
+fn options(job: Job) -> RunOptions {
+    RunOptions {
+        job,
+        interval: Interval::Respect,
+        instance_ids: None,
+    }
+}
+
+fn tags(pairs: &[(&str, &str)]) -> Tags {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// A running instance tagged Backup=true with a root volume `<id>-root` on /dev/xvda and
+/// `data` data volumes `<id>-d0`, `<id>-d1`, ...
+fn instance(id: &str, data: usize) -> Instance {
+    let mut volumes = vec![AttachedVolume {
+        volume_id: format!("{id}-root"),
+        device_name: "/dev/xvda".into(),
+        tags: Tags::new(),
+    }];
+    for n in 0..data {
+        volumes.push(AttachedVolume {
+            volume_id: format!("{id}-d{n}"),
+            device_name: format!("/dev/sd{}", (b'f' + n as u8) as char),
+            tags: Tags::new(),
+        });
+    }
+    Instance {
+        id: id.into(),
+        state: "running".into(),
+        root_device_name: Some("/dev/xvda".into()),
+        tags: tags(&[("Backup", "true"), ("Name", id)]),
+        volumes,
+    }
+}
+
+/// A completed managed snapshot of `volume`, taken `age` ago, expiring `expires_in` from now.
+fn snapshot(
+    id: &str,
+    volume: &str,
+    instance: &str,
+    age: Duration,
+    expires_in: Duration,
+) -> Snapshot {
+    Snapshot {
+        id: id.into(),
+        volume_id: Some(volume.into()),
+        start_time: NOW - age,
+        state: SnapshotState::Completed,
+        size_gib: 8,
+        tags: tags(&[
+            (tags::MANAGED_BY, DEPLOYMENT),
+            (tags::INSTANCE_ID, instance),
+            (tags::EXPIRES_AT, &format_time(NOW + expires_in)),
+        ]),
+    }
+}
+
+fn inventory(instances: Vec<Instance>, snapshots: Vec<Snapshot>, existing: &[&str]) -> Inventory {
+    Inventory {
+        instances,
+        snapshots,
+        existing_volumes: existing.iter().map(|v| v.to_string()).collect(),
+    }
+}
+
+/// What a plan comes to, in a form a table can spell out.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Outcome {
+    /// (instance, volumes snapshotted, boot excluded, data volumes excluded)
+    creates: Vec<(String, Vec<String>, bool, Vec<String>)>,
+    deletes: Vec<String>,
+    skips: Vec<String>,
+    warnings: usize,
+}
+
+fn outcome(plan: &Plan) -> Outcome {
+    Outcome {
+        creates: plan
+            .creates
+            .iter()
+            .map(|c| {
+                (
+                    c.instance_id.clone(),
+                    c.volumes.iter().map(|v| v.volume_id.clone()).collect(),
+                    c.exclude_boot_volume,
+                    c.excluded_data_volume_ids.clone(),
+                )
+            })
+            .collect(),
+        deletes: plan.deletes.iter().map(|d| d.snapshot_id.clone()).collect(),
+        skips: plan.skips.iter().map(|s| s.subject.to_string()).collect(),
+        warnings: plan.warnings.len(),
+    }
+}
+
+fn create(instance: &str, volumes: &[&str]) -> (String, Vec<String>, bool, Vec<String>) {
+    (
+        instance.into(),
+        volumes.iter().map(|v| v.to_string()).collect(),
+        false,
+        vec![],
+    )
+}
+
+fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+/// Plans `inventory` and compares the outcome; `name` says which row failed.
+fn check(
+    name: &str,
+    inventory: &Inventory,
+    policy: &Policy,
+    options: &RunOptions,
+    expected: &Outcome,
+) -> Plan {
+    let plan = plan(inventory, policy, options, NOW);
+    assert_eq!(&outcome(&plan), expected, "case: {name}\nplan: {plan:#?}");
+    plan
+}
+
+#[test]
+fn backup_selection_table() {
+    let days = Duration::days;
+    let mut excluded_data = instance("i-excl", 2);
+    excluded_data.volumes[2].tags = tags(&[("BackupExclude", "TRUE")]);
+    let mut excluded_root_tag = instance("i-exroot", 1);
+    excluded_root_tag.volumes[0].tags = tags(&[("BackupExclude", "true")]);
+    let mut all_excluded = instance("i-allx", 0);
+    all_excluded.volumes[0].tags = tags(&[("BackupExclude", "true")]);
+    let mut no_volumes = instance("i-novol", 0);
+    no_volumes.volumes.clear();
+    let mut capital_true = instance("i-cap", 0);
+    capital_true.tags.insert("Backup".into(), "True".into());
+    let mut other_value = instance("i-no", 0);
+    other_value.tags.insert("Backup".into(), "false".into());
+    let mut stopped = instance("i-stopped", 0);
+    stopped.state = "stopped".into();
+    let states: Vec<Instance> = ["pending", "stopping", "shutting-down", "terminated"]
+        .iter()
+        .map(|state| {
+            let mut i = instance(&format!("i-{state}"), 0);
+            i.state = state.to_string();
+            i
+        })
+        .collect();
+
+    let boot_excluded = Policy {
+        exclude_boot_volume: true,
+        ..policy()
+    };
+    let backup = options(Job::Backup);
+    let cases: Vec<(&str, Inventory, Policy, RunOptions, Outcome)> = vec![
+        (
+            "every volume of a multi-volume instance, in one request",
+            inventory(vec![instance("i-a", 2)], vec![], &[]),
+            policy(),
+            backup.clone(),
+            Outcome {
+                creates: vec![create("i-a", &["i-a-root", "i-a-d0", "i-a-d1"])],
+                ..Outcome::default()
+            },
+        ),
+        (
+            "a data volume tagged BackupExclude is left out by id",
+            inventory(vec![excluded_data], vec![], &[]),
+            policy(),
+            backup.clone(),
+            Outcome {
+                creates: vec![(
+                    "i-excl".into(),
+                    strings(&["i-excl-root", "i-excl-d0"]),
+                    false,
+                    strings(&["i-excl-d1"]),
+                )],
+                skips: strings(&["volume i-excl-d1"]),
+                ..Outcome::default()
+            },
+        ),
+        (
+            "EXCLUDE_BOOT_VOLUME leaves the root volume out through the boot flag",
+            inventory(vec![instance("i-b", 1)], vec![], &[]),
+            boot_excluded,
+            backup.clone(),
+            Outcome {
+                creates: vec![("i-b".into(), strings(&["i-b-d0"]), true, vec![])],
+                skips: strings(&["volume i-b-root"]),
+                ..Outcome::default()
+            },
+        ),
+        (
+            "a boot volume tagged BackupExclude uses the boot flag, not the data list",
+            inventory(vec![excluded_root_tag], vec![], &[]),
+            policy(),
+            backup.clone(),
+            Outcome {
+                creates: vec![("i-exroot".into(), strings(&["i-exroot-d0"]), true, vec![])],
+                skips: strings(&["volume i-exroot-root"]),
+                ..Outcome::default()
+            },
+        ),
+        (
+            "an instance with every volume excluded, or none attached, is skipped",
+            inventory(vec![all_excluded, no_volumes], vec![], &[]),
+            policy(),
+            backup.clone(),
+            Outcome {
+                skips: strings(&["volume i-allx-root", "instance i-allx", "instance i-novol"]),
+                ..Outcome::default()
+            },
+        ),
+        (
+            "the tag value matches case-insensitively; other values are not selected",
+            inventory(vec![capital_true, other_value], vec![], &[]),
+            policy(),
+            backup.clone(),
+            Outcome {
+                creates: vec![create("i-cap", &["i-cap-root"])],
+                ..Outcome::default()
+            },
+        ),
+        (
+            "only running and stopped instances are backed up; the others are skipped",
+            inventory(states.into_iter().chain([stopped]).collect(), vec![], &[]),
+            policy(),
+            backup.clone(),
+            Outcome {
+                creates: vec![create("i-stopped", &["i-stopped-root"])],
+                skips: strings(&[
+                    "instance i-pending",
+                    "instance i-shutting-down",
+                    "instance i-stopping",
+                    "instance i-terminated",
+                ]),
+                ..Outcome::default()
+            },
+        ),
+        (
+            "a snapshot younger than the minimum interval skips the instance",
+            inventory(
+                vec![instance("i-recent", 0), instance("i-old", 0)],
+                vec![
+                    snapshot(
+                        "snap-r",
+                        "i-recent-root",
+                        "i-recent",
+                        Duration::minutes(30),
+                        days(7),
+                    ),
+                    snapshot(
+                        "snap-o",
+                        "i-old-root",
+                        "i-old",
+                        Duration::minutes(61),
+                        days(7),
+                    ),
+                ],
+                &[],
+            ),
+            policy(),
+            backup.clone(),
+            Outcome {
+                creates: vec![create("i-old", &["i-old-root"])],
+                skips: strings(&["instance i-recent"]),
+                ..Outcome::default()
+            },
+        ),
+        (
+            "force ignores the minimum interval",
+            inventory(
+                vec![instance("i-recent", 0)],
+                vec![snapshot(
+                    "snap-r",
+                    "i-recent-root",
+                    "i-recent",
+                    Duration::minutes(1),
+                    days(7),
+                )],
+                &[],
+            ),
+            policy(),
+            RunOptions {
+                interval: Interval::Ignore,
+                ..backup.clone()
+            },
+            Outcome {
+                creates: vec![create("i-recent", &["i-recent-root"])],
+                ..Outcome::default()
+            },
+        ),
+        (
+            "a failed snapshot does not count for the minimum interval",
+            inventory(
+                vec![instance("i-failed", 0)],
+                vec![Snapshot {
+                    state: SnapshotState::Error,
+                    ..snapshot(
+                        "snap-e",
+                        "i-failed-root",
+                        "i-failed",
+                        Duration::minutes(5),
+                        days(7),
+                    )
+                }],
+                &[],
+            ),
+            policy(),
+            backup.clone(),
+            Outcome {
+                creates: vec![create("i-failed", &["i-failed-root"])],
+                ..Outcome::default()
+            },
+        ),
+        (
+            "instance_ids limits the run and names requested ids that are not tagged",
+            inventory(vec![instance("i-a", 0), instance("i-b", 0)], vec![], &[]),
+            policy(),
+            RunOptions {
+                instance_ids: Some(BTreeSet::from(["i-b".to_string(), "i-missing".to_string()])),
+                ..backup
+            },
+            Outcome {
+                creates: vec![create("i-b", &["i-b-root"])],
+                skips: strings(&["instance i-missing"]),
+                ..Outcome::default()
+            },
+        ),
+    ];
+    for (name, inventory, policy, options, expected) in cases {
+        check(name, &inventory, &policy, &options, &expected);
+    }
+}
+
+#[test]
+fn created_snapshots_carry_ownership_times_and_a_name() {
+    let plan = check(
+        "tags",
+        &inventory(vec![instance("i-a", 1)], vec![], &[]),
+        &policy(),
+        &options(Job::Backup),
+        &Outcome {
+            creates: vec![create("i-a", &["i-a-root", "i-a-d0"])],
+            ..Outcome::default()
+        },
+    );
+    let request = &plan.creates[0];
+    assert_eq!(
+        request.tags,
+        vec![
+            (tags::MANAGED_BY.into(), "prod".into()),
+            (tags::INSTANCE_ID.into(), "i-a".into()),
+            (tags::CREATED_AT.into(), "2026-11-26T01:00:00Z".into()),
+            (tags::EXPIRES_AT.into(), "2026-12-03T01:00:00Z".into()),
+            (tags::NAME.into(), "i-a backup 2026-11-26".into()),
+        ]
+    );
+    assert_eq!(request.retention_days, 7);
+    assert_eq!(
+        request.description,
+        "SmartVault backup of i-a (i-a) by prod"
+    );
+}
+
+#[test]
+fn a_volume_name_is_copied_instead_of_set() {
+    let mut named = instance("i-a", 1);
+    named.volumes[1].tags = tags(&[("Name", "data")]);
+    let plan = plan(
+        &inventory(vec![named], vec![], &[]),
+        &policy(),
+        &options(Job::Backup),
+        NOW,
+    );
+    assert!(plan.creates[0].tags.iter().all(|(k, _)| k != tags::NAME));
+}
+
+#[test]
+fn retention_override_applies_per_instance_and_bad_values_warn() {
+    let mut custom = instance("i-custom", 0);
+    custom
+        .tags
+        .insert(tags::RETENTION_OVERRIDE.into(), "30".into());
+    let mut bad = instance("i-bad", 0);
+    bad.tags
+        .insert(tags::RETENTION_OVERRIDE.into(), "forever".into());
+    let mut zero = instance("i-zero", 0);
+    zero.tags
+        .insert(tags::RETENTION_OVERRIDE.into(), "0".into());
+    let plan = plan(
+        &inventory(vec![custom, bad, zero], vec![], &[]),
+        &policy(),
+        &options(Job::Backup),
+        NOW,
+    );
+    let days: Vec<(&str, u32)> = plan
+        .creates
+        .iter()
+        .map(|c| (c.instance_id.as_str(), c.retention_days))
+        .collect();
+    assert_eq!(days, vec![("i-bad", 7), ("i-custom", 30), ("i-zero", 7)]);
+    let custom = plan
+        .creates
+        .iter()
+        .find(|c| c.instance_id == "i-custom")
+        .unwrap();
+    assert!(
+        custom
+            .tags
+            .contains(&(tags::EXPIRES_AT.into(), "2026-12-26T01:00:00Z".into()))
+    );
+    assert_eq!(plan.warnings.len(), 2);
+    assert!(
+        plan.warnings[0].contains("i-bad") && plan.warnings[0].contains("\"forever\""),
+        "{:?}",
+        plan.warnings
+    );
+}
+
+#[test]
+fn retention_table() {
+    let days = Duration::days;
+    let other_deployment = Snapshot {
+        tags: tags(&[
+            (tags::MANAGED_BY, "staging"),
+            (tags::INSTANCE_ID, "i-a"),
+            (tags::EXPIRES_AT, "2020-01-01T00:00:00Z"),
+        ]),
+        ..snapshot("snap-other", "vol-a", "i-a", days(400), days(-300))
+    };
+    let unmanaged = Snapshot {
+        tags: tags(&[("CreatedOn", "2020-01-01")]),
+        ..snapshot("snap-hand", "vol-a", "i-a", days(400), days(-300))
+    };
+    let no_expiry_tag = Snapshot {
+        tags: tags(&[(tags::MANAGED_BY, DEPLOYMENT), (tags::INSTANCE_ID, "i-a")]),
+        ..snapshot("snap-noexp", "vol-gone", "i-a", days(10), days(0))
+    };
+    let keep3 = Policy {
+        keep_last: 3,
+        ..policy()
+    };
+    let keep0 = Policy {
+        keep_last: 0,
+        ..policy()
+    };
+    let cleanup = options(Job::Cleanup);
+    let cases: Vec<(&str, Inventory, Policy, RunOptions, Outcome)> = vec![
+        (
+            "expired snapshots go, unexpired ones stay; the newest of a live volume is kept",
+            inventory(
+                vec![],
+                vec![
+                    snapshot("snap-1", "vol-a", "i-a", days(10), days(-3)),
+                    snapshot("snap-2", "vol-a", "i-a", days(9), days(-2)),
+                    snapshot("snap-3", "vol-a", "i-a", days(8), days(-1)),
+                    snapshot("snap-4", "vol-a", "i-a", days(1), days(6)),
+                ],
+                &["vol-a"],
+            ),
+            policy(),
+            cleanup.clone(),
+            Outcome {
+                deletes: strings(&["snap-1", "snap-2", "snap-3"]),
+                ..Outcome::default()
+            },
+        ),
+        (
+            "keep-last protects the newest even when every snapshot has expired",
+            inventory(
+                vec![],
+                vec![
+                    snapshot("snap-1", "vol-a", "i-a", days(10), days(-3)),
+                    snapshot("snap-2", "vol-a", "i-a", days(9), days(-2)),
+                ],
+                &["vol-a"],
+            ),
+            policy(),
+            cleanup.clone(),
+            Outcome {
+                deletes: strings(&["snap-1"]),
+                skips: strings(&["snapshot snap-2"]),
+                ..Outcome::default()
+            },
+        ),
+        (
+            "keep-last counts per volume, and keeps N",
+            inventory(
+                vec![],
+                vec![
+                    snapshot("a-1", "vol-a", "i-a", days(14), days(-7)),
+                    snapshot("a-2", "vol-a", "i-a", days(13), days(-6)),
+                    snapshot("a-3", "vol-a", "i-a", days(12), days(-5)),
+                    snapshot("a-4", "vol-a", "i-a", days(11), days(-4)),
+                    snapshot("b-1", "vol-b", "i-a", days(14), days(-7)),
+                ],
+                &["vol-a", "vol-b"],
+            ),
+            keep3,
+            cleanup.clone(),
+            Outcome {
+                deletes: strings(&["a-1"]),
+                skips: strings(&[
+                    "snapshot b-1",
+                    "snapshot a-2",
+                    "snapshot a-3",
+                    "snapshot a-4",
+                ]),
+                ..Outcome::default()
+            },
+        ),
+        (
+            "snapshots of a volume that no longer exists expire by age alone",
+            inventory(
+                vec![],
+                vec![
+                    snapshot("snap-1", "vol-gone", "i-a", days(10), days(-3)),
+                    snapshot("snap-2", "vol-gone", "i-a", days(9), days(-2)),
+                ],
+                &[],
+            ),
+            policy(),
+            cleanup.clone(),
+            Outcome {
+                deletes: strings(&["snap-1", "snap-2"]),
+                ..Outcome::default()
+            },
+        ),
+        (
+            "keep-last 0 keeps nothing back",
+            inventory(
+                vec![],
+                vec![snapshot("snap-1", "vol-a", "i-a", days(10), days(-3))],
+                &["vol-a"],
+            ),
+            keep0,
+            cleanup.clone(),
+            Outcome {
+                deletes: strings(&["snap-1"]),
+                ..Outcome::default()
+            },
+        ),
+        (
+            "unmanaged and other deployments' snapshots are never planned for deletion",
+            inventory(vec![], vec![other_deployment, unmanaged], &[]),
+            policy(),
+            cleanup.clone(),
+            Outcome::default(),
+        ),
+        (
+            "an expired pending snapshot waits; a failed one does not count for keep-last",
+            inventory(
+                vec![],
+                vec![
+                    snapshot("snap-ok", "vol-a", "i-a", days(10), days(-3)),
+                    Snapshot {
+                        state: SnapshotState::Error,
+                        ..snapshot("snap-err", "vol-a", "i-a", days(9), days(-2))
+                    },
+                    Snapshot {
+                        state: SnapshotState::Pending,
+                        ..snapshot("snap-pend", "vol-b", "i-a", days(9), days(-2))
+                    },
+                ],
+                &["vol-a"],
+            ),
+            policy(),
+            cleanup.clone(),
+            Outcome {
+                deletes: strings(&["snap-err"]),
+                skips: strings(&["snapshot snap-ok", "snapshot snap-pend"]),
+                ..Outcome::default()
+            },
+        ),
+        (
+            "a missing expiry tag falls back to start time plus retention, with a warning",
+            inventory(vec![], vec![no_expiry_tag], &[]),
+            policy(),
+            cleanup.clone(),
+            Outcome {
+                deletes: strings(&["snap-noexp"]),
+                warnings: 1,
+                ..Outcome::default()
+            },
+        ),
+        (
+            "instance_ids limits the cleanup to those instances' snapshots",
+            inventory(
+                vec![],
+                vec![
+                    snapshot("snap-a", "vol-a", "i-a", days(10), days(-3)),
+                    snapshot("snap-b", "vol-b", "i-b", days(10), days(-3)),
+                ],
+                &[],
+            ),
+            policy(),
+            RunOptions {
+                instance_ids: Some(BTreeSet::from(["i-b".to_string()])),
+                ..cleanup
+            },
+            Outcome {
+                deletes: strings(&["snap-b"]),
+                ..Outcome::default()
+            },
+        ),
+    ];
+    for (name, inventory, policy, options, expected) in cases {
+        check(name, &inventory, &policy, &options, &expected);
+    }
+}
+
+#[test]
+fn jobs_do_only_their_half() {
+    let inv = inventory(
+        vec![instance("i-a", 0)],
+        vec![snapshot(
+            "snap-1",
+            "vol-gone",
+            "i-a",
+            Duration::days(10),
+            Duration::days(-3),
+        )],
+        &[],
+    );
+    let both = Outcome {
+        creates: vec![create("i-a", &["i-a-root"])],
+        deletes: strings(&["snap-1"]),
+        ..Outcome::default()
+    };
+    check(
+        "both",
+        &inv,
+        &policy(),
+        &options(Job::BackupAndCleanup),
+        &both,
+    );
+    check(
+        "backup",
+        &inv,
+        &policy(),
+        &options(Job::Backup),
+        &Outcome {
+            creates: vec![create("i-a", &["i-a-root"])],
+            ..Outcome::default()
+        },
+    );
+    check(
+        "cleanup",
+        &inv,
+        &policy(),
+        &options(Job::Cleanup),
+        &Outcome {
+            deletes: strings(&["snap-1"]),
+            ..Outcome::default()
+        },
+    );
+}
+
+#[test]
+fn times_are_whole_seconds_in_utc() {
+    let t = datetime!(2026-11-26 01:02:03.456 +02:00);
+    assert_eq!(format_time(t), "2026-11-25T23:02:03Z");
+}

@@ -1,0 +1,392 @@
+//! The run's result: the SNS summary (subject and body), the JSON the invocation returns, and
+//! the CloudWatch embedded-metric line. Pure: built from plain data, rendered to strings.
+
+use crate::plan::{Skip, Subject};
+use serde::Serialize;
+use std::fmt::Write as _;
+use time::OffsetDateTime;
+
+/// SNS rejects subjects of 100 characters or more.
+pub const MAX_SUBJECT_CHARS: usize = 99;
+
+/// Everything one run did, or in a dry run would have done.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RunReport {
+    pub deployment: String,
+    pub dry_run: bool,
+    /// `backup`, `cleanup` or `backup and cleanup`.
+    pub job: String,
+    /// How instances are selected, e.g. `Backup=true`.
+    pub selector: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub started_at: OffsetDateTime,
+    pub duration_ms: u64,
+    /// Instances carrying the backup tag that this run considered.
+    pub tagged_instances: usize,
+    pub created: Vec<Created>,
+    pub deleted: Vec<Deleted>,
+    pub skipped: Vec<Skip>,
+    pub failed: Vec<Failure>,
+    pub warnings: Vec<String>,
+}
+
+/// A snapshot made (or, in a dry run, that would be made).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Created {
+    pub instance_id: String,
+    pub instance_name: Option<String>,
+    pub volume_id: String,
+    pub device_name: String,
+    /// `None` in a dry run.
+    pub snapshot_id: Option<String>,
+}
+
+/// A snapshot deleted (or, in a dry run, that would be deleted).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Deleted {
+    pub snapshot_id: String,
+    pub volume_id: Option<String>,
+    pub instance_id: Option<String>,
+    pub size_gib: i32,
+}
+
+/// An AWS call that failed for one instance, snapshot or the whole run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Failure {
+    pub subject: Option<Subject>,
+    pub operation: String,
+    pub code: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(subject) = &self.subject {
+            write!(f, "{subject}: ")?;
+        }
+        write!(
+            f,
+            "{} failed: {}: {}",
+            self.operation, self.code, self.message
+        )
+    }
+}
+
+impl RunReport {
+    /// The SNS subject: deployment and counts, always under 100 characters.
+    pub fn subject(&self) -> String {
+        let counts = if self.dry_run {
+            format!(
+                " dry run: {} to create, {} to delete, {} failed",
+                self.created.len(),
+                self.deleted.len(),
+                self.failed.len()
+            )
+        } else {
+            format!(
+                ": {} created, {} deleted, {} failed",
+                self.created.len(),
+                self.deleted.len(),
+                self.failed.len()
+            )
+        };
+        let fixed = "SmartVault []".chars().count() + counts.chars().count();
+        let room = MAX_SUBJECT_CHARS.saturating_sub(fixed);
+        let name: String = if self.deployment.chars().count() > room {
+            let mut cut: String = self
+                .deployment
+                .chars()
+                .take(room.saturating_sub(1))
+                .collect();
+            cut.push('…');
+            cut
+        } else {
+            self.deployment.clone()
+        };
+        format!("SmartVault [{name}]{counts}")
+    }
+
+    /// The SNS message body: what was created, deleted, skipped and failed, and why.
+    pub fn body(&self) -> String {
+        let mut out = String::new();
+        let (create_verb, delete_verb) = if self.dry_run {
+            ("Would create", "Would delete")
+        } else {
+            ("Created", "Deleted")
+        };
+        let _ = writeln!(
+            out,
+            "SmartVault run summary for deployment {}",
+            self.deployment
+        );
+        let _ = writeln!(
+            out,
+            "Started {} ({}), took {:.1} s",
+            crate::plan::format_time(self.started_at),
+            self.job,
+            self.duration_ms as f64 / 1000.0
+        );
+        if self.dry_run {
+            let _ = writeln!(out, "DRY RUN: nothing was created or deleted.");
+        }
+        if self.job != "cleanup" && self.tagged_instances == 0 {
+            let _ = writeln!(
+                out,
+                "\nNo instance is tagged {}: nothing to back up.",
+                self.selector
+            );
+        }
+
+        if !self.created.is_empty() {
+            let _ = writeln!(
+                out,
+                "\n{create_verb} {}:",
+                plural(self.created.len(), "snapshot")
+            );
+            let mut current: Option<&str> = None;
+            for created in &self.created {
+                if current != Some(created.instance_id.as_str()) {
+                    current = Some(created.instance_id.as_str());
+                    match &created.instance_name {
+                        Some(name) => {
+                            let _ = writeln!(out, "  {} ({name})", created.instance_id);
+                        }
+                        None => {
+                            let _ = writeln!(out, "  {}", created.instance_id);
+                        }
+                    }
+                }
+                let snapshot = created.snapshot_id.as_deref().unwrap_or("(dry run)");
+                let _ = writeln!(
+                    out,
+                    "    {} {} -> {snapshot}",
+                    created.volume_id, created.device_name
+                );
+            }
+        }
+        if !self.deleted.is_empty() {
+            let total: i64 = self.deleted.iter().map(|d| i64::from(d.size_gib)).sum();
+            let _ = writeln!(
+                out,
+                "\n{delete_verb} {} ({total} GiB):",
+                plural(self.deleted.len(), "expired snapshot")
+            );
+            for deleted in &self.deleted {
+                let _ = writeln!(
+                    out,
+                    "  {} (volume {}, instance {}, {} GiB)",
+                    deleted.snapshot_id,
+                    deleted.volume_id.as_deref().unwrap_or("unknown"),
+                    deleted.instance_id.as_deref().unwrap_or("unknown"),
+                    deleted.size_gib
+                );
+            }
+        }
+        if !self.skipped.is_empty() {
+            let _ = writeln!(out, "\nSkipped {}:", self.skipped.len());
+            for skip in &self.skipped {
+                let _ = writeln!(out, "  {}: {}", skip.subject, skip.reason);
+            }
+        }
+        if !self.failed.is_empty() {
+            let _ = writeln!(out, "\nFAILED {}:", self.failed.len());
+            for failure in &self.failed {
+                let _ = writeln!(out, "  {failure}");
+            }
+        }
+        if !self.warnings.is_empty() {
+            let _ = writeln!(out, "\nWarnings:");
+            for warning in &self.warnings {
+                let _ = writeln!(out, "  {warning}");
+            }
+        }
+        if self.created.is_empty()
+            && self.deleted.is_empty()
+            && self.failed.is_empty()
+            && self.tagged_instances > 0
+        {
+            let _ = writeln!(out, "\nNothing to do this time.");
+        }
+        out
+    }
+
+    /// A CloudWatch embedded-metric-format document for this run.
+    pub fn metrics(&self, timestamp_ms: i64) -> serde_json::Value {
+        let names = [
+            ("SnapshotsCreated", "Count"),
+            ("SnapshotsDeleted", "Count"),
+            ("Skipped", "Count"),
+            ("Failures", "Count"),
+            ("RunDuration", "Milliseconds"),
+        ];
+        serde_json::json!({
+            "_aws": {
+                "Timestamp": timestamp_ms,
+                "CloudWatchMetrics": [{
+                    "Namespace": "SmartVault",
+                    "Dimensions": [["Deployment"]],
+                    "Metrics": names.iter().map(|(name, unit)| serde_json::json!({"Name": name, "Unit": unit})).collect::<Vec<_>>(),
+                }],
+            },
+            "Deployment": self.deployment,
+            "SnapshotsCreated": self.created.len(),
+            "SnapshotsDeleted": self.deleted.len(),
+            "Skipped": self.skipped.len(),
+            "Failures": self.failed.len(),
+            "RunDuration": self.duration_ms,
+        })
+    }
+}
+
+fn plural(count: usize, noun: &str) -> String {
+    if count == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{count} {noun}s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    fn report() -> RunReport {
+        RunReport {
+            deployment: "prod".into(),
+            dry_run: false,
+            job: "backup and cleanup".into(),
+            selector: "Backup=true".into(),
+            started_at: datetime!(2026-11-26 01:00 UTC),
+            duration_ms: 1500,
+            tagged_instances: 2,
+            created: vec![
+                Created {
+                    instance_id: "i-1".into(),
+                    instance_name: Some("web-1".into()),
+                    volume_id: "vol-1".into(),
+                    device_name: "/dev/xvda".into(),
+                    snapshot_id: Some("snap-1".into()),
+                },
+                Created {
+                    instance_id: "i-1".into(),
+                    instance_name: Some("web-1".into()),
+                    volume_id: "vol-2".into(),
+                    device_name: "/dev/sdf".into(),
+                    snapshot_id: Some("snap-2".into()),
+                },
+            ],
+            deleted: vec![Deleted {
+                snapshot_id: "snap-0".into(),
+                volume_id: Some("vol-1".into()),
+                instance_id: Some("i-1".into()),
+                size_gib: 8,
+            }],
+            skipped: vec![Skip::new(
+                Subject::Instance("i-2".into()),
+                "instance is stopping",
+            )],
+            failed: vec![Failure {
+                subject: Some(Subject::Instance("i-3".into())),
+                operation: "CreateSnapshots".into(),
+                code: "IncorrectState".into(),
+                message: "the instance is terminated".into(),
+            }],
+            warnings: vec!["instance i-1: bad override".into()],
+        }
+    }
+
+    #[test]
+    fn subject_has_the_deployment_and_counts() {
+        assert_eq!(
+            report().subject(),
+            "SmartVault [prod]: 2 created, 1 deleted, 1 failed"
+        );
+        let dry = RunReport {
+            dry_run: true,
+            ..report()
+        };
+        assert_eq!(
+            dry.subject(),
+            "SmartVault [prod] dry run: 2 to create, 1 to delete, 1 failed"
+        );
+    }
+
+    #[test]
+    fn subject_stays_under_100_characters_with_a_long_name() {
+        let long = RunReport {
+            deployment: "x".repeat(128),
+            dry_run: true,
+            ..report()
+        };
+        let subject = long.subject();
+        assert!(subject.chars().count() <= MAX_SUBJECT_CHARS, "{subject}");
+        assert!(
+            subject.contains('…') && subject.ends_with("1 failed"),
+            "{subject}"
+        );
+    }
+
+    #[test]
+    fn body_lists_every_section() {
+        let body = report().body();
+        for expected in [
+            "deployment prod",
+            "Created 2 snapshots:",
+            "  i-1 (web-1)\n    vol-1 /dev/xvda -> snap-1\n    vol-2 /dev/sdf -> snap-2",
+            "Deleted 1 expired snapshot (8 GiB):",
+            "snap-0 (volume vol-1, instance i-1, 8 GiB)",
+            "Skipped 1:\n  instance i-2: instance is stopping",
+            "FAILED 1:\n  instance i-3: CreateSnapshots failed: IncorrectState: the instance is terminated",
+            "Warnings:\n  instance i-1: bad override",
+        ] {
+            assert!(body.contains(expected), "missing {expected:?} in:\n{body}");
+        }
+        assert!(!body.contains("DRY RUN"));
+    }
+
+    #[test]
+    fn body_says_when_no_instance_is_tagged_and_marks_dry_runs() {
+        let empty = RunReport {
+            dry_run: true,
+            tagged_instances: 0,
+            created: vec![],
+            deleted: vec![],
+            skipped: vec![],
+            failed: vec![],
+            warnings: vec![],
+            ..report()
+        };
+        let body = empty.body();
+        assert!(
+            body.contains("No instance is tagged Backup=true: nothing to back up."),
+            "{body}"
+        );
+        assert!(
+            body.contains("DRY RUN: nothing was created or deleted."),
+            "{body}"
+        );
+    }
+
+    #[test]
+    fn metrics_follow_the_embedded_metric_format() {
+        let metrics = report().metrics(1_700_000_000_000);
+        assert_eq!(metrics["_aws"]["Timestamp"], 1_700_000_000_000_i64);
+        assert_eq!(
+            metrics["_aws"]["CloudWatchMetrics"][0]["Namespace"],
+            "SmartVault"
+        );
+        let names: Vec<&str> = metrics["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["Name"].as_str().unwrap())
+            .collect();
+        for name in &names {
+            assert!(metrics.get(*name).is_some(), "metric {name} has no value");
+        }
+        assert_eq!(metrics["SnapshotsCreated"], 2);
+        assert_eq!(metrics["Failures"], 1);
+        assert_eq!(metrics["RunDuration"], 1500);
+    }
+}

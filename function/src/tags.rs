@@ -1,0 +1,19 @@
+//! The tag keys SmartVault reads and writes: one definition for the function, the deployer and docs.
+
+/// Written on every snapshot SmartVault makes; its value is the deployment name. Only
+/// snapshots carrying it with this deployment's name are ever deleted.
+pub const MANAGED_BY: &str = "smartvault:managed-by";
+/// The instance a snapshot was taken from.
+pub const INSTANCE_ID: &str = "smartvault:instance-id";
+/// When the snapshot was requested, RFC 3339 UTC.
+pub const CREATED_AT: &str = "smartvault:created-at";
+/// When the snapshot may be deleted, RFC 3339 UTC.
+pub const EXPIRES_AT: &str = "smartvault:expires-at";
+/// The readable name shown in the EC2 console.
+pub const NAME: &str = "Name";
+/// Instance tag overriding `RETENTION_DAYS` for that instance's snapshots.
+pub const RETENTION_OVERRIDE: &str = "BackupRetentionDays";
+/// Volume tag that keeps a volume out of every backup when set to `true`.
+pub const VOLUME_EXCLUDE: &str = "BackupExclude";
+/// Tags with this prefix belong to AWS and cannot be written by anyone else.
+pub const AWS_RESERVED_PREFIX: &str = "aws:";

@@ -1,0 +1,56 @@
+//! `cargo xtask test`: every check the project has, with the tools and the emulator ready.
+
+use anyhow::{Context, Result};
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+pub fn run() -> Result<ExitCode> {
+    crate::tools::ensure()?;
+    let moto_server = crate::tools::bin("moto_server");
+    let steps: Vec<(&str, Vec<&str>)> = vec![
+        ("rustfmt", vec!["fmt", "--all", "--check"]),
+        (
+            "clippy",
+            vec![
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ],
+        ),
+        ("tests", vec!["test", "--workspace"]),
+    ];
+    let mut failed = Vec::new();
+    for (name, args) in &steps {
+        eprintln!("==> cargo {}", args.join(" "));
+        let started = Instant::now();
+        let status = cargo()
+            .args(args)
+            .env(emulator::MOTO_SERVER_VAR, &moto_server)
+            .status()
+            .with_context(|| format!("failed to run `cargo {}`", args.join(" ")))?;
+        eprintln!(
+            "==> {name}: {} in {:.0?}",
+            if status.success() { "ok" } else { "FAILED" },
+            started.elapsed()
+        );
+        if !status.success() {
+            failed.push(*name);
+        }
+    }
+    if failed.is_empty() {
+        eprintln!("all checks passed");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("failed: {}", failed.join(", "));
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+fn cargo() -> Command {
+    let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    command.current_dir(emulator::workspace_root());
+    command
+}
