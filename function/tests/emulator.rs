@@ -1,0 +1,435 @@
+//! The handler end to end against the moto emulator, reading the SNS summary back.
+
+use aws_sdk_ec2::types::Filter;
+use emulator::Emulator;
+use emulator::fleet::{self, FleetInstance, InstanceSpec};
+use function::config::Config;
+use function::handler::{self, Context, FunctionError};
+use function::report::RunReport;
+use function::tags;
+use serde_json::json;
+use std::collections::{BTreeMap, HashMap};
+use time::{Duration, OffsetDateTime};
+
+struct Setup {
+    emulator: Emulator,
+    ec2: aws_sdk_ec2::Client,
+    sdk: aws_config::SdkConfig,
+    topic_arn: String,
+}
+
+async fn setup() -> Setup {
+    let emulator = Emulator::start().unwrap_or_else(|e| panic!("{e}"));
+    let sdk = emulator.sdk_config().await;
+    let sns = aws_sdk_sns::Client::new(&sdk);
+    let topic = sns.create_topic().name("smartvault").send().await.unwrap();
+    Setup {
+        ec2: aws_sdk_ec2::Client::new(&sdk),
+        topic_arn: topic.topic_arn().unwrap().to_owned(),
+        sdk,
+        emulator,
+    }
+}
+
+impl Setup {
+    /// A handler context for `deployment` with the default settings.
+    fn context(&self, deployment: &str) -> Context {
+        let map: HashMap<&str, String> = HashMap::from([
+            ("SNS_TOPIC_ARN", self.topic_arn.clone()),
+            ("DEPLOYMENT", deployment.to_owned()),
+        ]);
+        let config = Config::from_lookup(|name| map.get(name).cloned()).unwrap();
+        Context::new(&self.sdk, config)
+    }
+
+    /// This deployment's snapshots by volume id.
+    async fn managed_snapshots(
+        &self,
+        deployment: &str,
+    ) -> BTreeMap<String, Vec<aws_sdk_ec2::types::Snapshot>> {
+        let output = self
+            .ec2
+            .describe_snapshots()
+            .owner_ids("self")
+            .filters(
+                Filter::builder()
+                    .name(format!("tag:{}", tags::MANAGED_BY))
+                    .values(deployment)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        let mut by_volume: BTreeMap<String, Vec<_>> = BTreeMap::new();
+        for snapshot in output.snapshots() {
+            by_volume
+                .entry(snapshot.volume_id().unwrap().to_owned())
+                .or_default()
+                .push(snapshot.clone());
+        }
+        by_volume
+    }
+
+    async fn snapshot_exists(&self, id: &str) -> bool {
+        let all = self
+            .ec2
+            .describe_snapshots()
+            .owner_ids("self")
+            .send()
+            .await
+            .unwrap();
+        all.snapshots().iter().any(|s| s.snapshot_id() == Some(id))
+    }
+}
+
+fn now() -> OffsetDateTime {
+    OffsetDateTime::now_utc()
+}
+
+fn tag<'a>(snapshot: &'a aws_sdk_ec2::types::Snapshot, key: &str) -> Option<&'a str> {
+    snapshot
+        .tags()
+        .iter()
+        .find(|t| t.key() == Some(key))
+        .and_then(|t| t.value())
+}
+
+async fn run(ctx: &Context, event: serde_json::Value, at: OffsetDateTime) -> RunReport {
+    handler::handle(ctx, &event, at)
+        .await
+        .unwrap_or_else(|e| panic!("the run failed: {e}"))
+}
+
+fn all_volumes(fleet: &[FleetInstance]) -> Vec<String> {
+    let mut volumes: Vec<String> = fleet.iter().flat_map(|i| i.volume_ids.clone()).collect();
+    volumes.sort();
+    volumes
+}
+
+#[tokio::test]
+async fn every_volume_of_every_tagged_instance_is_snapshotted_and_summarised() {
+    let s = setup().await;
+    let tagged = fleet::launch_all(
+        &s.ec2,
+        &[
+            InstanceSpec::backup("web-1"),
+            InstanceSpec::backup("web-2").data_volumes(1),
+            InstanceSpec::untagged("db-1")
+                .data_volumes(2)
+                .tag("Backup", "True"),
+            InstanceSpec::backup("batch").data_volumes(1).stopped(),
+        ],
+    )
+    .await
+    .unwrap();
+    let untagged = fleet::launch(&s.ec2, &InstanceSpec::untagged("scratch").data_volumes(1))
+        .await
+        .unwrap();
+    let ctx = s.context("prod");
+
+    let report = run(&ctx, json!({"action": "manual-trigger"}), now()).await;
+
+    let expected = all_volumes(&tagged);
+    let managed = s.managed_snapshots("prod").await;
+    assert_eq!(
+        managed.keys().cloned().collect::<Vec<_>>(),
+        expected,
+        "one snapshot per volume of each tagged instance"
+    );
+    assert!(untagged.volume_ids.iter().all(|v| !managed.contains_key(v)));
+    assert_eq!(report.created.len(), expected.len());
+    assert_eq!(report.tagged_instances, 4);
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+
+    for instance in &tagged {
+        for volume in &instance.volume_ids {
+            let snapshot = &managed[volume][0];
+            assert_eq!(tag(snapshot, tags::MANAGED_BY), Some("prod"));
+            assert_eq!(tag(snapshot, tags::INSTANCE_ID), Some(instance.id.as_str()));
+            assert!(tag(snapshot, tags::CREATED_AT).is_some());
+            assert!(tag(snapshot, tags::EXPIRES_AT).is_some());
+            assert!(
+                tag(snapshot, tags::NAME)
+                    .unwrap()
+                    .starts_with(&instance.name)
+            );
+        }
+    }
+
+    let messages = s.emulator.sns_messages().unwrap();
+    assert_eq!(messages.len(), 1, "one summary per run");
+    assert_eq!(messages[0].topic_arn, s.topic_arn);
+    assert_eq!(
+        messages[0].subject.as_deref(),
+        Some(
+            format!(
+                "SmartVault [prod]: {} created, 0 deleted, 0 failed",
+                expected.len()
+            )
+            .as_str()
+        )
+    );
+    for volume in &expected {
+        assert!(
+            messages[0].message.contains(volume.as_str()),
+            "{volume} missing from:\n{}",
+            messages[0].message
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_second_run_within_the_interval_creates_nothing() {
+    let s = setup().await;
+    fleet::launch_all(
+        &s.ec2,
+        &[
+            InstanceSpec::backup("a").data_volumes(1),
+            InstanceSpec::backup("b"),
+        ],
+    )
+    .await
+    .unwrap();
+    let ctx = s.context("prod");
+    let first = run(&ctx, json!({"action": "backup"}), now()).await;
+    assert_eq!(first.created.len(), 3);
+
+    let second = run(
+        &ctx,
+        json!({"action": "backup"}),
+        now() + Duration::minutes(5),
+    )
+    .await;
+    assert!(second.created.is_empty());
+    assert_eq!(second.skipped.len(), 2);
+    assert!(
+        second
+            .skipped
+            .iter()
+            .all(|s| s.reason.contains("MIN_INTERVAL_MINUTES=60"))
+    );
+    let total: usize = s
+        .managed_snapshots("prod")
+        .await
+        .values()
+        .map(Vec::len)
+        .sum();
+    assert_eq!(total, 3, "no duplicates");
+
+    let forced = run(
+        &ctx,
+        json!({"action": "backup", "force": true}),
+        now() + Duration::minutes(5),
+    )
+    .await;
+    assert_eq!(forced.created.len(), 3, "force ignores the interval");
+}
+
+#[tokio::test]
+async fn expired_snapshots_are_deleted_and_nobody_elses_are_touched() {
+    let s = setup().await;
+    let fleet = fleet::launch_all(
+        &s.ec2,
+        &[
+            InstanceSpec::backup("a").data_volumes(1),
+            InstanceSpec::backup("b"),
+        ],
+    )
+    .await
+    .unwrap();
+    let by_hand = fleet::snapshot_by_hand(
+        &s.ec2,
+        &fleet[0].volume_ids[0],
+        &[("CreatedOn", "2020-01-01")],
+    )
+    .await
+    .unwrap();
+    let prod = s.context("prod");
+    let other = s.context("staging");
+    let start = now();
+    run(&prod, json!({"action": "backup"}), start).await;
+    run(&prod, json!({"action": "backup", "force": true}), start).await;
+    run(&other, json!({"action": "backup"}), start).await;
+    let before = s.managed_snapshots("prod").await;
+    assert!(before.values().all(|snapshots| snapshots.len() == 2));
+
+    // Thirty days on, every prod snapshot has expired; the newest of each volume is kept.
+    let later = run(
+        &prod,
+        json!({"action": "cleanup"}),
+        start + Duration::days(30),
+    )
+    .await;
+    assert!(later.failed.is_empty(), "{:?}", later.failed);
+    assert_eq!(later.deleted.len(), 3, "{later:#?}");
+    let after = s.managed_snapshots("prod").await;
+    assert_eq!(
+        after.keys().collect::<Vec<_>>(),
+        before.keys().collect::<Vec<_>>()
+    );
+    assert!(
+        after.values().all(|snapshots| snapshots.len() == 1),
+        "keep-last 1 per volume"
+    );
+    assert!(
+        s.snapshot_exists(&by_hand).await,
+        "the hand-made CreatedOn snapshot survives"
+    );
+    let staging: usize = s
+        .managed_snapshots("staging")
+        .await
+        .values()
+        .map(Vec::len)
+        .sum();
+    assert_eq!(staging, 3, "another deployment's snapshots are untouched");
+
+    // Once the volumes are gone, their snapshots expire by age alone.
+    for instance in &fleet {
+        s.ec2
+            .terminate_instances()
+            .instance_ids(&instance.id)
+            .send()
+            .await
+            .unwrap();
+        for volume in &instance.volume_ids {
+            // Detached volumes can be left behind by the emulator; delete them as AWS would.
+            let _ = s.ec2.delete_volume().volume_id(volume).send().await;
+        }
+    }
+    let gone = run(
+        &prod,
+        json!({"action": "cleanup"}),
+        start + Duration::days(30),
+    )
+    .await;
+    assert_eq!(gone.deleted.len(), 3, "{gone:#?}");
+    assert!(s.managed_snapshots("prod").await.is_empty());
+    assert!(s.snapshot_exists(&by_hand).await);
+    let subjects: Vec<_> = s
+        .emulator
+        .sns_messages()
+        .unwrap()
+        .into_iter()
+        .filter_map(|m| m.subject)
+        .collect();
+    assert_eq!(
+        subjects.last().unwrap(),
+        "SmartVault [prod]: 0 created, 3 deleted, 0 failed"
+    );
+}
+
+#[tokio::test]
+async fn more_instances_than_one_page_are_all_backed_up() {
+    let s = setup().await;
+    let specs: Vec<InstanceSpec> = (0..12)
+        .map(|n| InstanceSpec::backup(&format!("node-{n}")))
+        .collect();
+    let fleet = fleet::launch_all(&s.ec2, &specs).await.unwrap();
+    let mut ctx = s.context("prod");
+    ctx.page_size = 5;
+    s.emulator.start_recording().unwrap();
+    let report = run(&ctx, json!({"action": "backup"}), now()).await;
+    let actions = s.emulator.stop_recording().unwrap();
+    assert_eq!(report.created.len(), 12);
+    assert_eq!(s.managed_snapshots("prod").await.len(), fleet.len());
+    let describes = actions.iter().filter(|a| *a == "DescribeInstances").count();
+    assert_eq!(describes, 3, "12 instances in pages of 5: {actions:?}");
+    let writes = actions.iter().filter(|a| *a == "CreateSnapshots").count();
+    assert_eq!(writes, 12, "one CreateSnapshots per instance: {actions:?}");
+    assert!(
+        !actions
+            .iter()
+            .any(|a| a == "CreateTags" || a == "CreateSnapshot"),
+        "no separate tagging call: {actions:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_dry_run_changes_nothing_and_says_so() {
+    let s = setup().await;
+    fleet::launch_all(&s.ec2, &[InstanceSpec::backup("a").data_volumes(2)])
+        .await
+        .unwrap();
+    let ctx = s.context("prod");
+    let report = run(
+        &ctx,
+        json!({"action": "manual-trigger", "dry_run": true}),
+        now(),
+    )
+    .await;
+    assert!(report.dry_run);
+    assert_eq!(report.created.len(), 3);
+    assert!(report.created.iter().all(|c| c.snapshot_id.is_none()));
+    assert!(s.managed_snapshots("prod").await.is_empty());
+    let message = &s.emulator.sns_messages().unwrap()[0];
+    assert_eq!(
+        message.subject.as_deref(),
+        Some("SmartVault [prod] dry run: 3 to create, 0 to delete, 0 failed")
+    );
+    assert!(message.message.contains("DRY RUN"));
+}
+
+#[tokio::test]
+async fn with_no_tagged_instance_the_summary_says_so() {
+    let s = setup().await;
+    fleet::launch(&s.ec2, &InstanceSpec::untagged("scratch"))
+        .await
+        .unwrap();
+    let report = run(
+        &s.context("prod"),
+        json!({"action": "manual-trigger"}),
+        now(),
+    )
+    .await;
+    assert_eq!(report.tagged_instances, 0);
+    let message = &s.emulator.sns_messages().unwrap()[0];
+    assert!(
+        message
+            .message
+            .contains("No instance is tagged Backup=true"),
+        "{}",
+        message.message
+    );
+}
+
+#[tokio::test]
+async fn instance_ids_limit_the_run_to_those_instances() {
+    let s = setup().await;
+    let fleet = fleet::launch_all(
+        &s.ec2,
+        &[InstanceSpec::backup("a"), InstanceSpec::backup("b")],
+    )
+    .await
+    .unwrap();
+    let ctx = s.context("prod");
+    let report = run(
+        &ctx,
+        json!({"action": "backup", "instance_ids": [fleet[1].id]}),
+        now(),
+    )
+    .await;
+    assert_eq!(report.created.len(), 1);
+    assert_eq!(report.created[0].instance_id, fleet[1].id);
+}
+
+#[tokio::test]
+async fn an_invalid_event_is_refused_before_anything_is_done() {
+    let s = setup().await;
+    fleet::launch(&s.ec2, &InstanceSpec::backup("a"))
+        .await
+        .unwrap();
+    let ctx = s.context("prod");
+    let error = handler::handle(&ctx, &json!({"action": "restore"}), now())
+        .await
+        .unwrap_err();
+    assert!(matches!(error, FunctionError::InvalidEvent(_)), "{error}");
+    assert!(
+        error.to_string().contains("unknown variant `restore`"),
+        "{error}"
+    );
+    assert!(s.managed_snapshots("prod").await.is_empty());
+    assert!(
+        s.emulator.sns_messages().unwrap().is_empty(),
+        "nothing is published for a refused event"
+    );
+}
