@@ -1,5 +1,8 @@
 //! Proves the emulator harness is real: the Rust SDK creates, snapshots, filters and publishes.
 
+// Test helpers fail loudly by design.
+#![allow(clippy::unwrap_used)]
+
 use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
 use emulator::Emulator;
 use emulator::fleet::{self, InstanceSpec};

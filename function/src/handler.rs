@@ -14,6 +14,16 @@ use time::OffsetDateTime;
 /// SNS accepts messages up to 256 KiB; the body is cut below that, the log keeps it all.
 const MAX_MESSAGE_BYTES: usize = 250 * 1024;
 
+/// The SDK retry settings for EC2 and SNS. EC2 throttles each action with a token bucket
+/// (`RequestLimitExceeded`); ten attempts with jittered exponential backoff ride out a
+/// throttling storm instead of failing the instance.
+pub fn retry_config() -> aws_config::retry::RetryConfig {
+    aws_config::retry::RetryConfig::standard()
+        .with_max_attempts(10)
+        .with_initial_backoff(std::time::Duration::from_millis(250))
+        .with_max_backoff(std::time::Duration::from_secs(20))
+}
+
 /// What an invocation needs, built once at cold start.
 #[derive(Debug, Clone)]
 pub struct Context {

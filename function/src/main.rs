@@ -1,10 +1,8 @@
 //! The Lambda entry point: logging, configuration and clients once at cold start, then events.
 
-use aws_config::retry::RetryConfig;
 use function::config::Config;
 use function::handler::{self, Context, FunctionError};
 use lambda_runtime::{LambdaEvent, service_fn};
-use std::time::Duration;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
@@ -13,14 +11,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let config = Config::from_env().inspect_err(|error| {
         tracing::error!(variable = error.variable, "invalid configuration: {error}");
     })?;
-    // EC2 throttles per action with token buckets; ten attempts with jittered exponential
-    // backoff ride out a throttling storm instead of failing the instance.
-    let retry = RetryConfig::standard()
-        .with_max_attempts(10)
-        .with_initial_backoff(Duration::from_millis(250))
-        .with_max_backoff(Duration::from_secs(20));
     let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .retry_config(retry)
+        .retry_config(handler::retry_config())
         .load()
         .await;
     let ctx = Context::new(&sdk, config);

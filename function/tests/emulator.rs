@@ -1,5 +1,8 @@
 //! The handler end to end against the moto emulator, reading the SNS summary back.
 
+// Test helpers fail loudly by design.
+#![allow(clippy::unwrap_used)]
+
 use aws_sdk_ec2::types::Filter;
 use emulator::Emulator;
 use emulator::fleet::{self, FleetInstance, InstanceSpec};

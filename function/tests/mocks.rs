@@ -1,0 +1,428 @@
+//! What the emulator cannot produce, through SDK mocks: throttling, snapshots in use by an AMI,
+//! one instance failing among others, and the exact shape of the write calls.
+
+// Test helpers fail loudly by design.
+#![allow(clippy::unwrap_used)]
+
+use aws_sdk_ec2::Client as Ec2;
+use aws_sdk_ec2::operation::create_snapshots::CreateSnapshotsOutput;
+use aws_sdk_ec2::operation::delete_snapshot::DeleteSnapshotOutput;
+use aws_sdk_ec2::operation::describe_instances::DescribeInstancesOutput;
+use aws_sdk_ec2::operation::describe_snapshots::DescribeSnapshotsOutput;
+use aws_sdk_ec2::operation::describe_volumes::DescribeVolumesOutput;
+use aws_sdk_ec2::types::{
+    CopyTagsFromSource, EbsInstanceBlockDevice, Instance, InstanceBlockDeviceMapping,
+    InstanceState, InstanceStateName, Reservation, Snapshot, SnapshotInfo, SnapshotState, Tag,
+    Volume,
+};
+use aws_sdk_sns::Client as Sns;
+use aws_sdk_sns::operation::publish::PublishOutput;
+use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
+use function::config::Config;
+use function::handler::{self, Context, FunctionError};
+use function::tags;
+use serde_json::json;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use time::OffsetDateTime;
+use time::macros::datetime;
+
+const NOW: OffsetDateTime = datetime!(2026-11-26 01:00 UTC);
+const TOPIC: &str = "arn:aws:sns:us-east-1:123456789012:smartvault";
+
+fn ec2_error(status: u16, code: &str, message: &str) -> (u16, String) {
+    (
+        status,
+        format!(
+            "<Response><Errors><Error><Code>{code}</Code><Message>{message}</Message></Error></Errors><RequestID>r-1</RequestID></Response>"
+        ),
+    )
+}
+
+fn tag(key: &str, value: &str) -> Tag {
+    Tag::builder().key(key).value(value).build()
+}
+
+/// A running instance tagged for backup, with a root volume and two data volumes.
+fn instance(id: &str) -> Instance {
+    let mapping = |device: &str, volume: String| {
+        InstanceBlockDeviceMapping::builder()
+            .device_name(device)
+            .ebs(EbsInstanceBlockDevice::builder().volume_id(volume).build())
+            .build()
+    };
+    Instance::builder()
+        .instance_id(id)
+        .state(
+            InstanceState::builder()
+                .name(InstanceStateName::Running)
+                .build(),
+        )
+        .root_device_name("/dev/xvda")
+        .tags(tag("Backup", "true"))
+        .tags(tag("Name", id))
+        .block_device_mappings(mapping("/dev/xvda", format!("{id}-root")))
+        .block_device_mappings(mapping("/dev/sdf", format!("{id}-data")))
+        .block_device_mappings(mapping("/dev/sdg", format!("{id}-logs")))
+        .build()
+}
+
+fn describe_instances(ids: &[&str]) -> Rule {
+    let reservations: Vec<Reservation> = ids
+        .iter()
+        .map(|id| Reservation::builder().instances(instance(id)).build())
+        .collect();
+    mock!(Ec2::describe_instances).then_output(move || {
+        DescribeInstancesOutput::builder()
+            .set_reservations(Some(reservations.clone()))
+            .build()
+    })
+}
+
+/// Volumes answer with a `BackupExclude` tag on every `-data` volume when `exclude_data`.
+fn describe_volumes(exclude_data: bool) -> Rule {
+    mock!(Ec2::describe_volumes).then_compute_output(move |request| {
+        let values: Vec<String> = request
+            .filters()
+            .iter()
+            .flat_map(|f| f.values().iter().cloned())
+            .collect();
+        let mut output = DescribeVolumesOutput::builder();
+        for value in values {
+            // Attachment filters carry instance ids: their volumes exist. Volume-id filters
+            // ask about the snapshots' volumes, which are all gone.
+            let volumes = if value.starts_with("i-") {
+                vec![
+                    format!("{value}-root"),
+                    format!("{value}-data"),
+                    format!("{value}-logs"),
+                ]
+            } else {
+                vec![]
+            };
+            for volume in volumes {
+                let mut builder = Volume::builder().volume_id(&volume);
+                if exclude_data && volume.ends_with("-data") {
+                    builder = builder.tags(tag(tags::VOLUME_EXCLUDE, "true"));
+                }
+                output = output.volumes(builder.build());
+            }
+        }
+        output.build()
+    })
+}
+
+/// One expired managed snapshot of a volume that no longer exists.
+fn describe_snapshots(ids: &[&str]) -> Rule {
+    let snapshots: Vec<Snapshot> = ids
+        .iter()
+        .map(|id| {
+            Snapshot::builder()
+                .snapshot_id(*id)
+                .volume_id(format!("vol-gone-{id}"))
+                .state(SnapshotState::Completed)
+                .volume_size(8)
+                .start_time(aws_smithy_types::DateTime::from_secs(1_700_000_000))
+                .tags(tag(tags::MANAGED_BY, "prod"))
+                .tags(tag(tags::INSTANCE_ID, "i-0000000a"))
+                .tags(tag(tags::EXPIRES_AT, "2026-01-01T00:00:00Z"))
+                .build()
+        })
+        .collect();
+    mock!(Ec2::describe_snapshots).then_output(move || {
+        DescribeSnapshotsOutput::builder()
+            .set_snapshots(Some(snapshots.clone()))
+            .build()
+    })
+}
+
+fn snapshots_for(instance: &str) -> CreateSnapshotsOutput {
+    let mut output = CreateSnapshotsOutput::builder();
+    for volume in ["root", "data", "logs"] {
+        output = output.snapshots(
+            SnapshotInfo::builder()
+                .snapshot_id(format!("snap-{instance}-{volume}"))
+                .volume_id(format!("{instance}-{volume}"))
+                .build(),
+        );
+    }
+    output.build()
+}
+
+/// Collects every published (subject, message).
+fn publish(sent: &Arc<Mutex<Vec<(String, String)>>>) -> Rule {
+    let sent = Arc::clone(sent);
+    mock!(Sns::publish).then_compute_output(move |request| {
+        sent.lock().unwrap().push((
+            request.subject().unwrap_or_default().to_owned(),
+            request.message().unwrap_or_default().to_owned(),
+        ));
+        PublishOutput::builder().message_id("m-1").build()
+    })
+}
+
+fn config(vars: &[(&str, &str)]) -> Config {
+    let mut map: HashMap<&str, String> = HashMap::from([
+        ("SNS_TOPIC_ARN", TOPIC.to_owned()),
+        ("DEPLOYMENT", "prod".to_owned()),
+    ]);
+    for (k, v) in vars {
+        map.insert(k, (*v).to_owned());
+    }
+    Config::from_lookup(|name| map.get(name).cloned()).unwrap()
+}
+
+/// A context whose EC2 client retries as the function's does, with a fast backoff for tests.
+fn context(ec2_rules: &[&Rule], sns_rules: &[&Rule], config: Config) -> Context {
+    let retry = handler::retry_config()
+        .with_initial_backoff(std::time::Duration::from_millis(1))
+        .with_max_backoff(std::time::Duration::from_millis(5));
+    let ec2 = mock_client!(aws_sdk_ec2, RuleMode::MatchAny, ec2_rules, |c| c
+        .retry_config(retry.clone()));
+    let sns = mock_client!(aws_sdk_sns, RuleMode::MatchAny, sns_rules);
+    Context {
+        ec2,
+        sns,
+        config,
+        page_size: 500,
+    }
+}
+
+#[tokio::test]
+async fn throttling_is_retried_until_the_snapshot_is_made() {
+    let (status, body) = ec2_error(503, "RequestLimitExceeded", "Request limit exceeded.");
+    let create = mock!(Ec2::create_snapshots)
+        .sequence()
+        .http_status(status, Some(body))
+        .times(3)
+        .output(|| snapshots_for("i-0000000a"))
+        .build();
+    let (instances, volumes, snapshots) = (
+        describe_instances(&["i-0000000a"]),
+        describe_volumes(false),
+        describe_snapshots(&[]),
+    );
+    let sent = Arc::new(Mutex::new(Vec::new()));
+    let publish = publish(&sent);
+    let ctx = context(
+        &[&instances, &volumes, &snapshots, &create],
+        &[&publish],
+        config(&[]),
+    );
+
+    let report = handler::handle(&ctx, &json!({"action": "backup"}), NOW)
+        .await
+        .unwrap();
+
+    assert_eq!(
+        create.num_calls(),
+        4,
+        "three throttled attempts, then success"
+    );
+    assert_eq!(report.created.len(), 3);
+    assert!(report.failed.is_empty());
+    assert_eq!(
+        sent.lock().unwrap()[0].0,
+        "SmartVault [prod]: 3 created, 0 deleted, 0 failed"
+    );
+}
+
+#[tokio::test]
+async fn a_snapshot_in_use_by_an_ami_is_skipped_not_failed() {
+    let (status, body) = ec2_error(
+        400,
+        "InvalidSnapshot.InUse",
+        "The snapshot snap-used is currently in use by ami-1",
+    );
+    let delete = mock!(Ec2::delete_snapshot).then_compute_response(move |request| {
+        if request.snapshot_id() == Some("snap-used") {
+            aws_smithy_mocks::MockResponse::Http(aws_smithy_runtime_api::http::Response::new(
+                aws_smithy_runtime_api::http::StatusCode::try_from(status).unwrap(),
+                aws_smithy_types::body::SdkBody::from(body.clone()),
+            ))
+        } else {
+            aws_smithy_mocks::MockResponse::Output(DeleteSnapshotOutput::builder().build())
+        }
+    });
+    let (volumes, snapshots) = (
+        describe_volumes(false),
+        describe_snapshots(&["snap-used", "snap-free"]),
+    );
+    let sent = Arc::new(Mutex::new(Vec::new()));
+    let publish = publish(&sent);
+    let ctx = context(&[&volumes, &snapshots, &delete], &[&publish], config(&[]));
+
+    let report = handler::handle(&ctx, &json!({"action": "cleanup"}), NOW)
+        .await
+        .expect("an AMI-backed snapshot does not fail the run");
+
+    assert_eq!(delete.num_calls(), 2);
+    assert_eq!(report.deleted.len(), 1);
+    assert_eq!(report.deleted[0].snapshot_id, "snap-free");
+    assert!(report.failed.is_empty());
+    let skip = report
+        .skipped
+        .iter()
+        .find(|s| s.subject.to_string() == "snapshot snap-used")
+        .expect("the in-use snapshot is reported as skipped");
+    assert!(skip.reason.contains("in use by an AMI"), "{}", skip.reason);
+    assert!(sent.lock().unwrap()[0].1.contains("in use by an AMI"));
+}
+
+#[tokio::test]
+async fn one_failing_instance_does_not_stop_the_others_and_the_run_errors_after_publishing() {
+    let (status, body) = ec2_error(
+        400,
+        "IncorrectState",
+        "The instance 'i-0000000b' is not in a state from which it can be snapshotted.",
+    );
+    let create = mock!(Ec2::create_snapshots).then_compute_response(move |request| {
+        let id = request
+            .instance_specification()
+            .and_then(|s| s.instance_id())
+            .unwrap_or_default()
+            .to_owned();
+        if id == "i-0000000b" {
+            aws_smithy_mocks::MockResponse::Http(aws_smithy_runtime_api::http::Response::new(
+                aws_smithy_runtime_api::http::StatusCode::try_from(status).unwrap(),
+                aws_smithy_types::body::SdkBody::from(body.clone()),
+            ))
+        } else {
+            aws_smithy_mocks::MockResponse::Output(snapshots_for(&id))
+        }
+    });
+    let (instances, volumes, snapshots) = (
+        describe_instances(&["i-0000000a", "i-0000000b", "i-0000000c"]),
+        describe_volumes(false),
+        describe_snapshots(&[]),
+    );
+    let sent = Arc::new(Mutex::new(Vec::new()));
+    let publish = publish(&sent);
+    let ctx = context(
+        &[&instances, &volumes, &snapshots, &create],
+        &[&publish],
+        config(&[]),
+    );
+
+    let error = handler::handle(&ctx, &json!({"action": "backup"}), NOW)
+        .await
+        .unwrap_err();
+
+    assert_eq!(create.num_calls(), 3, "every instance was attempted");
+    assert!(matches!(error, FunctionError::RunFailed(_)), "{error}");
+    assert_eq!(error.error_type(), "SmartVault.RunFailed");
+    assert!(error.to_string().contains("i-0000000b"), "{error}");
+    let sent = sent.lock().unwrap();
+    assert_eq!(sent.len(), 1, "the summary is published before the error");
+    assert_eq!(
+        sent[0].0,
+        "SmartVault [prod]: 6 created, 0 deleted, 1 failed"
+    );
+    assert!(
+        sent[0]
+            .1
+            .contains("instance i-0000000b: CreateSnapshots failed: IncorrectState:"),
+        "{}",
+        sent[0].1
+    );
+}
+
+#[tokio::test]
+async fn a_dry_run_makes_no_write_call() {
+    let create = mock!(Ec2::create_snapshots).then_output(|| snapshots_for("x"));
+    let delete =
+        mock!(Ec2::delete_snapshot).then_output(|| DeleteSnapshotOutput::builder().build());
+    let create_tags = mock!(Ec2::create_tags)
+        .then_output(|| aws_sdk_ec2::operation::create_tags::CreateTagsOutput::builder().build());
+    let (instances, volumes, snapshots) = (
+        describe_instances(&["i-0000000a"]),
+        describe_volumes(false),
+        describe_snapshots(&["snap-old"]),
+    );
+    let sent = Arc::new(Mutex::new(Vec::new()));
+    let publish = publish(&sent);
+    let ctx = context(
+        &[
+            &instances,
+            &volumes,
+            &snapshots,
+            &create,
+            &delete,
+            &create_tags,
+        ],
+        &[&publish],
+        config(&[("DRY_RUN", "true")]),
+    );
+
+    let report = handler::handle(&ctx, &json!({"action": "manual-trigger"}), NOW)
+        .await
+        .unwrap();
+
+    assert_eq!(
+        create.num_calls() + delete.num_calls() + create_tags.num_calls(),
+        0
+    );
+    assert!(report.dry_run);
+    assert_eq!((report.created.len(), report.deleted.len()), (3, 1));
+    assert_eq!(
+        sent.lock().unwrap()[0].0,
+        "SmartVault [prod] dry run: 3 to create, 1 to delete, 0 failed"
+    );
+}
+
+#[tokio::test]
+async fn excluded_volumes_and_tags_travel_in_the_create_call_itself() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = Arc::clone(&seen);
+    let create = mock!(Ec2::create_snapshots).then_compute_output(move |request| {
+        record.lock().unwrap().push(request.clone());
+        snapshots_for("i-0000000a")
+    });
+    let (instances, volumes, snapshots) = (
+        describe_instances(&["i-0000000a"]),
+        describe_volumes(true),
+        describe_snapshots(&[]),
+    );
+    let sent = Arc::new(Mutex::new(Vec::new()));
+    let publish = publish(&sent);
+    let ctx = context(
+        &[&instances, &volumes, &snapshots, &create],
+        &[&publish],
+        config(&[("EXCLUDE_BOOT_VOLUME", "true"), ("RETENTION_DAYS", "14")]),
+    );
+
+    let report = handler::handle(&ctx, &json!({"action": "backup"}), NOW)
+        .await
+        .unwrap();
+
+    let skipped: Vec<String> = report
+        .skipped
+        .iter()
+        .map(|s| s.subject.to_string())
+        .collect();
+    assert_eq!(
+        skipped,
+        ["volume i-0000000a-root", "volume i-0000000a-data"]
+    );
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 1);
+    let spec = seen[0].instance_specification().unwrap();
+    assert_eq!(spec.instance_id(), Some("i-0000000a"));
+    assert_eq!(spec.exclude_boot_volume(), Some(true));
+    assert_eq!(spec.exclude_data_volume_ids(), ["i-0000000a-data"]);
+    assert_eq!(
+        seen[0].copy_tags_from_source(),
+        Some(&CopyTagsFromSource::Volume)
+    );
+    let tags: HashMap<&str, &str> = seen[0]
+        .tag_specifications()
+        .iter()
+        .flat_map(|t| t.tags())
+        .map(|t| (t.key().unwrap(), t.value().unwrap()))
+        .collect();
+    assert_eq!(tags[tags::MANAGED_BY], "prod");
+    assert_eq!(tags[tags::INSTANCE_ID], "i-0000000a");
+    assert_eq!(tags[tags::CREATED_AT], "2026-11-26T01:00:00Z");
+    assert_eq!(tags[tags::EXPIRES_AT], "2026-12-10T01:00:00Z");
+    assert_eq!(tags[tags::NAME], "i-0000000a backup 2026-11-26");
+}
