@@ -330,16 +330,21 @@ fn free_port() -> Result<u16, Error> {
         .map_err(|e| err(format!("failed to read the probe socket's port: {e}")))
 }
 
-/// Asks the kernel to send SIGTERM to the server when the thread that started it dies, so a
+/// Asks the kernel to SIGKILL the server when the thread that started it dies, so a
 /// test process killed outright (SIGKILL, a crash) does not leave the server behind.
 #[allow(unsafe_code)]
 fn die_with_parent(command: &mut Command) {
     use std::os::unix::process::CommandExt;
-    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+    let parent = std::process::id();
+    // SAFETY: prctl and getppid are async-signal-safe and touch no memory of the parent.
     unsafe {
-        command.pre_exec(|| {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) == -1 {
+        command.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
                 return Err(std::io::Error::last_os_error());
+            }
+            // The parent may have died between fork and prctl; then no signal would ever come.
+            if libc::getppid() as u32 != parent {
+                return Err(std::io::Error::other("the parent exited during start-up"));
             }
             Ok(())
         });

@@ -32,9 +32,12 @@ pub const DRY_RUN: &str = "DRY_RUN";
 
 /// Allowed range of `RETENTION_DAYS` and of the per-instance override tag.
 pub const RETENTION_RANGE: std::ops::RangeInclusive<u32> = 1..=3650;
-const KEEP_LAST_RANGE: std::ops::RangeInclusive<u32> = 0..=1000;
-const MIN_INTERVAL_RANGE: std::ops::RangeInclusive<u32> = 0..=10_080;
-const CONCURRENCY_RANGE: std::ops::RangeInclusive<u32> = 1..=64;
+/// Allowed range of `KEEP_LAST`.
+pub const KEEP_LAST_RANGE: std::ops::RangeInclusive<u32> = 0..=1000;
+/// Allowed range of `MIN_INTERVAL_MINUTES` (up to a week).
+pub const MIN_INTERVAL_RANGE: std::ops::RangeInclusive<u32> = 0..=10_080;
+/// Allowed range of `MAX_CONCURRENCY`.
+pub const CONCURRENCY_RANGE: std::ops::RangeInclusive<u32> = 1..=64;
 
 /// The validated configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]

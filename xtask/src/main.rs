@@ -1,10 +1,28 @@
 //! `cargo xtask`: SmartVault's developer and deployment commands, one module per subcommand.
 
+mod aws;
+mod build;
+mod config;
+mod deploy;
+mod destroy;
 mod emulator_cmd;
+mod invoke;
+mod output;
+mod package;
+mod schedule;
+mod stack;
+mod status;
+mod template;
+#[cfg(test)]
+mod template_checks;
 mod test;
 mod tools;
 
-use clap::{Parser, Subcommand};
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use config::Architecture;
+use output::Output;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -17,28 +35,258 @@ struct Cli {
     command: Command,
 }
 
+/// Which environment, from which config file.
+#[derive(Args)]
+struct EnvArgs {
+    /// The environment in the config file (local, dev, staging, prod, ...).
+    #[arg(long = "env", short = 'e')]
+    name: String,
+    /// The config file.
+    #[arg(long, default_value_os_t = emulator::workspace_root().join(config::FILE_NAME))]
+    config: PathBuf,
+}
+
+impl EnvArgs {
+    fn load(&self) -> Result<config::Environment> {
+        config::load(&self.config, &self.name)
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
-    /// Install the project's Python tools (the AWS emulator, linters) into target/tools/venv.
+    /// Install the project's Python tools (the AWS emulator, linters, zig) into target/tools/venv.
     Tools,
-    /// Run every check: rustfmt, clippy and all tests against the local AWS emulator.
+    /// Run every check: rustfmt, clippy, template lint and all tests against the local emulator.
     Test,
     /// Start the local AWS emulator in the foreground and print the environment to reach it.
     Emulator,
+    /// Compile the function for Lambda (glibc 2.34) into target/lambda/<arch>/bootstrap.
+    Build {
+        #[arg(long, value_enum, default_value = "x86_64")]
+        arch: Architecture,
+    },
+    /// Zip the built function into a reproducible bootstrap.zip and print its sha256.
+    Package {
+        #[arg(long, value_enum, default_value = "x86_64")]
+        arch: Architecture,
+    },
+    /// Write the template, parameters and tags deploy would send to target/smartvault/<env>/.
+    Render {
+        #[command(flatten)]
+        env: EnvArgs,
+        /// A packaged zip to take the artifact hash from (default: the last build's, if any).
+        #[arg(long)]
+        artifact: Option<PathBuf>,
+        /// The artifact bucket name (deploy reads it from the bootstrap stack).
+        #[arg(long)]
+        artifact_bucket: Option<String>,
+    },
+    /// Create or update an environment's stack through a change set.
+    Deploy {
+        #[command(flatten)]
+        env: EnvArgs,
+        #[command(flatten)]
+        connection: aws::Connection,
+        /// Deploy this zip instead of building one.
+        #[arg(long)]
+        artifact: Option<PathBuf>,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+        #[arg(long, value_enum, default_value = "text")]
+        output: Output,
+    },
+    /// Invoke the deployed function once and show its result and log tail.
+    Invoke {
+        #[command(flatten)]
+        env: EnvArgs,
+        #[command(flatten)]
+        connection: aws::Connection,
+        /// A JSON event file (default: {"action": "manual-trigger"}).
+        #[arg(long)]
+        event: Option<PathBuf>,
+        /// Ask the function for a dry run.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long, value_enum, default_value = "text")]
+        output: Output,
+    },
+    /// Remove an environment: stack, snapshots, leftover log group, artifacts.
+    Destroy {
+        #[command(flatten)]
+        env: EnvArgs,
+        #[command(flatten)]
+        connection: aws::Connection,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+        /// Keep the snapshots this deployment made.
+        #[arg(long)]
+        keep_snapshots: bool,
+        #[arg(long, value_enum, default_value = "text")]
+        output: Output,
+    },
+    /// Show an environment's stack state, artifact, schedule and snapshots.
+    Status {
+        #[command(flatten)]
+        env: EnvArgs,
+        #[command(flatten)]
+        connection: aws::Connection,
+        #[arg(long, value_enum, default_value = "text")]
+        output: Output,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Tools => tools::run(),
-        Command::Test => test::run(),
-        Command::Emulator => emulator_cmd::run(),
-    };
-    match result {
+    match run(cli.command) {
         Ok(code) => code,
         Err(error) => {
             eprintln!("error: {error:#}");
-            ExitCode::FAILURE
+            // Exit 2 for a configuration mistake, as for bad usage; 1 for everything else.
+            if error.chain().any(|e| e.is::<config::ConfigError>()) {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("failed to start the async runtime")
+}
+
+fn run(command: Command) -> Result<ExitCode> {
+    match command {
+        Command::Tools => tools::run(),
+        Command::Test => test::run(),
+        Command::Emulator => emulator_cmd::run(),
+        Command::Build { arch } => {
+            let binary = build::build(arch)?;
+            let artifact = package::package(&binary)?;
+            println!(
+                "{} {} bytes sha256 {}",
+                artifact.path.display(),
+                artifact.size,
+                artifact.sha256
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Package { arch } => {
+            let artifact = package::package(&build::output_path(arch))?;
+            println!(
+                "{} {} bytes sha256 {}",
+                artifact.path.display(),
+                artifact.size,
+                artifact.sha256
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Render {
+            env,
+            artifact,
+            artifact_bucket,
+        } => {
+            let env = env.load()?;
+            let zip = artifact.or_else(|| {
+                let built = build::output_path(env.architecture).with_file_name("bootstrap.zip");
+                built.exists().then_some(built)
+            });
+            let location = template::offline_location(zip.as_deref(), artifact_bucket.as_deref())?;
+            let rendered = template::render(&env, &location)?;
+            let dir = template::write_rendered(&env, &rendered)?;
+            println!("{}", dir.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Deploy {
+            env,
+            connection,
+            artifact,
+            yes,
+            output,
+        } => {
+            let env = env.load()?;
+            let artifact = match artifact {
+                Some(path) => package::open(&path)?,
+                None => package::package(&build::build(env.architecture)?)?,
+            };
+            let result = runtime()?.block_on(async {
+                let aws = aws::Aws::connect(&connection, &env.region).await?;
+                deploy::deploy(&aws, &env, &artifact, yes, output).await
+            })?;
+            output.result(&result, |r| deploy::print_summary(r, &env))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Invoke {
+            env,
+            connection,
+            event,
+            dry_run,
+            output,
+        } => {
+            let env = env.load()?;
+            let event = invoke::event(event.as_deref(), dry_run)?;
+            let result = runtime()?.block_on(async {
+                let aws = aws::Aws::connect(&connection, &env.region).await?;
+                invoke::invoke(&aws, &env, &event).await
+            })?;
+            output.result(&result, |r| {
+                eprintln!("{}", r.log_tail);
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&r.payload).unwrap_or_default()
+                );
+            })?;
+            if let Some(error) = &result.function_error {
+                eprintln!("error: the function failed ({error})");
+                return Ok(ExitCode::FAILURE);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Destroy {
+            env,
+            connection,
+            yes,
+            keep_snapshots,
+            output,
+        } => {
+            let env = env.load()?;
+            let snapshots = if keep_snapshots {
+                destroy::Snapshots::Keep
+            } else {
+                destroy::Snapshots::Delete
+            };
+            let result = runtime()?.block_on(async {
+                let aws = aws::Aws::connect(&connection, &env.region).await?;
+                destroy::destroy(&aws, &env, yes, snapshots, output).await
+            })?;
+            output.result(&result, |r| {
+                println!(
+                    "destroyed {}: {} snapshots deleted, {} kept, artifacts removed: {}",
+                    r.stack,
+                    r.snapshots_deleted.len(),
+                    r.snapshots_kept.len(),
+                    r.artifacts_deleted.len()
+                );
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Status {
+            env,
+            connection,
+            output,
+        } => {
+            let env = env.load()?;
+            let result = runtime()?.block_on(async {
+                let aws = aws::Aws::connect(&connection, &env.region).await?;
+                status::status(&aws, &env).await
+            })?;
+            output.result(&result, status::print)?;
+            Ok(ExitCode::SUCCESS)
         }
     }
 }

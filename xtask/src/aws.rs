@@ -1,0 +1,88 @@
+//! AWS clients for the deployer, from the standard credential chain and the environment's region.
+
+use anyhow::{Context, Result, bail};
+
+/// Where to connect: the config's region unless `--region` overrides it; `--profile` picks a
+/// named profile. `AWS_ENDPOINT_URL` (an emulator, say) is honoured by the SDK itself.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct Connection {
+    /// A named profile from the AWS config files.
+    #[arg(long, global = true)]
+    pub profile: Option<String>,
+    /// Overrides the environment's region.
+    #[arg(long, global = true)]
+    pub region: Option<String>,
+}
+
+/// One client per service, all from one SDK configuration.
+pub struct Aws {
+    pub region: String,
+    pub cloudformation: aws_sdk_cloudformation::Client,
+    pub s3: aws_sdk_s3::Client,
+    pub lambda: aws_sdk_lambda::Client,
+    pub sts: aws_sdk_sts::Client,
+    pub ec2: aws_sdk_ec2::Client,
+    pub logs: aws_sdk_cloudwatchlogs::Client,
+}
+
+impl Aws {
+    pub async fn connect(connection: &Connection, default_region: &str) -> Result<Self> {
+        let region = connection
+            .region
+            .clone()
+            .unwrap_or_else(|| default_region.to_owned());
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new(region.clone()));
+        if let Some(profile) = &connection.profile {
+            loader = loader.profile_name(profile);
+        }
+        let sdk = loader.load().await;
+        // A custom endpoint (an emulator, MinIO, a VPC endpoint by URL) wants path-style S3.
+        let custom_endpoint = std::env::var_os("AWS_ENDPOINT_URL").is_some()
+            || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some();
+        let s3_config = aws_sdk_s3::config::Builder::from(&sdk)
+            .force_path_style(custom_endpoint)
+            .build();
+        Ok(Aws {
+            region,
+            cloudformation: aws_sdk_cloudformation::Client::new(&sdk),
+            s3: aws_sdk_s3::Client::from_conf(s3_config),
+            lambda: aws_sdk_lambda::Client::new(&sdk),
+            sts: aws_sdk_sts::Client::new(&sdk),
+            ec2: aws_sdk_ec2::Client::new(&sdk),
+            logs: aws_sdk_cloudwatchlogs::Client::new(&sdk),
+        })
+    }
+
+    /// The caller's account id, checked against the expected one when the config names it.
+    pub async fn check_account(&self, expected: Option<&str>) -> Result<String> {
+        let identity = self
+            .sts
+            .get_caller_identity()
+            .send()
+            .await
+            .map_err(|e| anyhow::anyhow!(aws_sdk_sts::error::DisplayErrorContext(e)))
+            .context(
+                "failed to identify the AWS account (sts:GetCallerIdentity); check your credentials \
+                 (`aws configure`, AWS_PROFILE or --profile)",
+            )?;
+        let account = identity.account().unwrap_or_default().to_owned();
+        if let Some(expected) = expected
+            && expected != account
+        {
+            bail!(
+                "these credentials are for account {account}, but the environment expects account \
+                 {expected}; switch credentials (--profile) or fix `account_id` in the config"
+            );
+        }
+        Ok(account)
+    }
+}
+
+/// Formats any SDK error with its whole chain, for `anyhow` context.
+pub fn sdk_error<E: std::error::Error + 'static>(error: E) -> anyhow::Error {
+    anyhow::anyhow!(
+        "{}",
+        aws_sdk_cloudformation::error::DisplayErrorContext(error)
+    )
+}

@@ -1,0 +1,138 @@
+//! `cargo xtask package`: the Lambda zip, byte-for-byte reproducible from the same binary.
+
+use anyhow::{Context, Result};
+use sha2::{Digest, Sha256};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// A packaged function: the zip's bytes and their sha256.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Artifact {
+    pub path: PathBuf,
+    pub sha256: String,
+    pub size: u64,
+}
+
+impl Artifact {
+    /// The object key in the artifact bucket: content-addressed, so an upload is skipped when
+    /// the same bytes are already there, and two builds never overwrite each other.
+    pub fn key(&self) -> String {
+        artifact_key(&self.sha256)
+    }
+}
+
+/// The bucket key of the zip whose sha256 is `sha256`.
+pub fn artifact_key(sha256: &str) -> String {
+    format!("artifacts/{sha256}.zip")
+}
+
+/// Lowercase hex sha256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Zips `binary` as the single entry `bootstrap`, mode 0755, with a fixed timestamp, so the
+/// same binary always gives the same bytes.
+pub fn zip_bootstrap(binary: &[u8]) -> Result<Vec<u8>> {
+    let mut buffer = std::io::Cursor::new(Vec::new());
+    let mut zip = zip::ZipWriter::new(&mut buffer);
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated)
+        .compression_level(Some(9))
+        .unix_permissions(0o755)
+        .last_modified_time(zip::DateTime::default());
+    zip.start_file("bootstrap", options)
+        .context("failed to start the zip entry")?;
+    zip.write_all(binary)
+        .context("failed to write the zip entry")?;
+    zip.finish().context("failed to finish the zip")?;
+    Ok(buffer.into_inner())
+}
+
+/// Packages the binary at `binary` into `bootstrap.zip` beside it.
+pub fn package(binary: &Path) -> Result<Artifact> {
+    let bytes = std::fs::read(binary).with_context(|| {
+        format!(
+            "failed to read `{}`; run `cargo xtask build` first",
+            binary.display()
+        )
+    })?;
+    let zipped = zip_bootstrap(&bytes)?;
+    let path = binary.with_file_name("bootstrap.zip");
+    std::fs::write(&path, &zipped)
+        .with_context(|| format!("failed to write `{}`", path.display()))?;
+    Ok(Artifact {
+        sha256: sha256_hex(&zipped),
+        size: zipped.len() as u64,
+        path,
+    })
+}
+
+/// Reads an existing zip as an artifact (for `deploy --artifact`).
+pub fn open(path: &Path) -> Result<Artifact> {
+    let bytes =
+        std::fs::read(path).with_context(|| format!("failed to read `{}`", path.display()))?;
+    let archive = zip::ZipArchive::new(std::io::Cursor::new(&bytes))
+        .with_context(|| format!("`{}` is not a zip file", path.display()))?;
+    let names: Vec<String> = archive
+        .file_names()
+        .map(|name| name.map(|n| n.into_owned()))
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("`{}` has an unreadable entry name", path.display()))?;
+    if names != ["bootstrap"] {
+        anyhow::bail!(
+            "`{}` must hold exactly one entry named `bootstrap`, not {names:?}; make it with `cargo xtask package`",
+            path.display()
+        );
+    }
+    Ok(Artifact {
+        path: path.to_path_buf(),
+        sha256: sha256_hex(&bytes),
+        size: bytes.len() as u64,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    #[test]
+    fn the_same_binary_gives_the_same_bytes_and_hash() {
+        let binary = b"\x7fELF pretend binary".repeat(1000);
+        let first = zip_bootstrap(&binary).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        let second = zip_bootstrap(&binary).unwrap();
+        assert_eq!(first, second);
+        assert_eq!(sha256_hex(&first), sha256_hex(&second));
+        assert_ne!(
+            sha256_hex(&first),
+            sha256_hex(&zip_bootstrap(b"other").unwrap())
+        );
+    }
+
+    #[test]
+    fn the_zip_holds_one_executable_bootstrap_entry() {
+        let zipped = zip_bootstrap(b"binary").unwrap();
+        let mut archive = zip::ZipArchive::new(std::io::Cursor::new(zipped)).unwrap();
+        assert_eq!(archive.len(), 1);
+        let mut entry = archive.by_index(0).unwrap();
+        assert_eq!(entry.name().unwrap(), "bootstrap");
+        assert_eq!(entry.unix_mode().map(|m| m & 0o777), Some(0o755));
+        let mut content = Vec::new();
+        entry.read_to_end(&mut content).unwrap();
+        assert_eq!(content, b"binary");
+    }
+
+    #[test]
+    fn the_key_is_derived_from_the_hash() {
+        assert_eq!(
+            sha256_hex(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(artifact_key("ab12"), "artifacts/ab12.zip");
+    }
+}

@@ -1,0 +1,202 @@
+//! Pure decisions about CloudFormation stacks and change sets, unit-tested without AWS.
+
+/// What deploy does with a stack, from its current status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StackAction {
+    /// No stack (or one only reviewed, never created): create it.
+    Create,
+    /// A healthy stack: update it.
+    Update,
+    /// A first create failed and rolled back; the stack is an empty shell that can only be
+    /// deleted. Delete it, then create it again.
+    RecreateAfterFailedCreate,
+    /// Another operation is running; wait for it.
+    Busy(String),
+    /// A failed state that needs a person.
+    Stuck(String),
+}
+
+/// Decides what deploy does with a stack in `status` (`None`: no such stack).
+pub fn action_for(stack: &str, status: Option<&str>) -> StackAction {
+    match status {
+        None | Some("REVIEW_IN_PROGRESS") | Some("DELETE_COMPLETE") => StackAction::Create,
+        Some("ROLLBACK_COMPLETE") => StackAction::RecreateAfterFailedCreate,
+        Some(
+            "CREATE_COMPLETE"
+            | "UPDATE_COMPLETE"
+            | "UPDATE_ROLLBACK_COMPLETE"
+            | "IMPORT_COMPLETE"
+            | "IMPORT_ROLLBACK_COMPLETE",
+        ) => StackAction::Update,
+        Some(busy) if busy.ends_with("_IN_PROGRESS") => StackAction::Busy(format!(
+            "stack {stack} is busy ({busy}); wait for that operation to finish (`cargo xtask status`) and deploy again"
+        )),
+        Some("UPDATE_ROLLBACK_FAILED") => StackAction::Stuck(format!(
+            "stack {stack} is in UPDATE_ROLLBACK_FAILED; fix the resource that blocked the rollback, then run \
+             `aws cloudformation continue-update-rollback --stack-name {stack}` and deploy again"
+        )),
+        Some(other) => StackAction::Stuck(format!(
+            "stack {stack} is in {other}; inspect it in the CloudFormation console, or remove it with \
+             `cargo xtask destroy` and deploy again"
+        )),
+    }
+}
+
+/// What a change set came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChangeSetOutcome {
+    /// Ready to execute. Its list of changes may be empty: a change of parameters alone can
+    /// report none, yet still change the stack, so an empty list never means "nothing to do".
+    Ready,
+    /// CloudFormation found nothing to change.
+    NoChanges,
+    /// It failed for another reason.
+    Failed(String),
+}
+
+/// Classifies a change set from its status and status reason.
+pub fn classify_change_set(status: &str, reason: Option<&str>) -> ChangeSetOutcome {
+    let reason = reason.unwrap_or_default();
+    match status {
+        "CREATE_COMPLETE" => ChangeSetOutcome::Ready,
+        "FAILED"
+            if reason.contains("didn't contain changes")
+                || reason.contains("No updates are to be performed") =>
+        {
+            ChangeSetOutcome::NoChanges
+        }
+        "FAILED" => ChangeSetOutcome::Failed(reason.to_owned()),
+        other => ChangeSetOutcome::Failed(format!("the change set ended in {other}: {reason}")),
+    }
+}
+
+/// One planned resource change, as the table shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ChangeRow {
+    pub action: String,
+    pub logical_id: String,
+    pub resource_type: String,
+    pub replacement: String,
+}
+
+/// Renders changes as an aligned table.
+pub fn change_table(rows: &[ChangeRow]) -> String {
+    if rows.is_empty() {
+        return "  (CloudFormation listed no resource changes; parameters or outputs change)\n"
+            .to_owned();
+    }
+    let header = ChangeRow {
+        action: "ACTION".into(),
+        logical_id: "RESOURCE".into(),
+        resource_type: "TYPE".into(),
+        replacement: "REPLACEMENT".into(),
+    };
+    let all: Vec<&ChangeRow> = std::iter::once(&header).chain(rows).collect();
+    let width = |f: fn(&ChangeRow) -> &str| all.iter().map(|r| f(r).len()).max().unwrap_or(0);
+    let (a, l, t) = (
+        width(|r| &r.action),
+        width(|r| &r.logical_id),
+        width(|r| &r.resource_type),
+    );
+    all.iter()
+        .map(|r| {
+            format!(
+                "  {:a$}  {:l$}  {:t$}  {}\n",
+                r.action, r.logical_id, r.resource_type, r.replacement
+            )
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stack_states_map_to_actions() {
+        let cases = [
+            (None, "create"),
+            (Some("REVIEW_IN_PROGRESS"), "create"),
+            (Some("ROLLBACK_COMPLETE"), "recreate"),
+            (Some("CREATE_COMPLETE"), "update"),
+            (Some("UPDATE_COMPLETE"), "update"),
+            (Some("UPDATE_ROLLBACK_COMPLETE"), "update"),
+            (Some("UPDATE_IN_PROGRESS"), "busy"),
+            (Some("DELETE_IN_PROGRESS"), "busy"),
+            (Some("UPDATE_ROLLBACK_FAILED"), "stuck"),
+            (Some("DELETE_FAILED"), "stuck"),
+            (Some("CREATE_FAILED"), "stuck"),
+        ];
+        for (status, expected) in cases {
+            let got = match action_for("s", status) {
+                StackAction::Create => "create",
+                StackAction::Update => "update",
+                StackAction::RecreateAfterFailedCreate => "recreate",
+                StackAction::Busy(m) => {
+                    assert!(m.contains("busy") && m.contains("wait"), "{m}");
+                    "busy"
+                }
+                StackAction::Stuck(m) => {
+                    assert!(m.contains(status.unwrap()), "{m}");
+                    "stuck"
+                }
+            };
+            assert_eq!(got, expected, "{status:?}");
+        }
+    }
+
+    #[test]
+    fn change_sets_are_classified_by_status_and_reason_not_by_their_changes() {
+        assert_eq!(
+            classify_change_set("CREATE_COMPLETE", None),
+            ChangeSetOutcome::Ready
+        );
+        assert_eq!(
+            classify_change_set(
+                "FAILED",
+                Some(
+                    "The submitted information didn't contain changes. Submit different information to create a change set."
+                )
+            ),
+            ChangeSetOutcome::NoChanges
+        );
+        assert_eq!(
+            classify_change_set("FAILED", Some("No updates are to be performed.")),
+            ChangeSetOutcome::NoChanges
+        );
+        assert_eq!(
+            classify_change_set("FAILED", Some("Template format error")),
+            ChangeSetOutcome::Failed("Template format error".into())
+        );
+        assert!(matches!(
+            classify_change_set("DELETE_COMPLETE", None),
+            ChangeSetOutcome::Failed(_)
+        ));
+    }
+
+    #[test]
+    fn the_change_table_aligns_columns() {
+        let rows = [
+            ChangeRow {
+                action: "Add".into(),
+                logical_id: "Function".into(),
+                resource_type: "AWS::Lambda::Function".into(),
+                replacement: "".into(),
+            },
+            ChangeRow {
+                action: "Modify".into(),
+                logical_id: "Role".into(),
+                resource_type: "AWS::IAM::Role".into(),
+                replacement: "False".into(),
+            },
+        ];
+        let table = change_table(&rows);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(
+            lines[0],
+            "  ACTION  RESOURCE  TYPE                   REPLACEMENT"
+        );
+        assert_eq!(lines[2], "  Modify  Role      AWS::IAM::Role         False");
+        assert!(change_table(&[]).contains("no resource changes"));
+    }
+}

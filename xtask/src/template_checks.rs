@@ -1,0 +1,294 @@
+//! Checks on the templates for what the emulator ignores: IAM conditions, the log group, the
+//! alarm, the subscriptions, the asynchronous-invoke settings and the function's variables.
+
+use crate::template::read_template;
+use serde_norway::Value;
+use std::collections::BTreeSet;
+
+fn main_template() -> Value {
+    serde_norway::from_str(&read_template("smartvault.yaml").unwrap()).unwrap()
+}
+
+fn resource<'a>(template: &'a Value, name: &str) -> &'a Value {
+    let resource = &template["Resources"][name];
+    assert!(!resource.is_null(), "resource {name} is missing");
+    resource
+}
+
+/// A value with CloudFormation's short-form tags spelled out, for easy comparison.
+fn show(value: &Value) -> String {
+    match value {
+        Value::Tagged(tagged) => format!("{} {}", tagged.tag, show(&tagged.value)),
+        Value::String(s) => s.clone(),
+        Value::Sequence(items) => format!(
+            "[{}]",
+            items.iter().map(show).collect::<Vec<_>>().join(", ")
+        ),
+        other => serde_norway::to_string(other).unwrap().trim().to_owned(),
+    }
+}
+
+fn statement<'a>(template: &'a Value, sid: &str) -> &'a Value {
+    let statements =
+        resource(template, "Role")["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+            .as_sequence()
+            .unwrap();
+    statements
+        .iter()
+        .find(|s| s["Sid"].as_str() == Some(sid))
+        .unwrap_or_else(|| panic!("no statement {sid}"))
+}
+
+fn actions(statement: &Value) -> BTreeSet<String> {
+    match &statement["Action"] {
+        Value::Sequence(items) => items.iter().map(show).collect(),
+        single => BTreeSet::from([show(single)]),
+    }
+}
+
+#[test]
+fn the_role_grants_only_what_the_function_does() {
+    let t = main_template();
+    let all: BTreeSet<String> = [
+        "ReadInventory",
+        "CreateSnapshots",
+        "TagOnlyAtCreation",
+        "DeleteOwnSnapshots",
+        "PublishSummary",
+        "WriteOwnLogs",
+    ]
+    .iter()
+    .flat_map(|sid| actions(statement(&t, sid)))
+    .collect();
+    let expected: BTreeSet<String> = [
+        "ec2:DescribeInstances",
+        "ec2:DescribeVolumes",
+        "ec2:DescribeSnapshots",
+        "ec2:CreateSnapshots",
+        "ec2:CreateTags",
+        "ec2:DeleteSnapshot",
+        "sns:Publish",
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    assert_eq!(all, expected);
+    let statements =
+        resource(&t, "Role")["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+            .as_sequence()
+            .unwrap();
+    assert_eq!(
+        statements.len(),
+        6,
+        "no statement beyond the six explained in docs/iam-policy.md"
+    );
+    assert!(
+        !all.contains("logs:CreateLogGroup"),
+        "the stack owns the log group"
+    );
+}
+
+#[test]
+fn tagging_is_allowed_only_while_creating_snapshots() {
+    let t = main_template();
+    let tag = statement(&t, "TagOnlyAtCreation");
+    assert_eq!(
+        show(&tag["Condition"]["StringEquals"]["ec2:CreateAction"]),
+        "CreateSnapshots"
+    );
+    assert!(show(&tag["Resource"]).ends_with("::snapshot/*"));
+}
+
+#[test]
+fn deletion_is_allowed_only_on_this_deployments_snapshots() {
+    let t = main_template();
+    let delete = statement(&t, "DeleteOwnSnapshots");
+    assert_eq!(
+        show(
+            &delete["Condition"]["StringEquals"]
+                [&format!("aws:ResourceTag/{}", function::tags::MANAGED_BY)]
+        ),
+        "!Ref DeploymentName"
+    );
+    assert!(show(&delete["Resource"]).ends_with("::snapshot/*"));
+}
+
+#[test]
+fn publishing_and_logging_are_scoped_to_this_stacks_resources() {
+    let t = main_template();
+    assert_eq!(
+        show(&statement(&t, "PublishSummary")["Resource"]),
+        "!Ref Topic"
+    );
+    assert_eq!(
+        show(&statement(&t, "WriteOwnLogs")["Resource"]),
+        "!Sub arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:/aws/lambda/${DeploymentName}:*"
+    );
+    let create = statement(&t, "CreateSnapshots");
+    let resources = show(&create["Resource"]);
+    for kind in ["instance/*", "volume/*", "snapshot/*"] {
+        assert!(resources.contains(kind), "{resources}");
+    }
+}
+
+#[test]
+fn the_stack_owns_the_functions_log_group_with_retention() {
+    let t = main_template();
+    let group = &resource(&t, "LogGroup")["Properties"];
+    assert_eq!(
+        show(&group["LogGroupName"]),
+        "!Sub /aws/lambda/${DeploymentName}"
+    );
+    assert_eq!(show(&group["RetentionInDays"]), "!Ref LogRetentionDays");
+    let function = &resource(&t, "Function")["Properties"];
+    assert_eq!(show(&function["FunctionName"]), "!Ref DeploymentName");
+    assert_eq!(
+        show(&function["LoggingConfig"]["LogGroup"]),
+        "!Ref LogGroup"
+    );
+    assert_eq!(show(&function["LoggingConfig"]["LogFormat"]), "JSON");
+}
+
+#[test]
+fn the_function_runs_bootstrap_on_provided_al2023() {
+    let t = main_template();
+    let function = &resource(&t, "Function")["Properties"];
+    assert_eq!(show(&function["Runtime"]), "provided.al2023");
+    assert_eq!(show(&function["Handler"]), "bootstrap");
+    assert_eq!(show(&function["Architectures"]), "[!Ref Architecture]");
+}
+
+#[test]
+fn the_functions_variables_are_exactly_the_ones_it_reads_and_all_strings() {
+    let t = main_template();
+    let variables = resource(&t, "Function")["Properties"]["Environment"]["Variables"]
+        .as_mapping()
+        .unwrap();
+    let names: BTreeSet<&str> = variables.keys().map(|k| k.as_str().unwrap()).collect();
+    let read: BTreeSet<&str> = function::config::VARIABLES.iter().copied().collect();
+    assert_eq!(
+        names, read,
+        "the template and function/src/config.rs drifted apart"
+    );
+    // Lambda variables are text: each comes from a String parameter or a resource by !Ref.
+    // (A Number parameter by !Ref reaches Lambda as a JSON number on some implementations.)
+    let parameters = t["Parameters"].as_mapping().unwrap();
+    for (name, value) in variables {
+        let shown = show(value);
+        let referenced = shown
+            .strip_prefix("!Ref ")
+            .unwrap_or_else(|| panic!("{name:?} is {shown}"));
+        if let Some(parameter) = parameters.get(referenced) {
+            assert_eq!(
+                parameter["Type"].as_str(),
+                Some("String"),
+                "{name:?} takes {referenced}"
+            );
+        } else {
+            assert_eq!(referenced, "Topic", "{name:?} references {referenced}");
+        }
+    }
+}
+
+#[test]
+fn every_address_gets_an_email_subscription_to_the_topic() {
+    let t = main_template();
+    for (i, condition) in [(1, None), (2, Some("HasEmail2")), (3, Some("HasEmail3"))] {
+        let sub = resource(&t, &format!("Subscription{i}"));
+        assert_eq!(sub["Type"].as_str(), Some("AWS::SNS::Subscription"));
+        assert_eq!(show(&sub["Properties"]["Protocol"]), "email");
+        assert_eq!(show(&sub["Properties"]["TopicArn"]), "!Ref Topic");
+        assert_eq!(
+            show(&sub["Properties"]["Endpoint"]),
+            format!("!Ref NotificationEmail{i}")
+        );
+        assert_eq!(sub["Condition"].as_str(), condition);
+    }
+}
+
+#[test]
+fn errors_raise_an_alarm_that_notifies_the_topic() {
+    let t = main_template();
+    let alarm = &resource(&t, "ErrorsAlarm")["Properties"];
+    assert_eq!(show(&alarm["Namespace"]), "AWS/Lambda");
+    assert_eq!(show(&alarm["MetricName"]), "Errors");
+    assert_eq!(show(&alarm["Dimensions"][0]["Value"]), "!Ref Function");
+    assert_eq!(
+        show(&alarm["ComparisonOperator"]),
+        "GreaterThanOrEqualToThreshold"
+    );
+    assert_eq!(show(&alarm["AlarmActions"]), "[!Ref Topic]");
+}
+
+#[test]
+fn failed_asynchronous_invocations_reach_the_topic_without_retries() {
+    let t = main_template();
+    let config = &resource(&t, "InvokeConfig")["Properties"];
+    assert_eq!(show(&config["FunctionName"]), "!Ref Function");
+    assert_eq!(show(&config["MaximumRetryAttempts"]), "0");
+    assert_eq!(
+        show(&config["DestinationConfig"]["OnFailure"]["Destination"]),
+        "!Ref Topic"
+    );
+}
+
+#[test]
+fn the_schedule_invokes_the_function_with_permission() {
+    let t = main_template();
+    let rule = &resource(&t, "ScheduleRule")["Properties"];
+    assert_eq!(show(&rule["ScheduleExpression"]), "!Ref Schedule");
+    assert_eq!(show(&rule["Targets"][0]["Arn"]), "!GetAtt Function.Arn");
+    let permission = &resource(&t, "SchedulePermission")["Properties"];
+    assert_eq!(show(&permission["Principal"]), "events.amazonaws.com");
+    assert_eq!(show(&permission["SourceArn"]), "!GetAtt ScheduleRule.Arn");
+}
+
+#[test]
+fn outputs_reference_no_resource_the_emulator_skips() {
+    // A !GetAtt on a skipped type makes the emulator fail the whole call; Ref-only outputs
+    // of supported types keep every implementation happy.
+    let t = main_template();
+    let outputs = show(&t["Outputs"]);
+    for skipped in ["Subscription", "ErrorsAlarm", "InvokeConfig"] {
+        assert!(!outputs.contains(skipped), "{outputs}");
+    }
+}
+
+#[test]
+fn the_artifact_bucket_is_private_versioned_encrypted_and_tls_only() {
+    let t: Value = serde_norway::from_str(&read_template("bootstrap.yaml").unwrap()).unwrap();
+    let bucket = &t["Resources"]["ArtifactBucket"]["Properties"];
+    assert_eq!(
+        show(&bucket["VersioningConfiguration"]["Status"]),
+        "Enabled"
+    );
+    assert_eq!(
+        show(
+            &bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
+                ["SSEAlgorithm"]
+        ),
+        "AES256"
+    );
+    for key in [
+        "BlockPublicAcls",
+        "BlockPublicPolicy",
+        "IgnorePublicAcls",
+        "RestrictPublicBuckets",
+    ] {
+        assert_eq!(
+            show(&bucket["PublicAccessBlockConfiguration"][key]),
+            "true",
+            "{key}"
+        );
+    }
+    assert!(!bucket["LifecycleConfiguration"]["Rules"][0]["ExpirationInDays"].is_null());
+    let policy =
+        &t["Resources"]["ArtifactBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"][0];
+    assert_eq!(show(&policy["Effect"]), "Deny");
+    assert_eq!(
+        show(&policy["Condition"]["Bool"]["aws:SecureTransport"]),
+        "false"
+    );
+}

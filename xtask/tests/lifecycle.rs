@@ -1,0 +1,370 @@
+//! The deployer end to end against the emulator, through the real `xtask` binary: deploy,
+//! redeploy with no change, change a setting, status, invoke, destroy, and nothing left.
+
+// Test helpers fail loudly by design.
+#![allow(clippy::unwrap_used)]
+
+use emulator::Emulator;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+const STACK: &str = "smartvault-local";
+
+/// A scratch folder under target/ for this test's files.
+fn scratch(name: &str) -> PathBuf {
+    let dir = emulator::tools_dir().join("test-scratch").join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A tiny zip with one `bootstrap` entry: the emulator stores functions but never runs them.
+fn fake_artifact(dir: &Path) -> PathBuf {
+    let path = dir.join("bootstrap.zip");
+    let file = std::fs::File::create(&path).unwrap();
+    let mut zip = zip::ZipWriter::new(file);
+    let options = zip::write::SimpleFileOptions::default().unix_permissions(0o755);
+    zip.start_file("bootstrap", options).unwrap();
+    zip.write_all(b"#!/bin/sh\necho not a real function\n")
+        .unwrap();
+    zip.finish().unwrap();
+    path
+}
+
+/// The shipped config with the `local` environment's retention changed.
+fn config_with_retention(dir: &Path, days: u32) -> PathBuf {
+    let shipped =
+        std::fs::read_to_string(emulator::workspace_root().join("smartvault.yaml")).unwrap();
+    let changed = shipped.replacen(
+        "    retention_days: 7\n",
+        &format!("    retention_days: {days}\n"),
+        1,
+    );
+    assert_ne!(
+        shipped, changed,
+        "the local environment sets retention_days: 7"
+    );
+    let path = dir.join("smartvault.yaml");
+    std::fs::write(&path, changed).unwrap();
+    path
+}
+
+fn xtask(emulator: &Emulator, args: &[&str]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_xtask"));
+    command.args(args).stdin(Stdio::null());
+    emulator.configure(&mut command);
+    let output = command.output().unwrap();
+    eprintln!(
+        "$ xtask {}\n{}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&output.stderr),
+        String::from_utf8_lossy(&output.stdout)
+    );
+    output
+}
+
+fn json(output: &Output) -> serde_json::Value {
+    assert!(output.status.success(), "exit {:?}", output.status.code());
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn deploy_redeploy_change_status_invoke_destroy() {
+    let emulator = Emulator::start().unwrap_or_else(|e| panic!("{e}"));
+    // Lambda invocations in the emulator echo the event instead of needing Docker.
+    emulator
+        .set_config(&serde_json::json!({"lambda": {"use_docker": false}}))
+        .unwrap();
+    let sdk = emulator.sdk_config().await;
+    let dir = scratch("lifecycle");
+    let artifact = fake_artifact(&dir);
+    let artifact = artifact.to_str().unwrap();
+    let shipped = emulator::workspace_root().join("smartvault.yaml");
+    let shipped = shipped.to_str().unwrap();
+    let changed = config_with_retention(&dir, 14);
+    let changed = changed.to_str().unwrap();
+    let deploy = |config: &str| {
+        xtask(
+            &emulator,
+            &[
+                "deploy",
+                "--env",
+                "local",
+                "--config",
+                config,
+                "--artifact",
+                artifact,
+                "--yes",
+                "--output",
+                "json",
+            ],
+        )
+    };
+
+    // First deploy creates everything.
+    let created = json(&deploy(shipped));
+    assert_eq!(created["result"], "created");
+    assert_eq!(created["artifact_uploaded"], true);
+    let sha = created["artifact_sha256"].as_str().unwrap().to_owned();
+
+    let lambda = aws_sdk_lambda::Client::new(&sdk);
+    let function = lambda
+        .get_function_configuration()
+        .function_name(STACK)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        function.runtime().map(|r| r.as_str()),
+        Some("provided.al2023")
+    );
+    assert_eq!(function.handler(), Some("bootstrap"));
+    assert_eq!(function.memory_size(), Some(256));
+    assert_eq!(function.timeout(), Some(300));
+    let vars = function.environment().unwrap().variables().unwrap();
+    let mut names: Vec<&str> = vars.keys().map(String::as_str).collect();
+    names.sort_unstable();
+    let mut read = function::config::VARIABLES.to_vec();
+    read.sort_unstable();
+    assert_eq!(names, read);
+    assert_eq!(vars["DEPLOYMENT"], STACK);
+    assert_eq!(vars["RETENTION_DAYS"], "7");
+    assert!(vars["SNS_TOPIC_ARN"].ends_with(&format!(":{STACK}")));
+
+    let sns = aws_sdk_sns::Client::new(&sdk);
+    let topics = sns.list_topics().send().await.unwrap();
+    assert!(
+        topics
+            .topics()
+            .iter()
+            .any(|t| t.topic_arn() == Some(vars["SNS_TOPIC_ARN"].as_str()))
+    );
+    let events = aws_sdk_eventbridge_rule(&sdk).await;
+    assert_eq!(events.as_deref(), Some("rate(1 day)"));
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&sdk);
+    let groups = logs
+        .describe_log_groups()
+        .log_group_name_prefix(format!("/aws/lambda/{STACK}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(groups.log_groups().len(), 1);
+    assert_eq!(groups.log_groups()[0].retention_in_days(), Some(30));
+
+    // Deploying the same thing again changes nothing and still succeeds.
+    let again = json(&deploy(shipped));
+    assert_eq!(again["result"], "unchanged");
+    assert_eq!(again["artifact_uploaded"], false);
+
+    // A changed setting reaches the function's configuration.
+    let updated = json(&deploy(changed));
+    assert_eq!(updated["result"], "updated");
+    let function = lambda
+        .get_function_configuration()
+        .function_name(STACK)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        function.environment().unwrap().variables().unwrap()["RETENTION_DAYS"],
+        "14"
+    );
+
+    let status = json(&xtask(
+        &emulator,
+        &["status", "--env", "local", "--output", "json"],
+    ));
+    assert_eq!(status["artifact_sha256"], sha.as_str());
+    assert_eq!(status["schedule"], "rate(1 day)");
+    assert!(
+        status["stack_status"]
+            .as_str()
+            .unwrap()
+            .ends_with("_COMPLETE")
+    );
+
+    let invoked = json(&xtask(
+        &emulator,
+        &["invoke", "--env", "local", "--output", "json"],
+    ));
+    assert_eq!(invoked["function"], STACK);
+    assert_eq!(invoked["function_error"], serde_json::Value::Null);
+
+    // Snapshots: one of this deployment's, one by hand, one of another deployment.
+    let ec2 = aws_sdk_ec2::Client::new(&sdk);
+    let volume = ec2
+        .create_volume()
+        .availability_zone("us-east-1a")
+        .size(8)
+        .send()
+        .await
+        .unwrap();
+    let volume = volume.volume_id().unwrap();
+    let ours =
+        emulator::fleet::snapshot_by_hand(&ec2, volume, &[(function::tags::MANAGED_BY, STACK)])
+            .await
+            .unwrap();
+    let by_hand = emulator::fleet::snapshot_by_hand(&ec2, volume, &[("CreatedOn", "2020-01-01")])
+        .await
+        .unwrap();
+    let theirs = emulator::fleet::snapshot_by_hand(
+        &ec2,
+        volume,
+        &[(function::tags::MANAGED_BY, "smartvault-other")],
+    )
+    .await
+    .unwrap();
+
+    // Without a terminal and without --yes, destroy refuses and removes nothing.
+    let refused = xtask(&emulator, &["destroy", "--env", "local"]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("pass --yes"));
+
+    let destroyed = json(&xtask(
+        &emulator,
+        &["destroy", "--env", "local", "--yes", "--output", "json"],
+    ));
+    assert_eq!(destroyed["snapshots_deleted"], serde_json::json!([ours]));
+    assert_eq!(destroyed["bootstrap_deleted"], true);
+
+    // Nothing on the seed's cleanup list is left: function, rule, topic, log group, role, snapshots.
+    let cloudformation = aws_sdk_cloudformation::Client::new(&sdk);
+    let stacks = cloudformation
+        .describe_stacks()
+        .stack_name(STACK)
+        .send()
+        .await;
+    assert!(stacks.is_err(), "the stack is gone (by name)");
+    assert!(
+        lambda
+            .get_function()
+            .function_name(STACK)
+            .send()
+            .await
+            .is_err(),
+        "function gone"
+    );
+    assert!(aws_sdk_eventbridge_rule(&sdk).await.is_none(), "rule gone");
+    let topics = sns.list_topics().send().await.unwrap();
+    assert!(topics.topics().is_empty(), "topic gone: {topics:?}");
+    let groups = logs.describe_log_groups().send().await.unwrap();
+    assert!(groups.log_groups().is_empty(), "log group gone");
+    let iam = aws_sdk_iam::Client::new(&sdk);
+    let roles = iam.list_roles().send().await.unwrap();
+    assert!(
+        roles.roles().iter().all(|r| !r.role_name().contains(STACK)),
+        "role gone: {:?}",
+        roles.roles()
+    );
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&sdk)
+            .force_path_style(true)
+            .build(),
+    );
+    let buckets = s3.list_buckets().send().await.unwrap();
+    assert!(buckets.buckets().is_empty(), "artifact bucket gone");
+    let remaining: Vec<String> = ec2
+        .describe_snapshots()
+        .owner_ids("self")
+        .send()
+        .await
+        .unwrap()
+        .snapshots()
+        .iter()
+        .filter_map(|s| s.snapshot_id().map(str::to_owned))
+        .collect();
+    assert!(!remaining.contains(&ours));
+    assert!(
+        remaining.contains(&by_hand),
+        "a hand-made snapshot survives destroy"
+    );
+    assert!(
+        remaining.contains(&theirs),
+        "another deployment's snapshot survives destroy"
+    );
+}
+
+/// The schedule of the stack's EventBridge rule, `None` when there is no such rule.
+async fn aws_sdk_eventbridge_rule(sdk: &aws_config::SdkConfig) -> Option<String> {
+    let events = aws_sdk_eventbridge::Client::new(sdk);
+    let rule = events.describe_rule().name(STACK).send().await.ok()?;
+    rule.schedule_expression().map(str::to_owned)
+}
+
+#[test]
+fn configuration_mistakes_exit_2_and_change_nothing() {
+    let emulator = Emulator::start().unwrap_or_else(|e| panic!("{e}"));
+    let unknown = xtask(&emulator, &["deploy", "--env", "prd", "--yes"]);
+    assert_eq!(unknown.status.code(), Some(2));
+    let message = String::from_utf8_lossy(&unknown.stderr);
+    assert!(
+        message
+            .contains("has no environment `prd`; the environments are: dev, local, prod, staging"),
+        "{message}"
+    );
+    let dir = scratch("bad-config");
+    let bad = dir.join("smartvault.yaml");
+    std::fs::write(&bad, "environments:\n  local:\n    region: us-east-1\n    notification_emails: [a@b.io]\n    schedule: cron(0 1 * * *)\n").unwrap();
+    let output = xtask(
+        &emulator,
+        &[
+            "deploy",
+            "--env",
+            "local",
+            "--config",
+            bad.to_str().unwrap(),
+            "--yes",
+        ],
+    );
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("environments.local.schedule"));
+    let usage = xtask(&emulator, &["deploy"]);
+    assert_eq!(
+        usage.status.code(),
+        Some(2),
+        "clap reports bad usage with 2"
+    );
+}
+
+#[test]
+fn the_account_guard_refuses_another_account_before_any_change() {
+    let emulator = Emulator::start().unwrap_or_else(|e| panic!("{e}"));
+    let dir = scratch("account-guard");
+    let artifact = fake_artifact(&dir);
+    let config = dir.join("smartvault.yaml");
+    std::fs::write(
+        &config,
+        "environments:\n  local:\n    region: us-east-1\n    notification_emails: [a@b.io]\n    account_id: \"999999999999\"\n",
+    )
+    .unwrap();
+    let output = xtask(
+        &emulator,
+        &[
+            "deploy",
+            "--env",
+            "local",
+            "--config",
+            config.to_str().unwrap(),
+            "--artifact",
+            artifact.to_str().unwrap(),
+            "--yes",
+        ],
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let message = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        message.contains("account 123456789012") && message.contains("account 999999999999"),
+        "{message}"
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let stacks = rt.block_on(async {
+        let sdk = emulator.sdk_config().await;
+        aws_sdk_cloudformation::Client::new(&sdk)
+            .describe_stacks()
+            .send()
+            .await
+            .unwrap()
+    });
+    assert!(stacks.stacks().is_empty(), "nothing was created");
+}
