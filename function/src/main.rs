@@ -3,14 +3,20 @@
 use function::config::Config;
 use function::handler::{self, Context, FunctionError};
 use lambda_runtime::{LambdaEvent, service_fn};
+use std::io::{Read, Write};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     // Honours AWS_LAMBDA_LOG_LEVEL and AWS_LAMBDA_LOG_FORMAT=JSON.
     lambda_runtime::tracing::init_default_subscriber();
-    let config = Config::from_env().inspect_err(|error| {
-        tracing::error!(variable = error.variable, "invalid configuration: {error}");
-    })?;
+    let config = match Config::from_env() {
+        Ok(config) => config,
+        Err(error) => {
+            tracing::error!(variable = error.variable, "invalid configuration: {error}");
+            report_init_error("SmartVault.InvalidConfiguration", &error.to_string());
+            return Err(error.into());
+        }
+    };
     let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .retry_config(handler::retry_config())
         .load()
@@ -25,4 +31,25 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         }
     }))
     .await
+}
+
+/// Tells Lambda why initialisation failed (`/runtime/init/error`), so the invocation's error
+/// names the problem instead of a bare "Runtime.ExitError". Best effort: the process exits
+/// with the error either way.
+fn report_init_error(error_type: &str, message: &str) {
+    let Ok(api) = std::env::var("AWS_LAMBDA_RUNTIME_API") else {
+        return;
+    };
+    let body = serde_json::json!({ "errorType": error_type, "errorMessage": message }).to_string();
+    let request = format!(
+        "POST /2018-06-01/runtime/init/error HTTP/1.1\r\nHost: {api}\r\n\
+         Lambda-Runtime-Function-Error-Type: {error_type}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    if let Ok(mut stream) = std::net::TcpStream::connect(&api) {
+        let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(2)));
+        let _ = stream.write_all(request.as_bytes());
+        let _ = stream.read(&mut [0; 256]);
+    }
 }

@@ -12,11 +12,15 @@ pub struct Connection {
     /// Overrides the environment's region.
     #[arg(long, global = true)]
     pub region: Option<String>,
+    /// Sends every AWS call to this endpoint (like AWS_ENDPOINT_URL), e.g. a local emulator.
+    #[arg(long, global = true)]
+    pub endpoint_url: Option<String>,
 }
 
 /// One client per service, all from one SDK configuration.
 pub struct Aws {
     pub region: String,
+    pub sdk: aws_config::SdkConfig,
     pub cloudformation: aws_sdk_cloudformation::Client,
     pub s3: aws_sdk_s3::Client,
     pub lambda: aws_sdk_lambda::Client,
@@ -36,22 +40,31 @@ impl Aws {
         if let Some(profile) = &connection.profile {
             loader = loader.profile_name(profile);
         }
+        if let Some(endpoint) = &connection.endpoint_url {
+            loader = loader.endpoint_url(endpoint);
+        }
         let sdk = loader.load().await;
+        Ok(Self::from_sdk(&sdk, region))
+    }
+
+    /// Clients from an SDK configuration made elsewhere (the demo's emulator, say).
+    pub fn from_sdk(sdk: &aws_config::SdkConfig, region: String) -> Self {
         // A custom endpoint (an emulator, MinIO, a VPC endpoint by URL) wants path-style S3.
-        let custom_endpoint = std::env::var_os("AWS_ENDPOINT_URL").is_some()
-            || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some();
-        let s3_config = aws_sdk_s3::config::Builder::from(&sdk)
+        let custom_endpoint =
+            sdk.endpoint_url().is_some() || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some();
+        let s3_config = aws_sdk_s3::config::Builder::from(sdk)
             .force_path_style(custom_endpoint)
             .build();
-        Ok(Aws {
+        Aws {
             region,
-            cloudformation: aws_sdk_cloudformation::Client::new(&sdk),
+            sdk: sdk.clone(),
+            cloudformation: aws_sdk_cloudformation::Client::new(sdk),
             s3: aws_sdk_s3::Client::from_conf(s3_config),
-            lambda: aws_sdk_lambda::Client::new(&sdk),
-            sts: aws_sdk_sts::Client::new(&sdk),
-            ec2: aws_sdk_ec2::Client::new(&sdk),
-            logs: aws_sdk_cloudwatchlogs::Client::new(&sdk),
-        })
+            lambda: aws_sdk_lambda::Client::new(sdk),
+            sts: aws_sdk_sts::Client::new(sdk),
+            ec2: aws_sdk_ec2::Client::new(sdk),
+            logs: aws_sdk_cloudwatchlogs::Client::new(sdk),
+        }
     }
 
     /// The caller's account id, checked against the expected one when the config names it.

@@ -79,6 +79,99 @@ pub async fn invoke(aws: &Aws, env: &Environment, event: &serde_json::Value) -> 
     })
 }
 
+/// The deployed stack's topic ARN, from its resources (outputs are not always reported).
+pub async fn topic_arn(aws: &Aws, stack: &str) -> Result<String> {
+    let resources = aws
+        .cloudformation
+        .list_stack_resources()
+        .stack_name(stack)
+        .send()
+        .await
+        .map_err(sdk_error)
+        .with_context(|| {
+            format!(
+                "stack {stack} is not deployed here; run `cargo xtask deploy --env <env>` first"
+            )
+        })?;
+    resources
+        .stack_resource_summaries()
+        .iter()
+        .find(|r| r.logical_resource_id() == Some("Topic"))
+        .and_then(|r| r.physical_resource_id())
+        .map(str::to_owned)
+        .with_context(|| format!("stack {stack} has no Topic resource"))
+}
+
+/// Builds the host `bootstrap` for local runs with the workspace's feature set, so it reuses
+/// the compile that `cargo xtask` itself needed.
+pub fn host_bootstrap() -> Result<std::path::PathBuf> {
+    let root = emulator::workspace_root();
+    let status =
+        std::process::Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+            .args(["build", "--quiet", "--workspace", "--bins"])
+            .current_dir(&root)
+            .status()
+            .context("failed to run cargo build")?;
+    anyhow::ensure!(
+        status.success(),
+        "building the host bootstrap failed ({status})"
+    );
+    Ok(root.join("target").join("debug").join("bootstrap"))
+}
+
+/// The AWS settings a local run passes on: endpoint, credentials, profile.
+pub fn aws_passthrough(endpoint_url: Option<&str>) -> Vec<(String, String)> {
+    let mut vars: Vec<(String, String)> = std::env::vars()
+        .filter(|(k, _)| {
+            k.starts_with("AWS_ENDPOINT_URL")
+                || matches!(
+                    k.as_str(),
+                    "AWS_ACCESS_KEY_ID"
+                        | "AWS_SECRET_ACCESS_KEY"
+                        | "AWS_SESSION_TOKEN"
+                        | "AWS_PROFILE"
+                        | "AWS_CONFIG_FILE"
+                        | "AWS_SHARED_CREDENTIALS_FILE"
+                        | "AWS_EC2_METADATA_DISABLED"
+                        | "HOME"
+                )
+        })
+        .collect();
+    if let Some(endpoint) = endpoint_url {
+        vars.retain(|(k, _)| k != "AWS_ENDPOINT_URL");
+        vars.push(("AWS_ENDPOINT_URL".into(), endpoint.to_owned()));
+        vars.push(("AWS_EC2_METADATA_DISABLED".into(), "true".into()));
+    }
+    vars
+}
+
+/// Runs the real `bootstrap` locally under the local Runtime API, against the environment's
+/// deployed topic, with the variables the template would set.
+pub async fn local(
+    aws: &Aws,
+    env: &Environment,
+    binary: &Path,
+    event: &serde_json::Value,
+    aws_vars: Vec<(String, String)>,
+) -> Result<crate::local_runtime::Invocation> {
+    let topic = topic_arn(aws, &env.stack_name).await?;
+    let mut vars: Vec<(String, String)> = crate::config::function_environment(env, &topic)
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+    vars.extend(aws_vars);
+    let run = crate::local_runtime::Run {
+        binary,
+        function_name: &env.stack_name,
+        memory_mb: env.memory_mb,
+        timeout: std::time::Duration::from_secs(u64::from(env.timeout_seconds)),
+        region: &aws.region,
+        env: vars,
+        event,
+    };
+    tokio::task::block_in_place(|| crate::local_runtime::invoke(&run))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,10 +3,12 @@
 mod aws;
 mod build;
 mod config;
+mod demo;
 mod deploy;
 mod destroy;
 mod emulator_cmd;
 mod invoke;
+mod local_runtime;
 mod output;
 mod package;
 mod schedule;
@@ -96,7 +98,12 @@ enum Command {
         #[arg(long, value_enum, default_value = "text")]
         output: Output,
     },
-    /// Invoke the deployed function once and show its result and log tail.
+    /// The whole lifecycle on a local AWS emulator: deploy, back up a fleet, clean up, destroy.
+    Demo {
+        #[arg(long, value_enum, default_value = "text")]
+        output: Output,
+    },
+    /// Invoke the deployed function once (or, with --local, run the real bootstrap here).
     Invoke {
         #[command(flatten)]
         env: EnvArgs,
@@ -108,6 +115,10 @@ enum Command {
         /// Ask the function for a dry run.
         #[arg(long)]
         dry_run: bool,
+        /// Run the real bootstrap binary on this machine under a local Lambda Runtime API,
+        /// against the deployed environment's resources.
+        #[arg(long)]
+        local: bool,
         #[arg(long, value_enum, default_value = "text")]
         output: Output,
     },
@@ -221,11 +232,52 @@ fn run(command: Command) -> Result<ExitCode> {
             output.result(&result, |r| deploy::print_summary(r, &env))?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Demo { output } => {
+            let summary = demo::run(output)?;
+            output.result(&summary, |_| {})?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Invoke {
             env,
             connection,
             event,
             dry_run,
+            local: true,
+            output,
+        } => {
+            let env = env.load()?;
+            let event = invoke::event(event.as_deref(), dry_run)?;
+            let binary = invoke::host_bootstrap()?;
+            let vars = invoke::aws_passthrough(connection.endpoint_url.as_deref());
+            let result = runtime()?.block_on(async {
+                let aws = aws::Aws::connect(&connection, &env.region).await?;
+                invoke::local(&aws, &env, &binary, &event, vars).await
+            })?;
+            output.result(&result, |r| {
+                let body = match &r.ending {
+                    local_runtime::Ending::Response(b)
+                    | local_runtime::Ending::Error(b)
+                    | local_runtime::Ending::InitError(b)
+                    | local_runtime::Ending::Exited(b) => {
+                        serde_json::to_string_pretty(b).unwrap_or_default()
+                    }
+                    local_runtime::Ending::Timeout => "timed out".to_owned(),
+                };
+                println!("{body}");
+            })?;
+            eprintln!("{}", result.report_line());
+            if let Err(error) = local_runtime::ensure_success(&result) {
+                eprintln!("error: {error:#}");
+                return Ok(ExitCode::FAILURE);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Invoke {
+            env,
+            connection,
+            event,
+            dry_run,
+            local: false,
             output,
         } => {
             let env = env.load()?;

@@ -292,3 +292,45 @@ fn the_artifact_bucket_is_private_versioned_encrypted_and_tls_only() {
         "false"
     );
 }
+
+/// A template value in CloudFormation's JSON long form (`!Ref X` becomes `{"Ref": "X"}`).
+fn long_form(value: &Value) -> serde_json::Value {
+    match value {
+        Value::Tagged(tagged) => {
+            let tag = tagged.tag.to_string();
+            let tag = tag.trim_start_matches('!');
+            let inner = long_form(&tagged.value);
+            match (tag, inner) {
+                ("Ref", inner) => serde_json::json!({ "Ref": inner }),
+                ("GetAtt", serde_json::Value::String(s)) => {
+                    let parts: Vec<&str> = s.splitn(2, '.').collect();
+                    serde_json::json!({ "Fn::GetAtt": parts })
+                }
+                (other, inner) => serde_json::json!({ format!("Fn::{other}"): inner }),
+            }
+        }
+        Value::Mapping(map) => map
+            .iter()
+            .map(|(k, v)| (k.as_str().unwrap().to_owned(), long_form(v)))
+            .collect::<serde_json::Map<_, _>>()
+            .into(),
+        Value::Sequence(items) => items.iter().map(long_form).collect(),
+        other => serde_json::to_value(other).unwrap(),
+    }
+}
+
+#[test]
+fn docs_iam_policy_json_is_the_templates_policy() {
+    let t = main_template();
+    let in_template =
+        long_form(&resource(&t, "Role")["Properties"]["Policies"][0]["PolicyDocument"]);
+    let path = emulator::workspace_root()
+        .join("docs")
+        .join("iam-policy.json");
+    let in_docs: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    assert_eq!(
+        in_docs, in_template,
+        "docs/iam-policy.json differs from templates/smartvault.yaml's Role policy"
+    );
+}

@@ -1,0 +1,501 @@
+//! `cargo xtask demo`: the whole lifecycle on a local AWS emulator, explained step by step.
+
+use crate::aws::Aws;
+use crate::config::{self, Environment};
+use crate::output::Output;
+use anyhow::{Context, Result};
+use emulator::Emulator;
+use emulator::fleet::{self, InstanceSpec};
+use std::time::Instant;
+
+/// What the tour showed, for `--output json` and the end-to-end test.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct Summary {
+    pub build_seconds: f64,
+    pub total_seconds: f64,
+    pub tagged_volumes: usize,
+    pub first_run_created: usize,
+    pub first_run_subject: String,
+    pub second_run_created: usize,
+    pub second_run_deleted: usize,
+    pub second_run_subject: String,
+    pub unmanaged_snapshot_kept: bool,
+    pub destroyed_snapshots: usize,
+    /// Anything still in the emulator after destroy besides the hand-made snapshot.
+    pub leftovers: Vec<String>,
+    pub report_lines: Vec<String>,
+}
+
+struct Tour {
+    step: usize,
+}
+
+impl Tour {
+    fn step(&mut self, title: &str, why: &str) {
+        self.step += 1;
+        eprintln!("\n== {}. {title}\n   {why}", self.step);
+    }
+}
+
+pub fn run(output: Output) -> Result<Summary> {
+    let started = Instant::now();
+    let mut tour = Tour { step: 0 };
+    let mut summary = Summary::default();
+    crate::tools::ensure()?;
+
+    tour.step(
+        "Build the function",
+        "A host build of the real `bootstrap` binary (`cargo xtask build` makes the Lambda one).",
+    );
+    let build_started = Instant::now();
+    let binary = crate::invoke::host_bootstrap()?;
+    summary.build_seconds = build_started.elapsed().as_secs_f64();
+    eprintln!(
+        "   built {} in {:.0} s",
+        binary.display(),
+        summary.build_seconds
+    );
+
+    tour.step(
+        "Start a local AWS emulator",
+        "moto on a free loopback port: EC2, SNS, CloudFormation, Lambda, S3, IAM, all in memory.",
+    );
+    let emulator = Emulator::start().context("failed to start the AWS emulator")?;
+    // Functions are stored but never run by the emulator; the local Runtime API runs them.
+    emulator.set_config(&serde_json::json!({"lambda": {"use_docker": false}}))?;
+    eprintln!("   listening on {}", emulator.endpoint());
+    let env = config::load(&emulator::workspace_root().join(config::FILE_NAME), "local")?;
+
+    let runtime = crate::runtime()?;
+    runtime.block_on(tour_in_emulator(
+        &mut tour,
+        &emulator,
+        &env,
+        &binary,
+        output,
+        &mut summary,
+    ))?;
+
+    tour.step(
+        "Stop the emulator",
+        "Killed by its PID; nothing keeps running.",
+    );
+    drop(emulator);
+    summary.total_seconds = started.elapsed().as_secs_f64();
+    eprintln!(
+        "\nDone in {:.0} s: deployed, backed up, cleaned up and destroyed without an AWS account.",
+        summary.total_seconds
+    );
+    anyhow::ensure!(
+        summary.leftovers.is_empty(),
+        "destroy left {:?} behind",
+        summary.leftovers
+    );
+    Ok(summary)
+}
+
+async fn tour_in_emulator(
+    tour: &mut Tour,
+    emulator: &Emulator,
+    env: &Environment,
+    binary: &std::path::Path,
+    output: Output,
+    summary: &mut Summary,
+) -> Result<()> {
+    let aws = Aws::from_sdk(&emulator.sdk_config().await, emulator::REGION.to_owned());
+    let aws_vars: Vec<(String, String)> = emulator
+        .env()
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+
+    tour.step(
+        "Deploy the `local` environment",
+        "The same deploy as for AWS: bootstrap bucket, artifact upload, change set, function, role, topic, schedule.",
+    );
+    let artifact = crate::package::package(binary)?;
+    let deployed = crate::deploy::deploy(&aws, env, &artifact, true, output).await?;
+    eprintln!("   stack {} {}", deployed.stack, deployed.result);
+    let inbox = Inbox::subscribe(
+        &aws,
+        &crate::invoke::topic_arn(&aws, &env.stack_name).await?,
+    )
+    .await?;
+    eprintln!("   (an SQS queue subscribed to the topic stands in for the email inbox)");
+
+    tour.step(
+        "Create a small fleet",
+        "Three instances tagged Backup=true with 1 to 3 volumes (one volume tagged BackupExclude=true), \
+         one untagged instance, and one snapshot made by hand with a CreatedOn tag.",
+    );
+    let specs = [
+        InstanceSpec::backup("web-1"),
+        InstanceSpec::backup("web-2").data_volumes(1),
+        InstanceSpec::backup("db-1")
+            .data_volumes(2)
+            .volume_tag(2, "BackupExclude", "true"),
+        InstanceSpec::untagged("scratch").data_volumes(1),
+    ];
+    let fleet = fleet::launch_all(&aws.ec2, &specs)
+        .await
+        .map_err(|e| anyhow::anyhow!(e))?;
+    for instance in &fleet {
+        eprintln!(
+            "   {} {:<8} volumes {}",
+            instance.id,
+            instance.name,
+            instance.volume_ids.join(", ")
+        );
+    }
+    let by_hand = fleet::snapshot_by_hand(
+        &aws.ec2,
+        &fleet[3].volume_ids[0],
+        &[("CreatedOn", "2020-01-01")],
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!(e))?;
+    eprintln!("   {by_hand}: made by hand, tagged CreatedOn (the seed would have deleted it)");
+    summary.tagged_volumes = fleet[..3].iter().map(|i| i.volume_ids.len()).sum::<usize>();
+
+    tour.step(
+        "Run a backup through the local Lambda Runtime API",
+        "The real bootstrap binary, started as Lambda starts it, gets the seed's test event {\"action\": \"manual-trigger\"}.",
+    );
+    let event = serde_json::json!({"action": "manual-trigger"});
+    eprintln!(
+        "   (The emulator ignores CreateSnapshots' exclusion options, so it snapshots the excluded volume\n    \
+         anyway; AWS honours them. The plan and the summary show the volume skipped.)"
+    );
+    let first = crate::invoke::local(&aws, env, binary, &event, aws_vars.clone()).await?;
+    crate::local_runtime::ensure_success(&first)?;
+    eprintln!("   {}", first.report_line());
+    summary.report_lines.push(first.report_line());
+    if let crate::local_runtime::Ending::Response(body) = &first.ending {
+        summary.first_run_created = body["created"].as_array().map_or(0, Vec::len);
+    }
+    let (subject, message) = inbox.next().await?;
+    summary.first_run_subject = subject;
+    eprintln!(
+        "\n   The summary SNS delivered:\n   Subject: {}\n{}",
+        summary.first_run_subject,
+        indent(&message)
+    );
+    show_snapshots(&aws, &env.stack_name).await?;
+
+    tour.step(
+        "Run again, with one expired snapshot waiting",
+        "A snapshot this deployment made long ago, of a volume since deleted, has expired. The second run \
+         creates nothing (the minimum interval protects against duplicates) and deletes only that one.",
+    );
+    let old_volume = aws
+        .ec2
+        .create_volume()
+        .availability_zone(format!("{}a", emulator::REGION))
+        .size(8)
+        .send()
+        .await
+        .map_err(crate::aws::sdk_error)?;
+    let old_volume = old_volume.volume_id().unwrap_or_default().to_owned();
+    let expired = fleet::snapshot_by_hand(
+        &aws.ec2,
+        &old_volume,
+        &[
+            (function::tags::MANAGED_BY, env.stack_name.as_str()),
+            (function::tags::INSTANCE_ID, "i-0decommissioned0"),
+            (function::tags::CREATED_AT, "2026-01-01T01:00:00Z"),
+            (function::tags::EXPIRES_AT, "2026-01-08T01:00:00Z"),
+        ],
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!(e))?;
+    aws.ec2
+        .delete_volume()
+        .volume_id(&old_volume)
+        .send()
+        .await
+        .map_err(crate::aws::sdk_error)?;
+    eprintln!("   {expired}: expired 2026-01-08, its volume is gone");
+    let second = crate::invoke::local(&aws, env, binary, &event, aws_vars).await?;
+    crate::local_runtime::ensure_success(&second)?;
+    eprintln!("   {}", second.report_line());
+    summary.report_lines.push(second.report_line());
+    if let crate::local_runtime::Ending::Response(body) = &second.ending {
+        summary.second_run_created = body["created"].as_array().map_or(0, Vec::len);
+        summary.second_run_deleted = body["deleted"].as_array().map_or(0, Vec::len);
+    }
+    let (subject, message) = inbox.next().await?;
+    summary.second_run_subject = subject;
+    eprintln!(
+        "\n   Subject: {}\n{}",
+        summary.second_run_subject,
+        indent(&message)
+    );
+
+    tour.step(
+        "Destroy the environment",
+        "Stack, this deployment's snapshots, log group, artifact and bootstrap bucket; nothing else.",
+    );
+    inbox.remove().await?;
+    let destroyed =
+        crate::destroy::destroy(&aws, env, true, crate::destroy::Snapshots::Delete, output).await?;
+    summary.destroyed_snapshots = destroyed.snapshots_deleted.len();
+
+    tour.step(
+        "Check that nothing is left",
+        "Every service the stack used, enumerated.",
+    );
+    summary.leftovers = leftovers(&aws, &env.stack_name).await?;
+    let remaining = aws
+        .ec2
+        .describe_snapshots()
+        .owner_ids("self")
+        .send()
+        .await
+        .map_err(crate::aws::sdk_error)?;
+    summary.unmanaged_snapshot_kept = remaining
+        .snapshots()
+        .iter()
+        .any(|s| s.snapshot_id() == Some(by_hand.as_str()));
+    if summary.leftovers.is_empty() {
+        eprintln!(
+            "   nothing left: no stack, function, rule, topic, log group, role, bucket or SmartVault snapshot"
+        );
+    }
+    for leftover in &summary.leftovers {
+        eprintln!("   LEFT BEHIND: {leftover}");
+    }
+    if summary.unmanaged_snapshot_kept {
+        eprintln!(
+            "   {by_hand} (made by hand) is still there: SmartVault never touches what it did not make"
+        );
+    }
+    Ok(())
+}
+
+/// An SQS queue subscribed to the topic: what SNS delivers, as a subscriber receives it.
+struct Inbox {
+    sqs: aws_sdk_sqs::Client,
+    url: String,
+}
+
+impl Inbox {
+    async fn subscribe(aws: &Aws, topic_arn: &str) -> Result<Self> {
+        let sqs = aws_sdk_sqs::Client::new(&aws.sdk);
+        let queue = sqs
+            .create_queue()
+            .queue_name("smartvault-demo-inbox")
+            .send()
+            .await
+            .map_err(crate::aws::sdk_error)?;
+        let url = queue.queue_url().unwrap_or_default().to_owned();
+        let attributes = sqs
+            .get_queue_attributes()
+            .queue_url(&url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .map_err(crate::aws::sdk_error)?;
+        let arn = attributes
+            .attributes()
+            .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn))
+            .cloned()
+            .unwrap_or_default();
+        aws_sdk_sns::Client::new(&aws.sdk)
+            .subscribe()
+            .topic_arn(topic_arn)
+            .protocol("sqs")
+            .endpoint(arn)
+            .send()
+            .await
+            .map_err(crate::aws::sdk_error)?;
+        Ok(Inbox { sqs, url })
+    }
+
+    /// The next delivered notification's subject and message.
+    async fn next(&self) -> Result<(String, String)> {
+        let received = self
+            .sqs
+            .receive_message()
+            .queue_url(&self.url)
+            .max_number_of_messages(1)
+            .wait_time_seconds(5)
+            .send()
+            .await
+            .map_err(crate::aws::sdk_error)?;
+        let message = received
+            .messages()
+            .first()
+            .context("SNS delivered no summary")?;
+        if let Some(handle) = message.receipt_handle() {
+            self.sqs
+                .delete_message()
+                .queue_url(&self.url)
+                .receipt_handle(handle)
+                .send()
+                .await
+                .map_err(crate::aws::sdk_error)?;
+        }
+        let notification: serde_json::Value = serde_json::from_str(message.body().unwrap_or("{}"))?;
+        Ok((
+            notification["Subject"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            notification["Message"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        ))
+    }
+
+    async fn remove(self) -> Result<()> {
+        self.sqs
+            .delete_queue()
+            .queue_url(&self.url)
+            .send()
+            .await
+            .map_err(crate::aws::sdk_error)?;
+        Ok(())
+    }
+}
+
+fn indent(text: &str) -> String {
+    text.lines().map(|l| format!("   | {l}\n")).collect()
+}
+
+async fn show_snapshots(aws: &Aws, stack: &str) -> Result<()> {
+    let snapshots = aws
+        .ec2
+        .describe_snapshots()
+        .owner_ids("self")
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name(format!("tag:{}", function::tags::MANAGED_BY))
+                .values(stack)
+                .build(),
+        )
+        .send()
+        .await
+        .map_err(crate::aws::sdk_error)?;
+    eprintln!("   The snapshots and their tags:");
+    for snapshot in snapshots.snapshots() {
+        let tags: Vec<String> = snapshot
+            .tags()
+            .iter()
+            .map(|t| {
+                format!(
+                    "{}={}",
+                    t.key().unwrap_or_default(),
+                    t.value().unwrap_or_default()
+                )
+            })
+            .collect();
+        eprintln!(
+            "   {} of {}: {}",
+            snapshot.snapshot_id().unwrap_or_default(),
+            snapshot.volume_id().unwrap_or_default(),
+            tags.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// What remains of the deployment in every service it used.
+pub async fn leftovers(aws: &Aws, stack: &str) -> Result<Vec<String>> {
+    let mut left = Vec::new();
+    let stacks = aws
+        .cloudformation
+        .describe_stacks()
+        .send()
+        .await
+        .map_err(crate::aws::sdk_error)?;
+    left.extend(
+        stacks
+            .stacks()
+            .iter()
+            .filter_map(|s| s.stack_name())
+            .map(|s| format!("stack {s}")),
+    );
+    let functions = aws
+        .lambda
+        .list_functions()
+        .send()
+        .await
+        .map_err(crate::aws::sdk_error)?;
+    left.extend(
+        functions
+            .functions()
+            .iter()
+            .filter_map(|f| f.function_name())
+            .map(|f| format!("function {f}")),
+    );
+    let sns = aws_sdk_sns::Client::new(&aws.sdk);
+    let topics = sns
+        .list_topics()
+        .send()
+        .await
+        .map_err(crate::aws::sdk_error)?;
+    left.extend(
+        topics
+            .topics()
+            .iter()
+            .filter_map(|t| t.topic_arn())
+            .map(|t| format!("topic {t}")),
+    );
+    let events = aws_sdk_eventbridge::Client::new(&aws.sdk);
+    let rules = events
+        .list_rules()
+        .send()
+        .await
+        .map_err(crate::aws::sdk_error)?;
+    left.extend(
+        rules
+            .rules()
+            .iter()
+            .filter_map(|r| r.name())
+            .map(|r| format!("rule {r}")),
+    );
+    let groups = aws
+        .logs
+        .describe_log_groups()
+        .send()
+        .await
+        .map_err(crate::aws::sdk_error)?;
+    left.extend(
+        groups
+            .log_groups()
+            .iter()
+            .filter_map(|g| g.log_group_name())
+            .map(|g| format!("log group {g}")),
+    );
+    let iam = aws_sdk_iam::Client::new(&aws.sdk);
+    let roles = iam
+        .list_roles()
+        .send()
+        .await
+        .map_err(crate::aws::sdk_error)?;
+    left.extend(
+        roles
+            .roles()
+            .iter()
+            .map(|r| r.role_name())
+            .filter(|name| name.contains(stack))
+            .map(|name| format!("role {name}")),
+    );
+    let buckets = aws
+        .s3
+        .list_buckets()
+        .send()
+        .await
+        .map_err(crate::aws::sdk_error)?;
+    left.extend(
+        buckets
+            .buckets()
+            .iter()
+            .filter_map(|b| b.name())
+            .map(|b| format!("bucket {b}")),
+    );
+    let snapshots = crate::destroy::managed_snapshots(aws, stack).await?;
+    left.extend(snapshots.iter().map(|s| format!("snapshot {}", s.id)));
+    Ok(left)
+}

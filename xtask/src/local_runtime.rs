@@ -1,0 +1,485 @@
+//! A local Lambda Runtime API: runs the real `bootstrap` as a child process, hands it one event
+//! through `/runtime/invocation/next`, and collects its response, error or init error, with a
+//! report line like Lambda's (duration, init duration, max memory used).
+
+use anyhow::{Context, Result, bail};
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+const API: &str = "/2018-06-01/runtime";
+
+/// How one invocation ended.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "outcome", content = "body", rename_all = "snake_case")]
+pub enum Ending {
+    /// The handler's response.
+    Response(serde_json::Value),
+    /// The handler reported an error.
+    Error(serde_json::Value),
+    /// Initialisation failed, reported through `/runtime/init/error`.
+    InitError(serde_json::Value),
+    /// The process exited without reporting (Lambda's `Runtime.ExitError`).
+    Exited(serde_json::Value),
+    /// No answer before the timeout.
+    Timeout,
+}
+
+/// One local invocation, with Lambda's report figures.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Invocation {
+    pub request_id: String,
+    pub ending: Ending,
+    /// From process start to its first `next` request.
+    pub init_ms: Option<f64>,
+    /// From handing over the event to the response.
+    pub duration_ms: Option<f64>,
+    /// From process start to the response: a cold start, end to end.
+    pub total_ms: f64,
+    /// The process's peak resident memory (VmHWM), in MiB.
+    pub max_memory_mib: Option<f64>,
+}
+
+impl Invocation {
+    /// Lambda's REPORT line.
+    pub fn report_line(&self) -> String {
+        let ms = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.2} ms"));
+        format!(
+            "REPORT RequestId: {}\tDuration: {}\tInit Duration: {}\tMax Memory Used: {}",
+            self.request_id,
+            ms(self.duration_ms),
+            ms(self.init_ms),
+            self.max_memory_mib
+                .map_or_else(|| "-".to_owned(), |m| format!("{m:.0} MB"))
+        )
+    }
+}
+
+#[derive(Default)]
+struct State {
+    event_taken_at: Option<Instant>,
+    first_next_at: Option<Instant>,
+    ending: Option<(Ending, Instant)>,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    changed: Condvar,
+    event: Vec<u8>,
+    request_id: String,
+    deadline_ms: u128,
+    function_arn: String,
+}
+
+/// Settings for one local run.
+pub struct Run<'a> {
+    pub binary: &'a Path,
+    pub function_name: &'a str,
+    pub memory_mb: u32,
+    pub timeout: Duration,
+    pub region: &'a str,
+    /// The handler's own variables and the AWS endpoint and credentials.
+    pub env: Vec<(String, String)>,
+    pub event: &'a serde_json::Value,
+}
+
+/// Runs the binary once under the local Runtime API.
+pub fn invoke(run: &Run<'_>) -> Result<Invocation> {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .context("failed to open a loopback port for the Runtime API")?;
+    let address = listener.local_addr()?;
+    let request_id = format!("{:032x}", rand_id());
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis();
+    let shared = Arc::new(Shared {
+        state: Mutex::new(State::default()),
+        changed: Condvar::new(),
+        event: serde_json::to_vec(run.event)?,
+        request_id: request_id.clone(),
+        deadline_ms: now_ms + run.timeout.as_millis(),
+        function_arn: format!(
+            "arn:aws:lambda:{}:{}:function:{}",
+            run.region,
+            emulator::ACCOUNT_ID,
+            run.function_name
+        ),
+    });
+    let server = Arc::clone(&shared);
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let shared = Arc::clone(&server);
+            std::thread::spawn(move || {
+                let _ = serve(stream, &shared);
+            });
+        }
+    });
+
+    let started = Instant::now();
+    let mut child = spawn(run, &address.to_string())?;
+    let pid = child.id();
+    let (ending, ended_at, max_memory_mib) = wait(&shared, &mut child, run.timeout, pid);
+    let _ = child.kill();
+    let output = child.wait_with_output().ok();
+    let state = shared
+        .state
+        .lock()
+        .map_err(|_| anyhow::anyhow!("the Runtime API state was poisoned"))?;
+    let ending = match ending {
+        Some(ending) => ending,
+        None if output.as_ref().is_some_and(|o| o.status.code().is_some()) => {
+            Ending::Exited(serde_json::json!({
+                "errorType": "Runtime.ExitError",
+                "errorMessage": format!(
+                    "RequestId: {request_id} Error: Runtime exited with error: {}",
+                    output.as_ref().map(|o| o.status.to_string()).unwrap_or_default()
+                ),
+            }))
+        }
+        None => Ending::Timeout,
+    };
+    Ok(Invocation {
+        request_id,
+        ending,
+        init_ms: state
+            .first_next_at
+            .map(|t| (t - started).as_secs_f64() * 1000.0),
+        duration_ms: state
+            .event_taken_at
+            .zip(ended_at)
+            .map(|(taken, ended)| (ended - taken).as_secs_f64() * 1000.0),
+        total_ms: (ended_at.unwrap_or_else(Instant::now) - started).as_secs_f64() * 1000.0,
+        max_memory_mib,
+    })
+}
+
+fn rand_id() -> u128 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    nanos ^ (u128::from(std::process::id()) << 64)
+}
+
+fn spawn(run: &Run<'_>, runtime_api: &str) -> Result<Child> {
+    let mut command = Command::new(run.binary);
+    command
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("AWS_LAMBDA_RUNTIME_API", runtime_api)
+        .env("AWS_LAMBDA_FUNCTION_NAME", run.function_name)
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", run.memory_mb.to_string())
+        .env(
+            "AWS_LAMBDA_LOG_GROUP_NAME",
+            format!("/aws/lambda/{}", run.function_name),
+        )
+        .env("AWS_LAMBDA_LOG_STREAM_NAME", "local/[$LATEST]local")
+        .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
+        .env("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand")
+        .env("AWS_EXECUTION_ENV", "AWS_Lambda_provided.al2023")
+        .env("AWS_REGION", run.region)
+        .env("AWS_DEFAULT_REGION", run.region)
+        .env(
+            "LAMBDA_TASK_ROOT",
+            run.binary.parent().unwrap_or(Path::new(".")),
+        )
+        .env("TZ", ":UTC")
+        .envs(run.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdin(Stdio::null())
+        // The function's output is its log, as in Lambda: it goes to our stderr, keeping our
+        // stdout for results (`--output json`).
+        .stdout(log_sink()?)
+        .stderr(Stdio::inherit());
+    command
+        .spawn()
+        .with_context(|| format!("failed to start `{}`", run.binary.display()))
+}
+
+fn log_sink() -> Result<Stdio> {
+    use std::os::fd::AsFd;
+    let fd = std::io::stderr()
+        .as_fd()
+        .try_clone_to_owned()
+        .context("failed to duplicate stderr")?;
+    Ok(Stdio::from(fd))
+}
+
+/// Waits for an ending, the process's exit, or the timeout; samples peak memory before the end.
+fn wait(
+    shared: &Shared,
+    child: &mut Child,
+    timeout: Duration,
+    pid: u32,
+) -> (Option<Ending>, Option<Instant>, Option<f64>) {
+    let deadline = Instant::now() + timeout;
+    let mut peak = None;
+    loop {
+        peak = peak_memory_mib(pid).or(peak);
+        if let Ok(state) = shared.state.lock()
+            && let Some((ending, at)) = &state.ending
+        {
+            return (
+                Some(ending.clone()),
+                Some(*at),
+                peak_memory_mib(pid).or(peak),
+            );
+        }
+        if let Ok(Some(_)) = child.try_wait() {
+            // It may have reported just before exiting.
+            let state = shared.state.lock().ok();
+            let ended = state.as_ref().and_then(|s| s.ending.clone());
+            return (
+                ended.as_ref().map(|(e, _)| e.clone()),
+                ended.map(|(_, t)| t),
+                peak,
+            );
+        }
+        if Instant::now() > deadline {
+            return (None, None, peak);
+        }
+        if let Ok(state) = shared.state.lock() {
+            let _ = shared
+                .changed
+                .wait_timeout(state, Duration::from_millis(20));
+        }
+    }
+}
+
+/// VmHWM from /proc: the process's peak resident set, as Lambda's "Max Memory Used".
+fn peak_memory_mib(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+struct Request {
+    method: String,
+    path: String,
+    body: Vec<u8>,
+}
+
+fn read_request(reader: &mut BufReader<TcpStream>) -> Result<Option<Request>> {
+    let mut line = String::new();
+    if reader.read_line(&mut line)? == 0 {
+        return Ok(None);
+    }
+    let mut parts = line.split_whitespace();
+    let (method, path) = (
+        parts.next().unwrap_or_default().to_owned(),
+        parts.next().unwrap_or_default().to_owned(),
+    );
+    let mut headers = HashMap::new();
+    loop {
+        let mut header = String::new();
+        reader.read_line(&mut header)?;
+        let header = header.trim_end();
+        if header.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = header.split_once(':') {
+            headers.insert(name.trim().to_ascii_lowercase(), value.trim().to_owned());
+        }
+    }
+    let mut body = Vec::new();
+    if headers
+        .get("transfer-encoding")
+        .is_some_and(|v| v.eq_ignore_ascii_case("chunked"))
+    {
+        loop {
+            let mut size = String::new();
+            reader.read_line(&mut size)?;
+            let size = usize::from_str_radix(size.trim().split(';').next().unwrap_or("0"), 16)?;
+            let mut chunk = vec![0; size + 2];
+            reader.read_exact(&mut chunk)?;
+            if size == 0 {
+                break;
+            }
+            body.extend_from_slice(&chunk[..size]);
+        }
+    } else if let Some(length) = headers.get("content-length") {
+        body.resize(length.parse()?, 0);
+        reader.read_exact(&mut body)?;
+    }
+    Ok(Some(Request { method, path, body }))
+}
+
+fn respond(
+    stream: &mut TcpStream,
+    status: &str,
+    headers: &[(&str, String)],
+    body: &[u8],
+) -> Result<()> {
+    let mut head = format!(
+        "HTTP/1.1 {status}\r\nContent-Length: {}\r\nContent-Type: application/json\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes())?;
+    stream.write_all(body)?;
+    stream.flush()?;
+    Ok(())
+}
+
+fn serve(stream: TcpStream, shared: &Shared) -> Result<()> {
+    let mut writer = stream.try_clone()?;
+    let mut reader = BufReader::new(stream);
+    while let Some(request) = read_request(&mut reader)? {
+        let path = request
+            .path
+            .strip_prefix(API)
+            .unwrap_or(&request.path)
+            .to_owned();
+        let body: serde_json::Value =
+            serde_json::from_slice(&request.body).unwrap_or(serde_json::Value::Null);
+        match (request.method.as_str(), path.as_str()) {
+            ("GET", "/invocation/next") => {
+                let first = {
+                    let mut state = shared
+                        .state
+                        .lock()
+                        .map_err(|_| anyhow::anyhow!("poisoned"))?;
+                    state.first_next_at.get_or_insert_with(Instant::now);
+                    if state.event_taken_at.is_none() {
+                        state.event_taken_at = Some(Instant::now());
+                        true
+                    } else {
+                        false
+                    }
+                };
+                if !first {
+                    // One event per run: a later `next` waits until the process is stopped.
+                    std::thread::sleep(Duration::from_secs(3600));
+                    continue;
+                }
+                let headers = [
+                    ("Lambda-Runtime-Aws-Request-Id", shared.request_id.clone()),
+                    ("Lambda-Runtime-Deadline-Ms", shared.deadline_ms.to_string()),
+                    (
+                        "Lambda-Runtime-Invoked-Function-Arn",
+                        shared.function_arn.clone(),
+                    ),
+                    (
+                        "Lambda-Runtime-Trace-Id",
+                        format!("Root=1-00000000-{}", &shared.request_id[..24]),
+                    ),
+                ];
+                respond(&mut writer, "200 OK", &headers, &shared.event)?;
+            }
+            ("POST", "/init/error") => {
+                finish(shared, Ending::InitError(body));
+                respond(&mut writer, "202 Accepted", &[], b"{\"status\":\"OK\"}")?;
+            }
+            ("POST", p) if p.ends_with("/response") => {
+                finish(shared, Ending::Response(body));
+                respond(&mut writer, "202 Accepted", &[], b"{\"status\":\"OK\"}")?;
+            }
+            ("POST", p) if p.ends_with("/error") => {
+                finish(shared, Ending::Error(body));
+                respond(&mut writer, "202 Accepted", &[], b"{\"status\":\"OK\"}")?;
+            }
+            _ => respond(
+                &mut writer,
+                "404 Not Found",
+                &[],
+                b"{\"errorMessage\":\"unknown Runtime API path\"}",
+            )?,
+        }
+    }
+    Ok(())
+}
+
+fn finish(shared: &Shared, ending: Ending) {
+    if let Ok(mut state) = shared.state.lock() {
+        state.ending.get_or_insert((ending, Instant::now()));
+    }
+    shared.changed.notify_all();
+}
+
+/// Fails with the function's error when the invocation did not succeed.
+pub fn ensure_success(invocation: &Invocation) -> Result<()> {
+    match &invocation.ending {
+        Ending::Response(_) => Ok(()),
+        Ending::Error(e) | Ending::InitError(e) | Ending::Exited(e) => bail!(
+            "the function failed: {}: {}",
+            e["errorType"].as_str().unwrap_or("Unknown"),
+            e["errorMessage"].as_str().unwrap_or_default()
+        ),
+        Ending::Timeout => bail!("the function did not answer in time"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_bootstrap(env: Vec<(String, String)>, event: &serde_json::Value) -> Invocation {
+        let binary = crate::invoke::host_bootstrap().unwrap();
+        invoke(&Run {
+            binary: &binary,
+            function_name: "smartvault-test",
+            memory_mb: 128,
+            timeout: Duration::from_secs(60),
+            region: "us-east-1",
+            env,
+            event,
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn an_init_failure_is_reported_as_lambda_would_show_it() {
+        // DEPLOYMENT is set, SNS_TOPIC_ARN is not: the function must refuse to start.
+        let invocation = run_bootstrap(
+            vec![("DEPLOYMENT".into(), "smartvault-test".into())],
+            &serde_json::json!({"action": "manual-trigger"}),
+        );
+        let Ending::InitError(error) = &invocation.ending else {
+            panic!("expected an init error, got {:?}", invocation.ending);
+        };
+        assert_eq!(error["errorType"], "SmartVault.InvalidConfiguration");
+        assert!(
+            error["errorMessage"]
+                .as_str()
+                .unwrap()
+                .starts_with("SNS_TOPIC_ARN is not set"),
+            "{error}"
+        );
+        let message = ensure_success(&invocation).unwrap_err().to_string();
+        assert!(
+            message.contains("SmartVault.InvalidConfiguration: SNS_TOPIC_ARN is not set"),
+            "{message}"
+        );
+        assert!(invocation.report_line().starts_with("REPORT RequestId: "));
+    }
+
+    #[test]
+    fn a_refused_event_comes_back_as_the_functions_error() {
+        let emulator = emulator::Emulator::start().unwrap_or_else(|e| panic!("{e}"));
+        let mut env: Vec<(String, String)> = emulator
+            .env()
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect();
+        env.push((
+            "SNS_TOPIC_ARN".into(),
+            "arn:aws:sns:us-east-1:123456789012:t".into(),
+        ));
+        env.push(("DEPLOYMENT".into(), "smartvault-test".into()));
+        let invocation = run_bootstrap(env, &serde_json::json!({"action": "restore"}));
+        let Ending::Error(error) = &invocation.ending else {
+            panic!("expected the handler's error, got {:?}", invocation.ending);
+        };
+        assert_eq!(error["errorType"], "SmartVault.InvalidEvent");
+        assert!(invocation.init_ms.is_some() && invocation.duration_ms.is_some());
+        assert!(invocation.max_memory_mib.is_some_and(|m| m > 1.0));
+    }
+}

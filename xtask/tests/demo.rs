@@ -1,0 +1,61 @@
+//! The README's first command, end to end: `cargo xtask demo` on a fresh emulator.
+
+// Test helpers fail loudly by design.
+#![allow(clippy::unwrap_used)]
+
+use std::process::{Command, Stdio};
+
+#[test]
+fn the_demo_runs_the_whole_lifecycle_and_leaves_nothing_behind() {
+    let output = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["demo", "--output", "json"])
+        .env(
+            emulator::MOTO_SERVER_VAR,
+            emulator::moto_server_path().unwrap_or_else(|e| panic!("{e}")),
+        )
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "the demo failed:\n{stderr}");
+    let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+
+    // Three tagged instances with 1, 2 and 3 volumes; the emulator ignores the exclusion
+    // option of CreateSnapshots, so the excluded volume may be snapshotted there.
+    assert_eq!(summary["tagged_volumes"], 6);
+    let created = summary["first_run_created"].as_u64().unwrap();
+    assert!((5..=6).contains(&created), "{summary}");
+    assert_eq!(
+        summary["first_run_subject"],
+        format!("SmartVault [smartvault-local]: {created} created, 0 deleted, 0 failed")
+    );
+    assert_eq!(summary["second_run_created"], 0, "nothing duplicated");
+    assert_eq!(
+        summary["second_run_deleted"], 1,
+        "the expired snapshot is cleaned up"
+    );
+    assert_eq!(
+        summary["second_run_subject"],
+        "SmartVault [smartvault-local]: 0 created, 1 deleted, 0 failed"
+    );
+    assert_eq!(summary["destroyed_snapshots"], created);
+    assert_eq!(summary["leftovers"], serde_json::json!([]));
+    assert_eq!(summary["unmanaged_snapshot_kept"], true);
+    for line in summary["report_lines"].as_array().unwrap() {
+        let line = line.as_str().unwrap();
+        assert!(
+            line.starts_with("REPORT RequestId: ")
+                && line.contains("Init Duration: ")
+                && line.contains("Max Memory Used: "),
+            "{line}"
+        );
+    }
+    for step in [
+        "Deploy the `local` environment",
+        "Run a backup through the local Lambda Runtime API",
+        "Destroy the environment",
+        "nothing left",
+    ] {
+        assert!(stderr.contains(step), "the tour does not show {step:?}");
+    }
+}
