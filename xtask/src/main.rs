@@ -11,6 +11,9 @@ mod invoke;
 mod local_runtime;
 mod output;
 mod package;
+#[cfg(test)]
+mod policy_checks;
+mod promote;
 mod schedule;
 mod stack;
 mod status;
@@ -119,6 +122,28 @@ enum Command {
         /// against the deployed environment's resources.
         #[arg(long)]
         local: bool,
+        #[arg(long, value_enum, default_value = "text")]
+        output: Output,
+    },
+    /// Deploy the artifact a healthy source environment runs to a target environment; no build.
+    Promote {
+        /// The source environment.
+        #[arg(long)]
+        from: String,
+        /// The target environment.
+        #[arg(long)]
+        to: String,
+        /// The config file.
+        #[arg(long, default_value_os_t = emulator::workspace_root().join(config::FILE_NAME))]
+        config: PathBuf,
+        #[command(flatten)]
+        connection: aws::Connection,
+        /// A profile for the source's account, when it differs from the target's.
+        #[arg(long)]
+        from_profile: Option<String>,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
         #[arg(long, value_enum, default_value = "text")]
         output: Output,
     },
@@ -297,6 +322,30 @@ fn run(command: Command) -> Result<ExitCode> {
                 eprintln!("error: the function failed ({error})");
                 return Ok(ExitCode::FAILURE);
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Promote {
+            from,
+            to,
+            config: path,
+            connection,
+            from_profile,
+            yes,
+            output,
+        } => {
+            let source = config::load(&path, &from)?;
+            let target = config::load(&path, &to)?;
+            let source_connection = aws::Connection {
+                profile: from_profile.or_else(|| connection.profile.clone()),
+                region: None,
+                endpoint_url: connection.endpoint_url.clone(),
+            };
+            let result = runtime()?.block_on(async {
+                let source_aws = aws::Aws::connect(&source_connection, &source.region).await?;
+                let target_aws = aws::Aws::connect(&connection, &target.region).await?;
+                promote::promote(&source_aws, &target_aws, &source, &target, yes, output).await
+            })?;
+            output.result(&result, |r| deploy::print_summary(&r.deploy, &target))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Destroy {

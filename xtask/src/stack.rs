@@ -42,6 +42,14 @@ pub fn action_for(stack: &str, status: Option<&str>) -> StackAction {
     }
 }
 
+/// Whether a stack in `status` is healthy and complete: a source that may be promoted.
+pub fn is_healthy(status: &str) -> bool {
+    matches!(
+        status,
+        "CREATE_COMPLETE" | "UPDATE_COMPLETE" | "IMPORT_COMPLETE"
+    )
+}
+
 /// What a change set came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChangeSetOutcome {
@@ -172,6 +180,19 @@ mod tests {
             classify_change_set("DELETE_COMPLETE", None),
             ChangeSetOutcome::Failed(_)
         ));
+    }
+
+    #[test]
+    fn healthy_means_complete_and_not_rolled_back() {
+        assert!(is_healthy("CREATE_COMPLETE") && is_healthy("UPDATE_COMPLETE"));
+        for status in [
+            "UPDATE_ROLLBACK_COMPLETE",
+            "ROLLBACK_COMPLETE",
+            "REVIEW_IN_PROGRESS",
+            "UPDATE_IN_PROGRESS",
+        ] {
+            assert!(!is_healthy(status), "{status}");
+        }
     }
 
     #[test]

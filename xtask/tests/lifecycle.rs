@@ -4,33 +4,13 @@
 // Test helpers fail loudly by design.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
+use common::{assert_fields, fake_artifact, json, scratch, xtask};
 use emulator::Emulator;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
 
 const STACK: &str = "smartvault-local";
-
-/// A scratch folder under target/ for this test's files.
-fn scratch(name: &str) -> PathBuf {
-    let dir = emulator::tools_dir().join("test-scratch").join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// A tiny zip with one `bootstrap` entry: the emulator stores functions but never runs them.
-fn fake_artifact(dir: &Path) -> PathBuf {
-    let path = dir.join("bootstrap.zip");
-    let file = std::fs::File::create(&path).unwrap();
-    let mut zip = zip::ZipWriter::new(file);
-    let options = zip::write::SimpleFileOptions::default().unix_permissions(0o755);
-    zip.start_file("bootstrap", options).unwrap();
-    zip.write_all(b"#!/bin/sh\necho not a real function\n")
-        .unwrap();
-    zip.finish().unwrap();
-    path
-}
 
 /// The shipped config with the `local` environment's retention changed.
 fn config_with_retention(dir: &Path, days: u32) -> PathBuf {
@@ -48,25 +28,6 @@ fn config_with_retention(dir: &Path, days: u32) -> PathBuf {
     let path = dir.join("smartvault.yaml");
     std::fs::write(&path, changed).unwrap();
     path
-}
-
-fn xtask(emulator: &Emulator, args: &[&str]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_xtask"));
-    command.args(args).stdin(Stdio::null());
-    emulator.configure(&mut command);
-    let output = command.output().unwrap();
-    eprintln!(
-        "$ xtask {}\n{}{}",
-        args.join(" "),
-        String::from_utf8_lossy(&output.stderr),
-        String::from_utf8_lossy(&output.stdout)
-    );
-    output
-}
-
-fn json(output: &Output) -> serde_json::Value {
-    assert!(output.status.success(), "exit {:?}", output.status.code());
-    serde_json::from_slice(&output.stdout).unwrap()
 }
 
 #[tokio::test]
@@ -104,6 +65,20 @@ async fn deploy_redeploy_change_status_invoke_destroy() {
 
     // First deploy creates everything.
     let created = json(&deploy(shipped));
+    assert_fields(
+        &created,
+        &[
+            "environment",
+            "stack",
+            "region",
+            "account",
+            "result",
+            "artifact_sha256",
+            "artifact_uploaded",
+            "changes",
+            "outputs",
+        ],
+    );
     assert_eq!(created["result"], "created");
     assert_eq!(created["artifact_uploaded"], true);
     let sha = created["artifact_sha256"].as_str().unwrap().to_owned();
@@ -175,6 +150,24 @@ async fn deploy_redeploy_change_status_invoke_destroy() {
         &emulator,
         &["status", "--env", "local", "--output", "json"],
     ));
+    assert_fields(
+        &status,
+        &[
+            "environment",
+            "stack",
+            "region",
+            "stack_status",
+            "artifact_sha256",
+            "smartvault_version",
+            "schedule",
+            "termination_protection",
+            "snapshots",
+            "snapshots_gib",
+            "oldest_snapshot",
+            "newest_snapshot",
+            "outputs",
+        ],
+    );
     assert_eq!(status["artifact_sha256"], sha.as_str());
     assert_eq!(status["schedule"], "rate(1 day)");
     assert!(
@@ -188,6 +181,16 @@ async fn deploy_redeploy_change_status_invoke_destroy() {
         &emulator,
         &["invoke", "--env", "local", "--output", "json"],
     ));
+    assert_fields(
+        &invoked,
+        &[
+            "function",
+            "status_code",
+            "function_error",
+            "payload",
+            "log_tail",
+        ],
+    );
     assert_eq!(invoked["function"], STACK);
     assert_eq!(invoked["function_error"], serde_json::Value::Null);
 
@@ -225,6 +228,22 @@ async fn deploy_redeploy_change_status_invoke_destroy() {
         &emulator,
         &["destroy", "--env", "local", "--yes", "--output", "json"],
     ));
+    assert_fields(
+        &destroyed,
+        &[
+            "environment",
+            "stack",
+            "stack_existed",
+            "resources",
+            "snapshots_found",
+            "snapshots_gib",
+            "snapshots_deleted",
+            "snapshots_kept",
+            "log_group_deleted",
+            "artifacts_deleted",
+            "bootstrap_deleted",
+        ],
+    );
     assert_eq!(destroyed["snapshots_deleted"], serde_json::json!([ours]));
     assert_eq!(destroyed["bootstrap_deleted"], true);
 

@@ -1,0 +1,152 @@
+//! Proves docs/deployer-policy.json grants every AWS call the deployer's CI commands make:
+//! the calls are read from the source of deploy, promote, destroy, status and invoke.
+
+use std::collections::BTreeSet;
+
+/// The modules whose AWS calls a CI role runs (the demo and tests are not part of CI's role).
+const CI_MODULES: &[&str] = &[
+    "aws.rs",
+    "deploy.rs",
+    "destroy.rs",
+    "invoke.rs",
+    "promote.rs",
+    "status.rs",
+];
+
+/// Client field in `Aws` → IAM service prefix.
+const CLIENTS: &[(&str, &str)] = &[
+    ("cloudformation", "cloudformation"),
+    ("s3", "s3"),
+    ("lambda", "lambda"),
+    ("sts", "sts"),
+    ("ec2", "ec2"),
+    ("logs", "logs"),
+];
+
+fn pascal(snake: &str) -> String {
+    snake
+        .split('_')
+        .map(|part| {
+            let mut chars = part.chars();
+            chars
+                .next()
+                .map(|c| c.to_ascii_uppercase().to_string() + chars.as_str())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+/// The IAM actions one SDK call needs.
+fn actions_for(prefix: &str, operation: &str) -> Vec<String> {
+    let named = |action: &str| vec![format!("{prefix}:{action}")];
+    match (prefix, operation) {
+        ("cloudformation", "wait_until_change_set_create_complete") => named("DescribeChangeSet"),
+        ("cloudformation", op) if op.starts_with("wait_until_stack") => named("DescribeStacks"),
+        ("s3", "head_object") => named("GetObject"),
+        ("s3", "list_object_versions") => named("ListBucketVersions"),
+        // Deleting a specific version needs its own action besides DeleteObject.
+        ("s3", "delete_object") => vec!["s3:DeleteObject".into(), "s3:DeleteObjectVersion".into()],
+        ("lambda", "invoke") => named("InvokeFunction"),
+        (_, op) => named(&pascal(op)),
+    }
+}
+
+/// Every (IAM action, call site) the CI modules make through the `Aws` clients.
+fn calls() -> BTreeSet<(String, String)> {
+    let src = emulator::workspace_root().join("xtask").join("src");
+    let mut found = BTreeSet::new();
+    for module in CI_MODULES {
+        let text = std::fs::read_to_string(src.join(module)).unwrap();
+        let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+        for (client, prefix) in CLIENTS {
+            let needle = format!(".{client}.");
+            let mut rest = compact.as_str();
+            while let Some(at) = rest.find(&needle) {
+                rest = &rest[at + needle.len()..];
+                let operation: String = rest
+                    .chars()
+                    .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                    .collect();
+                if rest[operation.len()..].starts_with('(') && !operation.is_empty() {
+                    for action in actions_for(prefix, &operation) {
+                        found.insert((action, format!("{module}: {client}.{operation}")));
+                    }
+                }
+            }
+        }
+    }
+    found
+}
+
+fn allowed_actions() -> BTreeSet<String> {
+    let path = emulator::workspace_root()
+        .join("docs")
+        .join("deployer-policy.json");
+    let policy: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut allowed = BTreeSet::new();
+    for statement in policy["Statement"].as_array().unwrap() {
+        assert_eq!(statement["Effect"], "Allow");
+        match &statement["Action"] {
+            serde_json::Value::String(action) => {
+                allowed.insert(action.clone());
+            }
+            serde_json::Value::Array(actions) => {
+                allowed.extend(actions.iter().map(|a| a.as_str().unwrap().to_owned()));
+            }
+            other => panic!("unexpected Action {other}"),
+        }
+    }
+    allowed
+}
+
+#[test]
+fn the_deployer_policy_grants_every_call_the_ci_commands_make() {
+    let calls = calls();
+    // The scan must find the calls it is meant to check, or it proves nothing.
+    for expected in [
+        "cloudformation:CreateChangeSet",
+        "s3:PutObject",
+        "ec2:DeleteSnapshot",
+        "lambda:InvokeFunction",
+        "sts:GetCallerIdentity",
+    ] {
+        assert!(
+            calls.iter().any(|(action, _)| action == expected),
+            "the scan missed {expected}: {calls:?}"
+        );
+    }
+    let allowed = allowed_actions();
+    let missing: Vec<&(String, String)> = calls
+        .iter()
+        .filter(|(action, _)| !allowed.contains(action))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "docs/deployer-policy.json lacks: {missing:#?}"
+    );
+}
+
+#[test]
+fn the_deployer_policy_uses_no_wildcard_actions() {
+    for action in allowed_actions() {
+        assert!(!action.contains('*'), "{action}");
+    }
+}
+
+#[test]
+fn snake_case_operations_map_to_iam_actions() {
+    assert_eq!(
+        actions_for("cloudformation", "create_change_set"),
+        ["cloudformation:CreateChangeSet"]
+    );
+    assert_eq!(
+        actions_for("cloudformation", "wait_until_stack_delete_complete"),
+        ["cloudformation:DescribeStacks"]
+    );
+    assert_eq!(actions_for("s3", "head_object"), ["s3:GetObject"]);
+    assert_eq!(
+        actions_for("logs", "describe_log_groups"),
+        ["logs:DescribeLogGroups"]
+    );
+}

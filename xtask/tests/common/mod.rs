@@ -1,0 +1,66 @@
+//! Helpers shared by the xtask end-to-end tests: scratch folders, a stand-in artifact, and
+//! running the real `xtask` binary against an emulator.
+
+#![allow(dead_code, clippy::unwrap_used)]
+
+use emulator::Emulator;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// A scratch folder under target/ for this test's files.
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = emulator::tools_dir().join("test-scratch").join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A tiny zip with one `bootstrap` entry: the emulator stores functions but never runs them.
+pub fn fake_artifact(dir: &Path) -> PathBuf {
+    let path = dir.join("bootstrap.zip");
+    let file = std::fs::File::create(&path).unwrap();
+    let mut zip = zip::ZipWriter::new(file);
+    let options = zip::write::SimpleFileOptions::default().unix_permissions(0o755);
+    zip.start_file("bootstrap", options).unwrap();
+    zip.write_all(b"#!/bin/sh\necho not a real function\n")
+        .unwrap();
+    zip.finish().unwrap();
+    path
+}
+
+pub fn xtask(emulator: &Emulator, args: &[&str]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_xtask"));
+    command.args(args).stdin(Stdio::null());
+    emulator.configure(&mut command);
+    let output = command.output().unwrap();
+    eprintln!(
+        "$ xtask {}\n{}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&output.stderr),
+        String::from_utf8_lossy(&output.stdout)
+    );
+    output
+}
+
+pub fn json(output: &Output) -> serde_json::Value {
+    assert!(output.status.success(), "exit {:?}", output.status.code());
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// Asserts a JSON document has exactly the documented fields (docs/ci.md).
+pub fn assert_fields(document: &serde_json::Value, documented: &[&str]) {
+    let mut fields: Vec<&str> = document
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    fields.sort_unstable();
+    let mut documented = documented.to_vec();
+    documented.sort_unstable();
+    assert_eq!(
+        fields, documented,
+        "the JSON output drifted from docs/ci.md"
+    );
+}
