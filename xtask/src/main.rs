@@ -1,6 +1,7 @@
 //! `cargo xtask`: SmartVault's developer and deployment commands, one module per subcommand.
 
 mod aws;
+mod bench;
 mod build;
 mod config;
 mod demo;
@@ -65,6 +66,8 @@ enum Command {
     Test,
     /// Start the local AWS emulator in the foreground and print the environment to reach it.
     Emulator,
+    /// Measure SmartVault against the seed's Python Lambda on the emulator; writes docs/benchmarks.md.
+    Bench(bench::Options),
     /// Compile the function for Lambda (glibc 2.34) into target/lambda/<arch>/bootstrap.
     Build {
         #[arg(long, value_enum, default_value = "x86_64")]
@@ -201,6 +204,10 @@ fn run(command: Command) -> Result<ExitCode> {
         Command::Tools => tools::run(),
         Command::Test => test::run(),
         Command::Emulator => emulator_cmd::run(),
+        Command::Bench(options) => {
+            bench::run(&options)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Build { arch } => {
             let binary = build::build(arch)?;
             let artifact = package::package(&binary)?;

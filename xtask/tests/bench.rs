@@ -1,0 +1,51 @@
+//! A small run of `cargo xtask bench` (10 instances, once), so the benchmark cannot rot.
+
+// Test helpers fail loudly by design.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::process::{Command, Stdio};
+
+#[test]
+fn a_small_benchmark_runs_and_reports_every_row() {
+    let dir = common::scratch("bench");
+    let report = dir.join("benchmarks.md");
+    let output = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["bench", "--instances", "10", "--repeat", "1", "--report"])
+        .arg(&report)
+        .env(
+            emulator::MOTO_SERVER_VAR,
+            emulator::moto_server_path().unwrap_or_else(|e| panic!("{e}")),
+        )
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = std::fs::read_to_string(&report).unwrap();
+    // The seed snapshots one volume of each instance in two calls; SmartVault every volume in one.
+    for row in [
+        "| volumes snapshotted | 10 | 20 | 0.50 |",
+        "| EC2 write calls | 20 | 10 | 2.00 |",
+        "| EC2 write calls per volume snapshotted | 2.00 | 0.50 | 4.00 |",
+        "| API calls: CreateSnapshots | 0 | 10 | |",
+        "| API calls: CreateTags | 10 | 0 | |",
+        "| at most 0.5 EC2 write calls per volume snapshotted | 0.50 | met |",
+    ] {
+        assert!(text.contains(row), "missing {row:?} in:\n{text}");
+    }
+    for section in [
+        "## Cold start",
+        "| first response |",
+        "| peak memory |",
+        "no-op redeploy, `cargo xtask deploy`",
+        "`aws cloudformation deploy`",
+    ] {
+        assert!(text.contains(section), "missing {section:?}");
+    }
+    assert!(!text.contains("NaN"), "every figure was measured:\n{text}");
+}
