@@ -409,4 +409,6 @@ fn expiry_of(snapshot: &Snapshot, policy: &Policy) -> Result<OffsetDateTime, Off
 }
 
 #[cfg(test)]
+mod properties;
+#[cfg(test)]
 mod tests;
