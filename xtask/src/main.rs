@@ -9,6 +9,7 @@ mod deploy;
 mod destroy;
 mod emulator_cmd;
 mod invoke;
+mod lint;
 mod local_runtime;
 mod output;
 mod package;

@@ -23,12 +23,20 @@ pub fn run() -> Result<ExitCode> {
         ("tests", vec!["test", "--workspace"]),
     ];
     let mut failed = Vec::new();
-    eprintln!("==> cfn-lint on every environment's rendered templates");
-    match lint_templates() {
-        Ok(count) => eprintln!("==> templates: ok ({count} templates lint-clean)"),
+    eprintln!("==> cfn-lint and checkov on every environment's rendered templates");
+    match crate::lint::templates() {
+        Ok(count) => eprintln!("==> templates: ok ({count} templates clean)"),
         Err(error) => {
             eprintln!("==> templates: FAILED: {error:#}");
             failed.push("templates");
+        }
+    }
+    eprintln!("==> parliament on the function's and the deployer's IAM policies");
+    match crate::lint::policies() {
+        Ok(count) => eprintln!("==> policies: ok ({count} policies, no unjustified finding)"),
+        Err(error) => {
+            eprintln!("==> policies: FAILED: {error:#}");
+            failed.push("policies");
         }
     }
     for (name, args) in &steps {
@@ -55,29 +63,6 @@ pub fn run() -> Result<ExitCode> {
         eprintln!("failed: {}", failed.join(", "));
         Ok(ExitCode::FAILURE)
     }
-}
-
-/// Renders every environment of smartvault.yaml as deploy would and runs cfn-lint on the result.
-fn lint_templates() -> Result<usize> {
-    let config = emulator::workspace_root().join(crate::config::FILE_NAME);
-    let mut templates = Vec::new();
-    for name in crate::config::names(&config)? {
-        let env = crate::config::load(&config, &name)?;
-        let location = crate::template::offline_location(None, None)?;
-        let rendered = crate::template::render(&env, &location)?;
-        let dir = crate::template::write_rendered(&env, &rendered)?;
-        templates.push(dir.join("template.yaml"));
-        templates.push(dir.join("bootstrap.yaml"));
-    }
-    let status = Command::new(crate::tools::bin("cfn-lint"))
-        .args(&templates)
-        .status()
-        .context("failed to run cfn-lint from the tool environment")?;
-    anyhow::ensure!(
-        status.success(),
-        "cfn-lint found problems ({status}); its findings are above"
-    );
-    Ok(templates.len())
 }
 
 fn cargo() -> Command {

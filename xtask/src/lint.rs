@@ -1,0 +1,149 @@
+//! Static checks in `cargo xtask test`: cfn-lint and checkov on every environment's rendered
+//! templates, parliament on the function's and the deployer's IAM policies.
+
+use anyhow::{Context, Result, ensure};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+/// parliament findings accepted on purpose, with the reason (also in docs/static-checks.md).
+const ACCEPTED_FINDINGS: &[(&str, &str, &str)] = &[(
+    "deployer",
+    "RESOURCE_POLICY_PRIVILEGE_ESCALATION",
+    "CloudFormation creates the artifact bucket's TLS-only policy and lifecycle with the deployer's \
+     permissions, so s3:PutBucketPolicy and s3:PutLifecycleConfiguration are needed; both are scoped \
+     to SmartVault artifact buckets",
+)];
+
+/// Renders every environment of smartvault.yaml as deploy would; returns the folders.
+fn render_all() -> Result<Vec<PathBuf>> {
+    let config = emulator::workspace_root().join(crate::config::FILE_NAME);
+    let mut dirs = Vec::new();
+    for name in crate::config::names(&config)? {
+        let env = crate::config::load(&config, &name)?;
+        let location = crate::template::offline_location(None, None)?;
+        let rendered = crate::template::render(&env, &location)?;
+        dirs.push(crate::template::write_rendered(&env, &rendered)?);
+    }
+    Ok(dirs)
+}
+
+/// cfn-lint and checkov on every rendered template; returns how many templates were checked.
+pub fn templates() -> Result<usize> {
+    let dirs = render_all()?;
+    let templates: Vec<PathBuf> = dirs
+        .iter()
+        .flat_map(|d| [d.join("template.yaml"), d.join("bootstrap.yaml")])
+        .collect();
+    let status = Command::new(crate::tools::bin("cfn-lint"))
+        .args(&templates)
+        .status()
+        .context("failed to run cfn-lint from the tool environment")?;
+    ensure!(
+        status.success(),
+        "cfn-lint found problems ({status}); its findings are above"
+    );
+    let checkov = crate::tools::CHECKOV.ensure()?;
+    for dir in &dirs {
+        let output = Command::new(checkov.join("bin").join("checkov"))
+            .args([
+                "--skip-download",
+                "--quiet",
+                "--compact",
+                "--framework",
+                "cloudformation",
+                "--directory",
+            ])
+            .arg(dir)
+            .stdin(Stdio::null())
+            .output()
+            .context("failed to run checkov from its tool environment")?;
+        ensure!(
+            output.status.success(),
+            "checkov found problems in {}: fix them, or skip each with a reason in the template's Metadata:\n{}",
+            dir.display(),
+            String::from_utf8_lossy(&output.stdout)
+        );
+    }
+    Ok(templates.len())
+}
+
+/// Resolves the function policy's CloudFormation expressions with sample values, so that
+/// parliament can read real ARNs.
+fn resolved_function_policy() -> Result<serde_json::Value> {
+    fn resolve(value: &serde_json::Value) -> serde_json::Value {
+        let substitute = |text: &str| {
+            text.replace("${AWS::Partition}", "aws")
+                .replace("${AWS::Region}", "eu-west-1")
+                .replace("${AWS::AccountId}", "123456789012")
+                .replace("${DeploymentName}", "smartvault-prod")
+        };
+        match value {
+            serde_json::Value::Object(map) if map.contains_key("Fn::Sub") => {
+                serde_json::Value::String(substitute(map["Fn::Sub"].as_str().unwrap_or_default()))
+            }
+            serde_json::Value::Object(map) if map.contains_key("Ref") => {
+                match map["Ref"].as_str() {
+                    Some("Topic") => "arn:aws:sns:eu-west-1:123456789012:smartvault-prod".into(),
+                    Some("DeploymentName") => "smartvault-prod".into(),
+                    other => serde_json::Value::String(format!("unresolved-{other:?}")),
+                }
+            }
+            serde_json::Value::Object(map) => {
+                map.iter().map(|(k, v)| (k.clone(), resolve(v))).collect()
+            }
+            serde_json::Value::Array(items) => items.iter().map(resolve).collect(),
+            other => other.clone(),
+        }
+    }
+    let path = emulator::workspace_root()
+        .join("docs")
+        .join("iam-policy.json");
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("failed to read `{}`", path.display()))?;
+    Ok(resolve(&serde_json::from_str(&text)?))
+}
+
+fn parliament(policy: &str) -> Result<Vec<serde_json::Value>> {
+    // parliament refuses --string when standard input is not a terminal unless it is closed.
+    let output = Command::new(crate::tools::bin("parliament"))
+        .args(["--json", "--string", policy])
+        .stdin(Stdio::null())
+        .output()
+        .context("failed to run parliament from the tool environment")?;
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).with_context(|| format!("parliament printed {l:?}")))
+        .collect()
+}
+
+/// parliament on both policies; every finding must be one of the accepted ones.
+pub fn policies() -> Result<usize> {
+    let function = serde_json::to_string(&resolved_function_policy()?)?;
+    let deployer_path = emulator::workspace_root()
+        .join("docs")
+        .join("deployer-policy.json");
+    let deployer = std::fs::read_to_string(&deployer_path)
+        .with_context(|| format!("failed to read `{}`", deployer_path.display()))?;
+    let mut unexpected = Vec::new();
+    for (name, policy) in [
+        ("function", function.as_str()),
+        ("deployer", deployer.as_str()),
+    ] {
+        for finding in parliament(policy)? {
+            let issue = finding["issue"].as_str().unwrap_or_default();
+            if !ACCEPTED_FINDINGS
+                .iter()
+                .any(|(who, accepted, _)| *who == name && *accepted == issue)
+            {
+                unexpected.push(format!("{name} policy: {issue}: {}", finding["detail"]));
+            }
+        }
+    }
+    ensure!(
+        unexpected.is_empty(),
+        "parliament found problems; fix the policy or justify the finding in xtask/src/lint.rs and docs/static-checks.md:\n{}",
+        unexpected.join("\n")
+    );
+    Ok(2)
+}
