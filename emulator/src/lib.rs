@@ -7,6 +7,7 @@
 
 pub mod fleet;
 mod http;
+pub mod proxy;
 
 use base64::Engine as _;
 use std::fmt;
@@ -178,6 +179,11 @@ impl Emulator {
         &self.endpoint
     }
 
+    /// The loopback port the server listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
     /// The server's process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
@@ -206,14 +212,18 @@ impl Emulator {
 
     /// An SDK configuration equivalent to [`Emulator::env`], for clients built in-process.
     pub async fn sdk_config(&self) -> aws_config::SdkConfig {
+        self.loader(&self.endpoint).load().await
+    }
+
+    /// A configuration loader like [`Emulator::sdk_config`]'s, sending requests to `endpoint`
+    /// (a proxy in front of this emulator, say); callers may add retry settings.
+    pub fn loader(&self, endpoint: &str) -> aws_config::ConfigLoader {
         aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .endpoint_url(&self.endpoint)
+            .endpoint_url(endpoint)
             .region(aws_config::Region::new(REGION))
             .credentials_provider(aws_sdk_ec2::config::Credentials::new(
                 "testing", "testing", None, None, "emulator",
             ))
-            .load()
-            .await
     }
 
     /// Clears every service's state.

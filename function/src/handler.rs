@@ -50,10 +50,12 @@ impl Context {
 pub enum FunctionError {
     /// The event was refused before anything was done.
     InvalidEvent(EventError),
-    /// Something failed; the summary was published first.
-    RunFailed(String),
+    /// Something failed; the summary was published first. Carries the whole report.
+    RunFailed(Box<RunReport>),
     /// The summary could not be published.
     PublishFailed(String),
+    /// The result could not be encoded.
+    Internal(String),
 }
 
 impl FunctionError {
@@ -62,6 +64,7 @@ impl FunctionError {
             FunctionError::InvalidEvent(_) => "SmartVault.InvalidEvent",
             FunctionError::RunFailed(_) => "SmartVault.RunFailed",
             FunctionError::PublishFailed(_) => "SmartVault.PublishFailed",
+            FunctionError::Internal(_) => "SmartVault.Internal",
         }
     }
 }
@@ -70,7 +73,21 @@ impl fmt::Display for FunctionError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             FunctionError::InvalidEvent(e) => write!(f, "{e}"),
-            FunctionError::RunFailed(message) | FunctionError::PublishFailed(message) => {
+            FunctionError::RunFailed(report) => {
+                let first: Vec<String> = report
+                    .failed
+                    .iter()
+                    .take(3)
+                    .map(ToString::to_string)
+                    .collect();
+                write!(
+                    f,
+                    "{} (summary published); first failures: {}",
+                    report.subject(),
+                    first.join("; ")
+                )
+            }
+            FunctionError::PublishFailed(message) | FunctionError::Internal(message) => {
                 f.write_str(message)
             }
         }
@@ -192,16 +209,7 @@ pub async fn handle(
     if report.failed.is_empty() {
         Ok(report)
     } else {
-        let first: Vec<String> = report
-            .failed
-            .iter()
-            .take(3)
-            .map(ToString::to_string)
-            .collect();
-        Err(FunctionError::RunFailed(format!(
-            "{subject} (summary published); first failures: {}",
-            first.join("; ")
-        )))
+        Err(FunctionError::RunFailed(Box::new(report)))
     }
 }
 
@@ -234,8 +242,9 @@ mod tests {
 
     #[test]
     fn error_types_are_stable() {
-        let diagnostic: lambda_runtime::Diagnostic = FunctionError::RunFailed("x".into()).into();
-        assert_eq!(diagnostic.error_type, "SmartVault.RunFailed");
+        let diagnostic: lambda_runtime::Diagnostic =
+            FunctionError::PublishFailed("x".into()).into();
+        assert_eq!(diagnostic.error_type, "SmartVault.PublishFailed");
         assert_eq!(diagnostic.error_message, "x");
     }
 }

@@ -27,7 +27,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         async move {
             let now = time::OffsetDateTime::now_utc();
             let report = handler::handle(ctx, &event.payload, now).await?;
-            serde_json::to_value(&report).map_err(|e| FunctionError::RunFailed(e.to_string()))
+            serde_json::to_value(&report).map_err(|e| FunctionError::Internal(e.to_string()))
         }
     }))
     .await

@@ -1,0 +1,343 @@
+//! A fault-injecting loopback proxy between an AWS client and the emulator: EC2's per-action
+//! token buckets (time-scaled), a share of 500/503 answers, delays, and connection resets.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// What the proxy does to requests.
+#[derive(Debug, Clone, Default)]
+pub struct Faults {
+    /// EC2's documented token buckets, with refill rates multiplied by this factor (so a test
+    /// stays short); `None` disables throttling.
+    pub throttle_time_scale: Option<f64>,
+    /// Share of requests (0.0-1.0) answered 500 or 503 without reaching the emulator.
+    pub error_share: f64,
+    /// Delay added before every request is forwarded.
+    pub delay: Duration,
+    /// Share of requests whose connection is reset before they reach the emulator.
+    pub reset_share: f64,
+}
+
+/// EC2's documented bucket for an action: (burst capacity, refill per second).
+pub fn documented_bucket(action: &str) -> Option<(f64, f64)> {
+    match action {
+        "CreateSnapshots" | "CreateSnapshot" | "DeleteSnapshot" => Some((100.0, 5.0)),
+        a if a.starts_with("Describe") => Some((100.0, 20.0)),
+        _ => None,
+    }
+}
+
+struct Bucket {
+    tokens: f64,
+    capacity: f64,
+    refill: f64,
+    at: Instant,
+}
+
+impl Bucket {
+    fn take(&mut self, now: Instant) -> bool {
+        self.tokens =
+            (self.tokens + (now - self.at).as_secs_f64() * self.refill).min(self.capacity);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// What the proxy saw, by action.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub forwarded: HashMap<String, u64>,
+    pub throttled: HashMap<String, u64>,
+    pub errored: u64,
+    pub reset: u64,
+}
+
+struct State {
+    faults: Faults,
+    buckets: Mutex<HashMap<String, Bucket>>,
+    counts: Mutex<Counts>,
+    sequence: AtomicU64,
+    stopped: AtomicBool,
+}
+
+/// A running proxy; stops accepting when dropped.
+pub struct FaultProxy {
+    port: u16,
+    state: Arc<State>,
+}
+
+impl FaultProxy {
+    /// Starts a proxy on a free loopback port in front of `upstream_port`.
+    pub fn start(upstream_port: u16, faults: Faults) -> std::io::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let port = listener.local_addr()?.port();
+        let state = Arc::new(State {
+            faults,
+            buckets: Mutex::new(HashMap::new()),
+            counts: Mutex::new(Counts::default()),
+            sequence: AtomicU64::new(0),
+            stopped: AtomicBool::new(false),
+        });
+        let shared = Arc::clone(&state);
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if shared.stopped.load(Ordering::Relaxed) {
+                    break;
+                }
+                let Ok(stream) = stream else { continue };
+                let state = Arc::clone(&shared);
+                std::thread::spawn(move || {
+                    let _ = serve(stream, upstream_port, &state);
+                });
+            }
+        });
+        Ok(FaultProxy { port, state })
+    }
+
+    /// The endpoint URL clients use instead of the emulator's.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// What the proxy saw so far.
+    pub fn counts(&self) -> Counts {
+        self.state
+            .counts
+            .lock()
+            .map(|c| c.clone())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        self.state.stopped.store(true, Ordering::Relaxed);
+        // Wake the accept loop so it sees the flag.
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
+
+/// A deterministic draw in [0, 1) for the n-th request, so runs are repeatable.
+fn draw(n: u64, salt: u64) -> f64 {
+    let mut x = n.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ salt;
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    x ^= x >> 33;
+    (x >> 11) as f64 / (1u64 << 53) as f64
+}
+
+struct Request {
+    head: Vec<u8>,
+    body: Vec<u8>,
+    action: String,
+}
+
+fn read_request(reader: &mut BufReader<TcpStream>) -> std::io::Result<Option<Request>> {
+    let mut head = Vec::new();
+    let mut length = 0usize;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 {
+            return Ok(None);
+        }
+        let lower = line.to_ascii_lowercase();
+        if let Some(value) = lower.strip_prefix("content-length:") {
+            length = value.trim().parse().unwrap_or(0);
+        }
+        // The upstream connection is used once: ask it to close when done.
+        if lower.starts_with("connection:") {
+            continue;
+        }
+        if line == "\r\n" {
+            head.extend_from_slice(b"Connection: close\r\n\r\n");
+            break;
+        }
+        head.extend_from_slice(line.as_bytes());
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body)?;
+    let text = String::from_utf8_lossy(&body);
+    let action = text
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("Action="))
+        .unwrap_or("")
+        .to_owned();
+    Ok(Some(Request { head, body, action }))
+}
+
+fn error_response(status: u16, code: &str, message: &str) -> Vec<u8> {
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Errors><Error><Code>{code}</Code><Message>{message}</Message></Error></Errors><RequestID>proxy</RequestID></Response>"
+    );
+    let reason = if status == 503 {
+        "Service Unavailable"
+    } else {
+        "Internal Server Error"
+    };
+    format!(
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: text/xml\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// Reads one HTTP response from `upstream` (headers, then a body by length or chunks).
+fn read_response(upstream: TcpStream) -> std::io::Result<Vec<u8>> {
+    let mut reader = BufReader::new(upstream);
+    let mut response = Vec::new();
+    let mut length = None;
+    let mut chunked = false;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 {
+            return Ok(response);
+        }
+        let lower = line.to_ascii_lowercase();
+        if let Some(value) = lower.strip_prefix("content-length:") {
+            length = value.trim().parse::<usize>().ok();
+        }
+        if lower.starts_with("transfer-encoding:") && lower.contains("chunked") {
+            chunked = true;
+        }
+        response.extend_from_slice(line.as_bytes());
+        if line == "\r\n" {
+            break;
+        }
+    }
+    if chunked {
+        loop {
+            let mut size_line = String::new();
+            reader.read_line(&mut size_line)?;
+            response.extend_from_slice(size_line.as_bytes());
+            let size = usize::from_str_radix(size_line.trim().split(';').next().unwrap_or("0"), 16)
+                .unwrap_or(0);
+            let mut chunk = vec![0; size + 2];
+            reader.read_exact(&mut chunk)?;
+            response.extend_from_slice(&chunk);
+            if size == 0 {
+                break;
+            }
+        }
+    } else if let Some(length) = length {
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body)?;
+        response.extend_from_slice(&body);
+    } else {
+        reader.read_to_end(&mut response)?;
+    }
+    Ok(response)
+}
+
+fn serve(client: TcpStream, upstream_port: u16, state: &State) -> std::io::Result<()> {
+    let mut writer = client.try_clone()?;
+    let mut reader = BufReader::new(client);
+    while let Some(request) = read_request(&mut reader)? {
+        let n = state.sequence.fetch_add(1, Ordering::Relaxed);
+        let faults = &state.faults;
+        if !faults.delay.is_zero() {
+            std::thread::sleep(faults.delay);
+        }
+        if faults.reset_share > 0.0 && draw(n, 0x5eed) < faults.reset_share {
+            if let Ok(mut counts) = state.counts.lock() {
+                counts.reset += 1;
+            }
+            let _ = writer.shutdown(Shutdown::Both);
+            return Ok(());
+        }
+        if faults.error_share > 0.0 && draw(n, 0xe77) < faults.error_share {
+            if let Ok(mut counts) = state.counts.lock() {
+                counts.errored += 1;
+            }
+            let (status, code) = if n.is_multiple_of(2) {
+                (503, "Unavailable")
+            } else {
+                (500, "InternalError")
+            };
+            writer.write_all(&error_response(status, code, "injected by the fault proxy"))?;
+            continue;
+        }
+        if let (Some(scale), Some((capacity, refill))) = (
+            faults.throttle_time_scale,
+            documented_bucket(&request.action),
+        ) {
+            let allowed = state.buckets.lock().map(|mut buckets| {
+                buckets
+                    .entry(request.action.clone())
+                    .or_insert_with(|| Bucket {
+                        tokens: capacity,
+                        capacity,
+                        refill: refill * scale,
+                        at: Instant::now(),
+                    })
+                    .take(Instant::now())
+            });
+            if matches!(allowed, Ok(false)) {
+                if let Ok(mut counts) = state.counts.lock() {
+                    *counts.throttled.entry(request.action.clone()).or_default() += 1;
+                }
+                writer.write_all(&error_response(
+                    503,
+                    "RequestLimitExceeded",
+                    "Request limit exceeded.",
+                ))?;
+                continue;
+            }
+        }
+        let mut upstream = TcpStream::connect(("127.0.0.1", upstream_port))?;
+        upstream.write_all(&request.head)?;
+        upstream.write_all(&request.body)?;
+        let response = read_response(upstream)?;
+        if let Ok(mut counts) = state.counts.lock() {
+            *counts.forwarded.entry(request.action.clone()).or_default() += 1;
+        }
+        writer.write_all(&response)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bucket_gives_its_burst_then_refills_at_its_rate() {
+        let start = Instant::now();
+        let mut bucket = Bucket {
+            tokens: 3.0,
+            capacity: 3.0,
+            refill: 10.0,
+            at: start,
+        };
+        assert!((0..3).all(|_| bucket.take(start)));
+        assert!(!bucket.take(start), "empty after the burst");
+        assert!(
+            bucket.take(start + Duration::from_millis(100)),
+            "one token after 1/10 s"
+        );
+        assert!(!bucket.take(start + Duration::from_millis(100)));
+    }
+
+    #[test]
+    fn draws_are_spread_and_repeatable() {
+        let hits = (0..10_000).filter(|n| draw(*n, 1) < 0.2).count();
+        assert!((1_700..2_300).contains(&hits), "{hits}");
+        assert_eq!(draw(42, 7), draw(42, 7));
+    }
+
+    #[test]
+    fn documented_buckets_match_ec2s() {
+        assert_eq!(documented_bucket("CreateSnapshots"), Some((100.0, 5.0)));
+        assert_eq!(documented_bucket("DeleteSnapshot"), Some((100.0, 5.0)));
+        assert_eq!(documented_bucket("DescribeInstances"), Some((100.0, 20.0)));
+        assert_eq!(documented_bucket("Publish"), None);
+    }
+}

@@ -1,0 +1,188 @@
+//! Faults injected between the function and the emulator (throttling token buckets, 5xx
+//! answers, delays, connection resets) over a fleet of 120 instances: every instance ends
+//! snapshotted or reported failed with its reason, none lost, none duplicated.
+
+// Test helpers fail loudly by design.
+#![allow(clippy::unwrap_used)]
+
+use emulator::Emulator;
+use emulator::fleet::{self, InstanceSpec};
+use emulator::proxy::{FaultProxy, Faults};
+use function::config::Config;
+use function::handler::{self, Context, FunctionError};
+use function::plan::Subject;
+use function::report::RunReport;
+use serde_json::json;
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+const INSTANCES: usize = 120;
+
+struct Outcome {
+    report: RunReport,
+    failed_run: bool,
+    elapsed: Duration,
+    snapshots_per_instance: BTreeMap<String, usize>,
+    instance_ids: Vec<String>,
+    proxy: emulator::proxy::Counts,
+}
+
+/// Launches the fleet directly, then runs the function through a proxy injecting `faults`.
+async fn run_through(faults: Faults) -> Outcome {
+    let emulator = Emulator::start().unwrap_or_else(|e| panic!("{e}"));
+    let direct = emulator.sdk_config().await;
+    let ec2 = aws_sdk_ec2::Client::new(&direct);
+    let topic = aws_sdk_sns::Client::new(&direct)
+        .create_topic()
+        .name("faults")
+        .send()
+        .await
+        .unwrap();
+    let specs: Vec<InstanceSpec> = (0..INSTANCES)
+        .map(|n| InstanceSpec::backup(&format!("node-{n}")).data_volumes(1))
+        .collect();
+    let fleet = fleet::launch_all(&ec2, &specs).await.unwrap();
+
+    let proxy = FaultProxy::start(emulator.port(), faults).unwrap();
+    let via_proxy = emulator
+        .loader(&proxy.endpoint())
+        .retry_config(handler::retry_config())
+        .load()
+        .await;
+    let vars = HashMap::from([
+        ("SNS_TOPIC_ARN", topic.topic_arn().unwrap().to_owned()),
+        ("DEPLOYMENT", "faults".to_owned()),
+    ]);
+    let config = Config::from_lookup(|name| vars.get(name).cloned()).unwrap();
+    let ctx = Context::new(&via_proxy, config);
+    let started = Instant::now();
+    let result = handler::handle(
+        &ctx,
+        &json!({"action": "backup"}),
+        time::OffsetDateTime::now_utc(),
+    )
+    .await;
+    let elapsed = started.elapsed();
+    let (report, failed_run) = match result {
+        Ok(report) => (report, false),
+        // Failures are reported after publishing; the error carries the whole report.
+        Err(FunctionError::RunFailed(report)) => (*report, true),
+        Err(other) => panic!("the run did not complete: {other}"),
+    };
+
+    let snapshots = ec2
+        .describe_snapshots()
+        .owner_ids("self")
+        .send()
+        .await
+        .unwrap();
+    let mut per_instance = BTreeMap::new();
+    for snapshot in snapshots.snapshots() {
+        let instance = snapshot
+            .tags()
+            .iter()
+            .find(|t| t.key() == Some(function::tags::INSTANCE_ID))
+            .and_then(|t| t.value())
+            .unwrap()
+            .to_owned();
+        *per_instance.entry(instance).or_insert(0) += 1;
+    }
+    Outcome {
+        report,
+        failed_run,
+        elapsed,
+        snapshots_per_instance: per_instance,
+        instance_ids: fleet.into_iter().map(|i| i.id).collect(),
+        proxy: proxy.counts(),
+    }
+}
+
+/// Every instance is snapshotted exactly once (both volumes) or reported as failed.
+fn assert_none_lost_or_duplicated(outcome: &Outcome) {
+    let failed: Vec<String> = outcome
+        .report
+        .failed
+        .iter()
+        .filter_map(|f| match &f.subject {
+            Some(Subject::Instance(id)) => Some(id.clone()),
+            _ => None,
+        })
+        .collect();
+    for id in &outcome.instance_ids {
+        let snapshots = outcome.snapshots_per_instance.get(id).copied().unwrap_or(0);
+        if failed.contains(id) {
+            assert_eq!(snapshots, 0, "{id} is reported failed but has snapshots");
+        } else {
+            assert_eq!(
+                snapshots, 2,
+                "{id}: expected one snapshot per volume, found {snapshots}"
+            );
+        }
+    }
+    assert_eq!(
+        outcome.report.created.len() + 2 * failed.len(),
+        2 * INSTANCES,
+        "every instance is accounted for"
+    );
+    assert_eq!(
+        outcome.failed_run,
+        !failed.is_empty(),
+        "the run errors exactly when something failed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ec2_token_buckets_are_ridden_out() {
+    // EC2's buckets with refills twice as fast: CreateSnapshots gives 100 at once, then 10/s.
+    let scale = 2.0;
+    let outcome = run_through(Faults {
+        throttle_time_scale: Some(scale),
+        ..Faults::default()
+    })
+    .await;
+    assert_none_lost_or_duplicated(&outcome);
+    let throttled: u64 = outcome.proxy.throttled.values().sum();
+    assert!(
+        throttled > 0,
+        "the fleet is larger than the burst, so some calls were throttled"
+    );
+    let minimum = (INSTANCES as f64 - 100.0).max(0.0) / (5.0 * scale);
+    eprintln!(
+        "token buckets: {INSTANCES} CreateSnapshots, {throttled} throttled answers; run took {:.2} s, \
+         the bucket's theoretical minimum is {minimum:.2} s ({:.1}x)",
+        outcome.elapsed.as_secs_f64(),
+        outcome.elapsed.as_secs_f64() / minimum
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_share_of_500_and_503_answers_is_retried() {
+    let outcome = run_through(Faults {
+        error_share: 0.2,
+        ..Faults::default()
+    })
+    .await;
+    assert_none_lost_or_duplicated(&outcome);
+    assert!(outcome.proxy.errored > 20, "{:?}", outcome.proxy);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn slow_responses_still_complete() {
+    let outcome = run_through(Faults {
+        delay: Duration::from_millis(40),
+        ..Faults::default()
+    })
+    .await;
+    assert_none_lost_or_duplicated(&outcome);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reset_connections_are_retried() {
+    let outcome = run_through(Faults {
+        reset_share: 0.15,
+        ..Faults::default()
+    })
+    .await;
+    assert_none_lost_or_duplicated(&outcome);
+    assert!(outcome.proxy.reset > 10, "{:?}", outcome.proxy);
+}
