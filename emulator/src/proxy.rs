@@ -20,6 +20,8 @@ pub struct Faults {
     pub delay: Duration,
     /// Share of requests whose connection is reset before they reach the emulator.
     pub reset_share: f64,
+    /// `CreateSnapshots` for this instance fails as for an instance terminated mid-run.
+    pub failing_instance: Option<String>,
 }
 
 /// EC2's documented bucket for an action: (burst capacity, refill per second).
@@ -263,6 +265,17 @@ fn serve(client: TcpStream, upstream_port: u16, state: &State) -> std::io::Resul
                 (500, "InternalError")
             };
             writer.write_all(&error_response(status, code, "injected by the fault proxy"))?;
+            continue;
+        }
+        if let Some(instance) = &faults.failing_instance
+            && request.action == "CreateSnapshots"
+            && String::from_utf8_lossy(&request.body)
+                .contains(&format!("InstanceSpecification.InstanceId={instance}"))
+        {
+            let message = format!(
+                "The instance '{instance}' is not in a state from which it can be snapshotted."
+            );
+            writer.write_all(&error_response(400, "IncorrectState", &message))?;
             continue;
         }
         if let (Some(scale), Some((capacity, refill))) = (

@@ -247,6 +247,18 @@ async fn expired_snapshots_are_deleted_and_nobody_elses_are_touched() {
     )
     .await
     .unwrap();
+    // Another backup tool's snapshot, even one carrying SmartVault's instance-id tag.
+    let other_tool = fleet::snapshot_by_hand(
+        &s.ec2,
+        &fleet[1].volume_ids[0],
+        &[
+            ("dlm:managed", "true"),
+            ("Name", "nightly"),
+            (tags::INSTANCE_ID, &fleet[1].id),
+        ],
+    )
+    .await
+    .unwrap();
     let prod = s.context("prod");
     let other = s.context("staging");
     let start = now();
@@ -308,6 +320,10 @@ async fn expired_snapshots_are_deleted_and_nobody_elses_are_touched() {
     assert_eq!(gone.deleted.len(), 3, "{gone:#?}");
     assert!(s.managed_snapshots("prod").await.is_empty());
     assert!(s.snapshot_exists(&by_hand).await);
+    assert!(
+        s.snapshot_exists(&other_tool).await,
+        "another tool's snapshot survives"
+    );
     let subjects: Vec<_> = s
         .emulator
         .sns_messages()

@@ -186,3 +186,92 @@ async fn reset_connections_are_retried() {
     assert_none_lost_or_duplicated(&outcome);
     assert!(outcome.proxy.reset > 10, "{:?}", outcome.proxy);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_failing_instance_is_reported_and_a_retry_creates_no_duplicates() {
+    let emulator = Emulator::start().unwrap_or_else(|e| panic!("{e}"));
+    let direct = emulator.sdk_config().await;
+    let ec2 = aws_sdk_ec2::Client::new(&direct);
+    let topic = aws_sdk_sns::Client::new(&direct)
+        .create_topic()
+        .name("partial")
+        .send()
+        .await
+        .unwrap();
+    let specs: Vec<InstanceSpec> = (0..10)
+        .map(|n| InstanceSpec::backup(&format!("node-{n}")).data_volumes(1))
+        .collect();
+    let fleet = fleet::launch_all(&ec2, &specs).await.unwrap();
+    let doomed = fleet[3].id.clone();
+    let vars = HashMap::from([
+        ("SNS_TOPIC_ARN", topic.topic_arn().unwrap().to_owned()),
+        ("DEPLOYMENT", "partial".to_owned()),
+    ]);
+    let config = Config::from_lookup(|name| vars.get(name).cloned()).unwrap();
+
+    // First run: the instance fails as if terminated mid-run.
+    let proxy = FaultProxy::start(
+        emulator.port(),
+        Faults {
+            failing_instance: Some(doomed.clone()),
+            ..Faults::default()
+        },
+    )
+    .unwrap();
+    let via_proxy = emulator
+        .loader(&proxy.endpoint())
+        .retry_config(handler::retry_config())
+        .load()
+        .await;
+    let ctx = Context::new(&via_proxy, config.clone());
+    let now = time::OffsetDateTime::now_utc();
+    let error = handler::handle(&ctx, &json!({"action": "backup"}), now)
+        .await
+        .unwrap_err();
+    let FunctionError::RunFailed(report) = &error else {
+        panic!("expected RunFailed, got {error}");
+    };
+    assert_eq!(report.created.len(), 18, "the nine others are done");
+    assert_eq!(report.failed.len(), 1);
+    assert_eq!(
+        report.failed[0].subject,
+        Some(Subject::Instance(doomed.clone()))
+    );
+    assert_eq!(report.failed[0].code, "IncorrectState");
+    let messages = emulator.sns_messages().unwrap();
+    assert_eq!(
+        messages.len(),
+        1,
+        "the summary was published before the error"
+    );
+    assert_eq!(
+        messages[0].subject.as_deref(),
+        Some("SmartVault [partial]: 18 created, 0 deleted, 1 failed")
+    );
+    assert!(messages[0].message.contains(&format!(
+        "instance {doomed}: CreateSnapshots failed: IncorrectState"
+    )));
+
+    // The retry (the cause fixed): only the failed instance is backed up, nobody twice.
+    let ctx = Context::new(&direct, config);
+    let retried = handler::handle(
+        &ctx,
+        &json!({"action": "backup"}),
+        now + time::Duration::minutes(2),
+    )
+    .await
+    .unwrap();
+    assert_eq!(retried.created.len(), 2);
+    assert!(retried.created.iter().all(|c| c.instance_id == doomed));
+    let snapshots = ec2
+        .describe_snapshots()
+        .owner_ids("self")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        snapshots.snapshots().len(),
+        20,
+        "one snapshot per volume, no duplicates"
+    );
+}

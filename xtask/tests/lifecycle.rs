@@ -211,6 +211,16 @@ async fn deploy_redeploy_change_status_invoke_destroy() {
     let by_hand = emulator::fleet::snapshot_by_hand(&ec2, volume, &[("CreatedOn", "2020-01-01")])
         .await
         .unwrap();
+    let other_tool = emulator::fleet::snapshot_by_hand(
+        &ec2,
+        volume,
+        &[
+            ("dlm:managed", "true"),
+            (function::tags::INSTANCE_ID, "i-0123456789abcdef0"),
+        ],
+    )
+    .await
+    .unwrap();
     let theirs = emulator::fleet::snapshot_by_hand(
         &ec2,
         volume,
@@ -299,6 +309,10 @@ async fn deploy_redeploy_change_status_invoke_destroy() {
         "a hand-made snapshot survives destroy"
     );
     assert!(
+        remaining.contains(&other_tool),
+        "another tool's snapshot survives destroy"
+    );
+    assert!(
         remaining.contains(&theirs),
         "another deployment's snapshot survives destroy"
     );
@@ -343,6 +357,19 @@ fn configuration_mistakes_exit_2_and_change_nothing() {
         usage.status.code(),
         Some(2),
         "clap reports bad usage with 2"
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let stacks = rt.block_on(async {
+        let sdk = emulator.sdk_config().await;
+        aws_sdk_cloudformation::Client::new(&sdk)
+            .describe_stacks()
+            .send()
+            .await
+            .unwrap()
+    });
+    assert!(
+        stacks.stacks().is_empty(),
+        "a configuration mistake changes nothing"
     );
 }
 
