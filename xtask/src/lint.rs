@@ -67,15 +67,23 @@ pub fn templates() -> Result<usize> {
     Ok(templates.len())
 }
 
-/// Resolves the function policy's CloudFormation expressions with sample values, so that
-/// parliament can read real ARNs.
-fn resolved_function_policy() -> Result<serde_json::Value> {
-    fn resolve(value: &serde_json::Value) -> serde_json::Value {
+/// Values that stand in for a stack's CloudFormation expressions in its policy.
+pub struct PolicyValues<'a> {
+    pub region: &'a str,
+    pub account: &'a str,
+    pub deployment: &'a str,
+    pub topic_arn: &'a str,
+}
+
+/// The function's policy (docs/iam-policy.json) with its CloudFormation expressions resolved,
+/// as IAM would hold it for a stack with `values`.
+pub fn resolved_function_policy(values: &PolicyValues<'_>) -> Result<serde_json::Value> {
+    fn resolve(value: &serde_json::Value, values: &PolicyValues<'_>) -> serde_json::Value {
         let substitute = |text: &str| {
             text.replace("${AWS::Partition}", "aws")
-                .replace("${AWS::Region}", "eu-west-1")
-                .replace("${AWS::AccountId}", "123456789012")
-                .replace("${DeploymentName}", "smartvault-prod")
+                .replace("${AWS::Region}", values.region)
+                .replace("${AWS::AccountId}", values.account)
+                .replace("${DeploymentName}", values.deployment)
         };
         match value {
             serde_json::Value::Object(map) if map.contains_key("Fn::Sub") => {
@@ -83,15 +91,16 @@ fn resolved_function_policy() -> Result<serde_json::Value> {
             }
             serde_json::Value::Object(map) if map.contains_key("Ref") => {
                 match map["Ref"].as_str() {
-                    Some("Topic") => "arn:aws:sns:eu-west-1:123456789012:smartvault-prod".into(),
-                    Some("DeploymentName") => "smartvault-prod".into(),
+                    Some("Topic") => values.topic_arn.into(),
+                    Some("DeploymentName") => values.deployment.into(),
                     other => serde_json::Value::String(format!("unresolved-{other:?}")),
                 }
             }
-            serde_json::Value::Object(map) => {
-                map.iter().map(|(k, v)| (k.clone(), resolve(v))).collect()
-            }
-            serde_json::Value::Array(items) => items.iter().map(resolve).collect(),
+            serde_json::Value::Object(map) => map
+                .iter()
+                .map(|(k, v)| (k.clone(), resolve(v, values)))
+                .collect(),
+            serde_json::Value::Array(items) => items.iter().map(|v| resolve(v, values)).collect(),
             other => other.clone(),
         }
     }
@@ -100,7 +109,7 @@ fn resolved_function_policy() -> Result<serde_json::Value> {
         .join("iam-policy.json");
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("failed to read `{}`", path.display()))?;
-    Ok(resolve(&serde_json::from_str(&text)?))
+    Ok(resolve(&serde_json::from_str(&text)?, values))
 }
 
 fn parliament(policy: &str) -> Result<Vec<serde_json::Value>> {
@@ -119,7 +128,12 @@ fn parliament(policy: &str) -> Result<Vec<serde_json::Value>> {
 
 /// parliament on both policies; every finding must be one of the accepted ones.
 pub fn policies() -> Result<usize> {
-    let function = serde_json::to_string(&resolved_function_policy()?)?;
+    let function = serde_json::to_string(&resolved_function_policy(&PolicyValues {
+        region: "eu-west-1",
+        account: "123456789012",
+        deployment: "smartvault-prod",
+        topic_arn: "arn:aws:sns:eu-west-1:123456789012:smartvault-prod",
+    })?)?;
     let deployer_path = emulator::workspace_root()
         .join("docs")
         .join("deployer-policy.json");
