@@ -128,6 +128,35 @@ mod tests {
     }
 
     #[test]
+    fn a_zip_without_a_single_bootstrap_entry_is_refused() {
+        let dir = emulator::tools_dir()
+            .join("test-scratch")
+            .join("package-open");
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("two.zip");
+        let mut zip = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
+        for name in ["bootstrap", "extra"] {
+            zip.start_file(name, zip::write::SimpleFileOptions::default())
+                .unwrap();
+            zip.write_all(b"x").unwrap();
+        }
+        zip.finish().unwrap();
+        let error = open(&path).unwrap_err().to_string();
+        assert!(
+            error.contains("exactly one entry named `bootstrap`")
+                && error.contains("cargo xtask package"),
+            "{error}"
+        );
+        std::fs::write(&path, b"not a zip").unwrap();
+        assert!(
+            open(&path)
+                .unwrap_err()
+                .to_string()
+                .contains("is not a zip file")
+        );
+    }
+
+    #[test]
     fn the_key_is_derived_from_the_hash() {
         assert_eq!(
             sha256_hex(b"abc"),
