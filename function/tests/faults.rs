@@ -27,34 +27,63 @@ struct Outcome {
     proxy: emulator::proxy::Counts,
 }
 
-/// Launches the fleet directly, then runs the function through a proxy injecting `faults`.
-async fn run_through(faults: Faults) -> Outcome {
+/// An emulator with a topic and `instances` tagged instances (two volumes each), and the
+/// function's configuration for deployment `deployment`.
+struct Fleet {
+    emulator: Emulator,
+    ec2: aws_sdk_ec2::Client,
+    direct: aws_config::SdkConfig,
+    instance_ids: Vec<String>,
+    config: Config,
+}
+
+async fn fleet(instances: usize, deployment: &str) -> Fleet {
     let emulator = Emulator::start().unwrap_or_else(|e| panic!("{e}"));
     let direct = emulator.sdk_config().await;
     let ec2 = aws_sdk_ec2::Client::new(&direct);
     let topic = aws_sdk_sns::Client::new(&direct)
         .create_topic()
-        .name("faults")
+        .name(deployment)
         .send()
         .await
         .unwrap();
-    let specs: Vec<InstanceSpec> = (0..INSTANCES)
+    let specs: Vec<InstanceSpec> = (0..instances)
         .map(|n| InstanceSpec::backup(&format!("node-{n}")).data_volumes(1))
         .collect();
-    let fleet = fleet::launch_all(&ec2, &specs).await.unwrap();
-
-    let proxy = FaultProxy::start(emulator.port(), faults).unwrap();
-    let via_proxy = emulator
-        .loader(&proxy.endpoint())
-        .retry_config(handler::retry_config())
-        .load()
-        .await;
+    let launched = fleet::launch_all(&ec2, &specs).await.unwrap();
     let vars = HashMap::from([
         ("SNS_TOPIC_ARN", topic.topic_arn().unwrap().to_owned()),
-        ("DEPLOYMENT", "faults".to_owned()),
+        ("DEPLOYMENT", deployment.to_owned()),
     ]);
     let config = Config::from_lookup(|name| vars.get(name).cloned()).unwrap();
-    let ctx = Context::new(&via_proxy, config);
+    Fleet {
+        emulator,
+        ec2,
+        direct,
+        instance_ids: launched.into_iter().map(|i| i.id).collect(),
+        config,
+    }
+}
+
+impl Fleet {
+    /// A handler context whose clients go through `proxy` with the function's retry settings.
+    async fn context_via(&self, proxy: &FaultProxy) -> Context {
+        let via_proxy = self
+            .emulator
+            .loader(&proxy.endpoint())
+            .retry_config(handler::retry_config())
+            .load()
+            .await;
+        Context::new(&via_proxy, self.config.clone())
+    }
+}
+
+/// Launches the fleet directly, then runs the function through a proxy injecting `faults`.
+async fn run_through(faults: Faults) -> Outcome {
+    let setup = fleet(INSTANCES, "faults").await;
+    let proxy = FaultProxy::start(setup.emulator.port(), faults).unwrap();
+    let ctx = setup.context_via(&proxy).await;
+    let ec2 = &setup.ec2;
     let started = Instant::now();
     let result = handler::handle(
         &ctx,
@@ -92,7 +121,7 @@ async fn run_through(faults: Faults) -> Outcome {
         failed_run,
         elapsed,
         snapshots_per_instance: per_instance,
-        instance_ids: fleet.into_iter().map(|i| i.id).collect(),
+        instance_ids: setup.instance_ids.clone(),
         proxy: proxy.counts(),
     }
 }
@@ -189,41 +218,19 @@ async fn reset_connections_are_retried() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn one_failing_instance_is_reported_and_a_retry_creates_no_duplicates() {
-    let emulator = Emulator::start().unwrap_or_else(|e| panic!("{e}"));
-    let direct = emulator.sdk_config().await;
-    let ec2 = aws_sdk_ec2::Client::new(&direct);
-    let topic = aws_sdk_sns::Client::new(&direct)
-        .create_topic()
-        .name("partial")
-        .send()
-        .await
-        .unwrap();
-    let specs: Vec<InstanceSpec> = (0..10)
-        .map(|n| InstanceSpec::backup(&format!("node-{n}")).data_volumes(1))
-        .collect();
-    let fleet = fleet::launch_all(&ec2, &specs).await.unwrap();
-    let doomed = fleet[3].id.clone();
-    let vars = HashMap::from([
-        ("SNS_TOPIC_ARN", topic.topic_arn().unwrap().to_owned()),
-        ("DEPLOYMENT", "partial".to_owned()),
-    ]);
-    let config = Config::from_lookup(|name| vars.get(name).cloned()).unwrap();
+    let setup = fleet(10, "partial").await;
+    let doomed = setup.instance_ids[3].clone();
 
     // First run: the instance fails as if terminated mid-run.
     let proxy = FaultProxy::start(
-        emulator.port(),
+        setup.emulator.port(),
         Faults {
             failing_instance: Some(doomed.clone()),
             ..Faults::default()
         },
     )
     .unwrap();
-    let via_proxy = emulator
-        .loader(&proxy.endpoint())
-        .retry_config(handler::retry_config())
-        .load()
-        .await;
-    let ctx = Context::new(&via_proxy, config.clone());
+    let ctx = setup.context_via(&proxy).await;
     let now = time::OffsetDateTime::now_utc();
     let error = handler::handle(&ctx, &json!({"action": "backup"}), now)
         .await
@@ -238,7 +245,7 @@ async fn one_failing_instance_is_reported_and_a_retry_creates_no_duplicates() {
         Some(Subject::Instance(doomed.clone()))
     );
     assert_eq!(report.failed[0].code, "IncorrectState");
-    let messages = emulator.sns_messages().unwrap();
+    let messages = setup.emulator.sns_messages().unwrap();
     assert_eq!(
         messages.len(),
         1,
@@ -253,7 +260,7 @@ async fn one_failing_instance_is_reported_and_a_retry_creates_no_duplicates() {
     )));
 
     // The retry (the cause fixed): only the failed instance is backed up, nobody twice.
-    let ctx = Context::new(&direct, config);
+    let ctx = Context::new(&setup.direct, setup.config.clone());
     let retried = handler::handle(
         &ctx,
         &json!({"action": "backup"}),
@@ -263,7 +270,8 @@ async fn one_failing_instance_is_reported_and_a_retry_creates_no_duplicates() {
     .unwrap();
     assert_eq!(retried.created.len(), 2);
     assert!(retried.created.iter().all(|c| c.instance_id == doomed));
-    let snapshots = ec2
+    let snapshots = setup
+        .ec2
         .describe_snapshots()
         .owner_ids("self")
         .send()

@@ -12,6 +12,19 @@ use std::path::{Path, PathBuf};
 
 const STACK: &str = "smartvault-local";
 
+/// Fails unless the emulator holds no stack at all.
+fn assert_no_stacks(emulator: &Emulator, why: &str) {
+    let stacks = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let sdk = emulator.sdk_config().await;
+        aws_sdk_cloudformation::Client::new(&sdk)
+            .describe_stacks()
+            .send()
+            .await
+            .unwrap()
+    });
+    assert!(stacks.stacks().is_empty(), "{why}: {:?}", stacks.stacks());
+}
+
 /// The shipped config with the `local` environment's retention changed.
 fn config_with_retention(dir: &Path, days: u32) -> PathBuf {
     let shipped =
@@ -358,19 +371,7 @@ fn configuration_mistakes_exit_2_and_change_nothing() {
         Some(2),
         "clap reports bad usage with 2"
     );
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let stacks = rt.block_on(async {
-        let sdk = emulator.sdk_config().await;
-        aws_sdk_cloudformation::Client::new(&sdk)
-            .describe_stacks()
-            .send()
-            .await
-            .unwrap()
-    });
-    assert!(
-        stacks.stacks().is_empty(),
-        "a configuration mistake changes nothing"
-    );
+    assert_no_stacks(&emulator, "a configuration mistake changes nothing");
 }
 
 #[test]
@@ -403,14 +404,5 @@ fn the_account_guard_refuses_another_account_before_any_change() {
         message.contains("account 123456789012") && message.contains("account 999999999999"),
         "{message}"
     );
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let stacks = rt.block_on(async {
-        let sdk = emulator.sdk_config().await;
-        aws_sdk_cloudformation::Client::new(&sdk)
-            .describe_stacks()
-            .send()
-            .await
-            .unwrap()
-    });
-    assert!(stacks.stacks().is_empty(), "nothing was created");
+    assert_no_stacks(&emulator, "nothing was created");
 }
