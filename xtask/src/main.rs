@@ -35,6 +35,7 @@ use std::process::ExitCode;
 #[derive(Parser)]
 #[command(
     name = "cargo xtask",
+    bin_name = "cargo xtask",
     about = "SmartVault: build, test and deploy the EC2 backup function"
 )]
 struct Cli {
