@@ -364,37 +364,13 @@ fn indent(text: &str) -> String {
 }
 
 async fn show_snapshots(aws: &Aws, stack: &str) -> Result<()> {
-    let snapshots = aws
-        .ec2
-        .describe_snapshots()
-        .owner_ids("self")
-        .filters(
-            aws_sdk_ec2::types::Filter::builder()
-                .name(format!("tag:{}", function::tags::MANAGED_BY))
-                .values(stack)
-                .build(),
-        )
-        .send()
-        .await
-        .map_err(crate::aws::sdk_error)?;
     eprintln!("   The snapshots and their tags:");
-    for snapshot in snapshots.snapshots() {
-        let tags: Vec<String> = snapshot
-            .tags()
-            .iter()
-            .map(|t| {
-                format!(
-                    "{}={}",
-                    t.key().unwrap_or_default(),
-                    t.value().unwrap_or_default()
-                )
-            })
-            .collect();
+    for snapshot in crate::destroy::managed_snapshots(aws, stack).await? {
         eprintln!(
             "   {} of {}: {}",
-            snapshot.snapshot_id().unwrap_or_default(),
-            snapshot.volume_id().unwrap_or_default(),
-            tags.join(", ")
+            snapshot.id,
+            snapshot.volume_id.as_deref().unwrap_or("?"),
+            snapshot.tags.join(", ")
         );
     }
     Ok(())

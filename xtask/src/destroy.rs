@@ -37,8 +37,11 @@ pub struct DestroyResult {
 /// One managed snapshot of this deployment.
 pub struct ManagedSnapshot {
     pub id: String,
+    pub volume_id: Option<String>,
     pub size_gib: i32,
     pub start_time: Option<i64>,
+    /// Every tag, as `key=value`.
+    pub tags: Vec<String>,
 }
 
 /// This deployment's snapshots (the managed-by tag names the stack), every page.
@@ -69,8 +72,20 @@ pub async fn managed_snapshots(aws: &Aws, stack: &str) -> Result<Vec<ManagedSnap
             if owned {
                 found.push(ManagedSnapshot {
                     id: snapshot.snapshot_id().unwrap_or_default().to_owned(),
+                    volume_id: snapshot.volume_id().map(str::to_owned),
                     size_gib: snapshot.volume_size().unwrap_or_default(),
                     start_time: snapshot.start_time().map(|t| t.secs()),
+                    tags: snapshot
+                        .tags()
+                        .iter()
+                        .map(|t| {
+                            format!(
+                                "{}={}",
+                                t.key().unwrap_or_default(),
+                                t.value().unwrap_or_default()
+                            )
+                        })
+                        .collect(),
                 });
             }
         }

@@ -201,6 +201,18 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("failed to start the async runtime")
 }
 
+/// Runs `work` with AWS clients for `region` (or `--region`) on a fresh async runtime.
+fn with_aws<T>(
+    connection: &aws::Connection,
+    region: &str,
+    work: impl AsyncFnOnce(&aws::Aws) -> Result<T>,
+) -> Result<T> {
+    runtime()?.block_on(async {
+        let aws = aws::Aws::connect(connection, region).await?;
+        work(&aws).await
+    })
+}
+
 fn run(command: Command) -> Result<ExitCode> {
     match command {
         Command::Tools => tools::run(),
@@ -259,9 +271,8 @@ fn run(command: Command) -> Result<ExitCode> {
                 Some(path) => package::open(&path)?,
                 None => package::package(&build::build(env.architecture)?)?,
             };
-            let result = runtime()?.block_on(async {
-                let aws = aws::Aws::connect(&connection, &env.region).await?;
-                deploy::deploy(&aws, &env, &artifact, yes, output).await
+            let result = with_aws(&connection, &env.region, async |aws| {
+                deploy::deploy(aws, &env, &artifact, yes, output).await
             })?;
             output.result(&result, |r| deploy::print_summary(r, &env))?;
             Ok(ExitCode::SUCCESS)
@@ -283,9 +294,8 @@ fn run(command: Command) -> Result<ExitCode> {
             let event = invoke::event(event.as_deref(), dry_run)?;
             let binary = invoke::host_bootstrap()?;
             let vars = invoke::aws_passthrough(connection.endpoint_url.as_deref());
-            let result = runtime()?.block_on(async {
-                let aws = aws::Aws::connect(&connection, &env.region).await?;
-                invoke::local(&aws, &env, &binary, &event, vars).await
+            let result = with_aws(&connection, &env.region, async |aws| {
+                invoke::local(aws, &env, &binary, &event, vars).await
             })?;
             output.result(&result, |r| {
                 let body = match &r.ending {
@@ -316,9 +326,8 @@ fn run(command: Command) -> Result<ExitCode> {
         } => {
             let env = env.load()?;
             let event = invoke::event(event.as_deref(), dry_run)?;
-            let result = runtime()?.block_on(async {
-                let aws = aws::Aws::connect(&connection, &env.region).await?;
-                invoke::invoke(&aws, &env, &event).await
+            let result = with_aws(&connection, &env.region, async |aws| {
+                invoke::invoke(aws, &env, &event).await
             })?;
             output.result(&result, |r| {
                 eprintln!("{}", r.log_tail);
@@ -370,9 +379,8 @@ fn run(command: Command) -> Result<ExitCode> {
             } else {
                 destroy::Snapshots::Delete
             };
-            let result = runtime()?.block_on(async {
-                let aws = aws::Aws::connect(&connection, &env.region).await?;
-                destroy::destroy(&aws, &env, yes, snapshots, output).await
+            let result = with_aws(&connection, &env.region, async |aws| {
+                destroy::destroy(aws, &env, yes, snapshots, output).await
             })?;
             output.result(&result, |r| {
                 println!(
@@ -391,9 +399,8 @@ fn run(command: Command) -> Result<ExitCode> {
             output,
         } => {
             let env = env.load()?;
-            let result = runtime()?.block_on(async {
-                let aws = aws::Aws::connect(&connection, &env.region).await?;
-                status::status(&aws, &env).await
+            let result = with_aws(&connection, &env.region, async |aws| {
+                status::status(aws, &env).await
             })?;
             output.result(&result, status::print)?;
             Ok(ExitCode::SUCCESS)
