@@ -149,18 +149,6 @@ fn snapshots_for(instance: &str) -> CreateSnapshotsOutput {
     output.build()
 }
 
-/// Collects every published (subject, message).
-fn publish(sent: &Arc<Mutex<Vec<(String, String)>>>) -> Rule {
-    let sent = Arc::clone(sent);
-    mock!(Sns::publish).then_compute_output(move |request| {
-        sent.lock().unwrap().push((
-            request.subject().unwrap_or_default().to_owned(),
-            request.message().unwrap_or_default().to_owned(),
-        ));
-        PublishOutput::builder().message_id("m-1").build()
-    })
-}
-
 fn config(vars: &[(&str, &str)]) -> Config {
     let mut map: HashMap<&str, String> = HashMap::from([
         ("SNS_TOPIC_ARN", TOPIC.to_owned()),
@@ -172,19 +160,56 @@ fn config(vars: &[(&str, &str)]) -> Config {
     Config::from_lookup(|name| map.get(name).cloned()).unwrap()
 }
 
-/// A context whose EC2 client retries as the function's does, with a fast backoff for tests.
-fn context(ec2_rules: &[&Rule], sns_rules: &[&Rule], config: Config) -> Context {
-    let retry = handler::retry_config()
-        .with_initial_backoff(std::time::Duration::from_millis(1))
-        .with_max_backoff(std::time::Duration::from_millis(5));
-    let ec2 = mock_client!(aws_sdk_ec2, RuleMode::MatchAny, ec2_rules, |c| c
-        .retry_config(retry.clone()));
-    let sns = mock_client!(aws_sdk_sns, RuleMode::MatchAny, sns_rules);
-    Context {
-        ec2,
-        sns,
-        config,
-        page_size: 500,
+/// The read side of the account (instances, volumes, snapshots) and a topic that records what
+/// is published; each test adds its own write rules.
+struct Account {
+    reads: [Rule; 3],
+    publish: Rule,
+    sent: Arc<Mutex<Vec<(String, String)>>>,
+}
+
+impl Account {
+    fn new(instance_ids: &[&str], exclude_data: bool, snapshot_ids: &[&str]) -> Self {
+        let sent: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+        let record = Arc::clone(&sent);
+        let publish = mock!(Sns::publish).then_compute_output(move |request| {
+            record.lock().unwrap().push((
+                request.subject().unwrap_or_default().to_owned(),
+                request.message().unwrap_or_default().to_owned(),
+            ));
+            PublishOutput::builder().message_id("m-1").build()
+        });
+        Account {
+            reads: [
+                describe_instances(instance_ids),
+                describe_volumes(exclude_data),
+                describe_snapshots(snapshot_ids),
+            ],
+            publish,
+            sent,
+        }
+    }
+
+    /// A context whose EC2 client retries as the function's does, with a fast backoff.
+    fn context(&self, writes: &[&Rule], config: Config) -> Context {
+        let retry = handler::retry_config()
+            .with_initial_backoff(std::time::Duration::from_millis(1))
+            .with_max_backoff(std::time::Duration::from_millis(5));
+        let ec2_rules: Vec<&Rule> = self.reads.iter().chain(writes.iter().copied()).collect();
+        let ec2 = mock_client!(aws_sdk_ec2, RuleMode::MatchAny, &ec2_rules, |c| c
+            .retry_config(retry.clone()));
+        let sns = mock_client!(aws_sdk_sns, RuleMode::MatchAny, [&self.publish]);
+        Context {
+            ec2,
+            sns,
+            config,
+            page_size: 500,
+        }
+    }
+
+    /// Every (subject, message) published so far.
+    fn sent(&self) -> Vec<(String, String)> {
+        self.sent.lock().unwrap().clone()
     }
 }
 
@@ -197,18 +222,8 @@ async fn throttling_is_retried_until_the_snapshot_is_made() {
         .times(3)
         .output(|| snapshots_for("i-0000000a"))
         .build();
-    let (instances, volumes, snapshots) = (
-        describe_instances(&["i-0000000a"]),
-        describe_volumes(false),
-        describe_snapshots(&[]),
-    );
-    let sent = Arc::new(Mutex::new(Vec::new()));
-    let publish = publish(&sent);
-    let ctx = context(
-        &[&instances, &volumes, &snapshots, &create],
-        &[&publish],
-        config(&[]),
-    );
+    let account = Account::new(&["i-0000000a"], false, &[]);
+    let ctx = account.context(&[&create], config(&[]));
 
     let report = handler::handle(&ctx, &json!({"action": "backup"}), NOW)
         .await
@@ -222,7 +237,7 @@ async fn throttling_is_retried_until_the_snapshot_is_made() {
     assert_eq!(report.created.len(), 3);
     assert!(report.failed.is_empty());
     assert_eq!(
-        sent.lock().unwrap()[0].0,
+        account.sent()[0].0,
         "SmartVault [prod]: 3 created, 0 deleted, 0 failed"
     );
 }
@@ -244,13 +259,8 @@ async fn a_snapshot_in_use_by_an_ami_is_skipped_not_failed() {
             aws_smithy_mocks::MockResponse::Output(DeleteSnapshotOutput::builder().build())
         }
     });
-    let (volumes, snapshots) = (
-        describe_volumes(false),
-        describe_snapshots(&["snap-used", "snap-free"]),
-    );
-    let sent = Arc::new(Mutex::new(Vec::new()));
-    let publish = publish(&sent);
-    let ctx = context(&[&volumes, &snapshots, &delete], &[&publish], config(&[]));
+    let account = Account::new(&[], false, &["snap-used", "snap-free"]);
+    let ctx = account.context(&[&delete], config(&[]));
 
     let report = handler::handle(&ctx, &json!({"action": "cleanup"}), NOW)
         .await
@@ -266,7 +276,7 @@ async fn a_snapshot_in_use_by_an_ami_is_skipped_not_failed() {
         .find(|s| s.subject.to_string() == "snapshot snap-used")
         .expect("the in-use snapshot is reported as skipped");
     assert!(skip.reason.contains("in use by an AMI"), "{}", skip.reason);
-    assert!(sent.lock().unwrap()[0].1.contains("in use by an AMI"));
+    assert!(account.sent()[0].1.contains("in use by an AMI"));
 }
 
 #[tokio::test]
@@ -291,18 +301,8 @@ async fn one_failing_instance_does_not_stop_the_others_and_the_run_errors_after_
             aws_smithy_mocks::MockResponse::Output(snapshots_for(&id))
         }
     });
-    let (instances, volumes, snapshots) = (
-        describe_instances(&["i-0000000a", "i-0000000b", "i-0000000c"]),
-        describe_volumes(false),
-        describe_snapshots(&[]),
-    );
-    let sent = Arc::new(Mutex::new(Vec::new()));
-    let publish = publish(&sent);
-    let ctx = context(
-        &[&instances, &volumes, &snapshots, &create],
-        &[&publish],
-        config(&[]),
-    );
+    let account = Account::new(&["i-0000000a", "i-0000000b", "i-0000000c"], false, &[]);
+    let ctx = account.context(&[&create], config(&[]));
 
     let error = handler::handle(&ctx, &json!({"action": "backup"}), NOW)
         .await
@@ -312,7 +312,7 @@ async fn one_failing_instance_does_not_stop_the_others_and_the_run_errors_after_
     assert!(matches!(error, FunctionError::RunFailed(_)), "{error}");
     assert_eq!(error.error_type(), "SmartVault.RunFailed");
     assert!(error.to_string().contains("i-0000000b"), "{error}");
-    let sent = sent.lock().unwrap();
+    let sent = account.sent();
     assert_eq!(sent.len(), 1, "the summary is published before the error");
     assert_eq!(
         sent[0].0,
@@ -334,23 +334,9 @@ async fn a_dry_run_makes_no_write_call() {
         mock!(Ec2::delete_snapshot).then_output(|| DeleteSnapshotOutput::builder().build());
     let create_tags = mock!(Ec2::create_tags)
         .then_output(|| aws_sdk_ec2::operation::create_tags::CreateTagsOutput::builder().build());
-    let (instances, volumes, snapshots) = (
-        describe_instances(&["i-0000000a"]),
-        describe_volumes(false),
-        describe_snapshots(&["snap-old"]),
-    );
-    let sent = Arc::new(Mutex::new(Vec::new()));
-    let publish = publish(&sent);
-    let ctx = context(
-        &[
-            &instances,
-            &volumes,
-            &snapshots,
-            &create,
-            &delete,
-            &create_tags,
-        ],
-        &[&publish],
+    let account = Account::new(&["i-0000000a"], false, &["snap-old"]);
+    let ctx = account.context(
+        &[&create, &delete, &create_tags],
         config(&[("DRY_RUN", "true")]),
     );
 
@@ -365,7 +351,7 @@ async fn a_dry_run_makes_no_write_call() {
     assert!(report.dry_run);
     assert_eq!((report.created.len(), report.deleted.len()), (3, 1));
     assert_eq!(
-        sent.lock().unwrap()[0].0,
+        account.sent()[0].0,
         "SmartVault [prod] dry run: 3 to create, 1 to delete, 0 failed"
     );
 }
@@ -378,16 +364,9 @@ async fn excluded_volumes_and_tags_travel_in_the_create_call_itself() {
         record.lock().unwrap().push(request.clone());
         snapshots_for("i-0000000a")
     });
-    let (instances, volumes, snapshots) = (
-        describe_instances(&["i-0000000a"]),
-        describe_volumes(true),
-        describe_snapshots(&[]),
-    );
-    let sent = Arc::new(Mutex::new(Vec::new()));
-    let publish = publish(&sent);
-    let ctx = context(
-        &[&instances, &volumes, &snapshots, &create],
-        &[&publish],
+    let account = Account::new(&["i-0000000a"], true, &[]);
+    let ctx = account.context(
+        &[&create],
         config(&[("EXCLUDE_BOOT_VOLUME", "true"), ("RETENTION_DAYS", "14")]),
     );
 

@@ -129,6 +129,27 @@ pub async fn stack_parameters(
     }
 }
 
+/// Every resource of a stack, every page.
+pub async fn stack_resources(
+    aws: &Aws,
+    stack: &str,
+) -> Result<Vec<aws_sdk_cloudformation::types::StackResourceSummary>> {
+    let mut pages = aws
+        .cloudformation
+        .list_stack_resources()
+        .stack_name(stack)
+        .into_paginator()
+        .send();
+    let mut found = Vec::new();
+    while let Some(page) = pages.next().await {
+        let page = page
+            .map_err(sdk_error)
+            .with_context(|| format!("failed to list the resources of stack {stack}"))?;
+        found.extend(page.stack_resource_summaries().iter().cloned());
+    }
+    Ok(found)
+}
+
 /// The artifact buckets and keys every other SmartVault stack in this region uses.
 async fn other_stacks_artifacts(aws: &Aws, except: &str) -> Result<Vec<(String, String)>> {
     let mut pages = aws.cloudformation.describe_stacks().into_paginator().send();
@@ -186,16 +207,8 @@ pub async fn destroy(
         .unwrap_or_default();
     result.stack_existed = described.is_some();
     if result.stack_existed {
-        let resources = aws
-            .cloudformation
-            .list_stack_resources()
-            .stack_name(stack)
-            .send()
-            .await
-            .map_err(sdk_error)
-            .context("failed to list the stack's resources")?;
+        let resources = stack_resources(aws, stack).await?;
         result.resources = resources
-            .stack_resource_summaries()
             .iter()
             .filter(|r| r.resource_type().is_some_and(|t| !t.is_empty()))
             .map(|r| {

@@ -81,20 +81,14 @@ pub async fn invoke(aws: &Aws, env: &Environment, event: &serde_json::Value) -> 
 
 /// The deployed stack's topic ARN, from its resources (outputs are not always reported).
 pub async fn topic_arn(aws: &Aws, stack: &str) -> Result<String> {
-    let resources = aws
-        .cloudformation
-        .list_stack_resources()
-        .stack_name(stack)
-        .send()
+    let resources = crate::destroy::stack_resources(aws, stack)
         .await
-        .map_err(sdk_error)
         .with_context(|| {
             format!(
                 "stack {stack} is not deployed here; run `cargo xtask deploy --env <env>` first"
             )
         })?;
     resources
-        .stack_resource_summaries()
         .iter()
         .find(|r| r.logical_resource_id() == Some("Topic"))
         .and_then(|r| r.physical_resource_id())

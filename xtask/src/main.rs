@@ -287,60 +287,52 @@ fn run(command: Command) -> Result<ExitCode> {
             connection,
             event,
             dry_run,
-            local: true,
+            local,
             output,
         } => {
             let env = env.load()?;
             let event = invoke::event(event.as_deref(), dry_run)?;
-            let binary = invoke::host_bootstrap()?;
-            let vars = invoke::aws_passthrough(connection.endpoint_url.as_deref());
-            let result = with_aws(&connection, &env.region, async |aws| {
-                invoke::local(aws, &env, &binary, &event, vars).await
-            })?;
-            output.result(&result, |r| {
-                let body = match &r.ending {
-                    local_runtime::Ending::Response(b)
-                    | local_runtime::Ending::Error(b)
-                    | local_runtime::Ending::InitError(b)
-                    | local_runtime::Ending::Exited(b) => {
-                        serde_json::to_string_pretty(b).unwrap_or_default()
-                    }
-                    local_runtime::Ending::Timeout => "timed out".to_owned(),
-                };
-                println!("{body}");
-            })?;
-            eprintln!("{}", result.report_line());
-            if let Err(error) = local_runtime::ensure_success(&result) {
-                eprintln!("error: {error:#}");
-                return Ok(ExitCode::FAILURE);
+            if local {
+                let binary = invoke::host_bootstrap()?;
+                let vars = invoke::aws_passthrough(connection.endpoint_url.as_deref());
+                let result = with_aws(&connection, &env.region, async |aws| {
+                    invoke::local(aws, &env, &binary, &event, vars).await
+                })?;
+                output.result(&result, |r| {
+                    let body = match &r.ending {
+                        local_runtime::Ending::Response(b)
+                        | local_runtime::Ending::Error(b)
+                        | local_runtime::Ending::InitError(b)
+                        | local_runtime::Ending::Exited(b) => {
+                            serde_json::to_string_pretty(b).unwrap_or_default()
+                        }
+                        local_runtime::Ending::Timeout => "timed out".to_owned(),
+                    };
+                    println!("{body}");
+                })?;
+                eprintln!("{}", result.report_line());
+                if let Err(error) = local_runtime::ensure_success(&result) {
+                    eprintln!("error: {error:#}");
+                    return Ok(ExitCode::FAILURE);
+                }
+                Ok(ExitCode::SUCCESS)
+            } else {
+                let result = with_aws(&connection, &env.region, async |aws| {
+                    invoke::invoke(aws, &env, &event).await
+                })?;
+                output.result(&result, |r| {
+                    eprintln!("{}", r.log_tail);
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&r.payload).unwrap_or_default()
+                    );
+                })?;
+                if let Some(error) = &result.function_error {
+                    eprintln!("error: the function failed ({error})");
+                    return Ok(ExitCode::FAILURE);
+                }
+                Ok(ExitCode::SUCCESS)
             }
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Invoke {
-            env,
-            connection,
-            event,
-            dry_run,
-            local: false,
-            output,
-        } => {
-            let env = env.load()?;
-            let event = invoke::event(event.as_deref(), dry_run)?;
-            let result = with_aws(&connection, &env.region, async |aws| {
-                invoke::invoke(aws, &env, &event).await
-            })?;
-            output.result(&result, |r| {
-                eprintln!("{}", r.log_tail);
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&r.payload).unwrap_or_default()
-                );
-            })?;
-            if let Some(error) = &result.function_error {
-                eprintln!("error: the function failed ({error})");
-                return Ok(ExitCode::FAILURE);
-            }
-            Ok(ExitCode::SUCCESS)
         }
         Command::Promote {
             from,
