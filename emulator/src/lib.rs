@@ -85,13 +85,28 @@ pub struct Emulator {
 impl Emulator {
     /// Starts a fresh emulator with an empty state.
     pub fn start() -> Result<Self, Error> {
-        Self::start_with(&[])
+        Self::start_server(&[moto_server_path()?])
     }
 
-    /// Starts a fresh emulator with extra environment for the server (for example
-    /// `INITIAL_NO_AUTH_ACTION_COUNT` to make it enforce IAM).
-    pub fn start_with(server_env: &[(&str, &str)]) -> Result<Self, Error> {
-        let server = moto_server_path()?;
+    /// Starts a fresh emulator that judges IAM policies as AWS would once
+    /// [`Emulator::enforce_iam`] is called; until then it accepts every request, so a test can
+    /// create its users and fixtures first. It runs moto through `emulator/iam_moto.py`, which
+    /// checks signatures over the body as sent and names the resources each action is
+    /// authorized against (plain moto checks every non-S3 action against `*`).
+    pub fn start_with_iam() -> Result<Self, Error> {
+        let python = moto_server_path()?.with_file_name("python");
+        let launcher = workspace_root().join("emulator").join("iam_moto.py");
+        Self::start_server(&[python, launcher])
+    }
+
+    /// From now on every request must be signed by an IAM user's key and allowed by that
+    /// user's policies; the emulator's dummy credentials stop working.
+    pub fn enforce_iam(&self) -> Result<(), Error> {
+        self.admin("POST", "/moto-api/reset-auth", b"0").map(drop)
+    }
+
+    /// `command`: the server executable and any leading arguments, before the host and port.
+    fn start_server(command: &[PathBuf]) -> Result<Self, Error> {
         let log_dir = tools_dir().join("emulator-logs");
         fs::create_dir_all(&log_dir)
             .map_err(|e| err(format!("failed to create `{}`: {e}", log_dir.display())))?;
@@ -100,7 +115,7 @@ impl Emulator {
         let mut last_error = None;
         for _ in 0..3 {
             let port = free_port()?;
-            match Self::spawn(&server, port, &log_dir, server_env) {
+            match Self::spawn(command, port, &log_dir) {
                 Ok(emulator) => return Ok(emulator),
                 Err(e) => last_error = Some(e),
             }
@@ -108,12 +123,7 @@ impl Emulator {
         Err(last_error.unwrap_or_else(|| err("the emulator did not start")))
     }
 
-    fn spawn(
-        server: &Path,
-        port: u16,
-        log_dir: &Path,
-        server_env: &[(&str, &str)],
-    ) -> Result<Self, Error> {
+    fn spawn(server: &[PathBuf], port: u16, log_dir: &Path) -> Result<Self, Error> {
         let log_path = log_dir.join(format!("moto-{port}.log"));
         let recording_path = log_dir.join(format!("moto-{port}.recording"));
         let log = File::create(&log_path)
@@ -121,19 +131,22 @@ impl Emulator {
         let log_err = log
             .try_clone()
             .map_err(|e| err(format!("failed to open `{}`: {e}", log_path.display())))?;
-        let mut command = Command::new(server);
+        let (program, leading) = server
+            .split_first()
+            .ok_or_else(|| err("no emulator command given"))?;
+        let mut command = Command::new(program);
         command
+            .args(leading)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .env("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
             .env("MOTO_RECORDER_FILEPATH", &recording_path)
-            .envs(server_env.iter().copied())
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log_err);
         die_with_parent(&mut command);
         let child = command
             .spawn()
-            .map_err(|e| err(format!("failed to start `{}`: {e}", server.display())))?;
+            .map_err(|e| err(format!("failed to start `{}`: {e}", program.display())))?;
         let mut emulator = Emulator {
             child,
             port,

@@ -8,6 +8,7 @@ use crate::destroy::stack_parameters;
 use crate::output::Output;
 use crate::package::{Artifact, sha256_hex};
 use anyhow::{Context, Result, bail};
+use aws_sdk_s3::error::ProvideErrorMetadata;
 
 /// What a promotion did, for `--output json`.
 #[derive(Debug, serde::Serialize)]
@@ -99,13 +100,23 @@ pub async fn promote(
         .key(&source.key)
         .send()
         .await
-        .map_err(sdk_error)
-        .with_context(|| {
-            format!(
-                "the artifact s3://{}/{} of {} cannot be read (expired by the bucket's lifecycle?); \
-                 redeploy {} and promote again",
-                source.bucket, source.key, from.stack_name, from.name
-            )
+        .map_err(|error| {
+            let denied = error.code() == Some("AccessDenied");
+            let artifact = format!("s3://{}/{}", source.bucket, source.key);
+            let problem = if denied {
+                format!(
+                    "the artifact {artifact} of {} cannot be read: access denied; grant \
+                     s3:GetObject on it to the promoting role (docs/deployer-policy.json)",
+                    from.stack_name
+                )
+            } else {
+                format!(
+                    "the artifact {artifact} of {} cannot be read (expired by the bucket's \
+                     lifecycle?); redeploy {} and promote again",
+                    from.stack_name, from.name
+                )
+            };
+            sdk_error(error).context(problem)
         })?;
     let bytes = object
         .body

@@ -30,9 +30,16 @@ pub fn fake_artifact(dir: &Path) -> PathBuf {
 }
 
 pub fn xtask(emulator: &Emulator, args: &[&str]) -> Output {
+    xtask_with(emulator, &[], args)
+}
+
+/// Runs xtask against `emulator` with `env` on top of the emulator's settings (another
+/// user's credentials, say).
+pub fn xtask_with(emulator: &Emulator, env: &[(&str, &str)], args: &[&str]) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_xtask"));
     command.args(args).stdin(Stdio::null());
     emulator.configure(&mut command);
+    command.envs(env.iter().copied());
     let output = command.output().unwrap();
     eprintln!(
         "$ xtask {}\n{}{}",

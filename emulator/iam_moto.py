@@ -1,0 +1,176 @@
+"""Runs moto_server so that, once IAM enforcement is on, it judges SmartVault's policies as AWS would.
+
+Test-only. moto 5.2.5 has two gaps that keep it from judging a least-privilege policy, and this
+launcher closes both without touching what moto stores or answers:
+
+1. Signatures. moto rebuilds a form-encoded body from the parsed form before recomputing the
+   SigV4 signature, so a request whose values need percent-encoding (a snapshot description, an
+   SNS message, a CloudFormation template) fails with SignatureDoesNotMatch/AuthFailure; and it
+   signs a bodiless GET as if its headers were a form. A WSGI wrapper keeps the body as it
+   arrived, and the signature is checked over exactly those bytes.
+2. Resources. For every service but S3 moto checks a policy against the resource "*", so a
+   statement scoped to ARNs never matches. For the actions SmartVault makes, the checks below name
+   the resources AWS authorizes them against (the Service Authorization Reference), and each one
+   is checked; an action not listed is still checked against "*".
+
+Policy conditions stay unevaluated, as in plain moto; the tests assert them on the templates.
+
+Usage: python iam_moto.py -H 127.0.0.1 -p PORT   (the arguments of moto_server)
+"""
+
+import io
+import re
+import sys
+from urllib.parse import unquote, urlparse
+
+import moto.server
+from moto.cloudformation.models import cloudformation_backends
+from moto.core.authorization import ActionAuthenticatorMixin
+from moto.ec2.models import ec2_backends
+from moto.iam.access_control import IAMRequest
+from moto import settings
+
+RAW_BODY = "smartvault.raw_body"
+
+
+class KeepRawBody:
+    """Keeps a form-encoded request's body as it arrived, for the signature check."""
+
+    def __init__(self, app):
+        self.app = app
+
+    def __call__(self, environ, start_response):
+        content_type = environ.get("CONTENT_TYPE", "")
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        if length and content_type.startswith("application/x-www-form-urlencoded"):
+            raw = environ["wsgi.input"].read(length)
+            environ[RAW_BODY] = raw
+            environ["wsgi.input"] = io.BytesIO(raw)
+        return self.app(environ, start_response)
+
+
+def first(response, key):
+    values = response.querystring.get(key) or [None]
+    return values[0]
+
+
+def ec2_checks(response, action, region, account):
+    snapshots = f"arn:aws:ec2:{region}::snapshot/"
+    if action == "CreateSnapshots":
+        instance_id = first(response, "InstanceSpecification.InstanceId")
+        backend = ec2_backends[account][region]
+        volumes = sorted(
+            volume.id
+            for volume in backend.volumes.values()
+            if volume.attachment and volume.attachment.instance.id == instance_id
+        )
+        checks = [(action, f"arn:aws:ec2:{region}:{account}:instance/{instance_id}")]
+        checks += [(action, f"arn:aws:ec2:{region}:{account}:volume/{v}") for v in volumes]
+        checks.append((action, snapshots + "*"))
+        if any(key.startswith("TagSpecification.") for key in response.querystring):
+            # Tags given at creation are authorized as ec2:CreateTags on the new snapshots.
+            checks.append(("CreateTags", snapshots + "*"))
+        return checks
+    if action == "DeleteSnapshot":
+        return [(action, snapshots + first(response, "SnapshotId"))]
+    return [(action, "*")]
+
+
+def stack_arn(region, account, name):
+    if name.startswith("arn:"):
+        return name
+    backend = cloudformation_backends[account][region]
+    for stack in backend.stacks.values():
+        if stack.name == name and stack.status != "DELETE_COMPLETE":
+            return stack.stack_id
+    return f"arn:aws:cloudformation:{region}:{account}:stack/{name}/*"
+
+
+def cloudformation_checks(response, action, region, account):
+    name = first(response, "StackName")
+    if name is None:
+        return [(action, "*")]
+    return [(action, stack_arn(region, account, name))]
+
+
+def sns_checks(response, action, region, account):
+    topic = first(response, "TopicArn")
+    if topic is None and action == "CreateTopic":
+        topic = f"arn:aws:sns:{region}:{account}:{first(response, 'Name')}"
+    return [(action, topic or "*")]
+
+
+def lambda_checks(response, action, region, account):
+    match = re.search(r"/functions/([^/]+)", response.path)
+    if match is None:
+        return [(action, "*")]
+    name = unquote(match.group(1))
+    if not name.startswith("arn:"):
+        name = f"arn:aws:lambda:{region}:{account}:function:{name}"
+    return [(action, name)]
+
+
+def logs_checks(response, action, region, account):
+    group = response._get_param("logGroupName")
+    if group is None:
+        return [(action, "*")]
+    return [(action, f"arn:aws:logs:{region}:{account}:log-group:{group}")]
+
+
+# API operations whose IAM action has another name; moto checks the operation's name.
+IAM_ACTIONS = {("lambda", "Invoke"): "InvokeFunction"}
+
+CHECKS = {
+    "ec2": ec2_checks,
+    "cloudformation": cloudformation_checks,
+    "sns": sns_checks,
+    "lambda": lambda_checks,
+    "logs": logs_checks,
+}
+
+moto_authorize = ActionAuthenticatorMixin._authenticate_and_authorize_action
+
+
+def authorize(self, iam_request_cls, resource="*"):
+    enforcing = ActionAuthenticatorMixin.request_count >= settings.INITIAL_NO_AUTH_ACTION_COUNT
+    public = self.headers.get("X-Amz-Target") in ActionAuthenticatorMixin.PUBLIC_OPERATIONS
+    if not enforcing or public or iam_request_cls is not IAMRequest:
+        return moto_authorize(self, iam_request_cls, resource)
+    raw = self.normalized_request.environ.get(RAW_BODY, self.raw_body)
+    scope = self.headers["Authorization"].partition("Credential=")[2].split("/")
+    service, region = scope[3], scope[2]
+    action = self._get_action()
+    action = IAM_ACTIONS.get((service, action), action)
+    checks = CHECKS.get(service)
+    if checks is None or resource != "*":
+        pairs = [(action, resource)]
+    else:
+        pairs = checks(self, action, region, self.current_account)
+    query = urlparse(self.uri).query
+    path = self.raw_path + (f"?{query}" if query else "")
+    for index, (checked_action, arn) in enumerate(pairs):
+        request = IAMRequest(
+            account_id=self.current_account,
+            method=self.method,
+            path=path,
+            # moto signs an empty body as its parsed parameters (for a bodiless GET, the
+            # headers); an empty body is signed as empty.
+            data=self.data if raw else {},
+            body=raw,
+            headers=self.headers,
+            action=checked_action,
+        )
+        if index == 0:
+            request.check_signature()
+        request.check_action_permitted(arn)
+
+
+ActionAuthenticatorMixin._authenticate_and_authorize_action = authorize
+
+run_simple = moto.server.run_simple
+moto.server.run_simple = lambda host, port, app, **kwargs: run_simple(
+    host, port, KeepRawBody(app), **kwargs
+)
+
+if __name__ == "__main__":
+    moto.server.main(sys.argv[1:])

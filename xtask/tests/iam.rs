@@ -1,0 +1,322 @@
+//! Least privilege under IAM enforcement: the deployer's CI commands (deploy, promote, status,
+//! invoke, destroy) run as a user holding exactly docs/deployer-policy.json, the function runs as a user holding exactly the role policy the
+//! stack created, and no call is denied; a user missing one statement is denied.
+
+// Test helpers fail loudly by design.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use aws_sdk_ec2::config::Credentials;
+use common::{fake_artifact, json, scratch, xtask_with};
+use emulator::Emulator;
+use emulator::fleet::{self, InstanceSpec};
+use function::config::Config;
+use function::handler::{self, Context, FunctionError};
+use function::report::RunReport;
+use std::collections::HashMap;
+use time::{Duration, OffsetDateTime};
+
+/// The environment the function runs in (CI promotes it to `staging`), and its region.
+const STACK: &str = "smartvault-dev";
+const REGION: &str = "eu-west-1";
+const ALLOW_ALL: &str =
+    r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#;
+
+/// An IAM user's access key.
+struct Key {
+    id: String,
+    secret: String,
+}
+
+impl Key {
+    fn env(&self) -> [(&'static str, &str); 2] {
+        [
+            ("AWS_ACCESS_KEY_ID", self.id.as_str()),
+            ("AWS_SECRET_ACCESS_KEY", self.secret.as_str()),
+        ]
+    }
+
+    async fn sdk_config(&self, emulator: &Emulator) -> aws_config::SdkConfig {
+        let credentials = Credentials::new(&self.id, &self.secret, None, None, "iam-user");
+        emulator
+            .loader(emulator.endpoint())
+            .region(aws_config::Region::new(REGION))
+            .credentials_provider(credentials)
+            .load()
+            .await
+    }
+}
+
+/// Creates `name` with `policy` as its only (inline) policy and returns its access key.
+async fn user(iam: &aws_sdk_iam::Client, name: &str, policy: &str) -> Key {
+    iam.create_user().user_name(name).send().await.unwrap();
+    iam.put_user_policy()
+        .user_name(name)
+        .policy_name(name)
+        .policy_document(policy)
+        .send()
+        .await
+        .unwrap();
+    let key = iam
+        .create_access_key()
+        .user_name(name)
+        .send()
+        .await
+        .unwrap();
+    let key = key.access_key().unwrap();
+    Key {
+        id: key.access_key_id().to_owned(),
+        secret: key.secret_access_key().to_owned(),
+    }
+}
+
+/// IAM hands policy documents back URL-encoded.
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok());
+        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
+
+/// The inline policy the stack attached to the function's role, as IAM stored it.
+async fn function_role_policy(sdk: &aws_config::SdkConfig) -> serde_json::Value {
+    let resources = aws_sdk_cloudformation::Client::new(sdk)
+        .list_stack_resources()
+        .stack_name(STACK)
+        .send()
+        .await
+        .unwrap();
+    let role = resources
+        .stack_resource_summaries()
+        .iter()
+        .find(|r| r.resource_type() == Some("AWS::IAM::Role"))
+        .and_then(|r| r.physical_resource_id())
+        .unwrap()
+        .to_owned();
+    let iam = aws_sdk_iam::Client::new(sdk);
+    let names = iam
+        .list_role_policies()
+        .role_name(&role)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(names.policy_names().len(), 1, "{names:?}");
+    let policy = iam
+        .get_role_policy()
+        .role_name(&role)
+        .policy_name(&names.policy_names()[0])
+        .send()
+        .await
+        .unwrap();
+    policy_json(&percent_decode(policy.policy_document()))
+}
+
+/// A policy document as JSON. moto hands back a policy that came from a template as a Python
+/// literal (`{'Version': '2012-10-17', ...}`); with no quote or backslash inside a value, that
+/// becomes JSON by swapping the quote marks.
+fn policy_json(document: &str) -> serde_json::Value {
+    serde_json::from_str(document).unwrap_or_else(|_| {
+        assert!(
+            !document.contains(['"', '\\']),
+            "not JSON and not a plain Python literal: {document}"
+        );
+        serde_json::from_str(&document.replace('\'', "\"")).unwrap()
+    })
+}
+
+/// The deployed function's settings, read from its environment as Lambda would pass them.
+async fn function_config(sdk: &aws_config::SdkConfig) -> Config {
+    let function = aws_sdk_lambda::Client::new(sdk)
+        .get_function_configuration()
+        .function_name(STACK)
+        .send()
+        .await
+        .unwrap();
+    let vars: HashMap<String, String> = function
+        .environment()
+        .and_then(|e| e.variables())
+        .cloned()
+        .unwrap();
+    Config::from_lookup(|name| vars.get(name).cloned()).unwrap()
+}
+
+/// One scheduled run, with the event the EventBridge rule sends.
+async fn run(ctx: &Context, at: OffsetDateTime) -> Result<RunReport, FunctionError> {
+    let event = serde_json::json!({
+        "version": "0", "id": "iam", "detail-type": "Scheduled Event", "source": "aws.events",
+        "account": emulator::ACCOUNT_ID, "time": "2026-11-26T00:00:00Z", "region": REGION,
+        "resources": [format!("arn:aws:events:{REGION}:{}:rule/{STACK}", emulator::ACCOUNT_ID)],
+        "detail": {}
+    });
+    handler::handle(ctx, &event, at).await
+}
+
+#[tokio::test]
+async fn the_deployer_and_the_function_hold_every_permission_they_use_and_no_more() {
+    let emulator = Emulator::start_with_iam().unwrap_or_else(|e| panic!("{e}"));
+    // Lambda invocations in the emulator echo the event instead of needing Docker.
+    emulator
+        .set_config(&serde_json::json!({"lambda": {"use_docker": false}}))
+        .unwrap();
+    let setup = emulator.sdk_config().await;
+    let iam = aws_sdk_iam::Client::new(&setup);
+    let deployer_policy =
+        std::fs::read_to_string(emulator::workspace_root().join("docs/deployer-policy.json"))
+            .unwrap();
+    let deployer = user(&iam, "ci-deployer", &deployer_policy).await;
+    let admin = user(&iam, "test-admin", ALLOW_ALL).await;
+    let mut unreadable: serde_json::Value = serde_json::from_str(&deployer_policy).unwrap();
+    for statement in unreadable["Statement"].as_array_mut().unwrap() {
+        if let Some(actions) = statement["Action"].as_array_mut() {
+            actions.retain(|a| a != "s3:GetObject");
+        }
+    }
+    assert!(!unreadable.to_string().contains("s3:GetObject"));
+    let blind = user(&iam, "ci-deployer-without-read", &unreadable.to_string()).await;
+    let specs = [
+        InstanceSpec::backup("web").data_volumes(1),
+        InstanceSpec::backup("db").data_volumes(2),
+        InstanceSpec::untagged("scratch"),
+    ];
+    let ec2 = aws_sdk_ec2::Client::from_conf(
+        aws_sdk_ec2::config::Builder::from(&setup)
+            .region(aws_config::Region::new(REGION))
+            .build(),
+    );
+    let fleet = fleet::launch_all(&ec2, &specs).await.unwrap();
+    let volumes: usize = fleet[..2].iter().map(|i| i.volume_ids.len()).sum();
+
+    emulator.enforce_iam().unwrap();
+    let refused = ec2
+        .describe_instances()
+        .send()
+        .await
+        .expect_err("the emulator's dummy credentials are refused once IAM is enforced");
+    assert_eq!(
+        aws_sdk_ec2::error::ProvideErrorMetadata::code(&refused),
+        Some("AuthFailure")
+    );
+
+    // The deployer's CI commands, as the CI role: no call is denied.
+    let dir = scratch("iam");
+    let artifact = fake_artifact(&dir);
+    let as_deployer = |args: &[&str]| xtask_with(&emulator, &deployer.env(), args);
+    let deployed = json(&as_deployer(&[
+        "deploy",
+        "--env",
+        "dev",
+        "--artifact",
+        artifact.to_str().unwrap(),
+        "--yes",
+        "--output",
+        "json",
+    ]));
+    assert_eq!(deployed["result"], "created");
+    // The deployer's control: without s3:GetObject, promotion is denied reading the artifact,
+    // says so, and deploys nothing.
+    let refused = xtask_with(
+        &emulator,
+        &blind.env(),
+        &["promote", "--from", "dev", "--to", "staging", "--yes"],
+    );
+    assert!(!refused.status.success());
+    let message = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        message.contains("access denied") && message.contains("s3:GetObject"),
+        "{message}"
+    );
+    let admin_sdk = admin.sdk_config(&emulator).await;
+    let cloudformation = aws_sdk_cloudformation::Client::new(&admin_sdk);
+    let staging = cloudformation
+        .describe_stacks()
+        .stack_name("smartvault-staging");
+    assert!(staging.send().await.is_err(), "no staging stack yet");
+
+    let promoted = json(&as_deployer(&[
+        "promote", "--from", "dev", "--to", "staging", "--yes", "--output", "json",
+    ]));
+    assert_eq!(promoted["deploy"]["result"], "created");
+    let status = json(&as_deployer(&[
+        "status", "--env", "staging", "--output", "json",
+    ]));
+    assert_eq!(status["stack"], "smartvault-staging");
+    json(&as_deployer(&[
+        "invoke", "--env", "staging", "--output", "json",
+    ]));
+
+    // The function, as a user holding exactly the policy the stack gave its role.
+    let role_policy = function_role_policy(&admin_sdk).await;
+    let config = function_config(&admin_sdk).await;
+    let iam = aws_sdk_iam::Client::new(&admin_sdk);
+    let function = user(&iam, "function", &role_policy.to_string()).await;
+    let ctx = Context::new(&function.sdk_config(&emulator).await, config.clone());
+    // Runs a month apart: the third finds the first run's snapshots expired, and not the
+    // newest of their volumes, and deletes them.
+    let start = OffsetDateTime::now_utc();
+    for month in 0..3 {
+        let report = run(&ctx, start + Duration::days(30 * month)).await.unwrap();
+        assert_eq!(report.created.len(), volumes, "{report:?}");
+        let deleted = if month == 2 { volumes } else { 0 };
+        assert_eq!(report.deleted.len(), deleted, "{report:?}");
+    }
+
+    // The control: without its DeleteOwnSnapshots statement the same policy is denied the
+    // deletions, and only them, so the emulator is judging these calls.
+    let mut narrowed = role_policy.clone();
+    narrowed["Statement"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|s| s["Sid"] != "DeleteOwnSnapshots");
+    assert_ne!(
+        narrowed, role_policy,
+        "the role policy has a DeleteOwnSnapshots statement"
+    );
+    let narrow = user(&iam, "function-without-delete", &narrowed.to_string()).await;
+    let ctx = Context::new(&narrow.sdk_config(&emulator).await, config);
+    let Err(FunctionError::RunFailed(denied)) = run(&ctx, start + Duration::days(90)).await else {
+        panic!("deleting without DeleteOwnSnapshots must fail");
+    };
+    assert_eq!(denied.created.len(), volumes, "{denied:?}");
+    assert!(denied.deleted.is_empty(), "{denied:?}");
+    assert_eq!(denied.failed.len(), volumes, "{denied:?}");
+    for failure in &denied.failed {
+        assert_eq!(failure.operation, "DeleteSnapshot", "{failure:?}");
+        assert!(
+            ["AccessDenied", "UnauthorizedOperation"].contains(&failure.code.as_str()),
+            "{failure:?}"
+        );
+    }
+
+    // Destroy, snapshots included, as the CI role; the last one takes the bootstrap stack.
+    let staging = json(&as_deployer(&[
+        "destroy", "--env", "staging", "--yes", "--output", "json",
+    ]));
+    assert_eq!(staging["stack_existed"], true);
+    assert_eq!(staging["bootstrap_deleted"], false);
+    let dev = json(&as_deployer(&[
+        "destroy", "--env", "dev", "--yes", "--output", "json",
+    ]));
+    assert_eq!(dev["stack_existed"], true);
+    assert_eq!(
+        dev["snapshots_deleted"].as_array().unwrap().len(),
+        3 * volumes,
+        "the three newest runs' snapshots"
+    );
+    assert_eq!(dev["bootstrap_deleted"], true);
+}
