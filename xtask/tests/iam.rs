@@ -276,21 +276,21 @@ async fn the_deployer_and_the_function_hold_every_permission_they_use_and_no_mor
         assert_eq!(report.deleted.len(), deleted, "{report:?}");
     }
 
-    // The control: without its DeleteOwnSnapshots statement the same policy is denied the
-    // deletions, and only them, so the emulator is judging these calls.
+    // The control: with its DeleteOwnSnapshots statement scoped to another region's snapshots,
+    // the same policy is denied the deletions, and only them: the emulator judges resources.
     let mut narrowed = role_policy.clone();
-    narrowed["Statement"]
-        .as_array_mut()
-        .unwrap()
-        .retain(|s| s["Sid"] != "DeleteOwnSnapshots");
-    assert_ne!(
-        narrowed, role_policy,
-        "the role policy has a DeleteOwnSnapshots statement"
-    );
-    let narrow = user(&iam, "function-without-delete", &narrowed.to_string()).await;
+    let statements = narrowed["Statement"].as_array_mut().unwrap();
+    let delete = statements
+        .iter_mut()
+        .find(|s| s["Sid"] == "DeleteOwnSnapshots")
+        .expect("the role policy has a DeleteOwnSnapshots statement");
+    let scoped = format!("arn:aws:ec2:{REGION}::snapshot/*");
+    assert_eq!(delete["Resource"], scoped.as_str());
+    delete["Resource"] = scoped.replace(REGION, emulator::REGION).into();
+    let narrow = user(&iam, "function-elsewhere", &narrowed.to_string()).await;
     let ctx = Context::new(&narrow.sdk_config(&emulator).await, config);
     let Err(FunctionError::RunFailed(denied)) = run(&ctx, start + Duration::days(90)).await else {
-        panic!("deleting without DeleteOwnSnapshots must fail");
+        panic!("deleting snapshots outside the policy's resources must fail");
     };
     assert_eq!(denied.created.len(), volumes, "{denied:?}");
     assert!(denied.deleted.is_empty(), "{denied:?}");
