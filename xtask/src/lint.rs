@@ -44,6 +44,10 @@ pub fn templates() -> Result<usize> {
     );
     let checkov = crate::tools::CHECKOV.ensure()?;
     for dir in &dirs {
+        // Scanned from inside the folder: checkov 3 runs its secret scan (CKV_AWS_45) over the
+        // file path it records in each Lambda's variables, so an absolute path such as
+        // `/work/ci-check/target/...` reads as a hard-coded secret. `.` keeps the result
+        // independent of where the repository is cloned.
         let output = Command::new(checkov.join("bin").join("checkov"))
             .args([
                 "--skip-download",
@@ -52,8 +56,9 @@ pub fn templates() -> Result<usize> {
                 "--framework",
                 "cloudformation",
                 "--directory",
+                ".",
             ])
-            .arg(dir)
+            .current_dir(dir)
             .stdin(Stdio::null())
             .output()
             .context("failed to run checkov from its tool environment")?;
