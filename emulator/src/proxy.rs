@@ -1,5 +1,6 @@
 //! A fault-injecting loopback proxy between an AWS client and the emulator: EC2's per-action
-//! token buckets (time-scaled), a share of 500/503 answers, delays, and connection resets.
+//! token buckets (time-scaled), a share of 500/503 answers, delays, connection resets, and
+//! answers lost after the emulator acted.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -20,6 +21,9 @@ pub struct Faults {
     pub delay: Duration,
     /// Share of requests whose connection is reset before they reach the emulator.
     pub reset_share: f64,
+    /// Share of requests the emulator carries out whose answer is then lost: the connection
+    /// closes without one, as when a network drops after AWS acted.
+    pub lost_answer_share: f64,
     /// `CreateSnapshots` for this instance fails as for an instance terminated mid-run.
     pub failing_instance: Option<String>,
 }
@@ -61,6 +65,8 @@ pub struct Counts {
     pub throttled: HashMap<String, u64>,
     pub errored: u64,
     pub reset: u64,
+    /// Answers dropped after the emulator acted, by action.
+    pub lost: HashMap<String, u64>,
 }
 
 struct State {
@@ -311,6 +317,13 @@ fn serve(client: TcpStream, upstream_port: u16, state: &State) -> std::io::Resul
         let response = read_response(upstream)?;
         if let Ok(mut counts) = state.counts.lock() {
             *counts.forwarded.entry(request.action.clone()).or_default() += 1;
+        }
+        if faults.lost_answer_share > 0.0 && draw(n, 0x1057) < faults.lost_answer_share {
+            if let Ok(mut counts) = state.counts.lock() {
+                *counts.lost.entry(request.action.clone()).or_default() += 1;
+            }
+            let _ = writer.shutdown(Shutdown::Both);
+            return Ok(());
         }
         writer.write_all(&response)?;
     }

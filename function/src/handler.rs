@@ -32,6 +32,9 @@ pub struct Context {
     pub config: Config,
     /// Page size of the describe calls; tests make it small to prove pagination.
     pub page_size: i32,
+    /// How long to wait, after a `CreateSnapshots` got no answer, before looking for the
+    /// snapshots it may have made (EC2's reads catch up with its writes within seconds).
+    pub settle: std::time::Duration,
 }
 
 impl Context {
@@ -41,6 +44,7 @@ impl Context {
             sns: aws_sdk_sns::Client::new(sdk),
             config,
             page_size: inventory::DEFAULT_PAGE_SIZE,
+            settle: std::time::Duration::from_secs(2),
         }
     }
 }
@@ -161,7 +165,8 @@ pub async fn handle(
             report.skipped = plan.skips;
             report.warnings = plan.warnings;
             let limit = ctx.config.max_concurrency;
-            let created = execute::create_snapshots(&ctx.ec2, plan.creates, limit, mode).await;
+            let created =
+                execute::create_snapshots(&ctx.ec2, plan.creates, limit, mode, ctx.settle).await;
             let deleted = execute::delete_snapshots(&ctx.ec2, plan.deletes, limit, mode).await;
             for outcomes in [created, deleted] {
                 report.created.extend(outcomes.created);

@@ -1,5 +1,6 @@
-//! What the emulator cannot produce, through SDK mocks: throttling, snapshots in use by an AMI,
-//! one instance failing among others, and the exact shape of the write calls.
+//! What the emulator cannot produce, through SDK mocks: throttling, unanswered creates,
+//! snapshots in use by an AMI, one instance failing among others, and the exact shape of the
+//! write calls.
 
 // Test helpers fail loudly by design.
 #![allow(clippy::unwrap_used)]
@@ -195,7 +196,8 @@ impl Account {
         let retry = handler::retry_config()
             .with_initial_backoff(std::time::Duration::from_millis(1))
             .with_max_backoff(std::time::Duration::from_millis(5));
-        let ec2_rules: Vec<&Rule> = self.reads.iter().chain(writes.iter().copied()).collect();
+        // A test's own rules come first, so one can answer a narrower read than the account's.
+        let ec2_rules: Vec<&Rule> = writes.iter().copied().chain(self.reads.iter()).collect();
         let ec2 = mock_client!(aws_sdk_ec2, RuleMode::MatchAny, &ec2_rules, |c| c
             .retry_config(retry.clone()));
         let sns = mock_client!(aws_sdk_sns, RuleMode::MatchAny, [&self.publish]);
@@ -204,6 +206,7 @@ impl Account {
             sns,
             config,
             page_size: 500,
+            settle: std::time::Duration::from_millis(1),
         }
     }
 
@@ -240,6 +243,110 @@ async fn throttling_is_retried_until_the_snapshot_is_made() {
         account.sent()[0].0,
         "SmartVault [prod]: 3 created, 0 deleted, 0 failed"
     );
+}
+
+/// A `CreateSnapshots` for `instance` whose first answer is a 500, then a normal one.
+fn create_answering_500_first(instance: &'static str) -> Rule {
+    let (status, body) = ec2_error(500, "InternalError", "An internal error has occurred.");
+    mock!(Ec2::create_snapshots)
+        .sequence()
+        .http_status(status, Some(body))
+        .output(move || snapshots_for(instance))
+        .build()
+}
+
+/// The filters a look-up was asked with: (name, values).
+type Asked = Arc<Mutex<Vec<(String, Vec<String>)>>>;
+
+/// Answers only the look-up of one request's snapshots (by its identity tags) with `found`,
+/// recording the filters it was asked with.
+fn lookup(found: Vec<Snapshot>, asked: Asked) -> Rule {
+    mock!(Ec2::describe_snapshots)
+        .match_requests(|request| {
+            request
+                .filters()
+                .iter()
+                .any(|f| f.name() == Some(&format!("tag:{}", tags::CREATED_AT)))
+        })
+        .then_compute_output(move |request| {
+            for filter in request.filters() {
+                asked.lock().unwrap().push((
+                    filter.name().unwrap_or_default().to_owned(),
+                    filter.values().to_vec(),
+                ));
+            }
+            DescribeSnapshotsOutput::builder()
+                .set_snapshots(Some(found.clone()))
+                .build()
+        })
+}
+
+#[tokio::test]
+async fn an_unanswered_create_is_not_sent_again_when_its_snapshots_exist() {
+    let create = create_answering_500_first("i-0000000a");
+    let made: Vec<Snapshot> = ["root", "data", "logs"]
+        .iter()
+        .map(|volume| {
+            Snapshot::builder()
+                .snapshot_id(format!("snap-made-{volume}"))
+                .volume_id(format!("i-0000000a-{volume}"))
+                .state(SnapshotState::Pending)
+                .build()
+        })
+        .collect();
+    let asked: Asked = Arc::default();
+    let found = lookup(made, Arc::clone(&asked));
+    let account = Account::new(&["i-0000000a"], false, &[]);
+    let ctx = account.context(&[&create, &found], config(&[]));
+
+    let report = handler::handle(&ctx, &json!({"action": "backup"}), NOW)
+        .await
+        .unwrap();
+
+    assert_eq!(create.num_calls(), 1, "the snapshots exist: no second call");
+    assert_eq!(found.num_calls(), 1);
+    let mut ids: Vec<&str> = report
+        .created
+        .iter()
+        .filter_map(|c| c.snapshot_id.as_deref())
+        .collect();
+    ids.sort_unstable();
+    assert_eq!(ids, ["snap-made-data", "snap-made-logs", "snap-made-root"]);
+    assert!(report.failed.is_empty());
+    let mut asked = asked.lock().unwrap().clone();
+    asked.sort();
+    assert_eq!(
+        asked,
+        [
+            (
+                format!("tag:{}", tags::CREATED_AT),
+                vec!["2026-11-26T01:00:00Z".to_owned()]
+            ),
+            (
+                format!("tag:{}", tags::INSTANCE_ID),
+                vec!["i-0000000a".to_owned()]
+            ),
+            (format!("tag:{}", tags::MANAGED_BY), vec!["prod".to_owned()]),
+        ],
+        "the look-up singles out this run's snapshots of this instance"
+    );
+}
+
+#[tokio::test]
+async fn an_unanswered_create_is_sent_again_when_nothing_was_made() {
+    let create = create_answering_500_first("i-0000000a");
+    let none = lookup(Vec::new(), Arc::default());
+    let account = Account::new(&["i-0000000a"], false, &[]);
+    let ctx = account.context(&[&create, &none], config(&[]));
+
+    let report = handler::handle(&ctx, &json!({"action": "backup"}), NOW)
+        .await
+        .unwrap();
+
+    assert_eq!(create.num_calls(), 2, "nothing was made: sent again");
+    assert_eq!(none.num_calls(), 1);
+    assert_eq!(report.created.len(), 3);
+    assert!(report.failed.is_empty());
 }
 
 #[tokio::test]
