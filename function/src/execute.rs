@@ -394,7 +394,7 @@ async fn delete_one(ec2: &Client, deletion: Deletion, mode: Mode) -> Outcomes {
             Some("InvalidSnapshot.NotFound") => {
                 outcomes.skipped.push(Skip::new(
                     subject,
-                    "expired, and already deleted by someone else",
+                    "expired, and already gone (deleted by a retried call whose answer was lost, or by someone else)",
                 ));
             }
             _ => {

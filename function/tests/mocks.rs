@@ -387,6 +387,37 @@ async fn a_snapshot_in_use_by_an_ami_is_skipped_not_failed() {
 }
 
 #[tokio::test]
+async fn a_delete_whose_first_answer_was_lost_is_not_a_failure() {
+    // The first attempt's answer is lost (a 500); the retry finds the snapshot gone.
+    let (error_status, error_body) = ec2_error(500, "InternalError", "An internal error.");
+    let (gone_status, gone_body) = ec2_error(
+        400,
+        "InvalidSnapshot.NotFound",
+        "The snapshot 'snap-old' does not exist.",
+    );
+    let delete = mock!(Ec2::delete_snapshot)
+        .sequence()
+        .http_status(error_status, Some(error_body))
+        .http_status(gone_status, Some(gone_body))
+        .build();
+    let account = Account::new(&[], false, &["snap-old"]);
+    let ctx = account.context(&[&delete], config(&[]));
+
+    let report = handler::handle(&ctx, &json!({"action": "cleanup"}), NOW)
+        .await
+        .expect("a snapshot already gone does not fail the run");
+
+    assert_eq!(delete.num_calls(), 2);
+    assert!(report.failed.is_empty());
+    let skip = report
+        .skipped
+        .iter()
+        .find(|s| s.subject.to_string() == "snapshot snap-old")
+        .expect("the vanished snapshot is reported");
+    assert!(skip.reason.contains("already gone"), "{}", skip.reason);
+}
+
+#[tokio::test]
 async fn one_failing_instance_does_not_stop_the_others_and_the_run_errors_after_publishing() {
     let (status, body) = ec2_error(
         400,
