@@ -2,6 +2,7 @@
 //! the others, and a lost answer never makes a second set of snapshots. Dry runs make no EC2
 //! write call at all.
 
+use crate::inventory;
 use crate::plan::{CreateRequest, Deletion, Skip, Subject};
 use crate::report::{Created, Deleted, Failure};
 use crate::tags;
@@ -13,8 +14,7 @@ use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_ec2::operation::create_snapshots::{CreateSnapshotsError, CreateSnapshotsOutput};
 use aws_sdk_ec2::operation::describe_snapshots::DescribeSnapshotsError;
 use aws_sdk_ec2::types::{
-    CopyTagsFromSource, Filter, InstanceSpecification, ResourceType, Snapshot, Tag,
-    TagSpecification,
+    CopyTagsFromSource, InstanceSpecification, ResourceType, Snapshot, Tag, TagSpecification,
 };
 use aws_smithy_runtime_api::client::retries::classifiers::{RetryClassifierPriority, RetryReason};
 use aws_smithy_types::retry::ErrorKind;
@@ -196,12 +196,9 @@ async fn made_by(
     ec2: &Client,
     request: &CreateRequest,
 ) -> Result<Vec<Snapshot>, SdkError<DescribeSnapshotsError, HttpResponse>> {
-    let filters = identity_tags(request).into_iter().map(|(key, value)| {
-        Filter::builder()
-            .name(format!("tag:{key}"))
-            .values(value)
-            .build()
-    });
+    let filters = identity_tags(request)
+        .into_iter()
+        .map(|(key, value)| inventory::filter(&format!("tag:{key}"), [value]));
     let mut pages = ec2
         .describe_snapshots()
         .owner_ids("self")

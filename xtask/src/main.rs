@@ -178,6 +178,16 @@ enum Command {
     },
 }
 
+/// The one line `build` and `package` print: where the zip is, its size and its sha256.
+fn print_artifact(artifact: &package::Artifact) {
+    println!(
+        "{} {} bytes sha256 {}",
+        artifact.path.display(),
+        artifact.size,
+        artifact.sha256
+    );
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli.command) {
@@ -224,23 +234,11 @@ fn run(command: Command) -> Result<ExitCode> {
         }
         Command::Build { arch } => {
             let binary = build::build(arch)?;
-            let artifact = package::package(&binary)?;
-            println!(
-                "{} {} bytes sha256 {}",
-                artifact.path.display(),
-                artifact.size,
-                artifact.sha256
-            );
+            print_artifact(&package::package(&binary)?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Package { arch } => {
-            let artifact = package::package(&build::output_path(arch))?;
-            println!(
-                "{} {} bytes sha256 {}",
-                artifact.path.display(),
-                artifact.size,
-                artifact.sha256
-            );
+            print_artifact(&package::package(&build::output_path(arch))?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Render {
