@@ -1,16 +1,54 @@
 //! The events the function accepts, validated before anything is done.
+//!
+//! Two kinds are accepted, and nothing in between: the scheduled event exactly as EventBridge
+//! (or EventBridge Scheduler) sends it, which always means "back up, then clean up", and an
+//! action event (`{"action": ...}`) that carries every option. A scheduled event that also
+//! carries an option is refused rather than run without it.
 
 use crate::model::{Interval, Job, RunOptions};
-use serde::Deserialize;
+use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer};
+use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::fmt;
+
+/// The most instances one event may name: EC2 takes at most 200 values in one filter, and a
+/// bounded list keeps the invocation's result bounded too.
+pub const MAX_INSTANCE_IDS: usize = 200;
+
+/// The EventBridge sources whose `Scheduled Event` starts a run.
+const SCHEDULED_SOURCES: &[&str] = &["aws.events", "aws.scheduler"];
+const SCHEDULED_DETAIL_TYPE: &str = "Scheduled Event";
+/// The fields of an EventBridge event; a scheduled event carries exactly these.
+const ENVELOPE_FIELDS: &[&str] = &[
+    "version",
+    "id",
+    "detail-type",
+    "source",
+    "account",
+    "time",
+    "region",
+    "resources",
+    "detail",
+];
+const ACTIONS: &[&str] = &["manual-trigger", "backup", "cleanup"];
 
 /// A validated request: what to do, and whether to only pretend.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
+    pub kind: EventKind,
     pub options: RunOptions,
     /// The event asked for a dry run (the configuration may ask for one too).
     pub dry_run: bool,
+}
+
+/// Which of the two accepted kinds an event is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    /// EventBridge's scheduled event: always the whole job, with no options.
+    Scheduled,
+    /// `{"action": ...}`, with its options.
+    Action,
 }
 
 /// An event the function refuses, with what would have been accepted.
@@ -23,7 +61,8 @@ impl fmt::Display for EventError {
             f,
             "invalid event: {}; expected an EventBridge scheduled event or an object such as \
              {{\"action\": \"backup\"}} with action one of `manual-trigger`, `backup`, `cleanup` \
-             and optional `dry_run` (bool), `force` (bool), `instance_ids` (list of instance ids)",
+             and optional `dry_run` (bool), `force` (bool), `instance_ids` (list of 1 to \
+             {MAX_INSTANCE_IDS} instance ids)",
             self.0
         )
     }
@@ -31,9 +70,156 @@ impl fmt::Display for EventError {
 
 impl std::error::Error for EventError {}
 
+/// An invocation's payload as it arrived: the JSON, and the first key that appeared twice in
+/// one object. A parsed `serde_json::Value` keeps only the last of two equal keys, so a
+/// duplicate (`{"dry_run": true, "dry_run": false}`) is caught while the bytes are read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Payload {
+    value: serde_json::Value,
+    duplicate: Option<String>,
+}
+
+impl Payload {
+    /// Reads a payload from JSON text, noting any duplicate key.
+    pub fn from_json(text: &str) -> serde_json::Result<Self> {
+        let mut deserializer = serde_json::Deserializer::from_str(text);
+        let payload = Payload::deserialize(&mut deserializer)?;
+        deserializer.end()?;
+        Ok(payload)
+    }
+
+    /// The JSON as parsed (for a duplicate key, the last value).
+    pub fn value(&self) -> &serde_json::Value {
+        &self.value
+    }
+
+    /// The path of the first key given twice in one object, e.g. `detail.action`.
+    pub fn duplicate(&self) -> Option<&str> {
+        self.duplicate.as_deref()
+    }
+}
+
+impl From<serde_json::Value> for Payload {
+    fn from(value: serde_json::Value) -> Self {
+        Payload {
+            value,
+            duplicate: None,
+        }
+    }
+}
+
+impl From<&serde_json::Value> for Payload {
+    fn from(value: &serde_json::Value) -> Self {
+        value.clone().into()
+    }
+}
+
+impl<'de> Deserialize<'de> for Payload {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let duplicate = RefCell::new(None);
+        let value = Strict {
+            duplicate: &duplicate,
+            path: String::new(),
+        }
+        .deserialize(deserializer)?;
+        Ok(Payload {
+            value,
+            duplicate: duplicate.into_inner(),
+        })
+    }
+}
+
+/// Builds a `serde_json::Value` like its own `Deserialize`, recording the first duplicate key.
+struct Strict<'a> {
+    duplicate: &'a RefCell<Option<String>>,
+    path: String,
+}
+
+impl Strict<'_> {
+    fn child(&self, key: &str) -> Self {
+        Strict {
+            duplicate: self.duplicate,
+            path: if self.path.is_empty() {
+                key.to_owned()
+            } else {
+                format!("{}.{key}", self.path)
+            },
+        }
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for Strict<'_> {
+    type Value = serde_json::Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Strict<'_> {
+    type Value = serde_json::Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(serde_json::Value::Null)
+    }
+
+    fn visit_none<E>(self) -> Result<Self::Value, E> {
+        Ok(serde_json::Value::Null)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element_seed(self.child(&format!("[{}]", items.len())))? {
+            items.push(item);
+        }
+        Ok(items.into())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut object = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let child = self.child(&key);
+            if object.contains_key(&key) && self.duplicate.borrow().is_none() {
+                *self.duplicate.borrow_mut() = Some(child.path.clone());
+            }
+            let value = map.next_value_seed(child)?;
+            object.insert(key, value);
+        }
+        Ok(object.into())
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ManualEvent {
+struct ActionEvent {
     action: Action,
     #[serde(default)]
     dry_run: bool,
@@ -42,68 +228,143 @@ struct ManualEvent {
     instance_ids: Option<Vec<String>>,
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "kebab-case")]
 enum Action {
     ManualTrigger,
     Backup,
     Cleanup,
 }
 
-/// Parses and validates an invocation event.
-pub fn parse(event: &serde_json::Value) -> Result<Request, EventError> {
-    if is_scheduled_event(event) {
-        return Ok(Request {
-            options: RunOptions {
-                job: Job::BackupAndCleanup,
-                interval: Interval::Respect,
-                instance_ids: None,
-            },
-            dry_run: false,
-        });
+// Written by hand: a derived enum would also take serde's map form, `{"backup": null}`.
+impl<'de> Deserialize<'de> for Action {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        match name.as_str() {
+            "manual-trigger" => Ok(Action::ManualTrigger),
+            "backup" => Ok(Action::Backup),
+            "cleanup" => Ok(Action::Cleanup),
+            other => Err(de::Error::unknown_variant(other, ACTIONS)),
+        }
     }
-    if !event.is_object() {
+}
+
+/// Parses and validates an invocation event.
+pub fn parse(payload: &Payload) -> Result<Request, EventError> {
+    if let Some(key) = payload.duplicate() {
+        return Err(EventError(format!(
+            "the key `{key}` appears twice; give each key once"
+        )));
+    }
+    let event = payload.value();
+    let Some(object) = event.as_object() else {
         return Err(EventError(format!(
             "the event is {event}, not a JSON object"
         )));
+    };
+    if object.contains_key("source") || object.contains_key("detail-type") {
+        return scheduled(object);
     }
-    let manual = ManualEvent::deserialize(event).map_err(|e| EventError(e.to_string()))?;
-    let instance_ids = match manual.instance_ids {
+    if object.get("instance_ids").is_some_and(|v| v.is_null()) {
+        return Err(EventError(
+            "`instance_ids` is null; leave it out to back up every tagged instance, or list \
+             the instance ids"
+                .into(),
+        ));
+    }
+    let action = ActionEvent::deserialize(event).map_err(|e| EventError(e.to_string()))?;
+    let instance_ids = match action.instance_ids {
         None => None,
-        Some(ids) if ids.is_empty() => {
-            return Err(EventError(
-                "`instance_ids` is empty; leave it out to back up every tagged instance".into(),
-            ));
-        }
-        Some(ids) => {
-            if let Some(bad) = ids.iter().find(|id| !is_instance_id(id)) {
-                return Err(EventError(format!(
-                    "`instance_ids` holds {bad:?}, which is not an instance id like i-0123456789abcdef0"
-                )));
-            }
-            Some(ids.into_iter().collect::<BTreeSet<_>>())
-        }
+        Some(ids) => Some(instance_ids(ids)?),
     };
     Ok(Request {
+        kind: EventKind::Action,
         options: RunOptions {
-            job: match manual.action {
+            job: match action.action {
                 Action::ManualTrigger => Job::BackupAndCleanup,
                 Action::Backup => Job::Backup,
                 Action::Cleanup => Job::Cleanup,
             },
-            interval: if manual.force {
+            interval: if action.force {
                 Interval::Ignore
             } else {
                 Interval::Respect
             },
             instance_ids,
         },
-        dry_run: manual.dry_run,
+        dry_run: action.dry_run,
     })
 }
 
-fn is_scheduled_event(event: &serde_json::Value) -> bool {
-    event["source"] == "aws.events" && event["detail-type"] == "Scheduled Event"
+fn instance_ids(ids: Vec<String>) -> Result<BTreeSet<String>, EventError> {
+    if ids.is_empty() {
+        return Err(EventError(
+            "`instance_ids` is empty; leave it out to back up every tagged instance".into(),
+        ));
+    }
+    if ids.len() > MAX_INSTANCE_IDS {
+        return Err(EventError(format!(
+            "`instance_ids` lists {} instances, more than {MAX_INSTANCE_IDS}; split them over \
+             several invocations, or tag them and leave `instance_ids` out",
+            ids.len()
+        )));
+    }
+    if let Some(bad) = ids.iter().find(|id| !is_instance_id(id)) {
+        return Err(EventError(format!(
+            "`instance_ids` holds {bad:?}, which is not an instance id like i-0123456789abcdef0"
+        )));
+    }
+    Ok(ids.into_iter().collect())
+}
+
+/// An EventBridge event: accepted only as a scheduled event with EventBridge's own fields.
+fn scheduled(object: &serde_json::Map<String, serde_json::Value>) -> Result<Request, EventError> {
+    let text = |key: &str| object.get(key).and_then(|v| v.as_str()).unwrap_or("");
+    let (source, detail_type) = (text("source"), text("detail-type"));
+    if !SCHEDULED_SOURCES.contains(&source) || detail_type != SCHEDULED_DETAIL_TYPE {
+        return Err(EventError(format!(
+            "an EventBridge event with source {} and detail-type {} is not one SmartVault \
+             runs on; it accepts only detail-type {SCHEDULED_DETAIL_TYPE:?} from source {}",
+            object.get("source").unwrap_or(&serde_json::Value::Null),
+            object
+                .get("detail-type")
+                .unwrap_or(&serde_json::Value::Null),
+            SCHEDULED_SOURCES
+                .iter()
+                .map(|s| format!("{s:?}"))
+                .collect::<Vec<_>>()
+                .join(" or ")
+        )));
+    }
+    let options_hint = "a scheduled event always backs up and cleans up the whole fleet; to \
+                        ask for options, send an action event instead, e.g. \
+                        {\"action\": \"manual-trigger\", \"dry_run\": true}";
+    if let Some(extra) = object
+        .keys()
+        .find(|key| !ENVELOPE_FIELDS.contains(&key.as_str()))
+    {
+        return Err(EventError(format!(
+            "the scheduled event carries `{extra}`, which is not an EventBridge field; \
+             {options_hint}"
+        )));
+    }
+    match object.get("detail") {
+        None => {}
+        Some(serde_json::Value::Object(detail)) if detail.is_empty() => {}
+        Some(detail) => {
+            return Err(EventError(format!(
+                "the scheduled event's `detail` is {detail}, where EventBridge sends {{}}; \
+                 {options_hint}"
+            )));
+        }
+    }
+    Ok(Request {
+        kind: EventKind::Scheduled,
+        options: RunOptions {
+            job: Job::BackupAndCleanup,
+            interval: Interval::Respect,
+            instance_ids: None,
+        },
+        dry_run: false,
+    })
 }
 
 fn is_instance_id(id: &str) -> bool {
@@ -118,18 +379,34 @@ mod tests {
     use serde_json::json;
 
     fn ok(event: &serde_json::Value) -> Request {
-        parse(event).unwrap_or_else(|e| panic!("{event}: {e}"))
+        parse(&event.into()).unwrap_or_else(|e| panic!("{event}: {e}"))
+    }
+
+    fn scheduled_event() -> serde_json::Value {
+        json!({
+            "version": "0", "id": "x", "detail-type": "Scheduled Event", "source": "aws.events",
+            "account": "123456789012", "time": "2026-11-26T01:00:00Z", "region": "us-east-1",
+            "resources": ["arn:aws:events:us-east-1:123456789012:rule/smartvault"], "detail": {}
+        })
     }
 
     #[test]
     fn accepted_events_map_to_jobs() {
-        let scheduled = json!({
-            "version": "0", "id": "x", "detail-type": "Scheduled Event", "source": "aws.events",
-            "account": "123456789012", "time": "2026-11-26T01:00:00Z", "region": "us-east-1",
-            "resources": ["arn:aws:events:us-east-1:123456789012:rule/smartvault"], "detail": {}
-        });
+        let mut from_scheduler = scheduled_event();
+        from_scheduler["source"] = json!("aws.scheduler");
         let cases = [
-            (scheduled, Job::BackupAndCleanup, Interval::Respect, false),
+            (
+                scheduled_event(),
+                Job::BackupAndCleanup,
+                Interval::Respect,
+                false,
+            ),
+            (
+                from_scheduler,
+                Job::BackupAndCleanup,
+                Interval::Respect,
+                false,
+            ),
             (
                 json!({"action": "manual-trigger"}),
                 Job::BackupAndCleanup,
@@ -164,12 +441,31 @@ mod tests {
             ok(&json!({"action": "backup", "instance_ids": ["i-0123456789abcdef0", "i-12345678"]}));
         let ids: Vec<_> = request.options.instance_ids.unwrap().into_iter().collect();
         assert_eq!(ids, vec!["i-0123456789abcdef0", "i-12345678"]);
+        let most: Vec<String> = (0..MAX_INSTANCE_IDS)
+            .map(|n| format!("i-{n:08x}"))
+            .collect();
+        let request = ok(&json!({"action": "backup", "instance_ids": most}));
+        assert_eq!(
+            request.options.instance_ids.unwrap().len(),
+            MAX_INSTANCE_IDS
+        );
+    }
+
+    fn refused(event: &serde_json::Value) -> String {
+        parse(&event.into())
+            .expect_err(&event.to_string())
+            .to_string()
     }
 
     #[test]
     fn bad_events_are_refused_with_the_reason() {
+        let too_many: Vec<String> = (0..=MAX_INSTANCE_IDS)
+            .map(|n| format!("i-{n:08x}"))
+            .collect();
         let cases = [
             (json!({"action": "restore"}), "unknown variant `restore`"),
+            (json!({"action": {"backup": null}}), "invalid type: map"),
+            (json!({"action": ["backup"]}), "invalid type: sequence"),
             (json!({}), "missing field `action`"),
             (
                 json!({"action": "backup", "dryrun": true}),
@@ -179,9 +475,18 @@ mod tests {
                 json!({"action": "backup", "dry_run": "yes"}),
                 "invalid type",
             ),
+            (json!({"action": "backup", "dry_run": null}), "invalid type"),
             (
                 json!({"action": "backup", "instance_ids": []}),
                 "`instance_ids` is empty",
+            ),
+            (
+                json!({"action": "backup", "instance_ids": null}),
+                "`instance_ids` is null; leave it out",
+            ),
+            (
+                json!({"action": "backup", "instance_ids": too_many}),
+                "`instance_ids` lists 201 instances, more than 200",
             ),
             (
                 json!({"action": "backup", "instance_ids": ["web-1"]}),
@@ -190,12 +495,18 @@ mod tests {
             (json!("backup"), "not a JSON object"),
             (json!(null), "not a JSON object"),
             (
-                json!({"source": "aws.events", "detail-type": "EC2 Instance State-change Notification"}),
-                "unknown field `source`",
+                json!({"source": "aws.ec2", "detail-type": "EC2 Instance State-change Notification"}),
+                "source \"aws.ec2\" and detail-type \"EC2 Instance State-change Notification\" \
+                 is not one SmartVault runs on; it accepts only detail-type \"Scheduled Event\" \
+                 from source \"aws.events\" or \"aws.scheduler\"",
+            ),
+            (
+                json!({"source": "aws.events"}),
+                "source \"aws.events\" and detail-type null",
             ),
         ];
         for (event, expected) in cases {
-            let message = parse(&event).expect_err(&event.to_string()).to_string();
+            let message = refused(&event);
             assert!(message.starts_with("invalid event: "), "{message}");
             assert!(message.contains(expected), "{event}: {message}");
             assert!(
@@ -203,5 +514,71 @@ mod tests {
                 "the message shows what is accepted"
             );
         }
+    }
+
+    #[test]
+    fn a_scheduled_event_carrying_options_is_refused_not_run_without_them() {
+        let with = |key: &str, value: serde_json::Value| {
+            let mut event = scheduled_event();
+            event[key] = value;
+            event
+        };
+        let cases = [
+            (with("dry_run", json!(true)), "carries `dry_run`"),
+            (with("action", json!("cleanup")), "carries `action`"),
+            (
+                with("instance_ids", json!(["i-12345678"])),
+                "carries `instance_ids`",
+            ),
+            (with("force", json!(true)), "carries `force`"),
+            (
+                with("detail", json!({"dry_run": true})),
+                "`detail` is {\"dry_run\":true}",
+            ),
+        ];
+        for (event, expected) in cases {
+            let message = refused(&event);
+            assert!(message.contains(expected), "{event}: {message}");
+            assert!(
+                message.contains("send an action event instead"),
+                "{message}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_key_given_twice_is_refused_wherever_it_is() {
+        let cases = [
+            (
+                r#"{"action": "backup", "dry_run": true, "dry_run": false}"#,
+                "`dry_run`",
+            ),
+            (r#"{"action": "backup", "action": "cleanup"}"#, "`action`"),
+            (
+                r#"{"source": "aws.events", "detail-type": "Scheduled Event", "detail": {"a": 1, "a": 2}}"#,
+                "`detail.a`",
+            ),
+            (r#"[{"x": 1, "x": 1}]"#, "`[0].x`"),
+        ];
+        for (text, key) in cases {
+            let payload = Payload::from_json(text).unwrap();
+            let message = parse(&payload).expect_err(text).to_string();
+            assert!(
+                message.contains(&format!("the key {key} appears twice")),
+                "{text}: {message}"
+            );
+        }
+        let fine = Payload::from_json(r#"{"action": "backup", "nested": {"action": 1}}"#).unwrap();
+        assert_eq!(fine.duplicate(), None);
+        assert_eq!(fine.value()["nested"]["action"], 1);
+    }
+
+    #[test]
+    fn a_payload_reads_every_json_value_as_serde_json_does() {
+        let text = r#"{"a": [1, -2, 3.5, "x", null, true, {"b": []}], "c": 18446744073709551615}"#;
+        let payload = Payload::from_json(text).unwrap();
+        let plain: serde_json::Value = serde_json::from_str(text).unwrap();
+        assert_eq!(payload.value(), &plain);
+        assert!(Payload::from_json("{\"a\": 1} trailing").is_err());
     }
 }

@@ -1,7 +1,7 @@
 //! One invocation end to end: validate the event, read the inventory, plan, carry out, report.
 
 use crate::config::Config;
-use crate::event::{self, EventError};
+use crate::event::{self, EventError, Payload};
 use crate::execute::{self, Mode};
 use crate::inventory;
 use crate::model::Job;
@@ -121,10 +121,10 @@ fn job_name(job: Job) -> &'static str {
 /// accepted, then returns an error if anything failed.
 pub async fn handle(
     ctx: &Context,
-    event: &serde_json::Value,
+    event: impl Into<Payload>,
     now: OffsetDateTime,
 ) -> Result<RunReport, FunctionError> {
-    let request = event::parse(event).map_err(FunctionError::InvalidEvent)?;
+    let request = event::parse(&event.into()).map_err(FunctionError::InvalidEvent)?;
     let started = Instant::now();
     let policy = &ctx.config.policy;
     let dry_run = ctx.config.dry_run || request.dry_run;

@@ -1,6 +1,7 @@
 //! The Lambda entry point: logging, configuration and clients once at cold start, then events.
 
 use function::config::Config;
+use function::event::Payload;
 use function::handler::{self, Context, FunctionError};
 use lambda_runtime::{LambdaEvent, service_fn};
 use std::io::{Read, Write};
@@ -22,12 +23,12 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         .load()
         .await;
     let ctx = Context::new(&sdk, config);
-    lambda_runtime::run(service_fn(|event: LambdaEvent<serde_json::Value>| {
+    lambda_runtime::run(service_fn(|event: LambdaEvent<Payload>| {
         let ctx = &ctx;
         async move {
             let now = time::OffsetDateTime::now_utc();
-            let report = handler::handle(ctx, &event.payload, now).await?;
-            serde_json::to_value(&report).map_err(|e| FunctionError::Internal(e.to_string()))
+            let report = handler::handle(ctx, event.payload, now).await?;
+            Ok::<_, FunctionError>(report.response())
         }
     }))
     .await

@@ -8,6 +8,11 @@ use time::OffsetDateTime;
 
 /// SNS rejects subjects of 100 characters or more.
 pub const MAX_SUBJECT_CHARS: usize = 99;
+/// The invocation's result lists at most this many entries of each kind (with the full counts
+/// beside them), so it stays far below Lambda's 6 MB response limit whatever the fleet's size.
+pub const MAX_LISTED: usize = 1000;
+/// The lists of a report that `response` bounds.
+const LISTS: [&str; 5] = ["created", "deleted", "skipped", "failed", "warnings"];
 
 /// Everything one run did, or in a dry run would have done.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -92,17 +97,7 @@ impl RunReport {
         };
         let fixed = "SmartVault []".chars().count() + counts.chars().count();
         let room = MAX_SUBJECT_CHARS.saturating_sub(fixed);
-        let name: String = if self.deployment.chars().count() > room {
-            let mut cut: String = self
-                .deployment
-                .chars()
-                .take(room.saturating_sub(1))
-                .collect();
-            cut.push('…');
-            cut
-        } else {
-            self.deployment.clone()
-        };
+        let name = crate::plan::fit(&self.deployment, room);
         format!("SmartVault [{name}]{counts}")
     }
 
@@ -208,6 +203,21 @@ impl RunReport {
             let _ = writeln!(out, "\nNothing to do this time.");
         }
         out
+    }
+
+    /// The invocation's result: the report with each list cut to its first `MAX_LISTED`
+    /// entries, and `counts` giving every list's full length.
+    pub fn response(&self) -> serde_json::Value {
+        let mut value = serde_json::to_value(self).unwrap_or_default();
+        let mut counts = serde_json::Map::new();
+        for list in LISTS {
+            if let Some(items) = value.get_mut(list).and_then(|v| v.as_array_mut()) {
+                counts.insert(list.to_owned(), items.len().into());
+                items.truncate(MAX_LISTED);
+            }
+        }
+        value["counts"] = counts.into();
+        value
     }
 
     /// A CloudWatch embedded-metric-format document for this run.
@@ -366,6 +376,24 @@ mod tests {
             body.contains("DRY RUN: nothing was created or deleted."),
             "{body}"
         );
+    }
+
+    #[test]
+    fn the_response_stays_bounded_with_the_full_counts() {
+        let mut big = report();
+        let one = big.created[0].clone();
+        big.created = vec![one; 50_000];
+        big.warnings = vec!["w".repeat(200); 20_000];
+        let response = big.response();
+        let bytes = serde_json::to_vec(&response).unwrap().len();
+        assert!(bytes < 1024 * 1024, "{bytes} bytes");
+        assert_eq!(response["created"].as_array().unwrap().len(), MAX_LISTED);
+        assert_eq!(response["warnings"].as_array().unwrap().len(), MAX_LISTED);
+        assert_eq!(response["counts"]["created"], 50_000);
+        assert_eq!(response["counts"]["warnings"], 20_000);
+        assert_eq!(response["counts"]["failed"], 1);
+        assert_eq!(response["failed"].as_array().unwrap().len(), 1);
+        assert_eq!(response["deployment"], "prod");
     }
 
     #[test]

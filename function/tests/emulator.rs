@@ -438,17 +438,76 @@ async fn an_invalid_event_is_refused_before_anything_is_done() {
         .await
         .unwrap();
     let ctx = s.context("prod");
-    let error = handler::handle(&ctx, &json!({"action": "restore"}), now())
-        .await
-        .unwrap_err();
-    assert!(matches!(error, FunctionError::InvalidEvent(_)), "{error}");
-    assert!(
-        error.to_string().contains("unknown variant `restore`"),
-        "{error}"
-    );
+    let scheduled_with_options = r#"{"version": "0", "id": "1", "detail-type": "Scheduled Event",
+        "source": "aws.events", "account": "123456789012", "time": "2026-11-26T01:00:00Z",
+        "region": "us-east-1", "resources": [], "detail": {},
+        "dry_run": true, "action": "cleanup", "instance_ids": ["i-12345678"]}"#;
+    let refused = [
+        (r#"{"action": "restore"}"#, "unknown variant `restore`"),
+        (scheduled_with_options, "the scheduled event carries"),
+        (
+            r#"{"action": "backup", "dry_run": true, "dry_run": false}"#,
+            "the key `dry_run` appears twice",
+        ),
+        (
+            r#"{"action": "backup", "instance_ids": null}"#,
+            "`instance_ids` is null",
+        ),
+        (r#"{"action": {"backup": null}}"#, "invalid type: map"),
+    ];
+    for (text, expected) in refused {
+        let payload = function::event::Payload::from_json(text).unwrap();
+        let error = handler::handle(&ctx, payload, now()).await.unwrap_err();
+        assert!(matches!(error, FunctionError::InvalidEvent(_)), "{error}");
+        assert_eq!(error.error_type(), "SmartVault.InvalidEvent");
+        assert!(error.to_string().contains(expected), "{text}: {error}");
+    }
     assert!(s.managed_snapshots("prod").await.is_empty());
     assert!(
         s.emulator.sns_messages().unwrap().is_empty(),
         "nothing is published for a refused event"
+    );
+}
+
+#[tokio::test]
+async fn near_misses_are_reported_and_change_nothing() {
+    let s = setup().await;
+    let fleet = fleet::launch_all(
+        &s.ec2,
+        &[
+            InstanceSpec::untagged("lowercase").tag("backup", "true"),
+            InstanceSpec::untagged("spaced").tag("Backup", "TRUE "),
+            InstanceSpec::backup("yes-excluded")
+                .data_volumes(1)
+                .volume_tag(1, tags::VOLUME_EXCLUDE, "yes"),
+        ],
+    )
+    .await
+    .unwrap();
+    let ctx = s.context("prod");
+    let report = run(&ctx, json!({"action": "backup"}), now()).await;
+    assert_eq!(
+        s.managed_snapshots("prod")
+            .await
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>(),
+        all_volumes(&fleet[2..]),
+        "only the correctly tagged instance is backed up, all its volumes"
+    );
+    assert_eq!(report.warnings.len(), 3, "{:#?}", report.warnings);
+    let body = &s.emulator.sns_messages().unwrap()[0].message;
+    for (instance, expected) in [
+        (&fleet[0], "is not the backup tag \"Backup\""),
+        (&fleet[1], "has spaces around \"true\""),
+    ] {
+        assert!(
+            body.contains(&format!("instance {}: ", instance.id)) && body.contains(expected),
+            "{expected}: {body}"
+        );
+    }
+    assert!(
+        body.contains("BackupExclude=\"yes\" is neither `true` nor `false`"),
+        "{body}"
     );
 }

@@ -1,10 +1,11 @@
 //! `cargo xtask invoke`: runs the deployed function once and shows its result and log tail.
 
 use crate::aws::{Aws, sdk_error};
-use crate::config::Environment;
+use crate::config::{ConfigError, Environment};
 use anyhow::{Context, Result};
 use aws_sdk_lambda::types::{InvocationType, LogType};
 use base64::Engine as _;
+use function::event::{EventKind, Payload};
 use std::path::Path;
 
 /// The seed's console test event: back up, then clean up.
@@ -22,19 +23,35 @@ pub struct Invocation {
 }
 
 /// The event to send: the file's JSON, or the default, with `dry_run` added when asked.
+/// It is checked with the function's own parser first, so an event the function would refuse,
+/// or one that `--dry-run` cannot apply to, is refused here (exit 2) before any AWS call.
 pub fn event(file: Option<&Path>, dry_run: bool) -> Result<serde_json::Value> {
-    let text = match file {
-        Some(path) => std::fs::read_to_string(path)
-            .with_context(|| format!("failed to read `{}`", path.display()))?,
-        None => DEFAULT_EVENT.to_owned(),
+    let (text, name) = match file {
+        Some(path) => (
+            std::fs::read_to_string(path).map_err(|e| {
+                ConfigError(format!("cannot read the event `{}`: {e}", path.display()))
+            })?,
+            format!("the event `{}`", path.display()),
+        ),
+        None => (DEFAULT_EVENT.to_owned(), "the default event".to_owned()),
     };
-    let mut event: serde_json::Value =
-        serde_json::from_str(&text).context("the event is not JSON")?;
+    let payload =
+        Payload::from_json(&text).map_err(|e| ConfigError(format!("{name} is not JSON: {e}")))?;
+    let request =
+        function::event::parse(&payload).map_err(|e| ConfigError(format!("{name}: {e}")))?;
+    let mut event = payload.value().clone();
     if dry_run {
-        let object = event
-            .as_object_mut()
-            .context("--dry-run needs an event that is a JSON object")?;
-        object.insert("dry_run".into(), serde_json::Value::Bool(true));
+        if request.kind == EventKind::Scheduled {
+            return Err(ConfigError(format!(
+                "--dry-run cannot apply to {name}: it is a scheduled event, which carries no \
+                 options; send an action event instead, e.g. {{\"action\": \"manual-trigger\"}} \
+                 (the default), and --dry-run adds \"dry_run\": true to it"
+            ))
+            .into());
+        }
+        if let Some(object) = event.as_object_mut() {
+            object.insert("dry_run".into(), serde_json::Value::Bool(true));
+        }
     }
     Ok(event)
 }
@@ -169,6 +186,61 @@ pub async fn local(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn event_file(name: &str, text: &str) -> std::path::PathBuf {
+        let dir = emulator::tools_dir()
+            .join("test-scratch")
+            .join("invoke-events");
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// Exit 2 (a `ConfigError`) with `expected` in the message.
+    fn refused(path: &Path, dry_run: bool, expected: &str) {
+        let error = event(Some(path), dry_run).expect_err(expected);
+        assert!(error.is::<ConfigError>(), "{error:#}");
+        let message = format!("{error:#}");
+        assert!(message.contains(expected), "{message}");
+    }
+
+    #[test]
+    fn an_event_the_function_would_refuse_or_that_dry_run_cannot_apply_to_is_refused_here() {
+        let scheduled = event_file(
+            "scheduled.json",
+            r#"{"version": "0", "id": "1", "detail-type": "Scheduled Event", "source": "aws.events",
+                "account": "123456789012", "time": "2026-11-26T01:00:00Z", "region": "eu-west-1",
+                "resources": [], "detail": {}}"#,
+        );
+        assert_eq!(
+            event(Some(&scheduled), false).unwrap()["source"],
+            "aws.events"
+        );
+        refused(&scheduled, true, "--dry-run cannot apply to the event");
+        refused(&scheduled, true, "send an action event instead");
+        let twice = event_file(
+            "twice.json",
+            r#"{"action": "backup", "dry_run": true, "dry_run": false}"#,
+        );
+        refused(&twice, false, "the key `dry_run` appears twice");
+        let restore = event_file("restore.json", r#"{"action": "restore"}"#);
+        refused(&restore, false, "unknown variant `restore`");
+        let broken = event_file("broken.json", "{");
+        refused(&broken, false, "is not JSON");
+        refused(
+            &broken.with_file_name("missing.json"),
+            false,
+            "cannot read the event",
+        );
+        let narrowed = event_file(
+            "narrowed.json",
+            r#"{"action": "backup", "instance_ids": ["i-12345678"]}"#,
+        );
+        let sent = event(Some(&narrowed), true).unwrap();
+        assert_eq!(sent["dry_run"], true);
+        assert_eq!(sent["instance_ids"][0], "i-12345678");
+    }
 
     #[test]
     fn the_default_event_is_the_seed_test_event_and_dry_run_is_added() {
