@@ -97,7 +97,7 @@ impl Config {
             DEPLOYMENT,
             "set it to this deployment's name (the stack name), written into the managed-by tag",
         )?;
-        if deployment.len() > 128 || deployment.trim() != deployment {
+        if deployment.chars().count() > 128 || deployment.trim() != deployment {
             return Err(reader.invalid(
                 DEPLOYMENT,
                 &deployment,
@@ -105,9 +105,7 @@ impl Config {
             ));
         }
         let backup_tag_key = reader.text(BACKUP_TAG_KEY, "Backup")?;
-        if backup_tag_key.len() > 128
-            || backup_tag_key.starts_with(crate::tags::AWS_RESERVED_PREFIX)
-        {
+        if backup_tag_key.chars().count() > 128 || crate::tags::is_reserved(&backup_tag_key) {
             return Err(reader.invalid(
                 BACKUP_TAG_KEY,
                 &backup_tag_key,
@@ -115,6 +113,13 @@ impl Config {
             ));
         }
         let backup_tag_value = reader.text(BACKUP_TAG_VALUE, "true")?;
+        if backup_tag_value.chars().count() > 256 {
+            return Err(reader.invalid(
+                BACKUP_TAG_VALUE,
+                &backup_tag_value,
+                "expected a tag value of at most 256 characters",
+            ));
+        }
         let retention_days = reader.number(RETENTION_DAYS, 7, RETENTION_RANGE, "days")?;
         let keep_last = reader.number(KEEP_LAST, 1, KEEP_LAST_RANGE, "snapshots per volume")?;
         let exclude_boot_volume = reader.flag(EXCLUDE_BOOT_VOLUME, false)?;
@@ -305,6 +310,7 @@ mod tests {
             (EXCLUDE_BOOT_VOLUME, "yes", "`true` or `false`"),
             (DRY_RUN, "1", "`true` or `false`"),
             (BACKUP_TAG_KEY, "aws:backup", "does not start with `aws:`"),
+            (BACKUP_TAG_KEY, "AWS:Backup", "does not start with `aws:`"),
             (BACKUP_TAG_KEY, "", "non-empty"),
             (BACKUP_TAG_VALUE, "", "non-empty"),
             (SNS_TOPIC_ARN, "my-topic", "SNS topic ARN"),

@@ -81,19 +81,26 @@ async fn instances(
     options: &RunOptions,
     page_size: i32,
 ) -> Result<Vec<Instance>, Failure> {
-    // Filtered by tag key only: the value is compared case-insensitively by the planner.
-    let mut request = ec2
-        .describe_instances()
-        .filters(filter("tag-key", [policy.backup_tag_key.clone()]))
-        .max_results(page_size);
+    // Not filtered by tag: EC2 compares tag keys case-sensitively, and the planner warns about
+    // a key that differs from the backup key only in case or spaces. Only instances carrying
+    // such a key are kept; the value is compared by the planner.
+    let mut request = ec2.describe_instances().max_results(page_size);
     if let Some(ids) = &options.instance_ids {
         request = request.filters(filter("instance-id", ids.iter().cloned()));
     }
+    let key = policy.backup_tag_key.trim();
     let mut pages = request.into_paginator().send();
     let mut found = Vec::new();
     while let Some(page) = pages.next().await {
         let page = page.map_err(|e| failure(None, "DescribeInstances", &e))?;
         for instance in page.reservations().iter().flat_map(|r| r.instances()) {
+            let candidate = instance
+                .tags()
+                .iter()
+                .any(|t| t.key().is_some_and(|k| k.trim().eq_ignore_ascii_case(key)));
+            if !candidate {
+                continue;
+            }
             let volumes = instance
                 .block_device_mappings()
                 .iter()

@@ -6,7 +6,8 @@ use time::{Duration, OffsetDateTime};
 /// Resource tags by key.
 pub type Tags = BTreeMap<String, String>;
 
-/// An EC2 instance carrying the backup tag key (whatever its value).
+/// An EC2 instance carrying the backup tag key (whatever its value), or a key that differs
+/// from it only in case or surrounding spaces (a near miss the planner warns about).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Instance {
     pub id: String,

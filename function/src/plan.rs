@@ -130,6 +130,86 @@ fn is_requested(options: &RunOptions, id: &str) -> bool {
         .is_none_or(|ids| ids.contains(id))
 }
 
+/// AWS allows tag values of at most 256 Unicode characters.
+pub const MAX_TAG_VALUE_CHARS: usize = 256;
+/// EBS allows snapshot descriptions of at most 255 characters (the `Description` shape of
+/// the EBS service model; the EC2 User Guide gives the same limit).
+pub const MAX_DESCRIPTION_CHARS: usize = 255;
+
+/// `text` cut to at most `max_chars` characters on a character boundary, ending in `…` when
+/// it was cut, so that a long instance name can never make AWS refuse the call.
+pub fn fit(text: &str, max_chars: usize) -> String {
+    if text.chars().count() <= max_chars {
+        return text.to_owned();
+    }
+    let mut cut: String = text.chars().take(max_chars.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
+}
+
+/// Warns about tags that look meant for SmartVault but do not count: a key that differs from
+/// the backup key only in case or surrounding spaces, a backup value that differs only in
+/// surrounding spaces, an exclusion value that is neither `true` nor `false`. What is selected
+/// does not change; the summary says what to fix.
+fn near_misses(inventory: &Inventory, policy: &Policy, options: &RunOptions, plan: &mut Plan) {
+    let key = policy.backup_tag_key.as_str();
+    let looks_like = |candidate: &str, wanted: &str| {
+        candidate != wanted && candidate.trim().eq_ignore_ascii_case(wanted)
+    };
+    for instance in inventory
+        .instances
+        .iter()
+        .filter(|i| is_requested(options, &i.id))
+    {
+        for (tag, value) in &instance.tags {
+            if looks_like(tag, key) && !instance.tags.contains_key(key) {
+                plan.warnings.push(format!(
+                    "instance {}: tag {tag:?}={value:?} is not the backup tag {key:?} (tag keys \
+                     are case-sensitive); the instance is not backed up; rename the key to {key:?}",
+                    instance.id
+                ));
+            }
+        }
+        if let Some(value) = instance.tags.get(key)
+            && !is_selected(policy, instance)
+            && value.trim().eq_ignore_ascii_case(&policy.backup_tag_value)
+        {
+            plan.warnings.push(format!(
+                "instance {}: {key}={value:?} has spaces around {:?}; the instance is not \
+                 backed up; set the value to exactly {:?}",
+                instance.id, policy.backup_tag_value, policy.backup_tag_value
+            ));
+        }
+        if !is_selected(policy, instance) {
+            continue;
+        }
+        for volume in &instance.volumes {
+            for (tag, value) in &volume.tags {
+                let exclusion = tag == tags::VOLUME_EXCLUDE;
+                if looks_like(tag, tags::VOLUME_EXCLUDE) {
+                    plan.warnings.push(format!(
+                        "volume {} of {}: tag {tag:?}={value:?} is not {:?} (tag keys are \
+                         case-sensitive); it changes nothing; rename the key to {:?}",
+                        volume.volume_id,
+                        instance.id,
+                        tags::VOLUME_EXCLUDE,
+                        tags::VOLUME_EXCLUDE
+                    ));
+                } else if exclusion && crate::config::parse_flag(value).is_none() {
+                    plan.warnings.push(format!(
+                        "volume {} of {}: {}={value:?} is neither `true` nor `false`; the \
+                         volume is backed up; write {}=true to leave it out",
+                        volume.volume_id,
+                        instance.id,
+                        tags::VOLUME_EXCLUDE,
+                        tags::VOLUME_EXCLUDE
+                    ));
+                }
+            }
+        }
+    }
+}
+
 fn plan_backups(
     inventory: &Inventory,
     policy: &Policy,
@@ -137,6 +217,7 @@ fn plan_backups(
     now: OffsetDateTime,
     plan: &mut Plan,
 ) {
+    near_misses(inventory, policy, options, plan);
     let newest = newest_snapshot_by_instance(&inventory.snapshots);
     let mut instances: Vec<&Instance> = inventory
         .instances
@@ -253,10 +334,9 @@ fn plan_backups(
             volumes.iter().any(|p| p.volume_id == v.volume_id) && v.tags.contains_key(tags::NAME)
         });
         if !volumes_have_names {
-            snapshot_tags.push((
-                tags::NAME.to_owned(),
-                format!("{label} backup {}", now.date()),
-            ));
+            let suffix = format!(" backup {}", now.date());
+            let room = MAX_TAG_VALUE_CHARS - suffix.chars().count();
+            snapshot_tags.push((tags::NAME.to_owned(), fit(&label, room) + &suffix));
         }
         plan.creates.push(CreateRequest {
             instance_id: instance.id.clone(),
@@ -264,14 +344,22 @@ fn plan_backups(
             volumes,
             exclude_boot_volume,
             excluded_data_volume_ids,
-            description: format!(
-                "SmartVault backup of {label} ({}) by {}",
-                instance.id, policy.deployment
-            ),
+            description: description(&label, &instance.id, &policy.deployment),
             tags: snapshot_tags,
             retention_days,
         });
     }
+}
+
+/// The snapshots' description; the instance's name gives way when it is too long.
+fn description(label: &str, instance_id: &str, deployment: &str) -> String {
+    let rest = format!(" ({instance_id}) by {deployment}");
+    let fixed = "SmartVault backup of ".chars().count() + rest.chars().count();
+    let room = MAX_DESCRIPTION_CHARS.saturating_sub(fixed);
+    fit(
+        &format!("SmartVault backup of {}{rest}", fit(label, room)),
+        MAX_DESCRIPTION_CHARS,
+    )
 }
 
 fn retention_for(instance: &Instance, policy: &Policy, warnings: &mut Vec<String>) -> u32 {

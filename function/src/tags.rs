@@ -15,5 +15,35 @@ pub const NAME: &str = "Name";
 pub const RETENTION_OVERRIDE: &str = "BackupRetentionDays";
 /// Volume tag that keeps a volume out of every backup when set to `true`.
 pub const VOLUME_EXCLUDE: &str = "BackupExclude";
-/// Tags with this prefix belong to AWS and cannot be written by anyone else.
+/// Tags with this prefix, in any case, belong to AWS and cannot be written by anyone else.
 pub const AWS_RESERVED_PREFIX: &str = "aws:";
+/// Tags with this prefix, in any case, are SmartVault's own.
+pub const SMARTVAULT_PREFIX: &str = "smartvault:";
+
+/// Whether `key` starts with `prefix`, ignoring ASCII case (AWS reserves `aws:` as `AWS:` too).
+pub fn has_prefix(key: &str, prefix: &str) -> bool {
+    key.get(..prefix.len())
+        .is_some_and(|start| start.eq_ignore_ascii_case(prefix))
+}
+
+/// Whether AWS reserves `key` for itself.
+pub fn is_reserved(key: &str) -> bool {
+    has_prefix(key, AWS_RESERVED_PREFIX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reserved_prefixes_match_in_any_case() {
+        for key in ["aws:x", "AWS:x", "Aws:", "aWs:backup"] {
+            assert!(is_reserved(key), "{key}");
+        }
+        for key in ["aws", "awsx:y", "my-aws:x", "", "é", "éaws:"] {
+            assert!(!is_reserved(key), "{key}");
+        }
+        assert!(has_prefix("SmartVault:Environment", SMARTVAULT_PREFIX));
+        assert!(!has_prefix("smartvault-env", SMARTVAULT_PREFIX));
+    }
+}

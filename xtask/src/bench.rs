@@ -371,10 +371,7 @@ pub fn run(options: &Options) -> Result<Report> {
 /// A no-op `cargo xtask deploy` next to `aws cloudformation deploy` of the same template.
 async fn redeploy(bench: &Bench, repeat: usize) -> Result<(f64, f64)> {
     bench.emulator.reset()?;
-    let env = crate::config::load(
-        &emulator::workspace_root().join(crate::config::FILE_NAME),
-        "local",
-    )?;
+    let env = crate::config::load(None, "local")?;
     let dir = emulator::workspace_root().join("target").join("bench");
     std::fs::create_dir_all(&dir)
         .with_context(|| format!("failed to create `{}`", dir.display()))?;

@@ -1,11 +1,12 @@
 //! `smartvault.yaml`: named environments, parsed strictly and validated before any AWS call.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use function::config as fconfig;
+use function::tags;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// The config file's name at the repository root.
 pub const FILE_NAME: &str = "smartvault.yaml";
@@ -60,7 +61,46 @@ impl Architecture {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawFile {
-    environments: BTreeMap<String, RawEnvironment>,
+    environments: UniqueMap<RawEnvironment>,
+}
+
+/// A mapping that refuses a key given twice; serde's own maps silently keep the last.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct UniqueMap<V>(BTreeMap<String, V>);
+
+impl<V> Default for UniqueMap<V> {
+    fn default() -> Self {
+        UniqueMap(BTreeMap::new())
+    }
+}
+
+impl<'de, V: Deserialize<'de>> Deserialize<'de> for UniqueMap<V> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Unique<V>(std::marker::PhantomData<V>);
+        impl<'de, V: Deserialize<'de>> serde::de::Visitor<'de> for Unique<V> {
+            type Value = UniqueMap<V>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a mapping")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut found = BTreeMap::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    if found.contains_key(&key) {
+                        return Err(serde::de::Error::custom(format!(
+                            "`{key}` is given twice; keep one of them"
+                        )));
+                    }
+                    let value = map.next_value()?;
+                    found.insert(key, value);
+                }
+                Ok(UniqueMap(found))
+            }
+        }
+        deserializer.deserialize_map(Unique(std::marker::PhantomData))
+    }
 }
 
 #[derive(Deserialize)]
@@ -86,7 +126,7 @@ struct RawEnvironment {
     termination_protection: Option<bool>,
     dry_run: Option<bool>,
     #[serde(default)]
-    tags: BTreeMap<String, String>,
+    tags: UniqueMap<String>,
 }
 
 /// One validated environment.
@@ -115,40 +155,128 @@ pub struct Environment {
     pub tags: BTreeMap<String, String>,
 }
 
-/// Reads `path` and returns environment `name`.
-pub fn load(path: &Path, name: &str) -> Result<Environment> {
-    let text = std::fs::read_to_string(path).with_context(|| {
-        format!(
-            "failed to read `{}`; create it (see docs/deployer.md) or pass --config",
-            path.display()
-        )
-    })?;
-    Ok(parse(&text, &path.display().to_string(), name)?)
+/// The config file's path when `--config` is not given: the workspace root's.
+pub fn default_path() -> PathBuf {
+    emulator::workspace_root().join(FILE_NAME)
 }
 
-/// The names of the environments in the file at `path`.
-pub fn names(path: &Path) -> Result<Vec<String>> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("failed to read `{}`", path.display()))?;
-    let raw: RawFile = serde_norway::from_str(&text)
-        .map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
-    Ok(raw.environments.into_keys().collect())
+/// Reads the config file (`given` by `--config`, or the default) and returns environment
+/// `name`. Every mistake, the file's own included, is a `ConfigError` (exit 2).
+pub fn load(given: Option<&Path>, name: &str) -> Result<Environment> {
+    let (text, file) = read(given)?;
+    Ok(parse(&text, &file, name)?)
+}
+
+/// The names of the environments in the config file.
+pub fn names(given: Option<&Path>) -> Result<Vec<String>> {
+    let (text, file) = read(given)?;
+    Ok(raw_file(&text, &file)?.environments.0.into_keys().collect())
+}
+
+/// The largest config file read; a real one is a few kilobytes.
+const MAX_FILE_BYTES: u64 = 1024 * 1024;
+/// The deepest nesting of `[` and `{` accepted; a real file needs two or three levels.
+const MAX_FLOW_DEPTH: usize = 32;
+
+/// The file's text and the name to show for it.
+fn read(given: Option<&Path>) -> Result<(String, String), ConfigError> {
+    let path = given.map_or_else(default_path, Path::to_path_buf);
+    let file = path.display().to_string();
+    let fix = if given.is_some() {
+        "check the path given with --config".to_owned()
+    } else {
+        "create it (docs/deployer.md lists every key) or pass --config <file>".to_owned()
+    };
+    let metadata = match std::fs::metadata(&path) {
+        Ok(metadata) => metadata,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(ConfigError(format!("`{file}` does not exist; {fix}")));
+        }
+        Err(e) => return Err(ConfigError(format!("cannot read `{file}`: {e}; {fix}"))),
+    };
+    if metadata.is_dir() {
+        return Err(ConfigError(format!(
+            "`{file}` is a folder, not a file; {fix}, naming the YAML file itself"
+        )));
+    }
+    if metadata.len() > MAX_FILE_BYTES {
+        return Err(ConfigError(format!(
+            "`{file}` is {} bytes, more than a configuration file needs ({MAX_FILE_BYTES} at \
+             most); {fix}",
+            metadata.len()
+        )));
+    }
+    let bytes = std::fs::read(&path)
+        .map_err(|e| ConfigError(format!("cannot read `{file}`: {e}; {fix}")))?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        ConfigError(format!(
+            "`{file}` is not UTF-8 text (invalid byte at offset {}); save it as UTF-8",
+            e.utf8_error().valid_up_to()
+        ))
+    })?;
+    Ok((text, file))
+}
+
+/// Parses the whole file strictly: unknown keys, duplicate keys and excessive nesting are
+/// refused before any environment is looked at.
+fn raw_file(text: &str, file: &str) -> Result<RawFile, ConfigError> {
+    if let Some(line) = too_deep(text) {
+        return Err(ConfigError(format!(
+            "{file}: line {line}: brackets nest more than {MAX_FLOW_DEPTH} levels deep; a \
+             SmartVault configuration needs a few (docs/deployer.md lists every key)"
+        )));
+    }
+    serde_norway::from_str(text).map_err(|e| {
+        ConfigError(format!(
+            "{file}: {e}; fix the key or value (docs/deployer.md lists every key)"
+        ))
+    })
+}
+
+/// The line where flow collections (`[`, `{`) first nest deeper than `MAX_FLOW_DEPTH`,
+/// found in one pass before the YAML parser, which would take seconds on thousands of levels.
+fn too_deep(text: &str) -> Option<usize> {
+    let mut depth = 0usize;
+    for (number, line) in text.lines().enumerate() {
+        for c in line.chars() {
+            match c {
+                '[' | '{' => depth += 1,
+                ']' | '}' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+            if depth > MAX_FLOW_DEPTH {
+                return Some(number + 1);
+            }
+        }
+    }
+    None
 }
 
 /// Parses the file's text and validates environment `name`.
 pub fn parse(text: &str, file: &str, name: &str) -> Result<Environment, ConfigError> {
-    let raw: RawFile = serde_norway::from_str(text).map_err(|e| {
-        ConfigError(format!(
-            "{file}: {e}; fix the key or value (docs/deployer.md lists every key)"
-        ))
-    })?;
-    let names: Vec<&str> = raw.environments.keys().map(String::as_str).collect();
-    let Some(env) = raw.environments.get(name) else {
+    let raw = raw_file(text, file)?;
+    let environments = &raw.environments.0;
+    if environments.is_empty() {
+        return Err(ConfigError(format!(
+            "{file} defines no environments; add one under `environments:`, e.g. \
+             `dev: {{region: eu-west-1, notification_emails: [ops@example.com]}}` \
+             (docs/deployer.md lists every key)"
+        )));
+    }
+    let Some(env) = environments.get(name) else {
+        let names: Vec<&str> = environments.keys().map(String::as_str).collect();
         return Err(ConfigError(format!(
             "{file} has no environment `{name}`; the environments are: {}",
             names.join(", ")
         )));
     };
+    if !is_environment_name(name) {
+        return Err(ConfigError(format!(
+            "{file}: environments.{name:?}: the environment name is not usable; use 1 to 50 \
+             letters, digits and hyphens, starting with a letter (it names the stack \
+             smartvault-<name>)"
+        )));
+    }
     validate(file, name, env)
 }
 
@@ -231,18 +359,29 @@ fn validate(file: &str, name: &str, raw: &RawEnvironment) -> Result<Environment,
             ),
         ));
     }
-    if raw.tags.len() > 40 {
+    if raw.tags.0.len() > 40 {
         return Err(key_error(
             "tags",
             "at most 40 tags; CloudFormation adds its own".into(),
         ));
     }
-    for (key, value) in &raw.tags {
-        if key.is_empty() || key.len() > 128 || key.starts_with("aws:") || value.len() > 256 {
+    for (key, value) in &raw.tags.0 {
+        let chars = key.chars().count();
+        if chars == 0 || chars > 128 || value.chars().count() > 256 || tags::is_reserved(key) {
             return Err(key_error(
                 "tags",
                 format!(
-                    "{key:?}: tag keys are 1 to 128 characters not starting with `aws:`, values at most 256"
+                    "{key:?}: tag keys are 1 to 128 characters not starting with `aws:` (in \
+                     any case), values at most 256 characters"
+                ),
+            ));
+        }
+        if tags::has_prefix(key, tags::SMARTVAULT_PREFIX) {
+            return Err(key_error(
+                "tags",
+                format!(
+                    "{key:?}: keys starting with `smartvault:` are SmartVault's own (it sets \
+                     smartvault:environment itself); choose another key"
                 ),
             ));
         }
@@ -292,7 +431,7 @@ fn validate(file: &str, name: &str, raw: &RawEnvironment) -> Result<Environment,
         account_id: raw.account_id.clone(),
         termination_protection: raw.termination_protection.unwrap_or(false),
         dry_run: raw.dry_run.unwrap_or(false),
-        tags: raw.tags.clone(),
+        tags: raw.tags.0.clone(),
     };
     // The function validates its variables again at cold start; refusing here what it would
     // refuse there keeps a bad value from ever being deployed.
@@ -336,6 +475,11 @@ fn is_region(region: &str) -> bool {
         && parts
             .last()
             .is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit()))
+}
+
+fn is_environment_name(name: &str) -> bool {
+    // `smartvault-` and the name make a stack name of at most 64 characters.
+    name.len() <= 50 && is_stack_name(name)
 }
 
 fn is_stack_name(name: &str) -> bool {
@@ -483,6 +627,141 @@ mod tests {
                 .to_string()
                 .contains("missing field `notification_emails`")
         );
+    }
+
+    #[test]
+    fn a_key_given_twice_is_refused_naming_it() {
+        let twice_env = "environments:\n  dev:\n    region: eu-west-1\n    notification_emails: [a@b.io]\n  dev:\n    region: us-east-1\n    notification_emails: [a@b.io]\n";
+        let twice_tag = env_yaml("    tags:\n      team: a\n      team: b\n");
+        let twice_field = env_yaml("    retention_days: 7\n    retention_days: 30\n");
+        let twice_top = format!("{}environments: {{}}\n", env_yaml(""));
+        for (text, expected) in [
+            (twice_env.to_owned(), "`dev` is given twice"),
+            (twice_tag, "`team` is given twice"),
+            (twice_field, "duplicate field `retention_days`"),
+            (twice_top, "duplicate field `environments`"),
+        ] {
+            let error = parse(&text, FILE, "dev").expect_err(&text).to_string();
+            assert!(error.starts_with(FILE), "{error}");
+            assert!(error.contains(expected), "{text}: {error}");
+        }
+    }
+
+    #[test]
+    fn tags_are_measured_in_characters_and_reserved_prefixes_in_any_case() {
+        let emoji = "🙂".repeat(100);
+        let env = parse(
+            &env_yaml(&format!("    tags:\n      mood: \"{emoji}\"\n")),
+            FILE,
+            "dev",
+        )
+        .expect("100 emoji are 100 characters, within 256");
+        assert_eq!(env.tags["mood"], emoji);
+        let too_long = "é".repeat(257);
+        for (tags, expected) in [
+            (
+                format!("      note: \"{too_long}\"\n"),
+                "values at most 256 characters",
+            ),
+            (
+                "      \"AWS:owner\": me\n".to_owned(),
+                "not starting with `aws:` (in any case)",
+            ),
+            (
+                "      \"Aws:x\": me\n".to_owned(),
+                "not starting with `aws:`",
+            ),
+            (
+                "      \"smartvault:environment\": x\n".to_owned(),
+                "are SmartVault's own",
+            ),
+            (
+                "      \"SmartVault:Team\": x\n".to_owned(),
+                "are SmartVault's own",
+            ),
+        ] {
+            let error = parse(&env_yaml(&format!("    tags:\n{tags}")), FILE, "dev")
+                .expect_err(&tags)
+                .to_string();
+            assert!(error.contains("environments.dev.tags"), "{error}");
+            assert!(error.contains(expected), "{tags}: {error}");
+        }
+        let error = parse(
+            &env_yaml("    backup_tag_key: \"AWS:Backup\"\n"),
+            FILE,
+            "dev",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("does not start with `aws:`"), "{error}");
+    }
+
+    #[test]
+    fn an_empty_file_a_bad_name_and_deep_nesting_are_refused_with_the_fix() {
+        let error = parse("environments: {}\n", FILE, "dev")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error
+                .contains("smartvault.yaml defines no environments; add one under `environments:`"),
+            "{error}"
+        );
+        let spaced =
+            "environments:\n  my env:\n    region: eu-west-1\n    notification_emails: [a@b.io]\n";
+        let error = parse(spaced, FILE, "my env").unwrap_err().to_string();
+        assert!(
+            error.contains("environments.\"my env\": the environment name is not usable"),
+            "{error}"
+        );
+        assert!(!error.contains("stack_name"), "{error}");
+        let deep = format!(
+            "environments: {}{}\n",
+            "[".repeat(20_000),
+            "]".repeat(20_000)
+        );
+        let error = parse(&deep, FILE, "dev").unwrap_err().to_string();
+        assert!(
+            error.contains("line 1: brackets nest more than 32 levels deep"),
+            "{error}"
+        );
+        let nested_map = format!("environments: {}\n", "{a: ".repeat(40));
+        assert!(
+            parse(&nested_map, FILE, "dev")
+                .unwrap_err()
+                .to_string()
+                .contains("nest more than")
+        );
+    }
+
+    #[test]
+    fn an_unreadable_config_file_is_a_configuration_mistake_with_the_right_fix() {
+        let dir = emulator::tools_dir()
+            .join("test-scratch")
+            .join("config-files");
+        std::fs::create_dir_all(&dir).unwrap();
+        let missing = dir.join("missing.yaml");
+        let _ = std::fs::remove_file(&missing);
+        let latin1 = dir.join("latin1.yaml");
+        std::fs::write(&latin1, b"environments:\n  d\xe9v: {}\n").unwrap();
+        let cases = [
+            (
+                missing.clone(),
+                "does not exist; check the path given with --config",
+            ),
+            (dir, "is a folder, not a file"),
+            (
+                latin1,
+                "is not UTF-8 text (invalid byte at offset 17); save it as UTF-8",
+            ),
+        ];
+        for (path, expected) in cases {
+            let error = load(Some(&path), "dev").expect_err(expected);
+            assert!(error.is::<ConfigError>(), "exit 2: {error:#}");
+            assert!(error.to_string().contains(expected), "{error}");
+            assert!(!error.to_string().contains("or pass --config"), "{error}");
+        }
+        let names = names(Some(&missing)).unwrap_err();
+        assert!(names.is::<ConfigError>(), "{names:#}");
     }
 
     #[test]

@@ -64,7 +64,7 @@ pub fn run(output: Output) -> Result<Summary> {
     // Functions are stored but never run by the emulator; the local Runtime API runs them.
     emulator.set_config(&serde_json::json!({"lambda": {"use_docker": false}}))?;
     eprintln!("   listening on {}", emulator.endpoint());
-    let env = config::load(&emulator::workspace_root().join(config::FILE_NAME), "local")?;
+    let env = config::load(None, "local")?;
 
     let runtime = crate::runtime()?;
     runtime.block_on(tour_in_emulator(

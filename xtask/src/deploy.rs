@@ -43,13 +43,17 @@ pub async fn deploy(
         "deploying {} to account {account}, region {}",
         env.stack_name, aws.region
     ));
-    let bucket = ensure_bootstrap(aws, output).await?;
+    let bootstrap = ensure_bootstrap(aws, output).await?;
     let location = ArtifactLocation {
-        bucket: bucket.clone(),
+        bucket: bootstrap.bucket.clone(),
         key: artifact.key(),
         sha256: artifact.sha256.clone(),
     };
     let uploaded = upload(aws, artifact, &location, output).await?;
+    let made = Made {
+        bootstrap: bootstrap.created,
+        artifact: uploaded.then(|| format!("s3://{}/{}", location.bucket, location.key)),
+    };
     let rendered = template::render(env, &location)?;
     let dir = template::write_rendered(env, &rendered)?;
     output.progress(format!(
@@ -58,6 +62,7 @@ pub async fn deploy(
     ));
 
     let status = stack_status(aws, &env.stack_name).await?;
+    remove_stale_change_sets(aws, &env.stack_name, status.as_deref(), output).await?;
     let action = stack::action_for(&env.stack_name, status.as_deref());
     let change_set_type = match action {
         StackAction::Create => ChangeSetType::Create,
@@ -74,7 +79,8 @@ pub async fn deploy(
     };
 
     let change_set_name = format!(
-        "smartvault-{}",
+        "{}{}",
+        stack::CHANGE_SET_PREFIX,
         time::OffsetDateTime::now_utc().unix_timestamp()
     );
     aws.cloudformation
@@ -171,12 +177,23 @@ pub async fn deploy(
         env.stack_name,
         stack::change_table(&result.changes)
     ));
-    if !confirm(
-        yes,
-        &format!("deploy these changes to {} ({})?", env.stack_name, env.name),
-    )? {
-        discard_change_set(aws, &env.stack_name, &change_set_name).await;
-        bail!("deploy cancelled; nothing was changed");
+    let question = format!("deploy these changes to {} ({})?", env.stack_name, env.name);
+    match confirm(yes, &question) {
+        Ok(true) => {}
+        Ok(false) => {
+            discard_change_set(aws, &env.stack_name, &change_set_name).await;
+            bail!(
+                "deploy cancelled; {}",
+                made.describe(&env.stack_name, &env.name)
+            );
+        }
+        Err(error) => {
+            discard_change_set(aws, &env.stack_name, &change_set_name).await;
+            return Err(error.context(format!(
+                "deploy stopped before the change; {}",
+                made.describe(&env.stack_name, &env.name)
+            )));
+        }
     }
     aws.cloudformation
         .execute_change_set()
@@ -271,13 +288,55 @@ pub async fn stack_outputs(aws: &Aws, stack: &str) -> Result<BTreeMap<String, St
         .unwrap_or_default())
 }
 
+/// What a deploy made before it reached the stack's change, so that a deploy stopped at the
+/// confirmation says exactly what now exists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Made {
+    /// This deploy created the bootstrap stack.
+    bootstrap: bool,
+    /// The artifact this deploy uploaded, as an S3 URL.
+    artifact: Option<String>,
+}
+
+impl Made {
+    /// The sentence that tells what a stopped deploy left, and how to remove it.
+    fn describe(&self, stack: &str, env: &str) -> String {
+        let mut made = Vec::new();
+        if self.bootstrap {
+            made.push(format!(
+                "created the bootstrap stack {BOOTSTRAP_STACK} (the artifact bucket)"
+            ));
+        }
+        if let Some(artifact) = &self.artifact {
+            made.push(format!("uploaded {artifact}"));
+        }
+        if made.is_empty() {
+            return format!("stack {stack} was not changed and nothing else was made");
+        }
+        format!(
+            "stack {stack} was not changed, but this deploy {}; they stay for the next deploy, \
+             and `cargo xtask destroy --env {env}` removes them when no environment uses them",
+            made.join(" and ")
+        )
+    }
+}
+
+/// The artifact bucket, and whether this call created the bootstrap stack that holds it.
+pub struct Bootstrap {
+    pub bucket: String,
+    pub created: bool,
+}
+
 /// The artifact bucket, creating the bootstrap stack on first use.
-pub async fn ensure_bootstrap(aws: &Aws, output: Output) -> Result<String> {
+pub async fn ensure_bootstrap(aws: &Aws, output: Output) -> Result<Bootstrap> {
     if let Some(bucket) = stack_outputs(aws, BOOTSTRAP_STACK)
         .await?
-        .get("ArtifactBucketName")
+        .remove("ArtifactBucketName")
     {
-        return Ok(bucket.clone());
+        return Ok(Bootstrap {
+            bucket,
+            created: false,
+        });
     }
     if stack_status(aws, BOOTSTRAP_STACK).await?.is_some() {
         bail!(
@@ -302,12 +361,73 @@ pub async fn ensure_bootstrap(aws: &Aws, output: Output) -> Result<String> {
         .map_err(sdk_error)
         .with_context(|| format!("failed to create stack {BOOTSTRAP_STACK}"))?;
     wait_with_progress(aws, BOOTSTRAP_STACK, true, output).await?;
-    stack_outputs(aws, BOOTSTRAP_STACK)
+    let bucket = stack_outputs(aws, BOOTSTRAP_STACK)
         .await?
         .remove("ArtifactBucketName")
         .with_context(|| {
             format!("stack {BOOTSTRAP_STACK} was created without an ArtifactBucketName output")
+        })?;
+    Ok(Bootstrap {
+        bucket,
+        created: true,
+    })
+}
+
+/// Removes what an interrupted deploy left: its change sets that were never executed and,
+/// for a stack never created (`REVIEW_IN_PROGRESS`), the empty stack itself, saying so.
+/// Without this, the next deploy would stack a new change set on the stale one.
+async fn remove_stale_change_sets(
+    aws: &Aws,
+    stack: &str,
+    status: Option<&str>,
+    output: Output,
+) -> Result<()> {
+    if status.is_none() {
+        return Ok(());
+    }
+    let listed = aws
+        .cloudformation
+        .list_change_sets()
+        .stack_name(stack)
+        .send()
+        .await
+        .map_err(sdk_error)
+        .with_context(|| format!("failed to list the change sets of stack {stack}"))?;
+    let summaries: Vec<stack::ChangeSetSummary> = listed
+        .summaries()
+        .iter()
+        .map(|c| stack::ChangeSetSummary {
+            name: c.change_set_name().unwrap_or_default().to_owned(),
+            execution_status: c
+                .execution_status()
+                .map(|s| s.as_str().to_owned())
+                .unwrap_or_default(),
         })
+        .collect();
+    for name in stack::stale_change_sets(&summaries) {
+        output.progress(format!(
+            "removing change set {name} of stack {stack}, left unexecuted by an interrupted deploy"
+        ));
+        aws.cloudformation
+            .delete_change_set()
+            .stack_name(stack)
+            .change_set_name(&name)
+            .send()
+            .await
+            .map_err(sdk_error)
+            .with_context(|| format!("failed to remove the stale change set {name} of {stack}"))?;
+    }
+    // Deleting a review stack's last change set may remove the stack too; look again.
+    if status == Some("REVIEW_IN_PROGRESS")
+        && stack_status(aws, stack).await?.as_deref() == Some("REVIEW_IN_PROGRESS")
+    {
+        output.progress(format!(
+            "stack {stack} is REVIEW_IN_PROGRESS: an earlier deploy stopped before creating it; \
+             removing the empty stack to create it afresh"
+        ));
+        delete_stack_and_wait(aws, stack).await?;
+    }
+    Ok(())
 }
 
 /// Uploads the zip unless an object with its key (its hash) is already there.

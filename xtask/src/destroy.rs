@@ -229,6 +229,13 @@ pub async fn destroy(
         .zip(parameters.get("ArtifactKey"))
         .map(|(b, k)| (b.clone(), k.clone()));
     let others = other_stacks_artifacts(aws, stack).await?;
+    // Decided once, for the preview and the action alike, and whatever this stack's own
+    // parameters say: a first deploy stopped before its stack existed leaves the bootstrap
+    // stack and bucket behind, and they go when no other environment uses them.
+    let bootstrap_bucket = stack_outputs(aws, BOOTSTRAP_STACK)
+        .await?
+        .remove("ArtifactBucketName")
+        .filter(|bucket| !others.iter().any(|(b, _)| b == bucket));
 
     output.progress(format!("destroy {} ({}) will remove:", stack, env.name));
     if result.stack_existed {
@@ -261,9 +268,11 @@ pub async fn destroy(
         output.progress(format!(
             "  the artifact s3://{bucket}/{key} unless another environment uses it"
         ));
-        if !others.iter().any(|(b, _)| b == bucket) {
-            output.progress(format!("  the bootstrap stack {BOOTSTRAP_STACK} and its bucket (no other environment uses them)"));
-        }
+    }
+    if let Some(bucket) = &bootstrap_bucket {
+        output.progress(format!(
+            "  the bootstrap stack {BOOTSTRAP_STACK} and its bucket {bucket} (no other environment uses them)"
+        ));
     }
     if !confirm(yes, &format!("destroy {stack}?"))? {
         bail!("destroy cancelled; nothing was removed");
@@ -328,27 +337,22 @@ pub async fn destroy(
         ));
         result.log_group_deleted = true;
     }
-    if let Some((bucket, key)) = artifact {
-        if !others.iter().any(|(b, k)| *b == bucket && *k == key) {
-            delete_object_versions(aws, &bucket, Some(&key)).await?;
-            result
-                .artifacts_deleted
-                .push(format!("s3://{bucket}/{key}"));
-        }
-        if !others.iter().any(|(b, _)| *b == bucket)
-            && stack_outputs(aws, BOOTSTRAP_STACK)
-                .await?
-                .get("ArtifactBucketName")
-                == Some(&bucket)
-        {
-            // CloudFormation cannot delete a bucket that still holds objects: empty it first.
-            delete_object_versions(aws, &bucket, None).await?;
-            output.progress(format!(
-                "deleting stack {BOOTSTRAP_STACK}, the last environment is gone"
-            ));
-            delete_stack_and_wait(aws, BOOTSTRAP_STACK).await?;
-            result.bootstrap_deleted = true;
-        }
+    if let Some((bucket, key)) = artifact
+        && !others.iter().any(|(b, k)| *b == bucket && *k == key)
+    {
+        delete_object_versions(aws, &bucket, Some(&key)).await?;
+        result
+            .artifacts_deleted
+            .push(format!("s3://{bucket}/{key}"));
+    }
+    if let Some(bucket) = bootstrap_bucket {
+        // CloudFormation cannot delete a bucket that still holds objects: empty it first.
+        delete_object_versions(aws, &bucket, None).await?;
+        output.progress(format!(
+            "deleting stack {BOOTSTRAP_STACK}, no environment uses it"
+        ));
+        delete_stack_and_wait(aws, BOOTSTRAP_STACK).await?;
+        result.bootstrap_deleted = true;
     }
     Ok(result)
 }

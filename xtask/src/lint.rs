@@ -16,10 +16,9 @@ const ACCEPTED_FINDINGS: &[(&str, &str, &str)] = &[(
 
 /// Renders every environment of smartvault.yaml as deploy would; returns the folders.
 fn render_all() -> Result<Vec<PathBuf>> {
-    let config = emulator::workspace_root().join(crate::config::FILE_NAME);
     let mut dirs = Vec::new();
-    for name in crate::config::names(&config)? {
-        let env = crate::config::load(&config, &name)?;
+    for name in crate::config::names(None)? {
+        let env = crate::config::load(None, &name)?;
         let location = crate::template::offline_location(None, None)?;
         let rendered = crate::template::render(&env, &location)?;
         dirs.push(crate::template::write_rendered(&env, &rendered)?);

@@ -49,14 +49,14 @@ struct EnvArgs {
     /// The environment in the config file (local, dev, staging, prod, ...).
     #[arg(long = "env", short = 'e')]
     name: String,
-    /// The config file.
-    #[arg(long, default_value_os_t = emulator::workspace_root().join(config::FILE_NAME))]
-    config: PathBuf,
+    /// The config file (default: smartvault.yaml at the workspace root).
+    #[arg(long)]
+    config: Option<PathBuf>,
 }
 
 impl EnvArgs {
     fn load(&self) -> Result<config::Environment> {
-        config::load(&self.config, &self.name)
+        config::load(self.config.as_deref(), &self.name)
     }
 }
 
@@ -138,9 +138,9 @@ enum Command {
         /// The target environment.
         #[arg(long)]
         to: String,
-        /// The config file.
-        #[arg(long, default_value_os_t = emulator::workspace_root().join(config::FILE_NAME))]
-        config: PathBuf,
+        /// The config file (default: smartvault.yaml at the workspace root).
+        #[arg(long)]
+        config: Option<PathBuf>,
         #[command(flatten)]
         connection: aws::Connection,
         /// A profile for the source's account, when it differs from the target's.
@@ -341,8 +341,8 @@ fn run(command: Command) -> Result<ExitCode> {
             yes,
             output,
         } => {
-            let source = config::load(&path, &from)?;
-            let target = config::load(&path, &to)?;
+            let source = config::load(path.as_deref(), &from)?;
+            let target = config::load(path.as_deref(), &to)?;
             let source_connection = aws::Connection {
                 profile: from_profile.or_else(|| connection.profile.clone()),
                 region: None,

@@ -1,9 +1,17 @@
 //! Local validation of EventBridge schedule expressions, before any AWS call.
+//!
+//! The string checked is exactly the string deployed: nothing is trimmed or normalised, so an
+//! expression EventBridge would refuse (or read differently) never passes here.
 
 /// Checks an EventBridge `rate(...)` or `cron(...)` expression; the error says what is wrong
 /// and shows a valid example.
 pub fn validate(expression: &str) -> Result<(), String> {
-    let expression = expression.trim();
+    let trimmed = expression.trim();
+    if trimmed != expression {
+        return Err(format!(
+            "{expression:?} has spaces around it; write {trimmed:?}"
+        ));
+    }
     if let Some(inner) = expression
         .strip_prefix("rate(")
         .and_then(|s| s.strip_suffix(')'))
@@ -21,16 +29,39 @@ pub fn validate(expression: &str) -> Result<(), String> {
     }
 }
 
+/// The parts of `inner` separated by single spaces; anything else (a tab, two spaces, a
+/// space at either end) is refused, since EventBridge would not read it as written.
+fn words<'a>(kind: &str, inner: &'a str) -> Result<Vec<&'a str>, String> {
+    let parts: Vec<&str> = inner.split(' ').collect();
+    if parts
+        .iter()
+        .any(|p| p.is_empty() || p.chars().any(char::is_whitespace))
+    {
+        let tidy = inner.split_whitespace().collect::<Vec<_>>().join(" ");
+        return Err(format!(
+            "{kind}({inner}) must separate its parts with single spaces (no tabs, no doubled or \
+             surrounding spaces); write {kind}({tidy})"
+        ));
+    }
+    Ok(parts)
+}
+
+/// A whole number written with digits only (no sign, no spaces).
+fn digits(text: &str) -> Option<u32> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
+}
+
 fn validate_rate(inner: &str) -> Result<(), String> {
-    let parts: Vec<&str> = inner.split_whitespace().collect();
+    let parts = words("rate", inner)?;
     let [value, unit] = parts.as_slice() else {
         return Err(format!(
             "rate({inner}) needs a number and a unit, e.g. rate(1 day) or rate(12 hours)"
         ));
     };
-    let value: u64 = value
-        .parse()
-        .ok()
+    let value = digits(value)
         .filter(|v| *v > 0)
         .ok_or_else(|| format!("rate({inner}): {value:?} is not a positive whole number"))?;
     let singular = ["minute", "hour", "day"];
@@ -55,6 +86,7 @@ struct Field {
     name: &'static str,
     range: (u32, u32),
     names: &'static [&'static str],
+    /// The special characters this field takes besides `*`, `,` and `-`.
     extra: &'static [char],
 }
 
@@ -63,19 +95,19 @@ const FIELDS: [Field; 6] = [
         name: "minutes",
         range: (0, 59),
         names: &[],
-        extra: &[],
+        extra: &['/'],
     },
     Field {
         name: "hours",
         range: (0, 23),
         names: &[],
-        extra: &[],
+        extra: &['/'],
     },
     Field {
         name: "day-of-month",
         range: (1, 31),
         names: &[],
-        extra: &['?', 'L', 'W'],
+        extra: &['?', 'L', 'W', '/'],
     },
     Field {
         name: "month",
@@ -83,7 +115,7 @@ const FIELDS: [Field; 6] = [
         names: &[
             "JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC",
         ],
-        extra: &[],
+        extra: &['/'],
     },
     Field {
         name: "day-of-week",
@@ -95,12 +127,12 @@ const FIELDS: [Field; 6] = [
         name: "year",
         range: (1970, 2199),
         names: &[],
-        extra: &[],
+        extra: &['/'],
     },
 ];
 
 fn validate_cron(inner: &str) -> Result<(), String> {
-    let fields: Vec<&str> = inner.split_whitespace().collect();
+    let fields = words("cron", inner)?;
     if fields.len() != 6 {
         return Err(format!(
             "cron({inner}) has {} fields; EventBridge cron has six (minutes hours day-of-month month day-of-week year), e.g. cron(0 1 * * ? *)",
@@ -108,8 +140,10 @@ fn validate_cron(inner: &str) -> Result<(), String> {
         ));
     }
     for (value, field) in fields.iter().zip(FIELDS.iter()) {
-        validate_field(value, field)
-            .map_err(|why| format!("cron({inner}): {} field {value:?} {why}", field.name))?;
+        for item in value.split(',') {
+            validate_item(item, field)
+                .map_err(|why| format!("cron({inner}): {} field {value:?} {why}", field.name))?;
+        }
     }
     let (dom, dow) = (fields[2], fields[4]);
     match (dom == "?", dow == "?") {
@@ -124,61 +158,83 @@ fn validate_cron(inner: &str) -> Result<(), String> {
     }
 }
 
-fn validate_field(value: &str, field: &Field) -> Result<(), String> {
-    let number = |text: &str| -> Result<u32, String> {
-        if let Some(index) = field
-            .names
-            .iter()
-            .position(|n| n.eq_ignore_ascii_case(text))
-        {
-            return Ok(field.range.0 + index as u32);
+impl Field {
+    /// A value of this field: a number in range or, where the field has them, a name.
+    fn value(&self, text: &str) -> Result<u32, String> {
+        if let Some(index) = self.names.iter().position(|n| n.eq_ignore_ascii_case(text)) {
+            return Ok(self.range.0 + index as u32);
         }
-        let n: u32 = text
-            .parse()
-            .map_err(|_| format!("has {text:?}, which is not a number"))?;
-        if n < field.range.0 || n > field.range.1 {
+        let n = digits(text).ok_or_else(|| format!("has {text:?}, which is not a number"))?;
+        if n < self.range.0 || n > self.range.1 {
             return Err(format!(
                 "has {n}, outside {}-{}",
-                field.range.0, field.range.1
+                self.range.0, self.range.1
             ));
         }
         Ok(n)
+    }
+
+    fn allows(&self, special: char) -> bool {
+        self.extra.contains(&special)
+    }
+}
+
+/// One comma-separated item: `*`, `?`, a value, a range `a-b`, a step `a/n` or `a-b/n`, or
+/// one of the special forms `L`, `LW`, `nW` (day of month) and `L`, `nL`, `n#k` (day of week).
+fn validate_item(item: &str, field: &Field) -> Result<(), String> {
+    match item {
+        "" => return Err("has an empty item between commas".to_owned()),
+        "*" => return Ok(()),
+        "?" if field.allows('?') => return Ok(()),
+        "L" if field.allows('L') => return Ok(()),
+        "LW" if field.allows('W') => return Ok(()),
+        _ => {}
+    }
+    if field.allows('W')
+        && let Some(day) = item.strip_suffix('W')
+    {
+        return field.value(day).map(drop);
+    }
+    if field.allows('#') {
+        if let Some(day) = item.strip_suffix('L') {
+            return field.value(day).map(drop);
+        }
+        if let Some((day, nth)) = item.split_once('#') {
+            field.value(day)?;
+            return match digits(nth) {
+                Some(1..=5) => Ok(()),
+                _ => Err(format!(
+                    "has {item:?}: the week after `#` must be 1 to 5 (a month has at most five of a weekday)"
+                )),
+            };
+        }
+    }
+    let (range, step) = match item.split_once('/') {
+        Some((range, step)) => (range, Some(step)),
+        None => (item, None),
     };
-    for item in value.split(',') {
-        if item == "*" || (item.len() == 1 && item.chars().all(|c| field.extra.contains(&c))) {
-            continue;
+    if let Some(step) = step {
+        if !field.allows('/') {
+            return Err(format!("has {item:?}, but this field takes no steps (`/`)"));
         }
-        // Special forms: L, LW, nL, nW, n#k, which only some fields allow.
-        if item.chars().any(|c| field.extra.contains(&c) && c != '?') {
-            let digits: String = item.chars().filter(|c| c.is_ascii_digit()).collect();
-            if item.chars().all(|c| c.is_ascii_alphanumeric() || c == '#')
-                && (digits.is_empty() || digits.parse::<u32>().is_ok())
-            {
-                continue;
+        digits(step)
+            .filter(|s| *s > 0)
+            .ok_or_else(|| format!("has a bad step {step:?}"))?;
+    }
+    if range == "*" {
+        return Ok(());
+    }
+    match range.split_once('-') {
+        Some((a, b)) => {
+            let (low, high) = (field.value(a)?, field.value(b)?);
+            if low > high {
+                return Err(format!(
+                    "has the reversed range {range:?}; write it low to high, e.g. {b}-{a}"
+                ));
             }
-            return Err(format!("has a malformed {item:?}"));
         }
-        let (range, step) = match item.split_once('/') {
-            Some((range, step)) => (range, Some(step)),
-            None => (item, None),
-        };
-        if let Some(step) = step {
-            step.parse::<u32>()
-                .ok()
-                .filter(|s| *s > 0)
-                .ok_or_else(|| format!("has a bad step {step:?}"))?;
-        }
-        if range == "*" {
-            continue;
-        }
-        match range.split_once('-') {
-            Some((a, b)) => {
-                number(a)?;
-                number(b)?;
-            }
-            None => {
-                number(range)?;
-            }
+        None => {
+            field.value(range)?;
         }
     }
     Ok(())
@@ -200,6 +256,11 @@ mod tests {
             "cron(0 3 L * ? *)",
             "cron(0 4 ? * 6#3 *)",
             "cron(0 5 1,15 JAN,JUL ? 2027)",
+            "cron(0 6 LW * ? *)",
+            "cron(0 6 15W * ? *)",
+            "cron(0 6 ? * 5L *)",
+            "cron(0 6 ? * MON#2 *)",
+            "cron(0-30/10 8-17 ? * * 2026-2030)",
         ] {
             assert_eq!(validate(expression), Ok(()), "{expression}");
         }
@@ -224,6 +285,31 @@ mod tests {
             ("cron(0 1 * FOO ? *)", "month field"),
             ("cron(0 1 * * ? 1969)", "year field"),
             ("cron(0/0 1 * * ? *)", "bad step"),
+            (
+                " rate(1 day)",
+                "has spaces around it; write \"rate(1 day)\"",
+            ),
+            ("rate(1 day) ", "has spaces around it"),
+            ("rate(1\tday)", "single spaces"),
+            ("rate(1  day)", "write rate(1 day)"),
+            ("cron(0 1  * * ? *)", "write cron(0 1 * * ? *)"),
+            ("cron(0\t1 * * ? *)", "single spaces"),
+            ("rate(+1 day)", "\"+1\" is not a positive whole number"),
+            ("cron(+5 1 * * ? *)", "\"+5\", which is not a number"),
+            ("cron(0 1 ? * MON#6 *)", "must be 1 to 5"),
+            ("cron(0 1 ? * 2#0 *)", "must be 1 to 5"),
+            ("cron(0 1 ? * 8#1 *)", "has 8, outside 1-7"),
+            (
+                "cron(0 1 ? * 5-1 *)",
+                "reversed range \"5-1\"; write it low to high, e.g. 1-5",
+            ),
+            ("cron(0 1 ? * FRI-MON *)", "reversed range"),
+            ("cron(0 1 1,,2 * ? *)", "empty item"),
+            ("cron(0 1 32W * ? *)", "has 32, outside 1-31"),
+            ("cron(0 1 ? * 3W *)", "\"3W\", which is not a number"),
+            ("cron(0 1 L5 * ? *)", "\"L5\", which is not a number"),
+            ("cron(? 1 * * ? *)", "minutes field"),
+            ("cron(0 1 ? * MON-FRI/2 *)", "takes no steps"),
         ];
         for (expression, expected) in cases {
             let error = validate(expression).expect_err(expression);

@@ -78,6 +78,32 @@ pub fn classify_change_set(status: &str, reason: Option<&str>) -> ChangeSetOutco
     }
 }
 
+/// A change set as `ListChangeSets` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeSetSummary {
+    pub name: String,
+    /// `AVAILABLE`, `UNAVAILABLE`, `EXECUTE_IN_PROGRESS`, ...
+    pub execution_status: String,
+}
+
+/// The change sets a deploy made (`smartvault-<time>`) and never executed: left by a deploy
+/// that was interrupted. Another tool's change sets, and one being executed, are left alone.
+pub fn stale_change_sets(summaries: &[ChangeSetSummary]) -> Vec<String> {
+    summaries
+        .iter()
+        .filter(|c| {
+            c.name
+                .strip_prefix(CHANGE_SET_PREFIX)
+                .is_some_and(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .filter(|c| matches!(c.execution_status.as_str(), "AVAILABLE" | "UNAVAILABLE"))
+        .map(|c| c.name.clone())
+        .collect()
+}
+
+/// What every change set a deploy makes is called, followed by the Unix time.
+pub const CHANGE_SET_PREFIX: &str = "smartvault-";
+
 /// One planned resource change, as the table shows it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ChangeRow {
@@ -180,6 +206,28 @@ mod tests {
             classify_change_set("DELETE_COMPLETE", None),
             ChangeSetOutcome::Failed(_)
         ));
+    }
+
+    #[test]
+    fn only_this_tools_unexecuted_change_sets_are_stale() {
+        let summary = |name: &str, execution_status: &str| ChangeSetSummary {
+            name: name.into(),
+            execution_status: execution_status.into(),
+        };
+        let listed = [
+            summary("smartvault-1764118800", "AVAILABLE"),
+            summary("smartvault-1764118801", "UNAVAILABLE"),
+            summary("smartvault-1764118802", "EXECUTE_IN_PROGRESS"),
+            summary("smartvault-1764118803", "EXECUTE_COMPLETE"),
+            summary("smartvault-review", "AVAILABLE"),
+            summary("smartvault-", "AVAILABLE"),
+            summary("someone-elses", "AVAILABLE"),
+        ];
+        assert_eq!(
+            stale_change_sets(&listed),
+            vec!["smartvault-1764118800", "smartvault-1764118801"]
+        );
+        assert!(stale_change_sets(&[]).is_empty());
     }
 
     #[test]

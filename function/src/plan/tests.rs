@@ -388,6 +388,108 @@ fn created_snapshots_carry_ownership_times_and_a_name() {
 }
 
 #[test]
+fn long_names_are_cut_to_what_aws_accepts() {
+    // AWS counts characters: 255 four-byte emoji would be 1,020 bytes.
+    let long = "🙂".repeat(255);
+    let mut named = instance("i-0123456789abcdef0", 0);
+    named.tags.insert(tags::NAME.into(), long);
+    let long_policy = Policy {
+        deployment: "d".repeat(128),
+        ..policy()
+    };
+    let plan = plan(
+        &inventory(vec![named], vec![], &[]),
+        &long_policy,
+        &options(Job::Backup),
+        NOW,
+    );
+    let request = &plan.creates[0];
+    let name = &request
+        .tags
+        .iter()
+        .find(|(k, _)| k == tags::NAME)
+        .unwrap()
+        .1;
+    assert_eq!(name.chars().count(), MAX_TAG_VALUE_CHARS, "{name}");
+    assert!(name.ends_with("… backup 2026-11-26"), "{name}");
+    assert!(name.starts_with("🙂🙂"), "{name}");
+    let description = &request.description;
+    assert!(
+        description.chars().count() <= MAX_DESCRIPTION_CHARS,
+        "{description}"
+    );
+    assert!(
+        description.ends_with(&format!("… (i-0123456789abcdef0) by {}", "d".repeat(128))),
+        "the instance id and deployment survive: {description}"
+    );
+    for (_, value) in &request.tags {
+        assert!(value.chars().count() <= MAX_TAG_VALUE_CHARS);
+    }
+    assert_eq!(fit("short", 10), "short");
+    assert_eq!(fit("ééééé", 5), "ééééé");
+    assert_eq!(fit("éééééé", 5), "éééé…");
+}
+
+#[test]
+fn near_misses_warn_without_changing_what_is_selected() {
+    let with_tags = |id: &str, pairs: &[(&str, &str)]| Instance {
+        tags: tags(pairs),
+        ..instance(id, 0)
+    };
+    let mut excluded_yes = instance("i-vol", 2);
+    excluded_yes.volumes[1].tags = tags(&[(tags::VOLUME_EXCLUDE, "yes")]);
+    excluded_yes.volumes[2].tags = tags(&[("backupexclude", "true")]);
+    let mut excluded_true = instance("i-ok", 1);
+    excluded_true.volumes[1].tags = tags(&[(tags::VOLUME_EXCLUDE, "TRUE")]);
+    let instances = vec![
+        with_tags("i-spaces", &[("Backup", "TRUE ")]),
+        with_tags("i-case", &[("backup", "true")]),
+        with_tags("i-padded", &[(" Backup", "true")]),
+        with_tags("i-both", &[("Backup", "true"), ("BACKUP", "true")]),
+        with_tags("i-off", &[("Backup", "false")]),
+        excluded_yes,
+        excluded_true,
+    ];
+    let plan = plan(
+        &inventory(instances, vec![], &[]),
+        &policy(),
+        &options(Job::Backup),
+        NOW,
+    );
+    let created: Vec<(&str, usize)> = plan
+        .creates
+        .iter()
+        .map(|c| (c.instance_id.as_str(), c.volumes.len()))
+        .collect();
+    assert_eq!(created, vec![("i-both", 1), ("i-ok", 1), ("i-vol", 3)]);
+    let expected = [
+        "instance i-spaces: Backup=\"TRUE \" has spaces around \"true\"; the instance is not backed up",
+        "instance i-case: tag \"backup\"=\"true\" is not the backup tag \"Backup\" (tag keys are case-sensitive)",
+        "instance i-padded: tag \" Backup\"=\"true\" is not the backup tag",
+        "volume i-vol-d0 of i-vol: BackupExclude=\"yes\" is neither `true` nor `false`; the volume is backed up",
+        "volume i-vol-d1 of i-vol: tag \"backupexclude\"=\"true\" is not \"BackupExclude\"",
+    ];
+    for warning in expected {
+        assert!(
+            plan.warnings.iter().any(|w| w.starts_with(warning)),
+            "missing {warning:?} in {:#?}",
+            plan.warnings
+        );
+    }
+    assert_eq!(plan.warnings.len(), expected.len(), "{:#?}", plan.warnings);
+    let near_miss = inventory(
+        vec![with_tags("i-case", &[("backup", "true")])],
+        vec![],
+        &[],
+    );
+    let cleanup = super::plan(&near_miss, &policy(), &options(Job::Cleanup), NOW);
+    assert!(
+        cleanup.warnings.is_empty(),
+        "a cleanup looks at no instance"
+    );
+}
+
+#[test]
 fn a_volume_name_is_copied_instead_of_set() {
     let mut named = instance("i-a", 1);
     named.volumes[1].tags = tags(&[("Name", "data")]);
