@@ -78,10 +78,11 @@ pub async fn deploy(
         StackAction::Busy(message) | StackAction::Stuck(message) => bail!(message),
     };
 
+    // Milliseconds: two deploys within one second must not reuse a name.
     let change_set_name = format!(
         "{}{}",
         stack::CHANGE_SET_PREFIX,
-        time::OffsetDateTime::now_utc().unix_timestamp()
+        time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000
     );
     aws.cloudformation
         .create_change_set()
@@ -699,4 +700,42 @@ async fn failed_events(aws: &Aws, stack: &str, since: i64) -> Vec<(String, Strin
             )
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stopped_deploy_says_exactly_what_it_made() {
+        let both = Made {
+            bootstrap: true,
+            artifact: Some("s3://bucket/artifacts/abc.zip".into()),
+        };
+        assert_eq!(
+            both.describe("smartvault-dev", "dev"),
+            "stack smartvault-dev was not changed, but this deploy created the bootstrap stack \
+             smartvault-bootstrap (the artifact bucket) and uploaded s3://bucket/artifacts/abc.zip; \
+             they stay for the next deploy, and `cargo xtask destroy --env dev` removes them when \
+             no environment uses them"
+        );
+        let upload_only = Made {
+            bootstrap: false,
+            artifact: Some("s3://b/k".into()),
+        };
+        let message = upload_only.describe("smartvault-dev", "dev");
+        assert!(
+            message.contains("this deploy uploaded s3://b/k;"),
+            "{message}"
+        );
+        assert!(!message.contains("bootstrap stack"), "{message}");
+        let nothing = Made {
+            bootstrap: false,
+            artifact: None,
+        };
+        assert_eq!(
+            nothing.describe("smartvault-dev", "dev"),
+            "stack smartvault-dev was not changed and nothing else was made"
+        );
+    }
 }

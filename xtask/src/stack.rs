@@ -101,7 +101,7 @@ pub fn stale_change_sets(summaries: &[ChangeSetSummary]) -> Vec<String> {
         .collect()
 }
 
-/// What every change set a deploy makes is called, followed by the Unix time.
+/// What every change set a deploy makes is called, followed by the Unix time in milliseconds.
 pub const CHANGE_SET_PREFIX: &str = "smartvault-";
 
 /// One planned resource change, as the table shows it.
