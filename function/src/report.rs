@@ -323,6 +323,22 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_subjects_are_the_ones_sent() {
+        let docs = include_str!("../../docs/function.md");
+        let named = RunReport {
+            deployment: "smartvault-prod".into(),
+            ..report()
+        };
+        let dry = RunReport {
+            dry_run: true,
+            ..named.clone()
+        };
+        for subject in [named.subject(), dry.subject()] {
+            assert!(docs.contains(&format!("`{subject}`")), "{subject}");
+        }
+    }
+
+    #[test]
     fn subject_stays_under_100_characters_with_a_long_name() {
         let long = RunReport {
             deployment: "x".repeat(128),

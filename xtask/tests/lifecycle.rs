@@ -365,6 +365,52 @@ fn configuration_mistakes_exit_2_and_change_nothing() {
     );
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("environments.local.schedule"));
+    // The config file itself: missing where --config points, or a folder; exit 2, and the
+    // fix does not tell to pass --config when it was passed.
+    let missing = dir.join("missing.yaml");
+    for (path, expected) in [
+        (
+            missing.to_str().unwrap(),
+            "does not exist; check the path given with --config",
+        ),
+        (dir.to_str().unwrap(), "is a folder, not a file"),
+    ] {
+        let output = xtask(
+            &emulator,
+            &["deploy", "--env", "local", "--config", path, "--yes"],
+        );
+        assert_eq!(output.status.code(), Some(2), "{path}");
+        let message = String::from_utf8_lossy(&output.stderr);
+        assert!(message.contains(expected), "{message}");
+        assert!(!message.contains("or pass --config"), "{message}");
+    }
+    // An event that --dry-run cannot apply to is refused before the function is reached.
+    let scheduled = dir.join("scheduled.json");
+    std::fs::write(
+        &scheduled,
+        r#"{"version": "0", "id": "1", "detail-type": "Scheduled Event", "source": "aws.events",
+            "account": "123456789012", "time": "2026-11-26T01:00:00Z", "region": "us-east-1",
+            "resources": [], "detail": {}}"#,
+    )
+    .unwrap();
+    let output = xtask(
+        &emulator,
+        &[
+            "invoke",
+            "--env",
+            "local",
+            "--local",
+            "--event",
+            scheduled.to_str().unwrap(),
+            "--dry-run",
+        ],
+    );
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("--dry-run cannot apply to the event"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let usage = xtask(&emulator, &["deploy"]);
     assert_eq!(
         usage.status.code(),
