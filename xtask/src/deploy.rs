@@ -386,25 +386,27 @@ async fn remove_stale_change_sets(
     if status.is_none() {
         return Ok(());
     }
-    let listed = aws
+    let mut pages = aws
         .cloudformation
         .list_change_sets()
         .stack_name(stack)
-        .send()
-        .await
-        .map_err(sdk_error)
-        .with_context(|| format!("failed to list the change sets of stack {stack}"))?;
-    let summaries: Vec<stack::ChangeSetSummary> = listed
-        .summaries()
-        .iter()
-        .map(|c| stack::ChangeSetSummary {
-            name: c.change_set_name().unwrap_or_default().to_owned(),
-            execution_status: c
-                .execution_status()
-                .map(|s| s.as_str().to_owned())
-                .unwrap_or_default(),
-        })
-        .collect();
+        .into_paginator()
+        .send();
+    let mut summaries = Vec::new();
+    while let Some(page) = pages.next().await {
+        let page = page
+            .map_err(sdk_error)
+            .with_context(|| format!("failed to list the change sets of stack {stack}"))?;
+        summaries.extend(page.summaries().iter().map(|c| {
+            stack::ChangeSetSummary {
+                name: c.change_set_name().unwrap_or_default().to_owned(),
+                execution_status: c
+                    .execution_status()
+                    .map(|s| s.as_str().to_owned())
+                    .unwrap_or_default(),
+            }
+        }));
+    }
     for name in stack::stale_change_sets(&summaries) {
         output.progress(format!(
             "removing change set {name} of stack {stack}, left unexecuted by an interrupted deploy"

@@ -31,6 +31,21 @@ async fn stack_names(cfn: &aws_sdk_cloudformation::Client) -> Vec<String> {
     names
 }
 
+/// The environment's stack status.
+async fn status(cfn: &aws_sdk_cloudformation::Client) -> String {
+    let described = cfn
+        .describe_stacks()
+        .stack_name(STACK)
+        .send()
+        .await
+        .unwrap();
+    described.stacks()[0]
+        .stack_status()
+        .unwrap()
+        .as_str()
+        .to_owned()
+}
+
 /// The stack's change sets that were never executed. (The emulator keeps executed change
 /// sets listed, where CloudFormation removes a stack's change sets once one is executed.)
 async fn unexecuted_change_sets(cfn: &aws_sdk_cloudformation::Client) -> Vec<String> {
@@ -117,16 +132,7 @@ async fn interrupted_deploys_are_reported_and_cleaned_up() {
         aws_sdk_cloudformation::types::ChangeSetType::Create,
     )
     .await;
-    let status = cfn
-        .describe_stacks()
-        .stack_name(STACK)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        status.stacks()[0].stack_status().unwrap().as_str(),
-        "REVIEW_IN_PROGRESS"
-    );
+    assert_eq!(status(&cfn).await, "REVIEW_IN_PROGRESS");
     let created = deploy(&["--yes"]);
     let message = stderr(&created);
     assert!(created.status.success(), "{message}");
@@ -135,16 +141,7 @@ async fn interrupted_deploys_are_reported_and_cleaned_up() {
             && message.contains("left unexecuted by an interrupted deploy"),
         "{message}"
     );
-    let status = cfn
-        .describe_stacks()
-        .stack_name(STACK)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        status.stacks()[0].stack_status().unwrap().as_str(),
-        "CREATE_COMPLETE"
-    );
+    assert_eq!(status(&cfn).await, "CREATE_COMPLETE");
 
     // A change set left AVAILABLE by an interrupted update is removed by the next deploy;
     // another tool's change set is left alone.
