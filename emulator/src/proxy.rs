@@ -116,6 +116,11 @@ impl FaultProxy {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// The faults it injects.
+    pub fn faults(&self) -> &Faults {
+        &self.state.faults
+    }
+
     /// What the proxy saw so far.
     pub fn counts(&self) -> Counts {
         self.state

@@ -17,6 +17,9 @@ pub const VARIABLES: &[&str] = &[
     MIN_INTERVAL_MINUTES,
     MAX_CONCURRENCY,
     DRY_RUN,
+    EC2_RATE_SHARE,
+    EC2_REFILL_PER_SECOND,
+    MAX_LINKS,
 ];
 
 pub const SNS_TOPIC_ARN: &str = "SNS_TOPIC_ARN";
@@ -29,6 +32,9 @@ pub const EXCLUDE_BOOT_VOLUME: &str = "EXCLUDE_BOOT_VOLUME";
 pub const MIN_INTERVAL_MINUTES: &str = "MIN_INTERVAL_MINUTES";
 pub const MAX_CONCURRENCY: &str = "MAX_CONCURRENCY";
 pub const DRY_RUN: &str = "DRY_RUN";
+pub const EC2_RATE_SHARE: &str = "EC2_RATE_SHARE";
+pub const EC2_REFILL_PER_SECOND: &str = "EC2_REFILL_PER_SECOND";
+pub const MAX_LINKS: &str = "MAX_LINKS";
 
 /// Allowed range of `RETENTION_DAYS` and of the per-instance override tag.
 pub const RETENTION_RANGE: std::ops::RangeInclusive<u32> = 1..=3650;
@@ -38,14 +44,24 @@ pub const KEEP_LAST_RANGE: std::ops::RangeInclusive<u32> = 0..=1000;
 pub const MIN_INTERVAL_RANGE: std::ops::RangeInclusive<u32> = 0..=10_080;
 /// Allowed range of `MAX_CONCURRENCY`.
 pub const CONCURRENCY_RANGE: std::ops::RangeInclusive<u32> = 1..=64;
+/// Allowed range of `EC2_RATE_SHARE`, in percent of the account's bucket.
+pub const RATE_SHARE_RANGE: std::ops::RangeInclusive<u32> = 1..=100;
+/// Allowed range of `EC2_REFILL_PER_SECOND` (EC2 documents 5; AWS raises it on request).
+pub const REFILL_RANGE: std::ops::RangeInclusive<u32> = 1..=1000;
+/// Allowed range of `MAX_LINKS`, the invocations one run may take.
+pub const LINKS_RANGE: std::ops::RangeInclusive<u32> = 1..=100;
 
 /// The validated configuration.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     pub sns_topic_arn: String,
     pub policy: Policy,
     pub max_concurrency: usize,
     pub dry_run: bool,
+    /// The client-side bucket each EC2 write action is paced through.
+    pub ec2_bucket: crate::pacing::BucketSize,
+    /// The most invocations one run may take before it stops with what is left.
+    pub max_links: u32,
 }
 
 /// A variable that is missing or holds a value outside what is allowed.
@@ -128,6 +144,9 @@ impl Config {
         let max_concurrency =
             reader.number(MAX_CONCURRENCY, 8, CONCURRENCY_RANGE, "requests in flight")?;
         let dry_run = reader.flag(DRY_RUN, false)?;
+        let share = reader.number(EC2_RATE_SHARE, 80, RATE_SHARE_RANGE, "percent")?;
+        let refill = reader.number(EC2_REFILL_PER_SECOND, 5, REFILL_RANGE, "calls per second")?;
+        let max_links = reader.number(MAX_LINKS, 20, LINKS_RANGE, "invocations")?;
         Ok(Config {
             sns_topic_arn,
             policy: Policy {
@@ -141,6 +160,11 @@ impl Config {
             },
             max_concurrency: max_concurrency as usize,
             dry_run,
+            ec2_bucket: crate::pacing::BucketSize::share_of_ec2(
+                f64::from(refill),
+                f64::from(share) / 100.0,
+            ),
+            max_links,
         })
     }
 }
@@ -272,6 +296,12 @@ mod tests {
         assert_eq!(config.policy.min_interval, Duration::minutes(60));
         assert_eq!(config.max_concurrency, 8);
         assert!(!config.dry_run);
+        assert_eq!(config.ec2_bucket.burst, 80.0, "80% of EC2's burst of 100");
+        assert_eq!(
+            config.ec2_bucket.refill_per_second, 4.0,
+            "80% of 5 per second"
+        );
+        assert_eq!(config.max_links, 20);
     }
 
     #[test]
@@ -285,6 +315,8 @@ mod tests {
             (MIN_INTERVAL_MINUTES, "0"),
             (MAX_CONCURRENCY, "2"),
             (DRY_RUN, "true"),
+            (EC2_RATE_SHARE, "100"),
+            (EC2_REFILL_PER_SECOND, "50"),
         ])
         .unwrap();
         assert_eq!(config.policy.backup_tag_key, "snap");
@@ -295,6 +327,8 @@ mod tests {
         assert_eq!(config.policy.min_interval, Duration::ZERO);
         assert_eq!(config.max_concurrency, 2);
         assert!(config.dry_run);
+        assert_eq!(config.ec2_bucket.burst, 100.0);
+        assert_eq!(config.ec2_bucket.refill_per_second, 50.0);
     }
 
     #[test]
@@ -309,6 +343,10 @@ mod tests {
             (MAX_CONCURRENCY, "65", "from 1 to 64"),
             (EXCLUDE_BOOT_VOLUME, "yes", "`true` or `false`"),
             (DRY_RUN, "1", "`true` or `false`"),
+            (EC2_RATE_SHARE, "0", "from 1 to 100"),
+            (EC2_RATE_SHARE, "101", "whole number of percent"),
+            (EC2_REFILL_PER_SECOND, "0", "from 1 to 1000"),
+            (MAX_LINKS, "0", "from 1 to 100"),
             (BACKUP_TAG_KEY, "aws:backup", "does not start with `aws:`"),
             (BACKUP_TAG_KEY, "AWS:Backup", "does not start with `aws:`"),
             (BACKUP_TAG_KEY, "", "non-empty"),

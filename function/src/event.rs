@@ -6,11 +6,13 @@
 //! carries an option is refused rather than run without it.
 
 use crate::model::{Interval, Job, RunOptions};
+use crate::report::RunReport;
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize};
 use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::fmt;
+use time::OffsetDateTime;
 
 /// The most instances one event may name: EC2 takes at most 200 values in one filter, and a
 /// bounded list keeps the invocation's result bounded too.
@@ -42,13 +44,39 @@ pub struct Request {
     pub dry_run: bool,
 }
 
-/// Which of the two accepted kinds an event is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which of the accepted kinds an event is.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EventKind {
     /// EventBridge's scheduled event: always the whole job, with no options.
     Scheduled,
     /// `{"action": ...}`, with its options.
     Action,
+    /// `{"continuation": ...}`: the next link of a run that an earlier invocation handed on.
+    Continuation(Box<Link>),
+}
+
+/// What one invocation of a run hands to the next: the run's identity and options, and the
+/// report so far (bounded). Sent by the function to itself, never written by people.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Link {
+    /// When the run started: every link plans and tags with this time, so a snapshot set made
+    /// by an earlier link is recognised by its `created-at` tag.
+    #[serde(with = "time::serde::rfc3339")]
+    pub run_started_at: OffsetDateTime,
+    /// This link's number: 2 for the first continuation.
+    pub number: u32,
+    pub options: RunOptions,
+    pub dry_run: bool,
+    /// The report of the links before this one.
+    pub so_far: RunReport,
+}
+
+impl Link {
+    /// The continuation event that starts this link.
+    pub fn event(&self) -> serde_json::Value {
+        serde_json::json!({ "continuation": self })
+    }
 }
 
 /// An event the function refuses, with what would have been accepted.
@@ -263,6 +291,9 @@ pub fn parse(payload: &Payload) -> Result<Request, EventError> {
     if object.contains_key("source") || object.contains_key("detail-type") {
         return scheduled(object);
     }
+    if let Some(link) = object.get("continuation") {
+        return continuation(object, link);
+    }
     if object.get("instance_ids").is_some_and(|v| v.is_null()) {
         return Err(EventError(
             "`instance_ids` is null; leave it out to back up every tagged instance, or list \
@@ -364,6 +395,36 @@ fn scheduled(object: &serde_json::Map<String, serde_json::Value>) -> Result<Requ
             instance_ids: None,
         },
         dry_run: false,
+    })
+}
+
+/// A continuation: exactly `{"continuation": <Link>}`.
+fn continuation(
+    object: &serde_json::Map<String, serde_json::Value>,
+    link: &serde_json::Value,
+) -> Result<Request, EventError> {
+    if object.len() != 1 {
+        return Err(EventError(
+            "a continuation event carries `continuation` alone; the function sends it to \
+             itself to go on with a run"
+                .into(),
+        ));
+    }
+    let link = Link::deserialize(link)
+        .map_err(|e| EventError(format!("`continuation` is malformed: {e}")))?;
+    if link.number < 2 {
+        return Err(EventError(format!(
+            "`continuation.number` is {}; a continuation is link 2 or later",
+            link.number
+        )));
+    }
+    if let Some(ids) = &link.options.instance_ids {
+        instance_ids(ids.iter().cloned().collect())?;
+    }
+    Ok(Request {
+        options: link.options.clone(),
+        dry_run: link.dry_run,
+        kind: EventKind::Continuation(Box::new(link)),
     })
 }
 
@@ -544,6 +605,45 @@ mod tests {
                 "{message}"
             );
         }
+    }
+
+    #[test]
+    fn a_continuation_round_trips_and_is_checked() {
+        let run_started_at = time::macros::datetime!(2026-11-26 01:00 UTC);
+        let options = RunOptions {
+            job: Job::Backup,
+            interval: Interval::Ignore,
+            instance_ids: None,
+        };
+        let link = Link {
+            run_started_at,
+            number: 3,
+            options: options.clone(),
+            dry_run: false,
+            so_far: RunReport::new(
+                "prod",
+                false,
+                "backup",
+                "Backup=true".into(),
+                run_started_at,
+            ),
+        };
+        let request = ok(&link.event());
+        assert_eq!(request.options, options);
+        assert_eq!(
+            request.kind,
+            EventKind::Continuation(Box::new(link.clone()))
+        );
+
+        let mut first = link.event();
+        first["continuation"]["number"] = json!(1);
+        assert!(refused(&first).contains("link 2 or later"));
+        let mut extra = link.event();
+        extra["dry_run"] = json!(true);
+        assert!(refused(&extra).contains("carries `continuation` alone"));
+        let mut unknown = link.event();
+        unknown["continuation"]["links"] = json!(3);
+        assert!(refused(&unknown).contains("unknown field `links`"));
     }
 
     #[test]

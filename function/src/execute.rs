@@ -3,6 +3,7 @@
 //! write call at all.
 
 use crate::inventory;
+use crate::pacing::{Action, Pacer, Throttled};
 use crate::plan::{CreateRequest, Deletion, Skip, Subject};
 use crate::report::{Created, Deleted, Failure};
 use crate::tags;
@@ -12,6 +13,7 @@ use aws_sdk_ec2::config::interceptors::InterceptorContext;
 use aws_sdk_ec2::config::retry::{ClassifyRetry, RetryAction};
 use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_ec2::operation::create_snapshots::{CreateSnapshotsError, CreateSnapshotsOutput};
+use aws_sdk_ec2::operation::delete_snapshot::DeleteSnapshotError;
 use aws_sdk_ec2::operation::describe_snapshots::DescribeSnapshotsError;
 use aws_sdk_ec2::types::{
     CopyTagsFromSource, InstanceSpecification, ResourceType, Snapshot, Tag, TagSpecification,
@@ -20,11 +22,23 @@ use aws_smithy_runtime_api::client::retries::classifiers::{RetryClassifierPriori
 use aws_smithy_types::retry::ErrorKind;
 use futures_util::stream::{self, StreamExt};
 use std::future::Future;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How many times one instance's `CreateSnapshots` is sent when answers are lost, each time
 /// after finding that the previous one made nothing.
 pub const MAX_CREATE_SENDS: u32 = 8;
+
+/// How many throttled answers one call may get before it fails, when the invocation has no
+/// deadline to stop it (with one, a call is left for the next invocation instead).
+const MAX_THROTTLED_SENDS: u32 = 100;
+/// EC2's error codes for a throttled call: EC2 did nothing, and the call may be sent again.
+const THROTTLED: &[&str] = &["RequestLimitExceeded", "Throttling"];
+/// EC2's error codes for snapshots that must wait for others to complete: at most five
+/// pending snapshots per volume, and an account-wide limit of pending snapshots.
+const PENDING_LIMITS: &[&str] = &[
+    "SnapshotCreationPerVolumeRateExceeded",
+    "PendingSnapshotLimitExceeded",
+];
 
 /// What carrying out part of a plan produced.
 #[derive(Debug, Default)]
@@ -33,6 +47,8 @@ pub struct Outcomes {
     pub deleted: Vec<Deleted>,
     pub skipped: Vec<Skip>,
     pub failed: Vec<Failure>,
+    /// Calls not started because the invocation's time ran out: left for the next one.
+    pub carried: usize,
 }
 
 impl Outcomes {
@@ -41,7 +57,92 @@ impl Outcomes {
         self.deleted.extend(other.deleted);
         self.skipped.extend(other.skipped);
         self.failed.extend(other.failed);
+        self.carried += other.carried;
     }
+}
+
+/// The least time kept back before an invocation's deadline: for the calls in flight to be
+/// answered and for the summary or the hand-on to the next link.
+pub const SAFETY_FLOOR: Duration = Duration::from_secs(5);
+/// The margin is also at least this many times the slowest write seen in this invocation.
+const SLOWEST_CALLS_KEPT: u32 = 4;
+
+/// An invocation's deadline, and the slowest EC2 write seen so far, from which the margin
+/// before it is derived.
+#[derive(Debug)]
+pub struct Deadline {
+    at: Instant,
+    slowest: std::sync::Mutex<Duration>,
+}
+
+impl Deadline {
+    pub fn new(at: Instant) -> Self {
+        Deadline {
+            at,
+            slowest: std::sync::Mutex::new(Duration::ZERO),
+        }
+    }
+
+    /// The last moment a write may start: the deadline less the safety margin.
+    pub fn cutoff(&self) -> Instant {
+        let slowest = *self
+            .slowest
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let margin = SAFETY_FLOOR.max(slowest * SLOWEST_CALLS_KEPT);
+        self.at.checked_sub(margin).unwrap_or(self.at)
+    }
+
+    fn observe(&self, took: Duration) {
+        let mut slowest = self
+            .slowest
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *slowest = (*slowest).max(took);
+    }
+}
+
+/// How EC2 writes are carried out: paced through shared buckets, and none started after the
+/// deadline's cutoff.
+#[derive(Debug, Clone, Copy)]
+pub struct Writes<'a> {
+    pub ec2: &'a Client,
+    pub pacer: &'a Pacer,
+    pub deadline: Option<&'a Deadline>,
+    pub limit: usize,
+    pub mode: Mode,
+}
+
+impl Writes<'_> {
+    /// Waits for `action`'s token; `false` when it would come after the cutoff.
+    async fn ready(&self, action: Action) -> bool {
+        self.pacer
+            .ready(action, self.deadline.map(Deadline::cutoff))
+            .await
+    }
+
+    /// Times one call for the deadline's margin and tells the pacer how it went.
+    async fn timed<T, E: ProvideErrorMetadata>(
+        &self,
+        action: Action,
+        call: impl Future<Output = Result<T, E>>,
+    ) -> Result<T, E> {
+        let started = Instant::now();
+        let result = call.await;
+        if let Some(deadline) = self.deadline {
+            deadline.observe(started.elapsed());
+        }
+        let throttled = match &result {
+            Err(error) if is_throttled(error) => Throttled::Yes,
+            _ => Throttled::No,
+        };
+        self.pacer.record(action, throttled);
+        result
+    }
+}
+
+fn is_throttled<E: ProvideErrorMetadata>(error: &E) -> bool {
+    error.code().is_some_and(|code| THROTTLED.contains(&code))
 }
 
 /// Whether write calls are made.
@@ -105,14 +206,12 @@ where
 /// sends so far), the request's snapshots are looked up by their tags, and the call is sent
 /// again only if there are none.
 pub async fn create_snapshots(
-    ec2: &Client,
+    writes: Writes<'_>,
     requests: Vec<CreateRequest>,
-    limit: usize,
-    mode: Mode,
     settle: Duration,
 ) -> Outcomes {
-    bounded(requests, limit, |request| {
-        create_one(ec2, request, mode, settle)
+    bounded(requests, writes.limit, |request| {
+        create_one(writes, request, settle)
     })
     .await
 }
@@ -131,13 +230,13 @@ fn planned_as_created(request: &CreateRequest) -> Vec<Created> {
         .collect()
 }
 
-/// Lets the SDK retry a `CreateSnapshots` only when EC2 certainly made nothing: it was
-/// throttled. Any other retryable failure may come after EC2 acted, so [`create_one`] looks
-/// for the snapshots before it sends the call again.
+/// Keeps the SDK from retrying a throttled write: the pacer slows down and sends it again
+/// itself, instead of spending the SDK's retries (and its retry quota) on a full bucket. Other
+/// retryable failures keep the SDK's verdict.
 #[derive(Debug)]
-struct RetryOnlyWhenThrottled;
+struct NoRetryWhenThrottled;
 
-impl ClassifyRetry for RetryOnlyWhenThrottled {
+impl ClassifyRetry for NoRetryWhenThrottled {
     fn classify_retry(&self, _: &InterceptorContext) -> RetryAction {
         RetryAction::NoActionIndicated
     }
@@ -147,14 +246,13 @@ impl ClassifyRetry for RetryOnlyWhenThrottled {
             RetryAction::RetryIndicated(RetryReason::RetryableError {
                 kind: ErrorKind::ThrottlingError,
                 ..
-            }) => RetryAction::NoActionIndicated,
-            RetryAction::RetryIndicated(_) => RetryAction::RetryForbidden,
+            }) => RetryAction::RetryForbidden,
             _ => RetryAction::NoActionIndicated,
         }
     }
 
     fn name(&self) -> &'static str {
-        "retry CreateSnapshots only when throttled"
+        "no SDK retry of a throttled write"
     }
 
     fn priority(&self) -> RetryClassifierPriority {
@@ -166,7 +264,6 @@ impl ClassifyRetry for RetryOnlyWhenThrottled {
 /// Whether EC2 may have acted on a call that failed this way: it answered 5xx without being
 /// throttled, or no answer came. A 4xx answer and a throttle are refusals.
 fn may_have_acted<E: ProvideErrorMetadata>(error: &SdkError<E, HttpResponse>) -> bool {
-    const THROTTLED: &[&str] = &["RequestLimitExceeded", "Throttling"];
     match error {
         SdkError::ServiceError(service) => {
             service.raw().status().is_server_error()
@@ -240,8 +337,13 @@ async fn send_create(
                 .build(),
         )
         .customize()
+        // Never retried by the SDK: a throttled call is paced and sent again by `create_one`,
+        // and any other failure may come after EC2 acted (it takes no idempotency token), so
+        // the snapshots are looked up before the call is sent again.
         .config_override(
-            aws_sdk_ec2::config::Builder::default().retry_classifier(RetryOnlyWhenThrottled),
+            aws_sdk_ec2::config::Builder::default().retry_config(
+                aws_sdk_ec2::config::retry::RetryConfig::standard().with_max_attempts(1),
+            ),
         )
         .send()
         .await
@@ -278,22 +380,26 @@ fn record_created<'a>(
     }
 }
 
-async fn create_one(
-    ec2: &Client,
-    request: CreateRequest,
-    mode: Mode,
-    settle: Duration,
-) -> Outcomes {
+async fn create_one(writes: Writes<'_>, request: CreateRequest, settle: Duration) -> Outcomes {
     let mut outcomes = Outcomes::default();
-    if mode == Mode::DryRun {
+    if writes.mode == Mode::DryRun {
         outcomes.created = planned_as_created(&request);
         return outcomes;
     }
+    let ec2 = writes.ec2;
     let subject = || Some(Subject::Instance(request.instance_id.clone()));
     let mut sends: u32 = 0;
+    let mut throttled: u32 = 0;
     let failed = loop {
-        sends += 1;
-        let error = match send_create(ec2, &request).await {
+        if !writes.ready(Action::CreateSnapshots).await {
+            tracing::info!(instance_id = %request.instance_id, "left for the next invocation: this one's time is up");
+            outcomes.carried += 1;
+            return outcomes;
+        }
+        let sent = writes
+            .timed(Action::CreateSnapshots, send_create(ec2, &request))
+            .await;
+        let error = match sent {
             Ok(output) => {
                 let made = output.snapshots().iter();
                 record_created(
@@ -305,6 +411,27 @@ async fn create_one(
             }
             Err(error) => error,
         };
+        if is_throttled(&error) {
+            // EC2 made nothing: the pacer has slowed down; send it again when it allows.
+            throttled += 1;
+            if writes.deadline.is_some() || throttled < MAX_THROTTLED_SENDS {
+                continue;
+            }
+            break failure(subject(), "CreateSnapshots", &error);
+        }
+        if let Some(code) = error.code().filter(|code| PENDING_LIMITS.contains(code)) {
+            tracing::warn!(instance_id = %request.instance_id, code, "snapshots pending; left for a later run");
+            outcomes.skipped.push(Skip::new(
+                Subject::Instance(request.instance_id.clone()),
+                format!(
+                    "EC2 refused more snapshots until pending ones complete ({code}: {}); \
+                     a later run backs it up",
+                    error.message().unwrap_or_default()
+                ),
+            ));
+            return outcomes;
+        }
+        sends += 1;
         if !may_have_acted(&error) {
             break failure(subject(), "CreateSnapshots", &error);
         }
@@ -345,16 +472,45 @@ async fn create_one(
 }
 
 /// Deletes every planned snapshot; one in use by an AMI is skipped with that reason.
-pub async fn delete_snapshots(
-    ec2: &Client,
-    deletions: Vec<Deletion>,
-    limit: usize,
-    mode: Mode,
-) -> Outcomes {
-    bounded(deletions, limit, |deletion| delete_one(ec2, deletion, mode)).await
+pub async fn delete_snapshots(writes: Writes<'_>, deletions: Vec<Deletion>) -> Outcomes {
+    bounded(deletions, writes.limit, |deletion| {
+        delete_one(writes, deletion)
+    })
+    .await
 }
 
-async fn delete_one(ec2: &Client, deletion: Deletion, mode: Mode) -> Outcomes {
+/// Sends one `DeleteSnapshot` through the pacer; a throttled answer is sent again.
+async fn send_delete(
+    writes: Writes<'_>,
+    snapshot_id: &str,
+) -> Option<Result<(), SdkError<DeleteSnapshotError, HttpResponse>>> {
+    let mut throttled: u32 = 0;
+    loop {
+        if !writes.ready(Action::DeleteSnapshot).await {
+            return None;
+        }
+        let call = writes
+            .ec2
+            .delete_snapshot()
+            .snapshot_id(snapshot_id)
+            .customize()
+            .config_override(
+                aws_sdk_ec2::config::Builder::default().retry_classifier(NoRetryWhenThrottled),
+            )
+            .send();
+        match writes.timed(Action::DeleteSnapshot, call).await {
+            Err(error) if is_throttled(&error) => {
+                throttled += 1;
+                if writes.deadline.is_none() && throttled >= MAX_THROTTLED_SENDS {
+                    return Some(Err(error));
+                }
+            }
+            other => return Some(other.map(drop)),
+        }
+    }
+}
+
+async fn delete_one(writes: Writes<'_>, deletion: Deletion) -> Outcomes {
     let mut outcomes = Outcomes::default();
     let deleted = Deleted {
         snapshot_id: deletion.snapshot_id.clone(),
@@ -362,18 +518,17 @@ async fn delete_one(ec2: &Client, deletion: Deletion, mode: Mode) -> Outcomes {
         instance_id: deletion.instance_id.clone(),
         size_gib: deletion.size_gib,
     };
-    if mode == Mode::DryRun {
+    if writes.mode == Mode::DryRun {
         outcomes.deleted.push(deleted);
         return outcomes;
     }
     let subject = Subject::Snapshot(deletion.snapshot_id.clone());
-    match ec2
-        .delete_snapshot()
-        .snapshot_id(&deletion.snapshot_id)
-        .send()
-        .await
-    {
-        Ok(_) => {
+    let Some(sent) = send_delete(writes, &deletion.snapshot_id).await else {
+        outcomes.carried += 1;
+        return outcomes;
+    };
+    match sent {
+        Ok(()) => {
             tracing::info!(snapshot_id = %deletion.snapshot_id, "expired snapshot deleted");
             outcomes.deleted.push(deleted);
         }

@@ -1,12 +1,13 @@
 //! One invocation end to end: validate the event, read the inventory, plan, carry out, report.
 
 use crate::config::Config;
-use crate::event::{self, EventError, Payload};
+use crate::event::{self, EventError, EventKind, Link, Payload, Request};
 use crate::execute::{self, Mode};
 use crate::inventory;
 use crate::model::Job;
+use crate::pacing::Pacer;
 use crate::plan;
-use crate::report::RunReport;
+use crate::report::{Failure, MAX_CARRIED, RunReport};
 use std::fmt;
 use std::time::Instant;
 use time::OffsetDateTime;
@@ -24,8 +25,17 @@ pub fn retry_config() -> aws_config::retry::RetryConfig {
         .with_max_backoff(std::time::Duration::from_secs(20))
 }
 
+/// How a run goes on in a new invocation of this function when one invocation's time runs out:
+/// an asynchronous invocation of itself with a continuation event.
+#[derive(Debug)]
+pub struct Chain {
+    pub lambda: aws_sdk_lambda::Client,
+    /// This function's name (`AWS_LAMBDA_FUNCTION_NAME`).
+    pub function_name: String,
+}
+
 /// What an invocation needs, built once at cold start.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Context {
     pub ec2: aws_sdk_ec2::Client,
     pub sns: aws_sdk_sns::Client,
@@ -35,6 +45,10 @@ pub struct Context {
     /// How long to wait, after a `CreateSnapshots` got no answer, before looking for the
     /// snapshots it may have made (EC2's reads catch up with its writes within seconds).
     pub settle: std::time::Duration,
+    /// The EC2 write buckets, shared by every invocation this instance serves.
+    pub pacer: Pacer,
+    /// How to hand a run on; without it (tests), a run that runs out of time fails what is left.
+    pub chain: Option<Chain>,
 }
 
 impl Context {
@@ -42,6 +56,8 @@ impl Context {
         Context {
             ec2: aws_sdk_ec2::Client::new(sdk),
             sns: aws_sdk_sns::Client::new(sdk),
+            pacer: Pacer::new(config.ec2_bucket),
+            chain: None,
             config,
             page_size: inventory::DEFAULT_PAGE_SIZE,
             settle: std::time::Duration::from_secs(2),
@@ -117,32 +133,53 @@ fn job_name(job: Job) -> &'static str {
     }
 }
 
-/// Handles one event at `now`. Publishes the summary whatever happened after the event was
-/// accepted, then returns an error if anything failed.
+/// Handles one event at `now`, with no deadline: the run is done in this one invocation.
+/// Publishes the summary whatever happened after the event was accepted, then returns an error
+/// if anything failed.
 pub async fn handle(
     ctx: &Context,
     event: impl Into<Payload>,
     now: OffsetDateTime,
+) -> Result<RunReport, FunctionError> {
+    handle_until(ctx, event, now, None).await
+}
+
+/// Handles one event at `clock` (the time now), starting no EC2 write after `deadline` less a
+/// safety margin. What is left is handed on to the next link of the run (see [`Chain`]); the
+/// link that finishes the run publishes the whole run's summary.
+pub async fn handle_until(
+    ctx: &Context,
+    event: impl Into<Payload>,
+    clock: OffsetDateTime,
+    deadline: Option<Instant>,
 ) -> Result<RunReport, FunctionError> {
     let request = event::parse(&event.into()).map_err(FunctionError::InvalidEvent)?;
     let started = Instant::now();
     let policy = &ctx.config.policy;
     let dry_run = ctx.config.dry_run || request.dry_run;
     let mode = if dry_run { Mode::DryRun } else { Mode::Apply };
-    let mut report = RunReport {
-        deployment: policy.deployment.clone(),
-        dry_run,
-        job: job_name(request.options.job).to_owned(),
-        selector: format!("{}={}", policy.backup_tag_key, policy.backup_tag_value),
-        started_at: now,
-        duration_ms: 0,
-        tagged_instances: 0,
-        created: Vec::new(),
-        deleted: Vec::new(),
-        skipped: Vec::new(),
-        failed: Vec::new(),
-        warnings: Vec::new(),
+    // Every link plans and tags with the run's start, so that what an earlier link made is
+    // recognised by its `created-at` tag.
+    let (now, mut report) = match &request.kind {
+        EventKind::Continuation(link) => {
+            let mut so_far = link.so_far.clone();
+            so_far.links = link.number;
+            so_far.handed_on = false;
+            (link.run_started_at, so_far)
+        }
+        EventKind::Scheduled | EventKind::Action => (
+            clock,
+            RunReport::new(
+                &policy.deployment,
+                dry_run,
+                job_name(request.options.job),
+                format!("{}={}", policy.backup_tag_key, policy.backup_tag_value),
+                clock,
+            ),
+        ),
     };
+    let first_link = report.links == 1;
+    let mut carried = 0;
     match inventory::read(&ctx.ec2, policy, &request.options, ctx.page_size).await {
         Err(failure) => {
             tracing::error!(operation = %failure.operation, code = %failure.code, message = %failure.message, "inventory failed");
@@ -151,39 +188,77 @@ pub async fn handle(
         Ok(inventory) => {
             let plan = plan::plan(&inventory, policy, &request.options, now);
             tracing::info!(
+                link = report.links,
                 instances = plan.tagged_instances,
                 creates = plan.creates.len(),
                 deletes = plan.deletes.len(),
                 skips = plan.skips.len(),
+                done_in_earlier_links = plan.done_in_this_run,
                 dry_run,
                 "plan ready"
             );
-            for skip in &plan.skips {
-                tracing::info!(subject = %skip.subject, reason = %skip.reason, "skipped");
-            }
             report.tagged_instances = plan.tagged_instances;
-            report.skipped = plan.skips;
-            report.warnings = plan.warnings;
-            let limit = ctx.config.max_concurrency;
-            let created =
-                execute::create_snapshots(&ctx.ec2, plan.creates, limit, mode, ctx.settle).await;
-            let deleted = execute::delete_snapshots(&ctx.ec2, plan.deletes, limit, mode).await;
+            // The plan's skips and warnings cover the whole fleet; the first link reports them.
+            if first_link {
+                for skip in &plan.skips {
+                    tracing::info!(subject = %skip.subject, reason = %skip.reason, "skipped");
+                }
+                report.skipped = plan.skips;
+                report.warnings = plan.warnings;
+            }
+            let deadline = deadline.map(execute::Deadline::new);
+            let writes = execute::Writes {
+                ec2: &ctx.ec2,
+                pacer: &ctx.pacer,
+                deadline: deadline.as_ref(),
+                limit: ctx.config.max_concurrency,
+                mode,
+            };
+            let created = execute::create_snapshots(writes, plan.creates, ctx.settle).await;
+            let deleted = execute::delete_snapshots(writes, plan.deletes).await;
             for outcomes in [created, deleted] {
                 report.created.extend(outcomes.created);
                 report.deleted.extend(outcomes.deleted);
                 report.skipped.extend(outcomes.skipped);
                 report.failed.extend(outcomes.failed);
+                carried += outcomes.carried;
             }
         }
     }
-    report.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let since_start = u64::try_from((clock - now).whole_milliseconds().max(0)).unwrap_or(0);
+    report.duration_ms = since_start
+        .saturating_add(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX));
+
+    if carried > 0 {
+        match hand_on(ctx, &request, now, &report, carried).await {
+            Ok(next) => {
+                tracing::info!(
+                    link = report.links,
+                    next_link = next,
+                    left = carried,
+                    created = report.totals().created,
+                    deleted = report.totals().deleted,
+                    failed = report.totals().failed,
+                    "time is up for this invocation; the run goes on in the next"
+                );
+                report.handed_on = true;
+                return Ok(report.bounded(MAX_CARRIED));
+            }
+            Err(failure) => {
+                tracing::error!(code = %failure.code, message = %failure.message, "the run cannot go on");
+                report.failed.push(failure);
+            }
+        }
+    }
 
     let json = serde_json::to_string(&report).unwrap_or_default();
+    let totals = report.totals();
     tracing::info!(
-        created = report.created.len(),
-        deleted = report.deleted.len(),
-        skipped = report.skipped.len(),
-        failed = report.failed.len(),
+        created = totals.created,
+        deleted = totals.deleted,
+        skipped = totals.skipped,
+        failed = totals.failed,
+        links = report.links,
         dry_run,
         report = %json,
         "run summary"
@@ -211,11 +286,75 @@ pub async fn handle(
             ctx.config.sns_topic_arn, failure.code, failure.message
         )));
     }
-    if report.failed.is_empty() {
+    if totals.failed == 0 {
         Ok(report)
     } else {
         Err(FunctionError::RunFailed(Box::new(report)))
     }
+}
+
+/// Starts the next link of the run with what is left, returning its number; or says why the
+/// run cannot go on (no way to invoke itself, the maximum of links reached, Invoke refused).
+async fn hand_on(
+    ctx: &Context,
+    request: &Request,
+    now: OffsetDateTime,
+    report: &RunReport,
+    carried: usize,
+) -> Result<u32, Failure> {
+    let stop = |code: &str, message: String| Failure {
+        subject: None,
+        operation: "Continue".to_owned(),
+        code: code.to_owned(),
+        message,
+    };
+    let Some(chain) = &ctx.chain else {
+        return Err(stop(
+            "SmartVault.OutOfTime",
+            format!(
+                "{carried} calls were not started before the invocation's deadline, and this \
+                 invocation cannot hand the run on; the next run backs them up"
+            ),
+        ));
+    };
+    if report.links >= ctx.config.max_links {
+        return Err(stop(
+            "SmartVault.MaxLinks",
+            format!(
+                "the run reached MAX_LINKS={} invocations with {carried} calls left; the next \
+                 run goes on with them (raise MAX_LINKS, or the timeout, for a fleet this size)",
+                ctx.config.max_links
+            ),
+        ));
+    }
+    let link = Link {
+        run_started_at: now,
+        number: report.links + 1,
+        options: request.options.clone(),
+        dry_run: request.dry_run,
+        so_far: report.clone().bounded(MAX_CARRIED),
+    };
+    let payload = serde_json::to_vec(&link.event()).unwrap_or_default();
+    chain
+        .lambda
+        .invoke()
+        .function_name(&chain.function_name)
+        .invocation_type(aws_sdk_lambda::types::InvocationType::Event)
+        .payload(aws_sdk_lambda::primitives::Blob::new(payload))
+        .send()
+        .await
+        .map_err(|error| {
+            use aws_sdk_lambda::error::ProvideErrorMetadata;
+            stop(
+                error.code().unwrap_or("InvokeFailed"),
+                format!(
+                    "could not start link {} of the run ({carried} calls left): {}",
+                    link.number,
+                    aws_sdk_lambda::error::DisplayErrorContext(&error)
+                ),
+            )
+        })?;
+    Ok(link.number)
 }
 
 fn truncate(mut body: String, max_bytes: usize) -> String {

@@ -1,6 +1,7 @@
 //! SmartVault's backup function: configuration, events, the pure planning core and the AWS edges.
 //!
-//! The pure modules (`config`, `event`, `model`, `plan`, `report`, `tags`) take plain data and an
+//! The pure modules (`config`, `event`, `model`, `plan`, `report`, `tags`, and `pacing`'s bucket)
+//! take plain data and an
 //! explicit `now`; only `inventory`, `execute` and `handler` talk to AWS.
 
 pub mod config;
@@ -9,6 +10,7 @@ pub mod execute;
 pub mod handler;
 pub mod inventory;
 pub mod model;
+pub mod pacing;
 pub mod plan;
 pub mod report;
 pub mod tags;

@@ -2,7 +2,7 @@
 
 use function::config::Config;
 use function::event::Payload;
-use function::handler::{self, Context, FunctionError};
+use function::handler::{self, Chain, Context, FunctionError};
 use lambda_runtime::{LambdaEvent, service_fn};
 use std::io::{Read, Write};
 
@@ -22,16 +22,32 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         .retry_config(handler::retry_config())
         .load()
         .await;
-    let ctx = Context::new(&sdk, config);
+    let mut ctx = Context::new(&sdk, config);
+    // A run that outlasts one invocation goes on in the next: this function invokes itself.
+    ctx.chain = std::env::var("AWS_LAMBDA_FUNCTION_NAME")
+        .ok()
+        .map(|function_name| Chain {
+            lambda: aws_sdk_lambda::Client::new(&sdk),
+            function_name,
+        });
     lambda_runtime::run(service_fn(|event: LambdaEvent<Payload>| {
         let ctx = &ctx;
         async move {
             let now = time::OffsetDateTime::now_utc();
-            let report = handler::handle(ctx, event.payload, now).await?;
+            let deadline = instant_of(event.context.deadline());
+            let report = handler::handle_until(ctx, event.payload, now, Some(deadline)).await?;
             Ok::<_, FunctionError>(report.response())
         }
     }))
     .await
+}
+
+/// The monotonic instant of a wall-clock deadline.
+fn instant_of(deadline: std::time::SystemTime) -> std::time::Instant {
+    let left = deadline
+        .duration_since(std::time::SystemTime::now())
+        .unwrap_or_default();
+    std::time::Instant::now() + left
 }
 
 /// Tells Lambda why initialisation failed (`/runtime/init/error`), so the invocation's error

@@ -77,7 +77,8 @@ pub struct Policy {
 }
 
 /// Which halves of the job to do; what the event asked for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Job {
     BackupAndCleanup,
     Backup,
@@ -95,14 +96,16 @@ impl Job {
 }
 
 /// How the minimum interval between backups applies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Interval {
     Respect,
     Ignore,
 }
 
 /// One run's options, from the event.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RunOptions {
     pub job: Job,
     pub interval: Interval,

@@ -4,7 +4,7 @@
 use crate::config::RETENTION_RANGE;
 use crate::model::{Instance, Interval, Inventory, Policy, RunOptions, Snapshot, SnapshotState};
 use crate::tags;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
@@ -18,6 +18,9 @@ pub struct Plan {
     pub deletes: Vec<Deletion>,
     pub skips: Vec<Skip>,
     pub warnings: Vec<String>,
+    /// Selected instances already backed up by an earlier link of this run (`now` is the
+    /// run's start, which their snapshots carry as `created-at`).
+    pub done_in_this_run: usize,
 }
 
 /// One `CreateSnapshots` call: every included volume of one instance, crash-consistent.
@@ -56,7 +59,7 @@ pub struct Deletion {
 }
 
 /// What a skip is about.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "id", rename_all = "lowercase")]
 pub enum Subject {
     Instance(String),
@@ -75,7 +78,7 @@ impl std::fmt::Display for Subject {
 }
 
 /// Something left alone on purpose, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Skip {
     pub subject: Subject,
     pub reason: String,
@@ -299,6 +302,15 @@ fn plan_backups(
             continue;
         }
 
+        // Made by an earlier link of this run, which tagged it with the run's start: done.
+        if newest
+            .get(instance.id.as_str())
+            .and_then(|last| last.tags.get(tags::CREATED_AT))
+            .is_some_and(|created| *created == format_time(now))
+        {
+            plan.done_in_this_run += 1;
+            continue;
+        }
         if options.interval == Interval::Respect
             && policy.min_interval > Duration::ZERO
             && let Some(last) = newest.get(instance.id.as_str())

@@ -2,7 +2,7 @@
 //! the CloudWatch embedded-metric line. Pure: built from plain data, rendered to strings.
 
 use crate::plan::{Skip, Subject};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 use time::OffsetDateTime;
 
@@ -13,9 +13,15 @@ pub const MAX_SUBJECT_CHARS: usize = 99;
 pub const MAX_LISTED: usize = 1000;
 /// The lists of a report that `response` bounds.
 const LISTS: [&str; 5] = ["created", "deleted", "skipped", "failed", "warnings"];
+/// A report handed from one invocation of a run to the next keeps at most this many entries
+/// of each list (the counts stay whole), so that it fits an asynchronous invocation's payload.
+pub const MAX_CARRIED: usize = 200;
+/// The SNS body lists at most this many entries of each section; the counts stay whole and the
+/// log holds every entry.
+pub const MAX_BODY_ENTRIES: usize = 100;
 
 /// Everything one run did, or in a dry run would have done.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunReport {
     pub deployment: String,
     pub dry_run: bool,
@@ -33,10 +39,36 @@ pub struct RunReport {
     pub skipped: Vec<Skip>,
     pub failed: Vec<Failure>,
     pub warnings: Vec<String>,
+    /// Entries of each list left out to keep the report bounded; the whole count of a list is
+    /// its length plus these.
+    #[serde(default)]
+    pub omitted: Counts,
+    /// How many invocations (links) the run took so far.
+    #[serde(default = "one")]
+    pub links: u32,
+    /// Set when this invocation handed the rest of the run on to the next link, which then
+    /// publishes the whole run's summary; nothing was published by this one.
+    #[serde(default)]
+    pub handed_on: bool,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// A number per list of a report.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Counts {
+    pub created: usize,
+    pub deleted: usize,
+    pub skipped: usize,
+    pub failed: usize,
+    pub warnings: usize,
 }
 
 /// A snapshot made (or, in a dry run, that would be made).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Created {
     pub instance_id: String,
     pub instance_name: Option<String>,
@@ -47,7 +79,7 @@ pub struct Created {
 }
 
 /// A snapshot deleted (or, in a dry run, that would be deleted).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Deleted {
     pub snapshot_id: String,
     pub volume_id: Option<String>,
@@ -56,7 +88,7 @@ pub struct Deleted {
 }
 
 /// An AWS call that failed for one instance, snapshot or the whole run.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Failure {
     pub subject: Option<Subject>,
     pub operation: String,
@@ -78,21 +110,72 @@ impl std::fmt::Display for Failure {
 }
 
 impl RunReport {
+    /// An empty report of a run by `deployment` that started at `started_at`.
+    pub fn new(
+        deployment: &str,
+        dry_run: bool,
+        job: &str,
+        selector: String,
+        started_at: OffsetDateTime,
+    ) -> Self {
+        RunReport {
+            deployment: deployment.to_owned(),
+            dry_run,
+            job: job.to_owned(),
+            selector,
+            started_at,
+            duration_ms: 0,
+            tagged_instances: 0,
+            created: Vec::new(),
+            deleted: Vec::new(),
+            skipped: Vec::new(),
+            failed: Vec::new(),
+            warnings: Vec::new(),
+            omitted: Counts::default(),
+            links: 1,
+            handed_on: false,
+        }
+    }
+
+    /// The whole count of each list, the omitted entries included.
+    pub fn totals(&self) -> Counts {
+        Counts {
+            created: self.created.len() + self.omitted.created,
+            deleted: self.deleted.len() + self.omitted.deleted,
+            skipped: self.skipped.len() + self.omitted.skipped,
+            failed: self.failed.len() + self.omitted.failed,
+            warnings: self.warnings.len() + self.omitted.warnings,
+        }
+    }
+
+    /// The report with each list cut to its first `max` entries, the rest counted in `omitted`.
+    pub fn bounded(mut self, max: usize) -> Self {
+        fn cut<T>(list: &mut Vec<T>, omitted: &mut usize, max: usize) {
+            if list.len() > max {
+                *omitted += list.len() - max;
+                list.truncate(max);
+            }
+        }
+        cut(&mut self.created, &mut self.omitted.created, max);
+        cut(&mut self.deleted, &mut self.omitted.deleted, max);
+        cut(&mut self.skipped, &mut self.omitted.skipped, max);
+        cut(&mut self.failed, &mut self.omitted.failed, max);
+        cut(&mut self.warnings, &mut self.omitted.warnings, max);
+        self
+    }
+
     /// The SNS subject: deployment and counts, always under 100 characters.
     pub fn subject(&self) -> String {
+        let totals = self.totals();
         let counts = if self.dry_run {
             format!(
                 " dry run: {} to create, {} to delete, {} failed",
-                self.created.len(),
-                self.deleted.len(),
-                self.failed.len()
+                totals.created, totals.deleted, totals.failed
             )
         } else {
             format!(
                 ": {} created, {} deleted, {} failed",
-                self.created.len(),
-                self.deleted.len(),
-                self.failed.len()
+                totals.created, totals.deleted, totals.failed
             )
         };
         let fixed = "SmartVault []".chars().count() + counts.chars().count();
@@ -101,9 +184,11 @@ impl RunReport {
         format!("SmartVault [{name}]{counts}")
     }
 
-    /// The SNS message body: what was created, deleted, skipped and failed, and why.
+    /// The SNS message body: what was created, deleted, skipped and failed, and why. Each
+    /// section lists at most `MAX_BODY_ENTRIES` entries and says how many more there are.
     pub fn body(&self) -> String {
         let mut out = String::new();
+        let totals = self.totals();
         let (create_verb, delete_verb) = if self.dry_run {
             ("Would create", "Would delete")
         } else {
@@ -116,10 +201,15 @@ impl RunReport {
         );
         let _ = writeln!(
             out,
-            "Started {} ({}), took {:.1} s",
+            "Started {} ({}), took {:.1} s{}",
             crate::plan::format_time(self.started_at),
             self.job,
-            self.duration_ms as f64 / 1000.0
+            self.duration_ms as f64 / 1000.0,
+            if self.links > 1 {
+                format!(" over {} invocations", self.links)
+            } else {
+                String::new()
+            }
         );
         if self.dry_run {
             let _ = writeln!(out, "DRY RUN: nothing was created or deleted.");
@@ -132,14 +222,14 @@ impl RunReport {
             );
         }
 
-        if !self.created.is_empty() {
+        if totals.created > 0 {
             let _ = writeln!(
                 out,
                 "\n{create_verb} {}:",
-                plural(self.created.len(), "snapshot")
+                plural(totals.created, "snapshot")
             );
             let mut current: Option<&str> = None;
-            for created in &self.created {
+            for created in self.created.iter().take(MAX_BODY_ENTRIES) {
                 if current != Some(created.instance_id.as_str()) {
                     current = Some(created.instance_id.as_str());
                     match &created.instance_name {
@@ -158,15 +248,21 @@ impl RunReport {
                     created.volume_id, created.device_name
                 );
             }
+            more(&mut out, totals.created, self.created.len());
         }
-        if !self.deleted.is_empty() {
+        if totals.deleted > 0 {
             let total: i64 = self.deleted.iter().map(|d| i64::from(d.size_gib)).sum();
+            let size = if self.omitted.deleted == 0 {
+                format!(" ({total} GiB)")
+            } else {
+                String::new()
+            };
             let _ = writeln!(
                 out,
-                "\n{delete_verb} {} ({total} GiB):",
-                plural(self.deleted.len(), "expired snapshot")
+                "\n{delete_verb} {}{size}:",
+                plural(totals.deleted, "expired snapshot")
             );
-            for deleted in &self.deleted {
+            for deleted in self.deleted.iter().take(MAX_BODY_ENTRIES) {
                 let _ = writeln!(
                     out,
                     "  {} (volume {}, instance {}, {} GiB)",
@@ -176,28 +272,32 @@ impl RunReport {
                     deleted.size_gib
                 );
             }
+            more(&mut out, totals.deleted, self.deleted.len());
         }
-        if !self.skipped.is_empty() {
-            let _ = writeln!(out, "\nSkipped {}:", self.skipped.len());
-            for skip in &self.skipped {
+        if totals.skipped > 0 {
+            let _ = writeln!(out, "\nSkipped {}:", totals.skipped);
+            for skip in self.skipped.iter().take(MAX_BODY_ENTRIES) {
                 let _ = writeln!(out, "  {}: {}", skip.subject, skip.reason);
             }
+            more(&mut out, totals.skipped, self.skipped.len());
         }
-        if !self.failed.is_empty() {
-            let _ = writeln!(out, "\nFAILED {}:", self.failed.len());
-            for failure in &self.failed {
+        if totals.failed > 0 {
+            let _ = writeln!(out, "\nFAILED {}:", totals.failed);
+            for failure in self.failed.iter().take(MAX_BODY_ENTRIES) {
                 let _ = writeln!(out, "  {failure}");
             }
+            more(&mut out, totals.failed, self.failed.len());
         }
-        if !self.warnings.is_empty() {
+        if totals.warnings > 0 {
             let _ = writeln!(out, "\nWarnings:");
-            for warning in &self.warnings {
+            for warning in self.warnings.iter().take(MAX_BODY_ENTRIES) {
                 let _ = writeln!(out, "  {warning}");
             }
+            more(&mut out, totals.warnings, self.warnings.len());
         }
-        if self.created.is_empty()
-            && self.deleted.is_empty()
-            && self.failed.is_empty()
+        if totals.created == 0
+            && totals.deleted == 0
+            && totals.failed == 0
             && self.tagged_instances > 0
         {
             let _ = writeln!(out, "\nNothing to do this time.");
@@ -208,20 +308,20 @@ impl RunReport {
     /// The invocation's result: the report with each list cut to its first `MAX_LISTED`
     /// entries, and `counts` giving every list's full length.
     pub fn response(&self) -> serde_json::Value {
+        let totals = serde_json::to_value(self.totals()).unwrap_or_default();
         let mut value = serde_json::to_value(self).unwrap_or_default();
-        let mut counts = serde_json::Map::new();
         for list in LISTS {
             if let Some(items) = value.get_mut(list).and_then(|v| v.as_array_mut()) {
-                counts.insert(list.to_owned(), items.len().into());
                 items.truncate(MAX_LISTED);
             }
         }
-        value["counts"] = counts.into();
+        value["counts"] = totals;
         value
     }
 
     /// A CloudWatch embedded-metric-format document for this run.
     pub fn metrics(&self, timestamp_ms: i64) -> serde_json::Value {
+        let totals = self.totals();
         let names = [
             ("SnapshotsCreated", "Count"),
             ("SnapshotsDeleted", "Count"),
@@ -239,12 +339,24 @@ impl RunReport {
                 }],
             },
             "Deployment": self.deployment,
-            "SnapshotsCreated": self.created.len(),
-            "SnapshotsDeleted": self.deleted.len(),
-            "Skipped": self.skipped.len(),
-            "Failures": self.failed.len(),
+            "SnapshotsCreated": totals.created,
+            "SnapshotsDeleted": totals.deleted,
+            "Skipped": totals.skipped,
+            "Failures": totals.failed,
             "RunDuration": self.duration_ms,
         })
+    }
+}
+
+/// The line that says how many entries of a section the body leaves out.
+fn more(out: &mut String, total: usize, listed: usize) {
+    let shown = listed.min(MAX_BODY_ENTRIES);
+    if total > shown {
+        let _ = writeln!(
+            out,
+            "  ... and {} more (the function's log lists every one)",
+            total - shown
+        );
     }
 }
 
@@ -303,6 +415,9 @@ mod tests {
                 message: "the instance is terminated".into(),
             }],
             warnings: vec!["instance i-1: bad override".into()],
+            omitted: Counts::default(),
+            links: 1,
+            handed_on: false,
         }
     }
 
@@ -410,6 +525,40 @@ mod tests {
         assert_eq!(response["counts"]["failed"], 1);
         assert_eq!(response["failed"].as_array().unwrap().len(), 1);
         assert_eq!(response["deployment"], "prod");
+    }
+
+    #[test]
+    fn a_bounded_report_keeps_its_counts_and_says_how_many_more() {
+        let mut big = report();
+        let one = big.created[0].clone();
+        big.created = vec![one; 5_000];
+        big.links = 4;
+        let bounded = big.clone().bounded(MAX_CARRIED);
+        assert_eq!(bounded.created.len(), MAX_CARRIED);
+        assert_eq!(bounded.totals(), big.totals());
+        assert_eq!(bounded.subject(), big.subject());
+        assert_eq!(
+            bounded.subject(),
+            "SmartVault [prod]: 5000 created, 1 deleted, 1 failed"
+        );
+        let body = bounded.body();
+        assert!(body.contains("Created 5000 snapshots:"), "{body}");
+        assert!(
+            body.contains("  ... and 4900 more (the function's log lists every one)"),
+            "{body}"
+        );
+        assert!(body.contains("over 4 invocations"), "{body}");
+        assert!(
+            body.len() < 16 * 1024,
+            "a readable email: {} bytes",
+            body.len()
+        );
+        let carried: RunReport =
+            serde_json::from_value(serde_json::to_value(&bounded).unwrap()).unwrap();
+        assert_eq!(
+            carried, bounded,
+            "a report survives its trip to the next link"
+        );
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Faults injected between the function and the emulator (throttling token buckets, 5xx
-//! answers, delays, connection resets, answers lost after EC2 acted) over a fleet of 120
-//! instances: every instance ends snapshotted or reported failed with its reason, none lost,
-//! none duplicated.
+//! answers, delays, connection resets, answers lost after EC2 acted) over fleets of 120 and,
+//! for the buckets, 300 instances: every instance ends snapshotted or reported failed with its
+//! reason, none lost, none duplicated, and none failed for throttling.
 
 // Test helpers fail loudly by design.
 #![allow(clippy::unwrap_used)]
@@ -11,6 +11,7 @@ use emulator::fleet::{self, InstanceSpec};
 use emulator::proxy::{FaultProxy, Faults};
 use function::config::Config;
 use function::handler::{self, Context, FunctionError};
+use function::pacing::{BucketSize, EC2_REFILL_PER_SECOND, Pacer};
 use function::plan::Subject;
 use function::report::RunReport;
 use serde_json::json;
@@ -66,6 +67,18 @@ async fn fleet(instances: usize, deployment: &str) -> Fleet {
     }
 }
 
+/// The function's pacing for a proxy with `faults`: the whole of EC2's bucket at the proxy's
+/// time scale, or, where the proxy does not throttle, a bucket that never makes a call wait.
+fn pacing_for(faults: &Faults) -> BucketSize {
+    match faults.throttle_time_scale {
+        Some(scale) => BucketSize::share_of_ec2(EC2_REFILL_PER_SECOND * scale, 1.0),
+        None => BucketSize {
+            burst: 10_000.0,
+            refill_per_second: 10_000.0,
+        },
+    }
+}
+
 impl Fleet {
     /// A handler context whose clients go through `proxy` with the function's retry settings.
     async fn context_via(&self, proxy: &FaultProxy) -> Context {
@@ -78,13 +91,18 @@ impl Fleet {
         let mut ctx = Context::new(&via_proxy, self.config.clone());
         // The emulator's reads see its writes at once; no need to wait seconds as on AWS.
         ctx.settle = Duration::from_millis(20);
+        ctx.pacer = Pacer::new(pacing_for(proxy.faults()));
         ctx
     }
 }
 
 /// Launches the fleet directly, then runs the function through a proxy injecting `faults`.
 async fn run_through(faults: Faults) -> Outcome {
-    let setup = fleet(INSTANCES, "faults").await;
+    run_fleet_through(INSTANCES, faults).await
+}
+
+async fn run_fleet_through(instances: usize, faults: Faults) -> Outcome {
+    let setup = fleet(instances, "faults").await;
     let proxy = FaultProxy::start(setup.emulator.port(), faults).unwrap();
     let ctx = setup.context_via(&proxy).await;
     let ec2 = &setup.ec2;
@@ -154,7 +172,7 @@ fn assert_none_lost_or_duplicated(outcome: &Outcome) {
     }
     assert_eq!(
         outcome.report.created.len() + 2 * failed.len(),
-        2 * INSTANCES,
+        2 * outcome.instance_ids.len(),
         "every instance is accounted for"
     );
     assert_eq!(
@@ -165,24 +183,27 @@ fn assert_none_lost_or_duplicated(outcome: &Outcome) {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn ec2_token_buckets_are_ridden_out() {
-    // EC2's buckets with refills twice as fast: CreateSnapshots gives 100 at once, then 10/s.
-    let scale = 2.0;
-    let outcome = run_through(Faults {
+async fn ec2_token_buckets_are_paced_and_no_instance_fails_for_throttling() {
+    // 300 instances, three times EC2's burst, through EC2's buckets with refills three times
+    // as fast (CreateSnapshots: 100 at once, then 15/s); the function paces to the same.
+    let (instances, scale) = (300, 3.0);
+    let faults = Faults {
         throttle_time_scale: Some(scale),
         ..Faults::default()
-    })
-    .await;
+    };
+    let minimum = pacing_for(&faults).minimum_time(instances).as_secs_f64();
+    let outcome = run_fleet_through(instances, faults).await;
     assert_none_lost_or_duplicated(&outcome);
-    let throttled: u64 = outcome.proxy.throttled.values().sum();
     assert!(
-        throttled > 0,
-        "the fleet is larger than the burst, so some calls were throttled"
+        outcome.report.failed.is_empty(),
+        "no instance fails for throttling: {:?}",
+        outcome.report.failed
     );
-    let minimum = (INSTANCES as f64 - 100.0).max(0.0) / (5.0 * scale);
+    assert_eq!(outcome.report.created.len(), 2 * instances);
+    let throttled: u64 = outcome.proxy.throttled.values().sum();
     eprintln!(
-        "token buckets: {INSTANCES} CreateSnapshots, {throttled} throttled answers; run took {:.2} s, \
-         the bucket's theoretical minimum is {minimum:.2} s ({:.1}x)",
+        "token buckets: {instances} CreateSnapshots, {throttled} throttled answers; run took {:.2} s, \
+         the bucket's theoretical minimum is {minimum:.2} s ({:.2}x)",
         outcome.elapsed.as_secs_f64(),
         outcome.elapsed.as_secs_f64() / minimum
     );

@@ -21,6 +21,8 @@ use aws_sdk_sns::operation::publish::PublishOutput;
 use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
 use function::config::Config;
 use function::handler::{self, Context, FunctionError};
+use function::pacing::{BucketSize, Pacer};
+use function::plan::Subject;
 use function::tags;
 use serde_json::json;
 use std::collections::HashMap;
@@ -204,6 +206,12 @@ impl Account {
         Context {
             ec2,
             sns,
+            // A fast bucket: these tests count calls, not seconds.
+            pacer: Pacer::new(BucketSize {
+                burst: 100.0,
+                refill_per_second: 1000.0,
+            }),
+            chain: None,
             config,
             page_size: 500,
             settle: std::time::Duration::from_millis(1),
@@ -235,7 +243,7 @@ async fn throttling_is_retried_until_the_snapshot_is_made() {
     assert_eq!(
         create.num_calls(),
         4,
-        "three throttled attempts, then success"
+        "three throttled attempts, each sent again by the pacer, then success"
     );
     assert_eq!(report.created.len(), 3);
     assert!(report.failed.is_empty());
@@ -243,6 +251,48 @@ async fn throttling_is_retried_until_the_snapshot_is_made() {
         account.sent()[0].0,
         "SmartVault [prod]: 3 created, 0 deleted, 0 failed"
     );
+}
+
+#[tokio::test]
+async fn pending_snapshot_limits_leave_the_instance_for_a_later_run_without_failing() {
+    for code in [
+        "SnapshotCreationPerVolumeRateExceeded",
+        "PendingSnapshotLimitExceeded",
+    ] {
+        let (status, body) = ec2_error(400, code, "Too many pending snapshots.");
+        let create = mock!(Ec2::create_snapshots)
+            .match_requests(|r| {
+                r.instance_specification().and_then(|s| s.instance_id()) == Some("i-0000000a")
+            })
+            .sequence()
+            .http_status(status, Some(body))
+            .build();
+        let fine = mock!(Ec2::create_snapshots)
+            .match_requests(|r| {
+                r.instance_specification().and_then(|s| s.instance_id()) == Some("i-0000000b")
+            })
+            .then_output(|| snapshots_for("i-0000000b"));
+        let account = Account::new(&["i-0000000a", "i-0000000b"], false, &[]);
+        let ctx = account.context(&[&create, &fine], config(&[]));
+
+        let report = handler::handle(&ctx, &json!({"action": "backup"}), NOW)
+            .await
+            .unwrap_or_else(|e| panic!("{code} must not fail the run: {e}"));
+
+        assert_eq!(create.num_calls(), 1, "not sent again in this run");
+        assert!(report.failed.is_empty(), "{:?}", report.failed);
+        assert_eq!(report.created.len(), 3, "the other instance is backed up");
+        let skip = report
+            .skipped
+            .iter()
+            .find(|s| s.subject == Subject::Instance("i-0000000a".into()))
+            .unwrap();
+        assert!(
+            skip.reason.contains(code) && skip.reason.contains("a later run backs it up"),
+            "{}",
+            skip.reason
+        );
+    }
 }
 
 /// A `CreateSnapshots` for `instance` whose first answer is a 500, then a normal one.

@@ -1,9 +1,12 @@
 //! A local Lambda Runtime API: runs the real `bootstrap` as a child process, hands it one event
 //! through `/runtime/invocation/next`, and collects its response, error or init error, with a
-//! report line like Lambda's (duration, init duration, max memory used).
+//! report line like Lambda's (duration, init duration, max memory used). The same server
+//! answers Lambda's `Invoke` API for the function's own name (the function reaches it through
+//! `AWS_ENDPOINT_URL_LAMBDA`): asynchronous invocations are queued and run one after another,
+//! each in a fresh process with its own deadline, as the links of a long run.
 
 use anyhow::{Context, Result, bail};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
@@ -12,6 +15,10 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 const API: &str = "/2018-06-01/runtime";
+/// Lambda's Invoke API path prefix: `POST /2015-03-31/functions/<name>/invocations`.
+const INVOKE_API: &str = "/2015-03-31/functions/";
+/// The most invocations one local run goes through (a runaway chain stops here).
+const MAX_INVOCATIONS: usize = 200;
 
 /// How one invocation ended.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -32,6 +39,9 @@ pub enum Ending {
 /// One local invocation, with Lambda's report figures.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Invocation {
+    /// How many invocations the run took, this last one included: more than one when the
+    /// function handed its run on by invoking itself.
+    pub links: usize,
     pub request_id: String,
     pub ending: Ending,
     /// From process start to its first `next` request.
@@ -61,18 +71,48 @@ impl Invocation {
 
 #[derive(Default)]
 struct State {
+    /// The invocation being served: its id, its event and its deadline.
+    current: Option<Current>,
     event_taken_at: Option<Instant>,
     first_next_at: Option<Instant>,
     ending: Option<(Ending, Instant)>,
+    /// Asynchronous invocations the function made of itself, not yet run.
+    queue: VecDeque<Vec<u8>>,
+    /// Set when the run is over: a waiting `next` gives up.
+    stopped: bool,
+}
+
+struct Current {
+    request_id: String,
+    event: Vec<u8>,
+    deadline_ms: u128,
 }
 
 struct Shared {
     state: Mutex<State>,
     changed: Condvar,
-    event: Vec<u8>,
-    request_id: String,
-    deadline_ms: u128,
+    function_name: String,
     function_arn: String,
+}
+
+impl Shared {
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, State>> {
+        self.state
+            .lock()
+            .map_err(|_| anyhow::anyhow!("the Runtime API state was poisoned"))
+    }
+}
+
+/// Stops the server's waiting threads when the run ends, however it ends.
+struct Stop<'a>(&'a Shared);
+
+impl Drop for Stop<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut state) = self.0.state.lock() {
+            state.stopped = true;
+        }
+        self.0.changed.notify_all();
+    }
 }
 
 /// Settings for one local run.
@@ -87,21 +127,16 @@ pub struct Run<'a> {
     pub event: &'a serde_json::Value,
 }
 
-/// Runs the binary once under the local Runtime API.
+/// Runs the binary under the local Runtime API with `run.event`, then with each event it sent
+/// itself asynchronously, one after another; returns the last invocation.
 pub fn invoke(run: &Run<'_>) -> Result<Invocation> {
     let listener = TcpListener::bind("127.0.0.1:0")
         .context("failed to open a loopback port for the Runtime API")?;
-    let address = listener.local_addr()?;
-    let request_id = format!("{:032x}", rand_id());
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)?
-        .as_millis();
+    let address = listener.local_addr()?.to_string();
     let shared = Arc::new(Shared {
         state: Mutex::new(State::default()),
         changed: Condvar::new(),
-        event: serde_json::to_vec(run.event)?,
-        request_id: request_id.clone(),
-        deadline_ms: now_ms + run.timeout.as_millis(),
+        function_name: run.function_name.to_owned(),
         function_arn: format!(
             "arn:aws:lambda:{}:{}:function:{}",
             run.region,
@@ -109,26 +144,75 @@ pub fn invoke(run: &Run<'_>) -> Result<Invocation> {
             run.function_name
         ),
     });
+    let _stop = Stop(&shared);
     let server = Arc::clone(&shared);
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let shared = Arc::clone(&server);
-            std::thread::spawn(move || {
-                let _ = serve(stream, &shared);
-            });
-        }
-    });
+    listener.set_nonblocking(true)?;
+    std::thread::spawn(move || accept(&listener, &server));
 
+    let mut event = serde_json::to_vec(run.event)?;
+    for links in 1..=MAX_INVOCATIONS {
+        let invocation = invoke_once(run, &shared, &address, event, links)?;
+        let next = shared.lock()?.queue.pop_front();
+        match next {
+            Some(queued) if invocation.ending != Ending::Timeout => {
+                eprintln!("{}", invocation.report_line());
+                event = queued;
+            }
+            _ => return Ok(invocation),
+        }
+    }
+    bail!("the function invoked itself more than {MAX_INVOCATIONS} times in one local run")
+}
+
+/// Accepts connections until the run stops.
+fn accept(listener: &TcpListener, shared: &Arc<Shared>) {
+    loop {
+        if shared.state.lock().map_or(true, |s| s.stopped) {
+            return;
+        }
+        match listener.accept() {
+            Ok((stream, _)) => {
+                let _ = stream.set_nonblocking(false);
+                let shared = Arc::clone(shared);
+                std::thread::spawn(move || {
+                    let _ = serve(stream, &shared);
+                });
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(10)),
+        }
+    }
+}
+
+/// One invocation in a fresh process: the event, the deadline, the ending and the figures.
+fn invoke_once(
+    run: &Run<'_>,
+    shared: &Shared,
+    address: &str,
+    event: Vec<u8>,
+    links: usize,
+) -> Result<Invocation> {
+    let request_id = format!("{:032x}", rand_id());
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis();
+    {
+        let mut state = shared.lock()?;
+        state.current = Some(Current {
+            request_id: request_id.clone(),
+            event,
+            deadline_ms: now_ms + run.timeout.as_millis(),
+        });
+        state.event_taken_at = None;
+        state.first_next_at = None;
+        state.ending = None;
+    }
     let started = Instant::now();
-    let mut child = spawn(run, &address.to_string())?;
+    let mut child = spawn(run, address)?;
     let pid = child.id();
-    let (ending, ended_at, max_memory_mib) = wait(&shared, &mut child, run.timeout, pid);
+    let (ending, ended_at, max_memory_mib) = wait(shared, &mut child, run.timeout, pid);
     let _ = child.kill();
     let output = child.wait_with_output().ok();
-    let state = shared
-        .state
-        .lock()
-        .map_err(|_| anyhow::anyhow!("the Runtime API state was poisoned"))?;
+    let state = shared.lock()?;
     let ending = match ending {
         Some(ending) => ending,
         None if output.as_ref().is_some_and(|o| o.status.code().is_some()) => {
@@ -143,6 +227,7 @@ pub fn invoke(run: &Run<'_>) -> Result<Invocation> {
         None => Ending::Timeout,
     };
     Ok(Invocation {
+        links,
         request_id,
         ending,
         init_ms: state
@@ -183,6 +268,8 @@ fn spawn(run: &Run<'_>, runtime_api: &str) -> Result<Child> {
         .env("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand")
         .env("AWS_EXECUTION_ENV", "AWS_Lambda_provided.al2023")
         .env("AWS_REGION", run.region)
+        // The function's Invoke calls (to itself) come to this server.
+        .env("AWS_ENDPOINT_URL_LAMBDA", format!("http://{runtime_api}"))
         .env("AWS_DEFAULT_REGION", run.region)
         .env(
             "LAMBDA_TASK_ROOT",
@@ -261,6 +348,8 @@ fn peak_memory_mib(pid: u32) -> Option<f64> {
 struct Request {
     method: String,
     path: String,
+    /// Header names in lowercase.
+    headers: HashMap<String, String>,
     body: Vec<u8>,
 }
 
@@ -306,7 +395,12 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> Result<Option<Request>> {
         body.resize(length.parse()?, 0);
         reader.read_exact(&mut body)?;
     }
-    Ok(Some(Request { method, path, body }))
+    Ok(Some(Request {
+        method,
+        path,
+        headers,
+        body,
+    }))
 }
 
 fn respond(
@@ -333,6 +427,14 @@ fn serve(stream: TcpStream, shared: &Shared) -> Result<()> {
     let mut writer = stream.try_clone()?;
     let mut reader = BufReader::new(stream);
     while let Some(request) = read_request(&mut reader)? {
+        if let Some(function) = request
+            .path
+            .strip_prefix(INVOKE_API)
+            .and_then(|rest| rest.split('/').next())
+        {
+            invoke_api(&mut writer, shared, function, &request)?;
+            continue;
+        }
         let path = request
             .path
             .strip_prefix(API)
@@ -342,37 +444,45 @@ fn serve(stream: TcpStream, shared: &Shared) -> Result<()> {
             serde_json::from_slice(&request.body).unwrap_or(serde_json::Value::Null);
         match (request.method.as_str(), path.as_str()) {
             ("GET", "/invocation/next") => {
-                let first = {
-                    let mut state = shared
-                        .state
-                        .lock()
-                        .map_err(|_| anyhow::anyhow!("poisoned"))?;
+                let handed = {
+                    let mut state = shared.lock()?;
                     state.first_next_at.get_or_insert_with(Instant::now);
                     if state.event_taken_at.is_none() {
                         state.event_taken_at = Some(Instant::now());
-                        true
+                        state
+                            .current
+                            .as_ref()
+                            .map(|c| (c.request_id.clone(), c.event.clone(), c.deadline_ms))
                     } else {
-                        false
+                        None
                     }
                 };
-                if !first {
-                    // One event per run: a later `next` waits until the process is stopped.
-                    std::thread::sleep(Duration::from_secs(3600));
-                    continue;
-                }
+                let Some((request_id, event, deadline_ms)) = handed else {
+                    // One event per process: a later `next` waits until the run stops (the
+                    // process is killed first).
+                    let mut state = shared.lock()?;
+                    while !state.stopped {
+                        state = shared
+                            .changed
+                            .wait_timeout(state, Duration::from_millis(200))
+                            .map_err(|_| anyhow::anyhow!("poisoned"))?
+                            .0;
+                    }
+                    return Ok(());
+                };
                 let headers = [
-                    ("Lambda-Runtime-Aws-Request-Id", shared.request_id.clone()),
-                    ("Lambda-Runtime-Deadline-Ms", shared.deadline_ms.to_string()),
+                    ("Lambda-Runtime-Aws-Request-Id", request_id.clone()),
+                    ("Lambda-Runtime-Deadline-Ms", deadline_ms.to_string()),
                     (
                         "Lambda-Runtime-Invoked-Function-Arn",
                         shared.function_arn.clone(),
                     ),
                     (
                         "Lambda-Runtime-Trace-Id",
-                        format!("Root=1-00000000-{}", &shared.request_id[..24]),
+                        format!("Root=1-00000000-{}", &request_id[..24]),
                     ),
                 ];
-                respond(&mut writer, "200 OK", &headers, &shared.event)?;
+                respond(&mut writer, "200 OK", &headers, &event)?;
             }
             ("POST", "/init/error") => {
                 finish(shared, Ending::InitError(body));
@@ -395,6 +505,37 @@ fn serve(stream: TcpStream, shared: &Shared) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Lambda's `Invoke` for this function: an asynchronous invocation (`X-Amz-Invocation-Type:
+/// Event`) is queued and answered 202, as Lambda does; anything else is refused.
+fn invoke_api(
+    writer: &mut TcpStream,
+    shared: &Shared,
+    function: &str,
+    request: &Request,
+) -> Result<()> {
+    let asynchronous = request
+        .headers
+        .get("x-amz-invocation-type")
+        .is_some_and(|t| t == "Event");
+    if request.method != "POST" || function != shared.function_name || !asynchronous {
+        return respond(
+            writer,
+            "400 Bad Request",
+            &[(
+                "X-Amzn-ErrorType",
+                "InvalidRequestContentException".to_owned(),
+            )],
+            format!(
+                "{{\"message\":\"the local runtime takes only asynchronous invocations of {}\"}}",
+                shared.function_name
+            )
+            .as_bytes(),
+        );
+    }
+    shared.lock()?.queue.push_back(request.body.clone());
+    respond(writer, "202 Accepted", &[], b"")
 }
 
 fn finish(shared: &Shared, ending: Ending) {

@@ -3,6 +3,8 @@
 mod aws;
 mod bench;
 mod build;
+#[cfg(test)]
+mod chain_tests;
 mod config;
 mod demo;
 mod deploy;

@@ -64,6 +64,9 @@ pub fn parameters(env: &Environment, artifact: &ArtifactLocation) -> BTreeMap<St
         ("MinIntervalMinutes", env.min_interval_minutes.to_string()),
         ("MaxConcurrency", env.max_concurrency.to_string()),
         ("DryRun", env.dry_run.to_string()),
+        ("Ec2RateShare", env.ec2_rate_share.to_string()),
+        ("Ec2RefillPerSecond", env.ec2_refill_per_second.to_string()),
+        ("MaxLinks", env.max_links.to_string()),
     ];
     pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
 }

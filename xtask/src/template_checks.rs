@@ -55,6 +55,7 @@ fn the_role_grants_only_what_the_function_does() {
         "TagOnlyAtCreation",
         "DeleteOwnSnapshots",
         "PublishSummary",
+        "ContinueRun",
         "WriteOwnLogs",
     ]
     .iter()
@@ -68,6 +69,7 @@ fn the_role_grants_only_what_the_function_does() {
         "ec2:CreateTags",
         "ec2:DeleteSnapshot",
         "sns:Publish",
+        "lambda:InvokeFunction",
         "logs:CreateLogStream",
         "logs:PutLogEvents",
     ]
@@ -81,8 +83,12 @@ fn the_role_grants_only_what_the_function_does() {
             .unwrap();
     assert_eq!(
         statements.len(),
-        6,
-        "no statement beyond the six explained in docs/iam-policy.md"
+        7,
+        "no statement beyond the seven explained in docs/iam-policy.md"
+    );
+    assert!(
+        show(&statement(&t, "ContinueRun")["Resource"]).ends_with(":function:${DeploymentName}"),
+        "the function may invoke itself and nothing else"
     );
     assert!(
         !all.contains("logs:CreateLogGroup"),

@@ -490,6 +490,51 @@ fn near_misses_warn_without_changing_what_is_selected() {
 }
 
 #[test]
+fn an_instance_done_by_an_earlier_link_of_this_run_is_not_done_again() {
+    // Made by this run (created-at is the run's start), and by the run a minute before.
+    let mut this_run = snapshot(
+        "s-now",
+        "i-a-root",
+        "i-a",
+        Duration::seconds(-30),
+        Duration::days(7),
+    );
+    this_run
+        .tags
+        .insert(tags::CREATED_AT.into(), format_time(NOW));
+    let mut before = snapshot(
+        "s-before",
+        "i-b-root",
+        "i-b",
+        Duration::minutes(1),
+        Duration::days(7),
+    );
+    before.tags.insert(
+        tags::CREATED_AT.into(),
+        format_time(NOW - Duration::minutes(1)),
+    );
+    let no_interval = Policy {
+        min_interval: Duration::ZERO,
+        ..policy()
+    };
+    let plan = check(
+        "done in this run",
+        &inventory(
+            vec![instance("i-a", 0), instance("i-b", 0)],
+            vec![this_run, before],
+            &["i-a-root", "i-b-root"],
+        ),
+        &no_interval,
+        &options(Job::Backup),
+        &Outcome {
+            creates: vec![create("i-b", &["i-b-root"])],
+            ..Outcome::default()
+        },
+    );
+    assert_eq!(plan.done_in_this_run, 1, "counted, not reported as a skip");
+}
+
+#[test]
 fn a_volume_name_is_copied_instead_of_set() {
     let mut named = instance("i-a", 1);
     named.volumes[1].tags = tags(&[("Name", "data")]);

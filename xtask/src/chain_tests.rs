@@ -1,0 +1,144 @@
+//! A run that outlasts one invocation, end to end: the real `bootstrap` under the local runtime,
+//! which answers its Invoke calls to itself, through the fault proxy's time-scaled EC2 buckets.
+//! Correctness only (figures are for `cargo xtask bench`): every instance backed up exactly
+//! once over several links, none failed for throttling, one summary, the chain ended.
+
+use crate::local_runtime::{self, Ending, Run};
+use emulator::Emulator;
+use emulator::fleet::{self, InstanceSpec};
+use emulator::proxy::{FaultProxy, Faults};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+const FUNCTION: &str = "smartvault-chain";
+
+/// The environment of a function that reaches EC2 and SNS through `proxy`.
+fn function_env(
+    emulator: &Emulator,
+    proxy: &FaultProxy,
+    topic: &str,
+    extra: &[(&str, &str)],
+) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = emulator
+        .env()
+        .into_iter()
+        .filter(|(k, _)| *k != "AWS_ENDPOINT_URL")
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+    env.push(("AWS_ENDPOINT_URL".into(), proxy.endpoint()));
+    env.push(("SNS_TOPIC_ARN".into(), topic.to_owned()));
+    env.push(("DEPLOYMENT".into(), FUNCTION.into()));
+    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    env
+}
+
+#[test]
+fn a_fleet_past_the_burst_is_backed_up_once_over_several_links() {
+    // 300 instances with two volumes: the burst of 100 covers a third. Buckets refill three
+    // times as fast as EC2's (15 per second); each invocation has 9 seconds.
+    let (instances, scale) = (300, 3.0);
+    let emulator = Emulator::start().unwrap_or_else(|e| panic!("{e}"));
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (ec2, topic) = runtime.block_on(async {
+        let sdk = emulator.sdk_config().await;
+        let ec2 = aws_sdk_ec2::Client::new(&sdk);
+        let specs: Vec<InstanceSpec> = (0..instances)
+            .map(|n| InstanceSpec::backup(&format!("node-{n}")).data_volumes(1))
+            .collect();
+        fleet::launch_all(&ec2, &specs).await.unwrap();
+        let topic = aws_sdk_sns::Client::new(&sdk)
+            .create_topic()
+            .name(FUNCTION)
+            .send()
+            .await
+            .unwrap();
+        (ec2, topic.topic_arn().unwrap().to_owned())
+    });
+    let proxy = FaultProxy::start(
+        emulator.port(),
+        Faults {
+            throttle_time_scale: Some(scale),
+            ..Faults::default()
+        },
+    )
+    .unwrap();
+    let refill = (5.0 * scale).to_string();
+    let env = function_env(
+        &emulator,
+        &proxy,
+        &topic,
+        &[
+            ("EC2_RATE_SHARE", "100"),
+            ("EC2_REFILL_PER_SECOND", &refill),
+            ("MIN_INTERVAL_MINUTES", "0"),
+        ],
+    );
+    let binary = crate::invoke::host_bootstrap().unwrap();
+    let last = local_runtime::invoke(&Run {
+        binary: &binary,
+        function_name: FUNCTION,
+        memory_mb: 256,
+        timeout: Duration::from_secs(9),
+        region: emulator::REGION,
+        env,
+        event: &serde_json::json!({"action": "backup"}),
+    })
+    .unwrap();
+
+    // The chain ended with a successful last link that speaks for the whole run.
+    let Ending::Response(result) = &last.ending else {
+        panic!("the last link did not succeed: {:?}", last.ending);
+    };
+    assert!(last.links >= 3, "several links: {}", last.links);
+    assert_eq!(result["links"], last.links);
+    assert_eq!(result["handed_on"], false);
+    assert_eq!(result["counts"]["created"], 2 * instances);
+    assert_eq!(result["counts"]["failed"], 0, "none failed: {result}");
+
+    // Every volume exactly once.
+    let per_volume = runtime.block_on(async {
+        let mut pages = ec2
+            .describe_snapshots()
+            .owner_ids("self")
+            .into_paginator()
+            .send();
+        let mut per_volume: BTreeMap<String, usize> = BTreeMap::new();
+        while let Some(page) = pages.next().await {
+            for snapshot in page.unwrap().snapshots() {
+                *per_volume
+                    .entry(snapshot.volume_id().unwrap().to_owned())
+                    .or_default() += 1;
+            }
+        }
+        per_volume
+    });
+    assert_eq!(per_volume.len(), 2 * instances, "every volume is backed up");
+    assert!(
+        per_volume.values().all(|n| *n == 1),
+        "none twice: {:?}",
+        per_volume
+            .iter()
+            .filter(|(_, n)| **n > 1)
+            .collect::<Vec<_>>()
+    );
+
+    // One summary, from the last link, for the whole run.
+    let messages = emulator.sns_messages().unwrap();
+    assert_eq!(messages.len(), 1, "intermediate links publish nothing");
+    assert_eq!(
+        messages[0].subject.as_deref(),
+        Some("SmartVault [smartvault-chain]: 600 created, 0 deleted, 0 failed")
+    );
+    assert!(
+        messages[0]
+            .message
+            .contains(&format!("over {} invocations", last.links)),
+        "{}",
+        messages[0].message
+    );
+    eprintln!(
+        "chain: {instances} instances in {} links; throttled answers: {}",
+        last.links,
+        proxy.counts().throttled.values().sum::<u64>()
+    );
+}
