@@ -5,7 +5,7 @@
 //! action event (`{"action": ...}`) that carries every option. A scheduled event that also
 //! carries an option is refused rather than run without it.
 
-use crate::model::{Interval, Job, RunOptions};
+use crate::model::{Interval, Job, Phase, RunOptions};
 use crate::report::RunReport;
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -320,6 +320,7 @@ pub fn parse(payload: &Payload) -> Result<Request, EventError> {
                 Interval::Respect
             },
             instance_ids,
+            phase: Phase::FirstLink,
         },
         dry_run: action.dry_run,
     })
@@ -393,6 +394,7 @@ fn scheduled(object: &serde_json::Map<String, serde_json::Value>) -> Result<Requ
             job: Job::BackupAndCleanup,
             interval: Interval::Respect,
             instance_ids: None,
+            phase: Phase::FirstLink,
         },
         dry_run: false,
     })
@@ -422,7 +424,10 @@ fn continuation(
         instance_ids(ids.iter().cloned().collect())?;
     }
     Ok(Request {
-        options: link.options.clone(),
+        options: RunOptions {
+            phase: Phase::LaterLink,
+            ..link.options.clone()
+        },
         dry_run: link.dry_run,
         kind: EventKind::Continuation(Box::new(link)),
     })
@@ -614,6 +619,7 @@ mod tests {
             job: Job::Backup,
             interval: Interval::Ignore,
             instance_ids: None,
+            phase: Phase::FirstLink,
         };
         let link = Link {
             run_started_at,
@@ -629,7 +635,14 @@ mod tests {
             ),
         };
         let request = ok(&link.event());
-        assert_eq!(request.options, options);
+        assert_eq!(request.options.phase, Phase::LaterLink);
+        assert_eq!(
+            request.options,
+            RunOptions {
+                phase: Phase::LaterLink,
+                ..options
+            }
+        );
         assert_eq!(
             request.kind,
             EventKind::Continuation(Box::new(link.clone()))

@@ -111,4 +111,19 @@ pub struct RunOptions {
     pub interval: Interval,
     /// When set, only these instances (still required to carry the backup tag).
     pub instance_ids: Option<BTreeSet<String>>,
+    /// Whether earlier invocations of this run may have made snapshots already. Not carried
+    /// in a continuation event: its reader sets it.
+    #[serde(skip)]
+    pub phase: Phase,
+}
+
+/// Where in its run an invocation is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Phase {
+    /// The run's first invocation: nothing was made by this run yet.
+    #[default]
+    FirstLink,
+    /// A continuation: instances whose snapshots carry the run's start as `created-at` were
+    /// backed up by an earlier link.
+    LaterLink,
 }

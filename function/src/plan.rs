@@ -2,7 +2,9 @@
 //! what to delete, and gives a reason for everything it leaves alone. No I/O, no clock.
 
 use crate::config::RETENTION_RANGE;
-use crate::model::{Instance, Interval, Inventory, Policy, RunOptions, Snapshot, SnapshotState};
+use crate::model::{
+    Instance, Interval, Inventory, Phase, Policy, RunOptions, Snapshot, SnapshotState,
+};
 use crate::tags;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -303,10 +305,11 @@ fn plan_backups(
         }
 
         // Made by an earlier link of this run, which tagged it with the run's start: done.
-        if newest
-            .get(instance.id.as_str())
-            .and_then(|last| last.tags.get(tags::CREATED_AT))
-            .is_some_and(|created| *created == format_time(now))
+        if options.phase == Phase::LaterLink
+            && newest
+                .get(instance.id.as_str())
+                .and_then(|last| last.tags.get(tags::CREATED_AT))
+                .is_some_and(|created| *created == format_time(now))
         {
             plan.done_in_this_run += 1;
             continue;

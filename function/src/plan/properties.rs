@@ -1,6 +1,7 @@
 //! Property tests of the planning core: for any inventory, ownership, keep-last and exclusions hold.
 
 use super::*;
+use crate::model::Phase;
 use crate::model::{AttachedVolume, Job, Tags};
 use proptest::prelude::*;
 use std::collections::BTreeSet;
@@ -151,6 +152,7 @@ fn options_strategy() -> impl Strategy<Value = RunOptions> {
                 Interval::Respect
             },
             instance_ids: ids.map(|ids| ids.into_iter().map(str::to_owned).collect()),
+            phase: Phase::FirstLink,
         })
 }
 

@@ -1,7 +1,7 @@
 //! Table-driven tests of the planning core, all at one fixed `now`.
 
 use super::*;
-use crate::model::{AttachedVolume, Job, Tags};
+use crate::model::{AttachedVolume, Job, Phase, Tags};
 use std::collections::BTreeSet;
 use time::macros::datetime;
 
@@ -25,6 +25,7 @@ fn options(job: Job) -> RunOptions {
         job,
         interval: Interval::Respect,
         instance_ids: None,
+        phase: Phase::FirstLink,
     }
 }
 
@@ -489,19 +490,23 @@ fn near_misses_warn_without_changing_what_is_selected() {
     );
 }
 
-#[test]
-fn an_instance_done_by_an_earlier_link_of_this_run_is_not_done_again() {
-    // Made by this run (created-at is the run's start), and by the run a minute before.
-    let mut this_run = snapshot(
+/// A snapshot of i-a's root volume whose `created-at` is `NOW`, the run's start.
+fn this_run_again() -> Snapshot {
+    let mut made = snapshot(
         "s-now",
         "i-a-root",
         "i-a",
         Duration::seconds(-30),
         Duration::days(7),
     );
-    this_run
-        .tags
-        .insert(tags::CREATED_AT.into(), format_time(NOW));
+    made.tags.insert(tags::CREATED_AT.into(), format_time(NOW));
+    made
+}
+
+#[test]
+fn an_instance_done_by_an_earlier_link_of_this_run_is_not_done_again() {
+    // Made by this run (created-at is the run's start), and by the run a minute before.
+    let this_run = this_run_again();
     let mut before = snapshot(
         "s-before",
         "i-b-root",
@@ -525,13 +530,30 @@ fn an_instance_done_by_an_earlier_link_of_this_run_is_not_done_again() {
             &["i-a-root", "i-b-root"],
         ),
         &no_interval,
-        &options(Job::Backup),
+        &RunOptions {
+            phase: Phase::LaterLink,
+            ..options(Job::Backup)
+        },
         &Outcome {
             creates: vec![create("i-b", &["i-b-root"])],
             ..Outcome::default()
         },
     );
     assert_eq!(plan.done_in_this_run, 1, "counted, not reported as a skip");
+    // A run's first link made nothing yet: a snapshot from another run that started in the
+    // same second is no reason to skip (two runs, `force`).
+    let first = super::plan(
+        &inventory(
+            vec![instance("i-a", 0)],
+            vec![this_run_again()],
+            &["i-a-root"],
+        ),
+        &no_interval,
+        &options(Job::Backup),
+        NOW,
+    );
+    assert_eq!(first.creates.len(), 1);
+    assert_eq!(first.done_in_this_run, 0);
 }
 
 #[test]
