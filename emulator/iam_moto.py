@@ -94,7 +94,8 @@ def cloudformation_checks(response, action, region, account):
 
 
 def sns_checks(response, action, region, account):
-    topic = first(response, "TopicArn")
+    # The tagging calls name the topic as ResourceArn; AWS authorizes them against it.
+    topic = first(response, "TopicArn") or first(response, "ResourceArn")
     if topic is None and action == "CreateTopic":
         topic = f"arn:aws:sns:{region}:{account}:{first(response, 'Name')}"
     return [(action, topic or "*")]

@@ -4,6 +4,7 @@ use crate::config::Config;
 use crate::event::{self, EventError, EventKind, Link, Payload, Request};
 use crate::execute::{self, Mode};
 use crate::inventory;
+use crate::lock::{self, RunMark};
 use crate::model::Job;
 use crate::pacing::Pacer;
 use crate::plan;
@@ -179,6 +180,20 @@ pub async fn handle_until(
         ),
     };
     let first_link = report.links == 1;
+    // A run going on over several invocations marks the topic; a new run does not start a
+    // second pass beside it. A dry run writes nothing and may go ahead.
+    if first_link
+        && !dry_run
+        && let Some(mark) = run_mark(ctx).await
+        && mark.blocks(clock)
+    {
+        tracing::warn!(
+            mark = %mark.value(),
+            "another run of this deployment is going on over several invocations; not starting a second pass"
+        );
+        report.deferred_to = Some(mark.value());
+        return Ok(report);
+    }
     let mut carried = 0;
     match inventory::read(&ctx.ec2, policy, &request.options, ctx.page_size).await {
         Err(failure) => {
@@ -229,6 +244,14 @@ pub async fn handle_until(
     report.duration_ms = since_start
         .saturating_add(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX));
 
+    if carried > 0 && !dry_run {
+        let mark = RunMark {
+            run_started_at: now,
+            next_link: report.links + 1,
+            written_at: clock,
+        };
+        set_run_mark(ctx, Some(&mark)).await;
+    }
     if carried > 0 {
         match hand_on(ctx, &request, now, &report, carried).await {
             Ok(next) => {
@@ -251,6 +274,9 @@ pub async fn handle_until(
         }
     }
 
+    if !first_link && run_mark(ctx).await.is_some_and(|mark| mark.is_of(now)) {
+        set_run_mark(ctx, None).await;
+    }
     let json = serde_json::to_string(&report).unwrap_or_default();
     let totals = report.totals();
     tracing::info!(
@@ -290,6 +316,65 @@ pub async fn handle_until(
         Ok(report)
     } else {
         Err(FunctionError::RunFailed(Box::new(report)))
+    }
+}
+
+/// The topic's mark of a run going on over several invocations, if any. Best effort: a mark
+/// that cannot be read is logged and taken as absent.
+async fn run_mark(ctx: &Context) -> Option<RunMark> {
+    let listed = ctx
+        .sns
+        .list_tags_for_resource()
+        .resource_arn(&ctx.config.sns_topic_arn)
+        .send()
+        .await;
+    match listed {
+        Ok(listed) => listed
+            .tags()
+            .iter()
+            .find(|t| t.key() == lock::TAG)
+            .and_then(|t| RunMark::parse(t.value())),
+        Err(error) => {
+            tracing::warn!(error = %aws_sdk_sns::error::DisplayErrorContext(&error), "could not read the run mark on the topic");
+            None
+        }
+    }
+}
+
+/// Writes the topic's run mark, or removes it (`None`). Best effort, logged on failure.
+async fn set_run_mark(ctx: &Context, mark: Option<&RunMark>) {
+    let topic = &ctx.config.sns_topic_arn;
+    let result = match mark {
+        Some(mark) => {
+            let tag = aws_sdk_sns::types::Tag::builder()
+                .key(lock::TAG)
+                .value(mark.value())
+                .build();
+            match tag {
+                Ok(tag) => ctx
+                    .sns
+                    .tag_resource()
+                    .resource_arn(topic)
+                    .tags(tag)
+                    .send()
+                    .await
+                    .map(drop)
+                    .map_err(|e| aws_sdk_sns::error::DisplayErrorContext(e).to_string()),
+                Err(error) => Err(error.to_string()),
+            }
+        }
+        None => ctx
+            .sns
+            .untag_resource()
+            .resource_arn(topic)
+            .tag_keys(lock::TAG)
+            .send()
+            .await
+            .map(drop)
+            .map_err(|e| aws_sdk_sns::error::DisplayErrorContext(e).to_string()),
+    };
+    if let Err(error) = result {
+        tracing::warn!(%error, "could not update the run mark on the topic");
     }
 }
 

@@ -1,6 +1,6 @@
 //! SmartVault's backup function: configuration, events, the pure planning core and the AWS edges.
 //!
-//! The pure modules (`config`, `event`, `model`, `plan`, `report`, `tags`, and `pacing`'s bucket)
+//! The pure modules (`config`, `event`, `model`, `plan`, `report`, `tags`, `lock`, and `pacing`'s bucket)
 //! take plain data and an
 //! explicit `now`; only `inventory`, `execute` and `handler` talk to AWS.
 
@@ -9,6 +9,7 @@ pub mod event;
 pub mod execute;
 pub mod handler;
 pub mod inventory;
+pub mod lock;
 pub mod model;
 pub mod pacing;
 pub mod plan;

@@ -50,6 +50,10 @@ pub struct RunReport {
     /// publishes the whole run's summary; nothing was published by this one.
     #[serde(default)]
     pub handed_on: bool,
+    /// Set when this run did not start because another run of the deployment is going on over
+    /// several invocations (its topic mark, e.g. `run 2026-11-26T01:00:00Z link 3 at ...`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deferred_to: Option<String>,
 }
 
 fn one() -> u32 {
@@ -134,6 +138,7 @@ impl RunReport {
             omitted: Counts::default(),
             links: 1,
             handed_on: false,
+            deferred_to: None,
         }
     }
 
@@ -418,6 +423,7 @@ mod tests {
             omitted: Counts::default(),
             links: 1,
             handed_on: false,
+            deferred_to: None,
         }
     }
 

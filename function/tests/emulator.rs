@@ -511,3 +511,58 @@ async fn near_misses_are_reported_and_change_nothing() {
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn a_run_in_progress_over_several_invocations_keeps_a_new_run_from_starting() {
+    let s = setup().await;
+    fleet::launch_all(&s.ec2, &[InstanceSpec::backup("a")])
+        .await
+        .unwrap();
+    let sns = aws_sdk_sns::Client::new(&s.sdk);
+    let mark = |written_at: OffsetDateTime| function::lock::RunMark {
+        run_started_at: written_at - Duration::minutes(14),
+        next_link: 2,
+        written_at,
+    };
+    let tag = |mark: &function::lock::RunMark| {
+        aws_sdk_sns::types::Tag::builder()
+            .key(function::lock::TAG)
+            .value(mark.value())
+            .build()
+            .unwrap()
+    };
+    let ctx = s.context("prod");
+
+    // A chain wrote its mark a minute ago: a scheduled run does not start beside it.
+    let fresh = mark(now() - Duration::minutes(1));
+    sns.tag_resource()
+        .resource_arn(&s.topic_arn)
+        .tags(tag(&fresh))
+        .send()
+        .await
+        .unwrap();
+    let deferred = run(&ctx, json!({"action": "backup"}), now()).await;
+    assert_eq!(
+        deferred.deferred_to.as_deref(),
+        Some(fresh.value().as_str())
+    );
+    assert!(deferred.created.is_empty());
+    assert!(s.managed_snapshots("prod").await.is_empty());
+    assert!(s.emulator.sns_messages().unwrap().is_empty());
+    // A dry run writes nothing and may go ahead.
+    let dry = run(&ctx, json!({"action": "backup", "dry_run": true}), now()).await;
+    assert_eq!(dry.deferred_to, None);
+    assert_eq!(dry.created.len(), 1);
+
+    // A mark not renewed for thirty minutes is a chain that died: the next run goes ahead.
+    let stale = mark(now() - function::lock::STALE_AFTER);
+    sns.tag_resource()
+        .resource_arn(&s.topic_arn)
+        .tags(tag(&stale))
+        .send()
+        .await
+        .unwrap();
+    let report = run(&ctx, json!({"action": "backup"}), now()).await;
+    assert_eq!(report.deferred_to, None);
+    assert_eq!(report.created.len(), 1);
+}

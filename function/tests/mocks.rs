@@ -17,6 +17,7 @@ use aws_sdk_ec2::types::{
     Volume,
 };
 use aws_sdk_sns::Client as Sns;
+use aws_sdk_sns::operation::list_tags_for_resource::ListTagsForResourceOutput;
 use aws_sdk_sns::operation::publish::PublishOutput;
 use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
 use function::config::Config;
@@ -168,6 +169,8 @@ fn config(vars: &[(&str, &str)]) -> Config {
 struct Account {
     reads: [Rule; 3],
     publish: Rule,
+    /// The topic's tags: none, so no run is marked as in progress.
+    topic_tags: Rule,
     sent: Arc<Mutex<Vec<(String, String)>>>,
 }
 
@@ -189,6 +192,8 @@ impl Account {
                 describe_snapshots(snapshot_ids),
             ],
             publish,
+            topic_tags: mock!(Sns::list_tags_for_resource)
+                .then_output(|| ListTagsForResourceOutput::builder().build()),
             sent,
         }
     }
@@ -202,7 +207,11 @@ impl Account {
         let ec2_rules: Vec<&Rule> = writes.iter().copied().chain(self.reads.iter()).collect();
         let ec2 = mock_client!(aws_sdk_ec2, RuleMode::MatchAny, &ec2_rules, |c| c
             .retry_config(retry.clone()));
-        let sns = mock_client!(aws_sdk_sns, RuleMode::MatchAny, [&self.publish]);
+        let sns = mock_client!(
+            aws_sdk_sns,
+            RuleMode::MatchAny,
+            [&self.publish, &self.topic_tags]
+        );
         Context {
             ec2,
             sns,

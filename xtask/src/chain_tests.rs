@@ -136,6 +136,21 @@ fn a_fleet_past_the_burst_is_backed_up_once_over_several_links() {
         "{}",
         messages[0].message
     );
+    // The mark that kept other runs from starting meanwhile is gone with the run.
+    let tags = runtime.block_on(async {
+        let sdk = emulator.sdk_config().await;
+        aws_sdk_sns::Client::new(&sdk)
+            .list_tags_for_resource()
+            .resource_arn(&topic)
+            .send()
+            .await
+            .unwrap()
+    });
+    assert!(
+        tags.tags().iter().all(|t| t.key() != function::lock::TAG),
+        "{:?}",
+        tags.tags()
+    );
     eprintln!(
         "chain: {instances} instances in {} links; throttled answers: {}",
         last.links,

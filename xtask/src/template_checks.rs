@@ -55,6 +55,7 @@ fn the_role_grants_only_what_the_function_does() {
         "TagOnlyAtCreation",
         "DeleteOwnSnapshots",
         "PublishSummary",
+        "MarkRunInProgress",
         "ContinueRun",
         "WriteOwnLogs",
     ]
@@ -69,6 +70,9 @@ fn the_role_grants_only_what_the_function_does() {
         "ec2:CreateTags",
         "ec2:DeleteSnapshot",
         "sns:Publish",
+        "sns:ListTagsForResource",
+        "sns:TagResource",
+        "sns:UntagResource",
         "lambda:InvokeFunction",
         "logs:CreateLogStream",
         "logs:PutLogEvents",
@@ -83,8 +87,13 @@ fn the_role_grants_only_what_the_function_does() {
             .unwrap();
     assert_eq!(
         statements.len(),
-        7,
-        "no statement beyond the seven explained in docs/iam-policy.md"
+        8,
+        "no statement beyond the eight explained in docs/iam-policy.md"
+    );
+    assert_eq!(
+        show(&statement(&t, "MarkRunInProgress")["Resource"]),
+        "!Ref Topic",
+        "the run mark is written on this stack's topic only"
     );
     assert!(
         show(&statement(&t, "ContinueRun")["Resource"]).ends_with(":function:${DeploymentName}"),
