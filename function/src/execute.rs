@@ -392,7 +392,7 @@ async fn create_one(writes: Writes<'_>, request: CreateRequest, settle: Duration
     let mut throttled: u32 = 0;
     let failed = loop {
         if !writes.ready(Action::CreateSnapshots).await {
-            tracing::info!(instance_id = %request.instance_id, "left for the next invocation: this one's time is up");
+            tracing::debug!(instance_id = %request.instance_id, "left for the next invocation: this one's time is up");
             outcomes.carried += 1;
             return outcomes;
         }

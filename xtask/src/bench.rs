@@ -24,6 +24,8 @@ pub struct Options {
     /// Where to write the report.
     #[arg(long, default_value_os_t = emulator::workspace_root().join("docs").join("benchmarks.md"))]
     pub report: PathBuf,
+    #[command(flatten)]
+    pub fleet: crate::fleet_bench::FleetOptions,
 }
 
 /// One contender's backup run.
@@ -101,6 +103,29 @@ fn seed_path() -> Result<PathBuf> {
     Ok(path)
 }
 
+/// The seed's handler, run once under the tool environment's Python with `env` (its AWS
+/// endpoint and credentials), publishing to `topic`.
+pub fn seed_command(seed: &Path, topic: &str, env: &[(String, String)]) -> Command {
+    let mut command = Command::new(crate::tools::bin("python"));
+    command
+        .arg(
+            emulator::workspace_root()
+                .join("tools")
+                .join("bench")
+                .join("seed_run.py"),
+        )
+        .arg(seed)
+        .arg(r#"{"action": "manual-trigger"}"#)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .env("SNS_TOPIC_ARN", topic)
+        .env("RETENTION_DAYS", "7")
+        .env("PYTHONWARNINGS", "ignore")
+        .stdin(Stdio::null());
+    command
+}
+
 /// Everything one benchmark needs, around one emulator.
 struct Bench {
     emulator: Emulator,
@@ -155,6 +180,10 @@ impl Bench {
         env.push(("SNS_TOPIC_ARN".into(), topic.to_owned()));
         env.push(("DEPLOYMENT".into(), "smartvault-bench".into()));
         env.push(("AWS_LAMBDA_LOG_LEVEL".into(), "warn".into()));
+        // The emulator has no token buckets here: pace to a bucket that never makes a call
+        // wait. The large-fleet section measures pacing through EC2's buckets.
+        env.push(("EC2_RATE_SHARE".into(), "100".into()));
+        env.push(("EC2_REFILL_PER_SECOND".into(), "1000".into()));
         let event = serde_json::json!({"action": "manual-trigger"});
         let started = Instant::now();
         let invocation = local_runtime::invoke(&local_runtime::Run {
@@ -176,22 +205,7 @@ impl Bench {
 
     fn run_seed(&self, topic: &str) -> Result<(serde_json::Value, f64)> {
         let started = Instant::now();
-        let output = Command::new(crate::tools::bin("python"))
-            .arg(
-                emulator::workspace_root()
-                    .join("tools")
-                    .join("bench")
-                    .join("seed_run.py"),
-            )
-            .arg(&self.seed)
-            .arg(r#"{"action": "manual-trigger"}"#)
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .envs(self.emulator_env())
-            .env("SNS_TOPIC_ARN", topic)
-            .env("RETENTION_DAYS", "7")
-            .env("PYTHONWARNINGS", "ignore")
-            .stdin(Stdio::null())
+        let output = seed_command(&self.seed, topic, &self.emulator_env())
             .output()
             .context("failed to run the seed under python")?;
         let wall = started.elapsed().as_secs_f64() * 1000.0;
@@ -282,6 +296,7 @@ pub struct Report {
     pub glibc: Option<String>,
     pub redeploy_ms: f64,
     pub cli_redeploy_ms: f64,
+    pub fleet: Option<crate::fleet_bench::FleetReport>,
 }
 
 pub fn run(options: &Options) -> Result<Report> {
@@ -343,6 +358,18 @@ pub fn run(options: &Options) -> Result<Report> {
         let (ours, cli) = redeploy(&bench, options.repeat).await?;
         report.redeploy_ms = ours;
         report.cli_redeploy_ms = cli;
+        if options.fleet.fleet_instances > 0 {
+            report.fleet = Some(
+                crate::fleet_bench::run(
+                    &bench.emulator,
+                    &bench.aws,
+                    &bench.bootstrap,
+                    &bench.seed,
+                    &options.fleet,
+                )
+                .await?,
+            );
+        }
         anyhow::Ok(())
     })?;
     let zip = crate::build::output_path(crate::config::Architecture::X86_64)
@@ -481,7 +508,7 @@ fn machine() -> String {
     )
 }
 
-fn verdict(ok: bool) -> &'static str {
+pub fn verdict(ok: bool) -> &'static str {
     if ok { "met" } else { "MISSED" }
 }
 
@@ -667,5 +694,21 @@ pub fn render(r: &Report, machine: &str) -> String {
         r.redeploy_ms,
         verdict(r.redeploy_ms < 3000.0)
     );
+    if let Some(fleet) = &r.fleet {
+        let ratio = fleet.ratio_to_minimum();
+        let _ = writeln!(
+            out,
+            "| large fleet: every volume once, within {} of the bucket's minimum | {} of {} volumes, {ratio:.2}x | {} |",
+            crate::fleet_bench::TARGET_RATIO,
+            fleet.smartvault.volumes_protected,
+            fleet.volumes,
+            verdict(
+                fleet.smartvault.volumes_protected == fleet.volumes
+                    && fleet.smartvault.duplicated == 0
+                    && ratio <= crate::fleet_bench::TARGET_RATIO
+            )
+        );
+        out.push_str(&crate::fleet_bench::render(fleet));
+    }
     out
 }

@@ -10,6 +10,7 @@ mod demo;
 mod deploy;
 mod destroy;
 mod emulator_cmd;
+mod fleet_bench;
 mod invoke;
 mod lint;
 mod local_runtime;
