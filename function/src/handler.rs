@@ -5,7 +5,7 @@ use crate::event::{self, EventError, EventKind, Link, Payload, Request};
 use crate::execute::{self, Mode};
 use crate::inventory;
 use crate::lock::{self, RunMark};
-use crate::model::Job;
+use crate::model::{Job, Phase};
 use crate::pacing::Pacer;
 use crate::plan;
 use crate::report::{Failure, MAX_CARRIED, RunReport};
@@ -179,7 +179,7 @@ pub async fn handle_until(
             ),
         ),
     };
-    let first_link = report.links == 1;
+    let first_link = request.options.phase == Phase::FirstLink;
     // A run going on over several invocations marks the topic; a new run does not start a
     // second pass beside it. A dry run writes nothing and may go ahead.
     if first_link
@@ -274,7 +274,8 @@ pub async fn handle_until(
         }
     }
 
-    if !first_link && run_mark(ctx).await.is_some_and(|mark| mark.is_of(now)) {
+    // The run ends here: its mark goes (a run that went on, or one that could not).
+    if (!first_link || carried > 0) && run_mark(ctx).await.is_some_and(|mark| mark.is_of(now)) {
         set_run_mark(ctx, None).await;
     }
     let json = serde_json::to_string(&report).unwrap_or_default();

@@ -154,9 +154,11 @@ impl Pacer {
     /// Waits for a token for `action`. Returns `false` at once, taking nothing, when the token
     /// would come after `cutoff`: the call is then left for a later invocation.
     pub async fn ready(&self, action: Action, cutoff: Option<Instant>) -> bool {
-        let within = cutoff.map_or(Duration::MAX, |c| {
-            c.saturating_duration_since(Instant::now())
-        });
+        let now = Instant::now();
+        if cutoff.is_some_and(|c| c <= now) {
+            return false;
+        }
+        let within = cutoff.map_or(Duration::MAX, |c| c - now);
         match self.with(action, |bucket, now| bucket.reserve(now, within)) {
             None => false,
             Some(wait) => {
@@ -269,6 +271,11 @@ mod tests {
             burst: 1.0,
             refill_per_second: 1.0,
         });
+        let passed = Some(Instant::now());
+        assert!(
+            !pacer.ready(Action::CreateSnapshots, passed).await,
+            "a cutoff that has passed starts nothing, even with tokens to spare"
+        );
         let soon = Some(Instant::now() + Duration::from_millis(100));
         assert!(pacer.ready(Action::CreateSnapshots, soon).await);
         assert!(!pacer.ready(Action::CreateSnapshots, soon).await);

@@ -566,3 +566,72 @@ async fn a_run_in_progress_over_several_invocations_keeps_a_new_run_from_startin
     assert_eq!(report.deferred_to, None);
     assert_eq!(report.created.len(), 1);
 }
+
+#[tokio::test]
+async fn a_run_that_cannot_go_on_says_why_in_its_summary() {
+    let s = setup().await;
+    fleet::launch_all(
+        &s.ec2,
+        &[InstanceSpec::backup("a"), InstanceSpec::backup("b")],
+    )
+    .await
+    .unwrap();
+    // The deadline has passed: no write may start, everything is left for a next link.
+    let past = std::time::Instant::now();
+
+    // No way to hand on (as in these tests): the run fails what is left, and says so.
+    let ctx = s.context("prod");
+    let error = handler::handle_until(&ctx, &json!({"action": "backup"}), now(), Some(past))
+        .await
+        .unwrap_err();
+    let FunctionError::RunFailed(report) = &error else {
+        panic!("expected RunFailed, got {error}");
+    };
+    assert!(report.created.is_empty());
+    assert_eq!(report.failed.len(), 1);
+    assert_eq!(report.failed[0].code, "SmartVault.OutOfTime");
+    assert!(
+        report.failed[0]
+            .message
+            .starts_with("2 calls were not started"),
+        "{}",
+        report.failed[0].message
+    );
+
+    // The maximum of links reached: the summary names the setting to raise.
+    let map: HashMap<&str, String> = HashMap::from([
+        ("SNS_TOPIC_ARN", s.topic_arn.clone()),
+        ("DEPLOYMENT", "prod".to_owned()),
+        ("MAX_LINKS", "1".to_owned()),
+    ]);
+    let mut ctx = Context::new(
+        &s.sdk,
+        Config::from_lookup(|name| map.get(name).cloned()).unwrap(),
+    );
+    ctx.chain = Some(handler::Chain {
+        lambda: aws_sdk_lambda::Client::new(&s.sdk),
+        function_name: "prod".into(),
+    });
+    let error = handler::handle_until(&ctx, &json!({"action": "backup"}), now(), Some(past))
+        .await
+        .unwrap_err();
+    let FunctionError::RunFailed(report) = &error else {
+        panic!("expected RunFailed, got {error}");
+    };
+    assert_eq!(report.failed[0].code, "SmartVault.MaxLinks");
+    assert!(
+        report.failed[0]
+            .message
+            .contains("reached MAX_LINKS=1 invocations with 2 calls left"),
+        "{}",
+        report.failed[0].message
+    );
+    let messages = s.emulator.sns_messages().unwrap();
+    assert_eq!(messages.len(), 2, "each stopped run published its summary");
+    assert!(
+        messages[1].message.contains("SmartVault.MaxLinks"),
+        "{}",
+        messages[1].message
+    );
+    assert!(s.managed_snapshots("prod").await.is_empty());
+}

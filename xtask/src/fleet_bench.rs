@@ -158,7 +158,10 @@ pub async fn run(
     };
 
     // The seed: one invocation with the whole (scaled) 15 minutes.
-    eprintln!("large fleet: the seed, {:.0} s budget", report.seed_budget_seconds);
+    eprintln!(
+        "large fleet: the seed, {:.0} s budget",
+        report.seed_budget_seconds
+    );
     let proxy = FaultProxy::start(emulator.port(), faults.clone())?;
     let started = Instant::now();
     let mut child = crate::bench::seed_command(seed, &topic, &env_through(&proxy))

@@ -15,7 +15,13 @@ fn a_small_benchmark_runs_and_reports_every_row() {
         .args(["bench", "--instances", "10", "--repeat", "1"])
         // A small large fleet: past the burst, through buckets ten times as fast, in short
         // invocations; the report's rows are what this test checks, not the figures.
-        .args(["--fleet-instances", "150", "--link-seconds", "7", "--report"])
+        .args([
+            "--fleet-instances",
+            "150",
+            "--link-seconds",
+            "7",
+            "--report",
+        ])
         .arg(&report)
         .env(
             emulator::MOTO_SERVER_VAR,
