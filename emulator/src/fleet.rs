@@ -23,6 +23,14 @@ pub struct InstanceSpec {
     stopped: bool,
 }
 
+/// `count` instances tagged `Backup=true`, named `node-0`, `node-1`, ..., each with a root and
+/// a data volume: the fleet of the fault tests and the benchmarks.
+pub fn two_volume_fleet(count: usize) -> Vec<InstanceSpec> {
+    (0..count)
+        .map(|n| InstanceSpec::backup(&format!("node-{n}")).data_volumes(1))
+        .collect()
+}
+
 impl InstanceSpec {
     /// An instance tagged `Backup=true` with a root volume and no data volume.
     pub fn backup(name: &str) -> Self {

@@ -215,6 +215,18 @@ impl Emulator {
         ]
     }
 
+    /// The same settings as [`Emulator::env`], with requests sent to `endpoint` instead (a
+    /// fault proxy in front of this emulator), as owned pairs for a child process.
+    pub fn env_through(&self, endpoint: &str) -> Vec<(String, String)> {
+        self.env()
+            .into_iter()
+            .map(|(k, v)| match k {
+                "AWS_ENDPOINT_URL" => (k.to_owned(), endpoint.to_owned()),
+                _ => (k.to_owned(), v),
+            })
+            .collect()
+    }
+
     /// Points `command` at this emulator, and removes settings that could reach a real account.
     pub fn configure(&self, command: &mut Command) {
         for var in ["AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_CONFIG_FILE"] {

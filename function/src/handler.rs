@@ -195,7 +195,11 @@ pub async fn handle_until(
         return Ok(report);
     }
     let mut carried = 0;
-    match inventory::read(&ctx.ec2, policy, &request.options, ctx.page_size).await {
+    // What this invocation did with EC2 writes: a link that did nothing must not hand on.
+    let mut progress = 0;
+    let inventory = inventory::read(&ctx.ec2, policy, &request.options, ctx.page_size).await;
+    let inventory_ms = started.elapsed().as_millis();
+    match inventory {
         Err(failure) => {
             tracing::error!(operation = %failure.operation, code = %failure.code, message = %failure.message, "inventory failed");
             report.failed.push(failure);
@@ -204,6 +208,7 @@ pub async fn handle_until(
             let plan = plan::plan(&inventory, policy, &request.options, now);
             tracing::info!(
                 link = report.links,
+                inventory_ms,
                 instances = plan.tagged_instances,
                 creates = plan.creates.len(),
                 deletes = plan.deletes.len(),
@@ -232,6 +237,10 @@ pub async fn handle_until(
             let created = execute::create_snapshots(writes, plan.creates, ctx.settle).await;
             let deleted = execute::delete_snapshots(writes, plan.deletes).await;
             for outcomes in [created, deleted] {
+                progress += outcomes.created.len()
+                    + outcomes.deleted.len()
+                    + outcomes.skipped.len()
+                    + outcomes.failed.len();
                 report.created.extend(outcomes.created);
                 report.deleted.extend(outcomes.deleted);
                 report.skipped.extend(outcomes.skipped);
@@ -253,12 +262,18 @@ pub async fn handle_until(
         set_run_mark(ctx, Some(&mark)).await;
     }
     if carried > 0 {
-        match hand_on(ctx, &request, now, &report, carried).await {
+        let left = Left {
+            calls: carried,
+            progress,
+            inventory_ms,
+        };
+        match hand_on(ctx, &request, now, &report, &left).await {
             Ok(next) => {
                 tracing::info!(
                     link = report.links,
                     next_link = next,
                     left = carried,
+                    inventory_ms,
                     created = report.totals().created,
                     deleted = report.totals().deleted,
                     failed = report.totals().failed,
@@ -379,15 +394,27 @@ async fn set_run_mark(ctx: &Context, mark: Option<&RunMark>) {
     }
 }
 
+/// What an invocation leaves when its time is up.
+struct Left {
+    /// EC2 calls not started.
+    calls: usize,
+    /// Calls this invocation carried out (made, deleted, skipped or failed).
+    progress: usize,
+    /// How long reading the inventory took.
+    inventory_ms: u128,
+}
+
 /// Starts the next link of the run with what is left, returning its number; or says why the
-/// run cannot go on (no way to invoke itself, the maximum of links reached, Invoke refused).
+/// run cannot go on (no way to invoke itself, the maximum of links reached, no progress in
+/// this link, Invoke refused).
 async fn hand_on(
     ctx: &Context,
     request: &Request,
     now: OffsetDateTime,
     report: &RunReport,
-    carried: usize,
+    left: &Left,
 ) -> Result<u32, Failure> {
+    let carried = left.calls;
     let stop = |code: &str, message: String| Failure {
         subject: None,
         operation: "Continue".to_owned(),
@@ -410,6 +437,18 @@ async fn hand_on(
                 "the run reached MAX_LINKS={} invocations with {carried} calls left; the next \
                  run goes on with them (raise MAX_LINKS, or the timeout, for a fleet this size)",
                 ctx.config.max_links
+            ),
+        ));
+    }
+    if left.progress == 0 {
+        // Handing on would only repeat this invocation: say what to change instead.
+        return Err(stop(
+            "SmartVault.NoProgress",
+            format!(
+                "this invocation started none of the {carried} calls left: reading the \
+                 inventory took {} ms, leaving less than the safety margin before the \
+                 deadline; raise the function's timeout",
+                left.inventory_ms
             ),
         ));
     }

@@ -626,8 +626,31 @@ async fn a_run_that_cannot_go_on_says_why_in_its_summary() {
         "{}",
         report.failed[0].message
     );
+    // A link that started nothing does not hand on to another that would do the same.
+    let map: HashMap<&str, String> = HashMap::from([
+        ("SNS_TOPIC_ARN", s.topic_arn.clone()),
+        ("DEPLOYMENT", "prod".to_owned()),
+    ]);
+    ctx.config = Config::from_lookup(|name| map.get(name).cloned()).unwrap();
+    let error = handler::handle_until(&ctx, &json!({"action": "backup"}), now(), Some(past))
+        .await
+        .unwrap_err();
+    let FunctionError::RunFailed(report) = &error else {
+        panic!("expected RunFailed, got {error}");
+    };
+    assert_eq!(report.failed[0].code, "SmartVault.NoProgress");
+    assert!(
+        report.failed[0]
+            .message
+            .contains("started none of the 2 calls left")
+            && report.failed[0]
+                .message
+                .contains("raise the function's timeout"),
+        "{}",
+        report.failed[0].message
+    );
     let messages = s.emulator.sns_messages().unwrap();
-    assert_eq!(messages.len(), 2, "each stopped run published its summary");
+    assert_eq!(messages.len(), 3, "each stopped run published its summary");
     assert!(
         messages[1].message.contains("SmartVault.MaxLinks"),
         "{}",

@@ -7,7 +7,7 @@
 #![allow(clippy::unwrap_used)]
 
 use emulator::Emulator;
-use emulator::fleet::{self, InstanceSpec};
+use emulator::fleet;
 use emulator::proxy::{FaultProxy, Faults};
 use function::config::Config;
 use function::handler::{self, Context, FunctionError};
@@ -49,10 +49,9 @@ async fn fleet(instances: usize, deployment: &str) -> Fleet {
         .send()
         .await
         .unwrap();
-    let specs: Vec<InstanceSpec> = (0..instances)
-        .map(|n| InstanceSpec::backup(&format!("node-{n}")).data_volumes(1))
-        .collect();
-    let launched = fleet::launch_all(&ec2, &specs).await.unwrap();
+    let launched = fleet::launch_all(&ec2, &fleet::two_volume_fleet(instances))
+        .await
+        .unwrap();
     let vars = HashMap::from([
         ("SNS_TOPIC_ARN", topic.topic_arn().unwrap().to_owned()),
         ("DEPLOYMENT", deployment.to_owned()),

@@ -5,7 +5,7 @@ use crate::aws::Aws;
 use crate::local_runtime::{self, Ending};
 use anyhow::{Context, Result, bail};
 use emulator::Emulator;
-use emulator::fleet::{self, InstanceSpec};
+use emulator::fleet;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -154,10 +154,7 @@ impl Bench {
             .send()
             .await
             .map_err(crate::aws::sdk_error)?;
-        let specs: Vec<InstanceSpec> = (0..instances)
-            .map(|n| InstanceSpec::backup(&format!("node-{n}")).data_volumes(1))
-            .collect();
-        fleet::launch_all(&self.aws.ec2, &specs)
+        fleet::launch_all(&self.aws.ec2, &fleet::two_volume_fleet(instances))
             .await
             .map_err(|e| anyhow::anyhow!(e))?;
         Ok(topic.topic_arn().unwrap_or_default().to_owned())

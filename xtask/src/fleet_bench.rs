@@ -6,7 +6,7 @@ use crate::aws::{Aws, sdk_error};
 use crate::local_runtime::{self, Ending};
 use anyhow::{Context, Result, bail};
 use emulator::Emulator;
-use emulator::fleet::{self, InstanceSpec};
+use emulator::fleet;
 use emulator::proxy::{FaultProxy, Faults};
 use function::pacing::{BucketSize, EC2_REFILL_PER_SECOND};
 use std::collections::BTreeMap;
@@ -26,10 +26,12 @@ pub struct FleetOptions {
     #[arg(long, default_value_t = 2000)]
     pub fleet_instances: usize,
     /// How many times faster than EC2's the proxy's buckets refill (and the budgets shrink).
-    #[arg(long, default_value_t = 10.0)]
+    /// What does not scale (the safety margin, reading the inventory, a cold start) weighs more
+    /// the higher this is.
+    #[arg(long, default_value_t = 2.0)]
     pub time_scale: f64,
     /// SmartVault's deadline per invocation, in seconds: short, so the run takes several links.
-    #[arg(long, default_value_t = 15)]
+    #[arg(long, default_value_t = 50)]
     pub link_seconds: u64,
 }
 
@@ -117,10 +119,7 @@ pub async fn run(
         "large fleet: launching {} instances with two volumes each",
         options.fleet_instances
     );
-    let specs: Vec<InstanceSpec> = (0..options.fleet_instances)
-        .map(|n| InstanceSpec::backup(&format!("fleet-{n}")).data_volumes(1))
-        .collect();
-    fleet::launch_all(&aws.ec2, &specs)
+    fleet::launch_all(&aws.ec2, &fleet::two_volume_fleet(options.fleet_instances))
         .await
         .map_err(|e| anyhow::anyhow!(e))?;
     let topic = aws_sdk_sns::Client::new(&aws.sdk)
@@ -146,16 +145,6 @@ pub async fn run(
         minimum_seconds: bucket.minimum_time(options.fleet_instances).as_secs_f64(),
         ..FleetReport::default()
     };
-    let env_through = |proxy: &FaultProxy| -> Vec<(String, String)> {
-        let mut env: Vec<(String, String)> = emulator
-            .env()
-            .into_iter()
-            .filter(|(k, _)| *k != "AWS_ENDPOINT_URL")
-            .map(|(k, v)| (k.to_owned(), v))
-            .collect();
-        env.push(("AWS_ENDPOINT_URL".into(), proxy.endpoint()));
-        env
-    };
 
     // The seed: one invocation with the whole (scaled) 15 minutes.
     eprintln!(
@@ -164,11 +153,12 @@ pub async fn run(
     );
     let proxy = FaultProxy::start(emulator.port(), faults.clone())?;
     let started = Instant::now();
-    let mut child = crate::bench::seed_command(seed, &topic, &env_through(&proxy))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .context("failed to run the seed under python")?;
+    let mut child =
+        crate::bench::seed_command(seed, &topic, &emulator.env_through(&proxy.endpoint()))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .context("failed to run the seed under python")?;
     let budget = Duration::from_secs_f64(report.seed_budget_seconds);
     let status = loop {
         if let Some(status) = child.try_wait()? {
@@ -201,7 +191,7 @@ pub async fn run(
         options.link_seconds
     );
     let proxy = FaultProxy::start(emulator.port(), faults)?;
-    let mut env = env_through(&proxy);
+    let mut env = emulator.env_through(&proxy.endpoint());
     let refill = (EC2_REFILL_PER_SECOND * scale).to_string();
     env.extend(
         [

@@ -80,6 +80,8 @@ struct State {
     queue: VecDeque<Vec<u8>>,
     /// Set when the run is over: a waiting `next` gives up.
     stopped: bool,
+    /// The number of the invocation being served; another's connections get nothing.
+    link: usize,
 }
 
 struct Current {
@@ -130,9 +132,6 @@ pub struct Run<'a> {
 /// Runs the binary under the local Runtime API with `run.event`, then with each event it sent
 /// itself asynchronously, one after another; returns the last invocation.
 pub fn invoke(run: &Run<'_>) -> Result<Invocation> {
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .context("failed to open a loopback port for the Runtime API")?;
-    let address = listener.local_addr()?.to_string();
     let shared = Arc::new(Shared {
         state: Mutex::new(State::default()),
         changed: Condvar::new(),
@@ -145,12 +144,17 @@ pub fn invoke(run: &Run<'_>) -> Result<Invocation> {
         ),
     });
     let _stop = Stop(&shared);
-    let server = Arc::clone(&shared);
-    listener.set_nonblocking(true)?;
-    std::thread::spawn(move || accept(&listener, &server));
-
     let mut event = serde_json::to_vec(run.event)?;
     for links in 1..=MAX_INVOCATIONS {
+        // Each process gets its own port: a `next` that an earlier, killed process sent can
+        // never take a later invocation's event.
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .context("failed to open a loopback port for the Runtime API")?;
+        let address = listener.local_addr()?.to_string();
+        listener.set_nonblocking(true)?;
+        shared.lock()?.link = links;
+        let server = Arc::clone(&shared);
+        std::thread::spawn(move || accept(&listener, &server, links));
         let invocation = invoke_once(run, &shared, &address, event, links)?;
         let next = shared.lock()?.queue.pop_front();
         match next {
@@ -164,10 +168,14 @@ pub fn invoke(run: &Run<'_>) -> Result<Invocation> {
     bail!("the function invoked itself more than {MAX_INVOCATIONS} times in one local run")
 }
 
-/// Accepts connections until the run stops.
-fn accept(listener: &TcpListener, shared: &Arc<Shared>) {
+/// Accepts connections for invocation number `link` until the run stops or moves on.
+fn accept(listener: &TcpListener, shared: &Arc<Shared>, link: usize) {
     loop {
-        if shared.state.lock().map_or(true, |s| s.stopped) {
+        let current = shared
+            .state
+            .lock()
+            .is_ok_and(|s| !s.stopped && s.link == link);
+        if !current {
             return;
         }
         match listener.accept() {
@@ -175,7 +183,7 @@ fn accept(listener: &TcpListener, shared: &Arc<Shared>) {
                 let _ = stream.set_nonblocking(false);
                 let shared = Arc::clone(shared);
                 std::thread::spawn(move || {
-                    let _ = serve(stream, &shared);
+                    let _ = serve(stream, &shared, link);
                 });
             }
             Err(_) => std::thread::sleep(Duration::from_millis(10)),
@@ -423,7 +431,7 @@ fn respond(
     Ok(())
 }
 
-fn serve(stream: TcpStream, shared: &Shared) -> Result<()> {
+fn serve(stream: TcpStream, shared: &Shared, link: usize) -> Result<()> {
     let mut writer = stream.try_clone()?;
     let mut reader = BufReader::new(stream);
     while let Some(request) = read_request(&mut reader)? {
@@ -446,6 +454,10 @@ fn serve(stream: TcpStream, shared: &Shared) -> Result<()> {
             ("GET", "/invocation/next") => {
                 let handed = {
                     let mut state = shared.lock()?;
+                    if state.link != link {
+                        // A process of an earlier invocation, already stopped.
+                        return Ok(());
+                    }
                     state.first_next_at.get_or_insert_with(Instant::now);
                     if state.event_taken_at.is_none() {
                         state.event_taken_at = Some(Instant::now());
@@ -461,7 +473,7 @@ fn serve(stream: TcpStream, shared: &Shared) -> Result<()> {
                     // One event per process: a later `next` waits until the run stops (the
                     // process is killed first).
                     let mut state = shared.lock()?;
-                    while !state.stopped {
+                    while !state.stopped && state.link == link {
                         state = shared
                             .changed
                             .wait_timeout(state, Duration::from_millis(200))
@@ -485,15 +497,15 @@ fn serve(stream: TcpStream, shared: &Shared) -> Result<()> {
                 respond(&mut writer, "200 OK", &headers, &event)?;
             }
             ("POST", "/init/error") => {
-                finish(shared, Ending::InitError(body));
+                finish(shared, link, Ending::InitError(body));
                 respond(&mut writer, "202 Accepted", &[], b"{\"status\":\"OK\"}")?;
             }
             ("POST", p) if p.ends_with("/response") => {
-                finish(shared, Ending::Response(body));
+                finish(shared, link, Ending::Response(body));
                 respond(&mut writer, "202 Accepted", &[], b"{\"status\":\"OK\"}")?;
             }
             ("POST", p) if p.ends_with("/error") => {
-                finish(shared, Ending::Error(body));
+                finish(shared, link, Ending::Error(body));
                 respond(&mut writer, "202 Accepted", &[], b"{\"status\":\"OK\"}")?;
             }
             _ => respond(
@@ -538,8 +550,10 @@ fn invoke_api(
     respond(writer, "202 Accepted", &[], b"")
 }
 
-fn finish(shared: &Shared, ending: Ending) {
-    if let Ok(mut state) = shared.state.lock() {
+fn finish(shared: &Shared, link: usize, ending: Ending) {
+    if let Ok(mut state) = shared.state.lock()
+        && state.link == link
+    {
         state.ending.get_or_insert((ending, Instant::now()));
     }
     shared.changed.notify_all();

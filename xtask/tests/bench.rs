@@ -54,6 +54,7 @@ fn a_small_benchmark_runs_and_reports_every_row() {
         "no-op redeploy, `cargo xtask deploy`",
         "`aws cloudformation deploy`",
         "## Large fleet: 150 instances (300 volumes) through EC2's token buckets",
+        "refilled 10 times as fast",
         "| volumes protected | ",
         "of 300 | 300 of 300 |",
         "| volumes snapshotted more than once | ",
