@@ -660,6 +660,74 @@ mod tests {
     }
 
     #[test]
+    fn the_largest_continuation_fits_an_asynchronous_invocation() {
+        use crate::plan::{Skip, Subject};
+        use crate::report::{Created, Deleted, Failure, MAX_CARRIED};
+        // Lambda takes asynchronous payloads of up to 256 KB. Every list full, every text as
+        // long as AWS lets it be (names of 256 characters, long error messages).
+        let long = |n: usize| "é".repeat(n);
+        let run_started_at = time::macros::datetime!(2026-11-26 01:00 UTC);
+        let mut so_far = RunReport::new(
+            &"d".repeat(128),
+            false,
+            "backup and cleanup",
+            format!("{}={}", long(128), long(256)),
+            run_started_at,
+        );
+        let n = 10 * MAX_CARRIED;
+        so_far.created = vec![
+            Created {
+                instance_id: "i-0123456789abcdef0".into(),
+                instance_name: Some(long(256)),
+                volume_id: "vol-0123456789abcdef0".into(),
+                device_name: "/dev/xvdba".into(),
+                snapshot_id: Some("snap-0123456789abcdef0".into()),
+            };
+            n
+        ];
+        so_far.deleted = vec![
+            Deleted {
+                snapshot_id: "snap-0123456789abcdef0".into(),
+                volume_id: Some("vol-0123456789abcdef0".into()),
+                instance_id: Some("i-0123456789abcdef0".into()),
+                size_gib: 16384,
+            };
+            n
+        ];
+        so_far.skipped = vec![Skip::new(Subject::Instance("i-0123456789abcdef0".into()), long(4000)); n];
+        so_far.failed = vec![
+            Failure {
+                subject: Some(Subject::Snapshot("snap-0123456789abcdef0".into())),
+                operation: "DeleteSnapshot".into(),
+                code: "InvalidSnapshot.InUse".into(),
+                message: long(4000),
+            };
+            n
+        ];
+        so_far.warnings = vec![long(4000); n];
+        let link = Link {
+            run_started_at,
+            number: 100,
+            options: RunOptions {
+                job: Job::BackupAndCleanup,
+                interval: Interval::Ignore,
+                instance_ids: Some((0..MAX_INSTANCE_IDS).map(|i| format!("i-{i:017x}")).collect()),
+                phase: Phase::LaterLink,
+            },
+            dry_run: false,
+            so_far: so_far.bounded(MAX_CARRIED),
+        };
+        let bytes = serde_json::to_vec(&link.event()).unwrap().len();
+        assert!(bytes < 256 * 1024, "{bytes} bytes");
+        eprintln!("the largest continuation: {bytes} bytes");
+        let back = parse(&link.event().into()).unwrap();
+        let EventKind::Continuation(parsed) = back.kind else {
+            panic!("not a continuation");
+        };
+        assert_eq!(parsed.so_far.totals().created, n, "the counts stay whole");
+    }
+
+    #[test]
     fn a_key_given_twice_is_refused_wherever_it_is() {
         let cases = [
             (

@@ -14,8 +14,11 @@ pub const MAX_LISTED: usize = 1000;
 /// The lists of a report that `response` bounds.
 const LISTS: [&str; 5] = ["created", "deleted", "skipped", "failed", "warnings"];
 /// A report handed from one invocation of a run to the next keeps at most this many entries
-/// of each list (the counts stay whole), so that it fits an asynchronous invocation's payload.
-pub const MAX_CARRIED: usize = 200;
+/// of each list (the counts stay whole), so that it fits an asynchronous invocation's payload
+/// (256 KB; `event.rs` tests the largest one).
+pub const MAX_CARRIED: usize = 100;
+/// ...and cuts each reason, message and warning to this many characters.
+pub const MAX_CARRIED_TEXT: usize = 200;
 /// The SNS body lists at most this many entries of each section; the counts stay whole and the
 /// log holds every entry.
 pub const MAX_BODY_ENTRIES: usize = 100;
@@ -153,8 +156,19 @@ impl RunReport {
         }
     }
 
-    /// The report with each list cut to its first `max` entries, the rest counted in `omitted`.
+    /// The report with each list cut to its first `max` entries (the rest counted in
+    /// `omitted`), and each reason, message and warning to `MAX_CARRIED_TEXT` characters.
     pub fn bounded(mut self, max: usize) -> Self {
+        use crate::plan::fit;
+        for skip in &mut self.skipped {
+            skip.reason = fit(&skip.reason, MAX_CARRIED_TEXT);
+        }
+        for failure in &mut self.failed {
+            failure.message = fit(&failure.message, MAX_CARRIED_TEXT);
+        }
+        for warning in &mut self.warnings {
+            *warning = fit(warning, MAX_CARRIED_TEXT);
+        }
         fn cut<T>(list: &mut Vec<T>, omitted: &mut usize, max: usize) {
             if list.len() > max {
                 *omitted += list.len() - max;
