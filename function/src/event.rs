@@ -694,7 +694,8 @@ mod tests {
             };
             n
         ];
-        so_far.skipped = vec![Skip::new(Subject::Instance("i-0123456789abcdef0".into()), long(4000)); n];
+        so_far.skipped =
+            vec![Skip::new(Subject::Instance("i-0123456789abcdef0".into()), long(4000)); n];
         so_far.failed = vec![
             Failure {
                 subject: Some(Subject::Snapshot("snap-0123456789abcdef0".into())),
@@ -711,7 +712,11 @@ mod tests {
             options: RunOptions {
                 job: Job::BackupAndCleanup,
                 interval: Interval::Ignore,
-                instance_ids: Some((0..MAX_INSTANCE_IDS).map(|i| format!("i-{i:017x}")).collect()),
+                instance_ids: Some(
+                    (0..MAX_INSTANCE_IDS)
+                        .map(|i| format!("i-{i:017x}"))
+                        .collect(),
+                ),
                 phase: Phase::LaterLink,
             },
             dry_run: false,

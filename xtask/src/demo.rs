@@ -2,6 +2,7 @@
 
 use crate::aws::Aws;
 use crate::config::{self, Environment};
+use crate::inbox::Inbox;
 use crate::output::Output;
 use anyhow::{Context, Result};
 use emulator::Emulator;
@@ -118,6 +119,7 @@ async fn tour_in_emulator(
     eprintln!("   stack {} {}", deployed.stack, deployed.result);
     let inbox = Inbox::subscribe(
         &aws,
+        "smartvault-demo-inbox",
         &crate::invoke::topic_arn(&aws, &env.stack_name).await?,
     )
     .await?;
@@ -270,93 +272,6 @@ async fn tour_in_emulator(
         );
     }
     Ok(())
-}
-
-/// An SQS queue subscribed to the topic: what SNS delivers, as a subscriber receives it.
-struct Inbox {
-    sqs: aws_sdk_sqs::Client,
-    url: String,
-}
-
-impl Inbox {
-    async fn subscribe(aws: &Aws, topic_arn: &str) -> Result<Self> {
-        let sqs = aws_sdk_sqs::Client::new(&aws.sdk);
-        let queue = sqs
-            .create_queue()
-            .queue_name("smartvault-demo-inbox")
-            .send()
-            .await
-            .map_err(crate::aws::sdk_error)?;
-        let url = queue.queue_url().unwrap_or_default().to_owned();
-        let attributes = sqs
-            .get_queue_attributes()
-            .queue_url(&url)
-            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-            .send()
-            .await
-            .map_err(crate::aws::sdk_error)?;
-        let arn = attributes
-            .attributes()
-            .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn))
-            .cloned()
-            .unwrap_or_default();
-        aws_sdk_sns::Client::new(&aws.sdk)
-            .subscribe()
-            .topic_arn(topic_arn)
-            .protocol("sqs")
-            .endpoint(arn)
-            .send()
-            .await
-            .map_err(crate::aws::sdk_error)?;
-        Ok(Inbox { sqs, url })
-    }
-
-    /// The next delivered notification's subject and message.
-    async fn next(&self) -> Result<(String, String)> {
-        let received = self
-            .sqs
-            .receive_message()
-            .queue_url(&self.url)
-            .max_number_of_messages(1)
-            .wait_time_seconds(5)
-            .send()
-            .await
-            .map_err(crate::aws::sdk_error)?;
-        let message = received
-            .messages()
-            .first()
-            .context("SNS delivered no summary")?;
-        if let Some(handle) = message.receipt_handle() {
-            self.sqs
-                .delete_message()
-                .queue_url(&self.url)
-                .receipt_handle(handle)
-                .send()
-                .await
-                .map_err(crate::aws::sdk_error)?;
-        }
-        let notification: serde_json::Value = serde_json::from_str(message.body().unwrap_or("{}"))?;
-        Ok((
-            notification["Subject"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned(),
-            notification["Message"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned(),
-        ))
-    }
-
-    async fn remove(self) -> Result<()> {
-        self.sqs
-            .delete_queue()
-            .queue_url(&self.url)
-            .send()
-            .await
-            .map_err(crate::aws::sdk_error)?;
-        Ok(())
-    }
 }
 
 fn indent(text: &str) -> String {

@@ -11,6 +11,7 @@ mod deploy;
 mod destroy;
 mod emulator_cmd;
 mod fleet_bench;
+mod inbox;
 mod invoke;
 mod lint;
 mod local_runtime;
