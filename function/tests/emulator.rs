@@ -567,6 +567,17 @@ async fn a_run_in_progress_over_several_invocations_keeps_a_new_run_from_startin
     assert_eq!(report.created.len(), 1);
 }
 
+/// A backup run whose deadline is `deadline`, which must end with `SmartVault.RunFailed`.
+async fn stopped(ctx: &Context, deadline: std::time::Instant) -> RunReport {
+    let error = handler::handle_until(ctx, &json!({"action": "backup"}), now(), Some(deadline))
+        .await
+        .unwrap_err();
+    match error {
+        FunctionError::RunFailed(report) => *report,
+        other => panic!("expected RunFailed, got {other}"),
+    }
+}
+
 #[tokio::test]
 async fn a_run_that_cannot_go_on_says_why_in_its_summary() {
     let s = setup().await;
@@ -581,12 +592,7 @@ async fn a_run_that_cannot_go_on_says_why_in_its_summary() {
 
     // No way to hand on (as in these tests): the run fails what is left, and says so.
     let ctx = s.context("prod");
-    let error = handler::handle_until(&ctx, &json!({"action": "backup"}), now(), Some(past))
-        .await
-        .unwrap_err();
-    let FunctionError::RunFailed(report) = &error else {
-        panic!("expected RunFailed, got {error}");
-    };
+    let report = stopped(&ctx, past).await;
     assert!(report.created.is_empty());
     assert_eq!(report.failed.len(), 1);
     assert_eq!(report.failed[0].code, "SmartVault.OutOfTime");
@@ -612,12 +618,7 @@ async fn a_run_that_cannot_go_on_says_why_in_its_summary() {
         lambda: aws_sdk_lambda::Client::new(&s.sdk),
         function_name: "prod".into(),
     });
-    let error = handler::handle_until(&ctx, &json!({"action": "backup"}), now(), Some(past))
-        .await
-        .unwrap_err();
-    let FunctionError::RunFailed(report) = &error else {
-        panic!("expected RunFailed, got {error}");
-    };
+    let report = stopped(&ctx, past).await;
     assert_eq!(report.failed[0].code, "SmartVault.MaxLinks");
     assert!(
         report.failed[0]
@@ -632,12 +633,7 @@ async fn a_run_that_cannot_go_on_says_why_in_its_summary() {
         ("DEPLOYMENT", "prod".to_owned()),
     ]);
     ctx.config = Config::from_lookup(|name| map.get(name).cloned()).unwrap();
-    let error = handler::handle_until(&ctx, &json!({"action": "backup"}), now(), Some(past))
-        .await
-        .unwrap_err();
-    let FunctionError::RunFailed(report) = &error else {
-        panic!("expected RunFailed, got {error}");
-    };
+    let report = stopped(&ctx, past).await;
     assert_eq!(report.failed[0].code, "SmartVault.NoProgress");
     assert!(
         report.failed[0]
