@@ -5,7 +5,7 @@
 use crate::aws::{Aws, sdk_error};
 use crate::inbox::Inbox;
 use crate::local_runtime::{self, Ending};
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use emulator::Emulator;
 use emulator::fleet;
 use emulator::proxy::{FaultProxy, Faults};
@@ -227,10 +227,15 @@ pub async fn run(
     report.smartvault.seconds = started.elapsed().as_secs_f64();
     report.smartvault.invocations = last.links;
     report.smartvault.throttled = throttled(&proxy);
+    // However the run ended, what it protected is counted and reported.
     report.smartvault.ending = match &last.ending {
         Ending::Response(_) => "succeeded".into(),
         Ending::Error(e) => format!("failed: {}", e["errorType"].as_str().unwrap_or("?")),
-        other => bail!("SmartVault's last invocation did not answer: {other:?}"),
+        Ending::Timeout => format!(
+            "invocation {} timed out (the emulator's inventory read outlasted it)",
+            last.links
+        ),
+        Ending::InitError(e) | Ending::Exited(e) => format!("did not start: {e}"),
     };
     let (ours, _) = snapshots_per_volume(aws).await?;
     report.smartvault.volumes_protected = ours.len();
