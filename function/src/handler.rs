@@ -197,7 +197,28 @@ pub async fn handle_until(
     let mut carried = 0;
     // What this invocation did with EC2 writes: a link that did nothing must not hand on.
     let mut progress = 0;
-    let inventory = inventory::read(&ctx.ec2, policy, &request.options, ctx.page_size).await;
+    let deadline = deadline.map(execute::Deadline::new);
+    let read = inventory::read(&ctx.ec2, policy, &request.options, ctx.page_size);
+    // The inventory must be read before the cutoff too: a link that outlasts its deadline
+    // would end with no summary and no hand-on.
+    let inventory = match &deadline {
+        None => read.await,
+        Some(deadline) => tokio::time::timeout_at(deadline.cutoff().into(), read)
+            .await
+            .unwrap_or_else(|_| {
+                Err(Failure {
+                    subject: None,
+                    operation: "ReadInventory".to_owned(),
+                    code: "SmartVault.OutOfTime".to_owned(),
+                    message: format!(
+                        "reading the inventory did not finish {} ms into the invocation, \
+                         before its deadline less the safety margin; raise the function's \
+                         timeout",
+                        started.elapsed().as_millis()
+                    ),
+                })
+            }),
+    };
     let inventory_ms = started.elapsed().as_millis();
     match inventory {
         Err(failure) => {
@@ -226,7 +247,6 @@ pub async fn handle_until(
                 report.skipped = plan.skips;
                 report.warnings = plan.warnings;
             }
-            let deadline = deadline.map(execute::Deadline::new);
             let writes = execute::Writes {
                 ec2: &ctx.ec2,
                 pacer: &ctx.pacer,

@@ -8,6 +8,7 @@ use emulator::Emulator;
 use emulator::fleet::{self, FleetInstance, InstanceSpec};
 use function::config::Config;
 use function::handler::{self, Context, FunctionError};
+use function::pacing::{BucketSize, Pacer};
 use function::report::RunReport;
 use function::tags;
 use serde_json::json;
@@ -587,12 +588,20 @@ async fn a_run_that_cannot_go_on_says_why_in_its_summary() {
     )
     .await
     .unwrap();
-    // The deadline has passed: no write may start, everything is left for a next link.
-    let past = std::time::Instant::now();
+    // A minute left, but a bucket that gives no token within it: the inventory is read, and
+    // no write may start; everything is left for a next link.
+    let later = || std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let starving = || {
+        Pacer::new(BucketSize {
+            burst: 0.0,
+            refill_per_second: 0.001,
+        })
+    };
 
     // No way to hand on (as in these tests): the run fails what is left, and says so.
-    let ctx = s.context("prod");
-    let report = stopped(&ctx, past).await;
+    let mut ctx = s.context("prod");
+    ctx.pacer = starving();
+    let report = stopped(&ctx, later()).await;
     assert!(report.created.is_empty());
     assert_eq!(report.failed.len(), 1);
     assert_eq!(report.failed[0].code, "SmartVault.OutOfTime");
@@ -600,6 +609,20 @@ async fn a_run_that_cannot_go_on_says_why_in_its_summary() {
         report.failed[0]
             .message
             .starts_with("2 calls were not started"),
+        "{}",
+        report.failed[0].message
+    );
+
+    // The inventory cannot be read before the cutoff: the run ends with a summary that says
+    // so, instead of outliving its invocation.
+    let barely = std::time::Instant::now() + function::execute::SAFETY_FLOOR;
+    let report = stopped(&s.context("prod"), barely).await;
+    assert_eq!(report.failed[0].operation, "ReadInventory");
+    assert_eq!(report.failed[0].code, "SmartVault.OutOfTime");
+    assert!(
+        report.failed[0]
+            .message
+            .contains("raise the function's timeout"),
         "{}",
         report.failed[0].message
     );
@@ -614,11 +637,12 @@ async fn a_run_that_cannot_go_on_says_why_in_its_summary() {
         &s.sdk,
         Config::from_lookup(|name| map.get(name).cloned()).unwrap(),
     );
+    ctx.pacer = starving();
     ctx.chain = Some(handler::Chain {
         lambda: aws_sdk_lambda::Client::new(&s.sdk),
         function_name: "prod".into(),
     });
-    let report = stopped(&ctx, past).await;
+    let report = stopped(&ctx, later()).await;
     assert_eq!(report.failed[0].code, "SmartVault.MaxLinks");
     assert!(
         report.failed[0]
@@ -633,7 +657,7 @@ async fn a_run_that_cannot_go_on_says_why_in_its_summary() {
         ("DEPLOYMENT", "prod".to_owned()),
     ]);
     ctx.config = Config::from_lookup(|name| map.get(name).cloned()).unwrap();
-    let report = stopped(&ctx, past).await;
+    let report = stopped(&ctx, later()).await;
     assert_eq!(report.failed[0].code, "SmartVault.NoProgress");
     assert!(
         report.failed[0]
@@ -646,11 +670,11 @@ async fn a_run_that_cannot_go_on_says_why_in_its_summary() {
         report.failed[0].message
     );
     let messages = s.emulator.sns_messages().unwrap();
-    assert_eq!(messages.len(), 3, "each stopped run published its summary");
+    assert_eq!(messages.len(), 4, "each stopped run published its summary");
     assert!(
-        messages[1].message.contains("SmartVault.MaxLinks"),
+        messages[2].message.contains("SmartVault.MaxLinks"),
         "{}",
-        messages[1].message
+        messages[2].message
     );
     assert!(s.managed_snapshots("prod").await.is_empty());
 }
