@@ -38,12 +38,17 @@ async fn setup() -> Setup {
 impl Setup {
     /// A handler context for `deployment` with the default settings.
     fn context(&self, deployment: &str) -> Context {
-        let map: HashMap<&str, String> = HashMap::from([
+        Context::new(&self.sdk, self.config(deployment, &[]))
+    }
+
+    /// The function's configuration for `deployment`, with `extra` variables set.
+    fn config(&self, deployment: &str, extra: &[(&str, &str)]) -> Config {
+        let mut map: HashMap<&str, String> = HashMap::from([
             ("SNS_TOPIC_ARN", self.topic_arn.clone()),
             ("DEPLOYMENT", deployment.to_owned()),
         ]);
-        let config = Config::from_lookup(|name| map.get(name).cloned()).unwrap();
-        Context::new(&self.sdk, config)
+        map.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
+        Config::from_lookup(|name| map.get(name).cloned()).unwrap()
     }
 
     /// This deployment's snapshots by volume id.
@@ -628,15 +633,7 @@ async fn a_run_that_cannot_go_on_says_why_in_its_summary() {
     );
 
     // The maximum of links reached: the summary names the setting to raise.
-    let map: HashMap<&str, String> = HashMap::from([
-        ("SNS_TOPIC_ARN", s.topic_arn.clone()),
-        ("DEPLOYMENT", "prod".to_owned()),
-        ("MAX_LINKS", "1".to_owned()),
-    ]);
-    let mut ctx = Context::new(
-        &s.sdk,
-        Config::from_lookup(|name| map.get(name).cloned()).unwrap(),
-    );
+    let mut ctx = Context::new(&s.sdk, s.config("prod", &[("MAX_LINKS", "1")]));
     ctx.pacer = starving();
     ctx.chain = Some(handler::Chain {
         lambda: aws_sdk_lambda::Client::new(&s.sdk),
@@ -652,11 +649,7 @@ async fn a_run_that_cannot_go_on_says_why_in_its_summary() {
         report.failed[0].message
     );
     // A link that started nothing does not hand on to another that would do the same.
-    let map: HashMap<&str, String> = HashMap::from([
-        ("SNS_TOPIC_ARN", s.topic_arn.clone()),
-        ("DEPLOYMENT", "prod".to_owned()),
-    ]);
-    ctx.config = Config::from_lookup(|name| map.get(name).cloned()).unwrap();
+    ctx.config = s.config("prod", &[]);
     let report = stopped(&ctx, later()).await;
     assert_eq!(report.failed[0].code, "SmartVault.NoProgress");
     assert!(
