@@ -23,6 +23,7 @@ import re
 import sys
 from urllib.parse import unquote, urlparse
 
+import fast_moto  # noqa: F401  (moto's constant-time EC2 tag lookup, as in every test)
 import moto.server
 from moto.cloudformation.models import cloudformation_backends
 from moto.core.authorization import ActionAuthenticatorMixin

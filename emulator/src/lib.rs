@@ -74,6 +74,16 @@ fn resolve_moto_server(overridden: Option<PathBuf>) -> Result<PathBuf, Error> {
     }
 }
 
+/// The tool environment's Python, beside its `moto_server`.
+fn python() -> Result<PathBuf, Error> {
+    Ok(moto_server_path()?.with_file_name("python"))
+}
+
+/// One of the project's moto launchers in `emulator/`.
+fn launcher(name: &str) -> PathBuf {
+    workspace_root().join("emulator").join(name)
+}
+
 /// A running moto server on 127.0.0.1, stopped by its PID when dropped.
 pub struct Emulator {
     child: Child,
@@ -84,8 +94,11 @@ pub struct Emulator {
 
 impl Emulator {
     /// Starts a fresh emulator with an empty state.
+    /// It runs moto through `emulator/fast_moto.py`, which makes moto's EC2 tag lookup
+    /// constant-time without changing what it stores or answers (plain moto scans every tag of
+    /// every resource for each one it describes, which a large fleet cannot afford).
     pub fn start() -> Result<Self, Error> {
-        Self::start_server(&[moto_server_path()?])
+        Self::start_server(&[python()?, launcher("fast_moto.py")])
     }
 
     /// Starts a fresh emulator that judges IAM policies as AWS would once
@@ -94,9 +107,7 @@ impl Emulator {
     /// checks signatures over the body as sent and names the resources each action is
     /// authorized against (plain moto checks every non-S3 action against `*`).
     pub fn start_with_iam() -> Result<Self, Error> {
-        let python = moto_server_path()?.with_file_name("python");
-        let launcher = workspace_root().join("emulator").join("iam_moto.py");
-        Self::start_server(&[python, launcher])
+        Self::start_server(&[python()?, launcher("iam_moto.py")])
     }
 
     /// From now on every request must be signed by an IAM user's key and allowed by that

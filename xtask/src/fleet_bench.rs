@@ -31,10 +31,8 @@ pub struct FleetOptions {
     /// the higher this is.
     #[arg(long, default_value_t = 1.0)]
     pub time_scale: f64,
-    /// SmartVault's deadline per invocation, in seconds: short, so the run takes several links,
-    /// but long enough for the emulator to read the inventory (which slows down as snapshots
-    /// accumulate).
-    #[arg(long, default_value_t = 150)]
+    /// SmartVault's deadline per invocation, in seconds: short, so the run takes several links.
+    #[arg(long, default_value_t = 90)]
     pub link_seconds: u64,
 }
 
