@@ -629,7 +629,7 @@ mod tests {
             so_far: RunReport::new(
                 "prod",
                 false,
-                "backup",
+                crate::model::Job::Backup,
                 "Backup=true".into(),
                 run_started_at,
             ),
@@ -670,7 +670,7 @@ mod tests {
         let mut so_far = RunReport::new(
             &"d".repeat(128),
             false,
-            "backup and cleanup",
+            crate::model::Job::BackupAndCleanup,
             format!("{}={}", long(128), long(256)),
             run_started_at,
         );

@@ -5,7 +5,7 @@ use crate::event::{self, EventError, EventKind, Link, Payload, Request};
 use crate::execute::{self, Mode};
 use crate::inventory;
 use crate::lock::{self, RunMark};
-use crate::model::{Job, Phase};
+use crate::model::Phase;
 use crate::pacing::Pacer;
 use crate::plan;
 use crate::report::{Failure, MAX_CARRIED, RunReport};
@@ -126,14 +126,6 @@ impl From<FunctionError> for lambda_runtime::Diagnostic {
     }
 }
 
-fn job_name(job: Job) -> &'static str {
-    match job {
-        Job::BackupAndCleanup => "backup and cleanup",
-        Job::Backup => "backup",
-        Job::Cleanup => "cleanup",
-    }
-}
-
 /// Handles one event at `now`, with no deadline: the run is done in this one invocation.
 /// Publishes the summary whatever happened after the event was accepted, then returns an error
 /// if anything failed.
@@ -173,7 +165,7 @@ pub async fn handle_until(
             RunReport::new(
                 &policy.deployment,
                 dry_run,
-                job_name(request.options.job),
+                request.options.job,
                 format!("{}={}", policy.backup_tag_key, policy.backup_tag_value),
                 clock,
             ),

@@ -10,6 +10,7 @@ pub mod execute;
 pub mod handler;
 pub mod inventory;
 pub mod lock;
+pub mod logging;
 pub mod model;
 pub mod pacing;
 pub mod plan;

@@ -8,8 +8,8 @@ use std::io::{Read, Write};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    // Honours AWS_LAMBDA_LOG_LEVEL and AWS_LAMBDA_LOG_FORMAT=JSON.
-    lambda_runtime::tracing::init_default_subscriber();
+    // Honours AWS_LAMBDA_LOG_LEVEL and AWS_LAMBDA_LOG_FORMAT=JSON (one flat object per line).
+    function::logging::init();
     let config = match Config::from_env() {
         Ok(config) => config,
         Err(error) => {

@@ -85,6 +85,17 @@ pub enum Job {
     Cleanup,
 }
 
+/// As a summary says it: `backup`, `cleanup` or `backup and cleanup`.
+impl std::fmt::Display for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Job::BackupAndCleanup => "backup and cleanup",
+            Job::Backup => "backup",
+            Job::Cleanup => "cleanup",
+        })
+    }
+}
+
 impl Job {
     pub fn backs_up(self) -> bool {
         matches!(self, Job::BackupAndCleanup | Job::Backup)

@@ -1,6 +1,7 @@
 //! The run's result: the SNS summary (subject and body), the JSON the invocation returns, and
 //! the CloudWatch embedded-metric line. Pure: built from plain data, rendered to strings.
 
+use crate::model::Job;
 use crate::plan::{Skip, Subject};
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
@@ -28,8 +29,8 @@ pub const MAX_BODY_ENTRIES: usize = 100;
 pub struct RunReport {
     pub deployment: String,
     pub dry_run: bool,
-    /// `backup`, `cleanup` or `backup and cleanup`.
-    pub job: String,
+    /// Which halves of the job this run does.
+    pub job: Job,
     /// How instances are selected, e.g. `Backup=true`.
     pub selector: String,
     #[serde(with = "time::serde::rfc3339")]
@@ -121,14 +122,14 @@ impl RunReport {
     pub fn new(
         deployment: &str,
         dry_run: bool,
-        job: &str,
+        job: Job,
         selector: String,
         started_at: OffsetDateTime,
     ) -> Self {
         RunReport {
             deployment: deployment.to_owned(),
             dry_run,
-            job: job.to_owned(),
+            job,
             selector,
             started_at,
             duration_ms: 0,
@@ -233,7 +234,7 @@ impl RunReport {
         if self.dry_run {
             let _ = writeln!(out, "DRY RUN: nothing was created or deleted.");
         }
-        if self.job != "cleanup" && self.tagged_instances == 0 {
+        if self.job.backs_up() && self.tagged_instances == 0 {
             let _ = writeln!(
                 out,
                 "\nNo instance is tagged {}: nothing to back up.",
@@ -396,7 +397,7 @@ mod tests {
         RunReport {
             deployment: "prod".into(),
             dry_run: false,
-            job: "backup and cleanup".into(),
+            job: Job::BackupAndCleanup,
             selector: "Backup=true".into(),
             started_at: datetime!(2026-11-26 01:00 UTC),
             duration_ms: 1500,
