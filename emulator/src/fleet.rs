@@ -180,6 +180,17 @@ pub async fn tag_resource(ec2: &Client, resource: &str, key: &str, value: &str) 
     Ok(())
 }
 
+/// Creates an 8 GiB volume attached to nothing (in the region's first zone); returns its id.
+pub async fn detached_volume(ec2: &Client) -> Result<String> {
+    let output = ec2
+        .create_volume()
+        .availability_zone(format!("{}a", crate::REGION))
+        .size(8)
+        .send()
+        .await?;
+    Ok(output.volume_id().unwrap_or_default().to_owned())
+}
+
 /// Makes a snapshot the way a person or another tool would, with the given tags.
 pub async fn snapshot_by_hand(
     ec2: &Client,

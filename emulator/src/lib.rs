@@ -7,6 +7,7 @@
 
 pub mod fleet;
 mod http;
+pub mod loopback;
 pub mod proxy;
 
 use base64::Engine as _;

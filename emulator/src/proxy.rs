@@ -2,10 +2,11 @@
 //! token buckets (time-scaled), a share of 500/503 answers, delays, connection resets, and
 //! answers lost after the emulator acted.
 
+use crate::loopback::{Message, Reading, Server};
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::io::{BufReader, Write};
+use std::net::{Shutdown, TcpStream};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -26,6 +27,8 @@ pub struct Faults {
     pub lost_answer_share: f64,
     /// `CreateSnapshots` for this instance fails as for an instance terminated mid-run.
     pub failing_instance: Option<String>,
+    /// `DeleteSnapshot` of this snapshot is refused, as when a policy denies it.
+    pub failing_snapshot: Option<String>,
 }
 
 /// EC2's documented bucket for an action: (burst capacity, refill per second).
@@ -74,46 +77,33 @@ struct State {
     buckets: Mutex<HashMap<String, Bucket>>,
     counts: Mutex<Counts>,
     sequence: AtomicU64,
-    stopped: AtomicBool,
 }
 
-/// A running proxy; stops accepting when dropped.
+/// A running proxy; dropping it stops it and closes its connections.
 pub struct FaultProxy {
-    port: u16,
+    server: Server,
     state: Arc<State>,
 }
 
 impl FaultProxy {
     /// Starts a proxy on a free loopback port in front of `upstream_port`.
     pub fn start(upstream_port: u16, faults: Faults) -> std::io::Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0")?;
-        let port = listener.local_addr()?.port();
         let state = Arc::new(State {
             faults,
             buckets: Mutex::new(HashMap::new()),
             counts: Mutex::new(Counts::default()),
             sequence: AtomicU64::new(0),
-            stopped: AtomicBool::new(false),
         });
         let shared = Arc::clone(&state);
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                if shared.stopped.load(Ordering::Relaxed) {
-                    break;
-                }
-                let Ok(stream) = stream else { continue };
-                let state = Arc::clone(&shared);
-                std::thread::spawn(move || {
-                    let _ = serve(stream, upstream_port, &state);
-                });
-            }
-        });
-        Ok(FaultProxy { port, state })
+        let server = Server::start(move |stream| {
+            let _ = serve(stream, upstream_port, &shared);
+        })?;
+        Ok(FaultProxy { server, state })
     }
 
     /// The endpoint URL clients use instead of the emulator's.
     pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        format!("http://{}", self.server.address())
     }
 
     /// The faults it injects.
@@ -131,14 +121,6 @@ impl FaultProxy {
     }
 }
 
-impl Drop for FaultProxy {
-    fn drop(&mut self) {
-        self.state.stopped.store(true, Ordering::Relaxed);
-        // Wake the accept loop so it sees the flag.
-        let _ = TcpStream::connect(("127.0.0.1", self.port));
-    }
-}
-
 /// A deterministic draw in [0, 1) for the n-th request, so runs are repeatable.
 fn draw(n: u64, salt: u64) -> f64 {
     let mut x = n.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ salt;
@@ -148,106 +130,44 @@ fn draw(n: u64, salt: u64) -> f64 {
     (x >> 11) as f64 / (1u64 << 53) as f64
 }
 
+/// A request, with the query action it names (`Action=...` in its form body).
 struct Request {
-    head: Vec<u8>,
-    body: Vec<u8>,
+    message: Message,
     action: String,
 }
 
 fn read_request(reader: &mut BufReader<TcpStream>) -> std::io::Result<Option<Request>> {
-    let mut head = Vec::new();
-    let mut length = 0usize;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line)? == 0 {
-            return Ok(None);
-        }
-        let lower = line.to_ascii_lowercase();
-        if let Some(value) = lower.strip_prefix("content-length:") {
-            length = value.trim().parse().unwrap_or(0);
-        }
-        // The upstream connection is used once: ask it to close when done.
-        if lower.starts_with("connection:") {
-            continue;
-        }
-        if line == "\r\n" {
-            head.extend_from_slice(b"Connection: close\r\n\r\n");
-            break;
-        }
-        head.extend_from_slice(line.as_bytes());
-    }
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body)?;
-    let text = String::from_utf8_lossy(&body);
-    let action = text
+    let Some(mut message) = Message::read(reader, Reading::Request)? else {
+        return Ok(None);
+    };
+    // The upstream connection is used once: ask it to close when done.
+    message.remove_header("connection");
+    message.headers.push(("Connection".into(), "close".into()));
+    let action = String::from_utf8_lossy(&message.body)
         .split('&')
         .find_map(|pair| pair.strip_prefix("Action="))
         .unwrap_or("")
         .to_owned();
-    Ok(Some(Request { head, body, action }))
+    Ok(Some(Request { message, action }))
 }
 
+/// An EC2-style XML error answer.
 fn error_response(status: u16, code: &str, message: &str) -> Vec<u8> {
     let body = format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Errors><Error><Code>{code}</Code><Message>{message}</Message></Error></Errors><RequestID>proxy</RequestID></Response>"
     );
-    let reason = if status == 503 {
-        "Service Unavailable"
-    } else {
-        "Internal Server Error"
+    let reason = match status {
+        400 => "Bad Request",
+        403 => "Forbidden",
+        503 => "Service Unavailable",
+        _ => "Internal Server Error",
     };
-    format!(
-        "HTTP/1.1 {status} {reason}\r\nContent-Type: text/xml\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
+    Message::response(
+        &format!("{status} {reason}"),
+        &[("Content-Type", "text/xml".to_owned())],
+        body.as_bytes(),
     )
-    .into_bytes()
-}
-
-/// Reads one HTTP response from `upstream` (headers, then a body by length or chunks).
-fn read_response(upstream: TcpStream) -> std::io::Result<Vec<u8>> {
-    let mut reader = BufReader::new(upstream);
-    let mut response = Vec::new();
-    let mut length = None;
-    let mut chunked = false;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line)? == 0 {
-            return Ok(response);
-        }
-        let lower = line.to_ascii_lowercase();
-        if let Some(value) = lower.strip_prefix("content-length:") {
-            length = value.trim().parse::<usize>().ok();
-        }
-        if lower.starts_with("transfer-encoding:") && lower.contains("chunked") {
-            chunked = true;
-        }
-        response.extend_from_slice(line.as_bytes());
-        if line == "\r\n" {
-            break;
-        }
-    }
-    if chunked {
-        loop {
-            let mut size_line = String::new();
-            reader.read_line(&mut size_line)?;
-            response.extend_from_slice(size_line.as_bytes());
-            let size = usize::from_str_radix(size_line.trim().split(';').next().unwrap_or("0"), 16)
-                .unwrap_or(0);
-            let mut chunk = vec![0; size + 2];
-            reader.read_exact(&mut chunk)?;
-            response.extend_from_slice(&chunk);
-            if size == 0 {
-                break;
-            }
-        }
-    } else if let Some(length) = length {
-        let mut body = vec![0; length];
-        reader.read_exact(&mut body)?;
-        response.extend_from_slice(&body);
-    } else {
-        reader.read_to_end(&mut response)?;
-    }
-    Ok(response)
+    .to_bytes()
 }
 
 fn serve(client: TcpStream, upstream_port: u16, state: &State) -> std::io::Result<()> {
@@ -280,13 +200,22 @@ fn serve(client: TcpStream, upstream_port: u16, state: &State) -> std::io::Resul
         }
         if let Some(instance) = &faults.failing_instance
             && request.action == "CreateSnapshots"
-            && String::from_utf8_lossy(&request.body)
+            && String::from_utf8_lossy(&request.message.body)
                 .contains(&format!("InstanceSpecification.InstanceId={instance}"))
         {
             let message = format!(
                 "The instance '{instance}' is not in a state from which it can be snapshotted."
             );
             writer.write_all(&error_response(400, "IncorrectState", &message))?;
+            continue;
+        }
+        if let Some(snapshot) = &faults.failing_snapshot
+            && request.action == "DeleteSnapshot"
+            && String::from_utf8_lossy(&request.message.body)
+                .contains(&format!("SnapshotId={snapshot}"))
+        {
+            let message = "You are not authorized to perform this operation.";
+            writer.write_all(&error_response(403, "UnauthorizedOperation", message))?;
             continue;
         }
         if let (Some(scale), Some((capacity, refill))) = (
@@ -317,15 +246,24 @@ fn serve(client: TcpStream, upstream_port: u16, state: &State) -> std::io::Resul
             }
         }
         let mut upstream = TcpStream::connect(("127.0.0.1", upstream_port))?;
-        upstream.write_all(&request.head)?;
-        upstream.write_all(&request.body)?;
-        let response = read_response(upstream)?;
+        upstream.write_all(&request.message.to_bytes())?;
+        let response = Message::read(
+            &mut BufReader::new(upstream),
+            Reading::ResponseTo(request.message.method()),
+        )?
+        .ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "the emulator closed early",
+            )
+        })?
+        .to_bytes();
         if let Ok(mut counts) = state.counts.lock() {
             *counts.forwarded.entry(request.action.clone()).or_default() += 1;
         }
         if faults.lost_answer_share > 0.0 && draw(n, 0x1057) < faults.lost_answer_share {
             if let Ok(mut counts) = state.counts.lock() {
-                *counts.lost.entry(request.action.clone()).or_default() += 1;
+                *counts.lost.entry(request.action).or_default() += 1;
             }
             let _ = writer.shutdown(Shutdown::Both);
             return Ok(());
