@@ -99,3 +99,23 @@ pub fn sdk_error<E: std::error::Error + 'static>(error: E) -> anyhow::Error {
         aws_sdk_cloudformation::error::DisplayErrorContext(error)
     )
 }
+
+/// A fresh multi-threaded async runtime.
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("failed to start the async runtime")
+}
+
+/// Runs `work` with AWS clients for `region` (or `--region`) on a fresh async runtime.
+pub fn with_aws<T>(
+    connection: &Connection,
+    region: &str,
+    work: impl AsyncFnOnce(&Aws) -> Result<T>,
+) -> Result<T> {
+    runtime()?.block_on(async {
+        let aws = Aws::connect(connection, region).await?;
+        work(&aws).await
+    })
+}

@@ -189,8 +189,10 @@ impl Bench {
             memory_mb: 256,
             timeout: Duration::from_secs(900),
             region: emulator::REGION,
+            account_id: emulator::ACCOUNT_ID,
             env,
             event: &event,
+            logs: crate::local_runtime::Logs::Raw,
         })?;
         let wall = started.elapsed().as_secs_f64() * 1000.0;
         match &invocation.ending {
@@ -303,18 +305,13 @@ pub fn run(options: &Options) -> Result<Report> {
     );
     crate::tools::ensure()?;
     let seed = seed_path()?;
-    let lambda_build = crate::build::output_path(crate::config::Architecture::X86_64);
-    let (bootstrap, bootstrap_kind) = if lambda_build.is_file() {
-        (lambda_build, "the Lambda build (`cargo xtask build`)")
-    } else {
-        (
-            crate::invoke::host_bootstrap()?,
-            "a debug host build (run `cargo xtask build` to measure the Lambda build)",
-        )
-    };
+    // Always the current code: the Lambda build is brought up to date (incremental, so a
+    // no-op when nothing changed); a stale binary would measure an older function.
+    let bootstrap = crate::build::build(crate::config::Architecture::X86_64)?;
+    let bootstrap_kind = "the Lambda build (`cargo xtask build`), rebuilt from the current code";
     let emulator = Emulator::start()?;
     emulator.set_config(&serde_json::json!({"lambda": {"use_docker": false}}))?;
-    let runtime = crate::runtime()?;
+    let runtime = crate::aws::runtime()?;
     let sdk = runtime.block_on(emulator.sdk_config());
     let bench = Bench {
         aws: Aws::from_sdk(&sdk, emulator::REGION.to_owned()),
@@ -402,7 +399,7 @@ async fn redeploy(bench: &Bench, repeat: usize) -> Result<(f64, f64)> {
     let zip = dir.join("bootstrap.zip");
     std::fs::write(&zip, crate::package::zip_bootstrap(b"bench")?)?;
     let artifact = crate::package::open(&zip)?;
-    crate::deploy::deploy(
+    crate::lifecycle::deploy::deploy(
         &bench.aws,
         &env,
         &artifact,
@@ -429,7 +426,7 @@ async fn redeploy(bench: &Bench, repeat: usize) -> Result<(f64, f64)> {
     let (mut ours, mut cli) = (Vec::new(), Vec::new());
     for _ in 0..repeat {
         let started = Instant::now();
-        let result = crate::deploy::deploy(
+        let result = crate::lifecycle::deploy::deploy(
             &bench.aws,
             &env,
             &artifact,
@@ -438,7 +435,7 @@ async fn redeploy(bench: &Bench, repeat: usize) -> Result<(f64, f64)> {
         )
         .await?;
         anyhow::ensure!(
-            result.result == "unchanged",
+            result.result == crate::lifecycle::deploy::Outcome::Unchanged,
             "the redeploy was not a no-op: {}",
             result.result
         );

@@ -10,11 +10,12 @@ pub const RUNTIME_GLIBC: (u32, u32) = (2, 34);
 
 /// Where the built binary is copied: `target/lambda/<arch>/bootstrap`.
 pub fn output_path(arch: Architecture) -> PathBuf {
-    emulator::workspace_root()
-        .join("target")
-        .join("lambda")
-        .join(arch.lambda_name())
-        .join("bootstrap")
+    crate::paths::lambda_build(arch).join("bootstrap")
+}
+
+/// Where `package` writes the Lambda build's zip: `target/lambda/<arch>/bootstrap.zip`.
+pub fn zip_path(arch: Architecture) -> PathBuf {
+    crate::paths::lambda_build(arch).join("bootstrap.zip")
 }
 
 /// Builds `bootstrap` for `arch` with cargo-zigbuild against glibc 2.34, checks the glibc
@@ -23,7 +24,7 @@ pub fn build(arch: Architecture) -> Result<PathBuf> {
     let venv = crate::tools::ensure()?;
     let triple = arch.rust_target();
     check_target_installed(triple)?;
-    let root = emulator::workspace_root();
+    let root = crate::paths::workspace_root();
     let path = std::env::join_paths(std::iter::once(venv.join("bin")).chain(
         std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
     ))?;

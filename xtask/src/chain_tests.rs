@@ -67,15 +67,17 @@ fn a_fleet_past_the_burst_is_backed_up_once_over_several_links() {
             ("MIN_INTERVAL_MINUTES", "0"),
         ],
     );
-    let binary = crate::invoke::host_bootstrap().unwrap();
+    let binary = crate::lifecycle::invoke::host_bootstrap().unwrap();
     let last = local_runtime::invoke(&Run {
         binary: &binary,
         function_name: FUNCTION,
         memory_mb: 256,
         timeout: Duration::from_secs(12),
         region: emulator::REGION,
+        account_id: emulator::ACCOUNT_ID,
         env,
         event: &serde_json::json!({"action": "backup"}),
+        logs: local_runtime::Logs::Raw,
     })
     .unwrap();
 

@@ -163,7 +163,7 @@ pub struct Environment {
 
 /// The config file's path when `--config` is not given: the workspace root's.
 pub fn default_path() -> PathBuf {
-    emulator::workspace_root().join(FILE_NAME)
+    crate::paths::workspace_root().join(FILE_NAME)
 }
 
 /// Reads the config file (`given` by `--config`, or the default) and returns environment
@@ -259,6 +259,17 @@ fn too_deep(text: &str) -> Option<usize> {
 }
 
 /// Parses the file's text and validates environment `name`.
+/// An environment of the shipped smartvault.yaml, for tests.
+#[cfg(test)]
+pub fn example(name: &str) -> Environment {
+    parse(
+        include_str!("../../smartvault.yaml"),
+        "smartvault.yaml",
+        name,
+    )
+    .unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
 pub fn parse(text: &str, file: &str, name: &str) -> Result<Environment, ConfigError> {
     let raw = raw_file(text, file)?;
     let environments = &raw.environments.0;
@@ -760,10 +771,7 @@ mod tests {
 
     #[test]
     fn an_unreadable_config_file_is_a_configuration_mistake_with_the_right_fix() {
-        let dir = emulator::tools_dir()
-            .join("test-scratch")
-            .join("config-files");
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = crate::paths::test_scratch("config-files");
         let missing = dir.join("missing.yaml");
         let _ = std::fs::remove_file(&missing);
         let latin1 = dir.join("latin1.yaml");

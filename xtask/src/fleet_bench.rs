@@ -218,8 +218,10 @@ pub async fn run(
             memory_mb: 256,
             timeout: Duration::from_secs(options.link_seconds),
             region: emulator::REGION,
+            account_id: emulator::ACCOUNT_ID,
             env,
             event: &serde_json::json!({"action": "backup"}),
+            logs: local_runtime::Logs::Raw,
         })
     })?;
     report.smartvault.seconds = started.elapsed().as_secs_f64();

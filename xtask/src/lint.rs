@@ -108,7 +108,7 @@ pub fn resolved_function_policy(values: &PolicyValues<'_>) -> Result<serde_json:
             other => other.clone(),
         }
     }
-    let path = emulator::workspace_root()
+    let path = crate::paths::workspace_root()
         .join("docs")
         .join("iam-policy.json");
     let text = std::fs::read_to_string(&path)
@@ -138,7 +138,7 @@ pub fn policies() -> Result<usize> {
         deployment: "smartvault-prod",
         topic_arn: "arn:aws:sns:eu-west-1:123456789012:smartvault-prod",
     })?)?;
-    let deployer_path = emulator::workspace_root()
+    let deployer_path = crate::paths::workspace_root()
         .join("docs")
         .join("deployer-policy.json");
     let deployer = std::fs::read_to_string(&deployer_path)

@@ -6,9 +6,10 @@
 //! each in a fresh process with its own deadline, as the links of a long run.
 
 use anyhow::{Context, Result, bail};
-use std::collections::{HashMap, VecDeque};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use emulator::loopback::{Message, Reading, Server};
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader};
+use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
@@ -124,9 +125,66 @@ pub struct Run<'a> {
     pub memory_mb: u32,
     pub timeout: Duration,
     pub region: &'a str,
+    /// The account in the function's ARN (the caller's, from STS, against AWS).
+    pub account_id: &'a str,
     /// The handler's own variables and the AWS endpoint and credentials.
     pub env: Vec<(String, String)>,
     pub event: &'a serde_json::Value,
+    /// How the function's log lines are shown.
+    pub logs: Logs,
+}
+
+/// How the function's log lines (its standard output, as in Lambda) reach our stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Logs {
+    /// As the function writes them: one JSON object per line.
+    Raw,
+    /// One readable line per event: level, message and fields, without the request id.
+    Readable,
+}
+
+impl Logs {
+    /// Readable lines for people; the raw JSON with `--output json`.
+    pub fn for_output(output: crate::output::Output) -> Self {
+        match output {
+            crate::output::Output::Text => Logs::Readable,
+            crate::output::Output::Json => Logs::Raw,
+        }
+    }
+}
+
+/// One of the function's log lines for people: `  INFO  message  key=value ...`. A line that
+/// is not a JSON object is shown as it is; a CloudWatch metrics line by its figures.
+pub fn readable(line: &str) -> String {
+    let Ok(serde_json::Value::Object(fields)) = serde_json::from_str::<serde_json::Value>(line)
+    else {
+        return line.to_owned();
+    };
+    let text = |v: &serde_json::Value| match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    if fields.contains_key("_aws") {
+        let figures: Vec<String> = fields
+            .iter()
+            .filter(|(k, v)| *k != "_aws" && (v.is_number() || *k == "Deployment"))
+            .map(|(k, v)| format!("{k}={}", text(v)))
+            .collect();
+        return format!("  METRICS {}", figures.join(" "));
+    }
+    let level = fields.get("level").map(text).unwrap_or_default();
+    let message = fields.get("message").map(text).unwrap_or_default();
+    let rest: Vec<String> = fields
+        .iter()
+        .filter(|(k, _)| !matches!(k.as_str(), "level" | "message" | "requestId"))
+        .map(|(k, v)| format!("{k}={}", text(v)))
+        .collect();
+    let mut shown = format!("  {level:<5} {message}");
+    if !rest.is_empty() {
+        shown.push_str("  ");
+        shown.push_str(&rest.join(" "));
+    }
+    shown
 }
 
 /// Runs the binary under the local Runtime API with `run.event`, then with each event it sent
@@ -138,24 +196,29 @@ pub fn invoke(run: &Run<'_>) -> Result<Invocation> {
         function_name: run.function_name.to_owned(),
         function_arn: format!(
             "arn:aws:lambda:{}:{}:function:{}",
-            run.region,
-            emulator::ACCOUNT_ID,
-            run.function_name
+            run.region, run.account_id, run.function_name
         ),
     });
     let _stop = Stop(&shared);
     let mut event = serde_json::to_vec(run.event)?;
     for links in 1..=MAX_INVOCATIONS {
-        // Each process gets its own port: a `next` that an earlier, killed process sent can
-        // never take a later invocation's event.
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .context("failed to open a loopback port for the Runtime API")?;
-        let address = listener.local_addr()?.to_string();
-        listener.set_nonblocking(true)?;
+        // Each process gets its own server on its own port: a `next` that an earlier, killed
+        // process sent can never take a later invocation's event. The server is dropped (its
+        // threads ended) before the next link starts.
         shared.lock()?.link = links;
-        let server = Arc::clone(&shared);
-        std::thread::spawn(move || accept(&listener, &server, links));
-        let invocation = invoke_once(run, &shared, &address, event, links)?;
+        let server = {
+            let shared = Arc::clone(&shared);
+            Server::start(move |stream| {
+                let _ = serve(stream, &shared, links);
+            })
+            .context("failed to open a loopback port for the Runtime API")?
+        };
+        let invocation = invoke_once(run, &shared, &server.address(), event, links);
+        // The link is over: a `next` still waiting gives up, then the server stops.
+        shared.lock()?.link = 0;
+        shared.changed.notify_all();
+        drop(server);
+        let invocation = invocation?;
         let next = shared.lock()?.queue.pop_front();
         match next {
             Some(queued) if invocation.ending != Ending::Timeout => {
@@ -166,29 +229,6 @@ pub fn invoke(run: &Run<'_>) -> Result<Invocation> {
         }
     }
     bail!("the function invoked itself more than {MAX_INVOCATIONS} times in one local run")
-}
-
-/// Accepts connections for invocation number `link` until the run stops or moves on.
-fn accept(listener: &TcpListener, shared: &Arc<Shared>, link: usize) {
-    loop {
-        let current = shared
-            .state
-            .lock()
-            .is_ok_and(|s| !s.stopped && s.link == link);
-        if !current {
-            return;
-        }
-        match listener.accept() {
-            Ok((stream, _)) => {
-                let _ = stream.set_nonblocking(false);
-                let shared = Arc::clone(shared);
-                std::thread::spawn(move || {
-                    let _ = serve(stream, &shared, link);
-                });
-            }
-            Err(_) => std::thread::sleep(Duration::from_millis(10)),
-        }
-    }
 }
 
 /// One invocation in a fresh process: the event, the deadline, the ending and the figures.
@@ -217,21 +257,34 @@ fn invoke_once(
     let started = Instant::now();
     let mut child = spawn(run, address)?;
     let pid = child.id();
+    let logs = child.stdout.take().map(|stdout| {
+        let logs = run.logs;
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                match logs {
+                    Logs::Raw => eprintln!("{line}"),
+                    Logs::Readable => eprintln!("{}", readable(&line)),
+                }
+            }
+        })
+    });
     let (ending, ended_at, max_memory_mib) = wait(shared, &mut child, run.timeout, pid);
     let _ = child.kill();
-    let output = child.wait_with_output().ok();
+    let status = child.wait().ok();
+    // The pipe closed with the process: the log thread has printed everything.
+    if let Some(logs) = logs {
+        let _ = logs.join();
+    }
     let state = shared.lock()?;
     let ending = match ending {
         Some(ending) => ending,
-        None if output.as_ref().is_some_and(|o| o.status.code().is_some()) => {
-            Ending::Exited(serde_json::json!({
-                "errorType": "Runtime.ExitError",
-                "errorMessage": format!(
-                    "RequestId: {request_id} Error: Runtime exited with error: {}",
-                    output.as_ref().map(|o| o.status.to_string()).unwrap_or_default()
-                ),
-            }))
-        }
+        None if status.is_some_and(|s| s.code().is_some()) => Ending::Exited(serde_json::json!({
+            "errorType": "Runtime.ExitError",
+            "errorMessage": format!(
+                "RequestId: {request_id} Error: Runtime exited with error: {}",
+                status.map(|s| s.to_string()).unwrap_or_default()
+            ),
+        })),
         None => Ending::Timeout,
     };
     Ok(Invocation {
@@ -286,22 +339,13 @@ fn spawn(run: &Run<'_>, runtime_api: &str) -> Result<Child> {
         .env("TZ", ":UTC")
         .envs(run.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .stdin(Stdio::null())
-        // The function's output is its log, as in Lambda: it goes to our stderr, keeping our
-        // stdout for results (`--output json`).
-        .stdout(log_sink()?)
+        // The function's output is its log, as in Lambda: it goes to our stderr (see
+        // `Logs`), keeping our stdout for results (`--output json`).
+        .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
     command
         .spawn()
         .with_context(|| format!("failed to start `{}`", run.binary.display()))
-}
-
-fn log_sink() -> Result<Stdio> {
-    use std::os::fd::AsFd;
-    let fd = std::io::stderr()
-        .as_fd()
-        .try_clone_to_owned()
-        .context("failed to duplicate stderr")?;
-    Ok(Stdio::from(fd))
 }
 
 /// Waits for an ending, the process's exit, or the timeout; samples peak memory before the end.
@@ -353,90 +397,24 @@ fn peak_memory_mib(pid: u32) -> Option<f64> {
     Some(kib / 1024.0)
 }
 
-struct Request {
-    method: String,
-    path: String,
-    /// Header names in lowercase.
-    headers: HashMap<String, String>,
-    body: Vec<u8>,
-}
-
-fn read_request(reader: &mut BufReader<TcpStream>) -> Result<Option<Request>> {
-    let mut line = String::new();
-    if reader.read_line(&mut line)? == 0 {
-        return Ok(None);
-    }
-    let mut parts = line.split_whitespace();
-    let (method, path) = (
-        parts.next().unwrap_or_default().to_owned(),
-        parts.next().unwrap_or_default().to_owned(),
-    );
-    let mut headers = HashMap::new();
-    loop {
-        let mut header = String::new();
-        reader.read_line(&mut header)?;
-        let header = header.trim_end();
-        if header.is_empty() {
-            break;
-        }
-        if let Some((name, value)) = header.split_once(':') {
-            headers.insert(name.trim().to_ascii_lowercase(), value.trim().to_owned());
-        }
-    }
-    let mut body = Vec::new();
-    if headers
-        .get("transfer-encoding")
-        .is_some_and(|v| v.eq_ignore_ascii_case("chunked"))
-    {
-        loop {
-            let mut size = String::new();
-            reader.read_line(&mut size)?;
-            let size = usize::from_str_radix(size.trim().split(';').next().unwrap_or("0"), 16)?;
-            let mut chunk = vec![0; size + 2];
-            reader.read_exact(&mut chunk)?;
-            if size == 0 {
-                break;
-            }
-            body.extend_from_slice(&chunk[..size]);
-        }
-    } else if let Some(length) = headers.get("content-length") {
-        body.resize(length.parse()?, 0);
-        reader.read_exact(&mut body)?;
-    }
-    Ok(Some(Request {
-        method,
-        path,
-        headers,
-        body,
-    }))
-}
-
 fn respond(
     stream: &mut TcpStream,
     status: &str,
     headers: &[(&str, String)],
     body: &[u8],
 ) -> Result<()> {
-    let mut head = format!(
-        "HTTP/1.1 {status}\r\nContent-Length: {}\r\nContent-Type: application/json\r\n",
-        body.len()
-    );
-    for (name, value) in headers {
-        head.push_str(&format!("{name}: {value}\r\n"));
-    }
-    head.push_str("\r\n");
-    stream.write_all(head.as_bytes())?;
-    stream.write_all(body)?;
-    stream.flush()?;
+    let mut headers = headers.to_vec();
+    headers.push(("Content-Type", "application/json".to_owned()));
+    Message::response(status, &headers, body).write_to(stream)?;
     Ok(())
 }
 
 fn serve(stream: TcpStream, shared: &Shared, link: usize) -> Result<()> {
     let mut writer = stream.try_clone()?;
     let mut reader = BufReader::new(stream);
-    while let Some(request) = read_request(&mut reader)? {
+    while let Some(request) = Message::read(&mut reader, Reading::Request)? {
         if let Some(function) = request
-            .path
+            .path()
             .strip_prefix(INVOKE_API)
             .and_then(|rest| rest.split('/').next())
         {
@@ -444,13 +422,13 @@ fn serve(stream: TcpStream, shared: &Shared, link: usize) -> Result<()> {
             continue;
         }
         let path = request
-            .path
+            .path()
             .strip_prefix(API)
-            .unwrap_or(&request.path)
+            .unwrap_or(request.path())
             .to_owned();
         let body: serde_json::Value =
             serde_json::from_slice(&request.body).unwrap_or(serde_json::Value::Null);
-        match (request.method.as_str(), path.as_str()) {
+        match (request.method(), path.as_str()) {
             ("GET", "/invocation/next") => {
                 let handed = {
                     let mut state = shared.lock()?;
@@ -525,13 +503,12 @@ fn invoke_api(
     writer: &mut TcpStream,
     shared: &Shared,
     function: &str,
-    request: &Request,
+    request: &Message,
 ) -> Result<()> {
     let asynchronous = request
-        .headers
-        .get("x-amz-invocation-type")
+        .header("x-amz-invocation-type")
         .is_some_and(|t| t == "Event");
-    if request.method != "POST" || function != shared.function_name || !asynchronous {
+    if request.method() != "POST" || function != shared.function_name || !asynchronous {
         return respond(
             writer,
             "400 Bad Request",
@@ -577,17 +554,41 @@ mod tests {
     use super::*;
 
     fn run_bootstrap(env: Vec<(String, String)>, event: &serde_json::Value) -> Invocation {
-        let binary = crate::invoke::host_bootstrap().unwrap();
+        let binary = crate::lifecycle::invoke::host_bootstrap().unwrap();
         invoke(&Run {
             binary: &binary,
             function_name: "smartvault-test",
             memory_mb: 128,
             timeout: Duration::from_secs(60),
             region: "us-east-1",
+            account_id: "123456789012",
             env,
             event,
+            logs: Logs::Raw,
         })
         .unwrap()
+    }
+
+    #[test]
+    fn log_lines_read_as_level_message_and_fields() {
+        assert_eq!(
+            readable(
+                r#"{"level":"INFO","message":"snapshot created","instance_id":"i-1","volume_id":"vol-1","requestId":"abc"}"#
+            ),
+            "  INFO  snapshot created  instance_id=i-1 volume_id=vol-1"
+        );
+        assert_eq!(
+            readable(r#"{"level":"WARN","message":"expired snapshot in use, kept"}"#),
+            "  WARN  expired snapshot in use, kept"
+        );
+        let metrics = readable(
+            r#"{"Deployment":"d","Failures":0,"SnapshotsCreated":6,"_aws":{"Timestamp":1}}"#,
+        );
+        assert_eq!(
+            metrics,
+            "  METRICS Deployment=d Failures=0 SnapshotsCreated=6"
+        );
+        assert_eq!(readable("not json at all"), "not json at all");
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! `cargo xtask package`: the Lambda zip, byte-for-byte reproducible from the same binary.
+//! The Lambda zip, byte-for-byte reproducible from the same binary, and its content hash.
 
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
@@ -18,6 +18,19 @@ impl Artifact {
     /// the same bytes are already there, and two builds never overwrite each other.
     pub fn key(&self) -> String {
         artifact_key(&self.sha256)
+    }
+}
+
+/// The one line `build` and `package` print: where the zip is, its size and its sha256.
+impl std::fmt::Display for Artifact {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {} bytes sha256 {}",
+            self.path.display(),
+            self.size,
+            self.sha256
+        )
     }
 }
 
@@ -104,9 +117,16 @@ mod tests {
     fn the_same_binary_gives_the_same_bytes_and_hash() {
         let binary = b"\x7fELF pretend binary".repeat(1000);
         let first = zip_bootstrap(&binary).unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(1100));
         let second = zip_bootstrap(&binary).unwrap();
         assert_eq!(first, second);
+        // The clock never reaches the zip: the entry's stored time is the fixed one (the zip
+        // format's epoch), whatever time it is now.
+        let mut archive = zip::ZipArchive::new(std::io::Cursor::new(&first)).unwrap();
+        let entry = archive.by_index(0).unwrap();
+        let stored = entry.last_modified().expect("the entry stores a time");
+        assert_eq!(stored, zip::DateTime::default());
+        assert_eq!((stored.year(), stored.month(), stored.day()), (1980, 1, 1));
+        assert_eq!((stored.hour(), stored.minute(), stored.second()), (0, 0, 0));
         assert_eq!(sha256_hex(&first), sha256_hex(&second));
         assert_ne!(
             sha256_hex(&first),
@@ -129,10 +149,7 @@ mod tests {
 
     #[test]
     fn a_zip_without_a_single_bootstrap_entry_is_refused() {
-        let dir = emulator::tools_dir()
-            .join("test-scratch")
-            .join("package-open");
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = crate::paths::test_scratch("package-open");
         let path = dir.join("two.zip");
         let mut zip = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
         for name in ["bootstrap", "extra"] {

@@ -6,11 +6,38 @@ use std::collections::BTreeSet;
 /// The modules whose AWS calls a CI role runs (the demo and tests are not part of CI's role).
 const CI_MODULES: &[&str] = &[
     "aws.rs",
-    "deploy.rs",
-    "destroy.rs",
-    "invoke.rs",
-    "promote.rs",
-    "status.rs",
+    "cfn.rs",
+    "snapshots.rs",
+    "artifact_store.rs",
+    "lifecycle/deploy.rs",
+    "lifecycle/destroy.rs",
+    "lifecycle/invoke.rs",
+    "commands/deploy.rs",
+    "commands/destroy.rs",
+    "commands/invoke.rs",
+    "commands/promote.rs",
+    "commands/status.rs",
+];
+
+/// Modules that call AWS but never under a CI role, and why.
+const NOT_CI: &[(&str, &str)] = &[
+    ("commands/demo.rs", "runs only against its own emulator"),
+    ("bench.rs", "runs only against its own emulator"),
+    ("fleet_bench.rs", "runs only against its own emulator"),
+    (
+        "inbox.rs",
+        "the demo's and bench's stand-in for an email inbox",
+    ),
+    ("chain_tests.rs", "a test"),
+    ("lifecycle/destroy_tests.rs", "a test"),
+    ("policy_checks.rs", "this scan"),
+];
+
+/// Calls a CI module makes through the function's code rather than its own clients: (the
+/// call in the module's source, the IAM actions it needs).
+const THROUGH_THE_FUNCTION: &[(&str, &[&str])] = &[
+    // Paced, bounded deletion (function/src/execute.rs), which destroy reuses.
+    ("execute::delete_snapshots(", &["ec2:DeleteSnapshot"]),
 ];
 
 /// Client field in `Aws` → IAM service prefix.
@@ -53,24 +80,38 @@ fn actions_for(prefix: &str, operation: &str) -> Vec<String> {
 
 /// Every (IAM action, call site) the CI modules make through the `Aws` clients.
 fn calls() -> BTreeSet<(String, String)> {
-    let src = emulator::workspace_root().join("xtask").join("src");
+    let src = crate::paths::workspace_root().join("xtask").join("src");
     let mut found = BTreeSet::new();
     for module in CI_MODULES {
         let text = std::fs::read_to_string(src.join(module)).unwrap();
-        let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
-        for (client, prefix) in CLIENTS {
-            let needle = format!(".{client}.");
-            let mut rest = compact.as_str();
-            while let Some(at) = rest.find(&needle) {
-                rest = &rest[at + needle.len()..];
-                let operation: String = rest
-                    .chars()
-                    .take_while(|c| c.is_ascii_lowercase() || *c == '_')
-                    .collect();
-                if rest[operation.len()..].starts_with('(') && !operation.is_empty() {
-                    for action in actions_for(prefix, &operation) {
-                        found.insert((action, format!("{module}: {client}.{operation}")));
-                    }
+        found.extend(calls_in(module, &text));
+    }
+    found
+}
+
+/// The (IAM action, call site) pairs in one module's source.
+fn calls_in(module: &str, text: &str) -> BTreeSet<(String, String)> {
+    let mut found = BTreeSet::new();
+    let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+    for (call, actions) in THROUGH_THE_FUNCTION {
+        if compact.contains(call) {
+            for action in *actions {
+                found.insert(((*action).to_owned(), format!("{module}: {call}")));
+            }
+        }
+    }
+    for (client, prefix) in CLIENTS {
+        let needle = format!(".{client}.");
+        let mut rest = compact.as_str();
+        while let Some(at) = rest.find(&needle) {
+            rest = &rest[at + needle.len()..];
+            let operation: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                .collect();
+            if rest[operation.len()..].starts_with('(') && !operation.is_empty() {
+                for action in actions_for(prefix, &operation) {
+                    found.insert((action, format!("{module}: {client}.{operation}")));
                 }
             }
         }
@@ -79,7 +120,7 @@ fn calls() -> BTreeSet<(String, String)> {
 }
 
 fn allowed_actions() -> BTreeSet<String> {
-    let path = emulator::workspace_root()
+    let path = crate::paths::workspace_root()
         .join("docs")
         .join("deployer-policy.json");
     let policy: serde_json::Value =
@@ -125,6 +166,41 @@ fn the_deployer_policy_grants_every_call_the_ci_commands_make() {
         missing.is_empty(),
         "docs/deployer-policy.json lacks: {missing:#?}"
     );
+}
+
+/// Every `.rs` file under `dir`, as a path relative to `root`.
+fn sources(root: &std::path::Path, dir: &std::path::Path) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            found.extend(sources(root, &path));
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            let relative = path.strip_prefix(root).unwrap();
+            found.push(relative.to_string_lossy().replace('\\', "/"));
+        }
+    }
+    found
+}
+
+#[test]
+fn every_module_that_calls_aws_is_scanned_or_said_to_be_outside_ci() {
+    let src = crate::paths::workspace_root().join("xtask").join("src");
+    let mut callers = Vec::new();
+    for module in sources(&src, &src) {
+        let text = std::fs::read_to_string(src.join(&module)).unwrap();
+        if !calls_in(&module, &text).is_empty() {
+            callers.push(module);
+        }
+    }
+    assert!(callers.iter().any(|m| m == "cfn.rs"), "{callers:?}");
+    for module in &callers {
+        assert!(
+            CI_MODULES.contains(&module.as_str()) || NOT_CI.iter().any(|(m, _)| m == module),
+            "{module} calls AWS: add it to CI_MODULES (and the deployer policy) or to NOT_CI \
+             with the reason"
+        );
+    }
 }
 
 #[test]

@@ -1,6 +1,8 @@
 //! The CloudFormation templates in templates/ and the parameters deploy supplies to them.
 
 use crate::config::Environment;
+pub use crate::parameters::ArtifactLocation;
+use crate::parameters::StackParameters;
 use anyhow::{Context, Result, bail};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -9,14 +11,6 @@ use std::path::{Path, PathBuf};
 pub const BOOTSTRAP_STACK: &str = "smartvault-bootstrap";
 /// The version recorded in every stack.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
-
-/// Where the deployed zip lives.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ArtifactLocation {
-    pub bucket: String,
-    pub key: String,
-    pub sha256: String,
-}
 
 /// A template with the parameters to send with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,7 +21,7 @@ pub struct Rendered {
 }
 
 pub fn templates_dir() -> PathBuf {
-    emulator::workspace_root().join("templates")
+    crate::paths::templates()
 }
 
 pub fn read_template(name: &str) -> Result<String> {
@@ -36,39 +30,36 @@ pub fn read_template(name: &str) -> Result<String> {
 }
 
 /// The parameters of the main template for `env`.
-pub fn parameters(env: &Environment, artifact: &ArtifactLocation) -> BTreeMap<String, String> {
-    let email = |i: usize| env.notification_emails.get(i).cloned().unwrap_or_default();
-    let pairs = [
-        ("DeploymentName", env.stack_name.clone()),
-        ("ArtifactBucket", artifact.bucket.clone()),
-        ("ArtifactKey", artifact.key.clone()),
-        ("ArtifactSha256", artifact.sha256.clone()),
-        ("SmartVaultVersion", VERSION.to_owned()),
-        ("Architecture", env.architecture.lambda_name().to_owned()),
-        ("MemorySize", env.memory_mb.to_string()),
-        ("Timeout", env.timeout_seconds.to_string()),
-        ("LogRetentionDays", env.log_retention_days.to_string()),
-        (
-            "ReservedConcurrency",
-            env.reserved_concurrency.unwrap_or(0).to_string(),
-        ),
-        ("Schedule", env.schedule.clone()),
-        ("NotificationEmail1", email(0)),
-        ("NotificationEmail2", email(1)),
-        ("NotificationEmail3", email(2)),
-        ("BackupTagKey", env.backup_tag_key.clone()),
-        ("BackupTagValue", env.backup_tag_value.clone()),
-        ("RetentionDays", env.retention_days.to_string()),
-        ("KeepLast", env.keep_last.to_string()),
-        ("ExcludeBootVolume", env.exclude_boot_volume.to_string()),
-        ("MinIntervalMinutes", env.min_interval_minutes.to_string()),
-        ("MaxConcurrency", env.max_concurrency.to_string()),
-        ("DryRun", env.dry_run.to_string()),
-        ("Ec2RateShare", env.ec2_rate_share.to_string()),
-        ("Ec2RefillPerSecond", env.ec2_refill_per_second.to_string()),
-        ("MaxLinks", env.max_links.to_string()),
-    ];
-    pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+pub fn parameters(env: &Environment, artifact: &ArtifactLocation) -> StackParameters {
+    let email = |i: usize| Some(env.notification_emails.get(i).cloned().unwrap_or_default());
+    let text = |value: &dyn ToString| Some(value.to_string());
+    StackParameters {
+        deployment_name: text(&env.stack_name),
+        artifact_bucket: text(&artifact.bucket),
+        artifact_key: text(&artifact.key),
+        artifact_sha256: text(&artifact.sha256),
+        smartvault_version: text(&VERSION),
+        architecture: text(&env.architecture.lambda_name()),
+        memory_size: text(&env.memory_mb),
+        timeout: text(&env.timeout_seconds),
+        log_retention_days: text(&env.log_retention_days),
+        reserved_concurrency: text(&env.reserved_concurrency.unwrap_or(0)),
+        schedule: text(&env.schedule),
+        notification_email_1: email(0),
+        notification_email_2: email(1),
+        notification_email_3: email(2),
+        backup_tag_key: text(&env.backup_tag_key),
+        backup_tag_value: text(&env.backup_tag_value),
+        retention_days: text(&env.retention_days),
+        keep_last: text(&env.keep_last),
+        exclude_boot_volume: text(&env.exclude_boot_volume),
+        min_interval_minutes: text(&env.min_interval_minutes),
+        max_concurrency: text(&env.max_concurrency),
+        dry_run: text(&env.dry_run),
+        ec2_rate_share: text(&env.ec2_rate_share),
+        ec2_refill_per_second: text(&env.ec2_refill_per_second),
+        max_links: text(&env.max_links),
+    }
 }
 
 /// Stack tags: CloudFormation copies them onto every resource that takes tags.
@@ -81,7 +72,7 @@ pub fn stack_tags(env: &Environment) -> BTreeMap<String, String> {
 /// Renders the main template for `env`, checking the parameters against the declarations.
 pub fn render(env: &Environment, artifact: &ArtifactLocation) -> Result<Rendered> {
     let body = read_template("smartvault.yaml")?;
-    let parameters = parameters(env, artifact);
+    let parameters = parameters(env, artifact).to_cfn();
     check_parameters(&body, &parameters).context("templates/smartvault.yaml")?;
     Ok(Rendered {
         body,
@@ -120,7 +111,7 @@ pub fn check_parameters(body: &str, supplied: &BTreeMap<String, String>) -> Resu
     if !missing.is_empty() {
         bail!(
             "the template needs parameter(s) {missing:?} that deploy does not supply; add them to \
-             `template::parameters` in xtask/src/template.rs"
+             `StackParameters` in xtask/src/parameters.rs and set them in `template::parameters`"
         );
     }
     if !unknown.is_empty() {
@@ -134,10 +125,7 @@ pub fn check_parameters(body: &str, supplied: &BTreeMap<String, String>) -> Resu
 
 /// Writes what deploy sends to `target/smartvault/<env>/`, and returns that folder.
 pub fn write_rendered(env: &Environment, rendered: &Rendered) -> Result<PathBuf> {
-    let dir = emulator::workspace_root()
-        .join("target")
-        .join("smartvault")
-        .join(&env.name);
+    let dir = crate::paths::environment(&env.name);
     std::fs::create_dir_all(&dir)
         .with_context(|| format!("failed to create `{}`", dir.display()))?;
     let write = |name: &str, text: &str| -> Result<()> {
@@ -189,12 +177,7 @@ mod tests {
     use super::*;
 
     fn env() -> Environment {
-        crate::config::parse(
-            include_str!("../../smartvault.yaml"),
-            "smartvault.yaml",
-            "prod",
-        )
-        .unwrap()
+        crate::config::example("prod")
     }
 
     fn location() -> ArtifactLocation {
@@ -209,8 +192,19 @@ mod tests {
     fn the_supplied_parameters_are_exactly_the_declared_ones() {
         let body = read_template("smartvault.yaml").unwrap();
         let declared: BTreeSet<String> = declared_parameters(&body).unwrap().into_keys().collect();
-        let supplied: BTreeSet<String> = parameters(&env(), &location()).into_keys().collect();
+        let supplied: BTreeSet<String> = parameters(&env(), &location())
+            .to_cfn()
+            .into_keys()
+            .collect();
         assert_eq!(declared, supplied);
+        let every: BTreeSet<String> = StackParameters::NAMES
+            .iter()
+            .map(|n| (*n).to_owned())
+            .collect();
+        assert_eq!(
+            supplied, every,
+            "deploy sets every parameter the type knows"
+        );
         render(&env(), &location()).unwrap();
     }
 
@@ -242,7 +236,7 @@ mod tests {
 
     #[test]
     fn emails_fill_the_numbered_parameters() {
-        let p = parameters(&env(), &location());
+        let p = parameters(&env(), &location()).to_cfn();
         assert_eq!(p["NotificationEmail1"], "ops@example.com");
         assert_eq!(p["NotificationEmail2"], "oncall@example.com");
         assert_eq!(p["NotificationEmail3"], "");

@@ -339,7 +339,7 @@ fn docs_iam_policy_json_is_the_templates_policy() {
     let t = main_template();
     let in_template =
         long_form(&resource(&t, "Role")["Properties"]["Policies"][0]["PolicyDocument"]);
-    let path = emulator::workspace_root()
+    let path = crate::paths::workspace_root()
         .join("docs")
         .join("iam-policy.json");
     let in_docs: serde_json::Value =

@@ -5,7 +5,7 @@
 use anyhow::{Context, Result, bail};
 use std::fs;
 use std::path::PathBuf;
-use std::process::{Command, ExitCode};
+use std::process::Command;
 
 /// One virtual environment and the pinned requirements it is built from.
 pub struct Venv {
@@ -28,11 +28,9 @@ pub const CHECKOV: Venv = Venv {
 /// A copy of the requirements an environment was built from, to tell when it is stale.
 const STAMP: &str = ".smartvault-requirements.txt";
 
-pub fn run() -> Result<ExitCode> {
-    for venv in [&MAIN, &CHECKOV] {
-        eprintln!("tools ready in {}", venv.ensure()?.display());
-    }
-    Ok(ExitCode::SUCCESS)
+/// Creates or updates every environment; returns their directories.
+pub fn ensure_all() -> Result<Vec<PathBuf>> {
+    [&MAIN, &CHECKOV].iter().map(|venv| venv.ensure()).collect()
 }
 
 /// An executable installed in the main environment.
@@ -47,7 +45,7 @@ pub fn ensure() -> Result<PathBuf> {
 
 impl Venv {
     pub fn dir(&self) -> PathBuf {
-        emulator::tools_dir().join(self.name)
+        crate::paths::tools().join(self.name)
     }
 
     pub fn bin(&self, name: &str) -> PathBuf {
@@ -57,7 +55,7 @@ impl Venv {
     /// Creates or updates the environment when its pinned requirements changed; otherwise
     /// reuses it as it is. Returns its directory.
     pub fn ensure(&self) -> Result<PathBuf> {
-        let root = emulator::workspace_root();
+        let root = crate::paths::workspace_root();
         let requirements_path = root.join(self.requirements);
         let requirements = fs::read_to_string(&requirements_path)
             .with_context(|| format!("failed to read `{}`", requirements_path.display()))?;
@@ -99,8 +97,8 @@ impl Venv {
 
     fn create(&self) -> Result<()> {
         let venv = self.dir();
-        fs::create_dir_all(emulator::tools_dir())
-            .with_context(|| format!("failed to create `{}`", emulator::tools_dir().display()))?;
+        fs::create_dir_all(crate::paths::tools())
+            .with_context(|| format!("failed to create `{}`", crate::paths::tools().display()))?;
         let status = Command::new("python3")
             .args(["-m", "venv"])
             .arg(&venv)

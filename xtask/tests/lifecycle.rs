@@ -209,14 +209,7 @@ async fn deploy_redeploy_change_status_invoke_destroy() {
 
     // Snapshots: one of this deployment's, one by hand, one of another deployment.
     let ec2 = aws_sdk_ec2::Client::new(&sdk);
-    let volume = ec2
-        .create_volume()
-        .availability_zone("us-east-1a")
-        .size(8)
-        .send()
-        .await
-        .unwrap();
-    let volume = volume.volume_id().unwrap();
+    let volume = &emulator::fleet::detached_volume(&ec2).await.unwrap();
     let ours =
         emulator::fleet::snapshot_by_hand(&ec2, volume, &[(function::tags::MANAGED_BY, STACK)])
             .await
@@ -265,8 +258,11 @@ async fn deploy_redeploy_change_status_invoke_destroy() {
             "log_group_deleted",
             "artifacts_deleted",
             "bootstrap_deleted",
+            "kept",
+            "failures",
         ],
     );
+    assert_eq!(destroyed["failures"], serde_json::json!([]));
     assert_eq!(destroyed["snapshots_deleted"], serde_json::json!([ours]));
     assert_eq!(destroyed["bootstrap_deleted"], true);
 

@@ -4,7 +4,17 @@ use anyhow::{Context, Result};
 use std::process::{Command, ExitCode};
 use std::time::Instant;
 
-pub fn run() -> Result<ExitCode> {
+/// Run every check: rustfmt, clippy, template lint and all tests against the local emulator.
+#[derive(Debug, clap::Args)]
+pub struct Test {}
+
+impl Test {
+    pub fn run(self) -> Result<ExitCode> {
+        run()
+    }
+}
+
+fn run() -> Result<ExitCode> {
     crate::tools::ensure()?;
     let moto_server = crate::tools::bin("moto_server");
     let steps: Vec<(&str, Vec<&str>)> = vec![
@@ -67,6 +77,6 @@ pub fn run() -> Result<ExitCode> {
 
 fn cargo() -> Command {
     let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-    command.current_dir(emulator::workspace_root());
+    command.current_dir(crate::paths::workspace_root());
     command
 }

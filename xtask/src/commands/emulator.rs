@@ -3,7 +3,17 @@
 use anyhow::{Context, Result};
 use std::process::ExitCode;
 
-pub fn run() -> Result<ExitCode> {
+/// Start the local AWS emulator in the foreground and print the environment to reach it.
+#[derive(Debug, clap::Args)]
+pub struct EmulatorCmd {}
+
+impl EmulatorCmd {
+    pub fn run(self) -> Result<ExitCode> {
+        run()
+    }
+}
+
+fn run() -> Result<ExitCode> {
     crate::tools::ensure()?;
     let emulator = emulator::Emulator::start().context("failed to start the AWS emulator")?;
     eprintln!(

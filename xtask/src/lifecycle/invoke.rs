@@ -1,4 +1,5 @@
-//! `cargo xtask invoke`: runs the deployed function once and shows its result and log tail.
+//! Invoking an environment's function: the event checked by the function's own parser, a
+//! remote invocation with its log tail, or the real `bootstrap` run here under the local runtime.
 
 use crate::aws::{Aws, sdk_error};
 use crate::config::{ConfigError, Environment};
@@ -98,25 +99,20 @@ pub async fn invoke(aws: &Aws, env: &Environment, event: &serde_json::Value) -> 
 
 /// The deployed stack's topic ARN, from its resources (outputs are not always reported).
 pub async fn topic_arn(aws: &Aws, stack: &str) -> Result<String> {
-    let resources = crate::destroy::stack_resources(aws, stack)
-        .await
-        .with_context(|| {
-            format!(
-                "stack {stack} is not deployed here; run `cargo xtask deploy --env <env>` first"
-            )
-        })?;
+    let resources = crate::cfn::resources(aws, stack).await.with_context(|| {
+        format!("stack {stack} is not deployed here; run `cargo xtask deploy --env <env>` first")
+    })?;
     resources
-        .iter()
-        .find(|r| r.logical_resource_id() == Some("Topic"))
-        .and_then(|r| r.physical_resource_id())
-        .map(str::to_owned)
+        .into_iter()
+        .find(|r| r.logical_id == "Topic")
+        .map(|r| r.physical_id)
         .with_context(|| format!("stack {stack} has no Topic resource"))
 }
 
 /// Builds the host `bootstrap` for local runs with the workspace's feature set, so it reuses
 /// the compile that `cargo xtask` itself needed.
 pub fn host_bootstrap() -> Result<std::path::PathBuf> {
-    let root = emulator::workspace_root();
+    let root = crate::paths::workspace_root();
     let status =
         std::process::Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
             .args(["build", "--quiet", "--workspace", "--bins"])
@@ -164,7 +160,9 @@ pub async fn local(
     binary: &Path,
     event: &serde_json::Value,
     aws_vars: Vec<(String, String)>,
+    logs: crate::local_runtime::Logs,
 ) -> Result<crate::local_runtime::Invocation> {
+    let account_id = aws.check_account(env.account_id.as_deref()).await?;
     let topic = topic_arn(aws, &env.stack_name).await?;
     let mut vars: Vec<(String, String)> = crate::config::function_environment(env, &topic)
         .into_iter()
@@ -174,11 +172,13 @@ pub async fn local(
     let run = crate::local_runtime::Run {
         binary,
         function_name: &env.stack_name,
+        account_id: &account_id,
         memory_mb: env.memory_mb,
         timeout: std::time::Duration::from_secs(u64::from(env.timeout_seconds)),
         region: &aws.region,
         env: vars,
         event,
+        logs,
     };
     tokio::task::block_in_place(|| crate::local_runtime::invoke(&run))
 }
@@ -188,10 +188,7 @@ mod tests {
     use super::*;
 
     fn event_file(name: &str, text: &str) -> std::path::PathBuf {
-        let dir = emulator::tools_dir()
-            .join("test-scratch")
-            .join("invoke-events");
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = crate::paths::test_scratch("invoke-events");
         let path = dir.join(name);
         std::fs::write(&path, text).unwrap();
         path

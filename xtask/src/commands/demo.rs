@@ -1,13 +1,34 @@
 //! `cargo xtask demo`: the whole lifecycle on a local AWS emulator, explained step by step.
 
-use crate::aws::Aws;
+use crate::aws::{Aws, sdk_error};
 use crate::config::{self, Environment};
 use crate::inbox::Inbox;
+use crate::lifecycle::destroy::{Snapshots, destroy};
+use crate::lifecycle::{deploy::deploy, invoke};
+use crate::local_runtime::{self, Ending, Logs};
 use crate::output::Output;
+use crate::{cfn, snapshots};
 use anyhow::{Context, Result};
 use emulator::Emulator;
 use emulator::fleet::{self, InstanceSpec};
+use std::process::ExitCode;
 use std::time::Instant;
+
+/// The whole lifecycle on a local AWS emulator: deploy, back up a fleet, clean up, destroy.
+#[derive(Debug, clap::Args)]
+pub struct Demo {
+    /// `json` prints the summary as one document and the function's log lines raw.
+    #[arg(long, value_enum, default_value = "text")]
+    output: Output,
+}
+
+impl Demo {
+    pub fn run(self) -> Result<ExitCode> {
+        let summary = run(self.output)?;
+        self.output.result(&summary, |_| {})?;
+        Ok(ExitCode::SUCCESS)
+    }
+}
 
 /// What the tour showed, for `--output json` and the end-to-end test.
 #[derive(Debug, Default, serde::Serialize)]
@@ -38,7 +59,7 @@ impl Tour {
     }
 }
 
-pub fn run(output: Output) -> Result<Summary> {
+fn run(output: Output) -> Result<Summary> {
     let started = Instant::now();
     let mut tour = Tour { step: 0 };
     let mut summary = Summary::default();
@@ -49,7 +70,7 @@ pub fn run(output: Output) -> Result<Summary> {
         "A host build of the real `bootstrap` binary (`cargo xtask build` makes the Lambda one).",
     );
     let build_started = Instant::now();
-    let binary = crate::invoke::host_bootstrap()?;
+    let binary = invoke::host_bootstrap()?;
     summary.build_seconds = build_started.elapsed().as_secs_f64();
     eprintln!(
         "   built {} in {:.0} s",
@@ -67,7 +88,7 @@ pub fn run(output: Output) -> Result<Summary> {
     eprintln!("   listening on {}", emulator.endpoint());
     let env = config::load(None, "local")?;
 
-    let runtime = crate::runtime()?;
+    let runtime = crate::aws::runtime()?;
     runtime.block_on(tour_in_emulator(
         &mut tour,
         &emulator,
@@ -115,12 +136,12 @@ async fn tour_in_emulator(
         "The same deploy as for AWS: bootstrap bucket, artifact upload, change set, function, role, topic, schedule.",
     );
     let artifact = crate::package::package(binary)?;
-    let deployed = crate::deploy::deploy(&aws, env, &artifact, true, output).await?;
+    let deployed = deploy(&aws, env, &artifact, true, output).await?;
     eprintln!("   stack {} {}", deployed.stack, deployed.result);
     let inbox = Inbox::subscribe(
         &aws,
         "smartvault-demo-inbox",
-        &crate::invoke::topic_arn(&aws, &env.stack_name).await?,
+        &invoke::topic_arn(&aws, &env.stack_name).await?,
     )
     .await?;
     eprintln!("   (an SQS queue subscribed to the topic stands in for the email inbox)");
@@ -168,11 +189,12 @@ async fn tour_in_emulator(
         "   (The emulator ignores CreateSnapshots' exclusion options, so it snapshots the excluded volume\n    \
          anyway; AWS honours them. The plan and the summary show the volume skipped.)"
     );
-    let first = crate::invoke::local(&aws, env, binary, &event, aws_vars.clone()).await?;
-    crate::local_runtime::ensure_success(&first)?;
+    let logs = Logs::for_output(output);
+    let first = invoke::local(&aws, env, binary, &event, aws_vars.clone(), logs).await?;
+    local_runtime::ensure_success(&first)?;
     eprintln!("   {}", first.report_line());
     summary.report_lines.push(first.report_line());
-    if let crate::local_runtime::Ending::Response(body) = &first.ending {
+    if let Ending::Response(body) = &first.ending {
         summary.first_run_created = body["created"].as_array().map_or(0, Vec::len);
     }
     let (subject, message) = inbox.next().await?;
@@ -189,15 +211,9 @@ async fn tour_in_emulator(
         "A snapshot this deployment made long ago, of a volume since deleted, has expired. The second run \
          creates nothing (the minimum interval protects against duplicates) and deletes only that one.",
     );
-    let old_volume = aws
-        .ec2
-        .create_volume()
-        .availability_zone(format!("{}a", emulator::REGION))
-        .size(8)
-        .send()
+    let old_volume = fleet::detached_volume(&aws.ec2)
         .await
-        .map_err(crate::aws::sdk_error)?;
-    let old_volume = old_volume.volume_id().unwrap_or_default().to_owned();
+        .map_err(|e| anyhow::anyhow!(e))?;
     let expired = fleet::snapshot_by_hand(
         &aws.ec2,
         &old_volume,
@@ -215,13 +231,13 @@ async fn tour_in_emulator(
         .volume_id(&old_volume)
         .send()
         .await
-        .map_err(crate::aws::sdk_error)?;
+        .map_err(sdk_error)?;
     eprintln!("   {expired}: expired 2026-01-08, its volume is gone");
-    let second = crate::invoke::local(&aws, env, binary, &event, aws_vars).await?;
-    crate::local_runtime::ensure_success(&second)?;
+    let second = invoke::local(&aws, env, binary, &event, aws_vars, logs).await?;
+    local_runtime::ensure_success(&second)?;
     eprintln!("   {}", second.report_line());
     summary.report_lines.push(second.report_line());
-    if let crate::local_runtime::Ending::Response(body) = &second.ending {
+    if let Ending::Response(body) = &second.ending {
         summary.second_run_created = body["created"].as_array().map_or(0, Vec::len);
         summary.second_run_deleted = body["deleted"].as_array().map_or(0, Vec::len);
     }
@@ -238,8 +254,12 @@ async fn tour_in_emulator(
         "Stack, this deployment's snapshots, log group, artifact and bootstrap bucket; nothing else.",
     );
     inbox.remove().await?;
-    let destroyed =
-        crate::destroy::destroy(&aws, env, true, crate::destroy::Snapshots::Delete, output).await?;
+    let destroyed = destroy(&aws, env, true, Snapshots::Delete, output).await?;
+    anyhow::ensure!(
+        destroyed.failures.is_empty(),
+        "destroy failed: {:?}",
+        destroyed.failures
+    );
     summary.destroyed_snapshots = destroyed.snapshots_deleted.len();
 
     tour.step(
@@ -253,7 +273,7 @@ async fn tour_in_emulator(
         .owner_ids("self")
         .send()
         .await
-        .map_err(crate::aws::sdk_error)?;
+        .map_err(sdk_error)?;
     summary.unmanaged_snapshot_kept = remaining
         .snapshots()
         .iter()
@@ -280,7 +300,7 @@ fn indent(text: &str) -> String {
 
 async fn show_snapshots(aws: &Aws, stack: &str) -> Result<()> {
     eprintln!("   The snapshots and their tags:");
-    for snapshot in crate::destroy::managed_snapshots(aws, stack).await? {
+    for snapshot in snapshots::managed(aws, stack).await? {
         eprintln!(
             "   {} of {}: {}",
             snapshot.id,
@@ -292,27 +312,20 @@ async fn show_snapshots(aws: &Aws, stack: &str) -> Result<()> {
 }
 
 /// What remains of the deployment in every service it used.
-pub async fn leftovers(aws: &Aws, stack: &str) -> Result<Vec<String>> {
+async fn leftovers(aws: &Aws, stack: &str) -> Result<Vec<String>> {
     let mut left = Vec::new();
-    let stacks = aws
-        .cloudformation
-        .describe_stacks()
-        .send()
-        .await
-        .map_err(crate::aws::sdk_error)?;
     left.extend(
-        stacks
-            .stacks()
-            .iter()
-            .filter_map(|s| s.stack_name())
-            .map(|s| format!("stack {s}")),
+        cfn::describe_all(aws)
+            .await?
+            .into_iter()
+            .map(|s| format!("stack {}", s.name)),
     );
     let functions = aws
         .lambda
         .list_functions()
         .send()
         .await
-        .map_err(crate::aws::sdk_error)?;
+        .map_err(sdk_error)?;
     left.extend(
         functions
             .functions()
@@ -321,11 +334,7 @@ pub async fn leftovers(aws: &Aws, stack: &str) -> Result<Vec<String>> {
             .map(|f| format!("function {f}")),
     );
     let sns = aws_sdk_sns::Client::new(&aws.sdk);
-    let topics = sns
-        .list_topics()
-        .send()
-        .await
-        .map_err(crate::aws::sdk_error)?;
+    let topics = sns.list_topics().send().await.map_err(sdk_error)?;
     left.extend(
         topics
             .topics()
@@ -334,11 +343,7 @@ pub async fn leftovers(aws: &Aws, stack: &str) -> Result<Vec<String>> {
             .map(|t| format!("topic {t}")),
     );
     let events = aws_sdk_eventbridge::Client::new(&aws.sdk);
-    let rules = events
-        .list_rules()
-        .send()
-        .await
-        .map_err(crate::aws::sdk_error)?;
+    let rules = events.list_rules().send().await.map_err(sdk_error)?;
     left.extend(
         rules
             .rules()
@@ -351,7 +356,7 @@ pub async fn leftovers(aws: &Aws, stack: &str) -> Result<Vec<String>> {
         .describe_log_groups()
         .send()
         .await
-        .map_err(crate::aws::sdk_error)?;
+        .map_err(sdk_error)?;
     left.extend(
         groups
             .log_groups()
@@ -360,11 +365,7 @@ pub async fn leftovers(aws: &Aws, stack: &str) -> Result<Vec<String>> {
             .map(|g| format!("log group {g}")),
     );
     let iam = aws_sdk_iam::Client::new(&aws.sdk);
-    let roles = iam
-        .list_roles()
-        .send()
-        .await
-        .map_err(crate::aws::sdk_error)?;
+    let roles = iam.list_roles().send().await.map_err(sdk_error)?;
     left.extend(
         roles
             .roles()
@@ -373,12 +374,7 @@ pub async fn leftovers(aws: &Aws, stack: &str) -> Result<Vec<String>> {
             .filter(|name| name.contains(stack))
             .map(|name| format!("role {name}")),
     );
-    let buckets = aws
-        .s3
-        .list_buckets()
-        .send()
-        .await
-        .map_err(crate::aws::sdk_error)?;
+    let buckets = aws.s3.list_buckets().send().await.map_err(sdk_error)?;
     left.extend(
         buckets
             .buckets()
@@ -386,7 +382,7 @@ pub async fn leftovers(aws: &Aws, stack: &str) -> Result<Vec<String>> {
             .filter_map(|b| b.name())
             .map(|b| format!("bucket {b}")),
     );
-    let snapshots = crate::destroy::managed_snapshots(aws, stack).await?;
+    let snapshots = snapshots::managed(aws, stack).await?;
     left.extend(snapshots.iter().map(|s| format!("snapshot {}", s.id)));
     Ok(left)
 }

@@ -1,0 +1,137 @@
+//! The S3 edge: the artifact bucket's objects; upload once per hash, download, and remove every
+//! version of an object or of the whole bucket.
+
+use crate::aws::{Aws, sdk_error};
+use crate::package::Artifact;
+use crate::parameters::ArtifactLocation;
+use anyhow::{Context, Result};
+
+/// Uploads the zip unless an object with its key (its hash) is already there; `true` when it
+/// uploaded.
+pub async fn upload_once(
+    aws: &Aws,
+    artifact: &Artifact,
+    location: &ArtifactLocation,
+    version: &str,
+) -> Result<bool> {
+    let existing = aws
+        .s3
+        .head_object()
+        .bucket(&location.bucket)
+        .key(&location.key)
+        .send()
+        .await;
+    if existing.is_ok() {
+        return Ok(false);
+    }
+    let body = aws_sdk_s3::primitives::ByteStream::from_path(&artifact.path)
+        .await
+        .with_context(|| format!("failed to read `{}`", artifact.path.display()))?;
+    aws.s3
+        .put_object()
+        .bucket(&location.bucket)
+        .key(&location.key)
+        .body(body)
+        .metadata("sha256", &artifact.sha256)
+        .metadata("smartvault-version", version)
+        .send()
+        .await
+        .map_err(sdk_error)
+        .with_context(|| {
+            format!(
+                "failed to upload the artifact to s3://{}/{}",
+                location.bucket, location.key
+            )
+        })?;
+    Ok(true)
+}
+
+/// Why an object could not be downloaded.
+#[derive(Debug)]
+pub enum DownloadError {
+    AccessDenied(anyhow::Error),
+    Other(anyhow::Error),
+}
+
+/// The bytes of `s3://bucket/key`.
+pub async fn download(aws: &Aws, bucket: &str, key: &str) -> Result<Vec<u8>, DownloadError> {
+    use aws_sdk_s3::error::ProvideErrorMetadata;
+    let object = aws
+        .s3
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .map_err(|error| {
+            if error.code() == Some("AccessDenied") {
+                DownloadError::AccessDenied(sdk_error(error))
+            } else {
+                DownloadError::Other(sdk_error(error))
+            }
+        })?;
+    let bytes = object
+        .body
+        .collect()
+        .await
+        .map_err(|e| {
+            DownloadError::Other(anyhow::anyhow!(
+                "failed to download s3://{bucket}/{key}: {e}"
+            ))
+        })?
+        .into_bytes();
+    Ok(bytes.to_vec())
+}
+
+/// Deletes every version and delete marker of `key` (or of every key) in `bucket`.
+pub async fn delete_versions(aws: &Aws, bucket: &str, key: Option<&str>) -> Result<()> {
+    // ListObjectVersions has no paginator in the SDK: follow its markers by hand.
+    let mut doomed = Vec::new();
+    let (mut key_marker, mut version_marker) = (None, None);
+    loop {
+        let page = aws
+            .s3
+            .list_object_versions()
+            .bucket(bucket)
+            .set_prefix(key.map(str::to_owned))
+            .set_key_marker(key_marker.take())
+            .set_version_id_marker(version_marker.take())
+            .send()
+            .await
+            .map_err(sdk_error)
+            .with_context(|| format!("failed to list s3://{bucket}"))?;
+        for version in page.versions() {
+            doomed.push((
+                version.key().unwrap_or_default().to_owned(),
+                version.version_id().map(str::to_owned),
+            ));
+        }
+        for marker in page.delete_markers() {
+            doomed.push((
+                marker.key().unwrap_or_default().to_owned(),
+                marker.version_id().map(str::to_owned),
+            ));
+        }
+        if page.is_truncated() != Some(true) {
+            break;
+        }
+        key_marker = page.next_key_marker().map(str::to_owned);
+        version_marker = page.next_version_id_marker().map(str::to_owned);
+    }
+    for (object, version) in doomed {
+        // A prefix matches longer keys too; only the key itself goes.
+        if key.is_some_and(|k| k != object) {
+            continue;
+        }
+        aws.s3
+            .delete_object()
+            .bucket(bucket)
+            .key(&object)
+            .set_version_id(version)
+            .send()
+            .await
+            .map_err(sdk_error)
+            .with_context(|| format!("failed to delete s3://{bucket}/{object}"))?;
+    }
+    Ok(())
+}

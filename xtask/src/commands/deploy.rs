@@ -1,0 +1,41 @@
+//! `cargo xtask deploy`: builds (or takes) the artifact and deploys it to an environment.
+
+use super::EnvArgs;
+use crate::aws::{Connection, with_aws};
+use crate::lifecycle::deploy::deploy;
+use crate::output::Output;
+use anyhow::Result;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Create or update an environment's stack through a change set.
+#[derive(Debug, clap::Args)]
+pub struct Deploy {
+    #[command(flatten)]
+    env: EnvArgs,
+    #[command(flatten)]
+    connection: Connection,
+    /// Deploy this zip instead of building one.
+    #[arg(long)]
+    artifact: Option<PathBuf>,
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    yes: bool,
+    #[arg(long, value_enum, default_value = "text")]
+    output: Output,
+}
+
+impl Deploy {
+    pub fn run(self) -> Result<ExitCode> {
+        let env = self.env.load()?;
+        let artifact = match &self.artifact {
+            Some(path) => crate::package::open(path)?,
+            None => crate::package::package(&crate::build::build(env.architecture)?)?,
+        };
+        let result = with_aws(&self.connection, &env.region, async |aws| {
+            deploy(aws, &env, &artifact, self.yes, self.output).await
+        })?;
+        self.output.result(&result, |r| r.print(&env))?;
+        Ok(ExitCode::SUCCESS)
+    }
+}

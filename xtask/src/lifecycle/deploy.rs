@@ -1,0 +1,393 @@
+//! Deploying an environment: bootstrap bucket, artifact upload, change set, confirmation,
+//! progress, termination protection. `deploy`, `promote` and the demo all deploy through here.
+
+use crate::artifact_store;
+use crate::aws::Aws;
+use crate::cfn::{self, NewChangeSet};
+use crate::config::Environment;
+use crate::output::{Output, confirm};
+use crate::package::Artifact;
+use crate::parameters::ArtifactLocation;
+use crate::stack::{self, ChangeRow, ChangeSetOutcome, StackAction};
+use crate::template::{self, BOOTSTRAP_STACK};
+use anyhow::{Context, Result, bail};
+use std::collections::BTreeMap;
+
+/// What a deploy did to the stack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Created,
+    Updated,
+    Unchanged,
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Outcome::Created => "created",
+            Outcome::Updated => "updated",
+            Outcome::Unchanged => "unchanged",
+        })
+    }
+}
+
+/// What a deploy did, for `--output json`.
+#[derive(Debug, serde::Serialize)]
+pub struct DeployResult {
+    pub environment: String,
+    pub stack: String,
+    pub region: String,
+    pub account: String,
+    pub result: Outcome,
+    pub artifact_sha256: String,
+    pub artifact_uploaded: bool,
+    pub changes: Vec<ChangeRow>,
+    pub outputs: BTreeMap<String, String>,
+}
+
+impl DeployResult {
+    /// The result for people: outputs, and the subscription reminder after a first create.
+    pub fn print(&self, env: &Environment) {
+        println!(
+            "stack {} {} (artifact {})",
+            self.stack,
+            self.result,
+            &self.artifact_sha256[..12]
+        );
+        for (key, value) in &self.outputs {
+            println!("  {key}: {value}");
+        }
+        if self.result == Outcome::Created {
+            println!(
+                "remember: each address in notification_emails ({}) gets a confirmation email \
+                 from AWS and receives nothing until it confirms",
+                env.notification_emails.join(", ")
+            );
+        }
+    }
+}
+
+/// Deploys `artifact` to `env`. `yes` skips the confirmation.
+pub async fn deploy(
+    aws: &Aws,
+    env: &Environment,
+    artifact: &Artifact,
+    yes: bool,
+    output: Output,
+) -> Result<DeployResult> {
+    let account = aws.check_account(env.account_id.as_deref()).await?;
+    let stack_name = env.stack_name.as_str();
+    output.progress(format!(
+        "deploying {stack_name} to account {account}, region {}",
+        aws.region
+    ));
+    let bootstrap = ensure_bootstrap(aws, output).await?;
+    let location = ArtifactLocation {
+        bucket: bootstrap.bucket.clone(),
+        key: artifact.key(),
+        sha256: artifact.sha256.clone(),
+    };
+    let uploaded = artifact_store::upload_once(aws, artifact, &location, template::VERSION).await?;
+    if uploaded {
+        output.progress(format!(
+            "uploaded {} ({} KiB) to s3://{}/{}",
+            artifact.path.display(),
+            artifact.size / 1024,
+            location.bucket,
+            location.key
+        ));
+    } else {
+        output.progress(format!(
+            "artifact {} is already in s3://{}; not uploading",
+            &artifact.sha256[..12],
+            location.bucket
+        ));
+    }
+    let made = Made {
+        bootstrap: bootstrap.created,
+        artifact: uploaded.then(|| format!("s3://{}/{}", location.bucket, location.key)),
+    };
+    let rendered = template::render(env, &location)?;
+    let dir = template::write_rendered(env, &rendered)?;
+    output.progress(format!(
+        "rendered template and parameters in {}",
+        dir.display()
+    ));
+
+    let status = cfn::describe(aws, stack_name).await?.map(|s| s.status);
+    remove_stale_change_sets(aws, stack_name, status.as_deref(), output).await?;
+    let create = match stack::action_for(stack_name, status.as_deref()) {
+        StackAction::Create => true,
+        StackAction::Update => false,
+        StackAction::RecreateAfterFailedCreate => {
+            output.progress(format!(
+                "stack {stack_name} is in ROLLBACK_COMPLETE after a failed first create; deleting it to create it again"
+            ));
+            cfn::delete_and_wait(aws, stack_name).await?;
+            true
+        }
+        StackAction::Busy(message) | StackAction::Stuck(message) => bail!(message),
+    };
+
+    // Milliseconds: two deploys within one second must not reuse a name.
+    let change_set = format!(
+        "{}{}",
+        stack::CHANGE_SET_PREFIX,
+        time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000
+    );
+    let described = cfn::create_change_set(
+        aws,
+        &NewChangeSet {
+            stack: stack_name,
+            name: &change_set,
+            create,
+            body: &rendered.body,
+            parameters: &rendered.parameters,
+            tags: &rendered.tags,
+            description: format!(
+                "SmartVault {} artifact {}",
+                template::VERSION,
+                &artifact.sha256[..12]
+            ),
+        },
+    )
+    .await?;
+    let mut result = DeployResult {
+        environment: env.name.clone(),
+        stack: env.stack_name.clone(),
+        region: aws.region.clone(),
+        account,
+        result: Outcome::Unchanged,
+        artifact_sha256: artifact.sha256.clone(),
+        artifact_uploaded: uploaded,
+        changes: described.changes.clone(),
+        outputs: BTreeMap::new(),
+    };
+    match stack::classify_change_set(&described.status, described.reason.as_deref()) {
+        ChangeSetOutcome::NoChanges => {
+            cfn::discard_change_set(aws, stack_name, &change_set).await;
+            output.progress(format!(
+                "stack {stack_name} is up to date: nothing to change"
+            ));
+            set_termination_protection(aws, env, output).await?;
+            result.outputs = outputs(aws, stack_name).await?;
+            return Ok(result);
+        }
+        ChangeSetOutcome::Failed(reason) => {
+            cfn::discard_change_set(aws, stack_name, &change_set).await;
+            bail!("CloudFormation refused the change set for stack {stack_name}: {reason}");
+        }
+        ChangeSetOutcome::Ready => {}
+    }
+
+    output.progress(format!(
+        "changes to stack {stack_name}:\n{}",
+        stack::change_table(&result.changes)
+    ));
+    let question = format!("deploy these changes to {stack_name} ({})?", env.name);
+    match confirm(yes, &question) {
+        Ok(true) => {}
+        Ok(false) => {
+            cfn::discard_change_set(aws, stack_name, &change_set).await;
+            bail!("deploy cancelled; {}", made.describe(stack_name, &env.name));
+        }
+        Err(error) => {
+            cfn::discard_change_set(aws, stack_name, &change_set).await;
+            return Err(error.context(format!(
+                "deploy stopped before the change; {}",
+                made.describe(stack_name, &env.name)
+            )));
+        }
+    }
+    cfn::execute_change_set(aws, stack_name, &change_set).await?;
+    cfn::wait_with_progress(aws, stack_name, create, output).await?;
+    set_termination_protection(aws, env, output).await?;
+    result.result = if create {
+        Outcome::Created
+    } else {
+        Outcome::Updated
+    };
+    result.outputs = outputs(aws, stack_name).await?;
+    Ok(result)
+}
+
+/// The stack's outputs; empty when there is no stack.
+async fn outputs(aws: &Aws, stack: &str) -> Result<BTreeMap<String, String>> {
+    Ok(cfn::describe(aws, stack)
+        .await?
+        .map(|s| s.outputs)
+        .unwrap_or_default())
+}
+
+async fn set_termination_protection(aws: &Aws, env: &Environment, output: Output) -> Result<()> {
+    let enabled = env.termination_protection;
+    if cfn::set_termination_protection(aws, &env.stack_name, enabled).await? {
+        output.progress(format!(
+            "termination protection {} for {}",
+            if enabled { "enabled" } else { "disabled" },
+            env.stack_name
+        ));
+    }
+    Ok(())
+}
+
+/// What a deploy made before it reached the stack's change, so that a deploy stopped at the
+/// confirmation says exactly what now exists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Made {
+    /// This deploy created the bootstrap stack.
+    bootstrap: bool,
+    /// The artifact this deploy uploaded, as an S3 URL.
+    artifact: Option<String>,
+}
+
+impl Made {
+    /// The sentence that tells what a stopped deploy left, and how to remove it.
+    fn describe(&self, stack: &str, env: &str) -> String {
+        let mut made = Vec::new();
+        if self.bootstrap {
+            made.push(format!(
+                "created the bootstrap stack {BOOTSTRAP_STACK} (the artifact bucket)"
+            ));
+        }
+        if let Some(artifact) = &self.artifact {
+            made.push(format!("uploaded {artifact}"));
+        }
+        if made.is_empty() {
+            return format!("stack {stack} was not changed and nothing else was made");
+        }
+        format!(
+            "stack {stack} was not changed, but this deploy {}; they stay for the next deploy, \
+             and `cargo xtask destroy --env {env}` removes them when no environment uses them",
+            made.join(" and ")
+        )
+    }
+}
+
+/// The artifact bucket, and whether this call created the bootstrap stack that holds it.
+struct Bootstrap {
+    bucket: String,
+    created: bool,
+}
+
+/// The artifact bucket, creating the bootstrap stack on first use.
+async fn ensure_bootstrap(aws: &Aws, output: Output) -> Result<Bootstrap> {
+    if let Some(view) = cfn::describe(aws, BOOTSTRAP_STACK).await? {
+        let bucket = view.outputs.get("ArtifactBucketName").cloned().with_context(|| {
+            format!(
+                "stack {BOOTSTRAP_STACK} exists but reports no ArtifactBucketName output; inspect \
+                 it, or delete it and deploy again"
+            )
+        })?;
+        return Ok(Bootstrap {
+            bucket,
+            created: false,
+        });
+    }
+    output.progress(format!(
+        "creating stack {BOOTSTRAP_STACK} (the artifact bucket for this account and region)"
+    ));
+    let tags = BTreeMap::from([("smartvault:role".to_owned(), "bootstrap".to_owned())]);
+    cfn::create_stack(
+        aws,
+        BOOTSTRAP_STACK,
+        &template::read_template("bootstrap.yaml")?,
+        &tags,
+    )
+    .await?;
+    cfn::wait_with_progress(aws, BOOTSTRAP_STACK, true, output).await?;
+    let bucket = outputs(aws, BOOTSTRAP_STACK)
+        .await?
+        .remove("ArtifactBucketName")
+        .with_context(|| {
+            format!("stack {BOOTSTRAP_STACK} was created without an ArtifactBucketName output")
+        })?;
+    Ok(Bootstrap {
+        bucket,
+        created: true,
+    })
+}
+
+/// Removes what an interrupted deploy left: its change sets that were never executed and,
+/// for a stack never created (`REVIEW_IN_PROGRESS`), the empty stack itself, saying so.
+/// Without this, the next deploy would stack a new change set on the stale one.
+async fn remove_stale_change_sets(
+    aws: &Aws,
+    stack: &str,
+    status: Option<&str>,
+    output: Output,
+) -> Result<()> {
+    if status.is_none() {
+        return Ok(());
+    }
+    for name in stack::stale_change_sets(&cfn::change_sets(aws, stack).await?) {
+        output.progress(format!(
+            "removing change set {name} of stack {stack}, left unexecuted by an interrupted deploy"
+        ));
+        cfn::delete_change_set(aws, stack, &name).await?;
+    }
+    // Deleting a review stack's last change set may remove the stack too; look again.
+    if status == Some("REVIEW_IN_PROGRESS")
+        && cfn::describe(aws, stack)
+            .await?
+            .map(|s| s.status)
+            .as_deref()
+            == Some("REVIEW_IN_PROGRESS")
+    {
+        output.progress(format!(
+            "stack {stack} is REVIEW_IN_PROGRESS: an earlier deploy stopped before creating it; \
+             removing the empty stack to create it afresh"
+        ));
+        cfn::delete_and_wait(aws, stack).await?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stopped_deploy_says_exactly_what_it_made() {
+        let both = Made {
+            bootstrap: true,
+            artifact: Some("s3://bucket/artifacts/abc.zip".into()),
+        };
+        assert_eq!(
+            both.describe("smartvault-dev", "dev"),
+            "stack smartvault-dev was not changed, but this deploy created the bootstrap stack \
+             smartvault-bootstrap (the artifact bucket) and uploaded s3://bucket/artifacts/abc.zip; \
+             they stay for the next deploy, and `cargo xtask destroy --env dev` removes them when \
+             no environment uses them"
+        );
+        let upload_only = Made {
+            bootstrap: false,
+            artifact: Some("s3://b/k".into()),
+        };
+        let message = upload_only.describe("smartvault-dev", "dev");
+        assert!(
+            message.contains("this deploy uploaded s3://b/k;"),
+            "{message}"
+        );
+        assert!(!message.contains("bootstrap stack"), "{message}");
+        let nothing = Made {
+            bootstrap: false,
+            artifact: None,
+        };
+        assert_eq!(
+            nothing.describe("smartvault-dev", "dev"),
+            "stack smartvault-dev was not changed and nothing else was made"
+        );
+    }
+
+    #[test]
+    fn the_outcome_reads_as_before_in_json() {
+        assert_eq!(serde_json::to_value(Outcome::Created).unwrap(), "created");
+        assert_eq!(
+            serde_json::to_value(Outcome::Unchanged).unwrap(),
+            "unchanged"
+        );
+        assert_eq!(Outcome::Updated.to_string(), "updated");
+    }
+}

@@ -1,0 +1,169 @@
+//! The main template's parameters as one type: the only place their CloudFormation names are
+//! spelled, converting to the parameters deploy sends and from those a deployed stack reports.
+
+use std::collections::BTreeMap;
+
+/// Declares [`StackParameters`] with each field's CloudFormation name, once.
+macro_rules! stack_parameters {
+    ($($(#[$doc:meta])* $field:ident => $name:literal,)*) => {
+        /// The main template's parameters. Every field is the string CloudFormation holds;
+        /// `None` is a parameter not supplied (or not reported by an older stack).
+        #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+        pub struct StackParameters {
+            $($(#[$doc])* pub $field: Option<String>,)*
+        }
+
+        impl StackParameters {
+            /// Every parameter's CloudFormation name, in declaration order.
+            #[cfg(test)]
+            pub const NAMES: &'static [&'static str] = &[$($name),*];
+
+            /// The parameters as CloudFormation takes them, by name; unset ones are left out.
+            pub fn to_cfn(&self) -> BTreeMap<String, String> {
+                let mut map = BTreeMap::new();
+                $(if let Some(value) = &self.$field {
+                    map.insert($name.to_owned(), value.clone());
+                })*
+                map
+            }
+
+            /// The parameters a stack reports; names this version does not know are ignored.
+            pub fn from_cfn<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+                let mut parameters = Self::default();
+                for (name, value) in pairs {
+                    match name {
+                        $($name => parameters.$field = Some(value.to_owned()),)*
+                        _ => {}
+                    }
+                }
+                parameters
+            }
+        }
+    };
+}
+
+stack_parameters! {
+    /// The stack name, which names every resource and tags every snapshot.
+    deployment_name => "DeploymentName",
+    artifact_bucket => "ArtifactBucket",
+    artifact_key => "ArtifactKey",
+    artifact_sha256 => "ArtifactSha256",
+    smartvault_version => "SmartVaultVersion",
+    architecture => "Architecture",
+    memory_size => "MemorySize",
+    timeout => "Timeout",
+    log_retention_days => "LogRetentionDays",
+    reserved_concurrency => "ReservedConcurrency",
+    schedule => "Schedule",
+    notification_email_1 => "NotificationEmail1",
+    notification_email_2 => "NotificationEmail2",
+    notification_email_3 => "NotificationEmail3",
+    backup_tag_key => "BackupTagKey",
+    backup_tag_value => "BackupTagValue",
+    retention_days => "RetentionDays",
+    keep_last => "KeepLast",
+    exclude_boot_volume => "ExcludeBootVolume",
+    min_interval_minutes => "MinIntervalMinutes",
+    max_concurrency => "MaxConcurrency",
+    dry_run => "DryRun",
+    ec2_rate_share => "Ec2RateShare",
+    ec2_refill_per_second => "Ec2RefillPerSecond",
+    max_links => "MaxLinks",
+}
+
+/// Where a deployed zip lives in the artifact bucket.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ArtifactLocation {
+    pub bucket: String,
+    pub key: String,
+    pub sha256: String,
+}
+
+impl StackParameters {
+    /// The artifact a stack runs; the name of the first of its three parameters missing.
+    pub fn artifact(&self) -> Result<ArtifactLocation, &'static str> {
+        Ok(ArtifactLocation {
+            bucket: self.artifact_bucket.clone().ok_or("ArtifactBucket")?,
+            key: self.artifact_key.clone().ok_or("ArtifactKey")?,
+            sha256: self.artifact_sha256.clone().ok_or("ArtifactSha256")?,
+        })
+    }
+
+    /// The bucket and key of the artifact, when the stack records them.
+    pub fn artifact_object(&self) -> Option<(&str, &str)> {
+        Some((
+            self.artifact_bucket.as_deref()?,
+            self.artifact_key.as_deref()?,
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parameters_survive_the_round_trip_through_cloudformation_names() {
+        let parameters = StackParameters {
+            deployment_name: Some("smartvault-dev".into()),
+            artifact_bucket: Some("b".into()),
+            artifact_key: Some("artifacts/x.zip".into()),
+            artifact_sha256: Some("ab".into()),
+            schedule: Some("cron(0 1 * * ? *)".into()),
+            max_links: Some("20".into()),
+            ..StackParameters::default()
+        };
+        let cfn = parameters.to_cfn();
+        assert_eq!(cfn["ArtifactSha256"], "ab");
+        assert_eq!(cfn["MaxLinks"], "20");
+        assert_eq!(cfn.len(), 6, "unset parameters are not sent: {cfn:?}");
+        let back = StackParameters::from_cfn(cfn.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        assert_eq!(back, parameters);
+        assert_eq!(
+            back.artifact(),
+            Ok(ArtifactLocation {
+                bucket: "b".into(),
+                key: "artifacts/x.zip".into(),
+                sha256: "ab".into()
+            })
+        );
+    }
+
+    #[test]
+    fn a_stack_without_an_artifact_or_with_unknown_parameters_reads_cleanly() {
+        let read = StackParameters::from_cfn([("ArtifactBucket", "b"), ("SomethingNew", "x")]);
+        assert_eq!(read.artifact_bucket.as_deref(), Some("b"));
+        assert_eq!(read.artifact(), Err("ArtifactKey"));
+        assert_eq!(read.artifact_object(), None);
+        assert_eq!(read.to_cfn().len(), 1);
+    }
+
+    #[test]
+    fn the_artifact_names_its_missing_parameter_with_the_name_cloudformation_knows() {
+        for (missing, name) in [
+            (0, "ArtifactBucket"),
+            (1, "ArtifactKey"),
+            (2, "ArtifactSha256"),
+        ] {
+            let mut parameters = StackParameters {
+                artifact_bucket: Some("b".into()),
+                artifact_key: Some("k".into()),
+                artifact_sha256: Some("h".into()),
+                ..StackParameters::default()
+            };
+            *[
+                &mut parameters.artifact_bucket,
+                &mut parameters.artifact_key,
+                &mut parameters.artifact_sha256,
+            ][missing] = None;
+            assert_eq!(parameters.artifact(), Err(name));
+            assert!(StackParameters::NAMES.contains(&name));
+        }
+    }
+
+    #[test]
+    fn every_name_is_distinct() {
+        let names: std::collections::BTreeSet<_> = StackParameters::NAMES.iter().collect();
+        assert_eq!(names.len(), StackParameters::NAMES.len());
+    }
+}

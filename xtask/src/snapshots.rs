@@ -1,0 +1,138 @@
+//! The EC2 edge: this deployment's snapshots, read every page, and their deletion through the
+//! function's own bounded, paced, per-item deletion.
+
+use crate::aws::{Aws, sdk_error};
+use anyhow::{Context, Result};
+use function::execute::{self, Mode, Writes};
+use function::pacing::{BucketSize, Pacer};
+use function::plan::Deletion;
+
+/// One snapshot this deployment made.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ManagedSnapshot {
+    pub id: String,
+    pub volume_id: Option<String>,
+    pub size_gib: i32,
+    pub start_time: Option<i64>,
+    /// Every tag, as `key=value`.
+    pub tags: Vec<String>,
+}
+
+/// This deployment's snapshots (the managed-by tag names the stack), every page.
+pub async fn managed(aws: &Aws, stack: &str) -> Result<Vec<ManagedSnapshot>> {
+    let mut pages = aws
+        .ec2
+        .describe_snapshots()
+        .owner_ids("self")
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name(format!("tag:{}", function::tags::MANAGED_BY))
+                .values(stack)
+                .build(),
+        )
+        .into_paginator()
+        .send();
+    let mut found = Vec::new();
+    while let Some(page) = pages.next().await {
+        let page = page
+            .map_err(sdk_error)
+            .context("failed to list this deployment's snapshots")?;
+        for snapshot in page.snapshots() {
+            // Checked again here: only snapshots this deployment made are ever deleted.
+            let owned = snapshot
+                .tags()
+                .iter()
+                .any(|t| t.key() == Some(function::tags::MANAGED_BY) && t.value() == Some(stack));
+            if owned {
+                found.push(ManagedSnapshot {
+                    id: snapshot.snapshot_id().unwrap_or_default().to_owned(),
+                    volume_id: snapshot.volume_id().map(str::to_owned),
+                    size_gib: snapshot.volume_size().unwrap_or_default(),
+                    start_time: snapshot.start_time().map(|t| t.secs()),
+                    tags: snapshot
+                        .tags()
+                        .iter()
+                        .map(|t| {
+                            format!(
+                                "{}={}",
+                                t.key().unwrap_or_default(),
+                                t.value().unwrap_or_default()
+                            )
+                        })
+                        .collect(),
+                });
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// How hard a deletion may push EC2: the environment's `max_concurrency`, `ec2_rate_share`
+/// and `ec2_refill_per_second`, as its function uses them.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub concurrency: usize,
+    pub rate_share_percent: f64,
+    pub refill_per_second: f64,
+}
+
+/// What deleting a set of snapshots came to: each one deleted, kept with the reason, or failed
+/// with EC2's answer. One failure never stops the others.
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Deletions {
+    pub deleted: Vec<String>,
+    /// Snapshot id and why it was kept (in use by an AMI, already gone).
+    pub kept: Vec<(String, String)>,
+    /// Snapshot id and the error.
+    pub failed: Vec<(String, String)>,
+}
+
+/// Deletes `snapshots` with the function's own deletion: paced to EC2's DeleteSnapshot bucket,
+/// `limits.concurrency` at once within `limits.rate_share` of it (the environment's own
+/// settings), a throttled answer sent again, and every snapshot's outcome reported.
+pub async fn delete(aws: &Aws, snapshots: &[ManagedSnapshot], limits: Limits) -> Deletions {
+    let pacer = Pacer::new(BucketSize::share_of_ec2(
+        limits.refill_per_second,
+        limits.rate_share_percent / 100.0,
+    ));
+    let writes = Writes {
+        ec2: &aws.ec2,
+        pacer: &pacer,
+        deadline: None,
+        limit: limits.concurrency,
+        mode: Mode::Apply,
+    };
+    let deletions = snapshots
+        .iter()
+        .map(|s| Deletion {
+            snapshot_id: s.id.clone(),
+            volume_id: s.volume_id.clone(),
+            instance_id: None,
+            expired_at: time::OffsetDateTime::now_utc(),
+            size_gib: s.size_gib,
+        })
+        .collect();
+    let outcomes = execute::delete_snapshots(writes, deletions).await;
+    Deletions {
+        deleted: outcomes
+            .deleted
+            .into_iter()
+            .map(|d| d.snapshot_id)
+            .collect(),
+        kept: outcomes
+            .skipped
+            .into_iter()
+            .map(|s| (s.subject.to_string(), s.reason))
+            .collect(),
+        failed: outcomes
+            .failed
+            .into_iter()
+            .map(|f| {
+                (
+                    f.subject.map(|s| s.to_string()).unwrap_or_default(),
+                    format!("{}: {}", f.code, f.message),
+                )
+            })
+            .collect(),
+    }
+}
