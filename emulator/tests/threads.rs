@@ -2,6 +2,9 @@
 //! is dropped with a client's connection still open, the process has the threads it had
 //! before. Alone in its own test binary, so no other test's threads are counted.
 
+// Test helpers fail loudly by design.
+#![allow(clippy::unwrap_used)]
+
 use emulator::loopback::{Message, Reading, Server};
 use emulator::proxy::{FaultProxy, Faults};
 use std::io::{BufReader, Write};
@@ -36,8 +39,14 @@ fn dropped_servers_end_every_thread_they_started() {
     )
     .unwrap()
     .unwrap();
-    assert_eq!((answer.status(), answer.body.as_slice()), (Some(200), &b"<ok/>"[..]));
-    assert!(threads() > before, "the servers run threads while they serve");
+    assert_eq!(
+        (answer.status(), answer.body.as_slice()),
+        (Some(200), &b"<ok/>"[..])
+    );
+    assert!(
+        threads() > before,
+        "the servers run threads while they serve"
+    );
     // The client keeps its connection open; dropping the proxy must still end its thread.
     drop(proxy);
     drop(upstream);

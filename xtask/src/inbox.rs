@@ -10,6 +10,13 @@ pub struct Inbox {
     url: String,
 }
 
+/// One SNS notification as the queue received it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notification {
+    pub subject: String,
+    pub message: String,
+}
+
 impl Inbox {
     /// A new queue `name`, subscribed to `topic_arn`.
     pub async fn subscribe(aws: &Aws, name: &str, topic_arn: &str) -> Result<Self> {
@@ -44,8 +51,8 @@ impl Inbox {
         Ok(Inbox { sqs, url })
     }
 
-    /// Every notification delivered so far: (subject, message).
-    pub async fn drain(&self) -> Result<Vec<(String, String)>> {
+    /// Every notification delivered so far.
+    pub async fn drain(&self) -> Result<Vec<Notification>> {
         let mut all = Vec::new();
         while let Some(next) = self.try_next().await? {
             all.push(next);
@@ -53,13 +60,13 @@ impl Inbox {
         Ok(all)
     }
 
-    /// The next delivered notification's subject and message.
-    pub async fn next(&self) -> Result<(String, String)> {
+    /// The next delivered notification.
+    pub async fn next(&self) -> Result<Notification> {
         self.try_next().await?.context("SNS delivered no summary")
     }
 
     /// The next delivered notification, if one comes within five seconds.
-    async fn try_next(&self) -> Result<Option<(String, String)>> {
+    async fn try_next(&self) -> Result<Option<Notification>> {
         let received = self
             .sqs
             .receive_message()
@@ -82,16 +89,11 @@ impl Inbox {
                 .map_err(crate::aws::sdk_error)?;
         }
         let notification: serde_json::Value = serde_json::from_str(message.body().unwrap_or("{}"))?;
-        Ok(Some((
-            notification["Subject"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned(),
-            notification["Message"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned(),
-        )))
+        let text = |key: &str| notification[key].as_str().unwrap_or_default().to_owned();
+        Ok(Some(Notification {
+            subject: text("Subject"),
+            message: text("Message"),
+        }))
     }
 
     pub async fn remove(self) -> Result<()> {

@@ -197,12 +197,12 @@ async fn tour_in_emulator(
     if let Ending::Response(body) = &first.ending {
         summary.first_run_created = body["created"].as_array().map_or(0, Vec::len);
     }
-    let (subject, message) = inbox.next().await?;
-    summary.first_run_subject = subject;
+    let delivered = inbox.next().await?;
+    summary.first_run_subject = delivered.subject;
     eprintln!(
         "\n   The summary SNS delivered:\n   Subject: {}\n{}",
         summary.first_run_subject,
-        indent(&message)
+        indent(&delivered.message)
     );
     show_snapshots(&aws, &env.stack_name).await?;
 
@@ -241,12 +241,12 @@ async fn tour_in_emulator(
         summary.second_run_created = body["created"].as_array().map_or(0, Vec::len);
         summary.second_run_deleted = body["deleted"].as_array().map_or(0, Vec::len);
     }
-    let (subject, message) = inbox.next().await?;
-    summary.second_run_subject = subject;
+    let delivered = inbox.next().await?;
+    summary.second_run_subject = delivered.subject;
     eprintln!(
         "\n   Subject: {}\n{}",
         summary.second_run_subject,
-        indent(&message)
+        indent(&delivered.message)
     );
 
     tour.step(
