@@ -4,7 +4,7 @@
 
 use crate::inventory;
 use crate::pacing::{Action, Pacer, Throttled};
-use crate::plan::{CreateRequest, Deletion, Skip, Subject};
+use crate::plan::{CreateRequest, Deletion, Skip, Subject, VolumeTags};
 use crate::report::{Created, Deleted, Failure};
 use crate::tags;
 use aws_sdk_ec2::Client;
@@ -329,7 +329,10 @@ async fn send_create(
                 .build(),
         )
         .description(&request.description)
-        .copy_tags_from_source(CopyTagsFromSource::Volume)
+        .set_copy_tags_from_source(
+            (request.volume_tags == VolumeTags::CopiedAtCreation)
+                .then_some(CopyTagsFromSource::Volume),
+        )
         .tag_specifications(
             TagSpecification::builder()
                 .resource_type(ResourceType::Snapshot)
@@ -407,6 +410,7 @@ async fn create_one(writes: Writes<'_>, request: CreateRequest, settle: Duration
                     &request,
                     made.map(|s| (s.volume_id(), s.snapshot_id())),
                 );
+                tag_fitted(ec2, &request, &mut outcomes).await;
                 return outcomes;
             }
             Err(error) => error,
@@ -445,6 +449,7 @@ async fn create_one(writes: Writes<'_>, request: CreateRequest, settle: Duration
             Ok(found) if !found.is_empty() => {
                 let made = found.iter().map(|s| (s.volume_id(), s.snapshot_id()));
                 record_created(&mut outcomes, &request, made);
+                tag_fitted(ec2, &request, &mut outcomes).await;
                 return outcomes;
             }
             Ok(_) if sends < MAX_CREATE_SENDS => continue,
@@ -469,6 +474,44 @@ async fn create_one(writes: Writes<'_>, request: CreateRequest, settle: Duration
     );
     outcomes.failed.push(failed);
     outcomes
+}
+
+/// Gives each snapshot just made the volume tags that fit, when they could not all be copied
+/// at creation (`VolumeTags::Fitted`). The snapshot already carries SmartVault's own tags; a
+/// failure here is reported for that snapshot and leaves the others alone.
+async fn tag_fitted(ec2: &Client, request: &CreateRequest, outcomes: &mut Outcomes) {
+    let VolumeTags::Fitted(fitted) = &request.volume_tags else {
+        return;
+    };
+    let made: Vec<(String, String)> = outcomes
+        .created
+        .iter()
+        .filter(|c| c.instance_id == request.instance_id)
+        .filter_map(|c| Some((c.volume_id.clone(), c.snapshot_id.clone()?)))
+        .collect();
+    for (volume_id, snapshot_id) in made {
+        let Some(copied) = fitted.get(&volume_id).filter(|t| !t.is_empty()) else {
+            continue;
+        };
+        let tags = copied
+            .iter()
+            .map(|(k, v)| Tag::builder().key(k).value(v).build());
+        let sent = ec2
+            .create_tags()
+            .resources(&snapshot_id)
+            .set_tags(Some(tags.collect()))
+            .send()
+            .await;
+        if let Err(error) = sent {
+            let failed = failure(
+                Some(Subject::Snapshot(snapshot_id.clone())),
+                "CreateTags",
+                &error,
+            );
+            tracing::error!(snapshot_id = %snapshot_id, code = %failed.code, "copying the volume's tags failed");
+            outcomes.failed.push(failed);
+        }
+    }
 }
 
 /// Deletes every planned snapshot; one in use by an AMI is skipped with that reason.

@@ -39,7 +39,69 @@ pub struct CreateRequest {
     pub description: String,
     /// Tags applied to every snapshot at creation; the volumes' own tags are copied besides.
     pub tags: Vec<(String, String)>,
+    /// How the volumes' own tags reach their snapshots.
+    pub volume_tags: VolumeTags,
     pub retention_days: u32,
+}
+
+/// How a request's snapshots get their volumes' own tags.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VolumeTags {
+    /// EC2 copies every one at creation (`CopyTagsFromSource=volume`).
+    CopiedAtCreation,
+    /// A volume has more tags than fit beside SmartVault's own: nothing is copied at creation,
+    /// and each snapshot then gets as many of its volume's tags as fit, in key order (by
+    /// volume id). The rest are named in a warning.
+    Fitted(BTreeMap<String, Vec<(String, String)>>),
+}
+
+/// AWS's limit of tags on one resource (its own `aws:` tags aside).
+pub const MAX_TAGS_PER_RESOURCE: usize = 50;
+
+/// How the volumes' tags can reach the snapshots beside `ours`, with a warning for each volume
+/// whose tags do not all fit.
+fn volume_tags(
+    instance: &Instance,
+    volumes: &[PlannedVolume],
+    ours: &[(String, String)],
+    warnings: &mut Vec<String>,
+) -> VolumeTags {
+    let room = MAX_TAGS_PER_RESOURCE.saturating_sub(ours.len());
+    let own = |volume: &crate::model::AttachedVolume| -> Vec<(String, String)> {
+        volume
+            .tags
+            .iter()
+            .filter(|(k, _)| !tags::is_reserved(k) && !ours.iter().any(|(o, _)| o == *k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    };
+    let planned: Vec<&crate::model::AttachedVolume> = instance
+        .volumes
+        .iter()
+        .filter(|v| volumes.iter().any(|p| p.volume_id == v.volume_id))
+        .collect();
+    if planned.iter().all(|v| own(v).len() <= room) {
+        return VolumeTags::CopiedAtCreation;
+    }
+    let mut fitted = BTreeMap::new();
+    for volume in planned {
+        let mut copied = own(volume);
+        if copied.len() > room {
+            let dropped: Vec<String> = copied.split_off(room).into_iter().map(|(k, _)| k).collect();
+            warnings.push(format!(
+                "{} of {}: its snapshot carries {} of the volume's {} tags (a snapshot takes at \
+                 most {MAX_TAGS_PER_RESOURCE}, and SmartVault's own take {}); not copied: {}",
+                volume.volume_id,
+                instance.id,
+                copied.len(),
+                copied.len() + dropped.len(),
+                ours.len(),
+                dropped.join(", ")
+            ));
+        }
+        fitted.insert(volume.volume_id.clone(), copied);
+    }
+    VolumeTags::Fitted(fitted)
 }
 
 /// A volume a create request covers.
@@ -353,9 +415,11 @@ fn plan_backups(
             let room = MAX_TAG_VALUE_CHARS - suffix.chars().count();
             snapshot_tags.push((tags::NAME.to_owned(), fit(&label, room) + &suffix));
         }
+        let volume_tags = volume_tags(instance, &volumes, &snapshot_tags, &mut plan.warnings);
         plan.creates.push(CreateRequest {
             instance_id: instance.id.clone(),
             instance_name,
+            volume_tags,
             volumes,
             exclude_boot_volume,
             excluded_data_volume_ids,

@@ -370,6 +370,70 @@ async fn more_instances_than_one_page_are_all_backed_up() {
 }
 
 #[tokio::test]
+async fn a_volume_with_more_tags_than_a_snapshot_takes_is_backed_up_with_those_that_fit() {
+    let s = setup().await;
+    let fleet = fleet::launch_all(&s.ec2, &[InstanceSpec::backup("db-1").data_volumes(1)])
+        .await
+        .unwrap();
+    let crowded = &fleet[0].volume_ids[1];
+    // A volume takes 50 tags at most, as a snapshot does; beside SmartVault's own five, 45 fit.
+    let many: Vec<aws_sdk_ec2::types::Tag> = (0..50)
+        .map(|n| {
+            aws_sdk_ec2::types::Tag::builder()
+                .key(format!("k{n:02}"))
+                .value("v")
+                .build()
+        })
+        .collect();
+    s.ec2
+        .create_tags()
+        .resources(crowded)
+        .set_tags(Some(many))
+        .send()
+        .await
+        .unwrap();
+    s.emulator.start_recording().unwrap();
+    let report = run(&s.context("prod"), json!({"action": "backup"}), now()).await;
+    let actions = s.emulator.stop_recording().unwrap();
+
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    assert_eq!(
+        report.created.len(),
+        2,
+        "the instance is backed up, not failed"
+    );
+    let dropped: Vec<String> = (45..50).map(|n| format!("k{n:02}")).collect();
+    assert!(
+        report
+            .warnings
+            .iter()
+            .any(|w| w.contains(crowded.as_str()) && w.ends_with(&dropped.join(", "))),
+        "{:?}",
+        report.warnings
+    );
+    let snapshots = s.managed_snapshots("prod").await;
+    let snapshot = &snapshots[crowded.as_str()][0];
+    let own: Vec<&str> = snapshot
+        .tags()
+        .iter()
+        .filter_map(|t| t.key())
+        .filter(|k| !k.starts_with("aws:"))
+        .collect();
+    assert_eq!(own.len(), 50, "{own:?}");
+    assert_eq!(tag(snapshot, function::tags::MANAGED_BY), Some("prod"));
+    assert_eq!(tag(snapshot, "k44"), Some("v"));
+    assert_eq!(tag(snapshot, "k45"), None);
+    // One CreateSnapshots for the instance; the tags that fit follow for the crowded volume's
+    // snapshot only (the root volume has none of its own).
+    let count = |action: &str| actions.iter().filter(|a| *a == action).count();
+    assert_eq!(
+        (count("CreateSnapshots"), count("CreateTags")),
+        (1, 1),
+        "{actions:?}"
+    );
+}
+
+#[tokio::test]
 async fn a_dry_run_changes_nothing_and_says_so() {
     let s = setup().await;
     fleet::launch_all(&s.ec2, &[InstanceSpec::backup("a").data_volumes(2)])

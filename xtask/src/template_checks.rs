@@ -53,6 +53,7 @@ fn the_role_grants_only_what_the_function_does() {
         "ReadInventory",
         "CreateSnapshots",
         "TagOnlyAtCreation",
+        "CopyVolumeTagsToOwnSnapshots",
         "DeleteOwnSnapshots",
         "PublishSummary",
         "MarkRunInProgress",
@@ -87,8 +88,8 @@ fn the_role_grants_only_what_the_function_does() {
             .unwrap();
     assert_eq!(
         statements.len(),
-        8,
-        "no statement beyond the eight explained in docs/iam-policy.md"
+        9,
+        "no statement beyond the nine explained in docs/iam-policy.md"
     );
     assert_eq!(
         show(&statement(&t, "MarkRunInProgress")["Resource"]),
@@ -114,6 +115,20 @@ fn tagging_is_allowed_only_while_creating_snapshots() {
         "CreateSnapshots"
     );
     assert!(show(&tag["Resource"]).ends_with("::snapshot/*"));
+    // After creation, only this deployment's snapshots, and never SmartVault's own keys.
+    let copy = statement(&t, "CopyVolumeTagsToOwnSnapshots");
+    assert_eq!(
+        show(
+            &copy["Condition"]["StringEquals"]
+                [&format!("aws:ResourceTag/{}", function::tags::MANAGED_BY)]
+        ),
+        "!Ref DeploymentName"
+    );
+    assert_eq!(
+        show(&copy["Condition"]["ForAllValues:StringNotLike"]["aws:TagKeys"]),
+        format!("{}*", function::tags::SMARTVAULT_PREFIX)
+    );
+    assert!(show(&copy["Resource"]).ends_with("::snapshot/*"));
 }
 
 #[test]
@@ -298,7 +313,29 @@ fn the_artifact_bucket_is_private_versioned_encrypted_and_tls_only() {
             "{key}"
         );
     }
-    assert!(!bucket["LifecycleConfiguration"]["Rules"][0]["ExpirationInDays"].is_null());
+    // No rule expires a current artifact by age: a live stack, its rollback or a promotion
+    // may need it. Only superseded versions expire.
+    let rules = bucket["LifecycleConfiguration"]["Rules"]
+        .as_sequence()
+        .expect("the bucket has lifecycle rules");
+    assert!(!rules.is_empty());
+    for rule in rules {
+        for current in [
+            "ExpirationInDays",
+            "ExpirationDate",
+            "ExpiredObjectDeleteMarker",
+        ] {
+            assert!(
+                rule[current].is_null(),
+                "a rule expires current objects: {rule:?}"
+            );
+        }
+        assert!(rule["Transitions"].is_null(), "{rule:?}");
+    }
+    assert_eq!(
+        show(&rules[0]["NoncurrentVersionExpiration"]["NoncurrentDays"]),
+        "30"
+    );
     let policy =
         &t["Resources"]["ArtifactBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"][0];
     assert_eq!(show(&policy["Effect"]), "Deny");

@@ -569,6 +569,72 @@ fn a_volume_name_is_copied_instead_of_set() {
     assert!(plan.creates[0].tags.iter().all(|(k, _)| k != tags::NAME));
 }
 
+/// `count` tags `k00`, `k01`, ... on a volume.
+fn many_tags(count: usize) -> Tags {
+    (0..count)
+        .map(|n| (format!("k{n:02}"), format!("v{n}")))
+        .collect()
+}
+
+#[test]
+fn volume_tags_are_copied_at_creation_while_they_fit_beside_ours() {
+    // SmartVault's own five tags (ownership, instance, times, Name) leave room for 45.
+    let mut fits = instance("i-a", 1);
+    fits.volumes[1].tags = many_tags(45);
+    fits.volumes[1]
+        .tags
+        .insert("aws:cloudformation:stack-name".into(), "s".into());
+    let plan = plan(
+        &inventory(vec![fits], vec![], &[]),
+        &policy(),
+        &options(Job::Backup),
+        NOW,
+    );
+    assert_eq!(plan.creates[0].tags.len(), 5);
+    assert_eq!(plan.creates[0].volume_tags, VolumeTags::CopiedAtCreation);
+    assert!(plan.warnings.is_empty(), "{:?}", plan.warnings);
+}
+
+#[test]
+fn a_volume_with_more_tags_than_fit_keeps_ours_and_the_first_that_fit() {
+    let mut crowded = instance("i-a", 1);
+    // A volume takes at most 50 tags, like a snapshot.
+    crowded.volumes[1].tags = many_tags(48);
+    crowded.volumes[1]
+        .tags
+        .insert("aws:reserved".into(), "x".into());
+    crowded.volumes[0].tags = tags(&[("team", "db")]);
+    let plan = plan(
+        &inventory(vec![crowded], vec![], &[]),
+        &policy(),
+        &options(Job::Backup),
+        NOW,
+    );
+    let request = &plan.creates[0];
+    assert_eq!(request.tags.len(), 5, "SmartVault's own tags are all kept");
+    let VolumeTags::Fitted(fitted) = &request.volume_tags else {
+        panic!("{:?}", request.volume_tags);
+    };
+    // Every volume of the call is tagged after creation, since the copy is all or nothing.
+    assert_eq!(
+        fitted["i-a-root"],
+        vec![("team".to_owned(), "db".to_owned())]
+    );
+    let data = &fitted["i-a-d0"];
+    assert_eq!(data.len(), MAX_TAGS_PER_RESOURCE - 5);
+    assert_eq!(data[0].0, "k00", "in key order");
+    assert_eq!(data[44].0, "k44");
+    assert!(data.iter().all(|(k, _)| !k.starts_with("aws:")));
+    assert_eq!(plan.warnings.len(), 1, "{:?}", plan.warnings);
+    assert_eq!(
+        plan.warnings[0],
+        "i-a-d0 of i-a: its snapshot carries 45 of the volume's 48 tags (a snapshot takes at \
+         most 50, and SmartVault's own take 5); not copied: k45, k46, k47"
+    );
+    // The instance is still backed up: nothing fails for its tags.
+    assert_eq!(outcome(&plan).creates.len(), 1);
+}
+
 #[test]
 fn retention_override_applies_per_instance_and_bad_values_warn() {
     let mut custom = instance("i-custom", 0);
