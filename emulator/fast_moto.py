@@ -1,4 +1,4 @@
-"""Runs moto_server with its EC2 tag lookup made constant-time; what moto stores and answers is unchanged.
+"""Runs moto_server with its EC2 tag lookup made constant-time, and Lambda's GetAccountSettings.
 
 Test-only. moto 5.2.5 finds one resource's tags by scanning every tag of every EC2 resource with
 a regular expression (`describe_tags` filtered by resource id), so describing N snapshots costs
@@ -6,12 +6,21 @@ N x (all tags): 1,000 snapshots take ~5 s to describe and 4,000 over a minute, w
 large-fleet benchmark from reading its own inventory. The lookup below reads the resource's own
 entry of the same tag store and returns the same list, in the same order, as the scan would.
 
+moto 5.2.5 also lacks Lambda's GetAccountSettings. It is answered here from moto's own
+functions: a "Concurrent executions" quota of MOTO_LAMBDA_CONCURRENCY_QUOTA (the variable moto's
+PutFunctionConcurrency already honours; default 1000, AWS's usual quota) less what the
+functions reserve.
+
 Usage: python fast_moto.py -H 127.0.0.1 -p PORT   (the arguments of moto_server)
 """
 
+import json
+import os
 import sys
 
+import moto.awslambda.urls
 import moto.server
+from moto.awslambda.responses import LambdaResponse
 from moto.ec2.models.core import TaggedEC2Resource
 from moto.ec2.models.tags import EC2_PREFIX_TO_RESOURCE
 from moto.ec2.utils import get_prefix
@@ -29,6 +38,30 @@ def get_tags(self):
 
 
 TaggedEC2Resource.get_tags = get_tags
+
+
+def get_account_settings(self):
+    """Lambda's GetAccountSettings, from the functions moto holds."""
+    quota = int(os.environ.get("MOTO_LAMBDA_CONCURRENCY_QUOTA", "1000"))
+    functions = self.backend.list_functions()
+    reserved = sum(int(f.reserved_concurrency or 0) for f in functions)
+    settings = {
+        "AccountLimit": {
+            "TotalCodeSize": 80530636800,
+            "CodeSizeUnzipped": 262144000,
+            "CodeSizeZipped": 52428800,
+            "ConcurrentExecutions": quota,
+            "UnreservedConcurrentExecutions": quota - reserved,
+        },
+        "AccountUsage": {"TotalCodeSize": 0, "FunctionCount": len(functions)},
+    }
+    return 200, {}, json.dumps(settings)
+
+
+LambdaResponse.get_account_settings = get_account_settings
+moto.awslambda.urls.url_paths[r"{0}/(?P<api_version>[^/]+)/account-settings/?$"] = (
+    LambdaResponse.dispatch
+)
 
 if __name__ == "__main__":
     moto.server.main(sys.argv[1:])

@@ -56,6 +56,21 @@ impl Architecture {
             Architecture::Arm64 => "aarch64-unknown-linux-gnu",
         }
     }
+
+    /// The ELF header's `e_machine` of a binary for it (`EM_X86_64`, `EM_AARCH64`).
+    pub fn elf_machine(self) -> u16 {
+        match self {
+            Architecture::X86_64 => 62,
+            Architecture::Arm64 => 183,
+        }
+    }
+
+    /// The architecture of an ELF `e_machine`, if Lambda runs it.
+    pub fn from_elf_machine(machine: u16) -> Option<Self> {
+        [Architecture::X86_64, Architecture::Arm64]
+            .into_iter()
+            .find(|a| a.elf_machine() == machine)
+    }
 }
 
 #[derive(Deserialize)]

@@ -153,6 +153,9 @@ impl Logs {
     }
 }
 
+/// A readable log line leaves out a field longer than this (the whole report, say).
+const LONGEST_SHOWN: usize = 160;
+
 /// One of the function's log lines for people: `  INFO  message  key=value ...`. A line that
 /// is not a JSON object is shown as it is; a CloudWatch metrics line by its figures.
 pub fn readable(line: &str) -> String {
@@ -177,7 +180,14 @@ pub fn readable(line: &str) -> String {
     let rest: Vec<String> = fields
         .iter()
         .filter(|(k, _)| !matches!(k.as_str(), "level" | "message" | "requestId"))
-        .map(|(k, v)| format!("{k}={}", text(v)))
+        .map(|(k, v)| {
+            let value = text(v);
+            if value.chars().count() > LONGEST_SHOWN {
+                format!("{k}=({} bytes; --output json shows it)", value.len())
+            } else {
+                format!("{k}={value}")
+            }
+        })
         .collect();
     let mut shown = format!("  {level:<5} {message}");
     if !rest.is_empty() {
@@ -589,6 +599,14 @@ mod tests {
             "  METRICS Deployment=d Failures=0 SnapshotsCreated=6"
         );
         assert_eq!(readable("not json at all"), "not json at all");
+        let report = format!(
+            r#"{{"level":"INFO","message":"run summary","created":6,"report":"{}"}}"#,
+            "x".repeat(500)
+        );
+        assert_eq!(
+            readable(&report),
+            "  INFO  run summary  created=6 report=(500 bytes; --output json shows it)"
+        );
     }
 
     #[test]

@@ -12,7 +12,9 @@ mod commands;
 mod config;
 mod fleet_bench;
 mod inbox;
+mod lambda;
 mod lifecycle;
+mod limits;
 mod lint;
 mod local_runtime;
 mod output;
@@ -22,6 +24,8 @@ mod paths;
 #[cfg(test)]
 mod policy_checks;
 mod schedule;
+#[cfg(test)]
+mod schema_checks;
 mod snapshots;
 mod stack;
 mod template;

@@ -1,7 +1,9 @@
 //! The Lambda zip, byte-for-byte reproducible from the same binary, and its content hash.
 
+use crate::config::{Architecture, ConfigError};
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
+use std::io::Read as _;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -108,6 +110,54 @@ pub fn open(path: &Path) -> Result<Artifact> {
     })
 }
 
+/// The `e_machine` field of an ELF header; `None` when `header` is not ELF.
+pub fn elf_machine(header: &[u8]) -> Option<u16> {
+    if header.len() < 20 || !header.starts_with(b"\x7fELF") {
+        return None;
+    }
+    let field = [header[18], header[19]];
+    // EI_DATA (byte 5): 2 is big-endian, 1 little-endian.
+    Some(if header[5] == 2 {
+        u16::from_be_bytes(field)
+    } else {
+        u16::from_le_bytes(field)
+    })
+}
+
+/// Refuses (exit 2) a zip whose `bootstrap` is not a binary for `arch`, naming both, before
+/// it is deployed where it could not start.
+pub fn check_architecture(zip_path: &Path, arch: Architecture) -> Result<()> {
+    let bytes = std::fs::read(zip_path)
+        .with_context(|| format!("failed to read `{}`", zip_path.display()))?;
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes))
+        .with_context(|| format!("`{}` is not a zip file", zip_path.display()))?;
+    let mut entry = archive
+        .by_name("bootstrap")
+        .with_context(|| format!("`{}` has no `bootstrap` entry", zip_path.display()))?;
+    let mut header = Vec::with_capacity(64);
+    std::io::Read::by_ref(&mut entry)
+        .take(64)
+        .read_to_end(&mut header)
+        .with_context(|| format!("failed to read `bootstrap` in `{}`", zip_path.display()))?;
+    let found = match elf_machine(&header) {
+        None => "not an ELF binary".to_owned(),
+        Some(machine) => match Architecture::from_elf_machine(machine) {
+            Some(found) if found == arch => return Ok(()),
+            Some(found) => format!("built for {}", found.lambda_name()),
+            None => format!("built for ELF machine {machine}, which Lambda does not run"),
+        },
+    };
+    Err(ConfigError(format!(
+        "the artifact `{}` is {found}, but the environment's architecture is {}; build it for \
+         {} (`cargo xtask build --arch {}`) or set `architecture` in smartvault.yaml",
+        zip_path.display(),
+        arch.lambda_name(),
+        arch.lambda_name(),
+        arch.lambda_name()
+    ))
+    .into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -171,6 +221,70 @@ mod tests {
                 .to_string()
                 .contains("is not a zip file")
         );
+    }
+
+    /// An ELF header of `machine`, little- or big-endian, padded to 64 bytes.
+    fn elf(machine: u16, big_endian: bool) -> Vec<u8> {
+        let mut header = vec![0u8; 64];
+        header[..4].copy_from_slice(b"\x7fELF");
+        header[4] = 2;
+        header[5] = if big_endian { 2 } else { 1 };
+        let field = if big_endian {
+            machine.to_be_bytes()
+        } else {
+            machine.to_le_bytes()
+        };
+        header[18..20].copy_from_slice(&field);
+        header
+    }
+
+    #[test]
+    fn the_elf_machine_is_read_in_either_byte_order() {
+        assert_eq!(elf_machine(&elf(62, false)), Some(62));
+        assert_eq!(elf_machine(&elf(183, true)), Some(183));
+        assert_eq!(elf_machine(b"#!/bin/sh\necho hi\n plus enough bytes"), None);
+        assert_eq!(elf_machine(b"\x7fELF"), None, "too short");
+    }
+
+    #[test]
+    fn an_artifact_for_another_architecture_is_refused_naming_both() {
+        let dir = crate::paths::test_scratch("package-architecture");
+        let zip_of = |name: &str, binary: &[u8]| {
+            let path = dir.join(name);
+            std::fs::write(&path, zip_bootstrap(binary).unwrap()).unwrap();
+            path
+        };
+        let x86 = zip_of("x86.zip", &elf(62, false));
+        let arm = zip_of("arm.zip", &elf(183, false));
+        let script = zip_of("script.zip", b"#!/bin/sh\nexit 0\n");
+        let riscv = zip_of("riscv.zip", &elf(243, false));
+        check_architecture(&x86, Architecture::X86_64).unwrap();
+        check_architecture(&arm, Architecture::Arm64).unwrap();
+        let cases = [
+            (
+                &arm,
+                Architecture::X86_64,
+                "is built for arm64, but the environment's architecture is x86_64",
+            ),
+            (
+                &x86,
+                Architecture::Arm64,
+                "is built for x86_64, but the environment's architecture is arm64",
+            ),
+            (&script, Architecture::X86_64, "is not an ELF binary"),
+            (
+                &riscv,
+                Architecture::Arm64,
+                "ELF machine 243, which Lambda does not run",
+            ),
+        ];
+        for (path, arch, expected) in cases {
+            let error = check_architecture(path, arch).unwrap_err();
+            assert!(error.is::<ConfigError>(), "exit 2: {error:#}");
+            let message = error.to_string();
+            assert!(message.contains(expected), "{message}");
+            assert!(message.contains("cargo xtask build --arch"), "{message}");
+        }
     }
 
     #[test]

@@ -9,6 +9,7 @@ const CI_MODULES: &[&str] = &[
     "cfn.rs",
     "snapshots.rs",
     "artifact_store.rs",
+    "lambda.rs",
     "lifecycle/deploy.rs",
     "lifecycle/destroy.rs",
     "lifecycle/invoke.rs",
@@ -119,7 +120,7 @@ fn calls_in(module: &str, text: &str) -> BTreeSet<(String, String)> {
     found
 }
 
-fn allowed_actions() -> BTreeSet<String> {
+pub(crate) fn allowed_actions() -> BTreeSet<String> {
     let path = crate::paths::workspace_root()
         .join("docs")
         .join("deployer-policy.json");

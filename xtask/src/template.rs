@@ -240,7 +240,10 @@ mod tests {
         assert_eq!(p["NotificationEmail1"], "ops@example.com");
         assert_eq!(p["NotificationEmail2"], "oncall@example.com");
         assert_eq!(p["NotificationEmail3"], "");
-        assert_eq!(p["ReservedConcurrency"], "1");
+        assert_eq!(
+            p["ReservedConcurrency"], "0",
+            "no reservation: a new account cannot make one"
+        );
         assert_eq!(p["DeploymentName"], "smartvault-prod");
     }
 }

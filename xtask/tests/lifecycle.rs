@@ -380,6 +380,52 @@ fn configuration_mistakes_exit_2_and_change_nothing() {
         assert!(message.contains(expected), "{message}");
         assert!(!message.contains("or pass --config"), "{message}");
     }
+    // An artifact built for another architecture than the environment's.
+    let arm = common::fake_artifact_for(&dir, "arm64.zip", 183);
+    let output = xtask(
+        &emulator,
+        &[
+            "deploy",
+            "--env",
+            "local",
+            "--artifact",
+            arm.to_str().unwrap(),
+            "--yes",
+        ],
+    );
+    assert_eq!(output.status.code(), Some(2));
+    let message = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        message.contains("is built for arm64, but the environment's architecture is x86_64"),
+        "{message}"
+    );
+    // A reservation Lambda would refuse (the emulator's quota is 1,000, so 950 leaves 50).
+    let greedy = dir.join("greedy.yaml");
+    std::fs::write(
+        &greedy,
+        "environments:\n  local:\n    region: us-east-1\n    notification_emails: [a@b.io]\n    reserved_concurrency: 950\n",
+    )
+    .unwrap();
+    let output = xtask(
+        &emulator,
+        &[
+            "deploy",
+            "--env",
+            "local",
+            "--config",
+            greedy.to_str().unwrap(),
+            "--artifact",
+            fake_artifact(&dir).to_str().unwrap(),
+            "--yes",
+        ],
+    );
+    assert_eq!(output.status.code(), Some(2));
+    let message = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        message.contains("reserved_concurrency: 950 would leave 50 of this account's 1000")
+            && message.contains("at most 900 can be reserved here"),
+        "{message}"
+    );
     // An event that --dry-run cannot apply to is refused before the function is reached.
     let scheduled = dir.join("scheduled.json");
     std::fs::write(

@@ -29,7 +29,11 @@ impl Deploy {
     pub fn run(self) -> Result<ExitCode> {
         let env = self.env.load()?;
         let artifact = match &self.artifact {
-            Some(path) => crate::package::open(path)?,
+            Some(path) => {
+                let artifact = crate::package::open(path)?;
+                crate::package::check_architecture(&artifact.path, env.architecture)?;
+                artifact
+            }
             None => crate::package::package(&crate::build::build(env.architecture)?)?,
         };
         let result = with_aws(&self.connection, &env.region, async |aws| {

@@ -153,8 +153,8 @@ async fn promote(
                 from.stack_name
             )),
             DownloadError::Other(error) => error.context(format!(
-                "the artifact {artifact} of {} cannot be read (expired by the bucket's \
-                 lifecycle?); redeploy {} and promote again",
+                "the artifact {artifact} of {} cannot be read (was it deleted from the \
+                 bucket?); redeploy {} and promote again",
                 from.stack_name, from.name
             )),
         })?;
@@ -174,6 +174,8 @@ async fn promote(
     let path = dir.join(format!("promoted-{sha256}.zip"));
     std::fs::write(&path, &bytes)
         .with_context(|| format!("failed to write `{}`", path.display()))?;
+    // The bytes the source runs must also run on the target.
+    crate::package::check_architecture(&path, to.architecture)?;
     let artifact = Artifact {
         path,
         size: bytes.len() as u64,

@@ -78,6 +78,12 @@ pub async fn deploy(
 ) -> Result<DeployResult> {
     let account = aws.check_account(env.account_id.as_deref()).await?;
     let stack_name = env.stack_name.as_str();
+    // Lambda would refuse it only mid-deploy, after the stack began to change.
+    if let Some(requested) = env.reserved_concurrency {
+        let current = crate::lambda::reservation(aws, stack_name).await?;
+        let account = crate::lambda::account_concurrency(aws).await?;
+        crate::limits::check_reservation(&env.name, requested, account, current)?;
+    }
     output.progress(format!(
         "deploying {stack_name} to account {account}, region {}",
         aws.region

@@ -16,15 +16,24 @@ pub fn scratch(name: &str) -> PathBuf {
     dir
 }
 
-/// A tiny zip with one `bootstrap` entry: the emulator stores functions but never runs them.
+/// A tiny zip with one `bootstrap` entry, an x86_64 ELF header and no program: the emulator
+/// stores functions but never runs them.
 pub fn fake_artifact(dir: &Path) -> PathBuf {
-    let path = dir.join("bootstrap.zip");
+    fake_artifact_for(dir, "bootstrap.zip", 62)
+}
+
+/// Like [`fake_artifact`], for the ELF machine `machine` (62 x86_64, 183 aarch64).
+pub fn fake_artifact_for(dir: &Path, name: &str, machine: u16) -> PathBuf {
+    let path = dir.join(name);
     let file = std::fs::File::create(&path).unwrap();
     let mut zip = zip::ZipWriter::new(file);
     let options = zip::write::SimpleFileOptions::default().unix_permissions(0o755);
     zip.start_file("bootstrap", options).unwrap();
-    zip.write_all(b"#!/bin/sh\necho not a real function\n")
-        .unwrap();
+    let mut header = vec![0u8; 64];
+    header[..6].copy_from_slice(b"\x7fELF\x02\x01");
+    header[18..20].copy_from_slice(&machine.to_le_bytes());
+    zip.write_all(&header).unwrap();
+    zip.write_all(b"not a real function\n").unwrap();
     zip.finish().unwrap();
     path
 }
