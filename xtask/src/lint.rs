@@ -14,6 +14,16 @@ const ACCEPTED_FINDINGS: &[(&str, &str, &str)] = &[(
      to SmartVault artifact buckets",
 )];
 
+/// Actions newer than parliament's list of IAM actions (it reports them UNKNOWN_ACTION). Each
+/// is declared by a CloudFormation handler in AWS's resource-provider schemas that cfn-lint
+/// ships (`schema_checks` reads them), which is the proof it exists; any other unknown action
+/// (a typo, say) still fails.
+pub const NEWER_THAN_PARLIAMENT: &[&str] = &[
+    "s3:GetBucketAbac",
+    "lambda:GetFunctionScalingConfig",
+    "lambda:AssociateRuntimeAlias",
+];
+
 /// Renders every environment of smartvault.yaml as deploy would; returns the folders.
 fn render_all() -> Result<Vec<PathBuf>> {
     let mut dirs = Vec::new();
@@ -150,9 +160,14 @@ pub fn policies() -> Result<usize> {
     ] {
         for finding in parliament(policy)? {
             let issue = finding["issue"].as_str().unwrap_or_default();
-            if !ACCEPTED_FINDINGS
-                .iter()
-                .any(|(who, accepted, _)| *who == name && *accepted == issue)
+            let newer = issue == "UNKNOWN_ACTION"
+                && NEWER_THAN_PARLIAMENT.iter().any(|action| {
+                    finding["detail"].as_str() == Some(format!("Unknown action {action}").as_str())
+                });
+            if !newer
+                && !ACCEPTED_FINDINGS
+                    .iter()
+                    .any(|(who, accepted, _)| *who == name && *accepted == issue)
             {
                 unexpected.push(format!("{name} policy: {issue}: {}", finding["detail"]));
             }

@@ -197,3 +197,17 @@ fn the_check_fails_on_a_removed_permission_or_a_new_resource_type() {
         "{missing:?}"
     );
 }
+
+#[test]
+fn actions_parliament_does_not_know_are_declared_by_aws_schemas() {
+    let declared: BTreeSet<String> = required()
+        .into_iter()
+        .flat_map(|(_, required)| required.into_values().flatten())
+        .collect();
+    for action in crate::lint::NEWER_THAN_PARLIAMENT {
+        assert!(
+            declared.contains(*action),
+            "{action} is in no handler's permissions"
+        );
+    }
+}

@@ -38,7 +38,12 @@ impl Destroy {
         })?;
         self.output.result(&result, |r| {
             println!(
-                "destroyed {}: {} snapshots deleted, {} kept, artifacts removed: {}",
+                "{} {}: {} snapshots deleted, {} kept, artifacts removed: {}",
+                if r.failures.is_empty() {
+                    "destroyed"
+                } else {
+                    "partly destroyed"
+                },
                 r.stack,
                 r.snapshots_deleted.len(),
                 r.snapshots_kept.len(),
