@@ -400,25 +400,7 @@ fn configuration_mistakes_exit_2_and_change_nothing() {
         "{message}"
     );
     // A reservation Lambda would refuse (the emulator's quota is 1,000, so 950 leaves 50).
-    let greedy = dir.join("greedy.yaml");
-    std::fs::write(
-        &greedy,
-        "environments:\n  local:\n    region: us-east-1\n    notification_emails: [a@b.io]\n    reserved_concurrency: 950\n",
-    )
-    .unwrap();
-    let output = xtask(
-        &emulator,
-        &[
-            "deploy",
-            "--env",
-            "local",
-            "--config",
-            greedy.to_str().unwrap(),
-            "--artifact",
-            fake_artifact(&dir).to_str().unwrap(),
-            "--yes",
-        ],
-    );
+    let output = deploy_local_with(&emulator, &dir, "greedy.yaml", "reserved_concurrency: 950");
     assert_eq!(output.status.code(), Some(2));
     let message = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -466,25 +448,11 @@ fn configuration_mistakes_exit_2_and_change_nothing() {
 fn the_account_guard_refuses_another_account_before_any_change() {
     let emulator = Emulator::start().unwrap_or_else(|e| panic!("{e}"));
     let dir = scratch("account-guard");
-    let artifact = fake_artifact(&dir);
-    let config = dir.join("smartvault.yaml");
-    std::fs::write(
-        &config,
-        "environments:\n  local:\n    region: us-east-1\n    notification_emails: [a@b.io]\n    account_id: \"999999999999\"\n",
-    )
-    .unwrap();
-    let output = xtask(
+    let output = deploy_local_with(
         &emulator,
-        &[
-            "deploy",
-            "--env",
-            "local",
-            "--config",
-            config.to_str().unwrap(),
-            "--artifact",
-            artifact.to_str().unwrap(),
-            "--yes",
-        ],
+        &dir,
+        "smartvault.yaml",
+        "account_id: \"999999999999\"",
     );
     assert_eq!(output.status.code(), Some(1));
     let message = String::from_utf8_lossy(&output.stderr);
@@ -493,4 +461,32 @@ fn the_account_guard_refuses_another_account_before_any_change() {
         "{message}"
     );
     assert_no_stacks(&emulator, "nothing was created");
+}
+
+/// `deploy --env local --yes` of a fake artifact, from a config file `file` in `dir` whose one
+/// environment, `local`, has `setting` (one YAML line) besides its region and email.
+fn deploy_local_with(
+    emulator: &Emulator,
+    dir: &Path,
+    file: &str,
+    setting: &str,
+) -> std::process::Output {
+    let config = dir.join(file);
+    let text = format!(
+        "environments:\n  local:\n    region: us-east-1\n    notification_emails: [a@b.io]\n    {setting}\n"
+    );
+    std::fs::write(&config, text).unwrap();
+    xtask(
+        emulator,
+        &[
+            "deploy",
+            "--env",
+            "local",
+            "--config",
+            config.to_str().unwrap(),
+            "--artifact",
+            fake_artifact(dir).to_str().unwrap(),
+            "--yes",
+        ],
+    )
 }
