@@ -64,6 +64,8 @@ enum Command {
     Package(commands::package::Package),
     /// Write the template, parameters and tags deploy would send to target/smartvault/<env>/.
     Render(commands::render::Render),
+    /// Create or update the bootstrap stack (the shared artifact bucket) in one account and region.
+    Bootstrap(commands::bootstrap::Bootstrap),
     /// Create or update an environment's stack through a change set.
     Deploy(commands::deploy::Deploy),
     /// The whole lifecycle on a local AWS emulator: deploy, back up a fleet, clean up, destroy.
@@ -87,6 +89,7 @@ fn run(command: Command) -> Result<ExitCode> {
         Command::Build(cmd) => cmd.run(),
         Command::Package(cmd) => cmd.run(),
         Command::Render(cmd) => cmd.run(),
+        Command::Bootstrap(cmd) => cmd.run(),
         Command::Deploy(cmd) => cmd.run(),
         Command::Demo(cmd) => cmd.run(),
         Command::Invoke(cmd) => cmd.run(),

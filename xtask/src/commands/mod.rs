@@ -3,6 +3,7 @@
 //! workflows, never another command; `command_modules_import_no_other_command` holds that.
 
 pub mod bench;
+pub mod bootstrap;
 pub mod build;
 pub mod demo;
 pub mod deploy;

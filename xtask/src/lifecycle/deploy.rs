@@ -10,7 +10,7 @@ use crate::package::Artifact;
 use crate::parameters::ArtifactLocation;
 use crate::stack::{self, ChangeRow, ChangeSetOutcome, StackAction};
 use crate::template::{self, BOOTSTRAP_STACK};
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use std::collections::BTreeMap;
 
 /// What a deploy did to the stack.
@@ -88,7 +88,7 @@ pub async fn deploy(
         "deploying {stack_name} to account {account}, region {}",
         aws.region
     ));
-    let bootstrap = ensure_bootstrap(aws, output).await?;
+    let bootstrap = super::bootstrap::ensure(aws, output).await?;
     let location = ArtifactLocation {
         bucket: bootstrap.bucket.clone(),
         key: artifact.key(),
@@ -219,7 +219,7 @@ pub async fn deploy(
 }
 
 /// The stack's outputs; empty when there is no stack.
-async fn outputs(aws: &Aws, stack: &str) -> Result<BTreeMap<String, String>> {
+pub(super) async fn outputs(aws: &Aws, stack: &str) -> Result<BTreeMap<String, String>> {
     Ok(cfn::describe(aws, stack)
         .await?
         .map(|s| s.outputs)
@@ -269,50 +269,6 @@ impl Made {
             made.join(" and ")
         )
     }
-}
-
-/// The artifact bucket, and whether this call created the bootstrap stack that holds it.
-struct Bootstrap {
-    bucket: String,
-    created: bool,
-}
-
-/// The artifact bucket, creating the bootstrap stack on first use.
-async fn ensure_bootstrap(aws: &Aws, output: Output) -> Result<Bootstrap> {
-    if let Some(view) = cfn::describe(aws, BOOTSTRAP_STACK).await? {
-        let bucket = view.outputs.get("ArtifactBucketName").cloned().with_context(|| {
-            format!(
-                "stack {BOOTSTRAP_STACK} exists but reports no ArtifactBucketName output; inspect \
-                 it, or delete it and deploy again"
-            )
-        })?;
-        return Ok(Bootstrap {
-            bucket,
-            created: false,
-        });
-    }
-    output.progress(format!(
-        "creating stack {BOOTSTRAP_STACK} (the artifact bucket for this account and region)"
-    ));
-    let tags = BTreeMap::from([("smartvault:role".to_owned(), "bootstrap".to_owned())]);
-    cfn::create_stack(
-        aws,
-        BOOTSTRAP_STACK,
-        &template::read_template("bootstrap.yaml")?,
-        &tags,
-    )
-    .await?;
-    cfn::wait_with_progress(aws, BOOTSTRAP_STACK, true, output).await?;
-    let bucket = outputs(aws, BOOTSTRAP_STACK)
-        .await?
-        .remove("ArtifactBucketName")
-        .with_context(|| {
-            format!("stack {BOOTSTRAP_STACK} was created without an ArtifactBucketName output")
-        })?;
-    Ok(Bootstrap {
-        bucket,
-        created: true,
-    })
 }
 
 /// Removes what an interrupted deploy left: its change sets that were never executed and,

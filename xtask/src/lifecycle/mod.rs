@@ -1,6 +1,8 @@
-//! Workflows on an environment that more than one command runs: deploy (deploy, promote, the
-//! demo), destroy (destroy, the demo) and invoke (invoke, the demo). They call edges only.
+//! Workflows more than one command runs: deploy (deploy, promote, the demo), bootstrap
+//! (bootstrap, deploy), destroy (destroy, the demo) and invoke (invoke, the demo). They call
+//! edges only.
 
+pub mod bootstrap;
 pub mod deploy;
 pub mod destroy;
 #[cfg(test)]
