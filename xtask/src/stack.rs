@@ -104,6 +104,15 @@ pub fn stale_change_sets(summaries: &[ChangeSetSummary]) -> Vec<String> {
 /// What every change set a deploy makes is called, followed by the Unix time in milliseconds.
 pub const CHANGE_SET_PREFIX: &str = "smartvault-";
 
+/// The name of a change set made at `now`: milliseconds, so two deploys within one second
+/// never reuse a name, and [`stale_change_sets`] recognises it as this tool's.
+pub fn change_set_name(now: time::OffsetDateTime) -> String {
+    format!(
+        "{CHANGE_SET_PREFIX}{}",
+        now.unix_timestamp_nanos() / 1_000_000
+    )
+}
+
 /// One planned resource change, as the table shows it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ChangeRow {
@@ -228,6 +237,21 @@ mod tests {
             vec!["smartvault-1764118800", "smartvault-1764118801"]
         );
         assert!(stale_change_sets(&[]).is_empty());
+    }
+
+    #[test]
+    fn a_change_set_name_is_in_milliseconds_and_recognised_as_ours() {
+        let now = time::macros::datetime!(2026-11-26 01:00:00.123 UTC);
+        let name = change_set_name(now);
+        assert_eq!(name, "smartvault-1795654800123");
+        let summary = ChangeSetSummary {
+            name,
+            execution_status: "AVAILABLE".into(),
+        };
+        assert_eq!(
+            stale_change_sets(std::slice::from_ref(&summary)),
+            vec![summary.name]
+        );
     }
 
     #[test]

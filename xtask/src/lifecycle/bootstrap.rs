@@ -98,11 +98,7 @@ pub async fn apply(aws: &Aws, yes: bool, output: Output) -> Result<BootstrapResu
         }
         Some(_) => {}
     }
-    let change_set = format!(
-        "{}{}",
-        stack::CHANGE_SET_PREFIX,
-        time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000
-    );
+    let change_set = stack::change_set_name(time::OffsetDateTime::now_utc());
     let described = cfn::create_change_set(
         aws,
         &NewChangeSet {

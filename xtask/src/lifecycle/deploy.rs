@@ -136,12 +136,7 @@ pub async fn deploy(
         StackAction::Busy(message) | StackAction::Stuck(message) => bail!(message),
     };
 
-    // Milliseconds: two deploys within one second must not reuse a name.
-    let change_set = format!(
-        "{}{}",
-        stack::CHANGE_SET_PREFIX,
-        time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000
-    );
+    let change_set = stack::change_set_name(time::OffsetDateTime::now_utc());
     let described = cfn::create_change_set(
         aws,
         &NewChangeSet {
