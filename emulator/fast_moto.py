@@ -11,6 +11,11 @@ functions: a "Concurrent executions" quota of MOTO_LAMBDA_CONCURRENCY_QUOTA (the
 PutFunctionConcurrency already honours; default 1000, AWS's usual quota) less what the
 functions reserve.
 
+moto 5.2.5's ExecuteChangeSet of an update also leaves two things as the stack was created,
+where CloudFormation changes them: the stack's outputs (an output the new template adds never
+appears) and its role (the RoleARN given with the change set, which CloudFormation uses for the
+stack from then on). Both are set from the executed change set below.
+
 Usage: python fast_moto.py -H 127.0.0.1 -p PORT   (the arguments of moto_server)
 """
 
@@ -21,6 +26,7 @@ import sys
 import moto.awslambda.urls
 import moto.server
 from moto.awslambda.responses import LambdaResponse
+from moto.cloudformation.models import CloudFormationBackend
 from moto.ec2.models.core import TaggedEC2Resource
 from moto.ec2.models.tags import EC2_PREFIX_TO_RESOURCE
 from moto.ec2.utils import get_prefix
@@ -62,6 +68,26 @@ LambdaResponse.get_account_settings = get_account_settings
 moto.awslambda.urls.url_paths[r"{0}/(?P<api_version>[^/]+)/account-settings/?$"] = (
     LambdaResponse.dispatch
 )
+
+execute_change_set = CloudFormationBackend.execute_change_set
+
+
+def execute_change_set_as_aws(self, change_set_name, stack_name=None):
+    """ExecuteChangeSet, then the executed change set's outputs and role on its stack."""
+    execute_change_set(self, change_set_name, stack_name)
+    # The change set moto executed: by ARN, else the last one of that name, as moto finds it.
+    change_set = self.change_sets.get(change_set_name)
+    if change_set is None:
+        named = [c for c in self.change_sets.values() if c.change_set_name == change_set_name]
+        change_set = named[-1]
+    stack = self.stacks[change_set.stack_id]
+    stack._parse_template()
+    stack.output_map = stack._create_output_map()
+    if change_set.role_arn:
+        stack.role_arn = change_set.role_arn
+
+
+CloudFormationBackend.execute_change_set = execute_change_set_as_aws
 
 if __name__ == "__main__":
     moto.server.main(sys.argv[1:])

@@ -14,6 +14,8 @@ launcher closes both without touching what moto stores or answers:
    is checked; an action not listed is still checked against "*".
 
 Policy conditions stay unevaluated, as in plain moto; the tests assert them on the templates.
+A CloudFormation call that passes a RoleARN is also checked for iam:PassRole on that role, which
+AWS requires and moto skips.
 
 Usage: python iam_moto.py -H 127.0.0.1 -p PORT   (the arguments of moto_server)
 """
@@ -89,9 +91,13 @@ def stack_arn(region, account, name):
 
 def cloudformation_checks(response, action, region, account):
     name = first(response, "StackName")
-    if name is None:
-        return [(action, "*")]
-    return [(action, stack_arn(region, account, name))]
+    checks = [(action, "*" if name is None else stack_arn(region, account, name))]
+    # A call that hands CloudFormation a role to act with needs iam:PassRole on that role, as
+    # on AWS; moto accepts any RoleARN unchecked.
+    role = first(response, "RoleARN")
+    if role is not None:
+        checks.append(("iam:PassRole", role))
+    return checks
 
 
 def sns_checks(response, action, region, account):
@@ -162,6 +168,9 @@ def authorize(self, iam_request_cls, resource="*"):
             headers=self.headers,
             action=checked_action,
         )
+        if ":" in checked_action:
+            # Another service's action (iam:PassRole): moto prefixes the signing service's.
+            request._action = checked_action
         if index == 0:
             request.check_signature()
         request.check_action_permitted(arn)

@@ -83,8 +83,9 @@ pub async fn download(aws: &Aws, bucket: &str, key: &str) -> Result<Vec<u8>, Dow
     Ok(bytes.to_vec())
 }
 
-/// Deletes every version and delete marker of `key` (or of every key) in `bucket`.
-pub async fn delete_versions(aws: &Aws, bucket: &str, key: Option<&str>) -> Result<()> {
+/// Deletes every version and delete marker of `key` (or of every key) in `bucket`; returns how
+/// many it deleted.
+pub async fn delete_versions(aws: &Aws, bucket: &str, key: Option<&str>) -> Result<usize> {
     // ListObjectVersions has no paginator in the SDK: follow its markers by hand.
     let mut doomed = Vec::new();
     let (mut key_marker, mut version_marker) = (None, None);
@@ -118,11 +119,13 @@ pub async fn delete_versions(aws: &Aws, bucket: &str, key: Option<&str>) -> Resu
         key_marker = page.next_key_marker().map(str::to_owned);
         version_marker = page.next_version_id_marker().map(str::to_owned);
     }
+    let mut deleted = 0;
     for (object, version) in doomed {
         // A prefix matches longer keys too; only the key itself goes.
         if key.is_some_and(|k| k != object) {
             continue;
         }
+        deleted += 1;
         aws.s3
             .delete_object()
             .bucket(bucket)
@@ -133,5 +136,5 @@ pub async fn delete_versions(aws: &Aws, bucket: &str, key: Option<&str>) -> Resu
             .map_err(sdk_error)
             .with_context(|| format!("failed to delete s3://{bucket}/{object}"))?;
     }
-    Ok(())
+    Ok(deleted)
 }

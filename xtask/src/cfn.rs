@@ -122,7 +122,8 @@ pub async fn resources(aws: &Aws, stack: &str) -> Result<Vec<Resource>> {
     Ok(found)
 }
 
-/// Creates a stack from a template (no change set: the bootstrap stack).
+/// Creates a stack from a template (no change set: the bootstrap stack, which names its IAM
+/// role and policy, and is created with the caller's own permissions).
 pub async fn create_stack(
     aws: &Aws,
     stack: &str,
@@ -133,6 +134,7 @@ pub async fn create_stack(
         .create_stack()
         .stack_name(stack)
         .template_body(body)
+        .capabilities(Capability::CapabilityNamedIam)
         .set_tags(Some(cfn_tags(tags)))
         .send()
         .await
@@ -167,14 +169,16 @@ pub async fn set_termination_protection(aws: &Aws, stack: &str, enabled: bool) -
     Ok(true)
 }
 
-/// Deletes a stack and waits until it is gone.
-pub async fn delete_and_wait(aws: &Aws, stack: &str) -> Result<()> {
+/// Deletes a stack and waits until it is gone. With `role`, CloudFormation deletes the
+/// resources as that role (the execution role) rather than with the caller's permissions.
+pub async fn delete_and_wait(aws: &Aws, stack: &str, role: Option<&str>) -> Result<()> {
     aws.cloudformation
         .delete_stack()
         .stack_name(stack)
+        .set_role_arn(role.map(str::to_owned))
         .send()
         .await
-        .map_err(sdk_error)
+        .map_err(|e| pass_role_context(sdk_error(e), role))
         .with_context(|| format!("failed to delete stack {stack}"))?;
     aws.cloudformation
         .wait_until_stack_delete_complete()
@@ -186,6 +190,18 @@ pub async fn delete_and_wait(aws: &Aws, stack: &str) -> Result<()> {
     Ok(())
 }
 
+/// Names the fix when CloudFormation refused a call because the caller may not pass `role`.
+fn pass_role_context(error: anyhow::Error, role: Option<&str>) -> anyhow::Error {
+    match role {
+        Some(role) if format!("{error:#}").contains("iam:PassRole") => error.context(format!(
+            "access denied: these credentials may not pass the CloudFormation execution role \
+             {role} (iam:PassRole); grant the PassExecutionRole statement of \
+             docs/deployer-policy.json"
+        )),
+        _ => error,
+    }
+}
+
 /// A change set to make, with everything deploy sends.
 pub struct NewChangeSet<'a> {
     pub stack: &'a str,
@@ -195,6 +211,11 @@ pub struct NewChangeSet<'a> {
     pub parameters: &'a BTreeMap<String, String>,
     pub tags: &'a BTreeMap<String, String>,
     pub description: String,
+    /// The role CloudFormation acts with for this change and every later one, rollbacks and
+    /// deletion included; `None` acts with the caller's permissions.
+    pub role: Option<&'a str>,
+    /// `CAPABILITY_NAMED_IAM` for a template that names its IAM resources.
+    pub named_iam: bool,
 }
 
 /// A change set as `DescribeChangeSet` reports it, once CloudFormation finished making it.
@@ -229,11 +250,16 @@ pub async fn create_change_set(aws: &Aws, new: &NewChangeSet<'_>) -> Result<Chan
                 .collect(),
         ))
         .set_tags(Some(cfn_tags(new.tags)))
-        .capabilities(Capability::CapabilityIam)
+        .capabilities(if new.named_iam {
+            Capability::CapabilityNamedIam
+        } else {
+            Capability::CapabilityIam
+        })
+        .set_role_arn(new.role.map(str::to_owned))
         .description(&new.description)
         .send()
         .await
-        .map_err(sdk_error)
+        .map_err(|e| pass_role_context(sdk_error(e), new.role))
         .with_context(|| format!("failed to create a change set for stack {}", new.stack))?;
     // The waiter's failure is read from the change set itself just below.
     let _ = aws

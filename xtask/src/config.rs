@@ -354,6 +354,19 @@ fn validate(file: &str, name: &str, raw: &RawEnvironment) -> Result<Environment,
             ),
         ));
     }
+    // The execution role and the CI policy manage SmartVault's names only, and the bootstrap
+    // stack's are its own.
+    if !stack_name.starts_with(STACK_PREFIX) || stack_name.starts_with(BOOTSTRAP_PREFIX) {
+        return Err(key_error(
+            "stack_name",
+            format!(
+                "{stack_name:?} must start with {STACK_PREFIX:?} and not with \
+                 {BOOTSTRAP_PREFIX:?}: the CloudFormation execution role and the deployer policy \
+                 manage only SmartVault's names, and smartvault-bootstrap is the account's shared \
+                 stack; use e.g. \"smartvault-{name}-2\" (or rename the environment)"
+            ),
+        ));
+    }
     if raw.notification_emails.is_empty() || raw.notification_emails.len() > MAX_EMAILS {
         return Err(key_error(
             "notification_emails",
@@ -533,6 +546,10 @@ fn is_environment_name(name: &str) -> bool {
     name.len() <= 50 && is_stack_name(name)
 }
 
+/// Every environment's stack, function, role, topic, rule, log group and alarm starts so.
+const STACK_PREFIX: &str = "smartvault-";
+const BOOTSTRAP_PREFIX: &str = "smartvault-bootstrap";
+
 fn is_stack_name(name: &str) -> bool {
     name.len() <= 64
         && name.starts_with(|c: char| c.is_ascii_alphabetic())
@@ -631,6 +648,14 @@ mod tests {
             (
                 "    stack_name: 9lives\n",
                 "stack_name: \"9lives\" is not usable",
+            ),
+            (
+                "    stack_name: backups-dev\n",
+                "stack_name: \"backups-dev\" must start with \"smartvault-\"",
+            ),
+            (
+                "    stack_name: smartvault-bootstrap-dev\n",
+                "and not with \"smartvault-bootstrap\"",
             ),
             ("    backup_tag_key: \"aws:backup\"\n", "BACKUP_TAG_KEY"),
             ("    exclude_boot_volume: maybe\n", "invalid type"),

@@ -22,6 +22,10 @@ const CI_MODULES: &[&str] = &[
     "commands/status.rs",
 ];
 
+/// The modules whose AWS calls `cargo xtask bootstrap` makes as the administrator (its own
+/// modules call AWS only through these).
+const BOOTSTRAP_MODULES: &[&str] = &["aws.rs", "cfn.rs", "artifact_store.rs"];
+
 /// Modules that call AWS but never under a CI role, and why.
 const NOT_CI: &[(&str, &str)] = &[
     ("commands/demo.rs", "runs only against its own emulator"),
@@ -81,11 +85,11 @@ fn actions_for(prefix: &str, operation: &str) -> Vec<String> {
     }
 }
 
-/// Every (IAM action, call site) the CI modules make through the `Aws` clients.
-fn calls() -> BTreeSet<(String, String)> {
+/// Every (IAM action, call site) the modules make through the `Aws` clients.
+fn calls(modules: &[&str]) -> BTreeSet<(String, String)> {
     let src = crate::paths::workspace_root().join("xtask").join("src");
     let mut found = BTreeSet::new();
-    for module in CI_MODULES {
+    for module in modules {
         let text = std::fs::read_to_string(src.join(module)).unwrap();
         found.extend(calls_in(module, &text));
     }
@@ -122,15 +126,24 @@ fn calls_in(module: &str, text: &str) -> BTreeSet<(String, String)> {
     found
 }
 
-pub(crate) fn allowed_actions() -> BTreeSet<String> {
-    let path = crate::paths::workspace_root()
-        .join("docs")
-        .join("deployer-policy.json");
+/// Every action a policy document in docs/ allows.
+pub(crate) fn allowed_actions(file: &str) -> BTreeSet<String> {
+    let path = crate::paths::workspace_root().join("docs").join(file);
     let policy: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    for statement in policy["Statement"].as_array().unwrap() {
+        assert_eq!(statement["Effect"], "Allow", "{file} only allows");
+    }
+    allowed_in(&policy)
+}
+
+/// The actions a policy document's `Allow` statements name.
+pub(crate) fn allowed_in(policy: &serde_json::Value) -> BTreeSet<String> {
     let mut allowed = BTreeSet::new();
     for statement in policy["Statement"].as_array().unwrap() {
-        assert_eq!(statement["Effect"], "Allow");
+        if statement["Effect"] != "Allow" {
+            continue;
+        }
         match &statement["Action"] {
             serde_json::Value::String(action) => {
                 allowed.insert(action.clone());
@@ -146,7 +159,7 @@ pub(crate) fn allowed_actions() -> BTreeSet<String> {
 
 #[test]
 fn the_deployer_policy_grants_every_call_the_ci_commands_make() {
-    let calls = calls();
+    let calls = calls(CI_MODULES);
     // The scan must find the calls it is meant to check, or it proves nothing.
     for expected in [
         "cloudformation:CreateChangeSet",
@@ -160,15 +173,29 @@ fn the_deployer_policy_grants_every_call_the_ci_commands_make() {
             "the scan missed {expected}: {calls:?}"
         );
     }
-    let allowed = allowed_actions();
+    assert_granted(&calls, "deployer-policy.json");
+}
+
+/// Fails naming every call (and where it is made) that the policy in docs/`file` lacks.
+fn assert_granted(calls: &BTreeSet<(String, String)>, file: &str) {
+    let allowed = allowed_actions(file);
     let missing: Vec<&(String, String)> = calls
         .iter()
         .filter(|(action, _)| !allowed.contains(action))
         .collect();
+    assert!(missing.is_empty(), "docs/{file} lacks: {missing:#?}");
+}
+
+#[test]
+fn the_bootstrap_policy_grants_every_call_bootstrap_makes() {
+    let calls = calls(BOOTSTRAP_MODULES);
     assert!(
-        missing.is_empty(),
-        "docs/deployer-policy.json lacks: {missing:#?}"
+        calls
+            .iter()
+            .any(|(action, _)| action == "cloudformation:CreateStack"),
+        "{calls:?}"
     );
+    assert_granted(&calls, "bootstrap-policy.json");
 }
 
 /// Every `.rs` file under `dir`, as a path relative to `root`.
@@ -208,8 +235,13 @@ fn every_module_that_calls_aws_is_scanned_or_said_to_be_outside_ci() {
 
 #[test]
 fn the_deployer_policy_uses_no_wildcard_actions() {
-    for action in allowed_actions() {
-        assert!(!action.contains('*'), "{action}");
+    for file in ["deployer-policy.json", "bootstrap-policy.json"] {
+        for action in allowed_actions(file) {
+            assert!(!action.contains('*'), "{file}: {action}");
+        }
+    }
+    for action in crate::schema_checks::execution_role_actions() {
+        assert!(!action.contains('*'), "the execution role: {action}");
     }
 }
 

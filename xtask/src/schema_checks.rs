@@ -1,15 +1,56 @@
 //! Proves from AWS's own resource-provider schemas (which cfn-lint ships) that CloudFormation
-//! can manage every resource of SmartVault's templates with `docs/deployer-policy.json`: each
-//! handler permission is granted, or listed in docs/cloudformation-permissions.md with the
-//! reason it cannot apply.
+//! can manage every resource of SmartVault's templates with the permissions it acts with: the
+//! execution role's (templates/bootstrap.yaml) for an environment's stack, the administrator's
+//! (docs/bootstrap-policy.json) for the bootstrap stack. Each handler permission is granted, or
+//! listed in docs/cloudformation-permissions.md with the reason it cannot apply.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 /// The handlers CloudFormation runs for a stack's create, update, delete and rollback.
 const HANDLERS: &[&str] = &["create", "read", "update", "delete"];
-const TEMPLATES: &[&str] = &["smartvault.yaml", "bootstrap.yaml"];
 const EXCEPTIONS_DOC: &str = "docs/cloudformation-permissions.md";
+
+/// Who CloudFormation acts as for a template's stack, and where its exceptions are listed.
+#[derive(Debug, Clone, Copy)]
+struct Principal {
+    template: &'static str,
+    /// The policy's name in messages.
+    policy: &'static str,
+    /// The heading of its table in the exceptions doc.
+    section: &'static str,
+    granted: fn() -> BTreeSet<String>,
+}
+
+const PRINCIPALS: [Principal; 2] = [
+    Principal {
+        template: "smartvault.yaml",
+        policy: "the execution role's policy in templates/bootstrap.yaml",
+        section: "## The execution role",
+        granted: execution_role_actions,
+    },
+    Principal {
+        template: "bootstrap.yaml",
+        policy: "docs/bootstrap-policy.json",
+        section: "## The bootstrap administrator",
+        granted: bootstrap_policy_actions,
+    },
+];
+
+/// The actions the execution role's inline policy allows, read from the bootstrap template.
+pub(crate) fn execution_role_actions() -> BTreeSet<String> {
+    let body = crate::template::read_template("bootstrap.yaml").unwrap();
+    let value: serde_norway::Value = serde_norway::from_str(&body).unwrap();
+    let policies = value["Resources"]["ExecutionRole"]["Properties"]["Policies"]
+        .as_sequence()
+        .unwrap();
+    assert_eq!(policies.len(), 1, "one inline policy");
+    crate::policy_checks::allowed_in(&crate::template::long_form(&policies[0]["PolicyDocument"]))
+}
+
+fn bootstrap_policy_actions() -> BTreeSet<String> {
+    crate::policy_checks::allowed_actions("bootstrap-policy.json")
+}
 
 /// cfn-lint's schema folder in the tool environment.
 fn schemas() -> PathBuf {
@@ -77,12 +118,17 @@ fn handler_permissions(
         .collect()
 }
 
-/// The doc's table: (resource type, permission) pairs that cannot apply.
-fn exceptions() -> BTreeSet<(String, String)> {
+/// One table of the doc (under `section`): (resource type, permission) pairs that cannot apply.
+fn exceptions(section: &str) -> BTreeSet<(String, String)> {
     let path = crate::paths::workspace_root().join(EXCEPTIONS_DOC);
     let text = std::fs::read_to_string(&path).unwrap();
+    let start = text
+        .find(&format!("\n{section}\n"))
+        .unwrap_or_else(|| panic!("{EXCEPTIONS_DOC} has no section {section:?}"));
+    let rest = &text[start + section.len() + 2..];
+    let table = &rest[..rest.find("\n## ").unwrap_or(rest.len())];
     let mut listed = BTreeSet::new();
-    for row in text.lines().filter(|l| l.starts_with("| `")) {
+    for row in table.lines().filter(|l| l.starts_with("| `")) {
         let cells: Vec<&str> = row.split(" | ").collect();
         let ticked = |cell: &str| -> Vec<String> {
             cell.split('`')
@@ -112,9 +158,9 @@ fn unaccounted(
         .collect()
 }
 
-/// Every type of both templates with its handler permissions, in every region used.
-fn required() -> Vec<(String, BTreeMap<String, BTreeSet<String>>)> {
-    let types: BTreeSet<String> = TEMPLATES.iter().flat_map(|t| resource_types(t)).collect();
+/// Every type of a template with its handler permissions, in every region used.
+fn required(template: &str) -> Vec<(String, BTreeMap<String, BTreeSet<String>>)> {
+    let types = resource_types(template);
     regions()
         .into_iter()
         .map(|region| {
@@ -125,55 +171,68 @@ fn required() -> Vec<(String, BTreeMap<String, BTreeSet<String>>)> {
 }
 
 #[test]
-fn cloudformation_can_manage_every_resource_with_the_deployer_policy() {
-    let granted = crate::policy_checks::allowed_actions();
-    let cannot_apply = exceptions();
-    for (region, required) in required() {
+fn cloudformation_can_manage_every_resource_with_the_permissions_it_acts_with() {
+    for principal in PRINCIPALS {
+        let granted = (principal.granted)();
+        let cannot_apply = exceptions(principal.section);
+        for (region, required) in required(principal.template) {
+            assert!(
+                required.contains_key("AWS::IAM::Role"),
+                "{} was read: {:?}",
+                principal.template,
+                required.keys()
+            );
+            let missing = unaccounted(&required, &granted, &cannot_apply);
+            assert!(
+                missing.is_empty(),
+                "in {region}, CloudFormation's handlers for templates/{} need permissions {} \
+                 does not grant; grant them, or list them under {:?} in {EXCEPTIONS_DOC} with \
+                 the reason they cannot apply: {missing:#?}",
+                principal.template,
+                principal.policy,
+                principal.section
+            );
+        }
+    }
+}
+
+#[test]
+fn every_listed_exception_is_a_handler_permission_that_is_not_granted() {
+    for principal in PRINCIPALS {
+        let all: BTreeSet<(String, String)> = required(principal.template)
+            .into_iter()
+            .flat_map(|(_, required)| {
+                required
+                    .into_iter()
+                    .flat_map(|(t, ps)| ps.into_iter().map(move |p| (t.clone(), p)))
+            })
+            .collect();
+        let listed = exceptions(principal.section);
+        assert!(listed.len() > 5, "the table was read: {listed:?}");
+        let stale: Vec<_> = listed.difference(&all).collect();
         assert!(
-            required.contains_key("AWS::IAM::Role") && required.contains_key("AWS::S3::Bucket"),
-            "both templates were read: {:?}",
-            required.keys()
+            stale.is_empty(),
+            "{EXCEPTIONS_DOC} {:?} lists permissions no handler of templates/{} declares: \
+             {stale:?}",
+            principal.section,
+            principal.template
         );
-        let missing = unaccounted(&required, &granted, &cannot_apply);
+        let granted = (principal.granted)();
+        let both: Vec<_> = listed.iter().filter(|(_, p)| granted.contains(p)).collect();
         assert!(
-            missing.is_empty(),
-            "in {region}, CloudFormation's handlers need permissions docs/deployer-policy.json \
-             does not grant; grant them, or list them in {EXCEPTIONS_DOC} with the reason they \
-             cannot apply: {missing:#?}"
+            both.is_empty(),
+            "listed as not applying, yet granted by {}: {both:?}",
+            principal.policy
         );
     }
 }
 
 #[test]
-fn every_listed_exception_is_still_a_handler_permission() {
-    let all: BTreeSet<(String, String)> = required()
-        .into_iter()
-        .flat_map(|(_, required)| {
-            required
-                .into_iter()
-                .flat_map(|(t, ps)| ps.into_iter().map(move |p| (t.clone(), p)))
-        })
-        .collect();
-    let listed = exceptions();
-    assert!(listed.len() > 20, "the table was read: {listed:?}");
-    let stale: Vec<_> = listed.difference(&all).collect();
-    assert!(
-        stale.is_empty(),
-        "{EXCEPTIONS_DOC} lists permissions no handler declares: {stale:?}"
-    );
-    let granted = crate::policy_checks::allowed_actions();
-    let both: Vec<_> = listed.iter().filter(|(_, p)| granted.contains(p)).collect();
-    assert!(
-        both.is_empty(),
-        "listed as not applying, yet granted: {both:?}"
-    );
-}
-
-#[test]
 fn the_check_fails_on_a_removed_permission_or_a_new_resource_type() {
-    let granted = crate::policy_checks::allowed_actions();
-    let cannot_apply = exceptions();
-    let (region, required) = required().remove(0);
+    let [execution, administrator] = PRINCIPALS;
+    let granted = (execution.granted)();
+    let cannot_apply = exceptions(execution.section);
+    let (region, required) = required(execution.template).remove(0);
     assert!(unaccounted(&required, &granted, &cannot_apply).is_empty());
     // The role's delete handler lists its inline policies: without that, destroy would fail.
     let mut without = granted.clone();
@@ -196,12 +255,27 @@ fn the_check_fails_on_a_removed_permission_or_a_new_resource_type() {
             .any(|(t, p)| t == "AWS::SQS::Queue" && p == "sqs:CreateQueue"),
         "{missing:?}"
     );
+    // The administrator's policy, likewise: without s3:PutBucketPolicy the bucket's TLS-only
+    // policy cannot be made.
+    let granted = (administrator.granted)();
+    let cannot_apply = exceptions(administrator.section);
+    let (_, bootstrap) = self::required(administrator.template).remove(0);
+    let mut without = granted;
+    assert!(without.remove("s3:PutBucketPolicy"));
+    let missing = unaccounted(&bootstrap, &without, &cannot_apply);
+    assert!(
+        missing
+            .iter()
+            .any(|(t, p)| t == "AWS::S3::BucketPolicy" && p == "s3:PutBucketPolicy"),
+        "{missing:?}"
+    );
 }
 
 #[test]
 fn actions_parliament_does_not_know_are_declared_by_aws_schemas() {
-    let declared: BTreeSet<String> = required()
-        .into_iter()
+    let declared: BTreeSet<String> = PRINCIPALS
+        .iter()
+        .flat_map(|p| required(p.template))
         .flat_map(|(_, required)| required.into_values().flatten())
         .collect();
     for action in crate::lint::NEWER_THAN_PARLIAMENT {

@@ -172,6 +172,33 @@ pub fn offline_location(
     })
 }
 
+/// A template value in CloudFormation's JSON long form (`!Ref X` becomes `{"Ref": "X"}`);
+/// a non-string key or an unrepresentable scalar (never in SmartVault's templates) reads as empty.
+pub fn long_form(value: &serde_norway::Value) -> serde_json::Value {
+    match value {
+        serde_norway::Value::Tagged(tagged) => {
+            let tag = tagged.tag.to_string();
+            let tag = tag.trim_start_matches('!');
+            let inner = long_form(&tagged.value);
+            match (tag, inner) {
+                ("Ref", inner) => serde_json::json!({ "Ref": inner }),
+                ("GetAtt", serde_json::Value::String(s)) => {
+                    let parts: Vec<&str> = s.splitn(2, '.').collect();
+                    serde_json::json!({ "Fn::GetAtt": parts })
+                }
+                (other, inner) => serde_json::json!({ format!("Fn::{other}"): inner }),
+            }
+        }
+        serde_norway::Value::Mapping(map) => map
+            .iter()
+            .map(|(k, v)| (k.as_str().unwrap_or_default().to_owned(), long_form(v)))
+            .collect::<serde_json::Map<_, _>>()
+            .into(),
+        serde_norway::Value::Sequence(items) => items.iter().map(long_form).collect(),
+        other => serde_json::to_value(other).unwrap_or_default(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,7 +1,7 @@
 //! Checks on the templates for what the emulator ignores: IAM conditions, the log group, the
 //! alarm, the subscriptions, the asynchronous-invoke settings and the function's variables.
 
-use crate::template::read_template;
+use crate::template::{long_form, read_template};
 use serde_norway::Value;
 use std::collections::BTreeSet;
 
@@ -345,32 +345,6 @@ fn the_artifact_bucket_is_private_versioned_encrypted_and_tls_only() {
     );
 }
 
-/// A template value in CloudFormation's JSON long form (`!Ref X` becomes `{"Ref": "X"}`).
-fn long_form(value: &Value) -> serde_json::Value {
-    match value {
-        Value::Tagged(tagged) => {
-            let tag = tagged.tag.to_string();
-            let tag = tag.trim_start_matches('!');
-            let inner = long_form(&tagged.value);
-            match (tag, inner) {
-                ("Ref", inner) => serde_json::json!({ "Ref": inner }),
-                ("GetAtt", serde_json::Value::String(s)) => {
-                    let parts: Vec<&str> = s.splitn(2, '.').collect();
-                    serde_json::json!({ "Fn::GetAtt": parts })
-                }
-                (other, inner) => serde_json::json!({ format!("Fn::{other}"): inner }),
-            }
-        }
-        Value::Mapping(map) => map
-            .iter()
-            .map(|(k, v)| (k.as_str().unwrap().to_owned(), long_form(v)))
-            .collect::<serde_json::Map<_, _>>()
-            .into(),
-        Value::Sequence(items) => items.iter().map(long_form).collect(),
-        other => serde_json::to_value(other).unwrap(),
-    }
-}
-
 #[test]
 fn docs_iam_policy_json_is_the_templates_policy() {
     let t = main_template();
@@ -385,4 +359,192 @@ fn docs_iam_policy_json_is_the_templates_policy() {
         in_docs, in_template,
         "docs/iam-policy.json differs from templates/smartvault.yaml's Role policy"
     );
+}
+
+fn bootstrap_template() -> Value {
+    serde_norway::from_str(&read_template("bootstrap.yaml").unwrap()).unwrap()
+}
+
+/// The statements of a resource's policy: the role's one inline policy or a managed policy's.
+fn statements(resource: &Value) -> &[Value] {
+    let properties = &resource["Properties"];
+    let document = if properties["PolicyDocument"].is_null() {
+        &properties["Policies"][0]["PolicyDocument"]
+    } else {
+        &properties["PolicyDocument"]
+    };
+    document["Statement"].as_sequence().unwrap()
+}
+
+fn by_sid<'a>(statements: &'a [Value], sid: &str) -> &'a Value {
+    statements
+        .iter()
+        .find(|s| s["Sid"].as_str() == Some(sid))
+        .unwrap_or_else(|| panic!("no statement {sid}"))
+}
+
+#[test]
+fn the_function_role_is_bounded_by_the_bootstrap_boundary_which_covers_what_it_does() {
+    let t = main_template();
+    let role = resource(&t, "Role");
+    let bootstrap = bootstrap_template();
+    let boundary = resource(&bootstrap, "FunctionBoundary");
+    // The boundary's name in the bootstrap is the one the function role refers to.
+    let name = show(&boundary["Properties"]["ManagedPolicyName"]);
+    assert_eq!(
+        name,
+        "!Sub smartvault-bootstrap-function-boundary-${AWS::Region}"
+    );
+    assert_eq!(
+        show(&role["Properties"]["PermissionsBoundary"]),
+        format!(
+            "!Sub arn:${{AWS::Partition}}:iam::${{AWS::AccountId}}:policy/{}",
+            name.trim_start_matches("!Sub ")
+        )
+    );
+    // Whatever the function's policy allows, the boundary allows too, or the function would
+    // be refused on AWS (the emulator evaluates no boundary).
+    let bounded: BTreeSet<String> = statements(boundary)
+        .iter()
+        .filter(|s| show(&s["Effect"]) == "Allow")
+        .flat_map(actions)
+        .collect();
+    for statement in statements(role) {
+        for action in actions(statement) {
+            assert!(
+                bounded.contains(&action),
+                "{action} of the function's statement {} is outside the boundary",
+                show(&statement["Sid"])
+            );
+        }
+    }
+}
+
+#[test]
+fn the_execution_role_serves_cloudformation_only_and_creates_only_bounded_roles() {
+    let t = bootstrap_template();
+    let role = resource(&t, "ExecutionRole");
+    let trust = &role["Properties"]["AssumeRolePolicyDocument"]["Statement"];
+    assert_eq!(trust.as_sequence().unwrap().len(), 1);
+    assert_eq!(
+        show(&trust[0]["Principal"]["Service"]),
+        "cloudformation.amazonaws.com"
+    );
+    assert_eq!(
+        show(&trust[0]["Condition"]["StringEquals"]["aws:SourceAccount"]),
+        "!Ref AWS::AccountId"
+    );
+    let all = statements(role);
+    // Whatever writes a role's permissions requires the SmartVault boundary on that role.
+    let bounded = by_sid(all, "CreateBoundedRoles");
+    assert_eq!(
+        show(&bounded["Condition"]["ArnEquals"]["iam:PermissionsBoundary"]),
+        "!Ref FunctionBoundary"
+    );
+    for statement in all.iter().filter(|s| show(&s["Effect"]) == "Allow") {
+        let sid = show(&statement["Sid"]);
+        for action in actions(statement) {
+            if [
+                "iam:CreateRole",
+                "iam:PutRolePolicy",
+                "iam:PutRolePermissionsBoundary",
+            ]
+            .contains(&action.as_str())
+            {
+                assert_eq!(sid, "CreateBoundedRoles", "{action} outside the boundary");
+            }
+            assert!(
+                ![
+                    "iam:AttachRolePolicy",
+                    "iam:DeleteRolePermissionsBoundary",
+                    "iam:CreatePolicy",
+                    "iam:CreateUser",
+                    "iam:CreateAccessKey"
+                ]
+                .contains(&action.as_str()),
+                "{sid} grants {action}"
+            );
+        }
+        // Every write is on this account's and region's SmartVault names (IAM has no region).
+        let resources = show(&statement["Resource"]);
+        assert!(
+            resources == "*"
+                || resources.contains("smartvault-")
+                || resources.contains("${ArtifactBucket.Arn}/artifacts/*"),
+            "{sid}: {resources}"
+        );
+    }
+    let pass = by_sid(all, "PassRolesToFunctions");
+    assert_eq!(
+        show(&pass["Condition"]["StringEquals"]["iam:PassedToService"]),
+        "lambda.amazonaws.com"
+    );
+    let deny = by_sid(all, "NotTheBootstrap");
+    assert_eq!(show(&deny["Effect"]), "Deny");
+    assert_eq!(show(&deny["Action"]), "iam:*");
+    let denied = show(&deny["Resource"]);
+    assert!(
+        denied.contains("role/smartvault-bootstrap-*")
+            && denied.contains("policy/smartvault-bootstrap-*"),
+        "{denied}"
+    );
+    // Only "*" where IAM authorizes on "*".
+    for statement in all.iter().filter(|s| show(&s["Resource"]) == "*") {
+        assert!(
+            ["FindLogGroups", "Subscriptions"].contains(&show(&statement["Sid"]).as_str()),
+            "{}",
+            show(statement)
+        );
+    }
+    let outputs = &t["Outputs"];
+    assert_eq!(
+        show(&outputs["ExecutionRoleArn"]["Value"]),
+        "!GetAtt ExecutionRole.Arn"
+    );
+    assert_eq!(
+        show(&outputs["BootstrapVersion"]["Value"]),
+        crate::lifecycle::bootstrap::REQUIRED_VERSION.to_string()
+    );
+}
+
+#[test]
+fn the_deployer_may_pass_only_the_execution_role_and_only_to_cloudformation() {
+    let path = crate::paths::workspace_root().join("docs/deployer-policy.json");
+    let policy: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let iam: Vec<&serde_json::Value> = policy["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s.to_string().contains("\"iam:"))
+        .collect();
+    assert_eq!(iam.len(), 1, "{iam:?}");
+    assert_eq!(iam[0]["Action"], serde_json::json!(["iam:PassRole"]));
+    assert_eq!(
+        iam[0]["Resource"],
+        "arn:aws:iam::*:role/smartvault-bootstrap-cfn-exec-*"
+    );
+    assert_eq!(
+        iam[0]["Condition"]["StringEquals"]["iam:PassedToService"],
+        "cloudformation.amazonaws.com"
+    );
+    // The role the bootstrap makes is the one that pattern names.
+    let t = bootstrap_template();
+    assert_eq!(
+        show(&resource(&t, "ExecutionRole")["Properties"]["RoleName"]),
+        "!Sub smartvault-bootstrap-cfn-exec-${AWS::Region}"
+    );
+    // Nothing the stack's resources need beyond what deploy itself calls: CloudFormation acts
+    // with the execution role.
+    for create in [
+        "iam:CreateRole",
+        "lambda:CreateFunction",
+        "sns:CreateTopic",
+        "s3:CreateBucket",
+    ] {
+        assert!(
+            !crate::policy_checks::allowed_actions("deployer-policy.json").contains(create),
+            "{create}"
+        );
+    }
 }

@@ -1,12 +1,14 @@
-//! `cargo xtask bootstrap` against the emulator: it creates the artifact bucket's stack, leaves
-//! a current one alone, and brings one made from an older template up to the current one.
+//! `cargo xtask bootstrap` against the emulator: it creates the bootstrap stack (artifact
+//! bucket, execution role, boundary), leaves a current one alone, brings one made from an older
+//! template (version 1: the bucket only) up to the current one, as a deploy to such a region
+//! does first with --yes, and deletes it.
 
 // Test helpers fail loudly by design.
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
-use common::{assert_fields, json, xtask};
+use common::{assert_fields, fake_artifact, json, scratch, xtask};
 use emulator::Emulator;
 
 /// The bootstrap template as SmartVault 0.1 shipped it: current artifacts expired by age.
@@ -47,6 +49,20 @@ fn bootstrap(emulator: &Emulator) -> serde_json::Value {
     ))
 }
 
+/// An emulator whose region was bootstrapped by SmartVault 0.1, and a client of it.
+async fn bootstrapped_by_version_1() -> (Emulator, aws_sdk_cloudformation::Client) {
+    let emulator = Emulator::start().unwrap_or_else(|e| panic!("{e}"));
+    let cloudformation = aws_sdk_cloudformation::Client::new(&emulator.sdk_config().await);
+    cloudformation
+        .create_stack()
+        .stack_name("smartvault-bootstrap")
+        .template_body(OLDER_TEMPLATE)
+        .send()
+        .await
+        .unwrap();
+    (emulator, cloudformation)
+}
+
 #[tokio::test]
 async fn bootstrap_creates_then_leaves_alone_then_updates_an_older_stack() {
     let emulator = Emulator::start().unwrap_or_else(|e| panic!("{e}"));
@@ -57,9 +73,27 @@ async fn bootstrap_creates_then_leaves_alone_then_updates_an_older_stack() {
     let created = bootstrap(&emulator);
     assert_fields(
         &created,
-        &["stack", "region", "account", "result", "changes", "bucket"],
+        &[
+            "stack",
+            "region",
+            "account",
+            "result",
+            "changes",
+            "bucket",
+            "execution_role",
+            "version",
+        ],
     );
     assert_eq!(created["result"], "created");
+    assert_eq!(created["version"], 2);
+    assert_eq!(
+        created["execution_role"],
+        format!(
+            "arn:aws:iam::{}:role/smartvault-bootstrap-cfn-exec-{}",
+            emulator::ACCOUNT_ID,
+            emulator::REGION
+        )
+    );
     assert!(
         created["bucket"]
             .as_str()
@@ -71,17 +105,16 @@ async fn bootstrap_creates_then_leaves_alone_then_updates_an_older_stack() {
     assert_eq!(again["bucket"], created["bucket"]);
 
     // A stack made from an older template is brought up to the current one.
-    let older = Emulator::start().unwrap_or_else(|e| panic!("{e}"));
-    let cloudformation = aws_sdk_cloudformation::Client::new(&older.sdk_config().await);
-    cloudformation
-        .create_stack()
-        .stack_name("smartvault-bootstrap")
-        .template_body(OLDER_TEMPLATE)
-        .send()
-        .await
-        .unwrap();
+    let (older, cloudformation) = bootstrapped_by_version_1().await;
     let updated = bootstrap(&older);
     assert_eq!(updated["result"], "updated");
+    assert!(
+        updated["execution_role"]
+            .as_str()
+            .unwrap()
+            .contains(":role/smartvault-bootstrap-cfn-exec-"),
+        "{updated}"
+    );
     let body = cloudformation
         .get_template()
         .stack_name("smartvault-bootstrap")
@@ -93,4 +126,65 @@ async fn bootstrap_creates_then_leaves_alone_then_updates_an_older_stack() {
             .unwrap();
     assert_eq!(body.template_body().unwrap(), current);
     assert_eq!(bootstrap(&older)["result"], "unchanged");
+
+    // A deploy to a region bootstrapped by an older SmartVault (version 1, no execution role)
+    // says so and, with --yes, brings the bootstrap up to date before deploying with the role.
+    let (upgraded, cloudformation) = bootstrapped_by_version_1().await;
+    let artifact = fake_artifact(&scratch("bootstrap-upgrade"));
+    let deployed = xtask(
+        &upgraded,
+        &[
+            "deploy",
+            "--env",
+            "local",
+            "--artifact",
+            artifact.to_str().unwrap(),
+            "--yes",
+        ],
+    );
+    let message = String::from_utf8_lossy(&deployed.stderr);
+    assert!(deployed.status.success(), "{message}");
+    assert!(
+        message.contains("stack smartvault-bootstrap in us-east-1 is bootstrap version 1"),
+        "{message}"
+    );
+    let stacks = cloudformation.describe_stacks().send().await.unwrap();
+    let role = |name: &str| {
+        stacks
+            .stacks()
+            .iter()
+            .find(|s| s.stack_name() == Some(name))
+            .and_then(|s| s.role_arn())
+            .map(str::to_owned)
+    };
+    assert_eq!(
+        role("smartvault-local").as_deref(),
+        Some(
+            format!(
+                "arn:aws:iam::{}:role/smartvault-bootstrap-cfn-exec-us-east-1",
+                emulator::ACCOUNT_ID
+            )
+            .as_str()
+        )
+    );
+    assert_eq!(
+        role("smartvault-bootstrap"),
+        None,
+        "made with the caller's own"
+    );
+
+    // --delete empties the bucket and removes the stack; a second one finds nothing.
+    let delete = [
+        "bootstrap",
+        "--region",
+        emulator::REGION,
+        "--delete",
+        "--yes",
+        "--output",
+        "json",
+    ];
+    let deleted = json(&xtask(&emulator, &delete));
+    assert_fields(&deleted, &["stack", "region", "existed", "objects_deleted"]);
+    assert_eq!(deleted["existed"], true);
+    assert_eq!(json(&xtask(&emulator, &delete))["existed"], false);
 }

@@ -1,6 +1,8 @@
-//! Least privilege under IAM enforcement: the deployer's CI commands (deploy, promote, status,
-//! invoke, destroy) run as a user holding exactly docs/deployer-policy.json, the function runs as a user holding exactly the role policy the
-//! stack created, and no call is denied; a user missing one statement is denied.
+//! Least privilege under IAM enforcement: an administrator holding exactly
+//! docs/bootstrap-policy.json bootstraps the region; the deployer's CI commands (deploy, promote,
+//! status, invoke, destroy) run as a user holding exactly docs/deployer-policy.json, passing the
+//! execution role to CloudFormation; the function runs as a user holding exactly the role policy
+//! the stack created. No call is denied; a user missing one statement is denied, by name.
 
 // Test helpers fail loudly by design.
 #![allow(clippy::unwrap_used)]
@@ -180,25 +182,24 @@ async fn the_deployer_and_the_function_hold_every_permission_they_use_and_no_mor
         std::fs::read_to_string(emulator::workspace_root().join("docs/deployer-policy.json"))
             .unwrap();
     let deployer = user(&iam, "ci-deployer", &deployer_policy).await;
-    let admin = user(&iam, "test-admin", ALLOW_ALL).await;
-    let mut unreadable: serde_json::Value = serde_json::from_str(&deployer_policy).unwrap();
-    for statement in unreadable["Statement"].as_array_mut().unwrap() {
-        if let Some(actions) = statement["Action"].as_array_mut() {
-            actions.retain(|a| a != "s3:GetObject");
-        }
-    }
-    assert!(
-        !unreadable["Statement"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|s| s["Action"] == "s3:GetObject"
-                || s["Action"]
-                    .as_array()
-                    .is_some_and(|a| a.iter().any(|x| x == "s3:GetObject"))),
-        "s3:GetObject is gone (s3:GetObjectVersion stays)"
-    );
-    let blind = user(&iam, "ci-deployer-without-read", &unreadable.to_string()).await;
+    let bootstrap_policy =
+        std::fs::read_to_string(emulator::workspace_root().join("docs/bootstrap-policy.json"))
+            .unwrap();
+    let administrator = user(&iam, "bootstrap-administrator", &bootstrap_policy).await;
+    // The test's own eyes, to inspect what the commands made.
+    let admin = user(&iam, "test-inspector", ALLOW_ALL).await;
+    let blind = user(
+        &iam,
+        "ci-deployer-without-read",
+        &without(&deployer_policy, "s3:GetObject"),
+    )
+    .await;
+    let unpassing = user(
+        &iam,
+        "ci-deployer-without-pass-role",
+        &without(&deployer_policy, "iam:PassRole"),
+    )
+    .await;
     let specs = [
         InstanceSpec::backup("web").data_volumes(1),
         InstanceSpec::backup("db").data_volumes(2),
@@ -223,11 +224,31 @@ async fn the_deployer_and_the_function_hold_every_permission_they_use_and_no_mor
         Some("AuthFailure")
     );
 
-    // The deployer's CI commands, as the CI role: no call is denied.
+    // The administrator bootstraps the region once.
+    let as_administrator = |args: &[&str]| xtask_with(&emulator, &administrator.env(), args);
+    let bootstrapped = json(&as_administrator(&[
+        "bootstrap",
+        "--region",
+        REGION,
+        "--yes",
+        "--output",
+        "json",
+    ]));
+    assert_eq!(bootstrapped["result"], "created");
+    let execution_role = bootstrapped["execution_role"].as_str().unwrap().to_owned();
+    assert_eq!(
+        execution_role,
+        format!(
+            "arn:aws:iam::{}:role/smartvault-bootstrap-cfn-exec-{REGION}",
+            emulator::ACCOUNT_ID
+        )
+    );
+
+    // The deployer's control: without iam:PassRole, CloudFormation is not handed the execution
+    // role, the deploy says which permission it lacks, and no stack is made.
     let dir = scratch("iam");
     let artifact = fake_artifact(&dir);
-    let as_deployer = |args: &[&str]| xtask_with(&emulator, &deployer.env(), args);
-    let deployed = json(&as_deployer(&[
+    let deploy_dev = [
         "deploy",
         "--env",
         "dev",
@@ -236,8 +257,30 @@ async fn the_deployer_and_the_function_hold_every_permission_they_use_and_no_mor
         "--yes",
         "--output",
         "json",
-    ]));
+    ];
+    let refused = xtask_with(&emulator, &unpassing.env(), &deploy_dev);
+    assert!(!refused.status.success());
+    let message = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        message.contains("iam:PassRole") && message.contains(&execution_role),
+        "{message}"
+    );
+    let admin_sdk = admin.sdk_config(&emulator).await;
+    let cloudformation = aws_sdk_cloudformation::Client::new(&admin_sdk);
+    let dev_stack = cloudformation.describe_stacks().stack_name(STACK);
+    assert!(dev_stack.send().await.is_err(), "no dev stack");
+
+    // The deployer's CI commands, as the CI role: no call is denied.
+    let as_deployer = |args: &[&str]| xtask_with(&emulator, &deployer.env(), args);
+    let deployed = json(&as_deployer(&deploy_dev));
     assert_eq!(deployed["result"], "created");
+    let dev_stack = cloudformation.describe_stacks().stack_name(STACK);
+    let described = dev_stack.send().await.unwrap();
+    assert_eq!(
+        described.stacks()[0].role_arn(),
+        Some(execution_role.as_str()),
+        "CloudFormation acts with the execution role"
+    );
     // The deployer's control: without s3:GetObject, promotion is denied reading the artifact,
     // says so, and deploys nothing.
     let refused = xtask_with(
@@ -251,8 +294,6 @@ async fn the_deployer_and_the_function_hold_every_permission_they_use_and_no_mor
         message.contains("access denied") && message.contains("s3:GetObject"),
         "{message}"
     );
-    let admin_sdk = admin.sdk_config(&emulator).await;
-    let cloudformation = aws_sdk_cloudformation::Client::new(&admin_sdk);
     let staging = cloudformation
         .describe_stacks()
         .stack_name("smartvault-staging");
@@ -313,12 +354,30 @@ async fn the_deployer_and_the_function_hold_every_permission_they_use_and_no_mor
         );
     }
 
-    // Destroy, snapshots included, as the CI role; the last one takes the bootstrap stack.
+    // The bootstrap stack cannot go while environments deploy from it.
+    let delete_bootstrap = [
+        "bootstrap",
+        "--region",
+        REGION,
+        "--delete",
+        "--yes",
+        "--output",
+        "json",
+    ];
+    let refused = as_administrator(&delete_bootstrap);
+    assert!(!refused.status.success());
+    let message = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        message.contains("still serves smartvault-dev, smartvault-staging"),
+        "{message}"
+    );
+
+    // Destroy, snapshots included, as the CI role, with the execution role passed.
     let staging = json(&as_deployer(&[
         "destroy", "--env", "staging", "--yes", "--output", "json",
     ]));
     assert_eq!(staging["stack_existed"], true);
-    assert_eq!(staging["bootstrap_deleted"], false);
+    assert_eq!(staging["failures"], serde_json::json!([]));
     let dev = json(&as_deployer(&[
         "destroy", "--env", "dev", "--yes", "--output", "json",
     ]));
@@ -328,5 +387,35 @@ async fn the_deployer_and_the_function_hold_every_permission_they_use_and_no_mor
         3 * volumes,
         "the three newest runs' snapshots"
     );
-    assert_eq!(dev["bootstrap_deleted"], true);
+    assert_eq!(dev["failures"], serde_json::json!([]));
+    // Then the administrator removes the bootstrap stack.
+    let removed = json(&as_administrator(&delete_bootstrap));
+    assert_eq!(removed["existed"], true);
+    let left = cloudformation.describe_stacks().send().await.unwrap();
+    assert!(
+        left.stacks()
+            .iter()
+            .all(|s| s.stack_status().map(|s| s.as_str()) == Some("DELETE_COMPLETE")),
+        "{left:?}"
+    );
+}
+
+/// `policy` without `action`, which must have been in it (and without a statement it empties).
+fn without(policy: &str, action: &str) -> String {
+    let mut policy: serde_json::Value = serde_json::from_str(policy).unwrap();
+    let mut removed = false;
+    for statement in policy["Statement"].as_array_mut().unwrap() {
+        if let Some(actions) = statement["Action"].as_array_mut() {
+            let before = actions.len();
+            actions.retain(|a| a != action);
+            removed |= actions.len() < before;
+        }
+    }
+    assert!(removed, "{action} was in the policy");
+    // IAM refuses a statement left without actions.
+    policy["Statement"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|s| s["Action"].as_array().is_none_or(|a| !a.is_empty()));
+    policy.to_string()
 }

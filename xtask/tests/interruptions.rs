@@ -1,6 +1,7 @@
 //! Deploy and destroy around interruptions, through the real `xtask` binary on the emulator:
-//! a deploy stopped at its confirmation says what it made and destroy removes it; a stack left
-//! in REVIEW_IN_PROGRESS and a change set left unexecuted are cleaned up by the next deploy.
+//! a deploy refused before bootstrapping makes nothing, one stopped at its confirmation says what
+//! it made; a stack left in REVIEW_IN_PROGRESS and a change set left unexecuted are cleaned up
+//! by the next deploy.
 
 // Test helpers fail loudly by design.
 #![allow(clippy::unwrap_used)]
@@ -105,25 +106,44 @@ async fn interrupted_deploys_are_reported_and_cleaned_up() {
         xtask(&emulator, &args)
     };
 
-    // A first deploy stopped at its confirmation (no terminal, no --yes) names what it made.
+    // A deploy to a region never bootstrapped, with no terminal and no --yes, makes nothing and
+    // names the fix.
+    let refused = deploy(&[]);
+    assert_eq!(refused.status.code(), Some(1));
+    let message = stderr(&refused);
+    assert!(
+        message.contains("region us-east-1 is not bootstrapped")
+            && message.contains("cargo xtask bootstrap --region us-east-1")
+            && message.contains("pass --yes"),
+        "{message}"
+    );
+    assert!(stack_names(&cfn).await.is_empty(), "nothing was made");
+
+    // Once bootstrapped, a first deploy stopped at its confirmation names what it made.
+    let bootstrapped = xtask(&emulator, &["bootstrap", "--region", "us-east-1", "--yes"]);
+    assert!(bootstrapped.status.success(), "{}", stderr(&bootstrapped));
     let stopped = deploy(&[]);
     assert_eq!(stopped.status.code(), Some(1));
     let message = stderr(&stopped);
     assert!(
         message.contains(&format!(
-            "stack {STACK} was not changed, but this deploy created the bootstrap stack {BOOTSTRAP}"
-        )) && message.contains("and uploaded s3://")
+            "stack {STACK} was not changed, but this deploy uploaded s3://"
+        )) && message.contains("which stays for the next deploy to reuse")
             && message.contains("pass --yes to proceed"),
         "{message}"
     );
-    assert!(!message.contains("nothing was changed"), "{message}");
+    assert!(!message.contains("bootstrapped the region"), "{message}");
     assert_eq!(stack_names(&cfn).await, vec![BOOTSTRAP.to_owned()]);
 
-    // Destroy then removes the bootstrap stack no environment uses, though the environment's
-    // own stack never existed.
+    // Destroy finds no stack of the environment, and leaves the bootstrap stack, saying so.
     let destroyed = xtask(&emulator, &["destroy", "--env", "local", "--yes"]);
-    assert!(destroyed.status.success(), "{}", stderr(&destroyed));
-    assert!(stack_names(&cfn).await.is_empty(), "nothing is left behind");
+    let message = stderr(&destroyed);
+    assert!(destroyed.status.success(), "{message}");
+    assert!(
+        message.contains("keeping the bootstrap stack smartvault-bootstrap"),
+        "{message}"
+    );
+    assert_eq!(stack_names(&cfn).await, vec![BOOTSTRAP.to_owned()]);
 
     // A stack left REVIEW_IN_PROGRESS by a deploy interrupted after its change set was made.
     leave_change_set(

@@ -96,6 +96,36 @@ async fn deploy_redeploy_change_status_invoke_destroy() {
     assert_eq!(created["artifact_uploaded"], true);
     let sha = created["artifact_sha256"].as_str().unwrap().to_owned();
 
+    // The first deploy bootstrapped the region (--yes), and CloudFormation acts for the stack
+    // with the bootstrap's execution role, not with the deployer's permissions.
+    let cloudformation = aws_sdk_cloudformation::Client::new(&sdk);
+    let stack_of = async |name: &str| {
+        cloudformation
+            .describe_stacks()
+            .stack_name(name)
+            .send()
+            .await
+            .unwrap()
+            .stacks()[0]
+            .clone()
+    };
+    let bootstrap = stack_of("smartvault-bootstrap").await;
+    let execution_role = bootstrap
+        .outputs()
+        .iter()
+        .find(|o| o.output_key() == Some("ExecutionRoleArn"))
+        .and_then(|o| o.output_value())
+        .unwrap()
+        .to_owned();
+    assert!(
+        execution_role.ends_with(":role/smartvault-bootstrap-cfn-exec-us-east-1"),
+        "{execution_role}"
+    );
+    assert_eq!(
+        stack_of(STACK).await.role_arn(),
+        Some(execution_role.as_str())
+    );
+
     let lambda = aws_sdk_lambda::Client::new(&sdk);
     let function = lambda
         .get_function_configuration()
@@ -257,17 +287,41 @@ async fn deploy_redeploy_change_status_invoke_destroy() {
             "snapshots_kept",
             "log_group_deleted",
             "artifacts_deleted",
-            "bootstrap_deleted",
             "kept",
             "failures",
         ],
     );
     assert_eq!(destroyed["failures"], serde_json::json!([]));
     assert_eq!(destroyed["snapshots_deleted"], serde_json::json!([ours]));
-    assert_eq!(destroyed["bootstrap_deleted"], true);
+    // The bootstrap stack stays: it is the account's and region's, and the plan says how an
+    // administrator removes it.
+    assert!(
+        destroyed["kept"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k["what"]
+                .as_str()
+                .unwrap()
+                .starts_with("the bootstrap stack smartvault-bootstrap")
+                && k["why"].as_str().unwrap().contains("--delete")),
+        "{destroyed}"
+    );
+    let removed = json(&xtask(
+        &emulator,
+        &[
+            "bootstrap",
+            "--region",
+            "us-east-1",
+            "--delete",
+            "--yes",
+            "--output",
+            "json",
+        ],
+    ));
+    assert_eq!(removed["existed"], true);
 
     // Nothing on the seed's cleanup list is left: function, rule, topic, log group, role, snapshots.
-    let cloudformation = aws_sdk_cloudformation::Client::new(&sdk);
     let stacks = cloudformation
         .describe_stacks()
         .stack_name(STACK)
@@ -291,8 +345,11 @@ async fn deploy_redeploy_change_status_invoke_destroy() {
     let iam = aws_sdk_iam::Client::new(&sdk);
     let roles = iam.list_roles().send().await.unwrap();
     assert!(
-        roles.roles().iter().all(|r| !r.role_name().contains(STACK)),
-        "role gone: {:?}",
+        roles
+            .roles()
+            .iter()
+            .all(|r| !r.role_name().starts_with("smartvault-")),
+        "the function's and the execution role gone: {:?}",
         roles.roles()
     );
     let s3 = aws_sdk_s3::Client::from_conf(

@@ -1,18 +1,22 @@
-//! `cargo xtask bootstrap`: creates the artifact bucket's stack in an account and region, or
-//! updates it to the current template.
+//! `cargo xtask bootstrap`: creates or updates the stack an account and region share (artifact
+//! bucket, CloudFormation execution role, permissions boundary), or with `--delete` removes it.
 
 use crate::aws::{Connection, with_aws};
 use crate::config::ConfigError;
-use crate::lifecycle::bootstrap::apply;
+use crate::lifecycle::bootstrap::{apply, delete};
 use crate::output::Output;
 use anyhow::Result;
 use std::process::ExitCode;
 
-/// Create or update the bootstrap stack (the shared artifact bucket) in one account and region.
+/// Create or update the bootstrap stack in one account and region (an administrator's task).
 #[derive(Debug, clap::Args)]
 pub struct Bootstrap {
     #[command(flatten)]
     connection: Connection,
+    /// Remove the bootstrap stack and its artifacts instead; refused while an environment
+    /// still deploys from it.
+    #[arg(long)]
+    delete: bool,
     /// Do not ask for confirmation.
     #[arg(long)]
     yes: bool,
@@ -29,13 +33,29 @@ impl Bootstrap {
             )
             .into());
         };
+        if self.delete {
+            let result = with_aws(&self.connection, &region, async |aws| {
+                delete(aws, self.yes, self.output).await
+            })?;
+            self.output.result(&result, |r| {
+                if r.existed {
+                    println!(
+                        "stack {} deleted in {} ({} artifact versions removed)",
+                        r.stack, r.region, r.objects_deleted
+                    );
+                } else {
+                    println!("stack {} does not exist in {}", r.stack, r.region);
+                }
+            })?;
+            return Ok(ExitCode::SUCCESS);
+        }
         let result = with_aws(&self.connection, &region, async |aws| {
             apply(aws, self.yes, self.output).await
         })?;
         self.output.result(&result, |r| {
             println!(
-                "stack {} {} in {} (account {}), artifact bucket {}",
-                r.stack, r.result, r.region, r.account, r.bucket
+                "stack {} {} in {} (account {}): artifact bucket {}, execution role {}",
+                r.stack, r.result, r.region, r.account, r.bucket, r.execution_role
             );
         })?;
         Ok(ExitCode::SUCCESS)

@@ -133,7 +133,7 @@ async fn tour_in_emulator(
 
     tour.step(
         "Deploy the `local` environment",
-        "The same deploy as for AWS: bootstrap bucket, artifact upload, change set, function, role, topic, schedule.",
+        "The same deploy as for AWS: bootstrap (bucket, execution role), artifact upload, change set, function, role, topic, schedule.",
     );
     let artifact = crate::package::package(binary)?;
     let deployed = deploy(&aws, env, &artifact, true, output).await?;
@@ -251,7 +251,7 @@ async fn tour_in_emulator(
 
     tour.step(
         "Destroy the environment",
-        "Stack, this deployment's snapshots, log group, artifact and bootstrap bucket; nothing else.",
+        "Stack, this deployment's snapshots, log group and artifact; nothing else.",
     );
     inbox.remove().await?;
     let destroyed = destroy(&aws, env, true, Snapshots::Delete, output).await?;
@@ -261,6 +261,13 @@ async fn tour_in_emulator(
         destroyed.failures
     );
     summary.destroyed_snapshots = destroyed.snapshots_deleted.len();
+
+    tour.step(
+        "Remove the bootstrap stack",
+        "What an administrator runs once no environment is left in the region: \
+         `cargo xtask bootstrap --region R --delete` (artifact bucket, execution role, boundary).",
+    );
+    crate::lifecycle::bootstrap::delete(&aws, true, output).await?;
 
     tour.step(
         "Check that nothing is left",

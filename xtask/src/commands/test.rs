@@ -41,7 +41,9 @@ fn run() -> Result<ExitCode> {
             failed.push("templates");
         }
     }
-    eprintln!("==> parliament on the function's and the deployer's IAM policies");
+    eprintln!(
+        "==> parliament on the function's, deployer's, execution role's and bootstrap administrator's IAM policies"
+    );
     match crate::lint::policies() {
         Ok(count) => eprintln!("==> policies: ok ({count} policies, no unjustified finding)"),
         Err(error) => {

@@ -1,5 +1,6 @@
-//! Deploying an environment: bootstrap bucket, artifact upload, change set, confirmation,
-//! progress, termination protection. `deploy`, `promote` and the demo all deploy through here.
+//! Deploying an environment: bootstrap stack, artifact upload, change set made and executed by
+//! the CloudFormation execution role, confirmation, progress, termination protection. `deploy`,
+//! `promote` and the demo all deploy through here.
 
 use crate::artifact_store;
 use crate::aws::Aws;
@@ -88,7 +89,8 @@ pub async fn deploy(
         "deploying {stack_name} to account {account}, region {}",
         aws.region
     ));
-    let bootstrap = super::bootstrap::ensure(aws, output).await?;
+    let bootstrap = super::bootstrap::require(aws, yes, output).await?;
+    let role = Some(bootstrap.execution_role.as_str());
     let location = ArtifactLocation {
         bucket: bootstrap.bucket.clone(),
         key: artifact.key(),
@@ -111,7 +113,7 @@ pub async fn deploy(
         ));
     }
     let made = Made {
-        bootstrap: bootstrap.created,
+        bootstrap: bootstrap.changed,
         artifact: uploaded.then(|| format!("s3://{}/{}", location.bucket, location.key)),
     };
     let rendered = template::render(env, &location)?;
@@ -122,7 +124,7 @@ pub async fn deploy(
     ));
 
     let status = cfn::describe(aws, stack_name).await?.map(|s| s.status);
-    remove_stale_change_sets(aws, stack_name, status.as_deref(), output).await?;
+    remove_stale_change_sets(aws, stack_name, status.as_deref(), role, output).await?;
     let create = match stack::action_for(stack_name, status.as_deref()) {
         StackAction::Create => true,
         StackAction::Update => false,
@@ -130,7 +132,7 @@ pub async fn deploy(
             output.progress(format!(
                 "stack {stack_name} is in ROLLBACK_COMPLETE after a failed first create; deleting it to create it again"
             ));
-            cfn::delete_and_wait(aws, stack_name).await?;
+            cfn::delete_and_wait(aws, stack_name, role).await?;
             true
         }
         StackAction::Busy(message) | StackAction::Stuck(message) => bail!(message),
@@ -151,6 +153,10 @@ pub async fn deploy(
                 template::VERSION,
                 &artifact.sha256[..12]
             ),
+            // Every create, update and rollback of the stack from now on: a stack deployed
+            // before the execution role existed switches to it with this change.
+            role,
+            named_iam: false,
         },
     )
     .await?;
@@ -191,13 +197,13 @@ pub async fn deploy(
         Ok(true) => {}
         Ok(false) => {
             cfn::discard_change_set(aws, stack_name, &change_set).await;
-            bail!("deploy cancelled; {}", made.describe(stack_name, &env.name));
+            bail!("deploy cancelled; {}", made.describe(stack_name));
         }
         Err(error) => {
             cfn::discard_change_set(aws, stack_name, &change_set).await;
             return Err(error.context(format!(
                 "deploy stopped before the change; {}",
-                made.describe(stack_name, &env.name)
+                made.describe(stack_name)
             )));
         }
     }
@@ -214,7 +220,7 @@ pub async fn deploy(
 }
 
 /// The stack's outputs; empty when there is no stack.
-pub(super) async fn outputs(aws: &Aws, stack: &str) -> Result<BTreeMap<String, String>> {
+async fn outputs(aws: &Aws, stack: &str) -> Result<BTreeMap<String, String>> {
     Ok(cfn::describe(aws, stack)
         .await?
         .map(|s| s.outputs)
@@ -237,7 +243,7 @@ async fn set_termination_protection(aws: &Aws, env: &Environment, output: Output
 /// confirmation says exactly what now exists.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Made {
-    /// This deploy created the bootstrap stack.
+    /// This deploy created or updated the bootstrap stack.
     bootstrap: bool,
     /// The artifact this deploy uploaded, as an S3 URL.
     artifact: Option<String>,
@@ -245,23 +251,22 @@ struct Made {
 
 impl Made {
     /// The sentence that tells what a stopped deploy left, and how to remove it.
-    fn describe(&self, stack: &str, env: &str) -> String {
+    fn describe(&self, stack: &str) -> String {
         let mut made = Vec::new();
         if self.bootstrap {
-            made.push(format!(
-                "created the bootstrap stack {BOOTSTRAP_STACK} (the artifact bucket)"
-            ));
+            made.push(format!("bootstrapped the region (stack {BOOTSTRAP_STACK}), which stays for every environment"));
         }
         if let Some(artifact) = &self.artifact {
-            made.push(format!("uploaded {artifact}"));
+            made.push(format!(
+                "uploaded {artifact}, which stays for the next deploy to reuse"
+            ));
         }
         if made.is_empty() {
             return format!("stack {stack} was not changed and nothing else was made");
         }
         format!(
-            "stack {stack} was not changed, but this deploy {}; they stay for the next deploy, \
-             and `cargo xtask destroy --env {env}` removes them when no environment uses them",
-            made.join(" and ")
+            "stack {stack} was not changed, but this deploy {}",
+            made.join(", and ")
         )
     }
 }
@@ -273,6 +278,7 @@ async fn remove_stale_change_sets(
     aws: &Aws,
     stack: &str,
     status: Option<&str>,
+    role: Option<&str>,
     output: Output,
 ) -> Result<()> {
     if status.is_none() {
@@ -296,7 +302,7 @@ async fn remove_stale_change_sets(
             "stack {stack} is REVIEW_IN_PROGRESS: an earlier deploy stopped before creating it; \
              removing the empty stack to create it afresh"
         ));
-        cfn::delete_and_wait(aws, stack).await?;
+        cfn::delete_and_wait(aws, stack, role).await?;
     }
     Ok(())
 }
@@ -312,28 +318,27 @@ mod tests {
             artifact: Some("s3://bucket/artifacts/abc.zip".into()),
         };
         assert_eq!(
-            both.describe("smartvault-dev", "dev"),
-            "stack smartvault-dev was not changed, but this deploy created the bootstrap stack \
-             smartvault-bootstrap (the artifact bucket) and uploaded s3://bucket/artifacts/abc.zip; \
-             they stay for the next deploy, and `cargo xtask destroy --env dev` removes them when \
-             no environment uses them"
+            both.describe("smartvault-dev"),
+            "stack smartvault-dev was not changed, but this deploy bootstrapped the region \
+             (stack smartvault-bootstrap), which stays for every environment, and uploaded \
+             s3://bucket/artifacts/abc.zip, which stays for the next deploy to reuse"
         );
         let upload_only = Made {
             bootstrap: false,
             artifact: Some("s3://b/k".into()),
         };
-        let message = upload_only.describe("smartvault-dev", "dev");
+        let message = upload_only.describe("smartvault-dev");
         assert!(
-            message.contains("this deploy uploaded s3://b/k;"),
+            message.contains("this deploy uploaded s3://b/k, which stays"),
             "{message}"
         );
-        assert!(!message.contains("bootstrap stack"), "{message}");
+        assert!(!message.contains("bootstrap"), "{message}");
         let nothing = Made {
             bootstrap: false,
             artifact: None,
         };
         assert_eq!(
-            nothing.describe("smartvault-dev", "dev"),
+            nothing.describe("smartvault-dev"),
             "stack smartvault-dev was not changed and nothing else was made"
         );
     }

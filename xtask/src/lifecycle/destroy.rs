@@ -32,6 +32,8 @@ pub struct Survey {
     pub other_stacks: Vec<StackView>,
     /// The bootstrap stack's artifact bucket, when it exists.
     pub bootstrap_bucket: Option<String>,
+    /// The CloudFormation execution role the stack is deleted with, when bootstrapped.
+    pub execution_role: Option<String>,
 }
 
 /// One removal; a plan lists them in the order they are carried out.
@@ -54,10 +56,6 @@ pub enum Step {
     Artifact {
         bucket: String,
         key: String,
-    },
-    /// Last: the bucket is emptied, then its stack deleted.
-    Bootstrap {
-        bucket: String,
     },
 }
 
@@ -155,20 +153,23 @@ pub fn plan(env: &Environment, survey: &Survey, snapshots: Snapshots) -> Result<
             });
         }
     }
-    // Whatever this stack's own parameters say: a first deploy stopped before its stack existed
-    // leaves the bootstrap stack and bucket behind, and they go when nobody else uses them.
+    // The bootstrap stack is the account's and region's, not the environment's: an
+    // administrator made it, and only an administrator can remove its execution role.
     if let Some(bucket) = &survey.bootstrap_bucket {
         let users = others(bucket, None);
-        if users.is_empty() {
-            steps.push(Step::Bootstrap {
-                bucket: bucket.clone(),
-            });
-        } else {
-            kept.push(Kept {
-                what: format!("the bootstrap stack {BOOTSTRAP_STACK} and its bucket {bucket}"),
-                why: format!("{} deploy from it", users.join(", ")),
-            });
-        }
+        kept.push(Kept {
+            what: format!("the bootstrap stack {BOOTSTRAP_STACK} and its bucket {bucket}"),
+            why: if users.is_empty() {
+                format!(
+                    "shared setup of the account and region; no environment uses it now, and \
+                     an administrator removes it with `cargo xtask bootstrap --region {} \
+                     --delete`",
+                    env.region
+                )
+            } else {
+                format!("{} deploy from it", users.join(", "))
+            },
+        });
     }
     Ok(Plan {
         environment: env.name.clone(),
@@ -213,11 +214,6 @@ impl Plan {
                 Step::Artifact { bucket, key } => {
                     writeln!(text, "  the artifact s3://{bucket}/{key}")
                 }
-                Step::Bootstrap { bucket } => writeln!(
-                    text,
-                    "  the bootstrap stack {BOOTSTRAP_STACK} and its bucket {bucket} (no other \
-                     environment uses them)"
-                ),
             };
         }
         for kept in &self.kept {
@@ -241,7 +237,6 @@ pub struct DestroyResult {
     pub snapshots_kept: Vec<(String, String)>,
     pub log_group_deleted: bool,
     pub artifacts_deleted: Vec<String>,
-    pub bootstrap_deleted: bool,
     /// What was kept on purpose, and why.
     pub kept: Vec<Kept>,
     /// Every step or item that failed, with the error; empty when destroy did all it planned.
@@ -284,6 +279,12 @@ pub async fn survey(aws: &Aws, env: &Environment) -> Result<Survey> {
         .await
         .map_err(sdk_error)
         .context("failed to look for the function's log group")?;
+    let bootstrap = cfn::describe(aws, BOOTSTRAP_STACK).await?;
+    let output = |name: &str| {
+        bootstrap
+            .as_ref()
+            .and_then(|s| s.outputs.get(name).cloned())
+    };
     Ok(Survey {
         stack: view,
         resources,
@@ -297,9 +298,8 @@ pub async fn survey(aws: &Aws, env: &Environment) -> Result<Survey> {
             .into_iter()
             .filter(|s| s.name != *stack)
             .collect(),
-        bootstrap_bucket: cfn::describe(aws, BOOTSTRAP_STACK)
-            .await?
-            .and_then(|s| s.outputs.get("ArtifactBucketName").cloned()),
+        bootstrap_bucket: output("ArtifactBucketName"),
+        execution_role: output("ExecutionRoleArn"),
     })
 }
 
@@ -328,7 +328,8 @@ pub async fn apply(
             Step::Stack { stack, resources } => {
                 result.resources = resources.clone();
                 progress(format!("deleting stack {stack}"));
-                cfn::delete_and_wait(aws, stack).await
+                // Without a role, CloudFormation uses the one the stack was deployed with.
+                cfn::delete_and_wait(aws, stack, survey.execution_role.as_deref()).await
             }
             Step::Snapshots { count, .. } => {
                 progress(format!("deleting {count} snapshots"));
@@ -387,20 +388,7 @@ pub async fn apply(
                         .artifacts_deleted
                         .push(format!("s3://{bucket}/{key}"));
                 }
-                deleted
-            }
-            Step::Bootstrap { bucket } => {
-                progress(format!(
-                    "deleting stack {BOOTSTRAP_STACK}, no environment uses it"
-                ));
-                // CloudFormation cannot delete a bucket that still holds objects: empty it first.
-                let deleted = async {
-                    artifact_store::delete_versions(aws, bucket, None).await?;
-                    cfn::delete_and_wait(aws, BOOTSTRAP_STACK).await
-                }
-                .await;
-                result.bootstrap_deleted = deleted.is_ok();
-                deleted
+                deleted.map(drop)
             }
         };
         if let Err(error) = outcome {
@@ -466,6 +454,7 @@ mod tests {
             log_group: true,
             other_stacks: Vec::new(),
             bootstrap_bucket: Some("bucket".into()),
+            execution_role: Some("arn:aws:iam::1:role/smartvault-bootstrap-cfn-exec-r".into()),
         }
     }
 
@@ -477,7 +466,6 @@ mod tests {
                 Step::Snapshots { .. } => "snapshots",
                 Step::LogGroup { .. } => "log group",
                 Step::Artifact { .. } => "artifact",
-                Step::Bootstrap { .. } => "bootstrap",
             })
             .collect()
     }
@@ -500,21 +488,27 @@ mod tests {
             ..everything()
         };
         let nothing = Survey::default();
+        let unused = "the bootstrap stack smartvault-bootstrap and its bucket bucket (shared \
+                      setup of the account and region; no environment uses it now, and an \
+                      administrator removes it with `cargo xtask bootstrap --region eu-west-1 \
+                      --delete`)";
+        let used = "the bootstrap stack smartvault-bootstrap and its bucket bucket \
+                    (smartvault-staging deploy from it)";
         type Case<'a> = (&'a str, Survey, Snapshots, &'a [&'a str], &'a [&'a str]);
         let cases: [Case; 6] = [
             (
                 "all of it",
                 everything(),
                 Snapshots::Delete,
-                &["stack", "snapshots", "log group", "artifact", "bootstrap"],
-                &[],
+                &["stack", "snapshots", "log group", "artifact"],
+                &[unused],
             ),
             (
                 "snapshots kept as asked",
                 everything(),
                 Snapshots::Keep,
-                &["stack", "log group", "artifact", "bootstrap"],
-                &["2 snapshots (28 GiB) (--keep-snapshots)"],
+                &["stack", "log group", "artifact"],
+                &["2 snapshots (28 GiB) (--keep-snapshots)", unused],
             ),
             (
                 "another environment runs the same artifact",
@@ -523,8 +517,7 @@ mod tests {
                 &["stack", "snapshots", "log group"],
                 &[
                     "the artifact s3://bucket/artifacts/a.zip (smartvault-staging runs it)",
-                    "the bootstrap stack smartvault-bootstrap and its bucket bucket \
-                     (smartvault-staging deploy from it)",
+                    used,
                 ],
             ),
             (
@@ -532,17 +525,14 @@ mod tests {
                 shared_bucket,
                 Snapshots::Delete,
                 &["stack", "snapshots", "log group", "artifact"],
-                &[
-                    "the bootstrap stack smartvault-bootstrap and its bucket bucket \
-                   (smartvault-staging deploy from it)",
-                ],
+                &[used],
             ),
             (
-                "a first deploy stopped before its stack: only the bootstrap is left",
+                "a first deploy stopped before its stack: only the bootstrap is left, and stays",
                 stopped_first_deploy,
                 Snapshots::Delete,
-                &["bootstrap"],
                 &[],
+                &[unused],
             ),
             ("nothing at all", nothing, Snapshots::Delete, &[], &[]),
         ];
@@ -576,7 +566,7 @@ mod tests {
             "2 snapshots made by this deployment (28 GiB)",
             "the log group /aws/lambda/smartvault-dev if it outlives the stack",
             "the artifact s3://bucket/artifacts/a.zip",
-            "the bootstrap stack smartvault-bootstrap and its bucket bucket",
+            "keeping the bootstrap stack smartvault-bootstrap and its bucket bucket",
         ] {
             assert!(text.contains(expected), "{expected}\n{text}");
         }

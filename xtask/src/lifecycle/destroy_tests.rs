@@ -2,10 +2,8 @@
 
 use super::destroy::*;
 use crate::aws::Aws;
-use crate::cfn;
 use crate::output::Output;
 use crate::snapshots;
-use crate::template::BOOTSTRAP_STACK;
 use emulator::Emulator;
 use emulator::proxy::{FaultProxy, Faults};
 
@@ -34,10 +32,6 @@ async fn a_failed_snapshot_deletion_is_reported_while_the_rest_goes_on() {
         .send()
         .await
         .unwrap();
-    let body = crate::template::read_template("bootstrap.yaml").unwrap();
-    cfn::create_stack(&direct, BOOTSTRAP_STACK, &body, &Default::default())
-        .await
-        .unwrap();
 
     let proxy = FaultProxy::start(
         emulator.port(),
@@ -53,11 +47,7 @@ async fn a_failed_snapshot_deletion_is_reported_while_the_rest_goes_on() {
     );
     let survey = survey(&aws, &env).await.unwrap();
     let plan = plan(&env, &survey, Snapshots::Delete).unwrap();
-    assert_eq!(
-        plan.steps.len(),
-        3,
-        "snapshots, log group, bootstrap: {plan:?}"
-    );
+    assert_eq!(plan.steps.len(), 2, "snapshots, log group: {plan:?}");
     let result = apply(&aws, &env, &plan, &survey, Output::Text).await;
 
     let mut deleted = result.snapshots_deleted.clone();
@@ -73,7 +63,6 @@ async fn a_failed_snapshot_deletion_is_reported_while_the_rest_goes_on() {
         result.failures
     );
     assert!(result.log_group_deleted, "the steps after it still run");
-    assert!(result.bootstrap_deleted);
     let left = snapshots::managed(&direct, &env.stack_name).await.unwrap();
     assert_eq!(
         left.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(),
