@@ -46,6 +46,27 @@ pub async fn upload_once(
     Ok(true)
 }
 
+/// Checks that the object at `location` holds exactly the bytes of its sha256: a deploy never
+/// hands Lambda an object changed after it was uploaded under that name.
+pub async fn verify(aws: &Aws, location: &ArtifactLocation) -> Result<()> {
+    let url = format!("s3://{}/{}", location.bucket, location.key);
+    let bytes = download(aws, &location.bucket, &location.key)
+        .await
+        .map_err(|(DownloadError::AccessDenied(e) | DownloadError::Other(e))| e)
+        .with_context(|| format!("failed to read {url} back to verify it"))?;
+    let found = crate::package::sha256_hex(&bytes);
+    if found != location.sha256 {
+        anyhow::bail!(
+            "{url} holds bytes with sha256 {found}, not the artifact's {}: the object was \
+             changed after it was uploaded; nothing was deployed. Delete every version of it \
+             (aws s3api list-object-versions / delete-object), find out who changed it, and \
+             deploy again",
+            location.sha256
+        );
+    }
+    Ok(())
+}
+
 /// Why an object could not be downloaded.
 #[derive(Debug)]
 pub enum DownloadError {

@@ -1,5 +1,7 @@
-//! AWS clients for the deployer, from the standard credential chain and the environment's region.
+//! AWS clients for the deployer: the environment's region and credentials (the standard chain, a
+//! profile, or a role assumed with STS), `--profile` and `--region` overriding.
 
+use crate::access::Access;
 use anyhow::{Context, Result, bail};
 
 /// Where to connect: the config's region unless `--region` overrides it; `--profile` picks a
@@ -20,6 +22,8 @@ pub struct Connection {
 /// One client per service, all from one SDK configuration.
 pub struct Aws {
     pub region: String,
+    /// What to tell the user when the credentials are refused: how they were obtained.
+    credentials_hint: String,
     pub sdk: aws_config::SdkConfig,
     pub cloudformation: aws_sdk_cloudformation::Client,
     pub s3: aws_sdk_s3::Client,
@@ -30,21 +34,64 @@ pub struct Aws {
 }
 
 impl Aws {
-    pub async fn connect(connection: &Connection, default_region: &str) -> Result<Self> {
+    /// Clients for `default_region` (or `--region`) with `access`'s credentials, unless
+    /// `--profile` names others. A role is assumed from the ambient credentials, on first use
+    /// and again before its session expires.
+    pub async fn connect(
+        connection: &Connection,
+        default_region: &str,
+        access: &Access,
+    ) -> Result<Self> {
         let region = connection
             .region
             .clone()
             .unwrap_or_else(|| default_region.to_owned());
+        let access = match &connection.profile {
+            Some(name) => Access::Profile { name: name.clone() },
+            None => access.clone(),
+        };
         let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .region(aws_config::Region::new(region.clone()));
-        if let Some(profile) = &connection.profile {
-            loader = loader.profile_name(profile);
+        if let Access::Profile { name } = &access {
+            loader = loader.profile_name(name);
         }
         if let Some(endpoint) = &connection.endpoint_url {
             loader = loader.endpoint_url(endpoint);
         }
-        let sdk = loader.load().await;
-        Ok(Self::from_sdk(&sdk, region))
+        let mut sdk = loader.load().await;
+        let credentials_hint = match &access {
+            Access::Role {
+                arn,
+                external_id,
+                session_name,
+            } => {
+                let mut role = aws_config::sts::AssumeRoleProvider::builder(arn)
+                    .session_name(session_name)
+                    .configure(&sdk);
+                if let Some(id) = external_id {
+                    role = role.external_id(id);
+                }
+                let provider = role.build().await;
+                sdk = sdk
+                    .into_builder()
+                    .credentials_provider(aws_sdk_sts::config::SharedCredentialsProvider::new(
+                        provider,
+                    ))
+                    .build();
+                let environment = session_name.trim_start_matches("smartvault-");
+                crate::access::assume_role_refused(environment, arn, external_id.is_some())
+            }
+            Access::Profile { name } => format!(
+                "check the profile {name:?} in ~/.aws/config (and `aws sso login --profile \
+                 {name}` if it uses SSO)"
+            ),
+            Access::Ambient => "check your credentials (`aws configure`, AWS_PROFILE, --profile, \
+                 or role_arn/profile for the environment in smartvault.yaml)"
+                .to_owned(),
+        };
+        let mut aws = Self::from_sdk(&sdk, region);
+        aws.credentials_hint = credentials_hint;
+        Ok(aws)
     }
 
     /// Clients from an SDK configuration made elsewhere (the demo's emulator, say).
@@ -57,6 +104,7 @@ impl Aws {
             .build();
         Aws {
             region,
+            credentials_hint: "check your credentials".to_owned(),
             sdk: sdk.clone(),
             cloudformation: aws_sdk_cloudformation::Client::new(sdk),
             s3: aws_sdk_s3::Client::from_conf(s3_config),
@@ -75,17 +123,20 @@ impl Aws {
             .send()
             .await
             .map_err(|e| anyhow::anyhow!(aws_sdk_sts::error::DisplayErrorContext(e)))
-            .context(
-                "failed to identify the AWS account (sts:GetCallerIdentity); check your credentials \
-                 (`aws configure`, AWS_PROFILE or --profile)",
-            )?;
+            .with_context(|| {
+                format!(
+                    "failed to identify the AWS account (sts:GetCallerIdentity); {}",
+                    self.credentials_hint
+                )
+            })?;
         let account = identity.account().unwrap_or_default().to_owned();
         if let Some(expected) = expected
             && expected != account
         {
             bail!(
                 "these credentials are for account {account}, but the environment expects account \
-                 {expected}; switch credentials (--profile) or fix `account_id` in the config"
+                 {expected}; switch credentials (--profile, or role_arn/profile for the \
+                 environment in smartvault.yaml) or fix `account_id` in the config"
             );
         }
         Ok(account)
@@ -112,10 +163,11 @@ pub fn runtime() -> Result<tokio::runtime::Runtime> {
 pub fn with_aws<T>(
     connection: &Connection,
     region: &str,
+    access: &Access,
     work: impl AsyncFnOnce(&Aws) -> Result<T>,
 ) -> Result<T> {
     runtime()?.block_on(async {
-        let aws = Aws::connect(connection, region).await?;
+        let aws = Aws::connect(connection, region, access).await?;
         work(&aws).await
     })
 }

@@ -1,5 +1,6 @@
 //! `smartvault.yaml`: named environments, parsed strictly and validated before any AWS call.
 
+use crate::access::Access;
 use anyhow::Result;
 use function::config as fconfig;
 use function::tags;
@@ -141,6 +142,9 @@ struct RawEnvironment {
     reserved_concurrency: Option<u32>,
     architecture: Option<Architecture>,
     account_id: Option<String>,
+    role_arn: Option<String>,
+    external_id: Option<String>,
+    profile: Option<String>,
     termination_protection: Option<bool>,
     dry_run: Option<bool>,
     #[serde(default)]
@@ -171,6 +175,8 @@ pub struct Environment {
     pub reserved_concurrency: Option<u32>,
     pub architecture: Architecture,
     pub account_id: Option<String>,
+    /// How this environment's account is reached.
+    pub access: Access,
     pub termination_protection: bool,
     pub dry_run: bool,
     pub tags: BTreeMap<String, String>,
@@ -404,6 +410,14 @@ fn validate(file: &str, name: &str, raw: &RawEnvironment) -> Result<Environment,
             ),
         ));
     }
+    let access = crate::access::resolve(&crate::access::Requested {
+        environment: name,
+        role_arn: raw.role_arn.as_deref(),
+        external_id: raw.external_id.as_deref(),
+        profile: raw.profile.as_deref(),
+        account_id: raw.account_id.as_deref(),
+    })
+    .map_err(|(key, message)| key_error(key, message))?;
     if raw.tags.0.len() > 40 {
         return Err(key_error(
             "tags",
@@ -487,6 +501,7 @@ fn validate(file: &str, name: &str, raw: &RawEnvironment) -> Result<Environment,
         },
         architecture: raw.architecture.unwrap_or(Architecture::X86_64),
         account_id: raw.account_id.clone(),
+        access,
         termination_protection: raw.termination_protection.unwrap_or(false),
         dry_run: raw.dry_run.unwrap_or(false),
         tags: raw.tags.0.clone(),

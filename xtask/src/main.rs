@@ -1,6 +1,7 @@
 //! `cargo xtask`: SmartVault's developer and deployment commands. This file is the dispatch
 //! table: each subcommand's arguments and `run` live in `commands/`.
 
+mod access;
 mod artifact_store;
 mod aws;
 mod bench;

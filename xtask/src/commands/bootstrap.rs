@@ -1,6 +1,7 @@
 //! `cargo xtask bootstrap`: creates or updates the stack an account and region share (artifact
 //! bucket, CloudFormation execution role, permissions boundary), or with `--delete` removes it.
 
+use crate::access::Access;
 use crate::aws::{Connection, with_aws};
 use crate::config::ConfigError;
 use crate::lifecycle::bootstrap::{apply, delete};
@@ -34,7 +35,7 @@ impl Bootstrap {
             .into());
         };
         if self.delete {
-            let result = with_aws(&self.connection, &region, async |aws| {
+            let result = with_aws(&self.connection, &region, &Access::Ambient, async |aws| {
                 delete(aws, self.yes, self.output).await
             })?;
             self.output.result(&result, |r| {
@@ -49,7 +50,7 @@ impl Bootstrap {
             })?;
             return Ok(ExitCode::SUCCESS);
         }
-        let result = with_aws(&self.connection, &region, async |aws| {
+        let result = with_aws(&self.connection, &region, &Access::Ambient, async |aws| {
             apply(aws, self.yes, self.output).await
         })?;
         self.output.result(&result, |r| {

@@ -36,7 +36,7 @@ impl Deploy {
             }
             None => crate::package::package(&crate::build::build(env.architecture)?)?,
         };
-        let result = with_aws(&self.connection, &env.region, async |aws| {
+        let result = with_aws(&self.connection, &env.region, &env.access, async |aws| {
             deploy(aws, &env, &artifact, self.yes, self.output).await
         })?;
         self.output.result(&result, |r| r.print(&env))?;

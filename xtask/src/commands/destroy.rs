@@ -33,7 +33,7 @@ impl Destroy {
         } else {
             Snapshots::Delete
         };
-        let result = with_aws(&self.connection, &env.region, async |aws| {
+        let result = with_aws(&self.connection, &env.region, &env.access, async |aws| {
             destroy(aws, &env, self.yes, snapshots, self.output).await
         })?;
         self.output.result(&result, |r| {

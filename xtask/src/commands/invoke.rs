@@ -39,7 +39,7 @@ impl Invoke {
         if self.local {
             return self.run_local(&env, &event);
         }
-        let result = with_aws(&self.connection, &env.region, async |aws| {
+        let result = with_aws(&self.connection, &env.region, &env.access, async |aws| {
             invoke::invoke(aws, &env, &event).await
         })?;
         self.output.result(&result, |r| {
@@ -61,7 +61,7 @@ impl Invoke {
         let binary = invoke::host_bootstrap()?;
         let vars = invoke::aws_passthrough(self.connection.endpoint_url.as_deref());
         let logs = local_runtime::Logs::for_output(self.output);
-        let result = with_aws(&self.connection, &env.region, async |aws| {
+        let result = with_aws(&self.connection, &env.region, &env.access, async |aws| {
             invoke::local(aws, env, &binary, event, vars, logs).await
         })?;
         self.output.result(&result, |r| {

@@ -1,6 +1,7 @@
 //! `cargo xtask promote`: the exact artifact a healthy source environment runs, deployed to the
 //! target with the target's own settings. No build happens.
 
+use crate::access::Access;
 use crate::artifact_store::{self, DownloadError};
 use crate::aws::{Aws, Connection};
 use crate::cfn::{self, StackView};
@@ -26,7 +27,8 @@ pub struct Promote {
     config: Option<PathBuf>,
     #[command(flatten)]
     connection: Connection,
-    /// A profile for the source's account, when it differs from the target's.
+    /// A profile for the source's account (overrides the source environment's role_arn or
+    /// profile in smartvault.yaml).
     #[arg(long)]
     from_profile: Option<String>,
     /// Do not ask for confirmation.
@@ -40,17 +42,21 @@ impl Promote {
     pub fn run(self) -> Result<ExitCode> {
         let source = config::load(self.config.as_deref(), &self.from)?;
         let target = config::load(self.config.as_deref(), &self.to)?;
+        // The source is read with its own credentials: --from-profile, else what its
+        // environment names, else the same as the target's.
         let source_connection = Connection {
-            profile: self
-                .from_profile
-                .clone()
-                .or_else(|| self.connection.profile.clone()),
+            profile: self.from_profile.clone().or_else(|| {
+                (source.access == Access::Ambient)
+                    .then(|| self.connection.profile.clone())
+                    .flatten()
+            }),
             region: None,
             endpoint_url: self.connection.endpoint_url.clone(),
         };
         let result = crate::aws::runtime()?.block_on(async {
-            let source_aws = Aws::connect(&source_connection, &source.region).await?;
-            let target_aws = Aws::connect(&self.connection, &target.region).await?;
+            let source_aws =
+                Aws::connect(&source_connection, &source.region, &source.access).await?;
+            let target_aws = Aws::connect(&self.connection, &target.region, &target.access).await?;
             promote(
                 &source_aws,
                 &target_aws,
@@ -149,7 +155,8 @@ async fn promote(
         .map_err(|error| match error {
             DownloadError::AccessDenied(error) => error.context(format!(
                 "the artifact {artifact} of {} cannot be read: access denied; grant \
-                 s3:GetObject on it to the promoting role (docs/deployer-policy.json)",
+                 s3:GetObject on it to the credentials that read the source (the deployer \
+                 policy, or docs/promotion-source-policy.json for another account)",
                 from.stack_name
             )),
             DownloadError::Other(error) => error.context(format!(
@@ -181,7 +188,8 @@ async fn promote(
         size: bytes.len() as u64,
         sha256,
     };
-    // Deploy copies the artifact into the target's bucket when it is not already there.
+    // Deploy copies the artifact into the target's bucket when it is not already there (another
+    // account or region), with the target's credentials, and verifies the bytes there.
     let deploy = deploy(target_aws, to, &artifact, yes, output).await?;
     Ok(PromoteResult {
         from: from.name.clone(),

@@ -24,7 +24,9 @@ pub struct StatusCmd {
 impl StatusCmd {
     pub fn run(self) -> Result<ExitCode> {
         let env = self.env.load()?;
-        let status = with_aws(&self.connection, &env.region, async |aws| {
+        let status = with_aws(&self.connection, &env.region, &env.access, async |aws| {
+            // Another account's answer would read as "not deployed".
+            aws.check_account(env.account_id.as_deref()).await?;
             let stack = crate::cfn::describe(aws, &env.stack_name).await?;
             let snapshots = snapshots::managed(aws, &env.stack_name).await?;
             Ok(Status::new(&env, &aws.region, stack, &snapshots))

@@ -97,6 +97,9 @@ pub async fn deploy(
         sha256: artifact.sha256.clone(),
     };
     let uploaded = artifact_store::upload_once(aws, artifact, &location, template::VERSION).await?;
+    // Whether just uploaded or already there under its hash: the bytes CloudFormation will
+    // hand Lambda must be the artifact's.
+    artifact_store::verify(aws, &location).await?;
     if uploaded {
         output.progress(format!(
             "uploaded {} ({} KiB) to s3://{}/{}",
