@@ -11,6 +11,9 @@ functions: a "Concurrent executions" quota of MOTO_LAMBDA_CONCURRENCY_QUOTA (the
 PutFunctionConcurrency already honours; default 1000, AWS's usual quota) less what the
 functions reserve.
 
+moto 5.2.5 lacks CloudFormation's UpdateTerminationProtection; it is answered here by setting
+the flag moto's CreateStack already stores and DescribeStacks reports.
+
 moto 5.2.5's ExecuteChangeSet of an update also leaves two things as the stack was created,
 where CloudFormation changes them: the stack's outputs (an output the new template adds never
 appears) and its role (the RoleARN given with the change set, which CloudFormation uses for the
@@ -27,6 +30,8 @@ import moto.awslambda.urls
 import moto.server
 from moto.awslambda.responses import LambdaResponse
 from moto.cloudformation.models import CloudFormationBackend
+from moto.cloudformation.responses import CloudFormationResponse
+from moto.core.responses import ActionResult
 from moto.ec2.models.core import TaggedEC2Resource
 from moto.ec2.models.tags import EC2_PREFIX_TO_RESOURCE
 from moto.ec2.utils import get_prefix
@@ -88,6 +93,15 @@ def execute_change_set_as_aws(self, change_set_name, stack_name=None):
 
 
 CloudFormationBackend.execute_change_set = execute_change_set_as_aws
+
+def update_termination_protection(self):
+    """CloudFormation's UpdateTerminationProtection, on moto's stored flag."""
+    stack = self.cloudformation_backend.get_stack(self._get_param("StackName"))
+    stack.enable_termination_protection = self._get_bool_param("EnableTerminationProtection")
+    return ActionResult({"StackId": stack.stack_id})
+
+
+CloudFormationResponse.update_termination_protection = update_termination_protection
 
 if __name__ == "__main__":
     moto.server.main(sys.argv[1:])

@@ -53,7 +53,12 @@ impl Aws {
         let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .region(aws_config::Region::new(region.clone()));
         if let Access::Profile { name } = &access {
-            loader = loader.profile_name(name);
+            // The profile's own credentials, even when AWS_ACCESS_KEY_ID is set (as in a CI
+            // job): the default chain would prefer those and silently ignore the profile.
+            let profile = aws_config::profile::ProfileFileCredentialsProvider::builder()
+                .profile_name(name)
+                .build();
+            loader = loader.profile_name(name).credentials_provider(profile);
         }
         if let Some(endpoint) = &connection.endpoint_url {
             loader = loader.endpoint_url(endpoint);

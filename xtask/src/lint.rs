@@ -1,6 +1,5 @@
 //! Static checks in `cargo xtask test`: cfn-lint and checkov on every environment's rendered
-//! templates, parliament on the function's, the deployer's, the execution role's and the
-//! bootstrap administrator's IAM policies.
+//! templates, parliament on every IAM policy SmartVault ships, actionlint on the CI workflows.
 
 use anyhow::{Context, Result, ensure};
 use std::path::PathBuf;
@@ -76,6 +75,30 @@ pub fn templates() -> Result<usize> {
         );
     }
     Ok(templates.len())
+}
+
+/// actionlint on every workflow in .github/workflows; returns how many it checked.
+pub fn workflows() -> Result<usize> {
+    let dir = crate::paths::workspace_root()
+        .join(".github")
+        .join("workflows");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .with_context(|| format!("failed to read `{}`", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "yml" || e == "yaml"))
+        .collect();
+    files.sort();
+    ensure!(!files.is_empty(), "no workflow in `{}`", dir.display());
+    let status = Command::new(crate::tools::bin("actionlint"))
+        .args(&files)
+        .stdin(Stdio::null())
+        .status()
+        .context("failed to run actionlint from the tool environment")?;
+    ensure!(
+        status.success(),
+        "actionlint found problems ({status}); its findings are above"
+    );
+    Ok(files.len())
 }
 
 /// Values that stand in for a stack's CloudFormation expressions in its policy.
@@ -179,8 +202,9 @@ fn parliament(policy: &str) -> Result<Vec<serde_json::Value>> {
         .collect()
 }
 
-/// parliament on the four policies (the function's, the CI deployer's, the execution role's,
-/// the bootstrap administrator's); every finding must be one of the accepted ones.
+/// parliament on the five policies (the function's, the CI deployer's, the execution role's,
+/// the bootstrap administrator's, the promotion source's); every finding must be one of the
+/// accepted ones.
 pub fn policies() -> Result<usize> {
     let function = serde_json::to_string(&resolved_function_policy(&PolicyValues {
         region: "eu-west-1",
@@ -195,11 +219,13 @@ pub fn policies() -> Result<usize> {
     );
     let deployer = read_doc("deployer-policy.json")?;
     let administrator = read_doc("bootstrap-policy.json")?;
+    let source = read_doc("promotion-source-policy.json")?;
     let policies = [
         ("function", function.as_str()),
         ("deployer", deployer.as_str()),
         ("execution", execution.as_str()),
         ("administrator", administrator.as_str()),
+        ("promotion source", source.as_str()),
     ];
     let mut unexpected = Vec::new();
     for (name, policy) in policies {

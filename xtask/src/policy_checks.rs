@@ -187,6 +187,24 @@ fn assert_granted(calls: &BTreeSet<(String, String)>, file: &str) {
 }
 
 #[test]
+fn the_promotion_source_policy_only_reads_and_only_what_the_deployer_may() {
+    let source = allowed_actions("promotion-source-policy.json");
+    assert_eq!(
+        source,
+        [
+            "cloudformation:DescribeStacks",
+            "s3:GetObject",
+            "sts:GetCallerIdentity"
+        ]
+        .map(str::to_owned)
+        .into(),
+        "the source side of a promotion reads the stack's record and the artifact, nothing else"
+    );
+    let deployer = allowed_actions("deployer-policy.json");
+    assert!(source.is_subset(&deployer));
+}
+
+#[test]
 fn the_bootstrap_policy_grants_every_call_bootstrap_makes() {
     let calls = calls(BOOTSTRAP_MODULES);
     assert!(
@@ -235,7 +253,11 @@ fn every_module_that_calls_aws_is_scanned_or_said_to_be_outside_ci() {
 
 #[test]
 fn the_deployer_policy_uses_no_wildcard_actions() {
-    for file in ["deployer-policy.json", "bootstrap-policy.json"] {
+    for file in [
+        "deployer-policy.json",
+        "bootstrap-policy.json",
+        "promotion-source-policy.json",
+    ] {
         for action in allowed_actions(file) {
             assert!(!action.contains('*'), "{file}: {action}");
         }
@@ -260,4 +282,93 @@ fn snake_case_operations_map_to_iam_actions() {
         actions_for("logs", "describe_log_groups"),
         ["logs:DescribeLogGroups"]
     );
+}
+
+/// A trust policy in docs/trust/, its placeholders filled.
+fn trust(file: &str) -> serde_json::Value {
+    let path = crate::paths::workspace_root().join("docs/trust").join(file);
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("<ACCOUNT_ID>", "222222222222")
+        .replace("<CALLER_ACCOUNT_ID>", "111111111111")
+        .replace("<CALLER_ROLE>", "ci")
+        .replace("<OWNER>/<REPOSITORY>", "example/backups")
+        .replace("<NEXT_ENVIRONMENT>", "prod")
+        .replace("<ENVIRONMENT>", "staging")
+        .replace("<EXTERNAL_ID>", "smartvault-staging");
+    assert!(!text.contains('<'), "{file}: a placeholder left: {text}");
+    serde_json::from_str(&text).unwrap()
+}
+
+#[test]
+fn each_trust_policy_trusts_exactly_one_caller() {
+    for (file, environment) in [
+        ("github-oidc-deployer.json", "staging"),
+        ("github-oidc-promotion-source.json", "prod"),
+    ] {
+        let policy = trust(file);
+        let statements = policy["Statement"].as_array().unwrap();
+        assert_eq!(statements.len(), 1, "{file}");
+        let only = &statements[0];
+        assert_eq!(only["Action"], "sts:AssumeRoleWithWebIdentity", "{file}");
+        assert_eq!(
+            only["Principal"]["Federated"],
+            "arn:aws:iam::222222222222:oidc-provider/token.actions.githubusercontent.com"
+        );
+        // Exact matches: a wildcard in `sub` would let any branch or environment in.
+        let exact = &only["Condition"]["StringEquals"];
+        assert_eq!(
+            exact["token.actions.githubusercontent.com:aud"],
+            "sts.amazonaws.com"
+        );
+        assert_eq!(
+            exact["token.actions.githubusercontent.com:sub"],
+            format!("repo:example/backups:environment:{environment}").as_str(),
+            "{file}"
+        );
+        assert_eq!(only["Condition"].as_object().unwrap().len(), 1, "{file}");
+    }
+    let role = trust("role-arn-deployer.json");
+    let only = &role["Statement"][0];
+    assert_eq!(only["Action"], "sts:AssumeRole");
+    assert_eq!(
+        only["Principal"]["AWS"],
+        "arn:aws:iam::111111111111:role/ci"
+    );
+    assert_eq!(
+        only["Condition"]["StringEquals"]["sts:ExternalId"],
+        "smartvault-staging"
+    );
+}
+
+#[test]
+fn the_workflow_promotes_with_a_read_only_source_profile_and_the_targets_own_role() {
+    let path = crate::paths::workspace_root().join(".github/workflows/smartvault.yml");
+    let workflow: serde_norway::Value =
+        serde_norway::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    for (job, source, target) in [("staging", "DEV", "STAGING"), ("prod", "STAGING", "PROD")] {
+        let steps = workflow["jobs"][job]["steps"].as_sequence().unwrap();
+        let roles: Vec<&str> = steps
+            .iter()
+            .filter_map(|s| s["with"]["role-to-assume"].as_str())
+            .collect();
+        assert_eq!(
+            roles,
+            [
+                format!("${{{{ vars.SMARTVAULT_{source}_SOURCE_ROLE_ARN }}}}"),
+                format!("${{{{ vars.SMARTVAULT_{target}_ROLE_ARN }}}}"),
+            ],
+            "{job}: first the source's read-only role, then the target's own"
+        );
+        let promote = steps
+            .iter()
+            .filter_map(|s| s["run"].as_str())
+            .find(|r| r.contains("cargo xtask promote"))
+            .unwrap();
+        assert!(
+            promote.contains("--from-profile smartvault-source"),
+            "{job}: {promote}"
+        );
+        assert_eq!(workflow["jobs"][job]["environment"].as_str(), Some(job));
+    }
 }

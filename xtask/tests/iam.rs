@@ -22,6 +22,8 @@ use time::{Duration, OffsetDateTime};
 /// The environment the function runs in (CI promotes it to `staging`), and its region.
 const STACK: &str = "smartvault-dev";
 const REGION: &str = "eu-west-1";
+/// The second account, where prod lives.
+const ACCOUNT_B: &str = "222222222222";
 const ALLOW_ALL: &str =
     r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#;
 
@@ -213,6 +215,18 @@ async fn the_deployer_and_the_function_hold_every_permission_they_use_and_no_mor
     let fleet = fleet::launch_all(&ec2, &specs).await.unwrap();
     let volumes: usize = fleet[..2].iter().map(|i| i.volume_ids.len()).sum();
 
+    // Account B, where prod lives: its own CI deployer and administrator, each with exactly
+    // the documented policy; and in account A, the read-only identity prod's promotion reads
+    // staging with.
+    let iam_b = aws_sdk_iam::Client::new(&account_b(&emulator).await);
+    let prod_deployer = user(&iam_b, "ci-deployer", &deployer_policy).await;
+    let prod_administrator = user(&iam_b, "bootstrap-administrator", &bootstrap_policy).await;
+    let source_policy = std::fs::read_to_string(
+        emulator::workspace_root().join("docs/promotion-source-policy.json"),
+    )
+    .unwrap();
+    let source_reader = user(&iam, "promotion-source", &source_policy).await;
+
     emulator.enforce_iam().unwrap();
     let refused = ec2
         .describe_instances()
@@ -311,6 +325,99 @@ async fn the_deployer_and_the_function_hold_every_permission_they_use_and_no_mor
         "invoke", "--env", "staging", "--output", "json",
     ]));
 
+    // Across accounts: B's administrator bootstraps B; B's CI deployer promotes staging (A) to
+    // prod (B), reading A with the read-only profile, as the workflow's prod job does.
+    let profiles = scratch("iam-profiles").join("credentials");
+    std::fs::write(
+        &profiles,
+        format!(
+            "[source]\naws_access_key_id = {}\naws_secret_access_key = {}\n",
+            source_reader.id, source_reader.secret
+        ),
+    )
+    .unwrap();
+    let profiles = profiles.to_str().unwrap();
+    // staging as shipped; prod in account B, without termination protection so the test
+    // can destroy it.
+    let accounts = scratch("iam-accounts").join("smartvault.yaml");
+    std::fs::write(
+        &accounts,
+        format!(
+            "environments:\n  staging:\n    region: {REGION}\n    \
+             notification_emails: [ops@example.com]\n  prod:\n    region: {REGION}\n    \
+             account_id: \"{ACCOUNT_B}\"\n    termination_protection: false\n    \
+             notification_emails: [ops@example.com]\n"
+        ),
+    )
+    .unwrap();
+    let accounts = accounts.to_str().unwrap();
+    let in_b = |key: &Key, args: &[&str]| {
+        let mut env = key.env().to_vec();
+        env.push(("AWS_SHARED_CREDENTIALS_FILE", profiles));
+        let mut args = args.to_vec();
+        if args[0] != "bootstrap" {
+            args.extend(["--config", accounts]);
+        }
+        xtask_with(&emulator, &env, &args)
+    };
+    let bootstrap_b = ["bootstrap", "--region", REGION, "--yes", "--output", "json"];
+    let bootstrapped_b = json(&in_b(&prod_administrator, &bootstrap_b));
+    assert_eq!(bootstrapped_b["account"], ACCOUNT_B);
+    let prod = json(&in_b(
+        &prod_deployer,
+        &[
+            "promote",
+            "--from",
+            "staging",
+            "--to",
+            "prod",
+            "--from-profile",
+            "source",
+            "--yes",
+            "--output",
+            "json",
+        ],
+    ));
+    assert_eq!(prod["deploy"]["account"], ACCOUNT_B);
+    assert_eq!(prod["deploy"]["result"], "created");
+    assert_eq!(prod["deploy"]["artifact_uploaded"], true);
+    assert_eq!(prod["artifact_sha256"], deployed["artifact_sha256"]);
+    // The control: the CI deployer of A cannot assume a role it was not granted; the message
+    // names the role, the environment and what to grant.
+    let dir_b = scratch("iam-role");
+    let with_role = dir_b.join("smartvault.yaml");
+    std::fs::write(
+        &with_role,
+        format!(
+            "environments:\n  prod:\n    region: {REGION}\n    account_id: \"{ACCOUNT_B}\"\n    \
+             role_arn: arn:aws:iam::{ACCOUNT_B}:role/smartvault-deployer\n    \
+             notification_emails: [ops@example.com]\n"
+        ),
+    )
+    .unwrap();
+    let refused = as_deployer(&[
+        "status",
+        "--env",
+        "prod",
+        "--config",
+        with_role.to_str().unwrap(),
+    ]);
+    assert!(!refused.status.success());
+    let message = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        message.contains(&format!(
+            "could not assume arn:aws:iam::{ACCOUNT_B}:role/smartvault-deployer for environment prod"
+        )) && message.contains("sts:AssumeRole"),
+        "{message}"
+    );
+    json(&in_b(
+        &prod_deployer,
+        &["destroy", "--env", "prod", "--yes", "--output", "json"],
+    ));
+    let mut delete_b = bootstrap_b.to_vec();
+    delete_b.insert(3, "--delete");
+    assert_eq!(json(&in_b(&prod_administrator, &delete_b))["existed"], true);
+
     // The function, as a user holding exactly the policy the stack gave its role.
     let role_policy = function_role_policy(&admin_sdk).await;
     let config = function_config(&admin_sdk).await;
@@ -398,6 +505,33 @@ async fn the_deployer_and_the_function_hold_every_permission_they_use_and_no_mor
             .all(|s| s.stack_status().map(|s| s.as_str()) == Some("DELETE_COMPLETE")),
         "{left:?}"
     );
+}
+
+/// The SDK configuration of account B, reached by assuming a role there (before IAM is
+/// enforced, with the emulator's own credentials).
+async fn account_b(emulator: &Emulator) -> aws_config::SdkConfig {
+    let sts = aws_sdk_sts::Client::new(&emulator.sdk_config().await);
+    let assumed = sts
+        .assume_role()
+        .role_arn(format!("arn:aws:iam::{ACCOUNT_B}:role/setup"))
+        .role_session_name("setup")
+        .send()
+        .await
+        .unwrap();
+    let keys = assumed.credentials().unwrap();
+    let credentials = Credentials::new(
+        keys.access_key_id(),
+        keys.secret_access_key(),
+        Some(keys.session_token().to_owned()),
+        None,
+        "account-b",
+    );
+    emulator
+        .loader(emulator.endpoint())
+        .region(aws_config::Region::new(REGION))
+        .credentials_provider(credentials)
+        .load()
+        .await
 }
 
 /// `policy` without `action`, which must have been in it (and without a statement it empties).

@@ -41,14 +41,20 @@ fn run() -> Result<ExitCode> {
             failed.push("templates");
         }
     }
-    eprintln!(
-        "==> parliament on the function's, deployer's, execution role's and bootstrap administrator's IAM policies"
-    );
+    eprintln!("==> parliament on every IAM policy SmartVault ships");
     match crate::lint::policies() {
         Ok(count) => eprintln!("==> policies: ok ({count} policies, no unjustified finding)"),
         Err(error) => {
             eprintln!("==> policies: FAILED: {error:#}");
             failed.push("policies");
+        }
+    }
+    eprintln!("==> actionlint on the GitHub Actions workflows");
+    match crate::lint::workflows() {
+        Ok(count) => eprintln!("==> workflows: ok ({count} workflows clean)"),
+        Err(error) => {
+            eprintln!("==> workflows: FAILED: {error:#}");
+            failed.push("workflows");
         }
     }
     for (name, args) in &steps {
