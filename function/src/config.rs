@@ -1,6 +1,6 @@
 //! The function's configuration, read from environment variables once at cold start.
 
-use crate::model::Policy;
+use crate::model::{Policy, ScheduleRule};
 use std::fmt;
 use time::Duration;
 
@@ -11,8 +11,7 @@ pub const VARIABLES: &[&str] = &[
     DEPLOYMENT,
     BACKUP_TAG_KEY,
     BACKUP_TAG_VALUE,
-    RETENTION_DAYS,
-    KEEP_LAST,
+    SCHEDULES,
     EXCLUDE_BOOT_VOLUME,
     MIN_INTERVAL_MINUTES,
     MAX_CONCURRENCY,
@@ -26,8 +25,11 @@ pub const SNS_TOPIC_ARN: &str = "SNS_TOPIC_ARN";
 pub const DEPLOYMENT: &str = "DEPLOYMENT";
 pub const BACKUP_TAG_KEY: &str = "BACKUP_TAG_KEY";
 pub const BACKUP_TAG_VALUE: &str = "BACKUP_TAG_VALUE";
-pub const RETENTION_DAYS: &str = "RETENTION_DAYS";
-pub const KEEP_LAST: &str = "KEEP_LAST";
+/// The schedules and their retention, as JSON: `[{"name": "daily", "retention_days": 7,
+/// "keep_last": 7}, ...]`.
+pub const SCHEDULES: &str = "SCHEDULES";
+/// The most schedules one deployment has (as AWS Data Lifecycle Manager's policies).
+pub const MAX_SCHEDULES: usize = 4;
 pub const EXCLUDE_BOOT_VOLUME: &str = "EXCLUDE_BOOT_VOLUME";
 pub const MIN_INTERVAL_MINUTES: &str = "MIN_INTERVAL_MINUTES";
 pub const MAX_CONCURRENCY: &str = "MAX_CONCURRENCY";
@@ -36,9 +38,9 @@ pub const EC2_RATE_SHARE: &str = "EC2_RATE_SHARE";
 pub const EC2_REFILL_PER_SECOND: &str = "EC2_REFILL_PER_SECOND";
 pub const MAX_LINKS: &str = "MAX_LINKS";
 
-/// Allowed range of `RETENTION_DAYS` and of the per-instance override tag.
+/// Allowed range of a schedule's `retention_days` and of the per-instance override tag.
 pub const RETENTION_RANGE: std::ops::RangeInclusive<u32> = 1..=3650;
-/// Allowed range of `KEEP_LAST`.
+/// Allowed range of a schedule's `keep_last`.
 pub const KEEP_LAST_RANGE: std::ops::RangeInclusive<u32> = 0..=1000;
 /// Allowed range of `MIN_INTERVAL_MINUTES` (up to a week).
 pub const MIN_INTERVAL_RANGE: std::ops::RangeInclusive<u32> = 0..=10_080;
@@ -136,8 +138,7 @@ impl Config {
                 "expected a tag value of at most 256 characters",
             ));
         }
-        let retention_days = reader.number(RETENTION_DAYS, 7, RETENTION_RANGE, "days")?;
-        let keep_last = reader.number(KEEP_LAST, 1, KEEP_LAST_RANGE, "snapshots per volume")?;
+        let schedules = reader.schedules()?;
         let exclude_boot_volume = reader.flag(EXCLUDE_BOOT_VOLUME, false)?;
         let min_interval =
             reader.number(MIN_INTERVAL_MINUTES, 60, MIN_INTERVAL_RANGE, "minutes")?;
@@ -153,8 +154,7 @@ impl Config {
                 deployment,
                 backup_tag_key,
                 backup_tag_value,
-                retention_days,
-                keep_last,
+                schedules,
                 exclude_boot_volume,
                 min_interval: Duration::minutes(i64::from(min_interval)),
             },
@@ -167,6 +167,57 @@ impl Config {
             max_links,
         })
     }
+}
+
+/// A schedule name: 1 to 32 lowercase letters, digits and hyphens, starting with a letter. It
+/// goes into tags, summaries and the EventBridge Scheduler schedule's name.
+pub fn is_schedule_name(name: &str) -> bool {
+    (1..=32).contains(&name.len())
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// Why a list of schedule rules is not acceptable, or `None`.
+pub fn schedules_problem(schedules: &[ScheduleRule]) -> Option<String> {
+    if schedules.is_empty() || schedules.len() > MAX_SCHEDULES {
+        return Some(format!(
+            "expected 1 to {MAX_SCHEDULES} schedules, not {}",
+            schedules.len()
+        ));
+    }
+    for (index, rule) in schedules.iter().enumerate() {
+        if !is_schedule_name(&rule.name) {
+            return Some(format!(
+                "schedule name {:?} is not 1 to 32 lowercase letters, digits and hyphens \
+                 starting with a letter",
+                rule.name
+            ));
+        }
+        if schedules[..index].iter().any(|r| r.name == rule.name) {
+            return Some(format!("the schedule name {:?} is given twice", rule.name));
+        }
+        if !RETENTION_RANGE.contains(&rule.retention_days) {
+            return Some(format!(
+                "schedule {}: retention_days {} is outside {}-{}",
+                rule.name,
+                rule.retention_days,
+                RETENTION_RANGE.start(),
+                RETENTION_RANGE.end()
+            ));
+        }
+        if !KEEP_LAST_RANGE.contains(&rule.keep_last) {
+            return Some(format!(
+                "schedule {}: keep_last {} is outside {}-{}",
+                rule.name,
+                rule.keep_last,
+                KEEP_LAST_RANGE.start(),
+                KEEP_LAST_RANGE.end()
+            ));
+        }
+    }
+    None
 }
 
 fn is_sns_topic_arn(arn: &str) -> bool {
@@ -251,6 +302,25 @@ impl Reader<'_> {
         }
     }
 
+    /// `SCHEDULES`, or one schedule `default` (7 days, the newest 1 kept) when unset.
+    fn schedules(&self) -> Result<Vec<ScheduleRule>, ConfigError> {
+        let Some(value) = (self.lookup)(SCHEDULES) else {
+            return Ok(Policy::single_schedule(7, 1));
+        };
+        let example = r#"e.g. [{"name": "daily", "retention_days": 7, "keep_last": 7}]"#;
+        let schedules: Vec<ScheduleRule> = serde_json::from_str(&value).map_err(|e| {
+            self.invalid(
+                SCHEDULES,
+                &value,
+                &format!("expected a JSON list of schedules ({e}), {example}"),
+            )
+        })?;
+        match schedules_problem(&schedules) {
+            Some(problem) => Err(self.invalid(SCHEDULES, &value, &format!("{problem}; {example}"))),
+            None => Ok(schedules),
+        }
+    }
+
     fn flag(&self, variable: &'static str, default: bool) -> Result<bool, ConfigError> {
         let Some(value) = (self.lookup)(variable) else {
             return Ok(default);
@@ -290,8 +360,7 @@ mod tests {
         assert_eq!(config.policy.deployment, "prod");
         assert_eq!(config.policy.backup_tag_key, "Backup");
         assert_eq!(config.policy.backup_tag_value, "true");
-        assert_eq!(config.policy.retention_days, 7);
-        assert_eq!(config.policy.keep_last, 1);
+        assert_eq!(config.policy.schedules, Policy::single_schedule(7, 1));
         assert!(!config.policy.exclude_boot_volume);
         assert_eq!(config.policy.min_interval, Duration::minutes(60));
         assert_eq!(config.max_concurrency, 8);
@@ -309,8 +378,11 @@ mod tests {
         let config = load(&[
             (BACKUP_TAG_KEY, "snap"),
             (BACKUP_TAG_VALUE, "Yes"),
-            (RETENTION_DAYS, "30"),
-            (KEEP_LAST, "3"),
+            (
+                SCHEDULES,
+                r#"[{"name": "daily", "retention_days": 30, "keep_last": 3},
+                    {"name": "monthly", "retention_days": 365, "keep_last": 12}]"#,
+            ),
             (EXCLUDE_BOOT_VOLUME, "TRUE"),
             (MIN_INTERVAL_MINUTES, "0"),
             (MAX_CONCURRENCY, "2"),
@@ -321,8 +393,13 @@ mod tests {
         .unwrap();
         assert_eq!(config.policy.backup_tag_key, "snap");
         assert_eq!(config.policy.backup_tag_value, "Yes");
-        assert_eq!(config.policy.retention_days, 30);
-        assert_eq!(config.policy.keep_last, 3);
+        assert_eq!(
+            config.policy.schedules,
+            [
+                ScheduleRule::new("daily", 30, 3),
+                ScheduleRule::new("monthly", 365, 12)
+            ]
+        );
         assert!(config.policy.exclude_boot_volume);
         assert_eq!(config.policy.min_interval, Duration::ZERO);
         assert_eq!(config.max_concurrency, 2);
@@ -334,10 +411,34 @@ mod tests {
     #[test]
     fn bad_values_name_the_variable_the_value_and_what_is_allowed() {
         let cases: &[(&str, &str, &str)] = &[
-            (RETENTION_DAYS, "0", "from 1 to 3650"),
-            (RETENTION_DAYS, "3651", "from 1 to 3650"),
-            (RETENTION_DAYS, "seven", "whole number of days"),
-            (KEEP_LAST, "-1", "from 0 to 1000"),
+            (
+                SCHEDULES,
+                r#"[{"name": "daily", "retention_days": 0, "keep_last": 1}]"#,
+                "retention_days 0 is outside 1-3650",
+            ),
+            (
+                SCHEDULES,
+                r#"[{"name": "daily", "retention_days": 7, "keep_last": 1001}]"#,
+                "keep_last 1001 is outside 0-1000",
+            ),
+            (SCHEDULES, "[]", "expected 1 to 4 schedules, not 0"),
+            (SCHEDULES, "daily", "expected a JSON list of schedules"),
+            (
+                SCHEDULES,
+                r#"[{"name": "Daily", "retention_days": 7, "keep_last": 1}]"#,
+                "is not 1 to 32 lowercase letters",
+            ),
+            (
+                SCHEDULES,
+                r#"[{"name": "d", "retention_days": 7, "keep_last": 1},
+                    {"name": "d", "retention_days": 9, "keep_last": 1}]"#,
+                "given twice",
+            ),
+            (
+                SCHEDULES,
+                r#"[{"name": "d", "retention_days": 7, "keep_last": 1, "kept": 2}]"#,
+                "unknown field `kept`",
+            ),
             (MIN_INTERVAL_MINUTES, "1.5", "whole number of minutes"),
             (MAX_CONCURRENCY, "0", "from 1 to 64"),
             (MAX_CONCURRENCY, "65", "from 1 to 64"),

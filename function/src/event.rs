@@ -33,7 +33,7 @@ const ENVELOPE_FIELDS: &[&str] = &[
     "resources",
     "detail",
 ];
-const ACTIONS: &[&str] = &["manual-trigger", "backup", "cleanup"];
+const ACTIONS: &[&str] = &["scheduled", "manual-trigger", "backup", "cleanup"];
 
 /// A validated request: what to do, and whether to only pretend.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,9 +87,11 @@ impl fmt::Display for EventError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "invalid event: {}; expected an EventBridge scheduled event or an object such as \
-             {{\"action\": \"backup\"}} with action one of `manual-trigger`, `backup`, `cleanup` \
-             and optional `dry_run` (bool), `force` (bool), `instance_ids` (list of 1 to \
+            "invalid event: {}; expected an EventBridge scheduled event, \
+             {{\"action\": \"scheduled\", \"schedule\": \"<name>\"}} (as EventBridge Scheduler \
+             sends it), or an object such as {{\"action\": \"backup\"}} with action one of \
+             `manual-trigger`, `backup`, `cleanup` and optional `schedule` (a configured \
+             schedule's name), `dry_run` (bool), `force` (bool), `instance_ids` (list of 1 to \
              {MAX_INSTANCE_IDS} instance ids)",
             self.0
         )
@@ -97,6 +99,17 @@ impl fmt::Display for EventError {
 }
 
 impl std::error::Error for EventError {}
+
+impl EventError {
+    /// An event naming a schedule the deployment does not have.
+    pub fn unknown_schedule(name: &str, configured: &[String]) -> Self {
+        EventError(format!(
+            "`schedule` is {name:?}, but this deployment's schedules are {}; name one of them, \
+             or leave `schedule` out of a manual event for the default one",
+            configured.join(", ")
+        ))
+    }
+}
 
 /// An invocation's payload as it arrived: the JSON, and the first key that appeared twice in
 /// one object. A parsed `serde_json::Value` keeps only the last of two equal keys, so a
@@ -254,9 +267,11 @@ struct ActionEvent {
     #[serde(default)]
     force: bool,
     instance_ids: Option<Vec<String>>,
+    schedule: Option<String>,
 }
 
 enum Action {
+    Scheduled,
     ManualTrigger,
     Backup,
     Cleanup,
@@ -267,6 +282,7 @@ impl<'de> Deserialize<'de> for Action {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let name = String::deserialize(deserializer)?;
         match name.as_str() {
+            "scheduled" => Ok(Action::Scheduled),
             "manual-trigger" => Ok(Action::ManualTrigger),
             "backup" => Ok(Action::Backup),
             "cleanup" => Ok(Action::Cleanup),
@@ -302,6 +318,31 @@ pub fn parse(payload: &Payload) -> Result<Request, EventError> {
         ));
     }
     let action = ActionEvent::deserialize(event).map_err(|e| EventError(e.to_string()))?;
+    if let Some(name) = &action.schedule
+        && !crate::config::is_schedule_name(name)
+    {
+        return Err(EventError(format!(
+            "`schedule` is {name:?}, which is not a schedule name (1 to 32 lowercase letters, \
+             digits and hyphens)"
+        )));
+    }
+    if matches!(action.action, Action::Scheduled) {
+        if action.schedule.is_none() {
+            return Err(EventError(
+                "a `scheduled` event names its schedule: {\"action\": \"scheduled\", \
+                 \"schedule\": \"daily\"}"
+                    .into(),
+            ));
+        }
+        if action.dry_run || action.force || action.instance_ids.is_some() {
+            return Err(EventError(
+                "a `scheduled` event carries only `schedule`: it always backs up and cleans \
+                 up the whole fleet; to ask for options, send {\"action\": \"manual-trigger\", \
+                 \"schedule\": ..., ...} instead"
+                    .into(),
+            ));
+        }
+    }
     let instance_ids = match action.instance_ids {
         None => None,
         Some(ids) => Some(instance_ids(ids)?),
@@ -310,10 +351,11 @@ pub fn parse(payload: &Payload) -> Result<Request, EventError> {
         kind: EventKind::Action,
         options: RunOptions {
             job: match action.action {
-                Action::ManualTrigger => Job::BackupAndCleanup,
+                Action::Scheduled | Action::ManualTrigger => Job::BackupAndCleanup,
                 Action::Backup => Job::Backup,
                 Action::Cleanup => Job::Cleanup,
             },
+            schedule: action.schedule,
             interval: if action.force {
                 Interval::Ignore
             } else {
@@ -394,6 +436,7 @@ fn scheduled(object: &serde_json::Map<String, serde_json::Value>) -> Result<Requ
             job: Job::BackupAndCleanup,
             interval: Interval::Respect,
             instance_ids: None,
+            schedule: None,
             phase: Phase::FirstLink,
         },
         dry_run: false,
@@ -502,6 +545,28 @@ mod tests {
     }
 
     #[test]
+    fn the_scheduler_names_the_schedule_and_a_manual_event_may() {
+        let scheduled =
+            parse(&json!({"action": "scheduled", "schedule": "weekly"}).into()).unwrap();
+        assert_eq!(scheduled.options.job, Job::BackupAndCleanup);
+        assert_eq!(scheduled.options.schedule.as_deref(), Some("weekly"));
+        assert_eq!(scheduled.options.interval, Interval::Respect);
+        let manual =
+            parse(&json!({"action": "backup", "schedule": "monthly", "force": true}).into())
+                .unwrap();
+        assert_eq!(manual.options.schedule.as_deref(), Some("monthly"));
+        let unnamed = parse(&json!({"action": "backup"}).into()).unwrap();
+        assert_eq!(unnamed.options.schedule, None);
+        let refused = EventError::unknown_schedule("hourly", &["daily".into(), "weekly".into()]);
+        assert!(
+            refused.to_string().contains(
+                "`schedule` is \"hourly\", but this deployment's schedules are daily, weekly"
+            ),
+            "{refused}"
+        );
+    }
+
+    #[test]
     fn instance_ids_limit_the_run() {
         let request =
             ok(&json!({"action": "backup", "instance_ids": ["i-0123456789abcdef0", "i-12345678"]}));
@@ -529,6 +594,18 @@ mod tests {
             .map(|n| format!("i-{n:08x}"))
             .collect();
         let cases = [
+            (
+                json!({"action": "scheduled"}),
+                "a `scheduled` event names its schedule",
+            ),
+            (
+                json!({"action": "scheduled", "schedule": "daily", "dry_run": true}),
+                "a `scheduled` event carries only `schedule`",
+            ),
+            (
+                json!({"action": "backup", "schedule": "Daily"}),
+                "is not a schedule name",
+            ),
             (json!({"action": "restore"}), "unknown variant `restore`"),
             (json!({"action": {"backup": null}}), "invalid type: map"),
             (json!({"action": ["backup"]}), "invalid type: sequence"),
@@ -619,6 +696,7 @@ mod tests {
             job: Job::Backup,
             interval: Interval::Ignore,
             instance_ids: None,
+            schedule: Some("daily".into()),
             phase: Phase::FirstLink,
         };
         let link = Link {
@@ -717,6 +795,7 @@ mod tests {
                         .map(|i| format!("i-{i:017x}"))
                         .collect(),
                 ),
+                schedule: None,
                 phase: Phase::LaterLink,
             },
             dry_run: false,

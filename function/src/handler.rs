@@ -149,6 +149,19 @@ pub async fn handle_until(
     let request = event::parse(&event.into()).map_err(FunctionError::InvalidEvent)?;
     let started = Instant::now();
     let policy = &ctx.config.policy;
+    if let Some(name) = &request.options.schedule
+        && policy.rule(name).is_none()
+    {
+        let configured: Vec<String> = policy.schedules.iter().map(|s| s.name.clone()).collect();
+        return Err(FunctionError::InvalidEvent(
+            event::EventError::unknown_schedule(name, &configured),
+        ));
+    }
+    let schedule = request
+        .options
+        .schedule
+        .clone()
+        .unwrap_or_else(|| policy.default_rule().name.clone());
     let dry_run = ctx.config.dry_run || request.dry_run;
     let mode = if dry_run { Mode::DryRun } else { Mode::Apply };
     // Every link plans and tags with the run's start, so that what an earlier link made is
@@ -171,6 +184,7 @@ pub async fn handle_until(
             ),
         ),
     };
+    report.schedule = schedule;
     let first_link = request.options.phase == Phase::FirstLink;
     // A run going on over several invocations marks the topic; a new run does not start a
     // second pass beside it. A dry run writes nothing and may go ahead.

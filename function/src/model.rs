@@ -70,10 +70,82 @@ pub struct Policy {
     pub deployment: String,
     pub backup_tag_key: String,
     pub backup_tag_value: String,
+    /// One to four, with distinct names; each run belongs to one.
+    pub schedules: Vec<ScheduleRule>,
+    pub exclude_boot_volume: bool,
+    /// Between two sets of one instance from one schedule.
+    pub min_interval: Duration,
+}
+
+/// The schedule a snapshot without a `smartvault:schedule` tag (made before schedules
+/// existed) belongs to, and the one-schedule configuration's name.
+pub const DEFAULT_SCHEDULE: &str = "default";
+
+/// One schedule's retention: its sets expire after `retention_days`, and the newest
+/// `keep_last` of each volume from this schedule are kept whatever their age.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleRule {
+    pub name: String,
     pub retention_days: u32,
     pub keep_last: u32,
-    pub exclude_boot_volume: bool,
-    pub min_interval: Duration,
+}
+
+impl ScheduleRule {
+    pub fn new(name: &str, retention_days: u32, keep_last: u32) -> Self {
+        ScheduleRule {
+            name: name.to_owned(),
+            retention_days,
+            keep_last,
+        }
+    }
+}
+
+impl Policy {
+    /// The schedule called `name`, when configured.
+    pub fn rule(&self, name: &str) -> Option<&ScheduleRule> {
+        self.schedules.iter().find(|s| s.name == name)
+    }
+
+    /// The schedule of a run that names none (a manual event): `default` when there is one,
+    /// else the first listed.
+    pub fn default_rule(&self) -> &ScheduleRule {
+        self.rule(DEFAULT_SCHEDULE)
+            .or(self.schedules.first())
+            .expect("a policy has at least one schedule (checked when the configuration is read)")
+    }
+
+    /// The retention rule for snapshots of `schedule`. A schedule no longer configured keeps
+    /// its snapshots by the most generous rule there is, so removing a schedule never makes
+    /// its sets go sooner than any schedule would keep them.
+    pub fn rule_for_snapshots(&self, schedule: &str) -> ScheduleRule {
+        self.rule(schedule)
+            .cloned()
+            .unwrap_or_else(|| ScheduleRule {
+                name: schedule.to_owned(),
+                retention_days: self
+                    .schedules
+                    .iter()
+                    .map(|s| s.retention_days)
+                    .max()
+                    .unwrap_or(1),
+                keep_last: self
+                    .schedules
+                    .iter()
+                    .map(|s| s.keep_last)
+                    .max()
+                    .unwrap_or(0),
+            })
+    }
+
+    /// The one-schedule policy most tests use.
+    pub fn single_schedule(retention_days: u32, keep_last: u32) -> Vec<ScheduleRule> {
+        vec![ScheduleRule::new(
+            DEFAULT_SCHEDULE,
+            retention_days,
+            keep_last,
+        )]
+    }
 }
 
 /// Which halves of the job to do; what the event asked for.
@@ -122,6 +194,10 @@ pub struct RunOptions {
     pub interval: Interval,
     /// When set, only these instances (still required to carry the backup tag).
     pub instance_ids: Option<BTreeSet<String>>,
+    /// The schedule this run belongs to; `None` for the default one (a manual event that
+    /// names none). Checked against the configuration before the run starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
     /// Whether earlier invocations of this run may have made snapshots already. Not carried
     /// in a continuation event: its reader sets it.
     #[serde(skip)]

@@ -3,7 +3,7 @@
 
 use crate::config::RETENTION_RANGE;
 use crate::model::{
-    Instance, Interval, Inventory, Phase, Policy, RunOptions, Snapshot, SnapshotState,
+    Instance, Interval, Inventory, Phase, Policy, RunOptions, ScheduleRule, Snapshot, SnapshotState,
 };
 use crate::tags;
 use serde::{Deserialize, Serialize};
@@ -285,7 +285,6 @@ fn plan_backups(
     plan: &mut Plan,
 ) {
     near_misses(inventory, policy, options, plan);
-    let newest = newest_snapshot_by_instance(&inventory.snapshots);
     let mut instances: Vec<&Instance> = inventory
         .instances
         .iter()
@@ -293,6 +292,13 @@ fn plan_backups(
         .collect();
     instances.sort_by(|a, b| a.id.cmp(&b.id));
     plan.tagged_instances = instances.len();
+    // The run's schedule: the event's (checked against the configuration when the event was
+    // read), else the default one.
+    let rule = match &options.schedule {
+        Some(name) => policy.rule_for_snapshots(name),
+        None => policy.default_rule().clone(),
+    };
+    let newest = newest_snapshot_by_instance(&inventory.snapshots, &rule.name);
 
     if let Some(requested) = &options.instance_ids {
         for id in requested {
@@ -320,7 +326,7 @@ fn plan_backups(
             ));
             continue;
         }
-        let retention_days = retention_for(instance, policy, &mut plan.warnings);
+        let retention_days = retention_for(instance, &rule, &mut plan.warnings);
 
         let mut volumes = Vec::new();
         let mut exclude_boot_volume = false;
@@ -385,8 +391,9 @@ fn plan_backups(
                 plan.skips.push(Skip::new(
                     subject,
                     format!(
-                        "last backed up {} minutes ago ({}), within MIN_INTERVAL_MINUTES={}; \
-                         send \"force\": true to back up anyway",
+                        "last backed up by schedule {} {} minutes ago ({}), within \
+                         MIN_INTERVAL_MINUTES={}; send \"force\": true to back up anyway",
+                        rule.name,
                         age.whole_minutes().max(0),
                         last.id,
                         policy.min_interval.whole_minutes()
@@ -404,6 +411,7 @@ fn plan_backups(
             (tags::INSTANCE_ID.to_owned(), instance.id.clone()),
             (tags::CREATED_AT.to_owned(), format_time(now)),
             (tags::EXPIRES_AT.to_owned(), format_time(expires_at)),
+            (tags::SCHEDULE.to_owned(), rule.name.clone()),
         ];
         // The volumes' own tags are copied at creation; where a volume has its own Name, that
         // one is kept, since one key cannot come from both the copy and the request.
@@ -441,31 +449,39 @@ fn description(label: &str, instance_id: &str, deployment: &str) -> String {
     )
 }
 
-fn retention_for(instance: &Instance, policy: &Policy, warnings: &mut Vec<String>) -> u32 {
+fn retention_for(instance: &Instance, rule: &ScheduleRule, warnings: &mut Vec<String>) -> u32 {
     let Some(value) = instance.tags.get(tags::RETENTION_OVERRIDE) else {
-        return policy.retention_days;
+        return rule.retention_days;
     };
     match value.trim().parse::<u32>() {
         Ok(days) if RETENTION_RANGE.contains(&days) => days,
         _ => {
             warnings.push(format!(
                 "instance {}: {}={value:?} is not a whole number of days from {} to {}; \
-                 using RETENTION_DAYS={}",
+                 using schedule {}'s retention_days={}",
                 instance.id,
                 tags::RETENTION_OVERRIDE,
                 RETENTION_RANGE.start(),
                 RETENTION_RANGE.end(),
-                policy.retention_days
+                rule.name,
+                rule.retention_days
             ));
-            policy.retention_days
+            rule.retention_days
         }
     }
 }
 
-/// The newest non-failed managed snapshot of each instance, for the minimum interval.
-fn newest_snapshot_by_instance(snapshots: &[Snapshot]) -> BTreeMap<&str, &Snapshot> {
+/// The newest non-failed managed snapshot of each instance from `schedule`, for the minimum
+/// interval: a weekly set does not make a daily run skip.
+fn newest_snapshot_by_instance<'a>(
+    snapshots: &'a [Snapshot],
+    schedule: &str,
+) -> BTreeMap<&'a str, &'a Snapshot> {
     let mut newest: BTreeMap<&str, &Snapshot> = BTreeMap::new();
-    for snapshot in snapshots.iter().filter(|s| s.state != SnapshotState::Error) {
+    for snapshot in snapshots
+        .iter()
+        .filter(|s| s.state != SnapshotState::Error && tags::schedule_of(&s.tags) == schedule)
+    {
         if let Some(instance) = snapshot.tags.get(tags::INSTANCE_ID) {
             let entry = newest.entry(instance.as_str()).or_insert(snapshot);
             if snapshot.start_time > entry.start_time {
@@ -502,20 +518,26 @@ fn plan_cleanup(
         .collect();
     candidates.sort_by(|a, b| a.start_time.cmp(&b.start_time).then(a.id.cmp(&b.id)));
 
-    // The newest KEEP_LAST completed snapshots of each volume that still exists are kept.
-    let mut by_volume: BTreeMap<&str, Vec<&Snapshot>> = BTreeMap::new();
+    // The newest `keep_last` completed snapshots of each volume that still exists, from each
+    // schedule, are kept: the weekly sets are never deleted to keep a daily one.
+    let mut by_volume: BTreeMap<(&str, &str), Vec<&Snapshot>> = BTreeMap::new();
     for snapshot in &candidates {
         if let Some(volume) = &snapshot.volume_id
             && snapshot.state == SnapshotState::Completed
         {
-            by_volume.entry(volume.as_str()).or_default().push(snapshot);
+            let schedule = tags::schedule_of(&snapshot.tags);
+            by_volume
+                .entry((volume.as_str(), schedule))
+                .or_default()
+                .push(snapshot);
         }
     }
-    let mut protected: BTreeMap<&str, &str> = BTreeMap::new();
-    for (volume, snapshots) in &by_volume {
+    let mut protected: BTreeMap<&str, (&str, ScheduleRule)> = BTreeMap::new();
+    for ((volume, schedule), snapshots) in &by_volume {
         if inventory.existing_volumes.contains(*volume) {
-            for snapshot in snapshots.iter().rev().take(policy.keep_last as usize) {
-                protected.insert(snapshot.id.as_str(), volume);
+            let rule = policy.rule_for_snapshots(schedule);
+            for snapshot in snapshots.iter().rev().take(rule.keep_last as usize) {
+                protected.insert(snapshot.id.as_str(), (volume, rule.clone()));
             }
         }
     }
@@ -526,11 +548,14 @@ fn plan_cleanup(
             Err(fallback) => {
                 plan.warnings.push(format!(
                     "snapshot {}: its {} tag is missing or not RFC 3339; treating it as \
-                     expiring {} (start time + RETENTION_DAYS={})",
+                     expiring {} (start time + schedule {}'s retention_days={})",
                     snapshot.id,
                     tags::EXPIRES_AT,
                     format_time(fallback),
-                    policy.retention_days
+                    tags::schedule_of(&snapshot.tags),
+                    policy
+                        .rule_for_snapshots(tags::schedule_of(&snapshot.tags))
+                        .retention_days
                 ));
                 fallback
             }
@@ -546,12 +571,13 @@ fn plan_cleanup(
             ));
             continue;
         }
-        if let Some(volume) = protected.get(snapshot.id.as_str()) {
+        if let Some((volume, rule)) = protected.get(snapshot.id.as_str()) {
             plan.skips.push(Skip::new(
                 subject,
                 format!(
-                    "expired, but kept as one of the newest {} of volume {volume} (KEEP_LAST)",
-                    policy.keep_last
+                    "expired, but kept as one of the newest {} of volume {volume} from schedule \
+                     {} (keep_last)",
+                    rule.keep_last, rule.name
                 ),
             ));
             continue;
@@ -572,7 +598,10 @@ fn expiry_of(snapshot: &Snapshot, policy: &Policy) -> Result<OffsetDateTime, Off
         .tags
         .get(tags::EXPIRES_AT)
         .and_then(|value| OffsetDateTime::parse(value, &Rfc3339).ok())
-        .ok_or_else(|| snapshot.start_time + Duration::days(i64::from(policy.retention_days)))
+        .ok_or_else(|| {
+            let rule = policy.rule_for_snapshots(tags::schedule_of(&snapshot.tags));
+            snapshot.start_time + Duration::days(i64::from(rule.retention_days))
+        })
 }
 
 #[cfg(test)]

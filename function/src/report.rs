@@ -31,6 +31,9 @@ pub struct RunReport {
     pub dry_run: bool,
     /// Which halves of the job this run does.
     pub job: Job,
+    /// The schedule the run belongs to, whose retention its snapshots carry.
+    #[serde(default = "default_schedule")]
+    pub schedule: String,
     /// How instances are selected, e.g. `Backup=true`.
     pub selector: String,
     #[serde(with = "time::serde::rfc3339")]
@@ -117,6 +120,10 @@ impl std::fmt::Display for Failure {
     }
 }
 
+fn default_schedule() -> String {
+    crate::model::DEFAULT_SCHEDULE.to_owned()
+}
+
 impl RunReport {
     /// An empty report of a run by `deployment` that started at `started_at`.
     pub fn new(
@@ -130,6 +137,7 @@ impl RunReport {
             deployment: deployment.to_owned(),
             dry_run,
             job,
+            schedule: crate::model::DEFAULT_SCHEDULE.to_owned(),
             selector,
             started_at,
             duration_ms: 0,
@@ -221,9 +229,10 @@ impl RunReport {
         );
         let _ = writeln!(
             out,
-            "Started {} ({}), took {:.1} s{}",
+            "Started {} ({}, schedule {}), took {:.1} s{}",
             crate::plan::format_time(self.started_at),
             self.job,
+            self.schedule,
             self.duration_ms as f64 / 1000.0,
             if self.links > 1 {
                 format!(" over {} invocations", self.links)
@@ -398,6 +407,7 @@ mod tests {
             deployment: "prod".into(),
             dry_run: false,
             job: Job::BackupAndCleanup,
+            schedule: "daily".into(),
             selector: "Backup=true".into(),
             started_at: datetime!(2026-11-26 01:00 UTC),
             duration_ms: 1500,

@@ -9,6 +9,15 @@ pub const INSTANCE_ID: &str = "smartvault:instance-id";
 pub const CREATED_AT: &str = "smartvault:created-at";
 /// When the snapshot may be deleted, RFC 3339 UTC.
 pub const EXPIRES_AT: &str = "smartvault:expires-at";
+/// The schedule whose run made the snapshot; its retention rules apply to it. A snapshot made
+/// before schedules existed has none and belongs to `default`.
+pub const SCHEDULE: &str = "smartvault:schedule";
+
+/// The schedule a snapshot belongs to: its tag, or `default`.
+pub fn schedule_of(tags: &crate::model::Tags) -> &str {
+    tags.get(SCHEDULE)
+        .map_or(crate::model::DEFAULT_SCHEDULE, String::as_str)
+}
 /// The readable name shown in the EC2 console.
 pub const NAME: &str = "Name";
 /// Instance tag overriding `RETENTION_DAYS` for that instance's snapshots.

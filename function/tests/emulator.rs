@@ -376,7 +376,7 @@ async fn a_volume_with_more_tags_than_a_snapshot_takes_is_backed_up_with_those_t
         .await
         .unwrap();
     let crowded = &fleet[0].volume_ids[1];
-    // A volume takes 50 tags at most, as a snapshot does; beside SmartVault's own five, 45 fit.
+    // A volume takes 50 tags at most, as a snapshot does; beside SmartVault's own six, 44 fit.
     let many: Vec<aws_sdk_ec2::types::Tag> = (0..50)
         .map(|n| {
             aws_sdk_ec2::types::Tag::builder()
@@ -402,7 +402,7 @@ async fn a_volume_with_more_tags_than_a_snapshot_takes_is_backed_up_with_those_t
         2,
         "the instance is backed up, not failed"
     );
-    let dropped: Vec<String> = (45..50).map(|n| format!("k{n:02}")).collect();
+    let dropped: Vec<String> = (44..50).map(|n| format!("k{n:02}")).collect();
     assert!(
         report
             .warnings
@@ -421,8 +421,9 @@ async fn a_volume_with_more_tags_than_a_snapshot_takes_is_backed_up_with_those_t
         .collect();
     assert_eq!(own.len(), 50, "{own:?}");
     assert_eq!(tag(snapshot, function::tags::MANAGED_BY), Some("prod"));
-    assert_eq!(tag(snapshot, "k44"), Some("v"));
-    assert_eq!(tag(snapshot, "k45"), None);
+    assert_eq!(tag(snapshot, function::tags::SCHEDULE), Some("default"));
+    assert_eq!(tag(snapshot, "k43"), Some("v"));
+    assert_eq!(tag(snapshot, "k44"), None);
     // One CreateSnapshots for the instance; the tags that fit follow for the crowded volume's
     // snapshot only (the root volume has none of its own).
     let count = |action: &str| actions.iter().filter(|a| *a == action).count();
@@ -524,6 +525,10 @@ async fn an_invalid_event_is_refused_before_anything_is_done() {
             "`instance_ids` is null",
         ),
         (r#"{"action": {"backup": null}}"#, "invalid type: map"),
+        (
+            r#"{"action": "scheduled", "schedule": "hourly"}"#,
+            "`schedule` is \"hourly\", but this deployment's schedules are default",
+        ),
     ];
     for (text, expected) in refused {
         let payload = function::event::Payload::from_json(text).unwrap();
@@ -734,4 +739,87 @@ async fn a_run_that_cannot_go_on_says_why_in_its_summary() {
         messages[2].message
     );
     assert!(s.managed_snapshots("prod").await.is_empty());
+}
+
+/// Grandfather-father-son over 400 simulated days: a daily schedule (kept 7 days, the newest 7),
+/// a weekly one on Sundays (35 days, the newest 4) and a monthly one on the 1st (365 days, the
+/// newest 12), each run sent as EventBridge Scheduler sends it. Every run makes its set (a
+/// weekly run is not held back by the daily set made an hour before), and what remains is
+/// exactly each schedule's due.
+#[tokio::test]
+async fn daily_weekly_and_monthly_schedules_keep_exactly_their_sets_over_400_days() {
+    let s = setup().await;
+    let fleet = fleet::launch_all(&s.ec2, &[InstanceSpec::backup("db-1")])
+        .await
+        .unwrap();
+    let volume = fleet[0].volume_ids[0].clone();
+    let schedules = r#"[
+        {"name": "daily", "retention_days": 7, "keep_last": 7},
+        {"name": "weekly", "retention_days": 35, "keep_last": 4},
+        {"name": "monthly", "retention_days": 365, "keep_last": 12}
+    ]"#;
+    let ctx = Context::new(&s.sdk, s.config("prod", &[("SCHEDULES", schedules)]));
+    // The emulator stamps snapshots with the real time, so the simulated days run ahead of it.
+    let today = now().date();
+    let first = today.replace_day(1).unwrap() + Duration::days(40);
+    let start = first.replace_day(1).unwrap().midnight().assume_utc();
+    let (mut runs, mut last) = (0, start);
+    // 400 days, and on to the next day that is neither a Sunday nor a 1st, so that the last
+    // run is a plain daily one.
+    let ordinary = |day: i64| {
+        let date = start + Duration::days(day);
+        date.weekday() != time::Weekday::Sunday && date.day() != 1
+    };
+    let days = (400..).find(|d| ordinary(*d - 1)).unwrap_or(400);
+    for day in 0..days {
+        let date = start + Duration::days(day);
+        let mut due = vec![("daily", 1)];
+        if date.weekday() == time::Weekday::Sunday {
+            due.push(("weekly", 2));
+        }
+        if date.day() == 1 {
+            due.push(("monthly", 3));
+        }
+        for (schedule, hour) in due {
+            let at = date + Duration::hours(hour);
+            let report = run(
+                &ctx,
+                json!({"action": "scheduled", "schedule": schedule}),
+                at,
+            )
+            .await;
+            assert!(report.failed.is_empty(), "{at}: {:?}", report.failed);
+            assert_eq!(report.schedule, schedule);
+            assert_eq!(
+                report.created.len(),
+                1,
+                "{schedule} at {at}: {:?}",
+                report.skipped
+            );
+            runs += 1;
+            last = at;
+        }
+    }
+    let kept = s.managed_snapshots("prod").await;
+    let mut by_schedule: BTreeMap<String, usize> = BTreeMap::new();
+    for snapshot in &kept[volume.as_str()] {
+        *by_schedule
+            .entry(tag(snapshot, tags::SCHEDULE).unwrap().to_owned())
+            .or_default() += 1;
+    }
+    // After the last (daily) run: the 8 newest daily sets (the 7 kept plus the one made by
+    // this run, which cleanup never sees); the weekly sets of the last five Sundays (35 days);
+    // the monthly sets of the last twelve 1sts (the 13th expired and was no longer among the
+    // newest 12 once this month's set existed).
+    assert_eq!(
+        by_schedule,
+        BTreeMap::from([
+            ("daily".to_owned(), 8),
+            ("monthly".to_owned(), 12),
+            ("weekly".to_owned(), 5),
+        ]),
+        "after {runs} runs, the last at {last}"
+    );
+    // 400 days hold at least 57 Sundays and 13 firsts of a month.
+    assert!(runs >= 400 + 57 + 13, "{runs} runs");
 }

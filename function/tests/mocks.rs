@@ -564,7 +564,13 @@ async fn excluded_volumes_and_tags_travel_in_the_create_call_itself() {
     let account = Account::new(&["i-0000000a"], true, &[]);
     let ctx = account.context(
         &[&create],
-        config(&[("EXCLUDE_BOOT_VOLUME", "true"), ("RETENTION_DAYS", "14")]),
+        config(&[
+            ("EXCLUDE_BOOT_VOLUME", "true"),
+            (
+                "SCHEDULES",
+                r#"[{"name": "default", "retention_days": 14, "keep_last": 1}]"#,
+            ),
+        ]),
     );
 
     let report = handler::handle(&ctx, &json!({"action": "backup"}), NOW)
@@ -600,5 +606,6 @@ async fn excluded_volumes_and_tags_travel_in_the_create_call_itself() {
     assert_eq!(tags[tags::INSTANCE_ID], "i-0000000a");
     assert_eq!(tags[tags::CREATED_AT], "2026-11-26T01:00:00Z");
     assert_eq!(tags[tags::EXPIRES_AT], "2026-12-10T01:00:00Z");
+    assert_eq!(tags[tags::SCHEDULE], "default");
     assert_eq!(tags[tags::NAME], "i-0000000a backup 2026-11-26");
 }

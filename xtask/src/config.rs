@@ -128,6 +128,7 @@ struct RawEnvironment {
     schedule: Option<String>,
     retention_days: Option<u32>,
     keep_last: Option<u32>,
+    schedules: Option<Vec<crate::schedules::RawSchedule>>,
     backup_tag_key: Option<String>,
     backup_tag_value: Option<String>,
     exclude_boot_volume: Option<bool>,
@@ -158,9 +159,8 @@ pub struct Environment {
     pub region: String,
     pub stack_name: String,
     pub notification_emails: Vec<String>,
-    pub schedule: String,
-    pub retention_days: u32,
-    pub keep_last: u32,
+    /// One to four; the one-schedule keys make one named `default`.
+    pub schedules: Vec<crate::schedules::Schedule>,
     pub backup_tag_key: String,
     pub backup_tag_value: String,
     pub exclude_boot_volume: bool,
@@ -385,11 +385,16 @@ fn validate(file: &str, name: &str, raw: &RawEnvironment) -> Result<Environment,
             format!("{bad:?} is not an email address; write e.g. ops@example.com"),
         ));
     }
-    let schedule = raw
-        .schedule
-        .clone()
-        .unwrap_or_else(|| "cron(0 1 * * ? *)".to_owned());
-    crate::schedule::validate(&schedule).map_err(|why| key_error("schedule", why))?;
+    let schedules = crate::schedules::resolve(
+        &crate::schedules::Requested {
+            schedules: raw.schedules.as_deref(),
+            schedule: raw.schedule.as_deref(),
+            retention_days: raw.retention_days,
+            keep_last: raw.keep_last,
+        },
+        jiff::Timestamp::now(),
+    )
+    .map_err(|(key, problem)| key_error(&key, problem))?;
 
     let log_retention_days = raw.log_retention_days.unwrap_or(30);
     if !LOG_RETENTION_DAYS.contains(&log_retention_days) {
@@ -450,14 +455,7 @@ fn validate(file: &str, name: &str, raw: &RawEnvironment) -> Result<Environment,
         region: raw.region.clone(),
         stack_name,
         notification_emails: raw.notification_emails.clone(),
-        schedule,
-        retention_days: in_range(
-            "retention_days",
-            raw.retention_days,
-            7,
-            fconfig::RETENTION_RANGE,
-        )?,
-        keep_last: in_range("keep_last", raw.keep_last, 1, fconfig::KEEP_LAST_RANGE)?,
+        schedules,
         backup_tag_key: raw
             .backup_tag_key
             .clone()
@@ -521,8 +519,10 @@ pub fn function_environment(env: &Environment, topic_arn: &str) -> BTreeMap<&'st
         (fconfig::DEPLOYMENT, env.stack_name.clone()),
         (fconfig::BACKUP_TAG_KEY, env.backup_tag_key.clone()),
         (fconfig::BACKUP_TAG_VALUE, env.backup_tag_value.clone()),
-        (fconfig::RETENTION_DAYS, env.retention_days.to_string()),
-        (fconfig::KEEP_LAST, env.keep_last.to_string()),
+        (
+            fconfig::SCHEDULES,
+            crate::schedules::function_variable(&env.schedules),
+        ),
         (
             fconfig::EXCLUDE_BOOT_VOLUME,
             env.exclude_boot_volume.to_string(),
@@ -599,8 +599,13 @@ mod tests {
     fn defaults_fill_an_environment_with_only_the_required_keys() {
         let env = parse(&env_yaml(""), FILE, "dev").unwrap();
         assert_eq!(env.stack_name, "smartvault-dev");
-        assert_eq!(env.schedule, "cron(0 1 * * ? *)");
-        assert_eq!((env.retention_days, env.keep_last), (7, 1));
+        assert_eq!(env.schedules.len(), 1);
+        assert_eq!(env.schedules[0].name, "default");
+        assert_eq!(env.schedules[0].expression, "cron(0 1 * * ? *)");
+        assert_eq!(
+            (env.schedules[0].retention_days, env.schedules[0].keep_last),
+            (7, 1)
+        );
         assert_eq!(
             (env.memory_mb, env.timeout_seconds, env.log_retention_days),
             (256, 300, 30)

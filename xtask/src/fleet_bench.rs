@@ -260,8 +260,7 @@ async fn inventory_time(aws: &Aws) -> Result<f64> {
         deployment: "smartvault-fleet".into(),
         backup_tag_key: "Backup".into(),
         backup_tag_value: "true".into(),
-        retention_days: 7,
-        keep_last: 1,
+        schedules: function::model::Policy::single_schedule(7, 1),
         exclude_boot_volume: false,
         min_interval: time::Duration::ZERO,
     };
@@ -269,6 +268,7 @@ async fn inventory_time(aws: &Aws) -> Result<f64> {
         job: function::model::Job::Backup,
         interval: function::model::Interval::Respect,
         instance_ids: None,
+        schedule: None,
         phase: function::model::Phase::LaterLink,
     };
     let started = Instant::now();

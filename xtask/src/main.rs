@@ -25,6 +25,7 @@ mod paths;
 #[cfg(test)]
 mod policy_checks;
 mod schedule;
+mod schedules;
 #[cfg(test)]
 mod schema_checks;
 mod snapshots;

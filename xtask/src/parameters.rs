@@ -54,14 +54,30 @@ stack_parameters! {
     timeout => "Timeout",
     log_retention_days => "LogRetentionDays",
     reserved_concurrency => "ReservedConcurrency",
-    schedule => "Schedule",
     notification_email_1 => "NotificationEmail1",
     notification_email_2 => "NotificationEmail2",
     notification_email_3 => "NotificationEmail3",
     backup_tag_key => "BackupTagKey",
     backup_tag_value => "BackupTagValue",
-    retention_days => "RetentionDays",
-    keep_last => "KeepLast",
+    /// Every schedule's name and retention, as the function's `SCHEDULES` variable.
+    schedules => "Schedules",
+    /// Schedule slots 1 to 4 (CloudFormation has no loops): an empty name leaves a slot out.
+    schedule_1_name => "Schedule1Name",
+    schedule_1_expression => "Schedule1Expression",
+    schedule_1_timezone => "Schedule1Timezone",
+    schedule_1_window => "Schedule1WindowMinutes",
+    schedule_2_name => "Schedule2Name",
+    schedule_2_expression => "Schedule2Expression",
+    schedule_2_timezone => "Schedule2Timezone",
+    schedule_2_window => "Schedule2WindowMinutes",
+    schedule_3_name => "Schedule3Name",
+    schedule_3_expression => "Schedule3Expression",
+    schedule_3_timezone => "Schedule3Timezone",
+    schedule_3_window => "Schedule3WindowMinutes",
+    schedule_4_name => "Schedule4Name",
+    schedule_4_expression => "Schedule4Expression",
+    schedule_4_timezone => "Schedule4Timezone",
+    schedule_4_window => "Schedule4WindowMinutes",
     exclude_boot_volume => "ExcludeBootVolume",
     min_interval_minutes => "MinIntervalMinutes",
     max_concurrency => "MaxConcurrency",
@@ -89,6 +105,42 @@ impl StackParameters {
         })
     }
 
+    /// The schedules a stack runs: (name, expression, time zone) of each filled slot.
+    pub fn schedule_slots(&self) -> Vec<(String, String, String)> {
+        [
+            (
+                &self.schedule_1_name,
+                &self.schedule_1_expression,
+                &self.schedule_1_timezone,
+            ),
+            (
+                &self.schedule_2_name,
+                &self.schedule_2_expression,
+                &self.schedule_2_timezone,
+            ),
+            (
+                &self.schedule_3_name,
+                &self.schedule_3_expression,
+                &self.schedule_3_timezone,
+            ),
+            (
+                &self.schedule_4_name,
+                &self.schedule_4_expression,
+                &self.schedule_4_timezone,
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(name, expression, zone)| {
+            let name = name.as_deref().filter(|n| !n.is_empty())?;
+            Some((
+                name.to_owned(),
+                expression.clone().unwrap_or_default(),
+                zone.clone().unwrap_or_else(|| "UTC".to_owned()),
+            ))
+        })
+        .collect()
+    }
+
     /// The bucket and key of the artifact, when the stack records them.
     pub fn artifact_object(&self) -> Option<(&str, &str)> {
         Some((
@@ -109,7 +161,7 @@ mod tests {
             artifact_bucket: Some("b".into()),
             artifact_key: Some("artifacts/x.zip".into()),
             artifact_sha256: Some("ab".into()),
-            schedule: Some("cron(0 1 * * ? *)".into()),
+            schedule_1_expression: Some("cron(0 1 * * ? *)".into()),
             max_links: Some("20".into()),
             ..StackParameters::default()
         };

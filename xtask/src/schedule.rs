@@ -1,7 +1,11 @@
-//! Local validation of EventBridge schedule expressions, before any AWS call.
+//! Local validation of EventBridge schedule expressions before any AWS call, and their fire
+//! times in an IANA time zone (computed with jiff and its bundled time-zone database).
 //!
 //! The string checked is exactly the string deployed: nothing is trimmed or normalised, so an
 //! expression EventBridge would refuse (or read differently) never passes here.
+
+use jiff::tz::TimeZone;
+use jiff::{Timestamp, ZonedDateTime, civil};
 
 /// Checks an EventBridge `rate(...)` or `cron(...)` expression; the error says what is wrong
 /// and shows a valid example.
@@ -238,6 +242,184 @@ fn validate_item(item: &str, field: &Field) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// The next `count` times `expression` (already validated) fires after `after`, in `zone`.
+/// A local time that a daylight-saving change skips fires at the same wall-clock offset after
+/// the change (02:30 becomes 03:30), and one that happens twice fires once, at the first; a
+/// `rate(...)` counts from `after`, as a schedule created then would.
+pub fn fire_times(
+    expression: &str,
+    zone: &TimeZone,
+    after: Timestamp,
+    count: usize,
+) -> Vec<ZonedDateTime> {
+    if let Some(inner) = expression
+        .strip_prefix("rate(")
+        .and_then(|s| s.strip_suffix(')'))
+    {
+        let mut parts = inner.split(' ');
+        let value = parts.next().and_then(digits).unwrap_or(1);
+        let seconds = match parts.next().unwrap_or("day").trim_end_matches('s') {
+            "minute" => 60,
+            "hour" => 3600,
+            _ => 86_400,
+        };
+        return (1..=count as i64)
+            .filter_map(|k| {
+                let offset = jiff::SignedDuration::from_secs(k * i64::from(value) * seconds);
+                after.checked_add(offset).ok()
+            })
+            .map(|at| at.to_zoned_datetime(zone.clone()))
+            .collect();
+    }
+    let Some(fields) = expression
+        .strip_prefix("cron(")
+        .and_then(|s| s.strip_suffix(')'))
+        .map(|inner| inner.split(' ').collect::<Vec<_>>())
+        .filter(|f| f.len() == 6)
+    else {
+        return Vec::new();
+    };
+    let set = |index: usize| values(fields[index], &FIELDS[index]);
+    let (minutes, hours, months, years) = (set(0), set(1), set(3), set(5));
+    let start = after.to_zoned_datetime(zone.clone());
+    let mut found: Vec<ZonedDateTime> = Vec::new();
+    for year in years.iter().copied().filter(|y| *y >= start.year() as u32) {
+        for month in months.iter().copied() {
+            let Ok(first) = civil::Date::new(year as i16, month as i8, 1) else {
+                continue;
+            };
+            if first.last_of_month() < start.date() {
+                continue;
+            }
+            for day in 1..=first.days_in_month() {
+                let Ok(date) = civil::Date::new(year as i16, month as i8, day) else {
+                    continue;
+                };
+                if date < start.date() || !day_matches(fields[2], fields[4], date) {
+                    continue;
+                }
+                for hour in &hours {
+                    for minute in &minutes {
+                        let Ok(zoned) = date
+                            .at(*hour as i8, *minute as i8, 0, 0)
+                            .to_zoned_datetime(zone.clone())
+                        else {
+                            continue;
+                        };
+                        if zoned.timestamp() > after
+                            && !found.iter().any(|f| f.timestamp() == zoned.timestamp())
+                        {
+                            found.push(zoned);
+                        }
+                    }
+                }
+                if found.len() >= count {
+                    found.sort_by_key(ZonedDateTime::timestamp);
+                    found.truncate(count);
+                    return found;
+                }
+            }
+        }
+    }
+    found.sort_by_key(ZonedDateTime::timestamp);
+    found
+}
+
+/// The numbers one field of a validated cron allows, in order.
+fn values(value: &str, field: &Field) -> Vec<u32> {
+    let mut all = std::collections::BTreeSet::new();
+    for item in value.split(',') {
+        let (range, step) = match item.split_once('/') {
+            Some((range, step)) => (range, digits(step).unwrap_or(1).max(1)),
+            None => (item, 1),
+        };
+        let (low, high) = match range {
+            "*" | "?" => field.range,
+            _ => match range.split_once('-') {
+                Some((a, b)) => (
+                    field.value(a).unwrap_or(field.range.0),
+                    field.value(b).unwrap_or(field.range.1),
+                ),
+                None => {
+                    let start = field.value(range).unwrap_or(field.range.0);
+                    // `a/n` runs from a to the end of the range.
+                    (
+                        start,
+                        if item.contains('/') {
+                            field.range.1
+                        } else {
+                            start
+                        },
+                    )
+                }
+            },
+        };
+        all.extend((low..=high).step_by(step as usize));
+    }
+    all.into_iter().collect()
+}
+
+/// Whether `date` matches the day-of-month and day-of-week fields (one of them is `?`).
+fn day_matches(dom: &str, dow: &str, date: civil::Date) -> bool {
+    if dom == "?" {
+        dow.split(',').any(|item| weekday_matches(item, date))
+    } else {
+        dom.split(',').any(|item| month_day_matches(item, date))
+    }
+}
+
+/// Day of week as EventBridge numbers it: 1 is Sunday, 7 is Saturday.
+fn weekday_number(date: civil::Date) -> u32 {
+    date.weekday().to_sunday_one_offset() as u32
+}
+
+fn weekday_matches(item: &str, date: civil::Date) -> bool {
+    let field = &FIELDS[4];
+    let weekday = weekday_number(date);
+    let last = date.last_of_month();
+    match item {
+        "*" => true,
+        "L" => weekday == 7,
+        _ => {
+            if let Some(day) = item.strip_suffix('L') {
+                return field.value(day).is_ok_and(|d| d == weekday) && date.day() + 7 > last.day();
+            }
+            if let Some((day, nth)) = item.split_once('#') {
+                return field.value(day).is_ok_and(|d| d == weekday)
+                    && digits(nth).is_some_and(|n| (date.day() as u32 - 1) / 7 + 1 == n);
+            }
+            values(item, field).contains(&weekday)
+        }
+    }
+}
+
+fn month_day_matches(item: &str, date: civil::Date) -> bool {
+    let last = date.last_of_month().day();
+    let nearest_weekday = |target: i8| {
+        let target = civil::Date::new(date.year(), date.month(), target.min(last));
+        let Ok(target) = target else { return false };
+        // Saturday moves to Friday (or Monday at the 1st), Sunday to Monday (or Friday at the
+        // month's end), never into another month.
+        let moved = match weekday_number(target) {
+            7 if target.day() == 1 => target.day() + 2,
+            7 => target.day() - 1,
+            1 if target.day() == last => target.day() - 2,
+            1 => target.day() + 1,
+            _ => target.day(),
+        };
+        date.day() == moved
+    };
+    match item {
+        "*" => true,
+        "L" => date.day() == last,
+        "LW" => nearest_weekday(last),
+        _ => match item.strip_suffix('W') {
+            Some(day) => digits(day).is_some_and(|d| nearest_weekday(d as i8)),
+            None => values(item, &FIELDS[2]).contains(&(date.day() as u32)),
+        },
+    }
 }
 
 #[cfg(test)]

@@ -245,14 +245,14 @@ fn the_check_fails_on_a_removed_permission_or_a_new_resource_type() {
         )]
     );
     // A resource type added to a template without its permissions.
-    let queue: BTreeSet<String> = ["AWS::SQS::Queue".to_owned()].into();
-    let mut with_queue = required;
-    with_queue.extend(handler_permissions(&region, &queue));
-    let missing = unaccounted(&with_queue, &granted, &cannot_apply);
+    let table: BTreeSet<String> = ["AWS::DynamoDB::Table".to_owned()].into();
+    let mut with_table = required;
+    with_table.extend(handler_permissions(&region, &table));
+    let missing = unaccounted(&with_table, &granted, &cannot_apply);
     assert!(
         missing
             .iter()
-            .any(|(t, p)| t == "AWS::SQS::Queue" && p == "sqs:CreateQueue"),
+            .any(|(t, p)| t == "AWS::DynamoDB::Table" && p == "dynamodb:CreateTable"),
         "{missing:?}"
     );
     // The administrator's policy, likewise: without s3:PutBucketPolicy the bucket's TLS-only

@@ -33,6 +33,21 @@ pub fn read_template(name: &str) -> Result<String> {
 pub fn parameters(env: &Environment, artifact: &ArtifactLocation) -> StackParameters {
     let email = |i: usize| Some(env.notification_emails.get(i).cloned().unwrap_or_default());
     let text = |value: &dyn ToString| Some(value.to_string());
+    // An unused slot has an empty name, and the template's conditions leave its resources
+    // out; its other values are the template's placeholders. A window of 0 is exact.
+    let unused = crate::schedules::Schedule {
+        name: String::new(),
+        expression: "rate(1 day)".to_owned(),
+        timezone: "UTC".to_owned(),
+        retention_days: 1,
+        keep_last: 0,
+        flexible_window_minutes: None,
+    };
+    let slot = |index: usize, field: fn(&crate::schedules::Schedule) -> String| {
+        Some(field(env.schedules.get(index).unwrap_or(&unused)))
+    };
+    let window =
+        |s: &crate::schedules::Schedule| s.flexible_window_minutes.unwrap_or(0).to_string();
     StackParameters {
         deployment_name: text(&env.stack_name),
         artifact_bucket: text(&artifact.bucket),
@@ -44,14 +59,28 @@ pub fn parameters(env: &Environment, artifact: &ArtifactLocation) -> StackParame
         timeout: text(&env.timeout_seconds),
         log_retention_days: text(&env.log_retention_days),
         reserved_concurrency: text(&env.reserved_concurrency.unwrap_or(0)),
-        schedule: text(&env.schedule),
         notification_email_1: email(0),
         notification_email_2: email(1),
         notification_email_3: email(2),
         backup_tag_key: text(&env.backup_tag_key),
         backup_tag_value: text(&env.backup_tag_value),
-        retention_days: text(&env.retention_days),
-        keep_last: text(&env.keep_last),
+        schedules: text(&crate::schedules::function_variable(&env.schedules)),
+        schedule_1_name: slot(0, |s| s.name.clone()),
+        schedule_1_expression: slot(0, |s| s.expression.clone()),
+        schedule_1_timezone: slot(0, |s| s.timezone.clone()),
+        schedule_1_window: slot(0, window),
+        schedule_2_name: slot(1, |s| s.name.clone()),
+        schedule_2_expression: slot(1, |s| s.expression.clone()),
+        schedule_2_timezone: slot(1, |s| s.timezone.clone()),
+        schedule_2_window: slot(1, window),
+        schedule_3_name: slot(2, |s| s.name.clone()),
+        schedule_3_expression: slot(2, |s| s.expression.clone()),
+        schedule_3_timezone: slot(2, |s| s.timezone.clone()),
+        schedule_3_window: slot(2, window),
+        schedule_4_name: slot(3, |s| s.name.clone()),
+        schedule_4_expression: slot(3, |s| s.expression.clone()),
+        schedule_4_timezone: slot(3, |s| s.timezone.clone()),
+        schedule_4_window: slot(3, window),
         exclude_boot_volume: text(&env.exclude_boot_volume),
         min_interval_minutes: text(&env.min_interval_minutes),
         max_concurrency: text(&env.max_concurrency),

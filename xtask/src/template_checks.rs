@@ -265,14 +265,112 @@ fn failed_asynchronous_invocations_reach_the_topic_without_retries() {
 }
 
 #[test]
-fn the_schedule_invokes_the_function_with_permission() {
+fn each_schedule_invokes_the_function_in_its_time_zone_once_with_its_name() {
     let t = main_template();
-    let rule = &resource(&t, "ScheduleRule")["Properties"];
-    assert_eq!(show(&rule["ScheduleExpression"]), "!Ref Schedule");
-    assert_eq!(show(&rule["Targets"][0]["Arn"]), "!GetAtt Function.Arn");
-    let permission = &resource(&t, "SchedulePermission")["Properties"];
-    assert_eq!(show(&permission["Principal"]), "events.amazonaws.com");
-    assert_eq!(show(&permission["SourceArn"]), "!GetAtt ScheduleRule.Arn");
+    assert!(
+        t["Resources"]["ScheduleRule"].is_null(),
+        "the UTC rule is gone"
+    );
+    assert_eq!(
+        show(&resource(&t, "ScheduleGroup")["Properties"]["Name"]),
+        "!Ref DeploymentName",
+        "the schedules live in a group the stack owns"
+    );
+    for n in 1..=4 {
+        let schedule = resource(&t, &format!("Schedule{n}"));
+        // Slot 1 is always there; the others only when named.
+        let condition = show(&schedule["Condition"]);
+        if n == 1 {
+            assert!(schedule["Condition"].is_null(), "{condition}");
+        } else {
+            assert_eq!(condition, format!("HasSchedule{n}"));
+            assert_eq!(
+                show(&t["Conditions"][format!("HasSchedule{n}").as_str()]),
+                format!("!Not [!Equals [!Ref Schedule{n}Name, ]]")
+            );
+        }
+        let p = &schedule["Properties"];
+        assert_eq!(show(&p["GroupName"]), "!Ref ScheduleGroup");
+        assert_eq!(
+            show(&p["ScheduleExpression"]),
+            format!("!Ref Schedule{n}Expression")
+        );
+        assert_eq!(
+            show(&p["ScheduleExpressionTimezone"]),
+            format!("!Ref Schedule{n}Timezone")
+        );
+        assert_eq!(
+            show(&p["FlexibleTimeWindow"]["Mode"]),
+            format!("!If [Schedule{n}IsFlexible, FLEXIBLE, OFF]")
+        );
+        let target = &p["Target"];
+        assert_eq!(show(&target["Arn"]), "!GetAtt Function.Arn");
+        assert_eq!(show(&target["RoleArn"]), "!GetAtt SchedulerRole.Arn");
+        assert_eq!(
+            show(&target["Input"]),
+            format!("!Sub {{\"action\": \"scheduled\", \"schedule\": \"${{Schedule{n}Name}}\"}}")
+        );
+        assert_eq!(show(&target["RetryPolicy"]["MaximumRetryAttempts"]), "0");
+        assert_eq!(
+            show(&target["DeadLetterConfig"]["Arn"]),
+            "!GetAtt ScheduleDeadLetters.Arn"
+        );
+    }
+    // The scheduler role: trusted by EventBridge Scheduler of this account only, bounded, and
+    // allowed to invoke this function and to leave dead letters, nothing else.
+    let role = resource(&t, "SchedulerRole");
+    let trust = &role["Properties"]["AssumeRolePolicyDocument"]["Statement"][0];
+    assert_eq!(
+        show(&trust["Principal"]["Service"]),
+        "scheduler.amazonaws.com"
+    );
+    assert_eq!(
+        show(&trust["Condition"]["StringEquals"]["aws:SourceAccount"]),
+        "!Ref AWS::AccountId"
+    );
+    assert!(
+        show(&role["Properties"]["PermissionsBoundary"])
+            .contains("policy/smartvault-bootstrap-function-boundary-")
+    );
+    let granted: Vec<(String, String)> = statements(role)
+        .iter()
+        .map(|s| (show(&s["Action"]), show(&s["Resource"])))
+        .collect();
+    assert_eq!(
+        granted,
+        [
+            (
+                "lambda:InvokeFunction".to_owned(),
+                "!GetAtt Function.Arn".to_owned()
+            ),
+            (
+                "sqs:SendMessage".to_owned(),
+                "!GetAtt ScheduleDeadLetters.Arn".to_owned()
+            ),
+        ]
+    );
+    // A missed schedule mails the topic.
+    let alarm = &resource(&t, "ScheduleDeadLettersAlarm")["Properties"];
+    assert_eq!(show(&alarm["AlarmActions"]), "[!Ref Topic]");
+    assert_eq!(
+        show(&alarm["MetricName"]),
+        "ApproximateNumberOfMessagesVisible"
+    );
+    let publishers = show(
+        &resource(&t, "TopicPolicy")["Properties"]["PolicyDocument"]["Statement"][0]["Condition"]["ArnLike"]
+            ["aws:SourceArn"],
+    );
+    assert!(
+        publishers.contains("${DeploymentName}-missed-schedules"),
+        "{publishers}"
+    );
+    // The boundary allows what the scheduler role does.
+    let bootstrap = bootstrap_template();
+    let bounded: BTreeSet<String> = statements(resource(&bootstrap, "FunctionBoundary"))
+        .iter()
+        .flat_map(actions)
+        .collect();
+    assert!(bounded.contains("sqs:SendMessage") && bounded.contains("lambda:InvokeFunction"));
 }
 
 #[test]
@@ -474,10 +572,10 @@ fn the_execution_role_serves_cloudformation_only_and_creates_only_bounded_roles(
             "{sid}: {resources}"
         );
     }
-    let pass = by_sid(all, "PassRolesToFunctions");
+    let pass = by_sid(all, "PassRolesToFunctionsAndSchedules");
     assert_eq!(
         show(&pass["Condition"]["StringEquals"]["iam:PassedToService"]),
-        "lambda.amazonaws.com"
+        "[lambda.amazonaws.com, scheduler.amazonaws.com]"
     );
     let deny = by_sid(all, "NotTheBootstrap");
     assert_eq!(show(&deny["Effect"]), "Deny");

@@ -109,7 +109,7 @@ async fn function_role_policy(sdk: &aws_config::SdkConfig) -> serde_json::Value 
     let role = resources
         .stack_resource_summaries()
         .iter()
-        .find(|r| r.resource_type() == Some("AWS::IAM::Role"))
+        .find(|r| r.logical_resource_id() == Some("Role"))
         .and_then(|r| r.physical_resource_id())
         .unwrap()
         .to_owned();

@@ -147,7 +147,10 @@ async fn deploy_redeploy_change_status_invoke_destroy() {
     read.sort_unstable();
     assert_eq!(names, read);
     assert_eq!(vars["DEPLOYMENT"], STACK);
-    assert_eq!(vars["RETENTION_DAYS"], "7");
+    assert_eq!(
+        vars["SCHEDULES"],
+        r#"[{"name":"default","retention_days":7,"keep_last":1}]"#
+    );
     assert!(vars["SNS_TOPIC_ARN"].ends_with(&format!(":{STACK}")));
 
     let sns = aws_sdk_sns::Client::new(&sdk);
@@ -158,8 +161,9 @@ async fn deploy_redeploy_change_status_invoke_destroy() {
             .iter()
             .any(|t| t.topic_arn() == Some(vars["SNS_TOPIC_ARN"].as_str()))
     );
-    let events = aws_sdk_eventbridge_rule(&sdk).await;
-    assert_eq!(events.as_deref(), Some("rate(1 day)"));
+    // The schedules are EventBridge Scheduler's, which the emulator's CloudFormation skips
+    // (template_checks proves them); there is no EventBridge rule any more.
+    assert_eq!(aws_sdk_eventbridge_rule(&sdk).await, None);
     let logs = aws_sdk_cloudwatchlogs::Client::new(&sdk);
     let groups = logs
         .describe_log_groups()
@@ -184,9 +188,9 @@ async fn deploy_redeploy_change_status_invoke_destroy() {
         .send()
         .await
         .unwrap();
-    assert_eq!(
-        function.environment().unwrap().variables().unwrap()["RETENTION_DAYS"],
-        "14"
+    assert!(
+        function.environment().unwrap().variables().unwrap()["SCHEDULES"]
+            .contains(r#""retention_days":14"#)
     );
 
     let status = json(&xtask(
@@ -202,7 +206,7 @@ async fn deploy_redeploy_change_status_invoke_destroy() {
             "stack_status",
             "artifact_sha256",
             "smartvault_version",
-            "schedule",
+            "schedules",
             "termination_protection",
             "snapshots",
             "snapshots_gib",
@@ -212,7 +216,10 @@ async fn deploy_redeploy_change_status_invoke_destroy() {
         ],
     );
     assert_eq!(status["artifact_sha256"], sha.as_str());
-    assert_eq!(status["schedule"], "rate(1 day)");
+    assert_eq!(status["schedules"][0]["name"], "default");
+    assert_eq!(status["schedules"][0]["expression"], "rate(1 day)");
+    assert_eq!(status["schedules"][0]["timezone"], "UTC");
+    assert!(status["schedules"][0]["next_fire_time"].is_string());
     assert!(
         status["stack_status"]
             .as_str()
@@ -546,4 +553,69 @@ fn deploy_local_with(
             "--yes",
         ],
     )
+}
+
+/// The shipped `prod` environment has three schedules in Europe/Berlin (grandfather-father-son):
+/// it deploys on the emulator, its function gets each schedule's retention, its stack each
+/// schedule's slot, and `status` shows each schedule's next run in its zone and in UTC.
+#[tokio::test]
+async fn a_three_schedule_environment_deploys_and_shows_its_schedules() {
+    let emulator = Emulator::start().unwrap_or_else(|e| panic!("{e}"));
+    let dir = scratch("three-schedules");
+    let artifact = fake_artifact(&dir);
+    let deployed = json(&xtask(
+        &emulator,
+        &[
+            "deploy",
+            "--env",
+            "prod",
+            "--artifact",
+            artifact.to_str().unwrap(),
+            "--yes",
+            "--output",
+            "json",
+        ],
+    ));
+    assert_eq!(deployed["result"], "created");
+    let sdk = emulator
+        .loader(emulator.endpoint())
+        .region(aws_config::Region::new("eu-west-1"))
+        .load()
+        .await;
+    let lambda = aws_sdk_lambda::Client::new(&sdk);
+    let function = lambda
+        .get_function_configuration()
+        .function_name("smartvault-prod")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        function.environment().unwrap().variables().unwrap()["SCHEDULES"],
+        r#"[{"name":"daily","retention_days":14,"keep_last":7},{"name":"weekly","retention_days":90,"keep_last":8},{"name":"monthly","retention_days":365,"keep_last":12}]"#
+    );
+    let status = json(&xtask(
+        &emulator,
+        &["status", "--env", "prod", "--output", "json"],
+    ));
+    let schedules = status["schedules"].as_array().unwrap();
+    let names: Vec<&str> = schedules
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["daily", "weekly", "monthly"]);
+    for schedule in schedules {
+        assert_eq!(schedule["timezone"], "Europe/Berlin");
+        let next = schedule["next_fire_time"].as_str().unwrap();
+        assert!(
+            next.contains(" Europe/Berlin (") && next.ends_with(" UTC)"),
+            "{next}"
+        );
+    }
+    assert!(
+        schedules[0]["next_fire_time"]
+            .as_str()
+            .unwrap()
+            .contains(" 02:00 Europe/Berlin"),
+        "{schedules:?}"
+    );
 }

@@ -82,7 +82,11 @@ async fn dev_promoted_to_staging_runs_the_same_artifact_with_its_own_settings() 
                 .send()
                 .await
                 .unwrap();
-            function.environment().unwrap().variables().unwrap()["RETENTION_DAYS"].clone()
+            let schedules: serde_json::Value = serde_json::from_str(
+                &function.environment().unwrap().variables().unwrap()["SCHEDULES"],
+            )
+            .unwrap();
+            schedules[0]["retention_days"].to_string()
         }
     };
     assert_eq!(retention("smartvault-dev").await, "3");

@@ -127,8 +127,7 @@ fn policy_strategy() -> impl Strategy<Value = Policy> {
             deployment: DEPLOYMENT.into(),
             backup_tag_key: "Backup".into(),
             backup_tag_value: "true".into(),
-            retention_days,
-            keep_last,
+            schedules: Policy::single_schedule(retention_days, keep_last),
             exclude_boot_volume,
             min_interval: Duration::minutes(minutes),
         },
@@ -152,6 +151,7 @@ fn options_strategy() -> impl Strategy<Value = RunOptions> {
                 Interval::Respect
             },
             instance_ids: ids.map(|ids| ids.into_iter().map(str::to_owned).collect()),
+            schedule: None,
             phase: Phase::FirstLink,
         })
 }
@@ -185,8 +185,9 @@ proptest! {
                 .filter(|s| s.tags.get(tags::MANAGED_BY).map(String::as_str) == Some(DEPLOYMENT))
                 .collect();
             ours.sort_by(|a, b| a.start_time.cmp(&b.start_time).then(a.id.cmp(&b.id)));
-            for newest in ours.iter().rev().take(policy.keep_last as usize) {
-                prop_assert!(!deleted.contains(newest.id.as_str()), "{} is among the newest {} of {}", newest.id, policy.keep_last, volume);
+            let keep_last = policy.default_rule().keep_last;
+            for newest in ours.iter().rev().take(keep_last as usize) {
+                prop_assert!(!deleted.contains(newest.id.as_str()), "{} is among the newest {} of {}", newest.id, keep_last, volume);
             }
         }
     }

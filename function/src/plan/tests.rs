@@ -1,7 +1,7 @@
 //! Table-driven tests of the planning core, all at one fixed `now`.
 
 use super::*;
-use crate::model::{AttachedVolume, Job, Phase, Tags};
+use crate::model::{AttachedVolume, Job, Phase, ScheduleRule, Tags};
 use std::collections::BTreeSet;
 use time::macros::datetime;
 
@@ -13,8 +13,7 @@ fn policy() -> Policy {
         deployment: DEPLOYMENT.into(),
         backup_tag_key: "Backup".into(),
         backup_tag_value: "true".into(),
-        retention_days: 7,
-        keep_last: 1,
+        schedules: Policy::single_schedule(7, 1),
         exclude_boot_volume: false,
         min_interval: Duration::minutes(60),
     }
@@ -25,6 +24,7 @@ fn options(job: Job) -> RunOptions {
         job,
         interval: Interval::Respect,
         instance_ids: None,
+        schedule: None,
         phase: Phase::FirstLink,
     }
 }
@@ -378,6 +378,7 @@ fn created_snapshots_carry_ownership_times_and_a_name() {
             (tags::INSTANCE_ID.into(), "i-a".into()),
             (tags::CREATED_AT.into(), "2026-11-26T01:00:00Z".into()),
             (tags::EXPIRES_AT.into(), "2026-12-03T01:00:00Z".into()),
+            (tags::SCHEDULE.into(), "default".into()),
             (tags::NAME.into(), "i-a backup 2026-11-26".into()),
         ]
     );
@@ -578,9 +579,9 @@ fn many_tags(count: usize) -> Tags {
 
 #[test]
 fn volume_tags_are_copied_at_creation_while_they_fit_beside_ours() {
-    // SmartVault's own five tags (ownership, instance, times, Name) leave room for 45.
+    // SmartVault's own six tags (ownership, instance, times, schedule, Name) leave room for 44.
     let mut fits = instance("i-a", 1);
-    fits.volumes[1].tags = many_tags(45);
+    fits.volumes[1].tags = many_tags(44);
     fits.volumes[1]
         .tags
         .insert("aws:cloudformation:stack-name".into(), "s".into());
@@ -590,7 +591,7 @@ fn volume_tags_are_copied_at_creation_while_they_fit_beside_ours() {
         &options(Job::Backup),
         NOW,
     );
-    assert_eq!(plan.creates[0].tags.len(), 5);
+    assert_eq!(plan.creates[0].tags.len(), 6);
     assert_eq!(plan.creates[0].volume_tags, VolumeTags::CopiedAtCreation);
     assert!(plan.warnings.is_empty(), "{:?}", plan.warnings);
 }
@@ -611,7 +612,7 @@ fn a_volume_with_more_tags_than_fit_keeps_ours_and_the_first_that_fit() {
         NOW,
     );
     let request = &plan.creates[0];
-    assert_eq!(request.tags.len(), 5, "SmartVault's own tags are all kept");
+    assert_eq!(request.tags.len(), 6, "SmartVault's own tags are all kept");
     let VolumeTags::Fitted(fitted) = &request.volume_tags else {
         panic!("{:?}", request.volume_tags);
     };
@@ -621,15 +622,15 @@ fn a_volume_with_more_tags_than_fit_keeps_ours_and_the_first_that_fit() {
         vec![("team".to_owned(), "db".to_owned())]
     );
     let data = &fitted["i-a-d0"];
-    assert_eq!(data.len(), MAX_TAGS_PER_RESOURCE - 5);
+    assert_eq!(data.len(), MAX_TAGS_PER_RESOURCE - 6);
     assert_eq!(data[0].0, "k00", "in key order");
-    assert_eq!(data[44].0, "k44");
+    assert_eq!(data[43].0, "k43");
     assert!(data.iter().all(|(k, _)| !k.starts_with("aws:")));
     assert_eq!(plan.warnings.len(), 1, "{:?}", plan.warnings);
     assert_eq!(
         plan.warnings[0],
-        "i-a-d0 of i-a: its snapshot carries 45 of the volume's 48 tags (a snapshot takes at \
-         most 50, and SmartVault's own take 5); not copied: k45, k46, k47"
+        "i-a-d0 of i-a: its snapshot carries 44 of the volume's 48 tags (a snapshot takes at \
+         most 50, and SmartVault's own take 6); not copied: k44, k45, k46, k47"
     );
     // The instance is still backed up: nothing fails for its tags.
     assert_eq!(outcome(&plan).creates.len(), 1);
@@ -697,11 +698,11 @@ fn retention_table() {
         ..snapshot("snap-noexp", "vol-gone", "i-a", days(10), days(0))
     };
     let keep3 = Policy {
-        keep_last: 3,
+        schedules: Policy::single_schedule(7, 3),
         ..policy()
     };
     let keep0 = Policy {
-        keep_last: 0,
+        schedules: Policy::single_schedule(7, 0),
         ..policy()
     };
     let cleanup = options(Job::Cleanup);
@@ -920,4 +921,115 @@ fn jobs_do_only_their_half() {
 fn times_are_whole_seconds_in_utc() {
     let t = datetime!(2026-11-26 01:02:03.456 +02:00);
     assert_eq!(format_time(t), "2026-11-25T23:02:03Z");
+}
+
+/// `snapshot`, made by `schedule`.
+fn from_schedule(snapshot: Snapshot, schedule: &str) -> Snapshot {
+    let mut snapshot = snapshot;
+    snapshot.tags.insert(tags::SCHEDULE.into(), schedule.into());
+    snapshot
+}
+
+fn three_schedules() -> Policy {
+    Policy {
+        schedules: vec![
+            ScheduleRule::new("daily", 7, 2),
+            ScheduleRule::new("weekly", 35, 1),
+            ScheduleRule::new("monthly", 365, 1),
+        ],
+        ..policy()
+    }
+}
+
+#[test]
+fn each_schedule_keeps_its_own_newest_sets_whatever_the_others_made() {
+    let h = Duration::hours;
+    // Volume a: three expired daily sets, one expired weekly set older than all of them, and
+    // an expired set of a schedule since removed. A snapshot from before schedules (no tag) is
+    // the default schedule's, which this policy no longer has.
+    let snapshots = vec![
+        from_schedule(snapshot("d1", "vol-a", "i-a", h(72), h(-1)), "daily"),
+        from_schedule(snapshot("d2", "vol-a", "i-a", h(48), h(-1)), "daily"),
+        from_schedule(snapshot("d3", "vol-a", "i-a", h(24), h(-1)), "daily"),
+        from_schedule(snapshot("w1", "vol-a", "i-a", h(500), h(-1)), "weekly"),
+        from_schedule(snapshot("q1", "vol-a", "i-a", h(900), h(-1)), "quarterly"),
+        snapshot("old", "vol-a", "i-a", h(1000), h(-1)),
+    ];
+    let plan = plan(
+        &inventory(vec![], snapshots, &["vol-a"]),
+        &three_schedules(),
+        &options(Job::Cleanup),
+        NOW,
+    );
+    // Daily keeps its newest 2 (d2, d3); weekly its newest 1 (w1), though older than every
+    // daily set; a schedule no longer configured keeps by the most generous rule (365 days,
+    // the newest 2), so q1 and the untagged one stay too.
+    assert_eq!(outcome(&plan).deletes, ["d1"]);
+    let kept: Vec<&str> = plan
+        .skips
+        .iter()
+        .map(|s| s.reason.as_str())
+        .filter(|r| r.contains("kept as one of the newest"))
+        .collect();
+    assert!(
+        kept.iter()
+            .any(|r| r.contains("newest 1 of volume vol-a from schedule weekly")),
+        "{kept:?}"
+    );
+}
+
+#[test]
+fn the_minimum_interval_and_the_retention_are_the_runs_schedules() {
+    let h = Duration::hours;
+    let mut tagged = instance("i-a", 0);
+    tagged.tags.insert("Backup".into(), "true".into());
+    // A daily set an hour old does not hold back the weekly run; a weekly one would.
+    let inventory = inventory(
+        vec![tagged],
+        vec![from_schedule(
+            snapshot(
+                "d1",
+                "i-a-root",
+                "i-a",
+                h(1) - Duration::minutes(30),
+                h(100),
+            ),
+            "daily",
+        )],
+        &["i-a-root"],
+    );
+    let weekly = RunOptions {
+        schedule: Some("weekly".into()),
+        ..options(Job::Backup)
+    };
+    let plan = plan(&inventory, &three_schedules(), &weekly, NOW);
+    assert_eq!(plan.creates.len(), 1, "{:?}", plan.skips);
+    let request = &plan.creates[0];
+    assert_eq!(request.retention_days, 35);
+    assert!(
+        request
+            .tags
+            .contains(&(tags::SCHEDULE.to_owned(), "weekly".to_owned()))
+    );
+    let daily = RunOptions {
+        schedule: Some("daily".into()),
+        ..options(Job::Backup)
+    };
+    let plan = plan_for(&inventory, &daily);
+    assert!(plan.creates.is_empty());
+    assert!(
+        plan.skips[0]
+            .reason
+            .contains("last backed up by schedule daily 30 minutes ago"),
+        "{:?}",
+        plan.skips
+    );
+    // A manual run that names no schedule is the first listed one's when there is no
+    // `default`.
+    let manual = plan_for(&inventory, &options(Job::Backup));
+    assert!(manual.creates.is_empty(), "daily, within the interval");
+}
+
+fn plan_for(inventory: &Inventory, options: &RunOptions) -> Plan {
+    plan(inventory, &three_schedules(), options, NOW)
 }

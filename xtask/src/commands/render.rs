@@ -28,6 +28,11 @@ impl Render {
         let location =
             crate::template::offline_location(zip.as_deref(), self.artifact_bucket.as_deref())?;
         let rendered = crate::template::render(&env, &location)?;
+        // The preview goes to stderr: stdout stays the folder's path, for scripts.
+        eprint!(
+            "{}",
+            crate::schedules::preview(&env.schedules, jiff::Timestamp::now())
+        );
         println!(
             "{}",
             crate::template::write_rendered(&env, &rendered)?.display()

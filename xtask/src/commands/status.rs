@@ -46,13 +46,67 @@ pub struct Status {
     pub stack_status: Option<String>,
     pub artifact_sha256: Option<String>,
     pub smartvault_version: Option<String>,
-    pub schedule: Option<String>,
+    /// Each schedule the stack runs, its next fire time and its snapshots.
+    pub schedules: Vec<ScheduleStatus>,
     pub termination_protection: bool,
     pub snapshots: usize,
     pub snapshots_gib: i64,
     pub oldest_snapshot: Option<String>,
     pub newest_snapshot: Option<String>,
     pub outputs: BTreeMap<String, String>,
+}
+
+/// One schedule in `status`.
+#[derive(Debug, serde::Serialize)]
+pub struct ScheduleStatus {
+    pub name: String,
+    pub expression: String,
+    pub timezone: String,
+    /// In the schedule's zone and in UTC, e.g. `2026-11-27 02:00 Europe/Berlin (01:00 UTC)`.
+    pub next_fire_time: Option<String>,
+    /// This deployment's snapshots made by the schedule (`default` for those without the tag).
+    pub snapshots: usize,
+}
+
+/// The deployed schedules (from the stack's parameters), their next fire time after `now`,
+/// and how many snapshots each made.
+fn schedule_status(
+    parameters: &crate::parameters::StackParameters,
+    snapshots: &[ManagedSnapshot],
+    now: jiff::Timestamp,
+) -> Vec<ScheduleStatus> {
+    let schedule_of = |s: &ManagedSnapshot| {
+        let prefix = format!("{}=", function::tags::SCHEDULE);
+        s.tags
+            .iter()
+            .find_map(|t| t.strip_prefix(&prefix).map(str::to_owned))
+            .unwrap_or_else(|| function::model::DEFAULT_SCHEDULE.to_owned())
+    };
+    parameters
+        .schedule_slots()
+        .into_iter()
+        .map(|(name, expression, timezone)| {
+            let next_fire_time = jiff::tz::TimeZone::get(&timezone).ok().and_then(|zone| {
+                crate::schedule::fire_times(&expression, &zone, now, 1)
+                    .first()
+                    .map(|at| {
+                        format!(
+                            "{} {timezone} ({} UTC)",
+                            at.strftime("%Y-%m-%d %H:%M"),
+                            at.with_time_zone(jiff::tz::TimeZone::UTC)
+                                .strftime("%Y-%m-%d %H:%M")
+                        )
+                    })
+            });
+            ScheduleStatus {
+                snapshots: snapshots.iter().filter(|s| schedule_of(s) == name).count(),
+                name,
+                expression,
+                timezone,
+                next_fire_time,
+            }
+        })
+        .collect()
 }
 
 impl Status {
@@ -77,6 +131,7 @@ impl Status {
             ),
             None => (None, Default::default(), false, BTreeMap::new()),
         };
+        let schedules = schedule_status(&parameters, snapshots, jiff::Timestamp::now());
         Status {
             environment: env.name.clone(),
             stack: env.stack_name.clone(),
@@ -84,7 +139,7 @@ impl Status {
             stack_status,
             artifact_sha256: parameters.artifact_sha256,
             smartvault_version: parameters.smartvault_version,
-            schedule: parameters.schedule,
+            schedules,
             termination_protection: protection,
             snapshots: snapshots.len(),
             snapshots_gib: snapshots.iter().map(|s| i64::from(s.size_gib)).sum(),
@@ -113,7 +168,19 @@ fn print(status: &Status) {
         or_none(&status.artifact_sha256),
         or_none(&status.smartvault_version)
     );
-    println!("schedule     {}", or_none(&status.schedule));
+    for schedule in &status.schedules {
+        println!(
+            "schedule     {} {} in {}: next {}, {} snapshots",
+            schedule.name,
+            schedule.expression,
+            schedule.timezone,
+            or_none(&schedule.next_fire_time),
+            schedule.snapshots
+        );
+    }
+    if status.schedules.is_empty() {
+        println!("schedule     -");
+    }
     println!(
         "protection   {}",
         if status.termination_protection {
@@ -147,7 +214,13 @@ mod tests {
             status: "UPDATE_COMPLETE".into(),
             parameters: StackParameters {
                 artifact_sha256: Some("ab".into()),
-                schedule: Some("cron(0 1 * * ? *)".into()),
+                schedule_1_name: Some("daily".into()),
+                schedule_1_expression: Some("cron(0 1 * * ? *)".into()),
+                schedule_1_timezone: Some("UTC".into()),
+                schedule_2_name: Some("monthly".into()),
+                schedule_2_expression: Some("cron(0 3 1 * ? *)".into()),
+                schedule_2_timezone: Some("Europe/Berlin".into()),
+                schedule_3_name: Some(String::new()),
                 ..StackParameters::default()
             },
             outputs: BTreeMap::from([("TopicArn".to_owned(), "arn:t".to_owned())]),
@@ -158,7 +231,7 @@ mod tests {
             volume_id: None,
             size_gib: gib,
             start_time: Some(at),
-            tags: Vec::new(),
+            tags: vec![format!("{}=monthly", function::tags::SCHEDULE)],
         };
         let status = Status::new(
             &env(),
@@ -171,7 +244,23 @@ mod tests {
         );
         assert_eq!(status.stack_status.as_deref(), Some("UPDATE_COMPLETE"));
         assert_eq!(status.artifact_sha256.as_deref(), Some("ab"));
-        assert_eq!(status.schedule.as_deref(), Some("cron(0 1 * * ? *)"));
+        let schedules: Vec<(&str, &str, usize)> = status
+            .schedules
+            .iter()
+            .map(|s| (s.name.as_str(), s.timezone.as_str(), s.snapshots))
+            .collect();
+        assert_eq!(
+            schedules,
+            [("daily", "UTC", 0), ("monthly", "Europe/Berlin", 2)]
+        );
+        assert!(
+            status.schedules[0]
+                .next_fire_time
+                .as_deref()
+                .is_some_and(|t| t.contains(" 01:00 UTC (")),
+            "{:?}",
+            status.schedules[0]
+        );
         assert!(status.termination_protection);
         assert_eq!((status.snapshots, status.snapshots_gib), (2, 28));
         assert!(status.oldest_snapshot < status.newest_snapshot);

@@ -17,8 +17,9 @@ const BUCKET_OUTPUT: &str = "ArtifactBucketName";
 /// The output that names the role CloudFormation acts with for environment stacks.
 const ROLE_OUTPUT: &str = "ExecutionRoleArn";
 const VERSION_OUTPUT: &str = "BootstrapVersion";
-/// The bootstrap version this deploy needs: 2 added the execution role and the boundary.
-pub const REQUIRED_VERSION: u32 = 2;
+/// The bootstrap version this deploy needs: 2 added the execution role and the boundary, 3
+/// the permissions for EventBridge Scheduler schedules and their dead-letter queue.
+pub const REQUIRED_VERSION: u32 = 3;
 
 /// What deploy and destroy use from the bootstrap stack.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,7 +70,8 @@ pub fn missing_message(missing: &Missing, region: &str) -> String {
         }
         Missing::Outdated { version } => format!(
             "stack {BOOTSTRAP_STACK} in {region} is bootstrap version {version}; this SmartVault \
-             needs version {REQUIRED_VERSION} (the CloudFormation execution role)"
+             needs version {REQUIRED_VERSION} (2 added the CloudFormation execution role, 3 \
+             its permissions for schedules)"
         ),
     };
     format!(
@@ -327,7 +329,7 @@ mod tests {
         let current = view(&[
             (BUCKET_OUTPUT, "b"),
             (ROLE_OUTPUT, "arn:aws:iam::1:role/r"),
-            (VERSION_OUTPUT, "2"),
+            (VERSION_OUTPUT, "3"),
         ]);
         assert_eq!(
             usable(Some(&current)),
@@ -337,10 +339,19 @@ mod tests {
                 changed: false,
             })
         );
+        let version_2 = view(&[
+            (BUCKET_OUTPUT, "b"),
+            (ROLE_OUTPUT, "arn:aws:iam::1:role/r"),
+            (VERSION_OUTPUT, "2"),
+        ]);
+        assert_eq!(
+            usable(Some(&version_2)),
+            Err(Missing::Outdated { version: 2 })
+        );
         let message = missing_message(&Missing::Outdated { version: 1 }, "eu-west-1");
         assert!(
             message.contains("bootstrap version 1")
-                && message.contains("needs version 2")
+                && message.contains("needs version 3")
                 && message.contains("cargo xtask bootstrap --region eu-west-1")
                 && message.contains("docs/bootstrap-policy.json"),
             "{message}"

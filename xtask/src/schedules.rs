@@ -1,0 +1,584 @@
+//! An environment's schedules (up to four, each with its own expression, IANA time zone and
+//! retention), validated before any AWS call, and the preview of their next fire times.
+
+use crate::schedule;
+use function::config as fconfig;
+use function::model::{DEFAULT_SCHEDULE, ScheduleRule};
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+use serde::{Deserialize, Serialize};
+
+/// The expression of the one-schedule configuration when `schedule` is not given.
+pub const DEFAULT_EXPRESSION: &str = "cron(0 1 * * ? *)";
+/// EventBridge Scheduler's flexible time window, in minutes.
+const WINDOW_RANGE: std::ops::RangeInclusive<u32> = 1..=1440;
+
+/// One entry of `schedules:` as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSchedule {
+    pub name: String,
+    pub expression: String,
+    pub timezone: Option<String>,
+    pub retention_days: Option<u32>,
+    pub keep_last: Option<u32>,
+    pub flexible_window_minutes: Option<u32>,
+}
+
+/// A validated schedule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Schedule {
+    pub name: String,
+    pub expression: String,
+    /// An IANA time zone name; `UTC` by default.
+    pub timezone: String,
+    pub retention_days: u32,
+    pub keep_last: u32,
+    /// EventBridge Scheduler may start the run up to this many minutes late; `None` is exact.
+    pub flexible_window_minutes: Option<u32>,
+}
+
+impl Schedule {
+    /// What the function needs of it.
+    pub fn rule(&self) -> ScheduleRule {
+        ScheduleRule::new(&self.name, self.retention_days, self.keep_last)
+    }
+
+    /// The next `count` fire times after `after`.
+    pub fn fire_times(&self, after: Timestamp, count: usize) -> Vec<jiff::ZonedDateTime> {
+        match TimeZone::get(&self.timezone) {
+            Ok(zone) => schedule::fire_times(&self.expression, &zone, after, count),
+            Err(_) => Vec::new(),
+        }
+    }
+}
+
+/// What the environment's keys say about schedules: the list, or the one-schedule keys.
+pub struct Requested<'a> {
+    pub schedules: Option<&'a [RawSchedule]>,
+    pub schedule: Option<&'a str>,
+    pub retention_days: Option<u32>,
+    pub keep_last: Option<u32>,
+}
+
+/// The schedules, or the key and message of the first mistake (with its fix).
+pub fn resolve(
+    requested: &Requested<'_>,
+    now: Timestamp,
+) -> Result<Vec<Schedule>, (String, String)> {
+    let Some(list) = requested.schedules else {
+        let expression = requested.schedule.unwrap_or(DEFAULT_EXPRESSION).to_owned();
+        schedule::validate(&expression).map_err(|why| ("schedule".to_owned(), why))?;
+        let only = Schedule {
+            name: DEFAULT_SCHEDULE.to_owned(),
+            expression,
+            timezone: "UTC".to_owned(),
+            retention_days: requested.retention_days.unwrap_or(7),
+            keep_last: requested.keep_last.unwrap_or(1),
+            flexible_window_minutes: None,
+        };
+        check_ranges("", &only)?;
+        never_fires("schedule", &only, now)?;
+        return Ok(vec![only]);
+    };
+    if requested.schedule.is_some()
+        || requested.retention_days.is_some()
+        || requested.keep_last.is_some()
+    {
+        return Err((
+            "schedules".to_owned(),
+            "give either `schedules:` or the one-schedule keys `schedule`, `retention_days` and \
+             `keep_last`, not both; move them into an entry of `schedules:`"
+                .to_owned(),
+        ));
+    }
+    if list.is_empty() || list.len() > fconfig::MAX_SCHEDULES {
+        return Err((
+            "schedules".to_owned(),
+            format!(
+                "list 1 to {} schedules (as AWS Data Lifecycle Manager allows), not {}",
+                fconfig::MAX_SCHEDULES,
+                list.len()
+            ),
+        ));
+    }
+    let mut schedules: Vec<Schedule> = Vec::new();
+    for (index, raw) in list.iter().enumerate() {
+        let key = |field: &str| format!("schedules[{index}].{field}");
+        if !fconfig::is_schedule_name(&raw.name) {
+            return Err((
+                key("name"),
+                format!(
+                    "{:?} is not a schedule name; use 1 to 32 lowercase letters, digits and \
+                     hyphens starting with a letter, e.g. daily",
+                    raw.name
+                ),
+            ));
+        }
+        if schedules.iter().any(|s| s.name == raw.name) {
+            return Err((
+                key("name"),
+                format!("{:?} names two schedules; give each its own name", raw.name),
+            ));
+        }
+        schedule::validate(&raw.expression).map_err(|why| (key("expression"), why))?;
+        let timezone = raw.timezone.clone().unwrap_or_else(|| "UTC".to_owned());
+        if TimeZone::get(&timezone).is_err() {
+            return Err((
+                key("timezone"),
+                format!(
+                    "{timezone:?} is not an IANA time zone; write e.g. Europe/Berlin, \
+                     America/New_York or UTC"
+                ),
+            ));
+        }
+        let schedule = Schedule {
+            name: raw.name.clone(),
+            expression: raw.expression.clone(),
+            timezone,
+            retention_days: raw.retention_days.unwrap_or(7),
+            keep_last: raw.keep_last.unwrap_or(1),
+            flexible_window_minutes: raw.flexible_window_minutes,
+        };
+        check_ranges(&format!("schedules[{index}]."), &schedule)?;
+        if let Some(twin) = schedules
+            .iter()
+            .find(|s| s.expression == schedule.expression && s.timezone == schedule.timezone)
+        {
+            return Err((
+                key("expression"),
+                format!(
+                    "{} in {} is also schedule {}'s: two schedules would make two sets at \
+                     the same moment; merge them, or change one",
+                    schedule.expression, schedule.timezone, twin.name
+                ),
+            ));
+        }
+        never_fires(&key("expression"), &schedule, now)?;
+        schedules.push(schedule);
+    }
+    Ok(schedules)
+}
+
+fn check_ranges(prefix: &str, schedule: &Schedule) -> Result<(), (String, String)> {
+    let out = |key: &str, value: u32, range: &std::ops::RangeInclusive<u32>| {
+        (
+            format!("{prefix}{key}"),
+            format!(
+                "{value} is out of range; use a whole number from {} to {}",
+                range.start(),
+                range.end()
+            ),
+        )
+    };
+    if !fconfig::RETENTION_RANGE.contains(&schedule.retention_days) {
+        return Err(out(
+            "retention_days",
+            schedule.retention_days,
+            &fconfig::RETENTION_RANGE,
+        ));
+    }
+    if !fconfig::KEEP_LAST_RANGE.contains(&schedule.keep_last) {
+        return Err(out(
+            "keep_last",
+            schedule.keep_last,
+            &fconfig::KEEP_LAST_RANGE,
+        ));
+    }
+    if let Some(window) = schedule.flexible_window_minutes
+        && !WINDOW_RANGE.contains(&window)
+    {
+        return Err(out("flexible_window_minutes", window, &WINDOW_RANGE));
+    }
+    Ok(())
+}
+
+/// Refuses an expression with no fire time left (the 30th of February, a year gone by).
+fn never_fires(key: &str, schedule: &Schedule, now: Timestamp) -> Result<(), (String, String)> {
+    if schedule.fire_times(now, 1).is_empty() {
+        return Err((
+            key.to_owned(),
+            format!(
+                "{} never fires (no such date, or none left); check the day, month and year \
+                 fields",
+                schedule.expression
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The function's `SCHEDULES` variable for these schedules.
+pub fn function_variable(schedules: &[Schedule]) -> String {
+    let rules: Vec<ScheduleRule> = schedules.iter().map(Schedule::rule).collect();
+    serde_json::to_string(&rules).unwrap_or_default()
+}
+
+/// Each schedule's next five fire times, in its own zone and in UTC, e.g.
+/// `2027-01-04 02:00 Europe/Berlin = 01:00 UTC`.
+pub fn preview(schedules: &[Schedule], now: Timestamp) -> String {
+    let mut text = String::new();
+    for schedule in schedules {
+        text.push_str(&format!(
+            "schedule {} ({} in {}; kept {} days, the newest {} always):\n",
+            schedule.name,
+            schedule.expression,
+            schedule.timezone,
+            schedule.retention_days,
+            schedule.keep_last
+        ));
+        for at in schedule.fire_times(now, 5) {
+            let utc = at.with_time_zone(TimeZone::UTC);
+            text.push_str(&format!(
+                "  {} {} = {}{} UTC\n",
+                at.strftime("%Y-%m-%d %H:%M"),
+                schedule.timezone,
+                if utc.date() == at.date() {
+                    String::new()
+                } else {
+                    format!("{} ", utc.strftime("%Y-%m-%d"))
+                },
+                utc.strftime("%H:%M")
+            ));
+        }
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(text: &str) -> Timestamp {
+        text.parse().unwrap()
+    }
+
+    fn times(expression: &str, zone: &str, after: &str, count: usize) -> Vec<String> {
+        let schedule = Schedule {
+            name: "s".into(),
+            expression: expression.into(),
+            timezone: zone.into(),
+            retention_days: 7,
+            keep_last: 1,
+            flexible_window_minutes: None,
+        };
+        schedule
+            .fire_times(at(after), count)
+            .iter()
+            .map(|z| {
+                format!(
+                    "{} = {}",
+                    z.strftime("%Y-%m-%d %H:%M %:z"),
+                    z.with_time_zone(TimeZone::UTC).strftime("%H:%M UTC")
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn fire_times_follow_daylight_saving_in_both_hemispheres() {
+        // Berlin springs forward on 2027-03-28: 02:00 local is 01:00 UTC in winter, 00:00 UTC
+        // in summer; the skipped 02:00 itself runs at 03:00 (the same instant as 01:00 UTC).
+        assert_eq!(
+            times(
+                "cron(0 2 * * ? *)",
+                "Europe/Berlin",
+                "2027-03-26T12:00:00Z",
+                4
+            ),
+            [
+                "2027-03-27 02:00 +01:00 = 01:00 UTC",
+                "2027-03-28 03:00 +02:00 = 01:00 UTC",
+                "2027-03-29 02:00 +02:00 = 00:00 UTC",
+                "2027-03-30 02:00 +02:00 = 00:00 UTC",
+            ]
+        );
+        // ...and falls back on 2026-10-25: 02:30 happens twice and runs once, at the first.
+        assert_eq!(
+            times(
+                "cron(30 2 * * ? *)",
+                "Europe/Berlin",
+                "2026-10-24T12:00:00Z",
+                2
+            ),
+            [
+                "2026-10-25 02:30 +02:00 = 00:30 UTC",
+                "2026-10-26 02:30 +01:00 = 01:30 UTC",
+            ]
+        );
+        // Sydney falls back on 2027-04-04 and springs forward on 2026-10-04 (southern
+        // hemisphere: summer time spans the new year).
+        assert_eq!(
+            times(
+                "cron(0 2 * * ? *)",
+                "Australia/Sydney",
+                "2027-04-02T12:00:00Z",
+                3
+            ),
+            [
+                "2027-04-03 02:00 +11:00 = 15:00 UTC",
+                "2027-04-04 02:00 +11:00 = 15:00 UTC",
+                "2027-04-05 02:00 +10:00 = 16:00 UTC",
+            ]
+        );
+        assert_eq!(
+            times(
+                "cron(0 2 * * ? *)",
+                "Australia/Sydney",
+                "2026-10-02T12:00:00Z",
+                3
+            ),
+            [
+                "2026-10-03 02:00 +10:00 = 16:00 UTC",
+                "2026-10-04 03:00 +11:00 = 16:00 UTC",
+                "2026-10-05 02:00 +11:00 = 15:00 UTC",
+            ]
+        );
+    }
+
+    #[test]
+    fn fire_times_honour_every_cron_form() {
+        let utc = |e: &str, after: &str, n: usize| -> Vec<String> {
+            times(e, "UTC", after, n)
+                .into_iter()
+                .map(|t| t[..16].to_owned())
+                .collect()
+        };
+        // Weekly on Sunday (1), monthly on the 1st, the last day, the last Friday, the second
+        // Monday, the nearest weekday to the 15th, every 15 minutes.
+        assert_eq!(
+            utc("cron(0 3 ? * 1 *)", "2026-11-26T00:00:00Z", 2),
+            ["2026-11-29 03:00", "2026-12-06 03:00"]
+        );
+        assert_eq!(
+            utc("cron(0 4 1 * ? *)", "2026-11-26T00:00:00Z", 2),
+            ["2026-12-01 04:00", "2027-01-01 04:00"]
+        );
+        assert_eq!(
+            utc("cron(0 5 L * ? *)", "2027-01-31T06:00:00Z", 2),
+            ["2027-02-28 05:00", "2027-03-31 05:00"]
+        );
+        assert_eq!(
+            utc("cron(0 6 ? * 6L *)", "2026-11-01T00:00:00Z", 2),
+            ["2026-11-27 06:00", "2026-12-25 06:00"]
+        );
+        assert_eq!(
+            utc("cron(0 7 ? * MON#2 *)", "2026-11-01T00:00:00Z", 2),
+            ["2026-11-09 07:00", "2026-12-14 07:00"]
+        );
+        // 2026-11-15 is a Sunday: Monday the 16th; 2027-05-15 a Saturday: Friday the 14th.
+        assert_eq!(
+            utc("cron(0 8 15W * ? *)", "2026-11-01T00:00:00Z", 1),
+            ["2026-11-16 08:00"]
+        );
+        assert_eq!(
+            utc("cron(0 8 15W * ? *)", "2027-05-01T00:00:00Z", 1),
+            ["2027-05-14 08:00"]
+        );
+        assert_eq!(
+            utc("cron(0/15 9 * * ? *)", "2026-11-26T00:00:00Z", 3),
+            ["2026-11-26 09:00", "2026-11-26 09:15", "2026-11-26 09:30"]
+        );
+        assert_eq!(
+            utc("rate(12 hours)", "2026-11-26T00:00:00Z", 2),
+            ["2026-11-26 12:00", "2026-11-27 00:00"]
+        );
+        assert!(utc("cron(0 0 30 2 ? *)", "2026-11-26T00:00:00Z", 1).is_empty());
+        assert_eq!(
+            utc("cron(0 0 29 2 ? *)", "2026-11-26T00:00:00Z", 1),
+            ["2028-02-29 00:00"]
+        );
+    }
+
+    fn raw(name: &str, expression: &str) -> RawSchedule {
+        RawSchedule {
+            name: name.into(),
+            expression: expression.into(),
+            timezone: None,
+            retention_days: Some(7),
+            keep_last: Some(1),
+            flexible_window_minutes: None,
+        }
+    }
+
+    fn list(schedules: &[RawSchedule]) -> Result<Vec<Schedule>, (String, String)> {
+        resolve(
+            &Requested {
+                schedules: Some(schedules),
+                schedule: None,
+                retention_days: None,
+                keep_last: None,
+            },
+            at("2026-11-26T00:00:00Z"),
+        )
+    }
+
+    #[test]
+    fn the_one_schedule_keys_stay_one_schedule_named_default() {
+        let one = resolve(
+            &Requested {
+                schedules: None,
+                schedule: Some("cron(0 2 * * ? *)"),
+                retention_days: Some(30),
+                keep_last: Some(3),
+            },
+            at("2026-11-26T00:00:00Z"),
+        )
+        .unwrap();
+        assert_eq!(
+            one,
+            [Schedule {
+                name: "default".into(),
+                expression: "cron(0 2 * * ? *)".into(),
+                timezone: "UTC".into(),
+                retention_days: 30,
+                keep_last: 3,
+                flexible_window_minutes: None,
+            }]
+        );
+        assert_eq!(
+            function_variable(&one),
+            r#"[{"name":"default","retention_days":30,"keep_last":3}]"#
+        );
+    }
+
+    #[test]
+    fn every_mistake_is_refused_with_its_key_and_fix() {
+        let berlin = |mut r: RawSchedule| {
+            r.timezone = Some("Europe/Berlin".into());
+            r
+        };
+        let cases: Vec<(Vec<RawSchedule>, &str, &str)> = vec![
+            (vec![], "schedules", "list 1 to 4 schedules"),
+            (
+                (0..5)
+                    .map(|i| raw(&format!("s{i}"), &format!("cron({i} 1 * * ? *)")))
+                    .collect(),
+                "schedules",
+                "not 5",
+            ),
+            (
+                vec![
+                    raw("daily", "cron(0 1 * * ? *)"),
+                    raw("daily", "cron(0 2 * * ? *)"),
+                ],
+                "schedules[1].name",
+                "names two schedules",
+            ),
+            (
+                vec![raw("Daily", "cron(0 1 * * ? *)")],
+                "schedules[0].name",
+                "not a schedule name",
+            ),
+            (
+                vec![raw("daily", "cron(0 1 * * *)")],
+                "schedules[0].expression",
+                "has 5 fields",
+            ),
+            (
+                vec![raw("leap", "cron(0 0 30 2 ? *)")],
+                "schedules[0].expression",
+                "never fires",
+            ),
+            (
+                vec![RawSchedule {
+                    timezone: Some("Mars/Olympus_Mons".into()),
+                    ..raw("daily", "cron(0 1 * * ? *)")
+                }],
+                "schedules[0].timezone",
+                "is not an IANA time zone",
+            ),
+            (
+                vec![
+                    berlin(raw("a", "cron(0 1 * * ? *)")),
+                    berlin(raw("b", "cron(0 1 * * ? *)")),
+                ],
+                "schedules[1].expression",
+                "is also schedule a's",
+            ),
+            (
+                vec![RawSchedule {
+                    retention_days: Some(0),
+                    ..raw("daily", "cron(0 1 * * ? *)")
+                }],
+                "schedules[0].retention_days",
+                "0 is out of range; use a whole number from 1 to 3650",
+            ),
+            (
+                vec![RawSchedule {
+                    keep_last: Some(1001),
+                    ..raw("daily", "cron(0 1 * * ? *)")
+                }],
+                "schedules[0].keep_last",
+                "1001 is out of range",
+            ),
+            (
+                vec![RawSchedule {
+                    flexible_window_minutes: Some(1441),
+                    ..raw("daily", "cron(0 1 * * ? *)")
+                }],
+                "schedules[0].flexible_window_minutes",
+                "use a whole number from 1 to 1440",
+            ),
+        ];
+        for (schedules, key, expected) in cases {
+            let (refused, message) = list(&schedules).unwrap_err();
+            assert_eq!(refused, key, "{message}");
+            assert!(message.contains(expected), "{key}: {message}");
+        }
+        // The same expression in two zones is two moments: allowed.
+        let two_zones = vec![
+            raw("utc", "cron(0 1 * * ? *)"),
+            berlin(raw("berlin", "cron(0 1 * * ? *)")),
+        ];
+        assert_eq!(list(&two_zones).unwrap().len(), 2);
+        let mixed = resolve(
+            &Requested {
+                schedules: Some(&two_zones),
+                schedule: None,
+                retention_days: Some(7),
+                keep_last: None,
+            },
+            at("2026-11-26T00:00:00Z"),
+        )
+        .unwrap_err();
+        assert_eq!(mixed.0, "schedules");
+        assert!(mixed.1.contains("not both"), "{}", mixed.1);
+    }
+
+    #[test]
+    fn the_preview_shows_each_fire_time_in_its_zone_and_in_utc() {
+        let schedules = list(&[RawSchedule {
+            timezone: Some("Europe/Berlin".into()),
+            ..raw("nightly", "cron(0 2 * * ? *)")
+        }])
+        .unwrap();
+        let text = preview(&schedules, at("2027-03-26T12:00:00Z"));
+        assert!(
+            text.starts_with(
+                "schedule nightly (cron(0 2 * * ? *) in Europe/Berlin; kept 7 days, the newest 1 always):\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("  2027-03-27 02:00 Europe/Berlin = 01:00 UTC\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("  2027-03-29 02:00 Europe/Berlin = 00:00 UTC\n"),
+            "{text}"
+        );
+        assert_eq!(text.lines().count(), 6);
+        // A fire time on another UTC date says which.
+        let sydney = list(&[RawSchedule {
+            timezone: Some("Australia/Sydney".into()),
+            ..raw("nightly", "cron(0 2 * * ? *)")
+        }])
+        .unwrap();
+        let text = preview(&sydney, at("2027-04-02T12:00:00Z"));
+        assert!(
+            text.contains("  2027-04-03 02:00 Australia/Sydney = 2027-04-02 15:00 UTC\n"),
+            "{text}"
+        );
+    }
+}
