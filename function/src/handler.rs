@@ -157,11 +157,7 @@ pub async fn handle_until(
             event::EventError::unknown_schedule(name, &configured),
         ));
     }
-    let schedule = request
-        .options
-        .schedule
-        .clone()
-        .unwrap_or_else(|| policy.default_rule().name.clone());
+    let schedule = policy.rule_of_run(request.options.schedule.as_deref()).name;
     let dry_run = ctx.config.dry_run || request.dry_run;
     let mode = if dry_run { Mode::DryRun } else { Mode::Apply };
     // Every link plans and tags with the run's start, so that what an earlier link made is

@@ -115,6 +115,15 @@ impl Policy {
             .expect("a policy has at least one schedule (checked when the configuration is read)")
     }
 
+    /// The schedule of a run: the one its event named (checked against the configuration
+    /// when the event was read), else the default one.
+    pub fn rule_of_run(&self, named: Option<&str>) -> ScheduleRule {
+        match named {
+            Some(name) => self.rule_for_snapshots(name),
+            None => self.default_rule().clone(),
+        }
+    }
+
     /// The retention rule for snapshots of `schedule`. A schedule no longer configured keeps
     /// its snapshots by the most generous rule there is, so removing a schedule never makes
     /// its sets go sooner than any schedule would keep them.

@@ -292,12 +292,7 @@ fn plan_backups(
         .collect();
     instances.sort_by(|a, b| a.id.cmp(&b.id));
     plan.tagged_instances = instances.len();
-    // The run's schedule: the event's (checked against the configuration when the event was
-    // read), else the default one.
-    let rule = match &options.schedule {
-        Some(name) => policy.rule_for_snapshots(name),
-        None => policy.default_rule().clone(),
-    };
+    let rule = policy.rule_of_run(options.schedule.as_deref());
     let newest = newest_snapshot_by_instance(&inventory.snapshots, &rule.name);
 
     if let Some(requested) = &options.instance_ids {

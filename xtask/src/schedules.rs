@@ -46,10 +46,21 @@ impl Schedule {
 
     /// The next `count` fire times after `after`.
     pub fn fire_times(&self, after: Timestamp, count: usize) -> Vec<jiff::ZonedDateTime> {
-        match TimeZone::get(&self.timezone) {
-            Ok(zone) => schedule::fire_times(&self.expression, &zone, after, count),
-            Err(_) => Vec::new(),
-        }
+        fire_times_in(&self.expression, &self.timezone, after, count)
+    }
+}
+
+/// The next `count` fire times of `expression` in the zone named `timezone`; none when the
+/// zone is unknown.
+pub fn fire_times_in(
+    expression: &str,
+    timezone: &str,
+    after: Timestamp,
+    count: usize,
+) -> Vec<jiff::ZonedDateTime> {
+    match TimeZone::get(timezone) {
+        Ok(zone) => schedule::fire_times(expression, &zone, after, count),
+        Err(_) => Vec::new(),
     }
 }
 

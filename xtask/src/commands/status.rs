@@ -86,18 +86,16 @@ fn schedule_status(
         .schedule_slots()
         .into_iter()
         .map(|(name, expression, timezone)| {
-            let next_fire_time = jiff::tz::TimeZone::get(&timezone).ok().and_then(|zone| {
-                crate::schedule::fire_times(&expression, &zone, now, 1)
-                    .first()
-                    .map(|at| {
-                        format!(
-                            "{} {timezone} ({} UTC)",
-                            at.strftime("%Y-%m-%d %H:%M"),
-                            at.with_time_zone(jiff::tz::TimeZone::UTC)
-                                .strftime("%Y-%m-%d %H:%M")
-                        )
-                    })
-            });
+            let next_fire_time = crate::schedules::fire_times_in(&expression, &timezone, now, 1)
+                .first()
+                .map(|at| {
+                    format!(
+                        "{} {timezone} ({} UTC)",
+                        at.strftime("%Y-%m-%d %H:%M"),
+                        at.with_time_zone(jiff::tz::TimeZone::UTC)
+                            .strftime("%Y-%m-%d %H:%M")
+                    )
+                });
             ScheduleStatus {
                 snapshots: snapshots.iter().filter(|s| schedule_of(s) == name).count(),
                 name,
