@@ -619,3 +619,115 @@ async fn a_three_schedule_environment_deploys_and_shows_its_schedules() {
         "{schedules:?}"
     );
 }
+
+/// The template SmartVault shipped before schedules (an EventBridge rule in UTC, one retention).
+const BEFORE_SCHEDULES: &str = include_str!("fixtures/smartvault-before-schedules.yaml");
+
+/// A stack made by the version before schedules updates to EventBridge Scheduler: the rule
+/// goes, the function gets its schedules, and the snapshots made before (no schedule tag) stay
+/// and count as the `default` schedule's.
+#[tokio::test]
+async fn a_stack_from_before_schedules_updates_without_losing_anything() {
+    let emulator = Emulator::start().unwrap_or_else(|e| panic!("{e}"));
+    let sdk = emulator.sdk_config().await;
+    let dir = scratch("before-schedules");
+    let artifact = fake_artifact(&dir);
+    let deploy = || {
+        json(&xtask(
+            &emulator,
+            &[
+                "deploy",
+                "--env",
+                "local",
+                "--artifact",
+                artifact.to_str().unwrap(),
+                "--yes",
+                "--output",
+                "json",
+            ],
+        ))
+    };
+    assert_eq!(deploy()["result"], "created");
+    // Make it the stack the previous version left: its template and its parameters.
+    let cloudformation = aws_sdk_cloudformation::Client::new(&sdk);
+    let described = cloudformation
+        .describe_stacks()
+        .stack_name(STACK)
+        .send()
+        .await
+        .unwrap();
+    let mut parameters: Vec<aws_sdk_cloudformation::types::Parameter> = described.stacks()[0]
+        .parameters()
+        .iter()
+        .filter(|p| {
+            p.parameter_key()
+                .is_some_and(|k| !k.starts_with("Schedule"))
+        })
+        .cloned()
+        .collect();
+    for (key, value) in [
+        ("Schedule", "rate(1 day)"),
+        ("RetentionDays", "7"),
+        ("KeepLast", "1"),
+    ] {
+        parameters.push(
+            aws_sdk_cloudformation::types::Parameter::builder()
+                .parameter_key(key)
+                .parameter_value(value)
+                .build(),
+        );
+    }
+    cloudformation
+        .update_stack()
+        .stack_name(STACK)
+        .template_body(BEFORE_SCHEDULES)
+        .set_parameters(Some(parameters))
+        .capabilities(aws_sdk_cloudformation::types::Capability::CapabilityIam)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        aws_sdk_eventbridge_rule(&sdk).await.as_deref(),
+        Some("rate(1 day)"),
+        "the old stack runs on an EventBridge rule"
+    );
+    let ec2 = aws_sdk_ec2::Client::new(&sdk);
+    let volume = emulator::fleet::detached_volume(&ec2).await.unwrap();
+    let old =
+        emulator::fleet::snapshot_by_hand(&ec2, &volume, &[(function::tags::MANAGED_BY, STACK)])
+            .await
+            .unwrap();
+
+    let updated = deploy();
+    assert_eq!(updated["result"], "updated");
+    assert_eq!(
+        aws_sdk_eventbridge_rule(&sdk).await,
+        None,
+        "the rule is gone"
+    );
+    let function = aws_sdk_lambda::Client::new(&sdk)
+        .get_function_configuration()
+        .function_name(STACK)
+        .send()
+        .await
+        .unwrap();
+    let vars = function.environment().unwrap().variables().unwrap();
+    assert!(!vars.contains_key("RETENTION_DAYS"), "{vars:?}");
+    assert_eq!(
+        vars["SCHEDULES"],
+        r#"[{"name":"default","retention_days":7,"keep_last":1}]"#
+    );
+    let snapshots = ec2
+        .describe_snapshots()
+        .snapshot_ids(&old)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(snapshots.snapshots().len(), 1, "the old snapshot stays");
+    let status = json(&xtask(
+        &emulator,
+        &["status", "--env", "local", "--output", "json"],
+    ));
+    assert_eq!(status["schedules"][0]["name"], "default");
+    assert_eq!(status["schedules"][0]["snapshots"], 1);
+}
