@@ -611,12 +611,11 @@ async fn a_three_schedule_environment_deploys_and_shows_its_schedules() {
             "{next}"
         );
     }
+    // 02:00 Berlin, or 03:00 on the one night a year the clocks skip 02:00.
+    let daily = schedules[0]["next_fire_time"].as_str().unwrap();
     assert!(
-        schedules[0]["next_fire_time"]
-            .as_str()
-            .unwrap()
-            .contains(" 02:00 Europe/Berlin"),
-        "{schedules:?}"
+        daily.contains(" 02:00 Europe/Berlin") || daily.contains(" 03:00 Europe/Berlin"),
+        "{daily}"
     );
 }
 
