@@ -395,6 +395,8 @@ fn validate(file: &str, name: &str, raw: &RawEnvironment) -> Result<Environment,
         jiff::Timestamp::now(),
     )
     .map_err(|(key, problem)| key_error(&key, problem))?;
+    crate::schedules::check_names(&stack_name, &schedules)
+        .map_err(|(key, problem)| key_error(&key, problem))?;
 
     let log_retention_days = raw.log_retention_days.unwrap_or(30);
     if !LOG_RETENTION_DAYS.contains(&log_retention_days) {

@@ -13,6 +13,47 @@ pub const DEFAULT_EXPRESSION: &str = "cron(0 1 * * ? *)";
 /// EventBridge Scheduler's flexible time window, in minutes.
 const WINDOW_RANGE: std::ops::RangeInclusive<u32> = 1..=1440;
 
+/// EventBridge Scheduler's longest schedule name (its resource-provider schema's `maxLength`).
+pub const MAX_SCHEDULE_NAME_CHARS: usize = 64;
+/// SQS's longest queue name (CreateQueue's documentation in the service model).
+pub const MAX_QUEUE_NAME_CHARS: usize = 80;
+/// The dead-letter queue is `<stack name>` followed by this.
+pub const DEAD_LETTER_QUEUE_SUFFIX: &str = "-schedule-dead-letters";
+
+/// Refuses what AWS would refuse only mid-deploy: a schedule named `<stack>-<schedule>` or the
+/// queue named `<stack>-schedule-dead-letters` longer than AWS takes. The emulator takes any.
+pub fn check_names(stack: &str, schedules: &[Schedule]) -> Result<(), (String, String)> {
+    let queue = stack.len() + DEAD_LETTER_QUEUE_SUFFIX.len();
+    if queue > MAX_QUEUE_NAME_CHARS {
+        return Err((
+            "stack_name".to_owned(),
+            format!(
+                "{stack:?} is {} characters; the schedules' dead-letter queue \
+                 {stack}{DEAD_LETTER_QUEUE_SUFFIX} would be {queue}, over SQS's \
+                 {MAX_QUEUE_NAME_CHARS}; use a stack name of at most {}",
+                stack.len(),
+                MAX_QUEUE_NAME_CHARS - DEAD_LETTER_QUEUE_SUFFIX.len()
+            ),
+        ));
+    }
+    for (index, schedule) in schedules.iter().enumerate() {
+        let length = stack.len() + 1 + schedule.name.len();
+        if length > MAX_SCHEDULE_NAME_CHARS {
+            return Err((
+                format!("schedules[{index}].name"),
+                format!(
+                    "the schedule would be named {stack}-{}, {length} characters, over \
+                     EventBridge Scheduler's {MAX_SCHEDULE_NAME_CHARS}; shorten the schedule's \
+                     name to at most {} or the stack name",
+                    schedule.name,
+                    MAX_SCHEDULE_NAME_CHARS.saturating_sub(stack.len() + 1)
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// One entry of `schedules:` as written.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -555,6 +596,29 @@ mod tests {
         .unwrap_err();
         assert_eq!(mixed.0, "schedules");
         assert!(mixed.1.contains("not both"), "{}", mixed.1);
+    }
+
+    #[test]
+    fn names_aws_would_refuse_for_length_are_refused_first() {
+        let schedules = list(&[raw("monthly", "cron(0 4 1 * ? *)")]).unwrap();
+        assert_eq!(check_names("smartvault-prod", &schedules), Ok(()));
+        let long_stack = format!("smartvault-{}", "p".repeat(48));
+        let (key, message) = check_names(&long_stack, &schedules).unwrap_err();
+        assert_eq!(key, "stack_name");
+        assert!(
+            message.contains("would be 81, over SQS's 80; use a stack name of at most 58"),
+            "{message}"
+        );
+        let stack = format!("smartvault-{}", "p".repeat(47));
+        let (key, message) = check_names(&stack, &schedules).unwrap_err();
+        assert_eq!(key, "schedules[0].name");
+        assert!(
+            message.contains(
+                "66 characters, over EventBridge Scheduler's 64; shorten the \
+                              schedule's name to at most 5"
+            ),
+            "{message}"
+        );
     }
 
     #[test]

@@ -285,3 +285,53 @@ fn actions_parliament_does_not_know_are_declared_by_aws_schemas() {
         );
     }
 }
+
+#[test]
+fn the_name_limits_checked_before_deploy_are_aws_own() {
+    let dir = schemas();
+    let provider = read_json(&dir.join("providers").join("eu-west-1.json"));
+    let schema = |t: &str| {
+        read_json(
+            &dir.join("resources")
+                .join(format!("{}.json", provider[t].as_str().unwrap())),
+        )
+    };
+    assert_eq!(
+        schema("AWS::Scheduler::Schedule")["properties"]["Name"]["maxLength"],
+        crate::schedules::MAX_SCHEDULE_NAME_CHARS
+    );
+    // SQS's schema states no length; CreateQueue's documentation in the service model does.
+    let site_packages = dir.ancestors().nth(3).unwrap().to_owned();
+    let models = site_packages.join("botocore/data/sqs");
+    let version = std::fs::read_dir(&models)
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .max()
+        .unwrap();
+    let python = crate::paths::tools().join("venv/bin/python");
+    let output = std::process::Command::new(python)
+        .args([
+            "-c",
+            "import gzip, json, sys; m = json.load(gzip.open(sys.argv[1])); \
+             print(m['shapes']['CreateQueueRequest']['members']['QueueName']['documentation'])",
+        ])
+        .arg(version.join("service-2.json.gz"))
+        .output()
+        .unwrap();
+    let documentation = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        documentation.contains(&format!(
+            "up to {} characters",
+            crate::schedules::MAX_QUEUE_NAME_CHARS
+        )),
+        "{documentation}"
+    );
+    // And the template names them as the check assumes.
+    let body = crate::template::read_template("smartvault.yaml").unwrap();
+    assert!(body.contains(&format!(
+        "QueueName: !Sub ${{DeploymentName}}{}",
+        crate::schedules::DEAD_LETTER_QUEUE_SUFFIX
+    )));
+    assert!(body.contains("Name: !Sub ${DeploymentName}-${Schedule1Name}"));
+}

@@ -8,7 +8,6 @@
 
 mod common;
 
-use aws_sdk_cloudformation::config::Credentials;
 use common::{fake_artifact, json, scratch, xtask};
 use emulator::Emulator;
 use std::path::Path;
@@ -33,27 +32,7 @@ const CONFIG: &str = r#"environments:
 
 /// The SDK configuration of account B, by assuming its role as xtask does.
 async fn account_b(emulator: &Emulator) -> aws_config::SdkConfig {
-    let sts = aws_sdk_sts::Client::new(&emulator.sdk_config().await);
-    let assumed = sts
-        .assume_role()
-        .role_arn(ROLE_B)
-        .role_session_name("test")
-        .send()
-        .await
-        .unwrap();
-    let keys = assumed.credentials().unwrap();
-    let credentials = Credentials::new(
-        keys.access_key_id(),
-        keys.secret_access_key(),
-        Some(keys.session_token().to_owned()),
-        None,
-        "account-b",
-    );
-    emulator
-        .loader(emulator.endpoint())
-        .credentials_provider(credentials)
-        .load()
-        .await
+    common::assumed(emulator, ROLE_B, emulator::REGION).await
 }
 
 fn s3(sdk: &aws_config::SdkConfig) -> aws_sdk_s3::Client {

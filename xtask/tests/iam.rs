@@ -510,28 +510,8 @@ async fn the_deployer_and_the_function_hold_every_permission_they_use_and_no_mor
 /// The SDK configuration of account B, reached by assuming a role there (before IAM is
 /// enforced, with the emulator's own credentials).
 async fn account_b(emulator: &Emulator) -> aws_config::SdkConfig {
-    let sts = aws_sdk_sts::Client::new(&emulator.sdk_config().await);
-    let assumed = sts
-        .assume_role()
-        .role_arn(format!("arn:aws:iam::{ACCOUNT_B}:role/setup"))
-        .role_session_name("setup")
-        .send()
-        .await
-        .unwrap();
-    let keys = assumed.credentials().unwrap();
-    let credentials = Credentials::new(
-        keys.access_key_id(),
-        keys.secret_access_key(),
-        Some(keys.session_token().to_owned()),
-        None,
-        "account-b",
-    );
-    emulator
-        .loader(emulator.endpoint())
-        .region(aws_config::Region::new(REGION))
-        .credentials_provider(credentials)
-        .load()
-        .await
+    let role = format!("arn:aws:iam::{ACCOUNT_B}:role/setup");
+    common::assumed(emulator, &role, REGION).await
 }
 
 /// `policy` without `action`, which must have been in it (and without a statement it empties).
