@@ -479,12 +479,26 @@ fn newest_snapshot_by_instance<'a>(
     {
         if let Some(instance) = snapshot.tags.get(tags::INSTANCE_ID) {
             let entry = newest.entry(instance.as_str()).or_insert(snapshot);
-            if snapshot.start_time > entry.start_time {
+            if oldest_first(snapshot, entry).is_gt() {
                 *entry = snapshot;
             }
         }
     }
     newest
+}
+
+/// The order of a volume's snapshots, oldest first: by start time, then by the run that
+/// requested them (`created-at`; two runs can start snapshots within one second, the precision
+/// some EC2 front ends give `StartTime`), then by id so that the order is total.
+fn oldest_first(a: &Snapshot, b: &Snapshot) -> std::cmp::Ordering {
+    a.start_time
+        .cmp(&b.start_time)
+        .then_with(|| {
+            a.tags
+                .get(tags::CREATED_AT)
+                .cmp(&b.tags.get(tags::CREATED_AT))
+        })
+        .then_with(|| a.id.cmp(&b.id))
 }
 
 fn is_managed_here(snapshot: &Snapshot, policy: &Policy) -> bool {
@@ -511,7 +525,7 @@ fn plan_cleanup(
                     .is_some_and(|id| is_requested(options, id))
         })
         .collect();
-    candidates.sort_by(|a, b| a.start_time.cmp(&b.start_time).then(a.id.cmp(&b.id)));
+    candidates.sort_by(|a, b| oldest_first(a, b));
 
     // The newest `keep_last` completed snapshots of each volume that still exists, from each
     // schedule, are kept: the weekly sets are never deleted to keep a daily one.

@@ -1033,3 +1033,27 @@ fn the_minimum_interval_and_the_retention_are_the_runs_schedules() {
 fn plan_for(inventory: &Inventory, options: &RunOptions) -> Plan {
     plan(inventory, &three_schedules(), options, NOW)
 }
+
+#[test]
+fn snapshots_started_within_one_second_are_ordered_by_the_run_that_made_them() {
+    // Two expired sets with the same start time (some EC2 front ends give whole seconds); keep_last
+    // 1 keeps the one of the later run, whatever their ids say.
+    let h = Duration::hours;
+    let made_by = |mut s: Snapshot, run: OffsetDateTime| {
+        s.tags.insert(tags::CREATED_AT.into(), format_time(run));
+        s
+    };
+    for (older, newer) in [("snap-b", "snap-a"), ("snap-a", "snap-b")] {
+        let snapshots = vec![
+            made_by(snapshot(newer, "vol-a", "i-a", h(2), h(-1)), NOW - h(1)),
+            made_by(snapshot(older, "vol-a", "i-a", h(2), h(-1)), NOW - h(30)),
+        ];
+        let plan = plan(
+            &inventory(vec![], snapshots, &["vol-a"]),
+            &policy(),
+            &options(Job::Cleanup),
+            NOW,
+        );
+        assert_eq!(outcome(&plan).deletes, [older]);
+    }
+}
