@@ -1,6 +1,6 @@
 //! The function's configuration, read from environment variables once at cold start.
 
-use crate::model::{Policy, ScheduleRule};
+use crate::model::{CopyRule, Policy, ScheduleRule};
 use std::fmt;
 use time::Duration;
 
@@ -12,6 +12,7 @@ pub const VARIABLES: &[&str] = &[
     BACKUP_TAG_KEY,
     BACKUP_TAG_VALUE,
     SCHEDULES,
+    COPIES,
     EXCLUDE_BOOT_VOLUME,
     MIN_INTERVAL_MINUTES,
     MAX_CONCURRENCY,
@@ -28,6 +29,9 @@ pub const BACKUP_TAG_VALUE: &str = "BACKUP_TAG_VALUE";
 /// The schedules and their retention, as JSON: `[{"name": "daily", "retention_days": 7,
 /// "keep_last": 7}, ...]`.
 pub const SCHEDULES: &str = "SCHEDULES";
+/// The regions every set is copied to, as JSON: `[{"region": "us-west-2", "retention_days":
+/// 30, "keep_last": 3, "kms_key": "alias/dr", "schedules": ["daily"]}]`; unset or `[]`, none.
+pub const COPIES: &str = "COPIES";
 /// The most schedules one deployment has (as AWS Data Lifecycle Manager's policies).
 pub const MAX_SCHEDULES: usize = 4;
 pub const EXCLUDE_BOOT_VOLUME: &str = "EXCLUDE_BOOT_VOLUME";
@@ -139,6 +143,7 @@ impl Config {
             ));
         }
         let schedules = reader.schedules()?;
+        let copies = reader.copies(&schedules)?;
         let exclude_boot_volume = reader.flag(EXCLUDE_BOOT_VOLUME, false)?;
         let min_interval =
             reader.number(MIN_INTERVAL_MINUTES, 60, MIN_INTERVAL_RANGE, "minutes")?;
@@ -157,6 +162,7 @@ impl Config {
                 schedules,
                 exclude_boot_volume,
                 min_interval: Duration::minutes(i64::from(min_interval)),
+                copies,
             },
             max_concurrency: max_concurrency as usize,
             dry_run,
@@ -318,6 +324,25 @@ impl Reader<'_> {
         match schedules_problem(&schedules) {
             Some(problem) => Err(self.invalid(SCHEDULES, &value, &format!("{problem}; {example}"))),
             None => Ok(schedules),
+        }
+    }
+
+    /// `COPIES`, or none when unset.
+    fn copies(&self, schedules: &[ScheduleRule]) -> Result<Vec<CopyRule>, ConfigError> {
+        let Some(value) = (self.lookup)(COPIES) else {
+            return Ok(Vec::new());
+        };
+        let example = r#"e.g. [{"region": "us-west-2", "retention_days": 30, "keep_last": 3}]"#;
+        let copies: Vec<CopyRule> = serde_json::from_str(&value).map_err(|e| {
+            self.invalid(
+                COPIES,
+                &value,
+                &format!("expected a JSON list of copy rules ({e}), {example}"),
+            )
+        })?;
+        match crate::copies::copies_problem(&copies, schedules) {
+            Some(problem) => Err(self.invalid(COPIES, &value, &format!("{problem}; {example}"))),
+            None => Ok(copies),
         }
     }
 

@@ -356,6 +356,7 @@ pub fn parse(payload: &Payload) -> Result<Request, EventError> {
                 Action::Cleanup => Job::Cleanup,
             },
             schedule: action.schedule,
+            snapshot_ids: None,
             interval: if action.force {
                 Interval::Ignore
             } else {
@@ -437,6 +438,7 @@ fn scheduled(object: &serde_json::Map<String, serde_json::Value>) -> Result<Requ
             interval: Interval::Respect,
             instance_ids: None,
             schedule: None,
+            snapshot_ids: None,
             phase: Phase::FirstLink,
         },
         dry_run: false,
@@ -697,6 +699,7 @@ mod tests {
             interval: Interval::Ignore,
             instance_ids: None,
             schedule: Some("daily".into()),
+            snapshot_ids: None,
             phase: Phase::FirstLink,
         };
         let link = Link {
@@ -796,6 +799,7 @@ mod tests {
                         .collect(),
                 ),
                 schedule: None,
+                snapshot_ids: None,
                 phase: Phase::LaterLink,
             },
             dry_run: false,

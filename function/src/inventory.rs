@@ -192,6 +192,7 @@ async fn snapshots(
                     _ => SnapshotState::Other,
                 },
                 size_gib: snapshot.volume_size().unwrap_or_default(),
+                encrypted: snapshot.encrypted().unwrap_or(false),
                 tags: tag_map(snapshot.tags()),
             });
         }

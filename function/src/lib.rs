@@ -5,6 +5,7 @@
 //! explicit `now`; only `inventory`, `execute` and `handler` talk to AWS.
 
 pub mod config;
+pub mod copies;
 pub mod event;
 pub mod execute;
 pub mod handler;

@@ -50,6 +50,7 @@ pub struct Snapshot {
     pub start_time: OffsetDateTime,
     pub state: SnapshotState,
     pub size_gib: i32,
+    pub encrypted: bool,
     pub tags: Tags,
 }
 
@@ -75,6 +76,49 @@ pub struct Policy {
     pub exclude_boot_volume: bool,
     /// Between two sets of one instance from one schedule.
     pub min_interval: Duration,
+    /// Up to three other regions every set is copied to, each with its own retention.
+    pub copies: Vec<CopyRule>,
+}
+
+/// Copies of this deployment's sets in another region. `retention_days` and `keep_last`
+/// apply to the copies of each copied schedule apart (keep_last counts per source volume and
+/// schedule, as at home); left out, a copy keeps its schedule's own rule.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CopyRule {
+    /// The destination region.
+    pub region: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_days: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_last: Option<u32>,
+    /// A KMS key in the destination region (key ARN, alias ARN or `alias/<name>`): copies are
+    /// encrypted with it, an unencrypted source's too. Left out, an encrypted source's copy is
+    /// encrypted with the region's default EBS key, an unencrypted one stays unencrypted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kms_key: Option<String>,
+    /// Only these schedules' sets are copied; left out, every schedule's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedules: Option<Vec<String>>,
+}
+
+impl CopyRule {
+    /// Whether sets of `schedule` are copied by this rule.
+    pub fn copies_schedule(&self, schedule: &str) -> bool {
+        self.schedules
+            .as_ref()
+            .is_none_or(|names| names.iter().any(|n| n == schedule))
+    }
+
+    /// The rule the copies of `schedule`'s sets are kept by.
+    pub fn rule_for(&self, policy: &Policy, schedule: &str) -> ScheduleRule {
+        let own = policy.rule_for_snapshots(schedule);
+        ScheduleRule {
+            name: own.name,
+            retention_days: self.retention_days.unwrap_or(own.retention_days),
+            keep_last: self.keep_last.unwrap_or(own.keep_last),
+        }
+    }
 }
 
 /// The schedule a snapshot without a `smartvault:schedule` tag (made before schedules
@@ -164,6 +208,8 @@ pub enum Job {
     BackupAndCleanup,
     Backup,
     Cleanup,
+    /// Only copy the named completed snapshots to the copy regions (an EC2 completion event).
+    Copy,
 }
 
 /// As a summary says it: `backup`, `cleanup` or `backup and cleanup`.
@@ -173,6 +219,7 @@ impl std::fmt::Display for Job {
             Job::BackupAndCleanup => "backup and cleanup",
             Job::Backup => "backup",
             Job::Cleanup => "cleanup",
+            Job::Copy => "copy",
         })
     }
 }
@@ -184,6 +231,12 @@ impl Job {
 
     pub fn cleans_up(self) -> bool {
         matches!(self, Job::BackupAndCleanup | Job::Cleanup)
+    }
+
+    /// Whether the run sweeps for sets without copies and expires copies (every run that
+    /// cleans up), or copies the event's snapshots (a copy run).
+    pub fn copies(self) -> bool {
+        matches!(self, Job::BackupAndCleanup | Job::Cleanup | Job::Copy)
     }
 }
 
@@ -207,6 +260,9 @@ pub struct RunOptions {
     /// names none). Checked against the configuration before the run starts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule: Option<String>,
+    /// A copy run's snapshots (from EC2's completion event).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_ids: Option<BTreeSet<String>>,
     /// Whether earlier invocations of this run may have made snapshots already. Not carried
     /// in a continuation event: its reader sets it.
     #[serde(skip)]

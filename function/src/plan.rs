@@ -505,7 +505,7 @@ fn is_managed_here(snapshot: &Snapshot, policy: &Policy) -> bool {
     snapshot.tags.get(tags::MANAGED_BY) == Some(&policy.deployment)
 }
 
-fn plan_cleanup(
+pub(crate) fn plan_cleanup(
     inventory: &Inventory,
     policy: &Policy,
     options: &RunOptions,

@@ -12,6 +12,13 @@ pub const EXPIRES_AT: &str = "smartvault:expires-at";
 /// The schedule whose run made the snapshot; its retention rules apply to it. A snapshot made
 /// before schedules existed has none and belongs to `default`.
 pub const SCHEDULE: &str = "smartvault:schedule";
+/// On a copy in another region: the snapshot it was copied from, that snapshot's region, and
+/// the volume that snapshot was taken of (a copy's own volume id is a placeholder).
+pub const SOURCE_SNAPSHOT: &str = "smartvault:source-snapshot";
+/// See [`SOURCE_SNAPSHOT`].
+pub const SOURCE_REGION: &str = "smartvault:source-region";
+/// See [`SOURCE_SNAPSHOT`].
+pub const SOURCE_VOLUME: &str = "smartvault:source-volume";
 
 /// The schedule a snapshot belongs to: its tag, or `default`.
 pub fn schedule_of(tags: &crate::model::Tags) -> &str {

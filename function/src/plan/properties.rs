@@ -90,6 +90,7 @@ fn snapshot_strategy(j: usize) -> impl Strategy<Value = Snapshot> {
                     start_time: NOW - Duration::minutes(age_minutes),
                     state,
                     size_gib: 8,
+                    encrypted: false,
                     tags,
                 }
             },
@@ -130,6 +131,7 @@ fn policy_strategy() -> impl Strategy<Value = Policy> {
             schedules: Policy::single_schedule(retention_days, keep_last),
             exclude_boot_volume,
             min_interval: Duration::minutes(minutes),
+            copies: Vec::new(),
         },
     )
 }
@@ -152,6 +154,7 @@ fn options_strategy() -> impl Strategy<Value = RunOptions> {
             },
             instance_ids: ids.map(|ids| ids.into_iter().map(str::to_owned).collect()),
             schedule: None,
+            snapshot_ids: None,
             phase: Phase::FirstLink,
         })
 }

@@ -16,6 +16,7 @@ fn policy() -> Policy {
         schedules: Policy::single_schedule(7, 1),
         exclude_boot_volume: false,
         min_interval: Duration::minutes(60),
+        copies: Vec::new(),
     }
 }
 
@@ -25,6 +26,7 @@ fn options(job: Job) -> RunOptions {
         interval: Interval::Respect,
         instance_ids: None,
         schedule: None,
+        snapshot_ids: None,
         phase: Phase::FirstLink,
     }
 }
@@ -74,6 +76,7 @@ fn snapshot(
         start_time: NOW - age,
         state: SnapshotState::Completed,
         size_gib: 8,
+        encrypted: false,
         tags: tags(&[
             (tags::MANAGED_BY, DEPLOYMENT),
             (tags::INSTANCE_ID, instance),

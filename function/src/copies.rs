@@ -1,0 +1,443 @@
+//! The copy planner (pure): which of this deployment's completed sets go to which other region
+//! now, within EC2's limit of copies in flight, and which copies there have expired.
+
+use crate::config::{KEEP_LAST_RANGE, RETENTION_RANGE};
+use crate::model::{
+    CopyRule, Inventory, Policy, RunOptions, ScheduleRule, Snapshot, SnapshotState,
+};
+use crate::plan::{self, Deletion, Skip, fit, format_time};
+use crate::tags;
+use std::collections::{BTreeMap, BTreeSet};
+use time::format_description::well_known::Rfc3339;
+use time::{Duration, OffsetDateTime};
+
+/// The most copy regions one deployment has (as AWS Data Lifecycle Manager's cross-region
+/// copy rules).
+pub const MAX_COPY_RULES: usize = 3;
+/// EC2 runs at most 20 concurrent snapshot copies per destination region (per account); a
+/// copy beyond it is refused with `ResourceLimitExceeded`.
+pub const MAX_CONCURRENT_COPIES: usize = 20;
+
+/// Why a list of copy rules is not acceptable beside `schedules`, or `None`. The source region
+/// is checked where it is known (the deployer, and the planner skips such a rule).
+pub fn copies_problem(copies: &[CopyRule], schedules: &[ScheduleRule]) -> Option<String> {
+    if copies.len() > MAX_COPY_RULES {
+        return Some(format!(
+            "at most {MAX_COPY_RULES} copy regions, not {}",
+            copies.len()
+        ));
+    }
+    for (index, rule) in copies.iter().enumerate() {
+        let region = &rule.region;
+        if !is_region_name(region) {
+            return Some(format!(
+                "copy region {region:?} is not an AWS region name such as eu-west-1"
+            ));
+        }
+        if copies[..index].iter().any(|r| &r.region == region) {
+            return Some(format!(
+                "copy region {region} is given twice; give each region once"
+            ));
+        }
+        if let Some(days) = rule.retention_days
+            && !RETENTION_RANGE.contains(&days)
+        {
+            return Some(format!(
+                "copies to {region}: retention_days {days} is outside {}-{}",
+                RETENTION_RANGE.start(),
+                RETENTION_RANGE.end()
+            ));
+        }
+        if let Some(keep) = rule.keep_last
+            && !KEEP_LAST_RANGE.contains(&keep)
+        {
+            return Some(format!(
+                "copies to {region}: keep_last {keep} is outside {}-{}",
+                KEEP_LAST_RANGE.start(),
+                KEEP_LAST_RANGE.end()
+            ));
+        }
+        if let Some(key) = &rule.kms_key
+            && let Some(problem) = kms_key_problem(key, region)
+        {
+            return Some(format!("copies to {region}: {problem}"));
+        }
+        if let Some(names) = &rule.schedules {
+            if names.is_empty() {
+                return Some(format!(
+                    "copies to {region}: `schedules` is empty; leave it out to copy every                      schedule's sets"
+                ));
+            }
+            if let Some(unknown) = names
+                .iter()
+                .find(|n| !schedules.iter().any(|s| &s.name == *n))
+            {
+                let known: Vec<&str> = schedules.iter().map(|s| s.name.as_str()).collect();
+                return Some(format!(
+                    "copies to {region}: schedule {unknown:?} is not one of this deployment's                      ({})",
+                    known.join(", ")
+                ));
+            }
+        }
+    }
+    None
+}
+
+/// Why `key` cannot encrypt copies in `region`, or `None`: a key ARN or alias ARN must be in
+/// that region (KMS keys are regional), and an alias is `alias/<name>`.
+pub fn kms_key_problem(key: &str, region: &str) -> Option<String> {
+    let example = format!(
+        "give a key ARN (arn:aws:kms:{region}:<account>:key/<id>), an alias ARN or          alias/<name> of a key in {region}"
+    );
+    if let Some(name) = key.strip_prefix("alias/") {
+        let valid = !name.is_empty()
+            && name.len() <= 250
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"/_-".contains(&b));
+        return (!valid).then(|| format!("kms_key {key:?} is not a valid alias; {example}"));
+    }
+    let parts: Vec<&str> = key.splitn(6, ':').collect();
+    let resource = parts.get(5).copied().unwrap_or("");
+    let arn = parts.len() == 6
+        && parts[0] == "arn"
+        && parts[1].starts_with("aws")
+        && parts[2] == "kms"
+        && parts[4].len() == 12
+        && parts[4].bytes().all(|b| b.is_ascii_digit())
+        && (resource.strip_prefix("key/").is_some_and(|id| !id.is_empty())
+            || resource.strip_prefix("alias/").is_some_and(|n| !n.is_empty()));
+    if !arn {
+        return Some(format!("kms_key {key:?} is not a KMS key; {example}"));
+    }
+    if parts[3] != region {
+        return Some(format!(
+            "kms_key {key:?} is in {}, not in {region} where the copies are made (a KMS key              is used only in its own region); {example}",
+            parts[3]
+        ));
+    }
+    None
+}
+
+/// The shape of an AWS region name: `eu-west-1`, `us-gov-west-1`, `ap-southeast-5`. (The
+/// deployer also checks it against the regions AWS publishes.)
+pub fn is_region_name(region: &str) -> bool {
+    let parts: Vec<&str> = region.split('-').collect();
+    parts.len() >= 3
+        && parts.len() <= 4
+        && parts.iter().all(|p| {
+            !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        })
+        && parts
+            .last()
+            .is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// What was read in one destination region.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Destination {
+    pub region: String,
+    /// This deployment's copies there (its managed-by tag), of any state.
+    pub copies: Vec<Snapshot>,
+    /// Snapshots of the account pending there, whoever made them: each may be a copy in
+    /// flight, so each takes one of the region's concurrent copies.
+    pub pending: usize,
+}
+
+/// One `CopySnapshot` call, sent to the destination region.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopyRequest {
+    pub region: String,
+    pub source_region: String,
+    pub source_snapshot_id: String,
+    pub instance_id: Option<String>,
+    pub volume_id: Option<String>,
+    pub description: String,
+    pub encrypted: bool,
+    pub kms_key: Option<String>,
+    /// Applied at creation (`TagSpecifications`): no separate tag call.
+    pub tags: Vec<(String, String)>,
+}
+
+/// What the copy half of a run will do.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CopyPlan {
+    pub copies: Vec<CopyRequest>,
+    /// Copies to delete, by region: expired by their rule, or failed (`error`).
+    pub deletes: Vec<(String, Deletion)>,
+    pub skips: Vec<Skip>,
+    pub warnings: Vec<String>,
+    /// Per region: snapshots whose copy waits for the next sweep (the region's copies in
+    /// flight are at EC2's limit).
+    pub waiting: BTreeMap<String, usize>,
+    /// Per region: this deployment's copies there now, completed and in flight.
+    pub completed: BTreeMap<String, usize>,
+    pub in_flight: BTreeMap<String, usize>,
+}
+
+/// Whether a copy in `destination` was made by this deployment from this region.
+fn is_ours(copy: &Snapshot, policy: &Policy, home_region: &str) -> bool {
+    copy.tags.get(tags::MANAGED_BY) == Some(&policy.deployment)
+        && copy.tags.get(tags::SOURCE_REGION).map(String::as_str) == Some(home_region)
+}
+
+/// When the set a snapshot belongs to was made: its `created-at` tag, else its start time.
+fn made_at(snapshot: &Snapshot) -> OffsetDateTime {
+    snapshot
+        .tags
+        .get(tags::CREATED_AT)
+        .and_then(|value| OffsetDateTime::parse(value, &Rfc3339).ok())
+        .unwrap_or(snapshot.start_time)
+}
+
+/// Plans the copies of `sources` (this deployment's snapshots in `home_region`) to every
+/// destination, and, when `expire` is set, the deletion of expired or failed copies there.
+/// `existing_volumes` are the source volumes that still exist (keep_last protects only
+/// their copies, as at home).
+pub fn plan_copies(
+    sources: &[Snapshot],
+    destinations: &[Destination],
+    policy: &Policy,
+    home_region: &str,
+    options: &RunOptions,
+    existing_volumes: &BTreeSet<String>,
+    now: OffsetDateTime,
+    expire: bool,
+) -> CopyPlan {
+    let mut plan = CopyPlan::default();
+    for rule in &policy.copies {
+        if rule.region == home_region {
+            plan.warnings.push(format!(
+                "copies to {home_region} are skipped: it is this deployment's own region; \
+                 name another region in `copies`"
+            ));
+            continue;
+        }
+        let Some(destination) = destinations.iter().find(|d| d.region == rule.region) else {
+            continue;
+        };
+        let ours: Vec<&Snapshot> = destination
+            .copies
+            .iter()
+            .filter(|c| is_ours(c, policy, home_region))
+            .collect();
+        let count = |state: SnapshotState| ours.iter().filter(|c| c.state == state).count();
+        plan.completed
+            .insert(rule.region.clone(), count(SnapshotState::Completed));
+        plan.in_flight
+            .insert(rule.region.clone(), count(SnapshotState::Pending));
+        plan_region(sources, rule, &ours, destination.pending, policy, home_region, options, now, &mut plan);
+        if expire {
+            expire_region(rule, &ours, policy, options, existing_volumes, now, &mut plan);
+        }
+    }
+    plan
+}
+
+#[allow(clippy::too_many_arguments)]
+fn plan_region(
+    sources: &[Snapshot],
+    rule: &CopyRule,
+    ours: &[&Snapshot],
+    pending: usize,
+    policy: &Policy,
+    home_region: &str,
+    options: &RunOptions,
+    now: OffsetDateTime,
+    plan: &mut CopyPlan,
+) {
+    // A source counts as copied while a copy of it is completed or in flight; a failed copy
+    // is deleted (below) and made again.
+    let copied: BTreeSet<&str> = ours
+        .iter()
+        .filter(|c| c.state != SnapshotState::Error)
+        .filter_map(|c| c.tags.get(tags::SOURCE_SNAPSHOT).map(String::as_str))
+        .collect();
+    // Sets by (instance, created-at): copied whole, newest first, once every snapshot of the
+    // set is completed.
+    let mut sets: BTreeMap<(OffsetDateTime, String), Vec<&Snapshot>> = BTreeMap::new();
+    let mut incomplete: BTreeSet<(OffsetDateTime, String)> = BTreeSet::new();
+    for source in sources {
+        if source.tags.get(tags::MANAGED_BY) != Some(&policy.deployment) {
+            continue;
+        }
+        let schedule = tags::schedule_of(&source.tags);
+        let instance = source.tags.get(tags::INSTANCE_ID).cloned().unwrap_or_default();
+        if !rule.copies_schedule(schedule)
+            || options
+                .instance_ids
+                .as_ref()
+                .is_some_and(|ids| !ids.contains(&instance))
+        {
+            continue;
+        }
+        let key = (made_at(source), instance);
+        match source.state {
+            SnapshotState::Completed => {}
+            SnapshotState::Pending => {
+                incomplete.insert(key);
+                continue;
+            }
+            SnapshotState::Error | SnapshotState::Other => continue,
+        }
+        if copied.contains(source.id.as_str()) {
+            continue;
+        }
+        // A copy that would expire at once is not worth its transfer.
+        let keep = rule.rule_for(policy, schedule);
+        if made_at(source) + Duration::days(i64::from(keep.retention_days)) <= now {
+            continue;
+        }
+        sets.entry(key).or_default().push(source);
+    }
+    let mut room = MAX_CONCURRENT_COPIES.saturating_sub(pending);
+    let mut waiting = 0;
+    for (key, set) in sets.into_iter().rev() {
+        if incomplete.contains(&key) {
+            continue;
+        }
+        // A set larger than the limit goes in parts when nothing else is in flight.
+        let take = if set.len() <= room {
+            set.len()
+        } else if room == MAX_CONCURRENT_COPIES {
+            room
+        } else {
+            0
+        };
+        if take == 0 || waiting > 0 {
+            waiting += set.len();
+            continue;
+        }
+        room -= take;
+        waiting += set.len() - take;
+        for source in &set[..take] {
+            plan.copies
+                .push(request(source, rule, policy, home_region));
+        }
+    }
+    if waiting > 0 {
+        plan.waiting.insert(rule.region.clone(), waiting);
+    }
+}
+
+fn request(source: &Snapshot, rule: &CopyRule, policy: &Policy, home_region: &str) -> CopyRequest {
+    let schedule = tags::schedule_of(&source.tags).to_owned();
+    let keep = rule.rule_for(policy, &schedule);
+    let made = made_at(source);
+    let instance_id = source.tags.get(tags::INSTANCE_ID).cloned();
+    let mut copy_tags = vec![
+        (tags::MANAGED_BY.to_owned(), policy.deployment.clone()),
+        (tags::SOURCE_SNAPSHOT.to_owned(), source.id.clone()),
+        (tags::SOURCE_REGION.to_owned(), home_region.to_owned()),
+        (tags::CREATED_AT.to_owned(), format_time(made)),
+        (
+            tags::EXPIRES_AT.to_owned(),
+            format_time(made + Duration::days(i64::from(keep.retention_days))),
+        ),
+        (tags::SCHEDULE.to_owned(), schedule),
+    ];
+    if let Some(instance) = &instance_id {
+        copy_tags.push((tags::INSTANCE_ID.to_owned(), instance.clone()));
+    }
+    if let Some(volume) = &source.volume_id {
+        copy_tags.push((tags::SOURCE_VOLUME.to_owned(), volume.clone()));
+    }
+    if let Some(name) = source.tags.get(tags::NAME) {
+        copy_tags.push((tags::NAME.to_owned(), name.clone()));
+    }
+    let description = fit(
+        &format!(
+            "SmartVault copy of {} from {home_region} ({}) by {}",
+            source.id,
+            instance_id.as_deref().unwrap_or("unknown instance"),
+            policy.deployment
+        ),
+        plan::MAX_DESCRIPTION_CHARS,
+    );
+    CopyRequest {
+        region: rule.region.clone(),
+        source_region: home_region.to_owned(),
+        source_snapshot_id: source.id.clone(),
+        instance_id,
+        volume_id: source.volume_id.clone(),
+        description,
+        encrypted: source.encrypted || rule.kms_key.is_some(),
+        kms_key: rule.kms_key.clone(),
+        tags: copy_tags,
+    }
+}
+
+/// Expires this deployment's copies in one region by the copy rule, keeping the newest
+/// `keep_last` of each source volume and schedule while that volume exists; a failed copy
+/// (`error`) is deleted so that the sweep makes it again.
+fn expire_region(
+    rule: &CopyRule,
+    ours: &[&Snapshot],
+    policy: &Policy,
+    options: &RunOptions,
+    existing_volumes: &BTreeSet<String>,
+    now: OffsetDateTime,
+    plan: &mut CopyPlan,
+) {
+    // The home planner's cleanup, on the copies seen as snapshots of their source volumes and
+    // kept by the copy rule of each schedule.
+    let schedules: BTreeSet<&str> = ours.iter().map(|c| tags::schedule_of(&c.tags)).collect();
+    let copy_policy = Policy {
+        schedules: schedules
+            .iter()
+            .map(|name| rule.rule_for(policy, name))
+            .collect(),
+        ..policy.clone()
+    };
+    let inventory = Inventory {
+        instances: Vec::new(),
+        snapshots: ours
+            .iter()
+            .filter(|c| c.state != SnapshotState::Error)
+            .map(|c| Snapshot {
+                volume_id: c.tags.get(tags::SOURCE_VOLUME).cloned(),
+                ..(*c).clone()
+            })
+            .collect(),
+        existing_volumes: existing_volumes.clone(),
+    };
+    let mut cleanup = plan::Plan::default();
+    plan::plan_cleanup(&inventory, &copy_policy, options, now, &mut cleanup);
+    for deletion in cleanup.deletes {
+        plan.deletes.push((rule.region.clone(), deletion));
+    }
+    for skip in cleanup.skips {
+        plan.skips.push(Skip::new(
+            skip.subject,
+            format!("copy in {}: {}", rule.region, skip.reason),
+        ));
+    }
+    for warning in cleanup.warnings {
+        plan.warnings.push(format!("copy in {}: {warning}", rule.region));
+    }
+    for failed in ours.iter().filter(|c| c.state == SnapshotState::Error) {
+        plan.warnings.push(format!(
+            "copy {} in {} of {} failed (state error; with a KMS key, check that its key \
+             policy lets this function's role use it through EC2); it is deleted and made again",
+            failed.id,
+            rule.region,
+            failed
+                .tags
+                .get(tags::SOURCE_SNAPSHOT)
+                .map_or("an unknown snapshot", String::as_str)
+        ));
+        plan.deletes.push((
+            rule.region.clone(),
+            Deletion {
+                snapshot_id: failed.id.clone(),
+                volume_id: failed.tags.get(tags::SOURCE_VOLUME).cloned(),
+                instance_id: failed.tags.get(tags::INSTANCE_ID).cloned(),
+                expired_at: now,
+                size_gib: failed.size_gib,
+            },
+        ));
+    }
+}
+
+#[cfg(test)]
+mod tests;
