@@ -105,8 +105,12 @@ pub fn kms_key_problem(key: &str, region: &str) -> Option<String> {
         && parts[2] == "kms"
         && parts[4].len() == 12
         && parts[4].bytes().all(|b| b.is_ascii_digit())
-        && (resource.strip_prefix("key/").is_some_and(|id| !id.is_empty())
-            || resource.strip_prefix("alias/").is_some_and(|n| !n.is_empty()));
+        && (resource
+            .strip_prefix("key/")
+            .is_some_and(|id| !id.is_empty())
+            || resource
+                .strip_prefix("alias/")
+                .is_some_and(|n| !n.is_empty()));
     if !arn {
         return Some(format!("kms_key {key:?} is not a KMS key; {example}"));
     }
@@ -126,7 +130,9 @@ pub fn is_region_name(region: &str) -> bool {
     parts.len() >= 3
         && parts.len() <= 4
         && parts.iter().all(|p| {
-            !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            !p.is_empty()
+                && p.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
         })
         && parts
             .last()
@@ -190,20 +196,32 @@ fn made_at(snapshot: &Snapshot) -> OffsetDateTime {
         .unwrap_or(snapshot.start_time)
 }
 
+/// Where a copy plan is made and what it may do.
+#[derive(Debug, Clone, Copy)]
+pub struct Scope<'a> {
+    /// The function's own region, where `sources` are.
+    pub home_region: &'a str,
+    /// The source volumes that still exist: keep_last holds only their copies, as at home.
+    pub existing_volumes: &'a BTreeSet<String>,
+    /// Whether copies are also expired (runs that clean up).
+    pub expire: bool,
+}
+
 /// Plans the copies of `sources` (this deployment's snapshots in `home_region`) to every
-/// destination, and, when `expire` is set, the deletion of expired or failed copies there.
-/// `existing_volumes` are the source volumes that still exist (keep_last protects only
-/// their copies, as at home).
+/// destination, and, when the scope says so, the deletion of expired or failed copies there.
 pub fn plan_copies(
     sources: &[Snapshot],
     destinations: &[Destination],
     policy: &Policy,
-    home_region: &str,
     options: &RunOptions,
-    existing_volumes: &BTreeSet<String>,
+    scope: Scope<'_>,
     now: OffsetDateTime,
-    expire: bool,
 ) -> CopyPlan {
+    let Scope {
+        home_region,
+        existing_volumes,
+        expire,
+    } = scope;
     let mut plan = CopyPlan::default();
     for rule in &policy.copies {
         if rule.region == home_region {
@@ -226,9 +244,27 @@ pub fn plan_copies(
             .insert(rule.region.clone(), count(SnapshotState::Completed));
         plan.in_flight
             .insert(rule.region.clone(), count(SnapshotState::Pending));
-        plan_region(sources, rule, &ours, destination.pending, policy, home_region, options, now, &mut plan);
+        plan_region(
+            sources,
+            rule,
+            &ours,
+            destination.pending,
+            policy,
+            home_region,
+            options,
+            now,
+            &mut plan,
+        );
         if expire {
-            expire_region(rule, &ours, policy, options, existing_volumes, now, &mut plan);
+            expire_region(
+                rule,
+                &ours,
+                policy,
+                options,
+                existing_volumes,
+                now,
+                &mut plan,
+            );
         }
     }
     plan
@@ -262,7 +298,11 @@ fn plan_region(
             continue;
         }
         let schedule = tags::schedule_of(&source.tags);
-        let instance = source.tags.get(tags::INSTANCE_ID).cloned().unwrap_or_default();
+        let instance = source
+            .tags
+            .get(tags::INSTANCE_ID)
+            .cloned()
+            .unwrap_or_default();
         if !rule.copies_schedule(schedule)
             || options
                 .instance_ids
@@ -311,8 +351,7 @@ fn plan_region(
         room -= take;
         waiting += set.len() - take;
         for source in &set[..take] {
-            plan.copies
-                .push(request(source, rule, policy, home_region));
+            plan.copies.push(request(source, rule, policy, home_region));
         }
     }
     if waiting > 0 {
@@ -379,6 +418,23 @@ fn expire_region(
     now: OffsetDateTime,
     plan: &mut CopyPlan,
 ) {
+    // Two copies of one source (an event's copy run and a sweep that crossed): the oldest
+    // stays, the others go once completed.
+    let mut first_copy: BTreeSet<&str> = BTreeSet::new();
+    let mut extra: BTreeSet<&str> = BTreeSet::new();
+    let mut live: Vec<&&Snapshot> = ours
+        .iter()
+        .filter(|c| c.state != SnapshotState::Error)
+        .collect();
+    live.sort_by(|a, b| a.start_time.cmp(&b.start_time).then(a.id.cmp(&b.id)));
+    for copy in live {
+        if let Some(source) = copy.tags.get(tags::SOURCE_SNAPSHOT)
+            && !first_copy.insert(source.as_str())
+            && copy.state == SnapshotState::Completed
+        {
+            extra.insert(copy.id.as_str());
+        }
+    }
     // The home planner's cleanup, on the copies seen as snapshots of their source volumes and
     // kept by the copy rule of each schedule.
     let schedules: BTreeSet<&str> = ours.iter().map(|c| tags::schedule_of(&c.tags)).collect();
@@ -393,7 +449,7 @@ fn expire_region(
         instances: Vec::new(),
         snapshots: ours
             .iter()
-            .filter(|c| c.state != SnapshotState::Error)
+            .filter(|c| c.state != SnapshotState::Error && !extra.contains(c.id.as_str()))
             .map(|c| Snapshot {
                 volume_id: c.tags.get(tags::SOURCE_VOLUME).cloned(),
                 ..(*c).clone()
@@ -413,7 +469,20 @@ fn expire_region(
         ));
     }
     for warning in cleanup.warnings {
-        plan.warnings.push(format!("copy in {}: {warning}", rule.region));
+        plan.warnings
+            .push(format!("copy in {}: {warning}", rule.region));
+    }
+    for duplicate in ours.iter().filter(|c| extra.contains(c.id.as_str())) {
+        plan.deletes.push((
+            rule.region.clone(),
+            Deletion {
+                snapshot_id: duplicate.id.clone(),
+                volume_id: duplicate.tags.get(tags::SOURCE_VOLUME).cloned(),
+                instance_id: duplicate.tags.get(tags::INSTANCE_ID).cloned(),
+                expired_at: now,
+                size_gib: duplicate.size_gib,
+            },
+        ));
     }
     for failed in ours.iter().filter(|c| c.state == SnapshotState::Error) {
         plan.warnings.push(format!(

@@ -34,6 +34,10 @@ const ENVELOPE_FIELDS: &[&str] = &[
     "detail",
 ];
 const ACTIONS: &[&str] = &["scheduled", "manual-trigger", "backup", "cleanup"];
+/// EC2's event when the snapshots of one `CreateSnapshots` call are done.
+pub const COMPLETION_SOURCE: &str = "aws.ec2";
+/// See [`COMPLETION_SOURCE`].
+pub const COMPLETION_DETAIL_TYPE: &str = "EBS Multi-Volume Snapshots Completion Status";
 
 /// A validated request: what to do, and whether to only pretend.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +57,9 @@ pub enum EventKind {
     Action,
     /// `{"continuation": ...}`: the next link of a run that an earlier invocation handed on.
     Continuation(Box<Link>),
+    /// EC2's event that the snapshots of one `CreateSnapshots` are completed: they are copied
+    /// to the copy regions now (a copy run).
+    SnapshotsCompleted,
 }
 
 /// What one invocation of a run hands to the next: the run's identity and options, and the
@@ -304,6 +311,9 @@ pub fn parse(payload: &Payload) -> Result<Request, EventError> {
             "the event is {event}, not a JSON object"
         )));
     };
+    if object.get("source").and_then(|v| v.as_str()) == Some(COMPLETION_SOURCE) {
+        return completion(object);
+    }
     if object.contains_key("source") || object.contains_key("detail-type") {
         return scheduled(object);
     }
@@ -445,6 +455,93 @@ fn scheduled(object: &serde_json::Map<String, serde_json::Value>) -> Result<Requ
     })
 }
 
+/// EC2's completion event of a `CreateSnapshots` call: its envelope, `detail.event`
+/// `createSnapshots`, `detail.result` `succeeded` (the rule asks only for those), and the
+/// completed snapshots' ARNs. EC2's other detail fields are not needed and not checked.
+fn completion(object: &serde_json::Map<String, serde_json::Value>) -> Result<Request, EventError> {
+    let expected = format!(
+        "EC2's {COMPLETION_DETAIL_TYPE:?} event with detail.event \"createSnapshots\", \
+         detail.result \"succeeded\" and detail.snapshots [{{\"snapshot_id\": \
+         \"arn:aws:ec2::<region>:snapshot/snap-...\", \"status\": \"completed\"}}, ...]"
+    );
+    let refuse = |problem: String| {
+        Err(EventError(format!(
+            "{problem}; SmartVault accepts {expected}"
+        )))
+    };
+    if let Some(extra) = object
+        .keys()
+        .find(|key| !ENVELOPE_FIELDS.contains(&key.as_str()))
+    {
+        return refuse(format!(
+            "the EC2 event carries `{extra}`, which is not an EventBridge field"
+        ));
+    }
+    let detail_type = object.get("detail-type").and_then(|v| v.as_str());
+    if detail_type != Some(COMPLETION_DETAIL_TYPE) {
+        return refuse(format!(
+            "an EC2 event with detail-type {} is not one SmartVault acts on",
+            object
+                .get("detail-type")
+                .unwrap_or(&serde_json::Value::Null)
+        ));
+    }
+    let Some(detail) = object.get("detail").and_then(|v| v.as_object()) else {
+        return refuse("the EC2 event has no `detail` object".into());
+    };
+    let text = |key: &str| detail.get(key).and_then(|v| v.as_str());
+    if text("event") != Some("createSnapshots") || text("result") != Some("succeeded") {
+        return refuse(format!(
+            "the EC2 event's detail.event is {} and detail.result {}",
+            detail.get("event").unwrap_or(&serde_json::Value::Null),
+            detail.get("result").unwrap_or(&serde_json::Value::Null)
+        ));
+    }
+    let Some(snapshots) = detail.get("snapshots").and_then(|v| v.as_array()) else {
+        return refuse("the EC2 event's detail.snapshots is not a list".into());
+    };
+    if snapshots.is_empty() || snapshots.len() > MAX_INSTANCE_IDS {
+        return refuse(format!(
+            "the EC2 event lists {} snapshots, where one CreateSnapshots makes 1 to \
+             {MAX_INSTANCE_IDS}",
+            snapshots.len()
+        ));
+    }
+    let mut ids = BTreeSet::new();
+    for entry in snapshots {
+        let arn = entry.get("snapshot_id").and_then(|v| v.as_str());
+        let Some(id) = arn.and_then(snapshot_id_of) else {
+            return refuse(format!(
+                "the EC2 event's snapshot entry {entry} has no snapshot ARN ending in \
+                 snapshot/snap-<hex>"
+            ));
+        };
+        if entry.get("status").and_then(|v| v.as_str()) == Some("completed") {
+            ids.insert(id.to_owned());
+        }
+    }
+    Ok(Request {
+        kind: EventKind::SnapshotsCompleted,
+        options: RunOptions {
+            job: Job::Copy,
+            interval: Interval::Respect,
+            instance_ids: None,
+            schedule: None,
+            snapshot_ids: Some(ids),
+            phase: Phase::FirstLink,
+        },
+        dry_run: false,
+    })
+}
+
+/// The snapshot id at the end of an ARN such as `arn:aws:ec2::us-east-1:snapshot/snap-0123`.
+fn snapshot_id_of(arn: &str) -> Option<&str> {
+    let id = arn.strip_prefix("arn:")?.rsplit_once(":snapshot/")?.1;
+    let hex = id.strip_prefix("snap-")?;
+    ((hex.len() == 8 || hex.len() == 17) && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then_some(id)
+}
+
 /// A continuation: exactly `{"continuation": <Link>}`.
 fn continuation(
     object: &serde_json::Map<String, serde_json::Value>,
@@ -491,6 +588,65 @@ mod tests {
 
     fn ok(event: &serde_json::Value) -> Request {
         parse(&event.into()).unwrap_or_else(|e| panic!("{event}: {e}"))
+    }
+
+    /// EC2's completion event of one `CreateSnapshots`, as the EBS user guide shows it.
+    fn completion_event() -> serde_json::Value {
+        json!({
+            "version": "0", "id": "01234567-0123-0123-0123-012345678901",
+            "detail-type": "EBS Multi-Volume Snapshots Completion Status", "source": "aws.ec2",
+            "account": "123456789012", "time": "2026-11-26T01:05:00Z", "region": "us-east-1",
+            "resources": [
+                "arn:aws:ec2::us-east-1:snapshot/snap-01234567",
+                "arn:aws:ec2::us-east-1:snapshot/snap-0123456789abcdef0"
+            ],
+            "detail": {
+                "event": "createSnapshots", "result": "succeeded", "cause": "",
+                "request-id": "", "startTime": "2026-11-26T01:00:00Z",
+                "endTime": "2026-11-26T01:05:00Z",
+                "snapshots": [
+                    {"snapshot_id": "arn:aws:ec2::us-east-1:snapshot/snap-01234567",
+                     "source": "arn:aws:ec2::us-east-1:volume/vol-01234567", "status": "completed"},
+                    {"snapshot_id": "arn:aws:ec2::us-east-1:snapshot/snap-0123456789abcdef0",
+                     "source": "arn:aws:ec2::us-east-1:volume/vol-012345678", "status": "completed"}
+                ]
+            }
+        })
+    }
+
+    #[test]
+    fn ec2s_completion_event_is_a_copy_run_of_its_snapshots() {
+        let request = ok(&completion_event());
+        assert_eq!(request.kind, EventKind::SnapshotsCompleted);
+        assert_eq!(request.options.job, Job::Copy);
+        assert_eq!(
+            request.options.snapshot_ids,
+            Some(BTreeSet::from([
+                "snap-01234567".to_owned(),
+                "snap-0123456789abcdef0".to_owned()
+            ]))
+        );
+        let refused_with = |change: &dyn Fn(&mut serde_json::Value), expected: &str| {
+            let mut event = completion_event();
+            change(&mut event);
+            let message = parse(&(&event).into()).unwrap_err().to_string();
+            assert!(message.contains(expected), "{message}");
+            assert!(message.contains("detail.result \"succeeded\""), "{message}");
+        };
+        refused_with(
+            &|e| e["detail"]["result"] = json!("failed"),
+            "detail.event is \"createSnapshots\" and detail.result \"failed\"",
+        );
+        refused_with(
+            &|e| e["detail"]["snapshots"][1]["snapshot_id"] = json!("snap-1"),
+            "has no snapshot ARN",
+        );
+        refused_with(
+            &|e| e["detail"]["snapshots"] = json!([]),
+            "lists 0 snapshots",
+        );
+        refused_with(&|e| e["extra"] = json!(1), "carries `extra`");
+        refused_with(&|e| e["detail"] = json!("x"), "no `detail` object");
     }
 
     fn scheduled_event() -> serde_json::Value {
@@ -641,9 +797,13 @@ mod tests {
             (json!(null), "not a JSON object"),
             (
                 json!({"source": "aws.ec2", "detail-type": "EC2 Instance State-change Notification"}),
-                "source \"aws.ec2\" and detail-type \"EC2 Instance State-change Notification\" \
-                 is not one SmartVault runs on; it accepts only detail-type \"Scheduled Event\" \
-                 from source \"aws.events\" or \"aws.scheduler\"",
+                "an EC2 event with detail-type \"EC2 Instance State-change Notification\" is not \
+                 one SmartVault acts on; SmartVault accepts EC2's \"EBS Multi-Volume Snapshots \
+                 Completion Status\" event",
+            ),
+            (
+                json!({"source": "aws.events", "detail-type": COMPLETION_DETAIL_TYPE}),
+                "it accepts only detail-type \"Scheduled Event\"",
             ),
             (
                 json!({"source": "aws.events"}),

@@ -2,6 +2,7 @@
 //! the others, and a lost answer never makes a second set of snapshots. Dry runs make no EC2
 //! write call at all.
 
+use crate::copies::CopyRequest;
 use crate::inventory;
 use crate::pacing::{Action, Pacer, Throttled};
 use crate::plan::{CreateRequest, Deletion, Skip, Subject, VolumeTags};
@@ -12,6 +13,7 @@ use aws_sdk_ec2::config::http::HttpResponse;
 use aws_sdk_ec2::config::interceptors::InterceptorContext;
 use aws_sdk_ec2::config::retry::{ClassifyRetry, RetryAction};
 use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_ec2::operation::copy_snapshot::{CopySnapshotError, CopySnapshotOutput};
 use aws_sdk_ec2::operation::create_snapshots::{CreateSnapshotsError, CreateSnapshotsOutput};
 use aws_sdk_ec2::operation::delete_snapshot::DeleteSnapshotError;
 use aws_sdk_ec2::operation::describe_snapshots::DescribeSnapshotsError;
@@ -111,13 +113,15 @@ pub struct Writes<'a> {
     pub deadline: Option<&'a Deadline>,
     pub limit: usize,
     pub mode: Mode,
+    /// The region `ec2` calls, for the pacer: `None` for the function's own.
+    pub region: Option<&'a str>,
 }
 
 impl Writes<'_> {
     /// Waits for `action`'s token; `false` when it would come after the cutoff.
     async fn ready(&self, action: Action) -> bool {
         self.pacer
-            .ready(action, self.deadline.map(Deadline::cutoff))
+            .ready(action, self.region, self.deadline.map(Deadline::cutoff))
             .await
     }
 
@@ -136,7 +140,7 @@ impl Writes<'_> {
             Err(error) if is_throttled(error) => Throttled::Yes,
             _ => Throttled::No,
         };
-        self.pacer.record(action, throttled);
+        self.pacer.record(action, self.region, throttled);
         result
     }
 }
@@ -604,5 +608,176 @@ async fn delete_one(writes: Writes<'_>, deletion: Deletion) -> Outcomes {
             }
         },
     }
+    outcomes
+}
+
+/// What copying to one region produced.
+#[derive(Debug, Default)]
+pub struct CopyOutcomes {
+    /// (source snapshot, copy) for each copy started; the copy is `None` in a dry run.
+    pub started: Vec<(String, Option<String>)>,
+    /// Copies not started: EC2's limit of copies in flight was reached, or time ran out.
+    pub waiting: usize,
+    pub failed: Vec<Failure>,
+}
+
+/// EC2's error code for a copy beyond the region's concurrent copies.
+const COPY_LIMIT: &str = "ResourceLimitExceeded";
+
+/// Sends one `CopySnapshot` per request to the destination region `writes.ec2` calls, tagged
+/// at creation. `CopySnapshot` takes no idempotency token: when an answer is lost, the copy is
+/// looked up by its tags before the call is sent again.
+pub async fn copy_snapshots(
+    writes: Writes<'_>,
+    requests: Vec<CopyRequest>,
+    settle: Duration,
+) -> CopyOutcomes {
+    let results: Vec<CopyOutcomes> = stream::iter(
+        requests
+            .into_iter()
+            .map(|request| copy_one(writes, request, settle)),
+    )
+    .buffered(writes.limit.max(1))
+    .collect()
+    .await;
+    let mut all = CopyOutcomes::default();
+    for result in results {
+        all.started.extend(result.started);
+        all.waiting += result.waiting;
+        all.failed.extend(result.failed);
+    }
+    all
+}
+
+async fn send_copy(
+    ec2: &Client,
+    request: &CopyRequest,
+) -> Result<CopySnapshotOutput, SdkError<CopySnapshotError, HttpResponse>> {
+    let tags = request
+        .tags
+        .iter()
+        .map(|(k, v)| Tag::builder().key(k).value(v).build());
+    ec2.copy_snapshot()
+        .source_region(&request.source_region)
+        .source_snapshot_id(&request.source_snapshot_id)
+        .description(&request.description)
+        .set_encrypted(request.encrypted.then_some(true))
+        .set_kms_key_id(request.kms_key.clone())
+        .tag_specifications(
+            TagSpecification::builder()
+                .resource_type(ResourceType::Snapshot)
+                .set_tags(Some(tags.collect()))
+                .build(),
+        )
+        .customize()
+        // As `CreateSnapshots`: a throttled call is paced and sent again by `copy_one`, any
+        // other failure may come after EC2 acted, so the copy is looked up first.
+        .config_override(
+            aws_sdk_ec2::config::Builder::default().retry_config(
+                aws_sdk_ec2::config::retry::RetryConfig::standard().with_max_attempts(1),
+            ),
+        )
+        .send()
+        .await
+}
+
+/// The copy of `request`'s source that a lost `CopySnapshot` may have made, by its tags.
+async fn copy_made(
+    ec2: &Client,
+    request: &CopyRequest,
+) -> Result<Option<String>, SdkError<DescribeSnapshotsError, HttpResponse>> {
+    let filters = request
+        .tags
+        .iter()
+        .filter(|(key, _)| {
+            [tags::MANAGED_BY, tags::SOURCE_SNAPSHOT, tags::SOURCE_REGION].contains(&key.as_str())
+        })
+        .map(|(key, value)| inventory::filter(&format!("tag:{key}"), [value.clone()]));
+    let found = ec2
+        .describe_snapshots()
+        .owner_ids("self")
+        .set_filters(Some(filters.collect()))
+        .send()
+        .await?;
+    Ok(found
+        .snapshots()
+        .iter()
+        .find_map(|s| s.snapshot_id().map(str::to_owned)))
+}
+
+async fn copy_one(writes: Writes<'_>, request: CopyRequest, settle: Duration) -> CopyOutcomes {
+    let mut outcomes = CopyOutcomes::default();
+    if writes.mode == Mode::DryRun {
+        outcomes.started.push((request.source_snapshot_id, None));
+        return outcomes;
+    }
+    let region = writes.region.unwrap_or_default();
+    let subject = || Some(Subject::Snapshot(request.source_snapshot_id.clone()));
+    let mut sends: u32 = 0;
+    let mut throttled: u32 = 0;
+    let mut failed = loop {
+        if !writes.ready(Action::CopySnapshot).await {
+            outcomes.waiting += 1;
+            return outcomes;
+        }
+        let error = match writes
+            .timed(Action::CopySnapshot, send_copy(writes.ec2, &request))
+            .await
+        {
+            Ok(output) => {
+                let copy = output.snapshot_id().map(str::to_owned);
+                tracing::info!(source = %request.source_snapshot_id, region, copy = ?copy, "copy started");
+                outcomes.started.push((request.source_snapshot_id, copy));
+                return outcomes;
+            }
+            Err(error) => error,
+        };
+        if is_throttled(&error) {
+            throttled += 1;
+            if writes.deadline.is_some() || throttled < MAX_THROTTLED_SENDS {
+                continue;
+            }
+            break failure(subject(), "CopySnapshot", &error);
+        }
+        if error.code() == Some(COPY_LIMIT) {
+            tracing::warn!(source = %request.source_snapshot_id, region, "the region's concurrent copies are at EC2's limit; left for the next sweep");
+            outcomes.waiting += 1;
+            return outcomes;
+        }
+        sends += 1;
+        if !may_have_acted(&error) {
+            break failure(subject(), "CopySnapshot", &error);
+        }
+        tracing::warn!(
+            source = %request.source_snapshot_id,
+            region,
+            error = %DisplayErrorContext(&error),
+            "CopySnapshot got no answer; looking for its copy before sending it again"
+        );
+        tokio::time::sleep(settle * sends).await;
+        match copy_made(writes.ec2, &request).await {
+            Ok(Some(copy)) => {
+                outcomes
+                    .started
+                    .push((request.source_snapshot_id, Some(copy)));
+                return outcomes;
+            }
+            Ok(None) if sends < MAX_CREATE_SENDS => continue,
+            Ok(None) => break failure(subject(), "CopySnapshot", &error),
+            // The next sweep finds the copy, or makes it.
+            Err(lookup) => {
+                let mut failed = failure(subject(), "CopySnapshot", &error);
+                failed.message = format!(
+                    "{}; whether the copy was made is unknown ({}), the next sweep will see it",
+                    failed.message,
+                    DisplayErrorContext(&lookup)
+                );
+                break failed;
+            }
+        }
+    };
+    failed.message = format!("to {region}: {}", failed.message);
+    tracing::error!(source = %request.source_snapshot_id, region, code = %failed.code, message = %failed.message, "copy failed");
+    outcomes.failed.push(failed);
     outcomes
 }

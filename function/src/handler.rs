@@ -1,6 +1,7 @@
 //! One invocation end to end: validate the event, read the inventory, plan, carry out, report.
 
 use crate::config::Config;
+use crate::dr;
 use crate::event::{self, EventError, EventKind, Link, Payload, Request};
 use crate::execute::{self, Mode};
 use crate::inventory;
@@ -50,6 +51,8 @@ pub struct Context {
     pub pacer: Pacer,
     /// How to hand a run on; without it (tests), a run that runs out of time fails what is left.
     pub chain: Option<Chain>,
+    /// The function's region and a client for each copy region.
+    pub regions: dr::Regions,
 }
 
 impl Context {
@@ -59,6 +62,7 @@ impl Context {
             sns: aws_sdk_sns::Client::new(sdk),
             pacer: Pacer::new(config.ec2_bucket),
             chain: None,
+            regions: dr::Regions::new(sdk, &config.policy),
             config,
             page_size: inventory::DEFAULT_PAGE_SIZE,
             settle: std::time::Duration::from_secs(2),
@@ -169,7 +173,7 @@ pub async fn handle_until(
             so_far.handed_on = false;
             (link.run_started_at, so_far)
         }
-        EventKind::Scheduled | EventKind::Action => (
+        EventKind::Scheduled | EventKind::Action | EventKind::SnapshotsCompleted => (
             clock,
             RunReport::new(
                 &policy.deployment,
@@ -181,6 +185,9 @@ pub async fn handle_until(
         ),
     };
     report.schedule = schedule;
+    if request.kind == EventKind::SnapshotsCompleted {
+        return copy_run(ctx, &request, report, mode, clock, started).await;
+    }
     let first_link = request.options.phase == Phase::FirstLink;
     // A run going on over several invocations marks the topic; a new run does not start a
     // second pass beside it. A dry run writes nothing and may go ahead.
@@ -255,9 +262,40 @@ pub async fn handle_until(
                 deadline: deadline.as_ref(),
                 limit: ctx.config.max_concurrency,
                 mode,
+                region: None,
             };
             let created = execute::create_snapshots(writes, plan.creates, ctx.settle).await;
             let deleted = execute::delete_snapshots(writes, plan.deletes).await;
+            let gone: std::collections::BTreeSet<&str> = deleted
+                .deleted
+                .iter()
+                .map(|d| d.snapshot_id.as_str())
+                .collect();
+            // The link that ends the run sweeps the copy regions: every completed set without
+            // its copies is copied (the completion events normally did it already), and
+            // copies past their rule expire.
+            let copied = if created.carried + deleted.carried == 0 && request.options.job.copies() {
+                let sources: Vec<_> = inventory
+                    .snapshots
+                    .iter()
+                    .filter(|s| !gone.contains(s.id.as_str()))
+                    .cloned()
+                    .collect();
+                Some(
+                    dr::run(
+                        copy_setup(ctx, mode, deadline.as_ref()),
+                        Some(&sources),
+                        &request.options,
+                        now,
+                    )
+                    .await,
+                )
+            } else {
+                None
+            };
+            if let Some(copied) = copied {
+                merge(&mut report, copied);
+            }
             for outcomes in [created, deleted] {
                 progress += outcomes.created.len()
                     + outcomes.deleted.len()
@@ -334,6 +372,71 @@ pub async fn handle_until(
         println!("{}", report.metrics(timestamp_ms));
     }
 
+    publish(ctx, &report).await?;
+    if totals.failed == 0 {
+        Ok(report)
+    } else {
+        Err(FunctionError::RunFailed(Box::new(report)))
+    }
+}
+
+/// What the copy half needs from the context.
+fn copy_setup<'a>(
+    ctx: &'a Context,
+    mode: Mode,
+    deadline: Option<&'a execute::Deadline>,
+) -> dr::Setup<'a> {
+    dr::Setup {
+        home_ec2: &ctx.ec2,
+        regions: &ctx.regions,
+        policy: &ctx.config.policy,
+        pacer: &ctx.pacer,
+        deadline,
+        limit: ctx.config.max_concurrency,
+        mode,
+        page_size: ctx.page_size,
+        settle: ctx.settle,
+    }
+}
+
+fn merge(report: &mut RunReport, copied: dr::Copied) {
+    report.copies = copied.regions;
+    report.failed.extend(copied.failed);
+    report.skipped.extend(copied.skipped);
+    report.warnings.extend(copied.warnings);
+}
+
+/// A copy run, on EC2's completion event of one `CreateSnapshots`: the event's snapshots that
+/// are this deployment's go to every copy region now. Its summary is published only when
+/// something failed (a fleet's completion events would otherwise mail one per instance); the
+/// log and the metrics have every run, and the next scheduled summary counts the copies.
+async fn copy_run(
+    ctx: &Context,
+    request: &Request,
+    mut report: RunReport,
+    mode: Mode,
+    clock: OffsetDateTime,
+    started: Instant,
+) -> Result<RunReport, FunctionError> {
+    let copied = dr::run(copy_setup(ctx, mode, None), None, &request.options, clock).await;
+    merge(&mut report, copied);
+    report.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let totals = report.totals();
+    let json = serde_json::to_string(&report).unwrap_or_default();
+    tracing::info!(failed = totals.failed, report = %json, "copy run summary");
+    if !report.dry_run {
+        let timestamp_ms = (clock.unix_timestamp_nanos() / 1_000_000) as i64;
+        println!("{}", report.metrics(timestamp_ms));
+    }
+    if totals.failed == 0 {
+        return Ok(report);
+    }
+    publish(ctx, &report).await?;
+    Err(FunctionError::RunFailed(Box::new(report)))
+}
+
+/// Publishes the run's summary to the topic.
+async fn publish(ctx: &Context, report: &RunReport) -> Result<(), FunctionError> {
     let subject = report.subject();
     let published = ctx
         .sns
@@ -350,11 +453,7 @@ pub async fn handle_until(
             ctx.config.sns_topic_arn, failure.code, failure.message
         )));
     }
-    if totals.failed == 0 {
-        Ok(report)
-    } else {
-        Err(FunctionError::RunFailed(Box::new(report)))
-    }
+    Ok(())
 }
 
 /// The topic's mark of a run going on over several invocations, if any. Best effort: a mark

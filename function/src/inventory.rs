@@ -1,6 +1,7 @@
 //! Reads the inventory through the EC2 API, every page of it: tagged instances, their volumes,
 //! this deployment's snapshots, and which of those snapshots' volumes still exist.
 
+use crate::copies::Destination;
 use crate::execute::failure;
 use crate::model::{
     AttachedVolume, Instance, Inventory, Policy, RunOptions, Snapshot, SnapshotState, Tags,
@@ -160,12 +161,26 @@ async fn snapshots(
     policy: &Policy,
     page_size: i32,
 ) -> Result<Vec<Snapshot>, Failure> {
+    managed_snapshots(ec2, policy, Vec::new(), page_size).await
+}
+
+/// This deployment's snapshots (its managed-by tag) that also match `filters`, every page.
+async fn managed_snapshots(
+    ec2: &Client,
+    policy: &Policy,
+    filters: Vec<Filter>,
+    page_size: i32,
+) -> Result<Vec<Snapshot>, Failure> {
     let mut pages = ec2
         .describe_snapshots()
         .owner_ids("self")
-        .filters(filter(
-            &format!("tag:{}", tags::MANAGED_BY),
-            [policy.deployment.clone()],
+        .set_filters(Some(
+            std::iter::once(filter(
+                &format!("tag:{}", tags::MANAGED_BY),
+                [policy.deployment.clone()],
+            ))
+            .chain(filters)
+            .collect(),
         ))
         .max_results(page_size.max(5))
         .into_paginator()
@@ -173,29 +188,110 @@ async fn snapshots(
     let mut found = Vec::new();
     while let Some(page) = pages.next().await {
         let page = page.map_err(|e| failure(None, "DescribeSnapshots", &e))?;
-        for snapshot in page.snapshots() {
-            let Some(id) = snapshot.snapshot_id() else {
-                continue;
-            };
-            let start_time = snapshot
-                .start_time()
-                .and_then(|t| OffsetDateTime::from_unix_timestamp(t.secs()).ok())
-                .unwrap_or(OffsetDateTime::UNIX_EPOCH);
-            found.push(Snapshot {
-                id: id.to_owned(),
-                volume_id: snapshot.volume_id().map(str::to_owned),
-                start_time,
-                state: match snapshot.state() {
-                    Some(Ec2SnapshotState::Completed) => SnapshotState::Completed,
-                    Some(Ec2SnapshotState::Pending) => SnapshotState::Pending,
-                    Some(Ec2SnapshotState::Error) => SnapshotState::Error,
-                    _ => SnapshotState::Other,
-                },
-                size_gib: snapshot.volume_size().unwrap_or_default(),
-                encrypted: snapshot.encrypted().unwrap_or(false),
-                tags: tag_map(snapshot.tags()),
-            });
-        }
+        found.extend(page.snapshots().iter().filter_map(snapshot));
     }
     Ok(found)
+}
+
+/// One described snapshot as the planners see it.
+fn snapshot(snapshot: &aws_sdk_ec2::types::Snapshot) -> Option<Snapshot> {
+    let start_time = snapshot
+        .start_time()
+        .and_then(|t| OffsetDateTime::from_unix_timestamp(t.secs()).ok())
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    Some(Snapshot {
+        id: snapshot.snapshot_id()?.to_owned(),
+        volume_id: snapshot.volume_id().map(str::to_owned),
+        start_time,
+        state: match snapshot.state() {
+            Some(Ec2SnapshotState::Completed) => SnapshotState::Completed,
+            Some(Ec2SnapshotState::Pending) => SnapshotState::Pending,
+            Some(Ec2SnapshotState::Error) => SnapshotState::Error,
+            _ => SnapshotState::Other,
+        },
+        size_gib: snapshot.volume_size().unwrap_or_default(),
+        encrypted: snapshot.encrypted().unwrap_or(false),
+        tags: tag_map(snapshot.tags()),
+    })
+}
+
+/// This deployment's snapshots among `ids` (a copy run's, from EC2's completion event).
+pub async fn snapshots_by_id(
+    ec2: &Client,
+    policy: &Policy,
+    ids: &BTreeSet<String>,
+    page_size: i32,
+) -> Result<Vec<Snapshot>, Failure> {
+    let ids: Vec<String> = ids.iter().cloned().collect();
+    let mut found = Vec::new();
+    for batch in ids.chunks(FILTER_VALUES_MAX) {
+        let by_id = vec![filter("snapshot-id", batch.iter().cloned())];
+        found.extend(managed_snapshots(ec2, policy, by_id, page_size).await?);
+    }
+    Ok(found)
+}
+
+/// The ids among `volume_ids` of volumes that exist now.
+pub async fn existing_volumes(
+    ec2: &Client,
+    volume_ids: &BTreeSet<String>,
+    page_size: i32,
+) -> Result<BTreeSet<String>, Failure> {
+    let ids: Vec<String> = volume_ids.iter().cloned().collect();
+    Ok(volumes(ec2, "volume-id", &ids, page_size)
+        .await?
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect())
+}
+
+/// What a copy region holds: this deployment's copies (all of them, or those of `sources`
+/// only), and how many of the account's snapshots are pending there.
+pub async fn destination(
+    ec2: &Client,
+    region: &str,
+    policy: &Policy,
+    sources: Option<&BTreeSet<String>>,
+    page_size: i32,
+) -> Result<Destination, Failure> {
+    let in_region = |mut failure: Failure| {
+        failure.message = format!("in {region}: {}", failure.message);
+        failure
+    };
+    let copies = match sources {
+        None => managed_snapshots(ec2, policy, Vec::new(), page_size).await,
+        Some(ids) => {
+            let ids: Vec<String> = ids.iter().cloned().collect();
+            let mut found = Vec::new();
+            for batch in ids.chunks(FILTER_VALUES_MAX) {
+                let of = vec![filter(
+                    &format!("tag:{}", tags::SOURCE_SNAPSHOT),
+                    batch.iter().cloned(),
+                )];
+                match managed_snapshots(ec2, policy, of, page_size).await {
+                    Ok(copies) => found.extend(copies),
+                    Err(failure) => return Err(in_region(failure)),
+                }
+            }
+            Ok(found)
+        }
+    }
+    .map_err(in_region)?;
+    let mut pages = ec2
+        .describe_snapshots()
+        .owner_ids("self")
+        .filters(filter("status", ["pending"]))
+        .max_results(page_size.max(5))
+        .into_paginator()
+        .send();
+    let mut pending = 0;
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| in_region(failure(None, "DescribeSnapshots", &e)))?;
+        pending += page.snapshots().len();
+    }
+    Ok(Destination {
+        region: region.to_owned(),
+        copies,
+        pending,
+    })
 }

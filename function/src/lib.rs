@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod copies;
+pub mod dr;
 pub mod event;
 pub mod execute;
 pub mod handler;

@@ -4,6 +4,7 @@
 //! back. The bucket itself is pure (time is an argument); `Pacer` puts it behind a lock and a
 //! clock.
 
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -111,55 +112,65 @@ impl Bucket {
 }
 
 /// The EC2 write actions SmartVault paces.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Action {
     CreateSnapshots,
     DeleteSnapshot,
+    CopySnapshot,
 }
 
-/// The buckets of one function instance, shared by every task of every invocation it serves
-/// (EC2's buckets do not reset between invocations either).
+/// The buckets of one function instance, one per action and region (EC2's buckets are per
+/// account and region), shared by every task of every invocation it serves (EC2's buckets do
+/// not reset between invocations either).
 #[derive(Debug)]
 pub struct Pacer {
     origin: Instant,
-    create: Mutex<Bucket>,
-    delete: Mutex<Bucket>,
+    size: BucketSize,
+    /// By action and region; `None` is the function's own region.
+    lanes: Mutex<BTreeMap<(Action, Option<String>), Bucket>>,
 }
 
 impl Pacer {
     pub fn new(size: BucketSize) -> Self {
         Pacer {
             origin: Instant::now(),
-            create: Mutex::new(Bucket::new(size, Duration::ZERO)),
-            delete: Mutex::new(Bucket::new(size, Duration::ZERO)),
+            size,
+            lanes: Mutex::new(BTreeMap::new()),
         }
     }
 
-    fn bucket(&self, action: Action) -> &Mutex<Bucket> {
-        match action {
-            Action::CreateSnapshots => &self.create,
-            Action::DeleteSnapshot => &self.delete,
-        }
-    }
-
-    fn with<T>(&self, action: Action, f: impl FnOnce(&mut Bucket, Duration) -> T) -> T {
+    fn with<T>(
+        &self,
+        action: Action,
+        region: Option<&str>,
+        f: impl FnOnce(&mut Bucket, Duration) -> T,
+    ) -> T {
         let now = self.origin.elapsed();
-        let mut bucket = self
-            .bucket(action)
+        let mut lanes = self
+            .lanes
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        f(&mut bucket, now)
+        let bucket = lanes
+            .entry((action, region.map(str::to_owned)))
+            .or_insert_with(|| Bucket::new(self.size, now));
+        f(bucket, now)
     }
 
-    /// Waits for a token for `action`. Returns `false` at once, taking nothing, when the token
-    /// would come after `cutoff`: the call is then left for a later invocation.
-    pub async fn ready(&self, action: Action, cutoff: Option<Instant>) -> bool {
+    /// Waits for a token for `action` in `region` (`None`: the function's own). Returns
+    /// `false` at once, taking nothing, when the token would come after `cutoff`: the call is
+    /// then left for a later invocation.
+    pub async fn ready(
+        &self,
+        action: Action,
+        region: Option<&str>,
+        cutoff: Option<Instant>,
+    ) -> bool {
         let now = Instant::now();
         if cutoff.is_some_and(|c| c <= now) {
             return false;
         }
         let within = cutoff.map_or(Duration::MAX, |c| c - now);
-        match self.with(action, |bucket, now| bucket.reserve(now, within)) {
+        match self.with(action, region, |bucket, now| bucket.reserve(now, within)) {
             None => false,
             Some(wait) => {
                 if !wait.is_zero() {
@@ -171,8 +182,8 @@ impl Pacer {
     }
 
     /// Tells the bucket how a paced call went.
-    pub fn record(&self, action: Action, throttled: Throttled) {
-        self.with(action, |bucket, now| match throttled {
+    pub fn record(&self, action: Action, region: Option<&str>, throttled: Throttled) {
+        self.with(action, region, |bucket, now| match throttled {
             Throttled::Yes => bucket.throttled(now),
             Throttled::No => bucket.succeeded(),
         });
@@ -273,15 +284,26 @@ mod tests {
         });
         let passed = Some(Instant::now());
         assert!(
-            !pacer.ready(Action::CreateSnapshots, passed).await,
+            !pacer.ready(Action::CreateSnapshots, None, passed).await,
             "a cutoff that has passed starts nothing, even with tokens to spare"
         );
         let soon = Some(Instant::now() + Duration::from_millis(100));
-        assert!(pacer.ready(Action::CreateSnapshots, soon).await);
-        assert!(!pacer.ready(Action::CreateSnapshots, soon).await);
+        assert!(pacer.ready(Action::CreateSnapshots, None, soon).await);
+        assert!(!pacer.ready(Action::CreateSnapshots, None, soon).await);
         assert!(
-            pacer.ready(Action::DeleteSnapshot, soon).await,
+            pacer.ready(Action::DeleteSnapshot, None, soon).await,
             "each action has its own bucket"
+        );
+        assert!(
+            pacer
+                .ready(Action::CreateSnapshots, Some("us-west-2"), soon)
+                .await,
+            "and each region"
+        );
+        assert!(
+            !pacer
+                .ready(Action::CreateSnapshots, Some("us-west-2"), soon)
+                .await
         );
     }
 }

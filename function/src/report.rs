@@ -61,6 +61,9 @@ pub struct RunReport {
     /// several invocations (its topic mark, e.g. `run 2026-11-26T01:00:00Z link 3 at ...`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deferred_to: Option<String>,
+    /// The copies in each other region (none when the deployment copies nowhere).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub copies: Vec<RegionCopies>,
 }
 
 fn one() -> u32 {
@@ -96,6 +99,26 @@ pub struct Deleted {
     pub volume_id: Option<String>,
     pub instance_id: Option<String>,
     pub size_gib: i32,
+}
+
+/// What a run did with the copies in one other region.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegionCopies {
+    pub region: String,
+    /// Copies started by this run (or, in a dry run, that would be).
+    pub started: usize,
+    /// This deployment's completed copies there when the run read the region.
+    pub completed: usize,
+    /// ...and those still in flight (`pending`).
+    pub in_flight: usize,
+    /// Snapshots whose copy waits for the next sweep: the region's copies in flight were at
+    /// EC2's limit, or the invocation's time ran out.
+    pub waiting: usize,
+    /// Expired or failed copies deleted there.
+    pub deleted: usize,
+    /// Copy calls that failed (each is listed among the run's failures).
+    pub failed: usize,
 }
 
 /// An AWS call that failed for one instance, snapshot or the whole run.
@@ -151,6 +174,7 @@ impl RunReport {
             links: 1,
             handed_on: false,
             deferred_to: None,
+            copies: Vec::new(),
         }
     }
 
@@ -303,6 +327,23 @@ impl RunReport {
             }
             more(&mut out, totals.deleted, self.deleted.len());
         }
+        if !self.copies.is_empty() {
+            let _ = writeln!(out, "\nCopies in other regions:");
+            for region in &self.copies {
+                let _ = writeln!(
+                    out,
+                    "  {}: {} started, {} completed, {} in flight, {} waiting for the next \
+                     sweep, {} expired or failed deleted, {} failed",
+                    region.region,
+                    region.started,
+                    region.completed,
+                    region.in_flight,
+                    region.waiting,
+                    region.deleted,
+                    region.failed
+                );
+            }
+        }
         if totals.skipped > 0 {
             let _ = writeln!(out, "\nSkipped {}:", totals.skipped);
             for skip in self.skipped.iter().take(MAX_BODY_ENTRIES) {
@@ -357,6 +398,8 @@ impl RunReport {
             ("Skipped", "Count"),
             ("Failures", "Count"),
             ("RunDuration", "Milliseconds"),
+            ("CopiesStarted", "Count"),
+            ("CopiesWaiting", "Count"),
         ];
         serde_json::json!({
             "_aws": {
@@ -373,6 +416,8 @@ impl RunReport {
             "Skipped": totals.skipped,
             "Failures": totals.failed,
             "RunDuration": self.duration_ms,
+            "CopiesStarted": self.copies.iter().map(|c| c.started).sum::<usize>(),
+            "CopiesWaiting": self.copies.iter().map(|c| c.waiting).sum::<usize>(),
         })
     }
 }
@@ -449,7 +494,33 @@ mod tests {
             links: 1,
             handed_on: false,
             deferred_to: None,
+            copies: vec![RegionCopies {
+                region: "us-west-2".into(),
+                started: 2,
+                completed: 40,
+                in_flight: 3,
+                waiting: 1,
+                deleted: 4,
+                failed: 0,
+            }],
         }
+    }
+
+    #[test]
+    fn the_copies_in_each_region_are_summarised_on_one_line() {
+        let body = report().body();
+        assert!(
+            body.contains(
+                "\nCopies in other regions:\n  us-west-2: 2 started, 40 completed, 3 in flight, \
+                 1 waiting for the next sweep, 4 expired or failed deleted, 0 failed\n"
+            ),
+            "{body}"
+        );
+        let none = RunReport {
+            copies: Vec::new(),
+            ..report()
+        };
+        assert!(!none.body().contains("Copies in other regions"));
     }
 
     #[test]
@@ -610,6 +681,8 @@ mod tests {
             assert!(metrics.get(*name).is_some(), "metric {name} has no value");
         }
         assert_eq!(metrics["SnapshotsCreated"], 2);
+        assert_eq!(metrics["CopiesStarted"], 2);
+        assert_eq!(metrics["CopiesWaiting"], 1);
         assert_eq!(metrics["Failures"], 1);
         assert_eq!(metrics["RunDuration"], 1500);
     }

@@ -221,6 +221,7 @@ impl Account {
                 refill_per_second: 1000.0,
             }),
             chain: None,
+            regions: Default::default(),
             config,
             page_size: 500,
             settle: std::time::Duration::from_millis(1),

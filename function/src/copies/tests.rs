@@ -107,11 +107,13 @@ fn run(
         sources,
         destinations,
         policy,
-        HOME,
         &options(),
-        &existing,
+        Scope {
+            home_region: HOME,
+            existing_volumes: &existing,
+            expire: true,
+        },
         NOW,
-        true,
     )
 }
 
@@ -178,7 +180,10 @@ fn every_completed_snapshot_goes_to_every_region_once_with_its_tags() {
     assert_eq!(tag(tags::SOURCE_VOLUME), Some("vol-a1"));
     assert_eq!(tag(tags::INSTANCE_ID), Some("i-a"));
     assert_eq!(tag(tags::SCHEDULE), Some("daily"));
-    assert_eq!(tag(tags::CREATED_AT), Some(format_time(NOW - h(2)).as_str()));
+    assert_eq!(
+        tag(tags::CREATED_AT),
+        Some(format_time(NOW - h(2)).as_str())
+    );
     // The copy rule's 30 days, from when the set was made.
     assert_eq!(
         tag(tags::EXPIRES_AT),
@@ -187,7 +192,11 @@ fn every_completed_snapshot_goes_to_every_region_once_with_its_tags() {
     // An unencrypted source is encrypted with the rule's key; without a key it stays as it is.
     assert!(west.encrypted);
     assert_eq!(west.kms_key.as_deref(), Some("alias/dr"));
-    let eu = plan.copies.iter().find(|c| c.region == "eu-west-1").unwrap();
+    let eu = plan
+        .copies
+        .iter()
+        .find(|c| c.region == "eu-west-1")
+        .unwrap();
     assert!(!eu.encrypted && eu.kms_key.is_none());
     assert!(west.description.contains("snap-a1 from us-east-1 (i-a)"));
 }
@@ -251,7 +260,11 @@ fn copies_in_flight_stay_under_ec2s_limit_of_twenty_per_region_newest_sets_first
         .map(|c| c.source_snapshot_id.as_str())
         .collect();
     assert_eq!(west.len(), 15);
-    assert!(west.iter().all(|id| id.as_bytes()[5] == b'0' && id.as_bytes()[6] < b'5'), "the newest five sets: {west:?}");
+    assert!(
+        west.iter()
+            .all(|id| id.as_bytes()[5] == b'0' && id.as_bytes()[6] < b'5'),
+        "the newest five sets: {west:?}"
+    );
     assert_eq!(plan.waiting["us-west-2"], 36 - 15);
     // eu-west-1 is full: nothing starts, everything waits for the next sweep.
     assert!(plan.copies.iter().all(|c| c.region != "eu-west-1"));
@@ -326,7 +339,13 @@ fn copies_expire_by_their_rule_keep_last_counts_per_volume_and_others_copies_sur
             )
         })
         .collect();
-    let fresh = copy("snap-fresh", &source("snap-5", "i-a", "vol-a", "daily", Duration::hours(3)), d(1), "prod", HOME);
+    let fresh = copy(
+        "snap-fresh",
+        &source("snap-5", "i-a", "vol-a", "daily", Duration::hours(3)),
+        d(1),
+        "prod",
+        HOME,
+    );
     let other_deployment = copy("snap-x", &sources[3], -d(1), "staging", HOME);
     let other_region = copy("snap-y", &sources[3], -d(1), "prod", "eu-central-1");
     let mut failed = copy("snap-err", &retried, d(10), "prod", HOME);
@@ -336,7 +355,7 @@ fn copies_expire_by_their_rule_keep_last_counts_per_volume_and_others_copies_sur
         keep_last: Some(2),
         ..to("us-west-2")
     };
-    let mut all = mine.clone();
+    let mut all = mine;
     all.extend([fresh, other_deployment, other_region, failed]);
     let plan = run(
         &sources,
@@ -353,11 +372,23 @@ fn copies_expire_by_their_rule_keep_last_counts_per_volume_and_others_copies_sur
     // keep_last 2 of vol-a's completed copies: snap-fresh and snap-c1 (the newest).
     assert_eq!(deleted, ["snap-c2", "snap-c3", "snap-c4", "snap-err"]);
     assert!(plan.deletes.iter().all(|(region, _)| region == "us-west-2"));
-    assert!(plan.warnings.iter().any(|w| w.contains("snap-err") && w.contains("KMS")));
+    assert!(
+        plan.warnings
+            .iter()
+            .any(|w| w.contains("snap-err") && w.contains("KMS"))
+    );
     // The failed copy's source is copied again.
     assert_eq!(copied(&plan), [("us-west-2".into(), "snap-6".into())]);
     // Once vol-a is gone, keep_last no longer holds expired copies.
-    let gone = run(&sources, &[destination("us-west-2", all, 0)], &policy(vec![rule]), &[]);
+    let gone = run(
+        &sources,
+        &[destination("us-west-2", all, 0)],
+        &policy(vec![rule]),
+        &[],
+    );
     assert_eq!(gone.deletes.len(), 5);
-    assert_eq!(gone.completed["us-west-2"], 5, "this deployment's, from here");
+    assert_eq!(
+        gone.completed["us-west-2"], 5,
+        "this deployment's, from here"
+    );
 }
