@@ -25,6 +25,8 @@ pub struct Faults {
     /// Share of requests the emulator carries out whose answer is then lost: the connection
     /// closes without one, as when a network drops after AWS acted.
     pub lost_answer_share: f64,
+    /// When set, answers are lost only for this action (e.g. `CopySnapshot`).
+    pub lost_answer_action: Option<String>,
     /// `CreateSnapshots` for this instance fails as for an instance terminated mid-run.
     pub failing_instance: Option<String>,
     /// `DeleteSnapshot` of this snapshot is refused, as when a policy denies it.
@@ -261,7 +263,13 @@ fn serve(client: TcpStream, upstream_port: u16, state: &State) -> std::io::Resul
         if let Ok(mut counts) = state.counts.lock() {
             *counts.forwarded.entry(request.action.clone()).or_default() += 1;
         }
-        if faults.lost_answer_share > 0.0 && draw(n, 0x1057) < faults.lost_answer_share {
+        if faults.lost_answer_share > 0.0
+            && draw(n, 0x1057) < faults.lost_answer_share
+            && faults
+                .lost_answer_action
+                .as_ref()
+                .is_none_or(|only| *only == request.action)
+        {
             if let Ok(mut counts) = state.counts.lock() {
                 *counts.lost.entry(request.action).or_default() += 1;
             }
