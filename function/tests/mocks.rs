@@ -610,3 +610,167 @@ async fn excluded_volumes_and_tags_travel_in_the_create_call_itself() {
     assert_eq!(tags[tags::SCHEDULE], "default");
     assert_eq!(tags[tags::NAME], "i-0000000a backup 2026-11-26");
 }
+
+/// A completed snapshot of this deployment at home: one of instance `instance`'s set made at
+/// `made_at`, not expiring before 2027.
+fn home_snapshot(id: &str, instance: &str, made_at: &str) -> Snapshot {
+    Snapshot::builder()
+        .snapshot_id(id)
+        .volume_id(format!("vol-{id}"))
+        .state(SnapshotState::Completed)
+        .volume_size(8)
+        .start_time(aws_smithy_types::DateTime::from_secs(1_790_000_000))
+        .tags(tag(tags::MANAGED_BY, "prod"))
+        .tags(tag(tags::INSTANCE_ID, instance))
+        .tags(tag(tags::CREATED_AT, made_at))
+        .tags(tag(tags::EXPIRES_AT, "2027-06-01T00:00:00Z"))
+        .tags(tag(tags::SCHEDULE, "default"))
+        .build()
+}
+
+/// The copy region as the function sees it: `pending` snapshots in flight there (the account's,
+/// not this deployment's), no copy yet, and `CopySnapshot` answered by `copy`.
+fn copy_region(pending: usize, copy: &Rule) -> aws_sdk_ec2::Client {
+    let in_flight = mock!(Ec2::describe_snapshots)
+        .match_requests(|r| r.filters().iter().any(|f| f.name() == Some("status")))
+        .then_output(move || {
+            DescribeSnapshotsOutput::builder()
+                .set_snapshots(Some(
+                    (0..pending)
+                        .map(|n| {
+                            Snapshot::builder()
+                                .snapshot_id(format!("snap-other-{n}"))
+                                .state(SnapshotState::Pending)
+                                .build()
+                        })
+                        .collect(),
+                ))
+                .build()
+        });
+    let no_copies =
+        mock!(Ec2::describe_snapshots).then_output(|| DescribeSnapshotsOutput::builder().build());
+    mock_client!(
+        aws_sdk_ec2,
+        RuleMode::MatchAny,
+        [&in_flight, &no_copies, copy]
+    )
+}
+
+#[tokio::test]
+async fn copies_in_flight_stay_under_twenty_per_region_and_are_encrypted_with_the_rules_key() {
+    const KEY: &str = "arn:aws:kms:us-west-2:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+    // Two sets of three at home; 17 snapshots pending in us-west-2 leave room for 3 copies.
+    let mut home = Vec::new();
+    for (instance, made_at) in [
+        ("i-old", "2026-11-25T01:00:00Z"),
+        ("i-new", "2026-11-26T00:00:00Z"),
+    ] {
+        for volume in 0..3 {
+            home.push(home_snapshot(
+                &format!("snap-{instance}-{volume}"),
+                instance,
+                made_at,
+            ));
+        }
+    }
+    let home_snapshots = mock!(Ec2::describe_snapshots).then_output(move || {
+        DescribeSnapshotsOutput::builder()
+            .set_snapshots(Some(home.clone()))
+            .build()
+    });
+    let requests: Arc<Mutex<Vec<aws_sdk_ec2::operation::copy_snapshot::CopySnapshotInput>>> =
+        Arc::default();
+    let record = Arc::clone(&requests);
+    let copy = mock!(Ec2::copy_snapshot).then_compute_output(move |request| {
+        record.lock().unwrap().push(request.clone());
+        aws_sdk_ec2::operation::copy_snapshot::CopySnapshotOutput::builder()
+            .snapshot_id(format!(
+                "snap-copy-{}",
+                request.source_snapshot_id().unwrap()
+            ))
+            .build()
+    });
+    let rules = format!(r#"[{{"region": "us-west-2", "kms_key": "{KEY}", "retention_days": 30}}]"#);
+    let account = Account::new(&[], false, &[]);
+    let mut ctx = account.context(&[&home_snapshots], config(&[("COPIES", &rules)]));
+    ctx.regions = function::dr::Regions {
+        home: "us-east-1".into(),
+        clients: [("us-west-2".to_owned(), copy_region(17, &copy))].into(),
+    };
+
+    let report = handler::handle(&ctx, &json!({"action": "cleanup"}), NOW)
+        .await
+        .unwrap();
+
+    let sent = requests.lock().unwrap().clone();
+    let mut sources: Vec<&str> = sent
+        .iter()
+        .map(|r| r.source_snapshot_id().unwrap())
+        .collect();
+    sources.sort();
+    assert_eq!(
+        sources,
+        ["snap-i-new-0", "snap-i-new-1", "snap-i-new-2"],
+        "the newest set, whole"
+    );
+    for request in &sent {
+        assert_eq!(request.source_region(), Some("us-east-1"));
+        assert_eq!(
+            request.encrypted(),
+            Some(true),
+            "an unencrypted source, copied with the key"
+        );
+        assert_eq!(request.kms_key_id(), Some(KEY));
+        let specification = &request.tag_specifications()[0];
+        assert_eq!(
+            specification.resource_type(),
+            Some(&aws_sdk_ec2::types::ResourceType::Snapshot)
+        );
+        let tagged = |key: &str| {
+            specification
+                .tags()
+                .iter()
+                .find(|t| t.key() == Some(key))
+                .and_then(|t| t.value())
+        };
+        assert_eq!(tagged(tags::MANAGED_BY), Some("prod"));
+        assert_eq!(tagged(tags::SOURCE_SNAPSHOT), request.source_snapshot_id());
+        assert_eq!(tagged(tags::EXPIRES_AT), Some("2026-12-26T00:00:00Z"));
+    }
+    let west = &report.copies[0];
+    assert_eq!(
+        (west.started, west.waiting, west.failed),
+        (3, 3, 0),
+        "{west:?}"
+    );
+    assert!(
+        account.sent()[0]
+            .1
+            .contains("3 started, 0 completed, 0 in flight, 3 waiting")
+    );
+
+    // EC2 refusing a copy for its limit (another tool started copies meanwhile): it waits for
+    // the next sweep, and nothing fails.
+    let (status, body) = ec2_error(
+        400,
+        "ResourceLimitExceeded",
+        "Too many snapshot copies in progress.",
+    );
+    let refused = mock!(Ec2::copy_snapshot).then_http_response(move || {
+        aws_smithy_runtime_api::http::Response::new(
+            aws_smithy_runtime_api::http::StatusCode::try_from(status).unwrap(),
+            aws_smithy_types::body::SdkBody::from(body.clone()),
+        )
+    });
+    ctx.regions.clients = [("us-west-2".to_owned(), copy_region(0, &refused))].into();
+    let report = handler::handle(&ctx, &json!({"action": "cleanup"}), NOW)
+        .await
+        .unwrap();
+    let west = &report.copies[0];
+    assert_eq!(
+        (west.started, west.waiting, west.failed),
+        (0, 6, 0),
+        "{west:?}"
+    );
+    assert_eq!(refused.num_calls(), 6);
+}
