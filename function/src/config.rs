@@ -341,7 +341,9 @@ impl Reader<'_> {
             )
         })?;
         match crate::copies::copies_problem(&copies, schedules) {
-            Some(problem) => Err(self.invalid(COPIES, &value, &format!("{problem}; {example}"))),
+            Some((_, _, problem)) => {
+                Err(self.invalid(COPIES, &value, &format!("{problem}; {example}")))
+            }
             None => Ok(copies),
         }
     }

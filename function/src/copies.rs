@@ -18,54 +18,79 @@ pub const MAX_COPY_RULES: usize = 3;
 /// copy beyond it is refused with `ResourceLimitExceeded`.
 pub const MAX_CONCURRENT_COPIES: usize = 20;
 
-/// Why a list of copy rules is not acceptable beside `schedules`, or `None`. The source region
-/// is checked where it is known (the deployer, and the planner skips such a rule).
-pub fn copies_problem(copies: &[CopyRule], schedules: &[ScheduleRule]) -> Option<String> {
+/// Why a list of copy rules is not acceptable beside `schedules`, or `None`: the rule's index
+/// and field at fault, and the problem. The source region is checked where it is known (the
+/// deployer, and the planner skips such a rule).
+pub fn copies_problem(
+    copies: &[CopyRule],
+    schedules: &[ScheduleRule],
+) -> Option<(usize, &'static str, String)> {
     if copies.len() > MAX_COPY_RULES {
-        return Some(format!(
-            "at most {MAX_COPY_RULES} copy regions, not {}",
-            copies.len()
+        return Some((
+            MAX_COPY_RULES,
+            "region",
+            format!(
+                "at most {MAX_COPY_RULES} copy regions, not {}",
+                copies.len()
+            ),
         ));
     }
     for (index, rule) in copies.iter().enumerate() {
         let region = &rule.region;
         if !is_region_name(region) {
-            return Some(format!(
-                "copy region {region:?} is not an AWS region name such as eu-west-1"
+            return Some((
+                index,
+                "region",
+                format!("copy region {region:?} is not an AWS region name such as eu-west-1"),
             ));
         }
         if copies[..index].iter().any(|r| &r.region == region) {
-            return Some(format!(
-                "copy region {region} is given twice; give each region once"
+            return Some((
+                index,
+                "region",
+                format!("copy region {region} is given twice; give each region once"),
             ));
         }
         if let Some(days) = rule.retention_days
             && !RETENTION_RANGE.contains(&days)
         {
-            return Some(format!(
-                "copies to {region}: retention_days {days} is outside {}-{}",
-                RETENTION_RANGE.start(),
-                RETENTION_RANGE.end()
+            return Some((
+                index,
+                "retention_days",
+                format!(
+                    "copies to {region}: retention_days {days} is outside {}-{}",
+                    RETENTION_RANGE.start(),
+                    RETENTION_RANGE.end()
+                ),
             ));
         }
         if let Some(keep) = rule.keep_last
             && !KEEP_LAST_RANGE.contains(&keep)
         {
-            return Some(format!(
-                "copies to {region}: keep_last {keep} is outside {}-{}",
-                KEEP_LAST_RANGE.start(),
-                KEEP_LAST_RANGE.end()
+            return Some((
+                index,
+                "keep_last",
+                format!(
+                    "copies to {region}: keep_last {keep} is outside {}-{}",
+                    KEEP_LAST_RANGE.start(),
+                    KEEP_LAST_RANGE.end()
+                ),
             ));
         }
         if let Some(key) = &rule.kms_key
             && let Some(problem) = kms_key_problem(key, region)
         {
-            return Some(format!("copies to {region}: {problem}"));
+            return Some((index, "kms_key", format!("copies to {region}: {problem}")));
         }
         if let Some(names) = &rule.schedules {
             if names.is_empty() {
-                return Some(format!(
-                    "copies to {region}: `schedules` is empty; leave it out to copy every                      schedule's sets"
+                return Some((
+                    index,
+                    "schedules",
+                    format!(
+                        "copies to {region}: `schedules` is empty; leave it out to copy every \
+                         schedule's sets"
+                    ),
                 ));
             }
             if let Some(unknown) = names
@@ -73,9 +98,14 @@ pub fn copies_problem(copies: &[CopyRule], schedules: &[ScheduleRule]) -> Option
                 .find(|n| !schedules.iter().any(|s| &s.name == *n))
             {
                 let known: Vec<&str> = schedules.iter().map(|s| s.name.as_str()).collect();
-                return Some(format!(
-                    "copies to {region}: schedule {unknown:?} is not one of this deployment's                      ({})",
-                    known.join(", ")
+                return Some((
+                    index,
+                    "schedules",
+                    format!(
+                        "copies to {region}: schedule {unknown:?} is not one of this \
+                         deployment's ({})",
+                        known.join(", ")
+                    ),
                 ));
             }
         }
@@ -87,7 +117,8 @@ pub fn copies_problem(copies: &[CopyRule], schedules: &[ScheduleRule]) -> Option
 /// that region (KMS keys are regional), and an alias is `alias/<name>`.
 pub fn kms_key_problem(key: &str, region: &str) -> Option<String> {
     let example = format!(
-        "give a key ARN (arn:aws:kms:{region}:<account>:key/<id>), an alias ARN or          alias/<name> of a key in {region}"
+        "give a key ARN (arn:aws:kms:{region}:<account>:key/<id>), an alias ARN or \
+         alias/<name> of a key in {region}"
     );
     if let Some(name) = key.strip_prefix("alias/") {
         let valid = !name.is_empty()
@@ -116,7 +147,8 @@ pub fn kms_key_problem(key: &str, region: &str) -> Option<String> {
     }
     if parts[3] != region {
         return Some(format!(
-            "kms_key {key:?} is in {}, not in {region} where the copies are made (a KMS key              is used only in its own region); {example}",
+            "kms_key {key:?} is in {}, not in {region} where the copies are made (a KMS key \
+             is used only in its own region); {example}",
             parts[3]
         ));
     }

@@ -156,12 +156,18 @@ async fn volumes(
     Ok(found)
 }
 
+/// This deployment's snapshots here; copies made into this region by a deployment of the same
+/// name in another region carry their source region and are not among them.
 async fn snapshots(
     ec2: &Client,
     policy: &Policy,
     page_size: i32,
 ) -> Result<Vec<Snapshot>, Failure> {
-    managed_snapshots(ec2, policy, Vec::new(), page_size).await
+    let all = managed_snapshots(ec2, policy, Vec::new(), page_size).await?;
+    Ok(all
+        .into_iter()
+        .filter(|s| !s.tags.contains_key(tags::SOURCE_REGION))
+        .collect())
 }
 
 /// This deployment's snapshots (its managed-by tag) that also match `filters`, every page.

@@ -3,6 +3,8 @@
 use crate::access::Access;
 use anyhow::Result;
 use function::config as fconfig;
+use function::copies::{MAX_COPY_RULES, copies_problem};
+use function::model::{self as fmodel, CopyRule};
 use function::tags;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -129,6 +131,7 @@ struct RawEnvironment {
     retention_days: Option<u32>,
     keep_last: Option<u32>,
     schedules: Option<Vec<crate::schedules::RawSchedule>>,
+    copies: Option<Vec<RawCopy>>,
     backup_tag_key: Option<String>,
     backup_tag_value: Option<String>,
     exclude_boot_volume: Option<bool>,
@@ -152,6 +155,23 @@ struct RawEnvironment {
     tags: UniqueMap<String>,
 }
 
+/// One entry of `copies:`, as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCopy {
+    region: String,
+    retention_days: Option<u32>,
+    keep_last: Option<u32>,
+    kms_key: Option<String>,
+    schedules: Option<Vec<String>>,
+}
+
+/// The suffix of the EventBridge rule that sends EC2's snapshot completion events to the
+/// function of an environment with copies: `<stack_name>-copies`.
+pub const COPY_RULE_SUFFIX: &str = "-copies";
+/// EventBridge's limit on a rule's name (the `Name` of `AWS::Events::Rule`'s schema).
+pub const MAX_RULE_NAME_CHARS: usize = 64;
+
 /// One validated environment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Environment {
@@ -161,6 +181,8 @@ pub struct Environment {
     pub notification_emails: Vec<String>,
     /// One to four; the one-schedule keys make one named `default`.
     pub schedules: Vec<crate::schedules::Schedule>,
+    /// Up to three other regions every set is copied to.
+    pub copies: Vec<CopyRule>,
     pub backup_tag_key: String,
     pub backup_tag_value: String,
     pub exclude_boot_volume: bool,
@@ -397,6 +419,8 @@ fn validate(file: &str, name: &str, raw: &RawEnvironment) -> Result<Environment,
     .map_err(|(key, problem)| key_error(&key, problem))?;
     crate::schedules::check_names(&stack_name, &schedules)
         .map_err(|(key, problem)| key_error(&key, problem))?;
+    let copies =
+        copies(raw, &stack_name, &schedules).map_err(|(key, problem)| key_error(&key, problem))?;
 
     let log_retention_days = raw.log_retention_days.unwrap_or(30);
     if !LOG_RETENTION_DAYS.contains(&log_retention_days) {
@@ -458,6 +482,7 @@ fn validate(file: &str, name: &str, raw: &RawEnvironment) -> Result<Environment,
         stack_name,
         notification_emails: raw.notification_emails.clone(),
         schedules,
+        copies,
         backup_tag_key: raw
             .backup_tag_key
             .clone()
@@ -525,6 +550,7 @@ pub fn function_environment(env: &Environment, topic_arn: &str) -> BTreeMap<&'st
             fconfig::SCHEDULES,
             crate::schedules::function_variable(&env.schedules),
         ),
+        (fconfig::COPIES, copies_variable(&env.copies)),
         (
             fconfig::EXCLUDE_BOOT_VOLUME,
             env.exclude_boot_volume.to_string(),
@@ -542,6 +568,101 @@ pub fn function_environment(env: &Environment, topic_arn: &str) -> BTreeMap<&'st
         ),
         (fconfig::MAX_LINKS, env.max_links.to_string()),
     ])
+}
+
+/// The function's `COPIES` variable: the copy rules as JSON.
+pub fn copies_variable(copies: &[CopyRule]) -> String {
+    serde_json::to_string(copies).unwrap_or_else(|_| "[]".to_owned())
+}
+
+/// `copies:`, validated: up to three regions AWS publishes, in the environment's partition,
+/// other than its own, each once, with a KMS key in that region and values in range.
+fn copies(
+    raw: &RawEnvironment,
+    stack_name: &str,
+    schedules: &[crate::schedules::Schedule],
+) -> Result<Vec<CopyRule>, (String, String)> {
+    let Some(listed) = &raw.copies else {
+        return Ok(Vec::new());
+    };
+    if listed.len() > MAX_COPY_RULES {
+        return Err((
+            "copies".into(),
+            format!(
+                "{} copy regions are listed; at most {MAX_COPY_RULES} (as AWS Data Lifecycle \
+                 Manager's cross-region copies); remove {}",
+                listed.len(),
+                listed.len() - MAX_COPY_RULES
+            ),
+        ));
+    }
+    let mut rules = Vec::new();
+    for (index, copy) in listed.iter().enumerate() {
+        let key = |field: &str| format!("copies[{index}].{field}");
+        let region = copy.region.as_str();
+        if region == raw.region {
+            return Err((
+                key("region"),
+                format!(
+                    "{region} is this environment's own region; copies go to another region \
+                     (e.g. {})",
+                    crate::regions::others_in_partition(region)
+                        .first()
+                        .copied()
+                        .unwrap_or("another region")
+                ),
+            ));
+        }
+        match crate::regions::partition_of(region) {
+            None => {
+                return Err((
+                    key("region"),
+                    format!(
+                        "{region:?} is not an AWS region; write one of {}",
+                        crate::regions::others_in_partition(&raw.region).join(", ")
+                    ),
+                ));
+            }
+            Some(partition) if Some(partition) != crate::regions::partition_of(&raw.region) => {
+                return Err((
+                    key("region"),
+                    format!(
+                        "{region} is in the {partition} partition and {} is not; snapshots are \
+                         copied only within one partition",
+                        raw.region
+                    ),
+                ));
+            }
+            Some(_) => {}
+        }
+        rules.push(CopyRule {
+            region: region.to_owned(),
+            retention_days: copy.retention_days,
+            keep_last: copy.keep_last,
+            kms_key: copy.kms_key.clone(),
+            schedules: copy.schedules.clone(),
+        });
+        let rule_schedules: Vec<fmodel::ScheduleRule> = schedules
+            .iter()
+            .map(|s| fmodel::ScheduleRule::new(&s.name, s.retention_days, s.keep_last))
+            .collect();
+        if let Some((_, field, problem)) = copies_problem(&rules, &rule_schedules) {
+            return Err((key(field), problem));
+        }
+    }
+    let rule_name = stack_name.len() + COPY_RULE_SUFFIX.len();
+    if rule_name > MAX_RULE_NAME_CHARS {
+        return Err((
+            "copies".into(),
+            format!(
+                "with copies, the stack's EventBridge rule is named {stack_name}{COPY_RULE_SUFFIX}, \
+                 {rule_name} characters, over EventBridge's {MAX_RULE_NAME_CHARS}; shorten \
+                 stack_name to at most {} characters",
+                MAX_RULE_NAME_CHARS - COPY_RULE_SUFFIX.len()
+            ),
+        ));
+    }
+    Ok(rules)
 }
 
 fn is_region(region: &str) -> bool {

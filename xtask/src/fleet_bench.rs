@@ -263,12 +263,14 @@ async fn inventory_time(aws: &Aws) -> Result<f64> {
         schedules: function::model::Policy::single_schedule(7, 1),
         exclude_boot_volume: false,
         min_interval: time::Duration::ZERO,
+        copies: Vec::new(),
     };
     let options = function::model::RunOptions {
         job: function::model::Job::Backup,
         interval: function::model::Interval::Respect,
         instance_ids: None,
         schedule: None,
+        snapshot_ids: None,
         phase: function::model::Phase::LaterLink,
     };
     let started = Instant::now();

@@ -24,6 +24,7 @@ mod parameters;
 mod paths;
 #[cfg(test)]
 mod policy_checks;
+mod regions;
 mod schedule;
 mod schedules;
 #[cfg(test)]

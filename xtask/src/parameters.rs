@@ -78,6 +78,19 @@ stack_parameters! {
     schedule_4_expression => "Schedule4Expression",
     schedule_4_timezone => "Schedule4Timezone",
     schedule_4_window => "Schedule4WindowMinutes",
+    /// The copy rules as the function's `COPIES` variable.
+    copies => "Copies",
+    /// Copy region slots 1 to 3: an empty region leaves a slot out. The key is given as a key
+    /// ARN or as an alias (`alias/<name>`, from an alias ARN too); the other is empty.
+    copy_1_region => "Copy1Region",
+    copy_1_kms_key_arn => "Copy1KmsKeyArn",
+    copy_1_kms_alias => "Copy1KmsAlias",
+    copy_2_region => "Copy2Region",
+    copy_2_kms_key_arn => "Copy2KmsKeyArn",
+    copy_2_kms_alias => "Copy2KmsAlias",
+    copy_3_region => "Copy3Region",
+    copy_3_kms_key_arn => "Copy3KmsKeyArn",
+    copy_3_kms_alias => "Copy3KmsAlias",
     exclude_boot_volume => "ExcludeBootVolume",
     min_interval_minutes => "MinIntervalMinutes",
     max_concurrency => "MaxConcurrency",
@@ -139,6 +152,16 @@ impl StackParameters {
             ))
         })
         .collect()
+    }
+
+    /// The regions a stack copies to, as its `Copies` parameter records them.
+    pub fn copy_regions(&self) -> Vec<String> {
+        let rules: Vec<function::model::CopyRule> = self
+            .copies
+            .as_deref()
+            .and_then(|json| serde_json::from_str(json).ok())
+            .unwrap_or_default();
+        rules.into_iter().map(|r| r.region).collect()
     }
 
     /// The bucket and key of the artifact, when the stack records them.

@@ -300,6 +300,10 @@ fn the_name_limits_checked_before_deploy_are_aws_own() {
         schema("AWS::Scheduler::Schedule")["properties"]["Name"]["maxLength"],
         crate::schedules::MAX_SCHEDULE_NAME_CHARS
     );
+    assert_eq!(
+        schema("AWS::Events::Rule")["properties"]["Name"]["maxLength"],
+        crate::config::MAX_RULE_NAME_CHARS
+    );
     // SQS's schema states no length; CreateQueue's documentation in the service model does.
     let site_packages = dir.ancestors().nth(3).unwrap().to_owned();
     let models = site_packages.join("botocore/data/sqs");
@@ -334,4 +338,35 @@ fn the_name_limits_checked_before_deploy_are_aws_own() {
         crate::schedules::DEAD_LETTER_QUEUE_SUFFIX
     )));
     assert!(body.contains("Name: !Sub ${DeploymentName}-${Schedule1Name}"));
+}
+
+#[test]
+fn the_regions_a_copy_may_go_to_are_those_aws_publishes() {
+    // The SDK's endpoint data, as botocore ships it beside cfn-lint.
+    let site_packages = schemas().ancestors().nth(3).unwrap().to_owned();
+    let endpoints = read_json(&site_packages.join("botocore/data/endpoints.json"));
+    let published: Vec<(String, Vec<String>)> = endpoints["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            let mut regions: Vec<String> =
+                p["regions"].as_object().unwrap().keys().cloned().collect();
+            regions.sort();
+            (p["partition"].as_str().unwrap().to_owned(), regions)
+        })
+        .collect();
+    let ours: Vec<(String, Vec<String>)> = crate::regions::PARTITIONS
+        .iter()
+        .map(|(partition, regions)| {
+            let mut regions: Vec<String> = regions.iter().map(|r| (*r).to_owned()).collect();
+            regions.sort();
+            ((*partition).to_owned(), regions)
+        })
+        .collect();
+    let sorted = |mut list: Vec<(String, Vec<String>)>| {
+        list.sort();
+        list
+    };
+    assert_eq!(sorted(ours), sorted(published));
 }

@@ -18,10 +18,56 @@ pub struct ManagedSnapshot {
     pub tags: Vec<String>,
 }
 
-/// This deployment's snapshots (the managed-by tag names the stack), every page.
+/// This deployment's snapshots (the managed-by tag names the stack), every page; copies made
+/// into this region by a deployment of the same name elsewhere are not among them.
 pub async fn managed(aws: &Aws, stack: &str) -> Result<Vec<ManagedSnapshot>> {
-    let mut pages = aws
-        .ec2
+    let all = tagged(&aws.ec2, stack)
+        .await
+        .context("failed to list this deployment's snapshots")?;
+    Ok(all
+        .into_iter()
+        .filter(|s| s.tag(function::tags::SOURCE_REGION).is_none())
+        .collect())
+}
+
+/// A client for EC2 in `region`, with `aws`'s credentials.
+pub fn ec2_in(aws: &Aws, region: &str) -> aws_sdk_ec2::Client {
+    aws_sdk_ec2::Client::from_conf(
+        aws_sdk_ec2::config::Builder::from(&aws.sdk)
+            .region(aws_sdk_ec2::config::Region::new(region.to_owned()))
+            .build(),
+    )
+}
+
+/// This deployment's copies in `region`: its managed-by tag, copied from `home` (the
+/// environment's own region), every page.
+pub async fn copies(
+    aws: &Aws,
+    region: &str,
+    stack: &str,
+    home: &str,
+) -> Result<Vec<ManagedSnapshot>> {
+    let all = tagged(&ec2_in(aws, region), stack)
+        .await
+        .with_context(|| format!("failed to list this deployment's copies in {region}"))?;
+    Ok(all
+        .into_iter()
+        .filter(|s| s.tag(function::tags::SOURCE_REGION) == Some(home))
+        .collect())
+}
+
+impl ManagedSnapshot {
+    /// The value of tag `key`, when the snapshot carries it.
+    pub fn tag(&self, key: &str) -> Option<&str> {
+        self.tags
+            .iter()
+            .find_map(|t| t.split_once('=').filter(|(k, _)| *k == key).map(|(_, v)| v))
+    }
+}
+
+/// The snapshots `ec2`'s region holds with `stack`'s managed-by tag, every page.
+async fn tagged(ec2: &aws_sdk_ec2::Client, stack: &str) -> Result<Vec<ManagedSnapshot>> {
+    let mut pages = ec2
         .describe_snapshots()
         .owner_ids("self")
         .filters(
@@ -34,9 +80,7 @@ pub async fn managed(aws: &Aws, stack: &str) -> Result<Vec<ManagedSnapshot>> {
         .send();
     let mut found = Vec::new();
     while let Some(page) = pages.next().await {
-        let page = page
-            .map_err(sdk_error)
-            .context("failed to list this deployment's snapshots")?;
+        let page = page.map_err(sdk_error)?;
         for snapshot in page.snapshots() {
             // Checked again here: only snapshots this deployment made are ever deleted.
             let owned = snapshot
@@ -90,17 +134,24 @@ pub struct Deletions {
 /// Deletes `snapshots` with the function's own deletion: paced to EC2's DeleteSnapshot bucket,
 /// `limits.concurrency` at once within `limits.rate_share` of it (the environment's own
 /// settings), a throttled answer sent again, and every snapshot's outcome reported.
-pub async fn delete(aws: &Aws, snapshots: &[ManagedSnapshot], limits: Limits) -> Deletions {
+/// `region` is the region `ec2` calls, `None` for the environment's own (each has its buckets).
+pub async fn delete(
+    ec2: &aws_sdk_ec2::Client,
+    region: Option<&str>,
+    snapshots: &[ManagedSnapshot],
+    limits: Limits,
+) -> Deletions {
     let pacer = Pacer::new(BucketSize::share_of_ec2(
         limits.refill_per_second,
         limits.rate_share_percent / 100.0,
     ));
     let writes = Writes {
-        ec2: &aws.ec2,
+        ec2,
         pacer: &pacer,
         deadline: None,
         limit: limits.concurrency,
         mode: Mode::Apply,
+        region,
     };
     let deletions = snapshots
         .iter()

@@ -81,6 +81,16 @@ pub fn parameters(env: &Environment, artifact: &ArtifactLocation) -> StackParame
         schedule_4_expression: slot(3, |s| s.expression.clone()),
         schedule_4_timezone: slot(3, |s| s.timezone.clone()),
         schedule_4_window: slot(3, window),
+        copies: text(&crate::config::copies_variable(&env.copies)),
+        copy_1_region: copy_slot(env, 0, |c| c.region.clone()),
+        copy_1_kms_key_arn: copy_slot(env, 0, kms_key_arn),
+        copy_1_kms_alias: copy_slot(env, 0, kms_alias),
+        copy_2_region: copy_slot(env, 1, |c| c.region.clone()),
+        copy_2_kms_key_arn: copy_slot(env, 1, kms_key_arn),
+        copy_2_kms_alias: copy_slot(env, 1, kms_alias),
+        copy_3_region: copy_slot(env, 2, |c| c.region.clone()),
+        copy_3_kms_key_arn: copy_slot(env, 2, kms_key_arn),
+        copy_3_kms_alias: copy_slot(env, 2, kms_alias),
         exclude_boot_volume: text(&env.exclude_boot_volume),
         min_interval_minutes: text(&env.min_interval_minutes),
         max_concurrency: text(&env.max_concurrency),
@@ -89,6 +99,34 @@ pub fn parameters(env: &Environment, artifact: &ArtifactLocation) -> StackParame
         ec2_refill_per_second: text(&env.ec2_refill_per_second),
         max_links: text(&env.max_links),
     }
+}
+
+/// One copy slot's value, or empty when the environment has fewer copy regions (the
+/// template's conditions leave the slot's resources out).
+fn copy_slot(
+    env: &Environment,
+    index: usize,
+    field: fn(&function::model::CopyRule) -> String,
+) -> Option<String> {
+    Some(env.copies.get(index).map(field).unwrap_or_default())
+}
+
+/// A copy rule's key when given as a key ARN; the IAM policy names it as the resource.
+fn kms_key_arn(rule: &function::model::CopyRule) -> String {
+    rule.kms_key
+        .clone()
+        .filter(|key| key.contains(":key/"))
+        .unwrap_or_default()
+}
+
+/// A copy rule's key when given as an alias (`alias/<name>`, or an alias ARN): IAM cannot name
+/// an alias as a resource, so the policy allows the region's keys that carry it
+/// (`kms:ResourceAliases`).
+fn kms_alias(rule: &function::model::CopyRule) -> String {
+    rule.kms_key
+        .as_deref()
+        .and_then(|key| key.find("alias/").map(|at| key[at..].to_owned()))
+        .unwrap_or_default()
 }
 
 /// Stack tags: CloudFormation copies them onto every resource that takes tags.

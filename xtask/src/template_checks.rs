@@ -507,7 +507,8 @@ fn the_function_role_is_bounded_by_the_bootstrap_boundary_which_covers_what_it_d
         .filter(|s| show(&s["Effect"]) == "Allow")
         .flat_map(actions)
         .collect();
-    for statement in statements(role) {
+    let copies: Vec<Value> = (1..=3).flat_map(|n| copy_statements(&t, n)).collect();
+    for statement in statements(role).iter().chain(&copies) {
         for action in actions(statement) {
             assert!(
                 bounded.contains(&action),
@@ -516,6 +517,157 @@ fn the_function_role_is_bounded_by_the_bootstrap_boundary_which_covers_what_it_d
             );
         }
     }
+}
+
+/// The statements of copy slot `n`'s policy, a statement under `!If` taken as its true case.
+fn copy_statements(t: &Value, n: usize) -> Vec<Value> {
+    resource(t, &format!("Copy{n}Policy"))["Properties"]["PolicyDocument"]["Statement"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|s| match s {
+            Value::Tagged(tagged) if tagged.tag == "!If" => tagged.value[1].clone(),
+            plain => plain.clone(),
+        })
+        .collect()
+}
+
+#[test]
+fn copies_are_made_tagged_and_deleted_only_in_their_region_and_keys_used_only_through_ec2() {
+    let t = main_template();
+    for n in 1..=3 {
+        let policy = resource(&t, &format!("Copy{n}Policy"));
+        assert_eq!(show(&policy["Type"]), "AWS::IAM::RolePolicy");
+        assert_eq!(show(&policy["Condition"]), format!("HasCopy{n}"));
+        assert_eq!(show(&policy["Properties"]["RoleName"]), "!Ref Role");
+        let all = copy_statements(&t, n);
+        let sids: Vec<String> = all.iter().map(|s| show(&s["Sid"])).collect();
+        assert_eq!(
+            sids,
+            [
+                "CopySnapshots",
+                "TagCopiesAtCreation",
+                "DeleteOwnCopies",
+                "EncryptCopiesThroughEc2"
+            ]
+        );
+        let region = format!("${{Copy{n}Region}}");
+        let copy = by_sid(&all, "CopySnapshots");
+        assert_eq!(
+            actions(copy),
+            BTreeSet::from(["ec2:CopySnapshot".to_owned()])
+        );
+        assert_eq!(
+            show(&copy["Resource"]),
+            format!(
+                "[!Sub arn:${{AWS::Partition}}:ec2:${{AWS::Region}}::snapshot/*, !Sub \
+                 arn:${{AWS::Partition}}:ec2:{region}::snapshot/*]"
+            ),
+            "the source snapshot here, the copy there"
+        );
+        let tag = by_sid(&all, "TagCopiesAtCreation");
+        assert_eq!(actions(tag), BTreeSet::from(["ec2:CreateTags".to_owned()]));
+        assert_eq!(
+            show(&tag["Condition"]["StringEquals"]["ec2:CreateAction"]),
+            "CopySnapshot"
+        );
+        assert!(show(&tag["Resource"]).contains(&format!("ec2:{region}::snapshot/*")));
+        let delete = by_sid(&all, "DeleteOwnCopies");
+        assert_eq!(
+            actions(delete),
+            BTreeSet::from(["ec2:DeleteSnapshot".to_owned()])
+        );
+        assert_eq!(
+            show(
+                &delete["Condition"]["StringEquals"]
+                    [&format!("aws:ResourceTag/{}", function::tags::MANAGED_BY)]
+            ),
+            "!Ref DeploymentName"
+        );
+        // The key statement exists only with a key, names it (or the region's keys carrying
+        // its alias), and only through EC2 in that region.
+        let raw = &resource(&t, &format!("Copy{n}Policy"))["Properties"]["PolicyDocument"]["Statement"]
+            [3];
+        assert!(
+            show(raw).starts_with(&format!("!If [Copy{n}HasKey, ")),
+            "{}",
+            show(raw)
+        );
+        assert!(show(raw).ends_with("!Ref AWS::NoValue]"));
+        let key = by_sid(&all, "EncryptCopiesThroughEc2");
+        assert_eq!(
+            actions(key),
+            [
+                "kms:CreateGrant",
+                "kms:Encrypt",
+                "kms:Decrypt",
+                "kms:ReEncrypt*",
+                "kms:GenerateDataKey*",
+                "kms:DescribeKey"
+            ]
+            .iter()
+            .map(|a| a.to_string())
+            .collect()
+        );
+        assert_eq!(
+            show(&key["Resource"]),
+            format!(
+                "!If [Copy{n}HasKeyArn, !Ref Copy{n}KmsKeyArn, !Sub \
+                 arn:${{AWS::Partition}}:kms:{region}:${{AWS::AccountId}}:key/*]"
+            )
+        );
+        let via = format!("!Sub ec2.{region}.amazonaws.com");
+        let Value::Tagged(condition) = &key["Condition"] else {
+            panic!("the key's condition depends on how the key is given");
+        };
+        let (by_arn, by_alias) = (&condition.value[1], &condition.value[2]);
+        assert_eq!(show(&by_arn["StringEquals"]["kms:ViaService"]), via);
+        assert_eq!(show(&by_alias["StringEquals"]["kms:ViaService"]), via);
+        assert_eq!(
+            show(&by_alias["ForAnyValue:StringEquals"]["kms:ResourceAliases"]),
+            format!("!Ref Copy{n}KmsAlias")
+        );
+    }
+}
+
+#[test]
+fn ec2s_completion_events_reach_the_function_only_with_copies() {
+    let t = main_template();
+    let rule = resource(&t, "SnapshotsCompletedRule");
+    assert_eq!(show(&rule["Condition"]), "HasCopy1");
+    assert_eq!(
+        show(&rule["Properties"]["Name"]),
+        format!(
+            "!Sub ${{DeploymentName}}{}",
+            crate::config::COPY_RULE_SUFFIX
+        )
+    );
+    let pattern = &rule["Properties"]["EventPattern"];
+    assert_eq!(
+        show(&pattern["source"]),
+        format!("[{}]", function::event::COMPLETION_SOURCE)
+    );
+    assert_eq!(
+        show(&pattern["detail-type"]),
+        format!("[{}]", function::event::COMPLETION_DETAIL_TYPE)
+    );
+    assert_eq!(show(&pattern["detail"]["event"]), "[createSnapshots]");
+    assert_eq!(show(&pattern["detail"]["result"]), "[succeeded]");
+    let targets = rule["Properties"]["Targets"].as_sequence().unwrap();
+    assert_eq!(targets.len(), 1);
+    assert_eq!(show(&targets[0]["Arn"]), "!GetAtt Function.Arn");
+    let permission = resource(&t, "SnapshotsCompletedPermission");
+    assert_eq!(show(&permission["Condition"]), "HasCopy1");
+    let p = &permission["Properties"];
+    assert_eq!(show(&p["Principal"]), "events.amazonaws.com");
+    assert_eq!(show(&p["Action"]), "lambda:InvokeFunction");
+    assert_eq!(show(&p["SourceArn"]), "!GetAtt SnapshotsCompletedRule.Arn");
+    assert_eq!(show(&p["SourceAccount"]), "!Ref AWS::AccountId");
+    // The slots fill in order: the first one decides whether there are copies at all.
+    assert_eq!(
+        show(&t["Conditions"]["HasCopy1"]),
+        "!Not [!Equals [!Ref Copy1Region, ]]"
+    );
 }
 
 #[test]

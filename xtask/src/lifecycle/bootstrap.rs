@@ -19,7 +19,7 @@ const ROLE_OUTPUT: &str = "ExecutionRoleArn";
 const VERSION_OUTPUT: &str = "BootstrapVersion";
 /// The bootstrap version this deploy needs: 2 added the execution role and the boundary, 3
 /// the permissions for EventBridge Scheduler schedules and their dead-letter queue.
-pub const REQUIRED_VERSION: u32 = 3;
+pub const REQUIRED_VERSION: u32 = 4;
 
 /// What deploy and destroy use from the bootstrap stack.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,7 +71,7 @@ pub fn missing_message(missing: &Missing, region: &str) -> String {
         Missing::Outdated { version } => format!(
             "stack {BOOTSTRAP_STACK} in {region} is bootstrap version {version}; this SmartVault \
              needs version {REQUIRED_VERSION} (2 added the CloudFormation execution role, 3 \
-             its permissions for schedules)"
+             its permissions for schedules, 4 the boundary's for copies in other regions)"
         ),
     };
     format!(
@@ -329,7 +329,7 @@ mod tests {
         let current = view(&[
             (BUCKET_OUTPUT, "b"),
             (ROLE_OUTPUT, "arn:aws:iam::1:role/r"),
-            (VERSION_OUTPUT, "3"),
+            (VERSION_OUTPUT, "4"),
         ]);
         assert_eq!(
             usable(Some(&current)),
@@ -348,10 +348,20 @@ mod tests {
             usable(Some(&version_2)),
             Err(Missing::Outdated { version: 2 })
         );
+        // Version 3: the boundary has no room for copies in other regions yet.
+        let version_3 = view(&[
+            (BUCKET_OUTPUT, "b"),
+            (ROLE_OUTPUT, "arn:aws:iam::1:role/r"),
+            (VERSION_OUTPUT, "3"),
+        ]);
+        assert_eq!(
+            usable(Some(&version_3)),
+            Err(Missing::Outdated { version: 3 })
+        );
         let message = missing_message(&Missing::Outdated { version: 1 }, "eu-west-1");
         assert!(
             message.contains("bootstrap version 1")
-                && message.contains("needs version 3")
+                && message.contains("needs version 4")
                 && message.contains("cargo xtask bootstrap --region eu-west-1")
                 && message.contains("docs/bootstrap-policy.json"),
             "{message}"

@@ -26,6 +26,9 @@ pub struct Survey {
     pub stack: Option<StackView>,
     pub resources: Vec<Resource>,
     pub snapshots: Vec<ManagedSnapshot>,
+    /// This deployment's copies in each copy region (configured now, or recorded by the
+    /// stack), by region.
+    pub copies: Vec<(String, Vec<ManagedSnapshot>)>,
     /// The function's log group exists (the stack's own, or one left by an earlier stack).
     pub log_group: bool,
     /// Every other stack in the region, to tell whether they share the artifact or bucket.
@@ -46,6 +49,12 @@ pub enum Step {
         resources: Vec<String>,
     },
     Snapshots {
+        count: usize,
+        gib: i64,
+    },
+    /// This deployment's copies in another region.
+    Copies {
+        region: String,
         count: usize,
         gib: i64,
     },
@@ -115,6 +124,21 @@ pub fn plan(env: &Environment, survey: &Survey, snapshots: Snapshots) -> Result<
             why: "--keep-snapshots".into(),
         }),
     }
+    for (region, copies) in &survey.copies {
+        let gib = copies.iter().map(|s| i64::from(s.size_gib)).sum();
+        match snapshots {
+            Snapshots::Delete if !copies.is_empty() => steps.push(Step::Copies {
+                region: region.clone(),
+                count: copies.len(),
+                gib,
+            }),
+            Snapshots::Delete => {}
+            Snapshots::Keep => kept.push(Kept {
+                what: format!("{} copies in {region} ({gib} GiB)", copies.len()),
+                why: "--keep-snapshots".into(),
+            }),
+        }
+    }
     // The stack's own log group goes with it, unless a last invocation writes to it again
     // while the function is deleted; a group left by an earlier stack goes too.
     if survey.stack.is_some() || survey.log_group {
@@ -179,6 +203,15 @@ pub fn plan(env: &Environment, survey: &Survey, snapshots: Snapshots) -> Result<
     })
 }
 
+/// How hard destroy's deletions may push EC2: the environment's own settings.
+fn limits(env: &Environment) -> Limits {
+    Limits {
+        concurrency: env.max_concurrency as usize,
+        rate_share_percent: f64::from(env.ec2_rate_share),
+        refill_per_second: f64::from(env.ec2_refill_per_second),
+    }
+}
+
 /// The function's log group, named after the stack.
 pub fn log_group(stack: &str) -> String {
     format!("/aws/lambda/{stack}")
@@ -208,6 +241,10 @@ impl Plan {
                     text,
                     "  {count} snapshots made by this deployment ({gib} GiB)"
                 ),
+                Step::Copies { region, count, gib } => writeln!(
+                    text,
+                    "  {count} copies in {region} made by this deployment ({gib} GiB)"
+                ),
                 Step::LogGroup { name } => {
                     writeln!(text, "  the log group {name} if it outlives the stack")
                 }
@@ -235,6 +272,10 @@ pub struct DestroyResult {
     pub snapshots_deleted: Vec<String>,
     /// Snapshot id and why it was kept.
     pub snapshots_kept: Vec<(String, String)>,
+    /// This deployment's copies found in other regions.
+    pub copies_found: usize,
+    /// Each copy deleted, as `<region>/<snapshot id>`.
+    pub copies_deleted: Vec<String>,
     pub log_group_deleted: bool,
     pub artifacts_deleted: Vec<String>,
     /// What was kept on purpose, and why.
@@ -285,10 +326,24 @@ pub async fn survey(aws: &Aws, env: &Environment) -> Result<Survey> {
             .as_ref()
             .and_then(|s| s.outputs.get(name).cloned())
     };
+    // Where copies may be: the regions configured now and those the stack recorded.
+    let mut regions: Vec<String> = env.copies.iter().map(|c| c.region.clone()).collect();
+    if let Some(view) = &view {
+        regions.extend(view.parameters.copy_regions());
+    }
+    regions.sort();
+    regions.dedup();
+    regions.retain(|r| *r != env.region);
+    let mut copies = Vec::new();
+    for region in regions {
+        let found = snapshots::copies(aws, &region, stack, &env.region).await?;
+        copies.push((region, found));
+    }
     Ok(Survey {
+        snapshots: snapshots::managed(aws, stack).await?,
+        copies,
         stack: view,
         resources,
-        snapshots: snapshots::managed(aws, stack).await?,
         log_group: groups
             .log_groups()
             .iter()
@@ -320,6 +375,7 @@ pub async fn apply(
         stack_existed: survey.stack.is_some(),
         snapshots_found: survey.snapshots.len(),
         snapshots_gib: survey.snapshots.iter().map(|s| i64::from(s.size_gib)).sum(),
+        copies_found: survey.copies.iter().map(|(_, c)| c.len()).sum(),
         kept: plan.kept.clone(),
         ..DestroyResult::default()
     };
@@ -331,18 +387,50 @@ pub async fn apply(
                 // Without a role, CloudFormation uses the one the stack was deployed with.
                 cfn::delete_and_wait(aws, stack, survey.execution_role.as_deref()).await
             }
-            Step::Snapshots { count, .. } => {
-                progress(format!("deleting {count} snapshots"));
-                let limits = Limits {
-                    concurrency: env.max_concurrency as usize,
-                    rate_share_percent: f64::from(env.ec2_rate_share),
-                    refill_per_second: f64::from(env.ec2_refill_per_second),
-                };
+            Step::Copies { region, count, .. } => {
+                progress(format!("deleting {count} copies in {region}"));
+                let found = survey
+                    .copies
+                    .iter()
+                    .find(|(r, _)| r == region)
+                    .map(|(_, c)| c.as_slice())
+                    .unwrap_or_default();
+                let ec2 = snapshots::ec2_in(aws, region);
                 let Deletions {
                     deleted,
                     kept,
                     failed,
-                } = snapshots::delete(aws, &survey.snapshots, limits).await;
+                } = snapshots::delete(&ec2, Some(region), found, limits(env)).await;
+                progress(format!(
+                    "deleted {} copies in {region}, kept {}, failed {}",
+                    deleted.len(),
+                    kept.len(),
+                    failed.len()
+                ));
+                for (id, why) in &kept {
+                    progress(format!("  kept {id} in {region}: {why}"));
+                }
+                result
+                    .copies_deleted
+                    .extend(deleted.iter().map(|id| format!("{region}/{id}")));
+                result.snapshots_kept.extend(
+                    kept.into_iter()
+                        .map(|(id, why)| (format!("{region}/{id}"), why)),
+                );
+                result.failures.extend(
+                    failed
+                        .into_iter()
+                        .map(|(id, error)| format!("deleting {id} in {region} failed: {error}")),
+                );
+                Ok(())
+            }
+            Step::Snapshots { count, .. } => {
+                progress(format!("deleting {count} snapshots"));
+                let Deletions {
+                    deleted,
+                    kept,
+                    failed,
+                } = snapshots::delete(&aws.ec2, None, &survey.snapshots, limits(env)).await;
                 progress(format!(
                     "deleted {} snapshots, kept {}, failed {}",
                     deleted.len(),
@@ -451,6 +539,7 @@ mod tests {
                 physical_id: "smartvault-dev".into(),
             }],
             snapshots: vec![snapshot("snap-1", 8), snapshot("snap-2", 20)],
+            copies: vec![("us-west-2".into(), vec![snapshot("snap-c1", 8)])],
             log_group: true,
             other_stacks: Vec::new(),
             bootstrap_bucket: Some("bucket".into()),
@@ -464,6 +553,7 @@ mod tests {
             .map(|s| match s {
                 Step::Stack { .. } => "stack",
                 Step::Snapshots { .. } => "snapshots",
+                Step::Copies { .. } => "copies",
                 Step::LogGroup { .. } => "log group",
                 Step::Artifact { .. } => "artifact",
             })
@@ -484,6 +574,7 @@ mod tests {
             stack: None,
             resources: Vec::new(),
             snapshots: Vec::new(),
+            copies: Vec::new(),
             log_group: false,
             ..everything()
         };
@@ -500,21 +591,25 @@ mod tests {
                 "all of it",
                 everything(),
                 Snapshots::Delete,
-                &["stack", "snapshots", "log group", "artifact"],
+                &["stack", "snapshots", "copies", "log group", "artifact"],
                 &[unused],
             ),
             (
-                "snapshots kept as asked",
+                "snapshots and copies kept as asked",
                 everything(),
                 Snapshots::Keep,
                 &["stack", "log group", "artifact"],
-                &["2 snapshots (28 GiB) (--keep-snapshots)", unused],
+                &[
+                    "2 snapshots (28 GiB) (--keep-snapshots)",
+                    "1 copies in us-west-2 (8 GiB) (--keep-snapshots)",
+                    unused,
+                ],
             ),
             (
                 "another environment runs the same artifact",
                 shared_artifact,
                 Snapshots::Delete,
-                &["stack", "snapshots", "log group"],
+                &["stack", "snapshots", "copies", "log group"],
                 &[
                     "the artifact s3://bucket/artifacts/a.zip (smartvault-staging runs it)",
                     used,
@@ -524,7 +619,7 @@ mod tests {
                 "another environment deploys from the bucket",
                 shared_bucket,
                 Snapshots::Delete,
-                &["stack", "snapshots", "log group", "artifact"],
+                &["stack", "snapshots", "copies", "log group", "artifact"],
                 &[used],
             ),
             (
