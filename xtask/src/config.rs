@@ -817,6 +817,85 @@ mod tests {
     }
 
     #[test]
+    fn copies_are_read_and_every_mistake_is_refused_with_the_fix() {
+        let good = "    copies:\n      - {region: us-west-2, retention_days: 30, keep_last: 3, kms_key: alias/dr}\n      - region: eu-central-1\n        kms_key: arn:aws:kms:eu-central-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab\n        schedules: [default]\n";
+        let env = parse(&env_yaml(good), FILE, "dev").unwrap();
+        assert_eq!(env.copies.len(), 2);
+        assert_eq!(env.copies[0].region, "us-west-2");
+        assert_eq!(env.copies[0].retention_days, Some(30));
+        assert_eq!(
+            env.copies[1].keep_last, None,
+            "the schedule's own, unless given"
+        );
+        let vars = function_environment(&env, "arn:aws:sns:eu-west-1:123456789012:t");
+        let rules: Vec<CopyRule> = serde_json::from_str(&vars[fconfig::COPIES]).unwrap();
+        assert_eq!(
+            rules, env.copies,
+            "the function reads back what was validated"
+        );
+
+        let copy = |fields: &str| format!("    copies:\n      - {{{fields}}}\n");
+        let cases = [
+            (
+                copy("region: eu-west-1"),
+                "copies[0].region: eu-west-1 is this environment's own region",
+            ),
+            (copy("region: eu-west-9"), "copies[0].region: \"eu-west-9\" is not an AWS region; write one of"),
+            (
+                copy("region: cn-north-1"),
+                "cn-north-1 is in the aws-cn partition and eu-west-1 is not",
+            ),
+            (
+                "    copies:\n      - {region: us-west-2}\n      - {region: us-west-2}\n".to_owned(),
+                "copies[1].region: copy region us-west-2 is given twice",
+            ),
+            (
+                "    copies: [{region: us-west-2}, {region: us-east-1}, {region: us-east-2}, {region: eu-north-1}]\n".to_owned(),
+                "4 copy regions are listed; at most 3",
+            ),
+            (
+                copy("region: us-west-2, kms_key: \"arn:aws:kms:eu-west-1:123456789012:key/abc\""),
+                "copies[0].kms_key: copies to us-west-2: kms_key \"arn:aws:kms:eu-west-1:123456789012:key/abc\" is in eu-west-1, not in us-west-2",
+            ),
+            (
+                copy("region: us-west-2, kms_key: my-key"),
+                "kms_key \"my-key\" is not a KMS key; give a key ARN",
+            ),
+            (
+                copy("region: us-west-2, retention_days: 0"),
+                "copies[0].retention_days: copies to us-west-2: retention_days 0 is outside 1-3650",
+            ),
+            (
+                copy("region: us-west-2, keep_last: 1001"),
+                "copies[0].keep_last: copies to us-west-2: keep_last 1001 is outside 0-1000",
+            ),
+            (
+                copy("region: us-west-2, schedules: [weekly]"),
+                "copies[0].schedules: copies to us-west-2: schedule \"weekly\" is not one of this deployment's (default)",
+            ),
+            (copy("region: us-west-2, retention: 3"), "unknown field `retention`"),
+            (
+                format!(
+                    "    stack_name: smartvault-{}\n    schedules: [{{name: d, expression: \"rate(1 day)\"}}]\n{}",
+                    "x".repeat(47),
+                    copy("region: us-west-2")
+                ),
+                "over EventBridge's 64; shorten stack_name to at most 57 characters",
+            ),
+        ];
+        for (extra, expected) in cases {
+            let error = parse(&env_yaml(&extra), FILE, "dev")
+                .expect_err(&extra)
+                .to_string();
+            assert!(error.contains(expected), "{extra:?}: {error}");
+            assert!(
+                error.starts_with(&format!("{FILE}: environments.dev.")),
+                "{error}"
+            );
+        }
+    }
+
+    #[test]
     fn bad_emails_and_regions_are_refused() {
         let bad_email = "environments:\n  dev:\n    region: eu-west-1\n    notification_emails: [ops.example.com]\n";
         let error = parse(bad_email, FILE, "dev").unwrap_err().to_string();
