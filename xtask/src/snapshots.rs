@@ -14,6 +14,8 @@ pub struct ManagedSnapshot {
     pub volume_id: Option<String>,
     pub size_gib: i32,
     pub start_time: Option<i64>,
+    /// EC2 reports it `completed` (not `pending` or `error`).
+    pub completed: bool,
     /// Every tag, as `key=value`.
     pub tags: Vec<String>,
 }
@@ -28,6 +30,37 @@ pub async fn managed(aws: &Aws, stack: &str) -> Result<Vec<ManagedSnapshot>> {
         .into_iter()
         .filter(|s| s.tag(function::tags::SOURCE_REGION).is_none())
         .collect())
+}
+
+/// The regions an environment's copies may be in: those configured now and those its deployed
+/// stack records (a region removed from the configuration still holds copies).
+pub fn copy_regions(
+    env: &crate::config::Environment,
+    stack: Option<&crate::cfn::StackView>,
+) -> Vec<String> {
+    let mut regions: Vec<String> = env.copies.iter().map(|c| c.region.clone()).collect();
+    if let Some(view) = stack {
+        regions.extend(view.parameters.copy_regions());
+    }
+    regions.sort();
+    regions.dedup();
+    regions.retain(|r| *r != env.region);
+    regions
+}
+
+/// This deployment's copies in each of `regions`.
+pub async fn copies_by_region(
+    aws: &Aws,
+    regions: Vec<String>,
+    stack: &str,
+    home: &str,
+) -> Result<Vec<(String, Vec<ManagedSnapshot>)>> {
+    let mut found = Vec::new();
+    for region in regions {
+        let copies = copies(aws, &region, stack, home).await?;
+        found.push((region, copies));
+    }
+    Ok(found)
 }
 
 /// A client for EC2 in `region`, with `aws`'s credentials.
@@ -93,6 +126,8 @@ async fn tagged(ec2: &aws_sdk_ec2::Client, stack: &str) -> Result<Vec<ManagedSna
                     volume_id: snapshot.volume_id().map(str::to_owned),
                     size_gib: snapshot.volume_size().unwrap_or_default(),
                     start_time: snapshot.start_time().map(|t| t.secs()),
+                    completed: snapshot.state()
+                        == Some(&aws_sdk_ec2::types::SnapshotState::Completed),
                     tags: snapshot
                         .tags()
                         .iter()

@@ -212,6 +212,7 @@ async fn deploy_redeploy_change_status_invoke_destroy() {
             "snapshots_gib",
             "oldest_snapshot",
             "newest_snapshot",
+            "copies",
             "outputs",
         ],
     );
@@ -292,6 +293,8 @@ async fn deploy_redeploy_change_status_invoke_destroy() {
             "snapshots_gib",
             "snapshots_deleted",
             "snapshots_kept",
+            "copies_found",
+            "copies_deleted",
             "log_group_deleted",
             "artifacts_deleted",
             "kept",
@@ -616,6 +619,171 @@ async fn a_three_schedule_environment_deploys_and_shows_its_schedules() {
     assert!(
         daily.contains(" 02:00 Europe/Berlin") || daily.contains(" 03:00 Europe/Berlin"),
         "{daily}"
+    );
+}
+
+/// An environment with copies in two other regions deploys with a policy per copy region and
+/// the rule for EC2's completion events; `status` shows each region's copies and the oldest
+/// set without one; `destroy` removes this deployment's copies there and nobody else's.
+#[tokio::test]
+async fn copies_deploy_show_in_status_and_go_with_destroy() {
+    use function::tags;
+    let emulator = Emulator::start().unwrap_or_else(|e| panic!("{e}"));
+    let dir = scratch("copies");
+    let deployed = deploy_local_with(
+        &emulator,
+        &dir,
+        "smartvault.yaml",
+        "copies: [{region: us-west-2, retention_days: 30, kms_key: alias/smartvault-dr}, {region: eu-west-1}]",
+    );
+    assert!(
+        deployed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&deployed.stderr)
+    );
+    let sdk = emulator.sdk_config().await;
+    let in_region = |region: &str| {
+        aws_sdk_ec2::Client::from_conf(
+            aws_sdk_ec2::config::Builder::from(&sdk)
+                .region(aws_sdk_ec2::config::Region::new(region.to_owned()))
+                .build(),
+        )
+    };
+    let function = aws_sdk_lambda::Client::new(&sdk)
+        .get_function_configuration()
+        .function_name(STACK)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        function.environment().unwrap().variables().unwrap()["COPIES"],
+        r#"[{"region":"us-west-2","retention_days":30,"kms_key":"alias/smartvault-dr"},{"region":"eu-west-1"}]"#
+    );
+    // The copy regions' role policies (AWS::IAM::RolePolicy) are skipped by the emulator's
+    // CloudFormation; template_checks.rs proves their statements on the template instead.
+    let rule = aws_sdk_eventbridge::Client::new(&sdk)
+        .describe_rule()
+        .name(format!("{STACK}-copies"))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        rule.event_pattern()
+            .unwrap()
+            .contains(function::event::COMPLETION_DETAIL_TYPE)
+    );
+
+    // A set of two at home, one of its snapshots copied to us-west-2; a copy of another
+    // deployment there; nothing yet in eu-west-1.
+    let home = in_region("us-east-1");
+    let volume = emulator::fleet::detached_volume(&home).await.unwrap();
+    let set = "2026-11-26T01:00:00Z";
+    let mut ours = Vec::new();
+    for _ in 0..2 {
+        ours.push(
+            emulator::fleet::snapshot_by_hand(
+                &home,
+                &volume,
+                &[(tags::MANAGED_BY, STACK), (tags::CREATED_AT, set)],
+            )
+            .await
+            .unwrap(),
+        );
+    }
+    let west = in_region("us-west-2");
+    let west_volume = emulator::fleet::detached_volume(&west).await.unwrap();
+    let copy = emulator::fleet::snapshot_by_hand(
+        &west,
+        &west_volume,
+        &[
+            (tags::MANAGED_BY, STACK),
+            (tags::SOURCE_REGION, "us-east-1"),
+            (tags::SOURCE_SNAPSHOT, ours[0].as_str()),
+            (tags::CREATED_AT, set),
+        ],
+    )
+    .await
+    .unwrap();
+    let theirs = emulator::fleet::snapshot_by_hand(
+        &west,
+        &west_volume,
+        &[
+            (tags::MANAGED_BY, "smartvault-other"),
+            (tags::SOURCE_REGION, "us-east-1"),
+        ],
+    )
+    .await
+    .unwrap();
+
+    let status = json(&xtask(
+        &emulator,
+        &[
+            "status",
+            "--env",
+            "local",
+            "--config",
+            dir.join("smartvault.yaml").to_str().unwrap(),
+            "--output",
+            "json",
+        ],
+    ));
+    let copies = status["copies"].as_array().unwrap();
+    assert_eq!(copies.len(), 2, "{copies:?}");
+    let by_region = |name: &str| copies.iter().find(|c| c["region"] == name).unwrap().clone();
+    let west_status = by_region("us-west-2");
+    assert_fields(
+        &west_status,
+        &[
+            "region",
+            "copies",
+            "in_flight",
+            "gib",
+            "newest_copy",
+            "newest_copy_age_hours",
+            "oldest_set_without_copy",
+        ],
+    );
+    assert_eq!(west_status["copies"], 1, "this deployment's only");
+    assert_eq!(west_status["newest_copy"], set);
+    assert_eq!(
+        west_status["oldest_set_without_copy"], set,
+        "one of the set is not copied"
+    );
+    assert_eq!(by_region("eu-west-1")["copies"], 0);
+
+    let destroyed = json(&xtask(
+        &emulator,
+        &[
+            "destroy",
+            "--env",
+            "local",
+            "--config",
+            dir.join("smartvault.yaml").to_str().unwrap(),
+            "--yes",
+            "--output",
+            "json",
+        ],
+    ));
+    assert_eq!(destroyed["failures"], serde_json::json!([]));
+    assert_eq!(destroyed["copies_found"], 1);
+    assert_eq!(
+        destroyed["copies_deleted"],
+        serde_json::json!([format!("us-west-2/{copy}")])
+    );
+    let left: Vec<String> = west
+        .describe_snapshots()
+        .owner_ids("self")
+        .send()
+        .await
+        .unwrap()
+        .snapshots()
+        .iter()
+        .filter_map(|s| s.snapshot_id().map(str::to_owned))
+        .collect();
+    assert_eq!(
+        left,
+        [theirs],
+        "only the other deployment's copy is left in us-west-2"
     );
 }
 

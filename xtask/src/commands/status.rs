@@ -29,7 +29,12 @@ impl StatusCmd {
             aws.check_account(env.account_id.as_deref()).await?;
             let stack = crate::cfn::describe(aws, &env.stack_name).await?;
             let snapshots = snapshots::managed(aws, &env.stack_name).await?;
-            Ok(Status::new(&env, &aws.region, stack, &snapshots))
+            let regions = snapshots::copy_regions(&env, stack.as_ref());
+            let copies =
+                snapshots::copies_by_region(aws, regions, &env.stack_name, &env.region).await?;
+            let mut status = Status::new(&env, &aws.region, stack, &snapshots);
+            status.copies = copy_status(&env, &snapshots, &copies, time::OffsetDateTime::now_utc());
+            Ok(status)
         })?;
         self.output.result(&status, print)?;
         Ok(ExitCode::SUCCESS)
@@ -53,7 +58,72 @@ pub struct Status {
     pub snapshots_gib: i64,
     pub oldest_snapshot: Option<String>,
     pub newest_snapshot: Option<String>,
+    /// This deployment's copies in each copy region.
+    pub copies: Vec<CopyStatus>,
     pub outputs: BTreeMap<String, String>,
+}
+
+/// One copy region in `status`.
+#[derive(Debug, PartialEq, Eq, serde::Serialize)]
+pub struct CopyStatus {
+    pub region: String,
+    /// This deployment's copies there, completed or in flight.
+    pub copies: usize,
+    pub in_flight: usize,
+    pub gib: i64,
+    /// When the newest copy's set was made, and its age in hours.
+    pub newest_copy: Option<String>,
+    pub newest_copy_age_hours: Option<i64>,
+    /// The set made longest ago (`created-at`) whose completed snapshots are not all copied
+    /// there yet, among the schedules the region's rule copies; `null` when none.
+    pub oldest_set_without_copy: Option<String>,
+}
+
+/// Each copy region's copies, against this deployment's completed snapshots at home.
+fn copy_status(
+    env: &Environment,
+    home: &[ManagedSnapshot],
+    copies: &[(String, Vec<ManagedSnapshot>)],
+    now: time::OffsetDateTime,
+) -> Vec<CopyStatus> {
+    use function::tags;
+    let parse = |value: &str| {
+        time::OffsetDateTime::parse(value, &time::format_description::well_known::Rfc3339).ok()
+    };
+    copies
+        .iter()
+        .map(|(region, found)| {
+            let copied: std::collections::BTreeSet<&str> = found
+                .iter()
+                .filter_map(|c| c.tag(tags::SOURCE_SNAPSHOT))
+                .collect();
+            let rule = env.copies.iter().find(|r| &r.region == region);
+            let newest = found
+                .iter()
+                .filter_map(|c| c.tag(tags::CREATED_AT).and_then(parse))
+                .max();
+            let oldest_missing = home
+                .iter()
+                .filter(|s| s.completed && !copied.contains(s.id.as_str()))
+                .filter(|s| {
+                    let schedule = s
+                        .tag(tags::SCHEDULE)
+                        .unwrap_or(function::model::DEFAULT_SCHEDULE);
+                    rule.is_some_and(|r| r.copies_schedule(schedule))
+                })
+                .filter_map(|s| s.tag(tags::CREATED_AT).and_then(parse))
+                .min();
+            CopyStatus {
+                region: region.clone(),
+                copies: found.len(),
+                in_flight: found.iter().filter(|c| !c.completed).count(),
+                gib: found.iter().map(|c| i64::from(c.size_gib)).sum(),
+                newest_copy: newest.map(function::plan::format_time),
+                newest_copy_age_hours: newest.map(|at| (now - at).whole_hours()),
+                oldest_set_without_copy: oldest_missing.map(function::plan::format_time),
+            }
+        })
+        .collect()
 }
 
 /// One schedule in `status`.
@@ -143,6 +213,7 @@ impl Status {
             snapshots_gib: snapshots.iter().map(|s| i64::from(s.size_gib)).sum(),
             oldest_snapshot: format(times.iter().min()),
             newest_snapshot: format(times.iter().max()),
+            copies: Vec::new(),
             outputs,
         }
     }
@@ -194,6 +265,21 @@ fn print(status: &Status) {
         or_none(&status.oldest_snapshot),
         or_none(&status.newest_snapshot)
     );
+    for copy in &status.copies {
+        println!(
+            "copies       {}: {} ({} in flight, {} GiB), newest from {} ({} h old), oldest set without a copy {}",
+            copy.region,
+            copy.copies,
+            copy.in_flight,
+            copy.gib,
+            or_none(&copy.newest_copy),
+            copy.newest_copy_age_hours
+                .map_or_else(|| "-".to_owned(), |h| h.to_string()),
+            copy.oldest_set_without_copy
+                .clone()
+                .unwrap_or_else(|| "none".to_owned())
+        );
+    }
 }
 
 #[cfg(test)]
@@ -229,6 +315,7 @@ mod tests {
             volume_id: None,
             size_gib: gib,
             start_time: Some(at),
+            completed: true,
             tags: vec![format!("{}=monthly", function::tags::SCHEDULE)],
         };
         let status = Status::new(
@@ -265,7 +352,76 @@ mod tests {
         assert_eq!(status.outputs["TopicArn"], "arn:t");
 
         let absent = Status::new(&env(), "eu-west-1", None, &[]);
+        assert!(absent.copies.is_empty());
         assert_eq!(absent.stack_status, None);
         assert_eq!((absent.snapshots, absent.oldest_snapshot), (0, None));
+    }
+
+    #[test]
+    fn each_copy_region_shows_its_copies_their_age_and_the_oldest_set_not_copied() {
+        use function::tags;
+        let env = crate::config::parse(
+            "environments:\n  dev:\n    region: eu-west-1\n    notification_emails: [a@b.io]\n    copies: [{region: us-west-2}, {region: eu-central-1}]\n",
+            "smartvault.yaml",
+            "dev",
+        )
+        .unwrap();
+        let made = |id: &str, at: &str, completed: bool, extra: &[String]| ManagedSnapshot {
+            id: id.into(),
+            volume_id: None,
+            size_gib: 8,
+            start_time: None,
+            completed,
+            tags: [format!("{}={at}", tags::CREATED_AT)]
+                .into_iter()
+                .chain(extra.iter().cloned())
+                .collect(),
+        };
+        let home = [
+            made("snap-1", "2026-11-24T01:00:00Z", true, &[]),
+            made("snap-2", "2026-11-25T01:00:00Z", true, &[]),
+            made("snap-3", "2026-11-26T01:00:00Z", false, &[]),
+        ];
+        let copy_of = |id: &str, source: &str, at: &str, completed: bool| {
+            made(
+                id,
+                at,
+                completed,
+                &[format!("{}={source}", tags::SOURCE_SNAPSHOT)],
+            )
+        };
+        let copies = vec![
+            (
+                "eu-central-1".to_owned(),
+                vec![
+                    copy_of("snap-c1", "snap-1", "2026-11-24T01:00:00Z", true),
+                    copy_of("snap-c2", "snap-2", "2026-11-25T01:00:00Z", false),
+                ],
+            ),
+            (
+                "us-west-2".to_owned(),
+                vec![copy_of("snap-w2", "snap-2", "2026-11-25T01:00:00Z", true)],
+            ),
+        ];
+        let now = time::macros::datetime!(2026-11-26 03:00 UTC);
+        let status = copy_status(&env, &home, &copies, now);
+        assert_eq!(
+            status[0],
+            CopyStatus {
+                region: "eu-central-1".into(),
+                copies: 2,
+                in_flight: 1,
+                gib: 16,
+                newest_copy: Some("2026-11-25T01:00:00Z".into()),
+                newest_copy_age_hours: Some(26),
+                // snap-3 is still pending at home: not yet due for a copy.
+                oldest_set_without_copy: None,
+            }
+        );
+        assert_eq!(status[1].copies, 1);
+        assert_eq!(
+            status[1].oldest_set_without_copy.as_deref(),
+            Some("2026-11-24T01:00:00Z")
+        );
     }
 }

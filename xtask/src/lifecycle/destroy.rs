@@ -326,19 +326,8 @@ pub async fn survey(aws: &Aws, env: &Environment) -> Result<Survey> {
             .as_ref()
             .and_then(|s| s.outputs.get(name).cloned())
     };
-    // Where copies may be: the regions configured now and those the stack recorded.
-    let mut regions: Vec<String> = env.copies.iter().map(|c| c.region.clone()).collect();
-    if let Some(view) = &view {
-        regions.extend(view.parameters.copy_regions());
-    }
-    regions.sort();
-    regions.dedup();
-    regions.retain(|r| *r != env.region);
-    let mut copies = Vec::new();
-    for region in regions {
-        let found = snapshots::copies(aws, &region, stack, &env.region).await?;
-        copies.push((region, found));
-    }
+    let regions = snapshots::copy_regions(env, view.as_ref());
+    let copies = snapshots::copies_by_region(aws, regions, stack, &env.region).await?;
     Ok(Survey {
         snapshots: snapshots::managed(aws, stack).await?,
         copies,
@@ -525,6 +514,7 @@ mod tests {
             volume_id: Some("vol-1".into()),
             size_gib: gib,
             start_time: None,
+            completed: true,
             tags: Vec::new(),
         }
     }
