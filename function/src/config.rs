@@ -444,6 +444,26 @@ mod tests {
                 "retention_days 0 is outside 1-3650",
             ),
             (
+                COPIES,
+                r#"[{"region": "us-west-2"}, {"region": "us-west-2"}]"#,
+                "copy region us-west-2 is given twice",
+            ),
+            (
+                COPIES,
+                r#"[{"region": "us-west-2", "schedules": ["hourly"]}]"#,
+                "schedule \"hourly\" is not one of this deployment's (default)",
+            ),
+            (
+                COPIES,
+                r#"[{"region": "us-west-2", "kms_key": "arn:aws:kms:us-east-1:123456789012:key/k"}]"#,
+                "is in us-east-1, not in us-west-2",
+            ),
+            (
+                COPIES,
+                r#"{"region": "us-west-2"}"#,
+                "expected a JSON list of copy rules",
+            ),
+            (
                 SCHEDULES,
                 r#"[{"name": "daily", "retention_days": 7, "keep_last": 1001}]"#,
                 "keep_last 1001 is outside 0-1000",

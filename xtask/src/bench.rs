@@ -26,6 +26,10 @@ pub struct Options {
     pub report: PathBuf,
     #[command(flatten)]
     pub fleet: crate::fleet_bench::FleetOptions,
+    /// Instances (two volumes each) whose snapshots are copied to two other regions; 0 leaves
+    /// the section out.
+    #[arg(long, default_value_t = 300)]
+    pub copy_instances: usize,
 }
 
 /// One contender's backup run.
@@ -296,6 +300,7 @@ pub struct Report {
     pub redeploy_ms: f64,
     pub cli_redeploy_ms: f64,
     pub fleet: Option<crate::fleet_bench::FleetReport>,
+    pub copies: Option<crate::copy_bench::CopyReport>,
 }
 
 pub fn run(options: &Options) -> Result<Report> {
@@ -362,6 +367,15 @@ pub fn run(options: &Options) -> Result<Report> {
                     &options.fleet,
                 )
                 .await?,
+            );
+        }
+        if options.copy_instances > 0 {
+            eprintln!(
+                "copies: {} instances to two other regions",
+                options.copy_instances
+            );
+            report.copies = Some(
+                crate::copy_bench::run(&bench.emulator, &bench.aws, options.copy_instances).await?,
             );
         }
         anyhow::Ok(())
@@ -703,6 +717,9 @@ pub fn render(r: &Report, machine: &str) -> String {
             )
         );
         out.push_str(&crate::fleet_bench::render(fleet));
+    }
+    if let Some(copies) = &r.copies {
+        out.push_str(&crate::copy_bench::render(copies));
     }
     out
 }

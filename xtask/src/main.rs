@@ -11,6 +11,7 @@ mod cfn;
 mod chain_tests;
 mod commands;
 mod config;
+mod copy_bench;
 mod fleet_bench;
 mod inbox;
 mod lambda;

@@ -16,7 +16,7 @@ fn a_small_benchmark_runs_and_reports_every_row() {
         // A small large fleet: past the burst, through buckets ten times as fast, in short
         // invocations; the report's rows are what this test checks, not the figures.
         .args(["--fleet-instances", "150", "--time-scale", "10"])
-        .args(["--link-seconds", "7", "--report"])
+        .args(["--link-seconds", "7", "--copy-instances", "30", "--report"])
         .arg(&report)
         .env(
             emulator::MOTO_SERVER_VAR,
@@ -55,6 +55,12 @@ fn a_small_benchmark_runs_and_reports_every_row() {
         "| volumes snapshotted more than once | ",
         "| summaries published | ",
         "SmartVault's run time over that minimum",
+        "## Copies to other regions: 30 instances (60 snapshots) to 2 regions",
+        "| copies one sweep starts in us-west-2, none copied yet | 20 of 60 |",
+        "| copies in eu-west-1 after every set's completion event | 60 of 60 | all, once |",
+        "| CopySnapshot calls per copy | 1.00 | 1.00 |",
+        "| CreateTags calls for copies | 0 |",
+        "| a sweep with nothing missing: EC2 write calls | 0 | 0 |",
     ] {
         assert!(text.contains(section), "missing {section:?}");
     }
