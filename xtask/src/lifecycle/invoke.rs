@@ -42,9 +42,17 @@ pub fn event(file: Option<&Path>, dry_run: bool) -> Result<serde_json::Value> {
         function::event::parse(&payload).map_err(|e| ConfigError(format!("{name}: {e}")))?;
     let mut event = payload.value().clone();
     if dry_run {
-        if request.kind == EventKind::Scheduled {
+        if matches!(
+            request.kind,
+            EventKind::Scheduled | EventKind::SnapshotsCompleted
+        ) {
+            let kind = if request.kind == EventKind::Scheduled {
+                "a scheduled event"
+            } else {
+                "EC2's snapshot completion event"
+            };
             return Err(ConfigError(format!(
-                "--dry-run cannot apply to {name}: it is a scheduled event, which carries no \
+                "--dry-run cannot apply to {name}: it is {kind}, which carries no \
                  options; send an action event instead, e.g. {{\"action\": \"manual-trigger\"}} \
                  (the default), and --dry-run adds \"dry_run\": true to it"
             ))
@@ -216,6 +224,18 @@ mod tests {
         );
         refused(&scheduled, true, "--dry-run cannot apply to the event");
         refused(&scheduled, true, "send an action event instead");
+        let completed = event_file(
+            "completed.json",
+            r#"{"source": "aws.ec2", "detail-type": "EBS Multi-Volume Snapshots Completion Status",
+                "detail": {"event": "createSnapshots", "result": "succeeded", "snapshots": [
+                    {"snapshot_id": "arn:aws:ec2::eu-west-1:snapshot/snap-01234567", "status": "completed"}]}}"#,
+        );
+        assert_eq!(event(Some(&completed), false).unwrap()["source"], "aws.ec2");
+        refused(
+            &completed,
+            true,
+            "it is EC2's snapshot completion event, which carries no options",
+        );
         let twice = event_file(
             "twice.json",
             r#"{"action": "backup", "dry_run": true, "dry_run": false}"#,
