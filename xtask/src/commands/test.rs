@@ -30,7 +30,7 @@ fn run() -> Result<ExitCode> {
                 "warnings",
             ],
         ),
-        ("tests", vec!["test", "--workspace"]),
+        ("tests", vec!["test", "--workspace", "--no-fail-fast"]),
     ];
     let mut failed = Vec::new();
     eprintln!("==> cfn-lint and checkov on every environment's rendered templates");
