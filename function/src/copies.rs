@@ -416,6 +416,23 @@ fn request(source: &Snapshot, rule: &CopyRule, policy: &Policy, home_region: &st
     if let Some(name) = source.tags.get(tags::NAME) {
         copy_tags.push((tags::NAME.to_owned(), name.clone()));
     }
+    // What a restore from this region needs: the set's instance and this snapshot's volume.
+    let own_record = source
+        .volume_id
+        .as_deref()
+        .map(crate::records::VolumeRecord::key);
+    for (key, value) in &source.tags {
+        let set_level = [
+            crate::records::INSTANCE_TYPE,
+            crate::records::ARCHITECTURE,
+            crate::records::AVAILABILITY_ZONE,
+            crate::records::ROOT_DEVICE,
+        ]
+        .contains(&key.as_str());
+        if set_level || own_record.as_ref() == Some(key) {
+            copy_tags.push((key.clone(), value.clone()));
+        }
+    }
     let description = fit(
         &format!(
             "SmartVault copy of {} from {home_region} ({}) by {}",

@@ -4,7 +4,8 @@
 use crate::copies::Destination;
 use crate::execute::failure;
 use crate::model::{
-    AttachedVolume, Instance, Inventory, Policy, RunOptions, Snapshot, SnapshotState, Tags,
+    AttachedVolume, Instance, InstanceDetails, Inventory, Policy, RunOptions, Snapshot,
+    SnapshotState, Tags, VolumeDetails,
 };
 use crate::report::Failure;
 use crate::tags;
@@ -30,12 +31,12 @@ pub async fn read(
     if options.job.backs_up() {
         inventory.instances = instances(ec2, policy, options, page_size).await?;
         let ids: Vec<String> = inventory.instances.iter().map(|i| i.id.clone()).collect();
-        let volume_tags = volumes(ec2, "attachment.instance-id", &ids, page_size).await?;
+        let described = volumes(ec2, "attachment.instance-id", &ids, page_size).await?;
         for instance in &mut inventory.instances {
             for volume in &mut instance.volumes {
-                if let Some((_, tags)) = volume_tags.iter().find(|(id, _)| *id == volume.volume_id)
-                {
-                    volume.tags = tags.clone();
+                if let Some(found) = described.iter().find(|v| v.id == volume.volume_id) {
+                    volume.tags = found.tags.clone();
+                    volume.details = found.details.clone();
                 }
             }
         }
@@ -51,7 +52,7 @@ pub async fn read(
         inventory.existing_volumes = volumes(ec2, "volume-id", &ids, page_size)
             .await?
             .into_iter()
-            .map(|(id, _)| id)
+            .map(|v| v.id)
             .collect();
     }
     Ok(inventory)
@@ -110,6 +111,7 @@ async fn instances(
                         volume_id: m.ebs()?.volume_id()?.to_owned(),
                         device_name: m.device_name().unwrap_or_default().to_owned(),
                         tags: Tags::new(),
+                        details: VolumeDetails::default(),
                     })
                 })
                 .collect();
@@ -123,10 +125,25 @@ async fn instances(
                 root_device_name: instance.root_device_name().map(str::to_owned),
                 tags: tag_map(instance.tags()),
                 volumes,
+                details: InstanceDetails {
+                    instance_type: instance.instance_type().map(|t| t.as_str().to_owned()),
+                    architecture: instance.architecture().map(|a| a.as_str().to_owned()),
+                    availability_zone: instance
+                        .placement()
+                        .and_then(|p| p.availability_zone())
+                        .map(str::to_owned),
+                },
             });
         }
     }
     Ok(found)
+}
+
+/// One described volume.
+struct Described {
+    id: String,
+    tags: Tags,
+    details: VolumeDetails,
 }
 
 /// Volumes matching `filter_name` in any of `values`, in batches the filter allows.
@@ -135,7 +152,7 @@ async fn volumes(
     filter_name: &str,
     values: &[String],
     page_size: i32,
-) -> Result<Vec<(String, Tags)>, Failure> {
+) -> Result<Vec<Described>, Failure> {
     let mut found = Vec::new();
     for batch in values.chunks(FILTER_VALUES_MAX) {
         let mut pages = ec2
@@ -148,7 +165,15 @@ async fn volumes(
             let page = page.map_err(|e| failure(None, "DescribeVolumes", &e))?;
             for volume in page.volumes() {
                 if let Some(id) = volume.volume_id() {
-                    found.push((id.to_owned(), tag_map(volume.tags())));
+                    found.push(Described {
+                        id: id.to_owned(),
+                        tags: tag_map(volume.tags()),
+                        details: VolumeDetails {
+                            volume_type: volume.volume_type().map(|t| t.as_str().to_owned()),
+                            iops: volume.iops(),
+                            throughput: volume.throughput(),
+                        },
+                    });
                 }
             }
         }
@@ -247,7 +272,7 @@ pub async fn existing_volumes(
     Ok(volumes(ec2, "volume-id", &ids, page_size)
         .await?
         .into_iter()
-        .map(|(id, _)| id)
+        .map(|v| v.id)
         .collect())
 }
 

@@ -16,5 +16,6 @@ pub mod logging;
 pub mod model;
 pub mod pacing;
 pub mod plan;
+pub mod records;
 pub mod report;
 pub mod tags;

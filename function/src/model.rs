@@ -16,6 +16,24 @@ pub struct Instance {
     pub root_device_name: Option<String>,
     pub tags: Tags,
     pub volumes: Vec<AttachedVolume>,
+    /// What a restore needs besides the snapshots (recorded on them as tags).
+    pub details: InstanceDetails,
+}
+
+/// An instance's type, architecture and zone, as a restore needs them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InstanceDetails {
+    pub instance_type: Option<String>,
+    pub architecture: Option<String>,
+    pub availability_zone: Option<String>,
+}
+
+/// A volume's type and performance, as a restore needs them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VolumeDetails {
+    pub volume_type: Option<String>,
+    pub iops: Option<i32>,
+    pub throughput: Option<i32>,
 }
 
 impl Instance {
@@ -31,6 +49,7 @@ pub struct AttachedVolume {
     pub volume_id: String,
     pub device_name: String,
     pub tags: Tags,
+    pub details: VolumeDetails,
 }
 
 /// The lifecycle state of a snapshot.

@@ -5,7 +5,7 @@ use crate::config::RETENTION_RANGE;
 use crate::model::{
     Instance, Interval, Inventory, Phase, Policy, RunOptions, ScheduleRule, Snapshot, SnapshotState,
 };
-use crate::tags;
+use crate::{records, tags};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use time::format_description::well_known::Rfc3339;
@@ -418,6 +418,7 @@ fn plan_backups(
             let room = MAX_TAG_VALUE_CHARS - suffix.chars().count();
             snapshot_tags.push((tags::NAME.to_owned(), fit(&label, room) + &suffix));
         }
+        record_for_restore(instance, &volumes, &mut snapshot_tags, &mut plan.warnings);
         let volume_tags = volume_tags(instance, &volumes, &snapshot_tags, &mut plan.warnings);
         plan.creates.push(CreateRequest {
             instance_id: instance.id.clone(),
@@ -430,6 +431,62 @@ fn plan_backups(
             tags: snapshot_tags,
             retention_days,
         });
+    }
+}
+
+/// Adds what a restore needs that a snapshot does not keep (`records.rs`): the instance's
+/// type, architecture, zone and root device, and each snapshotted volume's device, type, IOPS
+/// and throughput. These come after SmartVault's own tags and before the volumes' own in the
+/// 50-tag budget; a volume whose record does not fit is named in a warning.
+fn record_for_restore(
+    instance: &Instance,
+    volumes: &[PlannedVolume],
+    tags: &mut Vec<(String, String)>,
+    warnings: &mut Vec<String>,
+) {
+    let details = &instance.details;
+    for (key, value) in [
+        (records::INSTANCE_TYPE, &details.instance_type),
+        (records::ARCHITECTURE, &details.architecture),
+        (records::AVAILABILITY_ZONE, &details.availability_zone),
+        (records::ROOT_DEVICE, &instance.root_device_name),
+    ] {
+        if let Some(value) = value {
+            tags.push((key.to_owned(), value.clone()));
+        }
+    }
+    let mut left_out = Vec::new();
+    for planned in volumes {
+        if tags.len() >= MAX_TAGS_PER_RESOURCE {
+            left_out.push(planned.volume_id.clone());
+            continue;
+        }
+        let attached = instance
+            .volumes
+            .iter()
+            .find(|v| v.volume_id == planned.volume_id);
+        let details = attached.map(|v| v.details.clone()).unwrap_or_default();
+        let record = records::VolumeRecord {
+            device: planned.device_name.clone(),
+            volume_type: details.volume_type,
+            iops: details.iops,
+            throughput: details.throughput,
+        };
+        tags.push((
+            records::VolumeRecord::key(&planned.volume_id),
+            record.value(),
+        ));
+    }
+    if !left_out.is_empty() {
+        warnings.push(format!(
+            "{}: the restore records of {} of its {} volumes do not fit in a snapshot's \
+             {MAX_TAGS_PER_RESOURCE} tags and are not kept ({}); a restore reads their device \
+             and type from the volumes while they exist",
+            instance.id,
+            left_out.len(),
+            volumes.len(),
+            left_out.join(", ")
+        ));
     }
 }
 

@@ -823,3 +823,77 @@ async fn daily_weekly_and_monthly_schedules_keep_exactly_their_sets_over_400_day
     // 400 days hold at least 57 Sundays and 13 firsts of a month.
     assert!(runs >= 400 + 57 + 13, "{runs} runs");
 }
+
+/// What a restore needs that a snapshot does not keep is on every snapshot of the set: the
+/// instance's type, architecture, zone and root device, and each volume's device and type,
+/// as EC2 describes them.
+#[tokio::test]
+async fn every_snapshot_records_what_a_restore_needs() {
+    use function::records::{self, VolumeRecord};
+    let s = setup().await;
+    let fleet = fleet::launch_all(&s.ec2, &[InstanceSpec::backup("db-1").data_volumes(2)])
+        .await
+        .unwrap();
+    let instance_id = fleet[0].id.clone();
+    let report = run(&s.context("prod"), json!({"action": "backup"}), now()).await;
+    assert_eq!(report.created.len(), 3);
+    let described = s
+        .ec2
+        .describe_instances()
+        .instance_ids(&instance_id)
+        .send()
+        .await
+        .unwrap();
+    let instance = &described.reservations()[0].instances()[0];
+    let volumes = s
+        .ec2
+        .describe_volumes()
+        .volume_ids(fleet[0].volume_ids[0].clone())
+        .volume_ids(fleet[0].volume_ids[1].clone())
+        .volume_ids(fleet[0].volume_ids[2].clone())
+        .send()
+        .await
+        .unwrap();
+    let snapshots = s.managed_snapshots("prod").await;
+    for mapping in instance.block_device_mappings() {
+        let volume_id = mapping.ebs().unwrap().volume_id().unwrap();
+        let volume = volumes
+            .volumes()
+            .iter()
+            .find(|v| v.volume_id() == Some(volume_id))
+            .unwrap();
+        let snapshot = &snapshots[volume_id][0];
+        let set_tag = |key: &str| tag(snapshot, key).map(str::to_owned);
+        assert_eq!(
+            set_tag(records::INSTANCE_TYPE).as_deref(),
+            instance.instance_type().map(|t| t.as_str())
+        );
+        assert_eq!(
+            set_tag(records::ARCHITECTURE).as_deref(),
+            instance.architecture().map(|a| a.as_str())
+        );
+        assert_eq!(
+            set_tag(records::AVAILABILITY_ZONE).as_deref(),
+            instance.placement().and_then(|p| p.availability_zone())
+        );
+        assert_eq!(
+            set_tag(records::ROOT_DEVICE).as_deref(),
+            instance.root_device_name()
+        );
+        // Every snapshot of the set holds every volume's record; each finds its own.
+        let own =
+            VolumeRecord::parse(tag(snapshot, &VolumeRecord::key(volume_id)).unwrap()).unwrap();
+        assert_eq!(Some(own.device.as_str()), mapping.device_name());
+        assert_eq!(
+            own.volume_type.as_deref(),
+            volume.volume_type().map(|t| t.as_str())
+        );
+        assert_eq!(own.iops, volume.iops());
+        let records = snapshot
+            .tags()
+            .iter()
+            .filter(|t| t.key().unwrap().starts_with(records::VOLUME_PREFIX))
+            .count();
+        assert_eq!(records, 3);
+    }
+}

@@ -199,6 +199,42 @@ fn every_completed_snapshot_goes_to_every_region_once_with_its_tags() {
         .unwrap();
     assert!(!eu.encrypted && eu.kms_key.is_none());
     assert!(west.description.contains("snap-a1 from us-east-1 (i-a)"));
+    // The restore records travel with the copy: the set's, and this snapshot's volume's only.
+    let mut recorded = sources[0].clone();
+    recorded.tags.extend([
+        (
+            crate::records::INSTANCE_TYPE.to_owned(),
+            "m7g.large".to_owned(),
+        ),
+        (
+            crate::records::VolumeRecord::key("vol-a1"),
+            "device=/dev/xvda".to_owned(),
+        ),
+        (
+            crate::records::VolumeRecord::key("vol-a2"),
+            "device=/dev/sdf".to_owned(),
+        ),
+    ]);
+    let plan = run(
+        &[recorded],
+        &[destination("us-west-2", vec![], 0)],
+        &policy,
+        &[],
+    );
+    let tags = &plan.copies[0].tags;
+    assert!(tags.contains(&(
+        crate::records::INSTANCE_TYPE.to_owned(),
+        "m7g.large".to_owned()
+    )));
+    assert!(tags.contains(&(
+        crate::records::VolumeRecord::key("vol-a1"),
+        "device=/dev/xvda".to_owned()
+    )));
+    assert!(
+        !tags
+            .iter()
+            .any(|(k, _)| *k == crate::records::VolumeRecord::key("vol-a2"))
+    );
 }
 
 #[test]

@@ -23,6 +23,7 @@ fn volume_strategy(instance: usize, index: usize) -> impl Strategy<Value = Attac
         } else {
             Tags::new()
         },
+        details: Default::default(),
     })
 }
 
@@ -48,6 +49,7 @@ fn instance_strategy(n: usize) -> impl Strategy<Value = Instance> {
             root_device_name: Some("/dev/xvda".into()),
             tags: Tags::from([("Backup".to_owned(), value.to_owned())]),
             volumes,
+            details: Default::default(),
         })
 }
 

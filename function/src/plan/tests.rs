@@ -1,7 +1,10 @@
 //! Table-driven tests of the planning core, all at one fixed `now`.
 
 use super::*;
-use crate::model::{AttachedVolume, Job, Phase, ScheduleRule, Tags};
+use crate::model::{
+    AttachedVolume, InstanceDetails, Job, Phase, ScheduleRule, Tags, VolumeDetails,
+};
+use crate::records;
 use std::collections::BTreeSet;
 use time::macros::datetime;
 
@@ -45,12 +48,22 @@ fn instance(id: &str, data: usize) -> Instance {
         volume_id: format!("{id}-root"),
         device_name: "/dev/xvda".into(),
         tags: Tags::new(),
+        details: VolumeDetails {
+            volume_type: Some("gp3".into()),
+            iops: Some(3000),
+            throughput: Some(125),
+        },
     }];
     for n in 0..data {
         volumes.push(AttachedVolume {
             volume_id: format!("{id}-d{n}"),
             device_name: format!("/dev/sd{}", (b'f' + n as u8) as char),
             tags: Tags::new(),
+            details: VolumeDetails {
+                volume_type: Some("io2".into()),
+                iops: Some(8000),
+                throughput: None,
+            },
         });
     }
     Instance {
@@ -59,6 +72,11 @@ fn instance(id: &str, data: usize) -> Instance {
         root_device_name: Some("/dev/xvda".into()),
         tags: tags(&[("Backup", "true"), ("Name", id)]),
         volumes,
+        details: InstanceDetails {
+            instance_type: Some("m7g.large".into()),
+            architecture: Some("arm64".into()),
+            availability_zone: Some("eu-west-1a".into()),
+        },
     }
 }
 
@@ -383,6 +401,19 @@ fn created_snapshots_carry_ownership_times_and_a_name() {
             (tags::EXPIRES_AT.into(), "2026-12-03T01:00:00Z".into()),
             (tags::SCHEDULE.into(), "default".into()),
             (tags::NAME.into(), "i-a backup 2026-11-26".into()),
+            // What a restore needs that a snapshot does not keep.
+            (records::INSTANCE_TYPE.into(), "m7g.large".into()),
+            (records::ARCHITECTURE.into(), "arm64".into()),
+            (records::AVAILABILITY_ZONE.into(), "eu-west-1a".into()),
+            (records::ROOT_DEVICE.into(), "/dev/xvda".into()),
+            (
+                "smartvault:volume:i-a-root".into(),
+                "device=/dev/xvda type=gp3 iops=3000 throughput=125".into()
+            ),
+            (
+                "smartvault:volume:i-a-d0".into(),
+                "device=/dev/sdf type=io2 iops=8000".into()
+            ),
         ]
     );
     assert_eq!(request.retention_days, 7);
@@ -582,9 +613,10 @@ fn many_tags(count: usize) -> Tags {
 
 #[test]
 fn volume_tags_are_copied_at_creation_while_they_fit_beside_ours() {
-    // SmartVault's own six tags (ownership, instance, times, schedule, Name) leave room for 44.
+    // SmartVault's own six tags (ownership, instance, times, schedule, Name) and six restore
+    // records (four of the instance, one per volume) leave room for 38.
     let mut fits = instance("i-a", 1);
-    fits.volumes[1].tags = many_tags(44);
+    fits.volumes[1].tags = many_tags(38);
     fits.volumes[1]
         .tags
         .insert("aws:cloudformation:stack-name".into(), "s".into());
@@ -594,7 +626,7 @@ fn volume_tags_are_copied_at_creation_while_they_fit_beside_ours() {
         &options(Job::Backup),
         NOW,
     );
-    assert_eq!(plan.creates[0].tags.len(), 6);
+    assert_eq!(plan.creates[0].tags.len(), 12);
     assert_eq!(plan.creates[0].volume_tags, VolumeTags::CopiedAtCreation);
     assert!(plan.warnings.is_empty(), "{:?}", plan.warnings);
 }
@@ -615,7 +647,11 @@ fn a_volume_with_more_tags_than_fit_keeps_ours_and_the_first_that_fit() {
         NOW,
     );
     let request = &plan.creates[0];
-    assert_eq!(request.tags.len(), 6, "SmartVault's own tags are all kept");
+    assert_eq!(
+        request.tags.len(),
+        12,
+        "SmartVault's own tags and the restore records are all kept"
+    );
     let VolumeTags::Fitted(fitted) = &request.volume_tags else {
         panic!("{:?}", request.volume_tags);
     };
@@ -625,18 +661,40 @@ fn a_volume_with_more_tags_than_fit_keeps_ours_and_the_first_that_fit() {
         vec![("team".to_owned(), "db".to_owned())]
     );
     let data = &fitted["i-a-d0"];
-    assert_eq!(data.len(), MAX_TAGS_PER_RESOURCE - 6);
+    assert_eq!(data.len(), MAX_TAGS_PER_RESOURCE - 12);
     assert_eq!(data[0].0, "k00", "in key order");
-    assert_eq!(data[43].0, "k43");
+    assert_eq!(data[37].0, "k37");
     assert!(data.iter().all(|(k, _)| !k.starts_with("aws:")));
     assert_eq!(plan.warnings.len(), 1, "{:?}", plan.warnings);
     assert_eq!(
         plan.warnings[0],
-        "i-a-d0 of i-a: its snapshot carries 44 of the volume's 48 tags (a snapshot takes at \
-         most 50, and SmartVault's own take 6); not copied: k44, k45, k46, k47"
+        "i-a-d0 of i-a: its snapshot carries 38 of the volume's 48 tags (a snapshot takes at \
+         most 50, and SmartVault's own take 12); not copied: k38, k39, k40, k41, k42, k43, k44, \
+         k45, k46, k47"
     );
     // The instance is still backed up: nothing fails for its tags.
     assert_eq!(outcome(&plan).creates.len(), 1);
+}
+
+#[test]
+fn restore_records_beyond_the_tag_budget_are_left_out_with_a_warning() {
+    // 44 volumes: the 10 tags of SmartVault and of the instance leave room for 40 records.
+    let plan = plan(
+        &inventory(vec![instance("i-big", 43)], vec![], &[]),
+        &policy(),
+        &options(Job::Backup),
+        NOW,
+    );
+    let request = &plan.creates[0];
+    assert_eq!(request.tags.len(), MAX_TAGS_PER_RESOURCE);
+    assert!(
+        plan.warnings[0].starts_with(
+            "i-big: the restore records of 4 of its 44 volumes do not fit in a snapshot's 50 tags"
+        ),
+        "{:?}",
+        plan.warnings
+    );
+    assert_eq!(outcome(&plan).creates.len(), 1, "backed up all the same");
 }
 
 #[test]
