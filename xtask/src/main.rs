@@ -26,6 +26,7 @@ mod paths;
 #[cfg(test)]
 mod policy_checks;
 mod regions;
+mod restore_points;
 mod schedule;
 mod schedules;
 #[cfg(test)]
@@ -82,6 +83,8 @@ enum Command {
     Destroy(commands::destroy::Destroy),
     /// Show an environment's stack state, artifact, schedule and snapshots.
     Status(commands::status::StatusCmd),
+    /// List an environment's restore points: each instance's sets, volumes, copies, expiry.
+    Snapshots(commands::snapshots::SnapshotsCmd),
 }
 
 fn run(command: Command) -> Result<ExitCode> {
@@ -100,6 +103,7 @@ fn run(command: Command) -> Result<ExitCode> {
         Command::Promote(cmd) => cmd.run(),
         Command::Destroy(cmd) => cmd.run(),
         Command::Status(cmd) => cmd.run(),
+        Command::Snapshots(cmd) => cmd.run(),
     }
 }
 

@@ -16,6 +16,8 @@ pub struct ManagedSnapshot {
     pub start_time: Option<i64>,
     /// EC2 reports it `completed` (not `pending` or `error`).
     pub completed: bool,
+    /// EC2's state: `pending`, `completed`, `error`, ...
+    pub state: String,
     /// Every tag, as `key=value`.
     pub tags: Vec<String>,
 }
@@ -128,6 +130,10 @@ async fn tagged(ec2: &aws_sdk_ec2::Client, stack: &str) -> Result<Vec<ManagedSna
                     start_time: snapshot.start_time().map(|t| t.secs()),
                     completed: snapshot.state()
                         == Some(&aws_sdk_ec2::types::SnapshotState::Completed),
+                    state: snapshot
+                        .state()
+                        .map(|s| s.as_str().to_owned())
+                        .unwrap_or_default(),
                     tags: snapshot
                         .tags()
                         .iter()

@@ -316,6 +316,7 @@ mod tests {
             size_gib: gib,
             start_time: Some(at),
             completed: true,
+            state: "completed".into(),
             tags: vec![format!("{}=monthly", function::tags::SCHEDULE)],
         };
         let status = Status::new(
@@ -372,6 +373,7 @@ mod tests {
             size_gib: 8,
             start_time: None,
             completed,
+            state: if completed { "completed" } else { "pending" }.into(),
             tags: [format!("{}={at}", tags::CREATED_AT)]
                 .into_iter()
                 .chain(extra.iter().cloned())

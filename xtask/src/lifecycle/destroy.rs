@@ -515,6 +515,7 @@ mod tests {
             size_gib: gib,
             start_time: None,
             completed: true,
+            state: "completed".into(),
             tags: Vec::new(),
         }
     }

@@ -1,0 +1,141 @@
+//! `cargo xtask snapshots`: this deployment's restore points, one per instance per run, in the
+//! environment's region or in one of its copy regions.
+
+use super::EnvArgs;
+use crate::aws::{Connection, with_aws};
+use crate::output::Output;
+use crate::restore_points::{self, RestorePoint};
+use crate::snapshots;
+use anyhow::Result;
+use std::process::ExitCode;
+
+/// List the restore points: each instance's sets, their volumes, copies and expiry.
+#[derive(Debug, clap::Args)]
+pub struct SnapshotsCmd {
+    #[command(flatten)]
+    env: EnvArgs,
+    /// Only this instance's restore points.
+    #[arg(long)]
+    instance: Option<String>,
+    /// The environment's connection; its --region names the region to list (the environment's
+    /// own by default, or one of its copy regions).
+    #[command(flatten)]
+    connection: Connection,
+    #[arg(long, value_enum, default_value = "text")]
+    output: Output,
+}
+
+/// What the command prints with `--output json`.
+#[derive(Debug, serde::Serialize)]
+pub struct Listing {
+    pub environment: String,
+    pub stack: String,
+    pub region: String,
+    pub restore_points: Vec<RestorePoint>,
+}
+
+impl SnapshotsCmd {
+    pub fn run(self) -> Result<ExitCode> {
+        let env = self.env.load()?;
+        let region = self
+            .connection
+            .region
+            .clone()
+            .unwrap_or_else(|| env.region.clone());
+        // Connected to the environment's own region; a copy region is read from there.
+        let home = Connection {
+            region: None,
+            ..self.connection.clone()
+        };
+        let stack_name = env.stack_name.clone();
+        let points = with_aws(&home, &env.region, &env.access, async |aws| {
+            aws.check_account(env.account_id.as_deref()).await?;
+            let stack = crate::cfn::describe(aws, &stack_name).await?;
+            let regions = snapshots::copy_regions(&env, stack.as_ref());
+            if region == env.region {
+                let found = snapshots::managed(aws, &stack_name).await?;
+                let copies =
+                    snapshots::copies_by_region(aws, regions, &stack_name, &env.region).await?;
+                Ok(restore_points::group(&found, &region, &copies))
+            } else {
+                if !regions.contains(&region) {
+                    anyhow::bail!(crate::config::ConfigError(format!(
+                        "{region} is not one of {}'s copy regions ({}); list the environment's \
+                         own region ({}) without --region, or one of those",
+                        env.name,
+                        if regions.is_empty() {
+                            "it has none".to_owned()
+                        } else {
+                            regions.join(", ")
+                        },
+                        env.region
+                    )));
+                }
+                let copies = snapshots::copies(aws, &region, &stack_name, &env.region).await?;
+                Ok(restore_points::group(&copies, &region, &[]))
+            }
+        })?;
+        let restore_points: Vec<RestorePoint> = points
+            .into_iter()
+            .filter(|p| self.instance.as_ref().is_none_or(|id| *id == p.instance_id))
+            .collect();
+        let listing = Listing {
+            environment: env.name.clone(),
+            stack: env.stack_name.clone(),
+            region,
+            restore_points,
+        };
+        self.output.result(&listing, print)?;
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+fn print(listing: &Listing) {
+    if listing.restore_points.is_empty() {
+        println!(
+            "no restore point of {} in {}",
+            listing.stack, listing.region
+        );
+        return;
+    }
+    let or_dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".to_owned());
+    for point in &listing.restore_points {
+        let copies: Vec<String> = point
+            .copies
+            .iter()
+            .map(|(region, n)| format!("{region} {n}/{}", point.volumes.len()))
+            .collect();
+        println!(
+            "{} {} ({}) in {}: {} {} {}, expires {}{}{}",
+            point.instance_id,
+            point.created_at,
+            point.schedule,
+            point.region,
+            or_dash(&point.instance_type),
+            or_dash(&point.architecture),
+            or_dash(&point.availability_zone),
+            or_dash(&point.expires_at),
+            if copies.is_empty() {
+                String::new()
+            } else {
+                format!(", copies {}", copies.join(", "))
+            },
+            if point.is_complete() {
+                ""
+            } else {
+                ", not yet complete"
+            }
+        );
+        for volume in &point.volumes {
+            println!(
+                "  {:<12} {} {} GiB {} {} ({})",
+                volume.device.as_deref().unwrap_or("(no record)"),
+                volume.snapshot_id,
+                volume.size_gib,
+                volume.volume_type.as_deref().unwrap_or("-"),
+                volume.state,
+                volume.volume_id.as_deref().unwrap_or("-")
+            );
+        }
+    }
+}
