@@ -80,8 +80,8 @@ impl SnapshotsCmd {
             .filter(|p| self.instance.as_ref().is_none_or(|id| *id == p.instance_id))
             .collect();
         let listing = Listing {
-            environment: env.name.clone(),
-            stack: env.stack_name.clone(),
+            environment: env.name,
+            stack: env.stack_name,
             region,
             restore_points,
         };
