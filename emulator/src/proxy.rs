@@ -31,6 +31,8 @@ pub struct Faults {
     pub failing_instance: Option<String>,
     /// `DeleteSnapshot` of this snapshot is refused, as when a policy denies it.
     pub failing_snapshot: Option<String>,
+    /// Every call of this action is refused, as when a policy denies it (e.g. `AttachVolume`).
+    pub refused_action: Option<String>,
 }
 
 /// EC2's documented bucket for an action: (burst capacity, refill per second).
@@ -216,6 +218,11 @@ fn serve(client: TcpStream, upstream_port: u16, state: &State) -> std::io::Resul
             && String::from_utf8_lossy(&request.message.body)
                 .contains(&format!("SnapshotId={snapshot}"))
         {
+            let message = "You are not authorized to perform this operation.";
+            writer.write_all(&error_response(403, "UnauthorizedOperation", message))?;
+            continue;
+        }
+        if faults.refused_action.as_deref() == Some(request.action.as_str()) {
             let message = "You are not authorized to perform this operation.";
             writer.write_all(&error_response(403, "UnauthorizedOperation", message))?;
             continue;

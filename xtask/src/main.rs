@@ -26,6 +26,7 @@ mod paths;
 #[cfg(test)]
 mod policy_checks;
 mod regions;
+mod restore;
 mod restore_points;
 mod schedule;
 mod schedules;
@@ -85,6 +86,8 @@ enum Command {
     Status(commands::status::StatusCmd),
     /// List an environment's restore points: each instance's sets, volumes, copies, expiry.
     Snapshots(commands::snapshots::SnapshotsCmd),
+    /// Bring an instance's volumes back from a restore point, optionally attached to a stopped instance.
+    Restore(commands::restore::RestoreCmd),
 }
 
 fn run(command: Command) -> Result<ExitCode> {
@@ -104,6 +107,7 @@ fn run(command: Command) -> Result<ExitCode> {
         Command::Destroy(cmd) => cmd.run(),
         Command::Status(cmd) => cmd.run(),
         Command::Snapshots(cmd) => cmd.run(),
+        Command::Restore(cmd) => cmd.run(),
     }
 }
 

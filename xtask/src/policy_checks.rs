@@ -35,6 +35,10 @@ const NOT_CI: &[(&str, &str)] = &[
         "inbox.rs",
         "the demo's and bench's stand-in for an email inbox",
     ),
+    (
+        "lifecycle/restore.rs",
+        "restore is an operator's command, run with the operator's credentials (docs/restore.md)",
+    ),
     ("chain_tests.rs", "a test"),
     ("lifecycle/destroy_tests.rs", "a test"),
     ("policy_checks.rs", "this scan"),

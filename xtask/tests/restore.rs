@@ -7,9 +7,10 @@
 
 mod common;
 
-use common::{assert_fields, json, scratch, xtask};
+use common::{assert_fields, json, scratch, xtask, xtask_with};
 use emulator::Emulator;
 use emulator::fleet::{self, InstanceSpec};
+use emulator::proxy::{FaultProxy, Faults};
 use function::handler::{self, Context};
 use serde_json::json as value;
 use std::collections::{BTreeMap, HashMap};
@@ -199,4 +200,278 @@ async fn restore_points_list_each_set_with_its_devices_types_and_copies() {
         message.contains("eu-central-1 is not one of local's copy regions (us-west-2)"),
         "{message}"
     );
+}
+
+/// Backs up a three-volume instance (and copies it to us-west-2) with the function, and
+/// writes the `local` environment with that copy region; returns the instance and the file.
+async fn backed_up(
+    emulator: &Emulator,
+    dir: &std::path::Path,
+) -> (fleet::FleetInstance, std::path::PathBuf) {
+    let sdk = emulator.sdk_config().await;
+    let ec2 = aws_sdk_ec2::Client::new(&sdk);
+    let launched = fleet::launch_all(&ec2, &[InstanceSpec::backup("db-1").data_volumes(2)])
+        .await
+        .unwrap();
+    let topic = aws_sdk_sns::Client::new(&sdk)
+        .create_topic()
+        .name(STACK)
+        .send()
+        .await
+        .unwrap();
+    let vars = HashMap::from([
+        ("SNS_TOPIC_ARN", topic.topic_arn().unwrap().to_owned()),
+        ("DEPLOYMENT", STACK.to_owned()),
+        ("COPIES", r#"[{"region": "us-west-2"}]"#.to_owned()),
+    ]);
+    let config = function::config::Config::from_lookup(|n| vars.get(n).cloned()).unwrap();
+    let ctx = Context::new(&sdk, config);
+    let now = time::OffsetDateTime::now_utc();
+    for event in [value!({"action": "backup"}), value!({"action": "cleanup"})] {
+        handler::handle(&ctx, &event, now).await.unwrap();
+    }
+    let file = dir.join("smartvault.yaml");
+    std::fs::write(
+        &file,
+        "environments:\n  local:\n    region: us-east-1\n    notification_emails: [a@b.io]\n    copies: [{region: us-west-2}]\n",
+    )
+    .unwrap();
+    (launched.into_iter().next().unwrap(), file)
+}
+
+/// Each volume of `instance` in `ec2`'s region: (device, type, size).
+async fn block_devices(
+    ec2: &aws_sdk_ec2::Client,
+    instance: &str,
+) -> BTreeMap<String, (String, i32)> {
+    let described = ec2
+        .describe_instances()
+        .instance_ids(instance)
+        .send()
+        .await
+        .unwrap();
+    let mut devices = BTreeMap::new();
+    for mapping in described.reservations()[0].instances()[0].block_device_mappings() {
+        let id = mapping.ebs().unwrap().volume_id().unwrap();
+        let volume = ec2.describe_volumes().volume_ids(id).send().await.unwrap();
+        let volume = &volume.volumes()[0];
+        devices.insert(
+            mapping.device_name().unwrap().to_owned(),
+            (
+                volume.volume_type().unwrap().as_str().to_owned(),
+                volume.size().unwrap(),
+            ),
+        );
+    }
+    devices
+}
+
+#[tokio::test]
+async fn a_volume_restore_brings_every_volume_back_as_it_was_and_refuses_what_cannot_work() {
+    let emulator = Emulator::start().unwrap_or_else(|e| panic!("{e}"));
+    let dir = scratch("restore-volumes");
+    let (db, file) = backed_up(&emulator, &dir).await;
+    let config = file.to_str().unwrap();
+    let sdk = emulator.sdk_config().await;
+    let ec2 = aws_sdk_ec2::Client::new(&sdk);
+    let original = block_devices(&ec2, &db.id).await;
+    assert_eq!(original.len(), 3);
+    let restore = |extra: &[&str]| {
+        let mut args = vec![
+            "restore", "--env", "local", "--config", config, "--yes", "--output", "json",
+        ];
+        args.extend(extra);
+        xtask(&emulator, &args)
+    };
+    let volume_count = || async { ec2.describe_volumes().send().await.unwrap().volumes().len() };
+    // What cannot work is refused, exit 2, before anything is created.
+    let spare = fleet::launch(&ec2, &InstanceSpec::untagged("spare").stopped())
+        .await
+        .unwrap();
+    let running = fleet::launch(&ec2, &InstanceSpec::untagged("busy"))
+        .await
+        .unwrap();
+    let before = volume_count().await;
+    for (extra, expected) in [
+        (
+            vec!["--instance", "i-0123456789abcdef0"],
+            "no restore point of i-0123456789abcdef0 in us-east-1; the instances with restore points are",
+        ),
+        (
+            vec!["--instance", db.id.as_str(), "--at", "2020-01-01T00:00:00Z"],
+            "no complete restore point of",
+        ),
+        (
+            vec![
+                "--instance",
+                db.id.as_str(),
+                "--attach-to",
+                running.id.as_str(),
+            ],
+            "is running; attach restored volumes only to a stopped instance",
+        ),
+        (
+            vec![
+                "--instance",
+                db.id.as_str(),
+                "--attach-to",
+                spare.id.as_str(),
+            ],
+            "already has a volume at /dev/",
+        ),
+        (
+            vec!["--instance", db.id.as_str(), "--az", "us-west-2a"],
+            "--az us-west-2a is not in us-east-1",
+        ),
+        (
+            vec!["--instance", db.id.as_str(), "--region", "us-west-2"],
+            "a copy region, and its instance was in",
+        ),
+    ] {
+        let refused = restore(&extra);
+        assert_eq!(refused.status.code(), Some(2), "{extra:?}");
+        let message = String::from_utf8_lossy(&refused.stderr);
+        assert!(message.contains(expected), "{extra:?}: {message}");
+    }
+    assert_eq!(volume_count().await, before, "nothing was created");
+
+    // The restore: one volume per snapshot, as the instance had them.
+    let restored = json(&restore(&["--instance", db.id.as_str()]));
+    assert_fields(
+        &restored,
+        &[
+            "environment",
+            "instance_id",
+            "restore_point",
+            "region",
+            "volumes",
+            "attached_to",
+        ],
+    );
+    let volumes = restored["volumes"].as_array().unwrap();
+    assert_eq!(volumes.len(), 3);
+    let mut made = BTreeMap::new();
+    for volume in volumes {
+        let id = volume["volume_id"].as_str().unwrap();
+        let described = ec2.describe_volumes().volume_ids(id).send().await.unwrap();
+        let described = &described.volumes()[0];
+        assert_eq!(described.state().unwrap().as_str(), "available");
+        let tag = |key: &str| {
+            described
+                .tags()
+                .iter()
+                .find(|t| t.key() == Some(key))
+                .and_then(|t| t.value())
+                .map(str::to_owned)
+        };
+        assert_eq!(
+            tag("smartvault:restored-instance").as_deref(),
+            Some(db.id.as_str())
+        );
+        assert_eq!(
+            tag("smartvault:restored-from").as_deref(),
+            volume["snapshot_id"].as_str()
+        );
+        made.insert(
+            volume["device"].as_str().unwrap().to_owned(),
+            (
+                described.volume_type().unwrap().as_str().to_owned(),
+                described.size().unwrap(),
+            ),
+        );
+    }
+    assert_eq!(made, original, "each device back with its type and size");
+
+    // Attached to a stopped instance whose devices are free: at the recorded names.
+    let spare_root = spare.volume_ids[0].clone();
+    ec2.detach_volume()
+        .volume_id(&spare_root)
+        .instance_id(&spare.id)
+        .send()
+        .await
+        .unwrap();
+    let attached = json(&restore(&[
+        "--instance",
+        db.id.as_str(),
+        "--attach-to",
+        spare.id.as_str(),
+    ]));
+    assert_eq!(attached["attached_to"], spare.id.as_str());
+    assert_eq!(block_devices(&ec2, &spare.id).await, original);
+
+    // From the copy region, in a zone of it.
+    let west = aws_sdk_ec2::Client::from_conf(
+        aws_sdk_ec2::config::Builder::from(&sdk)
+            .region(aws_sdk_ec2::config::Region::new("us-west-2"))
+            .build(),
+    );
+    let there = json(&restore(&[
+        "--instance",
+        db.id.as_str(),
+        "--region",
+        "us-west-2",
+        "--az",
+        "us-west-2a",
+    ]));
+    assert_eq!(there["region"], "us-west-2");
+    for volume in there["volumes"].as_array().unwrap() {
+        let id = volume["volume_id"].as_str().unwrap();
+        let described = west.describe_volumes().volume_ids(id).send().await.unwrap();
+        assert_eq!(
+            described.volumes()[0].availability_zone(),
+            Some("us-west-2a")
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_restore_that_fails_halfway_removes_what_it_made_and_says_so() {
+    let emulator = Emulator::start().unwrap_or_else(|e| panic!("{e}"));
+    let dir = scratch("restore-rollback");
+    let (db, file) = backed_up(&emulator, &dir).await;
+    let ec2 = aws_sdk_ec2::Client::new(&emulator.sdk_config().await);
+    let spare = fleet::launch(&ec2, &InstanceSpec::untagged("spare").stopped())
+        .await
+        .unwrap();
+    ec2.detach_volume()
+        .volume_id(&spare.volume_ids[0])
+        .instance_id(&spare.id)
+        .send()
+        .await
+        .unwrap();
+    let volumes = || async { ec2.describe_volumes().send().await.unwrap().volumes().len() };
+    let before = volumes().await;
+    // Attaching is refused (as by a policy): the volumes were made, then must go again.
+    let proxy = FaultProxy::start(
+        emulator.port(),
+        Faults {
+            refused_action: Some("AttachVolume".into()),
+            ..Faults::default()
+        },
+    )
+    .unwrap();
+    let failed = xtask_with(
+        &emulator,
+        &[("AWS_ENDPOINT_URL", proxy.endpoint().as_str())],
+        &[
+            "restore",
+            "--env",
+            "local",
+            "--config",
+            file.to_str().unwrap(),
+            "--instance",
+            db.id.as_str(),
+            "--attach-to",
+            spare.id.as_str(),
+            "--yes",
+        ],
+    );
+    assert_eq!(failed.status.code(), Some(1));
+    let message = String::from_utf8_lossy(&failed.stderr);
+    assert!(
+        message.contains("the restore was rolled back: deleted vol-")
+            && message.contains("UnauthorizedOperation"),
+        "{message}"
+    );
+    assert_eq!(volumes().await, before, "nothing of the restore is left");
 }

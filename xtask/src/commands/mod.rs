@@ -13,6 +13,7 @@ pub mod invoke;
 pub mod package;
 pub mod promote;
 pub mod render;
+pub mod restore;
 pub mod snapshots;
 pub mod status;
 pub mod test;

@@ -4,8 +4,7 @@
 use super::EnvArgs;
 use crate::aws::{Connection, with_aws};
 use crate::output::Output;
-use crate::restore_points::{self, RestorePoint};
-use crate::snapshots;
+use crate::restore_points::RestorePoint;
 use anyhow::Result;
 use std::process::ExitCode;
 
@@ -47,33 +46,9 @@ impl SnapshotsCmd {
             region: None,
             ..self.connection.clone()
         };
-        let stack_name = env.stack_name.clone();
         let points = with_aws(&home, &env.region, &env.access, async |aws| {
             aws.check_account(env.account_id.as_deref()).await?;
-            let stack = crate::cfn::describe(aws, &stack_name).await?;
-            let regions = snapshots::copy_regions(&env, stack.as_ref());
-            if region == env.region {
-                let found = snapshots::managed(aws, &stack_name).await?;
-                let copies =
-                    snapshots::copies_by_region(aws, regions, &stack_name, &env.region).await?;
-                Ok(restore_points::group(&found, &region, &copies))
-            } else {
-                if !regions.contains(&region) {
-                    anyhow::bail!(crate::config::ConfigError(format!(
-                        "{region} is not one of {}'s copy regions ({}); list the environment's \
-                         own region ({}) without --region, or one of those",
-                        env.name,
-                        if regions.is_empty() {
-                            "it has none".to_owned()
-                        } else {
-                            regions.join(", ")
-                        },
-                        env.region
-                    )));
-                }
-                let copies = snapshots::copies(aws, &region, &stack_name, &env.region).await?;
-                Ok(restore_points::group(&copies, &region, &[]))
-            }
+            crate::lifecycle::restore::points(aws, &env, &region).await
         })?;
         let restore_points: Vec<RestorePoint> = points
             .into_iter()

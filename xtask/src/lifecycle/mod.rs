@@ -8,3 +8,4 @@ pub mod destroy;
 #[cfg(test)]
 mod destroy_tests;
 pub mod invoke;
+pub mod restore;
