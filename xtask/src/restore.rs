@@ -176,6 +176,140 @@ fn new_volume(point: &RestorePoint, volume: &PointVolume, zone: &str) -> NewVolu
     }
 }
 
+/// An image registered from a restore point, and the instance launched from it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct NewInstance {
+    pub image_name: String,
+    pub architecture: String,
+    pub root_device: String,
+    /// Root first, then the data volumes, each from its snapshot at its recorded device.
+    pub devices: Vec<ImageDevice>,
+    pub instance_type: String,
+    pub subnet_id: Option<String>,
+    pub security_group_ids: Vec<String>,
+    /// Tagged at launch: where it came from.
+    pub tags: Vec<(String, String)>,
+}
+
+/// One block device of the image.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ImageDevice {
+    pub device: String,
+    pub snapshot_id: String,
+    pub volume_type: Option<String>,
+    pub iops: Option<i32>,
+    pub throughput: Option<i32>,
+    /// The root volume goes with the instance; a data volume outlives it.
+    pub delete_on_termination: bool,
+}
+
+/// Where a new instance runs: from flags, else from the original instance when it still
+/// exists, else from the point's records.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Placement {
+    pub instance_type: Option<String>,
+    pub subnet_id: Option<String>,
+    pub security_group_ids: Vec<String>,
+}
+
+/// The image and instance a `--new-instance` restore makes from `point`. `flags` win over
+/// `original` (the instance as it is now, if it still exists), which wins over the records.
+pub fn new_instance(
+    point: &RestorePoint,
+    flags: &Placement,
+    original: Option<&Placement>,
+) -> Result<NewInstance, ConfigError> {
+    let missing = |what: &str| {
+        ConfigError(format!(
+            "the restore point of {} at {} has no recorded {what} (made before SmartVault \
+             recorded it); restore its volumes with --volumes instead",
+            point.instance_id, point.created_at
+        ))
+    };
+    let root_device = point
+        .root_device
+        .clone()
+        .ok_or_else(|| missing("root device"))?;
+    let architecture = point
+        .architecture
+        .clone()
+        .ok_or_else(|| missing("architecture"))?;
+    let mut devices = Vec::new();
+    for volume in &point.volumes {
+        let device = volume
+            .device
+            .clone()
+            .ok_or_else(|| missing("device names"))?;
+        let root = device == root_device;
+        devices.push(ImageDevice {
+            delete_on_termination: root,
+            snapshot_id: volume.snapshot_id.clone(),
+            volume_type: volume.volume_type.clone(),
+            iops: volume
+                .iops
+                .filter(|_| matches!(volume.volume_type.as_deref(), Some("io1" | "io2" | "gp3"))),
+            throughput: volume
+                .throughput
+                .filter(|_| volume.volume_type.as_deref() == Some("gp3")),
+            device,
+        });
+    }
+    if !devices.iter().any(|d| d.device == root_device) {
+        return Err(ConfigError(format!(
+            "the restore point of {} at {} has no snapshot of its root device {root_device} (it \
+             was excluded from backup); restore its volumes with --volumes and attach them to \
+             an instance instead",
+            point.instance_id, point.created_at
+        )));
+    }
+    devices.sort_by_key(|d| (d.device != root_device, d.device.clone()));
+    let instance_type = flags
+        .instance_type
+        .clone()
+        .or_else(|| original.and_then(|o| o.instance_type.clone()))
+        .or_else(|| point.instance_type.clone())
+        .ok_or_else(|| {
+            ConfigError(format!(
+                "no instance type for {}: the instance is gone and the restore point has none \
+                 recorded; pass --instance-type",
+                point.instance_id
+            ))
+        })?;
+    let subnet_id = flags
+        .subnet_id
+        .clone()
+        .or_else(|| original.and_then(|o| o.subnet_id.clone()));
+    let security_group_ids = if flags.security_group_ids.is_empty() {
+        original
+            .map(|o| o.security_group_ids.clone())
+            .unwrap_or_default()
+    } else {
+        flags.security_group_ids.clone()
+    };
+    let stamp: String = point
+        .created_at
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .collect();
+    Ok(NewInstance {
+        image_name: format!("smartvault-restore-{}-{stamp}", point.instance_id),
+        architecture,
+        root_device,
+        devices,
+        instance_type,
+        subnet_id,
+        security_group_ids,
+        tags: vec![
+            (RESTORED_INSTANCE.to_owned(), point.instance_id.clone()),
+            (RESTORE_POINT.to_owned(), point.created_at.clone()),
+            (
+                "Name".to_owned(),
+                format!("{} restored from {}", point.instance_id, point.created_at),
+            ),
+        ],
+    })
+}
+
 /// An instance volumes are to be attached to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
@@ -366,6 +500,66 @@ mod tests {
                 .unwrap_err()
                 .0
                 .contains("pass --az")
+        );
+    }
+
+    #[test]
+    fn a_new_instance_is_the_recorded_machine_placed_by_flags_then_the_original_then_records() {
+        let p = point("i-a", "2026-11-25T01:00:00Z", "completed");
+        let plan = new_instance(&p, &Placement::default(), None).unwrap();
+        assert_eq!(plan.root_device, "/dev/xvda");
+        assert_eq!(plan.architecture, "arm64");
+        assert_eq!(plan.instance_type, "m7g.large", "from the records");
+        let devices: Vec<(&str, bool)> = plan
+            .devices
+            .iter()
+            .map(|d| (d.device.as_str(), d.delete_on_termination))
+            .collect();
+        assert_eq!(
+            devices,
+            [("/dev/xvda", true), ("/dev/sdf", false)],
+            "root first, data kept"
+        );
+        assert_eq!(plan.image_name, "smartvault-restore-i-a-20261125T010000Z");
+        let original = Placement {
+            instance_type: Some("m7g.xlarge".into()),
+            subnet_id: Some("subnet-1".into()),
+            security_group_ids: vec!["sg-1".into()],
+        };
+        let placed = new_instance(&p, &Placement::default(), Some(&original)).unwrap();
+        assert_eq!(
+            (
+                placed.instance_type.as_str(),
+                placed.subnet_id.as_deref(),
+                placed.security_group_ids.as_slice()
+            ),
+            ("m7g.xlarge", Some("subnet-1"), &["sg-1".to_owned()][..])
+        );
+        let flagged = Placement {
+            instance_type: Some("c7g.large".into()),
+            ..Placement::default()
+        };
+        assert_eq!(
+            new_instance(&p, &flagged, Some(&original))
+                .unwrap()
+                .instance_type,
+            "c7g.large"
+        );
+        let mut no_root = p.clone();
+        no_root.volumes.remove(0);
+        assert!(
+            new_instance(&no_root, &flagged, None)
+                .unwrap_err()
+                .0
+                .contains("no snapshot of its root device /dev/xvda")
+        );
+        let mut unrecorded = p;
+        unrecorded.architecture = None;
+        assert!(
+            new_instance(&unrecorded, &flagged, None)
+                .unwrap_err()
+                .0
+                .contains("no recorded architecture")
         );
     }
 

@@ -346,6 +346,7 @@ async fn a_volume_restore_brings_every_volume_back_as_it_was_and_refuses_what_ca
             "region",
             "volumes",
             "attached_to",
+            "new_instance",
         ],
     );
     let volumes = restored["volumes"].as_array().unwrap();
@@ -474,4 +475,128 @@ async fn a_restore_that_fails_halfway_removes_what_it_made_and_says_so() {
         "{message}"
     );
     assert_eq!(volumes().await, before, "nothing of the restore is left");
+}
+
+#[tokio::test]
+async fn a_new_instance_restore_launches_the_recorded_machine_and_leaves_no_image() {
+    let emulator = Emulator::start().unwrap_or_else(|e| panic!("{e}"));
+    let dir = scratch("restore-new-instance");
+    let (db, file) = backed_up(&emulator, &dir).await;
+    let ec2 = aws_sdk_ec2::Client::new(&emulator.sdk_config().await);
+    let original = block_devices(&ec2, &db.id).await;
+    let restored = json(&xtask(
+        &emulator,
+        &[
+            "restore",
+            "--env",
+            "local",
+            "--config",
+            file.to_str().unwrap(),
+            "--instance",
+            db.id.as_str(),
+            "--new-instance",
+            "--yes",
+            "--output",
+            "json",
+        ],
+    ));
+    let launched = &restored["new_instance"];
+    assert_fields(launched, &["instance_id", "instance_type", "image_id"]);
+    let id = launched["instance_id"].as_str().unwrap();
+    assert_ne!(id, db.id);
+    // The same machine: the original's instance type (it still exists) and its root device
+    // back from its snapshot. The emulator launches only an image's root volume; the image's
+    // other devices are checked below on the image itself.
+    let root = db_root(&ec2, &db.id).await;
+    let launched_devices = block_devices(&ec2, id).await;
+    assert_eq!(launched_devices.get(&root), original.get(&root));
+    let described = ec2
+        .describe_instances()
+        .instance_ids(id)
+        .send()
+        .await
+        .unwrap();
+    let instance = &described.reservations()[0].instances()[0];
+    let before = ec2
+        .describe_instances()
+        .instance_ids(&db.id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        instance.instance_type(),
+        before.reservations()[0].instances()[0].instance_type()
+    );
+    assert!(instance.tags().iter().any(|t| {
+        t.key() == Some("smartvault:restored-instance") && t.value() == Some(db.id.as_str())
+    }));
+    // No image left behind: the snapshots can expire.
+    let images = ec2.describe_images().owners("self").send().await.unwrap();
+    assert!(
+        images.images().iter().all(|i| !i
+            .name()
+            .unwrap_or_default()
+            .starts_with("smartvault-restore-")),
+        "{:?}",
+        images.images()
+    );
+
+    // When the image cannot be deregistered (a policy refuses it), the restore says what to
+    // do, and the image is there to deregister. (The emulator registers only an image's root
+    // device; the whole RegisterImage request is asserted in lifecycle/restore.rs's tests.)
+    let proxy = FaultProxy::start(
+        emulator.port(),
+        Faults {
+            refused_action: Some("DeregisterImage".into()),
+            ..Faults::default()
+        },
+    )
+    .unwrap();
+    let refused = xtask_with(
+        &emulator,
+        &[("AWS_ENDPOINT_URL", proxy.endpoint().as_str())],
+        &[
+            "restore",
+            "--env",
+            "local",
+            "--config",
+            file.to_str().unwrap(),
+            "--instance",
+            db.id.as_str(),
+            "--new-instance",
+            "--yes",
+        ],
+    );
+    assert_eq!(refused.status.code(), Some(1));
+    let message = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        message.contains("could not be deregistered: deregister it (aws ec2 deregister-image"),
+        "{message}"
+    );
+    let images = ec2.describe_images().owners("self").send().await.unwrap();
+    let image = images
+        .images()
+        .iter()
+        .find(|i| {
+            i.name()
+                .unwrap_or_default()
+                .starts_with("smartvault-restore-")
+        })
+        .unwrap();
+    assert_eq!(image.root_device_name(), Some(root.as_str()));
+    assert!(message.contains(image.image_id().unwrap()), "{message}");
+}
+
+/// The root device name of `instance`.
+async fn db_root(ec2: &aws_sdk_ec2::Client, instance: &str) -> String {
+    let described = ec2
+        .describe_instances()
+        .instance_ids(instance)
+        .send()
+        .await
+        .unwrap();
+    described.reservations()[0].instances()[0]
+        .root_device_name()
+        .unwrap()
+        .to_owned()
 }

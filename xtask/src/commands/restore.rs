@@ -3,7 +3,7 @@
 
 use super::EnvArgs;
 use crate::aws::{Connection, with_aws};
-use crate::lifecycle::restore::{self, Restored};
+use crate::lifecycle::restore::{self, Launched, Restored};
 use crate::output::{Output, confirm};
 use crate::restore::{self as plan, At};
 use anyhow::Result;
@@ -24,8 +24,22 @@ pub struct RestoreCmd {
     #[arg(long)]
     az: Option<String>,
     /// Attach the volumes at their recorded device names to this stopped instance.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "new_instance")]
     attach_to: Option<String>,
+    /// Launch a new instance from the restore point instead: an image registered from its
+    /// snapshots (deregistered once the instance is launched), with the original instance's
+    /// type, subnet and security groups while it exists, else the recorded type.
+    #[arg(long)]
+    new_instance: bool,
+    /// With --new-instance: the instance type (default: the original's, else the recorded one).
+    #[arg(long, requires = "new_instance")]
+    instance_type: Option<String>,
+    /// With --new-instance: the subnet (default: the original instance's).
+    #[arg(long, requires = "new_instance")]
+    subnet: Option<String>,
+    /// With --new-instance: the security groups (default: the original instance's).
+    #[arg(long, requires = "new_instance", value_delimiter = ',')]
+    security_groups: Vec<String>,
     /// Proceed without asking (for scripts).
     #[arg(long)]
     yes: bool,
@@ -45,6 +59,8 @@ pub struct RestoreResult {
     pub region: String,
     pub volumes: Vec<Restored>,
     pub attached_to: Option<String>,
+    /// The instance a `--new-instance` restore launched.
+    pub new_instance: Option<Launched>,
 }
 
 impl RestoreCmd {
@@ -65,8 +81,59 @@ impl RestoreCmd {
             aws.check_account(env.account_id.as_deref()).await?;
             let points = restore::points(aws, &env, &region).await?;
             let point = plan::select(&points, &self.instance, &at)?;
-            let volumes = plan::volumes(point, self.az.as_deref())?;
             let ec2 = crate::snapshots::ec2_in(aws, &region);
+            if self.new_instance {
+                let flags = plan::Placement {
+                    instance_type: self.instance_type.clone(),
+                    subnet_id: self.subnet.clone(),
+                    security_group_ids: self.security_groups.clone(),
+                };
+                let original = restore::original_placement(&ec2, &point.instance_id).await?;
+                let new = plan::new_instance(point, &flags, original.as_ref())?;
+                output.progress(format!(
+                    "restore {} from its restore point {} ({}) in {} as a new {} instance{}{}:",
+                    point.instance_id,
+                    point.created_at,
+                    point.schedule,
+                    region,
+                    new.instance_type,
+                    new.subnet_id
+                        .as_ref()
+                        .map(|s| format!(" in {s}"))
+                        .unwrap_or_default(),
+                    if new.security_group_ids.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" with {}", new.security_group_ids.join(", "))
+                    }
+                ));
+                for device in &new.devices {
+                    output.progress(format!(
+                        "  {} from {}{}",
+                        device.device,
+                        device.snapshot_id,
+                        if device.delete_on_termination {
+                            " (deleted with the instance)"
+                        } else {
+                            " (kept when the instance is terminated)"
+                        }
+                    ));
+                }
+                if !confirm(self.yes, "register the image and launch the instance?")? {
+                    anyhow::bail!("restore cancelled; nothing was created");
+                }
+                let launched = restore::launch(&ec2, &new, |m| output.progress(m)).await?;
+                return Ok(RestoreResult {
+                    environment: env.name.clone(),
+                    instance_id: point.instance_id.clone(),
+                    restore_point: point.created_at.clone(),
+                    region: region.clone(),
+                    volumes: Vec::new(),
+                    attached_to: None,
+                    new_instance: Some(launched),
+                });
+            }
+            let volumes = plan::volumes(point, self.az.as_deref())?;
             if let Some(target) = &self.attach_to {
                 plan::check_attach(&restore::target(&ec2, target).await?, &volumes)?;
             }
@@ -111,6 +178,7 @@ impl RestoreCmd {
                 region: region.clone(),
                 volumes: restored,
                 attached_to: self.attach_to.clone(),
+                new_instance: None,
             })
         })?;
         output.result(&result, print)?;
@@ -119,6 +187,18 @@ impl RestoreCmd {
 }
 
 fn print(result: &RestoreResult) {
+    if let Some(launched) = &result.new_instance {
+        println!(
+            "restored {} from {} in {} as {} ({}); its temporary image {} is deregistered",
+            result.instance_id,
+            result.restore_point,
+            result.region,
+            launched.instance_id,
+            launched.instance_type,
+            launched.image_id
+        );
+        return;
+    }
     println!(
         "restored {} volumes of {} from {} in {}{}",
         result.volumes.len(),

@@ -276,3 +276,342 @@ async fn roll_back(ec2: &aws_sdk_ec2::Client, made: &[String]) -> String {
     }
     text
 }
+
+/// Where the original instance runs now, when it still exists (not terminated).
+pub async fn original_placement(
+    ec2: &aws_sdk_ec2::Client,
+    instance_id: &str,
+) -> Result<Option<crate::restore::Placement>> {
+    use aws_sdk_ec2::error::ProvideErrorMetadata;
+    let described = match ec2
+        .describe_instances()
+        .instance_ids(instance_id)
+        .send()
+        .await
+    {
+        Ok(described) => described,
+        // Gone for good: the records place the new instance.
+        Err(error) if error.code() == Some("InvalidInstanceID.NotFound") => return Ok(None),
+        Err(error) => {
+            return Err(sdk_error(error))
+                .with_context(|| format!("failed to read instance {instance_id}"));
+        }
+    };
+    Ok(described
+        .reservations()
+        .iter()
+        .flat_map(|r| r.instances())
+        .find(|i| {
+            i.state().and_then(|s| s.name())
+                != Some(&aws_sdk_ec2::types::InstanceStateName::Terminated)
+        })
+        .map(|i| crate::restore::Placement {
+            instance_type: i.instance_type().map(|t| t.as_str().to_owned()),
+            subnet_id: i.subnet_id().map(str::to_owned),
+            security_group_ids: i
+                .security_groups()
+                .iter()
+                .filter_map(|g| g.group_id().map(str::to_owned))
+                .collect(),
+        }))
+}
+
+/// The instance a `--new-instance` restore launched.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Launched {
+    pub instance_id: String,
+    pub instance_type: String,
+    /// The temporary image, deregistered once the instance was launched.
+    pub image_id: String,
+}
+
+/// Registers `plan`'s image, launches one instance from it, waits until it is running, and
+/// deregisters the image (so that retention can delete the snapshots later). On failure the
+/// instance, if launched, is terminated and the image deregistered, and the error says so.
+pub async fn launch(
+    ec2: &aws_sdk_ec2::Client,
+    plan: &crate::restore::NewInstance,
+    progress: impl Fn(String),
+) -> Result<Launched> {
+    use aws_sdk_ec2::types::{
+        ArchitectureValues, BlockDeviceMapping, EbsBlockDevice, InstanceStateName, InstanceType,
+    };
+    let mappings = plan.devices.iter().map(|d| {
+        BlockDeviceMapping::builder()
+            .device_name(&d.device)
+            .ebs(
+                EbsBlockDevice::builder()
+                    .snapshot_id(&d.snapshot_id)
+                    .set_volume_type(d.volume_type.as_deref().map(VolumeType::from))
+                    .set_iops(d.iops)
+                    .set_throughput(d.throughput)
+                    .delete_on_termination(d.delete_on_termination)
+                    .build(),
+            )
+            .build()
+    });
+    let image = ec2
+        .register_image()
+        .name(&plan.image_name)
+        .description("SmartVault restore; deregistered once the instance is launched")
+        .architecture(ArchitectureValues::from(plan.architecture.as_str()))
+        .root_device_name(&plan.root_device)
+        .virtualization_type("hvm")
+        .ena_support(true)
+        .set_block_device_mappings(Some(mappings.collect()))
+        .send()
+        .await
+        .map_err(sdk_error)
+        .with_context(|| format!("failed to register image {}", plan.image_name))?;
+    let image_id = image
+        .image_id()
+        .context("RegisterImage answered without an image id")?
+        .to_owned();
+    progress(format!("registered {image_id} ({})", plan.image_name));
+    let mut launched: Option<String> = None;
+    let outcome = async {
+        let tags = plan
+            .tags
+            .iter()
+            .map(|(k, v)| Tag::builder().key(k).value(v).build());
+        let run = ec2
+            .run_instances()
+            .image_id(&image_id)
+            .instance_type(InstanceType::from(plan.instance_type.as_str()))
+            .min_count(1)
+            .max_count(1)
+            .set_subnet_id(plan.subnet_id.clone())
+            .set_security_group_ids(
+                (!plan.security_group_ids.is_empty()).then(|| plan.security_group_ids.clone()),
+            )
+            .tag_specifications(
+                TagSpecification::builder()
+                    .resource_type(ResourceType::Instance)
+                    .set_tags(Some(tags.collect()))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(sdk_error)
+            .context("failed to launch the restored instance")?;
+        let id = run
+            .instances()
+            .first()
+            .and_then(|i| i.instance_id())
+            .context("RunInstances answered without an instance")?
+            .to_owned();
+        launched = Some(id.clone());
+        progress(format!("launched {id}; waiting until it runs"));
+        let started = Instant::now();
+        loop {
+            let described = ec2
+                .describe_instances()
+                .instance_ids(&id)
+                .send()
+                .await
+                .map_err(sdk_error)?;
+            let state = described
+                .reservations()
+                .iter()
+                .flat_map(|r| r.instances())
+                .find_map(|i| i.state().and_then(|s| s.name()).cloned());
+            match state {
+                Some(InstanceStateName::Running) => break,
+                Some(InstanceStateName::Pending) | None => {}
+                Some(other) => bail!("instance {id} is {} instead of running", other.as_str()),
+            }
+            if started.elapsed() > AVAILABLE_WITHIN {
+                bail!("instance {id} was not running within 30 minutes");
+            }
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        }
+        anyhow::Ok(id)
+    }
+    .await;
+    let deregistered = ec2
+        .deregister_image()
+        .image_id(&image_id)
+        .send()
+        .await
+        .map_err(sdk_error);
+    match (outcome, deregistered) {
+        (Ok(instance_id), Ok(_)) => {
+            progress(format!("deregistered {image_id}"));
+            Ok(Launched {
+                instance_id,
+                instance_type: plan.instance_type.clone(),
+                image_id,
+            })
+        }
+        (Ok(instance_id), Err(error)) => Err(error.context(format!(
+            "instance {instance_id} runs, but its temporary image {image_id} could not be \
+             deregistered: deregister it (aws ec2 deregister-image --image-id {image_id}), or \
+             its snapshots cannot expire"
+        ))),
+        (Err(error), deregistered) => {
+            let mut undone = Vec::new();
+            if let Some(id) = &launched {
+                match ec2.terminate_instances().instance_ids(id).send().await {
+                    Ok(_) => undone.push(format!("terminated {id}")),
+                    Err(_) => {
+                        undone.push(format!("could not terminate {id}: terminate it by hand"))
+                    }
+                }
+            }
+            undone.push(match deregistered {
+                Ok(_) => format!("deregistered {image_id}"),
+                Err(_) => format!("could not deregister {image_id}: deregister it by hand"),
+            });
+            Err(error.context(format!(
+                "the restore was rolled back: {}",
+                undone.join(", ")
+            )))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::restore::{ImageDevice, NewInstance};
+    use aws_sdk_ec2::Client as Ec2;
+    use aws_sdk_ec2::operation::deregister_image::DeregisterImageOutput;
+    use aws_sdk_ec2::operation::describe_instances::DescribeInstancesOutput;
+    use aws_sdk_ec2::operation::register_image::{RegisterImageInput, RegisterImageOutput};
+    use aws_sdk_ec2::operation::run_instances::{RunInstancesInput, RunInstancesOutput};
+    use aws_sdk_ec2::types::{Instance, InstanceState, InstanceStateName, Reservation};
+    use aws_smithy_mocks::{RuleMode, mock, mock_client};
+    use std::sync::{Arc, Mutex};
+
+    fn plan() -> NewInstance {
+        let device = |name: &str, snapshot: &str, kind: &str, root: bool| ImageDevice {
+            device: name.into(),
+            snapshot_id: snapshot.into(),
+            volume_type: Some(kind.into()),
+            iops: (kind == "io2").then_some(8000),
+            throughput: None,
+            delete_on_termination: root,
+        };
+        NewInstance {
+            image_name: "smartvault-restore-i-a-20261125T010000Z".into(),
+            architecture: "arm64".into(),
+            root_device: "/dev/xvda".into(),
+            devices: vec![
+                device("/dev/xvda", "snap-root", "gp3", true),
+                device("/dev/sdf", "snap-data", "io2", false),
+            ],
+            instance_type: "m7g.large".into(),
+            subnet_id: Some("subnet-1".into()),
+            security_group_ids: vec!["sg-1".into(), "sg-2".into()],
+            tags: vec![("smartvault:restored-instance".into(), "i-a".into())],
+        }
+    }
+
+    #[tokio::test]
+    async fn the_image_holds_every_device_as_recorded_and_is_deregistered_after_the_launch() {
+        let registered: Arc<Mutex<Option<RegisterImageInput>>> = Arc::default();
+        let launched: Arc<Mutex<Option<RunInstancesInput>>> = Arc::default();
+        let (r, l) = (Arc::clone(&registered), Arc::clone(&launched));
+        let register = mock!(Ec2::register_image).then_compute_output(move |input| {
+            *r.lock().unwrap() = Some(input.clone());
+            RegisterImageOutput::builder().image_id("ami-1").build()
+        });
+        let run = mock!(Ec2::run_instances).then_compute_output(move |input| {
+            *l.lock().unwrap() = Some(input.clone());
+            RunInstancesOutput::builder()
+                .instances(Instance::builder().instance_id("i-new").build())
+                .build()
+        });
+        let running = mock!(Ec2::describe_instances).then_output(|| {
+            DescribeInstancesOutput::builder()
+                .reservations(
+                    Reservation::builder()
+                        .instances(
+                            Instance::builder()
+                                .instance_id("i-new")
+                                .state(
+                                    InstanceState::builder()
+                                        .name(InstanceStateName::Running)
+                                        .build(),
+                                )
+                                .build(),
+                        )
+                        .build(),
+                )
+                .build()
+        });
+        let deregister = mock!(Ec2::deregister_image)
+            .match_requests(|r| r.image_id() == Some("ami-1"))
+            .then_output(|| DeregisterImageOutput::builder().build());
+        let ec2 = mock_client!(
+            aws_sdk_ec2,
+            RuleMode::MatchAny,
+            [&register, &run, &running, &deregister]
+        );
+
+        let done = launch(&ec2, &plan(), |_| {}).await.unwrap();
+        assert_eq!(done.instance_id, "i-new");
+        assert_eq!(deregister.num_calls(), 1, "no image is left behind");
+        let image = registered.lock().unwrap().clone().unwrap();
+        assert_eq!(image.root_device_name(), Some("/dev/xvda"));
+        assert_eq!(image.architecture().map(|a| a.as_str()), Some("arm64"));
+        let devices: Vec<(&str, &str, &str, Option<i32>, bool)> = image
+            .block_device_mappings()
+            .iter()
+            .map(|m| {
+                let ebs = m.ebs().unwrap();
+                (
+                    m.device_name().unwrap(),
+                    ebs.snapshot_id().unwrap(),
+                    ebs.volume_type().unwrap().as_str(),
+                    ebs.iops(),
+                    ebs.delete_on_termination().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            devices,
+            [
+                ("/dev/xvda", "snap-root", "gp3", None, true),
+                ("/dev/sdf", "snap-data", "io2", Some(8000), false)
+            ]
+        );
+        let instance = launched.lock().unwrap().clone().unwrap();
+        assert_eq!(instance.image_id(), Some("ami-1"));
+        assert_eq!(
+            instance.instance_type().map(|t| t.as_str()),
+            Some("m7g.large")
+        );
+        assert_eq!(instance.subnet_id(), Some("subnet-1"));
+        assert_eq!(instance.security_group_ids(), ["sg-1", "sg-2"]);
+    }
+
+    #[tokio::test]
+    async fn a_launch_that_fails_deregisters_the_image_and_says_so() {
+        let register = mock!(Ec2::register_image)
+            .then_output(|| RegisterImageOutput::builder().image_id("ami-1").build());
+        let refused = mock!(Ec2::run_instances).then_http_response(|| {
+            aws_smithy_runtime_api::http::Response::new(
+                aws_smithy_runtime_api::http::StatusCode::try_from(400).unwrap(),
+                aws_smithy_types::body::SdkBody::from(
+                    "<Response><Errors><Error><Code>InsufficientInstanceCapacity</Code><Message>none left</Message></Error></Errors></Response>",
+                ),
+            )
+        });
+        let deregister =
+            mock!(Ec2::deregister_image).then_output(|| DeregisterImageOutput::builder().build());
+        let ec2 = mock_client!(
+            aws_sdk_ec2,
+            RuleMode::MatchAny,
+            [&register, &refused, &deregister]
+        );
+        let error = launch(&ec2, &plan(), |_| {}).await.unwrap_err();
+        let message = format!("{error:#}");
+        assert!(
+            message
+                .starts_with("the restore was rolled back: deregistered ami-1: failed to launch"),
+            "{message}"
+        );
+        assert_eq!(deregister.num_calls(), 1);
+    }
+}
