@@ -310,6 +310,65 @@ pub fn new_instance(
     })
 }
 
+/// A root volume replaced in place (EC2's replace-root-volume task), keeping the instance's
+/// id, addresses and data volumes.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ReplaceRoot {
+    pub instance_id: String,
+    /// The point's snapshot of the root device.
+    pub snapshot_id: String,
+    /// Sent as the task's client token: a retried request is the same task.
+    pub client_token: String,
+}
+
+/// The replace-root task of `point` for its instance, whose state is `state` (`None`: gone).
+pub fn replace_root(point: &RestorePoint, state: Option<&str>) -> Result<ReplaceRoot, ConfigError> {
+    let instance = &point.instance_id;
+    match state {
+        None | Some("terminated" | "shutting-down") => {
+            return Err(ConfigError(format!(
+                "{instance} no longer exists, so its root volume cannot be replaced in place; \
+                 restore it with --new-instance instead"
+            )));
+        }
+        Some("running") => {}
+        Some(other) => {
+            return Err(ConfigError(format!(
+                "{instance} is {other}; EC2 replaces a root volume only on a running instance: \
+                 start it (aws ec2 start-instances --instance-ids {instance}) and run the \
+                 restore again"
+            )));
+        }
+    }
+    let root = point.root_device.as_deref().ok_or_else(|| {
+        ConfigError(format!(
+            "the restore point of {instance} at {} has no recorded root device (made before \
+             SmartVault recorded it); restore its volumes with --volumes instead",
+            point.created_at
+        ))
+    })?;
+    let snapshot = point
+        .volumes
+        .iter()
+        .find(|v| v.device.as_deref() == Some(root))
+        .ok_or_else(|| {
+            ConfigError(format!(
+                "the restore point of {instance} at {} has no snapshot of its root device \
+                 {root} (it was excluded from backup); restore its volumes with --volumes",
+                point.created_at
+            ))
+        })?;
+    let token: String = format!("smartvault-{instance}-{}", snapshot.snapshot_id)
+        .chars()
+        .take(64)
+        .collect();
+    Ok(ReplaceRoot {
+        instance_id: instance.clone(),
+        snapshot_id: snapshot.snapshot_id.clone(),
+        client_token: token,
+    })
+}
+
 /// An instance volumes are to be attached to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
@@ -560,6 +619,36 @@ mod tests {
                 .unwrap_err()
                 .0
                 .contains("no recorded architecture")
+        );
+    }
+
+    #[test]
+    fn a_root_is_replaced_in_place_only_on_a_running_instance_from_the_root_snapshot() {
+        let p = point("i-a", "2026-11-25T01:00:00Z", "completed");
+        let task = replace_root(&p, Some("running")).unwrap();
+        assert_eq!(task.snapshot_id, "snap-2026-11-25T01:00:00Z-root");
+        assert!(task.client_token.len() <= 64);
+        assert!(
+            replace_root(&p, Some("stopped"))
+                .unwrap_err()
+                .0
+                .starts_with(
+                    "i-a is stopped; EC2 replaces a root volume only on a running instance"
+                )
+        );
+        assert!(
+            replace_root(&p, None)
+                .unwrap_err()
+                .0
+                .contains("restore it with --new-instance instead")
+        );
+        let mut no_root = p;
+        no_root.volumes.remove(0);
+        assert!(
+            replace_root(&no_root, Some("running"))
+                .unwrap_err()
+                .0
+                .contains("no snapshot of its root device")
         );
     }
 

@@ -327,6 +327,16 @@ async fn a_volume_restore_brings_every_volume_back_as_it_was_and_refuses_what_ca
             vec!["--instance", db.id.as_str(), "--region", "us-west-2"],
             "a copy region, and its instance was in",
         ),
+        (
+            vec![
+                "--instance",
+                db.id.as_str(),
+                "--replace-root",
+                "--region",
+                "us-west-2",
+            ],
+            "--replace-root works on the instance in us-east-1",
+        ),
     ] {
         let refused = restore(&extra);
         assert_eq!(refused.status.code(), Some(2), "{extra:?}");
@@ -347,6 +357,7 @@ async fn a_volume_restore_brings_every_volume_back_as_it_was_and_refuses_what_ca
             "volumes",
             "attached_to",
             "new_instance",
+            "replaced_root",
         ],
     );
     let volumes = restored["volumes"].as_array().unwrap();

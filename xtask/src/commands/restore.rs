@@ -3,7 +3,7 @@
 
 use super::EnvArgs;
 use crate::aws::{Connection, with_aws};
-use crate::lifecycle::restore::{self, Launched, Restored};
+use crate::lifecycle::restore::{self, Launched, ReplacedRoot, Restored};
 use crate::output::{Output, confirm};
 use crate::restore::{self as plan, At};
 use anyhow::Result;
@@ -24,8 +24,13 @@ pub struct RestoreCmd {
     #[arg(long)]
     az: Option<String>,
     /// Attach the volumes at their recorded device names to this stopped instance.
-    #[arg(long, conflicts_with = "new_instance")]
+    #[arg(long, conflicts_with_all = ["new_instance", "replace_root"])]
     attach_to: Option<String>,
+    /// Replace the instance's root volume in place with the point's root snapshot (EC2's
+    /// replace-root-volume task: the instance restarts, keeps its id, addresses and data
+    /// volumes; the old root is kept, detached).
+    #[arg(long, conflicts_with_all = ["new_instance", "az"])]
+    replace_root: bool,
     /// Launch a new instance from the restore point instead: an image registered from its
     /// snapshots (deregistered once the instance is launched), with the original instance's
     /// type, subnet and security groups while it exists, else the recorded type.
@@ -61,6 +66,8 @@ pub struct RestoreResult {
     pub attached_to: Option<String>,
     /// The instance a `--new-instance` restore launched.
     pub new_instance: Option<Launched>,
+    /// The task a `--replace-root` restore ran.
+    pub replaced_root: Option<ReplacedRoot>,
 }
 
 impl RestoreCmd {
@@ -82,6 +89,41 @@ impl RestoreCmd {
             let points = restore::points(aws, &env, &region).await?;
             let point = plan::select(&points, &self.instance, &at)?;
             let ec2 = crate::snapshots::ec2_in(aws, &region);
+            if self.replace_root {
+                if region != env.region {
+                    anyhow::bail!(crate::config::ConfigError(format!(
+                        "--replace-root works on the instance in {}, from its own snapshots; \
+                         from the copy region {region}, restore with --new-instance or \
+                         --volumes",
+                        env.region
+                    )));
+                }
+                let state = restore::instance_state(&ec2, &point.instance_id).await?;
+                let task = plan::replace_root(point, state.as_deref())?;
+                output.progress(format!(
+                    "replace the root volume of {} in place with {} from its restore point {} \
+                     ({}): the instance restarts; its previous root volume is kept, detached",
+                    point.instance_id, task.snapshot_id, point.created_at, point.schedule
+                ));
+                if !confirm(self.yes, "replace the root volume?")? {
+                    anyhow::bail!("restore cancelled; nothing was changed");
+                }
+                let done =
+                    restore::replace_root(&ec2, &task, std::time::Duration::from_secs(10), |m| {
+                        output.progress(m)
+                    })
+                    .await?;
+                return Ok(RestoreResult {
+                    environment: env.name.clone(),
+                    instance_id: point.instance_id.clone(),
+                    restore_point: point.created_at.clone(),
+                    region: region.clone(),
+                    volumes: Vec::new(),
+                    attached_to: None,
+                    new_instance: None,
+                    replaced_root: Some(done),
+                });
+            }
             if self.new_instance {
                 let flags = plan::Placement {
                     instance_type: self.instance_type.clone(),
@@ -131,6 +173,7 @@ impl RestoreCmd {
                     volumes: Vec::new(),
                     attached_to: None,
                     new_instance: Some(launched),
+                    replaced_root: None,
                 });
             }
             let volumes = plan::volumes(point, self.az.as_deref())?;
@@ -179,6 +222,7 @@ impl RestoreCmd {
                 volumes: restored,
                 attached_to: self.attach_to.clone(),
                 new_instance: None,
+                replaced_root: None,
             })
         })?;
         output.result(&result, print)?;
@@ -187,6 +231,13 @@ impl RestoreCmd {
 }
 
 fn print(result: &RestoreResult) {
+    if let Some(task) = &result.replaced_root {
+        println!(
+            "replaced the root volume of {} with {} from {} (task {}); the previous root is kept, detached",
+            result.instance_id, task.snapshot_id, result.restore_point, task.task_id
+        );
+        return;
+    }
     if let Some(launched) = &result.new_instance {
         println!(
             "restored {} from {} in {} as {} ({}); its temporary image {} is deregistered",

@@ -470,6 +470,127 @@ pub async fn launch(
     }
 }
 
+/// The state of an instance, `None` when it does not exist.
+pub async fn instance_state(
+    ec2: &aws_sdk_ec2::Client,
+    instance_id: &str,
+) -> Result<Option<String>> {
+    use aws_sdk_ec2::error::ProvideErrorMetadata;
+    match ec2
+        .describe_instances()
+        .instance_ids(instance_id)
+        .send()
+        .await
+    {
+        Ok(described) => Ok(described
+            .reservations()
+            .iter()
+            .flat_map(|r| r.instances())
+            .find_map(|i| {
+                i.state()
+                    .and_then(|s| s.name())
+                    .map(|n| n.as_str().to_owned())
+            })),
+        Err(error) if error.code() == Some("InvalidInstanceID.NotFound") => Ok(None),
+        Err(error) => {
+            Err(sdk_error(error)).with_context(|| format!("failed to read instance {instance_id}"))
+        }
+    }
+}
+
+/// A finished replace-root task.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ReplacedRoot {
+    pub task_id: String,
+    pub snapshot_id: String,
+    /// The instance's previous root volume, detached and kept by EC2.
+    pub replaced_root_kept: bool,
+}
+
+/// Starts EC2's replace-root-volume task (the old root is kept, detached), and polls it every
+/// `poll` until it succeeds or fails (at most 30 minutes).
+pub async fn replace_root(
+    ec2: &aws_sdk_ec2::Client,
+    task: &crate::restore::ReplaceRoot,
+    poll: Duration,
+    progress: impl Fn(String),
+) -> Result<ReplacedRoot> {
+    use aws_sdk_ec2::types::ReplaceRootVolumeTaskState as State;
+    let created = ec2
+        .create_replace_root_volume_task()
+        .instance_id(&task.instance_id)
+        .snapshot_id(&task.snapshot_id)
+        .delete_replaced_root_volume(false)
+        .client_token(&task.client_token)
+        .tag_specifications(
+            TagSpecification::builder()
+                .resource_type(ResourceType::ReplaceRootVolumeTask)
+                .tags(
+                    Tag::builder()
+                        .key(crate::restore::RESTORED_FROM)
+                        .value(&task.snapshot_id)
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .map_err(sdk_error)
+        .with_context(|| {
+            format!(
+                "failed to start replacing the root volume of {} with {}",
+                task.instance_id, task.snapshot_id
+            )
+        })?;
+    let id = created
+        .replace_root_volume_task()
+        .and_then(|t| t.replace_root_volume_task_id())
+        .context("CreateReplaceRootVolumeTask answered without a task id")?
+        .to_owned();
+    progress(format!(
+        "replacing the root volume of {} ({id})",
+        task.instance_id
+    ));
+    let started = Instant::now();
+    loop {
+        let described = ec2
+            .describe_replace_root_volume_tasks()
+            .replace_root_volume_task_ids(&id)
+            .send()
+            .await
+            .map_err(sdk_error)
+            .with_context(|| format!("failed to read task {id}"))?;
+        let state = described
+            .replace_root_volume_tasks()
+            .first()
+            .and_then(|t| t.task_state())
+            .cloned();
+        match state {
+            Some(State::Succeeded) => {
+                return Ok(ReplacedRoot {
+                    task_id: id,
+                    snapshot_id: task.snapshot_id.clone(),
+                    replaced_root_kept: true,
+                });
+            }
+            Some(failed @ (State::Failed | State::FailedDetached | State::Failing)) => bail!(
+                "EC2's task {id} to replace the root volume of {} is {}; the instance keeps \
+                 its previous root volume (failed-detached: the old root is detached, reattach \
+                 it as the root device)",
+                task.instance_id,
+                failed.as_str()
+            ),
+            _ => {}
+        }
+        if started.elapsed() > AVAILABLE_WITHIN {
+            bail!(
+                "task {id} did not finish within 30 minutes; follow it with aws ec2 describe-replace-root-volume-tasks"
+            );
+        }
+        tokio::time::sleep(poll).await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -584,6 +705,73 @@ mod tests {
         );
         assert_eq!(instance.subnet_id(), Some("subnet-1"));
         assert_eq!(instance.security_group_ids(), ["sg-1", "sg-2"]);
+    }
+
+    fn task_state(state: &str) -> aws_sdk_ec2::operation::describe_replace_root_volume_tasks::DescribeReplaceRootVolumeTasksOutput{
+        aws_sdk_ec2::operation::describe_replace_root_volume_tasks::DescribeReplaceRootVolumeTasksOutput::builder()
+            .replace_root_volume_tasks(
+                aws_sdk_ec2::types::ReplaceRootVolumeTask::builder()
+                    .replace_root_volume_task_id("replacevol-1")
+                    .task_state(aws_sdk_ec2::types::ReplaceRootVolumeTaskState::from(state))
+                    .build(),
+            )
+            .build()
+    }
+
+    #[tokio::test]
+    async fn a_root_is_replaced_with_the_points_root_snapshot_keeping_the_old_one() {
+        use aws_sdk_ec2::operation::create_replace_root_volume_task::{
+            CreateReplaceRootVolumeTaskInput, CreateReplaceRootVolumeTaskOutput,
+        };
+        let asked: Arc<Mutex<Option<CreateReplaceRootVolumeTaskInput>>> = Arc::default();
+        let record = Arc::clone(&asked);
+        let create =
+            mock!(Ec2::create_replace_root_volume_task).then_compute_output(move |input| {
+                *record.lock().unwrap() = Some(input.clone());
+                CreateReplaceRootVolumeTaskOutput::builder()
+                    .replace_root_volume_task(
+                        aws_sdk_ec2::types::ReplaceRootVolumeTask::builder()
+                            .replace_root_volume_task_id("replacevol-1")
+                            .build(),
+                    )
+                    .build()
+            });
+        let poll = mock!(Ec2::describe_replace_root_volume_tasks)
+            .sequence()
+            .output(|| task_state("pending"))
+            .output(|| task_state("in-progress"))
+            .output(|| task_state("succeeded"))
+            .build();
+        let ec2 = mock_client!(aws_sdk_ec2, RuleMode::MatchAny, [&create, &poll]);
+        let task = crate::restore::ReplaceRoot {
+            instance_id: "i-a".into(),
+            snapshot_id: "snap-root".into(),
+            client_token: "smartvault-i-a-snap-root".into(),
+        };
+        let done = replace_root(&ec2, &task, Duration::from_millis(1), |_| {})
+            .await
+            .unwrap();
+        assert_eq!(done.task_id, "replacevol-1");
+        assert_eq!(poll.num_calls(), 3);
+        let input = asked.lock().unwrap().clone().unwrap();
+        assert_eq!(input.instance_id(), Some("i-a"));
+        assert_eq!(input.snapshot_id(), Some("snap-root"));
+        assert_eq!(
+            input.delete_replaced_root_volume(),
+            Some(false),
+            "the old root is kept"
+        );
+        assert_eq!(input.client_token(), Some("smartvault-i-a-snap-root"));
+
+        let failing =
+            mock!(Ec2::describe_replace_root_volume_tasks).then_output(|| task_state("failed"));
+        let ec2 = mock_client!(aws_sdk_ec2, RuleMode::MatchAny, [&create, &failing]);
+        let error = replace_root(&ec2, &task, Duration::from_millis(1), |_| {})
+            .await
+            .unwrap_err();
+        assert!(
+            format!("{error:#}").contains("is failed; the instance keeps its previous root volume")
+        );
     }
 
     #[tokio::test]
