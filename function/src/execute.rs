@@ -317,10 +317,6 @@ async fn send_create(
     ec2: &Client,
     request: &CreateRequest,
 ) -> Result<CreateSnapshotsOutput, SdkError<CreateSnapshotsError, HttpResponse>> {
-    let tags = request
-        .tags
-        .iter()
-        .map(|(k, v)| Tag::builder().key(k).value(v).build());
     ec2.create_snapshots()
         .instance_specification(
             InstanceSpecification::builder()
@@ -337,23 +333,33 @@ async fn send_create(
             (request.volume_tags == VolumeTags::CopiedAtCreation)
                 .then_some(CopyTagsFromSource::Volume),
         )
-        .tag_specifications(
-            TagSpecification::builder()
-                .resource_type(ResourceType::Snapshot)
-                .set_tags(Some(tags.collect()))
-                .build(),
-        )
+        .tag_specifications(snapshot_tags(&request.tags))
         .customize()
         // Never retried by the SDK: a throttled call is paced and sent again by `create_one`,
         // and any other failure may come after EC2 acted (it takes no idempotency token), so
         // the snapshots are looked up before the call is sent again.
-        .config_override(
-            aws_sdk_ec2::config::Builder::default().retry_config(
-                aws_sdk_ec2::config::retry::RetryConfig::standard().with_max_attempts(1),
-            ),
-        )
+        .config_override(sent_once())
         .send()
         .await
+}
+
+/// SmartVault's tags on the snapshots a call makes, applied at creation.
+fn snapshot_tags(tags: &[(String, String)]) -> TagSpecification {
+    TagSpecification::builder()
+        .resource_type(ResourceType::Snapshot)
+        .set_tags(Some(
+            tags.iter()
+                .map(|(k, v)| Tag::builder().key(k).value(v).build())
+                .collect(),
+        ))
+        .build()
+}
+
+/// A call the SDK sends once: the caller paces a throttled one and looks up what an unanswered
+/// one may have made before sending it again.
+fn sent_once() -> aws_sdk_ec2::config::Builder {
+    aws_sdk_ec2::config::Builder::default()
+        .retry_config(aws_sdk_ec2::config::retry::RetryConfig::standard().with_max_attempts(1))
 }
 
 /// Records each made snapshot, given as (volume id, snapshot id).
@@ -653,30 +659,17 @@ async fn send_copy(
     ec2: &Client,
     request: &CopyRequest,
 ) -> Result<CopySnapshotOutput, SdkError<CopySnapshotError, HttpResponse>> {
-    let tags = request
-        .tags
-        .iter()
-        .map(|(k, v)| Tag::builder().key(k).value(v).build());
     ec2.copy_snapshot()
         .source_region(&request.source_region)
         .source_snapshot_id(&request.source_snapshot_id)
         .description(&request.description)
         .set_encrypted(request.encrypted.then_some(true))
         .set_kms_key_id(request.kms_key.clone())
-        .tag_specifications(
-            TagSpecification::builder()
-                .resource_type(ResourceType::Snapshot)
-                .set_tags(Some(tags.collect()))
-                .build(),
-        )
+        .tag_specifications(snapshot_tags(&request.tags))
         .customize()
         // As `CreateSnapshots`: a throttled call is paced and sent again by `copy_one`, any
         // other failure may come after EC2 acted, so the copy is looked up first.
-        .config_override(
-            aws_sdk_ec2::config::Builder::default().retry_config(
-                aws_sdk_ec2::config::retry::RetryConfig::standard().with_max_attempts(1),
-            ),
-        )
+        .config_override(sent_once())
         .send()
         .await
 }

@@ -39,6 +39,15 @@ fn the_demo_runs_the_whole_lifecycle_and_leaves_nothing_behind() {
         "SmartVault [smartvault-local]: 0 created, 1 deleted, 0 failed"
     );
     assert_eq!(summary["destroyed_snapshots"], created);
+    // db-1's two backed-up volumes come back at their recorded devices. (The emulator also
+    // snapshots the volume tagged BackupExclude, which AWS leaves out; that snapshot has no
+    // restore record and comes back without a device.)
+    let restored = summary["restored_volumes"].as_array().unwrap();
+    let at_devices = restored
+        .iter()
+        .filter(|v| v[0].as_str().unwrap().starts_with("/dev/"))
+        .count();
+    assert_eq!(at_devices, 2, "{restored:?}");
     assert_eq!(summary["leftovers"], serde_json::json!([]));
     assert_eq!(summary["unmanaged_snapshot_kept"], true);
     for line in summary["report_lines"].as_array().unwrap() {
@@ -53,6 +62,7 @@ fn the_demo_runs_the_whole_lifecycle_and_leaves_nothing_behind() {
     for step in [
         "Deploy the `local` environment",
         "Run a backup through the local Lambda Runtime API",
+        "Restore db-1's volumes from its newest restore point",
         "Destroy the environment",
         "nothing left",
     ] {

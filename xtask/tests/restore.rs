@@ -454,28 +454,15 @@ async fn a_restore_that_fails_halfway_removes_what_it_made_and_says_so() {
     let volumes = || async { ec2.describe_volumes().send().await.unwrap().volumes().len() };
     let before = volumes().await;
     // Attaching is refused (as by a policy): the volumes were made, then must go again.
-    let proxy = FaultProxy::start(
-        emulator.port(),
-        Faults {
-            refused_action: Some("AttachVolume".into()),
-            ..Faults::default()
-        },
-    )
-    .unwrap();
-    let failed = xtask_with(
+    let failed = restore_refusing(
         &emulator,
-        &[("AWS_ENDPOINT_URL", proxy.endpoint().as_str())],
+        "AttachVolume",
+        &file,
         &[
-            "restore",
-            "--env",
-            "local",
-            "--config",
-            file.to_str().unwrap(),
             "--instance",
             db.id.as_str(),
             "--attach-to",
             spare.id.as_str(),
-            "--yes",
         ],
     );
     assert_eq!(failed.status.code(), Some(1));
@@ -555,28 +542,11 @@ async fn a_new_instance_restore_launches_the_recorded_machine_and_leaves_no_imag
     // When the image cannot be deregistered (a policy refuses it), the restore says what to
     // do, and the image is there to deregister. (The emulator registers only an image's root
     // device; the whole RegisterImage request is asserted in lifecycle/restore.rs's tests.)
-    let proxy = FaultProxy::start(
-        emulator.port(),
-        Faults {
-            refused_action: Some("DeregisterImage".into()),
-            ..Faults::default()
-        },
-    )
-    .unwrap();
-    let refused = xtask_with(
+    let refused = restore_refusing(
         &emulator,
-        &[("AWS_ENDPOINT_URL", proxy.endpoint().as_str())],
-        &[
-            "restore",
-            "--env",
-            "local",
-            "--config",
-            file.to_str().unwrap(),
-            "--instance",
-            db.id.as_str(),
-            "--new-instance",
-            "--yes",
-        ],
+        "DeregisterImage",
+        &file,
+        &["--instance", db.id.as_str(), "--new-instance"],
     );
     assert_eq!(refused.status.code(), Some(1));
     let message = String::from_utf8_lossy(&refused.stderr);
@@ -610,4 +580,36 @@ async fn db_root(ec2: &aws_sdk_ec2::Client, instance: &str) -> String {
         .root_device_name()
         .unwrap()
         .to_owned()
+}
+
+/// `restore --yes` of the `local` environment in `file` with `args`, through a proxy that
+/// refuses every call of `action` (as a policy would).
+fn restore_refusing(
+    emulator: &Emulator,
+    action: &str,
+    file: &std::path::Path,
+    args: &[&str],
+) -> std::process::Output {
+    let proxy = FaultProxy::start(
+        emulator.port(),
+        Faults {
+            refused_action: Some(action.into()),
+            ..Faults::default()
+        },
+    )
+    .unwrap();
+    let mut all = vec![
+        "restore",
+        "--env",
+        "local",
+        "--config",
+        file.to_str().unwrap(),
+        "--yes",
+    ];
+    all.extend(args);
+    xtask_with(
+        emulator,
+        &[("AWS_ENDPOINT_URL", proxy.endpoint().as_str())],
+        &all,
+    )
 }

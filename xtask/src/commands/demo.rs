@@ -43,6 +43,8 @@ pub struct Summary {
     pub second_run_subject: String,
     pub unmanaged_snapshot_kept: bool,
     pub destroyed_snapshots: usize,
+    /// Volumes the restore step brought back (db-1's, at their recorded devices).
+    pub restored_volumes: Vec<(String, String)>,
     /// Anything still in the emulator after destroy besides the hand-made snapshot.
     pub leftovers: Vec<String>,
     pub report_lines: Vec<String>,
@@ -248,6 +250,39 @@ async fn tour_in_emulator(
         summary.second_run_subject,
         indent(&delivered.message)
     );
+
+    tour.step(
+        "Restore db-1's volumes from its newest restore point",
+        "What `cargo xtask restore --env local --instance <id>` does: one new volume per snapshot of \
+         the set, with the device, type and zone the backup recorded, tagged with where it came from.",
+    );
+    let points = crate::lifecycle::restore::points(&aws, env, &env.region).await?;
+    let point = crate::restore::select(&points, &fleet[2].id, &crate::restore::At::Latest)?;
+    let planned = crate::restore::volumes(point, None)?;
+    let restored = crate::lifecycle::restore::restore_volumes(&aws.ec2, &planned, None, |m| {
+        eprintln!("   {m}");
+    })
+    .await?;
+    for volume in &restored {
+        let device = volume.device.clone().unwrap_or_default();
+        eprintln!(
+            "   {} at {device}: {} GiB {} from {}",
+            volume.volume_id,
+            volume.size_gib,
+            volume.volume_type.as_deref().unwrap_or("-"),
+            volume.snapshot_id
+        );
+        summary
+            .restored_volumes
+            .push((device, volume.volume_id.clone()));
+        // Restored volumes are the operator's, not the stack's: the demo removes its own.
+        aws.ec2
+            .delete_volume()
+            .volume_id(&volume.volume_id)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+    }
 
     tour.step(
         "Destroy the environment",
