@@ -92,6 +92,11 @@ pub async fn run(
         }
         (None, None) => &[],
     };
+    // A copy run for snapshots that are not this deployment's (another tool's CreateSnapshots
+    // reaches the function too) has nothing to read in the copy regions.
+    if !expire && sources.is_empty() {
+        return done;
+    }
     // A copy run looks in each region for copies of its own snapshots only.
     let only: Option<BTreeSet<String>> = options
         .snapshot_ids

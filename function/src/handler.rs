@@ -274,26 +274,15 @@ pub async fn handle_until(
             // The link that ends the run sweeps the copy regions: every completed set without
             // its copies is copied (the completion events normally did it already), and
             // copies past their rule expire.
-            let copied = if created.carried + deleted.carried == 0 && request.options.job.copies() {
+            if created.carried + deleted.carried == 0 && request.options.job.copies() {
                 let sources: Vec<_> = inventory
                     .snapshots
                     .iter()
                     .filter(|s| !gone.contains(s.id.as_str()))
                     .cloned()
                     .collect();
-                Some(
-                    dr::run(
-                        copy_setup(ctx, mode, deadline.as_ref()),
-                        Some(&sources),
-                        &request.options,
-                        now,
-                    )
-                    .await,
-                )
-            } else {
-                None
-            };
-            if let Some(copied) = copied {
+                let setup = copy_setup(ctx, mode, deadline.as_ref());
+                let copied = dr::run(setup, Some(&sources), &request.options, now).await;
                 merge(&mut report, copied);
             }
             for outcomes in [created, deleted] {

@@ -774,3 +774,45 @@ async fn copies_in_flight_stay_under_twenty_per_region_and_are_encrypted_with_th
     );
     assert_eq!(refused.num_calls(), 6);
 }
+
+#[tokio::test]
+async fn another_tools_completion_event_reads_nothing_in_the_copy_regions() {
+    // The rule cannot select by tag: every CreateSnapshots of the account reaches the function.
+    let none_of_ours =
+        mock!(Ec2::describe_snapshots).then_output(|| DescribeSnapshotsOutput::builder().build());
+    let there =
+        mock!(Ec2::describe_snapshots).then_output(|| DescribeSnapshotsOutput::builder().build());
+    let account = Account::new(&[], false, &[]);
+    let mut ctx = account.context(
+        &[&none_of_ours],
+        config(&[("COPIES", r#"[{"region": "us-west-2"}]"#)]),
+    );
+    ctx.regions = function::dr::Regions {
+        home: "us-east-1".into(),
+        clients: [(
+            "us-west-2".to_owned(),
+            mock_client!(aws_sdk_ec2, RuleMode::MatchAny, [&there]),
+        )]
+        .into(),
+    };
+    let event = json!({
+        "version": "0", "id": "x", "detail-type": "EBS Multi-Volume Snapshots Completion Status",
+        "source": "aws.ec2", "account": "123456789012", "time": "2026-11-26T01:05:00Z",
+        "region": "us-east-1", "resources": [],
+        "detail": {"event": "createSnapshots", "result": "succeeded", "snapshots": [
+            {"snapshot_id": "arn:aws:ec2::us-east-1:snapshot/snap-0123456789abcdef0", "status": "completed"}
+        ]}
+    });
+    let report = handler::handle(&ctx, &event, NOW).await.unwrap();
+    assert_eq!(
+        none_of_ours.num_calls(),
+        1,
+        "one read of the event's snapshots"
+    );
+    assert_eq!(there.num_calls(), 0, "nothing read in the copy region");
+    assert!(report.copies.is_empty());
+    assert!(
+        account.sent().is_empty(),
+        "nothing published for another tool's snapshots"
+    );
+}
