@@ -149,11 +149,19 @@ pub async fn restore_volumes(
     }
 }
 
+/// `tags` on the `resource` a call creates, applied at creation.
+fn tagged(resource: ResourceType, tags: &[(String, String)]) -> TagSpecification {
+    TagSpecification::builder()
+        .resource_type(resource)
+        .set_tags(Some(
+            tags.iter()
+                .map(|(k, v)| Tag::builder().key(k).value(v).build())
+                .collect(),
+        ))
+        .build()
+}
+
 async fn create(ec2: &aws_sdk_ec2::Client, volume: &NewVolume) -> Result<String> {
-    let tags = volume
-        .tags
-        .iter()
-        .map(|(k, v)| Tag::builder().key(k).value(v).build());
     let created = ec2
         .create_volume()
         .snapshot_id(&volume.snapshot_id)
@@ -161,12 +169,7 @@ async fn create(ec2: &aws_sdk_ec2::Client, volume: &NewVolume) -> Result<String>
         .set_volume_type(volume.volume_type.as_deref().map(VolumeType::from))
         .set_iops(volume.iops)
         .set_throughput(volume.throughput)
-        .tag_specifications(
-            TagSpecification::builder()
-                .resource_type(ResourceType::Volume)
-                .set_tags(Some(tags.collect()))
-                .build(),
-        )
+        .tag_specifications(tagged(ResourceType::Volume, &volume.tags))
         .send()
         .await
         .map_err(sdk_error)
@@ -370,10 +373,6 @@ pub async fn launch(
     progress(format!("registered {image_id} ({})", plan.image_name));
     let mut launched: Option<String> = None;
     let outcome = async {
-        let tags = plan
-            .tags
-            .iter()
-            .map(|(k, v)| Tag::builder().key(k).value(v).build());
         let run = ec2
             .run_instances()
             .image_id(&image_id)
@@ -384,12 +383,7 @@ pub async fn launch(
             .set_security_group_ids(
                 (!plan.security_group_ids.is_empty()).then(|| plan.security_group_ids.clone()),
             )
-            .tag_specifications(
-                TagSpecification::builder()
-                    .resource_type(ResourceType::Instance)
-                    .set_tags(Some(tags.collect()))
-                    .build(),
-            )
+            .tag_specifications(tagged(ResourceType::Instance, &plan.tags))
             .send()
             .await
             .map_err(sdk_error)
@@ -522,17 +516,13 @@ pub async fn replace_root(
         .snapshot_id(&task.snapshot_id)
         .delete_replaced_root_volume(false)
         .client_token(&task.client_token)
-        .tag_specifications(
-            TagSpecification::builder()
-                .resource_type(ResourceType::ReplaceRootVolumeTask)
-                .tags(
-                    Tag::builder()
-                        .key(crate::restore::RESTORED_FROM)
-                        .value(&task.snapshot_id)
-                        .build(),
-                )
-                .build(),
-        )
+        .tag_specifications(tagged(
+            ResourceType::ReplaceRootVolumeTask,
+            &[(
+                crate::restore::RESTORED_FROM.to_owned(),
+                task.snapshot_id.clone(),
+            )],
+        ))
         .send()
         .await
         .map_err(sdk_error)
