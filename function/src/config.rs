@@ -13,6 +13,7 @@ pub const VARIABLES: &[&str] = &[
     BACKUP_TAG_VALUE,
     SCHEDULES,
     COPIES,
+    RESTORE_TEST,
     EXCLUDE_BOOT_VOLUME,
     MIN_INTERVAL_MINUTES,
     MAX_CONCURRENCY,
@@ -32,6 +33,9 @@ pub const SCHEDULES: &str = "SCHEDULES";
 /// The regions every set is copied to, as JSON: `[{"region": "us-west-2", "retention_days":
 /// 30, "keep_last": 3, "kms_key": "alias/dr", "schedules": ["daily"]}]`; unset or `[]`, none.
 pub const COPIES: &str = "COPIES";
+/// The restore test's settings, as JSON: `{"sample": 2, "max_wait_seconds": 600}`; unset or
+/// empty, the deployment has no restore test (and refuses the `restore-test` action).
+pub const RESTORE_TEST: &str = "RESTORE_TEST";
 /// The most schedules one deployment has (as AWS Data Lifecycle Manager's policies).
 pub const MAX_SCHEDULES: usize = 4;
 pub const EXCLUDE_BOOT_VOLUME: &str = "EXCLUDE_BOOT_VOLUME";
@@ -68,6 +72,8 @@ pub struct Config {
     pub ec2_bucket: crate::pacing::BucketSize,
     /// The most invocations one run may take before it stops with what is left.
     pub max_links: u32,
+    /// The restore test's settings, when the deployment has one.
+    pub restore_test: Option<crate::restore_test::Settings>,
 }
 
 /// A variable that is missing or holds a value outside what is allowed.
@@ -153,6 +159,7 @@ impl Config {
         let share = reader.number(EC2_RATE_SHARE, 80, RATE_SHARE_RANGE, "percent")?;
         let refill = reader.number(EC2_REFILL_PER_SECOND, 5, REFILL_RANGE, "calls per second")?;
         let max_links = reader.number(MAX_LINKS, 20, LINKS_RANGE, "invocations")?;
+        let restore_test = reader.restore_test()?;
         Ok(Config {
             sns_topic_arn,
             policy: Policy {
@@ -171,6 +178,7 @@ impl Config {
                 f64::from(share) / 100.0,
             ),
             max_links,
+            restore_test,
         })
     }
 }
@@ -348,6 +356,30 @@ impl Reader<'_> {
         }
     }
 
+    /// `RESTORE_TEST`, or none when unset or empty.
+    fn restore_test(&self) -> Result<Option<crate::restore_test::Settings>, ConfigError> {
+        let value = (self.lookup)(RESTORE_TEST).unwrap_or_default();
+        if value.trim().is_empty() {
+            return Ok(None);
+        }
+        let example =
+            r#"e.g. {"sample": 2, "max_wait_seconds": 600}, or empty for no restore test"#;
+        let settings: crate::restore_test::Settings =
+            serde_json::from_str(&value).map_err(|e| {
+                self.invalid(
+                    RESTORE_TEST,
+                    &value,
+                    &format!("expected the restore test's settings as JSON ({e}), {example}"),
+                )
+            })?;
+        match settings.problem() {
+            Some(problem) => {
+                Err(self.invalid(RESTORE_TEST, &value, &format!("{problem}; {example}")))
+            }
+            None => Ok(Some(settings)),
+        }
+    }
+
     fn flag(&self, variable: &'static str, default: bool) -> Result<bool, ConfigError> {
         let Some(value) = (self.lookup)(variable) else {
             return Ok(default);
@@ -398,6 +430,8 @@ mod tests {
             "80% of 5 per second"
         );
         assert_eq!(config.max_links, 20);
+        assert_eq!(config.restore_test, None);
+        assert_eq!(load(&[(RESTORE_TEST, "")]).unwrap().restore_test, None);
     }
 
     #[test]
@@ -416,8 +450,16 @@ mod tests {
             (DRY_RUN, "true"),
             (EC2_RATE_SHARE, "100"),
             (EC2_REFILL_PER_SECOND, "50"),
+            (RESTORE_TEST, r#"{"sample": 3, "max_wait_seconds": 300}"#),
         ])
         .unwrap();
+        assert_eq!(
+            config.restore_test,
+            Some(crate::restore_test::Settings {
+                sample: 3,
+                max_wait_seconds: 300
+            })
+        );
         assert_eq!(config.policy.backup_tag_key, "snap");
         assert_eq!(config.policy.backup_tag_value, "Yes");
         assert_eq!(
@@ -485,6 +527,26 @@ mod tests {
                 SCHEDULES,
                 r#"[{"name": "d", "retention_days": 7, "keep_last": 1, "kept": 2}]"#,
                 "unknown field `kept`",
+            ),
+            (
+                RESTORE_TEST,
+                r#"{"sample": 0, "max_wait_seconds": 600}"#,
+                "sample 0 is outside 1-20 instances per test",
+            ),
+            (
+                RESTORE_TEST,
+                r#"{"sample": 2, "max_wait_seconds": 900}"#,
+                "max_wait_seconds 900 is outside 30-840",
+            ),
+            (
+                RESTORE_TEST,
+                r#"{"sample": 2}"#,
+                "missing field `max_wait_seconds`",
+            ),
+            (
+                RESTORE_TEST,
+                "weekly",
+                "expected the restore test's settings as JSON",
             ),
             (MIN_INTERVAL_MINUTES, "1.5", "whole number of minutes"),
             (MAX_CONCURRENCY, "0", "from 1 to 64"),

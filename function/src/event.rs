@@ -33,7 +33,13 @@ const ENVELOPE_FIELDS: &[&str] = &[
     "resources",
     "detail",
 ];
-const ACTIONS: &[&str] = &["scheduled", "manual-trigger", "backup", "cleanup"];
+const ACTIONS: &[&str] = &[
+    "scheduled",
+    "manual-trigger",
+    "backup",
+    "cleanup",
+    "restore-test",
+];
 /// EC2's event when the snapshots of one `CreateSnapshots` call are done.
 pub const COMPLETION_SOURCE: &str = "aws.ec2";
 /// See [`COMPLETION_SOURCE`].
@@ -97,7 +103,7 @@ impl fmt::Display for EventError {
             "invalid event: {}; expected an EventBridge scheduled event, \
              {{\"action\": \"scheduled\", \"schedule\": \"<name>\"}} (as EventBridge Scheduler \
              sends it), or an object such as {{\"action\": \"backup\"}} with action one of \
-             `manual-trigger`, `backup`, `cleanup` and optional `schedule` (a configured \
+             `manual-trigger`, `backup`, `cleanup`, `restore-test` and optional `schedule` (a configured \
              schedule's name), `dry_run` (bool), `force` (bool), `instance_ids` (list of 1 to \
              {MAX_INSTANCE_IDS} instance ids)",
             self.0
@@ -108,6 +114,16 @@ impl fmt::Display for EventError {
 impl std::error::Error for EventError {}
 
 impl EventError {
+    /// A `restore-test` event to a deployment without a restore test.
+    pub fn no_restore_test() -> Self {
+        EventError(
+            "`restore-test` asks for a restore test, but this deployment has none (its \
+             RESTORE_TEST variable is empty); add `restore_test:` to its environment in \
+             smartvault.yaml and deploy, which also grants the function the rights a test needs"
+                .into(),
+        )
+    }
+
     /// An event naming a schedule the deployment does not have.
     pub fn unknown_schedule(name: &str, configured: &[String]) -> Self {
         EventError(format!(
@@ -282,6 +298,7 @@ enum Action {
     ManualTrigger,
     Backup,
     Cleanup,
+    RestoreTest,
 }
 
 // Written by hand: a derived enum would also take serde's map form, `{"backup": null}`.
@@ -293,6 +310,7 @@ impl<'de> Deserialize<'de> for Action {
             "manual-trigger" => Ok(Action::ManualTrigger),
             "backup" => Ok(Action::Backup),
             "cleanup" => Ok(Action::Cleanup),
+            "restore-test" => Ok(Action::RestoreTest),
             other => Err(de::Error::unknown_variant(other, ACTIONS)),
         }
     }
@@ -353,6 +371,14 @@ pub fn parse(payload: &Payload) -> Result<Request, EventError> {
             ));
         }
     }
+    if matches!(action.action, Action::RestoreTest) && (action.force || action.schedule.is_some()) {
+        return Err(EventError(
+            "a `restore-test` event takes only `dry_run` and `instance_ids`: it restores the \
+             newest completed set of a sample of instances (or of the instances named), \
+             whatever the schedule; leave `force` and `schedule` out"
+                .into(),
+        ));
+    }
     let instance_ids = match action.instance_ids {
         None => None,
         Some(ids) => Some(instance_ids(ids)?),
@@ -364,6 +390,7 @@ pub fn parse(payload: &Payload) -> Result<Request, EventError> {
                 Action::Scheduled | Action::ManualTrigger => Job::BackupAndCleanup,
                 Action::Backup => Job::Backup,
                 Action::Cleanup => Job::Cleanup,
+                Action::RestoreTest => Job::RestoreTest,
             },
             schedule: action.schedule,
             snapshot_ids: None,
@@ -692,6 +719,12 @@ mod tests {
                 Interval::Respect,
                 true,
             ),
+            (
+                json!({"action": "restore-test"}),
+                Job::RestoreTest,
+                Interval::Respect,
+                false,
+            ),
         ];
         for (event, job, interval, dry_run) in cases {
             let request = ok(&event);
@@ -722,6 +755,18 @@ mod tests {
             ),
             "{refused}"
         );
+    }
+
+    #[test]
+    fn a_restore_test_may_name_its_instances_and_be_a_dry_run() {
+        let request = ok(
+            &json!({"action": "restore-test", "dry_run": true, "instance_ids": ["i-0123456789abcdef0"]}),
+        );
+        assert_eq!(request.options.job, Job::RestoreTest);
+        assert!(request.dry_run);
+        assert_eq!(request.options.instance_ids.unwrap().len(), 1);
+        assert!(!Job::RestoreTest.backs_up() && !Job::RestoreTest.cleans_up());
+        assert!(!Job::RestoreTest.copies(), "a restore test copies nothing");
     }
 
     #[test]
@@ -765,6 +810,14 @@ mod tests {
                 "is not a schedule name",
             ),
             (json!({"action": "restore"}), "unknown variant `restore`"),
+            (
+                json!({"action": "restore-test", "force": true}),
+                "a `restore-test` event takes only `dry_run` and `instance_ids`",
+            ),
+            (
+                json!({"action": "restore-test", "schedule": "daily"}),
+                "leave `force` and `schedule` out",
+            ),
             (json!({"action": {"backup": null}}), "invalid type: map"),
             (json!({"action": ["backup"]}), "invalid type: sequence"),
             (json!({}), "missing field `action`"),

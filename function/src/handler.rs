@@ -2,14 +2,16 @@
 
 use crate::config::Config;
 use crate::dr;
+use crate::drill;
 use crate::event::{self, EventError, EventKind, Link, Payload, Request};
 use crate::execute::{self, Mode};
 use crate::inventory;
 use crate::lock::{self, RunMark};
-use crate::model::Phase;
+use crate::model::{Job, Phase};
 use crate::pacing::Pacer;
 use crate::plan;
 use crate::report::{Failure, MAX_CARRIED, RunReport};
+use crate::restore_test;
 use std::fmt;
 use std::time::Instant;
 use time::OffsetDateTime;
@@ -53,6 +55,8 @@ pub struct Context {
     pub chain: Option<Chain>,
     /// The function's region and a client for each copy region.
     pub regions: dr::Regions,
+    /// How often a restore test looks at its volumes while it waits for them.
+    pub poll: std::time::Duration,
 }
 
 impl Context {
@@ -66,6 +70,7 @@ impl Context {
             config,
             page_size: inventory::DEFAULT_PAGE_SIZE,
             settle: std::time::Duration::from_secs(2),
+            poll: std::time::Duration::from_secs(2),
         }
     }
 }
@@ -161,6 +166,9 @@ pub async fn handle_until(
             event::EventError::unknown_schedule(name, &configured),
         ));
     }
+    if request.options.job == Job::RestoreTest && ctx.config.restore_test.is_none() {
+        return Err(FunctionError::InvalidEvent(EventError::no_restore_test()));
+    }
     let schedule = policy.rule_of_run(request.options.schedule.as_deref()).name;
     let dry_run = ctx.config.dry_run || request.dry_run;
     let mode = if dry_run { Mode::DryRun } else { Mode::Apply };
@@ -187,6 +195,10 @@ pub async fn handle_until(
     report.schedule = schedule;
     if request.kind == EventKind::SnapshotsCompleted {
         return copy_run(ctx, &request, report, mode, clock, started).await;
+    }
+    if request.options.job == Job::RestoreTest {
+        let deadline = deadline.map(execute::Deadline::new);
+        return restore_test_run(ctx, &request, report, mode, clock, deadline.as_ref()).await;
     }
     let first_link = request.options.phase == Phase::FirstLink;
     // A run going on over several invocations marks the topic; a new run does not start a
@@ -410,18 +422,99 @@ async fn copy_run(
     let copied = dr::run(copy_setup(ctx, mode, None), None, &request.options, clock).await;
     merge(&mut report, copied);
     report.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    finish(ctx, report, clock, Publish::OnFailure).await
+}
+
+/// A restore test: a sample of instances' newest completed sets (or the event's instances')
+/// restored to volumes, waited for and deleted. Its summary is always published: it is the
+/// proof that restores work, or the alarm that they do not.
+async fn restore_test_run(
+    ctx: &Context,
+    request: &Request,
+    mut report: RunReport,
+    mode: Mode,
+    clock: OffsetDateTime,
+    deadline: Option<&execute::Deadline>,
+) -> Result<RunReport, FunctionError> {
+    let started = Instant::now();
+    let Some(settings) = ctx.config.restore_test else {
+        return Err(FunctionError::InvalidEvent(EventError::no_restore_test()));
+    };
+    let policy = &ctx.config.policy;
+    match inventory::read(&ctx.ec2, policy, &request.options, ctx.page_size).await {
+        Err(failure) => report.failed.push(failure),
+        Ok(inventory) => {
+            let chosen = request.options.instance_ids.as_ref();
+            // The cursor moves only with scheduled samples, never in a dry run.
+            let cursor = match chosen {
+                None => topic_tag(ctx, restore_test::CURSOR_TAG).await,
+                Some(_) => None,
+            };
+            let sample =
+                restore_test::sample(&inventory, settings.sample, chosen, cursor.as_deref());
+            tracing::info!(
+                candidates = sample.candidates,
+                sampled = sample.sets.len(),
+                after = cursor.as_deref().unwrap_or(""),
+                "restore test sample"
+            );
+            report.tagged_instances = sample.candidates;
+            report.failed.extend(sample.failed);
+            let drill = drill::Drill {
+                ec2: &ctx.ec2,
+                deployment: &policy.deployment,
+                limit: ctx.config.max_concurrency,
+                poll: ctx.poll,
+                max_wait: std::time::Duration::from_secs(u64::from(settings.max_wait_seconds)),
+                deadline,
+                mode,
+                run_started_at: clock,
+            };
+            let drilled = drill::run(drill, &sample.sets).await;
+            report.restore_tests = drilled.tests;
+            report.failed.extend(drilled.failed);
+            report.warnings.extend(drilled.warnings);
+            if mode == Mode::Apply
+                && let Some(next) = sample.cursor
+            {
+                set_topic_tag(ctx, restore_test::CURSOR_TAG, Some(&next)).await;
+            }
+        }
+    }
+    report.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    finish(ctx, report, clock, Publish::Always).await
+}
+
+/// When a copy run or a restore test publishes its summary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Publish {
+    Always,
+    OnFailure,
+}
+
+/// Ends a copy run or a restore test: logs the summary, prints its metrics (not in a dry run),
+/// publishes it as `publish` says, and returns an error when anything failed.
+async fn finish(
+    ctx: &Context,
+    report: RunReport,
+    clock: OffsetDateTime,
+    publish_when: Publish,
+) -> Result<RunReport, FunctionError> {
     let totals = report.totals();
     let json = serde_json::to_string(&report).unwrap_or_default();
-    tracing::info!(failed = totals.failed, report = %json, "copy run summary");
+    tracing::info!(job = %report.job, failed = totals.failed, report = %json, "run summary");
     if !report.dry_run {
         let timestamp_ms = (clock.unix_timestamp_nanos() / 1_000_000) as i64;
         println!("{}", report.metrics(timestamp_ms));
     }
-    if totals.failed == 0 {
-        return Ok(report);
+    if publish_when == Publish::Always || totals.failed > 0 {
+        publish(ctx, &report).await?;
     }
-    publish(ctx, &report).await?;
-    Err(FunctionError::RunFailed(Box::new(report)))
+    if totals.failed == 0 {
+        Ok(report)
+    } else {
+        Err(FunctionError::RunFailed(Box::new(report)))
+    }
 }
 
 /// Publishes the run's summary to the topic.
@@ -445,9 +538,21 @@ async fn publish(ctx: &Context, report: &RunReport) -> Result<(), FunctionError>
     Ok(())
 }
 
-/// The topic's mark of a run going on over several invocations, if any. Best effort: a mark
-/// that cannot be read is logged and taken as absent.
+/// The topic's mark of a run going on over several invocations, if any.
 async fn run_mark(ctx: &Context) -> Option<RunMark> {
+    topic_tag(ctx, lock::TAG)
+        .await
+        .and_then(|value| RunMark::parse(&value))
+}
+
+/// Writes the topic's run mark, or removes it (`None`).
+async fn set_run_mark(ctx: &Context, mark: Option<&RunMark>) {
+    set_topic_tag(ctx, lock::TAG, mark.map(RunMark::value).as_deref()).await;
+}
+
+/// The value of one of the function's tags on its topic (the run mark, the restore test's
+/// cursor). Best effort: a tag that cannot be read is logged and taken as absent.
+async fn topic_tag(ctx: &Context, key: &str) -> Option<String> {
     let listed = ctx
         .sns
         .list_tags_for_resource()
@@ -458,23 +563,24 @@ async fn run_mark(ctx: &Context) -> Option<RunMark> {
         Ok(listed) => listed
             .tags()
             .iter()
-            .find(|t| t.key() == lock::TAG)
-            .and_then(|t| RunMark::parse(t.value())),
+            .find(|t| t.key() == key)
+            .map(|t| t.value().to_owned()),
         Err(error) => {
-            tracing::warn!(error = %aws_sdk_sns::error::DisplayErrorContext(&error), "could not read the run mark on the topic");
+            tracing::warn!(key, error = %aws_sdk_sns::error::DisplayErrorContext(&error), "could not read a tag on the topic");
             None
         }
     }
 }
 
-/// Writes the topic's run mark, or removes it (`None`). Best effort, logged on failure.
-async fn set_run_mark(ctx: &Context, mark: Option<&RunMark>) {
+/// Writes one of the function's tags on its topic, or removes it (`None`). Best effort, logged
+/// on failure.
+async fn set_topic_tag(ctx: &Context, key: &str, value: Option<&str>) {
     let topic = &ctx.config.sns_topic_arn;
-    let result = match mark {
-        Some(mark) => {
+    let result = match value {
+        Some(value) => {
             let tag = aws_sdk_sns::types::Tag::builder()
-                .key(lock::TAG)
-                .value(mark.value())
+                .key(key)
+                .value(value)
                 .build();
             match tag {
                 Ok(tag) => ctx
@@ -493,14 +599,14 @@ async fn set_run_mark(ctx: &Context, mark: Option<&RunMark>) {
             .sns
             .untag_resource()
             .resource_arn(topic)
-            .tag_keys(lock::TAG)
+            .tag_keys(key)
             .send()
             .await
             .map(drop)
             .map_err(|e| aws_sdk_sns::error::DisplayErrorContext(e).to_string()),
     };
     if let Err(error) = result {
-        tracing::warn!(%error, "could not update the run mark on the topic");
+        tracing::warn!(key, %error, "could not update a tag on the topic");
     }
 }
 

@@ -1,12 +1,13 @@
 //! SmartVault's backup function: configuration, events, the pure planning core and the AWS edges.
 //!
-//! The pure modules (`config`, `event`, `model`, `plan`, `report`, `tags`, `lock`, and `pacing`'s bucket)
-//! take plain data and an
-//! explicit `now`; only `inventory`, `execute` and `handler` talk to AWS.
+//! The pure modules (`config`, `event`, `model`, `plan`, `copies`, `restore_test`, `records`,
+//! `report`, `tags`, `lock`, and `pacing`'s bucket) take plain data and an explicit `now`; only
+//! `inventory`, `execute`, `dr`, `drill` and `handler` talk to AWS.
 
 pub mod config;
 pub mod copies;
 pub mod dr;
+pub mod drill;
 pub mod event;
 pub mod execute;
 pub mod handler;
@@ -18,4 +19,5 @@ pub mod pacing;
 pub mod plan;
 pub mod records;
 pub mod report;
+pub mod restore_test;
 pub mod tags;

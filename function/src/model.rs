@@ -229,6 +229,9 @@ pub enum Job {
     Cleanup,
     /// Only copy the named completed snapshots to the copy regions (an EC2 completion event).
     Copy,
+    /// Restore a sample of instances' newest completed sets to volumes, wait for them to be
+    /// `available`, and delete them.
+    RestoreTest,
 }
 
 /// As a summary says it: `backup`, `cleanup` or `backup and cleanup`.
@@ -239,6 +242,7 @@ impl std::fmt::Display for Job {
             Job::Backup => "backup",
             Job::Cleanup => "cleanup",
             Job::Copy => "copy",
+            Job::RestoreTest => "restore test",
         })
     }
 }

@@ -69,6 +69,17 @@ impl VolumeRecord {
     }
 }
 
+/// The IOPS a new volume of `volume_type` may be given: EC2 takes a setting only for io1, io2
+/// and gp3 (gp2's IOPS follow its size, and asking for them is refused).
+pub fn settable_iops(volume_type: Option<&str>, iops: Option<i32>) -> Option<i32> {
+    iops.filter(|_| matches!(volume_type, Some("io1" | "io2" | "gp3")))
+}
+
+/// The throughput a new volume of `volume_type` may be given: only gp3 takes a setting.
+pub fn settable_throughput(volume_type: Option<&str>, throughput: Option<i32>) -> Option<i32> {
+    throughput.filter(|_| volume_type == Some("gp3"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,5 +108,26 @@ mod tests {
         let tags = Tags::from([(VolumeRecord::key("vol-1"), full.value())]);
         assert_eq!(VolumeRecord::of(&tags, "vol-1"), Some(full));
         assert_eq!(VolumeRecord::key("vol-0123456789abcdef0").len(), 39);
+    }
+
+    #[test]
+    fn only_the_types_that_take_iops_and_throughput_settings_are_given_them() {
+        for (kind, iops, throughput) in [
+            ("gp3", Some(3000), Some(125)),
+            ("io2", Some(3000), None),
+            ("io1", Some(3000), None),
+            ("gp2", None, None),
+            ("st1", None, None),
+            ("sc1", None, None),
+            ("standard", None, None),
+        ] {
+            assert_eq!(settable_iops(Some(kind), Some(3000)), iops, "{kind}");
+            assert_eq!(
+                settable_throughput(Some(kind), Some(125)),
+                throughput,
+                "{kind}"
+            );
+        }
+        assert_eq!(settable_iops(None, Some(3000)), None);
     }
 }

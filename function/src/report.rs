@@ -64,6 +64,9 @@ pub struct RunReport {
     /// The copies in each other region (none when the deployment copies nowhere).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub copies: Vec<RegionCopies>,
+    /// A restore test's results, one per sampled instance.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub restore_tests: Vec<RestoreTest>,
 }
 
 fn one() -> u32 {
@@ -121,6 +124,35 @@ pub struct RegionCopies {
     pub failed: usize,
 }
 
+/// One instance's restore test: a volume was created from each snapshot of its newest
+/// completed set, waited for, and deleted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestoreTest {
+    pub instance_id: String,
+    /// The set tested: its run's start.
+    pub set_created_at: String,
+    pub availability_zone: String,
+    pub volumes: usize,
+    pub size_gib: i64,
+    pub status: TestStatus,
+    /// The slowest volume's time from `CreateVolume` to `available`, in milliseconds (to
+    /// the poll that saw it); `None` when none became available.
+    pub slowest_ms: Option<u64>,
+}
+
+/// How a restore test went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TestStatus {
+    /// Every volume became `available`.
+    Passed,
+    /// A volume was refused, went to `error`, or was not `available` in time.
+    Failed,
+    /// A dry run: what a test would restore.
+    Planned,
+}
+
 /// An AWS call that failed for one instance, snapshot or the whole run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Failure {
@@ -175,6 +207,7 @@ impl RunReport {
             handed_on: false,
             deferred_to: None,
             copies: Vec::new(),
+            restore_tests: Vec::new(),
         }
     }
 
@@ -219,7 +252,15 @@ impl RunReport {
     /// The SNS subject: deployment and counts, always under 100 characters.
     pub fn subject(&self) -> String {
         let totals = self.totals();
-        let counts = if self.dry_run {
+        let passed = self.tests_with(TestStatus::Passed);
+        let counts = if self.job == Job::RestoreTest && self.dry_run {
+            format!(
+                " restore test dry run: {} to test",
+                self.tests_with(TestStatus::Planned)
+            )
+        } else if self.job == Job::RestoreTest {
+            format!(" restore test: {passed} passed, {} failed", totals.failed)
+        } else if self.dry_run {
             format!(
                 " dry run: {} to create, {} to delete, {} failed",
                 totals.created, totals.deleted, totals.failed
@@ -234,6 +275,14 @@ impl RunReport {
         let room = MAX_SUBJECT_CHARS.saturating_sub(fixed);
         let name = crate::plan::fit(&self.deployment, room);
         format!("SmartVault [{name}]{counts}")
+    }
+
+    /// How many of the restore tests ended with `status`.
+    pub fn tests_with(&self, status: TestStatus) -> usize {
+        self.restore_tests
+            .iter()
+            .filter(|t| t.status == status)
+            .count()
     }
 
     /// The SNS message body: what was created, deleted, skipped and failed, and why. Each
@@ -344,6 +393,9 @@ impl RunReport {
                 );
             }
         }
+        if self.job == Job::RestoreTest {
+            self.restore_section(&mut out);
+        }
         if totals.skipped > 0 {
             let _ = writeln!(out, "\nSkipped {}:", totals.skipped);
             for skip in self.skipped.iter().take(MAX_BODY_ENTRIES) {
@@ -369,10 +421,61 @@ impl RunReport {
             && totals.deleted == 0
             && totals.failed == 0
             && self.tagged_instances > 0
+            && self.job != Job::RestoreTest
         {
             let _ = writeln!(out, "\nNothing to do this time.");
         }
         out
+    }
+
+    /// The restore test's section: one line per instance tested.
+    fn restore_section(&self, out: &mut String) {
+        let tests = &self.restore_tests;
+        if tests.is_empty() {
+            let _ = writeln!(
+                out,
+                "\nRestore test: no instance has a completed set of this deployment to test."
+            );
+            return;
+        }
+        let volumes: usize = tests.iter().map(|t| t.volumes).sum();
+        let _ = if self.dry_run {
+            writeln!(
+                out,
+                "\nRestore test (dry run): would restore {} of {}:",
+                plural(volumes, "volume"),
+                plural(tests.len(), "instance")
+            )
+        } else {
+            writeln!(
+                out,
+                "\nRestore test: {} of {} passed ({} created from their snapshots, waited \
+                 for and deleted):",
+                self.tests_with(TestStatus::Passed),
+                plural(tests.len(), "instance"),
+                plural(volumes, "volume")
+            )
+        };
+        for test in tests.iter().take(MAX_BODY_ENTRIES) {
+            let outcome = match (test.status, test.slowest_ms) {
+                (TestStatus::Passed, Some(ms)) => {
+                    format!("PASSED, available in {:.1} s", ms as f64 / 1000.0)
+                }
+                (TestStatus::Passed, None) => "PASSED".to_owned(),
+                (TestStatus::Failed, _) => "FAILED (see the failures below)".to_owned(),
+                (TestStatus::Planned, _) => "would be tested".to_owned(),
+            };
+            let _ = writeln!(
+                out,
+                "  {}: set of {}, {} ({} GiB) in {}: {outcome}",
+                test.instance_id,
+                test.set_created_at,
+                plural(test.volumes, "volume"),
+                test.size_gib,
+                test.availability_zone
+            );
+        }
+        more(out, tests.len(), tests.len());
     }
 
     /// The invocation's result: the report with each list cut to its first `MAX_LISTED`
@@ -401,7 +504,25 @@ impl RunReport {
             ("CopiesStarted", "Count"),
             ("CopiesWaiting", "Count"),
         ];
-        serde_json::json!({
+        // A restore test's own figures, only in its runs (a backup run's zero would read as
+        // a test that took no time).
+        let tests = [
+            ("RestoreTestsPassed", "Count"),
+            ("RestoreTestsFailed", "Count"),
+            ("RestoreTestSeconds", "Seconds"),
+        ];
+        let names: Vec<(&str, &str)> = if self.job == Job::RestoreTest {
+            names.iter().chain(tests.iter()).copied().collect()
+        } else {
+            names.to_vec()
+        };
+        let slowest_ms = self
+            .restore_tests
+            .iter()
+            .filter_map(|t| t.slowest_ms)
+            .max()
+            .unwrap_or(0);
+        let mut document = serde_json::json!({
             "_aws": {
                 "Timestamp": timestamp_ms,
                 "CloudWatchMetrics": [{
@@ -418,7 +539,36 @@ impl RunReport {
             "RunDuration": self.duration_ms,
             "CopiesStarted": self.copies.iter().map(|c| c.started).sum::<usize>(),
             "CopiesWaiting": self.copies.iter().map(|c| c.waiting).sum::<usize>(),
-        })
+        });
+        if self.job == Job::RestoreTest {
+            document["RestoreTestsPassed"] = self.tests_with(TestStatus::Passed).into();
+            // A test that could not even start (no set, no zone) fails as much as a volume
+            // that never became available.
+            document["RestoreTestsFailed"] =
+                (self.tests_with(TestStatus::Failed) + self.failed_before_testing()).into();
+            document["RestoreTestSeconds"] = (slowest_ms as f64 / 1000.0).into();
+        }
+        document
+    }
+
+    /// Instances a restore test could not start on (reported as failures without a test).
+    fn failed_before_testing(&self) -> usize {
+        let tested: std::collections::BTreeSet<&str> = self
+            .restore_tests
+            .iter()
+            .map(|t| t.instance_id.as_str())
+            .collect();
+        let untested: std::collections::BTreeSet<&str> = self
+            .failed
+            .iter()
+            .filter_map(|f| match &f.subject {
+                Some(crate::plan::Subject::Instance(id)) if !tested.contains(id.as_str()) => {
+                    Some(id.as_str())
+                }
+                _ => None,
+            })
+            .collect();
+        untested.len()
     }
 }
 
@@ -503,7 +653,108 @@ mod tests {
                 deleted: 4,
                 failed: 0,
             }],
+            restore_tests: Vec::new(),
         }
+    }
+
+    /// A restore test's report: i-1 passed, i-2 failed, i-3 had nothing to test.
+    fn restore_test_report() -> RunReport {
+        let test = |id: &str, status, slowest_ms| RestoreTest {
+            instance_id: id.into(),
+            set_created_at: "2026-11-25T01:00:00Z".into(),
+            availability_zone: "us-east-1a".into(),
+            volumes: 3,
+            size_gib: 24,
+            status,
+            slowest_ms,
+        };
+        let failure = |subject: Subject, code: &str| Failure {
+            subject: Some(subject),
+            operation: "RestoreTest".into(),
+            code: code.into(),
+            message: "m".into(),
+        };
+        RunReport {
+            job: Job::RestoreTest,
+            created: Vec::new(),
+            deleted: Vec::new(),
+            skipped: Vec::new(),
+            warnings: Vec::new(),
+            copies: Vec::new(),
+            failed: vec![
+                failure(Subject::Snapshot("snap-9".into()), "SmartVault.VolumeError"),
+                failure(Subject::Instance("i-3".into()), "SmartVault.NoRecordedZone"),
+            ],
+            restore_tests: vec![
+                test("i-1", TestStatus::Passed, Some(4200)),
+                test("i-2", TestStatus::Failed, Some(1000)),
+            ],
+            ..report()
+        }
+    }
+
+    #[test]
+    fn a_restore_test_says_what_passed_how_fast_and_what_failed() {
+        let report = restore_test_report();
+        assert_eq!(
+            report.subject(),
+            "SmartVault [prod] restore test: 1 passed, 2 failed"
+        );
+        let body = report.body();
+        assert!(
+            body.contains(
+                "\nRestore test: 1 of 2 instances passed (6 volumes created from their \
+                 snapshots, waited for and deleted):\n  i-1: set of 2026-11-25T01:00:00Z, 3 \
+                 volumes (24 GiB) in us-east-1a: PASSED, available in 4.2 s\n  i-2: set of \
+                 2026-11-25T01:00:00Z, 3 volumes (24 GiB) in us-east-1a: FAILED (see the \
+                 failures below)\n"
+            ),
+            "{body}"
+        );
+        assert!(body.contains("FAILED 2:"), "{body}");
+        assert!(!body.contains("Nothing to do"), "{body}");
+        let metrics = report.metrics(0);
+        assert_eq!(metrics["RestoreTestsPassed"], 1);
+        assert_eq!(
+            metrics["RestoreTestsFailed"], 2,
+            "the failed test and the instance that could not be tested"
+        );
+        assert_eq!(metrics["RestoreTestSeconds"], 4.2);
+        let names = metrics["_aws"]["CloudWatchMetrics"][0]["Metrics"].to_string();
+        assert!(names.contains("RestoreTestSeconds"), "{names}");
+        // Backup runs carry no restore test figures.
+        let backup = super::tests::report().metrics(0);
+        assert!(backup.get("RestoreTestsFailed").is_none());
+        let dry = RunReport {
+            dry_run: true,
+            failed: Vec::new(),
+            restore_tests: vec![RestoreTest {
+                status: TestStatus::Planned,
+                slowest_ms: None,
+                ..report.restore_tests[0].clone()
+            }],
+            ..report.clone()
+        };
+        assert_eq!(
+            dry.subject(),
+            "SmartVault [prod] restore test dry run: 1 to test"
+        );
+        assert!(
+            dry.body()
+                .contains("Restore test (dry run): would restore 3 volumes of 1 instance:"),
+            "{}",
+            dry.body()
+        );
+        let empty = RunReport {
+            failed: Vec::new(),
+            restore_tests: Vec::new(),
+            ..report
+        };
+        assert!(
+            empty
+                .body()
+                .contains("Restore test: no instance has a completed set of this deployment")
+        );
     }
 
     #[test]
@@ -550,7 +801,11 @@ mod tests {
             dry_run: true,
             ..named.clone()
         };
-        for subject in [named.subject(), dry.subject()] {
+        let tested = RunReport {
+            deployment: "smartvault-prod".into(),
+            ..restore_test_report()
+        };
+        for subject in [named.subject(), dry.subject(), tested.subject()] {
             assert!(docs.contains(&format!("`{subject}`")), "{subject}");
         }
     }

@@ -20,6 +20,9 @@ pub const SOURCE_REGION: &str = "smartvault:source-region";
 /// See [`SOURCE_SNAPSHOT`].
 pub const SOURCE_VOLUME: &str = "smartvault:source-volume";
 
+/// On a volume restored from a snapshot (by `xtask restore` or a restore test): that snapshot.
+pub const RESTORED_FROM: &str = "smartvault:restored-from";
+
 /// The schedule a snapshot belongs to: its tag, or `default`.
 pub fn schedule_of(tags: &crate::model::Tags) -> &str {
     tags.get(SCHEDULE)

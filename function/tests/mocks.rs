@@ -225,6 +225,7 @@ impl Account {
             config,
             page_size: 500,
             settle: std::time::Duration::from_millis(1),
+            poll: std::time::Duration::from_millis(20),
         }
     }
 
@@ -814,5 +815,171 @@ async fn another_tools_completion_event_reads_nothing_in_the_copy_regions() {
     assert!(
         account.sent().is_empty(),
         "nothing published for another tool's snapshots"
+    );
+}
+
+/// `instance`'s completed set of one snapshot per volume, made a day before `NOW`, with the
+/// restore records (zone `us-east-1c`, gp3 at 4000 IOPS and 250 MB/s).
+fn recorded_set(instance: &str, volumes: &[&str]) -> Vec<Snapshot> {
+    volumes
+        .iter()
+        .map(|volume| {
+            Snapshot::builder()
+                .snapshot_id(format!("snap-{volume}"))
+                .volume_id(*volume)
+                .state(SnapshotState::Completed)
+                .volume_size(8)
+                .start_time(aws_smithy_types::DateTime::from_secs(1_764_032_400))
+                .tags(tag(tags::MANAGED_BY, "prod"))
+                .tags(tag(tags::INSTANCE_ID, instance))
+                .tags(tag(tags::CREATED_AT, "2026-11-25T01:00:00Z"))
+                .tags(tag(function::records::AVAILABILITY_ZONE, "us-east-1c"))
+                .tags(tag(
+                    &function::records::VolumeRecord::key(volume),
+                    "device=/dev/sdf type=gp3 iops=4000 throughput=250",
+                ))
+                .build()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_restore_test_fails_a_volume_in_error_or_still_creating_and_deletes_only_what_it_can() {
+    // i-0000000a's two volumes become available; i-0000000b's goes to `error`; i-0000000c's is still creating when
+    // the invocation's time is up.
+    let mut snapshots = recorded_set("i-0000000a", &["vol-a1", "vol-a2"]);
+    snapshots.extend(recorded_set("i-0000000b", &["vol-b1"]));
+    snapshots.extend(recorded_set("i-0000000c", &["vol-c1"]));
+    let describe = mock!(Ec2::describe_snapshots).then_output(move || {
+        DescribeSnapshotsOutput::builder()
+            .set_snapshots(Some(snapshots.clone()))
+            .build()
+    });
+    let created: Arc<Mutex<Vec<aws_sdk_ec2::operation::create_volume::CreateVolumeInput>>> =
+        Arc::default();
+    let record = Arc::clone(&created);
+    let create = mock!(Ec2::create_volume).then_compute_output(move |request| {
+        record.lock().unwrap().push(request.clone());
+        aws_sdk_ec2::operation::create_volume::CreateVolumeOutput::builder()
+            .volume_id(format!("new-{}", request.snapshot_id().unwrap_or_default()))
+            .build()
+    });
+    let states = mock!(Ec2::describe_volumes).then_compute_output(|request| {
+        let mut output = DescribeVolumesOutput::builder();
+        for filter in request.filters() {
+            // The sweep for volumes an earlier test left finds none.
+            if filter.name() != Some("volume-id") {
+                continue;
+            }
+            for id in filter.values() {
+                let state = match id.as_str() {
+                    "new-snap-vol-b1" => aws_sdk_ec2::types::VolumeState::Error,
+                    "new-snap-vol-c1" => aws_sdk_ec2::types::VolumeState::Creating,
+                    _ => aws_sdk_ec2::types::VolumeState::Available,
+                };
+                output = output.volumes(Volume::builder().volume_id(id).state(state).build());
+            }
+        }
+        output.build()
+    });
+    let deleted: Arc<Mutex<Vec<String>>> = Arc::default();
+    let gone = Arc::clone(&deleted);
+    let delete = mock!(Ec2::delete_volume).then_compute_output(move |request| {
+        gone.lock()
+            .unwrap()
+            .push(request.volume_id().unwrap_or_default().to_owned());
+        aws_sdk_ec2::operation::delete_volume::DeleteVolumeOutput::builder().build()
+    });
+    let account = Account::new(&[], false, &[]);
+    let settings = r#"{"sample": 3, "max_wait_seconds": 600}"#;
+    let ctx = account.context(
+        &[&describe, &create, &states, &delete],
+        config(&[("RESTORE_TEST", settings)]),
+    );
+    // The deadline, not the 600 s wait, ends the wait: two seconds after its margins.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(12);
+    let event = json!({"action": "restore-test", "instance_ids": ["i-0000000a", "i-0000000b", "i-0000000c"]});
+    let Err(FunctionError::RunFailed(report)) =
+        handler::handle_until(&ctx, &event, NOW, Some(deadline)).await
+    else {
+        panic!("failed restores fail the run");
+    };
+    assert!(
+        std::time::Instant::now() < deadline,
+        "the test ended before the invocation's deadline"
+    );
+    let statuses: Vec<(&str, function::report::TestStatus)> = report
+        .restore_tests
+        .iter()
+        .map(|t| (t.instance_id.as_str(), t.status))
+        .collect();
+    use function::report::TestStatus::{Failed, Passed};
+    assert_eq!(
+        statuses,
+        [
+            ("i-0000000a", Passed),
+            ("i-0000000b", Failed),
+            ("i-0000000c", Failed)
+        ]
+    );
+    let codes: Vec<(String, &str)> = report
+        .failed
+        .iter()
+        .map(|f| (f.subject.as_ref().unwrap().to_string(), f.code.as_str()))
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            ("snapshot snap-vol-b1".to_owned(), "SmartVault.VolumeError"),
+            (
+                "snapshot snap-vol-c1".to_owned(),
+                "SmartVault.RestoreTestTimedOut"
+            ),
+        ]
+    );
+    assert!(report.failed[1].message.contains("still `creating`"));
+    // The volume in error is deleted with the available ones; the one still creating cannot
+    // be, and keeps its tag for the next test.
+    let mut deleted = deleted.lock().unwrap().clone();
+    deleted.sort();
+    assert_eq!(
+        deleted,
+        ["new-snap-vol-a1", "new-snap-vol-a2", "new-snap-vol-b1"]
+    );
+    // Each volume as it was, in its zone, tagged at creation, with an idempotency token.
+    let created = created.lock().unwrap().clone();
+    assert_eq!(created.len(), 4);
+    for request in &created {
+        assert_eq!(request.availability_zone(), Some("us-east-1c"));
+        assert_eq!(
+            request.volume_type(),
+            Some(&aws_sdk_ec2::types::VolumeType::Gp3)
+        );
+        assert_eq!(
+            (request.iops(), request.throughput()),
+            (Some(4000), Some(250))
+        );
+        let spec = &request.tag_specifications()[0];
+        assert_eq!(
+            spec.resource_type(),
+            Some(&aws_sdk_ec2::types::ResourceType::Volume)
+        );
+        assert!(
+            spec.tags()
+                .iter()
+                .any(|t| t.key() == Some(function::restore_test::TAG) && t.value() == Some("prod"))
+        );
+        assert!(
+            request
+                .client_token()
+                .unwrap()
+                .ends_with(request.snapshot_id().unwrap())
+        );
+        assert!(request.client_token().unwrap().len() <= 64, "EC2's limit");
+    }
+    let sent = account.sent();
+    assert_eq!(
+        sent[0].0,
+        "SmartVault [prod] restore test: 1 passed, 2 failed"
     );
 }

@@ -3,6 +3,7 @@
 
 use crate::config::ConfigError;
 use crate::restore_points::{PointVolume, RestorePoint};
+use function::records;
 use std::collections::BTreeSet;
 
 /// Which restore point of an instance.
@@ -101,7 +102,7 @@ pub struct NewVolume {
 }
 
 /// Tag keys on a restored volume.
-pub const RESTORED_FROM: &str = "smartvault:restored-from";
+pub use function::tags::RESTORED_FROM;
 pub const RESTORED_INSTANCE: &str = "smartvault:restored-instance";
 pub const RESTORE_POINT: &str = "smartvault:restore-point";
 
@@ -165,12 +166,8 @@ fn new_volume(point: &RestorePoint, volume: &PointVolume, zone: &str) -> NewVolu
         availability_zone: zone.to_owned(),
         volume_type: volume.volume_type.clone(),
         // IOPS and throughput only where the type takes them.
-        iops: volume
-            .iops
-            .filter(|_| matches!(volume.volume_type.as_deref(), Some("io1" | "io2" | "gp3"))),
-        throughput: volume
-            .throughput
-            .filter(|_| volume.volume_type.as_deref() == Some("gp3")),
+        iops: records::settable_iops(volume.volume_type.as_deref(), volume.iops),
+        throughput: records::settable_throughput(volume.volume_type.as_deref(), volume.throughput),
         size_gib: volume.size_gib,
         tags,
     }
@@ -245,12 +242,11 @@ pub fn new_instance(
             delete_on_termination: root,
             snapshot_id: volume.snapshot_id.clone(),
             volume_type: volume.volume_type.clone(),
-            iops: volume
-                .iops
-                .filter(|_| matches!(volume.volume_type.as_deref(), Some("io1" | "io2" | "gp3"))),
-            throughput: volume
-                .throughput
-                .filter(|_| volume.volume_type.as_deref() == Some("gp3")),
+            iops: records::settable_iops(volume.volume_type.as_deref(), volume.iops),
+            throughput: records::settable_throughput(
+                volume.volume_type.as_deref(),
+                volume.throughput,
+            ),
             device,
         });
     }
