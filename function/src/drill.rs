@@ -320,12 +320,7 @@ async fn wait(drill: Drill<'_>, made: &[Made<'_>]) -> BTreeMap<String, Seen> {
     loop {
         let open: Vec<&str> = started
             .keys()
-            .filter(|id| {
-                !matches!(
-                    seen.get(**id),
-                    Some(Seen::Available(_) | Seen::Error | Seen::Other(_))
-                )
-            })
+            .filter(|id| !settled(seen.get(**id)))
             .copied()
             .collect();
         if open.is_empty() {
@@ -369,12 +364,20 @@ async fn wait(drill: Drill<'_>, made: &[Made<'_>]) -> BTreeMap<String, Seen> {
                 seen.insert(id.to_owned(), now);
             }
         }
-        if Instant::now() + drill.poll > until {
+        if started.keys().all(|id| settled(seen.get(*id))) || Instant::now() + drill.poll > until {
             break;
         }
         tokio::time::sleep(drill.poll).await;
     }
     seen
+}
+
+/// Whether a volume seen so is done with: it will not change by waiting.
+fn settled(seen: Option<&Seen>) -> bool {
+    matches!(
+        seen,
+        Some(Seen::Available(_) | Seen::Error | Seen::Other(_))
+    )
 }
 
 /// Deletes volumes (bounded); a volume already gone counts as deleted.

@@ -300,12 +300,16 @@ impl RunReport {
             "SmartVault run summary for deployment {}",
             self.deployment
         );
+        let schedule = if self.job == Job::RestoreTest {
+            String::new()
+        } else {
+            format!(", schedule {}", self.schedule)
+        };
         let _ = writeln!(
             out,
-            "Started {} ({}, schedule {}), took {:.1} s{}",
+            "Started {} ({}{schedule}), took {:.1} s{}",
             crate::plan::format_time(self.started_at),
             self.job,
-            self.schedule,
             self.duration_ms as f64 / 1000.0,
             if self.links > 1 {
                 format!(" over {} invocations", self.links)
@@ -458,6 +462,9 @@ impl RunReport {
         };
         for test in tests.iter().take(MAX_BODY_ENTRIES) {
             let outcome = match (test.status, test.slowest_ms) {
+                (TestStatus::Passed, Some(ms)) if ms < 1000 => {
+                    format!("PASSED, available in {ms} ms")
+                }
                 (TestStatus::Passed, Some(ms)) => {
                     format!("PASSED, available in {:.1} s", ms as f64 / 1000.0)
                 }

@@ -132,6 +132,7 @@ struct RawEnvironment {
     keep_last: Option<u32>,
     schedules: Option<Vec<crate::schedules::RawSchedule>>,
     copies: Option<Vec<RawCopy>>,
+    restore_test: Option<crate::restore_test_config::RawRestoreTest>,
     backup_tag_key: Option<String>,
     backup_tag_value: Option<String>,
     exclude_boot_volume: Option<bool>,
@@ -183,6 +184,8 @@ pub struct Environment {
     pub schedules: Vec<crate::schedules::Schedule>,
     /// Up to three other regions every set is copied to.
     pub copies: Vec<CopyRule>,
+    /// The scheduled restore test, when there is one.
+    pub restore_test: Option<crate::restore_test_config::RestoreTest>,
     pub backup_tag_key: String,
     pub backup_tag_value: String,
     pub exclude_boot_volume: bool,
@@ -202,6 +205,15 @@ pub struct Environment {
     pub termination_protection: bool,
     pub dry_run: bool,
     pub tags: BTreeMap<String, String>,
+}
+
+impl Environment {
+    /// The next fire times of every schedule and of the restore test, as render and deploy
+    /// print them.
+    pub fn schedule_preview(&self, now: jiff::Timestamp) -> String {
+        crate::schedules::preview(&self.schedules, now)
+            + &crate::restore_test_config::preview(self.restore_test.as_ref(), now)
+    }
 }
 
 /// The config file's path when `--config` is not given: the workspace root's.
@@ -476,13 +488,14 @@ fn validate(file: &str, name: &str, raw: &RawEnvironment) -> Result<Environment,
             ));
         }
     }
-    let env = Environment {
+    let mut env = Environment {
         name: name.to_owned(),
         region: raw.region.clone(),
         stack_name,
         notification_emails: raw.notification_emails.clone(),
         schedules,
         copies,
+        restore_test: None,
         backup_tag_key: raw
             .backup_tag_key
             .clone()
@@ -531,6 +544,16 @@ fn validate(file: &str, name: &str, raw: &RawEnvironment) -> Result<Environment,
         dry_run: raw.dry_run.unwrap_or(false),
         tags: raw.tags.0.clone(),
     };
+    env.restore_test = crate::restore_test_config::resolve(
+        raw.restore_test.as_ref(),
+        &crate::restore_test_config::Around {
+            stack_name: &env.stack_name,
+            timeout_seconds: env.timeout_seconds,
+            schedules: &env.schedules,
+        },
+        jiff::Timestamp::now(),
+    )
+    .map_err(|(key, problem)| key_error(&key, problem))?;
     // The function validates its variables again at cold start; refusing here what it would
     // refuse there keeps a bad value from ever being deployed.
     let vars = function_environment(&env, "arn:aws:sns:us-east-1:123456789012:placeholder");
@@ -551,6 +574,10 @@ pub fn function_environment(env: &Environment, topic_arn: &str) -> BTreeMap<&'st
             crate::schedules::function_variable(&env.schedules),
         ),
         (fconfig::COPIES, copies_variable(&env.copies)),
+        (
+            fconfig::RESTORE_TEST,
+            crate::restore_test_config::function_variable(env.restore_test.as_ref()),
+        ),
         (
             fconfig::EXCLUDE_BOOT_VOLUME,
             env.exclude_boot_volume.to_string(),
@@ -745,7 +772,24 @@ mod tests {
             let env = parse(text, FILE, name).unwrap_or_else(|e| panic!("{name}: {e}"));
             assert_eq!(env.stack_name, format!("smartvault-{name}"));
         }
-        assert!(parse(text, FILE, "prod").unwrap().termination_protection);
+        let prod = parse(text, FILE, "prod").unwrap();
+        assert!(prod.termination_protection);
+        // The example's restore test fits its timeout, and reaches the function's variable.
+        let test = prod.restore_test.clone().unwrap();
+        assert_eq!((test.sample, test.max_wait_minutes), (2, 5));
+        assert_eq!(
+            function_environment(&prod, "arn:aws:sns:eu-west-1:123456789012:t")
+                [fconfig::RESTORE_TEST],
+            r#"{"sample":2,"max_wait_seconds":300}"#
+        );
+        let dev = parse(text, FILE, "dev").unwrap();
+        assert_eq!(dev.restore_test, None);
+        assert_eq!(
+            function_environment(&dev, "arn:aws:sns:eu-west-1:123456789012:t")
+                [fconfig::RESTORE_TEST],
+            "",
+            "no restore test: the variable is empty"
+        );
     }
 
     #[test]

@@ -28,6 +28,7 @@ mod policy_checks;
 mod regions;
 mod restore;
 mod restore_points;
+mod restore_test_config;
 mod schedule;
 mod schedules;
 #[cfg(test)]

@@ -91,6 +91,12 @@ stack_parameters! {
     copy_3_region => "Copy3Region",
     copy_3_kms_key_arn => "Copy3KmsKeyArn",
     copy_3_kms_alias => "Copy3KmsAlias",
+    /// The restore test's settings as the function's `RESTORE_TEST` variable (empty: none).
+    restore_test => "RestoreTest",
+    /// The restore test's schedule; an empty expression leaves the schedule, its rights and
+    /// its alarm out.
+    restore_test_expression => "RestoreTestExpression",
+    restore_test_timezone => "RestoreTestTimezone",
     exclude_boot_volume => "ExcludeBootVolume",
     min_interval_minutes => "MinIntervalMinutes",
     max_concurrency => "MaxConcurrency",

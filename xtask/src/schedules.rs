@@ -279,20 +279,33 @@ pub fn preview(schedules: &[Schedule], now: Timestamp) -> String {
             schedule.retention_days,
             schedule.keep_last
         ));
-        for at in schedule.fire_times(now, 5) {
-            let utc = at.with_time_zone(TimeZone::UTC);
-            text.push_str(&format!(
-                "  {} {} = {}{} UTC\n",
-                at.strftime("%Y-%m-%d %H:%M"),
-                schedule.timezone,
-                if utc.date() == at.date() {
-                    String::new()
-                } else {
-                    format!("{} ", utc.strftime("%Y-%m-%d"))
-                },
-                utc.strftime("%H:%M")
-            ));
-        }
+        text.push_str(&fire_lines(
+            &schedule.expression,
+            &schedule.timezone,
+            now,
+            5,
+        ));
+    }
+    text
+}
+
+/// The next `count` fire times of `expression` in `timezone`, one indented line each, in the
+/// zone and in UTC.
+pub fn fire_lines(expression: &str, timezone: &str, now: Timestamp, count: usize) -> String {
+    let mut text = String::new();
+    for at in fire_times_in(expression, timezone, now, count) {
+        let utc = at.with_time_zone(TimeZone::UTC);
+        text.push_str(&format!(
+            "  {} {} = {}{} UTC\n",
+            at.strftime("%Y-%m-%d %H:%M"),
+            timezone,
+            if utc.date() == at.date() {
+                String::new()
+            } else {
+                format!("{} ", utc.strftime("%Y-%m-%d"))
+            },
+            utc.strftime("%H:%M")
+        ));
     }
     text
 }

@@ -91,6 +91,20 @@ pub fn parameters(env: &Environment, artifact: &ArtifactLocation) -> StackParame
         copy_3_region: copy_slot(env, 2, |c| c.region.clone()),
         copy_3_kms_key_arn: copy_slot(env, 2, kms_key_arn),
         copy_3_kms_alias: copy_slot(env, 2, kms_alias),
+        restore_test: text(&crate::restore_test_config::function_variable(
+            env.restore_test.as_ref(),
+        )),
+        restore_test_expression: Some(
+            env.restore_test
+                .as_ref()
+                .map(|t| t.expression.clone())
+                .unwrap_or_default(),
+        ),
+        restore_test_timezone: Some(
+            env.restore_test
+                .as_ref()
+                .map_or_else(|| "UTC".to_owned(), |t| t.timezone.clone()),
+        ),
         exclude_boot_volume: text(&env.exclude_boot_volume),
         min_interval_minutes: text(&env.min_interval_minutes),
         max_concurrency: text(&env.max_concurrency),

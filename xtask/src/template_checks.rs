@@ -508,7 +508,8 @@ fn the_function_role_is_bounded_by_the_bootstrap_boundary_which_covers_what_it_d
         .flat_map(actions)
         .collect();
     let copies: Vec<Value> = (1..=3).flat_map(|n| copy_statements(&t, n)).collect();
-    for statement in statements(role).iter().chain(&copies) {
+    let restore_tests = statements(resource(&t, "RestoreTestPolicy"));
+    for statement in statements(role).iter().chain(&copies).chain(restore_tests) {
         for action in actions(statement) {
             assert!(
                 bounded.contains(&action),
@@ -530,6 +531,141 @@ fn copy_statements(t: &Value, n: usize) -> Vec<Value> {
             plain => plain.clone(),
         })
         .collect()
+}
+
+#[test]
+fn restore_tests_make_only_tagged_volumes_from_own_snapshots_delete_only_those_and_alarm() {
+    let t = main_template();
+    assert_eq!(
+        show(&t["Conditions"]["HasRestoreTest"]),
+        "!Not [!Equals [!Ref RestoreTestExpression, ]]"
+    );
+    let policy = resource(&t, "RestoreTestPolicy");
+    assert_eq!(show(&policy["Type"]), "AWS::IAM::RolePolicy");
+    assert_eq!(show(&policy["Condition"]), "HasRestoreTest");
+    assert_eq!(show(&policy["Properties"]["RoleName"]), "!Ref Role");
+    let all = statements(policy);
+    let volume = "!Sub arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:volume/*";
+    let snapshot = "!Sub arn:${AWS::Partition}:ec2:${AWS::Region}::snapshot/*";
+    let tag = format!("aws:RequestTag/{}", function::restore_test::TAG);
+    let granted: Vec<(String, String, String, String)> = all
+        .iter()
+        .map(|s| {
+            assert_eq!(show(&s["Effect"]), "Allow");
+            let condition = s["Condition"]["StringEquals"].as_mapping().unwrap();
+            assert_eq!(condition.len(), 1, "one condition per statement");
+            let (key, value) = condition.iter().next().unwrap();
+            (
+                show(&s["Action"]),
+                show(&s["Resource"]),
+                show(key),
+                show(value),
+            )
+        })
+        .collect();
+    let row = |a: &str, r: &str, k: &str, v: &str| {
+        (a.to_owned(), r.to_owned(), k.to_owned(), v.to_owned())
+    };
+    assert_eq!(
+        granted,
+        [
+            row("ec2:CreateVolume", volume, &tag, "!Ref DeploymentName"),
+            row(
+                "ec2:CreateVolume",
+                snapshot,
+                &format!("aws:ResourceTag/{}", function::tags::MANAGED_BY),
+                "!Ref DeploymentName"
+            ),
+            row("ec2:CreateTags", volume, "ec2:CreateAction", "CreateVolume"),
+            row(
+                "ec2:DeleteVolume",
+                volume,
+                &format!("aws:ResourceTag/{}", function::restore_test::TAG),
+                "!Ref DeploymentName"
+            ),
+        ]
+    );
+
+    // The schedule sends the event the function reads as a restore test, once, in its zone.
+    let schedule = resource(&t, "RestoreTestSchedule");
+    assert_eq!(show(&schedule["Condition"]), "HasRestoreTest");
+    let p = &schedule["Properties"];
+    assert_eq!(
+        show(&p["Name"]),
+        format!(
+            "!Sub ${{DeploymentName}}{}",
+            crate::restore_test_config::NAME_SUFFIX
+        )
+    );
+    assert_eq!(show(&p["GroupName"]), "!Ref ScheduleGroup");
+    assert_eq!(show(&p["ScheduleExpression"]), "!Ref RestoreTestExpression");
+    assert_eq!(
+        show(&p["ScheduleExpressionTimezone"]),
+        "!Ref RestoreTestTimezone"
+    );
+    let target = &p["Target"];
+    assert_eq!(show(&target["Arn"]), "!GetAtt Function.Arn");
+    assert_eq!(show(&target["RetryPolicy"]["MaximumRetryAttempts"]), "0");
+    assert_eq!(
+        show(&target["DeadLetterConfig"]["Arn"]),
+        "!GetAtt ScheduleDeadLetters.Arn"
+    );
+    let input: serde_json::Value = serde_json::from_str(target["Input"].as_str().unwrap()).unwrap();
+    let request = function::event::parse(&input.into()).unwrap();
+    assert_eq!(request.options.job, function::model::Job::RestoreTest);
+
+    // The alarm watches the metric a failed test emits, under the dimension it carries, and
+    // may publish to the topic.
+    let alarm = resource(&t, "RestoreTestAlarm");
+    assert_eq!(show(&alarm["Condition"]), "HasRestoreTest");
+    let a = &alarm["Properties"];
+    let mut failed = function::report::RunReport::new(
+        "d",
+        false,
+        function::model::Job::RestoreTest,
+        String::new(),
+        time::OffsetDateTime::UNIX_EPOCH,
+    );
+    failed.failed.push(function::report::Failure {
+        subject: Some(function::plan::Subject::Instance("i-1".into())),
+        operation: "RestoreTest".into(),
+        code: "SmartVault.NoCompletedSet".into(),
+        message: String::new(),
+    });
+    let metrics = failed.metrics(0);
+    let emf = &metrics["_aws"]["CloudWatchMetrics"][0];
+    assert_eq!(show(&a["Namespace"]), emf["Namespace"].as_str().unwrap());
+    assert_eq!(show(&a["MetricName"]), "RestoreTestsFailed");
+    assert_eq!(
+        metrics["RestoreTestsFailed"], 1,
+        "a failed test is a datapoint of 1"
+    );
+    assert_eq!(emf["Dimensions"], serde_json::json!([["Deployment"]]));
+    assert_eq!(show(&a["Dimensions"][0]["Name"]), "Deployment");
+    assert_eq!(show(&a["Dimensions"][0]["Value"]), "!Ref DeploymentName");
+    assert_eq!(show(&a["Threshold"]), "1");
+    assert_eq!(
+        show(&a["ComparisonOperator"]),
+        "GreaterThanOrEqualToThreshold"
+    );
+    assert_eq!(
+        show(&a["TreatMissingData"]),
+        "notBreaching",
+        "weeks without a test are not failures"
+    );
+    assert_eq!(show(&a["AlarmActions"]), "[!Ref Topic]");
+    let publishers = show(
+        &resource(&t, "TopicPolicy")["Properties"]["PolicyDocument"]["Statement"][0]["Condition"]["ArnLike"]
+            ["aws:SourceArn"],
+    );
+    assert!(
+        publishers.contains("${DeploymentName}-restore-test-failed"),
+        "{publishers}"
+    );
+    assert_eq!(
+        show(&a["AlarmName"]),
+        "!Sub ${DeploymentName}-restore-test-failed"
+    );
 }
 
 #[test]

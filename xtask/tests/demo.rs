@@ -48,6 +48,11 @@ fn the_demo_runs_the_whole_lifecycle_and_leaves_nothing_behind() {
         .filter(|v| v[0].as_str().unwrap().starts_with("/dev/"))
         .count();
     assert_eq!(at_devices, 2, "{restored:?}");
+    assert_eq!(
+        summary["restore_test_subject"],
+        "SmartVault [smartvault-local] restore test: 2 passed, 0 failed",
+        "two of the three instances' sets restored, as the local environment's sample says"
+    );
     assert_eq!(summary["leftovers"], serde_json::json!([]));
     assert_eq!(summary["unmanaged_snapshot_kept"], true);
     for line in summary["report_lines"].as_array().unwrap() {
@@ -63,6 +68,7 @@ fn the_demo_runs_the_whole_lifecycle_and_leaves_nothing_behind() {
         "Deploy the `local` environment",
         "Run a backup through the local Lambda Runtime API",
         "Restore db-1's volumes from its newest restore point",
+        "Rehearse restores: the restore test",
         "Destroy the environment",
         "nothing left",
     ] {

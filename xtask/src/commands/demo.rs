@@ -45,6 +45,8 @@ pub struct Summary {
     pub destroyed_snapshots: usize,
     /// Volumes the restore step brought back (db-1's, at their recorded devices).
     pub restored_volumes: Vec<(String, String)>,
+    /// The restore test's summary subject.
+    pub restore_test_subject: String,
     /// Anything still in the emulator after destroy besides the hand-made snapshot.
     pub leftovers: Vec<String>,
     pub report_lines: Vec<String>,
@@ -235,7 +237,7 @@ async fn tour_in_emulator(
         .await
         .map_err(sdk_error)?;
     eprintln!("   {expired}: expired 2026-01-08, its volume is gone");
-    let second = invoke::local(&aws, env, binary, &event, aws_vars, logs).await?;
+    let second = invoke::local(&aws, env, binary, &event, aws_vars.clone(), logs).await?;
     local_runtime::ensure_success(&second)?;
     eprintln!("   {}", second.report_line());
     summary.report_lines.push(second.report_line());
@@ -283,6 +285,25 @@ async fn tour_in_emulator(
             .await
             .map_err(sdk_error)?;
     }
+
+    tour.step(
+        "Rehearse restores: the restore test",
+        "What the environment's `restore_test:` schedule sends each week: {\"action\": \"restore-test\"}. \
+         The function restores two instances' newest sets to volumes, waits until they are available, \
+         deletes them, and mails the result.",
+    );
+    let event = serde_json::json!({"action": "restore-test"});
+    let tested = invoke::local(&aws, env, binary, &event, aws_vars, logs).await?;
+    local_runtime::ensure_success(&tested)?;
+    eprintln!("   {}", tested.report_line());
+    summary.report_lines.push(tested.report_line());
+    let delivered = inbox.next().await?;
+    summary.restore_test_subject = delivered.subject;
+    eprintln!(
+        "\n   Subject: {}\n{}",
+        summary.restore_test_subject,
+        indent(&delivered.message)
+    );
 
     tour.step(
         "Destroy the environment",

@@ -29,10 +29,7 @@ impl Render {
             crate::template::offline_location(zip.as_deref(), self.artifact_bucket.as_deref())?;
         let rendered = crate::template::render(&env, &location)?;
         // The preview goes to stderr: stdout stays the folder's path, for scripts.
-        eprint!(
-            "{}",
-            crate::schedules::preview(&env.schedules, jiff::Timestamp::now())
-        );
+        eprint!("{}", env.schedule_preview(jiff::Timestamp::now()));
         println!(
             "{}",
             crate::template::write_rendered(&env, &rendered)?.display()

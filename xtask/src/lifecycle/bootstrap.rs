@@ -18,8 +18,9 @@ const BUCKET_OUTPUT: &str = "ArtifactBucketName";
 const ROLE_OUTPUT: &str = "ExecutionRoleArn";
 const VERSION_OUTPUT: &str = "BootstrapVersion";
 /// The bootstrap version this deploy needs: 2 added the execution role and the boundary, 3
-/// the permissions for EventBridge Scheduler schedules and their dead-letter queue.
-pub const REQUIRED_VERSION: u32 = 4;
+/// the permissions for EventBridge Scheduler schedules and their dead-letter queue, 4 the
+/// boundary's for copies in other regions, 5 its for restore tests' volumes.
+pub const REQUIRED_VERSION: u32 = 5;
 
 /// What deploy and destroy use from the bootstrap stack.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,7 +72,8 @@ pub fn missing_message(missing: &Missing, region: &str) -> String {
         Missing::Outdated { version } => format!(
             "stack {BOOTSTRAP_STACK} in {region} is bootstrap version {version}; this SmartVault \
              needs version {REQUIRED_VERSION} (2 added the CloudFormation execution role, 3 \
-             its permissions for schedules, 4 the boundary's for copies in other regions)"
+             its permissions for schedules, 4 the boundary's for copies in other regions, 5 \
+             its for restore tests)"
         ),
     };
     format!(
@@ -329,7 +331,7 @@ mod tests {
         let current = view(&[
             (BUCKET_OUTPUT, "b"),
             (ROLE_OUTPUT, "arn:aws:iam::1:role/r"),
-            (VERSION_OUTPUT, "4"),
+            (VERSION_OUTPUT, "5"),
         ]);
         assert_eq!(
             usable(Some(&current)),
@@ -361,7 +363,7 @@ mod tests {
         let message = missing_message(&Missing::Outdated { version: 1 }, "eu-west-1");
         assert!(
             message.contains("bootstrap version 1")
-                && message.contains("needs version 4")
+                && message.contains("needs version 5")
                 && message.contains("cargo xtask bootstrap --region eu-west-1")
                 && message.contains("docs/bootstrap-policy.json"),
             "{message}"

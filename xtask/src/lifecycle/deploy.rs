@@ -125,7 +125,7 @@ pub async fn deploy(
         "rendered template and parameters in {}",
         dir.display()
     ));
-    output.progress(crate::schedules::preview(&env.schedules, jiff::Timestamp::now()).trim_end());
+    output.progress(env.schedule_preview(jiff::Timestamp::now()).trim_end());
 
     let status = cfn::describe(aws, stack_name).await?.map(|s| s.status);
     remove_stale_change_sets(aws, stack_name, status.as_deref(), role, output).await?;
