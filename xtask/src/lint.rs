@@ -202,9 +202,27 @@ fn parliament(policy: &str) -> Result<Vec<serde_json::Value>> {
         .collect()
 }
 
-/// parliament on the five policies (the function's, the CI deployer's, the execution role's,
-/// the bootstrap administrator's, the promotion source's); every finding must be one of the
-/// accepted ones.
+/// The main template's restore-test role policy, resolved for one account, region and stack.
+fn resolved_restore_test_policy() -> Result<serde_json::Value> {
+    let body = crate::template::read_template("smartvault.yaml")?;
+    let template: serde_norway::Value = serde_norway::from_str(&body)?;
+    let document = crate::template::long_form(
+        &template["Resources"]["RestoreTestPolicy"]["Properties"]["PolicyDocument"],
+    );
+    Ok(resolve(
+        &document,
+        &[
+            ("AWS::Partition", "aws"),
+            ("AWS::Region", "eu-west-1"),
+            ("AWS::AccountId", "123456789012"),
+            ("DeploymentName", "smartvault-prod"),
+        ],
+    ))
+}
+
+/// parliament on the six policies (the function's and its restore-test policy, the CI
+/// deployer's, the execution role's, the bootstrap administrator's, the promotion source's);
+/// every finding must be one of the accepted ones.
 pub fn policies() -> Result<usize> {
     let function = serde_json::to_string(&resolved_function_policy(&PolicyValues {
         region: "eu-west-1",
@@ -217,11 +235,17 @@ pub fn policies() -> Result<usize> {
         !execution.contains("unresolved-"),
         "the execution role's policy refers to a value lint.rs does not resolve: {execution}"
     );
+    let restore_test = serde_json::to_string(&resolved_restore_test_policy()?)?;
+    ensure!(
+        !restore_test.contains("unresolved-") && restore_test.contains("ec2:CreateVolume"),
+        "the restore-test policy did not resolve: {restore_test}"
+    );
     let deployer = read_doc("deployer-policy.json")?;
     let administrator = read_doc("bootstrap-policy.json")?;
     let source = read_doc("promotion-source-policy.json")?;
     let policies = [
         ("function", function.as_str()),
+        ("restore test", restore_test.as_str()),
         ("deployer", deployer.as_str()),
         ("execution", execution.as_str()),
         ("administrator", administrator.as_str()),

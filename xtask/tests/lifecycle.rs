@@ -152,6 +152,10 @@ async fn deploy_redeploy_change_status_invoke_destroy() {
         r#"[{"name":"default","retention_days":7,"keep_last":1}]"#
     );
     assert!(vars["SNS_TOPIC_ARN"].ends_with(&format!(":{STACK}")));
+    assert_eq!(
+        vars["RESTORE_TEST"], r#"{"sample":2,"max_wait_seconds":120}"#,
+        "the local environment's restore test reaches the function"
+    );
 
     let sns = aws_sdk_sns::Client::new(&sdk);
     let topics = sns.list_topics().send().await.unwrap();
@@ -273,6 +277,34 @@ async fn deploy_redeploy_change_status_invoke_destroy() {
     .await
     .unwrap();
 
+    // A volume a restore test of this deployment left, and one of another deployment's.
+    let test_volume = |deployment: &'static str| {
+        let ec2 = ec2.clone();
+        async move {
+            let tags = aws_sdk_ec2::types::TagSpecification::builder()
+                .resource_type(aws_sdk_ec2::types::ResourceType::Volume)
+                .tags(
+                    aws_sdk_ec2::types::Tag::builder()
+                        .key(function::restore_test::TAG)
+                        .value(deployment)
+                        .build(),
+                )
+                .build();
+            ec2.create_volume()
+                .availability_zone("us-east-1a")
+                .size(1)
+                .tag_specifications(tags)
+                .send()
+                .await
+                .unwrap()
+                .volume_id()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let left_by_test = test_volume(STACK).await;
+    let others_test = test_volume("smartvault-other").await;
+
     // Without a terminal and without --yes, destroy refuses and removes nothing.
     let refused = xtask(&emulator, &["destroy", "--env", "local"]);
     assert_eq!(refused.status.code(), Some(1));
@@ -295,6 +327,7 @@ async fn deploy_redeploy_change_status_invoke_destroy() {
             "snapshots_kept",
             "copies_found",
             "copies_deleted",
+            "test_volumes_deleted",
             "log_group_deleted",
             "artifacts_deleted",
             "kept",
@@ -303,6 +336,21 @@ async fn deploy_redeploy_change_status_invoke_destroy() {
     );
     assert_eq!(destroyed["failures"], serde_json::json!([]));
     assert_eq!(destroyed["snapshots_deleted"], serde_json::json!([ours]));
+    assert_eq!(
+        destroyed["test_volumes_deleted"],
+        serde_json::json!([left_by_test])
+    );
+    let volumes = ec2.describe_volumes().send().await.unwrap();
+    let ids: Vec<&str> = volumes
+        .volumes()
+        .iter()
+        .filter_map(|v| v.volume_id())
+        .collect();
+    assert!(!ids.contains(&left_by_test.as_str()), "{ids:?}");
+    assert!(
+        ids.contains(&others_test.as_str()),
+        "another deployment's test volume stays"
+    );
     // The bootstrap stack stays: it is the account's and region's, and the plan says how an
     // administrator removes it.
     assert!(
@@ -826,10 +874,11 @@ async fn a_stack_from_before_schedules_updates_without_losing_anything() {
     let mut parameters: Vec<aws_sdk_cloudformation::types::Parameter> = described.stacks()[0]
         .parameters()
         .iter()
-        // Only those the old template declares: no schedules, no copies.
+        // Only those the old template declares: no schedules, no copies, no restore test.
         .filter(|p| {
-            p.parameter_key()
-                .is_some_and(|k| !k.starts_with("Schedule") && !k.starts_with("Cop"))
+            p.parameter_key().is_some_and(|k| {
+                !k.starts_with("Schedule") && !k.starts_with("Cop") && !k.starts_with("Restore")
+            })
         })
         .cloned()
         .collect();

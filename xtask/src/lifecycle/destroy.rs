@@ -29,6 +29,9 @@ pub struct Survey {
     /// This deployment's copies in each copy region (configured now, or recorded by the
     /// stack), by region.
     pub copies: Vec<(String, Vec<ManagedSnapshot>)>,
+    /// Volumes a restore test left (tagged `smartvault:restore-test` with the stack's name),
+    /// with their sizes.
+    pub test_volumes: Vec<(String, i32)>,
     /// The function's log group exists (the stack's own, or one left by an earlier stack).
     pub log_group: bool,
     /// Every other stack in the region, to tell whether they share the artifact or bucket.
@@ -47,6 +50,12 @@ pub enum Step {
     Stack {
         stack: String,
         resources: Vec<String>,
+    },
+    /// Volumes a restore test could not delete (still creating when it stopped waiting).
+    /// After the stack, so no test makes another; always, since they are no backup.
+    TestVolumes {
+        count: usize,
+        gib: i64,
     },
     Snapshots {
         count: usize,
@@ -110,6 +119,12 @@ pub fn plan(env: &Environment, survey: &Survey, snapshots: Snapshots) -> Result<
                 .filter(|r| !r.resource_type.is_empty())
                 .map(|r| format!("{} {} ({})", r.resource_type, r.logical_id, r.physical_id))
                 .collect(),
+        });
+    }
+    if !survey.test_volumes.is_empty() {
+        steps.push(Step::TestVolumes {
+            count: survey.test_volumes.len(),
+            gib: survey.test_volumes.iter().map(|(_, g)| i64::from(*g)).sum(),
         });
     }
     let gib = survey.snapshots.iter().map(|s| i64::from(s.size_gib)).sum();
@@ -237,6 +252,9 @@ impl Plan {
                     );
                     resources.iter().try_for_each(|r| writeln!(text, "    {r}"))
                 }
+                Step::TestVolumes { count, gib } => {
+                    writeln!(text, "  {count} volumes a restore test left ({gib} GiB)")
+                }
                 Step::Snapshots { count, gib } => writeln!(
                     text,
                     "  {count} snapshots made by this deployment ({gib} GiB)"
@@ -276,6 +294,8 @@ pub struct DestroyResult {
     pub copies_found: usize,
     /// Each copy deleted, as `<region>/<snapshot id>`.
     pub copies_deleted: Vec<String>,
+    /// Volumes a restore test left, deleted.
+    pub test_volumes_deleted: Vec<String>,
     pub log_group_deleted: bool,
     pub artifacts_deleted: Vec<String>,
     /// What was kept on purpose, and why.
@@ -330,6 +350,7 @@ pub async fn survey(aws: &Aws, env: &Environment) -> Result<Survey> {
     let copies = snapshots::copies_by_region(aws, regions, stack, &env.region).await?;
     Ok(Survey {
         snapshots: snapshots::managed(aws, stack).await?,
+        test_volumes: test_volumes(aws, stack).await?,
         copies,
         stack: view,
         resources,
@@ -345,6 +366,52 @@ pub async fn survey(aws: &Aws, env: &Environment) -> Result<Survey> {
         bootstrap_bucket: output("ArtifactBucketName"),
         execution_role: output("ExecutionRoleArn"),
     })
+}
+
+/// The volumes a restore test of `stack` left, with their sizes.
+async fn test_volumes(aws: &Aws, stack: &str) -> Result<Vec<(String, i32)>> {
+    let mut found = Vec::new();
+    let mut pages = aws
+        .ec2
+        .describe_volumes()
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name(format!("tag:{}", function::restore_test::TAG))
+                .values(stack)
+                .build(),
+        )
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page
+            .map_err(sdk_error)
+            .context("failed to look for volumes a restore test left")?;
+        for volume in page.volumes() {
+            found.push((
+                volume.volume_id().unwrap_or_default().to_owned(),
+                volume.size().unwrap_or(0),
+            ));
+        }
+    }
+    Ok(found)
+}
+
+/// Deletes the volumes a restore test left; a volume already gone counts as deleted.
+async fn delete_test_volumes(aws: &Aws, volumes: &[(String, i32)], result: &mut DestroyResult) {
+    use aws_sdk_ec2::error::ProvideErrorMetadata;
+    for (id, _) in volumes {
+        match aws.ec2.delete_volume().volume_id(id).send().await {
+            Ok(_) => result.test_volumes_deleted.push(id.clone()),
+            Err(error) if error.code() == Some("InvalidVolume.NotFound") => {
+                result.test_volumes_deleted.push(id.clone());
+            }
+            Err(error) => result.failures.push(format!(
+                "deleting restore test volume {id} failed: {:#} (a volume still being created \
+                 cannot be deleted yet: destroy again in a few minutes)",
+                sdk_error(error)
+            )),
+        }
+    }
 }
 
 /// Carries out `plan` step by step. A failed step is recorded and the next goes on, except
@@ -411,6 +478,11 @@ pub async fn apply(
                         .into_iter()
                         .map(|(id, error)| format!("deleting {id} in {region} failed: {error}")),
                 );
+                Ok(())
+            }
+            Step::TestVolumes { count, .. } => {
+                progress(format!("deleting {count} volumes a restore test left"));
+                delete_test_volumes(aws, &survey.test_volumes, &mut result).await;
                 Ok(())
             }
             Step::Snapshots { count, .. } => {
@@ -531,6 +603,7 @@ mod tests {
             }],
             snapshots: vec![snapshot("snap-1", 8), snapshot("snap-2", 20)],
             copies: vec![("us-west-2".into(), vec![snapshot("snap-c1", 8)])],
+            test_volumes: vec![("vol-t1".into(), 8)],
             log_group: true,
             other_stacks: Vec::new(),
             bootstrap_bucket: Some("bucket".into()),
@@ -543,6 +616,7 @@ mod tests {
             .iter()
             .map(|s| match s {
                 Step::Stack { .. } => "stack",
+                Step::TestVolumes { .. } => "test volumes",
                 Step::Snapshots { .. } => "snapshots",
                 Step::Copies { .. } => "copies",
                 Step::LogGroup { .. } => "log group",
@@ -566,6 +640,7 @@ mod tests {
             resources: Vec::new(),
             snapshots: Vec::new(),
             copies: Vec::new(),
+            test_volumes: Vec::new(),
             log_group: false,
             ..everything()
         };
@@ -582,14 +657,21 @@ mod tests {
                 "all of it",
                 everything(),
                 Snapshots::Delete,
-                &["stack", "snapshots", "copies", "log group", "artifact"],
+                &[
+                    "stack",
+                    "test volumes",
+                    "snapshots",
+                    "copies",
+                    "log group",
+                    "artifact",
+                ],
                 &[unused],
             ),
             (
                 "snapshots and copies kept as asked",
                 everything(),
                 Snapshots::Keep,
-                &["stack", "log group", "artifact"],
+                &["stack", "test volumes", "log group", "artifact"],
                 &[
                     "2 snapshots (28 GiB) (--keep-snapshots)",
                     "1 copies in us-west-2 (8 GiB) (--keep-snapshots)",
@@ -600,7 +682,7 @@ mod tests {
                 "another environment runs the same artifact",
                 shared_artifact,
                 Snapshots::Delete,
-                &["stack", "snapshots", "copies", "log group"],
+                &["stack", "test volumes", "snapshots", "copies", "log group"],
                 &[
                     "the artifact s3://bucket/artifacts/a.zip (smartvault-staging runs it)",
                     used,
@@ -610,7 +692,14 @@ mod tests {
                 "another environment deploys from the bucket",
                 shared_bucket,
                 Snapshots::Delete,
-                &["stack", "snapshots", "copies", "log group", "artifact"],
+                &[
+                    "stack",
+                    "test volumes",
+                    "snapshots",
+                    "copies",
+                    "log group",
+                    "artifact",
+                ],
                 &[used],
             ),
             (
