@@ -496,6 +496,7 @@ fn expire_region(
     };
     let inventory = Inventory {
         instances: Vec::new(),
+        untagged: Vec::new(),
         snapshots: ours
             .iter()
             .filter(|c| c.state != SnapshotState::Error && !extra.contains(c.id.as_str()))

@@ -260,7 +260,27 @@ pub async fn handle_until(
                 "plan ready"
             );
             report.tagged_instances = plan.tagged_instances;
-            // The plan's skips and warnings cover the whole fleet; the first link reports them.
+            // The plan's skips and warnings cover the whole fleet; the first link reports them,
+            // and the region's coverage when it looks at the whole fleet.
+            if first_link
+                && request.options.job.backs_up()
+                && request.options.instance_ids.is_none()
+            {
+                let coverage = crate::coverage::assess(
+                    &inventory.instances,
+                    &inventory.untagged,
+                    &inventory.snapshots,
+                    policy,
+                    now,
+                );
+                tracing::info!(
+                    protected = coverage.count(crate::coverage::Status::Protected),
+                    overdue = coverage.count(crate::coverage::Status::Overdue),
+                    unprotected = coverage.count(crate::coverage::Status::Unprotected),
+                    "coverage"
+                );
+                report.coverage = Some(coverage.summary());
+            }
             if first_link {
                 for skip in &plan.skips {
                     tracing::info!(subject = %skip.subject, reason = %skip.reason, "skipped");
@@ -371,6 +391,9 @@ pub async fn handle_until(
         let timestamp_ms =
             (now.unix_timestamp_nanos() / 1_000_000) as i64 + report.duration_ms as i64;
         println!("{}", report.metrics(timestamp_ms));
+        for line in report.schedule_metrics(timestamp_ms) {
+            println!("{line}");
+        }
     }
 
     publish(ctx, &report).await?;

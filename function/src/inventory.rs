@@ -2,6 +2,7 @@
 //! this deployment's snapshots, and which of those snapshots' volumes still exist.
 
 use crate::copies::Destination;
+use crate::coverage::Untagged;
 use crate::execute::failure;
 use crate::model::{
     AttachedVolume, Instance, InstanceDetails, Inventory, Policy, RunOptions, Snapshot,
@@ -29,7 +30,8 @@ pub async fn read(
 ) -> Result<Inventory, Failure> {
     let mut inventory = Inventory::default();
     if options.job.backs_up() {
-        inventory.instances = instances(ec2, policy, options, page_size).await?;
+        (inventory.instances, inventory.untagged) =
+            instances(ec2, policy, options, page_size).await?;
         let ids: Vec<String> = inventory.instances.iter().map(|i| i.id.clone()).collect();
         let described = volumes(ec2, "attachment.instance-id", &ids, page_size).await?;
         for instance in &mut inventory.instances {
@@ -77,12 +79,13 @@ fn tag_map(tags: &[Tag]) -> Tags {
         .collect()
 }
 
+/// The instances carrying the backup key (or a near miss of it), and the others.
 async fn instances(
     ec2: &Client,
     policy: &Policy,
     options: &RunOptions,
     page_size: i32,
-) -> Result<Vec<Instance>, Failure> {
+) -> Result<(Vec<Instance>, Vec<Untagged>), Failure> {
     // Not filtered by tag: EC2 compares tag keys case-sensitively, and the planner warns about
     // a key that differs from the backup key only in case or spaces. Only instances carrying
     // such a key are kept; the value is compared by the planner.
@@ -93,6 +96,7 @@ async fn instances(
     let key = policy.backup_tag_key.trim();
     let mut pages = request.into_paginator().send();
     let mut found = Vec::new();
+    let mut untagged = Vec::new();
     while let Some(page) = pages.next().await {
         let page = page.map_err(|e| failure(None, "DescribeInstances", &e))?;
         for instance in page.reservations().iter().flat_map(|r| r.instances()) {
@@ -100,7 +104,22 @@ async fn instances(
                 .tags()
                 .iter()
                 .any(|t| t.key().is_some_and(|k| k.trim().eq_ignore_ascii_case(key)));
+            let state = instance
+                .state()
+                .and_then(|s| s.name())
+                .map(|n| n.as_str().to_owned())
+                .unwrap_or_else(|| "unknown".to_owned());
             if !candidate {
+                untagged.push(Untagged {
+                    id: instance.instance_id().unwrap_or_default().to_owned(),
+                    name: instance
+                        .tags()
+                        .iter()
+                        .find(|t| t.key() == Some(tags::NAME))
+                        .and_then(|t| t.value())
+                        .map(str::to_owned),
+                    state,
+                });
                 continue;
             }
             let volumes = instance
@@ -117,11 +136,7 @@ async fn instances(
                 .collect();
             found.push(Instance {
                 id: instance.instance_id().unwrap_or_default().to_owned(),
-                state: instance
-                    .state()
-                    .and_then(|s| s.name())
-                    .map(|n| n.as_str().to_owned())
-                    .unwrap_or_else(|| "unknown".to_owned()),
+                state,
                 root_device_name: instance.root_device_name().map(str::to_owned),
                 tags: tag_map(instance.tags()),
                 volumes,
@@ -136,7 +151,7 @@ async fn instances(
             });
         }
     }
-    Ok(found)
+    Ok((found, untagged))
 }
 
 /// One described volume.

@@ -1,11 +1,13 @@
 //! SmartVault's backup function: configuration, events, the pure planning core and the AWS edges.
 //!
-//! The pure modules (`config`, `event`, `model`, `plan`, `copies`, `restore_test`, `records`,
+//! The pure modules (`config`, `event`, `model`, `plan`, `copies`, `coverage`, `restore_test`,
+//! `records`,
 //! `report`, `tags`, `lock`, and `pacing`'s bucket) take plain data and an explicit `now`; only
 //! `inventory`, `execute`, `dr`, `drill` and `handler` talk to AWS.
 
 pub mod config;
 pub mod copies;
+pub mod coverage;
 pub mod dr;
 pub mod drill;
 pub mod event;

@@ -82,6 +82,9 @@ pub struct Inventory {
     pub snapshots: Vec<Snapshot>,
     /// Ids of the volumes that exist now, among those the snapshots were taken from.
     pub existing_volumes: BTreeSet<String>,
+    /// The region's instances without the backup tag key, for coverage (read with the tagged
+    /// ones, when a run backs up the whole fleet).
+    pub untagged: Vec<crate::coverage::Untagged>,
 }
 
 /// The retention and selection rules, from the function's configuration.
@@ -136,6 +139,7 @@ impl CopyRule {
             name: own.name,
             retention_days: self.retention_days.unwrap_or(own.retention_days),
             keep_last: self.keep_last.unwrap_or(own.keep_last),
+            overdue_after_hours: None,
         }
     }
 }
@@ -152,6 +156,11 @@ pub struct ScheduleRule {
     pub name: String,
     pub retention_days: u32,
     pub keep_last: u32,
+    /// An instance whose newest set of this schedule is older than this many hours is
+    /// overdue: the schedule's longest gap between runs plus a grace, set by the deployer from
+    /// its expression. `None` (a configuration from before): never overdue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overdue_after_hours: Option<u32>,
 }
 
 impl ScheduleRule {
@@ -160,6 +169,7 @@ impl ScheduleRule {
             name: name.to_owned(),
             retention_days,
             keep_last,
+            overdue_after_hours: None,
         }
     }
 }
@@ -207,6 +217,7 @@ impl Policy {
                     .map(|s| s.keep_last)
                     .max()
                     .unwrap_or(0),
+                overdue_after_hours: None,
             })
     }
 

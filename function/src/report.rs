@@ -67,6 +67,9 @@ pub struct RunReport {
     /// A restore test's results, one per sampled instance.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub restore_tests: Vec<RestoreTest>,
+    /// The region's coverage when the run started (a run backing up the whole fleet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coverage: Option<crate::coverage::Summary>,
 }
 
 fn one() -> u32 {
@@ -208,6 +211,7 @@ impl RunReport {
             deferred_to: None,
             copies: Vec::new(),
             restore_tests: Vec::new(),
+            coverage: None,
         }
     }
 
@@ -400,6 +404,9 @@ impl RunReport {
         if self.job == Job::RestoreTest {
             self.restore_section(&mut out);
         }
+        if let Some(coverage) = &self.coverage {
+            coverage_section(&mut out, coverage);
+        }
         if totals.skipped > 0 {
             let _ = writeln!(out, "\nSkipped {}:", totals.skipped);
             for skip in self.skipped.iter().take(MAX_BODY_ENTRIES) {
@@ -518,11 +525,19 @@ impl RunReport {
             ("RestoreTestsFailed", "Count"),
             ("RestoreTestSeconds", "Seconds"),
         ];
-        let names: Vec<(&str, &str)> = if self.job == Job::RestoreTest {
-            names.iter().chain(tests.iter()).copied().collect()
-        } else {
-            names.to_vec()
-        };
+        // Coverage, only in the runs that assessed it.
+        let covered = [
+            ("UnprotectedInstances", "Count"),
+            ("OverdueInstances", "Count"),
+            ("OldestBackupAgeHours", "None"),
+        ];
+        let mut names: Vec<(&str, &str)> = names.to_vec();
+        if self.job == Job::RestoreTest {
+            names.extend(tests);
+        }
+        if self.coverage.is_some() {
+            names.extend(covered);
+        }
         let slowest_ms = self
             .restore_tests
             .iter()
@@ -547,6 +562,17 @@ impl RunReport {
             "CopiesStarted": self.copies.iter().map(|c| c.started).sum::<usize>(),
             "CopiesWaiting": self.copies.iter().map(|c| c.waiting).sum::<usize>(),
         });
+        if let Some(coverage) = &self.coverage {
+            document["UnprotectedInstances"] = coverage.unprotected.into();
+            document["OverdueInstances"] = coverage.overdue.into();
+            document["OldestBackupAgeHours"] = coverage
+                .oldest_newest_hours
+                .values()
+                .copied()
+                .max()
+                .unwrap_or(0)
+                .into();
+        }
         if self.job == Job::RestoreTest {
             document["RestoreTestsPassed"] = self.tests_with(TestStatus::Passed).into();
             // A test that could not even start (no set, no zone) fails as much as a volume
@@ -556,6 +582,35 @@ impl RunReport {
             document["RestoreTestSeconds"] = (slowest_ms as f64 / 1000.0).into();
         }
         document
+    }
+
+    /// One embedded-metric document per schedule: `OldestBackupAgeHours` of that schedule,
+    /// under the dimensions `Deployment` and `Schedule`, which the stack's overdue alarms
+    /// watch. Every run that assessed coverage reports every schedule, so a schedule that
+    /// stopped running shows its age growing in the other schedules' runs.
+    pub fn schedule_metrics(&self, timestamp_ms: i64) -> Vec<serde_json::Value> {
+        let Some(coverage) = &self.coverage else {
+            return Vec::new();
+        };
+        coverage
+            .oldest_newest_hours
+            .iter()
+            .map(|(schedule, hours)| {
+                serde_json::json!({
+                    "_aws": {
+                        "Timestamp": timestamp_ms,
+                        "CloudWatchMetrics": [{
+                            "Namespace": "SmartVault",
+                            "Dimensions": [["Deployment", "Schedule"]],
+                            "Metrics": [{"Name": "OldestBackupAgeHours", "Unit": "None"}],
+                        }],
+                    },
+                    "Deployment": self.deployment,
+                    "Schedule": schedule,
+                    "OldestBackupAgeHours": hours,
+                })
+            })
+            .collect()
     }
 
     /// Instances a restore test could not start on (reported as failures without a test).
@@ -576,6 +631,56 @@ impl RunReport {
             })
             .collect();
         untested.len()
+    }
+}
+
+/// The coverage section: how many instances are protected, overdue, not yet backed up and
+/// unprotected, the first few of each, and each schedule's oldest newest set.
+fn coverage_section(out: &mut String, coverage: &crate::coverage::Summary) {
+    let _ = writeln!(
+        out,
+        "\nCoverage: {} protected, {} overdue, {} without a backup yet, {} unprotected (no \
+         backup tag), {} opted out",
+        coverage.protected,
+        coverage.overdue,
+        coverage.no_backup_yet,
+        coverage.unprotected,
+        coverage.opted_out
+    );
+    let list = |out: &mut String, what: &str, ids: &[String], total: usize| {
+        if total > 0 {
+            let more = if total > ids.len() {
+                format!(" and {} more", total - ids.len())
+            } else {
+                String::new()
+            };
+            let _ = writeln!(out, "  {what}: {}{more}", ids.join(", "));
+        }
+    };
+    list(out, "OVERDUE", &coverage.overdue_ids, coverage.overdue);
+    list(
+        out,
+        "without a backup yet",
+        &coverage.no_backup_yet_ids,
+        coverage.no_backup_yet,
+    );
+    list(
+        out,
+        "unprotected",
+        &coverage.unprotected_ids,
+        coverage.unprotected,
+    );
+    for (schedule, hours) in &coverage.oldest_newest_hours {
+        let _ = writeln!(
+            out,
+            "  schedule {schedule}: the oldest newest backup is {hours} hours old"
+        );
+    }
+    if coverage.overdue + coverage.unprotected > 0 {
+        let _ = writeln!(
+            out,
+            "  (`cargo xtask coverage --env <env>` shows every instance and since when)"
+        );
     }
 }
 
@@ -661,7 +766,57 @@ mod tests {
                 failed: 0,
             }],
             restore_tests: Vec::new(),
+            coverage: None,
         }
+    }
+
+    #[test]
+    fn a_run_that_assessed_coverage_reports_it_in_the_body_and_the_metrics() {
+        let covered = RunReport {
+            coverage: Some(crate::coverage::Summary {
+                protected: 40,
+                overdue: 12,
+                no_backup_yet: 1,
+                opted_out: 2,
+                unprotected: 3,
+                overdue_ids: (0..10).map(|n| format!("i-{n}")).collect(),
+                no_backup_yet_ids: vec!["i-new".into()],
+                unprotected_ids: vec!["i-a".into(), "i-b".into(), "i-c".into()],
+                oldest_newest_hours: [("daily".to_owned(), 30), ("weekly".to_owned(), 100)]
+                    .into_iter()
+                    .collect(),
+            }),
+            ..report()
+        };
+        let body = covered.body();
+        assert!(
+            body.contains(
+                "\nCoverage: 40 protected, 12 overdue, 1 without a backup yet, 3 unprotected \
+                 (no backup tag), 2 opted out\n  OVERDUE: i-0, i-1, i-2, i-3, i-4, i-5, i-6, \
+                 i-7, i-8, i-9 and 2 more\n  without a backup yet: i-new\n  unprotected: i-a, \
+                 i-b, i-c\n  schedule daily: the oldest newest backup is 30 hours old\n  \
+                 schedule weekly: the oldest newest backup is 100 hours old\n"
+            ),
+            "{body}"
+        );
+        let metrics = covered.metrics(7);
+        assert_eq!(metrics["UnprotectedInstances"], 3);
+        assert_eq!(metrics["OverdueInstances"], 12);
+        assert_eq!(metrics["OldestBackupAgeHours"], 100);
+        let names = metrics["_aws"]["CloudWatchMetrics"][0]["Metrics"].to_string();
+        assert!(names.contains("OverdueInstances"), "{names}");
+        let per_schedule = covered.schedule_metrics(7);
+        assert_eq!(per_schedule.len(), 2);
+        assert_eq!(per_schedule[0]["Schedule"], "daily");
+        assert_eq!(per_schedule[0]["OldestBackupAgeHours"], 30);
+        assert_eq!(
+            per_schedule[1]["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            serde_json::json!([["Deployment", "Schedule"]])
+        );
+        // A run that did not assess coverage says and emits nothing of it.
+        assert!(!report().body().contains("Coverage:"));
+        assert!(report().metrics(7).get("OverdueInstances").is_none());
+        assert!(report().schedule_metrics(7).is_empty());
     }
 
     /// A restore test's report: i-1 passed, i-2 failed, i-3 had nothing to test.

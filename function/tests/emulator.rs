@@ -898,3 +898,71 @@ async fn every_snapshot_records_what_a_restore_needs() {
         assert_eq!(records, 3);
     }
 }
+
+/// Coverage in a backup run: a fleet with a late instance, one never backed up, one opted
+/// out and one untagged gets the summary section and the metrics a dead man's switch watches.
+#[tokio::test]
+async fn a_backup_run_reports_which_instances_are_protected_overdue_and_unprotected() {
+    let s = setup().await;
+    let fleet = fleet::launch_all(
+        &s.ec2,
+        &[
+            InstanceSpec::backup("late"),
+            InstanceSpec::backup("new").stopped(),
+            InstanceSpec::untagged("opted-out").tag("Backup", "false"),
+            InstanceSpec::untagged("scratch"),
+        ],
+    )
+    .await
+    .unwrap();
+    let (late, new, scratch) = (&fleet[0].id, &fleet[1].id, &fleet[3].id);
+    // The daily schedule is overdue 26 hours after its newest set.
+    let schedules =
+        r#"[{"name": "daily", "retention_days": 7, "keep_last": 1, "overdue_after_hours": 26}]"#;
+    let ctx = Context::new(&s.sdk, s.config("prod", &[("SCHEDULES", schedules)]));
+    // `late` was backed up 40 hours ago, and nothing since.
+    let then = now() - Duration::hours(40);
+    run(
+        &ctx,
+        json!({"action": "backup", "instance_ids": [late]}),
+        then,
+    )
+    .await;
+    // A run that only cleans up looks at no instance; a backup run of the whole fleet
+    // assesses coverage (a dry run too: it reads the same inventory).
+    let cleanup = run(&ctx, json!({"action": "cleanup"}), now()).await;
+    assert_eq!(cleanup.coverage, None, "a cleanup looks at no instance");
+    let report = run(&ctx, json!({"action": "backup", "dry_run": true}), now()).await;
+    let coverage = report
+        .coverage
+        .clone()
+        .expect("a backup run assesses coverage");
+    assert_eq!(
+        (
+            coverage.protected,
+            coverage.overdue,
+            coverage.no_backup_yet,
+            coverage.opted_out,
+            coverage.unprotected
+        ),
+        (0, 1, 1, 1, 1),
+        "{coverage:?}"
+    );
+    assert_eq!(coverage.overdue_ids, [late.as_str()]);
+    assert_eq!(coverage.no_backup_yet_ids, [new.as_str()]);
+    assert_eq!(coverage.unprotected_ids, [scratch.as_str()]);
+    assert_eq!(coverage.oldest_newest_hours["daily"], 40);
+    let body = report.body();
+    assert!(
+        body.contains(
+            "Coverage: 0 protected, 1 overdue, 1 without a backup yet, 1 unprotected (no \
+             backup tag), 1 opted out"
+        ) && body.contains(&format!("  OVERDUE: {late}")),
+        "{body}"
+    );
+    let metrics = report.metrics(0);
+    assert_eq!(metrics["OverdueInstances"], 1);
+    assert_eq!(metrics["UnprotectedInstances"], 1);
+    assert_eq!(metrics["OldestBackupAgeHours"], 40);
+    assert_eq!(report.schedule_metrics(0)[0]["OldestBackupAgeHours"], 40);
+}

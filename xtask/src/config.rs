@@ -20,6 +20,8 @@ const LOG_RETENTION_DAYS: &[u32] = &[
     3288, 3653,
 ];
 const MAX_EMAILS: usize = 3;
+/// Hours of grace before a schedule's newest set is overdue.
+const OVERDUE_GRACE_RANGE: std::ops::RangeInclusive<u32> = 1..=72;
 
 /// A configuration mistake: exit code 2, with the file, the key and the fix.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,6 +135,7 @@ struct RawEnvironment {
     schedules: Option<Vec<crate::schedules::RawSchedule>>,
     copies: Option<Vec<RawCopy>>,
     restore_test: Option<crate::restore_test_config::RawRestoreTest>,
+    overdue_grace_hours: Option<u32>,
     backup_tag_key: Option<String>,
     backup_tag_value: Option<String>,
     exclude_boot_volume: Option<bool>,
@@ -186,6 +189,9 @@ pub struct Environment {
     pub copies: Vec<CopyRule>,
     /// The scheduled restore test, when there is one.
     pub restore_test: Option<crate::restore_test_config::RestoreTest>,
+    /// Hours past a schedule's longest gap (and flexible window) before its newest set counts
+    /// as overdue and its alarm fires.
+    pub overdue_grace_hours: u32,
     pub backup_tag_key: String,
     pub backup_tag_value: String,
     pub exclude_boot_volume: bool,
@@ -208,11 +214,36 @@ pub struct Environment {
 }
 
 impl Environment {
+    /// The function's policy for this environment, as its variables give it (the deployer's
+    /// `coverage` judges instances as the function does).
+    pub fn policy(&self) -> Result<fmodel::Policy, ConfigError> {
+        let vars = function_environment(self, "arn:aws:sns:us-east-1:123456789012:placeholder");
+        fconfig::Config::from_lookup(|var| vars.get(var).cloned())
+            .map(|config| config.policy)
+            .map_err(|e| ConfigError(format!("environments.{}: {e}", self.name)))
+    }
+
     /// The next fire times of every schedule and of the restore test, as render and deploy
     /// print them.
     pub fn schedule_preview(&self, now: jiff::Timestamp) -> String {
+        let alarms =
+            match crate::schedules::alarm_window_hours(&self.schedules, self.overdue_grace_hours) {
+                Some(hours) => format!(
+                    "overdue alarms: each schedule's, when its newest backup is older than its \
+                 longest gap plus {} h grace, or no run reported for {hours} h\n",
+                    self.overdue_grace_hours
+                ),
+                None => format!(
+                    "no overdue alarm: the most frequent schedule runs less often than CloudWatch \
+                 can look back ({} h); run `cargo xtask coverage --env {} --fail-on overdue` \
+                 from a cron job instead\n",
+                    crate::schedules::MAX_ALARM_WINDOW_HOURS,
+                    self.name
+                ),
+            };
         crate::schedules::preview(&self.schedules, now)
             + &crate::restore_test_config::preview(self.restore_test.as_ref(), now)
+            + &alarms
     }
 }
 
@@ -496,6 +527,12 @@ fn validate(file: &str, name: &str, raw: &RawEnvironment) -> Result<Environment,
         schedules,
         copies,
         restore_test: None,
+        overdue_grace_hours: in_range(
+            "overdue_grace_hours",
+            raw.overdue_grace_hours,
+            3,
+            OVERDUE_GRACE_RANGE,
+        )?,
         backup_tag_key: raw
             .backup_tag_key
             .clone()
@@ -571,7 +608,7 @@ pub fn function_environment(env: &Environment, topic_arn: &str) -> BTreeMap<&'st
         (fconfig::BACKUP_TAG_VALUE, env.backup_tag_value.clone()),
         (
             fconfig::SCHEDULES,
-            crate::schedules::function_variable(&env.schedules),
+            crate::schedules::function_variable(&env.schedules, env.overdue_grace_hours),
         ),
         (fconfig::COPIES, copies_variable(&env.copies)),
         (

@@ -89,6 +89,8 @@ enum Command {
     Snapshots(commands::snapshots::SnapshotsCmd),
     /// Bring an instance's volumes back from a restore point, optionally attached to a stopped instance.
     Restore(commands::restore::RestoreCmd),
+    /// Show which instances are protected and when each was last backed up; exit 1 on --fail-on.
+    Coverage(commands::coverage::CoverageCmd),
 }
 
 fn run(command: Command) -> Result<ExitCode> {
@@ -109,6 +111,7 @@ fn run(command: Command) -> Result<ExitCode> {
         Command::Status(cmd) => cmd.run(),
         Command::Snapshots(cmd) => cmd.run(),
         Command::Restore(cmd) => cmd.run(),
+        Command::Coverage(cmd) => cmd.run(),
     }
 }
 

@@ -20,6 +20,8 @@ const CI_MODULES: &[&str] = &[
     "commands/invoke.rs",
     "commands/promote.rs",
     "commands/status.rs",
+    "commands/coverage.rs",
+    "lifecycle/coverage.rs",
 ];
 
 /// The modules whose AWS calls `cargo xtask bootstrap` makes as the administrator (its own
@@ -49,6 +51,15 @@ const NOT_CI: &[(&str, &str)] = &[
 const THROUGH_THE_FUNCTION: &[(&str, &[&str])] = &[
     // Paced, bounded deletion (function/src/execute.rs), which destroy reuses.
     ("execute::delete_snapshots(", &["ec2:DeleteSnapshot"]),
+    // The function's inventory, which `coverage` reads as a backup run does.
+    (
+        "inventory::read(",
+        &[
+            "ec2:DescribeInstances",
+            "ec2:DescribeVolumes",
+            "ec2:DescribeSnapshots",
+        ],
+    ),
 ];
 
 /// Client field in `Aws` → IAM service prefix.

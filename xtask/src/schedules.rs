@@ -79,10 +79,44 @@ pub struct Schedule {
     pub flexible_window_minutes: Option<u32>,
 }
 
+/// The longest run a schedule's runs are looked at over, to find its longest gap.
+const GAP_HORIZON_DAYS: i64 = 366;
+/// ...and the most fire times computed for it (a 5-minute rate reaches it in 69 days).
+const GAP_HORIZON_FIRES: usize = 20_000;
+
 impl Schedule {
-    /// What the function needs of it.
-    pub fn rule(&self) -> ScheduleRule {
-        ScheduleRule::new(&self.name, self.retention_days, self.keep_last)
+    /// What the function needs of it: its retention, and after how many hours its newest set
+    /// is overdue (its longest gap between runs, its flexible window, and `grace_hours`).
+    pub fn rule(&self, grace_hours: u32) -> ScheduleRule {
+        ScheduleRule {
+            overdue_after_hours: Some(self.overdue_after_hours(grace_hours)),
+            ..ScheduleRule::new(&self.name, self.retention_days, self.keep_last)
+        }
+    }
+
+    /// The hours after which this schedule's newest set is overdue: its longest gap between
+    /// two runs within the next year (a weekday schedule's weekend, a monthly one's 31 days, a
+    /// daylight-saving night's extra hour), plus its flexible window, plus `grace_hours`,
+    /// rounded up to whole hours.
+    pub fn overdue_after_hours(&self, grace_hours: u32) -> u32 {
+        let now = Timestamp::now();
+        let until = now
+            .checked_add(jiff::SignedDuration::from_hours(GAP_HORIZON_DAYS * 24))
+            .unwrap_or(now);
+        let times: Vec<Timestamp> = self
+            .fire_times(now, GAP_HORIZON_FIRES)
+            .iter()
+            .map(jiff::ZonedDateTime::timestamp)
+            .take_while(|at| *at <= until)
+            .collect();
+        let longest = times
+            .windows(2)
+            .map(|pair| pair[1].as_second() - pair[0].as_second())
+            .max()
+            .unwrap_or(GAP_HORIZON_DAYS * 86_400);
+        let window = i64::from(self.flexible_window_minutes.unwrap_or(0)) * 60;
+        let seconds = longest + window + i64::from(grace_hours) * 3600;
+        u32::try_from((seconds + 3599) / 3600).unwrap_or(u32::MAX)
     }
 
     /// The next `count` fire times after `after`.
@@ -260,10 +294,28 @@ fn never_fires(key: &str, schedule: &Schedule, now: Timestamp) -> Result<(), (St
     Ok(())
 }
 
-/// The function's `SCHEDULES` variable for these schedules.
-pub fn function_variable(schedules: &[Schedule]) -> String {
-    let rules: Vec<ScheduleRule> = schedules.iter().map(Schedule::rule).collect();
+/// The function's `SCHEDULES` variable for these schedules, each overdue after its longest
+/// gap plus `grace_hours`.
+pub fn function_variable(schedules: &[Schedule], grace_hours: u32) -> String {
+    let rules: Vec<ScheduleRule> = schedules.iter().map(|s| s.rule(grace_hours)).collect();
     serde_json::to_string(&rules).unwrap_or_default()
+}
+
+/// CloudWatch evaluates an alarm over at most seven days (`Period` times `EvaluationPeriods`,
+/// from `PutMetricAlarm`'s documentation in the CloudWatch service model), in hours.
+pub const MAX_ALARM_WINDOW_HOURS: u32 = 168;
+
+/// How many hourly periods the overdue alarms look back for a report: the shortest schedule's
+/// overdue hours (every run reports every schedule's age, so some run reports within it).
+/// `None` when even that is longer than CloudWatch can look back (only weekly or rarer
+/// schedules): the stack then has no overdue alarms, and `cargo xtask coverage --fail-on
+/// overdue` from a cron job watches instead.
+pub fn alarm_window_hours(schedules: &[Schedule], grace_hours: u32) -> Option<u32> {
+    schedules
+        .iter()
+        .map(|s| s.overdue_after_hours(grace_hours))
+        .min()
+        .filter(|hours| *hours <= MAX_ALARM_WINDOW_HOURS)
 }
 
 /// Each schedule's next five fire times, in its own zone and in UTC, e.g.
@@ -502,9 +554,53 @@ mod tests {
             }]
         );
         assert_eq!(
-            function_variable(&one),
-            r#"[{"name":"default","retention_days":30,"keep_last":3}]"#
+            function_variable(&one, 3),
+            r#"[{"name":"default","retention_days":30,"keep_last":3,"overdue_after_hours":27}]"#
         );
+    }
+
+    #[test]
+    fn a_schedule_is_overdue_after_its_longest_gap_its_window_and_the_grace() {
+        let schedule = |expression: &str, timezone: &str, window: Option<u32>| Schedule {
+            name: "s".into(),
+            expression: expression.into(),
+            timezone: timezone.into(),
+            retention_days: 7,
+            keep_last: 1,
+            flexible_window_minutes: window,
+        };
+        for (expression, timezone, window, hours) in [
+            ("rate(1 hour)", "UTC", None, 4),
+            ("cron(0 2 * * ? *)", "UTC", None, 27),
+            // Daylight saving makes one night of the year 25 hours long.
+            ("cron(0 2 * * ? *)", "Europe/Berlin", None, 28),
+            // Half an hour of flexible window, rounded up to the hour.
+            ("cron(0 2 * * ? *)", "UTC", Some(30), 28),
+            // Friday to Monday.
+            ("cron(0 2 ? * MON-FRI *)", "UTC", None, 75),
+            ("cron(0 3 ? * SUN *)", "UTC", None, 171),
+            // The 1st of each month: 31 days at the longest.
+            ("cron(0 4 1 * ? *)", "UTC", None, 747),
+        ] {
+            assert_eq!(
+                schedule(expression, timezone, window).overdue_after_hours(3),
+                hours,
+                "{expression} in {timezone}"
+            );
+        }
+        let daily = schedule("cron(0 2 * * ? *)", "UTC", None);
+        let weekly = schedule("cron(0 3 ? * SUN *)", "UTC", None);
+        assert_eq!(
+            alarm_window_hours(&[weekly.clone(), daily], 3),
+            Some(27),
+            "every run reports every schedule: the most frequent one sets the window"
+        );
+        assert_eq!(
+            alarm_window_hours(std::slice::from_ref(&weekly), 3),
+            None,
+            "171 hours is past CloudWatch's 7 days"
+        );
+        assert_eq!(alarm_window_hours(&[weekly], 0), Some(168));
     }
 
     #[test]

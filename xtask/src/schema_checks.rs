@@ -305,25 +305,7 @@ fn the_name_limits_checked_before_deploy_are_aws_own() {
         crate::config::MAX_RULE_NAME_CHARS
     );
     // SQS's schema states no length; CreateQueue's documentation in the service model does.
-    let site_packages = dir.ancestors().nth(3).unwrap().to_owned();
-    let models = site_packages.join("botocore/data/sqs");
-    let version = std::fs::read_dir(&models)
-        .unwrap()
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .max()
-        .unwrap();
-    let python = crate::paths::tools().join("venv/bin/python");
-    let output = std::process::Command::new(python)
-        .args([
-            "-c",
-            "import gzip, json, sys; m = json.load(gzip.open(sys.argv[1])); \
-             print(m['shapes']['CreateQueueRequest']['members']['QueueName']['documentation'])",
-        ])
-        .arg(version.join("service-2.json.gz"))
-        .output()
-        .unwrap();
-    let documentation = String::from_utf8_lossy(&output.stdout);
+    let documentation = model_documentation("sqs", "CreateQueueRequest", "QueueName");
     assert!(
         documentation.contains(&format!(
             "up to {} characters",
@@ -338,6 +320,57 @@ fn the_name_limits_checked_before_deploy_are_aws_own() {
         crate::schedules::DEAD_LETTER_QUEUE_SUFFIX
     )));
     assert!(body.contains("Name: !Sub ${DeploymentName}-${Schedule1Name}"));
+}
+
+/// The documentation of one member of a shape in botocore's model of `service`.
+fn model_documentation(service: &str, shape: &str, member: &str) -> String {
+    let site_packages = schemas().ancestors().nth(3).unwrap().to_owned();
+    let models = site_packages.join("botocore/data").join(service);
+    let version = std::fs::read_dir(&models)
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .max()
+        .unwrap();
+    let python = crate::paths::tools().join("venv/bin/python");
+    let output = std::process::Command::new(python)
+        .args([
+            "-c",
+            "import gzip, json, sys; m = json.load(gzip.open(sys.argv[1])); \
+             print(m['shapes'][sys.argv[2]]['members'][sys.argv[3]]['documentation'])",
+        ])
+        .arg(version.join("service-2.json.gz"))
+        .args([shape, member])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn the_overdue_alarms_look_back_no_further_than_cloudwatch_allows() {
+    // PutMetricAlarm's documentation of `Period` in CloudWatch's service model.
+    let documentation = model_documentation("cloudwatch", "PutMetricAlarmInput", "Period")
+        .replace("<code>", "")
+        .replace("</code>", "");
+    let seconds = crate::schedules::MAX_ALARM_WINDOW_HOURS * 3600;
+    assert_eq!(seconds, 604_800);
+    assert!(
+        documentation
+            .contains("Period multiplied by EvaluationPeriods can't be more than 604,800 seconds")
+            && documentation.contains("For alarms with a period of less than one hour"),
+        "{documentation}"
+    );
+    // The alarms' period is one hour, so the seven days apply, not the one day of shorter ones.
+    let body = crate::template::read_template("smartvault.yaml").unwrap();
+    let template: serde_norway::Value = serde_norway::from_str(&body).unwrap();
+    for n in 1..=4 {
+        let alarm = &template["Resources"][format!("Schedule{n}OverdueAlarm").as_str()];
+        assert_eq!(alarm["Properties"]["Period"].as_u64(), Some(3600));
+    }
+    assert_eq!(
+        template["Parameters"]["OverdueAlarmHours"]["MaxValue"].as_u64(),
+        Some(u64::from(crate::schedules::MAX_ALARM_WINDOW_HOURS))
+    );
 }
 
 #[test]

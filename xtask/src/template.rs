@@ -48,6 +48,15 @@ pub fn parameters(env: &Environment, artifact: &ArtifactLocation) -> StackParame
     };
     let window =
         |s: &crate::schedules::Schedule| s.flexible_window_minutes.unwrap_or(0).to_string();
+    // An unused slot's alarm is left out with it; its threshold is a placeholder.
+    let overdue = |index: usize| {
+        Some(
+            env.schedules
+                .get(index)
+                .map_or(1, |s| s.overdue_after_hours(env.overdue_grace_hours))
+                .to_string(),
+        )
+    };
     StackParameters {
         deployment_name: text(&env.stack_name),
         artifact_bucket: text(&artifact.bucket),
@@ -64,23 +73,34 @@ pub fn parameters(env: &Environment, artifact: &ArtifactLocation) -> StackParame
         notification_email_3: email(2),
         backup_tag_key: text(&env.backup_tag_key),
         backup_tag_value: text(&env.backup_tag_value),
-        schedules: text(&crate::schedules::function_variable(&env.schedules)),
+        schedules: text(&crate::schedules::function_variable(
+            &env.schedules,
+            env.overdue_grace_hours,
+        )),
+        overdue_alarm_hours: text(
+            &crate::schedules::alarm_window_hours(&env.schedules, env.overdue_grace_hours)
+                .unwrap_or(0),
+        ),
         schedule_1_name: slot(0, |s| s.name.clone()),
         schedule_1_expression: slot(0, |s| s.expression.clone()),
         schedule_1_timezone: slot(0, |s| s.timezone.clone()),
         schedule_1_window: slot(0, window),
+        schedule_1_overdue_hours: overdue(0),
         schedule_2_name: slot(1, |s| s.name.clone()),
         schedule_2_expression: slot(1, |s| s.expression.clone()),
         schedule_2_timezone: slot(1, |s| s.timezone.clone()),
         schedule_2_window: slot(1, window),
+        schedule_2_overdue_hours: overdue(1),
         schedule_3_name: slot(2, |s| s.name.clone()),
         schedule_3_expression: slot(2, |s| s.expression.clone()),
         schedule_3_timezone: slot(2, |s| s.timezone.clone()),
         schedule_3_window: slot(2, window),
+        schedule_3_overdue_hours: overdue(2),
         schedule_4_name: slot(3, |s| s.name.clone()),
         schedule_4_expression: slot(3, |s| s.expression.clone()),
         schedule_4_timezone: slot(3, |s| s.timezone.clone()),
         schedule_4_window: slot(3, window),
+        schedule_4_overdue_hours: overdue(3),
         copies: text(&crate::config::copies_variable(&env.copies)),
         copy_1_region: copy_slot(env, 0, |c| c.region.clone()),
         copy_1_kms_key_arn: copy_slot(env, 0, kms_key_arn),

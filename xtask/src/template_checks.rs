@@ -534,6 +534,93 @@ fn copy_statements(t: &Value, n: usize) -> Vec<Value> {
 }
 
 #[test]
+fn each_schedule_has_a_dead_mans_switch_on_the_age_the_function_reports() {
+    let t = main_template();
+    assert_eq!(
+        show(&t["Conditions"]["HasOverdueAlarms"]),
+        "!Not [!Equals [!Ref OverdueAlarmHours, 0]]"
+    );
+    // What a run emits: one document per schedule under Deployment and Schedule.
+    let mut report = function::report::RunReport::new(
+        "d",
+        false,
+        function::model::Job::BackupAndCleanup,
+        String::new(),
+        time::OffsetDateTime::UNIX_EPOCH,
+    );
+    report.coverage = Some(function::coverage::Summary {
+        oldest_newest_hours: [("daily".to_owned(), 30)].into_iter().collect(),
+        ..Default::default()
+    });
+    let emitted = &report.schedule_metrics(0)[0];
+    let emf = &emitted["_aws"]["CloudWatchMetrics"][0];
+    for n in 1..=4 {
+        let alarm = resource(&t, &format!("Schedule{n}OverdueAlarm"));
+        let condition = show(&alarm["Condition"]);
+        if n == 1 {
+            assert_eq!(condition, "HasOverdueAlarms");
+        } else {
+            assert_eq!(condition, format!("Schedule{n}HasOverdueAlarm"));
+            assert_eq!(
+                show(&t["Conditions"][condition.as_str()]),
+                format!("!And [!Condition HasSchedule{n}, !Condition HasOverdueAlarms]")
+            );
+        }
+        let a = &alarm["Properties"];
+        assert_eq!(show(&a["Namespace"]), emf["Namespace"].as_str().unwrap());
+        assert_eq!(
+            show(&a["MetricName"]),
+            emf["Metrics"][0]["Name"].as_str().unwrap()
+        );
+        let dimensions: Vec<(String, String)> = a["Dimensions"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|d| (show(&d["Name"]), show(&d["Value"])))
+            .collect();
+        assert_eq!(
+            dimensions,
+            [
+                ("Deployment".to_owned(), "!Ref DeploymentName".to_owned()),
+                ("Schedule".to_owned(), format!("!Ref Schedule{n}Name")),
+            ]
+        );
+        assert_eq!(
+            emf["Dimensions"],
+            serde_json::json!([["Deployment", "Schedule"]])
+        );
+        assert_eq!(show(&a["Statistic"]), "Maximum");
+        assert_eq!(show(&a["Period"]), "3600");
+        assert_eq!(show(&a["EvaluationPeriods"]), "!Ref OverdueAlarmHours");
+        assert_eq!(show(&a["DatapointsToAlarm"]), "!Ref OverdueAlarmHours");
+        assert_eq!(
+            show(&a["Threshold"]),
+            format!("!Ref Schedule{n}OverdueHours")
+        );
+        assert_eq!(show(&a["ComparisonOperator"]), "GreaterThanThreshold");
+        assert_eq!(
+            show(&a["TreatMissingData"]),
+            "breaching",
+            "a function that stops reporting is the failure this alarm exists for"
+        );
+        assert_eq!(show(&a["AlarmActions"]), "[!Ref Topic]");
+        assert_eq!(show(&a["OKActions"]), "[!Ref Topic]");
+        assert_eq!(
+            show(&a["AlarmName"]),
+            format!("!Sub ${{DeploymentName}}-overdue-${{Schedule{n}Name}}")
+        );
+    }
+    let publishers = show(
+        &resource(&t, "TopicPolicy")["Properties"]["PolicyDocument"]["Statement"][0]["Condition"]["ArnLike"]
+            ["aws:SourceArn"],
+    );
+    assert!(
+        publishers.contains(":alarm:${DeploymentName}-overdue-*"),
+        "{publishers}"
+    );
+}
+
+#[test]
 fn restore_tests_make_only_tagged_volumes_from_own_snapshots_delete_only_those_and_alarm() {
     let t = main_template();
     assert_eq!(

@@ -149,7 +149,7 @@ async fn deploy_redeploy_change_status_invoke_destroy() {
     assert_eq!(vars["DEPLOYMENT"], STACK);
     assert_eq!(
         vars["SCHEDULES"],
-        r#"[{"name":"default","retention_days":7,"keep_last":1}]"#
+        r#"[{"name":"default","retention_days":7,"keep_last":1,"overdue_after_hours":27}]"#
     );
     assert!(vars["SNS_TOPIC_ARN"].ends_with(&format!(":{STACK}")));
     assert_eq!(
@@ -932,7 +932,7 @@ async fn a_stack_from_before_schedules_updates_without_losing_anything() {
     assert!(!vars.contains_key("RETENTION_DAYS"), "{vars:?}");
     assert_eq!(
         vars["SCHEDULES"],
-        r#"[{"name":"default","retention_days":7,"keep_last":1}]"#
+        r#"[{"name":"default","retention_days":7,"keep_last":1,"overdue_after_hours":27}]"#
     );
     let snapshots = ec2
         .describe_snapshots()

@@ -120,6 +120,7 @@ fn inventory_strategy() -> impl Strategy<Value = Inventory> {
                 instances,
                 snapshots,
                 existing_volumes: existing,
+                untagged: Vec::new(),
             }
         })
 }

@@ -108,6 +108,7 @@ fn inventory(instances: Vec<Instance>, snapshots: Vec<Snapshot>, existing: &[&st
         instances,
         snapshots,
         existing_volumes: existing.iter().map(|v| v.to_string()).collect(),
+        untagged: Vec::new(),
     }
 }
 

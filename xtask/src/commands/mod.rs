@@ -5,6 +5,7 @@
 pub mod bench;
 pub mod bootstrap;
 pub mod build;
+pub mod coverage;
 pub mod demo;
 pub mod deploy;
 pub mod destroy;

@@ -3,6 +3,7 @@
 //! edges only.
 
 pub mod bootstrap;
+pub mod coverage;
 pub mod deploy;
 pub mod destroy;
 #[cfg(test)]

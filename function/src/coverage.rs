@@ -1,0 +1,282 @@
+//! Coverage (pure): which of the region's instances are protected and how recently, which are
+//! overdue by their schedules' periods plus a grace, and which carry no backup tag at all.
+//! The function reports it in every backup run; `cargo xtask coverage` shows it per instance.
+
+use crate::model::{Instance, Policy, Snapshot, SnapshotState};
+use crate::tags;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use time::format_description::well_known::Rfc3339;
+use time::{Duration, OffsetDateTime};
+
+/// The instance states that count: an instance being terminated needs no backup.
+const LIVE_STATES: &[&str] = &["pending", "running", "stopping", "stopped"];
+/// The summary names at most this many instances of each kind; the counts stay whole.
+pub const MAX_NAMED: usize = 10;
+
+/// An instance without the backup tag key: not selected, and never asked about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Untagged {
+    pub id: String,
+    pub name: Option<String>,
+    pub state: String,
+}
+
+/// Where one instance stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    /// Every schedule's newest set is within its period plus the grace.
+    Protected,
+    /// A schedule's newest set is older than its period plus the grace.
+    Overdue,
+    /// Tagged, but no completed set yet (just tagged, or every backup failed).
+    NoBackupYet,
+    /// Carries the backup tag key with another value (e.g. `Backup=false`): left out on purpose.
+    OptedOut,
+    /// Carries no backup tag key.
+    Unprotected,
+}
+
+/// One schedule's newest completed set of an instance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Newest {
+    pub schedule: String,
+    /// When its run started (`created-at`); `None` when the instance has no set of it yet.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub at: Option<OffsetDateTime>,
+    /// When it became overdue, if it is.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub overdue_since: Option<OffsetDateTime>,
+}
+
+/// One instance's coverage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceCoverage {
+    pub id: String,
+    pub name: Option<String>,
+    pub state: String,
+    pub status: Status,
+    /// Per configured schedule, for a tagged instance.
+    pub newest: Vec<Newest>,
+    /// Volumes left out by `BackupExclude=true` (or all but the root with the boot volume
+    /// excluded, which is the configuration's, not the volume's: only tagged ones are listed).
+    pub excluded_volumes: Vec<String>,
+}
+
+/// The region's coverage.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Coverage {
+    /// Live instances, tagged ones first, each kind in id order.
+    pub instances: Vec<InstanceCoverage>,
+    /// Per schedule, the age in whole hours of the oldest "newest completed set" among the
+    /// tagged instances that have one; 0 when none has a set of it yet.
+    pub oldest_newest_hours: BTreeMap<String, i64>,
+}
+
+impl Coverage {
+    /// How many instances stand at `status`.
+    pub fn count(&self, status: Status) -> usize {
+        self.instances.iter().filter(|i| i.status == status).count()
+    }
+
+    /// The first `MAX_NAMED` instances at `status`.
+    pub fn named(&self, status: Status) -> Vec<&InstanceCoverage> {
+        self.instances
+            .iter()
+            .filter(|i| i.status == status)
+            .take(MAX_NAMED)
+            .collect()
+    }
+
+    /// The oldest newest-set age over every schedule, in hours.
+    pub fn oldest_hours(&self) -> i64 {
+        self.oldest_newest_hours
+            .values()
+            .copied()
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// The bounded summary a run reports.
+    pub fn summary(&self) -> Summary {
+        let ids = |status| {
+            self.named(status)
+                .iter()
+                .map(|i| i.id.clone())
+                .collect::<Vec<_>>()
+        };
+        Summary {
+            protected: self.count(Status::Protected),
+            overdue: self.count(Status::Overdue),
+            no_backup_yet: self.count(Status::NoBackupYet),
+            opted_out: self.count(Status::OptedOut),
+            unprotected: self.count(Status::Unprotected),
+            overdue_ids: ids(Status::Overdue),
+            no_backup_yet_ids: ids(Status::NoBackupYet),
+            unprotected_ids: ids(Status::Unprotected),
+            oldest_newest_hours: self.oldest_newest_hours.clone(),
+        }
+    }
+}
+
+/// What a run's summary says about coverage: the counts, and the first few of each kind.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Summary {
+    pub protected: usize,
+    pub overdue: usize,
+    pub no_backup_yet: usize,
+    pub opted_out: usize,
+    pub unprotected: usize,
+    pub overdue_ids: Vec<String>,
+    pub no_backup_yet_ids: Vec<String>,
+    pub unprotected_ids: Vec<String>,
+    pub oldest_newest_hours: BTreeMap<String, i64>,
+}
+
+fn made_at(snapshot: &Snapshot) -> OffsetDateTime {
+    snapshot
+        .tags
+        .get(tags::CREATED_AT)
+        .and_then(|value| OffsetDateTime::parse(value, &Rfc3339).ok())
+        .unwrap_or(snapshot.start_time)
+}
+
+/// Each instance's newest completed set per schedule: (instance, schedule) → its start.
+fn newest_sets(snapshots: &[Snapshot]) -> BTreeMap<(&str, &str), OffsetDateTime> {
+    // A set is completed when all its snapshots are.
+    let mut sets: BTreeMap<(&str, &str, OffsetDateTime), bool> = BTreeMap::new();
+    for snapshot in snapshots {
+        let Some(instance) = snapshot.tags.get(tags::INSTANCE_ID) else {
+            continue;
+        };
+        let key = (
+            instance.as_str(),
+            tags::schedule_of(&snapshot.tags),
+            made_at(snapshot),
+        );
+        let completed = snapshot.state == SnapshotState::Completed;
+        sets.entry(key)
+            .and_modify(|all| *all &= completed)
+            .or_insert(completed);
+    }
+    let mut newest = BTreeMap::new();
+    for ((instance, schedule, at), completed) in sets {
+        if completed {
+            // Sets come oldest first: a newer completed one replaces an older.
+            newest.insert((instance, schedule), at);
+        }
+    }
+    newest
+}
+
+/// The region's coverage at `now`: `instances` carry the backup tag key (as the inventory
+/// reads them), `untagged` do not; `snapshots` are this deployment's in the region. A schedule
+/// without `overdue_after_hours` is never overdue.
+pub fn assess(
+    instances: &[Instance],
+    untagged: &[Untagged],
+    snapshots: &[Snapshot],
+    policy: &Policy,
+    now: OffsetDateTime,
+) -> Coverage {
+    let newest = newest_sets(snapshots);
+    let mut coverage = Coverage::default();
+    for schedule in &policy.schedules {
+        coverage
+            .oldest_newest_hours
+            .insert(schedule.name.clone(), 0);
+    }
+    let mut tagged: Vec<&Instance> = instances
+        .iter()
+        .filter(|i| LIVE_STATES.contains(&i.state.as_str()))
+        .collect();
+    tagged.sort_by(|a, b| a.id.cmp(&b.id));
+    for instance in tagged {
+        let selected = instance
+            .tags
+            .get(&policy.backup_tag_key)
+            .is_some_and(|v| v.eq_ignore_ascii_case(&policy.backup_tag_value));
+        let base = InstanceCoverage {
+            id: instance.id.clone(),
+            name: instance.name().map(str::to_owned),
+            state: instance.state.clone(),
+            status: Status::OptedOut,
+            newest: Vec::new(),
+            excluded_volumes: instance
+                .volumes
+                .iter()
+                .filter(|v| {
+                    v.tags
+                        .get(tags::VOLUME_EXCLUDE)
+                        .is_some_and(|x| x.eq_ignore_ascii_case("true"))
+                })
+                .map(|v| v.volume_id.clone())
+                .collect(),
+        };
+        if !selected {
+            // A near miss of the key (`backup`) is no backup tag at all.
+            let status = if instance.tags.contains_key(&policy.backup_tag_key) {
+                Status::OptedOut
+            } else {
+                Status::Unprotected
+            };
+            coverage.instances.push(InstanceCoverage { status, ..base });
+            continue;
+        }
+        let mut entry = base;
+        for schedule in &policy.schedules {
+            let at = newest
+                .get(&(instance.id.as_str(), schedule.name.as_str()))
+                .copied();
+            let overdue_since = match (at, schedule.overdue_after_hours) {
+                (Some(at), Some(hours)) => {
+                    let due = at + Duration::hours(i64::from(hours));
+                    (due < now).then_some(due)
+                }
+                _ => None,
+            };
+            if let Some(at) = at {
+                let hours = (now - at).whole_hours().max(0);
+                let oldest = coverage
+                    .oldest_newest_hours
+                    .entry(schedule.name.clone())
+                    .or_insert(0);
+                *oldest = (*oldest).max(hours);
+            }
+            entry.newest.push(Newest {
+                schedule: schedule.name.clone(),
+                at,
+                overdue_since,
+            });
+        }
+        entry.status = if entry.newest.iter().all(|n| n.at.is_none()) {
+            Status::NoBackupYet
+        } else if entry.newest.iter().any(|n| n.overdue_since.is_some()) {
+            Status::Overdue
+        } else {
+            Status::Protected
+        };
+        coverage.instances.push(entry);
+    }
+    let mut others: Vec<&Untagged> = untagged
+        .iter()
+        .filter(|i| LIVE_STATES.contains(&i.state.as_str()))
+        .collect();
+    others.sort_by(|a, b| a.id.cmp(&b.id));
+    for other in others {
+        coverage.instances.push(InstanceCoverage {
+            id: other.id.clone(),
+            name: other.name.clone(),
+            state: other.state.clone(),
+            status: Status::Unprotected,
+            newest: Vec::new(),
+            excluded_volumes: Vec::new(),
+        });
+    }
+    coverage
+}
+
+#[cfg(test)]
+mod tests;
