@@ -175,6 +175,20 @@ pub fn readable(line: &str) -> String {
             .collect();
         return format!("  METRICS {}", figures.join(" "));
     }
+    // Lambda's own records in the JSON log format: `platform.start`, `platform.report`, ...
+    if let (Some(kind), Some(serde_json::Value::Object(record))) = (
+        fields
+            .get("type")
+            .and_then(|t| t.as_str())
+            .and_then(|t| t.strip_prefix("platform.")),
+        fields.get("record"),
+    ) {
+        let details: Vec<String> = record
+            .iter()
+            .map(|(k, v)| format!("{k}={}", text(v)))
+            .collect();
+        return format!("  {} {}", kind.to_uppercase(), details.join(" "));
+    }
     let level = fields.get("level").map(text).unwrap_or_default();
     let message = fields.get("message").map(text).unwrap_or_default();
     let rest: Vec<String> = fields
@@ -606,6 +620,13 @@ mod tests {
         assert_eq!(
             readable(&report),
             "  INFO  run summary  created=6 report=(500 bytes; --output json shows it)"
+        );
+        // Lambda's own records, as its JSON log format writes them to CloudWatch Logs.
+        assert_eq!(
+            readable(
+                r#"{"time":"2026-11-27T01:00:00.000Z","type":"platform.report","record":{"requestId":"r-1","status":"success"}}"#
+            ),
+            "  REPORT requestId=r-1 status=success"
         );
     }
 

@@ -91,6 +91,8 @@ enum Command {
     Restore(commands::restore::RestoreCmd),
     /// Show which instances are protected and when each was last backed up; exit 1 on --fail-on.
     Coverage(commands::coverage::CoverageCmd),
+    /// Print the function's log events, readable or raw, since a time, for a request, or followed.
+    Logs(commands::logs::LogsCmd),
 }
 
 fn run(command: Command) -> Result<ExitCode> {
@@ -112,6 +114,7 @@ fn run(command: Command) -> Result<ExitCode> {
         Command::Snapshots(cmd) => cmd.run(),
         Command::Restore(cmd) => cmd.run(),
         Command::Coverage(cmd) => cmd.run(),
+        Command::Logs(cmd) => cmd.run(),
     }
 }
 

@@ -22,6 +22,8 @@ const CI_MODULES: &[&str] = &[
     "commands/status.rs",
     "commands/coverage.rs",
     "lifecycle/coverage.rs",
+    "commands/logs.rs",
+    "lifecycle/logs.rs",
 ];
 
 /// The modules whose AWS calls `cargo xtask bootstrap` makes as the administrator (its own

@@ -11,6 +11,7 @@ pub mod deploy;
 pub mod destroy;
 pub mod emulator;
 pub mod invoke;
+pub mod logs;
 pub mod package;
 pub mod promote;
 pub mod render;

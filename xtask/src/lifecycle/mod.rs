@@ -9,4 +9,5 @@ pub mod destroy;
 #[cfg(test)]
 mod destroy_tests;
 pub mod invoke;
+pub mod logs;
 pub mod restore;
