@@ -93,6 +93,8 @@ enum Command {
     Coverage(commands::coverage::CoverageCmd),
     /// Print the function's log events, readable or raw, since a time, for a request, or followed.
     Logs(commands::logs::LogsCmd),
+    /// Detect changes made to the stack's resources outside CloudFormation; exit 1 when drifted.
+    Drift(commands::drift::DriftCmd),
 }
 
 fn run(command: Command) -> Result<ExitCode> {
@@ -115,6 +117,7 @@ fn run(command: Command) -> Result<ExitCode> {
         Command::Restore(cmd) => cmd.run(),
         Command::Coverage(cmd) => cmd.run(),
         Command::Logs(cmd) => cmd.run(),
+        Command::Drift(cmd) => cmd.run(),
     }
 }
 

@@ -24,6 +24,8 @@ const CI_MODULES: &[&str] = &[
     "lifecycle/coverage.rs",
     "commands/logs.rs",
     "lifecycle/logs.rs",
+    "commands/drift.rs",
+    "lifecycle/drift.rs",
 ];
 
 /// The modules whose AWS calls `cargo xtask bootstrap` makes as the administrator (its own

@@ -322,6 +322,64 @@ fn the_name_limits_checked_before_deploy_are_aws_own() {
     assert!(body.contains("Name: !Sub ${DeploymentName}-${Schedule1Name}"));
 }
 
+/// Read-handler permissions drift detection does not need from the deployer, and why.
+const NOT_FOR_DRIFT: &[(&str, &str)] = &[
+    (
+        "iam:PassRole",
+        "the events rule's read handler asks for it for targets with a role; the rule's only \
+         target is the function, with no role",
+    ),
+    (
+        "kms:Decrypt",
+        "the function's read handler asks for it for variables encrypted with a customer \
+         managed key; SmartVault's use Lambda's AWS managed key",
+    ),
+];
+
+/// `cargo xtask drift` runs DetectStackDrift with the deployer's credentials, and CloudFormation
+/// reads each resource with the caller's permissions: the deployer policy grants every read
+/// handler's permission of every resource type the main template declares, in every region an
+/// example environment uses, or says above why one does not apply.
+#[test]
+fn drift_detection_can_read_every_resource_of_the_stack_with_the_deployer_policy() {
+    let granted = crate::policy_checks::allowed_actions("deployer-policy.json");
+    let types = resource_types("smartvault.yaml");
+    let dir = schemas();
+    let mut missing = BTreeSet::new();
+    for region in regions() {
+        let provider = read_json(&dir.join("providers").join(format!("{region}.json")));
+        for t in &types {
+            let file = provider[t].as_str().unwrap();
+            let schema = read_json(&dir.join("resources").join(format!("{file}.json")));
+            for permission in schema["handlers"]["read"]["permissions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|p| p.as_str().unwrap())
+            {
+                if !granted.contains(permission)
+                    && !NOT_FOR_DRIFT
+                        .iter()
+                        .any(|(action, _)| *action == permission)
+                {
+                    missing.insert(format!("{permission} (read handler of {t} in {region})"));
+                }
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "docs/deployer-policy.json lacks what drift detection reads: {missing:?}"
+    );
+    for action in [
+        "cloudformation:DetectStackDrift",
+        "cloudformation:DescribeStackDriftDetectionStatus",
+        "cloudformation:DescribeStackResourceDrifts",
+    ] {
+        assert!(granted.contains(action), "{action}");
+    }
+}
+
 /// The documentation of one member of a shape in botocore's model of `service`.
 fn model_documentation(service: &str, shape: &str, member: &str) -> String {
     let site_packages = schemas().ancestors().nth(3).unwrap().to_owned();

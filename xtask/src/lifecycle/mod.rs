@@ -8,6 +8,7 @@ pub mod deploy;
 pub mod destroy;
 #[cfg(test)]
 mod destroy_tests;
+pub mod drift;
 pub mod invoke;
 pub mod logs;
 pub mod restore;
