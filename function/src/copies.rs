@@ -8,7 +8,6 @@ use crate::model::{
 use crate::plan::{self, Deletion, Skip, fit, format_time};
 use crate::tags;
 use std::collections::{BTreeMap, BTreeSet};
-use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
 
 /// The most copy regions one deployment has (as AWS Data Lifecycle Manager's cross-region
@@ -219,15 +218,6 @@ fn is_ours(copy: &Snapshot, policy: &Policy, home_region: &str) -> bool {
         && copy.tags.get(tags::SOURCE_REGION).map(String::as_str) == Some(home_region)
 }
 
-/// When the set a snapshot belongs to was made: its `created-at` tag, else its start time.
-fn made_at(snapshot: &Snapshot) -> OffsetDateTime {
-    snapshot
-        .tags
-        .get(tags::CREATED_AT)
-        .and_then(|value| OffsetDateTime::parse(value, &Rfc3339).ok())
-        .unwrap_or(snapshot.start_time)
-}
-
 /// Where a copy plan is made and what it may do.
 #[derive(Debug, Clone, Copy)]
 pub struct Scope<'a> {
@@ -343,7 +333,7 @@ fn plan_region(
         {
             continue;
         }
-        let key = (made_at(source), instance);
+        let key = (source.made_at(), instance);
         match source.state {
             SnapshotState::Completed => {}
             SnapshotState::Pending => {
@@ -357,7 +347,7 @@ fn plan_region(
         }
         // A copy that would expire at once is not worth its transfer.
         let keep = rule.rule_for(policy, schedule);
-        if made_at(source) + Duration::days(i64::from(keep.retention_days)) <= now {
+        if source.made_at() + Duration::days(i64::from(keep.retention_days)) <= now {
             continue;
         }
         sets.entry(key).or_default().push(source);
@@ -394,7 +384,7 @@ fn plan_region(
 fn request(source: &Snapshot, rule: &CopyRule, policy: &Policy, home_region: &str) -> CopyRequest {
     let schedule = tags::schedule_of(&source.tags).to_owned();
     let keep = rule.rule_for(policy, &schedule);
-    let made = made_at(source);
+    let made = source.made_at();
     let instance_id = source.tags.get(tags::INSTANCE_ID).cloned();
     let mut copy_tags = vec![
         (tags::MANAGED_BY.to_owned(), policy.deployment.clone()),

@@ -6,7 +6,6 @@ use crate::model::{Instance, Policy, Snapshot, SnapshotState};
 use crate::tags;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
 
 /// The instance states that count: an instance being terminated needs no backup.
@@ -135,14 +134,6 @@ pub struct Summary {
     pub oldest_newest_hours: BTreeMap<String, i64>,
 }
 
-fn made_at(snapshot: &Snapshot) -> OffsetDateTime {
-    snapshot
-        .tags
-        .get(tags::CREATED_AT)
-        .and_then(|value| OffsetDateTime::parse(value, &Rfc3339).ok())
-        .unwrap_or(snapshot.start_time)
-}
-
 /// Each instance's newest completed set per schedule: (instance, schedule) → its start.
 fn newest_sets(snapshots: &[Snapshot]) -> BTreeMap<(&str, &str), OffsetDateTime> {
     // A set is completed when all its snapshots are.
@@ -154,7 +145,7 @@ fn newest_sets(snapshots: &[Snapshot]) -> BTreeMap<(&str, &str), OffsetDateTime>
         let key = (
             instance.as_str(),
             tags::schedule_of(&snapshot.tags),
-            made_at(snapshot),
+            snapshot.made_at(),
         );
         let completed = snapshot.state == SnapshotState::Completed;
         sets.entry(key)

@@ -73,6 +73,19 @@ pub struct Snapshot {
     pub tags: Tags,
 }
 
+impl Snapshot {
+    /// When the set this snapshot belongs to was made: its `created-at` tag (the run's start,
+    /// shared by the whole set), else its own start time.
+    pub fn made_at(&self) -> OffsetDateTime {
+        self.tags
+            .get(crate::tags::CREATED_AT)
+            .and_then(|value| {
+                OffsetDateTime::parse(value, &time::format_description::well_known::Rfc3339).ok()
+            })
+            .unwrap_or(self.start_time)
+    }
+}
+
 /// Everything the planner needs to know about the account, read once per run.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Inventory {

@@ -10,7 +10,6 @@ use crate::tags;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 /// On every volume a restore test creates, from `CreateVolume` on: the deployment's name. The
 /// function may delete only volumes carrying it (IAM says so too).
@@ -91,25 +90,20 @@ pub struct Sample {
     pub candidates: usize,
 }
 
-fn made_at(snapshot: &Snapshot) -> Option<OffsetDateTime> {
-    snapshot
-        .tags
-        .get(tags::CREATED_AT)
-        .and_then(|value| OffsetDateTime::parse(value, &Rfc3339).ok())
-}
-
 /// Each instance's newest set whose snapshots are all completed, by instance id.
 fn newest_completed_sets(
     snapshots: &[Snapshot],
 ) -> BTreeMap<&str, (OffsetDateTime, Vec<&Snapshot>)> {
     let mut sets: BTreeMap<(&str, OffsetDateTime), Vec<&Snapshot>> = BTreeMap::new();
     for snapshot in snapshots {
-        let (Some(instance), Some(made)) =
-            (snapshot.tags.get(tags::INSTANCE_ID), made_at(snapshot))
-        else {
+        // Only SmartVault's sets: an instance id and the run's start on every snapshot.
+        let Some(instance) = snapshot.tags.get(tags::INSTANCE_ID) else {
             continue;
         };
-        sets.entry((instance.as_str(), made))
+        if !snapshot.tags.contains_key(tags::CREATED_AT) {
+            continue;
+        }
+        sets.entry((instance.as_str(), snapshot.made_at()))
             .or_default()
             .push(snapshot);
     }
