@@ -127,10 +127,22 @@ fn calls_in(module: &str, text: &str) -> BTreeSet<(String, String)> {
         }
     }
     for (client, prefix) in CLIENTS {
-        let needle = format!(".{client}.");
+        // `aws.ec2.describe_x(`, and in a module that takes a client as a parameter of the
+        // same name (`cloudformation: &Client`), `cloudformation.detect_stack_drift(`.
+        let as_parameter = compact.contains(&format!("{client}:&"));
+        let needle = format!("{client}.");
         let mut rest = compact.as_str();
         while let Some(at) = rest.find(&needle) {
+            let before = rest[..at].chars().next_back();
             rest = &rest[at + needle.len()..];
+            let counts = match before {
+                Some('.') => true,
+                Some(c) => as_parameter && !(c.is_alphanumeric() || c == '_'),
+                None => as_parameter,
+            };
+            if !counts {
+                continue;
+            }
             let operation: String = rest
                 .chars()
                 .take_while(|c| c.is_ascii_lowercase() || *c == '_')
@@ -300,6 +312,24 @@ fn snake_case_operations_map_to_iam_actions() {
     assert_eq!(
         actions_for("logs", "describe_log_groups"),
         ["logs:DescribeLogGroups"]
+    );
+}
+
+#[test]
+fn calls_through_a_client_parameter_are_found_and_longer_names_are_not() {
+    let found = calls_in(
+        "m.rs",
+        "fn f(cloudformation: &Client) { let s = cloudformation\n    .detect_stack_drift()\n    \
+         .send(); }\n\
+         aws.logs.filter_log_events();\n\
+         let x = my_ec2.describe_things();\n\
+         let _ = ec2.join();\n\
+         crate::lifecycle::logs::read(aws);",
+    );
+    let actions: Vec<&str> = found.iter().map(|(a, _)| a.as_str()).collect();
+    assert_eq!(
+        actions,
+        ["cloudformation:DetectStackDrift", "logs:FilterLogEvents"]
     );
 }
 

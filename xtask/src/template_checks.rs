@@ -991,6 +991,25 @@ fn the_deployer_may_pass_only_the_execution_role_and_only_to_cloudformation() {
         .iter()
         .filter(|s| s.to_string().contains("\"iam:"))
         .collect();
+    // Besides passing the execution role, only reading SmartVault's roles (drift detection
+    // reads each resource of the stack with the deployer's permissions).
+    let reads: Vec<&&serde_json::Value> = iam
+        .iter()
+        .filter(|s| s["Sid"] == "ReadStackRolesForDrift")
+        .collect();
+    assert_eq!(reads.len(), 1, "{iam:?}");
+    assert_eq!(reads[0]["Resource"], "arn:aws:iam::*:role/smartvault-*");
+    for action in reads[0]["Action"].as_array().unwrap() {
+        let action = action.as_str().unwrap();
+        assert!(
+            action.starts_with("iam:Get") || action.starts_with("iam:List"),
+            "{action} only reads"
+        );
+    }
+    let iam: Vec<&serde_json::Value> = iam
+        .into_iter()
+        .filter(|s| s["Sid"] != "ReadStackRolesForDrift")
+        .collect();
     assert_eq!(iam.len(), 1, "{iam:?}");
     assert_eq!(iam[0]["Action"], serde_json::json!(["iam:PassRole"]));
     assert_eq!(

@@ -642,7 +642,7 @@ async fn a_three_schedule_environment_deploys_and_shows_its_schedules() {
         .unwrap();
     assert_eq!(
         function.environment().unwrap().variables().unwrap()["SCHEDULES"],
-        r#"[{"name":"daily","retention_days":14,"keep_last":7},{"name":"weekly","retention_days":90,"keep_last":8},{"name":"monthly","retention_days":365,"keep_last":12}]"#
+        r#"[{"name":"daily","retention_days":14,"keep_last":7,"overdue_after_hours":29},{"name":"weekly","retention_days":90,"keep_last":8,"overdue_after_hours":172},{"name":"monthly","retention_days":365,"keep_last":12,"overdue_after_hours":748}]"#
     );
     let status = json(&xtask(
         &emulator,
@@ -877,7 +877,10 @@ async fn a_stack_from_before_schedules_updates_without_losing_anything() {
         // Only those the old template declares: no schedules, no copies, no restore test.
         .filter(|p| {
             p.parameter_key().is_some_and(|k| {
-                !k.starts_with("Schedule") && !k.starts_with("Cop") && !k.starts_with("Restore")
+                !k.starts_with("Schedule")
+                    && !k.starts_with("Cop")
+                    && !k.starts_with("Restore")
+                    && !k.starts_with("Overdue")
             })
         })
         .cloned()
