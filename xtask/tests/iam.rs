@@ -324,6 +324,18 @@ async fn the_deployer_and_the_function_hold_every_permission_they_use_and_no_mor
     json(&as_deployer(&[
         "invoke", "--env", "staging", "--output", "json",
     ]));
+    // The operations commands a cron job or CI runs: coverage reads the instances, volumes and
+    // snapshots; logs the function's log group.
+    let coverage = json(&as_deployer(&[
+        "coverage", "--env", "staging", "--output", "json",
+    ]));
+    assert_eq!(coverage["stack"], "smartvault-staging");
+    let logs = as_deployer(&["logs", "--env", "staging", "--output", "json"]);
+    assert!(
+        logs.status.success(),
+        "{}",
+        String::from_utf8_lossy(&logs.stderr)
+    );
 
     // Across accounts: B's administrator bootstraps B; B's CI deployer promotes staging (A) to
     // prod (B), reading A with the read-only profile, as the workflow's prod job does.
