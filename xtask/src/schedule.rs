@@ -254,6 +254,19 @@ pub fn fire_times(
     after: Timestamp,
     count: usize,
 ) -> Vec<ZonedDateTime> {
+    fire_times_until(expression, zone, after, None, count)
+}
+
+/// As [`fire_times`], stopping at `until` too (a year of a daily cron is 366 times, not the
+/// decades `count` alone would walk).
+pub fn fire_times_until(
+    expression: &str,
+    zone: &TimeZone,
+    after: Timestamp,
+    until: Option<Timestamp>,
+    count: usize,
+) -> Vec<ZonedDateTime> {
+    let within = |at: &Timestamp| until.is_none_or(|until| *at <= until);
     if let Some(inner) = expression
         .strip_prefix("rate(")
         .and_then(|s| s.strip_suffix(')'))
@@ -270,6 +283,7 @@ pub fn fire_times(
                 let offset = jiff::SignedDuration::from_secs(k * i64::from(value) * seconds);
                 after.checked_add(offset).ok()
             })
+            .take_while(within)
             .map(|at| at.to_zoned_datetime(zone.clone()))
             .collect();
     }
@@ -284,7 +298,9 @@ pub fn fire_times(
     let set = |index: usize| values(fields[index], &FIELDS[index]);
     let (minutes, hours, months, years) = (set(0), set(1), set(3), set(5));
     let start = after.to_zoned_datetime(zone.clone());
+    let last_date = until.map(|u| u.to_zoned_datetime(zone.clone()).date());
     let mut found: Vec<ZonedDateTime> = Vec::new();
+    let mut seen: std::collections::BTreeSet<Timestamp> = std::collections::BTreeSet::new();
     for year in years.iter().copied().filter(|y| *y >= start.year() as u32) {
         for month in months.iter().copied() {
             let Ok(first) = civil::Date::new(year as i16, month as i8, 1) else {
@@ -297,6 +313,11 @@ pub fn fire_times(
                 let Ok(date) = civil::Date::new(year as i16, month as i8, day) else {
                     continue;
                 };
+                if last_date.is_some_and(|last| date > last) {
+                    found.sort_by_key(ZonedDateTime::timestamp);
+                    found.retain(|f| within(&f.timestamp()));
+                    return found;
+                }
                 if date < start.date() || !day_matches(fields[2], fields[4], date) {
                     continue;
                 }
@@ -308,9 +329,7 @@ pub fn fire_times(
                         else {
                             continue;
                         };
-                        if zoned.timestamp() > after
-                            && !found.iter().any(|f| f.timestamp() == zoned.timestamp())
-                        {
+                        if zoned.timestamp() > after && seen.insert(zoned.timestamp()) {
                             found.push(zoned);
                         }
                     }
@@ -324,6 +343,7 @@ pub fn fire_times(
         }
     }
     found.sort_by_key(ZonedDateTime::timestamp);
+    found.retain(|f| within(&f.timestamp()));
     found
 }
 

@@ -103,12 +103,19 @@ impl Schedule {
         let until = now
             .checked_add(jiff::SignedDuration::from_hours(GAP_HORIZON_DAYS * 24))
             .unwrap_or(now);
-        let times: Vec<Timestamp> = self
-            .fire_times(now, GAP_HORIZON_FIRES)
-            .iter()
-            .map(jiff::ZonedDateTime::timestamp)
-            .take_while(|at| *at <= until)
-            .collect();
+        let times: Vec<Timestamp> = match TimeZone::get(&self.timezone) {
+            Ok(zone) => schedule::fire_times_until(
+                &self.expression,
+                &zone,
+                now,
+                Some(until),
+                GAP_HORIZON_FIRES,
+            ),
+            Err(_) => Vec::new(),
+        }
+        .iter()
+        .map(jiff::ZonedDateTime::timestamp)
+        .collect();
         let longest = times
             .windows(2)
             .map(|pair| pair[1].as_second() - pair[0].as_second())
@@ -601,6 +608,16 @@ mod tests {
             "171 hours is past CloudWatch's 7 days"
         );
         assert_eq!(alarm_window_hours(&[weekly], 0), Some(168));
+        // The look ahead stops at its end, not after `count` fires decades away.
+        let now = at("2026-11-27T00:00:00Z");
+        let until = now
+            .checked_add(jiff::SignedDuration::from_hours(240))
+            .unwrap();
+        for expression in ["cron(0 2 * * ? *)", "rate(1 day)"] {
+            let ten =
+                schedule::fire_times_until(expression, &TimeZone::UTC, now, Some(until), 20_000);
+            assert_eq!(ten.len(), 10, "{expression}");
+        }
     }
 
     #[test]
