@@ -166,9 +166,6 @@ pub async fn handle_until(
             event::EventError::unknown_schedule(name, &configured),
         ));
     }
-    if request.options.job == Job::RestoreTest && ctx.config.restore_test.is_none() {
-        return Err(FunctionError::InvalidEvent(EventError::no_restore_test()));
-    }
     let schedule = policy.rule_of_run(request.options.schedule.as_deref()).name;
     let dry_run = ctx.config.dry_run || request.dry_run;
     let mode = if dry_run { Mode::DryRun } else { Mode::Apply };
@@ -198,7 +195,8 @@ pub async fn handle_until(
     }
     if request.options.job == Job::RestoreTest {
         let deadline = deadline.map(execute::Deadline::new);
-        return restore_test_run(ctx, &request, report, mode, clock, deadline.as_ref()).await;
+        let run = (mode, clock, started);
+        return restore_test_run(ctx, &request, report, run, deadline.as_ref()).await;
     }
     let first_link = request.options.phase == Phase::FirstLink;
     // A run going on over several invocations marks the topic; a new run does not start a
@@ -390,8 +388,7 @@ pub async fn handle_until(
         // Embedded-metric-format lines must reach stdout as they are, not through the logger.
         let timestamp_ms =
             (now.unix_timestamp_nanos() / 1_000_000) as i64 + report.duration_ms as i64;
-        println!("{}", report.metrics(timestamp_ms));
-        for line in report.schedule_metrics(timestamp_ms) {
+        for line in report.metric_lines(timestamp_ms) {
             println!("{line}");
         }
     }
@@ -455,11 +452,10 @@ async fn restore_test_run(
     ctx: &Context,
     request: &Request,
     mut report: RunReport,
-    mode: Mode,
-    clock: OffsetDateTime,
+    (mode, clock, started): (Mode, OffsetDateTime, Instant),
     deadline: Option<&execute::Deadline>,
 ) -> Result<RunReport, FunctionError> {
-    let started = Instant::now();
+    // Refused before any AWS call, like any other event the deployment cannot serve.
     let Some(settings) = ctx.config.restore_test else {
         return Err(FunctionError::InvalidEvent(EventError::no_restore_test()));
     };
@@ -528,7 +524,9 @@ async fn finish(
     tracing::info!(job = %report.job, failed = totals.failed, report = %json, "run summary");
     if !report.dry_run {
         let timestamp_ms = (clock.unix_timestamp_nanos() / 1_000_000) as i64;
-        println!("{}", report.metrics(timestamp_ms));
+        for line in report.metric_lines(timestamp_ms) {
+            println!("{line}");
+        }
     }
     if publish_when == Publish::Always || totals.failed > 0 {
         publish(ctx, &report).await?;

@@ -584,6 +584,14 @@ impl RunReport {
         document
     }
 
+    /// Every embedded-metric line of the run: [`Self::metrics`], then
+    /// [`Self::schedule_metrics`].
+    pub fn metric_lines(&self, timestamp_ms: i64) -> Vec<serde_json::Value> {
+        std::iter::once(self.metrics(timestamp_ms))
+            .chain(self.schedule_metrics(timestamp_ms))
+            .collect()
+    }
+
     /// One embedded-metric document per schedule: `OldestBackupAgeHours` of that schedule,
     /// under the dimensions `Deployment` and `Schedule`, which the stack's overdue alarms
     /// watch. Every run that assessed coverage reports every schedule, so a schedule that
@@ -807,6 +815,11 @@ mod tests {
         assert!(names.contains("OverdueInstances"), "{names}");
         let per_schedule = covered.schedule_metrics(7);
         assert_eq!(per_schedule.len(), 2);
+        assert_eq!(
+            covered.metric_lines(7),
+            [vec![metrics.clone()], per_schedule.clone()].concat(),
+            "the run's line, then one per schedule"
+        );
         assert_eq!(per_schedule[0]["Schedule"], "daily");
         assert_eq!(per_schedule[0]["OldestBackupAgeHours"], 30);
         assert_eq!(

@@ -217,10 +217,15 @@ impl Environment {
     /// The function's policy for this environment, as its variables give it (the deployer's
     /// `coverage` judges instances as the function does).
     pub fn policy(&self) -> Result<fmodel::Policy, ConfigError> {
-        let vars = function_environment(self, "arn:aws:sns:us-east-1:123456789012:placeholder");
-        fconfig::Config::from_lookup(|var| vars.get(var).cloned())
+        self.function_config()
             .map(|config| config.policy)
             .map_err(|e| ConfigError(format!("environments.{}: {e}", self.name)))
+    }
+
+    /// The function's configuration as its variables give it (with a placeholder topic).
+    fn function_config(&self) -> Result<fconfig::Config, fconfig::ConfigError> {
+        let vars = function_environment(self, "arn:aws:sns:us-east-1:123456789012:placeholder");
+        fconfig::Config::from_lookup(|var| vars.get(var).cloned())
     }
 
     /// The next fire times of every schedule and of the restore test, as render and deploy
@@ -593,8 +598,7 @@ fn validate(file: &str, name: &str, raw: &RawEnvironment) -> Result<Environment,
     .map_err(|(key, problem)| key_error(&key, problem))?;
     // The function validates its variables again at cold start; refusing here what it would
     // refuse there keeps a bad value from ever being deployed.
-    let vars = function_environment(&env, "arn:aws:sns:us-east-1:123456789012:placeholder");
-    fconfig::Config::from_lookup(|var| vars.get(var).cloned())
+    env.function_config()
         .map_err(|e| ConfigError(format!("{file}: environments.{name}: {e}")))?;
     Ok(env)
 }
