@@ -817,7 +817,7 @@ mod tests {
         assert_eq!(per_schedule.len(), 2);
         assert_eq!(
             covered.metric_lines(7),
-            [vec![metrics.clone()], per_schedule.clone()].concat(),
+            [vec![metrics], per_schedule.clone()].concat(),
             "the run's line, then one per schedule"
         );
         assert_eq!(per_schedule[0]["Schedule"], "daily");
