@@ -19,6 +19,9 @@ where CloudFormation changes them: the stack's outputs (an output the new templa
 appears) and its role (the RoleARN given with the change set, which CloudFormation uses for the
 stack from then on). Both are set from the executed change set below.
 
+moto 5.2.5's UpdateStackSet leaves every stack instance's stack as it was created; it is
+updated below, as CloudFormation updates the instances.
+
 Usage: python fast_moto.py -H 127.0.0.1 -p PORT   (the arguments of moto_server)
 """
 
@@ -102,6 +105,50 @@ def update_termination_protection(self):
 
 
 CloudFormationResponse.update_termination_protection = update_termination_protection
+
+update_stack_set = CloudFormationBackend.update_stack_set
+
+
+def update_stack_set_as_aws(self, stackset_name, template, description, parameters, tags,
+                            admin_role, execution_role, accounts, regions, operation_id):
+    """UpdateStackSet, then the update of the instances' stacks, as CloudFormation does.
+
+    moto 5.2.5 stores the stack set's new template and parameters but leaves the stack of
+    every instance as it was created. AWS updates the instances in the accounts and regions
+    given, or all of them when none are given; so does this, through each account's and
+    region's own backend (self-managed instances; service-managed ones are moto's hidden
+    stacks, updated in place).
+    """
+    operation = update_stack_set(self, stackset_name, template, description, parameters, tags,
+                                 admin_role, execution_role, accounts, regions, operation_id)
+    from moto.cloudformation.models import cloudformation_backends
+
+    stackset = self.describe_stack_set(stackset_name)
+    for instance in stackset.stack_instances:
+        if accounts and instance.account_id not in accounts:
+            continue
+        if regions and instance.region_name not in regions:
+            continue
+        parameters_now = [
+            {"ParameterKey": key, "ParameterValue": value}
+            for key, value in stackset.parameters.items()
+        ]
+        if instance.permission_model == "SELF_MANAGED":
+            backend = cloudformation_backends[instance.account_id][instance.region_name]
+            backend.update_stack(
+                name=instance.stack.name,
+                template=stackset.template,
+                role_arn=None,
+                parameters=parameters_now,
+                tags=None,
+            )
+        else:
+            instance.stack.update(stackset.template, None, parameters=dict(stackset.parameters))
+        instance.template = stackset.template
+    return operation
+
+
+CloudFormationBackend.update_stack_set = update_stack_set_as_aws
 
 if __name__ == "__main__":
     moto.server.main(sys.argv[1:])

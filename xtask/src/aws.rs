@@ -120,6 +120,42 @@ impl Aws {
         }
     }
 
+    /// The same credentials in another region (an organization's target regions).
+    pub fn in_region(&self, region: &str) -> Self {
+        let sdk = self
+            .sdk
+            .to_builder()
+            .region(aws_config::Region::new(region.to_owned()))
+            .build();
+        let mut aws = Self::from_sdk(&sdk, region.to_owned());
+        aws.credentials_hint = self.credentials_hint.clone();
+        aws
+    }
+
+    /// Clients in `region` of another account, as `role_arn` assumed with these credentials
+    /// (an organization's member account, which destroy cleans up).
+    pub async fn assume(&self, role_arn: &str, session_name: &str, region: &str) -> Self {
+        let provider = aws_config::sts::AssumeRoleProvider::builder(role_arn)
+            .session_name(session_name)
+            .configure(&self.sdk)
+            .build()
+            .await;
+        let sdk = self
+            .sdk
+            .to_builder()
+            .region(aws_config::Region::new(region.to_owned()))
+            .credentials_provider(aws_sdk_sts::config::SharedCredentialsProvider::new(
+                provider,
+            ))
+            .build();
+        let mut aws = Self::from_sdk(&sdk, region.to_owned());
+        aws.credentials_hint = format!(
+            "check that {role_arn} exists and trusts the administrator account, and that these \
+             credentials may assume it (sts:AssumeRole)"
+        );
+        aws
+    }
+
     /// The caller's account id, checked against the expected one when the config names it.
     pub async fn check_account(&self, expected: Option<&str>) -> Result<String> {
         let identity = self

@@ -130,10 +130,22 @@ pub async fn create_stack(
     body: &str,
     tags: &BTreeMap<String, String>,
 ) -> Result<()> {
+    create_stack_with(aws, stack, body, &BTreeMap::new(), tags).await
+}
+
+/// Creates a stack with parameters, with the caller's own permissions (no change set).
+pub async fn create_stack_with(
+    aws: &Aws,
+    stack: &str,
+    body: &str,
+    parameters: &BTreeMap<String, String>,
+    tags: &BTreeMap<String, String>,
+) -> Result<()> {
     aws.cloudformation
         .create_stack()
         .stack_name(stack)
         .template_body(body)
+        .set_parameters(Some(cfn_parameters(parameters)))
         .capabilities(Capability::CapabilityNamedIam)
         .set_tags(Some(cfn_tags(tags)))
         .send()
@@ -141,6 +153,43 @@ pub async fn create_stack(
         .map_err(sdk_error)
         .with_context(|| format!("failed to create stack {stack}"))?;
     Ok(())
+}
+
+/// A stack's parameters exactly as CloudFormation holds them, by name.
+pub async fn raw_parameters(aws: &Aws, stack: &str) -> Result<BTreeMap<String, String>> {
+    let out = aws
+        .cloudformation
+        .describe_stacks()
+        .stack_name(stack)
+        .send()
+        .await
+        .map_err(sdk_error)
+        .with_context(|| format!("failed to describe stack {stack}"))?;
+    Ok(out
+        .stacks()
+        .iter()
+        .flat_map(|s| s.parameters())
+        .filter_map(|p| {
+            Some((
+                p.parameter_key()?.to_owned(),
+                p.parameter_value()?.to_owned(),
+            ))
+        })
+        .collect())
+}
+
+pub fn cfn_parameters(
+    parameters: &BTreeMap<String, String>,
+) -> Vec<aws_sdk_cloudformation::types::Parameter> {
+    parameters
+        .iter()
+        .map(|(k, v)| {
+            aws_sdk_cloudformation::types::Parameter::builder()
+                .parameter_key(k)
+                .parameter_value(v)
+                .build()
+        })
+        .collect()
 }
 
 fn cfn_tags(tags: &BTreeMap<String, String>) -> Vec<Tag> {

@@ -135,6 +135,7 @@ struct RawEnvironment {
     schedules: Option<Vec<crate::schedules::RawSchedule>>,
     copies: Option<Vec<RawCopy>>,
     restore_test: Option<crate::restore_test_config::RawRestoreTest>,
+    targets: Option<crate::targets::RawTargets>,
     overdue_grace_hours: Option<u32>,
     backup_tag_key: Option<String>,
     backup_tag_value: Option<String>,
@@ -189,6 +190,9 @@ pub struct Environment {
     pub copies: Vec<CopyRule>,
     /// The scheduled restore test, when there is one.
     pub restore_test: Option<crate::restore_test_config::RestoreTest>,
+    /// One stack set across accounts or organizational units and regions, administered from
+    /// this environment's account and region; `None` deploys one stack.
+    pub targets: Option<crate::targets::Targets>,
     /// Hours past a schedule's longest gap (and flexible window) before its newest set counts
     /// as overdue and its alarm fires.
     pub overdue_grace_hours: u32,
@@ -532,6 +536,7 @@ fn validate(file: &str, name: &str, raw: &RawEnvironment) -> Result<Environment,
         schedules,
         copies,
         restore_test: None,
+        targets: None,
         overdue_grace_hours: in_range(
             "overdue_grace_hours",
             raw.overdue_grace_hours,
@@ -596,6 +601,21 @@ fn validate(file: &str, name: &str, raw: &RawEnvironment) -> Result<Environment,
         jiff::Timestamp::now(),
     )
     .map_err(|(key, problem)| key_error(&key, problem))?;
+    if let Some(raw_targets) = &raw.targets {
+        env.targets = Some(
+            crate::targets::resolve(
+                raw_targets,
+                &crate::targets::Around {
+                    stack_name: &env.stack_name,
+                    region: &env.region,
+                    copy_regions: env.copies.iter().map(|c| c.region.as_str()).collect(),
+                    termination_protection: env.termination_protection,
+                    reserved_concurrency: env.reserved_concurrency,
+                },
+            )
+            .map_err(|(key, problem)| key_error(&key, problem))?,
+        );
+    }
     // The function validates its variables again at cold start; refusing here what it would
     // refuse there keeps a bad value from ever being deployed.
     env.function_config()

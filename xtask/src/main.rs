@@ -35,6 +35,8 @@ mod schedules;
 mod schema_checks;
 mod snapshots;
 mod stack;
+mod stacksets;
+mod targets;
 mod template;
 #[cfg(test)]
 mod template_checks;

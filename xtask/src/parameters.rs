@@ -46,6 +46,10 @@ stack_parameters! {
     /// The stack name, which names every resource and tags every snapshot.
     deployment_name => "DeploymentName",
     artifact_bucket => "ArtifactBucket",
+    /// `true` for a stack set: the bucket is `<ArtifactBucket>-<region>` in each region.
+    artifact_bucket_per_region => "ArtifactBucketPerRegion",
+    /// `false` for a stack set: its instances' accounts have no bootstrap boundary.
+    use_bootstrap_boundary => "UseBootstrapBoundary",
     artifact_key => "ArtifactKey",
     artifact_sha256 => "ArtifactSha256",
     smartvault_version => "SmartVaultVersion",

@@ -26,6 +26,8 @@ const CI_MODULES: &[&str] = &[
     "lifecycle/logs.rs",
     "commands/drift.rs",
     "lifecycle/drift.rs",
+    "stacksets.rs",
+    "lifecycle/organization.rs",
 ];
 
 /// The modules whose AWS calls `cargo xtask bootstrap` makes as the administrator (its own
@@ -55,6 +57,8 @@ const NOT_CI: &[(&str, &str)] = &[
 const THROUGH_THE_FUNCTION: &[(&str, &[&str])] = &[
     // Paced, bounded deletion (function/src/execute.rs), which destroy reuses.
     ("execute::delete_snapshots(", &["ec2:DeleteSnapshot"]),
+    // An organization's destroy assumes the member role in each target account.
+    (".assume(", &["sts:AssumeRole"]),
     // The function's inventory, which `coverage` reads as a backup run does.
     (
         "inventory::read(",

@@ -22,7 +22,7 @@ struct Principal {
     granted: fn() -> BTreeSet<String>,
 }
 
-const PRINCIPALS: [Principal; 2] = [
+const PRINCIPALS: [Principal; 4] = [
     Principal {
         template: "smartvault.yaml",
         policy: "the execution role's policy in templates/bootstrap.yaml",
@@ -35,17 +35,46 @@ const PRINCIPALS: [Principal; 2] = [
         section: "## The bootstrap administrator",
         granted: bootstrap_policy_actions,
     },
+    // A stack set's instance in an account of `targets.accounts`, made by the execution role
+    // of templates/stackset-roles.yaml.
+    Principal {
+        template: "smartvault.yaml",
+        policy: "the StackSet execution role's policy in templates/stackset-roles.yaml",
+        section: "## The StackSet execution role",
+        granted: stackset_execution_role_actions,
+    },
+    // An organization's artifact bucket in each target region, made by deploy.
+    Principal {
+        template: "organization.yaml",
+        policy: "docs/deployer-policy.json",
+        section: "## The deployer: an organization's artifact buckets",
+        granted: deployer_policy_actions,
+    },
 ];
 
 /// The actions the execution role's inline policy allows, read from the bootstrap template.
 pub(crate) fn execution_role_actions() -> BTreeSet<String> {
-    let body = crate::template::read_template("bootstrap.yaml").unwrap();
+    inline_policy_actions("bootstrap.yaml", "ExecutionRole")
+}
+
+/// The actions the StackSet execution role's inline policy allows.
+pub(crate) fn stackset_execution_role_actions() -> BTreeSet<String> {
+    inline_policy_actions("stackset-roles.yaml", "ExecutionRole")
+}
+
+/// The actions a role's one inline policy allows, read from a template.
+fn inline_policy_actions(template: &str, role: &str) -> BTreeSet<String> {
+    let body = crate::template::read_template(template).unwrap();
     let value: serde_norway::Value = serde_norway::from_str(&body).unwrap();
-    let policies = value["Resources"]["ExecutionRole"]["Properties"]["Policies"]
+    let policies = value["Resources"][role]["Properties"]["Policies"]
         .as_sequence()
         .unwrap();
     assert_eq!(policies.len(), 1, "one inline policy");
     crate::policy_checks::allowed_in(&crate::template::long_form(&policies[0]["PolicyDocument"]))
+}
+
+fn deployer_policy_actions() -> BTreeSet<String> {
+    crate::policy_checks::allowed_actions("deployer-policy.json")
 }
 
 fn bootstrap_policy_actions() -> BTreeSet<String> {
@@ -177,7 +206,7 @@ fn cloudformation_can_manage_every_resource_with_the_permissions_it_acts_with() 
         let cannot_apply = exceptions(principal.section);
         for (region, required) in required(principal.template) {
             assert!(
-                required.contains_key("AWS::IAM::Role"),
+                required.len() >= 2,
                 "{} was read: {:?}",
                 principal.template,
                 required.keys()
@@ -229,7 +258,7 @@ fn every_listed_exception_is_a_handler_permission_that_is_not_granted() {
 
 #[test]
 fn the_check_fails_on_a_removed_permission_or_a_new_resource_type() {
-    let [execution, administrator] = PRINCIPALS;
+    let [execution, administrator, ..] = PRINCIPALS;
     let granted = (execution.granted)();
     let cannot_apply = exceptions(execution.section);
     let (region, required) = required(execution.template).remove(0);

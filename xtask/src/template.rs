@@ -60,6 +60,10 @@ pub fn parameters(env: &Environment, artifact: &ArtifactLocation) -> StackParame
     StackParameters {
         deployment_name: text(&env.stack_name),
         artifact_bucket: text(&artifact.bucket),
+        // A stack set's instances read `<bucket>-<their region>` and, in accounts without a
+        // bootstrap stack, create their roles without its boundary.
+        artifact_bucket_per_region: text(&env.targets.is_some()),
+        use_bootstrap_boundary: text(&env.targets.is_none()),
         artifact_key: text(&artifact.key),
         artifact_sha256: text(&artifact.sha256),
         smartvault_version: text(&VERSION),

@@ -493,12 +493,22 @@ fn the_function_role_is_bounded_by_the_bootstrap_boundary_which_covers_what_it_d
         name,
         "!Sub smartvault-bootstrap-function-boundary-${AWS::Region}"
     );
+    // Every role the stack makes carries it, except in a stack set's instance, whose account
+    // has no bootstrap stack (the StackSet execution role makes those roles).
+    let bounded_by = format!(
+        "!If [HasBootstrapBoundary, !Sub arn:${{AWS::Partition}}:iam::${{AWS::AccountId}}:policy/{}, !Ref AWS::NoValue]",
+        name.trim_start_matches("!Sub ")
+    );
+    for logical in ["Role", "SchedulerRole"] {
+        assert_eq!(
+            show(&resource(&t, logical)["Properties"]["PermissionsBoundary"]),
+            bounded_by,
+            "{logical}"
+        );
+    }
     assert_eq!(
-        show(&role["Properties"]["PermissionsBoundary"]),
-        format!(
-            "!Sub arn:${{AWS::Partition}}:iam::${{AWS::AccountId}}:policy/{}",
-            name.trim_start_matches("!Sub ")
-        )
+        show(&t["Conditions"]["HasBootstrapBoundary"]),
+        "!Equals [!Ref UseBootstrapBoundary, true]"
     );
     // Whatever the function's policy allows, the boundary allows too, or the function would
     // be refused on AWS (the emulator evaluates no boundary).
@@ -1010,15 +1020,29 @@ fn the_deployer_may_pass_only_the_execution_role_and_only_to_cloudformation() {
         .into_iter()
         .filter(|s| s["Sid"] != "ReadStackRolesForDrift")
         .collect();
-    assert_eq!(iam.len(), 1, "{iam:?}");
-    assert_eq!(iam[0]["Action"], serde_json::json!(["iam:PassRole"]));
+    // Passing the execution role, and a stack set's administration role, only to
+    // CloudFormation.
+    assert_eq!(iam.len(), 2, "{iam:?}");
+    let passed: Vec<&serde_json::Value> = iam.iter().map(|s| &s["Resource"]).collect();
     assert_eq!(
-        iam[0]["Resource"],
-        "arn:aws:iam::*:role/smartvault-bootstrap-cfn-exec-*"
+        passed,
+        [
+            "arn:aws:iam::*:role/smartvault-bootstrap-cfn-exec-*",
+            "arn:aws:iam::*:role/smartvault-stackset-administration"
+        ]
     );
+    for statement in &iam {
+        assert_eq!(statement["Action"], serde_json::json!(["iam:PassRole"]));
+        assert_eq!(
+            statement["Condition"]["StringEquals"]["iam:PassedToService"],
+            "cloudformation.amazonaws.com"
+        );
+    }
+    let roles = crate::template::read_template("stackset-roles.yaml").unwrap();
+    let roles: Value = serde_norway::from_str(&roles).unwrap();
     assert_eq!(
-        iam[0]["Condition"]["StringEquals"]["iam:PassedToService"],
-        "cloudformation.amazonaws.com"
+        show(&resource(&roles, "AdministrationRole")["Properties"]["RoleName"]),
+        crate::targets::ADMINISTRATION_ROLE
     );
     // The role the bootstrap makes is the one that pattern names.
     let t = bootstrap_template();
@@ -1028,15 +1052,210 @@ fn the_deployer_may_pass_only_the_execution_role_and_only_to_cloudformation() {
     );
     // Nothing the stack's resources need beyond what deploy itself calls: CloudFormation acts
     // with the execution role.
-    for create in [
-        "iam:CreateRole",
-        "lambda:CreateFunction",
-        "sns:CreateTopic",
-        "s3:CreateBucket",
-    ] {
+    for create in ["iam:CreateRole", "lambda:CreateFunction", "sns:CreateTopic"] {
         assert!(
             !crate::policy_checks::allowed_actions("deployer-policy.json").contains(create),
             "{create}"
         );
     }
+    // The one bucket the deployer makes is an organization's artifact bucket
+    // (<stack>-<12-digit account>-<region>), never the bootstrap's or anyone else's.
+    let buckets: Vec<&serde_json::Value> = policy["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s.to_string().contains("\"s3:CreateBucket\""))
+        .collect();
+    assert_eq!(buckets.len(), 1);
+    let pattern = buckets[0]["Resource"].as_str().unwrap();
+    assert_eq!(pattern, "arn:aws:s3:::smartvault-*-????????????-*");
+    let bucket = |name: &str| iam_matches(pattern, &format!("arn:aws:s3:::{name}"));
+    assert!(bucket("smartvault-org-123456789012-eu-west-1"));
+    assert!(bucket("smartvault-org-prod-123456789012-ap-southeast-2"));
+    for other in [
+        "smartvault-bootstrap-artifactbucket-1x2y3z4w5v6u",
+        "smartvault-bootstrap-artifactbucket-1x2y3z4w5v6u7",
+        "smartvault-data",
+        "other-org-123456789012-eu-west-1",
+    ] {
+        assert!(!bucket(other), "{other}");
+    }
+}
+
+/// IAM's ARN matching: `*` any run of characters, `?` any one.
+fn iam_matches(pattern: &str, text: &str) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    // matched[j]: the pattern so far matches the first j characters of the text.
+    let mut matched = vec![false; t.len() + 1];
+    matched[0] = true;
+    for c in p {
+        let mut next = vec![false; t.len() + 1];
+        for j in 0..=t.len() {
+            next[j] = match c {
+                '*' => matched[j] || (j > 0 && next[j - 1]),
+                '?' => j > 0 && matched[j - 1],
+                c => j > 0 && matched[j - 1] && t[j - 1] == c,
+            };
+        }
+        matched = next;
+    }
+    matched[t.len()]
+}
+
+#[test]
+fn iam_matching_is_a_glob_of_star_and_question_mark() {
+    assert!(iam_matches("a*c", "abbbc") && iam_matches("a*c", "ac"));
+    assert!(iam_matches("a?c", "abc") && !iam_matches("a?c", "ac"));
+    assert!(!iam_matches("a*", "ba") && iam_matches("*", ""));
+}
+
+fn organization_template() -> Value {
+    serde_norway::from_str(&read_template("organization.yaml").unwrap()).unwrap()
+}
+
+fn targets(yaml: &str) -> crate::targets::Targets {
+    crate::targets::resolve(
+        &serde_norway::from_str(yaml).unwrap(),
+        &crate::targets::Around {
+            stack_name: "smartvault-org",
+            region: "us-east-1",
+            copy_regions: vec![],
+            termination_protection: false,
+            reserved_concurrency: None,
+        },
+    )
+    .unwrap()
+}
+
+/// moto's CloudFormation skips `AWS::S3::BucketPolicy`, so who may read an organization's
+/// artifacts is proven here: the organization (aws:PrincipalOrgID) or the listed accounts,
+/// read-only, the artifacts only, over TLS.
+#[test]
+fn the_organization_artifacts_are_readable_by_the_targets_only() {
+    let t = organization_template();
+    let policy = &resource(&t, "ArtifactBucketPolicy")["Properties"]["PolicyDocument"];
+    let statements = policy["Statement"].as_sequence().unwrap();
+    assert_eq!(statements.len(), 2);
+    let tls = &statements[0];
+    assert_eq!(show(&tls["Effect"]), "Deny");
+    assert_eq!(
+        show(&tls["Condition"]["Bool"]["aws:SecureTransport"]),
+        "false"
+    );
+    let read = &statements[1];
+    assert_eq!(show(&read["Sid"]), "TargetsReadArtifacts");
+    assert_eq!(show(&read["Effect"]), "Allow");
+    assert_eq!(
+        actions(read),
+        BTreeSet::from(["s3:GetObject".to_owned(), "s3:GetObjectVersion".to_owned()])
+    );
+    assert_eq!(
+        show(&read["Resource"]),
+        "!Sub ${ArtifactBucket.Arn}/artifacts/*"
+    );
+    // With an organization: anyone in it, and only in it; without: the listed accounts.
+    assert_eq!(
+        show(&read["Principal"]),
+        "!If [ReadByOrganization, *, AWS: !Ref ReaderAccounts]"
+    );
+    assert_eq!(
+        show(&read["Condition"]),
+        "!If [ReadByOrganization, StringEquals:\n  aws:PrincipalOrgID: !Ref OrganizationId, !Ref AWS::NoValue]"
+    );
+    assert_eq!(
+        show(&t["Conditions"]["ReadByOrganization"]),
+        "!Not [!Equals [!Ref OrganizationId, ]]"
+    );
+    // What deploy passes: the organization for units; the accounts without one.
+    let units = targets(
+        "organizational_units: [ou-ab12-cdef3456]\norganization_id: o-a1b2c3d4e5\n\
+         member_role: OrganizationAccountAccessRole\nregions: [us-east-1]",
+    );
+    let parameters = crate::lifecycle::organization::artifact_parameters(&units, "p");
+    assert_eq!(parameters["OrganizationId"], "o-a1b2c3d4e5");
+    assert_eq!(parameters["ReaderAccounts"], "");
+    let accounts = targets("accounts: ['111111111111', '222222222222']\nregions: [us-east-1]");
+    let parameters = crate::lifecycle::organization::artifact_parameters(&accounts, "p");
+    assert_eq!(parameters["OrganizationId"], "");
+    assert_eq!(parameters["ReaderAccounts"], "111111111111,222222222222");
+    // The bucket is found in every region by the name the main template derives.
+    let bucket = resource(&t, "ArtifactBucket");
+    assert_eq!(
+        show(&bucket["Properties"]["BucketName"]),
+        "!Sub ${BucketPrefix}-${AWS::Region}"
+    );
+    let main = main_template();
+    assert_eq!(
+        show(&resource(&main, "Function")["Properties"]["Code"]["S3Bucket"]),
+        "!If [ArtifactsPerRegion, !Sub ${ArtifactBucket}-${AWS::Region}, !Ref ArtifactBucket]"
+    );
+    for (key, value) in [
+        ("PublicAccessBlockConfiguration", "BlockPublicPolicy"),
+        ("PublicAccessBlockConfiguration", "RestrictPublicBuckets"),
+    ] {
+        assert_eq!(show(&bucket["Properties"][key][value]), "true");
+    }
+}
+
+/// The StackSet roles: CloudFormation in the administrator account assumes only the
+/// execution role; the execution role trusts only the administrator account, and the
+/// deployer's destroy may assume it (the default member role).
+#[test]
+fn the_stackset_roles_trust_only_the_administrator_account() {
+    let t: Value = serde_norway::from_str(&read_template("stackset-roles.yaml").unwrap()).unwrap();
+    let admin = resource(&t, "AdministrationRole");
+    assert_eq!(show(&admin["Condition"]), "IsAdministrator");
+    let trust = &admin["Properties"]["AssumeRolePolicyDocument"]["Statement"][0];
+    assert_eq!(
+        show(&trust["Principal"]["Service"]),
+        "cloudformation.amazonaws.com"
+    );
+    assert_eq!(
+        show(&trust["Condition"]["StringEquals"]["aws:SourceAccount"]),
+        "!Ref AdministratorAccount"
+    );
+    let assumes = statements(admin);
+    assert_eq!(assumes.len(), 1);
+    assert_eq!(
+        show(&assumes[0]["Resource"]),
+        format!(
+            "!Sub arn:${{AWS::Partition}}:iam::*:role/{}",
+            crate::targets::EXECUTION_ROLE
+        )
+    );
+    let execution = resource(&t, "ExecutionRole");
+    assert_eq!(
+        show(&execution["Properties"]["RoleName"]),
+        crate::targets::EXECUTION_ROLE
+    );
+    let trust = &execution["Properties"]["AssumeRolePolicyDocument"]["Statement"];
+    assert_eq!(trust.as_sequence().unwrap().len(), 1);
+    assert_eq!(
+        show(&trust[0]["Principal"]["AWS"]),
+        "!Sub arn:${AWS::Partition}:iam::${AdministratorAccount}:root"
+    );
+    // Deleting only what SmartVault made, by its tags.
+    let all = statements(execution);
+    let by_sid = |sid: &str| {
+        all.iter()
+            .find(|s| show(&s["Sid"]) == sid)
+            .unwrap_or_else(|| panic!("no {sid}"))
+    };
+    assert_eq!(
+        show(
+            &by_sid("DeleteSmartVaultSnapshots")["Condition"]["StringLike"]["aws:ResourceTag/smartvault:managed-by"]
+        ),
+        "smartvault-*"
+    );
+    assert_eq!(
+        show(
+            &by_sid("DeleteRestoreTestVolumes")["Condition"]["StringLike"]["aws:ResourceTag/smartvault:restore-test"]
+        ),
+        "smartvault-*"
+    );
+    // The stack instances' roles are named after their stacks (StackSet-<stack set>-...).
+    assert_eq!(
+        show(&by_sid("ManageRoles")["Resource"]),
+        "!Sub arn:${AWS::Partition}:iam::${AWS::AccountId}:role/StackSet-smartvault-*"
+    );
 }

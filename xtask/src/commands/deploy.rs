@@ -1,8 +1,10 @@
-//! `cargo xtask deploy`: builds (or takes) the artifact and deploys it to an environment.
+//! `cargo xtask deploy`: builds (or takes) the artifact and deploys it to an environment: its
+//! stack, or with `targets:` its stack set across accounts and regions.
 
 use super::EnvArgs;
 use crate::aws::{Connection, with_aws};
 use crate::lifecycle::deploy::deploy;
+use crate::lifecycle::organization;
 use crate::output::Output;
 use anyhow::Result;
 use std::path::PathBuf;
@@ -36,6 +38,14 @@ impl Deploy {
             }
             None => crate::package::package(&crate::build::build(env.architecture)?)?,
         };
+        if let Some(targets) = &env.targets {
+            let result = with_aws(&self.connection, &env.region, &env.access, async |aws| {
+                organization::deploy(aws, &env, targets, &artifact, self.yes, self.output).await
+            })?;
+            self.output
+                .result(&result, organization::DeployResult::print)?;
+            return Ok(ExitCode::SUCCESS);
+        }
         let result = with_aws(&self.connection, &env.region, &env.access, async |aws| {
             deploy(aws, &env, &artifact, self.yes, self.output).await
         })?;

@@ -4,6 +4,7 @@
 use super::EnvArgs;
 use crate::aws::{Connection, with_aws};
 use crate::lifecycle::destroy::{Snapshots, destroy};
+use crate::lifecycle::organization;
 use crate::output::Output;
 use anyhow::Result;
 use std::process::ExitCode;
@@ -21,6 +22,10 @@ pub struct Destroy {
     /// Keep the snapshots this deployment made.
     #[arg(long)]
     keep_snapshots: bool,
+    /// An organization's environment: remove only the stack instances no longer in
+    /// `targets:` (and what their functions made), keeping the stack set.
+    #[arg(long)]
+    untargeted: bool,
     #[arg(long, value_enum, default_value = "text")]
     output: Output,
 }
@@ -33,6 +38,17 @@ impl Destroy {
         } else {
             Snapshots::Delete
         };
+        if let Some(targets) = &env.targets {
+            return self.run_organization(&env, targets, snapshots);
+        }
+        if self.untargeted {
+            return Err(crate::config::ConfigError(format!(
+                "--untargeted applies to an environment with `targets:`; {} deploys one stack, \
+                 so destroy it without --untargeted",
+                env.name
+            ))
+            .into());
+        }
         let result = with_aws(&self.connection, &env.region, &env.access, async |aws| {
             destroy(aws, &env, self.yes, snapshots, self.output).await
         })?;
@@ -56,6 +72,55 @@ impl Destroy {
         eprintln!(
             "error: destroy of {} did not finish; {} failure(s):",
             result.stack,
+            result.failures.len()
+        );
+        for failure in &result.failures {
+            eprintln!("  {failure}");
+        }
+        Ok(ExitCode::FAILURE)
+    }
+
+    fn run_organization(
+        &self,
+        env: &crate::config::Environment,
+        targets: &crate::targets::Targets,
+        snapshots: Snapshots,
+    ) -> Result<ExitCode> {
+        let scope = if self.untargeted {
+            organization::Scope::Untargeted
+        } else {
+            organization::Scope::All
+        };
+        let result = with_aws(&self.connection, &env.region, &env.access, async |aws| {
+            organization::destroy(aws, env, targets, self.yes, snapshots, scope, self.output).await
+        })?;
+        self.output.result(&result, |r| {
+            let deleted: usize = r.members.values().map(|m| m.snapshots_deleted.len()).sum();
+            let copies: usize = r.members.values().map(|m| m.copies_deleted.len()).sum();
+            println!(
+                "{} {}: {} stack instance(s) deleted, {deleted} snapshots and {copies} copies \
+                 deleted in the member accounts, stack set {}, {} artifact bucket(s) removed",
+                if r.failures.is_empty() {
+                    "destroyed"
+                } else {
+                    "partly destroyed"
+                },
+                r.stack_set,
+                r.instances_deleted.len(),
+                if r.stack_set_deleted {
+                    "deleted"
+                } else {
+                    "kept"
+                },
+                r.artifact_stacks_deleted.len()
+            );
+        })?;
+        if result.failures.is_empty() {
+            return Ok(ExitCode::SUCCESS);
+        }
+        eprintln!(
+            "error: destroy of {} did not finish; {} failure(s):",
+            result.stack_set,
             result.failures.len()
         );
         for failure in &result.failures {

@@ -67,7 +67,10 @@ impl Promote {
             )
             .await
         })?;
-        self.output.result(&result, |r| r.deploy.print(&target))?;
+        self.output.result(&result, |r| match &r.deploy {
+            Deployed::Stack(deployed) => deployed.print(&target),
+            Deployed::StackSet(deployed) => deployed.print(),
+        })?;
         Ok(ExitCode::SUCCESS)
     }
 }
@@ -80,7 +83,15 @@ pub struct PromoteResult {
     pub source_stack: String,
     pub source_status: String,
     pub artifact_sha256: String,
-    pub deploy: DeployResult,
+    pub deploy: Deployed,
+}
+
+/// The target's deploy: its stack, or its stack set for an environment with `targets:`.
+#[derive(Debug, serde::Serialize)]
+#[serde(untagged)]
+pub enum Deployed {
+    Stack(DeployResult),
+    StackSet(crate::lifecycle::organization::DeployResult),
 }
 
 /// The artifact a source stack runs, from its parameters.
@@ -134,6 +145,14 @@ async fn promote(
             from.architecture.lambda_name(),
             to.name,
             to.architecture.lambda_name()
+        );
+    }
+    if from.targets.is_some() {
+        bail!(
+            "{} is an organization's environment (`targets:`); promote from the single-account \
+             environment its artifact came from, e.g. `cargo xtask promote --from staging --to {}`",
+            from.name,
+            from.name
         );
     }
     // Both guards before anything changes.
@@ -190,7 +209,13 @@ async fn promote(
     };
     // Deploy copies the artifact into the target's bucket when it is not already there (another
     // account or region), with the target's credentials, and verifies the bytes there.
-    let deploy = deploy(target_aws, to, &artifact, yes, output).await?;
+    let deploy = match &to.targets {
+        Some(targets) => Deployed::StackSet(
+            crate::lifecycle::organization::deploy(target_aws, to, targets, &artifact, yes, output)
+                .await?,
+        ),
+        None => Deployed::Stack(deploy(target_aws, to, &artifact, yes, output).await?),
+    };
     Ok(PromoteResult {
         from: from.name.clone(),
         to: to.name.clone(),

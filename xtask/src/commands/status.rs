@@ -1,4 +1,5 @@
-//! `cargo xtask status`: the stack's state, the artifact it runs, and its snapshots.
+//! `cargo xtask status`: the stack's state, the artifact it runs, and its snapshots; for an
+//! organization's environment, every stack instance and the artifact each runs.
 
 use super::EnvArgs;
 use crate::aws::{Connection, with_aws};
@@ -24,6 +25,15 @@ pub struct StatusCmd {
 impl StatusCmd {
     pub fn run(self) -> Result<ExitCode> {
         let env = self.env.load()?;
+        if let Some(targets) = &env.targets {
+            let status = with_aws(&self.connection, &env.region, &env.access, async |aws| {
+                aws.check_account(env.account_id.as_deref()).await?;
+                crate::lifecycle::organization::status(aws, &env, targets).await
+            })?;
+            self.output
+                .result(&status, crate::lifecycle::organization::Status::print)?;
+            return Ok(ExitCode::SUCCESS);
+        }
         let status = with_aws(&self.connection, &env.region, &env.access, async |aws| {
             // Another account's answer would read as "not deployed".
             aws.check_account(env.account_id.as_deref()).await?;

@@ -11,4 +11,5 @@ mod destroy_tests;
 pub mod drift;
 pub mod invoke;
 pub mod logs;
+pub mod organization;
 pub mod restore;

@@ -1,0 +1,633 @@
+//! The CloudFormation StackSets edge: one stack set, its stack instances and its operations,
+//! read and changed as the administrator (or a delegated administrator) with every page read.
+
+use crate::aws::{Aws, sdk_error};
+use crate::output::Output;
+use crate::parameters::StackParameters;
+use crate::targets::{Deployment, RegionConcurrency, Targets};
+use anyhow::{Context, Result, bail};
+use aws_sdk_cloudformation::error::ProvideErrorMetadata;
+use aws_sdk_cloudformation::types::{
+    AutoDeployment, CallAs, Capability, DeploymentTargets, Parameter, PermissionModels,
+    RegionConcurrencyType, StackSetOperationPreferences, Tag,
+};
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+/// How often an operation's progress is read.
+const POLL: Duration = Duration::from_secs(2);
+/// StackSets allows 2,160 minutes (36 hours) for an operation; deploy waits as long.
+const MAX_WAIT: Duration = Duration::from_secs(36 * 3600);
+
+/// A stack set as deploy and status use it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct StackSetView {
+    pub name: String,
+    pub id: String,
+    pub status: String,
+    pub permission_model: String,
+    pub parameters: StackParameters,
+    #[serde(skip)]
+    pub template_body: String,
+}
+
+/// One stack instance: an account and region the stack set deploys to.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct InstanceView {
+    pub account: String,
+    pub region: String,
+    /// `CURRENT`, `OUTDATED` or `INOPERABLE`.
+    pub status: String,
+    /// `SUCCEEDED`, `FAILED`, `PENDING`, `RUNNING`, `CANCELLED`, ...
+    pub detailed_status: String,
+    pub reason: Option<String>,
+    /// `IN_SYNC`, `DRIFTED`, `NOT_CHECKED` or `UNKNOWN`; `None` when never reported.
+    pub drift: Option<String>,
+    pub organizational_unit: Option<String>,
+    pub stack_id: Option<String>,
+}
+
+/// One account and region's part in an operation.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct OperationResult {
+    pub account: String,
+    pub region: String,
+    pub status: String,
+    pub reason: Option<String>,
+}
+
+/// How an operation ended.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Operation {
+    pub id: String,
+    pub action: String,
+    pub status: String,
+    pub reason: Option<String>,
+    pub results: Vec<OperationResult>,
+}
+
+impl Operation {
+    pub fn succeeded(&self) -> bool {
+        self.status == "SUCCEEDED"
+    }
+
+    /// The accounts and regions that failed, each with CloudFormation's reason.
+    pub fn failures(&self) -> Vec<String> {
+        self.results
+            .iter()
+            .filter(|r| r.status != "SUCCEEDED")
+            .map(|r| {
+                format!(
+                    "{}/{}: {}: {}",
+                    r.account,
+                    r.region,
+                    r.status,
+                    r.reason.as_deref().unwrap_or("no reason given")
+                )
+            })
+            .collect()
+    }
+}
+
+/// What a create or update of the stack set sends.
+pub struct Definition<'a> {
+    pub name: &'a str,
+    pub body: &'a str,
+    pub parameters: &'a BTreeMap<String, String>,
+    pub tags: &'a BTreeMap<String, String>,
+    pub description: String,
+    pub targets: &'a Targets,
+    /// The administrator account's administration role, for self-managed stack sets.
+    pub administration_role_arn: Option<String>,
+}
+
+fn call_as(targets: &Targets) -> CallAs {
+    if targets.delegated_admin() {
+        CallAs::DelegatedAdmin
+    } else {
+        CallAs::SelfValue
+    }
+}
+
+/// The rollout settings every operation is sent with.
+pub fn preferences(targets: &Targets) -> StackSetOperationPreferences {
+    StackSetOperationPreferences::builder()
+        .set_region_order(Some(targets.regions.clone()))
+        .region_concurrency_type(match targets.region_concurrency {
+            RegionConcurrency::Sequential => RegionConcurrencyType::Sequential,
+            RegionConcurrency::Parallel => RegionConcurrencyType::Parallel,
+        })
+        .max_concurrent_count(i32::try_from(targets.max_concurrent_accounts).unwrap_or(i32::MAX))
+        .failure_tolerance_count(i32::try_from(targets.failure_tolerance).unwrap_or(i32::MAX))
+        .build()
+}
+
+/// The accounts of an instance operation of a self-managed stack set (`Accounts`, which
+/// AWS takes for self-managed stack sets as it takes `DeploymentTargets.Accounts`).
+fn self_managed(targets: &Targets, accounts: &[String]) -> Option<Vec<String>> {
+    (!targets.service_managed()).then(|| accounts.to_vec())
+}
+
+/// The organizational units of an instance operation of a service-managed stack set.
+fn service_managed(targets: &Targets) -> Option<DeploymentTargets> {
+    match &targets.deployment {
+        Deployment::Accounts { .. } => None,
+        Deployment::OrganizationalUnits { units, .. } => Some(
+            DeploymentTargets::builder()
+                .set_organizational_unit_ids(Some(units.clone()))
+                .build(),
+        ),
+    }
+}
+
+fn cfn_parameters(parameters: &BTreeMap<String, String>) -> Vec<Parameter> {
+    parameters
+        .iter()
+        .map(|(k, v)| {
+            Parameter::builder()
+                .parameter_key(k)
+                .parameter_value(v)
+                .build()
+        })
+        .collect()
+}
+
+fn cfn_tags(tags: &BTreeMap<String, String>) -> Vec<Tag> {
+    tags.iter()
+        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+        .collect()
+}
+
+/// The stack set, or `None` when it does not exist (or was deleted).
+pub async fn describe(aws: &Aws, name: &str, targets: &Targets) -> Result<Option<StackSetView>> {
+    match aws
+        .cloudformation
+        .describe_stack_set()
+        .stack_set_name(name)
+        .call_as(call_as(targets))
+        .send()
+        .await
+    {
+        Ok(out) => {
+            let Some(set) = out.stack_set() else {
+                return Ok(None);
+            };
+            let status = set
+                .status()
+                .map(|s| s.as_str().to_owned())
+                .unwrap_or_default();
+            if status == "DELETED" {
+                return Ok(None);
+            }
+            Ok(Some(StackSetView {
+                name: name.to_owned(),
+                id: set.stack_set_id().unwrap_or_default().to_owned(),
+                status,
+                permission_model: set
+                    .permission_model()
+                    .map(|p| p.as_str().to_owned())
+                    .unwrap_or_default(),
+                template_body: set.template_body().unwrap_or_default().to_owned(),
+                parameters: StackParameters::from_cfn(set.parameters().iter().map(|p| {
+                    (
+                        p.parameter_key().unwrap_or_default(),
+                        p.parameter_value().unwrap_or_default(),
+                    )
+                })),
+            }))
+        }
+        Err(error) if error.code() == Some("StackSetNotFoundException") => Ok(None),
+        Err(error) => {
+            Err(sdk_error(error)).with_context(|| format!("failed to read stack set {name}"))
+        }
+    }
+}
+
+/// Creates the stack set (no instances yet).
+pub async fn create(aws: &Aws, definition: &Definition<'_>) -> Result<()> {
+    let targets = definition.targets;
+    let mut request = aws
+        .cloudformation
+        .create_stack_set()
+        .stack_set_name(definition.name)
+        .description(&definition.description)
+        .template_body(definition.body)
+        .set_parameters(Some(cfn_parameters(definition.parameters)))
+        .set_tags(Some(cfn_tags(definition.tags)))
+        .capabilities(Capability::CapabilityIam)
+        .call_as(call_as(targets));
+    request = match &targets.deployment {
+        Deployment::Accounts { execution_role, .. } => request
+            .permission_model(PermissionModels::SelfManaged)
+            .set_administration_role_arn(definition.administration_role_arn.clone())
+            .execution_role_name(execution_role),
+        Deployment::OrganizationalUnits {
+            auto_deployment,
+            retain_stacks_on_account_removal,
+            ..
+        } => request
+            .permission_model(PermissionModels::ServiceManaged)
+            .auto_deployment(
+                AutoDeployment::builder()
+                    .enabled(*auto_deployment)
+                    .set_retain_stacks_on_account_removal(
+                        auto_deployment.then_some(*retain_stacks_on_account_removal),
+                    )
+                    .build(),
+            ),
+    };
+    request
+        .send()
+        .await
+        .map_err(sdk_error)
+        .with_context(|| format!("failed to create stack set {}", definition.name))?;
+    Ok(())
+}
+
+/// Updates the template, parameters and tags of the stack set and of every stack instance;
+/// returns the operation's id.
+pub async fn update(aws: &Aws, definition: &Definition<'_>) -> Result<String> {
+    let targets = definition.targets;
+    let mut request = aws
+        .cloudformation
+        .update_stack_set()
+        .stack_set_name(definition.name)
+        .description(&definition.description)
+        .template_body(definition.body)
+        .set_parameters(Some(cfn_parameters(definition.parameters)))
+        .set_tags(Some(cfn_tags(definition.tags)))
+        .capabilities(Capability::CapabilityIam)
+        .operation_preferences(preferences(targets))
+        .call_as(call_as(targets));
+    request = match &targets.deployment {
+        Deployment::Accounts { execution_role, .. } => request
+            .permission_model(PermissionModels::SelfManaged)
+            .set_administration_role_arn(definition.administration_role_arn.clone())
+            .execution_role_name(execution_role),
+        Deployment::OrganizationalUnits {
+            auto_deployment,
+            retain_stacks_on_account_removal,
+            ..
+        } => request.auto_deployment(
+            AutoDeployment::builder()
+                .enabled(*auto_deployment)
+                .set_retain_stacks_on_account_removal(
+                    auto_deployment.then_some(*retain_stacks_on_account_removal),
+                )
+                .build(),
+        ),
+    };
+    let out = request
+        .send()
+        .await
+        .map_err(sdk_error)
+        .with_context(|| format!("failed to update stack set {}", definition.name))?;
+    Ok(out.operation_id().unwrap_or_default().to_owned())
+}
+
+/// Creates stack instances for `accounts` (self-managed) or the units (service-managed) in
+/// `regions`; returns the operation's id.
+pub async fn create_instances(
+    aws: &Aws,
+    name: &str,
+    targets: &Targets,
+    accounts: &[String],
+    regions: &[String],
+) -> Result<String> {
+    let out = aws
+        .cloudformation
+        .create_stack_instances()
+        .stack_set_name(name)
+        .set_accounts(self_managed(targets, accounts))
+        .set_deployment_targets(service_managed(targets))
+        .set_regions(Some(regions.to_vec()))
+        .operation_preferences(preferences(targets))
+        .call_as(call_as(targets))
+        .send()
+        .await
+        .map_err(sdk_error)
+        .with_context(|| format!("failed to create stack instances of {name}"))?;
+    Ok(out.operation_id().unwrap_or_default().to_owned())
+}
+
+/// Deletes the stack instances (and their stacks) of `accounts` or the units in `regions`;
+/// returns the operation's id.
+pub async fn delete_instances(
+    aws: &Aws,
+    name: &str,
+    targets: &Targets,
+    accounts: &[String],
+    regions: &[String],
+) -> Result<String> {
+    let out = aws
+        .cloudformation
+        .delete_stack_instances()
+        .stack_set_name(name)
+        .set_accounts(self_managed(targets, accounts))
+        .set_deployment_targets(service_managed(targets))
+        .set_regions(Some(regions.to_vec()))
+        .retain_stacks(false)
+        .operation_preferences(preferences(targets))
+        .call_as(call_as(targets))
+        .send()
+        .await
+        .map_err(sdk_error)
+        .with_context(|| format!("failed to delete stack instances of {name}"))?;
+    Ok(out.operation_id().unwrap_or_default().to_owned())
+}
+
+/// Every stack instance, every page.
+pub async fn instances(aws: &Aws, name: &str, targets: &Targets) -> Result<Vec<InstanceView>> {
+    let mut found = Vec::new();
+    let mut pages = aws
+        .cloudformation
+        .list_stack_instances()
+        .stack_set_name(name)
+        .call_as(call_as(targets))
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page
+            .map_err(sdk_error)
+            .with_context(|| format!("failed to list the stack instances of {name}"))?;
+        for i in page.summaries() {
+            found.push(InstanceView {
+                account: i.account().unwrap_or_default().to_owned(),
+                region: i.region().unwrap_or_default().to_owned(),
+                status: i
+                    .status()
+                    .map(|s| s.as_str().to_owned())
+                    .unwrap_or_default(),
+                detailed_status: i
+                    .stack_instance_status()
+                    .and_then(|s| s.detailed_status())
+                    .map(|s| s.as_str().to_owned())
+                    .unwrap_or_default(),
+                reason: i.status_reason().map(str::to_owned),
+                drift: i.drift_status().map(|s| s.as_str().to_owned()),
+                organizational_unit: i.organizational_unit_id().map(str::to_owned),
+                stack_id: i.stack_id().map(str::to_owned),
+            });
+        }
+    }
+    found.sort_by(|a, b| (&a.account, &a.region).cmp(&(&b.account, &b.region)));
+    Ok(found)
+}
+
+/// Waits for an operation to end, printing each account and region as its status changes;
+/// returns how it ended with every account's and region's result.
+pub async fn wait(
+    aws: &Aws,
+    name: &str,
+    targets: &Targets,
+    operation_id: &str,
+    output: Output,
+) -> Result<Operation> {
+    let started = std::time::Instant::now();
+    let mut shown: BTreeMap<(String, String), String> = BTreeMap::new();
+    loop {
+        let described = aws
+            .cloudformation
+            .describe_stack_set_operation()
+            .stack_set_name(name)
+            .operation_id(operation_id)
+            .call_as(call_as(targets))
+            .send()
+            .await
+            .map_err(sdk_error)
+            .with_context(|| format!("failed to read operation {operation_id} of {name}"))?;
+        let Some(operation) = described.stack_set_operation() else {
+            bail!("stack set {name} has no operation {operation_id}");
+        };
+        let status = operation
+            .status()
+            .map(|s| s.as_str().to_owned())
+            .unwrap_or_default();
+        let results = results(aws, name, targets, operation_id).await?;
+        for result in &results {
+            let key = (result.account.clone(), result.region.clone());
+            if shown.get(&key) != Some(&result.status) {
+                output.progress(format!(
+                    "  {:<12} {:<16} {:<10} {}",
+                    result.account,
+                    result.region,
+                    result.status,
+                    result.reason.as_deref().unwrap_or_default()
+                ));
+                shown.insert(key, result.status.clone());
+            }
+        }
+        if !matches!(status.as_str(), "RUNNING" | "QUEUED" | "STOPPING") {
+            return Ok(Operation {
+                id: operation_id.to_owned(),
+                action: operation
+                    .action()
+                    .map(|a| a.as_str().to_owned())
+                    .unwrap_or_default(),
+                status,
+                reason: operation.status_reason().map(str::to_owned),
+                results,
+            });
+        }
+        if started.elapsed() > MAX_WAIT {
+            bail!(
+                "operation {operation_id} of stack set {name} is still {status} after 36 hours; \
+                 `cargo xtask status` shows where it is"
+            );
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Every account's and region's result of an operation, every page.
+async fn results(
+    aws: &Aws,
+    name: &str,
+    targets: &Targets,
+    operation_id: &str,
+) -> Result<Vec<OperationResult>> {
+    let mut found = Vec::new();
+    let mut pages = aws
+        .cloudformation
+        .list_stack_set_operation_results()
+        .stack_set_name(name)
+        .operation_id(operation_id)
+        .call_as(call_as(targets))
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page
+            .map_err(sdk_error)
+            .with_context(|| format!("failed to read the results of operation {operation_id}"))?;
+        for r in page.summaries() {
+            found.push(OperationResult {
+                account: r.account().unwrap_or_default().to_owned(),
+                region: r.region().unwrap_or_default().to_owned(),
+                status: r
+                    .status()
+                    .map(|s| s.as_str().to_owned())
+                    .unwrap_or_default(),
+                reason: r.status_reason().map(str::to_owned),
+            });
+        }
+    }
+    Ok(found)
+}
+
+/// Deletes the (empty) stack set.
+pub async fn delete(aws: &Aws, name: &str, targets: &Targets) -> Result<()> {
+    aws.cloudformation
+        .delete_stack_set()
+        .stack_set_name(name)
+        .call_as(call_as(targets))
+        .send()
+        .await
+        .map_err(sdk_error)
+        .with_context(|| format!("failed to delete stack set {name}"))?;
+    Ok(())
+}
+
+/// The pairs of `accounts` × `regions` that have no stack instance yet, as the accounts and
+/// regions to create them in (one call covers them; existing pairs are left alone by AWS).
+pub fn missing(
+    accounts: &[String],
+    regions: &[String],
+    existing: &[InstanceView],
+) -> Option<(Vec<String>, Vec<String>)> {
+    let have: BTreeSet<(&str, &str)> = existing
+        .iter()
+        .map(|i| (i.account.as_str(), i.region.as_str()))
+        .collect();
+    let mut missing_accounts = Vec::new();
+    let mut missing_regions = Vec::new();
+    for account in accounts {
+        for region in regions {
+            if !have.contains(&(account.as_str(), region.as_str())) {
+                if !missing_accounts.contains(account) {
+                    missing_accounts.push(account.clone());
+                }
+                if !missing_regions.contains(region) {
+                    missing_regions.push(region.clone());
+                }
+            }
+        }
+    }
+    (!missing_accounts.is_empty()).then(|| {
+        // Keep the rollout's region order.
+        missing_regions.sort_by_key(|r| regions.iter().position(|x| x == r));
+        (missing_accounts, missing_regions)
+    })
+}
+
+/// The stack instances outside `accounts` × `regions` (self-managed) or outside `regions`
+/// (service-managed, where AWS resolves the accounts).
+pub fn untargeted<'a>(targets: &Targets, existing: &'a [InstanceView]) -> Vec<&'a InstanceView> {
+    existing
+        .iter()
+        .filter(|i| {
+            !targets.regions.contains(&i.region)
+                || (!targets.service_managed() && !targets.accounts().contains(&i.account))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn instance(account: &str, region: &str) -> InstanceView {
+        InstanceView {
+            account: account.into(),
+            region: region.into(),
+            ..InstanceView::default()
+        }
+    }
+
+    fn strings(items: &[&str]) -> Vec<String> {
+        items.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn only_the_missing_accounts_and_regions_are_created_in_rollout_order() {
+        let accounts = strings(&["111111111111", "222222222222"]);
+        let regions = strings(&["us-east-1", "eu-west-1"]);
+        assert_eq!(
+            missing(&accounts, &regions, &[]),
+            Some((accounts.clone(), regions.clone()))
+        );
+        let all: Vec<InstanceView> = accounts
+            .iter()
+            .flat_map(|a| regions.iter().map(move |r| instance(a, r)))
+            .collect();
+        assert_eq!(missing(&accounts, &regions, &all), None);
+        let one_left = &all[..3];
+        assert_eq!(
+            missing(&accounts, &regions, one_left),
+            Some((strings(&["222222222222"]), strings(&["eu-west-1"])))
+        );
+        let regions_reversed = strings(&["eu-west-1", "us-east-1"]);
+        assert_eq!(
+            missing(&accounts, &regions_reversed, &[]).map(|(_, r)| r),
+            Some(regions_reversed.clone())
+        );
+    }
+
+    #[test]
+    fn instances_no_longer_targeted_are_found() {
+        let targets = crate::targets::resolve(
+            &serde_norway::from_str("accounts: ['111111111111']\nregions: [us-east-1]").unwrap(),
+            &crate::targets::Around {
+                stack_name: "smartvault-org",
+                region: "us-east-1",
+                copy_regions: vec![],
+                termination_protection: false,
+                reserved_concurrency: None,
+            },
+        )
+        .unwrap();
+        let existing = [
+            instance("111111111111", "us-east-1"),
+            instance("111111111111", "eu-west-1"),
+            instance("222222222222", "us-east-1"),
+        ];
+        let gone: Vec<(&str, &str)> = untargeted(&targets, &existing)
+            .iter()
+            .map(|i| (i.account.as_str(), i.region.as_str()))
+            .collect();
+        assert_eq!(
+            gone,
+            [("111111111111", "eu-west-1"), ("222222222222", "us-east-1")]
+        );
+    }
+
+    #[test]
+    fn an_operation_lists_each_failed_account_and_region_with_its_reason() {
+        let operation = Operation {
+            id: "op".into(),
+            action: "CREATE".into(),
+            status: "FAILED".into(),
+            reason: None,
+            results: vec![
+                OperationResult {
+                    account: "111111111111".into(),
+                    region: "us-east-1".into(),
+                    status: "SUCCEEDED".into(),
+                    reason: None,
+                },
+                OperationResult {
+                    account: "222222222222".into(),
+                    region: "eu-west-1".into(),
+                    status: "FAILED".into(),
+                    reason: Some("ResourceLogicalId:Function, ResourceType:AWS::Lambda::Function, ResourceStatusReason:Access Denied".into()),
+                },
+            ],
+        };
+        assert!(!operation.succeeded());
+        assert_eq!(
+            operation.failures(),
+            [
+                "222222222222/eu-west-1: FAILED: ResourceLogicalId:Function, ResourceType:AWS::Lambda::Function, ResourceStatusReason:Access Denied"
+            ]
+        );
+    }
+}
