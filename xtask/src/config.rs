@@ -827,12 +827,57 @@ mod tests {
     }
 
     #[test]
+    fn a_bad_target_is_refused_naming_its_key_before_any_aws_call() {
+        let error = parse(
+            &env_yaml("    targets:\n      accounts: [12345]\n      regions: [eu-west-1]\n"),
+            FILE,
+            "dev",
+        )
+        .unwrap_err();
+        assert!(
+            error.0.starts_with(
+                "smartvault.yaml: environments.dev.targets.accounts: \"12345\" is not a 12-digit"
+            ),
+            "{error}"
+        );
+        let error = parse(
+            &env_yaml(
+                "    termination_protection: true\n    targets:\n      accounts: ['111111111111']\n      regions: [eu-west-1]\n",
+            ),
+            FILE,
+            "dev",
+        )
+        .unwrap_err();
+        assert!(
+            error.0.starts_with(
+                "smartvault.yaml: environments.dev.termination_protection: stack sets"
+            ),
+            "{error}"
+        );
+        let env = parse(
+            &env_yaml(
+                "    targets:\n      accounts: ['111111111111']\n      regions: [eu-west-1]\n",
+            ),
+            FILE,
+            "dev",
+        )
+        .unwrap();
+        assert_eq!(env.targets.unwrap().accounts(), ["111111111111"]);
+    }
+
+    #[test]
     fn the_shipped_file_has_every_example_environment() {
         let text = include_str!("../../smartvault.yaml");
-        for name in ["local", "dev", "staging", "prod"] {
+        for name in ["local", "dev", "staging", "prod", "org"] {
             let env = parse(text, FILE, name).unwrap_or_else(|e| panic!("{name}: {e}"));
             assert_eq!(env.stack_name, format!("smartvault-{name}"));
         }
+        // The organization's example: units of one organization, in two regions.
+        let org = parse(text, FILE, "org").unwrap();
+        let targets = org.targets.unwrap();
+        assert!(targets.service_managed());
+        assert_eq!(targets.regions, ["eu-west-1", "eu-central-1"]);
+        assert_eq!(targets.organization_id.as_deref(), Some("o-a1b2c3d4e5"));
         let prod = parse(text, FILE, "prod").unwrap();
         assert!(prod.termination_protection);
         // The example's restore test fits its timeout, and reaches the function's variable.

@@ -44,7 +44,16 @@ pub fn templates() -> Result<usize> {
     let dirs = render_all()?;
     let templates: Vec<PathBuf> = dirs
         .iter()
-        .flat_map(|d| [d.join("template.yaml"), d.join("bootstrap.yaml")])
+        .flat_map(|d| {
+            let mut files = vec![d.join("template.yaml"), d.join("bootstrap.yaml")];
+            files.extend(
+                crate::template::ORGANIZATION_TEMPLATES
+                    .iter()
+                    .map(|name| d.join(name))
+                    .filter(|path| path.exists()),
+            );
+            files
+        })
         .collect();
     let status = Command::new(crate::tools::bin("cfn-lint"))
         .args(&templates)
@@ -165,15 +174,25 @@ pub fn resolved_function_policy(values: &PolicyValues<'_>) -> Result<serde_json:
     ))
 }
 
-/// The bootstrap template's execution role policy, resolved for one account and region.
-fn resolved_execution_role_policy() -> Result<serde_json::Value> {
-    let body = crate::template::read_template("bootstrap.yaml")?;
+/// A role's one inline policy in a template, resolved with `values`.
+fn resolved_inline_policy(
+    template: &str,
+    role: &str,
+    values: &[(&str, &str)],
+) -> Result<serde_json::Value> {
+    let body = crate::template::read_template(template)?;
     let template: serde_norway::Value = serde_norway::from_str(&body)?;
     let document = crate::template::long_form(
-        &template["Resources"]["ExecutionRole"]["Properties"]["Policies"][0]["PolicyDocument"],
+        &template["Resources"][role]["Properties"]["Policies"][0]["PolicyDocument"],
     );
-    Ok(resolve(
-        &document,
+    Ok(resolve(&document, values))
+}
+
+/// The bootstrap template's execution role policy, resolved for one account and region.
+fn resolved_execution_role_policy() -> Result<serde_json::Value> {
+    resolved_inline_policy(
+        "bootstrap.yaml",
+        "ExecutionRole",
         &[
             ("AWS::Partition", "aws"),
             ("AWS::Region", "eu-west-1"),
@@ -187,7 +206,20 @@ fn resolved_execution_role_policy() -> Result<serde_json::Value> {
                 "arn:aws:iam::123456789012:policy/smartvault-bootstrap-function-boundary-eu-west-1",
             ),
         ],
-    ))
+    )
+}
+
+/// The StackSet roles' policies (execution, administration), resolved for a target account.
+fn resolved_stackset_policies() -> Result<[serde_json::Value; 2]> {
+    let values = [
+        ("AWS::Partition", "aws"),
+        ("AWS::AccountId", "111111111111"),
+        ("AdministratorAccount", "123456789012"),
+    ];
+    Ok([
+        resolved_inline_policy("stackset-roles.yaml", "ExecutionRole", &values)?,
+        resolved_inline_policy("stackset-roles.yaml", "AdministrationRole", &values)?,
+    ])
 }
 
 fn read_doc(file: &str) -> Result<String> {
@@ -227,8 +259,9 @@ fn resolved_restore_test_policy() -> Result<serde_json::Value> {
     ))
 }
 
-/// parliament on the six policies (the function's and its restore-test policy, the CI
-/// deployer's, the execution role's, the bootstrap administrator's, the promotion source's);
+/// parliament on the eight policies (the function's and its restore-test policy, the CI
+/// deployer's, the execution role's, the bootstrap administrator's, the promotion source's,
+/// the StackSet execution and administration roles');
 /// every finding must be one of the accepted ones.
 pub fn policies() -> Result<usize> {
     let function = serde_json::to_string(&resolved_function_policy(&PolicyValues {
@@ -247,6 +280,14 @@ pub fn policies() -> Result<usize> {
         !restore_test.contains("unresolved-") && restore_test.contains("ec2:CreateVolume"),
         "the restore-test policy did not resolve: {restore_test}"
     );
+    let [stackset_execution, stackset_administration] = resolved_stackset_policies()?;
+    let stackset_execution = serde_json::to_string(&stackset_execution)?;
+    let stackset_administration = serde_json::to_string(&stackset_administration)?;
+    ensure!(
+        !stackset_execution.contains("unresolved-")
+            && !stackset_administration.contains("unresolved-"),
+        "a StackSet role's policy refers to a value lint.rs does not resolve"
+    );
     let deployer = read_doc("deployer-policy.json")?;
     let administrator = read_doc("bootstrap-policy.json")?;
     let source = read_doc("promotion-source-policy.json")?;
@@ -257,6 +298,8 @@ pub fn policies() -> Result<usize> {
         ("execution", execution.as_str()),
         ("administrator", administrator.as_str()),
         ("promotion source", source.as_str()),
+        ("stackset execution", stackset_execution.as_str()),
+        ("stackset administration", stackset_administration.as_str()),
     ];
     let mut unexpected = Vec::new();
     for (name, policy) in policies {

@@ -114,11 +114,16 @@ fn resource_types(template: &str) -> BTreeSet<String> {
         .collect()
 }
 
-/// Every region an example environment deploys to.
+/// Every region an example environment deploys to, an organization's target regions too.
 fn regions() -> BTreeSet<String> {
-    ["local", "dev", "staging", "prod"]
+    ["local", "dev", "staging", "prod", "org"]
         .iter()
-        .map(|name| crate::config::example(name).region)
+        .map(|name| crate::config::example(name))
+        .flat_map(|env| {
+            let mut regions = vec![env.region];
+            regions.extend(env.targets.into_iter().flat_map(|t| t.regions));
+            regions
+        })
         .collect()
 }
 

@@ -630,4 +630,200 @@ mod tests {
             ]
         );
     }
+
+    /// Organizational units: what the emulator accepts but does not deploy, proven on the
+    /// requests the SDK sends.
+    mod service_managed {
+        use super::*;
+        use aws_sdk_cloudformation::Client;
+        use aws_sdk_cloudformation::operation::create_stack_instances::{
+            CreateStackInstancesInput, CreateStackInstancesOutput,
+        };
+        use aws_sdk_cloudformation::operation::create_stack_set::{
+            CreateStackSetInput, CreateStackSetOutput,
+        };
+        use aws_sdk_cloudformation::operation::delete_stack_instances::{
+            DeleteStackInstancesInput, DeleteStackInstancesOutput,
+        };
+        use aws_sdk_cloudformation::operation::update_stack_set::{
+            UpdateStackSetInput, UpdateStackSetOutput,
+        };
+        use aws_smithy_mocks::{RuleMode, mock, mock_client};
+        use std::sync::{Arc, Mutex};
+
+        fn units(delegated: bool) -> Targets {
+            crate::targets::resolve(
+                &serde_norway::from_str(&format!(
+                    "organizational_units: [ou-ab12-cdef3456, ou-ab12-ghij7890]\n\
+                     organization_id: o-a1b2c3d4e5\nmember_role: OrganizationAccountAccessRole\n\
+                     regions: [eu-west-1, eu-central-1]\nregion_concurrency: parallel\n\
+                     max_concurrent_accounts: 10\nfailure_tolerance: 9\n\
+                     retain_stacks_on_account_removal: true\ndelegated_admin: {delegated}"
+                ))
+                .unwrap(),
+                &crate::targets::Around {
+                    stack_name: "smartvault-org",
+                    region: "us-east-1",
+                    copy_regions: vec![],
+                    termination_protection: false,
+                    reserved_concurrency: None,
+                },
+            )
+            .unwrap()
+        }
+
+        fn aws(client: Client) -> Aws {
+            let sdk = aws_config::SdkConfig::builder()
+                .behavior_version(aws_config::BehaviorVersion::latest())
+                .region(aws_config::Region::new("us-east-1"))
+                .build();
+            let mut aws = Aws::from_sdk(&sdk, "us-east-1".into());
+            aws.cloudformation = client;
+            aws
+        }
+
+        fn check_preferences(preferences: Option<&StackSetOperationPreferences>) {
+            let preferences = preferences.unwrap();
+            assert_eq!(preferences.region_order(), ["eu-west-1", "eu-central-1"]);
+            assert_eq!(
+                preferences.region_concurrency_type(),
+                Some(&RegionConcurrencyType::Parallel)
+            );
+            assert_eq!(preferences.max_concurrent_count(), Some(10));
+            assert_eq!(preferences.failure_tolerance_count(), Some(9));
+        }
+
+        #[tokio::test]
+        async fn units_are_sent_as_service_managed_targets_with_auto_deployment() {
+            for delegated in [false, true] {
+                let targets = units(delegated);
+                let expected_call_as = if delegated {
+                    CallAs::DelegatedAdmin
+                } else {
+                    CallAs::SelfValue
+                };
+                let created: Arc<Mutex<Vec<CreateStackSetInput>>> = Arc::default();
+                let updated: Arc<Mutex<Vec<UpdateStackSetInput>>> = Arc::default();
+                let instances: Arc<Mutex<Vec<CreateStackInstancesInput>>> = Arc::default();
+                let deleted: Arc<Mutex<Vec<DeleteStackInstancesInput>>> = Arc::default();
+                let (c, u, i, d) = (
+                    Arc::clone(&created),
+                    Arc::clone(&updated),
+                    Arc::clone(&instances),
+                    Arc::clone(&deleted),
+                );
+                let create_rule = mock!(Client::create_stack_set).then_compute_output(move |r| {
+                    c.lock().unwrap().push(r.clone());
+                    CreateStackSetOutput::builder().stack_set_id("id").build()
+                });
+                let update_rule = mock!(Client::update_stack_set).then_compute_output(move |r| {
+                    u.lock().unwrap().push(r.clone());
+                    UpdateStackSetOutput::builder().operation_id("op-u").build()
+                });
+                let instances_rule =
+                    mock!(Client::create_stack_instances).then_compute_output(move |r| {
+                        i.lock().unwrap().push(r.clone());
+                        CreateStackInstancesOutput::builder()
+                            .operation_id("op-c")
+                            .build()
+                    });
+                let delete_rule =
+                    mock!(Client::delete_stack_instances).then_compute_output(move |r| {
+                        d.lock().unwrap().push(r.clone());
+                        DeleteStackInstancesOutput::builder()
+                            .operation_id("op-d")
+                            .build()
+                    });
+                let aws = aws(mock_client!(
+                    aws_sdk_cloudformation,
+                    RuleMode::MatchAny,
+                    [&create_rule, &update_rule, &instances_rule, &delete_rule]
+                ));
+                let parameters = BTreeMap::from([("DeploymentName".to_owned(), "x".to_owned())]);
+                let tags = BTreeMap::new();
+                let definition = Definition {
+                    name: "smartvault-org",
+                    body: "Resources: {}",
+                    parameters: &parameters,
+                    tags: &tags,
+                    description: "d".into(),
+                    targets: &targets,
+                    administration_role_arn: None,
+                };
+                create(&aws, &definition).await.unwrap();
+                assert_eq!(update(&aws, &definition).await.unwrap(), "op-u");
+                let op = create_instances(&aws, "smartvault-org", &targets, &[], &targets.regions)
+                    .await
+                    .unwrap();
+                assert_eq!(op, "op-c");
+                delete_instances(&aws, "smartvault-org", &targets, &[], &targets.regions)
+                    .await
+                    .unwrap();
+
+                let created = created.lock().unwrap();
+                let set = &created[0];
+                assert_eq!(
+                    set.permission_model(),
+                    Some(&PermissionModels::ServiceManaged)
+                );
+                let auto = set.auto_deployment().unwrap();
+                assert_eq!(auto.enabled(), Some(true));
+                assert_eq!(auto.retain_stacks_on_account_removal(), Some(true));
+                assert_eq!(set.call_as(), Some(&expected_call_as));
+                assert_eq!(set.capabilities(), [Capability::CapabilityIam]);
+                assert_eq!(set.administration_role_arn(), None);
+                assert_eq!(set.execution_role_name(), None);
+                let updated = updated.lock().unwrap();
+                assert_eq!(updated[0].call_as(), Some(&expected_call_as));
+                assert_eq!(updated[0].auto_deployment().unwrap().enabled(), Some(true));
+                // Every instance, since neither targets nor regions are named.
+                assert!(updated[0].deployment_targets().is_none());
+                assert!(updated[0].regions().is_empty());
+                check_preferences(updated[0].operation_preferences());
+                let instances = instances.lock().unwrap();
+                let request = &instances[0];
+                assert!(request.accounts().is_empty(), "units, not accounts");
+                assert_eq!(
+                    request
+                        .deployment_targets()
+                        .unwrap()
+                        .organizational_unit_ids(),
+                    ["ou-ab12-cdef3456", "ou-ab12-ghij7890"]
+                );
+                assert_eq!(request.regions(), ["eu-west-1", "eu-central-1"]);
+                assert_eq!(request.call_as(), Some(&expected_call_as));
+                check_preferences(request.operation_preferences());
+                let deleted = deleted.lock().unwrap();
+                assert_eq!(
+                    deleted[0]
+                        .deployment_targets()
+                        .unwrap()
+                        .organizational_unit_ids(),
+                    ["ou-ab12-cdef3456", "ou-ab12-ghij7890"]
+                );
+                assert_eq!(deleted[0].retain_stacks(), Some(false));
+                assert_eq!(deleted[0].call_as(), Some(&expected_call_as));
+            }
+        }
+
+        #[test]
+        fn accounts_are_sent_as_self_managed_accounts() {
+            let targets = crate::targets::resolve(
+                &serde_norway::from_str("accounts: ['111111111111']\nregions: [us-east-1]")
+                    .unwrap(),
+                &crate::targets::Around {
+                    stack_name: "smartvault-org",
+                    region: "us-east-1",
+                    copy_regions: vec![],
+                    termination_protection: false,
+                    reserved_concurrency: None,
+                },
+            )
+            .unwrap();
+            let accounts = vec!["111111111111".to_owned()];
+            assert_eq!(self_managed(&targets, &accounts), Some(accounts));
+            assert!(service_managed(&targets).is_none());
+            assert_eq!(call_as(&targets), CallAs::SelfValue);
+        }
+    }
 }

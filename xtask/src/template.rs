@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 
 /// The bootstrap stack every environment of an account and region shares.
 pub const BOOTSTRAP_STACK: &str = "smartvault-bootstrap";
+/// The templates an environment with `targets:` adds to the rendered folder.
+pub const ORGANIZATION_TEMPLATES: [&str; 2] = ["organization.yaml", "stackset-roles.yaml"];
 /// The version recorded in every stack.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -239,6 +241,16 @@ pub fn write_rendered(env: &Environment, rendered: &Rendered) -> Result<PathBuf>
     };
     write("template.yaml", &rendered.body)?;
     write("bootstrap.yaml", &read_template("bootstrap.yaml")?)?;
+    // An organization's environment: its artifact buckets and, for accounts, the StackSet roles.
+    for name in ORGANIZATION_TEMPLATES {
+        let path = dir.join(name);
+        if env.targets.is_some() {
+            write(name, &read_template(name)?)?;
+        } else if path.exists() {
+            std::fs::remove_file(&path)
+                .with_context(|| format!("failed to remove `{}`", path.display()))?;
+        }
+    }
     let as_cli = |map: &BTreeMap<String, String>, k: &str, v: &str| -> serde_json::Value {
         map.iter()
             .map(|(key, value)| serde_json::json!({ k: key, v: value }))
