@@ -13,6 +13,10 @@ launcher closes both without touching what moto stores or answers:
    the resources AWS authorizes them against (the Service Authorization Reference), and each one
    is checked; an action not listed is still checked against "*".
 
+3. Wildcards. moto turns a resource pattern into a regular expression by replacing `*` only, so
+   IAM's `?` (any one character) becomes a regex quantifier (a policy with `????` fails with
+   HTTP 500) and a `.` matches anything. Patterns are matched below as IAM matches them.
+
 Policy conditions stay unevaluated, as in plain moto; the tests assert them on the templates.
 A CloudFormation call that passes a RoleARN is also checked for iam:PassRole on that role, which
 AWS requires and moto skips.
@@ -30,7 +34,7 @@ import moto.server
 from moto.cloudformation.models import cloudformation_backends
 from moto.core.authorization import ActionAuthenticatorMixin
 from moto.ec2.models import ec2_backends
-from moto.iam.access_control import IAMRequest
+from moto.iam.access_control import IAMPolicyStatement, IAMRequest
 from moto import settings
 
 RAW_BODY = "smartvault.raw_body"
@@ -135,6 +139,16 @@ CHECKS = {
     "lambda": lambda_checks,
     "logs": logs_checks,
 }
+
+def iam_match(pattern, string):
+    """IAM's ARN matching: `*` any run of characters, `?` any one, everything else literally."""
+    expression = "".join(
+        ".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern
+    )
+    return re.match(f"^{expression}$", string, re.DOTALL)
+
+
+IAMPolicyStatement._match = staticmethod(iam_match)
 
 moto_authorize = ActionAuthenticatorMixin._authenticate_and_authorize_action
 

@@ -8,6 +8,7 @@ use time::Duration;
 /// these (a test compares them).
 pub const VARIABLES: &[&str] = &[
     SNS_TOPIC_ARN,
+    CENTRAL_TOPIC_ARN,
     DEPLOYMENT,
     BACKUP_TAG_KEY,
     BACKUP_TAG_VALUE,
@@ -24,6 +25,10 @@ pub const VARIABLES: &[&str] = &[
 ];
 
 pub const SNS_TOPIC_ARN: &str = "SNS_TOPIC_ARN";
+/// An organization's central topic (in its administrator account), which receives every
+/// member's summary too, its subject naming the member's account and region; unset or empty,
+/// none.
+pub const CENTRAL_TOPIC_ARN: &str = "CENTRAL_TOPIC_ARN";
 pub const DEPLOYMENT: &str = "DEPLOYMENT";
 pub const BACKUP_TAG_KEY: &str = "BACKUP_TAG_KEY";
 pub const BACKUP_TAG_VALUE: &str = "BACKUP_TAG_VALUE";
@@ -65,6 +70,8 @@ pub const LINKS_RANGE: std::ops::RangeInclusive<u32> = 1..=100;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     pub sns_topic_arn: String,
+    /// An organization's central topic, which gets every summary as well.
+    pub central_topic_arn: Option<String>,
     pub policy: Policy,
     pub max_concurrency: usize,
     pub dry_run: bool,
@@ -121,6 +128,17 @@ impl Config {
                 "expected an SNS topic ARN such as arn:aws:sns:us-east-1:123456789012:smartvault",
             ));
         }
+        let central_topic_arn = (reader.lookup)(CENTRAL_TOPIC_ARN).filter(|v| !v.is_empty());
+        if let Some(arn) = &central_topic_arn
+            && !is_sns_topic_arn(arn)
+        {
+            return Err(reader.invalid(
+                CENTRAL_TOPIC_ARN,
+                arn,
+                "expected the organization's central SNS topic ARN, such as \
+                 arn:aws:sns:us-east-1:123456789012:smartvault-org-central, or empty for none",
+            ));
+        }
         let deployment = reader.required(
             DEPLOYMENT,
             "set it to this deployment's name (the stack name), written into the managed-by tag",
@@ -162,6 +180,7 @@ impl Config {
         let restore_test = reader.restore_test()?;
         Ok(Config {
             sns_topic_arn,
+            central_topic_arn,
             policy: Policy {
                 deployment,
                 backup_tag_key,
@@ -432,6 +451,19 @@ mod tests {
         assert_eq!(config.max_links, 20);
         assert_eq!(config.restore_test, None);
         assert_eq!(load(&[(RESTORE_TEST, "")]).unwrap().restore_test, None);
+        assert_eq!(config.central_topic_arn, None);
+        assert_eq!(
+            load(&[(CENTRAL_TOPIC_ARN, "")]).unwrap().central_topic_arn,
+            None
+        );
+        let central = "arn:aws:sns:us-east-1:123456789012:smartvault-org-central";
+        assert_eq!(
+            load(&[(CENTRAL_TOPIC_ARN, central)])
+                .unwrap()
+                .central_topic_arn
+                .as_deref(),
+            Some(central)
+        );
     }
 
     #[test]
@@ -480,6 +512,11 @@ mod tests {
     #[test]
     fn bad_values_name_the_variable_the_value_and_what_is_allowed() {
         let cases: &[(&str, &str, &str)] = &[
+            (
+                CENTRAL_TOPIC_ARN,
+                "smartvault-org-central",
+                "expected the organization's central SNS topic ARN",
+            ),
             (
                 SCHEDULES,
                 r#"[{"name": "daily", "retention_days": 0, "keep_last": 1}]"#,
@@ -584,7 +621,8 @@ mod tests {
     fn missing_required_variables_say_what_to_set() {
         for variable in [SNS_TOPIC_ARN, DEPLOYMENT] {
             let error = Config::from_lookup(|name| {
-                (name != variable).then(|| match name {
+                // Every other variable set, except the optional central topic.
+                (name != variable && name != CENTRAL_TOPIC_ARN).then(|| match name {
                     SNS_TOPIC_ARN => TOPIC.to_owned(),
                     _ => "prod".to_owned(),
                 })

@@ -549,10 +549,40 @@ async fn publish(ctx: &Context, report: &RunReport) -> Result<(), FunctionError>
         .message(truncate(report.body(), MAX_MESSAGE_BYTES))
         .send()
         .await;
+    // The organization's inbox, whatever happened to the deployment's own topic.
+    let central = publish_centrally(ctx, report).await;
     if let Err(error) = published {
         let failure = execute::failure(None, "Publish", &error);
         return Err(FunctionError::PublishFailed(format!(
             "{subject}; and the summary could not be published to {}: {}: {}",
+            ctx.config.sns_topic_arn, failure.code, failure.message
+        )));
+    }
+    central
+}
+
+/// Publishes the summary to the organization's central topic too, when there is one, with
+/// the account and region (read from the deployment's own topic ARN) in its subject.
+async fn publish_centrally(ctx: &Context, report: &RunReport) -> Result<(), FunctionError> {
+    let Some(central) = &ctx.config.central_topic_arn else {
+        return Ok(());
+    };
+    let mut parts = ctx.config.sns_topic_arn.split(':').skip(3);
+    let (region, account) = (parts.next().unwrap_or("?"), parts.next().unwrap_or("?"));
+    let subject = report.central_subject(account, region);
+    let published = ctx
+        .sns
+        .publish()
+        .topic_arn(central)
+        .subject(&subject)
+        .message(truncate(report.body(), MAX_MESSAGE_BYTES))
+        .send()
+        .await;
+    if let Err(error) = published {
+        let failure = execute::failure(None, "Publish", &error);
+        return Err(FunctionError::PublishFailed(format!(
+            "{subject}; published to {}, but not to the organization's central topic {central}: \
+             {}: {} (its topic policy must allow this account: `cargo xtask deploy` sets it)",
             ctx.config.sns_topic_arn, failure.code, failure.message
         )));
     }

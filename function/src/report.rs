@@ -255,6 +255,12 @@ impl RunReport {
 
     /// The SNS subject: deployment and counts, always under 100 characters.
     pub fn subject(&self) -> String {
+        self.subject_where("")
+    }
+
+    /// The subject with `place` after the deployment in its brackets (the deployment is cut
+    /// to fit, never the place).
+    fn subject_where(&self, place: &str) -> String {
         let totals = self.totals();
         let passed = self.tests_with(TestStatus::Passed);
         let counts = if self.job == Job::RestoreTest && self.dry_run {
@@ -275,10 +281,17 @@ impl RunReport {
                 totals.created, totals.deleted, totals.failed
             )
         };
-        let fixed = "SmartVault []".chars().count() + counts.chars().count();
+        let fixed =
+            "SmartVault []".chars().count() + counts.chars().count() + place.chars().count();
         let room = MAX_SUBJECT_CHARS.saturating_sub(fixed);
         let name = crate::plan::fit(&self.deployment, room);
-        format!("SmartVault [{name}]{counts}")
+        format!("SmartVault [{name}{place}]{counts}")
+    }
+
+    /// The subject for an organization's central topic: the deployment with the account and
+    /// region it ran in (`smartvault-org 111111111111/eu-west-1`), which one inbox tells apart.
+    pub fn central_subject(&self, account: &str, region: &str) -> String {
+        self.subject_where(&format!(" {account}/{region}"))
     }
 
     /// How many of the restore tests ended with `status`.
@@ -997,6 +1010,24 @@ mod tests {
         assert!(
             subject.contains('…') && subject.ends_with("1 failed"),
             "{subject}"
+        );
+        // The central topic's subject cuts the name, never the account and region.
+        let central = long.central_subject("111111111111", "ap-southeast-2");
+        assert!(central.chars().count() <= MAX_SUBJECT_CHARS, "{central}");
+        assert!(
+            central.contains("… 111111111111/ap-southeast-2]") && central.ends_with("1 failed"),
+            "{central}"
+        );
+        let short = RunReport {
+            deployment: "smartvault-org".into(),
+            ..report()
+        };
+        assert_eq!(
+            short.central_subject("111111111111", "eu-west-1"),
+            short.subject().replace(
+                "[smartvault-org]",
+                "[smartvault-org 111111111111/eu-west-1]"
+            )
         );
     }
 

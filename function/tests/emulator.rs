@@ -966,3 +966,79 @@ async fn a_backup_run_reports_which_instances_are_protected_overdue_and_unprotec
     assert_eq!(metrics["OldestBackupAgeHours"], 40);
     assert_eq!(report.schedule_metrics(0)[0]["OldestBackupAgeHours"], 40);
 }
+
+/// An organization's member publishes its summary to its own topic and to the central one,
+/// whose subject names the member's account and region; a central topic it cannot reach fails
+/// the run, naming it, after the own topic got the summary.
+#[tokio::test]
+async fn a_member_also_publishes_to_the_organizations_central_topic() {
+    let s = setup().await;
+    fleet::launch_all(&s.ec2, &[InstanceSpec::backup("a").data_volumes(1)])
+        .await
+        .unwrap();
+    let sns = aws_sdk_sns::Client::new(&s.sdk);
+    let central = sns
+        .create_topic()
+        .name("smartvault-org-central")
+        .send()
+        .await
+        .unwrap()
+        .topic_arn()
+        .unwrap()
+        .to_owned();
+    let ctx = Context::new(
+        &s.sdk,
+        s.config("smartvault-org", &[("CENTRAL_TOPIC_ARN", &central)]),
+    );
+    let report = run(
+        &ctx,
+        json!({"action": "manual-trigger", "dry_run": true}),
+        now(),
+    )
+    .await;
+    let messages = s.emulator.sns_messages().unwrap();
+    let own: Vec<_> = messages
+        .iter()
+        .filter(|m| m.topic_arn == s.topic_arn)
+        .collect();
+    let theirs: Vec<_> = messages.iter().filter(|m| m.topic_arn == central).collect();
+    assert_eq!((own.len(), theirs.len()), (1, 1), "{messages:?}");
+    assert_eq!(own[0].subject.as_deref(), Some(report.subject().as_str()));
+    assert_eq!(
+        theirs[0].subject.as_deref(),
+        Some(
+            "SmartVault [smartvault-org 123456789012/us-east-1] dry run: 2 to create, 0 to \
+             delete, 0 failed"
+        )
+    );
+    assert_eq!(theirs[0].message, own[0].message);
+
+    let gone = "arn:aws:sns:us-east-1:123456789012:smartvault-gone-central";
+    let ctx = Context::new(
+        &s.sdk,
+        s.config("smartvault-org", &[("CENTRAL_TOPIC_ARN", gone)]),
+    );
+    let error = handler::handle(
+        &ctx,
+        &json!({"action": "manual-trigger", "dry_run": true}),
+        now(),
+    )
+    .await
+    .unwrap_err();
+    let text = error.to_string();
+    assert!(
+        text.contains(&format!(
+            "published to {}, but not to the organization's central topic {gone}",
+            s.topic_arn
+        )),
+        "{text}"
+    );
+    let own = s
+        .emulator
+        .sns_messages()
+        .unwrap()
+        .into_iter()
+        .filter(|m| m.topic_arn == s.topic_arn)
+        .count();
+    assert_eq!(own, 2, "the own topic got both summaries");
+}

@@ -447,6 +447,22 @@ fn validate(file: &str, name: &str, raw: &RawEnvironment) -> Result<Environment,
             ),
         ));
     }
+    // An organization's environment adds <stack>-artifacts and <stack>-central stacks.
+    if let Some(suffix) = [
+        crate::targets::ARTIFACTS_SUFFIX,
+        crate::targets::CENTRAL_SUFFIX,
+    ]
+    .into_iter()
+    .find(|suffix| stack_name.ends_with(suffix))
+    {
+        return Err(key_error(
+            "stack_name",
+            format!(
+                "{stack_name:?} ends with {suffix:?}, which names the stacks an organization's \
+                 environment adds beside its stack set (<stack>{suffix}); choose another name"
+            ),
+        ));
+    }
     if raw.notification_emails.is_empty() || raw.notification_emails.len() > MAX_EMAILS {
         return Err(key_error(
             "notification_emails",
@@ -627,6 +643,8 @@ fn validate(file: &str, name: &str, raw: &RawEnvironment) -> Result<Environment,
 pub fn function_environment(env: &Environment, topic_arn: &str) -> BTreeMap<&'static str, String> {
     BTreeMap::from([
         (fconfig::SNS_TOPIC_ARN, topic_arn.to_owned()),
+        // The central topic is known to a deployed stack set only (CentralTopicArn).
+        (fconfig::CENTRAL_TOPIC_ARN, String::new()),
         (fconfig::DEPLOYMENT, env.stack_name.clone()),
         (fconfig::BACKUP_TAG_KEY, env.backup_tag_key.clone()),
         (fconfig::BACKUP_TAG_VALUE, env.backup_tag_value.clone()),
@@ -782,7 +800,7 @@ fn is_stack_name(name: &str) -> bool {
         && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
-fn is_email(address: &str) -> bool {
+pub(crate) fn is_email(address: &str) -> bool {
     let Some((local, domain)) = address.split_once('@') else {
         return false;
     };
@@ -863,6 +881,18 @@ mod tests {
         )
         .unwrap();
         assert_eq!(env.targets.unwrap().accounts(), ["111111111111"]);
+        let error = parse(
+            &env_yaml("    stack_name: smartvault-org-central\n"),
+            FILE,
+            "dev",
+        )
+        .unwrap_err();
+        assert!(
+            error
+                .0
+                .contains("ends with \"-central\", which names the stacks"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -50,6 +50,8 @@ stack_parameters! {
     artifact_bucket_per_region => "ArtifactBucketPerRegion",
     /// `false` for a stack set: its instances' accounts have no bootstrap boundary.
     use_bootstrap_boundary => "UseBootstrapBoundary",
+    /// An organization's central topic in the administrator account; empty for none.
+    central_topic_arn => "CentralTopicArn",
     artifact_key => "ArtifactKey",
     artifact_sha256 => "ArtifactSha256",
     smartvault_version => "SmartVaultVersion",

@@ -20,20 +20,24 @@ struct Principal {
     /// The heading of its table in the exceptions doc.
     section: &'static str,
     granted: fn() -> BTreeSet<String>,
+    /// Its table lists permissions (a check that the table was read); some need none.
+    has_exceptions: bool,
 }
 
-const PRINCIPALS: [Principal; 4] = [
+const PRINCIPALS: [Principal; 5] = [
     Principal {
         template: "smartvault.yaml",
         policy: "the execution role's policy in templates/bootstrap.yaml",
         section: "## The execution role",
         granted: execution_role_actions,
+        has_exceptions: true,
     },
     Principal {
         template: "bootstrap.yaml",
         policy: "docs/bootstrap-policy.json",
         section: "## The bootstrap administrator",
         granted: bootstrap_policy_actions,
+        has_exceptions: true,
     },
     // A stack set's instance in an account of `targets.accounts`, made by the execution role
     // of templates/stackset-roles.yaml.
@@ -42,6 +46,7 @@ const PRINCIPALS: [Principal; 4] = [
         policy: "the StackSet execution role's policy in templates/stackset-roles.yaml",
         section: "## The StackSet execution role",
         granted: stackset_execution_role_actions,
+        has_exceptions: true,
     },
     // An organization's artifact bucket in each target region, made by deploy.
     Principal {
@@ -49,6 +54,15 @@ const PRINCIPALS: [Principal; 4] = [
         policy: "docs/deployer-policy.json",
         section: "## The deployer: an organization's artifact buckets",
         granted: deployer_policy_actions,
+        has_exceptions: true,
+    },
+    // An organization's central topic in the administrator account, made by deploy.
+    Principal {
+        template: "central-topic.yaml",
+        policy: "docs/deployer-policy.json",
+        section: "## The deployer: an organization's central topic",
+        granted: deployer_policy_actions,
+        has_exceptions: false,
     },
 ];
 
@@ -242,7 +256,10 @@ fn every_listed_exception_is_a_handler_permission_that_is_not_granted() {
             })
             .collect();
         let listed = exceptions(principal.section);
-        assert!(listed.len() > 5, "the table was read: {listed:?}");
+        assert!(
+            listed.len() > 5 || !principal.has_exceptions,
+            "the table was read: {listed:?}"
+        );
         let stale: Vec<_> = listed.difference(&all).collect();
         assert!(
             stale.is_empty(),

@@ -30,7 +30,20 @@ pub struct RawTargets {
     pub execution_role: Option<String>,
     pub member_role: Option<String>,
     pub delegated_admin: Option<bool>,
+    pub central_topic: Option<RawCentralTopic>,
 }
+
+/// `targets.central_topic:` as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCentralTopic {
+    pub notification_emails: Vec<String>,
+}
+
+/// The most addresses a topic's template subscribes.
+const MAX_EMAILS: usize = 3;
+/// The central topic's stack, and topic, in the administrator account: `<stack>-central`.
+pub const CENTRAL_SUFFIX: &str = "-central";
 
 /// Where the stack set deploys: accounts (self-managed permissions) or organizational units
 /// (service-managed, through AWS Organizations).
@@ -78,6 +91,9 @@ pub struct Targets {
     /// The role destroy assumes in each target account to remove what the stack instance's
     /// function made there (its snapshots, copies and restore-test volumes).
     pub member_role: String,
+    /// The addresses of the organization's central topic, which every member function also
+    /// publishes its summaries to; empty for no central topic.
+    pub central_emails: Vec<String>,
 }
 
 impl Targets {
@@ -145,6 +161,11 @@ pub fn bucket_prefix(stack: &str, admin_account: &str) -> String {
 /// The stack in the administrator account and `region` that holds that region's bucket.
 pub fn artifacts_stack(stack: &str) -> String {
     format!("{stack}{ARTIFACTS_SUFFIX}")
+}
+
+/// The central topic's stack and topic in the administrator account.
+pub fn central_stack(stack: &str) -> String {
+    format!("{stack}{CENTRAL_SUFFIX}")
 }
 
 /// What else of the environment `targets:` must fit.
@@ -419,8 +440,28 @@ pub fn resolve(raw: &RawTargets, around: &Around<'_>) -> Result<Targets, (String
             ),
         );
     }
+    let central_emails = match &raw.central_topic {
+        None => Vec::new(),
+        Some(central) => {
+            let emails = &central.notification_emails;
+            if emails.is_empty() || emails.len() > MAX_EMAILS {
+                return fail(
+                    "central_topic.notification_emails",
+                    format!("list 1 to {MAX_EMAILS} addresses, e.g. [backup-team@example.com]"),
+                );
+            }
+            if let Some(bad) = emails.iter().find(|e| !crate::config::is_email(e)) {
+                return fail(
+                    "central_topic.notification_emails",
+                    format!("{bad:?} is not an email address; write e.g. backup-team@example.com"),
+                );
+            }
+            emails.clone()
+        }
+    };
     Ok(Targets {
         deployment,
+        central_emails,
         organization_id,
         regions: raw.regions.clone(),
         region_concurrency: raw

@@ -10,7 +10,11 @@ use std::path::{Path, PathBuf};
 /// The bootstrap stack every environment of an account and region shares.
 pub const BOOTSTRAP_STACK: &str = "smartvault-bootstrap";
 /// The templates an environment with `targets:` adds to the rendered folder.
-pub const ORGANIZATION_TEMPLATES: [&str; 2] = ["organization.yaml", "stackset-roles.yaml"];
+pub const ORGANIZATION_TEMPLATES: [&str; 3] = [
+    "organization.yaml",
+    "stackset-roles.yaml",
+    "central-topic.yaml",
+];
 /// The version recorded in every stack.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -66,6 +70,8 @@ pub fn parameters(env: &Environment, artifact: &ArtifactLocation) -> StackParame
         // bootstrap stack, create their roles without its boundary.
         artifact_bucket_per_region: text(&env.targets.is_some()),
         use_bootstrap_boundary: text(&env.targets.is_none()),
+        // Known once the central topic's stack exists: an organization's deploy sets it.
+        central_topic_arn: text(&""),
         artifact_key: text(&artifact.key),
         artifact_sha256: text(&artifact.sha256),
         smartvault_version: text(&VERSION),

@@ -1052,12 +1052,24 @@ fn the_deployer_may_pass_only_the_execution_role_and_only_to_cloudformation() {
     );
     // Nothing the stack's resources need beyond what deploy itself calls: CloudFormation acts
     // with the execution role.
-    for create in ["iam:CreateRole", "lambda:CreateFunction", "sns:CreateTopic"] {
+    for create in ["iam:CreateRole", "lambda:CreateFunction"] {
         assert!(
             !crate::policy_checks::allowed_actions("deployer-policy.json").contains(create),
             "{create}"
         );
     }
+    // The one topic the deployer makes is an organization's central topic.
+    let topics: Vec<&serde_json::Value> = policy["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s.to_string().contains("\"sns:CreateTopic\""))
+        .collect();
+    assert_eq!(topics.len(), 1);
+    assert_eq!(
+        topics[0]["Resource"],
+        "arn:aws:sns:*:*:smartvault-*-central"
+    );
     // The one bucket the deployer makes is an organization's artifact bucket
     // (<stack>-<12-digit account>-<region>), never the bootstrap's or anyone else's.
     let buckets: Vec<&serde_json::Value> = policy["Statement"]
@@ -1258,4 +1270,73 @@ fn the_stackset_roles_trust_only_the_administrator_account() {
         show(&by_sid("ManageRoles")["Resource"]),
         "!Sub arn:${AWS::Partition}:iam::${AWS::AccountId}:role/StackSet-smartvault-*"
     );
+}
+
+/// The central topic: the members publish, only the organization's (or listed) accounts, and
+/// only to it; each member function may publish there and nowhere else beyond its own topic.
+#[test]
+fn the_central_topic_takes_summaries_from_the_targets_only() {
+    let t: Value = serde_norway::from_str(&read_template("central-topic.yaml").unwrap()).unwrap();
+    let policy = &resource(&t, "TopicPolicy")["Properties"]["PolicyDocument"];
+    let statements = policy["Statement"].as_sequence().unwrap();
+    assert_eq!(statements.len(), 1);
+    let publish = &statements[0];
+    assert_eq!(show(&publish["Action"]), "sns:Publish");
+    assert_eq!(show(&publish["Resource"]), "!Ref Topic");
+    assert_eq!(
+        show(&publish["Principal"]),
+        "!If [PublishedByOrganization, *, AWS: !Ref PublisherAccounts]"
+    );
+    assert_eq!(
+        show(&publish["Condition"]),
+        "!If [PublishedByOrganization, StringEquals:\n  aws:PrincipalOrgID: !Ref OrganizationId, !Ref AWS::NoValue]"
+    );
+    // The member's side: its role may publish to the central topic, and the function is told.
+    let main = main_template();
+    let member = resource(&main, "CentralTopicPolicy");
+    assert_eq!(show(&member["Condition"]), "HasCentralTopic");
+    let allowed = statements_of(member);
+    assert_eq!(allowed.len(), 1);
+    assert_eq!(show(&allowed[0]["Action"]), "sns:Publish");
+    assert_eq!(show(&allowed[0]["Resource"]), "!Ref CentralTopicArn");
+    assert_eq!(
+        show(
+            &resource(&main, "Function")["Properties"]["Environment"]["Variables"]["CENTRAL_TOPIC_ARN"]
+        ),
+        "!Ref CentralTopicArn"
+    );
+    // What deploy passes for units and for accounts.
+    let units = targets(
+        "organizational_units: [ou-ab12-cdef3456]\norganization_id: o-a1b2c3d4e5\n\
+         member_role: OrganizationAccountAccessRole\nregions: [us-east-1]\n\
+         central_topic: {notification_emails: [a@example.com, b@example.com]}",
+    );
+    let mut env = crate::config::example("org");
+    env.stack_name = "smartvault-org".into();
+    let parameters = crate::lifecycle::organization::central_parameters(&env, &units);
+    assert_eq!(parameters["TopicName"], "smartvault-org-central");
+    assert_eq!(parameters["OrganizationId"], "o-a1b2c3d4e5");
+    assert_eq!(parameters["PublisherAccounts"], "");
+    assert_eq!(
+        (
+            parameters["NotificationEmail1"].as_str(),
+            parameters["NotificationEmail2"].as_str(),
+            parameters["NotificationEmail3"].as_str()
+        ),
+        ("a@example.com", "b@example.com", "")
+    );
+    let accounts = targets(
+        "accounts: ['111111111111', '222222222222']\nregions: [us-east-1]\n\
+         central_topic: {notification_emails: [a@example.com]}",
+    );
+    let parameters = crate::lifecycle::organization::central_parameters(&env, &accounts);
+    assert_eq!(parameters["OrganizationId"], "");
+    assert_eq!(parameters["PublisherAccounts"], "111111111111,222222222222");
+}
+
+/// A stand-alone policy resource's statements.
+fn statements_of(resource: &Value) -> &[Value] {
+    resource["Properties"]["PolicyDocument"]["Statement"]
+        .as_sequence()
+        .unwrap()
 }

@@ -32,6 +32,8 @@ fn config(memory_mb: u32) -> String {
       regions: [us-east-1, eu-west-1]
       max_concurrent_accounts: 2
       failure_tolerance: 1
+      central_topic:
+        notification_emails: [backup-team@example.com]
 "#
     )
 }
@@ -164,6 +166,7 @@ async fn an_organization_deploys_updates_reports_and_is_destroyed_with_nothing_l
             "result",
             "artifact_sha256",
             "artifacts",
+            "central_topic",
             "operations",
             "instances",
             "untargeted",
@@ -212,6 +215,17 @@ async fn an_organization_deploys_updates_reports_and_is_destroyed_with_nothing_l
         assert_eq!(bytes.as_ref(), std::fs::read(&artifact).unwrap().as_slice());
     }
 
+    // The central topic is the administrator account's, and every member function publishes
+    // to it (who may is its topic policy's, proven on the template).
+    let central = deployed["central_topic"].as_str().unwrap().to_owned();
+    assert_eq!(
+        central,
+        format!(
+            "arn:aws:sns:us-east-1:{}:{STACK_SET}-central",
+            emulator::ACCOUNT_ID
+        )
+    );
+
     // Each account and region has the stack and the function, and the administrator account
     // has neither.
     for account in ACCOUNTS {
@@ -221,6 +235,25 @@ async fn an_organization_deploys_updates_reports_and_is_destroyed_with_nothing_l
             assert_eq!(found.len(), 1, "{account}/{region}: {found:?}");
             assert!(found[0].1.ends_with("_COMPLETE"), "{found:?}");
             assert_eq!(function_memory(&sdk).await, Some(256), "{account}/{region}");
+            let variables = aws_sdk_lambda::Client::new(&sdk)
+                .get_function_configuration()
+                .function_name(STACK_SET)
+                .send()
+                .await
+                .unwrap()
+                .environment()
+                .unwrap()
+                .variables()
+                .unwrap()
+                .clone();
+            assert_eq!(
+                variables["CENTRAL_TOPIC_ARN"], central,
+                "{account}/{region}"
+            );
+            assert!(
+                variables["SNS_TOPIC_ARN"].contains(&format!(":{region}:{account}:")),
+                "its own topic too: {variables:?}"
+            );
         }
     }
     assert_eq!(function_memory(&admin).await, None);
@@ -242,8 +275,10 @@ async fn an_organization_deploys_updates_reports_and_is_destroyed_with_nothing_l
             "instances",
             "untargeted",
             "missing",
+            "central_topic",
         ],
     );
+    assert_eq!(status["central_topic"], central.as_str());
     let rows = status["instances"].as_array().unwrap();
     assert_eq!(rows.len(), 4);
     for row in rows {
@@ -355,7 +390,7 @@ async fn an_organization_deploys_updates_reports_and_is_destroyed_with_nothing_l
             "operations",
             "members",
             "stack_set_deleted",
-            "artifact_stacks_deleted",
+            "supporting_stacks_deleted",
             "failures",
         ],
     );
@@ -363,11 +398,12 @@ async fn an_organization_deploys_updates_reports_and_is_destroyed_with_nothing_l
     assert_eq!(destroyed["instances_deleted"].as_array().unwrap().len(), 4);
     assert_eq!(destroyed["stack_set_deleted"], true);
     assert_eq!(
-        destroyed["artifact_stacks_deleted"]
-            .as_array()
-            .unwrap()
-            .len(),
-        2
+        destroyed["supporting_stacks_deleted"],
+        serde_json::json!([
+            "us-east-1/smartvault-org-artifacts",
+            "eu-west-1/smartvault-org-artifacts",
+            "us-east-1/smartvault-org-central"
+        ])
     );
     assert_eq!(
         destroyed["members"]["222222222222/eu-west-1"]["snapshots_deleted"],
@@ -406,6 +442,18 @@ async fn an_organization_deploys_updates_reports_and_is_destroyed_with_nothing_l
     for bucket in &buckets {
         assert!(!names.contains(bucket), "{bucket} removed: {names:?}");
     }
+    let topics = aws_sdk_sns::Client::new(&admin)
+        .list_topics()
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        topics
+            .topics()
+            .iter()
+            .all(|t| t.topic_arn() != Some(central.as_str())),
+        "the central topic is gone"
+    );
     let status = json(&run(
         &second,
         &["status", "--env", "org", "--output", "json"],

@@ -99,7 +99,7 @@ impl Destroy {
             let copies: usize = r.members.values().map(|m| m.copies_deleted.len()).sum();
             println!(
                 "{} {}: {} stack instance(s) deleted, {deleted} snapshots and {copies} copies \
-                 deleted in the member accounts, stack set {}, {} artifact bucket(s) removed",
+                 deleted in the member accounts, stack set {}, {} supporting stack(s) (artifact buckets, central topic) removed",
                 if r.failures.is_empty() {
                     "destroyed"
                 } else {
@@ -112,7 +112,7 @@ impl Destroy {
                 } else {
                     "kept"
                 },
-                r.artifact_stacks_deleted.len()
+                r.supporting_stacks_deleted.len()
             );
         })?;
         if result.failures.is_empty() {

@@ -31,6 +31,8 @@ pub struct DeployResult {
     pub artifact_sha256: String,
     /// Each target region's artifact, as `s3://bucket/key`, and whether it was uploaded now.
     pub artifacts: Vec<(String, bool)>,
+    /// The organization's central topic, when configured.
+    pub central_topic: Option<String>,
     pub operations: Vec<Operation>,
     pub instances: Vec<InstanceView>,
     /// Stack instances outside the targets now configured: left running until
@@ -102,7 +104,13 @@ pub async fn deploy(
         });
         artifacts.push((url, uploaded));
     }
-    let rendered = template::render(env, &location(&prefix, artifact))?;
+    let central = require_central_topic(aws, env, targets, yes, output).await?;
+    let mut rendered = template::render(env, &location(&prefix, artifact))?;
+    if let Some(arn) = &central {
+        rendered
+            .parameters
+            .insert("CentralTopicArn".to_owned(), arn.clone());
+    }
     let dir = template::write_rendered(env, &rendered)?;
     output.progress(format!(
         "rendered template and parameters in {}",
@@ -144,6 +152,7 @@ pub async fn deploy(
         result: Outcome::Unchanged,
         artifact_sha256: artifact.sha256.clone(),
         artifacts,
+        central_topic: central,
         operations: Vec::new(),
         instances: Vec::new(),
         untargeted: Vec::new(),
@@ -283,48 +292,56 @@ fn partition(region: &str) -> &'static str {
 
 /// The parameters of the artifact stack in one region.
 pub(crate) fn artifact_parameters(targets: &Targets, prefix: &str) -> BTreeMap<String, String> {
-    let readers = match (&targets.organization_id, &targets.deployment) {
-        (None, targets::Deployment::Accounts { accounts, .. }) => accounts.join(","),
-        _ => String::new(),
-    };
     BTreeMap::from([
         ("BucketPrefix".to_owned(), prefix.to_owned()),
         (
             "OrganizationId".to_owned(),
             targets.organization_id.clone().unwrap_or_default(),
         ),
-        ("ReaderAccounts".to_owned(), readers),
+        ("ReaderAccounts".to_owned(), readers(targets)),
     ])
 }
 
-/// The artifact bucket of one target region, made (or updated to the readers now
-/// configured) when the user agrees; its name.
-async fn require_artifact_bucket(
+/// A stack of the administrator account that an organization's environment needs besides
+/// the stack set: an artifact bucket per target region, the central topic.
+struct Supporting<'a> {
+    stack: String,
+    template: &'a str,
+    parameters: BTreeMap<String, String>,
+    role: &'a str,
+    /// What creating it makes, for the question.
+    what: String,
+}
+
+/// The supporting stack as it should be: created when the user agrees, or updated when its
+/// template or parameters changed; its outputs.
+async fn require(
     regional: &Aws,
     env: &Environment,
-    targets: &Targets,
-    prefix: &str,
+    supporting: Supporting<'_>,
     yes: bool,
     output: Output,
-) -> Result<String> {
-    let stack = targets::artifacts_stack(&env.stack_name);
-    let parameters = artifact_parameters(targets, prefix);
-    let view = cfn::describe(regional, &stack).await?;
-    let body = template::read_template("organization.yaml")?;
+) -> Result<BTreeMap<String, String>> {
+    let Supporting {
+        stack,
+        template,
+        parameters,
+        role,
+        what,
+    } = supporting;
+    let body = template::read_template(template)?;
     let tags = BTreeMap::from([
         ("smartvault:environment".to_owned(), env.name.clone()),
-        (
-            "smartvault:role".to_owned(),
-            "organization-artifacts".to_owned(),
-        ),
+        ("smartvault:role".to_owned(), role.to_owned()),
     ]);
-    match &view {
+    match cfn::describe(regional, &stack).await? {
         Some(view) if view.status.ends_with("_COMPLETE") && !view.status.contains("ROLLBACK") => {
-            if cfn::raw_parameters(regional, &stack).await? == parameters {
-                return bucket_of(view, &stack);
+            let current = current_template(regional, &stack).await?;
+            if current == body && cfn::raw_parameters(regional, &stack).await? == parameters {
+                return Ok(view.outputs);
             }
             output.progress(format!(
-                "the readers of {stack}'s bucket in {} change; updating it",
+                "{stack} in {} changes (template or parameters); updating it",
                 regional.region
             ));
             update_stack(regional, &stack, &body, &parameters).await?;
@@ -336,14 +353,7 @@ async fn require_artifact_bucket(
             view.status
         ),
         None => {
-            let question = format!(
-                "create the artifact bucket {prefix}-{} (stack {stack}), readable by {}?",
-                regional.region,
-                match &targets.organization_id {
-                    Some(org) => format!("organization {org}"),
-                    None => format!("accounts {}", targets.accounts().join(", ")),
-                }
-            );
+            let question = format!("create {what} (stack {stack} in {})?", regional.region);
             if !confirm(yes, &question)? {
                 bail!(
                     "deploy cancelled; nothing was changed in {}",
@@ -354,10 +364,117 @@ async fn require_artifact_bucket(
             cfn::wait_with_progress(regional, &stack, true, output).await?;
         }
     }
-    let view = cfn::describe(regional, &stack)
+    Ok(cfn::describe(regional, &stack)
         .await?
-        .with_context(|| format!("stack {stack} vanished in {}", regional.region))?;
-    bucket_of(&view, &stack)
+        .with_context(|| format!("stack {stack} vanished in {}", regional.region))?
+        .outputs)
+}
+
+/// The template a stack runs now.
+async fn current_template(aws: &Aws, stack: &str) -> Result<String> {
+    let out = aws
+        .cloudformation
+        .get_template()
+        .stack_name(stack)
+        .send()
+        .await
+        .map_err(crate::aws::sdk_error)
+        .with_context(|| format!("failed to read the template of stack {stack}"))?;
+    Ok(out.template_body().unwrap_or_default().to_owned())
+}
+
+/// Who may read an organization's artifacts or publish to its central topic.
+fn readers(targets: &Targets) -> String {
+    match (&targets.organization_id, &targets.deployment) {
+        (None, targets::Deployment::Accounts { accounts, .. }) => accounts.join(","),
+        _ => String::new(),
+    }
+}
+
+fn whom(targets: &Targets) -> String {
+    match &targets.organization_id {
+        Some(org) => format!("organization {org}"),
+        None => format!("accounts {}", targets.accounts().join(", ")),
+    }
+}
+
+/// The artifact bucket of one target region, made (or updated) when the user agrees; its name.
+async fn require_artifact_bucket(
+    regional: &Aws,
+    env: &Environment,
+    targets: &Targets,
+    prefix: &str,
+    yes: bool,
+    output: Output,
+) -> Result<String> {
+    let stack = targets::artifacts_stack(&env.stack_name);
+    let supporting = Supporting {
+        what: format!(
+            "the artifact bucket {prefix}-{}, readable by {}",
+            regional.region,
+            whom(targets)
+        ),
+        parameters: artifact_parameters(targets, prefix),
+        template: "organization.yaml",
+        role: "organization-artifacts",
+        stack: stack.clone(),
+    };
+    let outputs = require(regional, env, supporting, yes, output).await?;
+    outputs
+        .get("ArtifactBucketName")
+        .cloned()
+        .with_context(|| format!("stack {stack} has no ArtifactBucketName output"))
+}
+
+/// The parameters of the central topic's stack.
+pub(crate) fn central_parameters(env: &Environment, targets: &Targets) -> BTreeMap<String, String> {
+    let email = |i: usize| targets.central_emails.get(i).cloned().unwrap_or_default();
+    BTreeMap::from([
+        (
+            "TopicName".to_owned(),
+            targets::central_stack(&env.stack_name),
+        ),
+        (
+            "OrganizationId".to_owned(),
+            targets.organization_id.clone().unwrap_or_default(),
+        ),
+        ("PublisherAccounts".to_owned(), readers(targets)),
+        ("NotificationEmail1".to_owned(), email(0)),
+        ("NotificationEmail2".to_owned(), email(1)),
+        ("NotificationEmail3".to_owned(), email(2)),
+    ])
+}
+
+/// The organization's central topic in the administrator account's region, when configured;
+/// its ARN.
+async fn require_central_topic(
+    aws: &Aws,
+    env: &Environment,
+    targets: &Targets,
+    yes: bool,
+    output: Output,
+) -> Result<Option<String>> {
+    if targets.central_emails.is_empty() {
+        return Ok(None);
+    }
+    let stack = targets::central_stack(&env.stack_name);
+    let supporting = Supporting {
+        what: format!(
+            "the central topic {stack} for {}, to which {} may publish",
+            targets.central_emails.join(", "),
+            whom(targets)
+        ),
+        parameters: central_parameters(env, targets),
+        template: "central-topic.yaml",
+        role: "organization-central-topic",
+        stack: stack.clone(),
+    };
+    let outputs = require(aws, env, supporting, yes, output).await?;
+    outputs
+        .get("TopicArn")
+        .cloned()
+        .map(Some)
+        .with_context(|| format!("stack {stack} has no TopicArn output"))
 }
 
 /// Updates a stack's template and parameters with the caller's own permissions.
@@ -378,13 +495,6 @@ async fn update_stack(
         .map_err(crate::aws::sdk_error)
         .with_context(|| format!("failed to update stack {stack}"))?;
     Ok(())
-}
-
-fn bucket_of(view: &cfn::StackView, stack: &str) -> Result<String> {
-    view.outputs
-        .get("ArtifactBucketName")
-        .cloned()
-        .with_context(|| format!("stack {stack} has no ArtifactBucketName output"))
 }
 
 /// One stack instance as `status` shows it.
@@ -410,6 +520,8 @@ pub struct Status {
     pub untargeted: Vec<String>,
     /// Configured accounts (self-managed) and regions without a stack instance.
     pub missing: Vec<String>,
+    /// The organization's central topic the instances publish to, when there is one.
+    pub central_topic: Option<String>,
 }
 
 pub async fn status(aws: &Aws, env: &Environment, targets: &Targets) -> Result<Status> {
@@ -422,6 +534,10 @@ pub async fn status(aws: &Aws, env: &Environment, targets: &Targets) -> Result<S
     let sha = set
         .as_ref()
         .and_then(|s| s.parameters.artifact_sha256.clone());
+    let central_topic = set
+        .as_ref()
+        .and_then(|s| s.parameters.central_topic_arn.clone())
+        .filter(|arn| !arn.is_empty());
     let missing = match stacksets::missing(targets.accounts(), &targets.regions, &instances) {
         Some(_) => targets
             .accounts()
@@ -457,6 +573,7 @@ pub async fn status(aws: &Aws, env: &Environment, targets: &Targets) -> Result<S
             })
             .collect(),
         missing,
+        central_topic,
     })
 }
 
@@ -504,6 +621,9 @@ impl Status {
         if !self.missing.is_empty() {
             println!("  not deployed yet: {}", self.missing.join(", "));
         }
+        if let Some(topic) = &self.central_topic {
+            println!("  every instance also publishes its summaries to {topic}");
+        }
         if !self.untargeted.is_empty() {
             println!("  no longer targeted: {}", self.untargeted.join(", "));
         }
@@ -529,7 +649,7 @@ pub struct DestroyResult {
     /// What destroy removed in each member account and region, as `<account>/<region>`.
     pub members: BTreeMap<String, destroy::DestroyResult>,
     pub stack_set_deleted: bool,
-    pub artifact_stacks_deleted: Vec<String>,
+    pub supporting_stacks_deleted: Vec<String>,
     pub failures: Vec<String>,
 }
 
@@ -559,7 +679,7 @@ pub async fn destroy(
             .cloned()
             .collect(),
     };
-    let artifact_stacks: Vec<(String, String)> = if scope == Scope::All {
+    let supporting_stacks: Vec<(String, String)> = if scope == Scope::All {
         let stack = targets::artifacts_stack(name);
         let mut found = Vec::new();
         for region in &targets.regions {
@@ -569,6 +689,11 @@ pub async fn destroy(
             {
                 found.push((region.clone(), stack.clone()));
             }
+        }
+        // The central topic, configured now or left by an earlier configuration.
+        let central = targets::central_stack(name);
+        if cfn::describe(aws, &central).await?.is_some() {
+            found.push((aws.region.clone(), central));
         }
         found
     } else {
@@ -595,14 +720,18 @@ pub async fn destroy(
     if scope == Scope::All && set.is_some() {
         text.push_str(&format!("  stack set {name} in {}\n", aws.region));
     }
-    for (region, stack) in &artifact_stacks {
-        text.push_str(&format!(
-            "  artifact bucket {}-{region} and its stack {stack} in {region}\n",
-            targets::bucket_prefix(name, &account)
-        ));
+    for (region, stack) in &supporting_stacks {
+        text.push_str(&if stack.ends_with(targets::CENTRAL_SUFFIX) {
+            format!("  the central topic and its stack {stack} in {region}\n")
+        } else {
+            format!(
+                "  artifact bucket {}-{region} and its stack {stack} in {region}\n",
+                targets::bucket_prefix(name, &account)
+            )
+        });
     }
     if chosen.is_empty()
-        && artifact_stacks.is_empty()
+        && supporting_stacks.is_empty()
         && (scope == Scope::Untargeted || set.is_none())
     {
         text.push_str("  nothing: no stack instance, stack set or artifact bucket of it exists\n");
@@ -687,7 +816,7 @@ pub async fn destroy(
             }
         }
     }
-    for (region, stack) in &artifact_stacks {
+    for (region, stack) in &supporting_stacks {
         let regional = aws.in_region(region);
         let removed = async {
             if let Some(view) = cfn::describe(&regional, stack).await?
@@ -700,9 +829,9 @@ pub async fn destroy(
         .await;
         match removed {
             Ok(()) => {
-                output.progress(format!("deleted {stack} and its bucket in {region}"));
+                output.progress(format!("deleted {stack} in {region}"));
                 result
-                    .artifact_stacks_deleted
+                    .supporting_stacks_deleted
                     .push(format!("{region}/{stack}"));
             }
             Err(error) => result

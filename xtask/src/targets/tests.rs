@@ -149,6 +149,16 @@ fn every_bad_target_is_refused_with_its_key_and_fix() {
             "targets.max_concurrent_accounts",
             "at least 1",
         ),
+        (
+            "accounts: ['111111111111']\ncentral_topic: {notification_emails: []}",
+            "targets.central_topic.notification_emails",
+            "list 1 to 3 addresses",
+        ),
+        (
+            "accounts: ['111111111111']\ncentral_topic: {notification_emails: [team]}",
+            "targets.central_topic.notification_emails",
+            "\"team\" is not an email address",
+        ),
     ];
     for (yaml, key, says) in cases {
         let (found_key, problem) = refusal(&format!("{base}{yaml}"));
