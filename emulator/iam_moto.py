@@ -11,7 +11,9 @@ launcher closes both without touching what moto stores or answers:
 2. Resources. For every service but S3 moto checks a policy against the resource "*", so a
    statement scoped to ARNs never matches. For the actions SmartVault makes, the checks below name
    the resources AWS authorizes them against (the Service Authorization Reference), and each one
-   is checked; an action not listed is still checked against "*".
+   is checked; an action not listed is still checked against "*". A stack set's calls are
+   checked against its `stackset/<name>:<id>` ARN (CreateStackSet, which names no resource,
+   against "*").
 
 3. Wildcards. moto turns a resource pattern into a regular expression by replacing `*` only, so
    IAM's `?` (any one character) becomes a regex quantifier (a policy with `????` fails with
@@ -93,9 +95,29 @@ def stack_arn(region, account, name):
     return f"arn:aws:cloudformation:{region}:{account}:stack/{name}/*"
 
 
+def stack_set_arn(region, account, name):
+    """A stack set's ARN (`stackset/<name>:<id>`), as AWS authorizes its calls against it."""
+    if name.startswith("arn:"):
+        return name
+    backend = cloudformation_backends[account][region]
+    for stack_set in backend.stacksets.values():
+        if stack_set.name == name and stack_set.status != "DELETED":
+            return stack_set.arn
+    return f"arn:aws:cloudformation:{region}:{account}:stackset/{name}:*"
+
+
 def cloudformation_checks(response, action, region, account):
     name = first(response, "StackName")
-    checks = [(action, "*" if name is None else stack_arn(region, account, name))]
+    stack_set = first(response, "StackSetName")
+    if stack_set is not None and action != "CreateStackSet":
+        checks = [(action, stack_set_arn(region, account, stack_set))]
+    else:
+        checks = [(action, "*" if name is None else stack_arn(region, account, name))]
+    # A self-managed stack set names the administration role it acts as: iam:PassRole, as on
+    # AWS.
+    admin_role = first(response, "AdministrationRoleARN")
+    if admin_role is not None:
+        checks.append(("iam:PassRole", admin_role))
     # A call that hands CloudFormation a role to act with needs iam:PassRole on that role, as
     # on AWS; moto accepts any RoleARN unchecked.
     role = first(response, "RoleARN")

@@ -512,3 +512,91 @@ fn the_regions_a_copy_may_go_to_are_those_aws_publishes() {
     };
     assert_eq!(sorted(ours), sorted(published));
 }
+
+/// `targets.max_concurrent_accounts` is refused above `failure_tolerance + 1`: the rule
+/// CloudFormation documents for `StackSetOperationPreferences` in its service model (strict
+/// failure tolerance, the default SmartVault sends).
+#[test]
+fn the_rollout_limit_is_cloudformations_own() {
+    let documented = model_documentation(
+        "cloudformation",
+        "StackSetOperationPreferences",
+        "MaxConcurrentCount",
+    );
+    assert!(
+        documented.contains("is at most one more than the <code>FailureToleranceCount</code>"),
+        "{documented}"
+    );
+    let around = crate::targets::Around {
+        stack_name: "smartvault-org",
+        region: "us-east-1",
+        copy_regions: vec![],
+        termination_protection: false,
+        reserved_concurrency: None,
+    };
+    let with = |max: u32, tolerance: u32| {
+        crate::targets::resolve(
+            &serde_norway::from_str(&format!(
+                "accounts: ['111111111111']\nregions: [us-east-1]\n\
+                 max_concurrent_accounts: {max}\nfailure_tolerance: {tolerance}"
+            ))
+            .unwrap(),
+            &around,
+        )
+    };
+    assert!(with(5, 4).is_ok());
+    assert!(with(6, 4).is_err());
+}
+
+/// The deployer manages a stack set with the same API CloudFormation's own
+/// `AWS::CloudFormation::StackSet` handlers call: every permission those handlers declare is
+/// granted by docs/deployer-policy.json, except the three below, which deploy never needs.
+#[test]
+fn the_deployer_can_manage_a_stack_set_as_cloudformations_handlers_do() {
+    let not_needed: BTreeMap<&str, &str> = BTreeMap::from([
+        (
+            "cloudformation:GetTemplateSummary",
+            "deploy renders and checks the template's parameters itself (template::check_parameters)",
+        ),
+        (
+            "cloudformation:UpdateStackInstances",
+            "deploy sends no per-instance parameter overrides: every instance gets the stack set's parameters",
+        ),
+        (
+            "cloudformation:DescribeStackInstance",
+            "status lists every instance at once (ListStackInstances)",
+        ),
+    ]);
+    let granted = deployer_policy_actions();
+    let types: BTreeSet<String> = ["AWS::CloudFormation::StackSet".to_owned()].into();
+    for region in regions() {
+        let required = handler_permissions(&region, &types);
+        let permissions = &required["AWS::CloudFormation::StackSet"];
+        assert!(permissions.contains("cloudformation:CreateStackInstances"));
+        let missing: Vec<&String> = permissions
+            .iter()
+            .filter(|p| !granted.contains(*p) && !not_needed.contains_key(p.as_str()))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "in {region}, the stack set's handlers need {missing:?}, which \
+             docs/deployer-policy.json does not grant"
+        );
+        for permission in not_needed.keys() {
+            assert!(
+                permissions.contains(*permission) && !granted.contains(*permission),
+                "{permission} is listed as not needed: a handler permission the deployer lacks"
+            );
+        }
+    }
+    // The deployer's own calls are granted too (the AWS-call scan, policy_checks).
+    for call in [
+        "cloudformation:CreateStackSet",
+        "cloudformation:UpdateStackSet",
+        "cloudformation:DeleteStackSet",
+        "cloudformation:DeleteStackInstances",
+        "cloudformation:ListStackInstances",
+    ] {
+        assert!(granted.contains(call), "{call}");
+    }
+}

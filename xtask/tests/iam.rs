@@ -545,3 +545,154 @@ fn without(policy: &str, action: &str) -> String {
         .retain(|s| s["Action"].as_array().is_none_or(|a| !a.is_empty()));
     policy.to_string()
 }
+
+/// An organization's environment under IAM enforcement: the deployer, holding exactly
+/// docs/deployer-policy.json in the administrator account, deploys the stack set to two
+/// accounts in two regions, reads its status and destroys it; destroy's cleanup in each member
+/// runs as `smartvault-stackset-execution`, made in each member from
+/// templates/stackset-roles.yaml, holding exactly that policy. No call is denied.
+#[tokio::test]
+async fn the_deployer_and_the_member_role_run_an_organization_with_their_policies_only() {
+    let emulator = Emulator::start_with_iam().unwrap_or_else(|e| panic!("{e}"));
+    emulator
+        .set_config(&serde_json::json!({"lambda": {"use_docker": false}}))
+        .unwrap();
+    let setup = emulator.sdk_config().await;
+    let iam = aws_sdk_iam::Client::new(&setup);
+    let deployer_policy =
+        std::fs::read_to_string(emulator::workspace_root().join("docs/deployer-policy.json"))
+            .unwrap();
+    let deployer = user(&iam, "ci-deployer", &deployer_policy).await;
+    let roles =
+        std::fs::read_to_string(emulator::workspace_root().join("templates/stackset-roles.yaml"))
+            .unwrap();
+    let members = ["111111111111", "222222222222"];
+    let mut ours = Vec::new();
+    for account in members {
+        // Each member's administrator makes the StackSet execution role of
+        // templates/stackset-roles.yaml (through IAM: moto cannot evaluate a policy of a role
+        // its CloudFormation made), with exactly the template's policy.
+        let sdk = common::assumed(
+            &emulator,
+            &format!("arn:aws:iam::{account}:role/administrator"),
+            REGION,
+        )
+        .await;
+        let member_iam = aws_sdk_iam::Client::new(&sdk);
+        member_iam
+            .create_role()
+            .role_name("smartvault-stackset-execution")
+            .assume_role_policy_document(
+                serde_json::json!({
+                    "Version": "2012-10-17",
+                    "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                        "Principal": {"AWS": format!("arn:aws:iam::{}:root", emulator::ACCOUNT_ID)}}]
+                })
+                .to_string(),
+            )
+            .send()
+            .await
+            .unwrap();
+        member_iam
+            .put_role_policy()
+            .role_name("smartvault-stackset-execution")
+            .policy_name("smartvault-stackset-execution")
+            .policy_document(execution_policy(&roles, account).to_string())
+            .send()
+            .await
+            .unwrap();
+        // What the member's function made: one of this deployment's snapshots.
+        let ec2 = aws_sdk_ec2::Client::new(&sdk);
+        let volume = emulator::fleet::detached_volume(&ec2).await.unwrap();
+        ours.push(
+            emulator::fleet::snapshot_by_hand(
+                &ec2,
+                &volume,
+                &[(function::tags::MANAGED_BY, "smartvault-org")],
+            )
+            .await
+            .unwrap(),
+        );
+    }
+    let dir = scratch("iam-organization");
+    let config = dir.join("smartvault.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "environments:\n  org:\n    region: {REGION}\n    notification_emails: [ops@example.com]\n    \
+             targets:\n      accounts: [\"111111111111\", \"222222222222\"]\n      \
+             regions: [{REGION}, us-east-1]\n      central_topic:\n        \
+             notification_emails: [backup-team@example.com]\n"
+        ),
+    )
+    .unwrap();
+    let artifact = fake_artifact(&dir);
+
+    emulator.enforce_iam().unwrap();
+    let as_deployer = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--config", config.to_str().unwrap()]);
+        xtask_with(&emulator, &deployer.env(), &all)
+    };
+    let deployed = json(&as_deployer(&[
+        "deploy",
+        "--env",
+        "org",
+        "--artifact",
+        artifact.to_str().unwrap(),
+        "--yes",
+        "--output",
+        "json",
+    ]));
+    assert_eq!(deployed["result"], "created");
+    assert_eq!(deployed["instances"].as_array().unwrap().len(), 4);
+    let status = json(&as_deployer(&[
+        "status", "--env", "org", "--output", "json",
+    ]));
+    assert_eq!(status["instances"].as_array().unwrap().len(), 4);
+    let destroyed = json(&as_deployer(&[
+        "destroy", "--env", "org", "--yes", "--output", "json",
+    ]));
+    assert!(destroyed["failures"].as_array().unwrap().is_empty());
+    assert_eq!(destroyed["stack_set_deleted"], true);
+    for (account, snapshot) in members.iter().zip(&ours) {
+        assert_eq!(
+            destroyed["members"][format!("{account}/{REGION}")]["snapshots_deleted"],
+            serde_json::json!([snapshot]),
+            "removed as the member role"
+        );
+    }
+}
+
+/// The StackSet execution role's policy in templates/stackset-roles.yaml, its `!Sub`
+/// expressions resolved for `account`, as IAM would hold it.
+fn execution_policy(template: &str, account: &str) -> serde_json::Value {
+    fn resolve(value: &serde_norway::Value, account: &str) -> serde_json::Value {
+        use serde_norway::Value;
+        match value {
+            Value::Tagged(tagged) if tagged.tag == "Sub" => serde_json::Value::String(
+                tagged
+                    .value
+                    .as_str()
+                    .unwrap()
+                    .replace("${AWS::Partition}", "aws")
+                    .replace("${AWS::AccountId}", account)
+                    .replace("${AdministratorAccount}", emulator::ACCOUNT_ID),
+            ),
+            Value::Mapping(map) => map
+                .iter()
+                .map(|(k, v)| (k.as_str().unwrap().to_owned(), resolve(v, account)))
+                .collect::<serde_json::Map<_, _>>()
+                .into(),
+            Value::Sequence(items) => items.iter().map(|v| resolve(v, account)).collect(),
+            Value::String(text) => serde_json::Value::String(text.clone()),
+            other => panic!("unexpected {other:?} in the policy"),
+        }
+    }
+    let template: serde_norway::Value = serde_norway::from_str(template).unwrap();
+    let document =
+        &template["Resources"]["ExecutionRole"]["Properties"]["Policies"][0]["PolicyDocument"];
+    let policy = resolve(document, account);
+    assert!(!policy.to_string().contains("${"), "{policy}");
+    policy
+}
