@@ -169,13 +169,17 @@ pub async fn deploy(
         targets::Deployment::Accounts { accounts, .. } => {
             stacksets::missing(accounts, &targets.regions, &instances)
         }
-        // The units' accounts are AWS's to resolve: create in each region without one yet,
-        // and in every region when a unit may have gained an account without auto-deployment.
-        targets::Deployment::OrganizationalUnits { .. } => {
+        // The units' accounts are AWS's to resolve. With auto-deployment, StackSets deploys to
+        // accounts as they join: create only in regions without an instance yet. Without it,
+        // every deploy asks for every region, so that accounts that joined since are reached
+        // (StackSets leaves the existing instances as they are).
+        targets::Deployment::OrganizationalUnits {
+            auto_deployment, ..
+        } => {
             let regions: Vec<String> = targets
                 .regions
                 .iter()
-                .filter(|r| !instances.iter().any(|i| &i.region == *r))
+                .filter(|r| !auto_deployment || !instances.iter().any(|i| &i.region == *r))
                 .cloned()
                 .collect();
             (!regions.is_empty()).then(|| (Vec::new(), regions))
@@ -885,4 +889,104 @@ async fn clean_member(
         plan.describe().trim_end().replace('\n', "\n  ")
     ));
     Ok(destroy::apply(&member, &local, &plan, &survey, output).await)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_cloudformation::Client;
+    use aws_sdk_cloudformation::operation::describe_stack_set_operation::DescribeStackSetOperationOutput;
+    use aws_sdk_cloudformation::operation::list_stack_set_operation_results::ListStackSetOperationResultsOutput;
+    use aws_sdk_cloudformation::types::{
+        StackSetOperation, StackSetOperationAction, StackSetOperationResultStatus,
+        StackSetOperationResultSummary, StackSetOperationStatus,
+    };
+    use aws_smithy_mocks::{RuleMode, mock, mock_client};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A failed rollout (which the emulator never produces): the operation is followed while
+    /// it runs, and deploy's error names each failed account and region with CloudFormation's
+    /// reason, and what succeeded.
+    #[tokio::test]
+    async fn a_failed_rollout_names_each_failed_account_and_region_with_its_reason() {
+        let polls = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&polls);
+        let operation = mock!(Client::describe_stack_set_operation).then_compute_output(move |r| {
+            assert_eq!(r.operation_id(), Some("op-1"));
+            let status = if counted.fetch_add(1, Ordering::SeqCst) == 0 {
+                StackSetOperationStatus::Running
+            } else {
+                StackSetOperationStatus::Failed
+            };
+            DescribeStackSetOperationOutput::builder()
+                .stack_set_operation(
+                    StackSetOperation::builder()
+                        .operation_id("op-1")
+                        .action(StackSetOperationAction::Update)
+                        .status(status)
+                        .status_reason("Failure tolerance exceeded")
+                        .build(),
+                )
+                .build()
+        });
+        let result = |account: &str, status, reason: Option<&str>| {
+            StackSetOperationResultSummary::builder()
+                .account(account)
+                .region("eu-west-1")
+                .status(status)
+                .set_status_reason(reason.map(str::to_owned))
+                .build()
+        };
+        let results = mock!(Client::list_stack_set_operation_results).then_compute_output(move |_| {
+            ListStackSetOperationResultsOutput::builder()
+                .summaries(result("111111111111", StackSetOperationResultStatus::Succeeded, None))
+                .summaries(result(
+                    "222222222222",
+                    StackSetOperationResultStatus::Failed,
+                    Some("ResourceLogicalId:Function, ResourceType:AWS::Lambda::Function, ResourceStatusReason:Your access has been denied by S3"),
+                ))
+                .build()
+        });
+        let sdk = aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .build();
+        let mut aws = Aws::from_sdk(&sdk, "us-east-1".into());
+        aws.cloudformation = mock_client!(
+            aws_sdk_cloudformation,
+            RuleMode::MatchAny,
+            [&operation, &results]
+        );
+        let targets = crate::targets::resolve(
+            &serde_norway::from_str(
+                "accounts: ['111111111111', '222222222222']\nregions: [eu-west-1]\n\
+                 max_concurrent_accounts: 2\nfailure_tolerance: 1",
+            )
+            .unwrap(),
+            &crate::targets::Around {
+                stack_name: "smartvault-org",
+                region: "us-east-1",
+                copy_regions: vec![],
+                termination_protection: false,
+                reserved_concurrency: None,
+            },
+        )
+        .unwrap();
+        let ended = stacksets::wait(&aws, "smartvault-org", &targets, "op-1", Output::Json)
+            .await
+            .unwrap();
+        assert_eq!(polls.load(Ordering::SeqCst), 2, "followed while running");
+        assert!(!ended.succeeded());
+        let message = format!("{:#}", operation_failed("smartvault-org", &[ended]));
+        assert!(
+            message.starts_with(
+                "stack set smartvault-org: operation op-1 (UPDATE) ended FAILED: Failure \
+                 tolerance exceeded\n  222222222222/eu-west-1: FAILED: ResourceLogicalId:Function"
+            ) && message.contains("denied by S3")
+                && !message.contains("111111111111/eu-west-1")
+                && message.contains("the accounts and regions that succeeded run the new template"),
+            "{message}"
+        );
+    }
 }
