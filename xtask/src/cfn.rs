@@ -192,7 +192,7 @@ pub fn cfn_parameters(
         .collect()
 }
 
-fn cfn_tags(tags: &BTreeMap<String, String>) -> Vec<Tag> {
+pub fn cfn_tags(tags: &BTreeMap<String, String>) -> Vec<Tag> {
     tags.iter()
         .map(|(k, v)| Tag::builder().key(k).value(v).build())
         .collect()

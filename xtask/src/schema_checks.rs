@@ -527,22 +527,11 @@ fn the_rollout_limit_is_cloudformations_own() {
         documented.contains("is at most one more than the <code>FailureToleranceCount</code>"),
         "{documented}"
     );
-    let around = crate::targets::Around {
-        stack_name: "smartvault-org",
-        region: "us-east-1",
-        copy_regions: vec![],
-        termination_protection: false,
-        reserved_concurrency: None,
-    };
     let with = |max: u32, tolerance: u32| {
-        crate::targets::resolve(
-            &serde_norway::from_str(&format!(
-                "accounts: ['111111111111']\nregions: [us-east-1]\n\
-                 max_concurrent_accounts: {max}\nfailure_tolerance: {tolerance}"
-            ))
-            .unwrap(),
-            &around,
-        )
+        crate::targets::example(&format!(
+            "accounts: ['111111111111']\nregions: [us-east-1]\n\
+             max_concurrent_accounts: {max}\nfailure_tolerance: {tolerance}"
+        ))
     };
     assert!(with(5, 4).is_ok());
     assert!(with(6, 4).is_err());

@@ -2,14 +2,15 @@
 //! read and changed as the administrator (or a delegated administrator) with every page read.
 
 use crate::aws::{Aws, sdk_error};
+use crate::cfn;
 use crate::output::Output;
 use crate::parameters::StackParameters;
 use crate::targets::{Deployment, RegionConcurrency, Targets};
 use anyhow::{Context, Result, bail};
 use aws_sdk_cloudformation::error::ProvideErrorMetadata;
 use aws_sdk_cloudformation::types::{
-    AutoDeployment, CallAs, Capability, DeploymentTargets, Parameter, PermissionModels,
-    RegionConcurrencyType, StackSetOperationPreferences, Tag,
+    AutoDeployment, CallAs, Capability, DeploymentTargets, PermissionModels, RegionConcurrencyType,
+    StackSetOperationPreferences,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -140,22 +141,23 @@ fn service_managed(targets: &Targets) -> Option<DeploymentTargets> {
     }
 }
 
-fn cfn_parameters(parameters: &BTreeMap<String, String>) -> Vec<Parameter> {
-    parameters
-        .iter()
-        .map(|(k, v)| {
-            Parameter::builder()
-                .parameter_key(k)
-                .parameter_value(v)
-                .build()
-        })
-        .collect()
-}
-
-fn cfn_tags(tags: &BTreeMap<String, String>) -> Vec<Tag> {
-    tags.iter()
-        .map(|(k, v)| Tag::builder().key(k).value(v).build())
-        .collect()
+/// Automatic deployment to accounts that join the units (service-managed only).
+fn auto_deployment(targets: &Targets) -> Option<AutoDeployment> {
+    match &targets.deployment {
+        Deployment::Accounts { .. } => None,
+        Deployment::OrganizationalUnits {
+            auto_deployment,
+            retain_stacks_on_account_removal,
+            ..
+        } => Some(
+            AutoDeployment::builder()
+                .enabled(*auto_deployment)
+                .set_retain_stacks_on_account_removal(
+                    auto_deployment.then_some(*retain_stacks_on_account_removal),
+                )
+                .build(),
+        ),
+    }
 }
 
 /// The stack set, or `None` when it does not exist (or was deleted).
@@ -212,8 +214,8 @@ pub async fn create(aws: &Aws, definition: &Definition<'_>) -> Result<()> {
         .stack_set_name(definition.name)
         .description(&definition.description)
         .template_body(definition.body)
-        .set_parameters(Some(cfn_parameters(definition.parameters)))
-        .set_tags(Some(cfn_tags(definition.tags)))
+        .set_parameters(Some(cfn::cfn_parameters(definition.parameters)))
+        .set_tags(Some(cfn::cfn_tags(definition.tags)))
         .capabilities(Capability::CapabilityIam)
         .call_as(call_as(targets));
     request = match &targets.deployment {
@@ -221,20 +223,9 @@ pub async fn create(aws: &Aws, definition: &Definition<'_>) -> Result<()> {
             .permission_model(PermissionModels::SelfManaged)
             .set_administration_role_arn(definition.administration_role_arn.clone())
             .execution_role_name(execution_role),
-        Deployment::OrganizationalUnits {
-            auto_deployment,
-            retain_stacks_on_account_removal,
-            ..
-        } => request
+        Deployment::OrganizationalUnits { .. } => request
             .permission_model(PermissionModels::ServiceManaged)
-            .auto_deployment(
-                AutoDeployment::builder()
-                    .enabled(*auto_deployment)
-                    .set_retain_stacks_on_account_removal(
-                        auto_deployment.then_some(*retain_stacks_on_account_removal),
-                    )
-                    .build(),
-            ),
+            .set_auto_deployment(auto_deployment(targets)),
     };
     request
         .send()
@@ -254,8 +245,8 @@ pub async fn update(aws: &Aws, definition: &Definition<'_>) -> Result<String> {
         .stack_set_name(definition.name)
         .description(&definition.description)
         .template_body(definition.body)
-        .set_parameters(Some(cfn_parameters(definition.parameters)))
-        .set_tags(Some(cfn_tags(definition.tags)))
+        .set_parameters(Some(cfn::cfn_parameters(definition.parameters)))
+        .set_tags(Some(cfn::cfn_tags(definition.tags)))
         .capabilities(Capability::CapabilityIam)
         .operation_preferences(preferences(targets))
         .call_as(call_as(targets));
@@ -264,18 +255,9 @@ pub async fn update(aws: &Aws, definition: &Definition<'_>) -> Result<String> {
             .permission_model(PermissionModels::SelfManaged)
             .set_administration_role_arn(definition.administration_role_arn.clone())
             .execution_role_name(execution_role),
-        Deployment::OrganizationalUnits {
-            auto_deployment,
-            retain_stacks_on_account_removal,
-            ..
-        } => request.auto_deployment(
-            AutoDeployment::builder()
-                .enabled(*auto_deployment)
-                .set_retain_stacks_on_account_removal(
-                    auto_deployment.then_some(*retain_stacks_on_account_removal),
-                )
-                .build(),
-        ),
+        Deployment::OrganizationalUnits { .. } => {
+            request.set_auto_deployment(auto_deployment(targets))
+        }
     };
     let out = request
         .send()
@@ -574,17 +556,8 @@ mod tests {
 
     #[test]
     fn instances_no_longer_targeted_are_found() {
-        let targets = crate::targets::resolve(
-            &serde_norway::from_str("accounts: ['111111111111']\nregions: [us-east-1]").unwrap(),
-            &crate::targets::Around {
-                stack_name: "smartvault-org",
-                region: "us-east-1",
-                copy_regions: vec![],
-                termination_protection: false,
-                reserved_concurrency: None,
-            },
-        )
-        .unwrap();
+        let targets =
+            crate::targets::example("accounts: ['111111111111']\nregions: [us-east-1]").unwrap();
         let existing = [
             instance("111111111111", "us-east-1"),
             instance("111111111111", "eu-west-1"),
@@ -652,23 +625,13 @@ mod tests {
         use std::sync::{Arc, Mutex};
 
         fn units(delegated: bool) -> Targets {
-            crate::targets::resolve(
-                &serde_norway::from_str(&format!(
-                    "organizational_units: [ou-ab12-cdef3456, ou-ab12-ghij7890]\n\
+            crate::targets::example(&format!(
+                "organizational_units: [ou-ab12-cdef3456, ou-ab12-ghij7890]\n\
                      organization_id: o-a1b2c3d4e5\nmember_role: OrganizationAccountAccessRole\n\
                      regions: [eu-west-1, eu-central-1]\nregion_concurrency: parallel\n\
                      max_concurrent_accounts: 10\nfailure_tolerance: 9\n\
                      retain_stacks_on_account_removal: true\ndelegated_admin: {delegated}"
-                ))
-                .unwrap(),
-                &crate::targets::Around {
-                    stack_name: "smartvault-org",
-                    region: "us-east-1",
-                    copy_regions: vec![],
-                    termination_protection: false,
-                    reserved_concurrency: None,
-                },
-            )
+            ))
             .unwrap()
         }
 
@@ -808,18 +771,9 @@ mod tests {
 
         #[test]
         fn accounts_are_sent_as_self_managed_accounts() {
-            let targets = crate::targets::resolve(
-                &serde_norway::from_str("accounts: ['111111111111']\nregions: [us-east-1]")
-                    .unwrap(),
-                &crate::targets::Around {
-                    stack_name: "smartvault-org",
-                    region: "us-east-1",
-                    copy_regions: vec![],
-                    termination_protection: false,
-                    reserved_concurrency: None,
-                },
-            )
-            .unwrap();
+            let targets =
+                crate::targets::example("accounts: ['111111111111']\nregions: [us-east-1]")
+                    .unwrap();
             let accounts = vec!["111111111111".to_owned()];
             assert_eq!(self_managed(&targets, &accounts), Some(accounts));
             assert!(service_managed(&targets).is_none());

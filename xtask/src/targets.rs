@@ -521,5 +521,21 @@ fn is_role_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b))
 }
 
+/// `targets:` from YAML for an environment `smartvault-org` administered from us-east-1, for
+/// tests.
+#[cfg(test)]
+pub fn example(yaml: &str) -> Result<Targets, (String, String)> {
+    resolve(
+        &serde_norway::from_str(yaml).expect("targets YAML"),
+        &Around {
+            stack_name: "smartvault-org",
+            region: "us-east-1",
+            copy_regions: vec![],
+            termination_protection: false,
+            reserved_concurrency: None,
+        },
+    )
+}
+
 #[cfg(test)]
 mod tests;

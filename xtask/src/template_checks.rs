@@ -1126,17 +1126,7 @@ fn organization_template() -> Value {
 }
 
 fn targets(yaml: &str) -> crate::targets::Targets {
-    crate::targets::resolve(
-        &serde_norway::from_str(yaml).unwrap(),
-        &crate::targets::Around {
-            stack_name: "smartvault-org",
-            region: "us-east-1",
-            copy_regions: vec![],
-            termination_protection: false,
-            reserved_concurrency: None,
-        },
-    )
-    .unwrap()
+    crate::targets::example(yaml).unwrap()
 }
 
 /// moto's CloudFormation skips `AWS::S3::BucketPolicy`, so who may read an organization's

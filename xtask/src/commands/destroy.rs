@@ -55,29 +55,14 @@ impl Destroy {
         self.output.result(&result, |r| {
             println!(
                 "{} {}: {} snapshots deleted, {} kept, artifacts removed: {}",
-                if r.failures.is_empty() {
-                    "destroyed"
-                } else {
-                    "partly destroyed"
-                },
+                done(&r.failures),
                 r.stack,
                 r.snapshots_deleted.len(),
                 r.snapshots_kept.len(),
                 r.artifacts_deleted.len()
             );
         })?;
-        if result.failures.is_empty() {
-            return Ok(ExitCode::SUCCESS);
-        }
-        eprintln!(
-            "error: destroy of {} did not finish; {} failure(s):",
-            result.stack,
-            result.failures.len()
-        );
-        for failure in &result.failures {
-            eprintln!("  {failure}");
-        }
-        Ok(ExitCode::FAILURE)
+        Ok(outcome(&result.stack, &result.failures))
     }
 
     fn run_organization(
@@ -100,11 +85,7 @@ impl Destroy {
             println!(
                 "{} {}: {} stack instance(s) deleted, {deleted} snapshots and {copies} copies \
                  deleted in the member accounts, stack set {}, {} supporting stack(s) (artifact buckets, central topic) removed",
-                if r.failures.is_empty() {
-                    "destroyed"
-                } else {
-                    "partly destroyed"
-                },
+                done(&r.failures),
                 r.stack_set,
                 r.instances_deleted.len(),
                 if r.stack_set_deleted {
@@ -115,17 +96,30 @@ impl Destroy {
                 r.supporting_stacks_deleted.len()
             );
         })?;
-        if result.failures.is_empty() {
-            return Ok(ExitCode::SUCCESS);
-        }
-        eprintln!(
-            "error: destroy of {} did not finish; {} failure(s):",
-            result.stack_set,
-            result.failures.len()
-        );
-        for failure in &result.failures {
-            eprintln!("  {failure}");
-        }
-        Ok(ExitCode::FAILURE)
+        Ok(outcome(&result.stack_set, &result.failures))
     }
+}
+
+/// "destroyed", or "partly destroyed" when something failed.
+fn done(failures: &[String]) -> &'static str {
+    if failures.is_empty() {
+        "destroyed"
+    } else {
+        "partly destroyed"
+    }
+}
+
+/// Exit 0 when destroy did all it planned; else every failure on stderr and exit 1.
+fn outcome(name: &str, failures: &[String]) -> ExitCode {
+    if failures.is_empty() {
+        return ExitCode::SUCCESS;
+    }
+    eprintln!(
+        "error: destroy of {name} did not finish; {} failure(s):",
+        failures.len()
+    );
+    for failure in failures {
+        eprintln!("  {failure}");
+    }
+    ExitCode::FAILURE
 }

@@ -958,19 +958,9 @@ mod tests {
             RuleMode::MatchAny,
             [&operation, &results]
         );
-        let targets = crate::targets::resolve(
-            &serde_norway::from_str(
-                "accounts: ['111111111111', '222222222222']\nregions: [eu-west-1]\n\
+        let targets = crate::targets::example(
+            "accounts: ['111111111111', '222222222222']\nregions: [eu-west-1]\n\
                  max_concurrent_accounts: 2\nfailure_tolerance: 1",
-            )
-            .unwrap(),
-            &crate::targets::Around {
-                stack_name: "smartvault-org",
-                region: "us-east-1",
-                copy_regions: vec![],
-                termination_protection: false,
-                reserved_concurrency: None,
-            },
         )
         .unwrap();
         let ended = stacksets::wait(&aws, "smartvault-org", &targets, "op-1", Output::Json)

@@ -17,7 +17,7 @@ fn around() -> Around<'static> {
 }
 
 fn refusal(yaml: &str) -> (String, String) {
-    resolve(&raw(yaml), &around()).unwrap_err()
+    example(yaml).unwrap_err()
 }
 
 #[test]
