@@ -303,6 +303,19 @@ async fn an_organization_deploys_updates_reports_and_is_destroyed_with_nothing_l
         }
     }
 
+    // A command that works on one stack says what to do instead, exit 2, before any call.
+    for command in ["invoke", "coverage", "logs"] {
+        let refused = run(&first, &[command, "--env", "org"]);
+        assert_eq!(refused.status.code(), Some(2), "{command}");
+        let message = String::from_utf8_lossy(&refused.stderr);
+        assert!(
+            message.contains(&format!(
+                "`cargo xtask {command}` works on one stack, and org is an organization's stack set"
+            )) && message.contains("cargo xtask status --env org"),
+            "{message}"
+        );
+    }
+
     // Nothing changed: nothing is done.
     let again = json(&run(
         &first,

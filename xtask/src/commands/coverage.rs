@@ -56,7 +56,7 @@ pub struct Report {
 
 impl CoverageCmd {
     pub fn run(self) -> Result<ExitCode> {
-        let env = self.env.load()?;
+        let env = self.env.load_stack("coverage")?;
         let at = OffsetDateTime::now_utc();
         let coverage = with_aws(&self.connection, &env.region, &env.access, async |aws| {
             aws.check_account(env.account_id.as_deref()).await?;

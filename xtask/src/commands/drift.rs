@@ -21,7 +21,7 @@ pub struct DriftCmd {
 
 impl DriftCmd {
     pub fn run(self) -> Result<ExitCode> {
-        let env = self.env.load()?;
+        let env = self.env.load_stack("drift")?;
         let found = with_aws(&self.connection, &env.region, &env.access, async |aws| {
             aws.check_account(env.account_id.as_deref()).await?;
             drift::detect(

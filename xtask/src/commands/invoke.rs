@@ -34,7 +34,7 @@ pub struct Invoke {
 
 impl Invoke {
     pub fn run(self) -> Result<ExitCode> {
-        let env = self.env.load()?;
+        let env = self.env.load_stack("invoke")?;
         let event = invoke::event(self.event.as_deref(), self.dry_run)?;
         if self.local {
             return self.run_local(&env, &event);

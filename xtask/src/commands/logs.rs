@@ -65,7 +65,7 @@ pub fn since(text: &str, now: time::OffsetDateTime) -> Result<i64, ConfigError> 
 
 impl LogsCmd {
     pub fn run(self) -> Result<ExitCode> {
-        let env = self.env.load()?;
+        let env = self.env.load_stack("logs")?;
         let start_ms = since(&self.since, time::OffsetDateTime::now_utc())?;
         let group = crate::lifecycle::destroy::log_group(&env.stack_name);
         let output = self.output;

@@ -41,6 +41,23 @@ impl EnvArgs {
     pub fn load(&self) -> Result<Environment> {
         config::load(self.config.as_deref(), &self.name)
     }
+
+    /// The environment, for a command that works on one stack in one account and region
+    /// (`command`): an organization's environment is refused, naming what to do instead.
+    pub fn load_stack(&self, command: &str) -> Result<Environment> {
+        let env = self.load()?;
+        if env.targets.is_some() {
+            return Err(config::ConfigError(format!(
+                "`cargo xtask {command}` works on one stack, and {} is an organization's stack \
+                 set whose stack instances run in the member accounts; use `cargo xtask status \
+                 --env {}` for every instance, or give a member account and region an \
+                 environment of its own (region, role_arn) to {command} there",
+                env.name, env.name
+            ))
+            .into());
+        }
+        Ok(env)
+    }
 }
 
 #[cfg(test)]

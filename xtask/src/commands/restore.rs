@@ -72,7 +72,7 @@ pub struct RestoreResult {
 
 impl RestoreCmd {
     pub fn run(self) -> Result<ExitCode> {
-        let env = self.env.load()?;
+        let env = self.env.load_stack("restore")?;
         let at = At::parse(&self.at)?;
         let region = self
             .connection

@@ -35,7 +35,7 @@ pub struct Listing {
 
 impl SnapshotsCmd {
     pub fn run(self) -> Result<ExitCode> {
-        let env = self.env.load()?;
+        let env = self.env.load_stack("snapshots")?;
         let region = self
             .connection
             .region
