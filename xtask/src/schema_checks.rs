@@ -589,3 +589,104 @@ fn the_deployer_can_manage_a_stack_set_as_cloudformations_handlers_do() {
         assert!(granted.contains(call), "{call}");
     }
 }
+
+/// A resource type's schema, as cfn-lint ships it for `region`.
+fn resource_schema(region: &str, resource_type: &str) -> serde_json::Value {
+    let dir = schemas();
+    let provider = read_json(&dir.join("providers").join(format!("{region}.json")));
+    let file = provider[resource_type].as_str().unwrap();
+    read_json(&dir.join("resources").join(format!("{file}.json")))
+}
+
+/// Whether each text fully matches `pattern`, by Python's `re` (the schemas' patterns are
+/// Python-compatible regular expressions).
+fn full_matches(pattern: &str, texts: &[&str]) -> Vec<bool> {
+    let python = crate::paths::tools().join("venv/bin/python");
+    let output = std::process::Command::new(python)
+        .args([
+            "-c",
+            "import re, sys; p = re.compile(sys.argv[1]); \
+             print(' '.join(str(bool(p.fullmatch(t))) for t in sys.argv[2:]))",
+            pattern,
+        ])
+        .args(texts)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&output.stdout)
+        .split_whitespace()
+        .map(|w| w == "True")
+        .collect()
+}
+
+/// `targets:` accepts exactly the account and organizational-unit ids AWS::CloudFormation::
+/// StackSet's schema allows, and the artifact buckets' names fit AWS::S3::Bucket's.
+#[test]
+fn targets_follow_the_stack_set_and_bucket_schemas() {
+    let stack_set = resource_schema("us-east-1", "AWS::CloudFormation::StackSet");
+    let definitions = &stack_set["definitions"];
+    let units = [
+        "ou-ab12-cdef3456",
+        "r-ab12",
+        "ou-ab1-cdef3456",
+        "ou-ab12-cdef345",
+        "ou-AB12-cdef3456",
+        "r-ab1",
+        "ou-ab12",
+        "ou-abcdefghijklmnopqrstuvwxyz0123456-cdef3456",
+        "r-abcdefghijklmnopqrstuvwxyz012345",
+    ];
+    assert_eq!(
+        full_matches(
+            definitions["OrganizationalUnitId"]["pattern"]
+                .as_str()
+                .unwrap(),
+            &units
+        ),
+        units
+            .iter()
+            .map(|u| crate::targets::is_unit(u))
+            .collect::<Vec<_>>(),
+        "{units:?}"
+    );
+    let accounts = [
+        "111111111111",
+        "11111111111",
+        "1111111111111",
+        "11111111111a",
+    ];
+    assert_eq!(
+        full_matches(
+            definitions["Account"]["pattern"].as_str().unwrap(),
+            &accounts
+        ),
+        accounts
+            .iter()
+            .map(|a| crate::targets::is_account(a))
+            .collect::<Vec<_>>()
+    );
+    let bucket = &resource_schema("us-east-1", "AWS::S3::Bucket")["properties"]["BucketName"];
+    assert_eq!(
+        bucket["maxLength"].as_u64(),
+        Some(crate::targets::MAX_BUCKET_CHARS as u64)
+    );
+    // The longest stack name the check admits, in the longest region AWS publishes.
+    let longest_region = crate::regions::PARTITIONS
+        .iter()
+        .flat_map(|(_, regions)| regions.iter())
+        .max_by_key(|r| r.len())
+        .unwrap();
+    let stack = "smartvault-".to_owned() + &"o".repeat(40);
+    let fitting = (crate::targets::MAX_BUCKET_CHARS - 14 - longest_region.len()).min(stack.len());
+    let name = format!(
+        "{}-{longest_region}",
+        crate::targets::bucket_prefix(&stack[..fitting], "123456789012")
+    );
+    assert_eq!(name.len(), crate::targets::MAX_BUCKET_CHARS);
+    assert_eq!(
+        full_matches(
+            bucket["pattern"].as_str().unwrap(),
+            &[&name, "smartvault-Org-1"]
+        ),
+        [true, false]
+    );
+}

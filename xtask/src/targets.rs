@@ -9,7 +9,7 @@ pub const EXECUTION_ROLE: &str = "smartvault-stackset-execution";
 /// The role the administrator account's CloudFormation assumes the execution roles with.
 pub const ADMINISTRATION_ROLE: &str = "smartvault-stackset-administration";
 /// S3's limit on a bucket name.
-const MAX_BUCKET_CHARS: usize = 63;
+pub const MAX_BUCKET_CHARS: usize = 63;
 /// The suffix of the stack, in the administrator account and each target region, that holds
 /// the artifact bucket the targets read (templates/organization.yaml).
 pub const ARTIFACTS_SUFFIX: &str = "-artifacts";
