@@ -1,9 +1,10 @@
 //! An organization's environment on the emulator: one self-managed stack set deployed from
 //! the administrator account (123456789012) to accounts 111111111111 and 222222222222 in
 //! us-east-1 and eu-west-1 with one command; an update that reaches every instance; status
-//! per instance; promotion of the same artifact from a single-account environment; and a
-//! destroy that leaves nothing: no stack, function, snapshot of the deployment, stack set or
-//! artifact bucket, while another deployment's snapshot stays.
+//! per instance; promotion of the same artifact from a single-account environment; a region
+//! leaving the targets, removed with `destroy --untargeted`; and a destroy that leaves nothing:
+//! no stack, function, snapshot of the deployment, stack set or artifact bucket, while another
+//! deployment's snapshot stays.
 
 // Test helpers fail loudly by design.
 #![allow(clippy::unwrap_used)]
@@ -18,6 +19,10 @@ const REGIONS: [&str; 2] = ["us-east-1", "eu-west-1"];
 const STACK_SET: &str = "smartvault-org";
 
 fn config(memory_mb: u32) -> String {
+    config_in(memory_mb, "[us-east-1, eu-west-1]")
+}
+
+fn config_in(memory_mb: u32, regions: &str) -> String {
     format!(
         r#"environments:
   dev:
@@ -29,7 +34,7 @@ fn config(memory_mb: u32) -> String {
     memory_mb: {memory_mb}
     targets:
       accounts: ["111111111111", "222222222222"]
-      regions: [us-east-1, eu-west-1]
+      regions: {regions}
       max_concurrent_accounts: 2
       failure_tolerance: 1
       central_topic:
@@ -390,8 +395,68 @@ async fn an_organization_deploys_updates_reports_and_is_destroyed_with_nothing_l
     ];
     let theirs = snapshot(&b_west, "eu-west-1a", "smartvault-other").await;
 
+    // eu-west-1 leaves the targets: deploy changes nothing and lists its instances, and
+    // `destroy --untargeted` removes them, what their functions made and that region's bucket,
+    // and keeps the rest.
+    let shrunk = dir.join("shrunk.yaml");
+    std::fs::write(&shrunk, config_in(512, "[us-east-1]")).unwrap();
+    let narrowed = json(&run(
+        &shrunk,
+        &[
+            "deploy",
+            "--env",
+            "org",
+            "--artifact",
+            artifact.to_str().unwrap(),
+            "--yes",
+            "--output",
+            "json",
+        ],
+    ));
+    assert_eq!(narrowed["result"], "unchanged");
+    assert_eq!(
+        narrowed["untargeted"],
+        serde_json::json!(["111111111111/eu-west-1", "222222222222/eu-west-1"])
+    );
+    let untargeted = json(&run(
+        &shrunk,
+        &[
+            "destroy",
+            "--env",
+            "org",
+            "--untargeted",
+            "--yes",
+            "--output",
+            "json",
+        ],
+    ));
+    assert!(untargeted["failures"].as_array().unwrap().is_empty());
+    assert_eq!(
+        untargeted["instances_deleted"],
+        serde_json::json!(["111111111111/eu-west-1", "222222222222/eu-west-1"])
+    );
+    assert_eq!(untargeted["stack_set_deleted"], false);
+    assert_eq!(
+        untargeted["supporting_stacks_deleted"],
+        serde_json::json!(["eu-west-1/smartvault-org-artifacts"])
+    );
+    assert_eq!(
+        untargeted["members"]["222222222222/eu-west-1"]["snapshots_deleted"],
+        serde_json::json!([ours[0]])
+    );
+    for account in ACCOUNTS {
+        let west = member(&emulator, account, "eu-west-1").await;
+        assert!(stacks(&west).await.is_empty(), "{account}/eu-west-1");
+        let east = member(&emulator, account, "us-east-1").await;
+        assert_eq!(
+            function_memory(&east).await,
+            Some(512),
+            "{account}/us-east-1 stays"
+        );
+    }
+
     let destroyed = json(&run(
-        &second,
+        &shrunk,
         &["destroy", "--env", "org", "--yes", "--output", "json"],
     ));
     assert_fields(
@@ -408,19 +473,17 @@ async fn an_organization_deploys_updates_reports_and_is_destroyed_with_nothing_l
         ],
     );
     assert!(destroyed["failures"].as_array().unwrap().is_empty());
-    assert_eq!(destroyed["instances_deleted"].as_array().unwrap().len(), 4);
+    assert_eq!(
+        destroyed["instances_deleted"],
+        serde_json::json!(["111111111111/us-east-1", "222222222222/us-east-1"])
+    );
     assert_eq!(destroyed["stack_set_deleted"], true);
     assert_eq!(
         destroyed["supporting_stacks_deleted"],
         serde_json::json!([
             "us-east-1/smartvault-org-artifacts",
-            "eu-west-1/smartvault-org-artifacts",
             "us-east-1/smartvault-org-central"
         ])
-    );
-    assert_eq!(
-        destroyed["members"]["222222222222/eu-west-1"]["snapshots_deleted"],
-        serde_json::json!([ours[0]])
     );
     assert_eq!(
         destroyed["members"]["111111111111/us-east-1"]["snapshots_deleted"],

@@ -683,26 +683,35 @@ pub async fn destroy(
             .cloned()
             .collect(),
     };
-    let supporting_stacks: Vec<(String, String)> = if scope == Scope::All {
-        let stack = targets::artifacts_stack(name);
-        let mut found = Vec::new();
-        for region in &targets.regions {
-            if cfn::describe(&aws.in_region(region), &stack)
-                .await?
-                .is_some()
-            {
-                found.push((region.clone(), stack.clone()));
-            }
-        }
-        // The central topic, configured now or left by an earlier configuration.
-        let central = targets::central_stack(name);
-        if cfn::describe(aws, &central).await?.is_some() {
-            found.push((aws.region.clone(), central));
-        }
-        found
-    } else {
-        Vec::new()
+    // The artifact buckets no stack instance will read any more: with everything, those of
+    // every region targeted now or holding an instance; with the untargeted instances, those
+    // of the regions no longer targeted at all.
+    let mut regions: Vec<String> = match scope {
+        Scope::All => targets.regions.clone(),
+        Scope::Untargeted => Vec::new(),
     };
+    for i in &chosen {
+        if !regions.contains(&i.region)
+            && (scope == Scope::All || !targets.regions.contains(&i.region))
+        {
+            regions.push(i.region.clone());
+        }
+    }
+    let mut supporting_stacks = Vec::new();
+    let artifacts = targets::artifacts_stack(name);
+    for region in &regions {
+        if cfn::describe(&aws.in_region(region), &artifacts)
+            .await?
+            .is_some()
+        {
+            supporting_stacks.push((region.clone(), artifacts.clone()));
+        }
+    }
+    // The central topic, configured now or left by an earlier configuration.
+    let central = targets::central_stack(name);
+    if scope == Scope::All && cfn::describe(aws, &central).await?.is_some() {
+        supporting_stacks.push((aws.region.clone(), central));
+    }
     let mut text = format!("destroy {name} ({}) will remove:\n", env.name);
     for i in &chosen {
         text.push_str(&format!(
@@ -805,10 +814,7 @@ pub async fn destroy(
             }
         }
     }
-    if scope == Scope::Untargeted {
-        return Ok(result);
-    }
-    if set.is_some() {
+    if scope == Scope::All && set.is_some() {
         match stacksets::delete(aws, name, targets).await {
             Ok(()) => {
                 output.progress(format!("deleted stack set {name}"));
