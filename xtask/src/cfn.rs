@@ -64,6 +64,17 @@ where
 
 /// The stack named `stack`, or `None` when there is no such stack.
 pub async fn describe(aws: &Aws, stack: &str) -> Result<Option<StackView>> {
+    Ok(describe_with_parameters(aws, stack)
+        .await?
+        .map(|(view, _)| view))
+}
+
+/// The stack named `stack` with its parameters exactly as CloudFormation holds them (any
+/// template's, not only the main one's), or `None` when there is no such stack.
+pub async fn describe_with_parameters(
+    aws: &Aws,
+    stack: &str,
+) -> Result<Option<(StackView, BTreeMap<String, String>)>> {
     match aws
         .cloudformation
         .describe_stacks()
@@ -71,7 +82,19 @@ pub async fn describe(aws: &Aws, stack: &str) -> Result<Option<StackView>> {
         .send()
         .await
     {
-        Ok(output) => Ok(output.stacks().first().map(StackView::from_sdk)),
+        Ok(output) => Ok(output.stacks().first().map(|found| {
+            let parameters = found
+                .parameters()
+                .iter()
+                .filter_map(|p| {
+                    Some((
+                        p.parameter_key()?.to_owned(),
+                        p.parameter_value()?.to_owned(),
+                    ))
+                })
+                .collect();
+            (StackView::from_sdk(found), parameters)
+        })),
         Err(error) if is_missing_stack(&error) => Ok(None),
         Err(error) => {
             Err(sdk_error(error)).with_context(|| format!("failed to describe stack {stack}"))
@@ -153,29 +176,6 @@ pub async fn create_stack_with(
         .map_err(sdk_error)
         .with_context(|| format!("failed to create stack {stack}"))?;
     Ok(())
-}
-
-/// A stack's parameters exactly as CloudFormation holds them, by name.
-pub async fn raw_parameters(aws: &Aws, stack: &str) -> Result<BTreeMap<String, String>> {
-    let out = aws
-        .cloudformation
-        .describe_stacks()
-        .stack_name(stack)
-        .send()
-        .await
-        .map_err(sdk_error)
-        .with_context(|| format!("failed to describe stack {stack}"))?;
-    Ok(out
-        .stacks()
-        .iter()
-        .flat_map(|s| s.parameters())
-        .filter_map(|p| {
-            Some((
-                p.parameter_key()?.to_owned(),
-                p.parameter_value()?.to_owned(),
-            ))
-        })
-        .collect())
 }
 
 pub fn cfn_parameters(

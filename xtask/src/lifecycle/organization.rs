@@ -338,10 +338,12 @@ async fn require(
         ("smartvault:environment".to_owned(), env.name.clone()),
         ("smartvault:role".to_owned(), role.to_owned()),
     ]);
-    match cfn::describe(regional, &stack).await? {
-        Some(view) if view.status.ends_with("_COMPLETE") && !view.status.contains("ROLLBACK") => {
-            let current = current_template(regional, &stack).await?;
-            if current == body && cfn::raw_parameters(regional, &stack).await? == parameters {
+    match cfn::describe_with_parameters(regional, &stack).await? {
+        Some((view, current_parameters))
+            if view.status.ends_with("_COMPLETE") && !view.status.contains("ROLLBACK") =>
+        {
+            if current_parameters == parameters && current_template(regional, &stack).await? == body
+            {
                 return Ok(view.outputs);
             }
             output.progress(format!(
@@ -351,7 +353,7 @@ async fn require(
             update_stack(regional, &stack, &body, &parameters).await?;
             cfn::wait_with_progress(regional, &stack, false, output).await?;
         }
-        Some(view) => bail!(
+        Some((view, _)) => bail!(
             "stack {stack} in {} is {}; fix or delete it, then deploy again",
             regional.region,
             view.status
