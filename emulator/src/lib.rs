@@ -291,9 +291,19 @@ impl Emulator {
 
     /// Stops recording and returns the `Action` of every recorded request, in order.
     pub fn stop_recording(&self) -> Result<Vec<String>, Error> {
+        Ok(self
+            .stop_recording_bodies()?
+            .iter()
+            .filter_map(|body| action_of(body))
+            .collect())
+    }
+
+    /// Stops recording and returns the body of every recorded request, in order (a query
+    /// protocol's `Action=...&...` form, decoded).
+    pub fn stop_recording_bodies(&self) -> Result<Vec<String>, Error> {
         self.admin("POST", "/moto-api/recorder/stop-recording", b"")?;
         let body = self.admin("GET", "/moto-api/recorder/download-recording", b"")?;
-        Ok(parse_recorded_actions(&String::from_utf8_lossy(&body)))
+        Ok(parse_recorded_bodies(&String::from_utf8_lossy(&body)))
     }
 
     fn admin(&self, method: &str, path: &str, body: &[u8]) -> Result<Vec<u8>, Error> {
@@ -347,23 +357,35 @@ fn parse_sns_messages(data: &serde_json::Value) -> Vec<SnsMessage> {
     messages
 }
 
+#[cfg(test)]
 fn parse_recorded_actions(recording: &str) -> Vec<String> {
+    parse_recorded_bodies(recording)
+        .iter()
+        .filter_map(|body| action_of(body))
+        .collect()
+}
+
+/// The `Action` of a query-protocol request body.
+fn action_of(body: &str) -> Option<String> {
+    body.split('&')
+        .find_map(|pair| pair.strip_prefix("Action="))
+        .map(str::to_owned)
+}
+
+fn parse_recorded_bodies(recording: &str) -> Vec<String> {
     recording
         .lines()
         .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .filter_map(|entry| {
+        .map(|entry| {
             let raw = entry["body"].as_str().unwrap_or_default();
-            let body = if entry["body_encoded"].as_bool() == Some(true) {
+            if entry["body_encoded"].as_bool() == Some(true) {
                 let bytes = base64::engine::general_purpose::STANDARD
                     .decode(raw)
                     .unwrap_or_default();
                 String::from_utf8_lossy(&bytes).into_owned()
             } else {
                 raw.to_owned()
-            };
-            body.split('&')
-                .find_map(|pair| pair.strip_prefix("Action="))
-                .map(str::to_owned)
+            }
         })
         .collect()
 }

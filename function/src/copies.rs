@@ -107,13 +107,46 @@ pub fn copies_problem(
                     ),
                 ));
             }
+            if let Some(twice) = names
+                .iter()
+                .enumerate()
+                .find_map(|(i, n)| names[..i].contains(n).then_some(n))
+            {
+                return Some((
+                    index,
+                    "schedules",
+                    format!(
+                        "copies to {region}: schedule {twice:?} is listed twice; name each \
+                         schedule once"
+                    ),
+                ));
+            }
         }
     }
     None
 }
 
+/// The partition a region belongs to, by AWS's naming: `cn-` regions are `aws-cn`,
+/// `us-gov-` `aws-us-gov`, `eusc-` `aws-eusc`, the isolated `us-iso-`/`us-isob-`/`eu-isoe-`
+/// regions theirs, every other `aws`. An ARN of another partition never works in the region.
+pub fn partition_of_region(region: &str) -> &'static str {
+    const PREFIXES: &[(&str, &str)] = &[
+        ("cn-", "aws-cn"),
+        ("us-gov-", "aws-us-gov"),
+        ("us-isob-", "aws-iso-b"),
+        ("us-iso-", "aws-iso"),
+        ("eu-isoe-", "aws-iso-e"),
+        ("us-isof-", "aws-iso-f"),
+        ("eusc-", "aws-eusc"),
+    ];
+    PREFIXES
+        .iter()
+        .find(|(prefix, _)| region.starts_with(prefix))
+        .map_or("aws", |(_, partition)| partition)
+}
+
 /// Why `key` cannot encrypt copies in `region`, or `None`: a key ARN or alias ARN must be in
-/// that region (KMS keys are regional), and an alias is `alias/<name>`.
+/// that region (KMS keys are regional) and its partition, and an alias is `alias/<name>`.
 pub fn kms_key_problem(key: &str, region: &str) -> Option<String> {
     let example = format!(
         "give a key ARN (arn:aws:kms:{region}:<account>:key/<id>), an alias ARN or \
@@ -149,6 +182,14 @@ pub fn kms_key_problem(key: &str, region: &str) -> Option<String> {
             "kms_key {key:?} is in {}, not in {region} where the copies are made (a KMS key \
              is used only in its own region); {example}",
             parts[3]
+        ));
+    }
+    let partition = partition_of_region(region);
+    if parts[1] != partition {
+        return Some(format!(
+            "kms_key {key:?} is an ARN of the {} partition, but {region} is in the {partition} \
+             partition; write arn:{partition}:kms:{region}:<account>:key/<id>",
+            parts[1]
         ));
     }
     None
@@ -333,7 +374,7 @@ fn plan_region(
         {
             continue;
         }
-        let key = (source.made_at(), instance);
+        let key = (source.made_at_by(now), instance);
         match source.state {
             SnapshotState::Completed => {}
             SnapshotState::Pending => {
@@ -347,7 +388,7 @@ fn plan_region(
         }
         // A copy that would expire at once is not worth its transfer.
         let keep = rule.rule_for(policy, schedule);
-        if source.made_at() + Duration::days(i64::from(keep.retention_days)) <= now {
+        if source.made_at_by(now) + Duration::days(i64::from(keep.retention_days)) <= now {
             continue;
         }
         sets.entry(key).or_default().push(source);

@@ -8,6 +8,33 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use time::{Duration, OffsetDateTime};
 
+/// The prefix of the topic tags that say since when each schedule is configured: the
+/// function writes `smartvault:schedule-since:<name>` with the time of the first backup run
+/// that saw the schedule (once; it never moves). A schedule that never produced a set is
+/// overdue once its window has passed since then, so a schedule whose runs never happen, or a
+/// fleet whose backups all fail, trips the dead man's switch instead of reading as protected.
+pub const SINCE_TAG_PREFIX: &str = "smartvault:schedule-since:";
+
+/// The topic tag that records since when `schedule` is configured.
+pub fn since_tag(schedule: &str) -> String {
+    format!("{SINCE_TAG_PREFIX}{schedule}")
+}
+
+/// Since when each schedule is configured, from the topic's tags (key, value); a value that is
+/// not RFC 3339 is left out (unknown, as if never recorded).
+pub fn since_from_tags<'a>(
+    tags: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> BTreeMap<String, OffsetDateTime> {
+    tags.into_iter()
+        .filter_map(|(key, value)| {
+            let schedule = key.strip_prefix(SINCE_TAG_PREFIX)?;
+            let at = OffsetDateTime::parse(value, &time::format_description::well_known::Rfc3339)
+                .ok()?;
+            Some((schedule.to_owned(), at))
+        })
+        .collect()
+}
+
 /// The instance states that count: an instance being terminated needs no backup.
 const LIVE_STATES: &[&str] = &["pending", "running", "stopping", "stopped"];
 /// The summary names at most this many instances of each kind; the counts stay whole.
@@ -135,7 +162,10 @@ pub struct Summary {
 }
 
 /// Each instance's newest completed set per schedule: (instance, schedule) → its start.
-fn newest_sets(snapshots: &[Snapshot]) -> BTreeMap<(&str, &str), OffsetDateTime> {
+fn newest_sets(
+    snapshots: &[Snapshot],
+    now: OffsetDateTime,
+) -> BTreeMap<(&str, &str), OffsetDateTime> {
     // A set is completed when all its snapshots are.
     let mut sets: BTreeMap<(&str, &str, OffsetDateTime), bool> = BTreeMap::new();
     for snapshot in snapshots {
@@ -145,7 +175,7 @@ fn newest_sets(snapshots: &[Snapshot]) -> BTreeMap<(&str, &str), OffsetDateTime>
         let key = (
             instance.as_str(),
             tags::schedule_of(&snapshot.tags),
-            snapshot.made_at(),
+            snapshot.made_at_by(now),
         );
         let completed = snapshot.state == SnapshotState::Completed;
         sets.entry(key)
@@ -162,17 +192,41 @@ fn newest_sets(snapshots: &[Snapshot]) -> BTreeMap<(&str, &str), OffsetDateTime>
     newest
 }
 
+/// Each instance's first set of any schedule: when it was first protected.
+fn first_sets(snapshots: &[Snapshot], now: OffsetDateTime) -> BTreeMap<&str, OffsetDateTime> {
+    let mut first: BTreeMap<&str, OffsetDateTime> = BTreeMap::new();
+    for snapshot in snapshots {
+        if let Some(instance) = snapshot.tags.get(tags::INSTANCE_ID) {
+            let at = snapshot.made_at_by(now);
+            first
+                .entry(instance.as_str())
+                .and_modify(|t| *t = (*t).min(at))
+                .or_insert(at);
+        }
+    }
+    first
+}
+
 /// The region's coverage at `now`: `instances` carry the backup tag key (as the inventory
-/// reads them), `untagged` do not; `snapshots` are this deployment's in the region. A schedule
-/// without `overdue_after_hours` is never overdue.
+/// reads them), `untagged` do not; `snapshots` are this deployment's in the region; `since`
+/// says since when each schedule is configured (see [`SINCE_TAG_PREFIX`]). A schedule
+/// without `overdue_after_hours` is never overdue. A schedule without a set of an instance is
+/// overdue once its window has passed since the later of the instance's first set and the
+/// schedule's `since`; when no instance has a set of it at all, its age is counted from its
+/// `since`, so the age metric is real and the alarm can fire.
 pub fn assess(
     instances: &[Instance],
     untagged: &[Untagged],
     snapshots: &[Snapshot],
     policy: &Policy,
+    since: &BTreeMap<String, OffsetDateTime>,
     now: OffsetDateTime,
 ) -> Coverage {
-    let newest = newest_sets(snapshots);
+    let newest = newest_sets(snapshots, now);
+    let first = first_sets(snapshots, now);
+    // Schedules whose age some selected instance gave (from a set, or from its first set).
+    let mut counted: std::collections::BTreeSet<&str> = std::collections::BTreeSet::new();
+    let mut selected_any = false;
     let mut coverage = Coverage::default();
     for schedule in &policy.schedules {
         coverage
@@ -216,20 +270,30 @@ pub fn assess(
             coverage.instances.push(InstanceCoverage { status, ..base });
             continue;
         }
+        selected_any = true;
         let mut entry = base;
+        let first_set = first.get(instance.id.as_str()).copied();
         for schedule in &policy.schedules {
             let at = newest
                 .get(&(instance.id.as_str(), schedule.name.as_str()))
                 .copied();
-            let overdue_since = match (at, schedule.overdue_after_hours) {
-                (Some(at), Some(hours)) => {
-                    let due = at + Duration::hours(i64::from(hours));
+            // What the schedule's age counts from: its newest set; without one, since the
+            // instance was first protected by another schedule and this one was configured.
+            let counted_from = match (at, first_set, since.get(&schedule.name)) {
+                (Some(at), _, _) => Some(at),
+                (None, Some(first), Some(since)) => Some(first.max(*since)),
+                _ => None,
+            };
+            let overdue_since = match (counted_from, schedule.overdue_after_hours) {
+                (Some(from), Some(hours)) => {
+                    let due = from + Duration::hours(i64::from(hours));
                     (due < now).then_some(due)
                 }
                 _ => None,
             };
-            if let Some(at) = at {
-                let hours = (now - at).whole_hours().max(0);
+            if let Some(from) = counted_from {
+                counted.insert(schedule.name.as_str());
+                let hours = (now - from).whole_hours().max(0);
                 let oldest = coverage
                     .oldest_newest_hours
                     .entry(schedule.name.clone())
@@ -250,6 +314,23 @@ pub fn assess(
             Status::Protected
         };
         coverage.instances.push(entry);
+    }
+    // A schedule no selected instance could give an age for (none has any set: every backup
+    // fails, or the fleet was just tagged): its age is the time since it was configured.
+    if selected_any {
+        for schedule in &policy.schedules {
+            if let (false, Some(since)) = (
+                counted.contains(schedule.name.as_str()),
+                since.get(&schedule.name),
+            ) {
+                let hours = (now - *since).whole_hours().max(0);
+                let oldest = coverage
+                    .oldest_newest_hours
+                    .entry(schedule.name.clone())
+                    .or_insert(0);
+                *oldest = (*oldest).max(hours);
+            }
+        }
     }
     let mut others: Vec<&Untagged> = untagged
         .iter()

@@ -52,6 +52,16 @@ pub struct Request {
     pub options: RunOptions,
     /// The event asked for a dry run (the configuration may ask for one too).
     pub dry_run: bool,
+    /// Where an EC2 event comes from (its envelope's region and account); `None` for the
+    /// events the function's own schedules and people send.
+    pub origin: Option<Origin>,
+}
+
+/// The region and account an EventBridge event names in its envelope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    pub region: String,
+    pub account: String,
 }
 
 /// Which of the accepted kinds an event is.
@@ -122,6 +132,20 @@ impl EventError {
              smartvault.yaml and deploy, which also grants the function the rights a test needs"
                 .into(),
         )
+    }
+
+    /// An EC2 event from another region or account than the function's own.
+    pub fn foreign(origin: &Origin, region: &str, account: &str) -> Self {
+        EventError(format!(
+            "the EC2 event is from account {} in {}, but this function runs in account {account} \
+             in {region}; it acts only on its own region's snapshots",
+            origin.account, origin.region
+        ))
+    }
+
+    /// A continuation refused for `problem` (it was not handed on by the function).
+    pub fn continuation(problem: &str) -> Self {
+        EventError(format!("a continuation event refused: {problem}"))
     }
 
     /// An event naming a schedule the deployment does not have.
@@ -287,8 +311,8 @@ struct ActionEvent {
     action: Action,
     #[serde(default)]
     dry_run: bool,
-    #[serde(default)]
-    force: bool,
+    /// `None` when the event leaves it out: a `restore-test` refuses `force` even as `false`.
+    force: Option<bool>,
     instance_ids: Option<Vec<String>>,
     schedule: Option<String>,
 }
@@ -362,7 +386,7 @@ pub fn parse(payload: &Payload) -> Result<Request, EventError> {
                     .into(),
             ));
         }
-        if action.dry_run || action.force || action.instance_ids.is_some() {
+        if action.dry_run || action.force.is_some() || action.instance_ids.is_some() {
             return Err(EventError(
                 "a `scheduled` event carries only `schedule`: it always backs up and cleans \
                  up the whole fleet; to ask for options, send {\"action\": \"manual-trigger\", \
@@ -371,7 +395,9 @@ pub fn parse(payload: &Payload) -> Result<Request, EventError> {
             ));
         }
     }
-    if matches!(action.action, Action::RestoreTest) && (action.force || action.schedule.is_some()) {
+    if matches!(action.action, Action::RestoreTest)
+        && (action.force.is_some() || action.schedule.is_some())
+    {
         return Err(EventError(
             "a `restore-test` event takes only `dry_run` and `instance_ids`: it restores the \
              newest completed set of a sample of instances (or of the instances named), \
@@ -394,7 +420,7 @@ pub fn parse(payload: &Payload) -> Result<Request, EventError> {
             },
             schedule: action.schedule,
             snapshot_ids: None,
-            interval: if action.force {
+            interval: if action.force == Some(true) {
                 Interval::Ignore
             } else {
                 Interval::Respect
@@ -403,6 +429,7 @@ pub fn parse(payload: &Payload) -> Result<Request, EventError> {
             phase: Phase::FirstLink,
         },
         dry_run: action.dry_run,
+        origin: None,
     })
 }
 
@@ -479,6 +506,7 @@ fn scheduled(object: &serde_json::Map<String, serde_json::Value>) -> Result<Requ
             phase: Phase::FirstLink,
         },
         dry_run: false,
+        origin: None,
     })
 }
 
@@ -534,6 +562,21 @@ fn completion(object: &serde_json::Map<String, serde_json::Value>) -> Result<Req
             snapshots.len()
         ));
     }
+    let envelope = |key: &str| object.get(key).and_then(|v| v.as_str()).unwrap_or("");
+    let origin = Origin {
+        region: envelope("region").to_owned(),
+        account: envelope("account").to_owned(),
+    };
+    if !crate::copies::is_region_name(&origin.region)
+        || origin.account.len() != 12
+        || !origin.account.bytes().all(|b| b.is_ascii_digit())
+    {
+        return refuse(format!(
+            "the EC2 event's region {:?} and account {:?} are not a region and a 12-digit \
+             account",
+            origin.region, origin.account
+        ));
+    }
     let mut ids = BTreeSet::new();
     for entry in snapshots {
         let arn = entry.get("snapshot_id").and_then(|v| v.as_str());
@@ -543,6 +586,16 @@ fn completion(object: &serde_json::Map<String, serde_json::Value>) -> Result<Req
                  snapshot/snap-<hex>"
             ));
         };
+        // EC2 writes the region in these ARNs (`arn:aws:ec2::<region>:snapshot/...`): a
+        // snapshot of another region than the event's is not this event's.
+        let arn_fields: Vec<&str> = arn.unwrap_or_default().split(':').collect();
+        if !arn_fields[3..arn_fields.len().min(5)].contains(&origin.region.as_str()) {
+            return refuse(format!(
+                "the EC2 event is from {} but names the snapshot {}, which is not in that region",
+                origin.region,
+                arn.unwrap_or_default()
+            ));
+        }
         if entry.get("status").and_then(|v| v.as_str()) == Some("completed") {
             ids.insert(id.to_owned());
         }
@@ -558,6 +611,7 @@ fn completion(object: &serde_json::Map<String, serde_json::Value>) -> Result<Req
             phase: Phase::FirstLink,
         },
         dry_run: false,
+        origin: Some(origin),
     })
 }
 
@@ -583,14 +637,41 @@ fn continuation(
     }
     let link = Link::deserialize(link)
         .map_err(|e| EventError(format!("`continuation` is malformed: {e}")))?;
-    if link.number < 2 {
+    if link.number < 2 || link.number > *crate::config::LINKS_RANGE.end() {
         return Err(EventError(format!(
-            "`continuation.number` is {}; a continuation is link 2 or later",
-            link.number
+            "`continuation.number` is {}; a continuation is link 2 to {} (MAX_LINKS's range)",
+            link.number,
+            crate::config::LINKS_RANGE.end()
         )));
     }
     if let Some(ids) = &link.options.instance_ids {
         instance_ids(ids.iter().cloned().collect())?;
+    }
+    // The rules an action event is held to hold for the links of its run too: only backup and
+    // cleanup runs go on over several invocations.
+    let options = &link.options;
+    if !matches!(
+        options.job,
+        Job::Backup | Job::Cleanup | Job::BackupAndCleanup
+    ) || options.snapshot_ids.is_some()
+    {
+        return Err(EventError(format!(
+            "`continuation` carries job `{}`{}; only backup and cleanup runs go on over \
+             several invocations (a restore test and a copy run never hand on)",
+            options.job,
+            if options.snapshot_ids.is_some() {
+                " with snapshot ids"
+            } else {
+                ""
+            }
+        )));
+    }
+    if let Some(name) = &options.schedule
+        && !crate::config::is_schedule_name(name)
+    {
+        return Err(EventError(format!(
+            "`continuation.options.schedule` is {name:?}, which is not a schedule name"
+        )));
     }
     Ok(Request {
         options: RunOptions {
@@ -599,10 +680,12 @@ fn continuation(
         },
         dry_run: link.dry_run,
         kind: EventKind::Continuation(Box::new(link)),
+        origin: None,
     })
 }
 
-fn is_instance_id(id: &str) -> bool {
+/// Whether `id` is an EC2 instance id: `i-` and 8 or 17 hex digits.
+pub fn is_instance_id(id: &str) -> bool {
     id.strip_prefix("i-").is_some_and(|hex| {
         (hex.len() == 8 || hex.len() == 17) && hex.bytes().all(|b| b.is_ascii_hexdigit())
     })
@@ -674,6 +757,21 @@ mod tests {
         );
         refused_with(&|e| e["extra"] = json!(1), "carries `extra`");
         refused_with(&|e| e["detail"] = json!("x"), "no `detail` object");
+        refused_with(
+            &|e| e["region"] = json!("eu-west-1"),
+            "is from eu-west-1 but names the snapshot arn:aws:ec2::us-east-1:snapshot/snap-01234567",
+        );
+        refused_with(
+            &|e| e["account"] = json!("me"),
+            "the EC2 event's region \"us-east-1\" and account \"me\"",
+        );
+        assert_eq!(
+            request.origin,
+            Some(Origin {
+                region: "us-east-1".into(),
+                account: "123456789012".into()
+            })
+        );
     }
 
     fn scheduled_event() -> serde_json::Value {
@@ -815,6 +913,10 @@ mod tests {
                 "a `restore-test` event takes only `dry_run` and `instance_ids`",
             ),
             (
+                json!({"action": "restore-test", "force": false}),
+                "a `restore-test` event takes only `dry_run` and `instance_ids`",
+            ),
+            (
                 json!({"action": "restore-test", "schedule": "daily"}),
                 "leave `force` and `schedule` out",
             ),
@@ -944,7 +1046,33 @@ mod tests {
 
         let mut first = link.event();
         first["continuation"]["number"] = json!(1);
-        assert!(refused(&first).contains("link 2 or later"));
+        assert!(refused(&first).contains("link 2 to 100"));
+        let mut endless = link.event();
+        endless["continuation"]["number"] = json!(4294967295u32);
+        assert!(refused(&endless).contains("link 2 to 100"));
+        // The action rules hold for continuations: restore tests and copy runs never hand on.
+        for (job, extra, expected) in [
+            ("restore-test", None, "job `restore test`"),
+            ("copy", None, "job `copy`"),
+            (
+                "backup",
+                Some(("snapshot_ids", json!(["snap-01234567"]))),
+                "with snapshot ids",
+            ),
+            (
+                "backup",
+                Some(("schedule", json!("Daily!"))),
+                "not a schedule name",
+            ),
+        ] {
+            let mut forged = link.event();
+            forged["continuation"]["options"]["job"] = json!(job);
+            if let Some((key, value)) = extra {
+                forged["continuation"]["options"][key] = value;
+            }
+            let message = refused(&forged);
+            assert!(message.contains(expected), "{job}: {message}");
+        }
         let mut extra = link.event();
         extra["dry_run"] = json!(true);
         assert!(refused(&extra).contains("carries `continuation` alone"));

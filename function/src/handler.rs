@@ -57,6 +57,9 @@ pub struct Context {
     pub regions: dr::Regions,
     /// How often a restore test looks at its volumes while it waits for them.
     pub poll: std::time::Duration,
+    /// A client in the region of the organization's central topic, when there is one: SNS's
+    /// `Publish` reaches only topics in the client's own region.
+    pub central_sns: Option<aws_sdk_sns::Client>,
 }
 
 impl Context {
@@ -67,12 +70,26 @@ impl Context {
             pacer: Pacer::new(config.ec2_bucket),
             chain: None,
             regions: dr::Regions::new(sdk, &config.policy),
+            central_sns: config
+                .central_topic_arn
+                .as_deref()
+                .and_then(|arn| central_client(sdk, arn)),
             config,
             page_size: inventory::DEFAULT_PAGE_SIZE,
             settle: std::time::Duration::from_secs(2),
             poll: std::time::Duration::from_secs(2),
         }
     }
+}
+
+/// An SNS client in the region of `topic_arn` (`arn:aws:sns:<region>:<account>:<name>`), from
+/// the function's own SDK configuration; `None` when the ARN names no region.
+pub fn central_client(sdk: &aws_config::SdkConfig, topic_arn: &str) -> Option<aws_sdk_sns::Client> {
+    let region = topic_arn.split(':').nth(3).filter(|r| !r.is_empty())?;
+    let config = aws_sdk_sns::config::Builder::from(sdk)
+        .region(aws_sdk_sns::config::Region::new(region.to_owned()))
+        .build();
+    Some(aws_sdk_sns::Client::from_conf(config))
 }
 
 /// Why an invocation returned an error. The `error_type` is stable for alarms and scripts.
@@ -169,6 +186,33 @@ pub async fn handle_until(
     let schedule = policy.rule_of_run(request.options.schedule.as_deref()).name;
     let dry_run = ctx.config.dry_run || request.dry_run;
     let mode = if dry_run { Mode::DryRun } else { Mode::Apply };
+    // A continuation sets the clock the run plans, tags and expires with: only the link this
+    // function handed on (its run mark names it) is accepted, never one made up by whoever
+    // may invoke the function.
+    if let EventKind::Continuation(link) = &request.kind {
+        if link.number > ctx.config.max_links {
+            let problem = format!(
+                "`continuation.number` is {}, above this deployment's MAX_LINKS={}; the \
+                 function never hands on past it",
+                link.number, ctx.config.max_links
+            );
+            return Err(FunctionError::InvalidEvent(EventError::continuation(
+                &problem,
+            )));
+        }
+        let mark = match dry_run {
+            true => None,
+            false => run_mark(ctx, &schedule).await,
+        };
+        lock::admit_continuation(
+            mark.as_ref(),
+            link.run_started_at,
+            link.number,
+            dry_run,
+            clock,
+        )
+        .map_err(|problem| FunctionError::InvalidEvent(EventError::continuation(&problem)))?;
+    }
     // Every link plans and tags with the run's start, so that what an earlier link made is
     // recognised by its `created-at` tag.
     let (now, mut report) = match &request.kind {
@@ -189,8 +233,19 @@ pub async fn handle_until(
             ),
         ),
     };
-    report.schedule = schedule;
+    report.schedule = schedule.clone();
     if request.kind == EventKind::SnapshotsCompleted {
+        // EC2 sends a region's completion events to that region's rule in that account: an
+        // event of another region or account is not this deployment's to act on.
+        if let Some(origin) = &request.origin {
+            let account = ctx.config.sns_topic_arn.split(':').nth(4).unwrap_or("");
+            let home = ctx.regions.home.as_str();
+            if (!home.is_empty() && origin.region != home) || origin.account != account {
+                return Err(FunctionError::InvalidEvent(EventError::foreign(
+                    origin, home, account,
+                )));
+            }
+        }
         return copy_run(ctx, &request, report, mode, clock, started).await;
     }
     if request.options.job == Job::RestoreTest {
@@ -203,12 +258,13 @@ pub async fn handle_until(
     // second pass beside it. A dry run writes nothing and may go ahead.
     if first_link
         && !dry_run
-        && let Some(mark) = run_mark(ctx).await
+        && let Some(mark) = run_mark(ctx, &schedule).await
         && mark.blocks(clock)
     {
         tracing::warn!(
             mark = %mark.value(),
-            "another run of this deployment is going on over several invocations; not starting a second pass"
+            schedule = %schedule,
+            "another run of this schedule is going on over several invocations; not starting a second pass"
         );
         report.deferred_to = Some(mark.value());
         return Ok(report);
@@ -264,11 +320,13 @@ pub async fn handle_until(
                 && request.options.job.backs_up()
                 && request.options.instance_ids.is_none()
             {
+                let since = schedules_since(ctx, dry_run, now).await;
                 let coverage = crate::coverage::assess(
                     &inventory.instances,
                     &inventory.untagged,
                     &inventory.snapshots,
                     policy,
+                    &since,
                     now,
                 );
                 tracing::info!(
@@ -338,7 +396,7 @@ pub async fn handle_until(
             next_link: report.links + 1,
             written_at: clock,
         };
-        set_run_mark(ctx, Some(&mark)).await;
+        set_run_mark(ctx, &schedule, Some(&mark)).await;
     }
     if carried > 0 {
         let left = Left {
@@ -369,8 +427,12 @@ pub async fn handle_until(
     }
 
     // The run ends here: its mark goes (a run that went on, or one that could not).
-    if (!first_link || carried > 0) && run_mark(ctx).await.is_some_and(|mark| mark.is_of(now)) {
-        set_run_mark(ctx, None).await;
+    if (!first_link || carried > 0)
+        && run_mark(ctx, &schedule)
+            .await
+            .is_some_and(|mark| mark.is_of(now))
+    {
+        set_run_mark(ctx, &schedule, None).await;
     }
     let json = serde_json::to_string(&report).unwrap_or_default();
     let totals = report.totals();
@@ -570,8 +632,12 @@ async fn publish_centrally(ctx: &Context, report: &RunReport) -> Result<(), Func
     let mut parts = ctx.config.sns_topic_arn.split(':').skip(3);
     let (region, account) = (parts.next().unwrap_or("?"), parts.next().unwrap_or("?"));
     let subject = report.central_subject(account, region);
+    // The central topic is usually in another region (the administrator's): publish through
+    // a client of its own region, never the function's.
     let published = ctx
-        .sns
+        .central_sns
+        .as_ref()
+        .unwrap_or(&ctx.sns)
         .publish()
         .topic_arn(central)
         .subject(&subject)
@@ -589,21 +655,49 @@ async fn publish_centrally(ctx: &Context, report: &RunReport) -> Result<(), Func
     Ok(())
 }
 
-/// The topic's mark of a run going on over several invocations, if any.
-async fn run_mark(ctx: &Context) -> Option<RunMark> {
-    topic_tag(ctx, lock::TAG)
+/// The topic's mark of a run of `schedule` going on over several invocations, if any.
+async fn run_mark(ctx: &Context, schedule: &str) -> Option<RunMark> {
+    topic_tag(ctx, &lock::tag(schedule))
         .await
         .and_then(|value| RunMark::parse(&value))
 }
 
-/// Writes the topic's run mark, or removes it (`None`).
-async fn set_run_mark(ctx: &Context, mark: Option<&RunMark>) {
-    set_topic_tag(ctx, lock::TAG, mark.map(RunMark::value).as_deref()).await;
+/// Writes the topic's run mark of `schedule`, or removes it (`None`).
+async fn set_run_mark(ctx: &Context, schedule: &str, mark: Option<&RunMark>) {
+    set_topic_tag(
+        ctx,
+        &lock::tag(schedule),
+        mark.map(RunMark::value).as_deref(),
+    )
+    .await;
 }
 
-/// The value of one of the function's tags on its topic (the run mark, the restore test's
-/// cursor). Best effort: a tag that cannot be read is logged and taken as absent.
-async fn topic_tag(ctx: &Context, key: &str) -> Option<String> {
+/// Since when each configured schedule is known to this deployment (coverage's
+/// `SINCE_TAG_PREFIX` tags on the topic). A schedule seen for the first time is recorded with
+/// `now`, except in a dry run; when the tags cannot be read nothing is written, so that a
+/// failed read never moves a schedule's start.
+async fn schedules_since(
+    ctx: &Context,
+    dry_run: bool,
+    now: OffsetDateTime,
+) -> std::collections::BTreeMap<String, OffsetDateTime> {
+    let Some(tags) = topic_tags(ctx).await else {
+        return Default::default();
+    };
+    let mut since =
+        crate::coverage::since_from_tags(tags.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    for schedule in &ctx.config.policy.schedules {
+        if !dry_run && !since.contains_key(&schedule.name) {
+            let key = crate::coverage::since_tag(&schedule.name);
+            set_topic_tag(ctx, &key, Some(&plan::format_time(now))).await;
+            since.insert(schedule.name.clone(), now);
+        }
+    }
+    since
+}
+
+/// Every tag on the function's topic; `None` (logged) when they cannot be read.
+async fn topic_tags(ctx: &Context) -> Option<Vec<(String, String)>> {
     let listed = ctx
         .sns
         .list_tags_for_resource()
@@ -611,16 +705,28 @@ async fn topic_tag(ctx: &Context, key: &str) -> Option<String> {
         .send()
         .await;
     match listed {
-        Ok(listed) => listed
-            .tags()
-            .iter()
-            .find(|t| t.key() == key)
-            .map(|t| t.value().to_owned()),
+        Ok(listed) => Some(
+            listed
+                .tags()
+                .iter()
+                .map(|t| (t.key().to_owned(), t.value().to_owned()))
+                .collect(),
+        ),
         Err(error) => {
-            tracing::warn!(key, error = %aws_sdk_sns::error::DisplayErrorContext(&error), "could not read a tag on the topic");
+            tracing::warn!(error = %aws_sdk_sns::error::DisplayErrorContext(&error), "could not read the topic's tags");
             None
         }
     }
+}
+
+/// The value of one of the function's tags on its topic (the run mark, the restore test's
+/// cursor). Best effort: a tag that cannot be read is logged and taken as absent.
+async fn topic_tag(ctx: &Context, key: &str) -> Option<String> {
+    topic_tags(ctx)
+        .await?
+        .into_iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, value)| value)
 }
 
 /// Writes one of the function's tags on its topic, or removes it (`None`). Best effort, logged

@@ -1,14 +1,29 @@
-//! The mark a run leaves while it goes on over several invocations, so that a scheduled run
-//! firing meanwhile does not start a second pass in parallel. It is a tag on the deployment's
-//! topic (no state store): written when a link hands on, removed by the link that finishes.
-//! Pure: the tag's value and the decision; the handler reads and writes the tag.
+//! The mark a run leaves while it goes on over several invocations, so that a run of the same
+//! schedule firing meanwhile does not start a second pass in parallel, and so that only the
+//! link the function itself handed on is accepted as a continuation. It is a tag on the
+//! deployment's topic, one per schedule (no state store): written when a link hands on,
+//! removed by the link that finishes. Pure: the tag's value and the decisions; the handler
+//! reads and writes the tag.
 
 use crate::plan::format_time;
 use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
 
-/// The topic tag that marks a run going on over several invocations.
-pub const TAG: &str = "smartvault:run-in-progress";
+/// The prefix of the topic tags that mark a run going on over several invocations; the
+/// schedule's name follows it. A run of one schedule never waits for another schedule's run:
+/// each makes its own set.
+pub const TAG_PREFIX: &str = "smartvault:run-in-progress:";
+
+/// The topic tag that marks a run of `schedule` going on, e.g.
+/// `smartvault:run-in-progress:weekly`. Schedule names are 1 to 32 lowercase letters, digits
+/// and hyphens, so the key stays within SNS's 128 characters and its allowed characters.
+pub fn tag(schedule: &str) -> String {
+    format!("{TAG_PREFIX}{schedule}")
+}
+
+/// How far a continuation's run start may lie ahead of the receiving link's clock (two Lambda
+/// hosts' clocks differ by well under a second; anything more is not a run that started).
+pub const CLOCK_SKEW: Duration = Duration::minutes(1);
 /// A mark older than this is a run that died (a link crashed or was never started): no Lambda
 /// invocation lasts more than 15 minutes, so a live chain renews it well within this.
 pub const STALE_AFTER: Duration = Duration::minutes(30);
@@ -66,6 +81,47 @@ impl RunMark {
     }
 }
 
+/// Whether a continuation claiming to be link `number` of the run that started at
+/// `run_started_at` may go on at `clock`, given the schedule's mark (`None`: no mark). Every
+/// real continuation was handed on by a link that wrote the mark first, naming the run and the
+/// next link, so anything else was not sent by the function: a forged or replayed event, which
+/// could otherwise set the clock the run plans and expires with. A dry run writes no mark; its
+/// continuation is held to the clock alone, and it writes and deletes nothing.
+pub fn admit_continuation(
+    mark: Option<&RunMark>,
+    run_started_at: OffsetDateTime,
+    number: u32,
+    dry_run: bool,
+    clock: OffsetDateTime,
+) -> Result<(), String> {
+    if run_started_at > clock + CLOCK_SKEW {
+        return Err(format!(
+            "`continuation.run_started_at` is {}, after this invocation's clock {}; a run \
+             cannot go on before it started",
+            format_time(run_started_at),
+            format_time(clock)
+        ));
+    }
+    if dry_run {
+        return Ok(());
+    }
+    match mark {
+        None => Err(format!(
+            "no run of this schedule is going on (the topic carries no run mark), so link {number} \
+             of a run started at {} was not handed on by the function; a continuation is sent \
+             only by the function itself; start a run with {{\"action\": \"backup\"}} instead",
+            format_time(run_started_at)
+        )),
+        Some(mark) if !mark.is_of(run_started_at) || mark.next_link != number => Err(format!(
+            "the continuation names link {number} of a run started at {}, but the run going \
+             on is `{}`; only the link the function handed on is accepted",
+            format_time(run_started_at),
+            mark.value()
+        )),
+        Some(_) => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -98,6 +154,54 @@ mod tests {
         ] {
             assert_eq!(RunMark::parse(foreign), None, "{foreign}");
         }
+    }
+
+    #[test]
+    fn each_schedule_has_its_own_mark() {
+        assert_eq!(tag("daily"), "smartvault:run-in-progress:daily");
+        assert_ne!(tag("daily"), tag("weekly"));
+        let longest = tag(&"a".repeat(32));
+        assert!(longest.len() <= 128, "SNS tag keys hold 128 characters");
+    }
+
+    #[test]
+    fn only_the_link_the_function_handed_on_is_admitted() {
+        let mark = RunMark {
+            run_started_at: START,
+            next_link: 3,
+            written_at: START + Duration::minutes(29),
+        };
+        let clock = START + Duration::minutes(30);
+        let admit = |mark: Option<&RunMark>, start, number, dry_run| {
+            admit_continuation(mark, start, number, dry_run, clock)
+        };
+        assert_eq!(admit(Some(&mark), START, 3, false), Ok(()));
+        let refusals = [
+            (
+                admit(None, START, 3, false),
+                "no run of this schedule is going on",
+            ),
+            (admit(Some(&mark), START, 4, false), "names link 4"),
+            (admit(Some(&mark), START, 2, false), "names link 2"),
+            (
+                admit(Some(&mark), START - Duration::days(3), 3, false),
+                "the run going on is",
+            ),
+            (
+                admit(Some(&mark), datetime!(2099-01-01 00:00 UTC), 3, false),
+                "cannot go on before it started",
+            ),
+            (
+                admit(None, datetime!(2099-01-01 00:00 UTC), 2, true),
+                "cannot go on before it started",
+            ),
+        ];
+        for (verdict, expected) in refusals {
+            let message = verdict.expect_err(expected);
+            assert!(message.contains(expected), "{message}");
+        }
+        // A dry run writes no mark; held to the clock, it may go on.
+        assert_eq!(admit(None, START, 2, true), Ok(()));
     }
 
     #[test]

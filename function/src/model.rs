@@ -61,6 +61,10 @@ pub enum SnapshotState {
     Other,
 }
 
+/// How far a set's `created-at` may lie after the clock of the run reading it and still be a
+/// run's start (two hosts' clocks).
+pub const CREATED_AT_SKEW: time::Duration = time::Duration::minutes(5);
+
 /// A snapshot that carries this deployment's managed-by tag.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Snapshot {
@@ -82,6 +86,17 @@ impl Snapshot {
             .and_then(|value| {
                 OffsetDateTime::parse(value, &time::format_description::well_known::Rfc3339).ok()
             })
+            .unwrap_or(self.start_time)
+    }
+
+    /// [`Snapshot::made_at`] as a run at `now` may believe it: a `created-at` later than now
+    /// (beyond clock skew) is no run's start and is read as unreadable, the snapshot's own
+    /// start time standing in. A set dated in the future (a forged continuation's, or a
+    /// hand-edited tag) so never ranks as the newest to `keep_last`, nor keeps an instance
+    /// "protected" forever.
+    pub fn made_at_by(&self, now: OffsetDateTime) -> OffsetDateTime {
+        Some(self.made_at())
+            .filter(|made| *made <= now + CREATED_AT_SKEW)
             .unwrap_or(self.start_time)
     }
 }

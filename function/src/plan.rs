@@ -293,7 +293,7 @@ fn plan_backups(
     instances.sort_by(|a, b| a.id.cmp(&b.id));
     plan.tagged_instances = instances.len();
     let rule = policy.rule_of_run(options.schedule.as_deref());
-    let newest = newest_snapshot_by_instance(&inventory.snapshots, &rule.name);
+    let newest = newest_snapshot_by_instance(&inventory.snapshots, &rule.name, now);
 
     if let Some(requested) = &options.instance_ids {
         for id in requested {
@@ -528,6 +528,7 @@ fn retention_for(instance: &Instance, rule: &ScheduleRule, warnings: &mut Vec<St
 fn newest_snapshot_by_instance<'a>(
     snapshots: &'a [Snapshot],
     schedule: &str,
+    now: OffsetDateTime,
 ) -> BTreeMap<&'a str, &'a Snapshot> {
     let mut newest: BTreeMap<&str, &Snapshot> = BTreeMap::new();
     for snapshot in snapshots
@@ -536,7 +537,7 @@ fn newest_snapshot_by_instance<'a>(
     {
         if let Some(instance) = snapshot.tags.get(tags::INSTANCE_ID) {
             let entry = newest.entry(instance.as_str()).or_insert(snapshot);
-            if oldest_first(snapshot, entry).is_gt() {
+            if oldest_first(snapshot, entry, now).is_gt() {
                 *entry = snapshot;
             }
         }
@@ -544,17 +545,15 @@ fn newest_snapshot_by_instance<'a>(
     newest
 }
 
-/// The order of a volume's snapshots, oldest first: by start time, then by the run that
-/// requested them (`created-at`; two runs can start snapshots within one second, the precision
-/// some EC2 front ends give `StartTime`), then by id so that the order is total.
-fn oldest_first(a: &Snapshot, b: &Snapshot) -> std::cmp::Ordering {
-    a.start_time
-        .cmp(&b.start_time)
-        .then_with(|| {
-            a.tags
-                .get(tags::CREATED_AT)
-                .cmp(&b.tags.get(tags::CREATED_AT))
-        })
+/// The order of a volume's snapshots, oldest first: by the set they belong to (`made_at`, the
+/// run's start; a copy carries its source set's, so copies made out of order, newest set
+/// first or redone later, still rank by the set they hold), then by start time (two runs can
+/// start within one second, the precision some EC2 front ends give `StartTime`), then by id
+/// so that the order is total.
+fn oldest_first(a: &Snapshot, b: &Snapshot, now: OffsetDateTime) -> std::cmp::Ordering {
+    a.made_at_by(now)
+        .cmp(&b.made_at_by(now))
+        .then_with(|| a.start_time.cmp(&b.start_time))
         .then_with(|| a.id.cmp(&b.id))
 }
 
@@ -582,7 +581,7 @@ pub(crate) fn plan_cleanup(
                     .is_some_and(|id| is_requested(options, id))
         })
         .collect();
-    candidates.sort_by(|a, b| oldest_first(a, b));
+    candidates.sort_by(|a, b| oldest_first(a, b, now));
 
     // The newest `keep_last` completed snapshots of each volume that still exists, from each
     // schedule, are kept: the weekly sets are never deleted to keep a daily one.

@@ -588,36 +588,47 @@ async fn near_misses_are_reported_and_change_nothing() {
     );
 }
 
+/// The daily schedule's mark of a run going on, written at `written_at` (as a link that
+/// hands on writes it), on the deployment's topic.
+async fn mark_daily_run(s: &Setup, mark: &function::lock::RunMark) {
+    aws_sdk_sns::Client::new(&s.sdk)
+        .tag_resource()
+        .resource_arn(&s.topic_arn)
+        .tags(
+            aws_sdk_sns::types::Tag::builder()
+                .key(function::lock::tag("daily"))
+                .value(mark.value())
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+}
+
+const DAILY_AND_WEEKLY: &str = r#"[
+    {"name": "daily", "retention_days": 7, "keep_last": 1},
+    {"name": "weekly", "retention_days": 35, "keep_last": 1}
+]"#;
+
 #[tokio::test]
-async fn a_run_in_progress_over_several_invocations_keeps_a_new_run_from_starting() {
+async fn a_run_in_progress_keeps_only_its_own_schedule_from_starting_a_second_pass() {
     let s = setup().await;
     fleet::launch_all(&s.ec2, &[InstanceSpec::backup("a")])
         .await
         .unwrap();
-    let sns = aws_sdk_sns::Client::new(&s.sdk);
     let mark = |written_at: OffsetDateTime| function::lock::RunMark {
         run_started_at: written_at - Duration::minutes(14),
         next_link: 2,
         written_at,
     };
-    let tag = |mark: &function::lock::RunMark| {
-        aws_sdk_sns::types::Tag::builder()
-            .key(function::lock::TAG)
-            .value(mark.value())
-            .build()
-            .unwrap()
-    };
-    let ctx = s.context("prod");
+    let ctx = Context::new(&s.sdk, s.config("prod", &[("SCHEDULES", DAILY_AND_WEEKLY)]));
+    let scheduled = |name: &str| json!({"action": "scheduled", "schedule": name});
 
-    // A chain wrote its mark a minute ago: a scheduled run does not start beside it.
+    // A daily chain wrote its mark a minute ago: a daily run does not start beside it.
     let fresh = mark(now() - Duration::minutes(1));
-    sns.tag_resource()
-        .resource_arn(&s.topic_arn)
-        .tags(tag(&fresh))
-        .send()
-        .await
-        .unwrap();
-    let deferred = run(&ctx, json!({"action": "backup"}), now()).await;
+    mark_daily_run(&s, &fresh).await;
+    let deferred = run(&ctx, scheduled("daily"), now()).await;
     assert_eq!(
         deferred.deferred_to.as_deref(),
         Some(fresh.value().as_str())
@@ -625,22 +636,152 @@ async fn a_run_in_progress_over_several_invocations_keeps_a_new_run_from_startin
     assert!(deferred.created.is_empty());
     assert!(s.managed_snapshots("prod").await.is_empty());
     assert!(s.emulator.sns_messages().unwrap().is_empty());
+    // The weekly run that fires meanwhile makes its own set: a week's set is never skipped
+    // because a daily run is still going on.
+    let weekly = run(&ctx, scheduled("weekly"), now()).await;
+    assert_eq!(weekly.deferred_to, None);
+    assert_eq!(weekly.schedule, "weekly");
+    assert_eq!(weekly.created.len(), 1);
+    let made = s.managed_snapshots("prod").await;
+    let snapshot = made.values().next().unwrap().first().unwrap();
+    assert_eq!(tag(snapshot, tags::SCHEDULE), Some("weekly"));
+    assert_eq!(s.emulator.sns_messages().unwrap().len(), 1, "its summary");
     // A dry run writes nothing and may go ahead.
-    let dry = run(&ctx, json!({"action": "backup", "dry_run": true}), now()).await;
+    let dry = run(
+        &ctx,
+        json!({"action": "backup", "schedule": "daily", "dry_run": true, "force": true}),
+        now(),
+    )
+    .await;
     assert_eq!(dry.deferred_to, None);
     assert_eq!(dry.created.len(), 1);
 
     // A mark not renewed for thirty minutes is a chain that died: the next run goes ahead.
-    let stale = mark(now() - function::lock::STALE_AFTER);
-    sns.tag_resource()
+    mark_daily_run(&s, &mark(now() - function::lock::STALE_AFTER)).await;
+    let report = run(&ctx, scheduled("daily"), now()).await;
+    assert_eq!(report.deferred_to, None);
+    assert_eq!(report.created.len(), 1);
+}
+
+#[tokio::test]
+async fn only_the_continuation_the_function_handed_on_is_accepted() {
+    let s = setup().await;
+    fleet::launch_all(&s.ec2, &[InstanceSpec::backup("a")])
+        .await
+        .unwrap();
+    let ctx = Context::new(&s.sdk, s.config("prod", &[("SCHEDULES", DAILY_AND_WEEKLY)]));
+    // Two real daily sets: keep_last 1 keeps the newest, the older one expires in 7 days.
+    let first = run(
+        &ctx,
+        json!({"action": "backup", "schedule": "daily"}),
+        now(),
+    )
+    .await;
+    assert_eq!(first.created.len(), 1);
+    let second = run(
+        &ctx,
+        json!({"action": "backup", "schedule": "daily", "force": true}),
+        now(),
+    )
+    .await;
+    assert_eq!(second.created.len(), 1);
+    let before = s.managed_snapshots("prod").await;
+    assert_eq!(before.values().map(Vec::len).sum::<usize>(), 2);
+    let published = s.emulator.sns_messages().unwrap().len();
+
+    let started = now() - Duration::minutes(14);
+    let continuation = |job: &str, run_started_at: OffsetDateTime, number: u32, schedule: &str| {
+        let link = function::event::Link {
+            run_started_at,
+            number,
+            options: serde_json::from_value(json!({
+                "job": job, "interval": "respect", "instance_ids": null, "schedule": schedule
+            }))
+            .unwrap(),
+            dry_run: false,
+            so_far: RunReport::new(
+                "prod",
+                false,
+                function::model::Job::Backup,
+                "Backup=true".into(),
+                run_started_at,
+            ),
+        };
+        link.event()
+    };
+    let refused = |result: Result<RunReport, FunctionError>| match result {
+        Err(FunctionError::InvalidEvent(problem)) => problem.to_string(),
+        other => panic!("expected a refusal, got {other:?}"),
+    };
+    let in_2099 = time::macros::datetime!(2099-01-01 00:00 UTC);
+    // No run is going on: every continuation is forged, whatever it claims.
+    for (event, expected) in [
+        (
+            continuation("cleanup", in_2099, 2, "daily"),
+            "cannot go on before it started",
+        ),
+        (
+            continuation("backup", in_2099, 2, "daily"),
+            "cannot go on before it started",
+        ),
+        (
+            continuation("cleanup", started, 2, "daily"),
+            "no run of this schedule is going on",
+        ),
+        (
+            continuation("backup", started, 21, "daily"),
+            "above this deployment's MAX_LINKS=20",
+        ),
+    ] {
+        let message = refused(handler::handle(&ctx, &event, now()).await);
+        assert!(message.contains(expected), "{message}");
+    }
+    // A daily run is going on, waiting for link 3: only that link is accepted, and not as
+    // a weekly one.
+    let mark = function::lock::RunMark {
+        run_started_at: started,
+        next_link: 3,
+        written_at: now() - Duration::minutes(1),
+    };
+    mark_daily_run(&s, &mark).await;
+    for (event, expected) in [
+        (continuation("cleanup", started, 2, "daily"), "names link 2"),
+        (
+            continuation("cleanup", started - Duration::days(8), 3, "daily"),
+            "the run going on is",
+        ),
+        (
+            continuation("cleanup", started, 3, "weekly"),
+            "no run of this schedule is going on",
+        ),
+    ] {
+        let message = refused(handler::handle(&ctx, &event, now()).await);
+        assert!(message.contains(expected), "{message}");
+    }
+    // Nothing was deleted, nothing made, nothing published by any of them.
+    assert_eq!(s.managed_snapshots("prod").await, before);
+    assert_eq!(
+        s.emulator.sns_messages().unwrap().len(),
+        published,
+        "refusals publish nothing"
+    );
+    // The link the function handed on goes on, and its end removes the mark.
+    let last = run(&ctx, continuation("backup", started, 3, "daily"), now()).await;
+    assert_eq!(last.links, 3);
+    assert!(last.failed.is_empty(), "{:?}", last.failed);
+    let tags = aws_sdk_sns::Client::new(&s.sdk)
+        .list_tags_for_resource()
         .resource_arn(&s.topic_arn)
-        .tags(tag(&stale))
         .send()
         .await
         .unwrap();
-    let report = run(&ctx, json!({"action": "backup"}), now()).await;
-    assert_eq!(report.deferred_to, None);
-    assert_eq!(report.created.len(), 1);
+    assert!(
+        tags.tags()
+            .iter()
+            .all(|t| !t.key().starts_with(function::lock::TAG_PREFIX)),
+        "{:?}",
+        tags.tags()
+    );
 }
 
 /// A backup run whose deadline is `deadline`, which must end with `SmartVault.RunFailed`.

@@ -171,6 +171,8 @@ struct Account {
     publish: Rule,
     /// The topic's tags: none, so no run is marked as in progress.
     topic_tags: Rule,
+    /// The tags a run writes on its topic (since when each schedule runs).
+    tag_topic: Rule,
     sent: Arc<Mutex<Vec<(String, String)>>>,
 }
 
@@ -194,6 +196,9 @@ impl Account {
             publish,
             topic_tags: mock!(Sns::list_tags_for_resource)
                 .then_output(|| ListTagsForResourceOutput::builder().build()),
+            tag_topic: mock!(Sns::tag_resource).then_output(|| {
+                aws_sdk_sns::operation::tag_resource::TagResourceOutput::builder().build()
+            }),
             sent,
         }
     }
@@ -210,7 +215,7 @@ impl Account {
         let sns = mock_client!(
             aws_sdk_sns,
             RuleMode::MatchAny,
-            [&self.publish, &self.topic_tags]
+            [&self.publish, &self.topic_tags, &self.tag_topic]
         );
         Context {
             ec2,
@@ -226,6 +231,7 @@ impl Account {
             page_size: 500,
             settle: std::time::Duration::from_millis(1),
             poll: std::time::Duration::from_millis(20),
+            central_sns: None,
         }
     }
 
@@ -982,4 +988,110 @@ async fn a_restore_test_fails_a_volume_in_error_or_still_creating_and_deletes_on
         sent[0].0,
         "SmartVault [prod] restore test: 1 passed, 2 failed"
     );
+}
+
+#[tokio::test]
+async fn the_central_topic_is_published_to_through_a_client_of_its_own_region() {
+    // A member in us-east-1 whose organization's central topic lives in eu-central-1: SNS's
+    // Publish reaches only topics in the client's region, so the request must go there.
+    const CENTRAL: &str = "arn:aws:sns:eu-central-1:210987654321:smartvault-org-central";
+    let home = aws_config::SdkConfig::builder()
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_sns::config::SharedCredentialsProvider::new(
+            aws_sdk_sns::config::Credentials::for_tests(),
+        ))
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .build();
+    let response = http::Response::builder()
+        .status(200)
+        .body(aws_smithy_types::body::SdkBody::from(
+            "<PublishResponse xmlns=\"http://sns.amazonaws.com/doc/2010-03-31/\"><PublishResult>\
+             <MessageId>m-2</MessageId></PublishResult><ResponseMetadata><RequestId>r-2\
+             </RequestId></ResponseMetadata></PublishResponse>",
+        ))
+        .unwrap();
+    let (http_client, request) = aws_smithy_http_client::test_util::capture_request(Some(response));
+    let captured = home.to_builder().http_client(http_client).build();
+    let account = Account::new(&[], false, &[]);
+    let mut ctx = account.context(&[], config(&[("CENTRAL_TOPIC_ARN", CENTRAL)]));
+    ctx.central_sns = handler::central_client(&captured, CENTRAL);
+
+    let report = handler::handle(&ctx, &json!({"action": "backup"}), NOW)
+        .await
+        .unwrap();
+
+    assert_eq!(report.totals().failed, 0);
+    assert_eq!(account.sent().len(), 1, "the home topic got its summary");
+    let sent = request.expect_request();
+    assert_eq!(
+        sent.uri(),
+        "https://sns.eu-central-1.amazonaws.com/",
+        "published in the central topic's region"
+    );
+    let body = std::str::from_utf8(sent.body().bytes().unwrap()).unwrap();
+    assert!(body.contains("Action=Publish"), "{body}");
+    assert!(
+        body.contains("smartvault-org-central"),
+        "to the central topic: {body}"
+    );
+    assert!(
+        sent.headers()
+            .get("authorization")
+            .is_some_and(|v| v.contains("/eu-central-1/sns/")),
+        "signed for the central topic's region"
+    );
+    // The client the function builds at cold start is the same: the topic ARN's region.
+    let built = handler::Context::new(&home, config(&[("CENTRAL_TOPIC_ARN", CENTRAL)]));
+    let region = built.central_sns.unwrap().config().region().cloned();
+    assert_eq!(region.as_ref().map(|r| r.as_ref()), Some("eu-central-1"));
+    assert!(
+        handler::Context::new(&home, config(&[]))
+            .central_sns
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn a_completion_event_of_another_region_or_account_is_refused_before_any_read() {
+    let reads =
+        mock!(Ec2::describe_snapshots).then_output(|| DescribeSnapshotsOutput::builder().build());
+    let account = Account::new(&[], false, &[]);
+    let mut ctx = account.context(&[&reads], config(&[]));
+    ctx.regions.home = "us-east-1".into();
+    let event = |region: &str, account: &str| {
+        json!({
+            "version": "0", "id": "x", "detail-type": "EBS Multi-Volume Snapshots Completion Status",
+            "source": "aws.ec2", "account": account, "time": "2026-11-26T01:05:00Z",
+            "region": region, "resources": [],
+            "detail": {"event": "createSnapshots", "result": "succeeded", "snapshots": [
+                {"snapshot_id": format!("arn:aws:ec2::{region}:snapshot/snap-0123456789abcdef0"),
+                 "status": "completed"}
+            ]}
+        })
+    };
+    for (region, other, expected) in [
+        (
+            "eu-west-1",
+            "123456789012",
+            "is from account 123456789012 in eu-west-1",
+        ),
+        (
+            "us-east-1",
+            "210987654321",
+            "is from account 210987654321 in us-east-1",
+        ),
+    ] {
+        let error = handler::handle(&ctx, &event(region, other), NOW)
+            .await
+            .unwrap_err();
+        assert!(matches!(error, FunctionError::InvalidEvent(_)), "{error}");
+        assert!(error.to_string().contains(expected), "{error}");
+    }
+    assert_eq!(reads.num_calls(), 0, "nothing read for a foreign event");
+    assert!(account.sent().is_empty(), "nothing published");
+    // Its own region's event goes ahead.
+    let report = handler::handle(&ctx, &event("us-east-1", "123456789012"), NOW)
+        .await
+        .unwrap();
+    assert_eq!(report.job, function::model::Job::Copy);
 }

@@ -29,6 +29,8 @@ pub struct Requested<'a> {
     pub external_id: Option<&'a str>,
     pub profile: Option<&'a str>,
     pub account_id: Option<&'a str>,
+    /// The environment's region: a role of another partition cannot be assumed there.
+    pub region: Option<&'a str>,
 }
 
 /// A refusal: the key it concerns and the message with the fix.
@@ -114,6 +116,20 @@ pub fn resolve(requested: &Requested<'_>) -> Result<Access, Refusal> {
                     ),
                 ));
             };
+            let partition = arn.split(':').nth(1).unwrap_or_default();
+            if let Some(region) = requested.region
+                && partition != function::copies::partition_of_region(region)
+            {
+                let expected = function::copies::partition_of_region(region);
+                return Err((
+                    "role_arn",
+                    format!(
+                        "{arn:?} is a role of the {partition} partition, but the environment's \
+                         region {region} is in the {expected} partition, where it cannot be \
+                         assumed; write arn:{expected}:iam::<account>:role/<name>"
+                    ),
+                ));
+            }
             if let Some(expected) = requested.account_id
                 && expected != account
             {
@@ -181,6 +197,37 @@ mod tests {
                 name: "prod-admin".into()
             })
         );
+    }
+
+    #[test]
+    fn a_role_of_another_partition_is_refused() {
+        for (arn, region, partition) in [
+            ("arn:aws-cn:iam::222222222222:role/d", "us-east-1", "aws-cn"),
+            (
+                "arn:aws-us-gov:iam::222222222222:role/d",
+                "eu-west-1",
+                "aws-us-gov",
+            ),
+            ("arn:aws:iam::222222222222:role/d", "cn-north-1", "aws"),
+        ] {
+            let (key, message) = resolve(&Requested {
+                role_arn: Some(arn),
+                region: Some(region),
+                ..requested()
+            })
+            .unwrap_err();
+            assert_eq!(key, "role_arn");
+            assert!(
+                message.contains(&format!("is a role of the {partition} partition")),
+                "{message}"
+            );
+        }
+        let gov = Requested {
+            role_arn: Some("arn:aws-us-gov:iam::222222222222:role/d"),
+            region: Some("us-gov-west-1"),
+            ..requested()
+        };
+        assert!(resolve(&gov).is_ok());
     }
 
     #[test]

@@ -46,6 +46,42 @@ pub async fn upload_once(
     Ok(true)
 }
 
+/// Where CloudFormation reads a template from: `artifacts/templates/<owner>/<name>.yaml` in
+/// the artifact bucket (the deployer may write only under `artifacts/`).
+pub fn template_key(owner: &str, name: &str) -> String {
+    format!("artifacts/templates/{owner}/{name}.yaml")
+}
+
+/// The S3 URL CloudFormation's `TemplateURL` takes for `key` in `bucket` of `region`
+/// (virtual-hosted style; China's regions end in `amazonaws.com.cn`).
+pub fn template_url(bucket: &str, region: &str, key: &str) -> String {
+    let domain = if region.starts_with("cn-") {
+        "amazonaws.com.cn"
+    } else {
+        "amazonaws.com"
+    };
+    format!("https://{bucket}.s3.{region}.{domain}/{key}")
+}
+
+/// Puts a rendered template where CloudFormation reads it by URL (a body sent inline may hold
+/// only 51,200 bytes; one read from S3, 1 MB), and returns the URL.
+pub async fn put_template(aws: &Aws, bucket: &str, key: &str, body: &str) -> Result<String> {
+    crate::limits::check_template_size(key, body.len(), crate::limits::TemplateVia::S3)?;
+    aws.s3
+        .put_object()
+        .bucket(bucket)
+        .key(key)
+        .content_type("application/x-yaml")
+        .body(aws_sdk_s3::primitives::ByteStream::from(
+            body.as_bytes().to_vec(),
+        ))
+        .send()
+        .await
+        .map_err(sdk_error)
+        .with_context(|| format!("failed to upload the template to s3://{bucket}/{key}"))?;
+    Ok(template_url(bucket, &aws.region, key))
+}
+
 /// Checks that the object at `location` holds exactly the bytes of its sha256: a deploy never
 /// hands Lambda an object changed after it was uploaded under that name.
 pub async fn verify(aws: &Aws, location: &ArtifactLocation) -> Result<()> {

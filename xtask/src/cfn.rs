@@ -164,6 +164,7 @@ pub async fn create_stack_with(
     parameters: &BTreeMap<String, String>,
     tags: &BTreeMap<String, String>,
 ) -> Result<()> {
+    crate::limits::check_template_size(stack, body.len(), crate::limits::TemplateVia::Request)?;
     aws.cloudformation
         .create_stack()
         .stack_name(stack)
@@ -251,12 +252,22 @@ fn pass_role_context(error: anyhow::Error, role: Option<&str>) -> anyhow::Error 
     }
 }
 
+/// Where CloudFormation reads a template from.
+#[derive(Debug, Clone, Copy)]
+pub enum Template<'a> {
+    /// Inline in the request (`TemplateBody`, at most 51,200 bytes): the small supporting
+    /// stacks, which deploy before any bucket exists.
+    Body(&'a str),
+    /// An S3 URL (`TemplateURL`, at most 1 MB): an environment's stack.
+    Url(&'a str),
+}
+
 /// A change set to make, with everything deploy sends.
 pub struct NewChangeSet<'a> {
     pub stack: &'a str,
     pub name: &'a str,
     pub create: bool,
-    pub body: &'a str,
+    pub template: Template<'a>,
     pub parameters: &'a BTreeMap<String, String>,
     pub tags: &'a BTreeMap<String, String>,
     pub description: String,
@@ -277,8 +288,19 @@ pub struct ChangeSetView {
 
 /// Creates a change set and waits until CloudFormation has made it (or failed to).
 pub async fn create_change_set(aws: &Aws, new: &NewChangeSet<'_>) -> Result<ChangeSetView> {
-    aws.cloudformation
-        .create_change_set()
+    let request = aws.cloudformation.create_change_set();
+    let request = match new.template {
+        Template::Body(body) => {
+            crate::limits::check_template_size(
+                new.stack,
+                body.len(),
+                crate::limits::TemplateVia::Request,
+            )?;
+            request.template_body(body)
+        }
+        Template::Url(url) => request.template_url(url),
+    };
+    request
         .stack_name(new.stack)
         .change_set_name(new.name)
         .change_set_type(if new.create {
@@ -286,7 +308,6 @@ pub async fn create_change_set(aws: &Aws, new: &NewChangeSet<'_>) -> Result<Chan
         } else {
             ChangeSetType::Update
         })
-        .template_body(new.body)
         .set_parameters(Some(
             new.parameters
                 .iter()

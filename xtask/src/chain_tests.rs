@@ -143,7 +143,9 @@ fn a_fleet_past_the_burst_is_backed_up_once_over_several_links() {
             .unwrap()
     });
     assert!(
-        tags.tags().iter().all(|t| t.key() != function::lock::TAG),
+        tags.tags()
+            .iter()
+            .all(|t| !t.key().starts_with(function::lock::TAG_PREFIX)),
         "{:?}",
         tags.tags()
     );

@@ -134,6 +134,7 @@ struct RawEnvironment {
     keep_last: Option<u32>,
     schedules: Option<Vec<crate::schedules::RawSchedule>>,
     copies: Option<Vec<RawCopy>>,
+    source_kms_keys: Option<Vec<String>>,
     restore_test: Option<crate::restore_test_config::RawRestoreTest>,
     targets: Option<crate::targets::RawTargets>,
     overdue_grace_hours: Option<u32>,
@@ -188,6 +189,9 @@ pub struct Environment {
     pub schedules: Vec<crate::schedules::Schedule>,
     /// Up to three other regions every set is copied to.
     pub copies: Vec<CopyRule>,
+    /// Customer managed KMS keys of the backed-up volumes that the function's role may use
+    /// through EC2 (to copy their snapshots and to restore-test them), as key ARNs.
+    pub source_kms_keys: Vec<String>,
     /// The scheduled restore test, when there is one.
     pub restore_test: Option<crate::restore_test_config::RestoreTest>,
     /// One stack set across accounts or organizational units and regions, administered from
@@ -515,6 +519,7 @@ fn validate(file: &str, name: &str, raw: &RawEnvironment) -> Result<Environment,
         external_id: raw.external_id.as_deref(),
         profile: raw.profile.as_deref(),
         account_id: raw.account_id.as_deref(),
+        region: Some(&raw.region),
     })
     .map_err(|(key, message)| key_error(key, message))?;
     if raw.tags.0.len() > 40 {
@@ -551,6 +556,12 @@ fn validate(file: &str, name: &str, raw: &RawEnvironment) -> Result<Environment,
         notification_emails: raw.notification_emails.clone(),
         schedules,
         copies,
+        source_kms_keys: source_kms_keys(
+            raw.source_kms_keys.as_deref().unwrap_or_default(),
+            &raw.region,
+            raw.account_id.as_deref(),
+        )
+        .map_err(|problem| key_error("source_kms_keys", problem))?,
         restore_test: None,
         targets: None,
         overdue_grace_hours: in_range(
@@ -679,6 +690,64 @@ pub fn function_environment(env: &Environment, topic_arn: &str) -> BTreeMap<&'st
 /// The function's `COPIES` variable: the copy rules as JSON.
 pub fn copies_variable(copies: &[CopyRule]) -> String {
     serde_json::to_string(copies).unwrap_or_else(|_| "[]".to_owned())
+}
+
+/// The most `source_kms_keys` one environment lists (each is a resource of one IAM statement,
+/// within the role's 10,240-character inline policy budget).
+pub const MAX_SOURCE_KMS_KEYS: usize = 10;
+
+/// `source_kms_keys:`, validated: key ARNs (an IAM statement cannot name an alias) of the
+/// environment's region and partition, and of its account when `account_id` is given (the
+/// bootstrap's boundary lets the function use its own account's keys only), each once.
+fn source_kms_keys(
+    keys: &[String],
+    region: &str,
+    account_id: Option<&str>,
+) -> Result<Vec<String>, String> {
+    if keys.len() > MAX_SOURCE_KMS_KEYS {
+        return Err(format!(
+            "{} keys are listed; at most {MAX_SOURCE_KMS_KEYS}",
+            keys.len()
+        ));
+    }
+    let partition = function::copies::partition_of_region(region);
+    for (index, key) in keys.iter().enumerate() {
+        let fields: Vec<&str> = key.splitn(6, ':').collect();
+        let is_key_arn = fields.len() == 6
+            && fields[0] == "arn"
+            && fields[2] == "kms"
+            && fields[4].len() == 12
+            && fields[4].bytes().all(|b| b.is_ascii_digit())
+            && fields[5]
+                .strip_prefix("key/")
+                .is_some_and(|id| !id.is_empty() && !id.contains(['*', '?']));
+        if !is_key_arn {
+            return Err(format!(
+                "{key:?} is not a KMS key ARN; write arn:{partition}:kms:{region}:<account>:key/<id> \
+                 (an alias cannot be granted in an IAM policy; `aws kms describe-key --key-id \
+                 alias/<name>` shows its key's ARN)"
+            ));
+        }
+        if fields[1] != partition || fields[3] != region {
+            return Err(format!(
+                "{key:?} is not a key of {region}: the volumes backed up are in {region}, and a \
+                 KMS key serves only its own region and partition"
+            ));
+        }
+        if let Some(account) = account_id
+            && fields[4] != account
+        {
+            return Err(format!(
+                "{key:?} is a key of account {}, not of the environment's account {account}; the \
+                 bootstrap's boundary lets the function use only its own account's keys",
+                fields[4]
+            ));
+        }
+        if keys[..index].contains(key) {
+            return Err(format!("{key:?} is listed twice; list each key once"));
+        }
+    }
+    Ok(keys.to_vec())
 }
 
 /// `copies:`, validated: up to three regions AWS publishes, in the environment's partition,
@@ -1038,6 +1107,10 @@ mod tests {
                 "copies[0].kms_key: copies to us-west-2: kms_key \"arn:aws:kms:eu-west-1:123456789012:key/abc\" is in eu-west-1, not in us-west-2",
             ),
             (
+                copy("region: us-west-2, kms_key: \"arn:aws-cn:kms:us-west-2:123456789012:key/abc\""),
+                "kms_key \"arn:aws-cn:kms:us-west-2:123456789012:key/abc\" is an ARN of the aws-cn partition, but us-west-2 is in the aws partition",
+            ),
+            (
                 copy("region: us-west-2, kms_key: my-key"),
                 "kms_key \"my-key\" is not a KMS key; give a key ARN",
             ),
@@ -1048,6 +1121,10 @@ mod tests {
             (
                 copy("region: us-west-2, keep_last: 1001"),
                 "copies[0].keep_last: copies to us-west-2: keep_last 1001 is outside 0-1000",
+            ),
+            (
+                copy("region: us-west-2, schedules: [default, default]"),
+                "copies[0].schedules: copies to us-west-2: schedule \"default\" is listed twice; name each schedule once",
             ),
             (
                 copy("region: us-west-2, schedules: [weekly]"),
@@ -1072,6 +1149,71 @@ mod tests {
                 error.starts_with(&format!("{FILE}: environments.dev.")),
                 "{error}"
             );
+        }
+    }
+
+    #[test]
+    fn source_kms_keys_are_key_arns_of_the_environments_region_and_account() {
+        let key = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+        let env = parse(
+            &env_yaml(&format!(
+                "    account_id: \"123456789012\"\n    source_kms_keys: [\"{key}\"]\n"
+            )),
+            FILE,
+            "dev",
+        )
+        .unwrap();
+        assert_eq!(env.source_kms_keys, [key]);
+        let rendered = crate::template::parameters(
+            &env,
+            &crate::parameters::ArtifactLocation {
+                bucket: "b".into(),
+                key: "artifacts/x.zip".into(),
+                sha256: "a".repeat(64),
+            },
+        );
+        assert_eq!(rendered.source_kms_key_arns.as_deref(), Some(key));
+        assert_eq!(
+            parse(&env_yaml(""), FILE, "dev").unwrap().source_kms_keys,
+            Vec::<String>::new()
+        );
+        for (keys, expected) in [
+            (
+                "[alias/ebs]".to_owned(),
+                "source_kms_keys: \"alias/ebs\" is not a KMS key ARN",
+            ),
+            (
+                "[\"arn:aws:kms:us-east-1:123456789012:key/k\"]".to_owned(),
+                "is not a key of eu-west-1",
+            ),
+            (
+                "[\"arn:aws-cn:kms:eu-west-1:123456789012:key/k\"]".to_owned(),
+                "is not a key of eu-west-1",
+            ),
+            (
+                "[\"arn:aws:kms:eu-west-1:210987654321:key/k\"]".to_owned(),
+                "is a key of account 210987654321, not of the environment's account",
+            ),
+            (
+                "[\"arn:aws:kms:eu-west-1:123456789012:key/*\"]".to_owned(),
+                "is not a KMS key ARN",
+            ),
+            (format!("[\"{key}\", \"{key}\"]"), "is listed twice"),
+            (
+                format!("[{}]", vec![format!("\"{key}\""); 11].join(", ")),
+                "11 keys are listed; at most 10",
+            ),
+        ] {
+            let error = parse(
+                &env_yaml(&format!(
+                    "    account_id: \"123456789012\"\n    source_kms_keys: {keys}\n"
+                )),
+                FILE,
+                "dev",
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(error.contains(expected), "{keys}: {error}");
         }
     }
 

@@ -14,6 +14,7 @@ mod config;
 mod copy_bench;
 mod fleet_bench;
 mod inbox;
+mod keys;
 mod lambda;
 mod lifecycle;
 mod limits;

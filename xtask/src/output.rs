@@ -34,10 +34,12 @@ pub fn confirm(yes: bool, question: &str) -> Result<bool> {
     if yes {
         return Ok(true);
     }
+    // A usage mistake like any other missing flag: exit 2.
     if !std::io::stdin().is_terminal() {
-        bail!(
-            "confirmation needed ({question}), but standard input is not a terminal; pass --yes to proceed"
-        );
+        bail!(crate::config::ConfigError(format!(
+            "confirmation needed ({question}), but standard input is not a terminal; pass --yes \
+             to proceed"
+        )));
     }
     eprint!("{question} [y/N] ");
     std::io::stderr().flush()?;

@@ -87,21 +87,33 @@ pub fn package(binary: &Path) -> Result<Artifact> {
 }
 
 /// Reads an existing zip as an artifact (for `deploy --artifact`).
+/// Every refusal is a usage mistake (exit 2): the flag names a file that cannot be the artifact.
 pub fn open(path: &Path) -> Result<Artifact> {
-    let bytes =
-        std::fs::read(path).with_context(|| format!("failed to read `{}`", path.display()))?;
-    let archive = zip::ZipArchive::new(std::io::Cursor::new(&bytes))
-        .with_context(|| format!("`{}` is not a zip file", path.display()))?;
+    let bytes = std::fs::read(path).map_err(|e| {
+        crate::config::ConfigError(format!(
+            "--artifact `{}` cannot be read: {e}; give the zip `cargo xtask build` or \
+             `cargo xtask package` made",
+            path.display()
+        ))
+    })?;
+    let archive = zip::ZipArchive::new(std::io::Cursor::new(&bytes)).map_err(|e| {
+        crate::config::ConfigError(format!(
+            "`{}` is not a zip file ({e}); give the zip `cargo xtask build` or `cargo xtask \
+             package` made",
+            path.display()
+        ))
+    })?;
     let names: Vec<String> = archive
         .file_names()
         .map(|name| name.map(|n| n.into_owned()))
         .collect::<Result<_, _>>()
         .with_context(|| format!("`{}` has an unreadable entry name", path.display()))?;
     if names != ["bootstrap"] {
-        anyhow::bail!(
-            "`{}` must hold exactly one entry named `bootstrap`, not {names:?}; make it with `cargo xtask package`",
+        anyhow::bail!(crate::config::ConfigError(format!(
+            "`{}` must hold exactly one entry named `bootstrap`, not {names:?}; make it with \
+             `cargo xtask package`",
             path.display()
-        );
+        )));
     }
     Ok(Artifact {
         path: path.to_path_buf(),
@@ -215,11 +227,11 @@ mod tests {
             "{error}"
         );
         std::fs::write(&path, b"not a zip").unwrap();
+        let error = open(&path).unwrap_err();
+        assert!(error.to_string().contains("is not a zip file"), "{error}");
         assert!(
-            open(&path)
-                .unwrap_err()
-                .to_string()
-                .contains("is not a zip file")
+            error.is::<crate::config::ConfigError>(),
+            "exit 2, a usage mistake: {error:#}"
         );
     }
 

@@ -103,6 +103,8 @@ stack_parameters! {
     copy_3_region => "Copy3Region",
     copy_3_kms_key_arn => "Copy3KmsKeyArn",
     copy_3_kms_alias => "Copy3KmsAlias",
+    /// The customer managed keys of the backed-up volumes, comma-separated (empty: none).
+    source_kms_key_arns => "SourceKmsKeyArns",
     /// The restore test's settings as the function's `RESTORE_TEST` variable (empty: none).
     restore_test => "RestoreTest",
     /// The restore test's schedule; an empty expression leaves the schedule, its rights and

@@ -70,6 +70,17 @@ const THROUGH_THE_FUNCTION: &[(&str, &[&str])] = &[
     ),
 ];
 
+/// Permissions AWS checks on the caller's own credentials beyond the call it makes: (what in
+/// a module's source asks for it, the IAM actions, AWS's reason).
+const CHECKED_BY_AWS: &[(&str, &[&str], &str)] = &[(
+    // CloudFormation verifies a delegated administrator by listing the organization's
+    // delegated administrators as the caller; without the right it answers "Account used is
+    // not a delegated administrator" (reported by the Terraform AWS provider, PR #37069).
+    "CallAs::DelegatedAdmin",
+    &["organizations:ListDelegatedAdministrators"],
+    "StackSets' CallAs: DELEGATED_ADMIN",
+)];
+
 /// Client field in `Aws` → IAM service prefix.
 const CLIENTS: &[(&str, &str)] = &[
     ("cloudformation", "cloudformation"),
@@ -127,6 +138,13 @@ fn calls_in(module: &str, text: &str) -> BTreeSet<(String, String)> {
         if compact.contains(call) {
             for action in *actions {
                 found.insert(((*action).to_owned(), format!("{module}: {call}")));
+            }
+        }
+    }
+    for (asks, actions, reason) in CHECKED_BY_AWS {
+        if compact.contains(asks) {
+            for action in *actions {
+                found.insert(((*action).to_owned(), format!("{module}: {reason}")));
             }
         }
     }
@@ -202,6 +220,7 @@ fn the_deployer_policy_grants_every_call_the_ci_commands_make() {
         "ec2:DeleteSnapshot",
         "lambda:InvokeFunction",
         "sts:GetCallerIdentity",
+        "organizations:ListDelegatedAdministrators",
     ] {
         assert!(
             calls.iter().any(|(action, _)| action == expected),

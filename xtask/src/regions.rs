@@ -73,6 +73,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_functions_partition_rule_agrees_with_every_published_region() {
+        // The function (and role and key checks) derive a partition from a region's name; the
+        // published list is the truth it must agree with.
+        for (partition, regions) in PARTITIONS {
+            for region in *regions {
+                assert_eq!(
+                    function::copies::partition_of_region(region),
+                    *partition,
+                    "{region}"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn regions_are_known_by_partition() {
         assert_eq!(partition_of("eu-west-1"), Some("aws"));
         assert_eq!(partition_of("cn-north-1"), Some("aws-cn"));

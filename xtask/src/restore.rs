@@ -106,7 +106,7 @@ pub use function::tags::RESTORED_FROM;
 pub const RESTORED_INSTANCE: &str = "smartvault:restored-instance";
 pub const RESTORE_POINT: &str = "smartvault:restore-point";
 
-/// The volumes a `--volumes` restore creates from `point`: one per snapshot, in `az` or the
+/// The volumes a volume restore (the default) creates from `point`: one per snapshot, in `az` or the
 /// recorded zone, with the recorded type, IOPS and throughput (EC2 keeps the snapshot's
 /// encryption and size).
 pub fn volumes(point: &RestorePoint, az: Option<&str>) -> Result<Vec<NewVolume>, ConfigError> {
@@ -219,7 +219,7 @@ pub fn new_instance(
     let missing = |what: &str| {
         ConfigError(format!(
             "the restore point of {} at {} has no recorded {what} (made before SmartVault \
-             recorded it); restore its volumes with --volumes instead",
+             recorded it); restore its volumes instead (the default: leave out --new-instance and --replace-root)",
             point.instance_id, point.created_at
         ))
     };
@@ -253,7 +253,7 @@ pub fn new_instance(
     if !devices.iter().any(|d| d.device == root_device) {
         return Err(ConfigError(format!(
             "the restore point of {} at {} has no snapshot of its root device {root_device} (it \
-             was excluded from backup); restore its volumes with --volumes and attach them to \
+             was excluded from backup); restore its volumes (leave out --new-instance; --attach-to a stopped instance) and attach them to \
              an instance instead",
             point.instance_id, point.created_at
         )));
@@ -271,6 +271,20 @@ pub fn new_instance(
                 point.instance_id
             ))
         })?;
+    if let Some(subnet) = &flags.subnet_id
+        && !is_id(subnet, "subnet-")
+    {
+        return Err(ConfigError(format!(
+            "--subnet {subnet:?} is not a subnet id like subnet-0123456789abcdef0"
+        )));
+    }
+    if let Some(group) = flags.security_group_ids.iter().find(|g| !is_id(g, "sg-")) {
+        return Err(ConfigError(format!(
+            "--security-groups holds {group:?}, which is not a security group id like \
+             sg-0123456789abcdef0; list ids separated by commas, or leave the flag out to use \
+             the original instance's"
+        )));
+    }
     let subnet_id = flags
         .subnet_id
         .clone()
@@ -303,6 +317,13 @@ pub fn new_instance(
                 format!("{} restored from {}", point.instance_id, point.created_at),
             ),
         ],
+    })
+}
+
+/// Whether `id` is an EC2 id with `prefix` and 8 or 17 hex digits.
+fn is_id(id: &str, prefix: &str) -> bool {
+    id.strip_prefix(prefix).is_some_and(|hex| {
+        (hex.len() == 8 || hex.len() == 17) && hex.bytes().all(|b| b.is_ascii_hexdigit())
     })
 }
 
@@ -339,7 +360,7 @@ pub fn replace_root(point: &RestorePoint, state: Option<&str>) -> Result<Replace
     let root = point.root_device.as_deref().ok_or_else(|| {
         ConfigError(format!(
             "the restore point of {instance} at {} has no recorded root device (made before \
-             SmartVault recorded it); restore its volumes with --volumes instead",
+             SmartVault recorded it); restore its volumes instead (the default: leave out --new-instance and --replace-root)",
             point.created_at
         ))
     })?;
@@ -350,7 +371,7 @@ pub fn replace_root(point: &RestorePoint, state: Option<&str>) -> Result<Replace
         .ok_or_else(|| {
             ConfigError(format!(
                 "the restore point of {instance} at {} has no snapshot of its root device \
-                 {root} (it was excluded from backup); restore its volumes with --volumes",
+                 {root} (it was excluded from backup); restore its volumes instead (leave out --replace-root)",
                 point.created_at
             ))
         })?;
@@ -600,6 +621,33 @@ mod tests {
                 .instance_type,
             "c7g.large"
         );
+        // Flags AWS would refuse only at launch, after the image was registered.
+        for (bad, expected) in [
+            (
+                Placement {
+                    subnet_id: Some(String::new()),
+                    ..Placement::default()
+                },
+                "--subnet \"\" is not a subnet id",
+            ),
+            (
+                Placement {
+                    security_group_ids: vec![String::new()],
+                    ..Placement::default()
+                },
+                "--security-groups holds \"\", which is not a security group id",
+            ),
+            (
+                Placement {
+                    security_group_ids: vec!["sg-0123abcd".into(), "web".into()],
+                    ..Placement::default()
+                },
+                "--security-groups holds \"web\"",
+            ),
+        ] {
+            let message = new_instance(&p, &bad, Some(&original)).unwrap_err().0;
+            assert!(message.contains(expected), "{message}");
+        }
         let mut no_root = p.clone();
         no_root.volumes.remove(0);
         assert!(

@@ -4,7 +4,6 @@
 use crate::schedules::{MAX_SCHEDULE_NAME_CHARS, Schedule, fire_times_in};
 use function::restore_test::{SAMPLE_RANGE, Settings};
 use jiff::Timestamp;
-use jiff::tz::TimeZone;
 use serde::{Deserialize, Serialize};
 
 /// The restore test's schedule is `<stack name>` followed by this, beside the backup schedules.
@@ -13,6 +12,8 @@ pub const NAME_SUFFIX: &str = "-restore-test";
 const RESERVED_NAME: &str = "restore-test";
 /// How long a test may wait for its volumes, in minutes: within the function's limit of 840 s.
 const WAIT_MINUTES_RANGE: std::ops::RangeInclusive<u32> = 1..=14;
+/// The longest wait a test gets when `max_wait_minutes` is left out and the timeout allows.
+const DEFAULT_WAIT_MINUTES: u32 = 10;
 /// The time a test needs besides the wait, to read, create, delete and publish: the function's
 /// timeout must leave at least this much.
 const WORK_SECONDS: u32 = 60;
@@ -90,15 +91,7 @@ pub fn resolve(
     let key = |field: &str| format!("restore_test.{field}");
     crate::schedule::validate(&raw.schedule).map_err(|why| (key("schedule"), why))?;
     let timezone = raw.timezone.clone().unwrap_or_else(|| "UTC".to_owned());
-    if TimeZone::get(&timezone).is_err() {
-        return Err((
-            key("timezone"),
-            format!(
-                "{timezone:?} is not an IANA time zone; write e.g. Europe/Berlin, \
-                 America/New_York or UTC"
-            ),
-        ));
-    }
+    crate::schedules::check_timezone(&timezone).map_err(|why| (key("timezone"), why))?;
     if fire_times_in(&raw.schedule, &timezone, now, 1).is_empty() {
         return Err((
             key("schedule"),
@@ -121,7 +114,11 @@ pub fn resolve(
             ),
         ));
     }
-    let max_wait_minutes = raw.max_wait_minutes.unwrap_or(10);
+    // Left out, the wait is the longest the function's timeout holds (at most 10 minutes), so
+    // that `restore_test:` with only a schedule works with the default 300-s timeout.
+    let max_wait_minutes = raw.max_wait_minutes.unwrap_or_else(|| {
+        (around.timeout_seconds.saturating_sub(WORK_SECONDS) / 60).clamp(1, DEFAULT_WAIT_MINUTES)
+    });
     if !WAIT_MINUTES_RANGE.contains(&max_wait_minutes) {
         return Err((
             key("max_wait_minutes"),
@@ -203,6 +200,24 @@ mod tests {
     }
 
     #[test]
+    fn a_test_with_only_its_schedule_fits_the_default_timeout() {
+        // The environment's default timeout is 300 s: the default wait is what fits in it.
+        let test = resolve(Some(&raw("cron(0 6 ? * MON *)")), &around(300), now())
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            test.max_wait_minutes, 4,
+            "4 minutes and 60 s of work fit 300 s"
+        );
+        let short = resolve(Some(&raw("cron(0 6 ? * MON *)")), &around(100), now()).unwrap_err();
+        assert!(
+            short.1.contains("raise timeout_seconds to at least 120"),
+            "{}",
+            short.1
+        );
+    }
+
+    #[test]
     fn defaults_fill_a_test_with_only_its_schedule_and_the_variable_carries_them() {
         let test = resolve(Some(&raw("cron(0 6 ? * MON *)")), &around(900), now())
             .unwrap()
@@ -278,7 +293,7 @@ mod tests {
                 "15 is out of range; use a whole number from 1 to 14",
             ),
             (
-                raw("rate(7 days)"),
+                with(|r| r.max_wait_minutes = Some(10)),
                 around(300),
                 "restore_test.max_wait_minutes",
                 "660 s in all, but timeout_seconds is 300; raise timeout_seconds to at least 660, \

@@ -244,10 +244,11 @@ fn validate_item(item: &str, field: &Field) -> Result<(), String> {
     Ok(())
 }
 
-/// The next `count` times `expression` (already validated) fires after `after`, in `zone`.
-/// A local time that a daylight-saving change skips fires at the same wall-clock offset after
-/// the change (02:30 becomes 03:30), and one that happens twice fires once, at the first; a
-/// `rate(...)` counts from `after`, as a schedule created then would.
+/// The next `count` times `expression` (already validated) fires after `after`, in `zone`,
+/// by EventBridge Scheduler's documented rule for daylight saving: a local time that the
+/// spring change skips does not fire at all that day (a daily 02:30 in Europe/Berlin has no
+/// run on the last Sunday of March), and one that the autumn change repeats fires once, at
+/// the first; a `rate(...)` counts from `after`, as a schedule created then would.
 pub fn fire_times(
     expression: &str,
     zone: &TimeZone,
@@ -323,10 +324,14 @@ pub fn fire_times_until(
                 }
                 for hour in &hours {
                     for minute in &minutes {
-                        let Ok(zoned) = date
-                            .at(*hour as i8, *minute as i8, 0, 0)
-                            .to_zoned_datetime(zone.clone())
-                        else {
+                        let local = date.at(*hour as i8, *minute as i8, 0, 0);
+                        let ambiguous = zone.to_ambiguous_zoned_datetime(local);
+                        // EventBridge Scheduler skips a local time that a daylight-saving
+                        // change skips, and runs a repeated one once, at the first.
+                        if matches!(ambiguous.offset(), jiff::tz::AmbiguousOffset::Gap { .. }) {
+                            continue;
+                        }
+                        let Ok(zoned) = ambiguous.earlier() else {
                             continue;
                         };
                         if zoned.timestamp() > after && seen.insert(zoned.timestamp()) {

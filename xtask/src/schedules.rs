@@ -17,22 +17,30 @@ const WINDOW_RANGE: std::ops::RangeInclusive<u32> = 1..=1440;
 pub const MAX_SCHEDULE_NAME_CHARS: usize = 64;
 /// SQS's longest queue name (CreateQueue's documentation in the service model).
 pub const MAX_QUEUE_NAME_CHARS: usize = 80;
-/// The dead-letter queue is `<stack name>` followed by this.
-pub const DEAD_LETTER_QUEUE_SUFFIX: &str = "-schedule-dead-letters";
+/// The dead-letter queue is `<stack name>` followed by this and [`DEAD_LETTER_QUEUE_UNIQUE`]
+/// characters of the stack id (new with every stack, so that a deploy after a rollback or a
+/// destroy never asks for the name of a queue deleted in the last 60 seconds).
+pub const DEAD_LETTER_QUEUE_SUFFIX: &str = "-dead-letters-";
+/// How many characters of the stack id end the dead-letter queue's name: the first group of
+/// its UUID.
+pub const DEAD_LETTER_QUEUE_UNIQUE: usize = 8;
 
 /// Refuses what AWS would refuse only mid-deploy: a schedule named `<stack>-<schedule>` or the
-/// queue named `<stack>-schedule-dead-letters` longer than AWS takes. The emulator takes any.
+/// queue named `<stack>-dead-letters-<8 characters>` longer than AWS takes. The emulator
+/// takes any.
 pub fn check_names(stack: &str, schedules: &[Schedule]) -> Result<(), (String, String)> {
-    let queue = stack.len() + DEAD_LETTER_QUEUE_SUFFIX.len();
+    let suffix = DEAD_LETTER_QUEUE_SUFFIX.len() + DEAD_LETTER_QUEUE_UNIQUE;
+    let queue = stack.len() + suffix;
     if queue > MAX_QUEUE_NAME_CHARS {
         return Err((
             "stack_name".to_owned(),
             format!(
                 "{stack:?} is {} characters; the schedules' dead-letter queue \
-                 {stack}{DEAD_LETTER_QUEUE_SUFFIX} would be {queue}, over SQS's \
-                 {MAX_QUEUE_NAME_CHARS}; use a stack name of at most {}",
+                 {stack}{DEAD_LETTER_QUEUE_SUFFIX}<{DEAD_LETTER_QUEUE_UNIQUE} characters of the \
+                 stack id> would be {queue}, over SQS's {MAX_QUEUE_NAME_CHARS}; use a stack name \
+                 of at most {}",
                 stack.len(),
-                MAX_QUEUE_NAME_CHARS - DEAD_LETTER_QUEUE_SUFFIX.len()
+                MAX_QUEUE_NAME_CHARS - suffix
             ),
         ));
     }
@@ -134,6 +142,27 @@ impl Schedule {
 
 /// The next `count` fire times of `expression` in the zone named `timezone`; none when the
 /// zone is unknown.
+/// Checks a time zone as EventBridge Scheduler takes it: an IANA name written exactly as the
+/// database writes it. jiff finds `europe/berlin` too, but AWS matches names exactly.
+pub fn check_timezone(timezone: &str) -> Result<(), String> {
+    match TimeZone::get(timezone) {
+        Ok(zone) => match zone.iana_name() {
+            Some(name) if name == timezone => Ok(()),
+            Some(name) => Err(format!(
+                "{timezone:?} is not written as the IANA time-zone database writes it; write \
+                 {name:?}"
+            )),
+            None => Err(format!(
+                "{timezone:?} has no IANA name; write e.g. Europe/Berlin"
+            )),
+        },
+        Err(_) => Err(format!(
+            "{timezone:?} is not an IANA time zone; write e.g. Europe/Berlin, America/New_York \
+             or UTC"
+        )),
+    }
+}
+
 pub fn fire_times_in(
     expression: &str,
     timezone: &str,
@@ -216,15 +245,7 @@ pub fn resolve(
         }
         schedule::validate(&raw.expression).map_err(|why| (key("expression"), why))?;
         let timezone = raw.timezone.clone().unwrap_or_else(|| "UTC".to_owned());
-        if TimeZone::get(&timezone).is_err() {
-            return Err((
-                key("timezone"),
-                format!(
-                    "{timezone:?} is not an IANA time zone; write e.g. Europe/Berlin, \
-                     America/New_York or UTC"
-                ),
-            ));
-        }
+        check_timezone(&timezone).map_err(|why| (key("timezone"), why))?;
         let schedule = Schedule {
             name: raw.name.clone(),
             expression: raw.expression.clone(),
@@ -234,16 +255,29 @@ pub fn resolve(
             flexible_window_minutes: raw.flexible_window_minutes,
         };
         check_ranges(&format!("schedules[{index}]."), &schedule)?;
-        if let Some(twin) = schedules
-            .iter()
-            .find(|s| s.expression == schedule.expression && s.timezone == schedule.timezone)
-        {
+        // Equal in effect, however written (`UTC` and `Etc/UTC`, `rate(1 day)` and
+        // `rate(24 hours)`): the same next fire times.
+        let instants = |s: &Schedule| -> Vec<Timestamp> {
+            s.fire_times(now, SAME_EFFECT_FIRES)
+                .iter()
+                .map(jiff::ZonedDateTime::timestamp)
+                .collect()
+        };
+        let ours = instants(&schedule);
+        if let Some(twin) = schedules.iter().find(|s| {
+            (s.expression == schedule.expression && s.timezone == schedule.timezone)
+                || (!ours.is_empty() && instants(s) == ours)
+        }) {
             return Err((
                 key("expression"),
                 format!(
-                    "{} in {} is also schedule {}'s: two schedules would make two sets at \
-                     the same moment; merge them, or change one",
-                    schedule.expression, schedule.timezone, twin.name
+                    "{} in {} is also schedule {}'s ({} in {}): two schedules would make \
+                     two sets at the same moment; merge them, or change one",
+                    schedule.expression,
+                    schedule.timezone,
+                    twin.name,
+                    twin.expression,
+                    twin.timezone
                 ),
             ));
         }
@@ -252,6 +286,9 @@ pub fn resolve(
     }
     Ok(schedules)
 }
+
+/// How many next fire times two schedules must share to be the same in effect.
+const SAME_EFFECT_FIRES: usize = 50;
 
 fn check_ranges(prefix: &str, schedule: &Schedule) -> Result<(), (String, String)> {
     let out = |key: &str, value: u32, range: &std::ops::RangeInclusive<u32>| {
@@ -402,7 +439,7 @@ mod tests {
     #[test]
     fn fire_times_follow_daylight_saving_in_both_hemispheres() {
         // Berlin springs forward on 2027-03-28: 02:00 local is 01:00 UTC in winter, 00:00 UTC
-        // in summer; the skipped 02:00 itself runs at 03:00 (the same instant as 01:00 UTC).
+        // in summer; 02:00 does not exist that night, and EventBridge Scheduler skips it.
         assert_eq!(
             times(
                 "cron(0 2 * * ? *)",
@@ -412,9 +449,53 @@ mod tests {
             ),
             [
                 "2027-03-27 02:00 +01:00 = 01:00 UTC",
-                "2027-03-28 03:00 +02:00 = 01:00 UTC",
                 "2027-03-29 02:00 +02:00 = 00:00 UTC",
                 "2027-03-30 02:00 +02:00 = 00:00 UTC",
+                "2027-03-31 02:00 +02:00 = 00:00 UTC",
+            ]
+        );
+        // The expression `render` showed firing at 03:30 on 28 March: it does not fire then.
+        assert_eq!(
+            times(
+                "cron(30 2 27-31 3 ? 2027)",
+                "Europe/Berlin",
+                "2027-03-26T00:00:00Z",
+                5
+            ),
+            [
+                "2027-03-27 02:30 +01:00 = 01:30 UTC",
+                "2027-03-29 02:30 +02:00 = 00:30 UTC",
+                "2027-03-30 02:30 +02:00 = 00:30 UTC",
+                "2027-03-31 02:30 +02:00 = 00:30 UTC",
+            ]
+        );
+        // New York springs forward on 2027-03-14 (02:00 to 03:00): no 02:30 that day.
+        assert_eq!(
+            times(
+                "cron(30 2 * * ? *)",
+                "America/New_York",
+                "2027-03-13T00:00:00Z",
+                2
+            ),
+            [
+                "2027-03-13 02:30 -05:00 = 07:30 UTC",
+                "2027-03-15 02:30 -04:00 = 06:30 UTC",
+            ]
+        );
+        // Lord Howe Island moves by half an hour (02:00 to 02:30 on 2026-10-04): 02:15 is
+        // skipped, 02:45 is not.
+        assert_eq!(
+            times(
+                "cron(15,45 2 * * ? *)",
+                "Australia/Lord_Howe",
+                "2026-10-02T12:00:00Z",
+                4
+            ),
+            [
+                "2026-10-03 02:15 +10:30 = 15:45 UTC",
+                "2026-10-03 02:45 +10:30 = 16:15 UTC",
+                "2026-10-04 02:45 +11:00 = 15:45 UTC",
+                "2026-10-05 02:15 +11:00 = 15:15 UTC",
             ]
         );
         // ...and falls back on 2026-10-25: 02:30 happens twice and runs once, at the first.
@@ -454,8 +535,8 @@ mod tests {
             ),
             [
                 "2026-10-03 02:00 +10:00 = 16:00 UTC",
-                "2026-10-04 03:00 +11:00 = 16:00 UTC",
                 "2026-10-05 02:00 +11:00 = 15:00 UTC",
+                "2026-10-06 02:00 +11:00 = 15:00 UTC",
             ]
         );
     }
@@ -579,8 +660,14 @@ mod tests {
         for (expression, timezone, window, hours) in [
             ("rate(1 hour)", "UTC", None, 4),
             ("cron(0 2 * * ? *)", "UTC", None, 27),
-            // Daylight saving makes one night of the year 25 hours long.
-            ("cron(0 2 * * ? *)", "Europe/Berlin", None, 28),
+            // The spring change skips 02:00 (EventBridge Scheduler does not run a local time
+            // that does not exist): 47 hours pass between two runs once a year.
+            ("cron(0 2 * * ? *)", "Europe/Berlin", None, 50),
+            ("cron(30 2 * * ? *)", "America/New_York", None, 50),
+            // A daily 03:00 is never skipped; the autumn night is 25 hours long.
+            ("cron(0 3 * * ? *)", "Europe/Berlin", None, 28),
+            // Half an hour skipped on Lord Howe Island: 47.5 hours, rounded up.
+            ("cron(15 2 * * ? *)", "Australia/Lord_Howe", None, 51),
             // Half an hour of flexible window, rounded up to the hour.
             ("cron(0 2 * * ? *)", "UTC", Some(30), 28),
             // Friday to Monday.
@@ -667,6 +754,36 @@ mod tests {
                 "is not an IANA time zone",
             ),
             (
+                vec![RawSchedule {
+                    timezone: Some("europe/berlin".into()),
+                    ..raw("daily", "cron(0 1 * * ? *)")
+                }],
+                "schedules[0].timezone",
+                "\"europe/berlin\" is not written as the IANA time-zone database writes it; write \"Europe/Berlin\"",
+            ),
+            (
+                vec![
+                    raw("a", "rate(1 day)"),
+                    RawSchedule {
+                        timezone: Some("Etc/UTC".into()),
+                        ..raw("b", "rate(24 hours)")
+                    },
+                ],
+                "schedules[1].expression",
+                "rate(24 hours) in Etc/UTC is also schedule a's (rate(1 day) in UTC)",
+            ),
+            (
+                vec![
+                    raw("a", "cron(0 1 * * ? *)"),
+                    RawSchedule {
+                        timezone: Some("Etc/UTC".into()),
+                        ..raw("b", "cron(0 1 ? * * *)")
+                    },
+                ],
+                "schedules[1].expression",
+                "is also schedule a's",
+            ),
+            (
                 vec![
                     berlin(raw("a", "cron(0 1 * * ? *)")),
                     berlin(raw("b", "cron(0 1 * * ? *)")),
@@ -732,7 +849,8 @@ mod tests {
         let (key, message) = check_names(&long_stack, &schedules).unwrap_err();
         assert_eq!(key, "stack_name");
         assert!(
-            message.contains("would be 81, over SQS's 80; use a stack name of at most 58"),
+            message.contains("would be 81, over SQS's 80; use a stack name of at most 58")
+                && message.contains("-dead-letters-<8 characters of the stack id>"),
             "{message}"
         );
         let stack = format!("smartvault-{}", "p".repeat(47));
@@ -768,6 +886,10 @@ mod tests {
         assert!(
             text.contains("  2027-03-29 02:00 Europe/Berlin = 00:00 UTC\n"),
             "{text}"
+        );
+        assert!(
+            !text.contains("2027-03-28"),
+            "02:00 does not exist in Berlin on 28 March, and Scheduler skips it: {text}"
         );
         assert_eq!(text.lines().count(), 6);
         // A fire time on another UTC date says which.

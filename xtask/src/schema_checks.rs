@@ -367,9 +367,18 @@ fn the_name_limits_checked_before_deploy_are_aws_own() {
     // And the template names them as the check assumes.
     let body = crate::template::read_template("smartvault.yaml").unwrap();
     assert!(body.contains(&format!(
-        "QueueName: !Sub ${{DeploymentName}}{}",
+        "- ${{DeploymentName}}{}${{Unique}}\n        - Unique: !Select [0, !Split [\"-\", \
+         !Select [2, !Split [\"/\", !Ref AWS::StackId]]]]",
         crate::schedules::DEAD_LETTER_QUEUE_SUFFIX
     )));
+    assert_eq!(
+        "5e8e2d50-c4a7-11ee-a7b2-0e8a7a8f1f3b"
+            .split('-')
+            .next()
+            .map(str::len),
+        Some(crate::schedules::DEAD_LETTER_QUEUE_UNIQUE),
+        "the first group of a stack id's UUID"
+    );
     assert!(body.contains("Name: !Sub ${DeploymentName}-${Schedule1Name}"));
 }
 

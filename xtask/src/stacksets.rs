@@ -93,7 +93,9 @@ impl Operation {
 /// What a create or update of the stack set sends.
 pub struct Definition<'a> {
     pub name: &'a str,
-    pub body: &'a str,
+    /// The template's S3 URL (`TemplateURL`: 1 MB, where a body in the request may hold only
+    /// 51,200 bytes).
+    pub template_url: &'a str,
     pub parameters: &'a BTreeMap<String, String>,
     pub tags: &'a BTreeMap<String, String>,
     pub description: String,
@@ -213,7 +215,7 @@ pub async fn create(aws: &Aws, definition: &Definition<'_>) -> Result<()> {
         .create_stack_set()
         .stack_set_name(definition.name)
         .description(&definition.description)
-        .template_body(definition.body)
+        .template_url(definition.template_url)
         .set_parameters(Some(cfn::cfn_parameters(definition.parameters)))
         .set_tags(Some(cfn::cfn_tags(definition.tags)))
         .capabilities(Capability::CapabilityIam)
@@ -244,7 +246,7 @@ pub async fn update(aws: &Aws, definition: &Definition<'_>) -> Result<String> {
         .update_stack_set()
         .stack_set_name(definition.name)
         .description(&definition.description)
-        .template_body(definition.body)
+        .template_url(definition.template_url)
         .set_parameters(Some(cfn::cfn_parameters(definition.parameters)))
         .set_tags(Some(cfn::cfn_tags(definition.tags)))
         .capabilities(Capability::CapabilityIam)
@@ -706,7 +708,7 @@ mod tests {
                 let tags = BTreeMap::new();
                 let definition = Definition {
                     name: "smartvault-org",
-                    body: "Resources: {}",
+                    template_url: "https://b.s3.eu-west-1.amazonaws.com/artifacts/templates/t.yaml",
                     parameters: &parameters,
                     tags: &tags,
                     description: "d".into(),
@@ -733,6 +735,16 @@ mod tests {
                 assert_eq!(auto.enabled(), Some(true));
                 assert_eq!(auto.retain_stacks_on_account_removal(), Some(true));
                 assert_eq!(set.call_as(), Some(&expected_call_as));
+                // By URL, never inline: a template in the request may hold only 51,200 bytes.
+                assert_eq!(
+                    set.template_url(),
+                    Some("https://b.s3.eu-west-1.amazonaws.com/artifacts/templates/t.yaml")
+                );
+                assert_eq!(set.template_body(), None);
+                assert_eq!(
+                    updated.lock().unwrap()[0].template_url().map(str::to_owned),
+                    Some("https://b.s3.eu-west-1.amazonaws.com/artifacts/templates/t.yaml".into())
+                );
                 assert_eq!(set.capabilities(), [Capability::CapabilityIam]);
                 assert_eq!(set.administration_role_arn(), None);
                 assert_eq!(set.execution_role_name(), None);

@@ -181,14 +181,17 @@ pub struct Around<'a> {
 /// Validates `targets:`; `Err((key, problem))` names the key under `targets` and the fix.
 pub fn resolve(raw: &RawTargets, around: &Around<'_>) -> Result<Targets, (String, String)> {
     let fail = |key: &str, problem: String| Err((format!("targets.{key}"), problem));
+    let kinds = "`accounts` (a list of 12-digit account ids; self-managed permissions) or \
+                 `organizational_units` (OU or root ids such as ou-ab12-cdef3456; \
+                 service-managed through AWS Organizations)";
     let deployment = match (&raw.accounts, &raw.organizational_units) {
-        (Some(_), Some(_)) | (None, None) => {
+        (Some(_), Some(_)) => {
+            return fail("accounts", format!("give either {kinds}, not both"));
+        }
+        (None, None) => {
             return fail(
                 "accounts",
-                "give either `accounts` (a list of 12-digit account ids; self-managed \
-                 permissions) or `organizational_units` (OU or root ids such as \
-                 ou-ab12-cdef3456; service-managed through AWS Organizations), not both"
-                    .into(),
+                format!("targets: names no account and no unit; give {kinds}"),
             );
         }
         (Some(accounts), None) => {

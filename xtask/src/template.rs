@@ -114,6 +114,7 @@ pub fn parameters(env: &Environment, artifact: &ArtifactLocation) -> StackParame
         schedule_4_window: slot(3, window),
         schedule_4_overdue_hours: overdue(3),
         copies: text(&crate::config::copies_variable(&env.copies)),
+        source_kms_key_arns: text(&env.source_kms_keys.join(",")),
         copy_1_region: copy_slot(env, 0, |c| c.region.clone()),
         copy_1_kms_key_arn: copy_slot(env, 0, kms_key_arn),
         copy_1_kms_alias: copy_slot(env, 0, kms_alias),

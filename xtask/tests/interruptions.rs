@@ -109,7 +109,11 @@ async fn interrupted_deploys_are_reported_and_cleaned_up() {
     // A deploy to a region never bootstrapped, with no terminal and no --yes, makes nothing and
     // names the fix.
     let refused = deploy(&[]);
-    assert_eq!(refused.status.code(), Some(1));
+    assert_eq!(
+        refused.status.code(),
+        Some(2),
+        "a missing --yes is a usage mistake"
+    );
     let message = stderr(&refused);
     assert!(
         message.contains("region us-east-1 is not bootstrapped")
@@ -123,7 +127,7 @@ async fn interrupted_deploys_are_reported_and_cleaned_up() {
     let bootstrapped = xtask(&emulator, &["bootstrap", "--region", "us-east-1", "--yes"]);
     assert!(bootstrapped.status.success(), "{}", stderr(&bootstrapped));
     let stopped = deploy(&[]);
-    assert_eq!(stopped.status.code(), Some(1));
+    assert_eq!(stopped.status.code(), Some(2));
     let message = stderr(&stopped);
     assert!(
         message.contains(&format!(

@@ -77,7 +77,41 @@ async fn deploy_redeploy_change_status_invoke_destroy() {
     };
 
     // First deploy creates everything.
+    emulator.start_recording().unwrap();
     let created = json(&deploy(shipped));
+    // The environment's template goes by S3 URL (1 MB), never inline in the request (51,200
+    // bytes, which the main template nears; the emulator enforces neither), and its copy in
+    // the bucket is gone once the change set is made.
+    let bodies = emulator.stop_recording_bodies().unwrap();
+    let change_sets: Vec<&String> = bodies
+        .iter()
+        .filter(|b| b.starts_with("Action=CreateChangeSet&") && b.contains("smartvault-local"))
+        .collect();
+    assert_eq!(change_sets.len(), 1, "{bodies:?}");
+    assert!(
+        change_sets[0].contains("TemplateURL=https%3A%2F%2Fsmartvault-bootstrap-")
+            && !change_sets[0].contains("TemplateBody="),
+        "{}",
+        change_sets[0]
+    );
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&sdk)
+            .force_path_style(true)
+            .build(),
+    );
+    for bucket in s3.list_buckets().send().await.unwrap().buckets() {
+        let left = s3
+            .list_object_versions()
+            .bucket(bucket.name().unwrap())
+            .prefix("artifacts/templates/")
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            left.versions().is_empty() && left.delete_markers().is_empty(),
+            "the template's copy is removed: {left:?}"
+        );
+    }
     assert_fields(
         &created,
         &[
@@ -307,7 +341,11 @@ async fn deploy_redeploy_change_status_invoke_destroy() {
 
     // Without a terminal and without --yes, destroy refuses and removes nothing.
     let refused = xtask(&emulator, &["destroy", "--env", "local"]);
-    assert_eq!(refused.status.code(), Some(1));
+    assert_eq!(
+        refused.status.code(),
+        Some(2),
+        "a missing --yes is a usage mistake"
+    );
     assert!(String::from_utf8_lossy(&refused.stderr).contains("pass --yes"));
 
     let destroyed = json(&xtask(
@@ -557,6 +595,30 @@ fn configuration_mistakes_exit_2_and_change_nothing() {
         Some(2),
         "clap reports bad usage with 2"
     );
+    // Flags with values AWS would never match, refused before any AWS call.
+    for (args, expected) in [
+        (
+            &["snapshots", "--env", "local", "--instance", ""][..],
+            "--instance \"\" is not an instance id",
+        ),
+        (
+            &["logs", "--env", "local", "--since", "99999999d"][..],
+            "reaches back more than 3653 days",
+        ),
+        (
+            &["logs", "--env", "local", "--since", "+1h"][..],
+            "is neither a duration",
+        ),
+        (
+            &["logs", "--env", "local", "--request", "\"abc\""][..],
+            "is not a Lambda request id",
+        ),
+    ] {
+        let output = xtask(&emulator, args);
+        let message = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {message}");
+        assert!(message.contains(expected), "{args:?}: {message}");
+    }
     assert_no_stacks(&emulator, "a configuration mistake changes nothing");
 }
 

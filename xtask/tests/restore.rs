@@ -324,6 +324,23 @@ async fn a_volume_restore_brings_every_volume_back_as_it_was_and_refuses_what_ca
             "--az us-west-2a is not in us-east-1",
         ),
         (
+            vec!["--instance", db.id.as_str(), "--az", "us-east-1z"],
+            "--az us-east-1z is not an availability zone of us-east-1; its zones are us-east-1a",
+        ),
+        (
+            vec![
+                "--instance",
+                db.id.as_str(),
+                "--attach-to",
+                "i-0fedcba9876543210",
+            ],
+            "--attach-to i-0fedcba9876543210: no such instance in this region",
+        ),
+        (
+            vec!["--instance", db.id.as_str(), "--attach-to", ""],
+            "--attach-to : no such instance in this region",
+        ),
+        (
             vec!["--instance", db.id.as_str(), "--region", "us-west-2"],
             "a copy region, and its instance was in",
         ),

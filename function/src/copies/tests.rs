@@ -428,3 +428,73 @@ fn copies_expire_by_their_rule_keep_last_counts_per_volume_and_others_copies_sur
         "this deployment's, from here"
     );
 }
+
+mod made_out_of_order {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Copies are often made out of order: newest sets first under the 20-copy limit, a copy
+        /// region added later, a failed copy redone. Whatever order they were made in, `keep_last`
+        /// keeps the copies of the newest sets, never a newer-made copy of an older set.
+        #[test]
+        fn copy_keep_last_keeps_the_newest_sets_whatever_order_the_copies_were_made_in(
+            made_order in Just((0..6usize).collect::<Vec<_>>()).prop_shuffle(),
+            keep in 1u32..=5,
+        ) {
+            let d = Duration::days;
+            // Six daily sets of vol-a, set n made n+10 days ago; each copy made at its own time,
+            // in the shuffled order, all after the newest set, all expired by their tag.
+            let sources: Vec<Snapshot> = (0..6)
+                .map(|n| source(&format!("snap-{n}"), "i-a", "vol-a", "daily", d(n as i64 + 10)))
+                .collect();
+            let copies: Vec<Snapshot> = made_order
+                .iter()
+                .enumerate()
+                .map(|(when, &n)| {
+                    let mut c = copy(&format!("snap-c{n}"), &sources[n], -d(1), "prod", HOME);
+                    c.start_time = NOW - d(9) + Duration::hours(when as i64);
+                    c
+                })
+                .collect();
+            let rule = CopyRule {
+                keep_last: Some(keep),
+                ..to("us-west-2")
+            };
+            let plan = run(
+                &sources,
+                &[destination("us-west-2", copies, 0)],
+                &policy(vec![rule]),
+                &["vol-a"],
+            );
+            let deleted: BTreeSet<String> =
+                plan.deletes.iter().map(|(_, d)| d.snapshot_id.clone()).collect();
+            let expected: BTreeSet<String> =
+                (keep as usize..6).map(|n| format!("snap-c{n}")).collect();
+            prop_assert_eq!(deleted, expected, "made in order {:?}", made_order);
+        }
+    }
+}
+
+#[test]
+fn each_region_has_its_partition() {
+    for (region, partition) in [
+        ("us-east-1", "aws"),
+        ("eu-central-1", "aws"),
+        ("cn-northwest-1", "aws-cn"),
+        ("us-gov-west-1", "aws-us-gov"),
+        ("us-iso-east-1", "aws-iso"),
+        ("us-isob-east-1", "aws-iso-b"),
+    ] {
+        assert_eq!(partition_of_region(region), partition, "{region}");
+    }
+    assert!(
+        kms_key_problem("arn:aws-cn:kms:cn-north-1:123456789012:key/k", "cn-north-1").is_none()
+    );
+    let problem = kms_key_problem(
+        "arn:aws-us-gov:kms:us-east-1:123456789012:key/k",
+        "us-east-1",
+    )
+    .unwrap();
+    assert!(problem.contains("aws-us-gov partition"), "{problem}");
+}

@@ -109,7 +109,14 @@ fn each_instance_is_protected_overdue_never_backed_up_opted_out_or_unprotected()
         // A stopped instance is backed up and judged like a running one.
         set("i-stopped", "daily", 2, Completed),
     ];
-    let coverage = assess(&instances, &untagged, &snapshots, &policy(), NOW);
+    let coverage = assess(
+        &instances,
+        &untagged,
+        &snapshots,
+        &policy(),
+        &BTreeMap::new(),
+        NOW,
+    );
     assert_eq!(
         status_of(&coverage),
         [
@@ -155,19 +162,125 @@ fn each_instance_is_protected_overdue_never_backed_up_opted_out_or_unprotected()
 }
 
 #[test]
-fn a_schedule_without_a_set_yet_or_without_a_period_is_never_overdue() {
-    // A weekly schedule added after the daily one: no weekly set yet, and not overdue for it.
-    let snapshots = vec![set("i-1", "daily", 3, SnapshotState::Completed)];
-    let coverage = assess(&[tagged("i-1")], &[], &snapshots, &policy(), NOW);
-    assert_eq!(coverage.instances[0].status, Status::Protected);
-    assert_eq!(coverage.oldest_newest_hours["weekly"], 0);
+fn a_schedule_that_never_made_a_set_is_overdue_once_its_window_has_passed() {
+    use SnapshotState::Completed;
+    let since = |pairs: &[(&str, i64)]| -> BTreeMap<String, OffsetDateTime> {
+        pairs
+            .iter()
+            .map(|(name, hours)| ((*name).to_owned(), NOW - Duration::hours(*hours)))
+            .collect()
+    };
+    // (daily sets of i-1 by age, since when each schedule is configured) → i-1's status, its
+    // weekly overdue_since, the weekly age metric.
+    type Row = (
+        &'static str,
+        Vec<i64>,
+        Vec<(&'static str, i64)>,
+        Status,
+        Option<i64>,
+        i64,
+    );
+    let rows: Vec<Row> = vec![
+        (
+            "weekly added three hours ago: not overdue yet, its age counts from then",
+            vec![3, 400],
+            vec![("daily", 500), ("weekly", 3)],
+            Status::Protected,
+            None,
+            3,
+        ),
+        (
+            "weekly configured 200 hours ago and never run: overdue 30 hours past its 170",
+            vec![3, 400],
+            vec![("daily", 500), ("weekly", 200)],
+            Status::Overdue,
+            Some(30),
+            200,
+        ),
+        (
+            "an instance first protected 100 hours ago: weekly counts from then",
+            vec![3, 100],
+            vec![("daily", 500), ("weekly", 400)],
+            Status::Protected,
+            None,
+            100,
+        ),
+        (
+            "since unknown (a run has not recorded it yet): never overdue for a missing set",
+            vec![3, 400],
+            vec![],
+            Status::Protected,
+            None,
+            0,
+        ),
+    ];
+    for (what, daily, configured, status, overdue_hours, weekly_age) in rows {
+        let snapshots: Vec<Snapshot> = daily
+            .iter()
+            .map(|h| set("i-1", "daily", *h, Completed))
+            .collect();
+        let coverage = assess(
+            &[tagged("i-1")],
+            &[],
+            &snapshots,
+            &policy(),
+            &since(&configured),
+            NOW,
+        );
+        let entry = &coverage.instances[0];
+        assert_eq!(entry.status, status, "{what}");
+        assert_eq!(entry.newest[1].at, None, "{what}");
+        assert_eq!(
+            entry.newest[1].overdue_since,
+            overdue_hours.map(|h| NOW - Duration::hours(h)),
+            "{what}"
+        );
+        assert_eq!(coverage.oldest_newest_hours["weekly"], weekly_age, "{what}");
+    }
+
+    // A fleet whose every backup fails: no set at all, so no instance is judged overdue one
+    // by one (each is "no backup yet"), but each schedule's age is the time since it was
+    // configured, and the dead man's switch fires on it.
+    let coverage = assess(
+        &[tagged("i-1"), tagged("i-2")],
+        &[],
+        &[],
+        &policy(),
+        &since(&[("daily", 50), ("weekly", 50)]),
+        NOW,
+    );
+    assert_eq!(coverage.count(Status::NoBackupYet), 2);
+    assert_eq!(coverage.oldest_newest_hours["daily"], 50, "past its 26");
+    assert_eq!(coverage.oldest_newest_hours["weekly"], 50, "within its 170");
+    // No tagged instance at all: nothing to be late for.
+    let empty = assess(&[], &[], &[], &policy(), &since(&[("daily", 50)]), NOW);
+    assert_eq!(empty.oldest_newest_hours["daily"], 0);
+}
+
+#[test]
+fn the_schedule_since_tags_round_trip() {
+    let key = since_tag("weekly");
+    assert_eq!(key, "smartvault:schedule-since:weekly");
+    let read = since_from_tags([
+        (key.as_str(), "2026-11-01T00:00:00Z"),
+        ("smartvault:schedule-since:daily", "yesterday"),
+        ("smartvault:run-in-progress:daily", "2026-11-01T00:00:00Z"),
+    ]);
+    assert_eq!(
+        read,
+        BTreeMap::from([("weekly".to_owned(), datetime!(2026-11-01 00:00 UTC))])
+    );
+}
+
+#[test]
+fn a_schedule_without_a_period_is_never_overdue() {
     // Without `overdue_after_hours` (a configuration from before), nothing is ever overdue.
     let mut old = policy();
     for schedule in &mut old.schedules {
         schedule.overdue_after_hours = None;
     }
     let ancient = vec![set("i-1", "daily", 2000, SnapshotState::Completed)];
-    let coverage = assess(&[tagged("i-1")], &[], &ancient, &old, NOW);
+    let coverage = assess(&[tagged("i-1")], &[], &ancient, &old, &BTreeMap::new(), NOW);
     assert_eq!(coverage.instances[0].status, Status::Protected);
     assert_eq!(coverage.oldest_newest_hours["daily"], 2000);
 }
@@ -185,7 +298,14 @@ fn the_newest_completed_set_counts_even_when_a_newer_one_is_pending_and_exclusio
         set("i-1", "daily", 40, SnapshotState::Completed),
         set("i-1", "daily", 1, SnapshotState::Pending),
     ];
-    let coverage = assess(&[with_excluded], &[], &snapshots, &policy(), NOW);
+    let coverage = assess(
+        &[with_excluded],
+        &[],
+        &snapshots,
+        &policy(),
+        &BTreeMap::new(),
+        NOW,
+    );
     let entry = &coverage.instances[0];
     assert_eq!(
         entry.status,
@@ -205,8 +325,33 @@ fn the_summary_names_at_most_ten_of_each_kind_with_whole_counts() {
             state: "stopped".into(),
         })
         .collect();
-    let summary = assess(&[], &untagged, &[], &policy(), NOW).summary();
+    let summary = assess(&[], &untagged, &[], &policy(), &BTreeMap::new(), NOW).summary();
     assert_eq!(summary.unprotected, 25);
     assert_eq!(summary.unprotected_ids.len(), MAX_NAMED);
     assert_eq!(summary.unprotected_ids[0], "i-00");
+}
+
+#[test]
+fn a_set_dated_in_the_future_does_not_keep_an_instance_protected() {
+    // A forged run tagged its set 2099; it was really made 1,000 hours ago. The instance is
+    // overdue by its real age, not protected until 2099.
+    let mut forged = set("i-1", "daily", 1000, SnapshotState::Completed);
+    forged.tags.insert(
+        tags::CREATED_AT.to_owned(),
+        "2099-01-01T00:00:00Z".to_owned(),
+    );
+    let coverage = assess(
+        &[tagged("i-1")],
+        &[],
+        &[forged],
+        &policy(),
+        &BTreeMap::new(),
+        NOW,
+    );
+    assert_eq!(coverage.instances[0].status, Status::Overdue);
+    assert_eq!(
+        coverage.instances[0].newest[0].at,
+        Some(NOW - Duration::hours(1000))
+    );
+    assert_eq!(coverage.oldest_newest_hours["daily"], 1000);
 }

@@ -1119,3 +1119,37 @@ fn snapshots_started_within_one_second_are_ordered_by_the_run_that_made_them() {
         assert_eq!(outcome(&plan).deletes, [older]);
     }
 }
+
+#[test]
+fn a_set_dated_in_the_future_never_ranks_as_the_newest() {
+    // A forged continuation made a set three days ago dated 2099 (it never expires by its
+    // tag); two real sets followed, both expired. keep_last 1 keeps the newest real one: the
+    // future date is read as unreadable and the set ranks by its own start time.
+    let d = Duration::days;
+    let dated = |mut s: Snapshot, run: OffsetDateTime| {
+        s.tags.insert(tags::CREATED_AT.into(), format_time(run));
+        s
+    };
+    let in_2099 = time::macros::datetime!(2099-01-01 00:00 UTC);
+    let snapshots = vec![
+        dated(
+            snapshot("snap-forged", "vol-a", "i-a", d(3), d(27_000)),
+            in_2099,
+        ),
+        dated(
+            snapshot("snap-older", "vol-a", "i-a", d(2), -d(1)),
+            NOW - d(2),
+        ),
+        dated(
+            snapshot("snap-newer", "vol-a", "i-a", d(1), -d(1)),
+            NOW - d(1),
+        ),
+    ];
+    let plan = plan(
+        &inventory(vec![], snapshots, &["vol-a"]),
+        &policy(),
+        &options(Job::Cleanup),
+        NOW,
+    );
+    assert_eq!(outcome(&plan).deletes, ["snap-older"]);
+}

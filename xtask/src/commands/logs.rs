@@ -39,34 +39,82 @@ pub fn since(text: &str, now: time::OffsetDateTime) -> Result<i64, ConfigError> 
              such as 2026-11-27T01:00:00Z"
         ))
     };
+    let too_far = || {
+        ConfigError(format!(
+            "--since {text:?} reaches back more than {MAX_SINCE_DAYS} days, further than \
+             CloudWatch Logs keeps events (its longest retention is ten years); give at most \
+             {MAX_SINCE_DAYS}d or a time since {}",
+            function::plan::format_time(now - time::Duration::days(MAX_SINCE_DAYS))
+        ))
+    };
     let start = if let Ok(at) =
         time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
     {
+        if at > now {
+            return Err(ConfigError(format!(
+                "--since {text:?} is in the future (now is {}); give a time before now",
+                function::plan::format_time(now)
+            )));
+        }
         at
     } else {
         let unit = text.chars().last().ok_or_else(bad)?;
-        let count: i64 = text[..text.len() - unit.len_utf8()]
-            .parse()
-            .map_err(|_| bad())?;
-        let length = match unit {
-            's' => time::Duration::seconds(count),
-            'm' => time::Duration::minutes(count),
-            'h' => time::Duration::hours(count),
-            'd' => time::Duration::days(count),
-            _ => return Err(bad()),
-        };
-        if count <= 0 {
+        let digits = &text[..text.len() - unit.len_utf8()];
+        // Digits only: `+1h` and `-1h` are refused, not read by `i64`'s parser.
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
             return Err(bad());
         }
-        now - length
+        let count: i64 = digits.parse().map_err(|_| too_far())?;
+        let seconds_per = match unit {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            _ => return Err(bad()),
+        };
+        if count == 0 {
+            return Err(bad());
+        }
+        let seconds = count
+            .checked_mul(seconds_per)
+            .filter(|s| *s <= MAX_SINCE_DAYS * 86_400)
+            .ok_or_else(too_far)?;
+        now - time::Duration::seconds(seconds)
     };
+    if start < now - time::Duration::days(MAX_SINCE_DAYS) {
+        return Err(too_far());
+    }
     Ok((start.unix_timestamp_nanos() / 1_000_000) as i64)
+}
+
+/// The furthest `--since` reaches back: CloudWatch Logs' longest retention, ten years.
+const MAX_SINCE_DAYS: i64 = 3653;
+
+/// Checks `--request`: a Lambda request id (a UUID such as
+/// 8f5a3d4e-2b1c-4f7e-9a6d-0c1b2a3d4e5f), never empty or quoted.
+pub fn request_id(text: &str) -> Result<&str, ConfigError> {
+    let uuid_like = text.len() == 36
+        && text.bytes().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => b == b'-',
+            _ => b.is_ascii_hexdigit(),
+        });
+    if uuid_like {
+        Ok(text)
+    } else {
+        Err(ConfigError(format!(
+            "--request {text:?} is not a Lambda request id; give the id of one invocation as \
+             the log shows it, e.g. 8f5a3d4e-2b1c-4f7e-9a6d-0c1b2a3d4e5f, without quotes"
+        )))
+    }
 }
 
 impl LogsCmd {
     pub fn run(self) -> Result<ExitCode> {
         let env = self.env.load_stack("logs")?;
         let start_ms = since(&self.since, time::OffsetDateTime::now_utc())?;
+        if let Some(request) = &self.request {
+            request_id(request)?;
+        }
         let group = crate::lifecycle::destroy::log_group(&env.stack_name);
         let output = self.output;
         let show = move |event: &Event| {
@@ -142,9 +190,41 @@ mod tests {
             since("2026-11-27T01:00:00Z", now).unwrap(),
             ms(datetime!(2026-11-27 01:00 UTC))
         );
-        for bad in ["", "1w", "h", "-1h", "0m", "yesterday"] {
+        for bad in ["", "1w", "h", "-1h", "+1h", "0m", "yesterday", " 1h"] {
             let error = since(bad, now).unwrap_err().to_string();
             assert!(error.contains("such as 30m, 1h or 2d"), "{bad}: {error}");
+        }
+        // Far past CloudWatch Logs' retention: refused, never a panic or a year before zero.
+        for far in [
+            "99999999d",
+            "106751d",
+            "99999999999999999999d",
+            "3654d",
+            "1990-01-01T00:00:00Z",
+        ] {
+            let error = since(far, now).unwrap_err().to_string();
+            assert!(error.contains("more than 3653 days"), "{far}: {error}");
+        }
+        assert!(since("3653d", now).is_ok());
+        let future = since("2027-01-01T00:00:00Z", now).unwrap_err().to_string();
+        assert!(future.contains("in the future"), "{future}");
+    }
+
+    #[test]
+    fn a_request_id_is_a_uuid_as_lambda_writes_it() {
+        let id = "8f5a3d4e-2b1c-4f7e-9a6d-0c1b2a3d4e5f";
+        assert_eq!(request_id(id).unwrap(), id);
+        for bad in [
+            "",
+            "\"8f5a3d4e-2b1c-4f7e-9a6d-0c1b2a3d4e5f\"",
+            "abc",
+            " 8f5a3d4e-2b1c-4f7e-9a6d-0c1b2a3d4e5",
+        ] {
+            let error = request_id(bad).unwrap_err().to_string();
+            assert!(
+                error.contains("is not a Lambda request id"),
+                "{bad}: {error}"
+            );
         }
     }
 }

@@ -93,8 +93,8 @@ impl RestoreCmd {
                 if region != env.region {
                     anyhow::bail!(crate::config::ConfigError(format!(
                         "--replace-root works on the instance in {}, from its own snapshots; \
-                         from the copy region {region}, restore with --new-instance or \
-                         --volumes",
+                         from the copy region {region}, restore with --new-instance, or its \
+                         volumes (the default)",
                         env.region
                     )));
                 }
@@ -132,6 +132,9 @@ impl RestoreCmd {
                 };
                 let original = restore::original_placement(&ec2, &point.instance_id).await?;
                 let new = plan::new_instance(point, &flags, original.as_ref())?;
+                if new.subnet_id.is_none() {
+                    restore::check_default_vpc(&ec2, &region).await?;
+                }
                 output.progress(format!(
                     "restore {} from its restore point {} ({}) in {} as a new {} instance{}{}:",
                     point.instance_id,
@@ -177,6 +180,9 @@ impl RestoreCmd {
                 });
             }
             let volumes = plan::volumes(point, self.az.as_deref())?;
+            if let Some(zone) = &self.az {
+                restore::check_zone(&ec2, &region, zone).await?;
+            }
             if let Some(target) = &self.attach_to {
                 plan::check_attach(&restore::target(&ec2, target).await?, &volumes)?;
             }
@@ -275,6 +281,69 @@ fn print(result: &RestoreResult) {
                 "unencrypted"
             },
             volume.snapshot_id
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every flag that restore's messages and docs tell a user to type is one the command
+    /// takes (a volumes flag that never existed sent users to an error).
+    #[test]
+    fn every_flag_restore_names_is_one_it_takes() {
+        use clap::Args;
+        let command = RestoreCmd::augment_args(clap::Command::new("restore"));
+        let known: std::collections::BTreeSet<String> = command
+            .get_arguments()
+            .filter_map(|a| a.get_long().map(str::to_owned))
+            .chain(["help".to_owned()])
+            .collect();
+        let root = crate::paths::workspace_root();
+        let mut named = std::collections::BTreeSet::new();
+        for file in [
+            "xtask/src/restore.rs",
+            "xtask/src/commands/restore.rs",
+            "xtask/src/lifecycle/restore.rs",
+            "docs/restore.md",
+        ] {
+            let text = std::fs::read_to_string(root.join(file)).unwrap();
+            // Flags as written in messages and commands: `--` then lowercase words.
+            for (at, _) in text.match_indices("--") {
+                let flag: String = text[at + 2..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_lowercase() || *c == '-')
+                    .collect();
+                let before = text[..at].chars().next_back();
+                if !flag.is_empty() && before.is_none_or(|c| c == ' ' || c == '`' || c == '(') {
+                    named.insert((flag.trim_end_matches('-').to_owned(), file));
+                }
+            }
+        }
+        // Flags of other commands that restore's docs and messages name on purpose.
+        let elsewhere = [
+            "env",
+            "region",
+            "output",
+            // The AWS CLI's, in commands the docs and messages quote.
+            "instance-ids",
+            "image-id",
+            "filters",
+            // `cargo xtask invoke --event`.
+            "event",
+        ];
+        let unknown: Vec<_> = named
+            .iter()
+            .filter(|(flag, _)| !known.contains(flag) && !elsewhere.contains(&flag.as_str()))
+            .collect();
+        assert!(
+            named.iter().any(|(f, _)| f == "new-instance"),
+            "the scan finds flags"
+        );
+        assert!(
+            unknown.is_empty(),
+            "flags restore does not take: {unknown:?}"
         );
     }
 }

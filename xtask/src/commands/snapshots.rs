@@ -35,6 +35,15 @@ pub struct Listing {
 
 impl SnapshotsCmd {
     pub fn run(self) -> Result<ExitCode> {
+        if let Some(id) = &self.instance
+            && !function::event::is_instance_id(id)
+        {
+            return Err(crate::config::ConfigError(format!(
+                "--instance {id:?} is not an instance id like i-0123456789abcdef0; leave \
+                 --instance out to list every instance's restore points"
+            ))
+            .into());
+        }
         let env = self.env.load_stack("snapshots")?;
         let region = self
             .connection

@@ -19,8 +19,9 @@ const ROLE_OUTPUT: &str = "ExecutionRoleArn";
 const VERSION_OUTPUT: &str = "BootstrapVersion";
 /// The bootstrap version this deploy needs: 2 added the execution role and the boundary, 3
 /// the permissions for EventBridge Scheduler schedules and their dead-letter queue, 4 the
-/// boundary's for copies in other regions, 5 its for restore tests' volumes.
-pub const REQUIRED_VERSION: u32 = 5;
+/// boundary's for copies in other regions, 5 its for restore tests' volumes, 6 the execution
+/// role's trust without a condition on a key CloudFormation does not send.
+pub const REQUIRED_VERSION: u32 = 6;
 
 /// What deploy and destroy use from the bootstrap stack.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,7 +74,7 @@ pub fn missing_message(missing: &Missing, region: &str) -> String {
             "stack {BOOTSTRAP_STACK} in {region} is bootstrap version {version}; this SmartVault \
              needs version {REQUIRED_VERSION} (2 added the CloudFormation execution role, 3 \
              its permissions for schedules, 4 the boundary's for copies in other regions, 5 \
-             its for restore tests)"
+             its for restore tests, 6 a trust policy CloudFormation can assume)"
         ),
     };
     format!(
@@ -191,7 +192,7 @@ async fn update(
             stack: BOOTSTRAP_STACK,
             name: &change_set,
             create: false,
-            body,
+            template: cfn::Template::Body(body),
             parameters: &BTreeMap::new(),
             tags: &tags(),
             description: format!("SmartVault {} bootstrap", template::VERSION),
@@ -331,7 +332,7 @@ mod tests {
         let current = view(&[
             (BUCKET_OUTPUT, "b"),
             (ROLE_OUTPUT, "arn:aws:iam::1:role/r"),
-            (VERSION_OUTPUT, "5"),
+            (VERSION_OUTPUT, "6"),
         ]);
         assert_eq!(
             usable(Some(&current)),
@@ -363,7 +364,7 @@ mod tests {
         let message = missing_message(&Missing::Outdated { version: 1 }, "eu-west-1");
         assert!(
             message.contains("bootstrap version 1")
-                && message.contains("needs version 5")
+                && message.contains("needs version 6")
                 && message.contains("cargo xtask bootstrap --region eu-west-1")
                 && message.contains("docs/bootstrap-policy.json"),
             "{message}"

@@ -6,6 +6,7 @@ use crate::config::Environment;
 use anyhow::{Context, Result};
 use function::coverage::{self, Coverage};
 use function::model::{Interval, Job, Phase, RunOptions};
+use std::collections::BTreeMap;
 use time::OffsetDateTime;
 
 /// The environment's coverage at `now`, as a backup run would report it.
@@ -42,11 +43,46 @@ pub async fn assess(aws: &Aws, env: &Environment, now: OffsetDateTime) -> Result
             env.region
         )
     })?;
+    let since = schedules_since(aws, env).await;
     Ok(coverage::assess(
         &inventory.instances,
         &inventory.untagged,
         &inventory.snapshots,
         &policy,
+        &since,
         now,
     ))
+}
+
+/// Since when each schedule is configured, as the function recorded it on the stack's topic
+/// (read-only here: only the function writes it). Unknown, and so never overdue for a missing
+/// set, when the stack, its topic or the tags cannot be read; the reason is printed.
+async fn schedules_since(aws: &Aws, env: &Environment) -> BTreeMap<String, OffsetDateTime> {
+    let topic = match crate::cfn::describe(aws, &env.stack_name).await {
+        Ok(Some(view)) => view.outputs.get("TopicArn").cloned(),
+        Ok(None) => None,
+        Err(error) => {
+            eprintln!("note: could not read stack {}: {error:#}", env.stack_name);
+            None
+        }
+    };
+    let Some(topic) = topic else {
+        return BTreeMap::new();
+    };
+    match aws_sdk_sns::Client::new(&aws.sdk)
+        .list_tags_for_resource()
+        .resource_arn(&topic)
+        .send()
+        .await
+    {
+        Ok(listed) => coverage::since_from_tags(listed.tags().iter().map(|t| (t.key(), t.value()))),
+        Err(error) => {
+            eprintln!(
+                "note: could not read the tags of {topic} (since when each schedule runs): {}; \
+                 a schedule without a set is not judged overdue",
+                aws_sdk_sns::error::DisplayErrorContext(&error)
+            );
+            BTreeMap::new()
+        }
+    }
 }

@@ -126,6 +126,13 @@ pub async fn deploy(
         dir.display()
     ));
     output.progress(env.schedule_preview(jiff::Timestamp::now()).trim_end());
+    // Copies and restore tests use each volume's KMS key through EC2: name the keys the
+    // function's role is not granted, before they fail there.
+    if !env.copies.is_empty() || env.restore_test.is_some() {
+        for note in key_notes(aws, env).await {
+            output.progress(note);
+        }
+    }
 
     let status = cfn::describe(aws, stack_name).await?.map(|s| s.status);
     remove_stale_change_sets(aws, stack_name, status.as_deref(), role, output).await?;
@@ -143,13 +150,18 @@ pub async fn deploy(
     };
 
     let change_set = stack::change_set_name(time::OffsetDateTime::now_utc());
+    // By URL: a template sent in the request may hold only 51,200 bytes, and an environment's
+    // grows with each feature; one read from S3 may hold 1 MB.
+    let template_key = artifact_store::template_key(stack_name, &change_set);
+    let template_url =
+        artifact_store::put_template(aws, &bootstrap.bucket, &template_key, &rendered.body).await?;
     let described = cfn::create_change_set(
         aws,
         &NewChangeSet {
             stack: stack_name,
             name: &change_set,
             create,
-            body: &rendered.body,
+            template: cfn::Template::Url(&template_url),
             parameters: &rendered.parameters,
             tags: &rendered.tags,
             description: format!(
@@ -163,7 +175,18 @@ pub async fn deploy(
             named_iam: false,
         },
     )
-    .await?;
+    .await;
+    // CloudFormation read the template while it made the change set: its copy goes, whatever
+    // happened, so nothing is left behind in the bucket.
+    if let Err(error) =
+        artifact_store::delete_versions(aws, &bootstrap.bucket, Some(&template_key)).await
+    {
+        output.progress(format!(
+            "note: could not remove the template's copy s3://{}/{template_key}: {error:#}",
+            bootstrap.bucket
+        ));
+    }
+    let described = described?;
     let mut result = DeployResult {
         environment: env.name.clone(),
         stack: env.stack_name.clone(),
@@ -221,6 +244,85 @@ pub async fn deploy(
     };
     result.outputs = outputs(aws, stack_name).await?;
     Ok(result)
+}
+
+/// The notes of [`crate::keys::notes`] for the volumes of the instances this environment
+/// backs up, read as a backup run reads them; a read that fails is a note too (deploy goes on:
+/// this is advice, not a precondition).
+async fn key_notes(aws: &Aws, env: &Environment) -> Vec<String> {
+    let policy = match env.policy() {
+        Ok(policy) => policy,
+        Err(error) => {
+            return vec![format!(
+                "note: could not check the volumes' keys: {error:#}"
+            )];
+        }
+    };
+    let options = function::model::RunOptions {
+        job: function::model::Job::Backup,
+        interval: function::model::Interval::Respect,
+        instance_ids: None,
+        schedule: None,
+        snapshot_ids: None,
+        phase: function::model::Phase::FirstLink,
+    };
+    let inventory = match function::inventory::read(
+        &aws.ec2,
+        &policy,
+        &options,
+        function::inventory::DEFAULT_PAGE_SIZE,
+    )
+    .await
+    {
+        Ok(inventory) => inventory,
+        Err(failure) => {
+            return vec![format!(
+                "note: could not read the backed-up volumes to check their keys: {}: {}",
+                failure.code, failure.message
+            )];
+        }
+    };
+    let owner: BTreeMap<&str, &str> = inventory
+        .instances
+        .iter()
+        .flat_map(|i| {
+            i.volumes
+                .iter()
+                .map(|v| (v.volume_id.as_str(), i.id.as_str()))
+        })
+        .collect();
+    let ids: Vec<String> = owner.keys().map(|v| (*v).to_owned()).collect();
+    let mut encrypted = Vec::new();
+    for chunk in ids.chunks(200) {
+        let described = aws
+            .ec2
+            .describe_volumes()
+            .set_volume_ids(Some(chunk.to_vec()))
+            .send()
+            .await;
+        match described {
+            Ok(described) => {
+                for volume in described.volumes() {
+                    if let (Some(true), Some(key), Some(id)) =
+                        (volume.encrypted(), volume.kms_key_id(), volume.volume_id())
+                    {
+                        encrypted.push(crate::keys::EncryptedVolume {
+                            volume_id: id.to_owned(),
+                            instance_id: owner.get(id).copied().unwrap_or("?").to_owned(),
+                            kms_key_id: key.to_owned(),
+                        });
+                    }
+                }
+            }
+            Err(error) => {
+                return vec![format!(
+                    "note: could not read the backed-up volumes to check their keys: {}",
+                    aws_sdk_ec2::error::DisplayErrorContext(&error)
+                )];
+            }
+        }
+    }
+    crate::keys::notes(&encrypted, &env.source_kms_keys)
 }
 
 /// The stack's outputs; empty when there is no stack.

@@ -52,13 +52,35 @@ pub const WAIT: Duration = Duration::from_secs(600);
 
 /// Detects drift on `stack`, polling every `poll` until CloudFormation has an answer.
 pub async fn detect(cloudformation: &Client, stack: &str, poll: Duration) -> Result<Drift> {
-    let started = cloudformation
+    use aws_sdk_cloudformation::error::ProvideErrorMetadata;
+    let started = match cloudformation
         .detect_stack_drift()
         .stack_name(stack)
         .send()
         .await
-        .map_err(sdk_error)
-        .with_context(|| format!("failed to start drift detection on stack {stack}"))?;
+    {
+        Ok(started) => started,
+        Err(error) => {
+            let status = error.raw_response().map(|r| r.status().as_u16());
+            let message = error.message().unwrap_or_default().to_owned();
+            if error.code() == Some("ValidationError") && message.contains("does not exist") {
+                anyhow::bail!(crate::config::ConfigError(format!(
+                    "stack {stack} does not exist in this region; deploy it first (cargo xtask \
+                     deploy), or check --env and --region"
+                )));
+            }
+            if status.is_some_and(|s| s >= 500) && error.code().is_none() {
+                anyhow::bail!(
+                    "the endpoint answered DetectStackDrift with HTTP {} and no AWS error: it \
+                     does not implement drift detection (the local emulator does not); run \
+                     drift against AWS",
+                    status.unwrap_or_default()
+                );
+            }
+            return Err(sdk_error(error))
+                .with_context(|| format!("failed to start drift detection on stack {stack}"));
+        }
+    };
     let id = started
         .stack_drift_detection_id()
         .unwrap_or_default()
@@ -294,5 +316,48 @@ mod tests {
         assert_eq!(drift.status, "UNKNOWN");
         assert!(!drift.is_clean(), "an unfinished detection proves nothing");
         assert!(drift.reason.unwrap().contains("access denied"));
+    }
+
+    #[tokio::test]
+    async fn a_missing_stack_or_an_endpoint_without_drift_detection_is_named() {
+        let http = |status: u16, body: &'static str| {
+            mock!(Client::detect_stack_drift).then_http_response(move || {
+                aws_smithy_runtime_api::http::Response::new(
+                    aws_smithy_runtime_api::http::StatusCode::try_from(status).unwrap(),
+                    aws_smithy_types::body::SdkBody::from(body),
+                )
+            })
+        };
+        let missing = http(
+            400,
+            "<ErrorResponse><Error><Type>Sender</Type><Code>ValidationError</Code><Message>Stack \
+             with id smartvault-nope does not exist</Message></Error></ErrorResponse>",
+        );
+        let client = mock_client!(aws_sdk_cloudformation, [&missing]);
+        let error = detect(&client, "smartvault-nope", Duration::from_millis(1))
+            .await
+            .unwrap_err();
+        assert!(
+            error.downcast_ref::<crate::config::ConfigError>().is_some(),
+            "exit 2: {error:#}"
+        );
+        assert!(
+            format!("{error:#}").contains("stack smartvault-nope does not exist in this region"),
+            "{error:#}"
+        );
+        // The emulator answers an unimplemented action with an HTML page and HTTP 500.
+        let unimplemented = http(
+            500,
+            "<!doctype html><title>500 Internal Server Error</title>",
+        );
+        let client = mock_client!(aws_sdk_cloudformation, [&unimplemented]);
+        let error = detect(&client, "smartvault-local", Duration::from_millis(1))
+            .await
+            .unwrap_err();
+        let text = format!("{error:#}");
+        assert!(
+            text.contains("does not implement drift detection") && !text.contains("<!doctype"),
+            "{text}"
+        );
     }
 }

@@ -40,6 +40,14 @@ pub fn event(file: Option<&Path>, dry_run: bool) -> Result<serde_json::Value> {
         Payload::from_json(&text).map_err(|e| ConfigError(format!("{name} is not JSON: {e}")))?;
     let request =
         function::event::parse(&payload).map_err(|e| ConfigError(format!("{name}: {e}")))?;
+    if matches!(request.kind, EventKind::Continuation(_)) {
+        return Err(ConfigError(format!(
+            "{name} is a continuation, which only the function sends to itself to go on with a \
+             run it started (and the function refuses any other); start a run with an action \
+             event instead, e.g. {{\"action\": \"backup\"}}"
+        ))
+        .into());
+    }
     let mut event = payload.value().clone();
     if dry_run {
         if matches!(
@@ -227,6 +235,7 @@ mod tests {
         let completed = event_file(
             "completed.json",
             r#"{"source": "aws.ec2", "detail-type": "EBS Multi-Volume Snapshots Completion Status",
+                "region": "eu-west-1", "account": "123456789012",
                 "detail": {"event": "createSnapshots", "result": "succeeded", "snapshots": [
                     {"snapshot_id": "arn:aws:ec2::eu-west-1:snapshot/snap-01234567", "status": "completed"}]}}"#,
         );
@@ -241,6 +250,31 @@ mod tests {
             r#"{"action": "backup", "dry_run": true, "dry_run": false}"#,
         );
         refused(&twice, false, "the key `dry_run` appears twice");
+        let continuation = event_file(
+            "continuation.json",
+            &serde_json::json!({"continuation": function::event::Link {
+                run_started_at: time::macros::datetime!(2026-11-26 01:00 UTC),
+                number: 2,
+                options: serde_json::from_value(serde_json::json!(
+                    {"job": "cleanup", "interval": "respect", "instance_ids": null}
+                ))
+                .unwrap(),
+                dry_run: false,
+                so_far: function::report::RunReport::new(
+                    "prod",
+                    false,
+                    function::model::Job::Cleanup,
+                    "Backup=true".into(),
+                    time::macros::datetime!(2026-11-26 01:00 UTC),
+                ),
+            }})
+            .to_string(),
+        );
+        refused(
+            &continuation,
+            false,
+            "is a continuation, which only the function sends",
+        );
         let restore = event_file("restore.json", r#"{"action": "restore"}"#);
         refused(&restore, false, "unknown variant `restore`");
         let broken = event_file("broken.json", "{");

@@ -89,9 +89,11 @@ pub async fn deploy(
     ));
     let prefix = targets::bucket_prefix(name, &account);
     let mut artifacts = Vec::new();
+    let mut buckets: Vec<(String, String)> = Vec::new();
     for region in &targets.regions {
         let regional = aws.in_region(region);
         let bucket = require_artifact_bucket(&regional, env, targets, &prefix, yes, output).await?;
+        buckets.push((region.clone(), bucket.clone()));
         let location = location(&bucket, artifact);
         let uploaded =
             artifact_store::upload_once(&regional, artifact, &location, template::VERSION).await?;
@@ -117,9 +119,25 @@ pub async fn deploy(
         dir.display()
     ));
     output.progress(env.schedule_preview(jiff::Timestamp::now()).trim_end());
+    // By URL (1 MB, where a body in the request may hold only 51,200 bytes), from the artifact
+    // bucket of the administrator's region when it is a target region, else of the first one;
+    // content-addressed, and removed with the bucket.
+    let (template_region, template_bucket) = buckets
+        .iter()
+        .find(|(region, _)| *region == aws.region)
+        .or(buckets.first())
+        .cloned()
+        .ok_or_else(|| anyhow::anyhow!("{name} targets no region"))?;
+    let template_url = artifact_store::put_template(
+        &aws.in_region(&template_region),
+        &template_bucket,
+        &artifact_store::template_key(name, &crate::package::sha256_hex(rendered.body.as_bytes())),
+        &rendered.body,
+    )
+    .await?;
     let definition = Definition {
         name,
-        body: &rendered.body,
+        template_url: &template_url,
         parameters: &rendered.parameters,
         tags: &rendered.tags,
         description: format!(

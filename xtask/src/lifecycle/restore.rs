@@ -42,13 +42,36 @@ pub async fn points(aws: &Aws, env: &Environment, region: &str) -> Result<Vec<Re
 
 /// The instance restored volumes are to be attached to, as `restore::check_attach` needs it.
 pub async fn target(ec2: &aws_sdk_ec2::Client, instance_id: &str) -> Result<Target> {
-    let described = ec2
+    use aws_sdk_ec2::error::ProvideErrorMetadata;
+    let no_such = || {
+        ConfigError(format!(
+            "--attach-to {instance_id}: no such instance in this region; name a stopped \
+             instance of the region the restore point is in"
+        ))
+    };
+    if !function::event::is_instance_id(instance_id) {
+        bail!(no_such());
+    }
+    let described = match ec2
         .describe_instances()
         .instance_ids(instance_id)
         .send()
         .await
-        .map_err(sdk_error)
-        .with_context(|| format!("failed to read instance {instance_id} (--attach-to)"))?;
+    {
+        Ok(described) => described,
+        Err(error)
+            if matches!(
+                error.code(),
+                Some("InvalidInstanceID.NotFound" | "InvalidInstanceID.Malformed")
+            ) =>
+        {
+            bail!(no_such());
+        }
+        Err(error) => {
+            return Err(sdk_error(error))
+                .with_context(|| format!("failed to read instance {instance_id} (--attach-to)"));
+        }
+    };
     let Some(instance) = described
         .reservations()
         .iter()
@@ -278,6 +301,52 @@ async fn roll_back(ec2: &aws_sdk_ec2::Client, made: &[String]) -> String {
         ));
     }
     text
+}
+
+/// Refuses (exit 2) an availability zone the region does not have, before any volume is made.
+pub async fn check_zone(ec2: &aws_sdk_ec2::Client, region: &str, zone: &str) -> Result<()> {
+    let zones = ec2
+        .describe_availability_zones()
+        .send()
+        .await
+        .map_err(sdk_error)
+        .with_context(|| format!("failed to read the availability zones of {region}"))?;
+    let names: Vec<&str> = zones
+        .availability_zones()
+        .iter()
+        .filter_map(|z| z.zone_name())
+        .collect();
+    if names.contains(&zone) {
+        return Ok(());
+    }
+    bail!(ConfigError(format!(
+        "--az {zone} is not an availability zone of {region}; its zones are {}",
+        names.join(", ")
+    )))
+}
+
+/// Refuses (exit 2) a new instance with no subnet in a region without a default VPC, where
+/// EC2 would refuse the launch only after the image was registered.
+pub async fn check_default_vpc(ec2: &aws_sdk_ec2::Client, region: &str) -> Result<()> {
+    let vpcs = ec2
+        .describe_vpcs()
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("is-default")
+                .values("true")
+                .build(),
+        )
+        .send()
+        .await
+        .map_err(sdk_error)
+        .with_context(|| format!("failed to read the default VPC of {region}"))?;
+    if vpcs.vpcs().is_empty() {
+        bail!(ConfigError(format!(
+            "the original instance is gone and {region} has no default VPC to launch into; \
+             pass --subnet (and --security-groups)"
+        )));
+    }
+    Ok(())
 }
 
 /// Where the original instance runs now, when it still exists (not terminated).

@@ -82,7 +82,11 @@ fn units_are_service_managed_and_deploy_to_joining_accounts_by_default() {
 fn every_bad_target_is_refused_with_its_key_and_fix() {
     let base = "regions: [eu-west-1]\n";
     let cases: &[(&str, &str, &str)] = &[
-        ("", "targets.accounts", "either `accounts`"),
+        (
+            "",
+            "targets.accounts",
+            "names no account and no unit; give `accounts`",
+        ),
         (
             "accounts: ['111111111111']\norganizational_units: [r-ab12]\norganization_id: o-a1b2c3d4e5",
             "targets.accounts",
