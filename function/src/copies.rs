@@ -458,6 +458,7 @@ fn request(source: &Snapshot, rule: &CopyRule, policy: &Policy, home_region: &st
             crate::records::ARCHITECTURE,
             crate::records::AVAILABILITY_ZONE,
             crate::records::ROOT_DEVICE,
+            crate::records::PLATFORM,
         ]
         .contains(&key.as_str());
         if set_level || own_record.as_ref() == Some(key) {

@@ -147,6 +147,7 @@ async fn instances(
                         .placement()
                         .and_then(|p| p.availability_zone())
                         .map(str::to_owned),
+                    platform: platform_of(instance),
                 },
             });
         }
@@ -340,4 +341,27 @@ pub async fn destination(
         copies,
         pending,
     })
+}
+
+/// The boot mode the instance runs with (its current one; else the one it asked for, unless
+/// that is only a preference), TPM, IMDSv2 and platform details.
+fn platform_of(instance: &aws_sdk_ec2::types::Instance) -> crate::records::Platform {
+    let boot_mode = instance
+        .current_instance_boot_mode()
+        .map(|m| m.as_str().to_owned())
+        .or_else(|| {
+            instance
+                .boot_mode()
+                .map(|m| m.as_str().to_owned())
+                .filter(|m| m == "legacy-bios" || m == "uefi")
+        });
+    crate::records::Platform {
+        boot_mode,
+        tpm: instance.tpm_support().map(str::to_owned),
+        imds_tokens: instance
+            .metadata_options()
+            .and_then(|m| m.http_tokens())
+            .map(|t| t.as_str().to_owned()),
+        details: instance.platform_details().map(str::to_owned),
+    }
 }

@@ -26,6 +26,8 @@ pub struct InstanceDetails {
     pub instance_type: Option<String>,
     pub architecture: Option<String>,
     pub availability_zone: Option<String>,
+    /// Boot mode, TPM, IMDSv2 and platform details.
+    pub platform: crate::records::Platform,
 }
 
 /// A volume's type and performance, as a restore needs them.

@@ -435,7 +435,7 @@ fn plan_backups(
 }
 
 /// Adds what a restore needs that a snapshot does not keep (`records.rs`): the instance's
-/// type, architecture, zone and root device, and each snapshotted volume's device, type, IOPS
+/// type, architecture, zone, root device and platform, and each snapshotted volume's device, type, IOPS
 /// and throughput. These come after SmartVault's own tags and before the volumes' own in the
 /// 50-tag budget; a volume whose record does not fit is named in a warning.
 fn record_for_restore(
@@ -454,6 +454,9 @@ fn record_for_restore(
         if let Some(value) = value {
             tags.push((key.to_owned(), value.clone()));
         }
+    }
+    if let Some(platform) = details.platform.value() {
+        tags.push((records::PLATFORM.to_owned(), platform));
     }
     let mut left_out = Vec::new();
     for planned in volumes {

@@ -1,6 +1,7 @@
 //! What a restore needs that a snapshot does not keep, recorded as tags at backup time: per
-//! set the instance's type, architecture, zone and root device; per volume its device name,
-//! type, IOPS and throughput. Pure: written by the planner, read by the deployer's restore.
+//! set the instance's type, architecture, zone, root device and platform (boot mode, TPM,
+//! IMDSv2, platform details); per volume its device name, type, IOPS and throughput. Pure:
+//! written by the planner, read by the deployer's restore.
 
 use crate::model::Tags;
 
@@ -12,6 +13,9 @@ pub const ARCHITECTURE: &str = "smartvault:architecture";
 pub const AVAILABILITY_ZONE: &str = "smartvault:availability-zone";
 /// The instance's root device name, e.g. `/dev/xvda`.
 pub const ROOT_DEVICE: &str = "smartvault:root-device";
+/// How the instance booted and what its image must say to boot it the same way: see
+/// [`Platform`].
+pub const PLATFORM: &str = "smartvault:platform";
 /// The prefix of each volume's record: `smartvault:volume:<volume id>`.
 pub const VOLUME_PREFIX: &str = "smartvault:volume:";
 
@@ -69,6 +73,68 @@ impl VolumeRecord {
     }
 }
 
+/// What an image registered from the snapshots must declare for the instance to boot as it
+/// did: its boot mode (`legacy-bios` or `uefi`: an x86 instance that booted UEFI never boots
+/// from a legacy-BIOS image), NitroTPM (`v2.0`), whether it required IMDSv2, and EC2's platform
+/// details (`Linux/UNIX`, `Windows`, ...), which an image registered from snapshots does not
+/// carry over.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Platform {
+    pub boot_mode: Option<String>,
+    pub tpm: Option<String>,
+    /// `required` or `optional`, as the instance's metadata options said.
+    pub imds_tokens: Option<String>,
+    pub details: Option<String>,
+}
+
+impl Platform {
+    /// The tag value, e.g. `boot=uefi tpm=v2.0 imds=required os=Windows`; `os=` comes last
+    /// and takes the rest, since platform details hold spaces (`Red Hat Enterprise Linux`).
+    /// `None` when nothing is known.
+    pub fn value(&self) -> Option<String> {
+        let mut parts = Vec::new();
+        for (key, value) in [
+            ("boot", &self.boot_mode),
+            ("tpm", &self.tpm),
+            ("imds", &self.imds_tokens),
+            ("os", &self.details),
+        ] {
+            if let Some(value) = value {
+                parts.push(format!("{key}={value}"));
+            }
+        }
+        (!parts.is_empty()).then(|| crate::plan::fit(&parts.join(" "), 256))
+    }
+
+    /// Reads a record's value back; unknown parts are ignored.
+    pub fn parse(value: &str) -> Self {
+        let (head, os) = match value.split_once("os=") {
+            Some((head, os)) => (head, Some(os.trim().to_owned())),
+            None => (value, None),
+        };
+        let mut platform = Platform {
+            details: os.filter(|o| !o.is_empty()),
+            ..Platform::default()
+        };
+        for part in head.split_whitespace() {
+            match part.split_once('=') {
+                Some(("boot", v)) => platform.boot_mode = Some(v.to_owned()),
+                Some(("tpm", v)) => platform.tpm = Some(v.to_owned()),
+                Some(("imds", v)) => platform.imds_tokens = Some(v.to_owned()),
+                _ => {}
+            }
+        }
+        platform
+    }
+
+    /// Whether an image registered from the snapshots runs as this platform: EC2 reports
+    /// such an image as `Linux/UNIX`, so a Windows (or licensed Linux) instance comes back
+    /// without its license and billing code.
+    pub fn survives_registration(&self) -> bool {
+        self.details.as_deref().is_none_or(|d| d == "Linux/UNIX")
+    }
+}
+
 /// The IOPS a new volume of `volume_type` may be given: EC2 takes a setting only for io1, io2
 /// and gp3 (gp2's IOPS follow its size, and asking for them is refused).
 pub fn settable_iops(volume_type: Option<&str>, iops: Option<i32>) -> Option<i32> {
@@ -83,6 +149,32 @@ pub fn settable_throughput(volume_type: Option<&str>, throughput: Option<i32>) -
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_platform_round_trips_through_its_tag_with_spaces_in_its_details() {
+        let platform = Platform {
+            boot_mode: Some("uefi".into()),
+            tpm: Some("v2.0".into()),
+            imds_tokens: Some("required".into()),
+            details: Some("Red Hat Enterprise Linux".into()),
+        };
+        let value = platform.value().unwrap();
+        assert_eq!(
+            value,
+            "boot=uefi tpm=v2.0 imds=required os=Red Hat Enterprise Linux"
+        );
+        assert_eq!(Platform::parse(&value), platform);
+        assert!(!platform.survives_registration());
+        let bios = Platform {
+            boot_mode: Some("legacy-bios".into()),
+            details: Some("Linux/UNIX".into()),
+            ..Platform::default()
+        };
+        assert_eq!(Platform::parse(&bios.value().unwrap()), bios);
+        assert!(bios.survives_registration());
+        assert_eq!(Platform::default().value(), None);
+        assert_eq!(Platform::parse("garbage"), Platform::default());
+    }
 
     #[test]
     fn a_record_round_trips_through_its_tag_and_unknown_parts_stay_unknown() {

@@ -186,6 +186,11 @@ pub struct NewInstance {
     pub security_group_ids: Vec<String>,
     /// Tagged at launch: where it came from.
     pub tags: Vec<(String, String)>,
+    /// How the original booted (boot mode, TPM, IMDSv2), for the image to declare; all `None`
+    /// for a point recorded before the platform was.
+    pub platform: function::records::Platform,
+    /// What to say before launching: the platform an image from snapshots loses.
+    pub warnings: Vec<String>,
 }
 
 /// One block device of the image.
@@ -301,7 +306,33 @@ pub fn new_instance(
         .chars()
         .filter(char::is_ascii_alphanumeric)
         .collect();
+    let platform = point
+        .platform
+        .as_deref()
+        .map(function::records::Platform::parse)
+        .unwrap_or_default();
+    let mut warnings = Vec::new();
+    if point.platform.is_none() {
+        warnings.push(format!(
+            "the restore point of {} has no platform record (made before SmartVault recorded \
+             boot mode, TPM and IMDSv2): the image is registered with EC2's defaults, and an \
+             instance that booted UEFI will not boot from it; if the new instance fails its status \
+             checks, read its console output",
+            point.instance_id
+        ));
+    }
+    if !platform.survives_registration() {
+        warnings.push(format!(
+            "{} ran {}; an image registered from snapshots runs as Linux/UNIX: the new \
+             instance loses the original's license and billing (Windows needs an image made \
+             with CreateImage or the original AMI; restore its volumes and attach them instead)",
+            point.instance_id,
+            platform.details.as_deref().unwrap_or("another platform")
+        ));
+    }
     Ok(NewInstance {
+        platform,
+        warnings,
         image_name: format!("smartvault-restore-{}-{stamp}", point.instance_id),
         architecture,
         root_device,
@@ -459,6 +490,7 @@ mod tests {
             architecture: Some("arm64".into()),
             availability_zone: Some("eu-west-1b".into()),
             root_device: Some("/dev/xvda".into()),
+            platform: None,
             volumes: vec![
                 PointVolume {
                     snapshot_id: format!("snap-{at}-root"),

@@ -22,6 +22,8 @@ pub struct RestorePoint {
     pub architecture: Option<String>,
     pub availability_zone: Option<String>,
     pub root_device: Option<String>,
+    /// The platform record (`boot=uefi tpm=v2.0 imds=required os=Windows`), when recorded.
+    pub platform: Option<String>,
     pub volumes: Vec<PointVolume>,
     /// For a point in the environment's own region: by copy region, how many of its snapshots
     /// have a copy there.
@@ -81,6 +83,7 @@ pub fn group(
                 architecture: set_tag(records::ARCHITECTURE),
                 availability_zone: set_tag(records::AVAILABILITY_ZONE),
                 root_device: set_tag(records::ROOT_DEVICE),
+                platform: set_tag(records::PLATFORM),
                 volumes: Vec::new(),
                 copies: BTreeMap::new(),
             });

@@ -516,7 +516,14 @@ async fn a_new_instance_restore_launches_the_recorded_machine_and_leaves_no_imag
         ],
     ));
     let launched = &restored["new_instance"];
-    assert_fields(launched, &["instance_id", "instance_type", "image_id"]);
+    assert_fields(
+        launched,
+        &["instance_id", "instance_type", "image_id", "status_checks"],
+    );
+    assert_eq!(
+        launched["status_checks"], "passed",
+        "success means EC2's status checks passed, not only `running`"
+    );
     let id = launched["instance_id"].as_str().unwrap();
     assert_ne!(id, db.id);
     // The same machine: the original's instance type (it still exists) and its root device

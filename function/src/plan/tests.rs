@@ -76,6 +76,7 @@ fn instance(id: &str, data: usize) -> Instance {
             instance_type: Some("m7g.large".into()),
             architecture: Some("arm64".into()),
             availability_zone: Some("eu-west-1a".into()),
+            platform: Default::default(),
         },
     }
 }
@@ -421,6 +422,31 @@ fn created_snapshots_carry_ownership_times_and_a_name() {
     assert_eq!(
         request.description,
         "SmartVault backup of i-a (i-a) by prod"
+    );
+
+    // A UEFI instance with NitroTPM that requires IMDSv2 records it, for the image a restore
+    // registers: a legacy-BIOS image of it would never boot.
+    let mut uefi = instance("i-b", 0);
+    uefi.details.platform = records::Platform {
+        boot_mode: Some("uefi".into()),
+        tpm: Some("v2.0".into()),
+        imds_tokens: Some("required".into()),
+        details: Some("Windows".into()),
+    };
+    let planned = super::plan(
+        &inventory(vec![uefi], vec![], &[]),
+        &policy(),
+        &options(Job::Backup),
+        NOW,
+    );
+    let recorded = planned.creates[0]
+        .tags
+        .iter()
+        .find(|(k, _)| k == records::PLATFORM)
+        .map(|(_, v)| v.as_str());
+    assert_eq!(
+        recorded,
+        Some("boot=uefi tpm=v2.0 imds=required os=Windows")
     );
 }
 

@@ -164,6 +164,24 @@ impl RestoreCmd {
                         }
                     ));
                 }
+                for warning in &new.warnings {
+                    output.progress(format!("warning: {warning}"));
+                }
+                if let Some(boot) = &new.platform.boot_mode {
+                    output.progress(format!(
+                        "  the image boots {boot}{}{}, as the original did",
+                        new.platform
+                            .tpm
+                            .as_ref()
+                            .map(|t| format!(", with NitroTPM {t}"))
+                            .unwrap_or_default(),
+                        if new.platform.imds_tokens.as_deref() == Some("required") {
+                            ", requiring IMDSv2"
+                        } else {
+                            ""
+                        }
+                    ));
+                }
                 if !confirm(self.yes, "register the image and launch the instance?")? {
                     anyhow::bail!("restore cancelled; nothing was created");
                 }
@@ -232,7 +250,12 @@ impl RestoreCmd {
             })
         })?;
         output.result(&result, print)?;
-        Ok(ExitCode::SUCCESS)
+        // Running is not booted: a new instance whose status checks did not pass is not a
+        // restore that worked.
+        Ok(match &result.new_instance {
+            Some(launched) if launched.status_checks != "passed" => ExitCode::FAILURE,
+            _ => ExitCode::SUCCESS,
+        })
     }
 }
 
@@ -254,6 +277,7 @@ fn print(result: &RestoreResult) {
             launched.instance_type,
             launched.image_id
         );
+        println!("  status checks: {}", launched.status_checks);
         return;
     }
     println!(

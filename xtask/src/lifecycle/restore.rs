@@ -395,6 +395,68 @@ pub struct Launched {
     pub instance_type: String,
     /// The temporary image, deregistered once the instance was launched.
     pub image_id: String,
+    /// EC2's status checks of the new instance: `passed` (it booted and answers), or what
+    /// they said instead. `running` alone only means the hypervisor started it.
+    pub status_checks: String,
+}
+
+/// How long a new instance's status checks may take to pass (EC2 runs them every minute; a
+/// large Windows instance takes several).
+pub const CHECKS_WITHIN: Duration = Duration::from_secs(20 * 60);
+
+/// Waits until EC2's status checks of `instance_id` pass, or one is impaired, or `within`
+/// ends: `passed`, or what they said.
+pub async fn status_checks(
+    ec2: &aws_sdk_ec2::Client,
+    instance_id: &str,
+    within: Duration,
+    poll: Duration,
+) -> Result<String> {
+    use aws_sdk_ec2::types::SummaryStatus;
+    let started = Instant::now();
+    loop {
+        let described = ec2
+            .describe_instance_status()
+            .instance_ids(instance_id)
+            .include_all_instances(true)
+            .send()
+            .await
+            .map_err(sdk_error)
+            .with_context(|| format!("failed to read the status checks of {instance_id}"))?;
+        let status = described.instance_statuses().first();
+        let instance = status
+            .and_then(|s| s.instance_status())
+            .and_then(|s| s.status());
+        let system = status
+            .and_then(|s| s.system_status())
+            .and_then(|s| s.status());
+        match (instance, system) {
+            (Some(SummaryStatus::Ok), Some(SummaryStatus::Ok)) => return Ok("passed".into()),
+            (Some(SummaryStatus::Impaired), _) => {
+                return Ok(
+                    "instance check impaired: the operating system did not come up (a boot \
+                     mode, driver or file-system problem); read its console output"
+                        .into(),
+                );
+            }
+            (_, Some(SummaryStatus::Impaired)) => {
+                return Ok(
+                    "system check impaired: AWS's host has a problem; stop and start it".into(),
+                );
+            }
+            _ => {}
+        }
+        if started.elapsed() > within {
+            return Ok(format!(
+                "not passed within {} minutes (instance {}, system {}): it runs, but nothing \
+                 proves it booted",
+                within.as_secs() / 60,
+                instance.map_or("unknown", |s| s.as_str()),
+                system.map_or("unknown", |s| s.as_str())
+            ));
+        }
+        tokio::time::sleep(poll).await;
+    }
 }
 
 /// Registers `plan`'s image, launches one instance from it, waits until it is running, and
@@ -430,6 +492,24 @@ pub async fn launch(
         .root_device_name(&plan.root_device)
         .virtualization_type("hvm")
         .ena_support(true)
+        // As the original booted: an instance that booted UEFI never boots from an image that
+        // says legacy BIOS (EC2's default for x86), nor one with NitroTPM without it.
+        .set_boot_mode(
+            plan.platform
+                .boot_mode
+                .as_deref()
+                .map(aws_sdk_ec2::types::BootModeValues::from),
+        )
+        .set_tpm_support(
+            plan.platform
+                .tpm
+                .as_deref()
+                .map(aws_sdk_ec2::types::TpmSupportValues::from),
+        )
+        .set_imds_support(
+            (plan.platform.imds_tokens.as_deref() == Some("required"))
+                .then_some(aws_sdk_ec2::types::ImdsSupportValues::V20),
+        )
         .set_block_device_mappings(Some(mappings.collect()))
         .send()
         .await
@@ -500,10 +580,16 @@ pub async fn launch(
     match (outcome, deregistered) {
         (Ok(instance_id), Ok(_)) => {
             progress(format!("deregistered {image_id}"));
+            progress(format!(
+                "{instance_id} is running; waiting for EC2's status checks to show it booted"
+            ));
+            let status_checks =
+                status_checks(ec2, &instance_id, CHECKS_WITHIN, Duration::from_secs(15)).await?;
             Ok(Launched {
                 instance_id,
                 instance_type: plan.instance_type.clone(),
                 image_id,
+                status_checks,
             })
         }
         (Ok(instance_id), Err(error)) => Err(error.context(format!(
@@ -656,10 +742,14 @@ mod tests {
     use crate::restore::{ImageDevice, NewInstance};
     use aws_sdk_ec2::Client as Ec2;
     use aws_sdk_ec2::operation::deregister_image::DeregisterImageOutput;
+    use aws_sdk_ec2::operation::describe_instance_status::DescribeInstanceStatusOutput;
     use aws_sdk_ec2::operation::describe_instances::DescribeInstancesOutput;
     use aws_sdk_ec2::operation::register_image::{RegisterImageInput, RegisterImageOutput};
     use aws_sdk_ec2::operation::run_instances::{RunInstancesInput, RunInstancesOutput};
-    use aws_sdk_ec2::types::{Instance, InstanceState, InstanceStateName, Reservation};
+    use aws_sdk_ec2::types::{
+        Instance, InstanceState, InstanceStateName, InstanceStatus, InstanceStatusSummary,
+        Reservation, SummaryStatus,
+    };
     use aws_smithy_mocks::{RuleMode, mock, mock_client};
     use std::sync::{Arc, Mutex};
 
@@ -684,6 +774,64 @@ mod tests {
             subnet_id: Some("subnet-1".into()),
             security_group_ids: vec!["sg-1".into(), "sg-2".into()],
             tags: vec![("smartvault:restored-instance".into(), "i-a".into())],
+            platform: function::records::Platform {
+                boot_mode: Some("uefi".into()),
+                tpm: Some("v2.0".into()),
+                imds_tokens: Some("required".into()),
+                details: Some("Linux/UNIX".into()),
+            },
+            warnings: Vec::new(),
+        }
+    }
+
+    fn checks(instance: SummaryStatus, system: SummaryStatus) -> aws_smithy_mocks::Rule {
+        mock!(Ec2::describe_instance_status).then_output(move || {
+            DescribeInstanceStatusOutput::builder()
+                .instance_statuses(
+                    InstanceStatus::builder()
+                        .instance_id("i-new")
+                        .instance_status(
+                            InstanceStatusSummary::builder()
+                                .status(instance.clone())
+                                .build(),
+                        )
+                        .system_status(
+                            InstanceStatusSummary::builder()
+                                .status(system.clone())
+                                .build(),
+                        )
+                        .build(),
+                )
+                .build()
+        })
+    }
+
+    #[tokio::test]
+    async fn status_checks_say_whether_the_instance_booted() {
+        for (instance, system, expected) in [
+            (SummaryStatus::Ok, SummaryStatus::Ok, "passed"),
+            (
+                SummaryStatus::Impaired,
+                SummaryStatus::Ok,
+                "instance check impaired",
+            ),
+            (
+                SummaryStatus::Ok,
+                SummaryStatus::Impaired,
+                "system check impaired",
+            ),
+            (
+                SummaryStatus::Initializing,
+                SummaryStatus::Ok,
+                "not passed within 0 minutes",
+            ),
+        ] {
+            let rule = checks(instance, system);
+            let ec2 = mock_client!(aws_sdk_ec2, RuleMode::MatchAny, [&rule]);
+            let said = status_checks(&ec2, "i-new", Duration::ZERO, Duration::from_millis(1))
+                .await
+                .unwrap();
+            assert!(said.starts_with(expected), "{said}");
         }
     }
 
@@ -723,17 +871,23 @@ mod tests {
         let deregister = mock!(Ec2::deregister_image)
             .match_requests(|r| r.image_id() == Some("ami-1"))
             .then_output(|| DeregisterImageOutput::builder().build());
+        let booted = checks(SummaryStatus::Ok, SummaryStatus::Ok);
         let ec2 = mock_client!(
             aws_sdk_ec2,
             RuleMode::MatchAny,
-            [&register, &run, &running, &deregister]
+            [&register, &run, &running, &deregister, &booted]
         );
 
         let done = launch(&ec2, &plan(), |_| {}).await.unwrap();
         assert_eq!(done.instance_id, "i-new");
+        assert_eq!(done.status_checks, "passed", "status checks, not `running`");
         assert_eq!(deregister.num_calls(), 1, "no image is left behind");
         let image = registered.lock().unwrap().clone().unwrap();
         assert_eq!(image.root_device_name(), Some("/dev/xvda"));
+        // As the original booted: UEFI, NitroTPM, IMDSv2 required.
+        assert_eq!(image.boot_mode().map(|m| m.as_str()), Some("uefi"));
+        assert_eq!(image.tpm_support().map(|t| t.as_str()), Some("v2.0"));
+        assert_eq!(image.imds_support().map(|t| t.as_str()), Some("v2.0"));
         assert_eq!(image.architecture().map(|a| a.as_str()), Some("arm64"));
         let devices: Vec<(&str, &str, &str, Option<i32>, bool)> = image
             .block_device_mappings()
