@@ -377,7 +377,8 @@ async fn a_volume_with_more_tags_than_a_snapshot_takes_is_backed_up_with_those_t
         .unwrap();
     let crowded = &fleet[0].volume_ids[1];
     // A volume takes 50 tags at most, as a snapshot does; beside SmartVault's own six and the
-    // six restore records (four of the instance, one per volume), 38 fit.
+    // seven restore records (five of the instance, its platform among them, one per volume),
+    // 37 fit.
     let many: Vec<aws_sdk_ec2::types::Tag> = (0..50)
         .map(|n| {
             aws_sdk_ec2::types::Tag::builder()
@@ -403,7 +404,7 @@ async fn a_volume_with_more_tags_than_a_snapshot_takes_is_backed_up_with_those_t
         2,
         "the instance is backed up, not failed"
     );
-    let dropped: Vec<String> = (38..50).map(|n| format!("k{n:02}")).collect();
+    let dropped: Vec<String> = (37..50).map(|n| format!("k{n:02}")).collect();
     assert!(
         report
             .warnings
@@ -423,8 +424,12 @@ async fn a_volume_with_more_tags_than_a_snapshot_takes_is_backed_up_with_those_t
     assert_eq!(own.len(), 50, "{own:?}");
     assert_eq!(tag(snapshot, function::tags::MANAGED_BY), Some("prod"));
     assert_eq!(tag(snapshot, function::tags::SCHEDULE), Some("default"));
-    assert_eq!(tag(snapshot, "k37"), Some("v"));
-    assert_eq!(tag(snapshot, "k38"), None);
+    assert_eq!(tag(snapshot, "k36"), Some("v"));
+    assert_eq!(tag(snapshot, "k37"), None);
+    assert!(
+        tag(snapshot, function::records::PLATFORM).is_some(),
+        "the platform is recorded: {own:?}"
+    );
     // One CreateSnapshots for the instance; the tags that fit follow for the crowded volume's
     // snapshot only (the root volume has none of its own).
     let count = |action: &str| actions.iter().filter(|a| *a == action).count();

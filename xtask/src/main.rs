@@ -12,6 +12,7 @@ mod chain_tests;
 mod commands;
 mod config;
 mod copy_bench;
+mod doctor;
 mod fleet_bench;
 mod inbox;
 mod keys;
@@ -98,6 +99,8 @@ enum Command {
     Logs(commands::logs::LogsCmd),
     /// Detect changes made to the stack's resources outside CloudFormation; exit 1 when drifted.
     Drift(commands::drift::DriftCmd),
+    /// Ask AWS, read-only, whether an environment's prerequisites hold before a deploy.
+    Doctor(commands::doctor::DoctorCmd),
 }
 
 fn run(command: Command) -> Result<ExitCode> {
@@ -121,6 +124,7 @@ fn run(command: Command) -> Result<ExitCode> {
         Command::Coverage(cmd) => cmd.run(),
         Command::Logs(cmd) => cmd.run(),
         Command::Drift(cmd) => cmd.run(),
+        Command::Doctor(cmd) => cmd.run(),
     }
 }
 

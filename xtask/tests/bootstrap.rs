@@ -188,3 +188,60 @@ async fn bootstrap_creates_then_leaves_alone_then_updates_an_older_stack() {
     assert_eq!(deleted["existed"], true);
     assert_eq!(json(&xtask(&emulator, &delete))["existed"], false);
 }
+
+#[test]
+fn doctor_says_what_the_account_lacks_before_a_deploy_and_what_it_cannot_know() {
+    let emulator = Emulator::start().unwrap_or_else(|e| panic!("{e}"));
+    let doctor = |output: &str| xtask(&emulator, &["doctor", "--env", "local", "--output", output]);
+    // Not bootstrapped: a failure that names the command that fixes it; exit 1, nothing made.
+    let before = doctor("json");
+    assert_eq!(before.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&before.stdout).unwrap();
+    assert_fields(&report, &["environment", "region", "checks"]);
+    let verdict = |report: &serde_json::Value, name: &str| {
+        report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap_or_else(|| panic!("no check {name}: {report}"))
+            .clone()
+    };
+    assert_eq!(verdict(&report, "account")["verdict"], "pass");
+    let bootstrap_check = verdict(&report, "bootstrap");
+    assert_eq!(bootstrap_check["verdict"], "fail");
+    assert!(
+        bootstrap_check["fix"]
+            .as_str()
+            .unwrap()
+            .contains("cargo xtask bootstrap --region us-east-1"),
+        "{bootstrap_check}"
+    );
+    assert_eq!(verdict(&report, "lambda-concurrency")["verdict"], "pass");
+
+    // Bootstrapped: the execution role's trust passes (read back from IAM); the emulator has
+    // no policy simulator, which doctor says rather than guess.
+    bootstrap(&emulator);
+    let after = doctor("json");
+    assert_eq!(
+        after.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&after.stderr)
+    );
+    let report = json(&after);
+    assert_eq!(verdict(&report, "bootstrap")["verdict"], "pass");
+    assert_eq!(verdict(&report, "execution-role-trust")["verdict"], "pass");
+    // The emulator has no policy simulator (and names its default caller
+    // arn:aws:sts::...:user/moto, which no IAM API takes): unknown, with what to do, never a
+    // pass it could not prove.
+    let simulated = verdict(&report, "deployer-permissions");
+    assert_eq!(simulated["verdict"], "unknown", "{simulated}");
+    assert!(
+        !simulated["fix"].as_str().unwrap().is_empty(),
+        "{simulated}"
+    );
+    let text = doctor("text");
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("pass     execution-role-trust"), "{text}");
+}

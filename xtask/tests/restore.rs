@@ -100,10 +100,15 @@ async fn restore_points_list_each_set_with_its_devices_types_and_copies() {
             "architecture",
             "availability_zone",
             "root_device",
+            "platform",
             "volumes",
             "copies",
         ],
     );
+    // The platform as EC2 reported the instance's, for the image a new-instance restore
+    // registers (the emulator reports only the metadata options; boot mode, TPM and platform
+    // details are proven on the planner's tests and the image's request on SDK mocks).
+    assert_eq!(point["platform"], "imds=optional", "{point}");
     assert_eq!(point["created_at"], function::plan::format_time(now));
     assert_eq!(point["schedule"], "default");
     assert_eq!(

@@ -9,6 +9,7 @@ pub mod coverage;
 pub mod demo;
 pub mod deploy;
 pub mod destroy;
+pub mod doctor;
 pub mod drift;
 pub mod emulator;
 pub mod invoke;

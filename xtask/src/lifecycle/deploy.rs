@@ -90,6 +90,22 @@ pub async fn deploy(
         aws.region
     ));
     let bootstrap = super::bootstrap::require(aws, yes, output).await?;
+    // What AWS itself can say before anything changes (`cargo xtask doctor` asks the rest): a
+    // failure stops the deploy as a configuration mistake; an unknown is said and passed.
+    let checks = super::doctor::before_deploy(aws, env, &bootstrap, &account).await;
+    for check in checks
+        .iter()
+        .filter(|c| c.verdict == crate::doctor::Verdict::Unknown)
+    {
+        output.progress(format!("note: {}: {}", check.name, check.detail));
+    }
+    if crate::doctor::failed(&checks) {
+        bail!(crate::config::ConfigError(format!(
+            "deploy refused before any change; `cargo xtask doctor --env {}` says:\n{}",
+            env.name,
+            crate::doctor::render(&checks).trim_end()
+        )));
+    }
     let role = Some(bootstrap.execution_role.as_str());
     let location = ArtifactLocation {
         bucket: bootstrap.bucket.clone(),
@@ -249,7 +265,7 @@ pub async fn deploy(
 /// The notes of [`crate::keys::notes`] for the volumes of the instances this environment
 /// backs up, read as a backup run reads them; a read that fails is a note too (deploy goes on:
 /// this is advice, not a precondition).
-async fn key_notes(aws: &Aws, env: &Environment) -> Vec<String> {
+pub(crate) async fn key_notes(aws: &Aws, env: &Environment) -> Vec<String> {
     let policy = match env.policy() {
         Ok(policy) => policy,
         Err(error) => {

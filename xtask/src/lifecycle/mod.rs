@@ -1,6 +1,6 @@
 //! Workflows more than one command runs: deploy (deploy, promote, the demo), bootstrap
-//! (bootstrap, deploy), destroy (destroy, the demo) and invoke (invoke, the demo). They call
-//! edges only.
+//! (bootstrap, deploy), destroy (destroy, the demo), invoke (invoke, the demo) and doctor
+//! (doctor, deploy). They call edges only.
 
 pub mod bootstrap;
 pub mod coverage;
@@ -8,6 +8,7 @@ pub mod deploy;
 pub mod destroy;
 #[cfg(test)]
 mod destroy_tests;
+pub mod doctor;
 pub mod drift;
 pub mod invoke;
 pub mod logs;

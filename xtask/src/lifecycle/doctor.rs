@@ -1,0 +1,399 @@
+//! `cargo xtask doctor`'s questions to AWS itself, read-only: the account, the bootstrap, the
+//! execution role's trust, the deployer's permissions (IAM's own policy simulator, with the
+//! real resource ARNs), Lambda's unreserved concurrency and the volumes' KMS keys. `deploy`
+//! asks the fast part ([`before_deploy`]) first.
+
+use crate::aws::Aws;
+use crate::config::Environment;
+use crate::doctor::{self, Check, Target};
+use crate::template::BOOTSTRAP_STACK;
+use aws_sdk_iam::error::ProvideErrorMetadata;
+
+/// Every check, in the order a deploy depends on them.
+pub async fn all(aws: &Aws, env: &Environment) -> Vec<Check> {
+    let mut checks = Vec::new();
+    let caller = match aws.sts.get_caller_identity().send().await {
+        Ok(identity) => identity,
+        Err(error) => {
+            checks.push(Check::fail(
+                "credentials",
+                format!(
+                    "sts:GetCallerIdentity failed: {}",
+                    aws_sdk_sts::error::DisplayErrorContext(&error)
+                ),
+                "give credentials for the environment's account (--profile, or role_arn or \
+                 profile in smartvault.yaml)",
+            ));
+            return checks;
+        }
+    };
+    let account = caller.account().unwrap_or_default().to_owned();
+    checks.push(match env.account_id.as_deref() {
+        Some(expected) if expected != account => Check::fail(
+            "account",
+            format!("these credentials are for account {account}, not {expected}"),
+            "switch credentials, or fix account_id in smartvault.yaml",
+        ),
+        _ => Check::pass(
+            "account",
+            format!("{account} as {}", caller.arn().unwrap_or("?")),
+        ),
+    });
+    let iam = aws_sdk_iam::Client::new(&aws.sdk);
+    let bootstrap = match crate::cfn::describe(aws, BOOTSTRAP_STACK).await {
+        Ok(view) => crate::lifecycle::bootstrap::usable(view.as_ref()).ok(),
+        Err(error) => {
+            checks.push(Check::unknown(
+                "bootstrap",
+                format!("could not read stack {BOOTSTRAP_STACK}: {error:#}"),
+                "grant cloudformation:DescribeStacks (docs/deployer-policy.json, ReadStacks)",
+            ));
+            None
+        }
+    };
+    match &bootstrap {
+        Some(found) => checks.push(Check::pass(
+            "bootstrap",
+            format!(
+                "{BOOTSTRAP_STACK} at version {} or later, bucket {}",
+                crate::lifecycle::bootstrap::REQUIRED_VERSION,
+                found.bucket
+            ),
+        )),
+        None if checks.iter().all(|c| c.name != "bootstrap") => checks.push(Check::fail(
+            "bootstrap",
+            format!(
+                "{BOOTSTRAP_STACK} in {} is missing or older than version {}",
+                aws.region,
+                crate::lifecycle::bootstrap::REQUIRED_VERSION
+            ),
+            format!(
+                "an administrator runs `cargo xtask bootstrap --region {}` \
+                 (docs/bootstrap-policy.json)",
+                aws.region
+            ),
+        )),
+        None => {}
+    }
+    if let Some(found) = &bootstrap {
+        checks.push(execution_role_trust(&iam, &found.execution_role).await);
+        let partition = function::copies::partition_of_region(&aws.region);
+        let needs = doctor::deployer_needs(&Target {
+            partition,
+            region: &aws.region,
+            account: &account,
+            stack: &env.stack_name,
+            bucket: &found.bucket,
+            execution_role: &found.execution_role,
+        });
+        checks.push(deployer_permissions(&iam, caller.arn().unwrap_or_default(), &needs).await);
+    }
+    checks.push(concurrency(aws, env).await);
+    let notes = crate::lifecycle::deploy::key_notes(aws, env).await;
+    checks.push(if notes.is_empty() {
+        Check::pass(
+            "volume-keys",
+            "no backed-up volume is encrypted with a key source_kms_keys lacks",
+        )
+    } else {
+        Check::unknown(
+            "volume-keys",
+            notes.join("; "),
+            "list customer managed keys in source_kms_keys (docs/deployer.md)",
+        )
+    });
+    checks
+}
+
+/// What `deploy` asks before it changes anything, once the bootstrap exists: whether
+/// CloudFormation can assume the execution role, and whether the deployer may do what deploy
+/// and destroy do. Unknown verdicts (IAM's simulator refused or absent) do not stop it.
+pub async fn before_deploy(
+    aws: &Aws,
+    env: &Environment,
+    bootstrap: &crate::lifecycle::bootstrap::Bootstrap,
+    account: &str,
+) -> Vec<Check> {
+    let iam = aws_sdk_iam::Client::new(&aws.sdk);
+    let caller = aws
+        .sts
+        .get_caller_identity()
+        .send()
+        .await
+        .ok()
+        .and_then(|i| i.arn().map(str::to_owned))
+        .unwrap_or_default();
+    let needs = doctor::deployer_needs(&Target {
+        partition: function::copies::partition_of_region(&aws.region),
+        region: &aws.region,
+        account,
+        stack: &env.stack_name,
+        bucket: &bootstrap.bucket,
+        execution_role: &bootstrap.execution_role,
+    });
+    vec![
+        execution_role_trust(&iam, &bootstrap.execution_role).await,
+        deployer_permissions(&iam, &caller, &needs).await,
+    ]
+}
+
+/// Whether CloudFormation can assume the execution role, from its trust policy.
+pub async fn execution_role_trust(iam: &aws_sdk_iam::Client, role_arn: &str) -> Check {
+    const NAME: &str = "execution-role-trust";
+    let role_name = role_arn.rsplit('/').next().unwrap_or(role_arn);
+    let role = match iam.get_role().role_name(role_name).send().await {
+        Ok(role) => role,
+        Err(error) => {
+            return Check::unknown(
+                NAME,
+                format!(
+                    "could not read role {role_name}: {}",
+                    error.message().unwrap_or("no answer")
+                ),
+                "grant iam:GetRole on it (docs/deployer-policy.json, ReadStackRolesForDrift)",
+            );
+        }
+    };
+    let document = role
+        .role()
+        .and_then(|r| r.assume_role_policy_document())
+        .and_then(doctor::policy_document);
+    match document.map(|d| doctor::trusts(&d, "cloudformation.amazonaws.com")) {
+        Some(Ok(())) => Check::pass(NAME, format!("{role_name} trusts CloudFormation")),
+        Some(Err(why)) => Check::fail(
+            NAME,
+            format!("{role_name}: {why}"),
+            "run `cargo xtask bootstrap` to update it to this version's trust policy",
+        ),
+        None => Check::unknown(
+            NAME,
+            format!("{role_name} has no readable trust policy"),
+            "read it with `aws iam get-role`",
+        ),
+    }
+}
+
+/// Whether the caller may make every (action, resource) of `needs`, by IAM's own simulator.
+pub async fn deployer_permissions(
+    iam: &aws_sdk_iam::Client,
+    caller: &str,
+    needs: &[(&'static str, String)],
+) -> Check {
+    const NAME: &str = "deployer-permissions";
+    let Some(principal) = doctor::principal_of(caller) else {
+        return Check::unknown(
+            NAME,
+            format!("{caller:?} is not a user or role IAM can simulate (the root user?)"),
+            "deploy with an IAM user or role holding docs/deployer-policy.json",
+        );
+    };
+    let passed_to = aws_sdk_iam::types::ContextEntry::builder()
+        .context_key_name("iam:PassedToService")
+        .context_key_type(aws_sdk_iam::types::ContextKeyTypeEnum::String)
+        .context_key_values("cloudformation.amazonaws.com")
+        .build();
+    let mut denied = Vec::new();
+    for (action, resource) in needs {
+        let simulated = iam
+            .simulate_principal_policy()
+            .policy_source_arn(&principal)
+            .action_names(*action)
+            .resource_arns(resource)
+            .context_entries(passed_to.clone())
+            .send()
+            .await;
+        match simulated {
+            Ok(result) => {
+                for evaluation in result.evaluation_results() {
+                    if evaluation.eval_decision()
+                        != &aws_sdk_iam::types::PolicyEvaluationDecisionType::Allowed
+                    {
+                        denied.push(format!(
+                            "{action} on {resource} ({})",
+                            evaluation.eval_decision().as_str()
+                        ));
+                    }
+                }
+            }
+            Err(error) => {
+                return Check::unknown(
+                    NAME,
+                    format!(
+                        "IAM's policy simulator did not answer: {}",
+                        error
+                            .message()
+                            .or(error.code())
+                            .unwrap_or("the endpoint does not implement it (the local emulator)")
+                    ),
+                    "grant iam:SimulatePrincipalPolicy on your own principal to let doctor \
+                     check, or compare your policy with docs/deployer-policy.json",
+                );
+            }
+        }
+    }
+    if denied.is_empty() {
+        Check::pass(
+            NAME,
+            format!(
+                "{principal} may make the {} calls deploy and destroy make",
+                needs.len()
+            ),
+        )
+    } else {
+        Check::fail(
+            NAME,
+            format!("{principal} is denied: {}", denied.join("; ")),
+            "grant the statements of docs/deployer-policy.json (docs/iam-policy.md explains \
+             each)",
+        )
+    }
+}
+
+/// Whether Lambda would take the environment's reserved concurrency.
+async fn concurrency(aws: &Aws, env: &Environment) -> Check {
+    const NAME: &str = "lambda-concurrency";
+    let account = match crate::lambda::account_concurrency(aws).await {
+        Ok(account) => account,
+        Err(error) => {
+            return Check::unknown(
+                NAME,
+                format!("{error:#}"),
+                "grant lambda:GetAccountSettings (docs/deployer-policy.json, LambdaQuota)",
+            );
+        }
+    };
+    let Some(requested) = env.reserved_concurrency else {
+        return Check::pass(
+            NAME,
+            format!(
+                "no reservation asked; {} of {} executions unreserved",
+                account.unreserved, account.limit
+            ),
+        );
+    };
+    let current = crate::lambda::reservation(aws, &env.stack_name)
+        .await
+        .unwrap_or(None);
+    match crate::limits::check_reservation(&env.name, requested, account, current) {
+        Ok(()) => Check::pass(
+            NAME,
+            format!(
+                "reserving {requested} leaves at least 100 of {} unreserved",
+                account.limit
+            ),
+        ),
+        Err(error) => Check::fail(
+            NAME,
+            error.0,
+            "lower reserved_concurrency, or ask AWS for a higher concurrency quota",
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_iam::Client;
+    use aws_sdk_iam::operation::get_role::GetRoleOutput;
+    use aws_sdk_iam::operation::simulate_principal_policy::SimulatePrincipalPolicyOutput;
+    use aws_sdk_iam::types::{EvaluationResult, PolicyEvaluationDecisionType, Role};
+    use aws_smithy_mocks::{RuleMode, mock, mock_client};
+
+    fn role(trust: &'static str) -> aws_smithy_mocks::Rule {
+        mock!(Client::get_role).then_output(move || {
+            GetRoleOutput::builder()
+                .role(
+                    Role::builder()
+                        .path("/")
+                        .role_name("smartvault-bootstrap-cfn-exec-eu-west-1")
+                        .role_id("AROA")
+                        .arn("arn:aws:iam::123456789012:role/smartvault-bootstrap-cfn-exec-eu-west-1")
+                        .create_date(aws_smithy_types::DateTime::from_secs(0))
+                        .assume_role_policy_document(trust)
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+        })
+    }
+
+    const ROLE: &str = "arn:aws:iam::123456789012:role/smartvault-bootstrap-cfn-exec-eu-west-1";
+
+    #[tokio::test]
+    async fn the_execution_roles_trust_passes_or_fails_as_iam_returns_it() {
+        // IAM returns the document URL-encoded.
+        let plain = role(
+            "%7B%22Statement%22%3A%5B%7B%22Effect%22%3A%22Allow%22%2C%22Principal%22%3A%7B%22Service%22%3A%22cloudformation.amazonaws.com%22%7D%2C%22Action%22%3A%22sts%3AAssumeRole%22%7D%5D%7D",
+        );
+        let client = mock_client!(aws_sdk_iam, [&plain]);
+        assert_eq!(
+            execution_role_trust(&client, ROLE).await.verdict,
+            doctor::Verdict::Pass
+        );
+        let conditioned = role(
+            r#"{"Statement":[{"Effect":"Allow","Principal":{"Service":"cloudformation.amazonaws.com"},"Action":"sts:AssumeRole","Condition":{"StringEquals":{"aws:SourceAccount":"123456789012"}}}]}"#,
+        );
+        let client = mock_client!(aws_sdk_iam, [&conditioned]);
+        let check = execution_role_trust(&client, ROLE).await;
+        assert_eq!(check.verdict, doctor::Verdict::Fail, "{check:?}");
+        assert!(check.detail.contains("aws:SourceAccount"), "{check:?}");
+        assert!(check.fix.unwrap().contains("cargo xtask bootstrap"));
+    }
+
+    fn simulation(denied_action: Option<&'static str>) -> aws_smithy_mocks::Rule {
+        mock!(Client::simulate_principal_policy).then_compute_output(move |input| {
+            let action = input.action_names()[0].clone();
+            let decision = if Some(action.as_str()) == denied_action {
+                PolicyEvaluationDecisionType::ImplicitDeny
+            } else {
+                PolicyEvaluationDecisionType::Allowed
+            };
+            SimulatePrincipalPolicyOutput::builder()
+                .evaluation_results(
+                    EvaluationResult::builder()
+                        .eval_action_name(action)
+                        .eval_decision(decision)
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+        })
+    }
+
+    #[tokio::test]
+    async fn the_deployers_permissions_are_simulated_with_the_real_resources() {
+        let needs = doctor::deployer_needs(&Target {
+            partition: "aws",
+            region: "eu-west-1",
+            account: "123456789012",
+            stack: "smartvault-prod",
+            bucket: "b",
+            execution_role: ROLE,
+        });
+        let caller = "arn:aws:sts::123456789012:assumed-role/smartvault-deployer/ci";
+        let allowed = simulation(None);
+        let client = mock_client!(aws_sdk_iam, RuleMode::MatchAny, [&allowed]);
+        let check = deployer_permissions(&client, caller, &needs).await;
+        assert_eq!(check.verdict, doctor::Verdict::Pass, "{check:?}");
+        assert_eq!(allowed.num_calls(), needs.len());
+
+        let no_pass_role = simulation(Some("iam:PassRole"));
+        let client = mock_client!(aws_sdk_iam, RuleMode::MatchAny, [&no_pass_role]);
+        let check = deployer_permissions(&client, caller, &needs).await;
+        assert_eq!(check.verdict, doctor::Verdict::Fail, "{check:?}");
+        assert!(
+            check.detail.starts_with(
+                "arn:aws:iam::123456789012:role/smartvault-deployer is denied: iam:PassRole on \
+                 arn:aws:iam::123456789012:role/smartvault-bootstrap-cfn-exec-eu-west-1 \
+                 (implicitDeny)"
+            ),
+            "{}",
+            check.detail
+        );
+
+        // The root user, or no simulator: nothing proven either way.
+        let client = mock_client!(aws_sdk_iam, RuleMode::MatchAny, [&allowed]);
+        let root = deployer_permissions(&client, "arn:aws:iam::123456789012:root", &needs).await;
+        assert_eq!(root.verdict, doctor::Verdict::Unknown);
+    }
+}
