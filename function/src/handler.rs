@@ -93,7 +93,6 @@ pub fn central_client(sdk: &aws_config::SdkConfig, topic_arn: &str) -> Option<aw
 }
 
 /// Why an invocation returned an error. The `error_type` is stable for alarms and scripts.
-#[derive(Debug)]
 pub enum FunctionError {
     /// The event was refused before anything was done.
     InvalidEvent(EventError),
@@ -138,6 +137,15 @@ impl fmt::Display for FunctionError {
                 f.write_str(message)
             }
         }
+    }
+}
+
+/// The runtime logs a handler's error with `Debug`: the error type and the readable message,
+/// never the whole report as a struct dump (its failures are in the message, its sets in the
+/// summary).
+impl fmt::Debug for FunctionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {self}", self.error_type())
     }
 }
 
@@ -880,6 +888,30 @@ mod tests {
         assert!(cut.len() <= 150, "{}", cut.len());
         assert!(cut.ends_with("full report]\n"));
         assert_eq!(truncate("short".into(), 150), "short");
+    }
+
+    #[test]
+    fn an_error_is_logged_readable_not_as_a_struct_dump() {
+        let mut report = RunReport::new(
+            "prod",
+            false,
+            Job::Backup,
+            "Backup=true".into(),
+            time::macros::datetime!(2026-11-26 01:00 UTC),
+        );
+        report.failed.push(Failure {
+            subject: None,
+            operation: "CreateSnapshots".into(),
+            code: "IncorrectState".into(),
+            message: "not now".into(),
+        });
+        let logged = format!("{:?}", FunctionError::RunFailed(Box::new(report)));
+        assert!(
+            logged.starts_with("SmartVault.RunFailed: SmartVault [prod]"),
+            "{logged}"
+        );
+        assert!(logged.contains("IncorrectState"), "{logged}");
+        assert!(!logged.contains("RunReport {"), "{logged}");
     }
 
     #[test]

@@ -381,8 +381,36 @@ pub fn preview(schedules: &[Schedule], now: Timestamp) -> String {
             now,
             5,
         ));
+        for note in notes(schedule) {
+            text.push_str(&format!("  note: {note}\n"));
+        }
     }
     text
+}
+
+/// What a schedule's expression means that its text does not say.
+fn notes(schedule: &Schedule) -> Vec<String> {
+    let mut notes = Vec::new();
+    if schedule.expression.starts_with("rate(") && schedule.timezone != "UTC" {
+        notes.push(format!(
+            "a rate() counts from when the schedule is created, whatever the zone: \
+             {} changes nothing; use a cron() to run at a time of day there",
+            schedule.timezone
+        ));
+    }
+    let year = schedule
+        .expression
+        .strip_prefix("cron(")
+        .and_then(|s| s.strip_suffix(')'))
+        .and_then(|inner| inner.split(' ').nth(5));
+    if year.is_some_and(|y| y != "*") {
+        notes.push(format!(
+            "this cron names years ({}): after its last run no set is made, and the schedule's \
+             overdue alarm fires until the schedule is removed or changed",
+            year.unwrap_or_default()
+        ));
+    }
+    notes
 }
 
 /// The next `count` fire times of `expression` in `timezone`, one indented line each, in the
@@ -891,6 +919,25 @@ mod tests {
             !text.contains("2027-03-28"),
             "02:00 does not exist in Berlin on 28 March, and Scheduler skips it: {text}"
         );
+        // What an expression means that its text does not say.
+        let said = |expression: &str, zone: &str| {
+            let schedules = list(&[RawSchedule {
+                timezone: Some(zone.into()),
+                ..raw("s", expression)
+            }])
+            .unwrap();
+            preview(&schedules, at("2026-12-01T00:00:00Z"))
+        };
+        assert!(
+            said("rate(1 day)", "Europe/Berlin").contains("note: a rate() counts from when"),
+            "a zone changes nothing for a rate"
+        );
+        assert!(!said("rate(1 day)", "UTC").contains("note:"));
+        assert!(
+            said("cron(0 2 * * ? 2027)", "UTC").contains("note: this cron names years (2027)"),
+            "its overdue alarm fires once the years are over"
+        );
+        assert!(!said("cron(0 2 * * ? *)", "UTC").contains("note:"));
         assert_eq!(text.lines().count(), 6);
         // A fire time on another UTC date says which.
         let sydney = list(&[RawSchedule {

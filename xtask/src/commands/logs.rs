@@ -138,6 +138,12 @@ impl LogsCmd {
         with_aws(&self.connection, &env.region, &env.access, async |aws| {
             aws.check_account(env.account_id.as_deref()).await?;
             if self.follow {
+                // On stderr, so that `--output json` stays one event per line on stdout.
+                eprintln!(
+                    "following {group} since {} (new events every {} s); Ctrl-C to stop",
+                    self.since,
+                    logs::FOLLOW_EVERY.as_secs()
+                );
                 tokio::select! {
                     followed = logs::follow(aws, window.clone(), show) => followed,
                     _ = tokio::signal::ctrl_c() => Ok(()),

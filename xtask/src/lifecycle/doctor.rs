@@ -141,7 +141,8 @@ pub async fn before_deploy(
 pub async fn execution_role_trust(iam: &aws_sdk_iam::Client, role_arn: &str) -> Check {
     const NAME: &str = "execution-role-trust";
     let role_name = role_arn.rsplit('/').next().unwrap_or(role_arn);
-    let role = match iam.get_role().role_name(role_name).send().await {
+    let read = iam.get_role().role_name(role_name).send().await;
+    let role = match read {
         Ok(role) => role,
         Err(error) => {
             return Check::unknown(
