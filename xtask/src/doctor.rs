@@ -213,6 +213,31 @@ fn percent_decode(text: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
+/// The name Service Quotas gives the EBS quota on snapshots a region holds (service code
+/// `ebs`; 100,000 by default).
+pub const SNAPSHOTS_QUOTA_NAME: &str = "Snapshots per Region";
+
+/// Whether the region's snapshots leave room for a run: `used` snapshots now, `per_run` more
+/// each run makes (one per backed-up volume), against the account's `quota`.
+pub fn snapshot_room(quota: f64, used: usize, per_run: usize) -> Check {
+    const NAME: &str = "snapshot-quota";
+    let quota_count = quota.max(0.0) as usize;
+    let after = used + per_run;
+    let detail = format!(
+        "{used} of {quota_count} snapshots in the region (EBS \"{SNAPSHOTS_QUOTA_NAME}\"); a run \
+         makes {per_run} more"
+    );
+    if after > quota_count {
+        Check::fail(
+            NAME,
+            detail,
+            "ask for a higher \"Snapshots per Region\" in Service Quotas, or shorten retention",
+        )
+    } else {
+        Check::pass(NAME, detail)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -311,5 +336,19 @@ mod tests {
         );
         assert!(failed(&checks));
         assert!(!failed(&checks[..1]));
+    }
+
+    #[test]
+    fn a_run_that_would_pass_the_snapshot_quota_fails_the_check() {
+        assert_eq!(snapshot_room(100_000.0, 25_000, 600).verdict, Verdict::Pass);
+        let full = snapshot_room(100_000.0, 99_800, 600);
+        assert_eq!(full.verdict, Verdict::Fail);
+        assert!(
+            full.detail
+                .starts_with("99800 of 100000 snapshots in the region"),
+            "{}",
+            full.detail
+        );
+        assert!(full.fix.unwrap().contains("Service Quotas"));
     }
 }

@@ -99,6 +99,7 @@ const CLIENTS: &[(&str, &str)] = &[
     ("ec2", "ec2"),
     ("logs", "logs"),
     ("iam", "iam"),
+    ("quotas", "servicequotas"),
 ];
 
 fn pascal(snake: &str) -> String {
@@ -233,6 +234,7 @@ fn the_deployer_policy_grants_every_call_the_ci_commands_make() {
         "organizations:ListDelegatedAdministrators",
         "iam:GetRole",
         "iam:SimulatePrincipalPolicy",
+        "servicequotas:ListServiceQuotas",
     ] {
         assert!(
             calls.iter().any(|(action, _)| action == expected),

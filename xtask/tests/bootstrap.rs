@@ -241,6 +241,14 @@ fn doctor_says_what_the_account_lacks_before_a_deploy_and_what_it_cannot_know() 
         !simulated["fix"].as_str().unwrap().is_empty(),
         "{simulated}"
     );
+    // Service Quotas is not in the emulator either: unknown, said in one line, no dump.
+    let quota = verdict(&report, "snapshot-quota");
+    assert_eq!(quota["verdict"], "unknown", "{quota}");
+    let detail = quota["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("does not implement it") && !detail.contains("<!doctype"),
+        "{quota}"
+    );
     let text = doctor("text");
     let text = String::from_utf8_lossy(&text.stdout);
     assert!(text.contains("pass     execution-role-trust"), "{text}");

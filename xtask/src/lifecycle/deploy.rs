@@ -263,51 +263,14 @@ pub async fn deploy(
 }
 
 /// The notes of [`crate::keys::notes`] for the volumes of the instances this environment
-/// backs up, read as a backup run reads them; a read that fails is a note too (deploy goes on:
-/// this is advice, not a precondition).
+/// backs up; a read that fails is a note too (deploy goes on: this is advice, not a
+/// precondition).
 pub(crate) async fn key_notes(aws: &Aws, env: &Environment) -> Vec<String> {
-    let policy = match env.policy() {
-        Ok(policy) => policy,
-        Err(error) => {
-            return vec![format!(
-                "note: could not check the volumes' keys: {error:#}"
-            )];
-        }
+    let owner = match backed_up_volumes(aws, env).await {
+        Ok(owner) => owner,
+        Err(why) => return vec![format!("note: could not check the volumes' keys: {why}")],
     };
-    let options = function::model::RunOptions {
-        job: function::model::Job::Backup,
-        interval: function::model::Interval::Respect,
-        instance_ids: None,
-        schedule: None,
-        snapshot_ids: None,
-        phase: function::model::Phase::FirstLink,
-    };
-    let inventory = match function::inventory::read(
-        &aws.ec2,
-        &policy,
-        &options,
-        function::inventory::DEFAULT_PAGE_SIZE,
-    )
-    .await
-    {
-        Ok(inventory) => inventory,
-        Err(failure) => {
-            return vec![format!(
-                "note: could not read the backed-up volumes to check their keys: {}: {}",
-                failure.code, failure.message
-            )];
-        }
-    };
-    let owner: BTreeMap<&str, &str> = inventory
-        .instances
-        .iter()
-        .flat_map(|i| {
-            i.volumes
-                .iter()
-                .map(|v| (v.volume_id.as_str(), i.id.as_str()))
-        })
-        .collect();
-    let ids: Vec<String> = owner.keys().map(|v| (*v).to_owned()).collect();
+    let ids: Vec<String> = owner.keys().cloned().collect();
     let mut encrypted = Vec::new();
     for chunk in ids.chunks(200) {
         let described = aws
@@ -324,7 +287,7 @@ pub(crate) async fn key_notes(aws: &Aws, env: &Environment) -> Vec<String> {
                     {
                         encrypted.push(crate::keys::EncryptedVolume {
                             volume_id: id.to_owned(),
-                            instance_id: owner.get(id).copied().unwrap_or("?").to_owned(),
+                            instance_id: owner.get(id).cloned().unwrap_or_default(),
                             kms_key_id: key.to_owned(),
                         });
                     }
@@ -339,6 +302,45 @@ pub(crate) async fn key_notes(aws: &Aws, env: &Environment) -> Vec<String> {
         }
     }
     crate::keys::notes(&encrypted, &env.source_kms_keys)
+}
+
+/// The volumes of the instances this environment backs up, each with its instance, read as a
+/// backup run reads them; `Err` says why they could not be read.
+pub(crate) async fn backed_up_volumes(
+    aws: &Aws,
+    env: &Environment,
+) -> std::result::Result<BTreeMap<String, String>, String> {
+    let policy = env.policy().map_err(|error| format!("{error:#}"))?;
+    let options = function::model::RunOptions {
+        job: function::model::Job::Backup,
+        interval: function::model::Interval::Respect,
+        instance_ids: None,
+        schedule: None,
+        snapshot_ids: None,
+        phase: function::model::Phase::FirstLink,
+    };
+    let inventory = function::inventory::read(
+        &aws.ec2,
+        &policy,
+        &options,
+        function::inventory::DEFAULT_PAGE_SIZE,
+    )
+    .await
+    .map_err(|failure| {
+        format!(
+            "could not read the backed-up instances: {}: {}",
+            failure.code, failure.message
+        )
+    })?;
+    Ok(inventory
+        .instances
+        .iter()
+        .flat_map(|i| {
+            i.volumes
+                .iter()
+                .map(|v| (v.volume_id.clone(), i.id.clone()))
+        })
+        .collect())
 }
 
 /// The stack's outputs; empty when there is no stack.

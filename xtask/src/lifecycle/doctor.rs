@@ -1,6 +1,7 @@
 //! `cargo xtask doctor`'s questions to AWS itself, read-only: the account, the bootstrap, the
 //! execution role's trust, the deployer's permissions (IAM's own policy simulator, with the
-//! real resource ARNs), Lambda's unreserved concurrency and the volumes' KMS keys. `deploy`
+//! real resource ARNs), Lambda's unreserved concurrency, the EBS snapshot quota (Service
+//! Quotas) and the volumes' KMS keys. `deploy`
 //! asks the fast part ([`before_deploy`]) first.
 
 use crate::aws::Aws;
@@ -8,6 +9,29 @@ use crate::config::Environment;
 use crate::doctor::{self, Check, Target};
 use crate::template::BOOTSTRAP_STACK;
 use aws_sdk_iam::error::ProvideErrorMetadata;
+
+/// What an AWS error says, in one line: its code and message, or that the endpoint answered
+/// with no AWS error at all (the local emulator does for an API it lacks), never a dump.
+fn said<E: ProvideErrorMetadata>(
+    error: &aws_smithy_runtime_api::client::result::SdkError<
+        E,
+        aws_smithy_runtime_api::http::Response,
+    >,
+) -> String {
+    match (error.code(), error.message()) {
+        (Some(code), Some(message)) => format!("{code}: {message}"),
+        (Some(code), None) => code.to_owned(),
+        (None, Some(message)) => message.to_owned(),
+        (None, None) => match error.raw_response() {
+            Some(response) => format!(
+                "HTTP {} with no AWS error: the endpoint does not implement it (the local \
+                 emulator does not)",
+                response.status().as_u16()
+            ),
+            None => "no answer (a network or credentials problem)".to_owned(),
+        },
+    }
+}
 
 /// Every check, in the order a deploy depends on them.
 pub async fn all(aws: &Aws, env: &Environment) -> Vec<Check> {
@@ -17,10 +41,7 @@ pub async fn all(aws: &Aws, env: &Environment) -> Vec<Check> {
         Err(error) => {
             checks.push(Check::fail(
                 "credentials",
-                format!(
-                    "sts:GetCallerIdentity failed: {}",
-                    aws_sdk_sts::error::DisplayErrorContext(&error)
-                ),
+                format!("sts:GetCallerIdentity failed: {}", said(&error)),
                 "give credentials for the environment's account (--profile, or role_arn or \
                  profile in smartvault.yaml)",
             ));
@@ -89,6 +110,17 @@ pub async fn all(aws: &Aws, env: &Environment) -> Vec<Check> {
         checks.push(deployer_permissions(&iam, caller.arn().unwrap_or_default(), &needs).await);
     }
     checks.push(concurrency(aws, env).await);
+    let quotas = aws_sdk_servicequotas::Client::new(&aws.sdk);
+    checks.push(
+        match crate::lifecycle::deploy::backed_up_volumes(aws, env).await {
+            Ok(volumes) => snapshot_quota(&quotas, &aws.ec2, volumes.len()).await,
+            Err(why) => Check::unknown(
+                "snapshot-quota",
+                why,
+                "grant ec2:DescribeInstances (docs/deployer-policy.json, ReadInventory)",
+            ),
+        },
+    );
     let notes = crate::lifecycle::deploy::key_notes(aws, env).await;
     checks.push(if notes.is_empty() {
         Check::pass(
@@ -147,10 +179,7 @@ pub async fn execution_role_trust(iam: &aws_sdk_iam::Client, role_arn: &str) -> 
         Err(error) => {
             return Check::unknown(
                 NAME,
-                format!(
-                    "could not read role {role_name}: {}",
-                    error.message().unwrap_or("no answer")
-                ),
+                format!("could not read role {role_name}: {}", said(&error)),
                 "grant iam:GetRole on it (docs/deployer-policy.json, ReadStackRolesForDrift)",
             );
         }
@@ -219,13 +248,7 @@ pub async fn deployer_permissions(
             Err(error) => {
                 return Check::unknown(
                     NAME,
-                    format!(
-                        "IAM's policy simulator did not answer: {}",
-                        error
-                            .message()
-                            .or(error.code())
-                            .unwrap_or("the endpoint does not implement it (the local emulator)")
-                    ),
+                    format!("IAM's policy simulator did not answer: {}", said(&error)),
                     "grant iam:SimulatePrincipalPolicy on your own principal to let doctor \
                      check, or compare your policy with docs/deployer-policy.json",
                 );
@@ -289,6 +312,73 @@ async fn concurrency(aws: &Aws, env: &Environment) -> Check {
             "lower reserved_concurrency, or ask AWS for a higher concurrency quota",
         ),
     }
+}
+
+/// The region's snapshots against the account's EBS quota, from Service Quotas.
+pub async fn snapshot_quota(
+    quotas: &aws_sdk_servicequotas::Client,
+    ec2: &aws_sdk_ec2::Client,
+    per_run: usize,
+) -> Check {
+    const NAME: &str = "snapshot-quota";
+    let listed = quotas
+        .list_service_quotas()
+        .service_code("ebs")
+        .into_paginator()
+        .items()
+        .send()
+        .collect::<Vec<_>>()
+        .await;
+    let mut quota = None;
+    for item in listed {
+        match item {
+            Ok(q)
+                if q.quota_name()
+                    .is_some_and(|n| n.eq_ignore_ascii_case(doctor::SNAPSHOTS_QUOTA_NAME)) =>
+            {
+                quota = q.value();
+            }
+            Ok(_) => {}
+            Err(error) => {
+                return Check::unknown(
+                    NAME,
+                    format!("Service Quotas did not answer: {}", said(&error)),
+                    "grant servicequotas:ListServiceQuotas, or read EBS's \"Snapshots per \
+                     Region\" in the Service Quotas console",
+                );
+            }
+        }
+    }
+    let Some(quota) = quota else {
+        return Check::unknown(
+            NAME,
+            format!(
+                "Service Quotas lists no EBS quota \"{}\"",
+                doctor::SNAPSHOTS_QUOTA_NAME
+            ),
+            "read EBS's quotas in the Service Quotas console",
+        );
+    };
+    let mut used = 0;
+    let mut pages = ec2
+        .describe_snapshots()
+        .owner_ids("self")
+        .max_results(1000)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        match page {
+            Ok(page) => used += page.snapshots().len(),
+            Err(error) => {
+                return Check::unknown(
+                    NAME,
+                    format!("could not count the region's snapshots: {}", said(&error)),
+                    "grant ec2:DescribeSnapshots (docs/deployer-policy.json, ListSnapshots)",
+                );
+            }
+        }
+    }
+    doctor::snapshot_room(quota, used, per_run)
 }
 
 #[cfg(test)]
@@ -396,5 +486,70 @@ mod tests {
         let client = mock_client!(aws_sdk_iam, RuleMode::MatchAny, [&allowed]);
         let root = deployer_permissions(&client, "arn:aws:iam::123456789012:root", &needs).await;
         assert_eq!(root.verdict, doctor::Verdict::Unknown);
+    }
+
+    #[tokio::test]
+    async fn the_snapshot_quota_is_read_by_its_name_and_counted_against_a_run() {
+        use aws_sdk_ec2::operation::describe_snapshots::DescribeSnapshotsOutput;
+        use aws_sdk_servicequotas::operation::list_service_quotas::ListServiceQuotasOutput;
+        use aws_sdk_servicequotas::types::ServiceQuota;
+        let quota = |value: f64| {
+            mock!(aws_sdk_servicequotas::Client::list_service_quotas).then_output(move || {
+                ListServiceQuotasOutput::builder()
+                    .quotas(
+                        ServiceQuota::builder()
+                            .quota_name("Snapshots per Region")
+                            .value(value)
+                            .build(),
+                    )
+                    .quotas(
+                        ServiceQuota::builder()
+                            .quota_name("Storage for gp3 volumes, in TiB")
+                            .value(50.0)
+                            .build(),
+                    )
+                    .build()
+            })
+        };
+        let two = mock!(aws_sdk_ec2::Client::describe_snapshots).then_output(|| {
+            DescribeSnapshotsOutput::builder()
+                .snapshots(
+                    aws_sdk_ec2::types::Snapshot::builder()
+                        .snapshot_id("a")
+                        .build(),
+                )
+                .snapshots(
+                    aws_sdk_ec2::types::Snapshot::builder()
+                        .snapshot_id("b")
+                        .build(),
+                )
+                .build()
+        });
+        let ec2 = mock_client!(aws_sdk_ec2, RuleMode::MatchAny, [&two]);
+        let roomy = quota(100_000.0);
+        let quotas = mock_client!(aws_sdk_servicequotas, RuleMode::MatchAny, [&roomy]);
+        let check = snapshot_quota(&quotas, &ec2, 600).await;
+        assert_eq!(check.verdict, doctor::Verdict::Pass, "{check:?}");
+        assert!(
+            check.detail.starts_with("2 of 100000 snapshots"),
+            "{check:?}"
+        );
+        let tight = quota(500.0);
+        let quotas = mock_client!(aws_sdk_servicequotas, RuleMode::MatchAny, [&tight]);
+        let check = snapshot_quota(&quotas, &ec2, 600).await;
+        assert_eq!(check.verdict, doctor::Verdict::Fail, "{check:?}");
+        // Service Quotas not answering (refused, or the emulator): unknown, never a pass.
+        let refused =
+            mock!(aws_sdk_servicequotas::Client::list_service_quotas).then_http_response(|| {
+                aws_smithy_runtime_api::http::Response::new(
+                    aws_smithy_runtime_api::http::StatusCode::try_from(400).unwrap(),
+                    aws_smithy_types::body::SdkBody::from(
+                        r#"{"__type":"AccessDeniedException","message":"denied"}"#,
+                    ),
+                )
+            });
+        let quotas = mock_client!(aws_sdk_servicequotas, RuleMode::MatchAny, [&refused]);
+        let check = snapshot_quota(&quotas, &ec2, 600).await;
+        assert_eq!(check.verdict, doctor::Verdict::Unknown, "{check:?}");
     }
 }
