@@ -238,6 +238,50 @@ pub fn snapshot_room(quota: f64, used: usize, per_run: usize) -> Check {
     }
 }
 
+/// The service principal StackSets works through in an organization.
+pub const STACKSETS_PRINCIPAL: &str = "member.org.stacksets.cloudformation.amazonaws.com";
+
+/// Whether trusted access for StackSets is on, from the organization's enabled principals.
+pub fn trusted_access(enabled: &[String]) -> Check {
+    const NAME: &str = "stacksets-trusted-access";
+    if enabled.iter().any(|p| p == STACKSETS_PRINCIPAL) {
+        Check::pass(NAME, "trusted access for CloudFormation StackSets is on")
+    } else {
+        Check::fail(
+            NAME,
+            "trusted access for CloudFormation StackSets is off: service-managed stack sets \
+             cannot reach the organization's accounts",
+            "in the management account: aws organizations enable-aws-service-access \
+             --service-principal member.org.stacksets.cloudformation.amazonaws.com (or \
+             StackSets' console: Enable trusted access)",
+        )
+    }
+}
+
+/// Whether `account` is a delegated administrator for StackSets, from the organization's list.
+pub fn delegated(account: &str, admins: &[String]) -> Check {
+    const NAME: &str = "stacksets-delegated-admin";
+    if admins.iter().any(|a| a == account) {
+        Check::pass(
+            NAME,
+            format!("{account} is a delegated administrator for StackSets"),
+        )
+    } else {
+        Check::fail(
+            NAME,
+            format!(
+                "{account} is not a delegated administrator for StackSets, and \
+                 delegated_admin is true: CloudFormation would answer \"Account used is not a \
+                 delegated administrator\""
+            ),
+            format!(
+                "in the management account: aws organizations register-delegated-administrator \
+                 --service-principal {STACKSETS_PRINCIPAL} --account-id {account}"
+            ),
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -350,5 +394,27 @@ mod tests {
             full.detail
         );
         assert!(full.fix.unwrap().contains("Service Quotas"));
+    }
+
+    #[test]
+    fn an_organization_needs_trusted_access_and_the_delegated_administrator() {
+        assert_eq!(
+            trusted_access(&[STACKSETS_PRINCIPAL.to_owned()]).verdict,
+            Verdict::Pass
+        );
+        let off = trusted_access(&["sso.amazonaws.com".to_owned()]);
+        assert_eq!(off.verdict, Verdict::Fail);
+        assert!(off.fix.unwrap().contains("enable-aws-service-access"));
+        assert_eq!(
+            delegated("111111111111", &["111111111111".to_owned()]).verdict,
+            Verdict::Pass
+        );
+        let not = delegated("111111111111", &[]);
+        assert_eq!(not.verdict, Verdict::Fail);
+        assert!(
+            not.detail
+                .contains("Account used is not a delegated administrator")
+        );
+        assert!(not.fix.unwrap().contains("--account-id 111111111111"));
     }
 }

@@ -31,7 +31,7 @@ pub struct Report {
 
 impl DoctorCmd {
     pub fn run(self) -> Result<ExitCode> {
-        let env = self.env.load_stack("doctor")?;
+        let env = self.env.load()?;
         let checks = with_aws(&self.connection, &env.region, &env.access, async |aws| {
             Ok(crate::lifecycle::doctor::all(aws, &env).await)
         })?;

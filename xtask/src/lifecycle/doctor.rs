@@ -61,6 +61,13 @@ pub async fn all(aws: &Aws, env: &Environment) -> Vec<Check> {
         ),
     });
     let iam = aws_sdk_iam::Client::new(&aws.sdk);
+    // An organization's environment deploys a stack set from this account: no bootstrap, no
+    // change set; what it needs from the organization is asked instead.
+    if let Some(targets) = &env.targets {
+        let orgs = aws_sdk_organizations::Client::new(&aws.sdk);
+        checks.extend(organization(&orgs, &iam, targets, &account).await);
+        return checks;
+    }
     let bootstrap = match crate::cfn::describe(aws, BOOTSTRAP_STACK).await {
         Ok(view) => crate::lifecycle::bootstrap::usable(view.as_ref()).ok(),
         Err(error) => {
@@ -381,6 +388,89 @@ pub async fn snapshot_quota(
     doctor::snapshot_room(quota, used, per_run)
 }
 
+/// What an organization's stack set needs: for organizational units, trusted access for
+/// StackSets (and this account as a delegated administrator, when it acts as one); for
+/// accounts, the administration role CloudFormation assumes.
+pub async fn organization(
+    orgs: &aws_sdk_organizations::Client,
+    iam: &aws_sdk_iam::Client,
+    targets: &crate::targets::Targets,
+    account: &str,
+) -> Vec<Check> {
+    if !targets.service_managed() {
+        let role = format!(
+            "arn:aws:iam::{account}:role/{}",
+            crate::targets::ADMINISTRATION_ROLE
+        );
+        let mut check = execution_role_trust(iam, &role).await;
+        check.name = "stacksets-administration-role";
+        if check.verdict == doctor::Verdict::Unknown {
+            check.fix = Some(
+                "deploy templates/stackset-roles.yaml in this account (docs/deployer.md, \
+                 Organizations)"
+                    .into(),
+            );
+        }
+        return vec![check];
+    }
+    let mut checks = Vec::new();
+    let pages = orgs
+        .list_aws_service_access_for_organization()
+        .into_paginator()
+        .send()
+        .collect::<Vec<_>>()
+        .await;
+    let mut enabled = Vec::new();
+    let mut refused = None;
+    for page in pages {
+        match page {
+            Ok(page) => enabled.extend(
+                page.enabled_service_principals()
+                    .iter()
+                    .filter_map(|p| p.service_principal().map(str::to_owned)),
+            ),
+            Err(error) => refused = Some(said(&error)),
+        }
+    }
+    checks.push(match refused {
+        None => doctor::trusted_access(&enabled),
+        Some(why) => Check::unknown(
+            "stacksets-trusted-access",
+            format!("Organizations did not answer: {why}"),
+            "check in the management account that trusted access for CloudFormation StackSets \
+             is on",
+        ),
+    });
+    if targets.delegated_admin() {
+        let listed = orgs
+            .list_delegated_administrators()
+            .service_principal(doctor::STACKSETS_PRINCIPAL)
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Vec<_>>()
+            .await;
+        let mut admins = Vec::new();
+        let mut refused = None;
+        for item in listed {
+            match item {
+                Ok(admin) => admins.extend(admin.id().map(str::to_owned)),
+                Err(error) => refused = Some(said(&error)),
+            }
+        }
+        checks.push(match refused {
+            None => doctor::delegated(account, &admins),
+            Some(why) => Check::unknown(
+                "stacksets-delegated-admin",
+                format!("Organizations did not answer: {why}"),
+                "grant organizations:ListDelegatedAdministrators (docs/deployer-policy.json); \
+                 CloudFormation needs it too",
+            ),
+        });
+    }
+    checks
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -551,5 +641,69 @@ mod tests {
         let quotas = mock_client!(aws_sdk_servicequotas, RuleMode::MatchAny, [&refused]);
         let check = snapshot_quota(&quotas, &ec2, 600).await;
         assert_eq!(check.verdict, doctor::Verdict::Unknown, "{check:?}");
+    }
+
+    #[tokio::test]
+    async fn an_organizations_trusted_access_and_delegated_administrator_are_asked() {
+        use aws_sdk_organizations::operation::list_aws_service_access_for_organization::ListAwsServiceAccessForOrganizationOutput;
+        use aws_sdk_organizations::operation::list_delegated_administrators::ListDelegatedAdministratorsOutput;
+        use aws_sdk_organizations::types::{DelegatedAdministrator, EnabledServicePrincipal};
+        let targets = crate::targets::resolve(
+            &serde_norway::from_str(
+                "organizational_units: [ou-ab12-cdef3456]\norganization_id: o-a1b2c3d4e5\n\
+                 regions: [eu-west-1]\ndelegated_admin: true\nmember_role: \
+                 OrganizationAccountAccessRole\n",
+            )
+            .unwrap(),
+            &crate::targets::Around {
+                stack_name: "smartvault-org",
+                region: "eu-west-1",
+                copy_regions: Vec::new(),
+                termination_protection: false,
+                reserved_concurrency: None,
+            },
+        )
+        .unwrap();
+        let access = |principal: &'static str| {
+            mock!(aws_sdk_organizations::Client::list_aws_service_access_for_organization)
+                .then_output(move || {
+                    ListAwsServiceAccessForOrganizationOutput::builder()
+                        .enabled_service_principals(
+                            EnabledServicePrincipal::builder()
+                                .service_principal(principal)
+                                .build(),
+                        )
+                        .build()
+                })
+        };
+        let admins = mock!(aws_sdk_organizations::Client::list_delegated_administrators)
+            .match_requests(|r| r.service_principal() == Some(doctor::STACKSETS_PRINCIPAL))
+            .then_output(|| {
+                ListDelegatedAdministratorsOutput::builder()
+                    .delegated_administrators(
+                        DelegatedAdministrator::builder().id("111111111111").build(),
+                    )
+                    .build()
+            });
+        let iam = mock_client!(aws_sdk_iam, RuleMode::MatchAny, [&role("{}")]);
+        let on = access(doctor::STACKSETS_PRINCIPAL);
+        let orgs = mock_client!(aws_sdk_organizations, RuleMode::MatchAny, [&on, &admins]);
+        let checks = organization(&orgs, &iam, &targets, "111111111111").await;
+        let verdicts: Vec<(&str, doctor::Verdict)> =
+            checks.iter().map(|c| (c.name, c.verdict)).collect();
+        assert_eq!(
+            verdicts,
+            [
+                ("stacksets-trusted-access", doctor::Verdict::Pass),
+                ("stacksets-delegated-admin", doctor::Verdict::Pass)
+            ]
+        );
+        let off = access("sso.amazonaws.com");
+        let orgs = mock_client!(aws_sdk_organizations, RuleMode::MatchAny, [&off, &admins]);
+        let checks = organization(&orgs, &iam, &targets, "222222222222").await;
+        assert!(
+            checks.iter().all(|c| c.verdict == doctor::Verdict::Fail),
+            "{checks:?}"
+        );
     }
 }
