@@ -253,3 +253,90 @@ fn doctor_says_what_the_account_lacks_before_a_deploy_and_what_it_cannot_know() 
     let text = String::from_utf8_lossy(&text.stdout);
     assert!(text.contains("pass     execution-role-trust"), "{text}");
 }
+
+#[tokio::test]
+async fn doctor_fails_another_account_and_a_greedy_reservation_and_names_unlisted_keys() {
+    let emulator = Emulator::start().unwrap_or_else(|e| panic!("{e}"));
+    let ec2 = aws_sdk_ec2::Client::new(&emulator.sdk_config().await);
+    // A backed-up instance with a volume encrypted by a key source_kms_keys does not list.
+    let db = emulator::fleet::launch(&ec2, &emulator::fleet::InstanceSpec::backup("db"))
+        .await
+        .unwrap();
+    let key = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+    let volume = ec2
+        .create_volume()
+        .availability_zone("us-east-1a")
+        .size(8)
+        .encrypted(true)
+        .kms_key_id(key)
+        .send()
+        .await
+        .unwrap();
+    ec2.attach_volume()
+        .instance_id(&db.id)
+        .volume_id(volume.volume_id().unwrap())
+        .device("/dev/sdh")
+        .send()
+        .await
+        .unwrap();
+    let dir = scratch("doctor-fails");
+    let file = dir.join("smartvault.yaml");
+    std::fs::write(
+        &file,
+        "environments:\n  local:\n    region: us-east-1\n    notification_emails: [a@b.io]\n    \
+         account_id: \"999999999999\"\n    reserved_concurrency: 950\n    restore_test:\n      \
+         schedule: cron(0 6 ? * MON *)\n",
+    )
+    .unwrap();
+    let output = xtask(
+        &emulator,
+        &[
+            "doctor",
+            "--env",
+            "local",
+            "--config",
+            file.to_str().unwrap(),
+            "--output",
+            "json",
+        ],
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let check = |name: &str| {
+        report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap_or_else(|| panic!("no check {name}: {report}"))
+            .clone()
+    };
+    let account = check("account");
+    assert_eq!(account["verdict"], "fail", "{account}");
+    assert!(
+        account["detail"]
+            .as_str()
+            .unwrap()
+            .contains("for account 123456789012, not 999999999999"),
+        "{account}"
+    );
+    let concurrency = check("lambda-concurrency");
+    assert_eq!(concurrency["verdict"], "fail", "{concurrency}");
+    assert!(
+        concurrency["detail"]
+            .as_str()
+            .unwrap()
+            .contains("reserved_concurrency: 950 would leave 50"),
+        "{concurrency}"
+    );
+    let keys = check("volume-keys");
+    assert_eq!(keys["verdict"], "unknown", "{keys}");
+    assert!(
+        keys["detail"].as_str().unwrap().contains(key)
+            && keys["detail"]
+                .as_str()
+                .unwrap()
+                .contains(volume.volume_id().unwrap()),
+        "{keys}"
+    );
+}
