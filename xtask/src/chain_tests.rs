@@ -155,3 +155,143 @@ fn a_fleet_past_the_burst_is_backed_up_once_over_several_links() {
         proxy.counts().throttled.values().sum::<u64>()
     );
 }
+
+#[test]
+fn a_weekly_run_while_a_daily_run_spans_links_makes_its_own_set() {
+    // A daily run over several links (a small share of a time-scaled bucket), and the weekly
+    // run EventBridge Scheduler fires while it goes on: the weekly run is not deferred to the
+    // daily one's mark, and both schedules' sets exist, every volume once each.
+    let (instances, scale) = (30, 3.0);
+    let emulator = Emulator::start().unwrap_or_else(|e| panic!("{e}"));
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (ec2, sns, topic) = runtime.block_on(async {
+        let sdk = emulator.sdk_config().await;
+        let ec2 = aws_sdk_ec2::Client::new(&sdk);
+        fleet::launch_all(&ec2, &fleet::two_volume_fleet(instances))
+            .await
+            .unwrap();
+        let sns = aws_sdk_sns::Client::new(&sdk);
+        let topic = sns.create_topic().name(FUNCTION).send().await.unwrap();
+        (ec2, sns, topic.topic_arn().unwrap().to_owned())
+    });
+    let proxy = FaultProxy::start(
+        emulator.port(),
+        Faults {
+            throttle_time_scale: Some(scale),
+            ..Faults::default()
+        },
+    )
+    .unwrap();
+    // EC2's rate, time-scaled like the proxy's buckets, of which the function takes a tenth:
+    // a burst of 10 and 1.5 calls a second, so 30 instances take several 10-second links.
+    let refill = (5.0 * scale).to_string();
+    let env = function_env(
+        &emulator,
+        &proxy,
+        &topic,
+        &[
+            ("EC2_RATE_SHARE", "10"),
+            ("EC2_REFILL_PER_SECOND", &refill),
+            ("MIN_INTERVAL_MINUTES", "0"),
+            (
+                "SCHEDULES",
+                r#"[{"name": "daily", "retention_days": 7, "keep_last": 7},
+                    {"name": "weekly", "retention_days": 35, "keep_last": 4}]"#,
+            ),
+        ],
+    );
+    let binary = crate::lifecycle::invoke::host_bootstrap().unwrap();
+    let run = |schedule: &str| {
+        let event = serde_json::json!({"action": "scheduled", "schedule": schedule});
+        local_runtime::invoke(&Run {
+            binary: &binary,
+            function_name: FUNCTION,
+            memory_mb: 256,
+            timeout: Duration::from_secs(10),
+            region: emulator::REGION,
+            account_id: emulator::ACCOUNT_ID,
+            env: env.clone(),
+            event: &event,
+            logs: local_runtime::Logs::Raw,
+        })
+        .unwrap()
+    };
+    let daily_mark = || {
+        runtime.block_on(async {
+            sns.list_tags_for_resource()
+                .resource_arn(&topic)
+                .send()
+                .await
+                .unwrap()
+                .tags()
+                .iter()
+                .any(|t| t.key() == function::lock::tag("daily"))
+        })
+    };
+    let (daily, weekly, marked) = std::thread::scope(|scope| {
+        let daily = scope.spawn(|| run("daily"));
+        // The weekly run fires once the daily run has handed on (its mark is on the topic).
+        let started = std::time::Instant::now();
+        while !daily_mark() {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "the daily run never handed on"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let weekly = run("weekly");
+        (daily.join().unwrap(), weekly, true)
+    });
+    assert!(marked);
+    for (name, last) in [("daily", &daily), ("weekly", &weekly)] {
+        let Ending::Response(result) = &last.ending else {
+            panic!("the {name} run did not succeed: {:?}", last.ending);
+        };
+        assert_eq!(
+            result["deferred_to"],
+            serde_json::Value::Null,
+            "{name}: {result}"
+        );
+        assert_eq!(
+            result["counts"]["created"],
+            2 * instances,
+            "{name}: {result}"
+        );
+        assert_eq!(result["counts"]["failed"], 0, "{name}: {result}");
+    }
+    assert!(
+        daily.links >= 2,
+        "the daily run spanned links: {}",
+        daily.links
+    );
+
+    // Each volume once per schedule.
+    let per_schedule = runtime.block_on(async {
+        let mut pages = ec2
+            .describe_snapshots()
+            .owner_ids("self")
+            .into_paginator()
+            .send();
+        let mut counts: BTreeMap<(String, String), usize> = BTreeMap::new();
+        while let Some(page) = pages.next().await {
+            for snapshot in page.unwrap().snapshots() {
+                let schedule = snapshot
+                    .tags()
+                    .iter()
+                    .find(|t| t.key() == Some(function::tags::SCHEDULE))
+                    .and_then(|t| t.value())
+                    .unwrap_or_default()
+                    .to_owned();
+                *counts
+                    .entry((snapshot.volume_id().unwrap().to_owned(), schedule))
+                    .or_default() += 1;
+            }
+        }
+        counts
+    });
+    assert_eq!(per_schedule.len(), 2 * 2 * instances, "{per_schedule:?}");
+    assert!(per_schedule.values().all(|n| *n == 1), "{per_schedule:?}");
+    // Two summaries, one per schedule's run; no mark left.
+    assert_eq!(emulator.sns_messages().unwrap().len(), 2);
+    assert!(!daily_mark());
+}
