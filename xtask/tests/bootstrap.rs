@@ -189,6 +189,17 @@ async fn bootstrap_creates_then_leaves_alone_then_updates_an_older_stack() {
     assert_eq!(json(&xtask(&emulator, &delete))["existed"], false);
 }
 
+/// The check `name` of doctor's JSON report.
+fn doctor_check(report: &serde_json::Value, name: &str) -> serde_json::Value {
+    report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no check {name}: {report}"))
+        .clone()
+}
+
 #[test]
 fn doctor_says_what_the_account_lacks_before_a_deploy_and_what_it_cannot_know() {
     let emulator = Emulator::start().unwrap_or_else(|e| panic!("{e}"));
@@ -198,15 +209,7 @@ fn doctor_says_what_the_account_lacks_before_a_deploy_and_what_it_cannot_know() 
     assert_eq!(before.status.code(), Some(1));
     let report: serde_json::Value = serde_json::from_slice(&before.stdout).unwrap();
     assert_fields(&report, &["environment", "region", "checks"]);
-    let verdict = |report: &serde_json::Value, name: &str| {
-        report["checks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["name"] == name)
-            .unwrap_or_else(|| panic!("no check {name}: {report}"))
-            .clone()
-    };
+    let verdict = doctor_check;
     assert_eq!(verdict(&report, "account")["verdict"], "pass");
     let bootstrap_check = verdict(&report, "bootstrap");
     assert_eq!(bootstrap_check["verdict"], "fail");
@@ -302,15 +305,7 @@ async fn doctor_fails_another_account_and_a_greedy_reservation_and_names_unliste
     );
     assert_eq!(output.status.code(), Some(1));
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-    let check = |name: &str| {
-        report["checks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["name"] == name)
-            .unwrap_or_else(|| panic!("no check {name}: {report}"))
-            .clone()
-    };
+    let check = |name: &str| doctor_check(&report, name);
     let account = check("account");
     assert_eq!(account["verdict"], "fail", "{account}");
     assert!(

@@ -9,11 +9,11 @@ use function::model::{Interval, Job, Phase, RunOptions};
 use std::collections::BTreeMap;
 use time::OffsetDateTime;
 
-/// The environment's coverage at `now`, as a backup run would report it.
-pub async fn assess(aws: &Aws, env: &Environment, now: OffsetDateTime) -> Result<Coverage> {
+/// What a backup run of the whole fleet reads, read with the caller's credentials: every
+/// instance, the tagged ones' volumes, this deployment's snapshots. Coverage and deploy's
+/// check of the volumes' keys read it so.
+pub async fn read_fleet(aws: &Aws, env: &Environment) -> Result<function::model::Inventory> {
     let policy = env.policy()?;
-    // What a backup run of the whole fleet reads: every instance, the tagged ones' volumes,
-    // this deployment's snapshots.
     let options = RunOptions {
         job: Job::Backup,
         interval: Interval::Respect,
@@ -22,7 +22,7 @@ pub async fn assess(aws: &Aws, env: &Environment, now: OffsetDateTime) -> Result
         snapshot_ids: None,
         phase: Phase::FirstLink,
     };
-    let inventory = function::inventory::read(
+    function::inventory::read(
         &aws.ec2,
         &policy,
         &options,
@@ -42,7 +42,13 @@ pub async fn assess(aws: &Aws, env: &Environment, now: OffsetDateTime) -> Result
             "failed to read the instances and snapshots of {}",
             env.region
         )
-    })?;
+    })
+}
+
+/// The environment's coverage at `now`, as a backup run would report it.
+pub async fn assess(aws: &Aws, env: &Environment, now: OffsetDateTime) -> Result<Coverage> {
+    let policy = env.policy()?;
+    let inventory = read_fleet(aws, env).await?;
     let since = schedules_since(aws, env).await;
     Ok(coverage::assess(
         &inventory.instances,

@@ -310,28 +310,9 @@ pub(crate) async fn backed_up_volumes(
     aws: &Aws,
     env: &Environment,
 ) -> std::result::Result<BTreeMap<String, String>, String> {
-    let policy = env.policy().map_err(|error| format!("{error:#}"))?;
-    let options = function::model::RunOptions {
-        job: function::model::Job::Backup,
-        interval: function::model::Interval::Respect,
-        instance_ids: None,
-        schedule: None,
-        snapshot_ids: None,
-        phase: function::model::Phase::FirstLink,
-    };
-    let inventory = function::inventory::read(
-        &aws.ec2,
-        &policy,
-        &options,
-        function::inventory::DEFAULT_PAGE_SIZE,
-    )
-    .await
-    .map_err(|failure| {
-        format!(
-            "could not read the backed-up instances: {}: {}",
-            failure.code, failure.message
-        )
-    })?;
+    let inventory = super::coverage::read_fleet(aws, env)
+        .await
+        .map_err(|error| format!("{error:#}"))?;
     Ok(inventory
         .instances
         .iter()
