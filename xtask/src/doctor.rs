@@ -151,9 +151,13 @@ pub fn deployer_needs(t: &Target<'_>) -> Vec<(&'static str, String)> {
         "arn:{}:cloudformation:{}:{}:stack/{}/*",
         t.partition, t.region, t.account, t.stack
     );
+    // A change set's ARN is `changeSet/<name>/<id>`, named as deploy names them.
     let change_set = format!(
-        "arn:{}:cloudformation:{}:{}:changeSet/*/*",
-        t.partition, t.region, t.account
+        "arn:{}:cloudformation:{}:{}:changeSet/{}/*",
+        t.partition,
+        t.region,
+        t.account,
+        crate::stack::change_set_name(time::OffsetDateTime::UNIX_EPOCH)
     );
     let object = format!("arn:{}:s3:::{}/artifacts/probe", t.partition, t.bucket);
     let function = format!(
@@ -342,11 +346,62 @@ mod tests {
             "iam:PassRole",
             "arn:aws:iam::123456789012:role/smartvault-bootstrap-cfn-exec-eu-west-1".into()
         )));
-        // Every action is one the deployer policy grants.
-        let granted = crate::policy_checks::allowed_actions("deployer-policy.json");
-        for (action, _) in &needs {
-            assert!(granted.contains(*action), "{action}");
+        // The deployer policy grants every pair, resource patterns matched as IAM matches them:
+        // what IAM's simulator will be asked must be what the shipped policy allows, or a
+        // correct deployer would be refused.
+        let policy: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(
+                crate::paths::workspace_root().join("docs/deployer-policy.json"),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        let list = |v: &serde_json::Value| -> Vec<String> {
+            match v {
+                serde_json::Value::String(s) => vec![s.clone()],
+                serde_json::Value::Array(items) => items
+                    .iter()
+                    .map(|i| i.as_str().unwrap().to_owned())
+                    .collect(),
+                _ => Vec::new(),
+            }
+        };
+        for (action, resource) in &needs {
+            let allowed = policy["Statement"].as_array().unwrap().iter().any(|st| {
+                list(&st["Action"]).iter().any(|a| a == action)
+                    && list(&st["Resource"])
+                        .iter()
+                        .any(|pattern| iam_match(pattern, resource))
+            });
+            assert!(
+                allowed,
+                "the deployer policy does not allow {action} on {resource}"
+            );
         }
+    }
+
+    /// IAM's ARN matching: `*` any run of characters, `?` any one.
+    fn iam_match(pattern: &str, text: &str) -> bool {
+        fn go(p: &[u8], t: &[u8]) -> bool {
+            match (p.first(), t.first()) {
+                (None, None) => true,
+                (Some(b'*'), _) => go(&p[1..], t) || (!t.is_empty() && go(p, &t[1..])),
+                (Some(b'?'), Some(_)) => go(&p[1..], &t[1..]),
+                (Some(a), Some(b)) if a == b => go(&p[1..], &t[1..]),
+                _ => false,
+            }
+        }
+        go(pattern.as_bytes(), text.as_bytes())
+    }
+
+    #[test]
+    fn iam_patterns_match_as_iam_matches_them() {
+        assert!(iam_match(
+            "arn:aws:s3:::b-*/artifacts/*",
+            "arn:aws:s3:::b-1/artifacts/x"
+        ));
+        assert!(iam_match("a?c", "abc"));
+        assert!(!iam_match("changeSet/smartvault-*/*", "changeSet/*/*"));
     }
 
     #[test]
