@@ -618,9 +618,7 @@ fn completion(object: &serde_json::Map<String, serde_json::Value>) -> Result<Req
 /// The snapshot id at the end of an ARN such as `arn:aws:ec2::us-east-1:snapshot/snap-0123`.
 fn snapshot_id_of(arn: &str) -> Option<&str> {
     let id = arn.strip_prefix("arn:")?.rsplit_once(":snapshot/")?.1;
-    let hex = id.strip_prefix("snap-")?;
-    ((hex.len() == 8 || hex.len() == 17) && hex.bytes().all(|b| b.is_ascii_hexdigit()))
-        .then_some(id)
+    is_ec2_id(id, "snap-").then_some(id)
 }
 
 /// A continuation: exactly `{"continuation": <Link>}`.
@@ -686,7 +684,13 @@ fn continuation(
 
 /// Whether `id` is an EC2 instance id: `i-` and 8 or 17 hex digits.
 pub fn is_instance_id(id: &str) -> bool {
-    id.strip_prefix("i-").is_some_and(|hex| {
+    is_ec2_id(id, "i-")
+}
+
+/// Whether `id` is an EC2 id of the kind `prefix` names (`i-`, `snap-`, `subnet-`, `sg-`,
+/// ...): the prefix and 8 or 17 hex digits.
+pub fn is_ec2_id(id: &str, prefix: &str) -> bool {
+    id.strip_prefix(prefix).is_some_and(|hex| {
         (hex.len() == 8 || hex.len() == 17) && hex.bytes().all(|b| b.is_ascii_hexdigit())
     })
 }

@@ -82,10 +82,20 @@ impl Context {
     }
 }
 
-/// An SNS client in the region of `topic_arn` (`arn:aws:sns:<region>:<account>:<name>`), from
-/// the function's own SDK configuration; `None` when the ARN names no region.
+/// The region and account of a topic ARN (`arn:aws:sns:<region>:<account>:<name>`); empty
+/// where the ARN has no such field.
+fn region_and_account(topic_arn: &str) -> (&str, &str) {
+    let mut fields = topic_arn.split(':').skip(3);
+    (
+        fields.next().unwrap_or_default(),
+        fields.next().unwrap_or_default(),
+    )
+}
+
+/// An SNS client in the region of `topic_arn`, from the function's own SDK configuration;
+/// `None` when the ARN names no region.
 pub fn central_client(sdk: &aws_config::SdkConfig, topic_arn: &str) -> Option<aws_sdk_sns::Client> {
-    let region = topic_arn.split(':').nth(3).filter(|r| !r.is_empty())?;
+    let region = Some(region_and_account(topic_arn).0).filter(|r| !r.is_empty())?;
     let config = aws_sdk_sns::config::Builder::from(sdk)
         .region(aws_sdk_sns::config::Region::new(region.to_owned()))
         .build();
@@ -246,7 +256,7 @@ pub async fn handle_until(
         // EC2 sends a region's completion events to that region's rule in that account: an
         // event of another region or account is not this deployment's to act on.
         if let Some(origin) = &request.origin {
-            let account = ctx.config.sns_topic_arn.split(':').nth(4).unwrap_or("");
+            let account = region_and_account(&ctx.config.sns_topic_arn).1;
             let home = ctx.regions.home.as_str();
             if (!home.is_empty() && origin.region != home) || origin.account != account {
                 return Err(FunctionError::InvalidEvent(EventError::foreign(
@@ -637,8 +647,7 @@ async fn publish_centrally(ctx: &Context, report: &RunReport) -> Result<(), Func
     let Some(central) = &ctx.config.central_topic_arn else {
         return Ok(());
     };
-    let mut parts = ctx.config.sns_topic_arn.split(':').skip(3);
-    let (region, account) = (parts.next().unwrap_or("?"), parts.next().unwrap_or("?"));
+    let (region, account) = region_and_account(&ctx.config.sns_topic_arn);
     let subject = report.central_subject(account, region);
     // The central topic is usually in another region (the administrator's): publish through
     // a client of its own region, never the function's.

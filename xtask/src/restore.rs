@@ -277,13 +277,17 @@ pub fn new_instance(
             ))
         })?;
     if let Some(subnet) = &flags.subnet_id
-        && !is_id(subnet, "subnet-")
+        && !function::event::is_ec2_id(subnet, "subnet-")
     {
         return Err(ConfigError(format!(
             "--subnet {subnet:?} is not a subnet id like subnet-0123456789abcdef0"
         )));
     }
-    if let Some(group) = flags.security_group_ids.iter().find(|g| !is_id(g, "sg-")) {
+    if let Some(group) = flags
+        .security_group_ids
+        .iter()
+        .find(|g| !function::event::is_ec2_id(g, "sg-"))
+    {
         return Err(ConfigError(format!(
             "--security-groups holds {group:?}, which is not a security group id like \
              sg-0123456789abcdef0; list ids separated by commas, or leave the flag out to use \
@@ -348,13 +352,6 @@ pub fn new_instance(
                 format!("{} restored from {}", point.instance_id, point.created_at),
             ),
         ],
-    })
-}
-
-/// Whether `id` is an EC2 id with `prefix` and 8 or 17 hex digits.
-fn is_id(id: &str, prefix: &str) -> bool {
-    id.strip_prefix(prefix).is_some_and(|hex| {
-        (hex.len() == 8 || hex.len() == 17) && hex.bytes().all(|b| b.is_ascii_hexdigit())
     })
 }
 

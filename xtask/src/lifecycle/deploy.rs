@@ -266,10 +266,18 @@ pub async fn deploy(
 /// backs up; a read that fails is a note too (deploy goes on: this is advice, not a
 /// precondition).
 pub(crate) async fn key_notes(aws: &Aws, env: &Environment) -> Vec<String> {
-    let owner = match backed_up_volumes(aws, env).await {
-        Ok(owner) => owner,
-        Err(why) => return vec![format!("note: could not check the volumes' keys: {why}")],
-    };
+    match backed_up_volumes(aws, env).await {
+        Ok(owner) => key_notes_of(aws, env, &owner).await,
+        Err(why) => vec![format!("note: could not check the volumes' keys: {why}")],
+    }
+}
+
+/// [`key_notes`] for volumes already read (volume id → instance id).
+pub(crate) async fn key_notes_of(
+    aws: &Aws,
+    env: &Environment,
+    owner: &BTreeMap<String, String>,
+) -> Vec<String> {
     let ids: Vec<String> = owner.keys().cloned().collect();
     let mut encrypted = Vec::new();
     for chunk in ids.chunks(200) {

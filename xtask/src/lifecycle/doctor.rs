@@ -117,18 +117,21 @@ pub async fn all(aws: &Aws, env: &Environment) -> Vec<Check> {
         checks.push(deployer_permissions(&iam, caller.arn().unwrap_or_default(), &needs).await);
     }
     checks.push(concurrency(aws, env).await);
+    // One read of the backed-up volumes serves the quota and the keys.
     let quotas = aws_sdk_servicequotas::Client::new(&aws.sdk);
-    checks.push(
-        match crate::lifecycle::deploy::backed_up_volumes(aws, env).await {
-            Ok(volumes) => snapshot_quota(&quotas, &aws.ec2, volumes.len()).await,
-            Err(why) => Check::unknown(
-                "snapshot-quota",
-                why,
-                "grant ec2:DescribeInstances (docs/deployer-policy.json, ReadInventory)",
-            ),
-        },
-    );
-    let notes = crate::lifecycle::deploy::key_notes(aws, env).await;
+    let volumes = crate::lifecycle::deploy::backed_up_volumes(aws, env).await;
+    checks.push(match &volumes {
+        Ok(volumes) => snapshot_quota(&quotas, &aws.ec2, volumes.len()).await,
+        Err(why) => Check::unknown(
+            "snapshot-quota",
+            why.clone(),
+            "grant ec2:DescribeInstances (docs/deployer-policy.json, ReadInventory)",
+        ),
+    });
+    let notes = match &volumes {
+        Ok(owner) => crate::lifecycle::deploy::key_notes_of(aws, env, owner).await,
+        Err(why) => vec![format!("note: could not check the volumes' keys: {why}")],
+    };
     checks.push(if notes.is_empty() {
         Check::pass(
             "volume-keys",
