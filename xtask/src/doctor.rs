@@ -186,6 +186,251 @@ pub fn deployer_needs(t: &Target<'_>) -> Vec<(&'static str, String)> {
     ]
 }
 
+/// One question for IAM's policy simulator: may the principal make these actions on this
+/// resource, with these condition keys set as the real request sets them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Need {
+    pub actions: Vec<String>,
+    pub resource: String,
+    /// (condition key, value) pairs the request carries.
+    pub context: Vec<(String, String)>,
+}
+
+/// [`deployer_needs`] as questions: deploy passes the execution role to CloudFormation.
+pub fn deployer_questions(t: &Target<'_>) -> Vec<Need> {
+    deployer_needs(t)
+        .into_iter()
+        .map(|(action, resource)| Need {
+            actions: vec![action.to_owned()],
+            resource,
+            context: vec![(
+                "iam:PassedToService".to_owned(),
+                "cloudformation.amazonaws.com".to_owned(),
+            )],
+        })
+        .collect()
+}
+
+/// The prefix every SmartVault name carries, as the execution role's policy scopes it.
+const SCOPED_NAMES: &str = "smartvault-*";
+
+/// What CloudFormation will do with the execution role for this environment: every `Allow`
+/// statement of the role's shipped policy (templates/bootstrap.yaml, `policy` in long form;
+/// the schema checks prove it covers every handler permission of the environment's resources),
+/// asked of this environment's own names (`smartvault-*` becomes `<stack>*`), with the
+/// condition keys the statement requires set as CloudFormation sets them. `refs` resolves the
+/// template's references to the bootstrap's own resources (`ArtifactBucket.Arn`,
+/// `FunctionBoundary`). `Err` names what could not be resolved.
+pub fn execution_needs(
+    policy: &serde_json::Value,
+    t: &Target<'_>,
+    refs: &std::collections::BTreeMap<&str, String>,
+) -> Result<Vec<Need>, String> {
+    let mut vars = refs.clone();
+    vars.insert("AWS::Partition", t.partition.to_owned());
+    vars.insert("AWS::Region", t.region.to_owned());
+    vars.insert("AWS::AccountId", t.account.to_owned());
+    let statements = policy["Statement"]
+        .as_array()
+        .ok_or("the execution role's policy has no statements")?;
+    let mut needs = Vec::new();
+    for statement in statements.iter().filter(|s| s["Effect"] == "Allow") {
+        let actions = strings(&statement["Action"]);
+        let mut context = Vec::new();
+        if let Some(operators) = statement["Condition"].as_object() {
+            for keys in operators.values() {
+                for (key, value) in keys.as_object().into_iter().flatten() {
+                    let first = resolve(value, &vars)?.into_iter().next();
+                    context.push((key.clone(), first.ok_or(format!("{key} has no value"))?));
+                }
+            }
+        }
+        for resource in resolve(&statement["Resource"], &vars)? {
+            needs.push(Need {
+                actions: actions.clone(),
+                resource: resource.replace(SCOPED_NAMES, &format!("{}*", t.stack)),
+                context: context.clone(),
+            });
+        }
+    }
+    Ok(needs)
+}
+
+/// A policy value as strings: one, a list, `Fn::Sub` or `Ref` resolved from `vars`.
+fn resolve(
+    value: &serde_json::Value,
+    vars: &std::collections::BTreeMap<&str, String>,
+) -> Result<Vec<String>, String> {
+    match value {
+        serde_json::Value::String(s) => Ok(vec![s.clone()]),
+        serde_json::Value::Array(items) => {
+            let mut out = Vec::new();
+            for item in items {
+                out.extend(resolve(item, vars)?);
+            }
+            Ok(out)
+        }
+        serde_json::Value::Object(map) => {
+            if let Some(serde_json::Value::String(name)) = map.get("Ref") {
+                return vars
+                    .get(name.as_str())
+                    .map(|v| vec![v.clone()])
+                    .ok_or(format!("Ref {name} is not known to doctor"));
+            }
+            let Some(serde_json::Value::String(text)) = map.get("Fn::Sub") else {
+                return Err(format!("{value} is not a value doctor resolves"));
+            };
+            let mut out = String::new();
+            let mut rest = text.as_str();
+            while let Some(start) = rest.find("${") {
+                out.push_str(&rest[..start]);
+                let end = rest[start..]
+                    .find('}')
+                    .ok_or(format!("{text}: an unclosed ${{"))?;
+                let name = &rest[start + 2..start + end];
+                out.push_str(
+                    vars.get(name)
+                        .ok_or(format!("${{{name}}} is not known to doctor"))?,
+                );
+                rest = &rest[start + end + 1..];
+            }
+            out.push_str(rest);
+            Ok(vec![out])
+        }
+        _ => Err(format!("{value} is not a value doctor resolves")),
+    }
+}
+
+/// A policy element that is one string or a list of them.
+fn strings(value: &serde_json::Value) -> Vec<String> {
+    match value {
+        serde_json::Value::String(s) => vec![s.clone()],
+        serde_json::Value::Array(items) => items
+            .iter()
+            .filter_map(|i| i.as_str().map(str::to_owned))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// IAM's pattern matching (policy actions and ARNs): `*` any run of characters, `?` any one;
+/// actions compare without case.
+pub fn iam_match(pattern: &str, text: &str) -> bool {
+    fn go(p: &[u8], t: &[u8]) -> bool {
+        match (p.first(), t.first()) {
+            (None, None) => true,
+            (Some(b'*'), _) => go(&p[1..], t) || (!t.is_empty() && go(p, &t[1..])),
+            (Some(b'?'), Some(_)) => go(&p[1..], &t[1..]),
+            (Some(a), Some(b)) if a == b => go(&p[1..], &t[1..]),
+            _ => false,
+        }
+    }
+    go(pattern.as_bytes(), text.as_bytes())
+}
+
+/// What EC2 does with a source volume's key on the function's behalf (copies and restore
+/// tests), as templates/smartvault.yaml's `SourceKeysPolicy` grants it.
+pub const SOURCE_KEY_ACTIONS: &[&str] = &[
+    "kms:CreateGrant",
+    "kms:Decrypt",
+    "kms:DescribeKey",
+    "kms:GenerateDataKeyWithoutPlaintext",
+    "kms:ReEncryptFrom",
+    "kms:ReEncryptTo",
+];
+
+/// What EC2 does with a copy rule's key in its region, as the `CopyNPolicy` statements grant it.
+pub const COPY_KEY_ACTIONS: &[&str] = &[
+    "kms:CreateGrant",
+    "kms:Decrypt",
+    "kms:DescribeKey",
+    "kms:Encrypt",
+    "kms:GenerateDataKey",
+    "kms:GenerateDataKeyWithoutPlaintext",
+    "kms:ReEncryptFrom",
+    "kms:ReEncryptTo",
+];
+
+/// How a key policy treats the function's role, which SmartVault grants the key through IAM
+/// (the role's name is CloudFormation's and changes on replacement).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyAdmits {
+    /// Every action is allowed to the account's IAM (or to this stack's roles), unconditionally.
+    Yes,
+    /// These actions no statement allows, or a statement denies.
+    No(Vec<String>),
+    /// These actions are allowed only under a condition doctor cannot evaluate.
+    Conditionally(Vec<String>),
+}
+
+/// Whether a key policy lets `account`'s IAM policies (or roles named `<stack>-...`) use the key
+/// for `actions`: KMS honours an IAM grant only when the key policy delegates to the account
+/// (AWS's default key policy does, "Enable IAM User Permissions").
+pub fn key_admits(
+    policy: &serde_json::Value,
+    partition: &str,
+    account: &str,
+    stack: &str,
+    actions: &[&str],
+) -> KeyAdmits {
+    let statements = match &policy["Statement"] {
+        serde_json::Value::Array(list) => list.clone(),
+        single @ serde_json::Value::Object(_) => vec![single.clone()],
+        _ => Vec::new(),
+    };
+    let root = format!("arn:{partition}:iam::{account}:root");
+    let own_roles = format!("arn:{partition}:iam::{account}:role/{stack}-*");
+    let names_us = |statement: &serde_json::Value| match &statement["Principal"] {
+        serde_json::Value::String(s) => s == "*",
+        principal => strings(&principal["AWS"])
+            .iter()
+            .any(|p| p == "*" || *p == root || p == account || iam_match(&own_roles, p)),
+    };
+    let covers = |statement: &serde_json::Value, action: &str| {
+        strings(&statement["Action"])
+            .iter()
+            .any(|pattern| iam_match(&pattern.to_lowercase(), &action.to_lowercase()))
+    };
+    let conditional = |statement: &serde_json::Value| {
+        statement["Condition"]
+            .as_object()
+            .is_some_and(|c| !c.is_empty())
+    };
+    let (mut lacking, mut conditionally) = (Vec::new(), Vec::new());
+    for action in actions {
+        let applying: Vec<&serde_json::Value> = statements
+            .iter()
+            .filter(|s| names_us(s) && covers(s, action))
+            .collect();
+        let denied = applying
+            .iter()
+            .any(|s| s["Effect"] == "Deny" && !conditional(s));
+        let allowed = applying
+            .iter()
+            .any(|s| s["Effect"] == "Allow" && !conditional(s));
+        // A conditional deny may take away what is allowed; a conditional allow may give
+        // what nothing else does: either way only the condition decides.
+        let maybe_denied = applying
+            .iter()
+            .any(|s| s["Effect"] == "Deny" && conditional(s));
+        let maybe_allowed = applying
+            .iter()
+            .any(|s| s["Effect"] == "Allow" && conditional(s));
+        if denied || (!allowed && !maybe_allowed) {
+            lacking.push((*action).to_owned());
+        } else if maybe_denied || !allowed {
+            conditionally.push((*action).to_owned());
+        }
+    }
+    if !lacking.is_empty() {
+        KeyAdmits::No(lacking)
+    } else if !conditionally.is_empty() {
+        KeyAdmits::Conditionally(conditionally)
+    } else {
+        KeyAdmits::Yes
+    }
+}
+
 /// Decodes a trust policy as IAM returns it: URL-encoded JSON (the emulator sends it plain).
 pub fn policy_document(text: &str) -> Option<serde_json::Value> {
     serde_json::from_str(text)
@@ -330,14 +575,7 @@ mod tests {
 
     #[test]
     fn the_needs_name_the_real_resources() {
-        let needs = deployer_needs(&Target {
-            partition: "aws",
-            region: "eu-west-1",
-            account: "123456789012",
-            stack: "smartvault-prod",
-            bucket: "smartvault-bootstrap-artifactbucket-abc",
-            execution_role: "arn:aws:iam::123456789012:role/smartvault-bootstrap-cfn-exec-eu-west-1",
-        });
+        let needs = deployer_needs(&PROD);
         assert!(needs.contains(&(
             "cloudformation:CreateChangeSet",
             "arn:aws:cloudformation:eu-west-1:123456789012:stack/smartvault-prod/*".into()
@@ -380,18 +618,204 @@ mod tests {
         }
     }
 
-    /// IAM's ARN matching: `*` any run of characters, `?` any one.
-    fn iam_match(pattern: &str, text: &str) -> bool {
-        fn go(p: &[u8], t: &[u8]) -> bool {
-            match (p.first(), t.first()) {
-                (None, None) => true,
-                (Some(b'*'), _) => go(&p[1..], t) || (!t.is_empty() && go(p, &t[1..])),
-                (Some(b'?'), Some(_)) => go(&p[1..], &t[1..]),
-                (Some(a), Some(b)) if a == b => go(&p[1..], &t[1..]),
-                _ => false,
+    const PROD: Target<'static> = Target {
+        partition: "aws",
+        region: "eu-west-1",
+        account: "123456789012",
+        stack: "smartvault-prod",
+        bucket: "smartvault-bootstrap-artifactbucket-abc",
+        execution_role: "arn:aws:iam::123456789012:role/smartvault-bootstrap-cfn-exec-eu-west-1",
+    };
+
+    const BOUNDARY: &str =
+        "arn:aws:iam::123456789012:policy/smartvault-bootstrap-function-boundary-eu-west-1";
+
+    fn shipped_execution_policy() -> serde_json::Value {
+        crate::template::inline_policy("bootstrap.yaml", "ExecutionRole").unwrap()
+    }
+
+    fn bootstrap_refs() -> std::collections::BTreeMap<&'static str, String> {
+        let mut refs = std::collections::BTreeMap::new();
+        refs.insert(
+            "ArtifactBucket.Arn",
+            "arn:aws:s3:::smartvault-bootstrap-artifactbucket-abc".to_owned(),
+        );
+        refs.insert("FunctionBoundary", BOUNDARY.to_owned());
+        refs
+    }
+
+    #[test]
+    fn the_execution_role_is_asked_every_action_it_holds_on_this_environments_names() {
+        let policy = shipped_execution_policy();
+        let needs = execution_needs(&policy, &PROD, &bootstrap_refs()).unwrap();
+        // Every allowed action of the shipped role is asked: what the schema checks prove
+        // CloudFormation needs is what IAM is asked.
+        let asked: std::collections::BTreeSet<String> =
+            needs.iter().flat_map(|n| n.actions.clone()).collect();
+        assert_eq!(asked, crate::schema_checks::execution_role_actions());
+        for need in &needs {
+            assert!(
+                need.resource == "*"
+                    || need.resource.contains(":123456789012:")
+                    || need.resource.starts_with("arn:aws:s3:::"),
+                "{need:?}"
+            );
+            assert!(!need.resource.contains("${"), "{need:?}");
+            // Every name is this environment's, never the bootstrap's own.
+            assert!(!need.resource.contains("smartvault-*"), "{need:?}");
+            assert!(
+                !need.resource.contains("role/smartvault-bootstrap"),
+                "{need:?}"
+            );
+        }
+        let create_role = needs
+            .iter()
+            .find(|n| n.actions.iter().any(|a| a == "iam:CreateRole"))
+            .unwrap();
+        assert_eq!(
+            create_role.resource,
+            "arn:aws:iam::123456789012:role/smartvault-prod*"
+        );
+        assert_eq!(
+            create_role.context,
+            [("iam:PermissionsBoundary".to_owned(), BOUNDARY.to_owned())]
+        );
+        let pass_role = needs
+            .iter()
+            .find(|n| n.actions == ["iam:PassRole"])
+            .unwrap();
+        assert_eq!(
+            pass_role.context,
+            [(
+                "iam:PassedToService".to_owned(),
+                "lambda.amazonaws.com".to_owned()
+            )]
+        );
+        assert!(needs.iter().any(|n| n.resource
+            == "arn:aws:logs:eu-west-1:123456789012:log-group:/aws/lambda/smartvault-prod*"));
+        assert!(
+            needs.iter().any(|n| n.resource
+                == "arn:aws:s3:::smartvault-bootstrap-artifactbucket-abc/artifacts/*")
+        );
+        // Without the boundary (an output doctor could not read), no guess.
+        let mut refs = bootstrap_refs();
+        refs.remove("FunctionBoundary");
+        let error = execution_needs(&policy, &PROD, &refs).unwrap_err();
+        assert!(error.contains("FunctionBoundary"), "{error}");
+    }
+
+    #[test]
+    fn a_key_policy_admits_the_role_only_through_the_account_or_its_own_roles() {
+        let default_policy = json!({"Version": "2012-10-17", "Statement": [{
+            "Sid": "Enable IAM User Permissions", "Effect": "Allow",
+            "Principal": {"AWS": "arn:aws:iam::123456789012:root"},
+            "Action": "kms:*", "Resource": "*"}]});
+        let admits = |policy: &serde_json::Value, actions: &[&str]| {
+            key_admits(policy, "aws", "123456789012", "smartvault-prod", actions)
+        };
+        assert_eq!(admits(&default_policy, SOURCE_KEY_ACTIONS), KeyAdmits::Yes);
+        assert_eq!(admits(&default_policy, COPY_KEY_ACTIONS), KeyAdmits::Yes);
+        // The account id as the principal is the same delegation.
+        let by_id = json!({"Statement": {"Effect": "Allow", "Principal": {"AWS": "123456789012"},
+            "Action": ["kms:Decrypt", "kms:ReEncrypt*", "kms:CreateGrant", "kms:DescribeKey",
+                       "kms:GenerateDataKey*"], "Resource": "*"}});
+        assert_eq!(admits(&by_id, SOURCE_KEY_ACTIONS), KeyAdmits::Yes);
+        assert_eq!(
+            admits(&by_id, COPY_KEY_ACTIONS),
+            KeyAdmits::No(vec!["kms:Encrypt".into()])
+        );
+        // A key only its administrators may use: every action is missing.
+        let admins_only = json!({"Statement": [{"Effect": "Allow",
+            "Principal": {"AWS": "arn:aws:iam::123456789012:role/KeyAdmins"},
+            "Action": "kms:*", "Resource": "*"}]});
+        assert_eq!(
+            admits(&admins_only, SOURCE_KEY_ACTIONS),
+            KeyAdmits::No(SOURCE_KEY_ACTIONS.iter().map(|a| a.to_string()).collect())
+        );
+        // A statement naming this stack's roles admits them.
+        let named = json!({"Statement": [{"Effect": "Allow",
+            "Principal": {"AWS": ["arn:aws:iam::123456789012:role/smartvault-prod-Role-1A2B"]},
+            "Action": "kms:*", "Resource": "*"}]});
+        assert_eq!(admits(&named, SOURCE_KEY_ACTIONS), KeyAdmits::Yes);
+        // A deny takes away what the delegation gives.
+        let mut denying = default_policy.clone();
+        denying["Statement"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"Effect": "Deny",
+            "Principal": "*", "Action": "kms:CreateGrant", "Resource": "*"}));
+        assert_eq!(
+            admits(&denying, SOURCE_KEY_ACTIONS),
+            KeyAdmits::No(vec!["kms:CreateGrant".into()])
+        );
+        // A condition doctor cannot evaluate: neither a pass nor a failure.
+        let conditioned = json!({"Statement": [{"Effect": "Allow", "Principal": {"AWS": "*"},
+            "Action": "kms:*", "Resource": "*",
+            "Condition": {"StringEquals": {"kms:CallerAccount": "123456789012"}}}]});
+        assert!(matches!(
+            admits(&conditioned, SOURCE_KEY_ACTIONS),
+            KeyAdmits::Conditionally(_)
+        ));
+        let mut conditional_deny = default_policy;
+        conditional_deny["Statement"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"Effect": "Deny",
+            "Principal": "*", "Action": "kms:Decrypt", "Resource": "*",
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}}}));
+        assert_eq!(
+            admits(&conditional_deny, SOURCE_KEY_ACTIONS),
+            KeyAdmits::Conditionally(vec!["kms:Decrypt".into()])
+        );
+        assert_eq!(
+            admits(&json!({}), &["kms:Decrypt"]),
+            KeyAdmits::No(vec!["kms:Decrypt".into()])
+        );
+    }
+
+    /// The actions an allowing statement of a template role policy grants: plain, or inside
+    /// an `Fn::If` (its true branch).
+    fn template_kms_actions(resource: &str, sid: &str) -> Vec<String> {
+        let body = crate::template::read_template("smartvault.yaml").unwrap();
+        let value: serde_norway::Value = serde_norway::from_str(&body).unwrap();
+        let policy = crate::template::long_form(
+            &value["Resources"][resource]["Properties"]["PolicyDocument"],
+        );
+        policy["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| match s.get("Fn::If") {
+                Some(branches) => branches[1].clone(),
+                None => s.clone(),
+            })
+            .find(|s| s["Sid"] == sid)
+            .map(|s| strings(&s["Action"]))
+            .unwrap_or_else(|| panic!("{resource} has no statement {sid}"))
+    }
+
+    #[test]
+    fn the_key_actions_asked_are_those_the_function_is_granted() {
+        let source: Vec<String> = ["UseSourceKeysThroughEc2", "GrantSourceKeysToEc2"]
+            .iter()
+            .flat_map(|sid| template_kms_actions("SourceKeysPolicy", sid))
+            .collect();
+        let copies = template_kms_actions("Copy1Policy", "EncryptCopiesThroughEc2");
+        for (granted, asked) in [(source, SOURCE_KEY_ACTIONS), (copies, COPY_KEY_ACTIONS)] {
+            // Every asked action is granted, and every granted pattern is asked about.
+            for action in asked {
+                assert!(
+                    granted.iter().any(|g| iam_match(g, action)),
+                    "{action} is asked but not granted by {granted:?}"
+                );
+            }
+            for pattern in &granted {
+                assert!(
+                    asked.iter().any(|a| iam_match(pattern, a)),
+                    "{pattern} is granted but never asked"
+                );
             }
         }
-        go(pattern.as_bytes(), text.as_bytes())
     }
 
     #[test]

@@ -101,6 +101,7 @@ const CLIENTS: &[(&str, &str)] = &[
     ("iam", "iam"),
     ("quotas", "servicequotas"),
     ("orgs", "organizations"),
+    ("kms", "kms"),
 ];
 
 fn pascal(snake: &str) -> String {
@@ -161,9 +162,11 @@ fn calls_in(module: &str, text: &str) -> BTreeSet<(String, String)> {
         }
     }
     for (client, prefix) in CLIENTS {
-        // `aws.ec2.describe_x(`, and in a module that takes a client as a parameter of the
-        // same name (`cloudformation: &Client`), `cloudformation.detect_stack_drift(`.
-        let as_parameter = compact.contains(&format!("{client}:&"));
+        // `aws.ec2.describe_x(`, and in a module that takes a client as a parameter or makes
+        // one in a variable of the same name (`cloudformation: &Client`, `let kms = ...`),
+        // `cloudformation.detect_stack_drift(`.
+        let as_parameter = compact.contains(&format!("{client}:&"))
+            || compact.contains(&format!("let{client}=aws_sdk_"));
         let needle = format!("{client}.");
         let mut rest = compact.as_str();
         while let Some(at) = rest.find(&needle) {

@@ -78,13 +78,7 @@ pub(crate) fn stackset_execution_role_actions() -> BTreeSet<String> {
 
 /// The actions a role's one inline policy allows, read from a template.
 fn inline_policy_actions(template: &str, role: &str) -> BTreeSet<String> {
-    let body = crate::template::read_template(template).unwrap();
-    let value: serde_norway::Value = serde_norway::from_str(&body).unwrap();
-    let policies = value["Resources"][role]["Properties"]["Policies"]
-        .as_sequence()
-        .unwrap();
-    assert_eq!(policies.len(), 1, "one inline policy");
-    crate::policy_checks::allowed_in(&crate::template::long_form(&policies[0]["PolicyDocument"]))
+    crate::policy_checks::allowed_in(&crate::template::inline_policy(template, role).unwrap())
 }
 
 fn deployer_policy_actions() -> BTreeSet<String> {

@@ -35,6 +35,19 @@ pub fn read_template(name: &str) -> Result<String> {
     std::fs::read_to_string(&path).with_context(|| format!("failed to read `{}`", path.display()))
 }
 
+/// The one inline policy of role `role` in template `name`, in long form (intrinsic functions
+/// as `{"Fn::Sub": ...}`, `{"Ref": ...}`).
+pub fn inline_policy(name: &str, role: &str) -> Result<serde_json::Value> {
+    let body = read_template(name)?;
+    let value: serde_norway::Value =
+        serde_norway::from_str(&body).with_context(|| format!("templates/{name} is not YAML"))?;
+    let policies = value["Resources"][role]["Properties"]["Policies"]
+        .as_sequence()
+        .filter(|p| p.len() == 1)
+        .with_context(|| format!("templates/{name}: {role} has not exactly one inline policy"))?;
+    Ok(long_form(&policies[0]["PolicyDocument"]))
+}
+
 /// The parameters of the main template for `env`.
 pub fn parameters(env: &Environment, artifact: &ArtifactLocation) -> StackParameters {
     let email = |i: usize| Some(env.notification_emails.get(i).cloned().unwrap_or_default());

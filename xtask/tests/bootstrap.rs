@@ -244,6 +244,18 @@ fn doctor_says_what_the_account_lacks_before_a_deploy_and_what_it_cannot_know() 
         !simulated["fix"].as_str().unwrap().is_empty(),
         "{simulated}"
     );
+    // Nor can it simulate the execution role: unknown too, with what to grant.
+    let execution = verdict(&report, "execution-permissions");
+    assert_eq!(execution["verdict"], "unknown", "{execution}");
+    assert!(
+        execution["fix"]
+            .as_str()
+            .unwrap()
+            .contains("iam:SimulatePrincipalPolicy"),
+        "{execution}"
+    );
+    // No encrypted volume, no copy key: nothing to read.
+    assert_eq!(verdict(&report, "kms-key-policies")["verdict"], "pass");
     // Service Quotas is not in the emulator either: unknown, said in one line, no dump.
     let quota = verdict(&report, "snapshot-quota");
     assert_eq!(quota["verdict"], "unknown", "{quota}");
@@ -260,12 +272,19 @@ fn doctor_says_what_the_account_lacks_before_a_deploy_and_what_it_cannot_know() 
 #[tokio::test]
 async fn doctor_fails_another_account_and_a_greedy_reservation_and_names_unlisted_keys() {
     let emulator = Emulator::start().unwrap_or_else(|e| panic!("{e}"));
-    let ec2 = aws_sdk_ec2::Client::new(&emulator.sdk_config().await);
-    // A backed-up instance with a volume encrypted by a key source_kms_keys does not list.
+    let sdk = emulator.sdk_config().await;
+    let ec2 = aws_sdk_ec2::Client::new(&sdk);
+    let kms = aws_sdk_kms::Client::new(&sdk);
+    // A backed-up instance with a volume encrypted by a customer managed key that
+    // source_kms_keys does not list, and whose policy admits only its administrators: KMS
+    // would ignore any IAM grant to the function's role.
     let db = emulator::fleet::launch(&ec2, &emulator::fleet::InstanceSpec::backup("db"))
         .await
         .unwrap();
-    let key = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+    let admins_only = r#"{"Version":"2012-10-17","Statement":[{"Sid":"Admins","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:role/KeyAdmins"},"Action":"kms:*","Resource":"*"}]}"#;
+    let created = kms.create_key().policy(admins_only).send().await.unwrap();
+    let key = created.key_metadata().unwrap().arn().unwrap().to_owned();
+    let key = key.as_str();
     let volume = ec2
         .create_volume()
         .availability_zone("us-east-1a")
@@ -291,18 +310,21 @@ async fn doctor_fails_another_account_and_a_greedy_reservation_and_names_unliste
          schedule: cron(0 6 ? * MON *)\n",
     )
     .unwrap();
-    let output = xtask(
-        &emulator,
-        &[
-            "doctor",
-            "--env",
-            "local",
-            "--config",
-            file.to_str().unwrap(),
-            "--output",
-            "json",
-        ],
-    );
+    let doctor = || {
+        xtask(
+            &emulator,
+            &[
+                "doctor",
+                "--env",
+                "local",
+                "--config",
+                file.to_str().unwrap(),
+                "--output",
+                "json",
+            ],
+        )
+    };
+    let output = doctor();
     assert_eq!(output.status.code(), Some(1));
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     let check = |name: &str| doctor_check(&report, name);
@@ -334,4 +356,48 @@ async fn doctor_fails_another_account_and_a_greedy_reservation_and_names_unliste
                 .contains(volume.volume_id().unwrap()),
         "{keys}"
     );
+    // The key policy, read from KMS: it does not delegate to the account's IAM.
+    let policies = check("kms-key-policies");
+    assert_eq!(policies["verdict"], "fail", "{policies}");
+    let detail = policies["detail"].as_str().unwrap();
+    assert!(
+        detail.contains(key)
+            && detail.contains(volume.volume_id().unwrap())
+            && detail.contains("kms:CreateGrant"),
+        "{policies}"
+    );
+    assert!(
+        policies["fix"]
+            .as_str()
+            .unwrap()
+            .contains("Enable IAM User Permissions"),
+        "{policies}"
+    );
+
+    // AWS's default key policy delegates to IAM: the key passes, once listed it is granted.
+    let delegating = r#"{"Version":"2012-10-17","Statement":[{"Sid":"Enable IAM User Permissions","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:root"},"Action":"kms:*","Resource":"*"}]}"#;
+    kms.put_key_policy()
+        .key_id(key)
+        .policy_name("default")
+        .policy(delegating)
+        .send()
+        .await
+        .unwrap();
+    std::fs::write(
+        &file,
+        format!(
+            "environments:\n  local:\n    region: us-east-1\n    notification_emails: \
+             [a@b.io]\n    source_kms_keys: [\"{key}\"]\n"
+        ),
+    )
+    .unwrap();
+    let output = doctor();
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let policies = doctor_check(&report, "kms-key-policies");
+    assert_eq!(policies["verdict"], "pass", "{policies}");
+    assert!(
+        policies["detail"].as_str().unwrap().starts_with("1 key(s)"),
+        "{policies}"
+    );
+    assert_eq!(doctor_check(&report, "volume-keys")["verdict"], "pass");
 }

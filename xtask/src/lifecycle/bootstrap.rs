@@ -17,6 +17,8 @@ const BUCKET_OUTPUT: &str = "ArtifactBucketName";
 /// The output that names the role CloudFormation acts with for environment stacks.
 const ROLE_OUTPUT: &str = "ExecutionRoleArn";
 const VERSION_OUTPUT: &str = "BootstrapVersion";
+/// The output that names the permissions boundary every role of an environment carries.
+const BOUNDARY_OUTPUT: &str = "FunctionBoundaryArn";
 /// The bootstrap version this deploy needs: 2 added the execution role and the boundary, 3
 /// the permissions for EventBridge Scheduler schedules and their dead-letter queue, 4 the
 /// boundary's for copies in other regions, 5 its for restore tests' volumes, 6 the execution
@@ -28,6 +30,8 @@ pub const REQUIRED_VERSION: u32 = 6;
 pub struct Bootstrap {
     pub bucket: String,
     pub execution_role: String,
+    /// The boundary the execution role must put on every role it creates.
+    pub boundary: Option<String>,
     /// This call created or updated the bootstrap stack.
     pub changed: bool,
 }
@@ -58,6 +62,7 @@ pub fn usable(view: Option<&StackView>) -> std::result::Result<Bootstrap, Missin
         (Some(bucket), Some(role)) if version >= REQUIRED_VERSION => Ok(Bootstrap {
             bucket: bucket.clone(),
             execution_role: role.clone(),
+            boundary: view.outputs.get(BOUNDARY_OUTPUT).cloned(),
             changed: false,
         }),
         _ => Err(Missing::Outdated { version }),
@@ -333,12 +338,14 @@ mod tests {
             (BUCKET_OUTPUT, "b"),
             (ROLE_OUTPUT, "arn:aws:iam::1:role/r"),
             (VERSION_OUTPUT, "6"),
+            (BOUNDARY_OUTPUT, "arn:aws:iam::1:policy/b"),
         ]);
         assert_eq!(
             usable(Some(&current)),
             Ok(Bootstrap {
                 bucket: "b".into(),
                 execution_role: "arn:aws:iam::1:role/r".into(),
+                boundary: Some("arn:aws:iam::1:policy/b".into()),
                 changed: false,
             })
         );

@@ -266,18 +266,22 @@ pub async fn deploy(
 /// backs up; a read that fails is a note too (deploy goes on: this is advice, not a
 /// precondition).
 pub(crate) async fn key_notes(aws: &Aws, env: &Environment) -> Vec<String> {
-    match backed_up_volumes(aws, env).await {
-        Ok(owner) => key_notes_of(aws, env, &owner).await,
+    let encrypted = match backed_up_volumes(aws, env).await {
+        Ok(owner) => encrypted_volumes(aws, &owner).await,
+        Err(why) => Err(why),
+    };
+    match encrypted {
+        Ok(encrypted) => crate::keys::notes(&encrypted, &env.source_kms_keys),
         Err(why) => vec![format!("note: could not check the volumes' keys: {why}")],
     }
 }
 
-/// [`key_notes`] for volumes already read (volume id → instance id).
-pub(crate) async fn key_notes_of(
+/// The encrypted ones of volumes already read (volume id → instance id), with their keys;
+/// `Err` says why they could not be read.
+pub(crate) async fn encrypted_volumes(
     aws: &Aws,
-    env: &Environment,
     owner: &BTreeMap<String, String>,
-) -> Vec<String> {
+) -> std::result::Result<Vec<crate::keys::EncryptedVolume>, String> {
     let ids: Vec<String> = owner.keys().cloned().collect();
     let mut encrypted = Vec::new();
     for chunk in ids.chunks(200) {
@@ -286,30 +290,26 @@ pub(crate) async fn key_notes_of(
             .describe_volumes()
             .set_volume_ids(Some(chunk.to_vec()))
             .send()
-            .await;
-        match described {
-            Ok(described) => {
-                for volume in described.volumes() {
-                    if let (Some(true), Some(key), Some(id)) =
-                        (volume.encrypted(), volume.kms_key_id(), volume.volume_id())
-                    {
-                        encrypted.push(crate::keys::EncryptedVolume {
-                            volume_id: id.to_owned(),
-                            instance_id: owner.get(id).cloned().unwrap_or_default(),
-                            kms_key_id: key.to_owned(),
-                        });
-                    }
-                }
-            }
-            Err(error) => {
-                return vec![format!(
-                    "note: could not read the backed-up volumes to check their keys: {}",
+            .await
+            .map_err(|error| {
+                format!(
+                    "could not read the backed-up volumes to check their keys: {}",
                     aws_sdk_ec2::error::DisplayErrorContext(&error)
-                )];
+                )
+            })?;
+        for volume in described.volumes() {
+            if let (Some(true), Some(key), Some(id)) =
+                (volume.encrypted(), volume.kms_key_id(), volume.volume_id())
+            {
+                encrypted.push(crate::keys::EncryptedVolume {
+                    volume_id: id.to_owned(),
+                    instance_id: owner.get(id).cloned().unwrap_or_default(),
+                    kms_key_id: key.to_owned(),
+                });
             }
         }
     }
-    crate::keys::notes(&encrypted, &env.source_kms_keys)
+    Ok(encrypted)
 }
 
 /// The volumes of the instances this environment backs up, each with its instance, read as a

@@ -1,7 +1,7 @@
 //! `cargo xtask doctor`'s questions to AWS itself, read-only: the account, the bootstrap, the
-//! execution role's trust, the deployer's permissions (IAM's own policy simulator, with the
-//! real resource ARNs), Lambda's unreserved concurrency, the EBS snapshot quota (Service
-//! Quotas) and the volumes' KMS keys. `deploy`
+//! execution role's trust, the deployer's and the execution role's permissions (IAM's own
+//! policy simulator, with the real resource ARNs), Lambda's unreserved concurrency, the EBS
+//! snapshot quota (Service Quotas), the volumes' KMS keys and their key policies. `deploy`
 //! asks the fast part ([`before_deploy`]) first.
 
 use crate::aws::Aws;
@@ -106,15 +106,16 @@ pub async fn all(aws: &Aws, env: &Environment) -> Vec<Check> {
     if let Some(found) = &bootstrap {
         checks.push(execution_role_trust(&iam, &found.execution_role).await);
         let partition = function::copies::partition_of_region(&aws.region);
-        let needs = doctor::deployer_needs(&Target {
+        let target = Target {
             partition,
             region: &aws.region,
             account: &account,
             stack: &env.stack_name,
             bucket: &found.bucket,
             execution_role: &found.execution_role,
-        });
-        checks.push(deployer_permissions(&iam, caller.arn().unwrap_or_default(), &needs).await);
+        };
+        checks.push(deployer_permissions(&iam, caller.arn().unwrap_or_default(), &target).await);
+        checks.push(execution_role_permissions(&iam, found, &target).await);
     }
     checks.push(concurrency(aws, env).await);
     // One read of the backed-up volumes serves the quota and the keys.
@@ -128,8 +129,12 @@ pub async fn all(aws: &Aws, env: &Environment) -> Vec<Check> {
             "grant ec2:DescribeInstances (docs/deployer-policy.json, ReadInventory)",
         ),
     });
-    let notes = match &volumes {
-        Ok(owner) => crate::lifecycle::deploy::key_notes_of(aws, env, owner).await,
+    let encrypted = match &volumes {
+        Ok(owner) => crate::lifecycle::deploy::encrypted_volumes(aws, owner).await,
+        Err(why) => Err(why.clone()),
+    };
+    let notes = match &encrypted {
+        Ok(encrypted) => crate::keys::notes(encrypted, &env.source_kms_keys),
         Err(why) => vec![format!("note: could not check the volumes' keys: {why}")],
     };
     checks.push(if notes.is_empty() {
@@ -144,7 +149,151 @@ pub async fn all(aws: &Aws, env: &Environment) -> Vec<Check> {
             "list customer managed keys in source_kms_keys (docs/deployer.md)",
         )
     });
+    checks.push(match &encrypted {
+        Ok(encrypted) => key_policies(aws, env, &account, &keys_to_check(env, encrypted)).await,
+        Err(why) => Check::unknown(
+            KEY_POLICIES,
+            why.clone(),
+            "grant ec2:DescribeInstances and ec2:DescribeVolumes (docs/deployer-policy.json, \
+             ReadInventory)",
+        ),
+    });
     checks
+}
+
+/// The check on the key policies of the volumes' and the copies' keys.
+const KEY_POLICIES: &str = "kms-key-policies";
+
+/// One KMS key the function has EC2 use on its behalf: where, which, and for what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyUse {
+    pub region: String,
+    /// A key ARN, or for a copy rule what the user wrote (an alias too).
+    pub key: String,
+    pub actions: &'static [&'static str],
+    pub purpose: String,
+}
+
+/// Every key of the backed-up volumes (home region), and every copy rule's key (its region).
+pub fn keys_to_check(env: &Environment, encrypted: &[crate::keys::EncryptedVolume]) -> Vec<KeyUse> {
+    let mut keys: Vec<KeyUse> = Vec::new();
+    for volume in encrypted {
+        if !keys.iter().any(|k| k.key == volume.kms_key_id) {
+            keys.push(KeyUse {
+                region: env.region.clone(),
+                key: volume.kms_key_id.clone(),
+                actions: doctor::SOURCE_KEY_ACTIONS,
+                purpose: format!("the key of {}", volume.volume_id),
+            });
+        }
+    }
+    for copy in &env.copies {
+        if let Some(key) = &copy.kms_key {
+            keys.push(KeyUse {
+                region: copy.region.clone(),
+                key: key.clone(),
+                actions: doctor::COPY_KEY_ACTIONS,
+                purpose: format!("the key of copies to {}", copy.region),
+            });
+        }
+    }
+    keys
+}
+
+/// Whether each customer managed key's policy lets the function's role use it through IAM, as
+/// KMS requires before it honours the role's grant (AWS managed keys admit every principal of
+/// the account through EC2 and are not read).
+pub async fn key_policies(aws: &Aws, env: &Environment, account: &str, keys: &[KeyUse]) -> Check {
+    let partition = function::copies::partition_of_region(&aws.region);
+    let (mut lacking, mut unknown, mut admitted) = (Vec::new(), Vec::new(), 0);
+    for key in keys {
+        let kms = aws_sdk_kms::Client::from_conf(
+            aws_sdk_kms::config::Builder::from(&aws.sdk)
+                .region(aws_sdk_kms::config::Region::new(key.region.clone()))
+                .build(),
+        );
+        let described = match kms.describe_key().key_id(&key.key).send().await {
+            Ok(described) => described,
+            Err(error) => {
+                unknown.push(format!(
+                    "{} ({}): kms:DescribeKey: {}",
+                    key.key,
+                    key.purpose,
+                    said(&error)
+                ));
+                continue;
+            }
+        };
+        let Some(metadata) = described.key_metadata() else {
+            unknown.push(format!("{} ({}): no key metadata", key.key, key.purpose));
+            continue;
+        };
+        if metadata.key_manager() == Some(&aws_sdk_kms::types::KeyManagerType::Aws) {
+            admitted += 1;
+            continue;
+        }
+        let arn = metadata.arn().unwrap_or(&key.key).to_owned();
+        let policy = kms
+            .get_key_policy()
+            .key_id(&arn)
+            .policy_name("default")
+            .send()
+            .await;
+        let document = match policy {
+            Ok(read) => read.policy().and_then(|p| serde_json::from_str(p).ok()),
+            Err(error) => {
+                unknown.push(format!(
+                    "{arn} ({}): kms:GetKeyPolicy: {}",
+                    key.purpose,
+                    said(&error)
+                ));
+                continue;
+            }
+        };
+        let Some(document) = document else {
+            unknown.push(format!(
+                "{arn} ({}): the key policy is not readable JSON",
+                key.purpose
+            ));
+            continue;
+        };
+        match doctor::key_admits(&document, partition, account, &env.stack_name, key.actions) {
+            doctor::KeyAdmits::Yes => admitted += 1,
+            doctor::KeyAdmits::No(actions) => lacking.push(format!(
+                "{arn} ({}) does not let the account's IAM policies use it for {}",
+                key.purpose,
+                actions.join(", ")
+            )),
+            doctor::KeyAdmits::Conditionally(actions) => unknown.push(format!(
+                "{arn} ({}) allows {} only under a condition",
+                key.purpose,
+                actions.join(", ")
+            )),
+        }
+    }
+    if !lacking.is_empty() {
+        Check::fail(
+            KEY_POLICIES,
+            lacking.join("; "),
+            "add AWS's \"Enable IAM User Permissions\" statement to the key policy (principal \
+             the account root, kms:*), or a statement allowing those actions to this \
+             environment's roles (docs/deployer.md, \"Encrypted volumes\")",
+        )
+    } else if !unknown.is_empty() {
+        Check::unknown(
+            KEY_POLICIES,
+            unknown.join("; "),
+            "grant kms:DescribeKey and kms:GetKeyPolicy (docs/deployer-policy.json, \
+             ReadKeyPolicies), or check these key policies by hand",
+        )
+    } else {
+        Check::pass(
+            KEY_POLICIES,
+            format!(
+                "{admitted} key(s) of the backed-up volumes and the copies admit the function's role"
+            ),
+        )
+    }
 }
 
 /// What `deploy` asks before it changes anything, once the bootstrap exists: whether
@@ -165,17 +314,18 @@ pub async fn before_deploy(
         .ok()
         .and_then(|i| i.arn().map(str::to_owned))
         .unwrap_or_default();
-    let needs = doctor::deployer_needs(&Target {
+    let target = Target {
         partition: function::copies::partition_of_region(&aws.region),
         region: &aws.region,
         account,
         stack: &env.stack_name,
         bucket: &bootstrap.bucket,
         execution_role: &bootstrap.execution_role,
-    });
+    };
     vec![
         execution_role_trust(&iam, &bootstrap.execution_role).await,
-        deployer_permissions(&iam, &caller, &needs).await,
+        deployer_permissions(&iam, &caller, &target).await,
+        execution_role_permissions(&iam, bootstrap, &target).await,
     ]
 }
 
@@ -213,11 +363,11 @@ pub async fn execution_role_trust(iam: &aws_sdk_iam::Client, role_arn: &str) -> 
     }
 }
 
-/// Whether the caller may make every (action, resource) of `needs`, by IAM's own simulator.
+/// Whether the caller may make every call deploy and destroy make, by IAM's own simulator.
 pub async fn deployer_permissions(
     iam: &aws_sdk_iam::Client,
     caller: &str,
-    needs: &[(&'static str, String)],
+    target: &Target<'_>,
 ) -> Check {
     const NAME: &str = "deployer-permissions";
     let Some(principal) = doctor::principal_of(caller) else {
@@ -227,29 +377,97 @@ pub async fn deployer_permissions(
             "deploy with an IAM user or role holding docs/deployer-policy.json",
         );
     };
-    let passed_to = aws_sdk_iam::types::ContextEntry::builder()
-        .context_key_name("iam:PassedToService")
-        .context_key_type(aws_sdk_iam::types::ContextKeyTypeEnum::String)
-        .context_key_values("cloudformation.amazonaws.com")
-        .build();
+    simulate(
+        iam,
+        NAME,
+        &principal,
+        &doctor::deployer_questions(target),
+        "deploy and destroy make",
+        "grant the statements of docs/deployer-policy.json (docs/iam-policy.md explains each)",
+    )
+    .await
+}
+
+/// Whether the execution role may do what CloudFormation does with it for this environment,
+/// by IAM's own simulator (so a service control policy, a changed role or a boundary that
+/// takes something away shows before the stack does).
+pub async fn execution_role_permissions(
+    iam: &aws_sdk_iam::Client,
+    bootstrap: &crate::lifecycle::bootstrap::Bootstrap,
+    target: &Target<'_>,
+) -> Check {
+    const NAME: &str = "execution-permissions";
+    let mut refs = std::collections::BTreeMap::new();
+    refs.insert(
+        "ArtifactBucket.Arn",
+        format!("arn:{}:s3:::{}", target.partition, target.bucket),
+    );
+    if let Some(boundary) = &bootstrap.boundary {
+        refs.insert("FunctionBoundary", boundary.clone());
+    }
+    let needs = crate::template::inline_policy("bootstrap.yaml", "ExecutionRole")
+        .map_err(|e| format!("{e:#}"))
+        .and_then(|policy| doctor::execution_needs(&policy, target, &refs));
+    match needs {
+        Ok(needs) => {
+            simulate(
+                iam,
+                NAME,
+                &bootstrap.execution_role,
+                &needs,
+                "CloudFormation makes for this environment",
+                "run `cargo xtask bootstrap` to restore the role's policy; if a service control \
+                 policy or a boundary denies it, an administrator must allow it",
+            )
+            .await
+        }
+        Err(why) => Check::unknown(
+            NAME,
+            format!("could not read what the execution role needs: {why}"),
+            "run `cargo xtask bootstrap` (its outputs name the boundary)",
+        ),
+    }
+}
+
+/// Asks IAM's simulator every question of `needs` about `principal`: pass when every action is
+/// allowed, fail naming each denied one, unknown when the simulator does not answer.
+async fn simulate(
+    iam: &aws_sdk_iam::Client,
+    name: &'static str,
+    principal: &str,
+    needs: &[doctor::Need],
+    what: &str,
+    fix: &str,
+) -> Check {
     let mut denied = Vec::new();
-    for (action, resource) in needs {
+    let mut actions = 0;
+    for need in needs {
+        let context = need.context.iter().map(|(key, value)| {
+            aws_sdk_iam::types::ContextEntry::builder()
+                .context_key_name(key)
+                .context_key_type(aws_sdk_iam::types::ContextKeyTypeEnum::String)
+                .context_key_values(value)
+                .build()
+        });
         let simulated = iam
             .simulate_principal_policy()
-            .policy_source_arn(&principal)
-            .action_names(*action)
-            .resource_arns(resource)
-            .context_entries(passed_to.clone())
+            .policy_source_arn(principal)
+            .set_action_names(Some(need.actions.clone()))
+            .resource_arns(&need.resource)
+            .set_context_entries(Some(context.collect()))
             .send()
             .await;
         match simulated {
             Ok(result) => {
+                actions += need.actions.len();
                 for evaluation in result.evaluation_results() {
                     if evaluation.eval_decision()
                         != &aws_sdk_iam::types::PolicyEvaluationDecisionType::Allowed
                     {
                         denied.push(format!(
-                            "{action} on {resource} ({})",
+                            "{} on {} ({})",
+                            evaluation.eval_action_name(),
+                            need.resource,
                             evaluation.eval_decision().as_str()
                         ));
                     }
@@ -257,28 +475,25 @@ pub async fn deployer_permissions(
             }
             Err(error) => {
                 return Check::unknown(
-                    NAME,
+                    name,
                     format!("IAM's policy simulator did not answer: {}", said(&error)),
-                    "grant iam:SimulatePrincipalPolicy on your own principal to let doctor \
-                     check, or compare your policy with docs/deployer-policy.json",
+                    "grant iam:SimulatePrincipalPolicy on your own principal and on the \
+                     bootstrap's execution role to let doctor check, or compare the policies \
+                     with docs/deployer-policy.json and templates/bootstrap.yaml",
                 );
             }
         }
     }
     if denied.is_empty() {
         Check::pass(
-            NAME,
-            format!(
-                "{principal} may make the {} calls deploy and destroy make",
-                needs.len()
-            ),
+            name,
+            format!("{principal} may make the {actions} calls {what}"),
         )
     } else {
         Check::fail(
-            NAME,
+            name,
             format!("{principal} is denied: {}", denied.join("; ")),
-            "grant the statements of docs/deployer-policy.json (docs/iam-policy.md explains \
-             each)",
+            fix,
         )
     }
 }
@@ -526,44 +741,46 @@ mod tests {
 
     fn simulation(denied_action: Option<&'static str>) -> aws_smithy_mocks::Rule {
         mock!(Client::simulate_principal_policy).then_compute_output(move |input| {
-            let action = input.action_names()[0].clone();
-            let decision = if Some(action.as_str()) == denied_action {
-                PolicyEvaluationDecisionType::ImplicitDeny
-            } else {
-                PolicyEvaluationDecisionType::Allowed
-            };
+            let results = input.action_names().iter().map(|action| {
+                let decision = if Some(action.as_str()) == denied_action {
+                    PolicyEvaluationDecisionType::ImplicitDeny
+                } else {
+                    PolicyEvaluationDecisionType::Allowed
+                };
+                EvaluationResult::builder()
+                    .eval_action_name(action)
+                    .eval_decision(decision)
+                    .build()
+                    .unwrap()
+            });
             SimulatePrincipalPolicyOutput::builder()
-                .evaluation_results(
-                    EvaluationResult::builder()
-                        .eval_action_name(action)
-                        .eval_decision(decision)
-                        .build()
-                        .unwrap(),
-                )
+                .set_evaluation_results(Some(results.collect()))
                 .build()
         })
     }
 
+    const TARGET: Target<'static> = Target {
+        partition: "aws",
+        region: "eu-west-1",
+        account: "123456789012",
+        stack: "smartvault-prod",
+        bucket: "b",
+        execution_role: ROLE,
+    };
+
     #[tokio::test]
     async fn the_deployers_permissions_are_simulated_with_the_real_resources() {
-        let needs = doctor::deployer_needs(&Target {
-            partition: "aws",
-            region: "eu-west-1",
-            account: "123456789012",
-            stack: "smartvault-prod",
-            bucket: "b",
-            execution_role: ROLE,
-        });
+        let needs = doctor::deployer_needs(&TARGET);
         let caller = "arn:aws:sts::123456789012:assumed-role/smartvault-deployer/ci";
         let allowed = simulation(None);
         let client = mock_client!(aws_sdk_iam, RuleMode::MatchAny, [&allowed]);
-        let check = deployer_permissions(&client, caller, &needs).await;
+        let check = deployer_permissions(&client, caller, &TARGET).await;
         assert_eq!(check.verdict, doctor::Verdict::Pass, "{check:?}");
         assert_eq!(allowed.num_calls(), needs.len());
 
         let no_pass_role = simulation(Some("iam:PassRole"));
         let client = mock_client!(aws_sdk_iam, RuleMode::MatchAny, [&no_pass_role]);
-        let check = deployer_permissions(&client, caller, &needs).await;
+        let check = deployer_permissions(&client, caller, &TARGET).await;
         assert_eq!(check.verdict, doctor::Verdict::Fail, "{check:?}");
         assert!(
             check.detail.starts_with(
@@ -577,8 +794,87 @@ mod tests {
 
         // The root user, or no simulator: nothing proven either way.
         let client = mock_client!(aws_sdk_iam, RuleMode::MatchAny, [&allowed]);
-        let root = deployer_permissions(&client, "arn:aws:iam::123456789012:root", &needs).await;
+        let root = deployer_permissions(&client, "arn:aws:iam::123456789012:root", &TARGET).await;
         assert_eq!(root.verdict, doctor::Verdict::Unknown);
+    }
+
+    fn bootstrap_with(boundary: Option<&str>) -> crate::lifecycle::bootstrap::Bootstrap {
+        crate::lifecycle::bootstrap::Bootstrap {
+            bucket: "b".into(),
+            execution_role: ROLE.into(),
+            boundary: boundary.map(str::to_owned),
+            changed: false,
+        }
+    }
+
+    const BOUNDARY: &str =
+        "arn:aws:iam::123456789012:policy/smartvault-bootstrap-function-boundary-eu-west-1";
+
+    #[tokio::test]
+    async fn the_execution_roles_permissions_are_simulated_as_cloudformation_uses_them() {
+        // The role creates roles only with the boundary set: the simulator must be told the
+        // boundary, or a correct role would read as denied.
+        let allowed = simulation(None);
+        let bounded = mock!(Client::simulate_principal_policy)
+            .match_requests(|r| r.action_names().iter().any(|a| a == "iam:CreateRole"))
+            .then_compute_output(|input| {
+                let boundary = input.context_entries().iter().find(|c| {
+                    c.context_key_name() == Some("iam:PermissionsBoundary")
+                        && c.context_key_values() == [BOUNDARY]
+                });
+                let decision = if boundary.is_some() && input.policy_source_arn() == Some(ROLE) {
+                    PolicyEvaluationDecisionType::Allowed
+                } else {
+                    PolicyEvaluationDecisionType::ImplicitDeny
+                };
+                SimulatePrincipalPolicyOutput::builder()
+                    .set_evaluation_results(Some(
+                        input
+                            .action_names()
+                            .iter()
+                            .map(|a| {
+                                EvaluationResult::builder()
+                                    .eval_action_name(a)
+                                    .eval_decision(decision.clone())
+                                    .build()
+                                    .unwrap()
+                            })
+                            .collect(),
+                    ))
+                    .build()
+            });
+        let client = mock_client!(aws_sdk_iam, RuleMode::MatchAny, [&bounded, &allowed]);
+        let check =
+            execution_role_permissions(&client, &bootstrap_with(Some(BOUNDARY)), &TARGET).await;
+        assert_eq!(check.verdict, doctor::Verdict::Pass, "{check:?}");
+        assert_eq!(bounded.num_calls(), 1);
+        // One question per allowing statement and resource of the shipped policy.
+        let policy = crate::template::inline_policy("bootstrap.yaml", "ExecutionRole").unwrap();
+        let mut refs = std::collections::BTreeMap::new();
+        refs.insert("ArtifactBucket.Arn", "arn:aws:s3:::b".to_owned());
+        refs.insert("FunctionBoundary", BOUNDARY.to_owned());
+        let needs = doctor::execution_needs(&policy, &TARGET, &refs).unwrap();
+        assert_eq!(allowed.num_calls() + bounded.num_calls(), needs.len());
+
+        // A service control policy that denies creating functions shows, with the resource.
+        let no_functions = simulation(Some("lambda:CreateFunction"));
+        let client = mock_client!(aws_sdk_iam, RuleMode::MatchAny, [&no_functions]);
+        let check =
+            execution_role_permissions(&client, &bootstrap_with(Some(BOUNDARY)), &TARGET).await;
+        assert_eq!(check.verdict, doctor::Verdict::Fail, "{check:?}");
+        assert!(
+            check.detail.contains(
+                "lambda:CreateFunction on arn:aws:lambda:eu-west-1:123456789012:function:\
+                 smartvault-prod* (implicitDeny)"
+            ),
+            "{}",
+            check.detail
+        );
+        // A bootstrap whose outputs do not name the boundary: unknown, never a guess.
+        let client = mock_client!(aws_sdk_iam, RuleMode::MatchAny, [&allowed]);
+        let check = execution_role_permissions(&client, &bootstrap_with(None), &TARGET).await;
+        assert_eq!(check.verdict, doctor::Verdict::Unknown, "{check:?}");
+        assert!(check.detail.contains("FunctionBoundary"), "{check:?}");
     }
 
     #[tokio::test]
