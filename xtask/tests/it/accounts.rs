@@ -3,12 +3,7 @@
 //! copies the exact bytes into B's own bootstrap bucket and deploys there only; a tampered copy,
 //! a missing source artifact and A's credentials for B's environment are refused.
 
-// Test helpers fail loudly by design.
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
-use common::{fake_artifact, json, scratch, xtask};
+use crate::common::{fake_artifact, json, scratch, xtask};
 use emulator::Emulator;
 use std::path::Path;
 
@@ -32,7 +27,7 @@ const CONFIG: &str = r#"environments:
 
 /// The SDK configuration of account B, by assuming its role as xtask does.
 async fn account_b(emulator: &Emulator) -> aws_config::SdkConfig {
-    common::assumed(emulator, ROLE_B, emulator::REGION).await
+    crate::common::assumed(emulator, ROLE_B, emulator::REGION).await
 }
 
 fn s3(sdk: &aws_config::SdkConfig) -> aws_sdk_s3::Client {

@@ -2,12 +2,7 @@
 //! shows each instance as protected, overdue, never backed up, opted out or unprotected, with
 //! the exit code `--fail-on` asks for.
 
-// Test helpers fail loudly by design.
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
-use common::{assert_fields, scratch, xtask};
+use crate::common::{assert_fields, scratch, xtask};
 use emulator::Emulator;
 use emulator::fleet::{self, InstanceSpec};
 use function::handler::{self, Context};

@@ -4,13 +4,8 @@
 //! execution role to CloudFormation; the function runs as a user holding exactly the role policy
 //! the stack created. No call is denied; a user missing one statement is denied, by name.
 
-// Test helpers fail loudly by design.
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
+use crate::common::{fake_artifact, json, scratch, xtask_with};
 use aws_sdk_ec2::config::Credentials;
-use common::{fake_artifact, json, scratch, xtask_with};
 use emulator::Emulator;
 use emulator::fleet::{self, InstanceSpec};
 use function::config::Config;
@@ -523,7 +518,7 @@ async fn the_deployer_and_the_function_hold_every_permission_they_use_and_no_mor
 /// enforced, with the emulator's own credentials).
 async fn account_b(emulator: &Emulator) -> aws_config::SdkConfig {
     let role = format!("arn:aws:iam::{ACCOUNT_B}:role/setup");
-    common::assumed(emulator, &role, REGION).await
+    crate::common::assumed(emulator, &role, REGION).await
 }
 
 /// `policy` without `action`, which must have been in it (and without a statement it empties).
@@ -572,7 +567,7 @@ async fn the_deployer_and_the_member_role_run_an_organization_with_their_policie
         // Each member's administrator makes the StackSet execution role of
         // templates/stackset-roles.yaml (through IAM: moto cannot evaluate a policy of a role
         // its CloudFormation made), with exactly the template's policy.
-        let sdk = common::assumed(
+        let sdk = crate::common::assumed(
             &emulator,
             &format!("arn:aws:iam::{account}:role/administrator"),
             REGION,

@@ -1,7 +1,7 @@
 //! Helpers shared by the xtask end-to-end tests: scratch folders, a stand-in artifact, and
 //! running the real `xtask` binary against an emulator.
 
-#![allow(dead_code, clippy::unwrap_used)]
+#![allow(dead_code)]
 
 use emulator::Emulator;
 use std::io::Write;

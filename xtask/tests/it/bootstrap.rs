@@ -3,12 +3,7 @@
 //! template (version 1: the bucket only) up to the current one, as a deploy to such a region
 //! does first with --yes, and deletes it.
 
-// Test helpers fail loudly by design.
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
-use common::{assert_fields, fake_artifact, json, scratch, xtask};
+use crate::common::{assert_fields, fake_artifact, json, scratch, xtask};
 use emulator::Emulator;
 
 /// The bootstrap template as SmartVault 0.1 shipped it: current artifacts expired by age.

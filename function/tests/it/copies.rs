@@ -2,11 +2,8 @@
 //! sweep copy every snapshot once to each region, tagged at creation; lost answers duplicate
 //! nothing; copies expire by their own rule; another deployment's copies are never touched.
 
-// Test helpers fail loudly by design.
-#![allow(clippy::unwrap_used)]
-
+use crate::common::{Setup, setup};
 use aws_sdk_ec2::types::{Filter, Snapshot, Tag, TagSpecification};
-use emulator::Emulator;
 use emulator::fleet::{self, InstanceSpec};
 use emulator::proxy::{FaultProxy, Faults};
 use function::config::Config;
@@ -14,7 +11,7 @@ use function::handler::{self, Context};
 use function::report::{RegionCopies, RunReport};
 use function::tags;
 use serde_json::json;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use time::{Duration, OffsetDateTime};
 
 const HOME: &str = emulator::REGION;
@@ -28,43 +25,14 @@ const COPIES: &str = r#"[
 ]"#;
 const SCHEDULES: &str = r#"[{"name": "daily", "retention_days": 7, "keep_last": 1}]"#;
 
-struct Setup {
-    emulator: Emulator,
-    sdk: aws_config::SdkConfig,
-    ec2: aws_sdk_ec2::Client,
-    topic_arn: String,
-}
-
-async fn setup() -> Setup {
-    let emulator = Emulator::start().unwrap_or_else(|e| panic!("{e}"));
-    let sdk = emulator.sdk_config().await;
-    let topic = aws_sdk_sns::Client::new(&sdk)
-        .create_topic()
-        .name("smartvault")
-        .send()
-        .await
-        .unwrap();
-    Setup {
-        ec2: aws_sdk_ec2::Client::new(&sdk),
-        topic_arn: topic.topic_arn().unwrap().to_owned(),
-        sdk,
-        emulator,
-    }
-}
-
 impl Setup {
-    fn config(&self, deployment: &str) -> Config {
-        let vars = HashMap::from([
-            ("SNS_TOPIC_ARN", self.topic_arn.clone()),
-            ("DEPLOYMENT", deployment.to_owned()),
-            ("SCHEDULES", SCHEDULES.to_owned()),
-            ("COPIES", COPIES.to_owned()),
-        ]);
-        Config::from_lookup(|name| vars.get(name).cloned()).unwrap()
+    /// The configuration of a deployment with this file's schedule and copy rules.
+    fn copies_config(&self, deployment: &str) -> Config {
+        self.config(deployment, &[("SCHEDULES", SCHEDULES), ("COPIES", COPIES)])
     }
 
-    fn context(&self, deployment: &str) -> Context {
-        let mut ctx = Context::new(&self.sdk, self.config(deployment));
+    fn copies_context(&self, deployment: &str) -> Context {
+        let mut ctx = Context::new(&self.sdk, self.copies_config(deployment));
         ctx.settle = std::time::Duration::from_millis(20);
         ctx
     }
@@ -166,7 +134,7 @@ async fn both_regions_get_one_tagged_copy_per_snapshot_and_a_sweep_adds_none() {
     )
     .await
     .unwrap();
-    let ctx = s.context("prod");
+    let ctx = s.copies_context("prod");
     let at = OffsetDateTime::now_utc();
     let sets = back_up_and_complete(&ctx, at).await;
     let made: Vec<&String> = sets.values().flatten().collect();
@@ -241,7 +209,7 @@ async fn a_copy_whose_answer_is_lost_is_found_by_its_tags_and_not_made_twice() {
     )
     .await
     .unwrap();
-    let direct = s.context("prod");
+    let direct = s.copies_context("prod");
     let at = OffsetDateTime::now_utc();
     let made = run(&direct, json!({"action": "backup"}), at).await;
     assert_eq!(made.created.len(), 12);
@@ -256,7 +224,7 @@ async fn a_copy_whose_answer_is_lost_is_found_by_its_tags_and_not_made_twice() {
     )
     .unwrap();
     let via_proxy = s.emulator.loader(&proxy.endpoint()).load().await;
-    let mut ctx = Context::new(&via_proxy, s.config("prod"));
+    let mut ctx = Context::new(&via_proxy, s.copies_config("prod"));
     ctx.settle = std::time::Duration::from_millis(20);
     let sweep = run(&ctx, json!({"action": "cleanup"}), at + Duration::hours(1)).await;
     assert!(sweep.failed.is_empty(), "{:?}", sweep.failed);
@@ -291,7 +259,7 @@ async fn copies_expire_by_their_own_rule_and_others_copies_survive() {
     fleet::launch_all(&s.ec2, &[InstanceSpec::backup("db-1").data_volumes(1)])
         .await
         .unwrap();
-    let ctx = s.context("prod");
+    let ctx = s.copies_context("prod");
     // The emulator stamps snapshots with the real time: the simulated days run ahead of it.
     let start = OffsetDateTime::now_utc() + Duration::days(1);
     for day in 0..3 {

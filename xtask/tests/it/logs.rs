@@ -1,13 +1,8 @@
 //! `cargo xtask logs` end to end: events written to the function's log group in the emulator
 //! come back as readable lines or raw JSON, for a window, one request, or followed.
 
-// Test helpers fail loudly by design.
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
+use crate::common::{scratch, xtask};
 use aws_sdk_cloudwatchlogs::types::InputLogEvent;
-use common::{scratch, xtask};
 use emulator::Emulator;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};

@@ -6,12 +6,7 @@
 //! no stack, function, snapshot of the deployment, stack set or artifact bucket, while another
 //! deployment's snapshot stays.
 
-// Test helpers fail loudly by design.
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
-use common::{assert_fields, fake_artifact, json, scratch, xtask};
+use crate::common::{assert_fields, fake_artifact, json, scratch, xtask};
 use emulator::Emulator;
 
 const ACCOUNTS: [&str; 2] = ["111111111111", "222222222222"];
@@ -45,7 +40,7 @@ fn config_in(memory_mb: u32, regions: &str) -> String {
 
 /// Clients of `account` in `region`, as the test reaches a member account.
 async fn member(emulator: &Emulator, account: &str, region: &str) -> aws_config::SdkConfig {
-    common::assumed(
+    crate::common::assumed(
         emulator,
         &format!("arn:aws:iam::{account}:role/test"),
         region,

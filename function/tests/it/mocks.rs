@@ -2,9 +2,6 @@
 //! snapshots in use by an AMI, one instance failing among others, and the exact shape of the
 //! write calls.
 
-// Test helpers fail loudly by design.
-#![allow(clippy::unwrap_used)]
-
 use aws_sdk_ec2::Client as Ec2;
 use aws_sdk_ec2::operation::create_snapshots::CreateSnapshotsOutput;
 use aws_sdk_ec2::operation::delete_snapshot::DeleteSnapshotOutput;

@@ -1,12 +1,7 @@
 //! Promotion against the emulator: dev's exact artifact reaches staging with staging's own
 //! settings, and promotion from a missing or unhealthy stack refuses.
 
-// Test helpers fail loudly by design.
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
-use common::{assert_fields, fake_artifact, json, scratch, xtask};
+use crate::common::{assert_fields, fake_artifact, json, scratch, xtask};
 use emulator::Emulator;
 
 #[tokio::test]

@@ -1,12 +1,7 @@
 //! The deployer end to end against the emulator, through the real `xtask` binary: deploy,
 //! redeploy with no change, change a setting, status, invoke, destroy, and nothing left.
 
-// Test helpers fail loudly by design.
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
-use common::{assert_fields, fake_artifact, json, scratch, xtask};
+use crate::common::{assert_fields, fake_artifact, json, scratch, xtask};
 use emulator::Emulator;
 use std::path::{Path, PathBuf};
 
@@ -535,7 +530,7 @@ fn configuration_mistakes_exit_2_and_change_nothing() {
         assert!(!message.contains("or pass --config"), "{message}");
     }
     // An artifact built for another architecture than the environment's.
-    let arm = common::fake_artifact_for(&dir, "arm64.zip", 183);
+    let arm = crate::common::fake_artifact_for(&dir, "arm64.zip", 183);
     let output = xtask(
         &emulator,
         &[
@@ -901,7 +896,7 @@ async fn copies_deploy_show_in_status_and_go_with_destroy() {
 }
 
 /// The template SmartVault shipped before schedules (an EventBridge rule in UTC, one retention).
-const BEFORE_SCHEDULES: &str = include_str!("fixtures/smartvault-before-schedules.yaml");
+const BEFORE_SCHEDULES: &str = include_str!("../fixtures/smartvault-before-schedules.yaml");
 
 /// A stack made by the version before schedules updates to EventBridge Scheduler: the rule
 /// goes, the function gets its schedules, and the snapshots made before (no schedule tag) stay

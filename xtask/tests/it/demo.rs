@@ -1,8 +1,5 @@
 //! The README's first command, end to end: `cargo xtask demo` on a fresh emulator.
 
-// Test helpers fail loudly by design.
-#![allow(clippy::unwrap_used)]
-
 use std::process::{Command, Stdio};
 
 #[test]

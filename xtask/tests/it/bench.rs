@@ -1,15 +1,10 @@
 //! A small run of `cargo xtask bench` (10 instances, once), so the benchmark cannot rot.
 
-// Test helpers fail loudly by design.
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
 use std::process::{Command, Stdio};
 
 #[test]
 fn a_small_benchmark_runs_and_reports_every_row() {
-    let dir = common::scratch("bench");
+    let dir = crate::common::scratch("bench");
     let report = dir.join("benchmarks.md");
     let output = Command::new(env!("CARGO_BIN_EXE_xtask"))
         .args(["bench", "--instances", "10", "--repeat", "1"])

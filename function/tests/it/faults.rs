@@ -3,9 +3,6 @@
 //! for the buckets, 300 instances: every instance ends snapshotted or reported failed with its
 //! reason, none lost, none duplicated, and none failed for throttling.
 
-// Test helpers fail loudly by design.
-#![allow(clippy::unwrap_used)]
-
 use emulator::Emulator;
 use emulator::fleet;
 use emulator::proxy::{FaultProxy, Faults};

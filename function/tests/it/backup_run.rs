@@ -1,56 +1,17 @@
 //! The handler end to end against the moto emulator, reading the SNS summary back.
 
-// Test helpers fail loudly by design.
-#![allow(clippy::unwrap_used)]
-
+use crate::common::{Setup, setup};
 use aws_sdk_ec2::types::Filter;
-use emulator::Emulator;
 use emulator::fleet::{self, FleetInstance, InstanceSpec};
-use function::config::Config;
 use function::handler::{self, Context, FunctionError};
 use function::pacing::{BucketSize, Pacer};
 use function::report::RunReport;
 use function::tags;
 use serde_json::json;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use time::{Duration, OffsetDateTime};
 
-struct Setup {
-    emulator: Emulator,
-    ec2: aws_sdk_ec2::Client,
-    sdk: aws_config::SdkConfig,
-    topic_arn: String,
-}
-
-async fn setup() -> Setup {
-    let emulator = Emulator::start().unwrap_or_else(|e| panic!("{e}"));
-    let sdk = emulator.sdk_config().await;
-    let sns = aws_sdk_sns::Client::new(&sdk);
-    let topic = sns.create_topic().name("smartvault").send().await.unwrap();
-    Setup {
-        ec2: aws_sdk_ec2::Client::new(&sdk),
-        topic_arn: topic.topic_arn().unwrap().to_owned(),
-        sdk,
-        emulator,
-    }
-}
-
 impl Setup {
-    /// A handler context for `deployment` with the default settings.
-    fn context(&self, deployment: &str) -> Context {
-        Context::new(&self.sdk, self.config(deployment, &[]))
-    }
-
-    /// The function's configuration for `deployment`, with `extra` variables set.
-    fn config(&self, deployment: &str, extra: &[(&str, &str)]) -> Config {
-        let mut map: HashMap<&str, String> = HashMap::from([
-            ("SNS_TOPIC_ARN", self.topic_arn.clone()),
-            ("DEPLOYMENT", deployment.to_owned()),
-        ]);
-        map.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
-        Config::from_lookup(|name| map.get(name).cloned()).unwrap()
-    }
-
     /// This deployment's snapshots by volume id.
     async fn managed_snapshots(
         &self,

@@ -3,12 +3,7 @@
 //! it made; a stack left in REVIEW_IN_PROGRESS and a change set left unexecuted are cleaned up
 //! by the next deploy.
 
-// Test helpers fail loudly by design.
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
-use common::{fake_artifact, scratch, xtask};
+use crate::common::{fake_artifact, scratch, xtask};
 use emulator::Emulator;
 
 const STACK: &str = "smartvault-local";

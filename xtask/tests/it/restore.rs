@@ -2,12 +2,7 @@
 //! and `cargo xtask snapshots` lists one point per instance and run, with each volume's device
 //! and type as recorded, the copies, and the points in the copy region.
 
-// Test helpers fail loudly by design.
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
-use common::{assert_fields, json, scratch, xtask, xtask_with};
+use crate::common::{assert_fields, json, scratch, xtask, xtask_with};
 use emulator::Emulator;
 use emulator::fleet::{self, InstanceSpec};
 use emulator::proxy::{FaultProxy, Faults};

@@ -2,11 +2,8 @@
 //! to volumes in their zones, as they were, and deleted; the sample goes round the fleet; a
 //! refused `CreateVolume` (injected) fails the test in the summary and the metrics.
 
-// Test helpers fail loudly by design.
-#![allow(clippy::unwrap_used)]
-
+use crate::common::{Setup, setup};
 use aws_sdk_ec2::types::{Filter, Volume};
-use emulator::Emulator;
 use emulator::fleet::{self, InstanceSpec};
 use emulator::proxy::{FaultProxy, Faults};
 use function::config::Config;
@@ -14,49 +11,22 @@ use function::handler::{self, Context, FunctionError};
 use function::report::{RunReport, TestStatus};
 use function::{records, restore_test, tags};
 use serde_json::json;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use time::OffsetDateTime;
 
 const SETTINGS: &str = r#"{"sample": 2, "max_wait_seconds": 60}"#;
 
-struct Setup {
-    emulator: Emulator,
-    sdk: aws_config::SdkConfig,
-    ec2: aws_sdk_ec2::Client,
-    topic_arn: String,
-}
-
-async fn setup() -> Setup {
-    let emulator = Emulator::start().unwrap_or_else(|e| panic!("{e}"));
-    let sdk = emulator.sdk_config().await;
-    let topic = aws_sdk_sns::Client::new(&sdk)
-        .create_topic()
-        .name("smartvault")
-        .send()
-        .await
-        .unwrap();
-    Setup {
-        ec2: aws_sdk_ec2::Client::new(&sdk),
-        topic_arn: topic.topic_arn().unwrap().to_owned(),
-        sdk,
-        emulator,
-    }
-}
-
 impl Setup {
-    fn config(&self, restore_test: Option<&str>) -> Config {
-        let mut vars = HashMap::from([
-            ("SNS_TOPIC_ARN", self.topic_arn.clone()),
-            ("DEPLOYMENT", "prod".to_owned()),
-        ]);
-        if let Some(settings) = restore_test {
-            vars.insert("RESTORE_TEST", settings.to_owned());
+    /// The configuration of deployment `prod`, with `restore_test` settings when given.
+    fn restore_test_config(&self, restore_test: Option<&str>) -> Config {
+        match restore_test {
+            Some(settings) => self.config("prod", &[("RESTORE_TEST", settings)]),
+            None => self.config("prod", &[]),
         }
-        Config::from_lookup(|name| vars.get(name).cloned()).unwrap()
     }
 
     fn context_with(&self, sdk: &aws_config::SdkConfig) -> Context {
-        let mut ctx = Context::new(sdk, self.config(Some(SETTINGS)));
+        let mut ctx = Context::new(sdk, self.restore_test_config(Some(SETTINGS)));
         ctx.poll = std::time::Duration::from_millis(50);
         ctx
     }
@@ -380,7 +350,7 @@ async fn a_dry_run_restores_nothing_and_a_deployment_without_a_restore_test_refu
         "the cursor stays"
     );
 
-    let without = Context::new(&s.sdk, s.config(None));
+    let without = Context::new(&s.sdk, s.restore_test_config(None));
     let Err(FunctionError::InvalidEvent(refused)) = handler::handle(
         &without,
         &json!({"action": "restore-test"}),
