@@ -1,6 +1,7 @@
 //! The function's configuration, read from environment variables once at cold start.
 
 use crate::model::{CopyRule, Policy, ScheduleRule};
+use crate::settings;
 use std::fmt;
 use time::Duration;
 
@@ -30,8 +31,8 @@ pub const SNS_TOPIC_ARN: &str = "SNS_TOPIC_ARN";
 /// none.
 pub const CENTRAL_TOPIC_ARN: &str = "CENTRAL_TOPIC_ARN";
 pub const DEPLOYMENT: &str = "DEPLOYMENT";
-pub const BACKUP_TAG_KEY: &str = "BACKUP_TAG_KEY";
-pub const BACKUP_TAG_VALUE: &str = "BACKUP_TAG_VALUE";
+pub const BACKUP_TAG_KEY: &str = settings::BACKUP_TAG_KEY.variable;
+pub const BACKUP_TAG_VALUE: &str = settings::BACKUP_TAG_VALUE.variable;
 /// The schedules and their retention, as JSON: `[{"name": "daily", "retention_days": 7,
 /// "keep_last": 7}, ...]`.
 pub const SCHEDULES: &str = "SCHEDULES";
@@ -43,28 +44,13 @@ pub const COPIES: &str = "COPIES";
 pub const RESTORE_TEST: &str = "RESTORE_TEST";
 /// The most schedules one deployment has (as AWS Data Lifecycle Manager's policies).
 pub const MAX_SCHEDULES: usize = 4;
-pub const EXCLUDE_BOOT_VOLUME: &str = "EXCLUDE_BOOT_VOLUME";
-pub const MIN_INTERVAL_MINUTES: &str = "MIN_INTERVAL_MINUTES";
-pub const MAX_CONCURRENCY: &str = "MAX_CONCURRENCY";
-pub const DRY_RUN: &str = "DRY_RUN";
-pub const EC2_RATE_SHARE: &str = "EC2_RATE_SHARE";
-pub const EC2_REFILL_PER_SECOND: &str = "EC2_REFILL_PER_SECOND";
-pub const MAX_LINKS: &str = "MAX_LINKS";
-
-/// Allowed range of a schedule's `retention_days` and of the per-instance override tag.
-pub const RETENTION_RANGE: std::ops::RangeInclusive<u32> = 1..=3650;
-/// Allowed range of a schedule's `keep_last`.
-pub const KEEP_LAST_RANGE: std::ops::RangeInclusive<u32> = 0..=1000;
-/// Allowed range of `MIN_INTERVAL_MINUTES` (up to a week).
-pub const MIN_INTERVAL_RANGE: std::ops::RangeInclusive<u32> = 0..=10_080;
-/// Allowed range of `MAX_CONCURRENCY`.
-pub const CONCURRENCY_RANGE: std::ops::RangeInclusive<u32> = 1..=64;
-/// Allowed range of `EC2_RATE_SHARE`, in percent of the account's bucket.
-pub const RATE_SHARE_RANGE: std::ops::RangeInclusive<u32> = 1..=100;
-/// Allowed range of `EC2_REFILL_PER_SECOND` (EC2 documents 5; AWS raises it on request).
-pub const REFILL_RANGE: std::ops::RangeInclusive<u32> = 1..=1000;
-/// Allowed range of `MAX_LINKS`, the invocations one run may take.
-pub const LINKS_RANGE: std::ops::RangeInclusive<u32> = 1..=100;
+pub const EXCLUDE_BOOT_VOLUME: &str = settings::EXCLUDE_BOOT_VOLUME.variable;
+pub const MIN_INTERVAL_MINUTES: &str = settings::MIN_INTERVAL.variable;
+pub const MAX_CONCURRENCY: &str = settings::MAX_CONCURRENCY.variable;
+pub const DRY_RUN: &str = settings::DRY_RUN.variable;
+pub const EC2_RATE_SHARE: &str = settings::EC2_RATE_SHARE.variable;
+pub const EC2_REFILL_PER_SECOND: &str = settings::EC2_REFILL_PER_SECOND.variable;
+pub const MAX_LINKS: &str = settings::MAX_LINKS.variable;
 
 /// The validated configuration.
 #[derive(Debug, Clone, PartialEq)]
@@ -150,7 +136,7 @@ impl Config {
                 "expected a name of 1 to 128 characters without surrounding spaces",
             ));
         }
-        let backup_tag_key = reader.text(BACKUP_TAG_KEY, "Backup")?;
+        let backup_tag_key = reader.text(&settings::BACKUP_TAG_KEY)?;
         if backup_tag_key.chars().count() > 128 || crate::tags::is_reserved(&backup_tag_key) {
             return Err(reader.invalid(
                 BACKUP_TAG_KEY,
@@ -158,7 +144,7 @@ impl Config {
                 "expected a tag key of 1 to 128 characters that does not start with `aws:`",
             ));
         }
-        let backup_tag_value = reader.text(BACKUP_TAG_VALUE, "true")?;
+        let backup_tag_value = reader.text(&settings::BACKUP_TAG_VALUE)?;
         if backup_tag_value.chars().count() > 256 {
             return Err(reader.invalid(
                 BACKUP_TAG_VALUE,
@@ -168,15 +154,13 @@ impl Config {
         }
         let schedules = reader.schedules()?;
         let copies = reader.copies(&schedules)?;
-        let exclude_boot_volume = reader.flag(EXCLUDE_BOOT_VOLUME, false)?;
-        let min_interval =
-            reader.number(MIN_INTERVAL_MINUTES, 60, MIN_INTERVAL_RANGE, "minutes")?;
-        let max_concurrency =
-            reader.number(MAX_CONCURRENCY, 8, CONCURRENCY_RANGE, "requests in flight")?;
-        let dry_run = reader.flag(DRY_RUN, false)?;
-        let share = reader.number(EC2_RATE_SHARE, 80, RATE_SHARE_RANGE, "percent")?;
-        let refill = reader.number(EC2_REFILL_PER_SECOND, 5, REFILL_RANGE, "calls per second")?;
-        let max_links = reader.number(MAX_LINKS, 20, LINKS_RANGE, "invocations")?;
+        let exclude_boot_volume = reader.flag(&settings::EXCLUDE_BOOT_VOLUME)?;
+        let min_interval = reader.number(&settings::MIN_INTERVAL)?;
+        let max_concurrency = reader.number(&settings::MAX_CONCURRENCY)?;
+        let dry_run = reader.flag(&settings::DRY_RUN)?;
+        let share = reader.number(&settings::EC2_RATE_SHARE)?;
+        let refill = reader.number(&settings::EC2_REFILL_PER_SECOND)?;
+        let max_links = reader.number(&settings::MAX_LINKS)?;
         let restore_test = reader.restore_test()?;
         Ok(Config {
             sns_topic_arn,
@@ -231,22 +215,25 @@ pub fn schedules_problem(schedules: &[ScheduleRule]) -> Option<String> {
         if schedules[..index].iter().any(|r| r.name == rule.name) {
             return Some(format!("the schedule name {:?} is given twice", rule.name));
         }
-        if !RETENTION_RANGE.contains(&rule.retention_days) {
+        if !settings::RETENTION_DAYS
+            .range
+            .contains(&rule.retention_days)
+        {
             return Some(format!(
                 "schedule {}: retention_days {} is outside {}-{}",
                 rule.name,
                 rule.retention_days,
-                RETENTION_RANGE.start(),
-                RETENTION_RANGE.end()
+                settings::RETENTION_DAYS.range.start(),
+                settings::RETENTION_DAYS.range.end()
             ));
         }
-        if !KEEP_LAST_RANGE.contains(&rule.keep_last) {
+        if !settings::KEEP_LAST.range.contains(&rule.keep_last) {
             return Some(format!(
                 "schedule {}: keep_last {} is outside {}-{}",
                 rule.name,
                 rule.keep_last,
-                KEEP_LAST_RANGE.start(),
-                KEEP_LAST_RANGE.end()
+                settings::KEEP_LAST.range.start(),
+                settings::KEEP_LAST.range.end()
             ));
         }
     }
@@ -261,17 +248,6 @@ fn is_sns_topic_arn(arn: &str) -> bool {
         && parts[2] == "sns"
         && !parts[3].is_empty()
         && !parts[5].is_empty()
-}
-
-/// Parses a boolean the way every SmartVault setting spells it.
-pub fn parse_flag(value: &str) -> Option<bool> {
-    if value.eq_ignore_ascii_case("true") {
-        Some(true)
-    } else if value.eq_ignore_ascii_case("false") {
-        Some(false)
-    } else {
-        None
-    }
 }
 
 struct Reader<'a> {
@@ -299,7 +275,8 @@ impl Reader<'_> {
         }
     }
 
-    fn text(&self, variable: &'static str, default: &str) -> Result<String, ConfigError> {
+    fn text(&self, setting: &settings::Text) -> Result<String, ConfigError> {
+        let (variable, default) = (setting.variable, setting.default);
         match (self.lookup)(variable) {
             None => Ok(default.to_owned()),
             Some(value) if value.is_empty() => Err(self.invalid(
@@ -311,13 +288,13 @@ impl Reader<'_> {
         }
     }
 
-    fn number(
-        &self,
-        variable: &'static str,
-        default: u32,
-        range: std::ops::RangeInclusive<u32>,
-        unit: &str,
-    ) -> Result<u32, ConfigError> {
+    fn number(&self, setting: &settings::Number) -> Result<u32, ConfigError> {
+        let (variable, default, range, unit) = (
+            setting.variable,
+            setting.default,
+            &setting.range,
+            setting.unit,
+        );
         let Some(value) = (self.lookup)(variable) else {
             return Ok(default);
         };
@@ -338,7 +315,10 @@ impl Reader<'_> {
     /// `SCHEDULES`, or one schedule `default` (7 days, the newest 1 kept) when unset.
     fn schedules(&self) -> Result<Vec<ScheduleRule>, ConfigError> {
         let Some(value) = (self.lookup)(SCHEDULES) else {
-            return Ok(Policy::single_schedule(7, 1));
+            return Ok(Policy::single_schedule(
+                settings::RETENTION_DAYS.default,
+                settings::KEEP_LAST.default,
+            ));
         };
         let example = r#"e.g. [{"name": "daily", "retention_days": 7, "keep_last": 7}]"#;
         let schedules: Vec<ScheduleRule> = serde_json::from_str(&value).map_err(|e| {
@@ -399,11 +379,12 @@ impl Reader<'_> {
         }
     }
 
-    fn flag(&self, variable: &'static str, default: bool) -> Result<bool, ConfigError> {
+    fn flag(&self, setting: &settings::Flag) -> Result<bool, ConfigError> {
+        let (variable, default) = (setting.variable, setting.default);
         let Some(value) = (self.lookup)(variable) else {
             return Ok(default);
         };
-        parse_flag(&value).ok_or_else(|| {
+        settings::parse_flag(&value).ok_or_else(|| {
             self.invalid(
                 variable,
                 &value,

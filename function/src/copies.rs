@@ -1,12 +1,14 @@
 //! The copy planner (pure): which of this deployment's completed sets go to which other region
 //! now, within EC2's limit of copies in flight, and which copies there have expired.
 
-use crate::config::{KEEP_LAST_RANGE, RETENTION_RANGE};
 use crate::model::{
     CopyRule, Inventory, Policy, RunOptions, ScheduleRule, Snapshot, SnapshotState,
 };
-use crate::plan::{self, Deletion, Skip, fit, format_time};
+use crate::plan::{self, Deletion, Skip};
+use crate::settings::{KEEP_LAST, RETENTION_DAYS};
 use crate::tags;
+use crate::tags::fit;
+use crate::tags::format_time;
 use std::collections::{BTreeMap, BTreeSet};
 use time::{Duration, OffsetDateTime};
 
@@ -51,28 +53,28 @@ pub fn copies_problem(
             ));
         }
         if let Some(days) = rule.retention_days
-            && !RETENTION_RANGE.contains(&days)
+            && !RETENTION_DAYS.range.contains(&days)
         {
             return Some((
                 index,
                 "retention_days",
                 format!(
                     "copies to {region}: retention_days {days} is outside {}-{}",
-                    RETENTION_RANGE.start(),
-                    RETENTION_RANGE.end()
+                    RETENTION_DAYS.range.start(),
+                    RETENTION_DAYS.range.end()
                 ),
             ));
         }
         if let Some(keep) = rule.keep_last
-            && !KEEP_LAST_RANGE.contains(&keep)
+            && !KEEP_LAST.range.contains(&keep)
         {
             return Some((
                 index,
                 "keep_last",
                 format!(
                     "copies to {region}: keep_last {keep} is outside {}-{}",
-                    KEEP_LAST_RANGE.start(),
-                    KEEP_LAST_RANGE.end()
+                    KEEP_LAST.range.start(),
+                    KEEP_LAST.range.end()
                 ),
             ));
         }
@@ -472,7 +474,7 @@ fn request(source: &Snapshot, rule: &CopyRule, policy: &Policy, home_region: &st
             instance_id.as_deref().unwrap_or("unknown instance"),
             policy.deployment
         ),
-        plan::MAX_DESCRIPTION_CHARS,
+        crate::tags::MAX_DESCRIPTION_CHARS,
     );
     CopyRequest {
         region: rule.region.clone(),

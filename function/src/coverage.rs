@@ -2,7 +2,7 @@
 //! overdue by their schedules' periods plus a grace, and which carry no backup tag at all.
 //! The function reports it in every backup run; `cargo xtask coverage` shows it per instance.
 
-use crate::model::{Instance, Policy, Snapshot, SnapshotState};
+use crate::model::{Instance, Policy, Snapshot, SnapshotState, Untagged};
 use crate::tags;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -39,14 +39,6 @@ pub fn since_from_tags<'a>(
 const LIVE_STATES: &[&str] = &["pending", "running", "stopping", "stopped"];
 /// The summary names at most this many instances of each kind; the counts stay whole.
 pub const MAX_NAMED: usize = 10;
-
-/// An instance without the backup tag key: not selected, and never asked about.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Untagged {
-    pub id: String,
-    pub name: Option<String>,
-    pub state: String,
-}
 
 /// Where one instance stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]

@@ -2,7 +2,8 @@
 //! from each sampled snapshot (tagged at creation), waits until each is `available` (bounded),
 //! and deletes them. A failing volume never hides the others.
 
-use crate::execute::{Deadline, Mode, failure};
+use crate::execute::{Deadline, Mode};
+use crate::sdk_errors::failure;
 use crate::inventory::filter;
 use crate::plan::Subject;
 use crate::report::{Failure, RestoreTest};

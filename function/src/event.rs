@@ -635,11 +635,11 @@ fn continuation(
     }
     let link = Link::deserialize(link)
         .map_err(|e| EventError(format!("`continuation` is malformed: {e}")))?;
-    if link.number < 2 || link.number > *crate::config::LINKS_RANGE.end() {
+    if link.number < 2 || link.number > *crate::settings::MAX_LINKS.range.end() {
         return Err(EventError(format!(
             "`continuation.number` is {}; a continuation is link 2 to {} (MAX_LINKS's range)",
             link.number,
-            crate::config::LINKS_RANGE.end()
+            crate::settings::MAX_LINKS.range.end()
         )));
     }
     if let Some(ids) = &link.options.instance_ids {

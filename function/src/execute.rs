@@ -7,6 +7,7 @@ use crate::inventory;
 use crate::pacing::{Action, Pacer, Throttled};
 use crate::plan::{CreateRequest, Deletion, Skip, Subject, VolumeTags};
 use crate::report::{Created, Deleted, Failure};
+use crate::sdk_errors::failure;
 use crate::tags;
 use aws_sdk_ec2::Client;
 use aws_sdk_ec2::config::http::HttpResponse;
@@ -154,38 +155,6 @@ fn is_throttled<E: ProvideErrorMetadata>(error: &E) -> bool {
 pub enum Mode {
     Apply,
     DryRun,
-}
-
-/// Turns an SDK error into a reported failure with the AWS error code and message.
-pub fn failure<E, R>(subject: Option<Subject>, operation: &str, error: &SdkError<E, R>) -> Failure
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
-{
-    let (code, message) = match error.code() {
-        Some(code) => (
-            code.to_owned(),
-            error.message().unwrap_or_default().to_owned(),
-        ),
-        // Timeouts, connection and response errors have no AWS code: name the kind instead.
-        None => (
-            match error {
-                SdkError::TimeoutError(_) => "Timeout",
-                SdkError::DispatchFailure(_) => "DispatchFailure",
-                SdkError::ResponseError(_) => "ResponseError",
-                SdkError::ConstructionFailure(_) => "ConstructionFailure",
-                _ => "Unknown",
-            }
-            .to_owned(),
-            DisplayErrorContext(error).to_string(),
-        ),
-    };
-    Failure {
-        subject,
-        operation: operation.to_owned(),
-        code,
-        message,
-    }
 }
 
 /// Runs `task` on every item with at most `limit` in flight, results in input order.

@@ -632,7 +632,7 @@ async fn publish(ctx: &Context, report: &RunReport) -> Result<(), FunctionError>
     // The organization's inbox, whatever happened to the deployment's own topic.
     let central = publish_centrally(ctx, report).await;
     if let Err(error) = published {
-        let failure = execute::failure(None, "Publish", &error);
+        let failure = crate::sdk_errors::failure(None, "Publish", &error);
         return Err(FunctionError::PublishFailed(format!(
             "{subject}; and the summary could not be published to {}: {}: {}",
             ctx.config.sns_topic_arn, failure.code, failure.message
@@ -662,7 +662,7 @@ async fn publish_centrally(ctx: &Context, report: &RunReport) -> Result<(), Func
         .send()
         .await;
     if let Err(error) = published {
-        let failure = execute::failure(None, "Publish", &error);
+        let failure = crate::sdk_errors::failure(None, "Publish", &error);
         return Err(FunctionError::PublishFailed(format!(
             "{subject}; published to {}, but not to the organization's central topic {central}: \
              {}: {} (its topic policy must allow this account: `cargo xtask deploy` sets it)",
@@ -706,7 +706,7 @@ async fn schedules_since(
     for schedule in &ctx.config.policy.schedules {
         if !dry_run && !since.contains_key(&schedule.name) {
             let key = crate::coverage::since_tag(&schedule.name);
-            set_topic_tag(ctx, &key, Some(&plan::format_time(now))).await;
+            set_topic_tag(ctx, &key, Some(&crate::tags::format_time(now))).await;
             since.insert(schedule.name.clone(), now);
         }
     }

@@ -2,14 +2,15 @@
 //! this deployment's snapshots, and which of those snapshots' volumes still exist.
 
 use crate::copies::Destination;
-use crate::coverage::Untagged;
-use crate::execute::failure;
+use crate::model::Untagged;
+use crate::sdk_errors::failure;
 use crate::model::{
     AttachedVolume, Instance, InstanceDetails, Inventory, Policy, RunOptions, Snapshot,
-    SnapshotState, Tags, VolumeDetails,
+    SnapshotState, VolumeDetails,
 };
 use crate::report::Failure;
 use crate::tags;
+use crate::tags::Tags;
 use aws_sdk_ec2::Client;
 use aws_sdk_ec2::types::{Filter, SnapshotState as Ec2SnapshotState, Tag};
 use std::collections::BTreeSet;

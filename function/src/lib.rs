@@ -22,4 +22,6 @@ pub mod plan;
 pub mod records;
 pub mod report;
 pub mod restore_test;
+pub mod sdk_errors;
+pub mod settings;
 pub mod tags;

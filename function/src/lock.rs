@@ -5,7 +5,7 @@
 //! removed by the link that finishes. Pure: the tag's value and the decisions; the handler
 //! reads and writes the tag.
 
-use crate::plan::format_time;
+use crate::tags::format_time;
 use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
 

@@ -1,10 +1,8 @@
 //! Plain data the planning core works on: instances, volumes, snapshots and the policy.
 
-use std::collections::{BTreeMap, BTreeSet};
+use crate::tags::{DEFAULT_SCHEDULE, Tags};
+use std::collections::BTreeSet;
 use time::{Duration, OffsetDateTime};
-
-/// Resource tags by key.
-pub type Tags = BTreeMap<String, String>;
 
 /// An EC2 instance carrying the backup tag key (whatever its value), or a key that differs
 /// from it only in case or surrounding spaces (a near miss the planner warns about).
@@ -114,7 +112,7 @@ pub struct Inventory {
     pub existing_volumes: BTreeSet<String>,
     /// The region's instances without the backup tag key, for coverage (read with the tagged
     /// ones, when a run backs up the whole fleet).
-    pub untagged: Vec<crate::coverage::Untagged>,
+    pub untagged: Vec<Untagged>,
 }
 
 /// The retention and selection rules, from the function's configuration.
@@ -173,10 +171,6 @@ impl CopyRule {
         }
     }
 }
-
-/// The schedule a snapshot without a `smartvault:schedule` tag (made before schedules
-/// existed) belongs to, and the one-schedule configuration's name.
-pub const DEFAULT_SCHEDULE: &str = "default";
 
 /// One schedule's retention: its sets expire after `retention_days`, and the newest
 /// `keep_last` of each volume from this schedule are kept whatever their age.
@@ -342,4 +336,12 @@ pub enum Phase {
     /// A continuation: instances whose snapshots carry the run's start as `created-at` were
     /// backed up by an earlier link.
     LaterLink,
+}
+
+/// An instance without the backup tag key: not selected, and never asked about.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Untagged {
+    pub id: String,
+    pub name: Option<String>,
+    pub state: String,
 }

@@ -1,10 +1,11 @@
 //! The planning core: from the inventory, the policy and `now`, decides what to snapshot and
 //! what to delete, and gives a reason for everything it leaves alone. No I/O, no clock.
 
-use crate::config::RETENTION_RANGE;
 use crate::model::{
     Instance, Interval, Inventory, Phase, Policy, RunOptions, ScheduleRule, Snapshot, SnapshotState,
 };
+use crate::settings::RETENTION_DAYS;
+use crate::tags::MAX_TAGS_PER_RESOURCE;
 use crate::{records, tags};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -55,9 +56,6 @@ pub enum VolumeTags {
     Fitted(BTreeMap<String, Vec<(String, String)>>),
 }
 
-/// AWS's limit of tags on one resource (its own `aws:` tags aside).
-pub const MAX_TAGS_PER_RESOURCE: usize = 50;
-
 /// How the volumes' tags can reach the snapshots beside `ours`, with a warning for each volume
 /// whose tags do not all fit.
 fn volume_tags(
@@ -66,7 +64,7 @@ fn volume_tags(
     ours: &[(String, String)],
     warnings: &mut Vec<String>,
 ) -> VolumeTags {
-    let room = MAX_TAGS_PER_RESOURCE.saturating_sub(ours.len());
+    let room = tags::MAX_TAGS_PER_RESOURCE.saturating_sub(ours.len());
     let own = |volume: &crate::model::AttachedVolume| -> Vec<(String, String)> {
         volume
             .tags
@@ -174,15 +172,6 @@ pub fn plan(
     plan
 }
 
-/// Formats a time the way SmartVault's tags store it: RFC 3339, UTC, whole seconds.
-pub fn format_time(time: OffsetDateTime) -> String {
-    let whole = time.replace_nanosecond(0).unwrap_or(time);
-    whole
-        .to_offset(time::UtcOffset::UTC)
-        .format(&Rfc3339)
-        .unwrap_or_else(|_| whole.unix_timestamp().to_string())
-}
-
 fn is_selected(policy: &Policy, instance: &Instance) -> bool {
     instance
         .tags
@@ -195,23 +184,6 @@ fn is_requested(options: &RunOptions, id: &str) -> bool {
         .instance_ids
         .as_ref()
         .is_none_or(|ids| ids.contains(id))
-}
-
-/// AWS allows tag values of at most 256 Unicode characters.
-pub const MAX_TAG_VALUE_CHARS: usize = 256;
-/// EBS allows snapshot descriptions of at most 255 characters (the `Description` shape of
-/// the EBS service model; the EC2 User Guide gives the same limit).
-pub const MAX_DESCRIPTION_CHARS: usize = 255;
-
-/// `text` cut to at most `max_chars` characters on a character boundary, ending in `…` when
-/// it was cut, so that a long instance name can never make AWS refuse the call.
-pub fn fit(text: &str, max_chars: usize) -> String {
-    if text.chars().count() <= max_chars {
-        return text.to_owned();
-    }
-    let mut cut: String = text.chars().take(max_chars.saturating_sub(1)).collect();
-    cut.push('…');
-    cut
 }
 
 /// Warns about tags that look meant for SmartVault but do not count: a key that differs from
@@ -262,7 +234,7 @@ fn near_misses(inventory: &Inventory, policy: &Policy, options: &RunOptions, pla
                         tags::VOLUME_EXCLUDE,
                         tags::VOLUME_EXCLUDE
                     ));
-                } else if exclusion && crate::config::parse_flag(value).is_none() {
+                } else if exclusion && crate::settings::parse_flag(value).is_none() {
                     plan.warnings.push(format!(
                         "volume {} of {}: {}={value:?} is neither `true` nor `false`; the \
                          volume is backed up; write {}=true to leave it out",
@@ -372,7 +344,7 @@ fn plan_backups(
             && newest
                 .get(instance.id.as_str())
                 .and_then(|last| last.tags.get(tags::CREATED_AT))
-                .is_some_and(|created| *created == format_time(now))
+                .is_some_and(|created| *created == tags::format_time(now))
         {
             plan.done_in_this_run += 1;
             continue;
@@ -404,8 +376,8 @@ fn plan_backups(
         let mut snapshot_tags = vec![
             (tags::MANAGED_BY.to_owned(), policy.deployment.clone()),
             (tags::INSTANCE_ID.to_owned(), instance.id.clone()),
-            (tags::CREATED_AT.to_owned(), format_time(now)),
-            (tags::EXPIRES_AT.to_owned(), format_time(expires_at)),
+            (tags::CREATED_AT.to_owned(), tags::format_time(now)),
+            (tags::EXPIRES_AT.to_owned(), tags::format_time(expires_at)),
             (tags::SCHEDULE.to_owned(), rule.name.clone()),
         ];
         // The volumes' own tags are copied at creation; where a volume has its own Name, that
@@ -415,8 +387,8 @@ fn plan_backups(
         });
         if !volumes_have_names {
             let suffix = format!(" backup {}", now.date());
-            let room = MAX_TAG_VALUE_CHARS - suffix.chars().count();
-            snapshot_tags.push((tags::NAME.to_owned(), fit(&label, room) + &suffix));
+            let room = tags::MAX_TAG_VALUE_CHARS - suffix.chars().count();
+            snapshot_tags.push((tags::NAME.to_owned(), tags::fit(&label, room) + &suffix));
         }
         record_for_restore(instance, &volumes, &mut snapshot_tags, &mut plan.warnings);
         let volume_tags = volume_tags(instance, &volumes, &snapshot_tags, &mut plan.warnings);
@@ -460,7 +432,7 @@ fn record_for_restore(
     }
     let mut left_out = Vec::new();
     for planned in volumes {
-        if tags.len() >= MAX_TAGS_PER_RESOURCE {
+        if tags.len() >= tags::MAX_TAGS_PER_RESOURCE {
             left_out.push(planned.volume_id.clone());
             continue;
         }
@@ -497,10 +469,10 @@ fn record_for_restore(
 fn description(label: &str, instance_id: &str, deployment: &str) -> String {
     let rest = format!(" ({instance_id}) by {deployment}");
     let fixed = "SmartVault backup of ".chars().count() + rest.chars().count();
-    let room = MAX_DESCRIPTION_CHARS.saturating_sub(fixed);
-    fit(
-        &format!("SmartVault backup of {}{rest}", fit(label, room)),
-        MAX_DESCRIPTION_CHARS,
+    let room = tags::MAX_DESCRIPTION_CHARS.saturating_sub(fixed);
+    tags::fit(
+        &format!("SmartVault backup of {}{rest}", tags::fit(label, room)),
+        tags::MAX_DESCRIPTION_CHARS,
     )
 }
 
@@ -509,15 +481,15 @@ fn retention_for(instance: &Instance, rule: &ScheduleRule, warnings: &mut Vec<St
         return rule.retention_days;
     };
     match value.trim().parse::<u32>() {
-        Ok(days) if RETENTION_RANGE.contains(&days) => days,
+        Ok(days) if RETENTION_DAYS.range.contains(&days) => days,
         _ => {
             warnings.push(format!(
                 "instance {}: {}={value:?} is not a whole number of days from {} to {}; \
                  using schedule {}'s retention_days={}",
                 instance.id,
                 tags::RETENTION_OVERRIDE,
-                RETENTION_RANGE.start(),
-                RETENTION_RANGE.end(),
+                RETENTION_DAYS.range.start(),
+                RETENTION_DAYS.range.end(),
                 rule.name,
                 rule.retention_days
             ));
@@ -619,7 +591,7 @@ pub(crate) fn plan_cleanup(
                      expiring {} (start time + schedule {}'s retention_days={})",
                     snapshot.id,
                     tags::EXPIRES_AT,
-                    format_time(fallback),
+                    tags::format_time(fallback),
                     tags::schedule_of(&snapshot.tags),
                     policy
                         .rule_for_snapshots(tags::schedule_of(&snapshot.tags))

@@ -3,7 +3,7 @@
 //! IMDSv2, platform details); per volume its device name, type, IOPS and throughput. Pure:
 //! written by the planner, read by the deployer's restore.
 
-use crate::model::Tags;
+use crate::tags::Tags;
 
 /// The instance's type, e.g. `m7g.large`.
 pub const INSTANCE_TYPE: &str = "smartvault:instance-type";
@@ -103,7 +103,7 @@ impl Platform {
                 parts.push(format!("{key}={value}"));
             }
         }
-        (!parts.is_empty()).then(|| crate::plan::fit(&parts.join(" "), 256))
+        (!parts.is_empty()).then(|| crate::tags::fit(&parts.join(" "), 256))
     }
 
     /// Reads a record's value back; unknown parts are ignored.

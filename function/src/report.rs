@@ -179,7 +179,7 @@ impl std::fmt::Display for Failure {
 }
 
 fn default_schedule() -> String {
-    crate::model::DEFAULT_SCHEDULE.to_owned()
+    crate::tags::DEFAULT_SCHEDULE.to_owned()
 }
 
 impl RunReport {
@@ -195,7 +195,7 @@ impl RunReport {
             deployment: deployment.to_owned(),
             dry_run,
             job,
-            schedule: crate::model::DEFAULT_SCHEDULE.to_owned(),
+            schedule: crate::tags::DEFAULT_SCHEDULE.to_owned(),
             selector,
             started_at,
             duration_ms: 0,
@@ -229,7 +229,7 @@ impl RunReport {
     /// The report with each list cut to its first `max` entries (the rest counted in
     /// `omitted`), and each reason, message and warning to `MAX_CARRIED_TEXT` characters.
     pub fn bounded(mut self, max: usize) -> Self {
-        use crate::plan::fit;
+        use crate::tags::fit;
         for skip in &mut self.skipped {
             skip.reason = fit(&skip.reason, MAX_CARRIED_TEXT);
         }
@@ -284,7 +284,7 @@ impl RunReport {
         let fixed =
             "SmartVault []".chars().count() + counts.chars().count() + place.chars().count();
         let room = MAX_SUBJECT_CHARS.saturating_sub(fixed);
-        let name = crate::plan::fit(&self.deployment, room);
+        let name = crate::tags::fit(&self.deployment, room);
         format!("SmartVault [{name}{place}]{counts}")
     }
 
@@ -325,7 +325,7 @@ impl RunReport {
         let _ = writeln!(
             out,
             "Started {} ({}{schedule}), took {:.1} s{}",
-            crate::plan::format_time(self.started_at),
+            crate::tags::format_time(self.started_at),
             self.job,
             self.duration_ms as f64 / 1000.0,
             if self.links > 1 {

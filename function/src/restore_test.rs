@@ -261,7 +261,7 @@ pub fn result(set: &TestSet, outcomes: &[VolumeOutcome]) -> (RestoreTest, Vec<Fa
         .max();
     let test = RestoreTest {
         instance_id: set.instance_id.clone(),
-        set_created_at: crate::plan::format_time(set.created_at),
+        set_created_at: crate::tags::format_time(set.created_at),
         availability_zone: set
             .volumes
             .first()

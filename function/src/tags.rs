@@ -1,4 +1,16 @@
-//! The tag keys SmartVault reads and writes: one definition for the function, the deployer and docs.
+//! The tags SmartVault reads and writes, one definition for the function, the deployer and
+//! docs: their keys, how times are written in them, and what AWS accepts on a tag or a
+//! description (cut to fit).
+
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// Resource tags by key.
+pub type Tags = std::collections::BTreeMap<String, String>;
+
+/// The schedule a snapshot without a `smartvault:schedule` tag (made before schedules
+/// existed) belongs to, and the one-schedule configuration's name.
+pub const DEFAULT_SCHEDULE: &str = "default";
 
 /// Written on every snapshot SmartVault makes; its value is the deployment name. Only
 /// snapshots carrying it with this deployment's name are ever deleted.
@@ -24,9 +36,8 @@ pub const SOURCE_VOLUME: &str = "smartvault:source-volume";
 pub const RESTORED_FROM: &str = "smartvault:restored-from";
 
 /// The schedule a snapshot belongs to: its tag, or `default`.
-pub fn schedule_of(tags: &crate::model::Tags) -> &str {
-    tags.get(SCHEDULE)
-        .map_or(crate::model::DEFAULT_SCHEDULE, String::as_str)
+pub fn schedule_of(tags: &Tags) -> &str {
+    tags.get(SCHEDULE).map_or(DEFAULT_SCHEDULE, String::as_str)
 }
 /// The readable name shown in the EC2 console.
 pub const NAME: &str = "Name";
@@ -48,6 +59,36 @@ pub fn has_prefix(key: &str, prefix: &str) -> bool {
 /// Whether AWS reserves `key` for itself.
 pub fn is_reserved(key: &str) -> bool {
     has_prefix(key, AWS_RESERVED_PREFIX)
+}
+
+/// Formats a time the way SmartVault's tags store it: RFC 3339, UTC, whole seconds.
+pub fn format_time(time: OffsetDateTime) -> String {
+    let whole = time.replace_nanosecond(0).unwrap_or(time);
+    whole
+        .to_offset(time::UtcOffset::UTC)
+        .format(&Rfc3339)
+        .unwrap_or_else(|_| whole.unix_timestamp().to_string())
+}
+
+/// AWS's limit of tags on one resource (its own `aws:` tags aside).
+pub const MAX_TAGS_PER_RESOURCE: usize = 50;
+
+/// AWS allows tag values of at most 256 Unicode characters.
+pub const MAX_TAG_VALUE_CHARS: usize = 256;
+
+/// EBS allows snapshot descriptions of at most 255 characters (the `Description` shape of
+/// the EBS service model; the EC2 User Guide gives the same limit).
+pub const MAX_DESCRIPTION_CHARS: usize = 255;
+
+/// `text` cut to at most `max_chars` characters on a character boundary, ending in `…` when
+/// it was cut, so that a long instance name can never make AWS refuse the call.
+pub fn fit(text: &str, max_chars: usize) -> String {
+    if text.chars().count() <= max_chars {
+        return text.to_owned();
+    }
+    let mut cut: String = text.chars().take(max_chars.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
 }
 
 #[cfg(test)]

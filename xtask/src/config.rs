@@ -5,7 +5,7 @@ use anyhow::Result;
 use function::config as fconfig;
 use function::copies::{MAX_COPY_RULES, copies_problem};
 use function::model::{self as fmodel, CopyRule};
-use function::tags;
+use function::{settings, tags};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -400,6 +400,12 @@ fn validate(file: &str, name: &str, raw: &RawEnvironment) -> Result<Environment,
     let key_error = |key: &str, problem: String| {
         ConfigError(format!("{file}: environments.{name}.{key}: {problem}"))
     };
+    // The function's settings: their defaults and ranges are the function's own.
+    let setting = |setting: &settings::Number, value: Option<u32>| {
+        setting
+            .check(value)
+            .map_err(|problem| key_error(setting.key, problem))
+    };
     let in_range =
         |key: &str, value: Option<u32>, default: u32, range: std::ops::RangeInclusive<u32>| {
             let value = value.unwrap_or(default);
@@ -573,37 +579,22 @@ fn validate(file: &str, name: &str, raw: &RawEnvironment) -> Result<Environment,
         backup_tag_key: raw
             .backup_tag_key
             .clone()
-            .unwrap_or_else(|| "Backup".to_owned()),
+            .unwrap_or_else(|| settings::BACKUP_TAG_KEY.default.to_owned()),
         backup_tag_value: raw
             .backup_tag_value
             .clone()
-            .unwrap_or_else(|| "true".to_owned()),
-        exclude_boot_volume: raw.exclude_boot_volume.unwrap_or(false),
-        min_interval_minutes: in_range(
-            "min_interval_minutes",
-            raw.min_interval_minutes,
-            60,
-            fconfig::MIN_INTERVAL_RANGE,
-        )?,
-        max_concurrency: in_range(
-            "max_concurrency",
-            raw.max_concurrency,
-            8,
-            fconfig::CONCURRENCY_RANGE,
-        )?,
-        ec2_rate_share: in_range(
-            "ec2_rate_share",
-            raw.ec2_rate_share,
-            80,
-            fconfig::RATE_SHARE_RANGE,
-        )?,
-        ec2_refill_per_second: in_range(
-            "ec2_refill_per_second",
+            .unwrap_or_else(|| settings::BACKUP_TAG_VALUE.default.to_owned()),
+        exclude_boot_volume: raw
+            .exclude_boot_volume
+            .unwrap_or(settings::EXCLUDE_BOOT_VOLUME.default),
+        min_interval_minutes: setting(&settings::MIN_INTERVAL, raw.min_interval_minutes)?,
+        max_concurrency: setting(&settings::MAX_CONCURRENCY, raw.max_concurrency)?,
+        ec2_rate_share: setting(&settings::EC2_RATE_SHARE, raw.ec2_rate_share)?,
+        ec2_refill_per_second: setting(
+            &settings::EC2_REFILL_PER_SECOND,
             raw.ec2_refill_per_second,
-            5,
-            fconfig::REFILL_RANGE,
         )?,
-        max_links: in_range("max_links", raw.max_links, 20, fconfig::LINKS_RANGE)?,
+        max_links: setting(&settings::MAX_LINKS, raw.max_links)?,
         memory_mb: in_range("memory_mb", raw.memory_mb, 256, 128..=10_240)?,
         timeout_seconds: in_range("timeout_seconds", raw.timeout_seconds, 300, 1..=900)?,
         log_retention_days,
@@ -615,7 +606,7 @@ fn validate(file: &str, name: &str, raw: &RawEnvironment) -> Result<Environment,
         account_id: raw.account_id.clone(),
         access,
         termination_protection: raw.termination_protection.unwrap_or(false),
-        dry_run: raw.dry_run.unwrap_or(false),
+        dry_run: raw.dry_run.unwrap_or(settings::DRY_RUN.default),
         tags: raw.tags.0.clone(),
     };
     env.restore_test = crate::restore_test_config::resolve(

@@ -81,7 +81,7 @@ pub fn select<'a>(
             At::Time(limit) => format!(
                 "no complete restore point of {instance} was made at or before {}; the oldest \
                  is {oldest}: pass --at {oldest} or later, or --at latest",
-                function::plan::format_time(*limit)
+                function::tags::format_time(*limit)
             ),
         })
     })

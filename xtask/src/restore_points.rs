@@ -75,7 +75,7 @@ pub fn group(
                 created_at: created.to_owned(),
                 schedule: snapshot
                     .tag(tags::SCHEDULE)
-                    .unwrap_or(function::model::DEFAULT_SCHEDULE)
+                    .unwrap_or(function::tags::DEFAULT_SCHEDULE)
                     .to_owned(),
                 expires_at: None,
                 region: region.to_owned(),

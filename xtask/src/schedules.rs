@@ -3,7 +3,9 @@
 
 use crate::schedule;
 use function::config as fconfig;
-use function::model::{DEFAULT_SCHEDULE, ScheduleRule};
+use function::model::ScheduleRule;
+use function::settings;
+use function::tags::DEFAULT_SCHEDULE;
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use serde::{Deserialize, Serialize};
@@ -195,8 +197,10 @@ pub fn resolve(
             name: DEFAULT_SCHEDULE.to_owned(),
             expression,
             timezone: "UTC".to_owned(),
-            retention_days: requested.retention_days.unwrap_or(7),
-            keep_last: requested.keep_last.unwrap_or(1),
+            retention_days: requested
+                .retention_days
+                .unwrap_or(settings::RETENTION_DAYS.default),
+            keep_last: requested.keep_last.unwrap_or(settings::KEEP_LAST.default),
             flexible_window_minutes: None,
         };
         check_ranges("", &only)?;
@@ -250,8 +254,10 @@ pub fn resolve(
             name: raw.name.clone(),
             expression: raw.expression.clone(),
             timezone,
-            retention_days: raw.retention_days.unwrap_or(7),
-            keep_last: raw.keep_last.unwrap_or(1),
+            retention_days: raw
+                .retention_days
+                .unwrap_or(settings::RETENTION_DAYS.default),
+            keep_last: raw.keep_last.unwrap_or(settings::KEEP_LAST.default),
             flexible_window_minutes: raw.flexible_window_minutes,
         };
         check_ranges(&format!("schedules[{index}]."), &schedule)?;
@@ -301,19 +307,13 @@ fn check_ranges(prefix: &str, schedule: &Schedule) -> Result<(), (String, String
             ),
         )
     };
-    if !fconfig::RETENTION_RANGE.contains(&schedule.retention_days) {
-        return Err(out(
-            "retention_days",
-            schedule.retention_days,
-            &fconfig::RETENTION_RANGE,
-        ));
-    }
-    if !fconfig::KEEP_LAST_RANGE.contains(&schedule.keep_last) {
-        return Err(out(
-            "keep_last",
-            schedule.keep_last,
-            &fconfig::KEEP_LAST_RANGE,
-        ));
+    for (setting, value) in [
+        (&settings::RETENTION_DAYS, schedule.retention_days),
+        (&settings::KEEP_LAST, schedule.keep_last),
+    ] {
+        if !setting.range.contains(&value) {
+            return Err(out(setting.key, value, &setting.range));
+        }
     }
     if let Some(window) = schedule.flexible_window_minutes
         && !WINDOW_RANGE.contains(&window)

@@ -2,7 +2,8 @@
 //! the copies' own retention.
 
 use super::*;
-use crate::model::{Interval, Job, Phase, ScheduleRule, Tags};
+use crate::model::{Interval, Job, Phase, ScheduleRule};
+use crate::tags::Tags;
 use time::macros::datetime;
 
 const NOW: OffsetDateTime = datetime!(2026-11-26 01:00 UTC);

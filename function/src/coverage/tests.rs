@@ -2,7 +2,8 @@
 //! instances, schedules of different periods, stopped instances and excluded volumes.
 
 use super::*;
-use crate::model::{AttachedVolume, InstanceDetails, ScheduleRule, Tags, VolumeDetails};
+use crate::model::{AttachedVolume, InstanceDetails, ScheduleRule, VolumeDetails};
+use crate::tags::Tags;
 use time::macros::datetime;
 
 const NOW: OffsetDateTime = datetime!(2026-11-27 12:00 UTC);
@@ -60,7 +61,7 @@ fn set(instance: &str, schedule: &str, hours_ago: i64, state: SnapshotState) -> 
         tags: Tags::from([
             (tags::INSTANCE_ID.to_owned(), instance.to_owned()),
             (tags::SCHEDULE.to_owned(), schedule.to_owned()),
-            (tags::CREATED_AT.to_owned(), crate::plan::format_time(at)),
+            (tags::CREATED_AT.to_owned(), crate::tags::format_time(at)),
         ]),
     }
 }

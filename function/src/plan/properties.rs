@@ -2,7 +2,8 @@
 
 use super::*;
 use crate::model::Phase;
-use crate::model::{AttachedVolume, Job, Tags};
+use crate::model::{AttachedVolume, Job};
+use crate::tags::{Tags, format_time};
 use proptest::prelude::*;
 use std::collections::BTreeSet;
 use time::macros::datetime;

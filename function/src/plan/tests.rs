@@ -1,10 +1,11 @@
 //! Table-driven tests of the planning core, all at one fixed `now`.
 
 use super::*;
-use crate::model::{
-    AttachedVolume, InstanceDetails, Job, Phase, ScheduleRule, Tags, VolumeDetails,
-};
+use crate::model::{AttachedVolume, InstanceDetails, Job, Phase, ScheduleRule, VolumeDetails};
 use crate::records;
+use crate::tags::{
+    MAX_DESCRIPTION_CHARS, MAX_TAG_VALUE_CHARS, MAX_TAGS_PER_RESOURCE, Tags, fit, format_time,
+};
 use std::collections::BTreeSet;
 use time::macros::datetime;
 

@@ -1,7 +1,7 @@
 //! Tables for the restore test's sampling, volumes and results.
 
 use super::*;
-use crate::model::Tags;
+use crate::tags::Tags;
 use time::macros::datetime;
 
 const ZONE: &str = "us-east-1b";
@@ -18,7 +18,7 @@ fn snapshot(
     let at = datetime!(2026-11-20 01:00 UTC) + time::Duration::hours(made);
     let mut tags = Tags::from([
         (tags::INSTANCE_ID.to_owned(), instance.to_owned()),
-        (tags::CREATED_AT.to_owned(), crate::plan::format_time(at)),
+        (tags::CREATED_AT.to_owned(), crate::tags::format_time(at)),
         (records::AVAILABILITY_ZONE.to_owned(), ZONE.to_owned()),
     ]);
     let record = VolumeRecord {

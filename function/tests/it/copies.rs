@@ -161,10 +161,10 @@ async fn both_regions_get_one_tagged_copy_per_snapshot_and_a_sweep_adds_none() {
             assert_eq!(tag(copy, tags::SCHEDULE), Some("daily"));
             assert!(tag(copy, tags::SOURCE_VOLUME).unwrap().starts_with("vol-"));
             let created = tag(copy, tags::CREATED_AT).unwrap();
-            assert_eq!(created, function::plan::format_time(at));
+            assert_eq!(created, function::tags::format_time(at));
             assert_eq!(
                 tag(copy, tags::EXPIRES_AT).unwrap(),
-                function::plan::format_time(at + Duration::days(expires_in_days))
+                function::tags::format_time(at + Duration::days(expires_in_days))
             );
             // Encrypted with the region's key where the rule names one; as the source
             // (unencrypted) elsewhere.
@@ -276,7 +276,7 @@ async fn copies_expire_by_their_own_rule_and_others_copies_survive() {
         .send()
         .await
         .unwrap();
-    let long_ago = function::plan::format_time(start - Duration::days(400));
+    let long_ago = function::tags::format_time(start - Duration::days(400));
     let mut foreign = Vec::new();
     for (deployment, from) in [("staging", HOME), ("prod", "eu-central-1")] {
         let tags = [
@@ -323,7 +323,7 @@ async fn copies_expire_by_their_own_rule_and_others_copies_survive() {
         days.dedup();
         days
     };
-    let day = |n: i64| function::plan::format_time(start + Duration::days(n));
+    let day = |n: i64| function::tags::format_time(start + Duration::days(n));
     assert_eq!(
         kept_days(s.managed_in(WEST, "prod").await),
         [day(1), day(2)]

@@ -6,7 +6,7 @@ use crate::aws::{Connection, with_aws};
 use crate::output::Output;
 use anyhow::Result;
 use function::coverage::{InstanceCoverage, Status};
-use function::plan::format_time;
+use function::tags::format_time;
 use std::process::ExitCode;
 use time::OffsetDateTime;
 

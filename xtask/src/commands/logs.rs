@@ -44,7 +44,7 @@ pub fn since(text: &str, now: time::OffsetDateTime) -> Result<i64, ConfigError> 
             "--since {text:?} reaches back more than {MAX_SINCE_DAYS} days, further than \
              CloudWatch Logs keeps events (its longest retention is ten years); give at most \
              {MAX_SINCE_DAYS}d or a time since {}",
-            function::plan::format_time(now - time::Duration::days(MAX_SINCE_DAYS))
+            function::tags::format_time(now - time::Duration::days(MAX_SINCE_DAYS))
         ))
     };
     let start = if let Ok(at) =
@@ -53,7 +53,7 @@ pub fn since(text: &str, now: time::OffsetDateTime) -> Result<i64, ConfigError> 
         if at > now {
             return Err(ConfigError(format!(
                 "--since {text:?} is in the future (now is {}); give a time before now",
-                function::plan::format_time(now)
+                function::tags::format_time(now)
             )));
         }
         at
@@ -122,7 +122,7 @@ impl LogsCmd {
                     time::OffsetDateTime::from_unix_timestamp_nanos(
                         i128::from(event.timestamp) * 1_000_000
                     )
-                    .map(function::plan::format_time)
+                    .map(function::tags::format_time)
                     .unwrap_or_default(),
                     crate::local_runtime::readable(&event.message).trim_start()
                 ),

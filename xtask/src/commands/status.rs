@@ -118,7 +118,7 @@ fn copy_status(
                 .filter(|s| {
                     let schedule = s
                         .tag(tags::SCHEDULE)
-                        .unwrap_or(function::model::DEFAULT_SCHEDULE);
+                        .unwrap_or(function::tags::DEFAULT_SCHEDULE);
                     rule.is_some_and(|r| r.copies_schedule(schedule))
                 })
                 .filter_map(|s| s.tag(tags::CREATED_AT).and_then(parse))
@@ -128,9 +128,9 @@ fn copy_status(
                 copies: found.len(),
                 in_flight: found.iter().filter(|c| !c.completed).count(),
                 gib: found.iter().map(|c| i64::from(c.size_gib)).sum(),
-                newest_copy: newest.map(function::plan::format_time),
+                newest_copy: newest.map(function::tags::format_time),
                 newest_copy_age_hours: newest.map(|at| (now - at).whole_hours()),
-                oldest_set_without_copy: oldest_missing.map(function::plan::format_time),
+                oldest_set_without_copy: oldest_missing.map(function::tags::format_time),
             }
         })
         .collect()
@@ -160,7 +160,7 @@ fn schedule_status(
         s.tags
             .iter()
             .find_map(|t| t.strip_prefix(&prefix).map(str::to_owned))
-            .unwrap_or_else(|| function::model::DEFAULT_SCHEDULE.to_owned())
+            .unwrap_or_else(|| function::tags::DEFAULT_SCHEDULE.to_owned())
     };
     parameters
         .schedule_slots()
@@ -198,7 +198,7 @@ impl Status {
         let times: Vec<i64> = snapshots.iter().filter_map(|s| s.start_time).collect();
         let format = |secs: Option<&i64>| {
             secs.and_then(|s| time::OffsetDateTime::from_unix_timestamp(*s).ok())
-                .map(function::plan::format_time)
+                .map(function::tags::format_time)
         };
         let (stack_status, parameters, protection, outputs) = match stack {
             Some(view) => (

@@ -104,7 +104,7 @@ async fn restore_points_list_each_set_with_its_devices_types_and_copies() {
     // registers (the emulator reports only the metadata options; boot mode, TPM and platform
     // details are proven on the planner's tests and the image's request on SDK mocks).
     assert_eq!(point["platform"], "imds=optional", "{point}");
-    assert_eq!(point["created_at"], function::plan::format_time(now));
+    assert_eq!(point["created_at"], function::tags::format_time(now));
     assert_eq!(point["schedule"], "default");
     assert_eq!(
         point["copies"]["us-west-2"], 3,
@@ -159,7 +159,7 @@ async fn restore_points_list_each_set_with_its_devices_types_and_copies() {
         text.contains(&format!(
             "{} {} (default) in us-east-1: ",
             db.id,
-            function::plan::format_time(now)
+            function::tags::format_time(now)
         )),
         "{text}"
     );
