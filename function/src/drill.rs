@@ -3,11 +3,11 @@
 //! and deletes them. A failing volume never hides the others.
 
 use crate::execute::{Deadline, Mode};
-use crate::sdk_errors::failure;
 use crate::inventory::filter;
 use crate::plan::Subject;
 use crate::report::{Failure, RestoreTest};
 use crate::restore_test::{self, TestSet, TestVolume, VolumeOutcome};
+use crate::sdk_errors::failure;
 use crate::tags;
 use aws_sdk_ec2::Client;
 use aws_sdk_ec2::error::ProvideErrorMetadata;

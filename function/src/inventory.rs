@@ -3,12 +3,12 @@
 
 use crate::copies::Destination;
 use crate::model::Untagged;
-use crate::sdk_errors::failure;
 use crate::model::{
     AttachedVolume, Instance, InstanceDetails, Inventory, Policy, RunOptions, Snapshot,
     SnapshotState, VolumeDetails,
 };
 use crate::report::Failure;
+use crate::sdk_errors::failure;
 use crate::tags;
 use crate::tags::Tags;
 use aws_sdk_ec2::Client;

@@ -312,7 +312,7 @@ pub fn run(options: &Options) -> Result<Report> {
     let seed = seed_path()?;
     // Always the current code: the Lambda build is brought up to date (incremental, so a
     // no-op when nothing changed); a stale binary would measure an older function.
-    let bootstrap = crate::build::build(crate::config::Architecture::X86_64)?;
+    let bootstrap = crate::build::build(crate::architecture::Architecture::X86_64)?;
     let bootstrap_kind = "the Lambda build (`cargo xtask build`), rebuilt from the current code";
     let emulator = Emulator::start()?;
     emulator.set_config(&serde_json::json!({"lambda": {"use_docker": false}}))?;
@@ -380,12 +380,12 @@ pub fn run(options: &Options) -> Result<Report> {
         }
         anyhow::Ok(())
     })?;
-    let zip = crate::build::output_path(crate::config::Architecture::X86_64)
+    let zip = crate::build::output_path(crate::architecture::Architecture::X86_64)
         .with_file_name("bootstrap.zip");
     if zip.is_file() {
         report.zip_bytes = Some(std::fs::metadata(&zip)?.len());
         let binary = std::fs::read(crate::build::output_path(
-            crate::config::Architecture::X86_64,
+            crate::architecture::Architecture::X86_64,
         ))?;
         report.glibc = crate::build::glibc_versions(&binary)
             .last()
@@ -449,7 +449,7 @@ async fn redeploy(bench: &Bench, repeat: usize) -> Result<(f64, f64)> {
         )
         .await?;
         anyhow::ensure!(
-            result.result == crate::lifecycle::deploy::Outcome::Unchanged,
+            result.result == crate::stack::Outcome::Unchanged,
             "the redeploy was not a no-op: {}",
             result.result
         );

@@ -1,6 +1,6 @@
 //! `cargo xtask build`: the function for Lambda, with glibc pinned to Amazon Linux 2023's.
 
-use crate::config::Architecture;
+use crate::architecture::Architecture;
 use anyhow::{Context, Result, bail};
 use std::path::PathBuf;
 use std::process::Command;

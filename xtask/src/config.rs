@@ -1,6 +1,7 @@
 //! `smartvault.yaml`: named environments, parsed strictly and validated before any AWS call.
 
 use crate::access::Access;
+use crate::architecture::Architecture;
 use anyhow::Result;
 use function::config as fconfig;
 use function::copies::{MAX_COPY_RULES, copies_problem};
@@ -34,49 +35,6 @@ impl fmt::Display for ConfigError {
 }
 
 impl std::error::Error for ConfigError {}
-
-/// The Lambda architectures SmartVault builds for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
-#[serde(rename_all = "snake_case")]
-pub enum Architecture {
-    #[value(name = "x86_64")]
-    X86_64,
-    #[value(name = "arm64")]
-    Arm64,
-}
-
-impl Architecture {
-    /// The name Lambda uses.
-    pub fn lambda_name(self) -> &'static str {
-        match self {
-            Architecture::X86_64 => "x86_64",
-            Architecture::Arm64 => "arm64",
-        }
-    }
-
-    /// The Rust target triple.
-    pub fn rust_target(self) -> &'static str {
-        match self {
-            Architecture::X86_64 => "x86_64-unknown-linux-gnu",
-            Architecture::Arm64 => "aarch64-unknown-linux-gnu",
-        }
-    }
-
-    /// The ELF header's `e_machine` of a binary for it (`EM_X86_64`, `EM_AARCH64`).
-    pub fn elf_machine(self) -> u16 {
-        match self {
-            Architecture::X86_64 => 62,
-            Architecture::Arm64 => 183,
-        }
-    }
-
-    /// The architecture of an ELF `e_machine`, if Lambda runs it.
-    pub fn from_elf_machine(machine: u16) -> Option<Self> {
-        [Architecture::X86_64, Architecture::Arm64]
-            .into_iter()
-            .find(|a| a.elf_machine() == machine)
-    }
-}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -479,7 +437,11 @@ fn validate(file: &str, name: &str, raw: &RawEnvironment) -> Result<Environment,
             format!("list 1 to {MAX_EMAILS} addresses, e.g. [ops@example.com]"),
         ));
     }
-    if let Some(bad) = raw.notification_emails.iter().find(|e| !is_email(e)) {
+    if let Some(bad) = raw
+        .notification_emails
+        .iter()
+        .find(|e| !crate::names::is_email(e))
+    {
         return Err(key_error(
             "notification_emails",
             format!("{bad:?} is not an email address; write e.g. ops@example.com"),
@@ -858,18 +820,6 @@ fn is_stack_name(name: &str) -> bool {
     name.len() <= 64
         && name.starts_with(|c: char| c.is_ascii_alphabetic())
         && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-}
-
-pub(crate) fn is_email(address: &str) -> bool {
-    let Some((local, domain)) = address.split_once('@') else {
-        return false;
-    };
-    !local.is_empty()
-        && domain.contains('.')
-        && !domain.starts_with('.')
-        && !domain.ends_with('.')
-        && !domain.contains('@')
-        && !address.chars().any(|c| c.is_whitespace() || c == ',')
 }
 
 #[cfg(test)]

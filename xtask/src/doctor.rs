@@ -652,7 +652,7 @@ mod tests {
         // CloudFormation needs is what IAM is asked.
         let asked: std::collections::BTreeSet<String> =
             needs.iter().flat_map(|n| n.actions.clone()).collect();
-        assert_eq!(asked, crate::schema_checks::execution_role_actions());
+        assert_eq!(asked, crate::policy_checks::execution_role_actions());
         for need in &needs {
             assert!(
                 need.resource == "*"

@@ -2,6 +2,7 @@
 //! table: each subcommand's arguments and `run` live in `commands/`.
 
 mod access;
+mod architecture;
 mod artifact_store;
 mod aws;
 mod bench;
@@ -21,6 +22,7 @@ mod lifecycle;
 mod limits;
 mod lint;
 mod local_runtime;
+mod names;
 mod output;
 mod package;
 mod parameters;

@@ -1,6 +1,7 @@
 //! The Lambda zip, byte-for-byte reproducible from the same binary, and its content hash.
 
-use crate::config::{Architecture, ConfigError};
+use crate::architecture::Architecture;
+use crate::config::ConfigError;
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
 use std::io::Read as _;

@@ -29,7 +29,7 @@ const PRINCIPALS: [Principal; 5] = [
         template: "smartvault.yaml",
         policy: "the execution role's policy in templates/bootstrap.yaml",
         section: "## The execution role",
-        granted: execution_role_actions,
+        granted: crate::policy_checks::execution_role_actions,
         has_exceptions: true,
     },
     Principal {
@@ -45,7 +45,7 @@ const PRINCIPALS: [Principal; 5] = [
         template: "smartvault.yaml",
         policy: "the StackSet execution role's policy in templates/stackset-roles.yaml",
         section: "## The StackSet execution role",
-        granted: stackset_execution_role_actions,
+        granted: crate::policy_checks::stackset_execution_role_actions,
         has_exceptions: true,
     },
     // An organization's artifact bucket in each target region, made by deploy.
@@ -65,21 +65,6 @@ const PRINCIPALS: [Principal; 5] = [
         has_exceptions: false,
     },
 ];
-
-/// The actions the execution role's inline policy allows, read from the bootstrap template.
-pub(crate) fn execution_role_actions() -> BTreeSet<String> {
-    inline_policy_actions("bootstrap.yaml", "ExecutionRole")
-}
-
-/// The actions the StackSet execution role's inline policy allows.
-pub(crate) fn stackset_execution_role_actions() -> BTreeSet<String> {
-    inline_policy_actions("stackset-roles.yaml", "ExecutionRole")
-}
-
-/// The actions a role's one inline policy allows, read from a template.
-fn inline_policy_actions(template: &str, role: &str) -> BTreeSet<String> {
-    crate::policy_checks::allowed_in(&crate::template::inline_policy(template, role).unwrap())
-}
 
 fn deployer_policy_actions() -> BTreeSet<String> {
     crate::policy_checks::allowed_actions("deployer-policy.json")

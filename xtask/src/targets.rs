@@ -453,7 +453,7 @@ pub fn resolve(raw: &RawTargets, around: &Around<'_>) -> Result<Targets, (String
                     format!("list 1 to {MAX_EMAILS} addresses, e.g. [backup-team@example.com]"),
                 );
             }
-            if let Some(bad) = emails.iter().find(|e| !crate::config::is_email(e)) {
+            if let Some(bad) = emails.iter().find(|e| !crate::names::is_email(e)) {
                 return fail(
                     "central_topic.notification_emails",
                     format!("{bad:?} is not an email address; write e.g. backup-team@example.com"),

@@ -1,6 +1,6 @@
 //! `cargo xtask build`: the function for Lambda, zipped.
 
-use crate::config::Architecture;
+use crate::architecture::Architecture;
 use anyhow::Result;
 use std::process::ExitCode;
 

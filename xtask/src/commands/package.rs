@@ -1,6 +1,6 @@
 //! `cargo xtask package`: the built function as a reproducible zip.
 
-use crate::config::Architecture;
+use crate::architecture::Architecture;
 use anyhow::Result;
 use std::process::ExitCode;
 

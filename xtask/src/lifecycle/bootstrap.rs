@@ -2,12 +2,11 @@
 //! permissions boundary every environment of an account and region shares): created or updated
 //! by `cargo xtask bootstrap`, offered by deploy when missing, removed by `bootstrap --delete`.
 
-use super::deploy::Outcome;
 use crate::artifact_store;
 use crate::aws::Aws;
 use crate::cfn::{self, NewChangeSet, StackView};
 use crate::output::{Output, confirm};
-use crate::stack::{self, ChangeRow, ChangeSetOutcome};
+use crate::stack::{self, ChangeRow, ChangeSetOutcome, Outcome};
 use crate::template::{self, BOOTSTRAP_STACK};
 use anyhow::{Context, Result, bail};
 use std::collections::BTreeMap;

@@ -9,29 +9,10 @@ use crate::config::Environment;
 use crate::output::{Output, confirm};
 use crate::package::Artifact;
 use crate::parameters::ArtifactLocation;
-use crate::stack::{self, ChangeRow, ChangeSetOutcome, StackAction};
+use crate::stack::{self, ChangeRow, ChangeSetOutcome, Outcome, StackAction};
 use crate::template::{self, BOOTSTRAP_STACK};
 use anyhow::{Result, bail};
 use std::collections::BTreeMap;
-
-/// What a deploy did to the stack.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    Created,
-    Updated,
-    Unchanged,
-}
-
-impl std::fmt::Display for Outcome {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Outcome::Created => "created",
-            Outcome::Updated => "updated",
-            Outcome::Unchanged => "unchanged",
-        })
-    }
-}
 
 /// What a deploy did, for `--output json`.
 #[derive(Debug, serde::Serialize)]
@@ -145,7 +126,7 @@ pub async fn deploy(
     // Copies and restore tests use each volume's KMS key through EC2: name the keys the
     // function's role is not granted, before they fail there.
     if !env.copies.is_empty() || env.restore_test.is_some() {
-        for note in key_notes(aws, env).await {
+        for note in super::coverage::key_notes(aws, env).await {
             output.progress(note);
         }
     }
@@ -260,76 +241,6 @@ pub async fn deploy(
     };
     result.outputs = outputs(aws, stack_name).await?;
     Ok(result)
-}
-
-/// The notes of [`crate::keys::notes`] for the volumes of the instances this environment
-/// backs up; a read that fails is a note too (deploy goes on: this is advice, not a
-/// precondition).
-pub(crate) async fn key_notes(aws: &Aws, env: &Environment) -> Vec<String> {
-    let encrypted = match backed_up_volumes(aws, env).await {
-        Ok(owner) => encrypted_volumes(aws, &owner).await,
-        Err(why) => Err(why),
-    };
-    match encrypted {
-        Ok(encrypted) => crate::keys::notes(&encrypted, &env.source_kms_keys),
-        Err(why) => vec![format!("note: could not check the volumes' keys: {why}")],
-    }
-}
-
-/// The encrypted ones of volumes already read (volume id → instance id), with their keys;
-/// `Err` says why they could not be read.
-pub(crate) async fn encrypted_volumes(
-    aws: &Aws,
-    owner: &BTreeMap<String, String>,
-) -> std::result::Result<Vec<crate::keys::EncryptedVolume>, String> {
-    let ids: Vec<String> = owner.keys().cloned().collect();
-    let mut encrypted = Vec::new();
-    for chunk in ids.chunks(200) {
-        let described = aws
-            .ec2
-            .describe_volumes()
-            .set_volume_ids(Some(chunk.to_vec()))
-            .send()
-            .await
-            .map_err(|error| {
-                format!(
-                    "could not read the backed-up volumes to check their keys: {}",
-                    aws_sdk_ec2::error::DisplayErrorContext(&error)
-                )
-            })?;
-        for volume in described.volumes() {
-            if let (Some(true), Some(key), Some(id)) =
-                (volume.encrypted(), volume.kms_key_id(), volume.volume_id())
-            {
-                encrypted.push(crate::keys::EncryptedVolume {
-                    volume_id: id.to_owned(),
-                    instance_id: owner.get(id).cloned().unwrap_or_default(),
-                    kms_key_id: key.to_owned(),
-                });
-            }
-        }
-    }
-    Ok(encrypted)
-}
-
-/// The volumes of the instances this environment backs up, each with its instance, read as a
-/// backup run reads them; `Err` says why they could not be read.
-pub(crate) async fn backed_up_volumes(
-    aws: &Aws,
-    env: &Environment,
-) -> std::result::Result<BTreeMap<String, String>, String> {
-    let inventory = super::coverage::read_fleet(aws, env)
-        .await
-        .map_err(|error| format!("{error:#}"))?;
-    Ok(inventory
-        .instances
-        .iter()
-        .flat_map(|i| {
-            i.volumes
-                .iter()
-                .map(|v| (v.volume_id.clone(), i.id.clone()))
-        })
-        .collect())
 }
 
 /// The stack's outputs; empty when there is no stack.

@@ -120,7 +120,7 @@ pub async fn all(aws: &Aws, env: &Environment) -> Vec<Check> {
     checks.push(concurrency(aws, env).await);
     // One read of the backed-up volumes serves the quota and the keys.
     let quotas = aws_sdk_servicequotas::Client::new(&aws.sdk);
-    let volumes = crate::lifecycle::deploy::backed_up_volumes(aws, env).await;
+    let volumes = crate::lifecycle::coverage::backed_up_volumes(aws, env).await;
     checks.push(match &volumes {
         Ok(volumes) => snapshot_quota(&quotas, &aws.ec2, volumes.len()).await,
         Err(why) => Check::unknown(
@@ -130,7 +130,7 @@ pub async fn all(aws: &Aws, env: &Environment) -> Vec<Check> {
         ),
     });
     let encrypted = match &volumes {
-        Ok(owner) => crate::lifecycle::deploy::encrypted_volumes(aws, owner).await,
+        Ok(owner) => crate::lifecycle::coverage::encrypted_volumes(aws, owner).await,
         Err(why) => Err(why.clone()),
     };
     let notes = match &encrypted {

@@ -4,7 +4,6 @@
 //! instances, removes what each member's function made with the member role, then the stack
 //! set and the buckets.
 
-use super::deploy::Outcome;
 use super::destroy::{self, Snapshots};
 use crate::artifact_store;
 use crate::aws::Aws;
@@ -13,6 +12,7 @@ use crate::config::Environment;
 use crate::output::{Output, confirm};
 use crate::package::Artifact;
 use crate::parameters::{ArtifactLocation, StackParameters};
+use crate::stack::Outcome;
 use crate::stacksets::{self, Definition, InstanceView, Operation};
 use crate::targets::{self, Targets};
 use crate::template;
