@@ -1,50 +1,16 @@
 //! `cargo xtask`: SmartVault's developer and deployment commands. This file is the dispatch
 //! table: each subcommand's arguments and `run` live in `commands/`.
 
-mod access;
-mod architecture;
-mod artifact_store;
 mod aws;
 mod bench;
 mod build;
-mod cfn;
 #[cfg(test)]
-mod chain_tests;
+mod checks;
 mod commands;
 mod config;
-mod copy_bench;
-mod doctor;
-mod fleet_bench;
-mod inbox;
-mod keys;
-mod lambda;
-mod lifecycle;
-mod limits;
-mod lint;
-mod local_runtime;
-mod names;
 mod output;
-mod package;
-mod parameters;
 mod paths;
-#[cfg(test)]
-mod policy_checks;
-mod regions;
-mod restore;
-mod restore_points;
-mod restore_test_config;
-mod schedule;
-mod schedules;
-#[cfg(test)]
-mod schema_checks;
-mod snapshots;
-mod stack;
-mod stacksets;
-mod targets;
-mod template;
-#[cfg(test)]
-mod template_checks;
-mod tools;
+mod workflows;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};

@@ -1,6 +1,6 @@
 //! Where the deployer's files live: the workspace, templates, tools, builds and rendered stacks.
 
-use crate::architecture::Architecture;
+use crate::build::architecture::Architecture;
 use std::path::{Path, PathBuf};
 
 /// The workspace root (the folder holding `Cargo.toml`, `templates/`, `smartvault.yaml`).

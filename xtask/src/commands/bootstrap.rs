@@ -1,11 +1,11 @@
 //! `cargo xtask bootstrap`: creates or updates the stack an account and region share (artifact
 //! bucket, CloudFormation execution role, permissions boundary), or with `--delete` removes it.
 
-use crate::access::Access;
 use crate::aws::{Connection, with_aws};
 use crate::config::ConfigError;
-use crate::lifecycle::bootstrap::{apply, delete};
+use crate::config::access::Access;
 use crate::output::Output;
+use crate::workflows::bootstrap::{apply, delete};
 use anyhow::Result;
 use std::process::ExitCode;
 

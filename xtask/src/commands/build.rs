@@ -1,6 +1,6 @@
 //! `cargo xtask build`: the function for Lambda, zipped.
 
-use crate::architecture::Architecture;
+use crate::build::architecture::Architecture;
 use anyhow::Result;
 use std::process::ExitCode;
 
@@ -14,7 +14,7 @@ pub struct Build {
 impl Build {
     pub fn run(self) -> Result<ExitCode> {
         let binary = crate::build::build(self.arch)?;
-        println!("{}", crate::package::package(&binary)?);
+        println!("{}", crate::build::package::package(&binary)?);
         Ok(ExitCode::SUCCESS)
     }
 }

@@ -60,7 +60,7 @@ impl CoverageCmd {
         let at = OffsetDateTime::now_utc();
         let coverage = with_aws(&self.connection, &env.region, &env.access, async |aws| {
             aws.check_account(env.account_id.as_deref()).await?;
-            crate::lifecycle::coverage::assess(aws, &env, at).await
+            crate::workflows::coverage::assess(aws, &env, at).await
         })?;
         let mut failed_on = Vec::new();
         let ids = |statuses: &[Status]| -> Vec<String> {

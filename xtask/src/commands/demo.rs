@@ -1,13 +1,13 @@
 //! `cargo xtask demo`: the whole lifecycle on a local AWS emulator, explained step by step.
 
+use crate::aws::inbox::Inbox;
 use crate::aws::{Aws, sdk_error};
+use crate::build::local_runtime::{self, Ending, Logs};
 use crate::config::{self, Environment};
-use crate::inbox::Inbox;
-use crate::lifecycle::destroy::{Snapshots, destroy};
-use crate::lifecycle::{deploy::deploy, invoke};
-use crate::local_runtime::{self, Ending, Logs};
 use crate::output::Output;
-use crate::{cfn, snapshots};
+use crate::workflows::destroy::{Snapshots, destroy};
+use crate::workflows::{deploy::deploy, invoke};
+use crate::{aws::cfn, aws::snapshots};
 use anyhow::{Context, Result};
 use emulator::Emulator;
 use emulator::fleet::{self, InstanceSpec};
@@ -67,7 +67,7 @@ fn run(output: Output) -> Result<Summary> {
     let started = Instant::now();
     let mut tour = Tour { step: 0 };
     let mut summary = Summary::default();
-    crate::tools::ensure()?;
+    crate::build::tools::ensure()?;
 
     tour.step(
         "Build the function",
@@ -139,7 +139,7 @@ async fn tour_in_emulator(
         "Deploy the `local` environment",
         "The same deploy as for AWS: bootstrap (bucket, execution role), artifact upload, change set, function, role, topic, schedule.",
     );
-    let artifact = crate::package::package(binary)?;
+    let artifact = crate::build::package::package(binary)?;
     let deployed = deploy(&aws, env, &artifact, true, output).await?;
     eprintln!("   stack {} {}", deployed.stack, deployed.result);
     let inbox = Inbox::subscribe(
@@ -258,10 +258,14 @@ async fn tour_in_emulator(
         "What `cargo xtask restore --env local --instance <id>` does: one new volume per snapshot of \
          the set, with the device, type and zone the backup recorded, tagged with where it came from.",
     );
-    let points = crate::lifecycle::restore::points(&aws, env, &env.region).await?;
-    let point = crate::restore::select(&points, &fleet[2].id, &crate::restore::At::Latest)?;
-    let planned = crate::restore::volumes(point, None)?;
-    let restored = crate::lifecycle::restore::restore_volumes(&aws.ec2, &planned, None, |m| {
+    let points = crate::workflows::restore::points(&aws, env, &env.region).await?;
+    let point = crate::workflows::restore::plan::select(
+        &points,
+        &fleet[2].id,
+        &crate::workflows::restore::plan::At::Latest,
+    )?;
+    let planned = crate::workflows::restore::plan::volumes(point, None)?;
+    let restored = crate::workflows::restore::restore_volumes(&aws.ec2, &planned, None, |m| {
         eprintln!("   {m}");
     })
     .await?;
@@ -323,7 +327,7 @@ async fn tour_in_emulator(
         "What an administrator runs once no environment is left in the region: \
          `cargo xtask bootstrap --region R --delete` (artifact bucket, execution role, boundary).",
     );
-    crate::lifecycle::bootstrap::delete(&aws, true, output).await?;
+    crate::workflows::bootstrap::delete(&aws, true, output).await?;
 
     tour.step(
         "Check that nothing is left",

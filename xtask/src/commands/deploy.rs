@@ -3,9 +3,9 @@
 
 use super::EnvArgs;
 use crate::aws::{Connection, with_aws};
-use crate::lifecycle::deploy::deploy;
-use crate::lifecycle::organization;
 use crate::output::Output;
+use crate::workflows::deploy::deploy;
+use crate::workflows::organization;
 use anyhow::Result;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -32,11 +32,11 @@ impl Deploy {
         let env = self.env.load()?;
         let artifact = match &self.artifact {
             Some(path) => {
-                let artifact = crate::package::open(path)?;
-                crate::package::check_architecture(&artifact.path, env.architecture)?;
+                let artifact = crate::build::package::open(path)?;
+                crate::build::package::check_architecture(&artifact.path, env.architecture)?;
                 artifact
             }
-            None => crate::package::package(&crate::build::build(env.architecture)?)?,
+            None => crate::build::package::package(&crate::build::build(env.architecture)?)?,
         };
         if let Some(targets) = &env.targets {
             let result = with_aws(&self.connection, &env.region, &env.access, async |aws| {

@@ -3,9 +3,9 @@
 
 use super::EnvArgs;
 use crate::aws::{Connection, with_aws};
-use crate::lifecycle::destroy::{Snapshots, destroy};
-use crate::lifecycle::organization;
 use crate::output::Output;
+use crate::workflows::destroy::{Snapshots, destroy};
+use crate::workflows::organization;
 use anyhow::Result;
 use std::process::ExitCode;
 
@@ -68,7 +68,7 @@ impl Destroy {
     fn run_organization(
         &self,
         env: &crate::config::Environment,
-        targets: &crate::targets::Targets,
+        targets: &crate::config::targets::Targets,
         snapshots: Snapshots,
     ) -> Result<ExitCode> {
         let scope = if self.untargeted {

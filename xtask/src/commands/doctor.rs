@@ -3,8 +3,8 @@
 
 use super::EnvArgs;
 use crate::aws::{Connection, with_aws};
-use crate::doctor::{self, Check};
 use crate::output::Output;
+use crate::workflows::doctor::verdicts::{self, Check};
 use anyhow::Result;
 use std::process::ExitCode;
 
@@ -33,16 +33,16 @@ impl DoctorCmd {
     pub fn run(self) -> Result<ExitCode> {
         let env = self.env.load()?;
         let checks = with_aws(&self.connection, &env.region, &env.access, async |aws| {
-            Ok(crate::lifecycle::doctor::all(aws, &env).await)
+            Ok(crate::workflows::doctor::all(aws, &env).await)
         })?;
-        let failed = doctor::failed(&checks);
+        let failed = verdicts::failed(&checks);
         let report = Report {
             environment: env.name,
             region: env.region,
             checks,
         };
         self.output
-            .result(&report, |r| print!("{}", doctor::render(&r.checks)))?;
+            .result(&report, |r| print!("{}", verdicts::render(&r.checks)))?;
         Ok(if failed {
             ExitCode::FAILURE
         } else {

@@ -3,8 +3,8 @@
 
 use super::EnvArgs;
 use crate::aws::{Connection, with_aws};
-use crate::lifecycle::drift::{self, Drift};
 use crate::output::Output;
+use crate::workflows::drift::{self, Drift};
 use anyhow::Result;
 use std::process::ExitCode;
 

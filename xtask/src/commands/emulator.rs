@@ -14,7 +14,7 @@ impl EmulatorCmd {
 }
 
 fn run() -> Result<ExitCode> {
-    crate::tools::ensure()?;
+    crate::build::tools::ensure()?;
     let emulator = emulator::Emulator::start().context("failed to start the AWS emulator")?;
     eprintln!(
         "the AWS emulator is listening on {}; in another shell:",

@@ -3,9 +3,9 @@
 
 use super::EnvArgs;
 use crate::aws::{Connection, with_aws};
-use crate::lifecycle::invoke;
-use crate::local_runtime::{self, Ending};
+use crate::build::local_runtime::{self, Ending};
 use crate::output::Output;
+use crate::workflows::invoke;
 use anyhow::Result;
 use std::path::PathBuf;
 use std::process::ExitCode;

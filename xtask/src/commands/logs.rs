@@ -4,8 +4,8 @@
 use super::EnvArgs;
 use crate::aws::{Connection, with_aws};
 use crate::config::ConfigError;
-use crate::lifecycle::logs::{self, Event, Window};
 use crate::output::Output;
+use crate::workflows::logs::{self, Event, Window};
 use anyhow::Result;
 use std::io::Write as _;
 use std::process::ExitCode;
@@ -112,7 +112,7 @@ impl LogsCmd {
         if let Some(request) = &self.request {
             request_id(request)?;
         }
-        let group = crate::lifecycle::destroy::log_group(&env.stack_name);
+        let group = crate::workflows::destroy::log_group(&env.stack_name);
         let output = self.output;
         let show = move |event: &Event| {
             let line = match output {
@@ -124,7 +124,7 @@ impl LogsCmd {
                     )
                     .map(function::tags::format_time)
                     .unwrap_or_default(),
-                    crate::local_runtime::readable(&event.message).trim_start()
+                    crate::build::local_runtime::readable(&event.message).trim_start()
                 ),
             };
             // A closed pipe (`| head`) ends the output quietly.

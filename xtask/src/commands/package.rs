@@ -1,6 +1,6 @@
 //! `cargo xtask package`: the built function as a reproducible zip.
 
-use crate::architecture::Architecture;
+use crate::build::architecture::Architecture;
 use anyhow::Result;
 use std::process::ExitCode;
 
@@ -14,7 +14,7 @@ pub struct Package {
 impl Package {
     pub fn run(self) -> Result<ExitCode> {
         let binary = crate::build::output_path(self.arch);
-        println!("{}", crate::package::package(&binary)?);
+        println!("{}", crate::build::package::package(&binary)?);
         Ok(ExitCode::SUCCESS)
     }
 }

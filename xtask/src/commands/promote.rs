@@ -1,14 +1,14 @@
 //! `cargo xtask promote`: the exact artifact a healthy source environment runs, deployed to the
 //! target with the target's own settings. No build happens.
 
-use crate::access::Access;
-use crate::artifact_store::{self, DownloadError};
+use crate::aws::artifact_store::{self, DownloadError};
+use crate::aws::cfn::{self, StackView};
 use crate::aws::{Aws, Connection};
-use crate::cfn::{self, StackView};
+use crate::build::package::{Artifact, sha256_hex};
+use crate::config::access::Access;
 use crate::config::{self, Environment};
-use crate::lifecycle::deploy::{DeployResult, deploy};
 use crate::output::Output;
-use crate::package::{Artifact, sha256_hex};
+use crate::workflows::deploy::{DeployResult, deploy};
 use anyhow::{Context, Result, bail};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -91,7 +91,7 @@ pub struct PromoteResult {
 #[serde(untagged)]
 pub enum Deployed {
     Stack(DeployResult),
-    StackSet(crate::lifecycle::organization::DeployResult),
+    StackSet(crate::workflows::organization::DeployResult),
 }
 
 /// The artifact a source stack runs, from its parameters.
@@ -111,7 +111,7 @@ pub fn source_artifact(stack: &str, described: Option<&StackView>) -> Result<Sou
         );
     };
     let status = &view.status;
-    if !crate::stack::is_healthy(status) {
+    if !crate::workflows::deploy::stack::is_healthy(status) {
         bail!(
             "source stack {stack} is in {status}; promote only from a stack in CREATE_COMPLETE or \
              UPDATE_COMPLETE (fix or redeploy the source first)"
@@ -201,7 +201,7 @@ async fn promote(
     std::fs::write(&path, &bytes)
         .with_context(|| format!("failed to write `{}`", path.display()))?;
     // The bytes the source runs must also run on the target.
-    crate::package::check_architecture(&path, to.architecture)?;
+    crate::build::package::check_architecture(&path, to.architecture)?;
     let artifact = Artifact {
         path,
         size: bytes.len() as u64,
@@ -211,7 +211,7 @@ async fn promote(
     // account or region), with the target's credentials, and verifies the bytes there.
     let deploy = match &to.targets {
         Some(targets) => Deployed::StackSet(
-            crate::lifecycle::organization::deploy(target_aws, to, targets, &artifact, yes, output)
+            crate::workflows::organization::deploy(target_aws, to, targets, &artifact, yes, output)
                 .await?,
         ),
         None => Deployed::Stack(deploy(target_aws, to, &artifact, yes, output).await?),
@@ -229,7 +229,7 @@ async fn promote(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::parameters::StackParameters;
+    use crate::workflows::deploy::parameters::StackParameters;
 
     fn stack(status: &str) -> StackView {
         StackView {

@@ -3,9 +3,9 @@
 
 use super::EnvArgs;
 use crate::aws::{Connection, with_aws};
-use crate::lifecycle::restore::{self, Launched, ReplacedRoot, Restored};
 use crate::output::{Output, confirm};
-use crate::restore::{self as plan, At};
+use crate::workflows::restore::plan::{self, At};
+use crate::workflows::restore::{self, Launched, ReplacedRoot, Restored};
 use anyhow::Result;
 use std::process::ExitCode;
 
@@ -88,7 +88,7 @@ impl RestoreCmd {
             aws.check_account(env.account_id.as_deref()).await?;
             let points = restore::points(aws, &env, &region).await?;
             let point = plan::select(&points, &self.instance, &at)?;
-            let ec2 = crate::snapshots::ec2_in(aws, &region);
+            let ec2 = crate::aws::snapshots::ec2_in(aws, &region);
             if self.replace_root {
                 if region != env.region {
                     anyhow::bail!(crate::config::ConfigError(format!(
@@ -327,9 +327,9 @@ mod tests {
         let root = crate::paths::workspace_root();
         let mut named = std::collections::BTreeSet::new();
         for file in [
-            "xtask/src/restore.rs",
+            "xtask/src/workflows/restore/plan.rs",
             "xtask/src/commands/restore.rs",
-            "xtask/src/lifecycle/restore.rs",
+            "xtask/src/workflows/restore/mod.rs",
             "docs/restore.md",
         ] {
             let text = std::fs::read_to_string(root.join(file)).unwrap();

@@ -4,7 +4,7 @@
 use super::EnvArgs;
 use crate::aws::{Connection, with_aws};
 use crate::output::Output;
-use crate::restore_points::RestorePoint;
+use crate::workflows::restore::points::RestorePoint;
 use anyhow::Result;
 use std::process::ExitCode;
 
@@ -57,7 +57,7 @@ impl SnapshotsCmd {
         };
         let points = with_aws(&home, &env.region, &env.access, async |aws| {
             aws.check_account(env.account_id.as_deref()).await?;
-            crate::lifecycle::restore::points(aws, &env, &region).await
+            crate::workflows::restore::points(aws, &env, &region).await
         })?;
         let restore_points: Vec<RestorePoint> = points
             .into_iter()

@@ -2,11 +2,11 @@
 //! organization's environment, every stack instance and the artifact each runs.
 
 use super::EnvArgs;
+use crate::aws::cfn::StackView;
+use crate::aws::snapshots::{self, ManagedSnapshot};
 use crate::aws::{Connection, with_aws};
-use crate::cfn::StackView;
 use crate::config::Environment;
 use crate::output::Output;
-use crate::snapshots::{self, ManagedSnapshot};
 use anyhow::Result;
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -28,16 +28,16 @@ impl StatusCmd {
         if let Some(targets) = &env.targets {
             let status = with_aws(&self.connection, &env.region, &env.access, async |aws| {
                 aws.check_account(env.account_id.as_deref()).await?;
-                crate::lifecycle::organization::status(aws, &env, targets).await
+                crate::workflows::organization::status(aws, &env, targets).await
             })?;
             self.output
-                .result(&status, crate::lifecycle::organization::Status::print)?;
+                .result(&status, crate::workflows::organization::Status::print)?;
             return Ok(ExitCode::SUCCESS);
         }
         let status = with_aws(&self.connection, &env.region, &env.access, async |aws| {
             // Another account's answer would read as "not deployed".
             aws.check_account(env.account_id.as_deref()).await?;
-            let stack = crate::cfn::describe(aws, &env.stack_name).await?;
+            let stack = crate::aws::cfn::describe(aws, &env.stack_name).await?;
             let snapshots = snapshots::managed(aws, &env.stack_name).await?;
             let regions = snapshots::copy_regions(&env, stack.as_ref());
             let copies =
@@ -151,7 +151,7 @@ pub struct ScheduleStatus {
 /// The deployed schedules (from the stack's parameters), their next fire time after `now`,
 /// and how many snapshots each made.
 fn schedule_status(
-    parameters: &crate::parameters::StackParameters,
+    parameters: &crate::workflows::deploy::parameters::StackParameters,
     snapshots: &[ManagedSnapshot],
     now: jiff::Timestamp,
 ) -> Vec<ScheduleStatus> {
@@ -166,16 +166,17 @@ fn schedule_status(
         .schedule_slots()
         .into_iter()
         .map(|(name, expression, timezone)| {
-            let next_fire_time = crate::schedules::fire_times_in(&expression, &timezone, now, 1)
-                .first()
-                .map(|at| {
-                    format!(
-                        "{} {timezone} ({} UTC)",
-                        at.strftime("%Y-%m-%d %H:%M"),
-                        at.with_time_zone(jiff::tz::TimeZone::UTC)
-                            .strftime("%Y-%m-%d %H:%M")
-                    )
-                });
+            let next_fire_time =
+                crate::config::schedules::fire_times_in(&expression, &timezone, now, 1)
+                    .first()
+                    .map(|at| {
+                        format!(
+                            "{} {timezone} ({} UTC)",
+                            at.strftime("%Y-%m-%d %H:%M"),
+                            at.with_time_zone(jiff::tz::TimeZone::UTC)
+                                .strftime("%Y-%m-%d %H:%M")
+                        )
+                    });
             ScheduleStatus {
                 snapshots: snapshots.iter().filter(|s| schedule_of(s) == name).count(),
                 name,
@@ -295,7 +296,7 @@ fn print(status: &Status) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::parameters::StackParameters;
+    use crate::workflows::deploy::parameters::StackParameters;
 
     fn env() -> Environment {
         crate::config::example("dev")

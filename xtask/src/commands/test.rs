@@ -15,8 +15,8 @@ impl Test {
 }
 
 fn run() -> Result<ExitCode> {
-    crate::tools::ensure()?;
-    let moto_server = crate::tools::bin("moto_server");
+    crate::build::tools::ensure()?;
+    let moto_server = crate::build::tools::bin("moto_server");
     let steps: Vec<(&str, Vec<&str>)> = vec![
         ("rustfmt", vec!["fmt", "--all", "--check"]),
         (
@@ -34,7 +34,7 @@ fn run() -> Result<ExitCode> {
     ];
     let mut failed = Vec::new();
     eprintln!("==> cfn-lint and checkov on every environment's rendered templates");
-    match crate::lint::templates() {
+    match crate::build::lint::templates() {
         Ok(count) => eprintln!("==> templates: ok ({count} templates clean)"),
         Err(error) => {
             eprintln!("==> templates: FAILED: {error:#}");
@@ -42,7 +42,7 @@ fn run() -> Result<ExitCode> {
         }
     }
     eprintln!("==> parliament on every IAM policy SmartVault ships");
-    match crate::lint::policies() {
+    match crate::build::lint::policies() {
         Ok(count) => eprintln!("==> policies: ok ({count} policies, no unjustified finding)"),
         Err(error) => {
             eprintln!("==> policies: FAILED: {error:#}");
@@ -50,7 +50,7 @@ fn run() -> Result<ExitCode> {
         }
     }
     eprintln!("==> actionlint on the GitHub Actions workflows");
-    match crate::lint::workflows() {
+    match crate::build::lint::workflows() {
         Ok(count) => eprintln!("==> workflows: ok ({count} workflows clean)"),
         Err(error) => {
             eprintln!("==> workflows: FAILED: {error:#}");

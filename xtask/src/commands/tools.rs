@@ -9,7 +9,7 @@ pub struct Tools {}
 
 impl Tools {
     pub fn run(self) -> Result<ExitCode> {
-        for dir in crate::tools::ensure_all()? {
+        for dir in crate::build::tools::ensure_all()? {
             eprintln!("tools ready in {}", dir.display());
         }
         Ok(ExitCode::SUCCESS)

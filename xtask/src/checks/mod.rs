@@ -1,0 +1,8 @@
+//! Test-only proofs about what SmartVault ships, from AWS's own published data where the
+//! emulator cannot judge: the templates, the resource-provider schemas, the IAM policies, and
+//! chains of runs under the local Lambda runtime.
+
+pub(crate) mod chains;
+pub(crate) mod policies;
+pub(crate) mod schemas;
+pub(crate) mod templates;

@@ -1,0 +1,954 @@
+//! An environment's schedules (up to four, each with its own expression, IANA time zone and
+//! retention), validated before any AWS call, and the preview of their next fire times.
+
+use super::expression;
+use function::config as fconfig;
+use function::model::ScheduleRule;
+use function::settings;
+use function::tags::DEFAULT_SCHEDULE;
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+use serde::{Deserialize, Serialize};
+
+/// The expression of the one-schedule configuration when `schedule` is not given.
+pub const DEFAULT_EXPRESSION: &str = "cron(0 1 * * ? *)";
+/// EventBridge Scheduler's flexible time window, in minutes.
+const WINDOW_RANGE: std::ops::RangeInclusive<u32> = 1..=1440;
+
+/// EventBridge Scheduler's longest schedule name (its resource-provider schema's `maxLength`).
+pub const MAX_SCHEDULE_NAME_CHARS: usize = 64;
+/// SQS's longest queue name (CreateQueue's documentation in the service model).
+pub const MAX_QUEUE_NAME_CHARS: usize = 80;
+/// The dead-letter queue is `<stack name>` followed by this and [`DEAD_LETTER_QUEUE_UNIQUE`]
+/// characters of the stack id (new with every stack, so that a deploy after a rollback or a
+/// destroy never asks for the name of a queue deleted in the last 60 seconds).
+pub const DEAD_LETTER_QUEUE_SUFFIX: &str = "-dead-letters-";
+/// How many characters of the stack id end the dead-letter queue's name: the first group of
+/// its UUID.
+pub const DEAD_LETTER_QUEUE_UNIQUE: usize = 8;
+
+/// Refuses what AWS would refuse only mid-deploy: a schedule named `<stack>-<schedule>` or the
+/// queue named `<stack>-dead-letters-<8 characters>` longer than AWS takes. The emulator
+/// takes any.
+pub fn check_names(stack: &str, schedules: &[Schedule]) -> Result<(), (String, String)> {
+    let suffix = DEAD_LETTER_QUEUE_SUFFIX.len() + DEAD_LETTER_QUEUE_UNIQUE;
+    let queue = stack.len() + suffix;
+    if queue > MAX_QUEUE_NAME_CHARS {
+        return Err((
+            "stack_name".to_owned(),
+            format!(
+                "{stack:?} is {} characters; the schedules' dead-letter queue \
+                 {stack}{DEAD_LETTER_QUEUE_SUFFIX}<{DEAD_LETTER_QUEUE_UNIQUE} characters of the \
+                 stack id> would be {queue}, over SQS's {MAX_QUEUE_NAME_CHARS}; use a stack name \
+                 of at most {}",
+                stack.len(),
+                MAX_QUEUE_NAME_CHARS - suffix
+            ),
+        ));
+    }
+    for (index, schedule) in schedules.iter().enumerate() {
+        let length = stack.len() + 1 + schedule.name.len();
+        if length > MAX_SCHEDULE_NAME_CHARS {
+            return Err((
+                format!("schedules[{index}].name"),
+                format!(
+                    "the schedule would be named {stack}-{}, {length} characters, over \
+                     EventBridge Scheduler's {MAX_SCHEDULE_NAME_CHARS}; shorten the schedule's \
+                     name to at most {} or the stack name",
+                    schedule.name,
+                    MAX_SCHEDULE_NAME_CHARS.saturating_sub(stack.len() + 1)
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// One entry of `schedules:` as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSchedule {
+    pub name: String,
+    pub expression: String,
+    pub timezone: Option<String>,
+    pub retention_days: Option<u32>,
+    pub keep_last: Option<u32>,
+    pub flexible_window_minutes: Option<u32>,
+}
+
+/// A validated schedule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Schedule {
+    pub name: String,
+    pub expression: String,
+    /// An IANA time zone name; `UTC` by default.
+    pub timezone: String,
+    pub retention_days: u32,
+    pub keep_last: u32,
+    /// EventBridge Scheduler may start the run up to this many minutes late; `None` is exact.
+    pub flexible_window_minutes: Option<u32>,
+}
+
+/// The longest run a schedule's runs are looked at over, to find its longest gap.
+const GAP_HORIZON_DAYS: i64 = 366;
+/// ...and the most fire times computed for it (a 5-minute rate reaches it in 69 days).
+const GAP_HORIZON_FIRES: usize = 20_000;
+
+impl Schedule {
+    /// What the function needs of it: its retention, and after how many hours its newest set
+    /// is overdue (its longest gap between runs, its flexible window, and `grace_hours`).
+    pub fn rule(&self, grace_hours: u32) -> ScheduleRule {
+        ScheduleRule {
+            overdue_after_hours: Some(self.overdue_after_hours(grace_hours)),
+            ..ScheduleRule::new(&self.name, self.retention_days, self.keep_last)
+        }
+    }
+
+    /// The hours after which this schedule's newest set is overdue: its longest gap between
+    /// two runs within the next year (a weekday schedule's weekend, a monthly one's 31 days, a
+    /// daylight-saving night's extra hour), plus its flexible window, plus `grace_hours`,
+    /// rounded up to whole hours.
+    pub fn overdue_after_hours(&self, grace_hours: u32) -> u32 {
+        let now = Timestamp::now();
+        let until = now
+            .checked_add(jiff::SignedDuration::from_hours(GAP_HORIZON_DAYS * 24))
+            .unwrap_or(now);
+        let times: Vec<Timestamp> = match TimeZone::get(&self.timezone) {
+            Ok(zone) => expression::fire_times_until(
+                &self.expression,
+                &zone,
+                now,
+                Some(until),
+                GAP_HORIZON_FIRES,
+            ),
+            Err(_) => Vec::new(),
+        }
+        .iter()
+        .map(jiff::ZonedDateTime::timestamp)
+        .collect();
+        let longest = times
+            .windows(2)
+            .map(|pair| pair[1].as_second() - pair[0].as_second())
+            .max()
+            .unwrap_or(GAP_HORIZON_DAYS * 86_400);
+        let window = i64::from(self.flexible_window_minutes.unwrap_or(0)) * 60;
+        let seconds = longest + window + i64::from(grace_hours) * 3600;
+        u32::try_from((seconds + 3599) / 3600).unwrap_or(u32::MAX)
+    }
+
+    /// The next `count` fire times after `after`.
+    pub fn fire_times(&self, after: Timestamp, count: usize) -> Vec<jiff::ZonedDateTime> {
+        fire_times_in(&self.expression, &self.timezone, after, count)
+    }
+}
+
+/// The next `count` fire times of `expression` in the zone named `timezone`; none when the
+/// zone is unknown.
+/// Checks a time zone as EventBridge Scheduler takes it: an IANA name written exactly as the
+/// database writes it. jiff finds `europe/berlin` too, but AWS matches names exactly.
+pub fn check_timezone(timezone: &str) -> Result<(), String> {
+    match TimeZone::get(timezone) {
+        Ok(zone) => match zone.iana_name() {
+            Some(name) if name == timezone => Ok(()),
+            Some(name) => Err(format!(
+                "{timezone:?} is not written as the IANA time-zone database writes it; write \
+                 {name:?}"
+            )),
+            None => Err(format!(
+                "{timezone:?} has no IANA name; write e.g. Europe/Berlin"
+            )),
+        },
+        Err(_) => Err(format!(
+            "{timezone:?} is not an IANA time zone; write e.g. Europe/Berlin, America/New_York \
+             or UTC"
+        )),
+    }
+}
+
+pub fn fire_times_in(
+    expression: &str,
+    timezone: &str,
+    after: Timestamp,
+    count: usize,
+) -> Vec<jiff::ZonedDateTime> {
+    match TimeZone::get(timezone) {
+        Ok(zone) => expression::fire_times(expression, &zone, after, count),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// What the environment's keys say about schedules: the list, or the one-schedule keys.
+pub struct Requested<'a> {
+    pub schedules: Option<&'a [RawSchedule]>,
+    pub schedule: Option<&'a str>,
+    pub retention_days: Option<u32>,
+    pub keep_last: Option<u32>,
+}
+
+/// The schedules, or the key and message of the first mistake (with its fix).
+pub fn resolve(
+    requested: &Requested<'_>,
+    now: Timestamp,
+) -> Result<Vec<Schedule>, (String, String)> {
+    let Some(list) = requested.schedules else {
+        let expression = requested.schedule.unwrap_or(DEFAULT_EXPRESSION).to_owned();
+        expression::validate(&expression).map_err(|why| ("schedule".to_owned(), why))?;
+        let only = Schedule {
+            name: DEFAULT_SCHEDULE.to_owned(),
+            expression,
+            timezone: "UTC".to_owned(),
+            retention_days: requested
+                .retention_days
+                .unwrap_or(settings::RETENTION_DAYS.default),
+            keep_last: requested.keep_last.unwrap_or(settings::KEEP_LAST.default),
+            flexible_window_minutes: None,
+        };
+        check_ranges("", &only)?;
+        never_fires("schedule", &only, now)?;
+        return Ok(vec![only]);
+    };
+    if requested.schedule.is_some()
+        || requested.retention_days.is_some()
+        || requested.keep_last.is_some()
+    {
+        return Err((
+            "schedules".to_owned(),
+            "give either `schedules:` or the one-schedule keys `schedule`, `retention_days` and \
+             `keep_last`, not both; move them into an entry of `schedules:`"
+                .to_owned(),
+        ));
+    }
+    if list.is_empty() || list.len() > fconfig::MAX_SCHEDULES {
+        return Err((
+            "schedules".to_owned(),
+            format!(
+                "list 1 to {} schedules (as AWS Data Lifecycle Manager allows), not {}",
+                fconfig::MAX_SCHEDULES,
+                list.len()
+            ),
+        ));
+    }
+    let mut schedules: Vec<Schedule> = Vec::new();
+    for (index, raw) in list.iter().enumerate() {
+        let key = |field: &str| format!("schedules[{index}].{field}");
+        if !fconfig::is_schedule_name(&raw.name) {
+            return Err((
+                key("name"),
+                format!(
+                    "{:?} is not a schedule name; use 1 to 32 lowercase letters, digits and \
+                     hyphens starting with a letter, e.g. daily",
+                    raw.name
+                ),
+            ));
+        }
+        if schedules.iter().any(|s| s.name == raw.name) {
+            return Err((
+                key("name"),
+                format!("{:?} names two schedules; give each its own name", raw.name),
+            ));
+        }
+        expression::validate(&raw.expression).map_err(|why| (key("expression"), why))?;
+        let timezone = raw.timezone.clone().unwrap_or_else(|| "UTC".to_owned());
+        check_timezone(&timezone).map_err(|why| (key("timezone"), why))?;
+        let schedule = Schedule {
+            name: raw.name.clone(),
+            expression: raw.expression.clone(),
+            timezone,
+            retention_days: raw
+                .retention_days
+                .unwrap_or(settings::RETENTION_DAYS.default),
+            keep_last: raw.keep_last.unwrap_or(settings::KEEP_LAST.default),
+            flexible_window_minutes: raw.flexible_window_minutes,
+        };
+        check_ranges(&format!("schedules[{index}]."), &schedule)?;
+        // Equal in effect, however written (`UTC` and `Etc/UTC`, `rate(1 day)` and
+        // `rate(24 hours)`): the same next fire times.
+        let instants = |s: &Schedule| -> Vec<Timestamp> {
+            s.fire_times(now, SAME_EFFECT_FIRES)
+                .iter()
+                .map(jiff::ZonedDateTime::timestamp)
+                .collect()
+        };
+        let ours = instants(&schedule);
+        if let Some(twin) = schedules.iter().find(|s| {
+            (s.expression == schedule.expression && s.timezone == schedule.timezone)
+                || (!ours.is_empty() && instants(s) == ours)
+        }) {
+            return Err((
+                key("expression"),
+                format!(
+                    "{} in {} is also schedule {}'s ({} in {}): two schedules would make \
+                     two sets at the same moment; merge them, or change one",
+                    schedule.expression,
+                    schedule.timezone,
+                    twin.name,
+                    twin.expression,
+                    twin.timezone
+                ),
+            ));
+        }
+        never_fires(&key("expression"), &schedule, now)?;
+        schedules.push(schedule);
+    }
+    Ok(schedules)
+}
+
+/// How many next fire times two schedules must share to be the same in effect.
+const SAME_EFFECT_FIRES: usize = 50;
+
+fn check_ranges(prefix: &str, schedule: &Schedule) -> Result<(), (String, String)> {
+    let out = |key: &str, value: u32, range: &std::ops::RangeInclusive<u32>| {
+        (
+            format!("{prefix}{key}"),
+            format!(
+                "{value} is out of range; use a whole number from {} to {}",
+                range.start(),
+                range.end()
+            ),
+        )
+    };
+    for (setting, value) in [
+        (&settings::RETENTION_DAYS, schedule.retention_days),
+        (&settings::KEEP_LAST, schedule.keep_last),
+    ] {
+        if !setting.range.contains(&value) {
+            return Err(out(setting.key, value, &setting.range));
+        }
+    }
+    if let Some(window) = schedule.flexible_window_minutes
+        && !WINDOW_RANGE.contains(&window)
+    {
+        return Err(out("flexible_window_minutes", window, &WINDOW_RANGE));
+    }
+    Ok(())
+}
+
+/// Refuses an expression with no fire time left (the 30th of February, a year gone by).
+fn never_fires(key: &str, schedule: &Schedule, now: Timestamp) -> Result<(), (String, String)> {
+    if schedule.fire_times(now, 1).is_empty() {
+        return Err((
+            key.to_owned(),
+            format!(
+                "{} never fires (no such date, or none left); check the day, month and year \
+                 fields",
+                schedule.expression
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The function's `SCHEDULES` variable for these schedules, each overdue after its longest
+/// gap plus `grace_hours`.
+pub fn function_variable(schedules: &[Schedule], grace_hours: u32) -> String {
+    let rules: Vec<ScheduleRule> = schedules.iter().map(|s| s.rule(grace_hours)).collect();
+    serde_json::to_string(&rules).unwrap_or_default()
+}
+
+/// CloudWatch evaluates an alarm over at most seven days (`Period` times `EvaluationPeriods`,
+/// from `PutMetricAlarm`'s documentation in the CloudWatch service model), in hours.
+pub const MAX_ALARM_WINDOW_HOURS: u32 = 168;
+
+/// How many hourly periods the overdue alarms look back for a report: the shortest schedule's
+/// overdue hours (every run reports every schedule's age, so some run reports within it).
+/// `None` when even that is longer than CloudWatch can look back (only weekly or rarer
+/// schedules): the stack then has no overdue alarms, and `cargo xtask coverage --fail-on
+/// overdue` from a cron job watches instead.
+pub fn alarm_window_hours(schedules: &[Schedule], grace_hours: u32) -> Option<u32> {
+    schedules
+        .iter()
+        .map(|s| s.overdue_after_hours(grace_hours))
+        .min()
+        .filter(|hours| *hours <= MAX_ALARM_WINDOW_HOURS)
+}
+
+/// Each schedule's next five fire times, in its own zone and in UTC, e.g.
+/// `2027-01-04 02:00 Europe/Berlin = 01:00 UTC`.
+pub fn preview(schedules: &[Schedule], now: Timestamp) -> String {
+    let mut text = String::new();
+    for schedule in schedules {
+        text.push_str(&format!(
+            "schedule {} ({} in {}; kept {} days, the newest {} always):\n",
+            schedule.name,
+            schedule.expression,
+            schedule.timezone,
+            schedule.retention_days,
+            schedule.keep_last
+        ));
+        text.push_str(&fire_lines(
+            &schedule.expression,
+            &schedule.timezone,
+            now,
+            5,
+        ));
+        for note in notes(schedule) {
+            text.push_str(&format!("  note: {note}\n"));
+        }
+    }
+    text
+}
+
+/// What a schedule's expression means that its text does not say.
+fn notes(schedule: &Schedule) -> Vec<String> {
+    let mut notes = Vec::new();
+    if schedule.expression.starts_with("rate(") && schedule.timezone != "UTC" {
+        notes.push(format!(
+            "a rate() counts from when the schedule is created, whatever the zone: \
+             {} changes nothing; use a cron() to run at a time of day there",
+            schedule.timezone
+        ));
+    }
+    let year = schedule
+        .expression
+        .strip_prefix("cron(")
+        .and_then(|s| s.strip_suffix(')'))
+        .and_then(|inner| inner.split(' ').nth(5));
+    if year.is_some_and(|y| y != "*") {
+        notes.push(format!(
+            "this cron names years ({}): after its last run no set is made, and the schedule's \
+             overdue alarm fires until the schedule is removed or changed",
+            year.unwrap_or_default()
+        ));
+    }
+    notes
+}
+
+/// The next `count` fire times of `expression` in `timezone`, one indented line each, in the
+/// zone and in UTC.
+pub fn fire_lines(expression: &str, timezone: &str, now: Timestamp, count: usize) -> String {
+    let mut text = String::new();
+    for at in fire_times_in(expression, timezone, now, count) {
+        let utc = at.with_time_zone(TimeZone::UTC);
+        text.push_str(&format!(
+            "  {} {} = {}{} UTC\n",
+            at.strftime("%Y-%m-%d %H:%M"),
+            timezone,
+            if utc.date() == at.date() {
+                String::new()
+            } else {
+                format!("{} ", utc.strftime("%Y-%m-%d"))
+            },
+            utc.strftime("%H:%M")
+        ));
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(text: &str) -> Timestamp {
+        text.parse().unwrap()
+    }
+
+    fn times(expression: &str, zone: &str, after: &str, count: usize) -> Vec<String> {
+        let schedule = Schedule {
+            name: "s".into(),
+            expression: expression.into(),
+            timezone: zone.into(),
+            retention_days: 7,
+            keep_last: 1,
+            flexible_window_minutes: None,
+        };
+        schedule
+            .fire_times(at(after), count)
+            .iter()
+            .map(|z| {
+                format!(
+                    "{} = {}",
+                    z.strftime("%Y-%m-%d %H:%M %:z"),
+                    z.with_time_zone(TimeZone::UTC).strftime("%H:%M UTC")
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn fire_times_follow_daylight_saving_in_both_hemispheres() {
+        // Berlin springs forward on 2027-03-28: 02:00 local is 01:00 UTC in winter, 00:00 UTC
+        // in summer; 02:00 does not exist that night, and EventBridge Scheduler skips it.
+        assert_eq!(
+            times(
+                "cron(0 2 * * ? *)",
+                "Europe/Berlin",
+                "2027-03-26T12:00:00Z",
+                4
+            ),
+            [
+                "2027-03-27 02:00 +01:00 = 01:00 UTC",
+                "2027-03-29 02:00 +02:00 = 00:00 UTC",
+                "2027-03-30 02:00 +02:00 = 00:00 UTC",
+                "2027-03-31 02:00 +02:00 = 00:00 UTC",
+            ]
+        );
+        // The expression `render` showed firing at 03:30 on 28 March: it does not fire then.
+        assert_eq!(
+            times(
+                "cron(30 2 27-31 3 ? 2027)",
+                "Europe/Berlin",
+                "2027-03-26T00:00:00Z",
+                5
+            ),
+            [
+                "2027-03-27 02:30 +01:00 = 01:30 UTC",
+                "2027-03-29 02:30 +02:00 = 00:30 UTC",
+                "2027-03-30 02:30 +02:00 = 00:30 UTC",
+                "2027-03-31 02:30 +02:00 = 00:30 UTC",
+            ]
+        );
+        // New York springs forward on 2027-03-14 (02:00 to 03:00): no 02:30 that day.
+        assert_eq!(
+            times(
+                "cron(30 2 * * ? *)",
+                "America/New_York",
+                "2027-03-13T00:00:00Z",
+                2
+            ),
+            [
+                "2027-03-13 02:30 -05:00 = 07:30 UTC",
+                "2027-03-15 02:30 -04:00 = 06:30 UTC",
+            ]
+        );
+        // Lord Howe Island moves by half an hour (02:00 to 02:30 on 2026-10-04): 02:15 is
+        // skipped, 02:45 is not.
+        assert_eq!(
+            times(
+                "cron(15,45 2 * * ? *)",
+                "Australia/Lord_Howe",
+                "2026-10-02T12:00:00Z",
+                4
+            ),
+            [
+                "2026-10-03 02:15 +10:30 = 15:45 UTC",
+                "2026-10-03 02:45 +10:30 = 16:15 UTC",
+                "2026-10-04 02:45 +11:00 = 15:45 UTC",
+                "2026-10-05 02:15 +11:00 = 15:15 UTC",
+            ]
+        );
+        // ...and falls back on 2026-10-25: 02:30 happens twice and runs once, at the first.
+        assert_eq!(
+            times(
+                "cron(30 2 * * ? *)",
+                "Europe/Berlin",
+                "2026-10-24T12:00:00Z",
+                2
+            ),
+            [
+                "2026-10-25 02:30 +02:00 = 00:30 UTC",
+                "2026-10-26 02:30 +01:00 = 01:30 UTC",
+            ]
+        );
+        // Sydney falls back on 2027-04-04 and springs forward on 2026-10-04 (southern
+        // hemisphere: summer time spans the new year).
+        assert_eq!(
+            times(
+                "cron(0 2 * * ? *)",
+                "Australia/Sydney",
+                "2027-04-02T12:00:00Z",
+                3
+            ),
+            [
+                "2027-04-03 02:00 +11:00 = 15:00 UTC",
+                "2027-04-04 02:00 +11:00 = 15:00 UTC",
+                "2027-04-05 02:00 +10:00 = 16:00 UTC",
+            ]
+        );
+        assert_eq!(
+            times(
+                "cron(0 2 * * ? *)",
+                "Australia/Sydney",
+                "2026-10-02T12:00:00Z",
+                3
+            ),
+            [
+                "2026-10-03 02:00 +10:00 = 16:00 UTC",
+                "2026-10-05 02:00 +11:00 = 15:00 UTC",
+                "2026-10-06 02:00 +11:00 = 15:00 UTC",
+            ]
+        );
+    }
+
+    #[test]
+    fn fire_times_honour_every_cron_form() {
+        let utc = |e: &str, after: &str, n: usize| -> Vec<String> {
+            times(e, "UTC", after, n)
+                .into_iter()
+                .map(|t| t[..16].to_owned())
+                .collect()
+        };
+        // Weekly on Sunday (1), monthly on the 1st, the last day, the last Friday, the second
+        // Monday, the nearest weekday to the 15th, every 15 minutes.
+        assert_eq!(
+            utc("cron(0 3 ? * 1 *)", "2026-11-26T00:00:00Z", 2),
+            ["2026-11-29 03:00", "2026-12-06 03:00"]
+        );
+        assert_eq!(
+            utc("cron(0 4 1 * ? *)", "2026-11-26T00:00:00Z", 2),
+            ["2026-12-01 04:00", "2027-01-01 04:00"]
+        );
+        assert_eq!(
+            utc("cron(0 5 L * ? *)", "2027-01-31T06:00:00Z", 2),
+            ["2027-02-28 05:00", "2027-03-31 05:00"]
+        );
+        assert_eq!(
+            utc("cron(0 6 ? * 6L *)", "2026-11-01T00:00:00Z", 2),
+            ["2026-11-27 06:00", "2026-12-25 06:00"]
+        );
+        assert_eq!(
+            utc("cron(0 7 ? * MON#2 *)", "2026-11-01T00:00:00Z", 2),
+            ["2026-11-09 07:00", "2026-12-14 07:00"]
+        );
+        // 2026-11-15 is a Sunday: Monday the 16th; 2027-05-15 a Saturday: Friday the 14th.
+        assert_eq!(
+            utc("cron(0 8 15W * ? *)", "2026-11-01T00:00:00Z", 1),
+            ["2026-11-16 08:00"]
+        );
+        assert_eq!(
+            utc("cron(0 8 15W * ? *)", "2027-05-01T00:00:00Z", 1),
+            ["2027-05-14 08:00"]
+        );
+        assert_eq!(
+            utc("cron(0/15 9 * * ? *)", "2026-11-26T00:00:00Z", 3),
+            ["2026-11-26 09:00", "2026-11-26 09:15", "2026-11-26 09:30"]
+        );
+        assert_eq!(
+            utc("rate(12 hours)", "2026-11-26T00:00:00Z", 2),
+            ["2026-11-26 12:00", "2026-11-27 00:00"]
+        );
+        assert!(utc("cron(0 0 30 2 ? *)", "2026-11-26T00:00:00Z", 1).is_empty());
+        assert_eq!(
+            utc("cron(0 0 29 2 ? *)", "2026-11-26T00:00:00Z", 1),
+            ["2028-02-29 00:00"]
+        );
+    }
+
+    fn raw(name: &str, expression: &str) -> RawSchedule {
+        RawSchedule {
+            name: name.into(),
+            expression: expression.into(),
+            timezone: None,
+            retention_days: Some(7),
+            keep_last: Some(1),
+            flexible_window_minutes: None,
+        }
+    }
+
+    fn list(schedules: &[RawSchedule]) -> Result<Vec<Schedule>, (String, String)> {
+        resolve(
+            &Requested {
+                schedules: Some(schedules),
+                schedule: None,
+                retention_days: None,
+                keep_last: None,
+            },
+            at("2026-11-26T00:00:00Z"),
+        )
+    }
+
+    #[test]
+    fn the_one_schedule_keys_stay_one_schedule_named_default() {
+        let one = resolve(
+            &Requested {
+                schedules: None,
+                schedule: Some("cron(0 2 * * ? *)"),
+                retention_days: Some(30),
+                keep_last: Some(3),
+            },
+            at("2026-11-26T00:00:00Z"),
+        )
+        .unwrap();
+        assert_eq!(
+            one,
+            [Schedule {
+                name: "default".into(),
+                expression: "cron(0 2 * * ? *)".into(),
+                timezone: "UTC".into(),
+                retention_days: 30,
+                keep_last: 3,
+                flexible_window_minutes: None,
+            }]
+        );
+        assert_eq!(
+            function_variable(&one, 3),
+            r#"[{"name":"default","retention_days":30,"keep_last":3,"overdue_after_hours":27}]"#
+        );
+    }
+
+    #[test]
+    fn a_schedule_is_overdue_after_its_longest_gap_its_window_and_the_grace() {
+        let schedule = |expression: &str, timezone: &str, window: Option<u32>| Schedule {
+            name: "s".into(),
+            expression: expression.into(),
+            timezone: timezone.into(),
+            retention_days: 7,
+            keep_last: 1,
+            flexible_window_minutes: window,
+        };
+        for (expression, timezone, window, hours) in [
+            ("rate(1 hour)", "UTC", None, 4),
+            ("cron(0 2 * * ? *)", "UTC", None, 27),
+            // The spring change skips 02:00 (EventBridge Scheduler does not run a local time
+            // that does not exist): 47 hours pass between two runs once a year.
+            ("cron(0 2 * * ? *)", "Europe/Berlin", None, 50),
+            ("cron(30 2 * * ? *)", "America/New_York", None, 50),
+            // A daily 03:00 is never skipped; the autumn night is 25 hours long.
+            ("cron(0 3 * * ? *)", "Europe/Berlin", None, 28),
+            // Half an hour skipped on Lord Howe Island: 47.5 hours, rounded up.
+            ("cron(15 2 * * ? *)", "Australia/Lord_Howe", None, 51),
+            // Half an hour of flexible window, rounded up to the hour.
+            ("cron(0 2 * * ? *)", "UTC", Some(30), 28),
+            // Friday to Monday.
+            ("cron(0 2 ? * MON-FRI *)", "UTC", None, 75),
+            ("cron(0 3 ? * SUN *)", "UTC", None, 171),
+            // The 1st of each month: 31 days at the longest.
+            ("cron(0 4 1 * ? *)", "UTC", None, 747),
+        ] {
+            assert_eq!(
+                schedule(expression, timezone, window).overdue_after_hours(3),
+                hours,
+                "{expression} in {timezone}"
+            );
+        }
+        let daily = schedule("cron(0 2 * * ? *)", "UTC", None);
+        let weekly = schedule("cron(0 3 ? * SUN *)", "UTC", None);
+        assert_eq!(
+            alarm_window_hours(&[weekly.clone(), daily], 3),
+            Some(27),
+            "every run reports every schedule: the most frequent one sets the window"
+        );
+        assert_eq!(
+            alarm_window_hours(std::slice::from_ref(&weekly), 3),
+            None,
+            "171 hours is past CloudWatch's 7 days"
+        );
+        assert_eq!(alarm_window_hours(&[weekly], 0), Some(168));
+        // The look ahead stops at its end, not after `count` fires decades away.
+        let now = at("2026-11-27T00:00:00Z");
+        let until = now
+            .checked_add(jiff::SignedDuration::from_hours(240))
+            .unwrap();
+        for expression in ["cron(0 2 * * ? *)", "rate(1 day)"] {
+            let ten =
+                expression::fire_times_until(expression, &TimeZone::UTC, now, Some(until), 20_000);
+            assert_eq!(ten.len(), 10, "{expression}");
+        }
+    }
+
+    #[test]
+    fn every_mistake_is_refused_with_its_key_and_fix() {
+        let berlin = |mut r: RawSchedule| {
+            r.timezone = Some("Europe/Berlin".into());
+            r
+        };
+        let cases: Vec<(Vec<RawSchedule>, &str, &str)> = vec![
+            (vec![], "schedules", "list 1 to 4 schedules"),
+            (
+                (0..5)
+                    .map(|i| raw(&format!("s{i}"), &format!("cron({i} 1 * * ? *)")))
+                    .collect(),
+                "schedules",
+                "not 5",
+            ),
+            (
+                vec![
+                    raw("daily", "cron(0 1 * * ? *)"),
+                    raw("daily", "cron(0 2 * * ? *)"),
+                ],
+                "schedules[1].name",
+                "names two schedules",
+            ),
+            (
+                vec![raw("Daily", "cron(0 1 * * ? *)")],
+                "schedules[0].name",
+                "not a schedule name",
+            ),
+            (
+                vec![raw("daily", "cron(0 1 * * *)")],
+                "schedules[0].expression",
+                "has 5 fields",
+            ),
+            (
+                vec![raw("leap", "cron(0 0 30 2 ? *)")],
+                "schedules[0].expression",
+                "never fires",
+            ),
+            (
+                vec![RawSchedule {
+                    timezone: Some("Mars/Olympus_Mons".into()),
+                    ..raw("daily", "cron(0 1 * * ? *)")
+                }],
+                "schedules[0].timezone",
+                "is not an IANA time zone",
+            ),
+            (
+                vec![RawSchedule {
+                    timezone: Some("europe/berlin".into()),
+                    ..raw("daily", "cron(0 1 * * ? *)")
+                }],
+                "schedules[0].timezone",
+                "\"europe/berlin\" is not written as the IANA time-zone database writes it; write \"Europe/Berlin\"",
+            ),
+            (
+                vec![
+                    raw("a", "rate(1 day)"),
+                    RawSchedule {
+                        timezone: Some("Etc/UTC".into()),
+                        ..raw("b", "rate(24 hours)")
+                    },
+                ],
+                "schedules[1].expression",
+                "rate(24 hours) in Etc/UTC is also schedule a's (rate(1 day) in UTC)",
+            ),
+            (
+                vec![
+                    raw("a", "cron(0 1 * * ? *)"),
+                    RawSchedule {
+                        timezone: Some("Etc/UTC".into()),
+                        ..raw("b", "cron(0 1 ? * * *)")
+                    },
+                ],
+                "schedules[1].expression",
+                "is also schedule a's",
+            ),
+            (
+                vec![
+                    berlin(raw("a", "cron(0 1 * * ? *)")),
+                    berlin(raw("b", "cron(0 1 * * ? *)")),
+                ],
+                "schedules[1].expression",
+                "is also schedule a's",
+            ),
+            (
+                vec![RawSchedule {
+                    retention_days: Some(0),
+                    ..raw("daily", "cron(0 1 * * ? *)")
+                }],
+                "schedules[0].retention_days",
+                "0 is out of range; use a whole number from 1 to 3650",
+            ),
+            (
+                vec![RawSchedule {
+                    keep_last: Some(1001),
+                    ..raw("daily", "cron(0 1 * * ? *)")
+                }],
+                "schedules[0].keep_last",
+                "1001 is out of range",
+            ),
+            (
+                vec![RawSchedule {
+                    flexible_window_minutes: Some(1441),
+                    ..raw("daily", "cron(0 1 * * ? *)")
+                }],
+                "schedules[0].flexible_window_minutes",
+                "use a whole number from 1 to 1440",
+            ),
+        ];
+        for (schedules, key, expected) in cases {
+            let (refused, message) = list(&schedules).unwrap_err();
+            assert_eq!(refused, key, "{message}");
+            assert!(message.contains(expected), "{key}: {message}");
+        }
+        // The same expression in two zones is two moments: allowed.
+        let two_zones = vec![
+            raw("utc", "cron(0 1 * * ? *)"),
+            berlin(raw("berlin", "cron(0 1 * * ? *)")),
+        ];
+        assert_eq!(list(&two_zones).unwrap().len(), 2);
+        let mixed = resolve(
+            &Requested {
+                schedules: Some(&two_zones),
+                schedule: None,
+                retention_days: Some(7),
+                keep_last: None,
+            },
+            at("2026-11-26T00:00:00Z"),
+        )
+        .unwrap_err();
+        assert_eq!(mixed.0, "schedules");
+        assert!(mixed.1.contains("not both"), "{}", mixed.1);
+    }
+
+    #[test]
+    fn names_aws_would_refuse_for_length_are_refused_first() {
+        let schedules = list(&[raw("monthly", "cron(0 4 1 * ? *)")]).unwrap();
+        assert_eq!(check_names("smartvault-prod", &schedules), Ok(()));
+        let long_stack = format!("smartvault-{}", "p".repeat(48));
+        let (key, message) = check_names(&long_stack, &schedules).unwrap_err();
+        assert_eq!(key, "stack_name");
+        assert!(
+            message.contains("would be 81, over SQS's 80; use a stack name of at most 58")
+                && message.contains("-dead-letters-<8 characters of the stack id>"),
+            "{message}"
+        );
+        let stack = format!("smartvault-{}", "p".repeat(47));
+        let (key, message) = check_names(&stack, &schedules).unwrap_err();
+        assert_eq!(key, "schedules[0].name");
+        assert!(
+            message.contains(
+                "66 characters, over EventBridge Scheduler's 64; shorten the \
+                              schedule's name to at most 5"
+            ),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn the_preview_shows_each_fire_time_in_its_zone_and_in_utc() {
+        let schedules = list(&[RawSchedule {
+            timezone: Some("Europe/Berlin".into()),
+            ..raw("nightly", "cron(0 2 * * ? *)")
+        }])
+        .unwrap();
+        let text = preview(&schedules, at("2027-03-26T12:00:00Z"));
+        assert!(
+            text.starts_with(
+                "schedule nightly (cron(0 2 * * ? *) in Europe/Berlin; kept 7 days, the newest 1 always):\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("  2027-03-27 02:00 Europe/Berlin = 01:00 UTC\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("  2027-03-29 02:00 Europe/Berlin = 00:00 UTC\n"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("2027-03-28"),
+            "02:00 does not exist in Berlin on 28 March, and Scheduler skips it: {text}"
+        );
+        // What an expression means that its text does not say.
+        let said = |expression: &str, zone: &str| {
+            let schedules = list(&[RawSchedule {
+                timezone: Some(zone.into()),
+                ..raw("s", expression)
+            }])
+            .unwrap();
+            preview(&schedules, at("2026-12-01T00:00:00Z"))
+        };
+        assert!(
+            said("rate(1 day)", "Europe/Berlin").contains("note: a rate() counts from when"),
+            "a zone changes nothing for a rate"
+        );
+        assert!(!said("rate(1 day)", "UTC").contains("note:"));
+        assert!(
+            said("cron(0 2 * * ? 2027)", "UTC").contains("note: this cron names years (2027)"),
+            "its overdue alarm fires once the years are over"
+        );
+        assert!(!said("cron(0 2 * * ? *)", "UTC").contains("note:"));
+        assert_eq!(text.lines().count(), 6);
+        // A fire time on another UTC date says which.
+        let sydney = list(&[RawSchedule {
+            timezone: Some("Australia/Sydney".into()),
+            ..raw("nightly", "cron(0 2 * * ? *)")
+        }])
+        .unwrap();
+        let text = preview(&sydney, at("2027-04-02T12:00:00Z"));
+        assert!(
+            text.contains("  2027-04-03 02:00 Australia/Sydney = 2027-04-02 15:00 UTC\n"),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,233 @@
+//! Restore points (pure): this deployment's snapshots grouped into one point per instance per
+//! run (the set one `CreateSnapshots` made), with what the restore records say about each
+//! volume and the instance, and how many of its snapshots each copy region holds.
+
+use crate::aws::snapshots::ManagedSnapshot;
+use function::records::{self, VolumeRecord};
+use function::tags;
+use std::collections::BTreeMap;
+
+/// One restore point.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RestorePoint {
+    pub instance_id: String,
+    /// When its run started (`smartvault:created-at`), RFC 3339 UTC.
+    pub created_at: String,
+    pub schedule: String,
+    /// The latest `expires-at` of its snapshots: the point is whole until then.
+    pub expires_at: Option<String>,
+    /// The region its snapshots are in.
+    pub region: String,
+    pub instance_type: Option<String>,
+    pub architecture: Option<String>,
+    pub availability_zone: Option<String>,
+    pub root_device: Option<String>,
+    /// The platform record (`boot=uefi tpm=v2.0 imds=required os=Windows`), when recorded.
+    pub platform: Option<String>,
+    pub volumes: Vec<PointVolume>,
+    /// For a point in the environment's own region: by copy region, how many of its snapshots
+    /// have a copy there.
+    pub copies: BTreeMap<String, usize>,
+}
+
+/// One snapshot of a restore point.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PointVolume {
+    pub snapshot_id: String,
+    /// The volume the snapshot was taken of (for a copy, its source's).
+    pub volume_id: Option<String>,
+    /// From the restore record, when the snapshot has one.
+    pub device: Option<String>,
+    pub volume_type: Option<String>,
+    pub iops: Option<i32>,
+    pub throughput: Option<i32>,
+    pub size_gib: i32,
+    pub state: String,
+}
+
+impl RestorePoint {
+    /// Whether every snapshot of the point is completed, so that it can be restored now.
+    pub fn is_complete(&self) -> bool {
+        self.volumes.iter().all(|v| v.state == "completed")
+    }
+}
+
+/// Groups `snapshots` (this deployment's, in `region`) into restore points, newest first by
+/// instance; `copies` are this deployment's copies by region, counted against each point.
+pub fn group(
+    snapshots: &[ManagedSnapshot],
+    region: &str,
+    copies: &[(String, Vec<ManagedSnapshot>)],
+) -> Vec<RestorePoint> {
+    let mut points: BTreeMap<(String, String), RestorePoint> = BTreeMap::new();
+    for snapshot in snapshots {
+        let (Some(instance), Some(created)) = (
+            snapshot.tag(tags::INSTANCE_ID),
+            snapshot.tag(tags::CREATED_AT),
+        ) else {
+            continue;
+        };
+        let set_tag = |key: &str| snapshot.tag(key).map(str::to_owned);
+        let point = points
+            .entry((instance.to_owned(), created.to_owned()))
+            .or_insert_with(|| RestorePoint {
+                instance_id: instance.to_owned(),
+                created_at: created.to_owned(),
+                schedule: snapshot
+                    .tag(tags::SCHEDULE)
+                    .unwrap_or(function::tags::DEFAULT_SCHEDULE)
+                    .to_owned(),
+                expires_at: None,
+                region: region.to_owned(),
+                instance_type: set_tag(records::INSTANCE_TYPE),
+                architecture: set_tag(records::ARCHITECTURE),
+                availability_zone: set_tag(records::AVAILABILITY_ZONE),
+                root_device: set_tag(records::ROOT_DEVICE),
+                platform: set_tag(records::PLATFORM),
+                volumes: Vec::new(),
+                copies: BTreeMap::new(),
+            });
+        if let Some(expires) = set_tag(tags::EXPIRES_AT)
+            && point.expires_at.as_ref().is_none_or(|e| *e < expires)
+        {
+            point.expires_at = Some(expires);
+        }
+        // A copy's own volume id is a placeholder; its source's is in a tag.
+        let volume_id = snapshot
+            .tag(tags::SOURCE_VOLUME)
+            .map(str::to_owned)
+            .or_else(|| snapshot.volume_id.clone());
+        let record = volume_id.as_deref().and_then(|id| {
+            snapshot
+                .tag(&VolumeRecord::key(id))
+                .and_then(VolumeRecord::parse)
+        });
+        point.volumes.push(PointVolume {
+            snapshot_id: snapshot.id.clone(),
+            volume_id,
+            device: record.as_ref().map(|r| r.device.clone()),
+            volume_type: record.as_ref().and_then(|r| r.volume_type.clone()),
+            iops: record.as_ref().and_then(|r| r.iops),
+            throughput: record.as_ref().and_then(|r| r.throughput),
+            size_gib: snapshot.size_gib,
+            state: snapshot.state.clone(),
+        });
+    }
+    for point in points.values_mut() {
+        point.volumes.sort_by(|a, b| {
+            a.device
+                .cmp(&b.device)
+                .then(a.snapshot_id.cmp(&b.snapshot_id))
+        });
+        for (copy_region, found) in copies {
+            let copied = point
+                .volumes
+                .iter()
+                .filter(|v| {
+                    found
+                        .iter()
+                        .any(|c| c.tag(tags::SOURCE_SNAPSHOT) == Some(v.snapshot_id.as_str()))
+                })
+                .count();
+            point.copies.insert(copy_region.clone(), copied);
+        }
+    }
+    let mut list: Vec<RestorePoint> = points.into_values().collect();
+    list.sort_by(|a, b| {
+        a.instance_id
+            .cmp(&b.instance_id)
+            .then(b.created_at.cmp(&a.created_at))
+    });
+    list
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snapshot(
+        id: &str,
+        volume: &str,
+        instance: &str,
+        at: &str,
+        extra: &[(&str, &str)],
+    ) -> ManagedSnapshot {
+        let mut tags = vec![
+            format!("{}={instance}", tags::INSTANCE_ID),
+            format!("{}={at}", tags::CREATED_AT),
+            format!("{}=daily", tags::SCHEDULE),
+        ];
+        tags.extend(extra.iter().map(|(k, v)| format!("{k}={v}")));
+        ManagedSnapshot {
+            id: id.into(),
+            volume_id: Some(volume.into()),
+            size_gib: 8,
+            start_time: None,
+            completed: true,
+            state: "completed".into(),
+            tags,
+        }
+    }
+
+    #[test]
+    fn snapshots_group_into_one_point_per_instance_and_run_with_their_records_and_copies() {
+        let at1 = "2026-11-25T01:00:00Z";
+        let at2 = "2026-11-26T01:00:00Z";
+        let records = [
+            (records::INSTANCE_TYPE, "m7g.large"),
+            (records::AVAILABILITY_ZONE, "eu-west-1a"),
+            (
+                "smartvault:volume:vol-root",
+                "device=/dev/xvda type=gp3 iops=3000 throughput=125",
+            ),
+            (
+                "smartvault:volume:vol-data",
+                "device=/dev/sdf type=io2 iops=8000",
+            ),
+            (tags::EXPIRES_AT, "2026-12-03T01:00:00Z"),
+        ];
+        let home = vec![
+            snapshot("snap-2d", "vol-data", "i-a", at2, &records),
+            snapshot("snap-2r", "vol-root", "i-a", at2, &records),
+            snapshot("snap-1r", "vol-root", "i-a", at1, &[]),
+            snapshot("snap-b", "vol-b", "i-b", at2, &[]),
+        ];
+        let mut copy = snapshot("snap-c", "vol-ffffffff", "i-a", at2, &records);
+        copy.tags.push(format!("{}=snap-2r", tags::SOURCE_SNAPSHOT));
+        copy.tags.push(format!("{}=vol-root", tags::SOURCE_VOLUME));
+        let copies = vec![("us-west-2".to_owned(), vec![copy.clone()])];
+        let points = group(&home, "eu-west-1", &copies);
+        let keys: Vec<(&str, &str)> = points
+            .iter()
+            .map(|p| (p.instance_id.as_str(), p.created_at.as_str()))
+            .collect();
+        assert_eq!(
+            keys,
+            [("i-a", at2), ("i-a", at1), ("i-b", at2)],
+            "newest first"
+        );
+        let newest = &points[0];
+        assert_eq!(newest.instance_type.as_deref(), Some("m7g.large"));
+        assert_eq!(newest.expires_at.as_deref(), Some("2026-12-03T01:00:00Z"));
+        let devices: Vec<Option<&str>> =
+            newest.volumes.iter().map(|v| v.device.as_deref()).collect();
+        assert_eq!(devices, [Some("/dev/sdf"), Some("/dev/xvda")]);
+        assert_eq!(newest.volumes[0].iops, Some(8000));
+        assert_eq!(newest.volumes[1].throughput, Some(125));
+        assert_eq!(
+            newest.copies["us-west-2"], 1,
+            "one of its two snapshots is copied"
+        );
+        assert!(newest.is_complete());
+        assert_eq!(
+            points[1].volumes[0].device, None,
+            "made before restore records"
+        );
+
+        // In the copy region, a copy is its own point, named by its source volume.
+        let there = group(&[copy], "us-west-2", &[]);
+        assert_eq!(there[0].region, "us-west-2");
+        assert_eq!(there[0].volumes[0].volume_id.as_deref(), Some("vol-root"));
+        assert_eq!(there[0].volumes[0].device.as_deref(), Some("/dev/xvda"));
+    }
+}
