@@ -453,14 +453,14 @@ fn request(source: &Snapshot, rule: &CopyRule, policy: &Policy, home_region: &st
     let own_record = source
         .volume_id
         .as_deref()
-        .map(crate::records::VolumeRecord::key);
+        .map(crate::restore_records::VolumeRecord::key);
     for (key, value) in &source.tags {
         let set_level = [
-            crate::records::INSTANCE_TYPE,
-            crate::records::ARCHITECTURE,
-            crate::records::AVAILABILITY_ZONE,
-            crate::records::ROOT_DEVICE,
-            crate::records::PLATFORM,
+            crate::restore_records::INSTANCE_TYPE,
+            crate::restore_records::ARCHITECTURE,
+            crate::restore_records::AVAILABILITY_ZONE,
+            crate::restore_records::ROOT_DEVICE,
+            crate::restore_records::PLATFORM,
         ]
         .contains(&key.as_str());
         if set_level || own_record.as_ref() == Some(key) {

@@ -1,17 +1,17 @@
 //! One invocation end to end: validate the event, read the inventory, plan, carry out, report.
 
 use crate::config::Config;
-use crate::dr;
-use crate::drill;
+use crate::copy_run;
 use crate::event::{self, EventError, EventKind, Link, Payload, Request};
 use crate::execute::{self, Mode};
 use crate::inventory;
-use crate::lock::{self, RunMark};
 use crate::model::{Job, Phase};
 use crate::pacing::Pacer;
 use crate::plan;
 use crate::report::{Failure, MAX_CARRIED, RunReport};
 use crate::restore_test;
+use crate::restore_test_run;
+use crate::run_mark::{self, RunMark};
 use std::fmt;
 use std::time::Instant;
 use time::OffsetDateTime;
@@ -54,7 +54,7 @@ pub struct Context {
     /// How to hand a run on; without it (tests), a run that runs out of time fails what is left.
     pub chain: Option<Chain>,
     /// The function's region and a client for each copy region.
-    pub regions: dr::Regions,
+    pub regions: copy_run::Regions,
     /// How often a restore test looks at its volumes while it waits for them.
     pub poll: std::time::Duration,
     /// A client in the region of the organization's central topic, when there is one: SNS's
@@ -69,7 +69,7 @@ impl Context {
             sns: aws_sdk_sns::Client::new(sdk),
             pacer: Pacer::new(config.ec2_bucket),
             chain: None,
-            regions: dr::Regions::new(sdk, &config.policy),
+            regions: copy_run::Regions::new(sdk, &config.policy),
             central_sns: config
                 .central_topic_arn
                 .as_deref()
@@ -222,7 +222,7 @@ pub async fn handle_until(
             true => None,
             false => run_mark(ctx, &schedule).await,
         };
-        lock::admit_continuation(
+        run_mark::admit_continuation(
             mark.as_ref(),
             link.run_started_at,
             link.number,
@@ -388,7 +388,7 @@ pub async fn handle_until(
                     .cloned()
                     .collect();
                 let setup = copy_setup(ctx, mode, deadline.as_ref());
-                let copied = dr::run(setup, Some(&sources), &request.options, now).await;
+                let copied = copy_run::run(setup, Some(&sources), &request.options, now).await;
                 merge(&mut report, copied);
             }
             for outcomes in [created, deleted] {
@@ -486,8 +486,8 @@ fn copy_setup<'a>(
     ctx: &'a Context,
     mode: Mode,
     deadline: Option<&'a execute::Deadline>,
-) -> dr::Setup<'a> {
-    dr::Setup {
+) -> copy_run::Setup<'a> {
+    copy_run::Setup {
         home_ec2: &ctx.ec2,
         regions: &ctx.regions,
         policy: &ctx.config.policy,
@@ -500,7 +500,7 @@ fn copy_setup<'a>(
     }
 }
 
-fn merge(report: &mut RunReport, copied: dr::Copied) {
+fn merge(report: &mut RunReport, copied: copy_run::Copied) {
     report.copies = copied.regions;
     report.failed.extend(copied.failed);
     report.skipped.extend(copied.skipped);
@@ -519,7 +519,7 @@ async fn copy_run(
     clock: OffsetDateTime,
     started: Instant,
 ) -> Result<RunReport, FunctionError> {
-    let copied = dr::run(copy_setup(ctx, mode, None), None, &request.options, clock).await;
+    let copied = copy_run::run(copy_setup(ctx, mode, None), None, &request.options, clock).await;
     merge(&mut report, copied);
     report.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     finish(ctx, report, clock, Publish::OnFailure).await
@@ -559,7 +559,7 @@ async fn restore_test_run(
             );
             report.tagged_instances = sample.candidates;
             report.failed.extend(sample.failed);
-            let drill = drill::Drill {
+            let drill = restore_test_run::Drill {
                 ec2: &ctx.ec2,
                 deployment: &policy.deployment,
                 limit: ctx.config.max_concurrency,
@@ -569,7 +569,7 @@ async fn restore_test_run(
                 mode,
                 run_started_at: clock,
             };
-            let drilled = drill::run(drill, &sample.sets).await;
+            let drilled = restore_test_run::run(drill, &sample.sets).await;
             report.restore_tests = drilled.tests;
             report.failed.extend(drilled.failed);
             report.warnings.extend(drilled.warnings);
@@ -674,7 +674,7 @@ async fn publish_centrally(ctx: &Context, report: &RunReport) -> Result<(), Func
 
 /// The topic's mark of a run of `schedule` going on over several invocations, if any.
 async fn run_mark(ctx: &Context, schedule: &str) -> Option<RunMark> {
-    topic_tag(ctx, &lock::tag(schedule))
+    topic_tag(ctx, &run_mark::tag(schedule))
         .await
         .and_then(|value| RunMark::parse(&value))
 }
@@ -683,7 +683,7 @@ async fn run_mark(ctx: &Context, schedule: &str) -> Option<RunMark> {
 async fn set_run_mark(ctx: &Context, schedule: &str, mark: Option<&RunMark>) {
     set_topic_tag(
         ctx,
-        &lock::tag(schedule),
+        &run_mark::tag(schedule),
         mark.map(RunMark::value).as_deref(),
     )
     .await;

@@ -346,7 +346,7 @@ pub async fn destination(
 
 /// The boot mode the instance runs with (its current one; else the one it asked for, unless
 /// that is only a preference), TPM, IMDSv2 and platform details.
-fn platform_of(instance: &aws_sdk_ec2::types::Instance) -> crate::records::Platform {
+fn platform_of(instance: &aws_sdk_ec2::types::Instance) -> crate::restore_records::Platform {
     let boot_mode = instance
         .current_instance_boot_mode()
         .map(|m| m.as_str().to_owned())
@@ -356,7 +356,7 @@ fn platform_of(instance: &aws_sdk_ec2::types::Instance) -> crate::records::Platf
                 .map(|m| m.as_str().to_owned())
                 .filter(|m| m == "legacy-bios" || m == "uefi")
         });
-    crate::records::Platform {
+    crate::restore_records::Platform {
         boot_mode,
         tpm: instance.tpm_support().map(str::to_owned),
         imds_tokens: instance

@@ -7,21 +7,21 @@
 
 pub mod config;
 pub mod copies;
+pub mod copy_run;
 pub mod coverage;
-pub mod dr;
-pub mod drill;
 pub mod event;
 pub mod execute;
 pub mod handler;
 pub mod inventory;
-pub mod lock;
 pub mod logging;
 pub mod model;
 pub mod pacing;
 pub mod plan;
-pub mod records;
 pub mod report;
+pub mod restore_records;
 pub mod restore_test;
+pub mod restore_test_run;
+pub mod run_mark;
 pub mod sdk_errors;
 pub mod settings;
 pub mod tags;

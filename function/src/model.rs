@@ -25,7 +25,7 @@ pub struct InstanceDetails {
     pub architecture: Option<String>,
     pub availability_zone: Option<String>,
     /// Boot mode, TPM, IMDSv2 and platform details.
-    pub platform: crate::records::Platform,
+    pub platform: crate::restore_records::Platform,
 }
 
 /// A volume's type and performance, as a restore needs them.

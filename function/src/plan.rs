@@ -6,7 +6,7 @@ use crate::model::{
 };
 use crate::settings::RETENTION_DAYS;
 use crate::tags::MAX_TAGS_PER_RESOURCE;
-use crate::{records, tags};
+use crate::{restore_records, tags};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use time::format_description::well_known::Rfc3339;
@@ -406,7 +406,7 @@ fn plan_backups(
     }
 }
 
-/// Adds what a restore needs that a snapshot does not keep (`records.rs`): the instance's
+/// Adds what a restore needs that a snapshot does not keep (`restore_records.rs`): the instance's
 /// type, architecture, zone, root device and platform, and each snapshotted volume's device, type, IOPS
 /// and throughput. These come after SmartVault's own tags and before the volumes' own in the
 /// 50-tag budget; a volume whose record does not fit is named in a warning.
@@ -418,17 +418,20 @@ fn record_for_restore(
 ) {
     let details = &instance.details;
     for (key, value) in [
-        (records::INSTANCE_TYPE, &details.instance_type),
-        (records::ARCHITECTURE, &details.architecture),
-        (records::AVAILABILITY_ZONE, &details.availability_zone),
-        (records::ROOT_DEVICE, &instance.root_device_name),
+        (restore_records::INSTANCE_TYPE, &details.instance_type),
+        (restore_records::ARCHITECTURE, &details.architecture),
+        (
+            restore_records::AVAILABILITY_ZONE,
+            &details.availability_zone,
+        ),
+        (restore_records::ROOT_DEVICE, &instance.root_device_name),
     ] {
         if let Some(value) = value {
             tags.push((key.to_owned(), value.clone()));
         }
     }
     if let Some(platform) = details.platform.value() {
-        tags.push((records::PLATFORM.to_owned(), platform));
+        tags.push((restore_records::PLATFORM.to_owned(), platform));
     }
     let mut left_out = Vec::new();
     for planned in volumes {
@@ -441,14 +444,14 @@ fn record_for_restore(
             .iter()
             .find(|v| v.volume_id == planned.volume_id);
         let details = attached.map(|v| v.details.clone()).unwrap_or_default();
-        let record = records::VolumeRecord {
+        let record = restore_records::VolumeRecord {
             device: planned.device_name.clone(),
             volume_type: details.volume_type,
             iops: details.iops,
             throughput: details.throughput,
         };
         tags.push((
-            records::VolumeRecord::key(&planned.volume_id),
+            restore_records::VolumeRecord::key(&planned.volume_id),
             record.value(),
         ));
     }

@@ -1,11 +1,11 @@
 //! Restore testing (pure): which instances' newest completed sets a test restores, the volume
 //! each snapshot becomes (in its recorded zone, as it was), and what the results add up to.
-//! `drill.rs` carries it out against EC2.
+//! `restore_test_run.rs` carries it out against EC2.
 
 use crate::model::{Inventory, Snapshot, SnapshotState};
 use crate::plan::Subject;
-use crate::records::{self, VolumeRecord};
 use crate::report::{Failure, RestoreTest, TestStatus};
+use crate::restore_records::{self, VolumeRecord};
 use crate::tags;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -185,7 +185,7 @@ fn test_set(
 ) -> Result<TestSet, Failure> {
     let zone = snapshots
         .iter()
-        .find_map(|s| s.tags.get(records::AVAILABILITY_ZONE))
+        .find_map(|s| s.tags.get(restore_records::AVAILABILITY_ZONE))
         .ok_or_else(|| {
             problem(
                 instance,
@@ -208,8 +208,8 @@ fn test_set(
                 source_volume_id: snapshot.volume_id.clone(),
                 device: (!record.device.is_empty()).then(|| record.device.clone()),
                 availability_zone: zone.clone(),
-                iops: records::settable_iops(kind, record.iops),
-                throughput: records::settable_throughput(kind, record.throughput),
+                iops: restore_records::settable_iops(kind, record.iops),
+                throughput: restore_records::settable_throughput(kind, record.throughput),
                 volume_type: record.volume_type.clone(),
                 size_gib: snapshot.size_gib,
             }

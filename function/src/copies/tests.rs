@@ -204,15 +204,15 @@ fn every_completed_snapshot_goes_to_every_region_once_with_its_tags() {
     let mut recorded = sources[0].clone();
     recorded.tags.extend([
         (
-            crate::records::INSTANCE_TYPE.to_owned(),
+            crate::restore_records::INSTANCE_TYPE.to_owned(),
             "m7g.large".to_owned(),
         ),
         (
-            crate::records::VolumeRecord::key("vol-a1"),
+            crate::restore_records::VolumeRecord::key("vol-a1"),
             "device=/dev/xvda".to_owned(),
         ),
         (
-            crate::records::VolumeRecord::key("vol-a2"),
+            crate::restore_records::VolumeRecord::key("vol-a2"),
             "device=/dev/sdf".to_owned(),
         ),
     ]);
@@ -224,17 +224,17 @@ fn every_completed_snapshot_goes_to_every_region_once_with_its_tags() {
     );
     let tags = &plan.copies[0].tags;
     assert!(tags.contains(&(
-        crate::records::INSTANCE_TYPE.to_owned(),
+        crate::restore_records::INSTANCE_TYPE.to_owned(),
         "m7g.large".to_owned()
     )));
     assert!(tags.contains(&(
-        crate::records::VolumeRecord::key("vol-a1"),
+        crate::restore_records::VolumeRecord::key("vol-a1"),
         "device=/dev/xvda".to_owned()
     )));
     assert!(
         !tags
             .iter()
-            .any(|(k, _)| *k == crate::records::VolumeRecord::key("vol-a2"))
+            .any(|(k, _)| *k == crate::restore_records::VolumeRecord::key("vol-a2"))
     );
 }
 

@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::model::{AttachedVolume, InstanceDetails, Job, Phase, ScheduleRule, VolumeDetails};
-use crate::records;
+use crate::restore_records;
 use crate::tags::{
     MAX_DESCRIPTION_CHARS, MAX_TAG_VALUE_CHARS, MAX_TAGS_PER_RESOURCE, Tags, fit, format_time,
 };
@@ -405,10 +405,13 @@ fn created_snapshots_carry_ownership_times_and_a_name() {
             (tags::SCHEDULE.into(), "default".into()),
             (tags::NAME.into(), "i-a backup 2026-11-26".into()),
             // What a restore needs that a snapshot does not keep.
-            (records::INSTANCE_TYPE.into(), "m7g.large".into()),
-            (records::ARCHITECTURE.into(), "arm64".into()),
-            (records::AVAILABILITY_ZONE.into(), "eu-west-1a".into()),
-            (records::ROOT_DEVICE.into(), "/dev/xvda".into()),
+            (restore_records::INSTANCE_TYPE.into(), "m7g.large".into()),
+            (restore_records::ARCHITECTURE.into(), "arm64".into()),
+            (
+                restore_records::AVAILABILITY_ZONE.into(),
+                "eu-west-1a".into()
+            ),
+            (restore_records::ROOT_DEVICE.into(), "/dev/xvda".into()),
             (
                 "smartvault:volume:i-a-root".into(),
                 "device=/dev/xvda type=gp3 iops=3000 throughput=125".into()
@@ -428,7 +431,7 @@ fn created_snapshots_carry_ownership_times_and_a_name() {
     // A UEFI instance with NitroTPM that requires IMDSv2 records it, for the image a restore
     // registers: a legacy-BIOS image of it would never boot.
     let mut uefi = instance("i-b", 0);
-    uefi.details.platform = records::Platform {
+    uefi.details.platform = restore_records::Platform {
         boot_mode: Some("uefi".into()),
         tpm: Some("v2.0".into()),
         imds_tokens: Some("required".into()),
@@ -443,7 +446,7 @@ fn created_snapshots_carry_ownership_times_and_a_name() {
     let recorded = planned.creates[0]
         .tags
         .iter()
-        .find(|(k, _)| k == records::PLATFORM)
+        .find(|(k, _)| k == restore_records::PLATFORM)
         .map(|(_, v)| v.as_str());
     assert_eq!(
         recorded,

@@ -19,7 +19,10 @@ fn snapshot(
     let mut tags = Tags::from([
         (tags::INSTANCE_ID.to_owned(), instance.to_owned()),
         (tags::CREATED_AT.to_owned(), crate::tags::format_time(at)),
-        (records::AVAILABILITY_ZONE.to_owned(), ZONE.to_owned()),
+        (
+            restore_records::AVAILABILITY_ZONE.to_owned(),
+            ZONE.to_owned(),
+        ),
     ]);
     let record = VolumeRecord {
         device: device.to_owned(),
@@ -136,7 +139,7 @@ fn the_newest_set_whose_snapshots_are_all_completed_is_the_one_tested() {
 #[test]
 fn named_instances_are_tested_and_those_without_a_set_or_a_zone_fail_with_the_fix() {
     let mut old = snapshot("i-3", 0, "vol-3", "/dev/xvda", SnapshotState::Completed);
-    old.tags.remove(records::AVAILABILITY_ZONE);
+    old.tags.remove(restore_records::AVAILABILITY_ZONE);
     let mut snapshots = fleet(&["i-1", "i-2"]).snapshots;
     snapshots.push(old);
     let chosen = BTreeSet::from(["i-2".to_owned(), "i-3".to_owned(), "i-9".to_owned()]);

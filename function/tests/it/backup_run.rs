@@ -388,7 +388,7 @@ async fn a_volume_with_more_tags_than_a_snapshot_takes_is_backed_up_with_those_t
     assert_eq!(tag(snapshot, "k36"), Some("v"));
     assert_eq!(tag(snapshot, "k37"), None);
     assert!(
-        tag(snapshot, function::records::PLATFORM).is_some(),
+        tag(snapshot, function::restore_records::PLATFORM).is_some(),
         "the platform is recorded: {own:?}"
     );
     // One CreateSnapshots for the instance; the tags that fit follow for the crowded volume's
@@ -556,13 +556,13 @@ async fn near_misses_are_reported_and_change_nothing() {
 
 /// The daily schedule's mark of a run going on, written at `written_at` (as a link that
 /// hands on writes it), on the deployment's topic.
-async fn mark_daily_run(s: &Setup, mark: &function::lock::RunMark) {
+async fn mark_daily_run(s: &Setup, mark: &function::run_mark::RunMark) {
     aws_sdk_sns::Client::new(&s.sdk)
         .tag_resource()
         .resource_arn(&s.topic_arn)
         .tags(
             aws_sdk_sns::types::Tag::builder()
-                .key(function::lock::tag("daily"))
+                .key(function::run_mark::tag("daily"))
                 .value(mark.value())
                 .build()
                 .unwrap(),
@@ -583,7 +583,7 @@ async fn a_run_in_progress_keeps_only_its_own_schedule_from_starting_a_second_pa
     fleet::launch_all(&s.ec2, &[InstanceSpec::backup("a")])
         .await
         .unwrap();
-    let mark = |written_at: OffsetDateTime| function::lock::RunMark {
+    let mark = |written_at: OffsetDateTime| function::run_mark::RunMark {
         run_started_at: written_at - Duration::minutes(14),
         next_link: 2,
         written_at,
@@ -623,7 +623,7 @@ async fn a_run_in_progress_keeps_only_its_own_schedule_from_starting_a_second_pa
     assert_eq!(dry.created.len(), 1);
 
     // A mark not renewed for thirty minutes is a chain that died: the next run goes ahead.
-    mark_daily_run(&s, &mark(now() - function::lock::STALE_AFTER)).await;
+    mark_daily_run(&s, &mark(now() - function::run_mark::STALE_AFTER)).await;
     let report = run(&ctx, scheduled("daily"), now()).await;
     assert_eq!(report.deferred_to, None);
     assert_eq!(report.created.len(), 1);
@@ -704,7 +704,7 @@ async fn only_the_continuation_the_function_handed_on_is_accepted() {
     }
     // A daily run is going on, waiting for link 3: only that link is accepted, and not as
     // a weekly one.
-    let mark = function::lock::RunMark {
+    let mark = function::run_mark::RunMark {
         run_started_at: started,
         next_link: 3,
         written_at: now() - Duration::minutes(1),
@@ -744,7 +744,7 @@ async fn only_the_continuation_the_function_handed_on_is_accepted() {
     assert!(
         tags.tags()
             .iter()
-            .all(|t| !t.key().starts_with(function::lock::TAG_PREFIX)),
+            .all(|t| !t.key().starts_with(function::run_mark::TAG_PREFIX)),
         "{:?}",
         tags.tags()
     );
@@ -937,7 +937,7 @@ async fn daily_weekly_and_monthly_schedules_keep_exactly_their_sets_over_400_day
 /// as EC2 describes them.
 #[tokio::test]
 async fn every_snapshot_records_what_a_restore_needs() {
-    use function::records::{self, VolumeRecord};
+    use function::restore_records::{self, VolumeRecord};
     let s = setup().await;
     let fleet = fleet::launch_all(&s.ec2, &[InstanceSpec::backup("db-1").data_volumes(2)])
         .await
@@ -973,19 +973,19 @@ async fn every_snapshot_records_what_a_restore_needs() {
         let snapshot = &snapshots[volume_id][0];
         let set_tag = |key: &str| tag(snapshot, key).map(str::to_owned);
         assert_eq!(
-            set_tag(records::INSTANCE_TYPE).as_deref(),
+            set_tag(restore_records::INSTANCE_TYPE).as_deref(),
             instance.instance_type().map(|t| t.as_str())
         );
         assert_eq!(
-            set_tag(records::ARCHITECTURE).as_deref(),
+            set_tag(restore_records::ARCHITECTURE).as_deref(),
             instance.architecture().map(|a| a.as_str())
         );
         assert_eq!(
-            set_tag(records::AVAILABILITY_ZONE).as_deref(),
+            set_tag(restore_records::AVAILABILITY_ZONE).as_deref(),
             instance.placement().and_then(|p| p.availability_zone())
         );
         assert_eq!(
-            set_tag(records::ROOT_DEVICE).as_deref(),
+            set_tag(restore_records::ROOT_DEVICE).as_deref(),
             instance.root_device_name()
         );
         // Every snapshot of the set holds every volume's record; each finds its own.
@@ -1000,7 +1000,7 @@ async fn every_snapshot_records_what_a_restore_needs() {
         let records = snapshot
             .tags()
             .iter()
-            .filter(|t| t.key().unwrap().starts_with(records::VOLUME_PREFIX))
+            .filter(|t| t.key().unwrap().starts_with(restore_records::VOLUME_PREFIX))
             .count();
         assert_eq!(records, 3);
     }

@@ -697,7 +697,7 @@ async fn copies_in_flight_stay_under_twenty_per_region_and_are_encrypted_with_th
     let rules = format!(r#"[{{"region": "us-west-2", "kms_key": "{KEY}", "retention_days": 30}}]"#);
     let account = Account::new(&[], false, &[]);
     let mut ctx = account.context(&[&home_snapshots], config(&[("COPIES", &rules)]));
-    ctx.regions = function::dr::Regions {
+    ctx.regions = function::copy_run::Regions {
         home: "us-east-1".into(),
         clients: [("us-west-2".to_owned(), copy_region(17, &copy))].into(),
     };
@@ -791,7 +791,7 @@ async fn another_tools_completion_event_reads_nothing_in_the_copy_regions() {
         &[&none_of_ours],
         config(&[("COPIES", r#"[{"region": "us-west-2"}]"#)]),
     );
-    ctx.regions = function::dr::Regions {
+    ctx.regions = function::copy_run::Regions {
         home: "us-east-1".into(),
         clients: [(
             "us-west-2".to_owned(),
@@ -836,9 +836,12 @@ fn recorded_set(instance: &str, volumes: &[&str]) -> Vec<Snapshot> {
                 .tags(tag(tags::MANAGED_BY, "prod"))
                 .tags(tag(tags::INSTANCE_ID, instance))
                 .tags(tag(tags::CREATED_AT, "2026-11-25T01:00:00Z"))
-                .tags(tag(function::records::AVAILABILITY_ZONE, "us-east-1c"))
                 .tags(tag(
-                    &function::records::VolumeRecord::key(volume),
+                    function::restore_records::AVAILABILITY_ZONE,
+                    "us-east-1c",
+                ))
+                .tags(tag(
+                    &function::restore_records::VolumeRecord::key(volume),
                     "device=/dev/sdf type=gp3 iops=4000 throughput=250",
                 ))
                 .build()

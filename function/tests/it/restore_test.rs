@@ -9,7 +9,7 @@ use emulator::proxy::{FaultProxy, Faults};
 use function::config::Config;
 use function::handler::{self, Context, FunctionError};
 use function::report::{RunReport, TestStatus};
-use function::{records, restore_test, tags};
+use function::{restore_records, restore_test, tags};
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
 use time::OffsetDateTime;
@@ -235,12 +235,12 @@ async fn a_test_volume_is_made_from_the_snapshot_with_the_recorded_settings_and_
         };
         assert_eq!(
             volume.availability_zone().unwrap(),
-            snap_tag(records::AVAILABILITY_ZONE)
+            snap_tag(restore_records::AVAILABILITY_ZONE)
         );
         assert_eq!(volume.size(), snapshot.volume_size());
-        let record = records::VolumeRecord::parse(&snap_tag(&records::VolumeRecord::key(
-            snapshot.volume_id().unwrap(),
-        )))
+        let record = restore_records::VolumeRecord::parse(&snap_tag(
+            &restore_records::VolumeRecord::key(snapshot.volume_id().unwrap()),
+        ))
         .unwrap();
         assert_eq!(
             volume.volume_type().map(|t| t.as_str()),

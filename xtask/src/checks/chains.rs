@@ -194,7 +194,7 @@ fn a_fleet_past_the_burst_is_backed_up_once_over_several_links() {
     assert!(
         tags.tags()
             .iter()
-            .all(|t| !t.key().starts_with(function::lock::TAG_PREFIX)),
+            .all(|t| !t.key().starts_with(function::run_mark::TAG_PREFIX)),
         "{:?}",
         tags.tags()
     );
@@ -251,7 +251,7 @@ fn a_weekly_run_while_a_daily_run_spans_links_makes_its_own_set() {
                 .unwrap()
                 .tags()
                 .iter()
-                .any(|t| t.key() == function::lock::tag("daily"))
+                .any(|t| t.key() == function::run_mark::tag("daily"))
         })
     };
     let (daily, weekly) = std::thread::scope(|scope| {

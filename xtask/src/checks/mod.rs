@@ -3,6 +3,7 @@
 //! chains of runs under the local Lambda runtime.
 
 pub(crate) mod chains;
+mod imports;
 pub(crate) mod policies;
 pub(crate) mod schemas;
 pub(crate) mod templates;

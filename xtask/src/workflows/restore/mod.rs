@@ -777,7 +777,7 @@ mod tests {
             subnet_id: Some("subnet-1".into()),
             security_group_ids: vec!["sg-1".into(), "sg-2".into()],
             tags: vec![("smartvault:restored-instance".into(), "i-a".into())],
-            platform: function::records::Platform {
+            platform: function::restore_records::Platform {
                 boot_mode: Some("uefi".into()),
                 tpm: Some("v2.0".into()),
                 imds_tokens: Some("required".into()),

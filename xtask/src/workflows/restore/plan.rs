@@ -3,7 +3,7 @@
 
 use crate::config::ConfigError;
 use crate::workflows::restore::points::{PointVolume, RestorePoint};
-use function::records;
+use function::restore_records;
 use std::collections::BTreeSet;
 
 /// Which restore point of an instance.
@@ -166,8 +166,11 @@ fn new_volume(point: &RestorePoint, volume: &PointVolume, zone: &str) -> NewVolu
         availability_zone: zone.to_owned(),
         volume_type: volume.volume_type.clone(),
         // IOPS and throughput only where the type takes them.
-        iops: records::settable_iops(volume.volume_type.as_deref(), volume.iops),
-        throughput: records::settable_throughput(volume.volume_type.as_deref(), volume.throughput),
+        iops: restore_records::settable_iops(volume.volume_type.as_deref(), volume.iops),
+        throughput: restore_records::settable_throughput(
+            volume.volume_type.as_deref(),
+            volume.throughput,
+        ),
         size_gib: volume.size_gib,
         tags,
     }
@@ -188,7 +191,7 @@ pub struct NewInstance {
     pub tags: Vec<(String, String)>,
     /// How the original booted (boot mode, TPM, IMDSv2), for the image to declare; all `None`
     /// for a point recorded before the platform was.
-    pub platform: function::records::Platform,
+    pub platform: function::restore_records::Platform,
     /// What to say before launching: the platform an image from snapshots loses.
     pub warnings: Vec<String>,
 }
@@ -247,8 +250,8 @@ pub fn new_instance(
             delete_on_termination: root,
             snapshot_id: volume.snapshot_id.clone(),
             volume_type: volume.volume_type.clone(),
-            iops: records::settable_iops(volume.volume_type.as_deref(), volume.iops),
-            throughput: records::settable_throughput(
+            iops: restore_records::settable_iops(volume.volume_type.as_deref(), volume.iops),
+            throughput: restore_records::settable_throughput(
                 volume.volume_type.as_deref(),
                 volume.throughput,
             ),
@@ -313,7 +316,7 @@ pub fn new_instance(
     let platform = point
         .platform
         .as_deref()
-        .map(function::records::Platform::parse)
+        .map(function::restore_records::Platform::parse)
         .unwrap_or_default();
     let mut warnings = Vec::new();
     if point.platform.is_none() {

@@ -3,7 +3,7 @@
 //! volume and the instance, and how many of its snapshots each copy region holds.
 
 use crate::aws::snapshots::ManagedSnapshot;
-use function::records::{self, VolumeRecord};
+use function::restore_records::{self, VolumeRecord};
 use function::tags;
 use std::collections::BTreeMap;
 
@@ -79,11 +79,11 @@ pub fn group(
                     .to_owned(),
                 expires_at: None,
                 region: region.to_owned(),
-                instance_type: set_tag(records::INSTANCE_TYPE),
-                architecture: set_tag(records::ARCHITECTURE),
-                availability_zone: set_tag(records::AVAILABILITY_ZONE),
-                root_device: set_tag(records::ROOT_DEVICE),
-                platform: set_tag(records::PLATFORM),
+                instance_type: set_tag(restore_records::INSTANCE_TYPE),
+                architecture: set_tag(restore_records::ARCHITECTURE),
+                availability_zone: set_tag(restore_records::AVAILABILITY_ZONE),
+                root_device: set_tag(restore_records::ROOT_DEVICE),
+                platform: set_tag(restore_records::PLATFORM),
                 volumes: Vec::new(),
                 copies: BTreeMap::new(),
             });
@@ -174,8 +174,8 @@ mod tests {
         let at1 = "2026-11-25T01:00:00Z";
         let at2 = "2026-11-26T01:00:00Z";
         let records = [
-            (records::INSTANCE_TYPE, "m7g.large"),
-            (records::AVAILABILITY_ZONE, "eu-west-1a"),
+            (restore_records::INSTANCE_TYPE, "m7g.large"),
+            (restore_records::AVAILABILITY_ZONE, "eu-west-1a"),
             (
                 "smartvault:volume:vol-root",
                 "device=/dev/xvda type=gp3 iops=3000 throughput=125",
