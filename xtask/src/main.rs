@@ -41,6 +41,8 @@ enum Command {
     Build(commands::build::Build),
     /// Zip the built function into a reproducible bootstrap.zip and print its sha256.
     Package(commands::package::Package),
+    /// Build the zip here and from a clone of HEAD at another path; exit 1 unless the same bytes.
+    Reproduce(commands::reproduce::Reproduce),
     /// Write the template, parameters and tags deploy would send to target/smartvault/<env>/.
     Render(commands::render::Render),
     /// Create or update the bootstrap stack (the shared artifact bucket) in one account and region.
@@ -79,6 +81,7 @@ fn run(command: Command) -> Result<ExitCode> {
         Command::Bench(cmd) => cmd.run(),
         Command::Build(cmd) => cmd.run(),
         Command::Package(cmd) => cmd.run(),
+        Command::Reproduce(cmd) => cmd.run(),
         Command::Render(cmd) => cmd.run(),
         Command::Bootstrap(cmd) => cmd.run(),
         Command::Deploy(cmd) => cmd.run(),

@@ -4,6 +4,7 @@ pub mod architecture;
 pub mod lint;
 pub mod local_runtime;
 pub mod package;
+pub mod reproduce;
 pub mod tools;
 
 use crate::build::architecture::Architecture;
@@ -27,10 +28,25 @@ pub fn zip_path(arch: Architecture) -> PathBuf {
 /// Builds `bootstrap` for `arch` with cargo-zigbuild against glibc 2.34, checks the glibc
 /// symbol versions it needs, and copies it to [`output_path`].
 pub fn build(arch: Architecture) -> Result<PathBuf> {
+    let root = crate::paths::workspace_root();
+    let (built, bytes) = build_in(&root, arch)?;
+    let out = output_path(arch);
+    std::fs::create_dir_all(out.parent().unwrap_or(&root))
+        .context("failed to create target/lambda")?;
+    std::fs::copy(&built, &out)
+        .with_context(|| format!("failed to copy to `{}`", out.display()))?;
+    eprintln!("built {} ({} KiB)", out.display(), bytes.len() / 1024);
+    Ok(out)
+}
+
+/// Builds `bootstrap` for `arch` from the checkout at `root` (into its own `target/`), and
+/// checks it: glibc no newer than the runtime's, no path of this machine. Returns where it is
+/// and its bytes.
+pub fn build_in(root: &std::path::Path, arch: Architecture) -> Result<(PathBuf, Vec<u8>)> {
     let venv = crate::build::tools::ensure()?;
     let triple = arch.rust_target();
     check_target_installed(triple)?;
-    let root = crate::paths::workspace_root();
+    let root = root.to_path_buf();
     let path = std::env::join_paths(std::iter::once(venv.join("bin")).chain(
         std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
     ))?;
@@ -38,6 +54,12 @@ pub fn build(arch: Architecture) -> Result<PathBuf> {
     eprintln!(
         "building bootstrap for {} (profile lambda, target {target}); a first build takes several minutes",
         arch.lambda_name()
+    );
+    let cargo_home = cargo_home();
+    let flags = encoded_rustflags(
+        std::env::var("CARGO_ENCODED_RUSTFLAGS").ok(),
+        std::env::var("RUSTFLAGS").ok(),
+        &remap_flags(&root, &cargo_home),
     );
     let status = Command::new(venv.join("bin").join("cargo-zigbuild"))
         .args([
@@ -52,6 +74,9 @@ pub fn build(arch: Architecture) -> Result<PathBuf> {
             &target,
         ])
         .env("PATH", path)
+        .env("CARGO_ENCODED_RUSTFLAGS", flags)
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_TARGET_DIR")
         .current_dir(&root)
         .status()
         .context("failed to run cargo-zigbuild from the tool environment")?;
@@ -66,13 +91,62 @@ pub fn build(arch: Architecture) -> Result<PathBuf> {
     let bytes =
         std::fs::read(&built).with_context(|| format!("failed to read `{}`", built.display()))?;
     check_glibc(&bytes)?;
-    let out = output_path(arch);
-    std::fs::create_dir_all(out.parent().unwrap_or(&root))
-        .context("failed to create target/lambda")?;
-    std::fs::copy(&built, &out)
-        .with_context(|| format!("failed to copy to `{}`", out.display()))?;
-    eprintln!("built {} ({} KiB)", out.display(), bytes.len() / 1024);
-    Ok(out)
+    let leaked = embedded_paths(&bytes, &[&root, &cargo_home]);
+    if !leaked.is_empty() {
+        bail!(
+            "the binary embeds {} path(s) of this machine (e.g. {}): the same source would not \
+             give the same bytes on another machine; the build passes --remap-path-prefix for \
+             the checkout and cargo's home, so something else named them",
+            leaked.len(),
+            leaked[0]
+        );
+    }
+    Ok((built, bytes))
+}
+
+/// Cargo's home: its registry and git checkouts, whose paths end up in panic messages.
+pub fn cargo_home() -> PathBuf {
+    std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cargo")))
+        .unwrap_or_else(|| PathBuf::from(".cargo"))
+}
+
+/// The `--remap-path-prefix` flags that keep this machine's paths out of the binary: the
+/// checkout becomes `/smartvault`, cargo's home `/cargo` (so a crate's source reads
+/// `/cargo/registry/src/index.crates.io-.../aws-config-1.13.0/src/...` on every machine).
+pub fn remap_flags(workspace: &std::path::Path, cargo_home: &std::path::Path) -> Vec<String> {
+    vec![
+        format!("--remap-path-prefix={}=/cargo", cargo_home.display()),
+        format!("--remap-path-prefix={}=/smartvault", workspace.display()),
+    ]
+}
+
+/// `CARGO_ENCODED_RUSTFLAGS` for the build: the flags the caller set (the encoded form wins
+/// over `RUSTFLAGS`, as cargo reads them), then `extra`; separated by 0x1f as cargo expects.
+pub fn encoded_rustflags(
+    encoded: Option<String>,
+    plain: Option<String>,
+    extra: &[String],
+) -> String {
+    let mut flags: Vec<String> = match (encoded, plain) {
+        (Some(encoded), _) if !encoded.is_empty() => {
+            encoded.split('\x1f').map(str::to_owned).collect()
+        }
+        (_, Some(plain)) => plain.split_whitespace().map(str::to_owned).collect(),
+        _ => Vec::new(),
+    };
+    flags.extend(extra.iter().cloned());
+    flags.join("\x1f")
+}
+
+/// Which of `paths` (this machine's folders) occur in `binary`, each once.
+pub fn embedded_paths(binary: &[u8], paths: &[&std::path::Path]) -> Vec<String> {
+    paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .filter(|p| p.len() > 1 && binary.windows(p.len()).any(|w| w == p.as_bytes()))
+        .collect()
 }
 
 fn check_target_installed(triple: &str) -> Result<()> {
@@ -152,6 +226,44 @@ mod tests {
             error.contains("GLIBC_2.38") && error.contains("cargo xtask build"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn the_build_remaps_this_machines_paths_after_the_callers_flags() {
+        let flags = remap_flags(
+            std::path::Path::new("/home/ci/work/smartvault"),
+            std::path::Path::new("/home/ci/.cargo"),
+        );
+        assert_eq!(
+            flags,
+            [
+                "--remap-path-prefix=/home/ci/.cargo=/cargo",
+                "--remap-path-prefix=/home/ci/work/smartvault=/smartvault"
+            ]
+        );
+        assert_eq!(
+            encoded_rustflags(None, Some("-C target-cpu=x86-64-v2".into()), &flags),
+            format!("-C\x1ftarget-cpu=x86-64-v2\x1f{}\x1f{}", flags[0], flags[1])
+        );
+        assert_eq!(
+            encoded_rustflags(
+                Some("-Dwarnings".into()),
+                Some("ignored".into()),
+                &flags[..1]
+            ),
+            format!("-Dwarnings\x1f{}", flags[0])
+        );
+        assert_eq!(encoded_rustflags(None, None, &flags[..1]), flags[0]);
+    }
+
+    #[test]
+    fn a_binary_naming_a_path_of_this_machine_is_found_out() {
+        let home = std::path::Path::new("/root/.cargo");
+        let checkout = std::path::Path::new("/work/main");
+        let leaky = b"panicked at /root/.cargo/registry/src/x/lib.rs:1:2\0/cargo/registry/y.rs";
+        assert_eq!(embedded_paths(leaky, &[checkout, home]), ["/root/.cargo"]);
+        let clean = b"panicked at /cargo/registry/src/x/lib.rs and /smartvault/function/src/a.rs";
+        assert!(embedded_paths(clean, &[checkout, home]).is_empty());
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub mod logs;
 pub mod package;
 pub mod promote;
 pub mod render;
+pub mod reproduce;
 pub mod restore;
 pub mod snapshots;
 pub mod status;
