@@ -4,6 +4,7 @@
 
 pub(crate) mod chains;
 mod imports;
+mod keys;
 pub(crate) mod policies;
 pub(crate) mod schemas;
 pub(crate) mod templates;
