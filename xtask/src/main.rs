@@ -10,6 +10,7 @@ mod commands;
 mod config;
 mod output;
 mod paths;
+mod user_error;
 mod workflows;
 
 use anyhow::Result;
@@ -105,7 +106,10 @@ fn main() -> ExitCode {
         Err(error) => {
             eprintln!("error: {error:#}");
             // Exit 2 for a configuration mistake, as for bad usage; 1 for everything else.
-            if error.chain().any(|e| e.is::<config::ConfigError>()) {
+            if error
+                .chain()
+                .any(|e| e.is::<crate::user_error::UserError>())
+            {
                 ExitCode::from(2)
             } else {
                 ExitCode::FAILURE

@@ -36,7 +36,7 @@ pub fn confirm(yes: bool, question: &str) -> Result<bool> {
     }
     // A usage mistake like any other missing flag: exit 2.
     if !std::io::stdin().is_terminal() {
-        bail!(crate::config::ConfigError(format!(
+        bail!(crate::user_error::UserError(format!(
             "confirmation needed ({question}), but standard input is not a terminal; pass --yes \
              to proceed"
         )));

@@ -1,7 +1,7 @@
 //! The Lambda zip, byte-for-byte reproducible from the same binary, and its content hash.
 
 use crate::build::architecture::Architecture;
-use crate::config::ConfigError;
+use crate::user_error::UserError;
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
 use std::io::Read as _;
@@ -91,14 +91,14 @@ pub fn package(binary: &Path) -> Result<Artifact> {
 /// Every refusal is a usage mistake (exit 2): the flag names a file that cannot be the artifact.
 pub fn open(path: &Path) -> Result<Artifact> {
     let bytes = std::fs::read(path).map_err(|e| {
-        crate::config::ConfigError(format!(
+        crate::user_error::UserError(format!(
             "--artifact `{}` cannot be read: {e}; give the zip `cargo xtask build` or \
              `cargo xtask package` made",
             path.display()
         ))
     })?;
     let archive = zip::ZipArchive::new(std::io::Cursor::new(&bytes)).map_err(|e| {
-        crate::config::ConfigError(format!(
+        crate::user_error::UserError(format!(
             "`{}` is not a zip file ({e}); give the zip `cargo xtask build` or `cargo xtask \
              package` made",
             path.display()
@@ -110,7 +110,7 @@ pub fn open(path: &Path) -> Result<Artifact> {
         .collect::<Result<_, _>>()
         .with_context(|| format!("`{}` has an unreadable entry name", path.display()))?;
     if names != ["bootstrap"] {
-        anyhow::bail!(crate::config::ConfigError(format!(
+        anyhow::bail!(crate::user_error::UserError(format!(
             "`{}` must hold exactly one entry named `bootstrap`, not {names:?}; make it with \
              `cargo xtask package`",
             path.display()
@@ -160,7 +160,7 @@ pub fn check_architecture(zip_path: &Path, arch: Architecture) -> Result<()> {
             None => format!("built for ELF machine {machine}, which Lambda does not run"),
         },
     };
-    Err(ConfigError(format!(
+    Err(UserError(format!(
         "the artifact `{}` is {found}, but the environment's architecture is {}; build it for \
          {} (`cargo xtask build --arch {}`) or set `architecture` in smartvault.yaml",
         zip_path.display(),
@@ -231,7 +231,7 @@ mod tests {
         let error = open(&path).unwrap_err();
         assert!(error.to_string().contains("is not a zip file"), "{error}");
         assert!(
-            error.is::<crate::config::ConfigError>(),
+            error.is::<crate::user_error::UserError>(),
             "exit 2, a usage mistake: {error:#}"
         );
     }
@@ -293,7 +293,7 @@ mod tests {
         ];
         for (path, arch, expected) in cases {
             let error = check_architecture(path, arch).unwrap_err();
-            assert!(error.is::<ConfigError>(), "exit 2: {error:#}");
+            assert!(error.is::<UserError>(), "exit 2: {error:#}");
             let message = error.to_string();
             assert!(message.contains(expected), "{message}");
             assert!(message.contains("cargo xtask build --arch"), "{message}");

@@ -3,7 +3,7 @@
 
 use crate::build::architecture::Architecture;
 use crate::build::package::{sha256_hex, zip_bootstrap};
-use crate::config::ConfigError;
+use crate::user_error::UserError;
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -37,7 +37,7 @@ pub fn reproduce(arch: Architecture, elsewhere: &Path) -> Result<Reproduced> {
     let root = crate::paths::workspace_root();
     let changed = git(&root, &["status", "--porcelain", "--untracked-files=no"])?;
     if !changed.trim().is_empty() {
-        bail!(ConfigError(format!(
+        bail!(UserError(format!(
             "this checkout has uncommitted changes ({}); commit or stash them first: the other \
              checkout is a clone of the commit",
             changed.lines().next().unwrap_or_default().trim()

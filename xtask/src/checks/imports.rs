@@ -331,6 +331,7 @@ const XTASK_PURE: &[&str] = &[
     "config::access",
     "config::expression",
     "config::names",
+    "user_error",
     "config::regions",
     "config::restore_test",
     "config::schedules",

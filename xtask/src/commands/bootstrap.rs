@@ -2,9 +2,9 @@
 //! bucket, CloudFormation execution role, permissions boundary), or with `--delete` removes it.
 
 use crate::aws::{Connection, with_aws};
-use crate::config::ConfigError;
 use crate::config::access::Access;
 use crate::output::Output;
+use crate::user_error::UserError;
 use crate::workflows::bootstrap::{apply, delete};
 use anyhow::Result;
 use std::process::ExitCode;
@@ -28,7 +28,7 @@ pub struct Bootstrap {
 impl Bootstrap {
     pub fn run(self) -> Result<ExitCode> {
         let Some(region) = self.connection.region.clone() else {
-            return Err(ConfigError(
+            return Err(UserError(
                 "bootstrap needs the region to work in: pass --region (e.g. --region eu-west-1)"
                     .into(),
             )

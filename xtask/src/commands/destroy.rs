@@ -42,7 +42,7 @@ impl Destroy {
             return self.run_organization(&env, targets, snapshots);
         }
         if self.untargeted {
-            return Err(crate::config::ConfigError(format!(
+            return Err(crate::user_error::UserError(format!(
                 "--untargeted applies to an environment with `targets:`; {} deploys one stack, \
                  so destroy it without --untargeted",
                 env.name

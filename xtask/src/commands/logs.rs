@@ -3,8 +3,8 @@
 
 use super::EnvArgs;
 use crate::aws::{Connection, with_aws};
-use crate::config::ConfigError;
 use crate::output::Output;
+use crate::user_error::UserError;
 use crate::workflows::logs::{self, Event, Window};
 use anyhow::Result;
 use std::io::Write as _;
@@ -32,15 +32,15 @@ pub struct LogsCmd {
 }
 
 /// The start of `--since`, in milliseconds since the epoch.
-pub fn since(text: &str, now: time::OffsetDateTime) -> Result<i64, ConfigError> {
+pub fn since(text: &str, now: time::OffsetDateTime) -> Result<i64, UserError> {
     let bad = || {
-        ConfigError(format!(
+        UserError(format!(
             "--since {text:?} is neither a duration such as 30m, 1h or 2d nor an RFC 3339 time \
              such as 2026-11-27T01:00:00Z"
         ))
     };
     let too_far = || {
-        ConfigError(format!(
+        UserError(format!(
             "--since {text:?} reaches back more than {MAX_SINCE_DAYS} days, further than \
              CloudWatch Logs keeps events (its longest retention is ten years); give at most \
              {MAX_SINCE_DAYS}d or a time since {}",
@@ -51,7 +51,7 @@ pub fn since(text: &str, now: time::OffsetDateTime) -> Result<i64, ConfigError> 
         time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
     {
         if at > now {
-            return Err(ConfigError(format!(
+            return Err(UserError(format!(
                 "--since {text:?} is in the future (now is {}); give a time before now",
                 function::tags::format_time(now)
             )));
@@ -92,13 +92,13 @@ const MAX_SINCE_DAYS: i64 = 3653;
 
 /// Checks `--request`: a request id as the log shows it (Lambda's are UUIDs such as
 /// 8f5a3d4e-2b1c-4f7e-9a6d-0c1b2a3d4e5f): letters, digits and hyphens, never empty or quoted.
-pub fn request_id(text: &str) -> Result<&str, ConfigError> {
+pub fn request_id(text: &str) -> Result<&str, UserError> {
     let id_like = (1..=64).contains(&text.len())
         && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
     if id_like {
         Ok(text)
     } else {
-        Err(ConfigError(format!(
+        Err(UserError(format!(
             "--request {text:?} is not a Lambda request id; give the id of one invocation as \
              the log shows it, e.g. 8f5a3d4e-2b1c-4f7e-9a6d-0c1b2a3d4e5f, without quotes"
         )))

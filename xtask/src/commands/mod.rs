@@ -49,7 +49,7 @@ impl EnvArgs {
     pub fn load_stack(&self, command: &str) -> Result<Environment> {
         let env = self.load()?;
         if env.targets.is_some() {
-            return Err(config::ConfigError(format!(
+            return Err(crate::user_error::UserError(format!(
                 "`cargo xtask {command}` works on one stack, and {} is an organization's stack \
                  set whose stack instances run in the member accounts; use `cargo xtask status \
                  --env {}` for every instance, or give a member account and region an \

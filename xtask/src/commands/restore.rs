@@ -91,7 +91,7 @@ impl RestoreCmd {
             let ec2 = crate::aws::snapshots::ec2_in(aws, &region);
             if self.replace_root {
                 if region != env.region {
-                    anyhow::bail!(crate::config::ConfigError(format!(
+                    anyhow::bail!(crate::user_error::UserError(format!(
                         "--replace-root works on the instance in {}, from its own snapshots; \
                          from the copy region {region}, restore with --new-instance, or its \
                          volumes (the default)",

@@ -38,7 +38,7 @@ impl SnapshotsCmd {
         if let Some(id) = &self.instance
             && !function::event::is_instance_id(id)
         {
-            return Err(crate::config::ConfigError(format!(
+            return Err(crate::user_error::UserError(format!(
                 "--instance {id:?} is not an instance id like i-0123456789abcdef0; leave \
                  --instance out to list every instance's restore points"
             ))

@@ -10,6 +10,7 @@ pub mod targets;
 
 use crate::build::architecture::Architecture;
 use crate::config::access::Access;
+use crate::user_error::UserError;
 use anyhow::Result;
 use function::config as fconfig;
 use function::copies::{MAX_COPY_RULES, copies_problem};
@@ -31,18 +32,6 @@ const LOG_RETENTION_DAYS: &[u32] = &[
 const MAX_EMAILS: usize = 3;
 /// Hours of grace before a schedule's newest set is overdue.
 const OVERDUE_GRACE_RANGE: std::ops::RangeInclusive<u32> = 1..=72;
-
-/// A configuration mistake: exit code 2, with the file, the key and the fix.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError(pub String);
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for ConfigError {}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -190,10 +179,10 @@ pub struct Environment {
 impl Environment {
     /// The function's policy for this environment, as its variables give it (the deployer's
     /// `coverage` judges instances as the function does).
-    pub fn policy(&self) -> Result<fmodel::Policy, ConfigError> {
+    pub fn policy(&self) -> Result<fmodel::Policy, UserError> {
         self.function_config()
             .map(|config| config.policy)
-            .map_err(|e| ConfigError(format!("environments.{}: {e}", self.name)))
+            .map_err(|e| UserError(format!("environments.{}: {e}", self.name)))
     }
 
     /// The function's configuration as its variables give it (with a placeholder topic).
@@ -234,7 +223,7 @@ pub fn default_path() -> PathBuf {
 }
 
 /// Reads the config file (`given` by `--config`, or the default) and returns environment
-/// `name`. Every mistake, the file's own included, is a `ConfigError` (exit 2).
+/// `name`. Every mistake, the file's own included, is a `UserError` (exit 2).
 pub fn load(given: Option<&Path>, name: &str) -> Result<Environment> {
     let (text, file) = read(given)?;
     Ok(parse(&text, &file, name)?)
@@ -252,7 +241,7 @@ const MAX_FILE_BYTES: u64 = 1024 * 1024;
 const MAX_FLOW_DEPTH: usize = 32;
 
 /// The file's text and the name to show for it.
-fn read(given: Option<&Path>) -> Result<(String, String), ConfigError> {
+fn read(given: Option<&Path>) -> Result<(String, String), UserError> {
     let path = given.map_or_else(default_path, Path::to_path_buf);
     let file = path.display().to_string();
     let fix = if given.is_some() {
@@ -263,26 +252,26 @@ fn read(given: Option<&Path>) -> Result<(String, String), ConfigError> {
     let metadata = match std::fs::metadata(&path) {
         Ok(metadata) => metadata,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(ConfigError(format!("`{file}` does not exist; {fix}")));
+            return Err(UserError(format!("`{file}` does not exist; {fix}")));
         }
-        Err(e) => return Err(ConfigError(format!("cannot read `{file}`: {e}; {fix}"))),
+        Err(e) => return Err(UserError(format!("cannot read `{file}`: {e}; {fix}"))),
     };
     if metadata.is_dir() {
-        return Err(ConfigError(format!(
+        return Err(UserError(format!(
             "`{file}` is a folder, not a file; {fix}, naming the YAML file itself"
         )));
     }
     if metadata.len() > MAX_FILE_BYTES {
-        return Err(ConfigError(format!(
+        return Err(UserError(format!(
             "`{file}` is {} bytes, more than a configuration file needs ({MAX_FILE_BYTES} at \
              most); {fix}",
             metadata.len()
         )));
     }
-    let bytes = std::fs::read(&path)
-        .map_err(|e| ConfigError(format!("cannot read `{file}`: {e}; {fix}")))?;
+    let bytes =
+        std::fs::read(&path).map_err(|e| UserError(format!("cannot read `{file}`: {e}; {fix}")))?;
     let text = String::from_utf8(bytes).map_err(|e| {
-        ConfigError(format!(
+        UserError(format!(
             "`{file}` is not UTF-8 text (invalid byte at offset {}); save it as UTF-8",
             e.utf8_error().valid_up_to()
         ))
@@ -292,15 +281,15 @@ fn read(given: Option<&Path>) -> Result<(String, String), ConfigError> {
 
 /// Parses the whole file strictly: unknown keys, duplicate keys and excessive nesting are
 /// refused before any environment is looked at.
-fn raw_file(text: &str, file: &str) -> Result<RawFile, ConfigError> {
+fn raw_file(text: &str, file: &str) -> Result<RawFile, UserError> {
     if let Some(line) = too_deep(text) {
-        return Err(ConfigError(format!(
+        return Err(UserError(format!(
             "{file}: line {line}: brackets nest more than {MAX_FLOW_DEPTH} levels deep; a \
              SmartVault configuration needs a few (docs/deployer.md lists every key)"
         )));
     }
     serde_norway::from_str(text).map_err(|e| {
-        ConfigError(format!(
+        UserError(format!(
             "{file}: {e}; fix the key or value (docs/deployer.md lists every key)"
         ))
     })
@@ -337,11 +326,11 @@ pub fn example(name: &str) -> Environment {
     .unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
-pub fn parse(text: &str, file: &str, name: &str) -> Result<Environment, ConfigError> {
+pub fn parse(text: &str, file: &str, name: &str) -> Result<Environment, UserError> {
     let raw = raw_file(text, file)?;
     let environments = &raw.environments.0;
     if environments.is_empty() {
-        return Err(ConfigError(format!(
+        return Err(UserError(format!(
             "{file} defines no environments; add one under `environments:`, e.g. \
              `dev: {{region: eu-west-1, notification_emails: [ops@example.com]}}` \
              (docs/deployer.md lists every key)"
@@ -349,13 +338,13 @@ pub fn parse(text: &str, file: &str, name: &str) -> Result<Environment, ConfigEr
     }
     let Some(env) = environments.get(name) else {
         let names: Vec<&str> = environments.keys().map(String::as_str).collect();
-        return Err(ConfigError(format!(
+        return Err(UserError(format!(
             "{file} has no environment `{name}`; the environments are: {}",
             names.join(", ")
         )));
     };
     if !is_environment_name(name) {
-        return Err(ConfigError(format!(
+        return Err(UserError(format!(
             "{file}: environments.{name:?}: the environment name is not usable; use 1 to 50 \
              letters, digits and hyphens, starting with a letter (it names the stack \
              smartvault-<name>)"
@@ -364,9 +353,9 @@ pub fn parse(text: &str, file: &str, name: &str) -> Result<Environment, ConfigEr
     validate(file, name, env)
 }
 
-fn validate(file: &str, name: &str, raw: &RawEnvironment) -> Result<Environment, ConfigError> {
+fn validate(file: &str, name: &str, raw: &RawEnvironment) -> Result<Environment, UserError> {
     let key_error = |key: &str, problem: String| {
-        ConfigError(format!("{file}: environments.{name}.{key}: {problem}"))
+        UserError(format!("{file}: environments.{name}.{key}: {problem}"))
     };
     // The function's settings: their defaults and ranges are the function's own.
     let setting = |setting: &settings::Number, value: Option<u32>| {
@@ -609,7 +598,7 @@ fn validate(file: &str, name: &str, raw: &RawEnvironment) -> Result<Environment,
     // The function validates its variables again at cold start; refusing here what it would
     // refuse there keeps a bad value from ever being deployed.
     env.function_config()
-        .map_err(|e| ConfigError(format!("{file}: environments.{name}: {e}")))?;
+        .map_err(|e| UserError(format!("{file}: environments.{name}: {e}")))?;
     Ok(env)
 }
 
@@ -1326,12 +1315,12 @@ mod tests {
         ];
         for (path, expected) in cases {
             let error = load(Some(&path), "dev").expect_err(expected);
-            assert!(error.is::<ConfigError>(), "exit 2: {error:#}");
+            assert!(error.is::<UserError>(), "exit 2: {error:#}");
             assert!(error.to_string().contains(expected), "{error}");
             assert!(!error.to_string().contains("or pass --config"), "{error}");
         }
         let names = names(Some(&missing)).unwrap_err();
-        assert!(names.is::<ConfigError>(), "{names:#}");
+        assert!(names.is::<UserError>(), "{names:#}");
     }
 
     #[test]

@@ -64,7 +64,7 @@ pub async fn detect(cloudformation: &Client, stack: &str, poll: Duration) -> Res
             let status = error.raw_response().map(|r| r.status().as_u16());
             let message = error.message().unwrap_or_default().to_owned();
             if error.code() == Some("ValidationError") && message.contains("does not exist") {
-                anyhow::bail!(crate::config::ConfigError(format!(
+                anyhow::bail!(crate::user_error::UserError(format!(
                     "stack {stack} does not exist in this region; deploy it first (cargo xtask \
                      deploy), or check --env and --region"
                 )));
@@ -338,7 +338,9 @@ mod tests {
             .await
             .unwrap_err();
         assert!(
-            error.downcast_ref::<crate::config::ConfigError>().is_some(),
+            error
+                .downcast_ref::<crate::user_error::UserError>()
+                .is_some(),
             "exit 2: {error:#}"
         );
         assert!(

@@ -2,7 +2,8 @@
 //! remote invocation with its log tail, or the real `bootstrap` run here under the local runtime.
 
 use crate::aws::{Aws, sdk_error};
-use crate::config::{ConfigError, Environment};
+use crate::config::Environment;
+use crate::user_error::UserError;
 use anyhow::{Context, Result};
 use aws_sdk_lambda::types::{InvocationType, LogType};
 use base64::Engine as _;
@@ -30,18 +31,18 @@ pub fn event(file: Option<&Path>, dry_run: bool) -> Result<serde_json::Value> {
     let (text, name) = match file {
         Some(path) => (
             std::fs::read_to_string(path).map_err(|e| {
-                ConfigError(format!("cannot read the event `{}`: {e}", path.display()))
+                UserError(format!("cannot read the event `{}`: {e}", path.display()))
             })?,
             format!("the event `{}`", path.display()),
         ),
         None => (DEFAULT_EVENT.to_owned(), "the default event".to_owned()),
     };
     let payload =
-        Payload::from_json(&text).map_err(|e| ConfigError(format!("{name} is not JSON: {e}")))?;
+        Payload::from_json(&text).map_err(|e| UserError(format!("{name} is not JSON: {e}")))?;
     let request =
-        function::event::parse(&payload).map_err(|e| ConfigError(format!("{name}: {e}")))?;
+        function::event::parse(&payload).map_err(|e| UserError(format!("{name}: {e}")))?;
     if matches!(request.kind, EventKind::Continuation(_)) {
-        return Err(ConfigError(format!(
+        return Err(UserError(format!(
             "{name} is a continuation, which only the function sends to itself to go on with a \
              run it started (and the function refuses any other); start a run with an action \
              event instead, e.g. {{\"action\": \"backup\"}}"
@@ -59,7 +60,7 @@ pub fn event(file: Option<&Path>, dry_run: bool) -> Result<serde_json::Value> {
             } else {
                 "EC2's snapshot completion event"
             };
-            return Err(ConfigError(format!(
+            return Err(UserError(format!(
                 "--dry-run cannot apply to {name}: it is {kind}, which carries no \
                  options; send an action event instead, e.g. {{\"action\": \"manual-trigger\"}} \
                  (the default), and --dry-run adds \"dry_run\": true to it"
@@ -214,10 +215,10 @@ mod tests {
         path
     }
 
-    /// Exit 2 (a `ConfigError`) with `expected` in the message.
+    /// Exit 2 (a `UserError`) with `expected` in the message.
     fn refused(path: &Path, dry_run: bool, expected: &str) {
         let error = event(Some(path), dry_run).expect_err(expected);
-        assert!(error.is::<ConfigError>(), "{error:#}");
+        assert!(error.is::<UserError>(), "{error:#}");
         let message = format!("{error:#}");
         assert!(message.contains(expected), "{message}");
     }

@@ -1,6 +1,6 @@
 //! AWS limits the emulator does not enforce, decided before anything changes (pure).
 
-use crate::config::ConfigError;
+use crate::user_error::UserError;
 
 /// Lambda keeps at least this many of an account's concurrent executions unreserved, and
 /// refuses a reservation that would leave fewer.
@@ -23,7 +23,7 @@ pub fn check_reservation(
     requested: u32,
     account: AccountConcurrency,
     current: Option<u32>,
-) -> Result<(), ConfigError> {
+) -> Result<(), UserError> {
     let left =
         i64::from(account.unreserved) + i64::from(current.unwrap_or(0)) - i64::from(requested);
     if left >= i64::from(UNRESERVED_MINIMUM) {
@@ -37,7 +37,7 @@ pub fn check_reservation(
     } else {
         "nothing can be reserved here".to_owned()
     };
-    Err(ConfigError(format!(
+    Err(UserError(format!(
         "environments.{env}.reserved_concurrency: {requested} would leave {left} of this \
          account's {} concurrent Lambda executions unreserved, and Lambda keeps at least \
          {UNRESERVED_MINIMUM} unreserved ({can}); remove reserved_concurrency (a run in \

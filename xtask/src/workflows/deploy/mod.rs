@@ -89,7 +89,7 @@ pub async fn deploy(
         output.progress(format!("note: {}: {}", check.name, check.detail));
     }
     if crate::workflows::doctor::verdicts::failed(&checks) {
-        bail!(crate::config::ConfigError(format!(
+        bail!(crate::user_error::UserError(format!(
             "deploy refused before any change; `cargo xtask doctor --env {}` says:\n{}",
             env.name,
             crate::workflows::doctor::verdicts::render(&checks).trim_end()

@@ -8,7 +8,8 @@ pub mod points;
 
 use crate::aws::snapshots;
 use crate::aws::{Aws, sdk_error};
-use crate::config::{ConfigError, Environment};
+use crate::config::Environment;
+use crate::user_error::UserError;
 use crate::workflows::restore::plan::{NewVolume, Target};
 use anyhow::{Context, Result, bail};
 use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification, VolumeState, VolumeType};
@@ -27,7 +28,7 @@ pub async fn points(aws: &Aws, env: &Environment, region: &str) -> Result<Vec<Re
         return Ok(points::group(&found, region, &copies));
     }
     if !regions.iter().any(|r| r == region) {
-        bail!(ConfigError(format!(
+        bail!(UserError(format!(
             "{region} is not one of {}'s copy regions ({}); use the environment's own region \
              ({}) without --region, or one of those",
             env.name,
@@ -47,7 +48,7 @@ pub async fn points(aws: &Aws, env: &Environment, region: &str) -> Result<Vec<Re
 pub async fn target(ec2: &aws_sdk_ec2::Client, instance_id: &str) -> Result<Target> {
     use aws_sdk_ec2::error::ProvideErrorMetadata;
     let no_such = || {
-        ConfigError(format!(
+        UserError(format!(
             "--attach-to {instance_id}: no such instance in this region; name a stopped \
              instance of the region the restore point is in"
         ))
@@ -81,7 +82,7 @@ pub async fn target(ec2: &aws_sdk_ec2::Client, instance_id: &str) -> Result<Targ
         .flat_map(|r| r.instances())
         .next()
     else {
-        bail!(ConfigError(format!(
+        bail!(UserError(format!(
             "--attach-to {instance_id}: no such instance in this region"
         )));
     };
@@ -322,7 +323,7 @@ pub async fn check_zone(ec2: &aws_sdk_ec2::Client, region: &str, zone: &str) -> 
     if names.contains(&zone) {
         return Ok(());
     }
-    bail!(ConfigError(format!(
+    bail!(UserError(format!(
         "--az {zone} is not an availability zone of {region}; its zones are {}",
         names.join(", ")
     )))
@@ -344,7 +345,7 @@ pub async fn check_default_vpc(ec2: &aws_sdk_ec2::Client, region: &str) -> Resul
         .map_err(sdk_error)
         .with_context(|| format!("failed to read the default VPC of {region}"))?;
     if vpcs.vpcs().is_empty() {
-        bail!(ConfigError(format!(
+        bail!(UserError(format!(
             "the original instance is gone and {region} has no default VPC to launch into; \
              pass --subnet (and --security-groups)"
         )));

@@ -1,7 +1,7 @@
 //! Restore planning (pure): which restore point a request means, the volumes to create from it
 //! as they were, and whether a target instance can take them. Every refusal names the fix.
 
-use crate::config::ConfigError;
+use crate::user_error::UserError;
 use crate::workflows::restore::points::{PointVolume, RestorePoint};
 use function::restore_records;
 use std::collections::BTreeSet;
@@ -17,14 +17,14 @@ pub enum At {
 
 impl At {
     /// `latest` or an RFC 3339 time.
-    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+    pub fn parse(text: &str) -> Result<Self, UserError> {
         if text == "latest" {
             return Ok(At::Latest);
         }
         time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
             .map(At::Time)
             .map_err(|_| {
-                ConfigError(format!(
+                UserError(format!(
                     "--at {text:?} is neither `latest` nor a time such as 2026-11-26T01:00:00Z"
                 ))
             })
@@ -36,7 +36,7 @@ pub fn select<'a>(
     points: &'a [RestorePoint],
     instance: &str,
     at: &At,
-) -> Result<&'a RestorePoint, ConfigError> {
+) -> Result<&'a RestorePoint, UserError> {
     let of_instance: Vec<&RestorePoint> = points
         .iter()
         .filter(|p| p.instance_id == instance)
@@ -44,7 +44,7 @@ pub fn select<'a>(
     if of_instance.is_empty() {
         let known: BTreeSet<&str> = points.iter().map(|p| p.instance_id.as_str()).collect();
         let region = points.first().map_or("this region", |p| p.region.as_str());
-        return Err(ConfigError(format!(
+        return Err(UserError(format!(
             "no restore point of {instance} in {region}; {}",
             if known.is_empty() {
                 "this deployment has none there (`cargo xtask snapshots` lists them)".to_owned()
@@ -73,7 +73,7 @@ pub fn select<'a>(
     });
     chosen.copied().ok_or_else(|| {
         let oldest = of_instance.last().map_or("", |p| p.created_at.as_str());
-        ConfigError(match at {
+        UserError(match at {
             At::Latest => format!(
                 "no restore point of {instance} is complete yet (its snapshots are pending); \
                  wait for them, or name an older one with --at"
@@ -109,26 +109,26 @@ pub const RESTORE_POINT: &str = "smartvault:restore-point";
 /// The volumes a volume restore (the default) creates from `point`: one per snapshot, in `az` or the
 /// recorded zone, with the recorded type, IOPS and throughput (EC2 keeps the snapshot's
 /// encryption and size).
-pub fn volumes(point: &RestorePoint, az: Option<&str>) -> Result<Vec<NewVolume>, ConfigError> {
+pub fn volumes(point: &RestorePoint, az: Option<&str>) -> Result<Vec<NewVolume>, UserError> {
     let zone = az
         .map(str::to_owned)
         .or_else(|| point.availability_zone.clone())
         .ok_or_else(|| {
-            ConfigError(format!(
+            UserError(format!(
                 "the restore point of {} at {} has no recorded availability zone (made before \
                  SmartVault recorded it); pass --az, e.g. --az {}a",
                 point.instance_id, point.created_at, point.region
             ))
         })?;
     if az.is_none() && !zone.starts_with(&point.region) {
-        return Err(ConfigError(format!(
+        return Err(UserError(format!(
             "the restore point is in {}, a copy region, and its instance was in {zone}: pass \
              --az with a zone of {} (e.g. --az {}a)",
             point.region, point.region, point.region
         )));
     }
     if !zone.starts_with(&point.region) {
-        return Err(ConfigError(format!(
+        return Err(UserError(format!(
             "--az {zone} is not in {}, where the restore point's snapshots are; name a zone of \
              {} (e.g. {}a), or restore from a copy region with --region",
             point.region, point.region, point.region
@@ -223,9 +223,9 @@ pub fn new_instance(
     point: &RestorePoint,
     flags: &Placement,
     original: Option<&Placement>,
-) -> Result<NewInstance, ConfigError> {
+) -> Result<NewInstance, UserError> {
     let missing = |what: &str| {
-        ConfigError(format!(
+        UserError(format!(
             "the restore point of {} at {} has no recorded {what} (made before SmartVault \
              recorded it); restore its volumes instead (the default: leave out --new-instance and --replace-root)",
             point.instance_id, point.created_at
@@ -259,7 +259,7 @@ pub fn new_instance(
         });
     }
     if !devices.iter().any(|d| d.device == root_device) {
-        return Err(ConfigError(format!(
+        return Err(UserError(format!(
             "the restore point of {} at {} has no snapshot of its root device {root_device} (it \
              was excluded from backup); restore its volumes (leave out --new-instance; --attach-to a stopped instance) and attach them to \
              an instance instead",
@@ -273,7 +273,7 @@ pub fn new_instance(
         .or_else(|| original.and_then(|o| o.instance_type.clone()))
         .or_else(|| point.instance_type.clone())
         .ok_or_else(|| {
-            ConfigError(format!(
+            UserError(format!(
                 "no instance type for {}: the instance is gone and the restore point has none \
                  recorded; pass --instance-type",
                 point.instance_id
@@ -282,7 +282,7 @@ pub fn new_instance(
     if let Some(subnet) = &flags.subnet_id
         && !function::event::is_ec2_id(subnet, "subnet-")
     {
-        return Err(ConfigError(format!(
+        return Err(UserError(format!(
             "--subnet {subnet:?} is not a subnet id like subnet-0123456789abcdef0"
         )));
     }
@@ -291,7 +291,7 @@ pub fn new_instance(
         .iter()
         .find(|g| !function::event::is_ec2_id(g, "sg-"))
     {
-        return Err(ConfigError(format!(
+        return Err(UserError(format!(
             "--security-groups holds {group:?}, which is not a security group id like \
              sg-0123456789abcdef0; list ids separated by commas, or leave the flag out to use \
              the original instance's"
@@ -370,18 +370,18 @@ pub struct ReplaceRoot {
 }
 
 /// The replace-root task of `point` for its instance, whose state is `state` (`None`: gone).
-pub fn replace_root(point: &RestorePoint, state: Option<&str>) -> Result<ReplaceRoot, ConfigError> {
+pub fn replace_root(point: &RestorePoint, state: Option<&str>) -> Result<ReplaceRoot, UserError> {
     let instance = &point.instance_id;
     match state {
         None | Some("terminated" | "shutting-down") => {
-            return Err(ConfigError(format!(
+            return Err(UserError(format!(
                 "{instance} no longer exists, so its root volume cannot be replaced in place; \
                  restore it with --new-instance instead"
             )));
         }
         Some("running") => {}
         Some(other) => {
-            return Err(ConfigError(format!(
+            return Err(UserError(format!(
                 "{instance} is {other}; EC2 replaces a root volume only on a running instance: \
                  start it (aws ec2 start-instances --instance-ids {instance}) and run the \
                  restore again"
@@ -389,7 +389,7 @@ pub fn replace_root(point: &RestorePoint, state: Option<&str>) -> Result<Replace
         }
     }
     let root = point.root_device.as_deref().ok_or_else(|| {
-        ConfigError(format!(
+        UserError(format!(
             "the restore point of {instance} at {} has no recorded root device (made before \
              SmartVault recorded it); restore its volumes instead (the default: leave out --new-instance and --replace-root)",
             point.created_at
@@ -400,7 +400,7 @@ pub fn replace_root(point: &RestorePoint, state: Option<&str>) -> Result<Replace
         .iter()
         .find(|v| v.device.as_deref() == Some(root))
         .ok_or_else(|| {
-            ConfigError(format!(
+            UserError(format!(
                 "the restore point of {instance} at {} has no snapshot of its root device \
                  {root} (it was excluded from backup); restore its volumes instead (leave out --replace-root)",
                 point.created_at
@@ -429,9 +429,9 @@ pub struct Target {
 
 /// Whether `target` can take `volumes` at their recorded devices: stopped, in their zone, and
 /// none of the devices in use.
-pub fn check_attach(target: &Target, volumes: &[NewVolume]) -> Result<(), ConfigError> {
+pub fn check_attach(target: &Target, volumes: &[NewVolume]) -> Result<(), UserError> {
     if target.state != "stopped" {
-        return Err(ConfigError(format!(
+        return Err(UserError(format!(
             "{} is {}; attach restored volumes only to a stopped instance: stop it (aws ec2 \
              stop-instances --instance-ids {}) and run the restore again, or restore without \
              --attach-to",
@@ -441,7 +441,7 @@ pub fn check_attach(target: &Target, volumes: &[NewVolume]) -> Result<(), Config
     if let Some(volume) = volumes.first()
         && volume.availability_zone != target.availability_zone
     {
-        return Err(ConfigError(format!(
+        return Err(UserError(format!(
             "{} is in {}, the volumes would be in {}; pass --az {} to create them there, or \
              attach to an instance in {}",
             target.id,
@@ -452,7 +452,7 @@ pub fn check_attach(target: &Target, volumes: &[NewVolume]) -> Result<(), Config
         )));
     }
     if let Some(missing) = volumes.iter().find(|v| v.device.is_none()) {
-        return Err(ConfigError(format!(
+        return Err(UserError(format!(
             "{} has no recorded device name (a set made before SmartVault recorded them); \
              restore without --attach-to and attach it by hand",
             missing.snapshot_id
@@ -464,7 +464,7 @@ pub fn check_attach(target: &Target, volumes: &[NewVolume]) -> Result<(), Config
         .filter(|d| target.devices.contains(*d))
         .collect();
     if !busy.is_empty() {
-        return Err(ConfigError(format!(
+        return Err(UserError(format!(
             "{} already has a volume at {}; detach it first (aws ec2 detach-volume) or attach \
              to another stopped instance",
             target.id,
