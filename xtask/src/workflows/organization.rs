@@ -680,9 +680,175 @@ pub struct DestroyResult {
     pub failures: Vec<String>,
 }
 
+/// What an organization's destroy finds before it decides: the stack set, its instances, and
+/// which supporting stacks exist (the artifact stack per region, the central topic's).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OrgSurvey {
+    pub account: String,
+    pub stack_set: bool,
+    pub instances: Vec<InstanceView>,
+    /// Regions (targeted now, or holding an instance) with an artifact stack of this set.
+    pub artifact_regions: Vec<String>,
+    pub central_topic: bool,
+}
+
+/// What an organization's destroy will do, decided from a survey alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrgPlan {
+    pub name: String,
+    pub instances: Vec<InstanceView>,
+    pub delete_stack_set: bool,
+    /// (region, stack) of each supporting stack to remove with what it holds.
+    pub supporting_stacks: Vec<(String, String)>,
+    pub snapshots: Snapshots,
+}
+
+/// Reads what destroy could remove: every instance, and the supporting stacks of every region
+/// targeted now or holding an instance.
+pub async fn survey(aws: &Aws, env: &Environment, targets: &Targets) -> Result<OrgSurvey> {
+    let account = aws.check_account(env.account_id.as_deref()).await?;
+    let name = env.stack_name.as_str();
+    let stack_set = stacksets::describe(aws, name, targets).await?.is_some();
+    let instances = if stack_set {
+        stacksets::instances(aws, name, targets).await?
+    } else {
+        Vec::new()
+    };
+    let mut regions = targets.regions.clone();
+    for i in &instances {
+        if !regions.contains(&i.region) {
+            regions.push(i.region.clone());
+        }
+    }
+    let artifacts = targets::artifacts_stack(name);
+    let mut artifact_regions = Vec::new();
+    for region in regions {
+        if cfn::describe(&aws.in_region(&region), &artifacts)
+            .await?
+            .is_some()
+        {
+            artifact_regions.push(region);
+        }
+    }
+    let central_topic = cfn::describe(aws, &targets::central_stack(name))
+        .await?
+        .is_some();
+    Ok(OrgSurvey {
+        account,
+        stack_set,
+        instances,
+        artifact_regions,
+        central_topic,
+    })
+}
+
+/// Decides what destroy removes (pure): the chosen instances; with `Scope::All` the stack set,
+/// every artifact stack and the central topic's; with `Scope::Untargeted` only the artifact
+/// stacks of the regions no target names any more.
+pub fn plan(
+    name: &str,
+    home_region: &str,
+    targets: &Targets,
+    survey: &OrgSurvey,
+    scope: Scope,
+    snapshots: Snapshots,
+) -> OrgPlan {
+    let instances: Vec<InstanceView> = match scope {
+        Scope::All => survey.instances.clone(),
+        Scope::Untargeted => stacksets::untargeted(targets, &survey.instances)
+            .into_iter()
+            .cloned()
+            .collect(),
+    };
+    // The artifact buckets no stack instance will read any more: with everything, those of
+    // every region targeted now or holding an instance; with the untargeted instances, those
+    // of the regions no longer targeted at all.
+    let mut regions: Vec<&String> = match scope {
+        Scope::All => targets.regions.iter().collect(),
+        Scope::Untargeted => Vec::new(),
+    };
+    for i in &instances {
+        if !regions.contains(&&i.region)
+            && (scope == Scope::All || !targets.regions.contains(&i.region))
+        {
+            regions.push(&i.region);
+        }
+    }
+    let artifacts = targets::artifacts_stack(name);
+    let mut supporting_stacks: Vec<(String, String)> = regions
+        .into_iter()
+        .filter(|r| survey.artifact_regions.contains(r))
+        .map(|r| (r.clone(), artifacts.clone()))
+        .collect();
+    if scope == Scope::All && survey.central_topic {
+        supporting_stacks.push((home_region.to_owned(), targets::central_stack(name)));
+    }
+    OrgPlan {
+        name: name.to_owned(),
+        instances,
+        delete_stack_set: scope == Scope::All && survey.stack_set,
+        supporting_stacks,
+        snapshots,
+    }
+}
+
+impl OrgPlan {
+    /// What destroy will remove, as printed before the confirmation.
+    pub fn describe(
+        &self,
+        env: &str,
+        home_region: &str,
+        account: &str,
+        targets: &Targets,
+    ) -> String {
+        let name = &self.name;
+        let mut text = format!("destroy {name} ({env}) will remove:\n");
+        for i in &self.instances {
+            text.push_str(&format!(
+                "  stack instance {}/{} and its stack\n",
+                i.account, i.region
+            ));
+        }
+        if !self.instances.is_empty() {
+            text.push_str(&format!(
+                "  then, in each of those accounts and regions as role {}: {}the function's log \
+                 group if left, and the volumes a restore test left\n",
+                targets.member_role,
+                match self.snapshots {
+                    Snapshots::Delete => "this deployment's snapshots and copies, ",
+                    Snapshots::Keep => "",
+                }
+            ));
+        }
+        if self.delete_stack_set {
+            text.push_str(&format!("  stack set {name} in {home_region}\n"));
+        }
+        for (region, stack) in &self.supporting_stacks {
+            text.push_str(&if stack.ends_with(targets::CENTRAL_SUFFIX) {
+                format!("  the central topic and its stack {stack} in {region}\n")
+            } else {
+                format!(
+                    "  artifact bucket {}-{region} and its stack {stack} in {region}\n",
+                    targets::bucket_prefix(name, account)
+                )
+            });
+        }
+        if self.instances.is_empty() && self.supporting_stacks.is_empty() && !self.delete_stack_set
+        {
+            text.push_str(
+                "  nothing: no stack instance, stack set or artifact bucket of it exists\n",
+            );
+        }
+        if self.snapshots == Snapshots::Keep {
+            text.push_str("keeping the snapshots in every member account (--keep-snapshots)\n");
+        }
+        text
+    }
+}
+
 /// Deletes the stack instances (all, or those no longer targeted), removes what each one's
 /// function made in its account and region as the member role, and with `Scope::All` the
-/// stack set and the artifact buckets.
+/// stack set and the artifact buckets: survey, pure plan, confirmation, apply.
 pub async fn destroy(
     aws: &Aws,
     env: &Environment,
@@ -692,93 +858,37 @@ pub async fn destroy(
     scope: Scope,
     output: Output,
 ) -> Result<DestroyResult> {
-    let account = aws.check_account(env.account_id.as_deref()).await?;
+    let survey = survey(aws, env, targets).await?;
+    let plan = plan(
+        &env.stack_name,
+        &aws.region,
+        targets,
+        &survey,
+        scope,
+        snapshots,
+    );
+    output.progress(
+        plan.describe(&env.name, &aws.region, &survey.account, targets)
+            .trim_end(),
+    );
     let name = env.stack_name.as_str();
-    let set = stacksets::describe(aws, name, targets).await?;
-    let all = match &set {
-        Some(_) => stacksets::instances(aws, name, targets).await?,
-        None => Vec::new(),
-    };
-    let chosen: Vec<InstanceView> = match scope {
-        Scope::All => all,
-        Scope::Untargeted => stacksets::untargeted(targets, &all)
-            .into_iter()
-            .cloned()
-            .collect(),
-    };
-    // The artifact buckets no stack instance will read any more: with everything, those of
-    // every region targeted now or holding an instance; with the untargeted instances, those
-    // of the regions no longer targeted at all.
-    let mut regions: Vec<String> = match scope {
-        Scope::All => targets.regions.clone(),
-        Scope::Untargeted => Vec::new(),
-    };
-    for i in &chosen {
-        if !regions.contains(&i.region)
-            && (scope == Scope::All || !targets.regions.contains(&i.region))
-        {
-            regions.push(i.region.clone());
-        }
-    }
-    let mut supporting_stacks = Vec::new();
-    let artifacts = targets::artifacts_stack(name);
-    for region in &regions {
-        if cfn::describe(&aws.in_region(region), &artifacts)
-            .await?
-            .is_some()
-        {
-            supporting_stacks.push((region.clone(), artifacts.clone()));
-        }
-    }
-    // The central topic, configured now or left by an earlier configuration.
-    let central = targets::central_stack(name);
-    if scope == Scope::All && cfn::describe(aws, &central).await?.is_some() {
-        supporting_stacks.push((aws.region.clone(), central));
-    }
-    let mut text = format!("destroy {name} ({}) will remove:\n", env.name);
-    for i in &chosen {
-        text.push_str(&format!(
-            "  stack instance {}/{} and its stack\n",
-            i.account, i.region
-        ));
-    }
-    if !chosen.is_empty() {
-        text.push_str(&format!(
-            "  then, in each of those accounts and regions as role {}: {}the function's log \
-             group if left, and the volumes a restore test left\n",
-            targets.member_role,
-            match snapshots {
-                Snapshots::Delete => "this deployment's snapshots and copies, ",
-                Snapshots::Keep => "",
-            }
-        ));
-    }
-    if scope == Scope::All && set.is_some() {
-        text.push_str(&format!("  stack set {name} in {}\n", aws.region));
-    }
-    for (region, stack) in &supporting_stacks {
-        text.push_str(&if stack.ends_with(targets::CENTRAL_SUFFIX) {
-            format!("  the central topic and its stack {stack} in {region}\n")
-        } else {
-            format!(
-                "  artifact bucket {}-{region} and its stack {stack} in {region}\n",
-                targets::bucket_prefix(name, &account)
-            )
-        });
-    }
-    if chosen.is_empty()
-        && supporting_stacks.is_empty()
-        && (scope == Scope::Untargeted || set.is_none())
-    {
-        text.push_str("  nothing: no stack instance, stack set or artifact bucket of it exists\n");
-    }
-    if snapshots == Snapshots::Keep {
-        text.push_str("keeping the snapshots in every member account (--keep-snapshots)\n");
-    }
-    output.progress(text.trim_end());
     if !confirm(yes, &format!("destroy {name}?"))? {
         bail!("destroy cancelled; nothing was removed");
     }
+    Ok(apply(aws, env, targets, &plan, output).await)
+}
+
+/// Carries out exactly `plan`, recording every failure; a failed instance deletion stops it
+/// before anything the instances still need is removed.
+pub async fn apply(
+    aws: &Aws,
+    env: &Environment,
+    targets: &Targets,
+    plan: &OrgPlan,
+    output: Output,
+) -> DestroyResult {
+    let name = plan.name.as_str();
+    let chosen = &plan.instances;
     let mut result = DestroyResult {
         environment: env.name.clone(),
         stack_set: name.to_owned(),
@@ -786,7 +896,7 @@ pub async fn destroy(
     };
     if !chosen.is_empty() {
         let mut regions: Vec<String> = Vec::new();
-        for i in &chosen {
+        for i in chosen {
             if !regions.contains(&i.region) {
                 regions.push(i.region.clone());
             }
@@ -812,21 +922,21 @@ pub async fn destroy(
                         "nothing else was removed: stack instances of {name} still stand, and \
                          their functions need their snapshots; fix the failures and destroy again"
                     ));
-                    return Ok(result);
+                    return result;
                 }
             }
             Err(error) => {
                 result.failures.push(format!("{error:#}"));
-                return Ok(result);
+                return result;
             }
         }
         result.instances_deleted = chosen
             .iter()
             .map(|i| format!("{}/{}", i.account, i.region))
             .collect();
-        for i in &chosen {
+        for i in chosen {
             let key = format!("{}/{}", i.account, i.region);
-            match clean_member(aws, env, targets, i, snapshots, output).await {
+            match clean_member(aws, env, targets, i, plan.snapshots, output).await {
                 Ok(member) => {
                     result
                         .failures
@@ -837,7 +947,7 @@ pub async fn destroy(
             }
         }
     }
-    if scope == Scope::All && set.is_some() {
+    if plan.delete_stack_set {
         match stacksets::delete(aws, name, targets).await {
             Ok(()) => {
                 output.progress(format!("deleted stack set {name}"));
@@ -845,11 +955,11 @@ pub async fn destroy(
             }
             Err(error) => {
                 result.failures.push(format!("{error:#}"));
-                return Ok(result);
+                return result;
             }
         }
     }
-    for (region, stack) in &supporting_stacks {
+    for (region, stack) in &plan.supporting_stacks {
         let regional = aws.in_region(region);
         let removed = async {
             if let Some(view) = cfn::describe(&regional, stack).await?
@@ -872,7 +982,7 @@ pub async fn destroy(
                 .push(format!("{region}: removing {stack}: {error:#}")),
         }
     }
-    Ok(result)
+    result
 }
 
 /// Removes what a deleted stack instance's function made in its account and region, as the
@@ -933,6 +1043,117 @@ mod tests {
     use aws_smithy_mocks::{RuleMode, mock, mock_client};
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn view(account: &str, region: &str) -> InstanceView {
+        InstanceView {
+            account: account.into(),
+            region: region.into(),
+            status: "CURRENT".into(),
+            detailed_status: "SUCCEEDED".into(),
+            reason: None,
+            drift: None,
+            organizational_unit: None,
+            stack_id: None,
+        }
+    }
+
+    #[test]
+    fn destroy_plans_everything_or_only_what_no_target_names() {
+        let targets = crate::config::targets::example(
+            "accounts: ['111111111111', '222222222222']\nregions: [eu-west-1, us-east-1]\n",
+        )
+        .unwrap();
+        let name = "smartvault-org";
+        let artifacts = targets::artifacts_stack(name);
+        let survey = OrgSurvey {
+            account: "999999999999".into(),
+            stack_set: true,
+            instances: vec![
+                view("111111111111", "eu-west-1"),
+                view("222222222222", "us-east-1"),
+                // A region and an account that no target names any more.
+                view("111111111111", "ap-south-1"),
+                view("333333333333", "eu-west-1"),
+            ],
+            artifact_regions: vec!["eu-west-1".into(), "us-east-1".into(), "ap-south-1".into()],
+            central_topic: true,
+        };
+        let all = plan(
+            name,
+            "us-east-1",
+            &targets,
+            &survey,
+            Scope::All,
+            Snapshots::Delete,
+        );
+        assert_eq!(all.instances, survey.instances);
+        assert!(all.delete_stack_set);
+        let stacks = |p: &OrgPlan| -> Vec<String> {
+            p.supporting_stacks
+                .iter()
+                .map(|(r, s)| format!("{r}/{s}"))
+                .collect()
+        };
+        assert_eq!(
+            stacks(&all),
+            [
+                format!("eu-west-1/{artifacts}"),
+                format!("us-east-1/{artifacts}"),
+                format!("ap-south-1/{artifacts}"),
+                format!("us-east-1/{}", targets::central_stack(name)),
+            ]
+        );
+        let text = all.describe("org", "us-east-1", "999999999999", &targets);
+        assert!(
+            text.contains("stack instance 333333333333/eu-west-1 and its stack")
+                && text.contains("stack set smartvault-org in us-east-1")
+                && text.contains("this deployment's snapshots and copies")
+                && text.contains("the central topic and its stack"),
+            "{text}"
+        );
+
+        // Only what no target names: the stack set, the central topic and the buckets of
+        // regions still targeted stay.
+        let untargeted = plan(
+            name,
+            "us-east-1",
+            &targets,
+            &survey,
+            Scope::Untargeted,
+            Snapshots::Keep,
+        );
+        assert_eq!(
+            untargeted.instances,
+            [
+                view("111111111111", "ap-south-1"),
+                view("333333333333", "eu-west-1")
+            ]
+        );
+        assert!(!untargeted.delete_stack_set);
+        assert_eq!(stacks(&untargeted), [format!("ap-south-1/{artifacts}")]);
+        let text = untargeted.describe("org", "us-east-1", "999999999999", &targets);
+        assert!(
+            !text.contains("stack set smartvault-org") && text.contains("--keep-snapshots"),
+            "{text}"
+        );
+
+        // Nothing there: said, and nothing planned.
+        let empty = plan(
+            name,
+            "us-east-1",
+            &targets,
+            &OrgSurvey::default(),
+            Scope::All,
+            Snapshots::Delete,
+        );
+        assert!(empty.instances.is_empty() && !empty.delete_stack_set);
+        assert!(empty.supporting_stacks.is_empty());
+        assert!(
+            empty
+                .describe("org", "us-east-1", "999999999999", &targets)
+                .contains("nothing: no stack instance")
+        );
+    }
 
     /// A failed rollout (which the emulator never produces): the operation is followed while
     /// it runs, and deploy's error names each failed account and region with CloudFormation's
