@@ -205,17 +205,32 @@ async fn snapshots(
     policy: &Policy,
     page_size: i32,
 ) -> Result<Vec<Snapshot>, Failure> {
-    let all = managed_snapshots(ec2, policy, Vec::new(), page_size).await?;
+    let all = managed_snapshots(ec2, &policy.deployment, Vec::new(), page_size).await?;
     Ok(all
         .into_iter()
         .filter(|s| !s.tags.contains_key(tags::SOURCE_REGION))
         .collect())
 }
 
+/// Every snapshot of `deployment` (its managed-by tag) in `ec2`'s region, copies made into
+/// it included, every page: what the deployer lists, restores from and destroys.
+pub async fn deployment_snapshots(
+    ec2: &Client,
+    deployment: &str,
+    page_size: i32,
+) -> Result<Vec<Snapshot>, Failure> {
+    let found = managed_snapshots(ec2, deployment, Vec::new(), page_size).await?;
+    // Checked again here: only snapshots this deployment made are ever deleted.
+    Ok(found
+        .into_iter()
+        .filter(|s| s.tag(tags::MANAGED_BY) == Some(deployment))
+        .collect())
+}
+
 /// This deployment's snapshots (its managed-by tag) that also match `filters`, every page.
 async fn managed_snapshots(
     ec2: &Client,
-    policy: &Policy,
+    deployment: &str,
     filters: Vec<Filter>,
     page_size: i32,
 ) -> Result<Vec<Snapshot>, Failure> {
@@ -225,7 +240,7 @@ async fn managed_snapshots(
         .set_filters(Some(
             std::iter::once(filter(
                 &format!("tag:{}", tags::MANAGED_BY),
-                [policy.deployment.clone()],
+                [deployment.to_owned()],
             ))
             .chain(filters)
             .collect(),
@@ -274,7 +289,7 @@ pub async fn snapshots_by_id(
     let mut found = Vec::new();
     for batch in ids.chunks(FILTER_VALUES_MAX) {
         let by_id = vec![filter("snapshot-id", batch.iter().cloned())];
-        found.extend(managed_snapshots(ec2, policy, by_id, page_size).await?);
+        found.extend(managed_snapshots(ec2, &policy.deployment, by_id, page_size).await?);
     }
     Ok(found)
 }
@@ -307,7 +322,7 @@ pub async fn destination(
         failure
     };
     let copies = match sources {
-        None => managed_snapshots(ec2, policy, Vec::new(), page_size).await,
+        None => managed_snapshots(ec2, &policy.deployment, Vec::new(), page_size).await,
         Some(ids) => {
             let ids: Vec<String> = ids.iter().cloned().collect();
             let mut found = Vec::new();
@@ -316,7 +331,7 @@ pub async fn destination(
                     &format!("tag:{}", tags::SOURCE_SNAPSHOT),
                     batch.iter().cloned(),
                 )];
-                match managed_snapshots(ec2, policy, of, page_size).await {
+                match managed_snapshots(ec2, &policy.deployment, of, page_size).await {
                     Ok(copies) => found.extend(copies),
                     Err(failure) => return Err(in_region(failure)),
                 }

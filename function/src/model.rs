@@ -61,6 +61,18 @@ pub enum SnapshotState {
     Other,
 }
 
+impl SnapshotState {
+    /// EC2's word for it (`other` for a state SmartVault does not tell apart).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SnapshotState::Pending => "pending",
+            SnapshotState::Completed => "completed",
+            SnapshotState::Error => "error",
+            SnapshotState::Other => "other",
+        }
+    }
+}
+
 /// How far a set's `created-at` may lie after the clock of the run reading it and still be a
 /// run's start (two hosts' clocks).
 pub const CREATED_AT_SKEW: time::Duration = time::Duration::minutes(5);
@@ -78,6 +90,33 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// A snapshot `id` in `state` carrying `tags`, started at the epoch, 8 GiB, unencrypted:
+    /// what a test or an example needs, the rest set by field.
+    pub fn tagged(id: &str, state: SnapshotState, tags: &[(&str, &str)]) -> Snapshot {
+        Snapshot {
+            id: id.to_owned(),
+            volume_id: None,
+            start_time: OffsetDateTime::UNIX_EPOCH,
+            state,
+            size_gib: 8,
+            encrypted: false,
+            tags: tags
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        }
+    }
+
+    /// The value of tag `key`, when the snapshot carries it.
+    pub fn tag(&self, key: &str) -> Option<&str> {
+        self.tags.get(key).map(String::as_str)
+    }
+
+    /// EC2 reports it `completed` (not `pending` or `error`).
+    pub fn completed(&self) -> bool {
+        self.state == SnapshotState::Completed
+    }
+
     /// When the set this snapshot belongs to was made: its `created-at` tag (the run's start,
     /// shared by the whole set), else its own start time.
     pub fn made_at(&self) -> OffsetDateTime {

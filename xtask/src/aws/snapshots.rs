@@ -1,30 +1,16 @@
 //! The EC2 edge: this deployment's snapshots, read every page, and their deletion through the
 //! function's own bounded, paced, per-item deletion.
 
-use crate::aws::{Aws, sdk_error};
+use crate::aws::Aws;
 use anyhow::{Context, Result};
 use function::execute::{self, Mode, Writes};
+use function::model::Snapshot;
 use function::pacing::{BucketSize, Pacer};
 use function::plan::Deletion;
 
-/// One snapshot this deployment made.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct ManagedSnapshot {
-    pub id: String,
-    pub volume_id: Option<String>,
-    pub size_gib: i32,
-    pub start_time: Option<i64>,
-    /// EC2 reports it `completed` (not `pending` or `error`).
-    pub completed: bool,
-    /// EC2's state: `pending`, `completed`, `error`, ...
-    pub state: String,
-    /// Every tag, as `key=value`.
-    pub tags: Vec<String>,
-}
-
 /// This deployment's snapshots (the managed-by tag names the stack), every page; copies made
 /// into this region by a deployment of the same name elsewhere are not among them.
-pub async fn managed(aws: &Aws, stack: &str) -> Result<Vec<ManagedSnapshot>> {
+pub async fn managed(aws: &Aws, stack: &str) -> Result<Vec<Snapshot>> {
     let all = tagged(&aws.ec2, stack)
         .await
         .context("failed to list this deployment's snapshots")?;
@@ -56,7 +42,7 @@ pub async fn copies_by_region(
     regions: Vec<String>,
     stack: &str,
     home: &str,
-) -> Result<Vec<(String, Vec<ManagedSnapshot>)>> {
+) -> Result<Vec<(String, Vec<Snapshot>)>> {
     let mut found = Vec::new();
     for region in regions {
         let copies = copies(aws, &region, stack, home).await?;
@@ -76,12 +62,7 @@ pub fn ec2_in(aws: &Aws, region: &str) -> aws_sdk_ec2::Client {
 
 /// This deployment's copies in `region`: its managed-by tag, copied from `home` (the
 /// environment's own region), every page.
-pub async fn copies(
-    aws: &Aws,
-    region: &str,
-    stack: &str,
-    home: &str,
-) -> Result<Vec<ManagedSnapshot>> {
+pub async fn copies(aws: &Aws, region: &str, stack: &str, home: &str) -> Result<Vec<Snapshot>> {
     let all = tagged(&ec2_in(aws, region), stack)
         .await
         .with_context(|| format!("failed to list this deployment's copies in {region}"))?;
@@ -91,65 +72,12 @@ pub async fn copies(
         .collect())
 }
 
-impl ManagedSnapshot {
-    /// The value of tag `key`, when the snapshot carries it.
-    pub fn tag(&self, key: &str) -> Option<&str> {
-        self.tags
-            .iter()
-            .find_map(|t| t.split_once('=').filter(|(k, _)| *k == key).map(|(_, v)| v))
-    }
-}
-
-/// The snapshots `ec2`'s region holds with `stack`'s managed-by tag, every page.
-async fn tagged(ec2: &aws_sdk_ec2::Client, stack: &str) -> Result<Vec<ManagedSnapshot>> {
-    let mut pages = ec2
-        .describe_snapshots()
-        .owner_ids("self")
-        .filters(
-            aws_sdk_ec2::types::Filter::builder()
-                .name(format!("tag:{}", function::tags::MANAGED_BY))
-                .values(stack)
-                .build(),
-        )
-        .into_paginator()
-        .send();
-    let mut found = Vec::new();
-    while let Some(page) = pages.next().await {
-        let page = page.map_err(sdk_error)?;
-        for snapshot in page.snapshots() {
-            // Checked again here: only snapshots this deployment made are ever deleted.
-            let owned = snapshot
-                .tags()
-                .iter()
-                .any(|t| t.key() == Some(function::tags::MANAGED_BY) && t.value() == Some(stack));
-            if owned {
-                found.push(ManagedSnapshot {
-                    id: snapshot.snapshot_id().unwrap_or_default().to_owned(),
-                    volume_id: snapshot.volume_id().map(str::to_owned),
-                    size_gib: snapshot.volume_size().unwrap_or_default(),
-                    start_time: snapshot.start_time().map(|t| t.secs()),
-                    completed: snapshot.state()
-                        == Some(&aws_sdk_ec2::types::SnapshotState::Completed),
-                    state: snapshot
-                        .state()
-                        .map(|s| s.as_str().to_owned())
-                        .unwrap_or_default(),
-                    tags: snapshot
-                        .tags()
-                        .iter()
-                        .map(|t| {
-                            format!(
-                                "{}={}",
-                                t.key().unwrap_or_default(),
-                                t.value().unwrap_or_default()
-                            )
-                        })
-                        .collect(),
-                });
-            }
-        }
-    }
-    Ok(found)
+/// The snapshots `ec2`'s region holds with `stack`'s managed-by tag, every page, read as the
+/// function reads them.
+async fn tagged(ec2: &aws_sdk_ec2::Client, stack: &str) -> Result<Vec<Snapshot>> {
+    function::inventory::deployment_snapshots(ec2, stack, function::inventory::DEFAULT_PAGE_SIZE)
+        .await
+        .map_err(|failure| anyhow::anyhow!("{}: {}", failure.code, failure.message))
 }
 
 /// How hard a deletion may push EC2: the environment's `max_concurrency`, `ec2_rate_share`
@@ -179,7 +107,7 @@ pub struct Deletions {
 pub async fn delete(
     ec2: &aws_sdk_ec2::Client,
     region: Option<&str>,
-    snapshots: &[ManagedSnapshot],
+    snapshots: &[Snapshot],
     limits: Limits,
 ) -> Deletions {
     let pacer = Pacer::new(BucketSize::share_of_ec2(

@@ -372,7 +372,12 @@ async fn show_snapshots(aws: &Aws, stack: &str) -> Result<()> {
             "   {} of {}: {}",
             snapshot.id,
             snapshot.volume_id.as_deref().unwrap_or("?"),
-            snapshot.tags.join(", ")
+            snapshot
+                .tags
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(", ")
         );
     }
     Ok(())

@@ -3,11 +3,12 @@
 
 use super::EnvArgs;
 use crate::aws::cfn::StackView;
-use crate::aws::snapshots::{self, ManagedSnapshot};
+use crate::aws::snapshots;
 use crate::aws::{Connection, with_aws};
 use crate::config::Environment;
 use crate::output::Output;
 use anyhow::Result;
+use function::model::Snapshot;
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 
@@ -92,8 +93,8 @@ pub struct CopyStatus {
 /// Each copy region's copies, against this deployment's completed snapshots at home.
 fn copy_status(
     env: &Environment,
-    home: &[ManagedSnapshot],
-    copies: &[(String, Vec<ManagedSnapshot>)],
+    home: &[Snapshot],
+    copies: &[(String, Vec<Snapshot>)],
     now: time::OffsetDateTime,
 ) -> Vec<CopyStatus> {
     use function::tags;
@@ -114,7 +115,7 @@ fn copy_status(
                 .max();
             let oldest_missing = home
                 .iter()
-                .filter(|s| s.completed && !copied.contains(s.id.as_str()))
+                .filter(|s| s.completed() && !copied.contains(s.id.as_str()))
                 .filter(|s| {
                     let schedule = s
                         .tag(tags::SCHEDULE)
@@ -126,7 +127,7 @@ fn copy_status(
             CopyStatus {
                 region: region.clone(),
                 copies: found.len(),
-                in_flight: found.iter().filter(|c| !c.completed).count(),
+                in_flight: found.iter().filter(|c| !c.completed()).count(),
                 gib: found.iter().map(|c| i64::from(c.size_gib)).sum(),
                 newest_copy: newest.map(function::tags::format_time),
                 newest_copy_age_hours: newest.map(|at| (now - at).whole_hours()),
@@ -152,16 +153,10 @@ pub struct ScheduleStatus {
 /// and how many snapshots each made.
 fn schedule_status(
     parameters: &crate::workflows::deploy::parameters::StackParameters,
-    snapshots: &[ManagedSnapshot],
+    snapshots: &[Snapshot],
     now: jiff::Timestamp,
 ) -> Vec<ScheduleStatus> {
-    let schedule_of = |s: &ManagedSnapshot| {
-        let prefix = format!("{}=", function::tags::SCHEDULE);
-        s.tags
-            .iter()
-            .find_map(|t| t.strip_prefix(&prefix).map(str::to_owned))
-            .unwrap_or_else(|| function::tags::DEFAULT_SCHEDULE.to_owned())
-    };
+    let schedule_of = |s: &Snapshot| function::tags::schedule_of(&s.tags).to_owned();
     parameters
         .schedule_slots()
         .into_iter()
@@ -194,9 +189,12 @@ impl Status {
         env: &Environment,
         region: &str,
         stack: Option<StackView>,
-        snapshots: &[ManagedSnapshot],
+        snapshots: &[Snapshot],
     ) -> Self {
-        let times: Vec<i64> = snapshots.iter().filter_map(|s| s.start_time).collect();
+        let times: Vec<i64> = snapshots
+            .iter()
+            .map(|s| s.start_time.unix_timestamp())
+            .collect();
         let format = |secs: Option<&i64>| {
             secs.and_then(|s| time::OffsetDateTime::from_unix_timestamp(*s).ok())
                 .map(function::tags::format_time)
@@ -297,6 +295,7 @@ fn print(status: &Status) {
 mod tests {
     use super::*;
     use crate::workflows::deploy::parameters::StackParameters;
+    use function::model::SnapshotState;
 
     fn env() -> Environment {
         crate::config::example("dev")
@@ -321,14 +320,14 @@ mod tests {
             outputs: BTreeMap::from([("TopicArn".to_owned(), "arn:t".to_owned())]),
             termination_protection: true,
         };
-        let snapshot = |id: &str, gib: i32, at: i64| ManagedSnapshot {
-            id: id.into(),
-            volume_id: None,
+        let snapshot = |id: &str, gib: i32, at: i64| Snapshot {
             size_gib: gib,
-            start_time: Some(at),
-            completed: true,
-            state: "completed".into(),
-            tags: vec![format!("{}=monthly", function::tags::SCHEDULE)],
+            start_time: time::OffsetDateTime::from_unix_timestamp(at).unwrap(),
+            ..Snapshot::tagged(
+                id,
+                SnapshotState::Completed,
+                &[(function::tags::SCHEDULE, "monthly")],
+            )
         };
         let status = Status::new(
             &env(),
@@ -378,17 +377,17 @@ mod tests {
             "dev",
         )
         .unwrap();
-        let made = |id: &str, at: &str, completed: bool, extra: &[String]| ManagedSnapshot {
-            id: id.into(),
-            volume_id: None,
-            size_gib: 8,
-            start_time: None,
-            completed,
-            state: if completed { "completed" } else { "pending" }.into(),
-            tags: [format!("{}={at}", tags::CREATED_AT)]
+        let made = |id: &str, at: &str, completed: bool, extra: &[(&str, &str)]| {
+            let state = if completed {
+                SnapshotState::Completed
+            } else {
+                SnapshotState::Pending
+            };
+            let tags: Vec<(&str, &str)> = [(tags::CREATED_AT, at)]
                 .into_iter()
-                .chain(extra.iter().cloned())
-                .collect(),
+                .chain(extra.iter().copied())
+                .collect();
+            Snapshot::tagged(id, state, &tags)
         };
         let home = [
             made("snap-1", "2026-11-24T01:00:00Z", true, &[]),
@@ -396,12 +395,7 @@ mod tests {
             made("snap-3", "2026-11-26T01:00:00Z", false, &[]),
         ];
         let copy_of = |id: &str, source: &str, at: &str, completed: bool| {
-            made(
-                id,
-                at,
-                completed,
-                &[format!("{}={source}", tags::SOURCE_SNAPSHOT)],
-            )
+            made(id, at, completed, &[(tags::SOURCE_SNAPSHOT, source)])
         };
         let copies = vec![
             (

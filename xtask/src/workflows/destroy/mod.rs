@@ -7,12 +7,13 @@ mod apply_tests;
 
 use crate::aws::artifact_store;
 use crate::aws::cfn::{self, Resource, StackView};
-use crate::aws::snapshots::{self, Deletions, Limits, ManagedSnapshot};
+use crate::aws::snapshots::{self, Deletions, Limits};
 use crate::aws::{Aws, sdk_error};
 use crate::config::Environment;
 use crate::output::{Output, confirm};
 use crate::workflows::deploy::template::BOOTSTRAP_STACK;
 use anyhow::{Context, Result, bail};
+use function::model::Snapshot;
 use std::fmt::Write as _;
 
 /// Snapshot handling on destroy.
@@ -28,10 +29,10 @@ pub struct Survey {
     /// The environment's stack, when it exists.
     pub stack: Option<StackView>,
     pub resources: Vec<Resource>,
-    pub snapshots: Vec<ManagedSnapshot>,
+    pub snapshots: Vec<Snapshot>,
     /// This deployment's copies in each copy region (configured now, or recorded by the
     /// stack), by region.
-    pub copies: Vec<(String, Vec<ManagedSnapshot>)>,
+    pub copies: Vec<(String, Vec<Snapshot>)>,
     /// Volumes a restore test left (tagged `smartvault:restore-test` with the stack's name),
     /// with their sizes.
     pub test_volumes: Vec<(String, i32)>,
@@ -583,15 +584,11 @@ mod tests {
         }
     }
 
-    fn snapshot(id: &str, gib: i32) -> ManagedSnapshot {
-        ManagedSnapshot {
-            id: id.into(),
+    fn snapshot(id: &str, gib: i32) -> Snapshot {
+        Snapshot {
             volume_id: Some("vol-1".into()),
             size_gib: gib,
-            start_time: None,
-            completed: true,
-            state: "completed".into(),
-            tags: Vec::new(),
+            ..Snapshot::tagged(id, function::model::SnapshotState::Completed, &[])
         }
     }
 

@@ -2,7 +2,7 @@
 //! run (the set one `CreateSnapshots` made), with what the restore records say about each
 //! volume and the instance, and how many of its snapshots each copy region holds.
 
-use crate::aws::snapshots::ManagedSnapshot;
+use function::model::Snapshot;
 use function::restore_records::{self, VolumeRecord};
 use function::tags;
 use std::collections::BTreeMap;
@@ -55,9 +55,9 @@ impl RestorePoint {
 /// Groups `snapshots` (this deployment's, in `region`) into restore points, newest first by
 /// instance; `copies` are this deployment's copies by region, counted against each point.
 pub fn group(
-    snapshots: &[ManagedSnapshot],
+    snapshots: &[Snapshot],
     region: &str,
-    copies: &[(String, Vec<ManagedSnapshot>)],
+    copies: &[(String, Vec<Snapshot>)],
 ) -> Vec<RestorePoint> {
     let mut points: BTreeMap<(String, String), RestorePoint> = BTreeMap::new();
     for snapshot in snapshots {
@@ -110,7 +110,7 @@ pub fn group(
             iops: record.as_ref().and_then(|r| r.iops),
             throughput: record.as_ref().and_then(|r| r.throughput),
             size_gib: snapshot.size_gib,
-            state: snapshot.state.clone(),
+            state: snapshot.state.as_str().to_owned(),
         });
     }
     for point in points.values_mut() {
@@ -151,21 +151,16 @@ mod tests {
         instance: &str,
         at: &str,
         extra: &[(&str, &str)],
-    ) -> ManagedSnapshot {
+    ) -> Snapshot {
         let mut tags = vec![
-            format!("{}={instance}", tags::INSTANCE_ID),
-            format!("{}={at}", tags::CREATED_AT),
-            format!("{}=daily", tags::SCHEDULE),
+            (tags::INSTANCE_ID, instance),
+            (tags::CREATED_AT, at),
+            (tags::SCHEDULE, "daily"),
         ];
-        tags.extend(extra.iter().map(|(k, v)| format!("{k}={v}")));
-        ManagedSnapshot {
-            id: id.into(),
+        tags.extend(extra.iter().copied());
+        Snapshot {
             volume_id: Some(volume.into()),
-            size_gib: 8,
-            start_time: None,
-            completed: true,
-            state: "completed".into(),
-            tags,
+            ..Snapshot::tagged(id, function::model::SnapshotState::Completed, &tags)
         }
     }
 
@@ -193,8 +188,10 @@ mod tests {
             snapshot("snap-b", "vol-b", "i-b", at2, &[]),
         ];
         let mut copy = snapshot("snap-c", "vol-ffffffff", "i-a", at2, &records);
-        copy.tags.push(format!("{}=snap-2r", tags::SOURCE_SNAPSHOT));
-        copy.tags.push(format!("{}=vol-root", tags::SOURCE_VOLUME));
+        copy.tags
+            .insert(tags::SOURCE_SNAPSHOT.into(), "snap-2r".into());
+        copy.tags
+            .insert(tags::SOURCE_VOLUME.into(), "vol-root".into());
         let copies = vec![("us-west-2".to_owned(), vec![copy.clone()])];
         let points = group(&home, "eu-west-1", &copies);
         let keys: Vec<(&str, &str)> = points
