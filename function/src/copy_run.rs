@@ -2,40 +2,16 @@
 //! and expires there through the paced writes, and reports per region. One region's failure
 //! never hides the others.
 
+use crate::context::{Context, Regions};
 use crate::copies::{self, CopyPlan, Destination};
 use crate::execute::{self, Deadline, Mode, Writes};
 use crate::inventory;
 use crate::model::{Policy, RunOptions, Snapshot};
 use crate::pacing::Pacer;
-use crate::report::{Failure, RegionCopies};
+use crate::report::{Failure, RegionCopies, RunReport};
 use crate::tags;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use time::OffsetDateTime;
-
-/// An EC2 client for each copy region, and the function's own region.
-#[derive(Debug, Clone, Default)]
-pub struct Regions {
-    pub home: String,
-    pub clients: BTreeMap<String, aws_sdk_ec2::Client>,
-}
-
-impl Regions {
-    /// A client per copy region of `policy`, from the function's own SDK configuration.
-    pub fn new(sdk: &aws_config::SdkConfig, policy: &Policy) -> Self {
-        let home = sdk.region().map(ToString::to_string).unwrap_or_default();
-        let clients = policy
-            .copies
-            .iter()
-            .map(|rule| {
-                let config = aws_sdk_ec2::config::Builder::from(sdk)
-                    .region(aws_sdk_ec2::config::Region::new(rule.region.clone()))
-                    .build();
-                (rule.region.clone(), aws_sdk_ec2::Client::from_conf(config))
-            })
-            .collect();
-        Regions { home, clients }
-    }
-}
 
 /// What the copy half did.
 #[derive(Debug, Default)]
@@ -251,4 +227,32 @@ async fn carry_out(setup: Setup<'_>, plan: CopyPlan, mut done: Copied) -> Copied
         done.failed.extend(failed);
     }
     done
+}
+
+/// What the copy half needs from the context.
+/// The copy half's setup from the invocation's context.
+pub(crate) fn setup<'a>(
+    ctx: &'a Context,
+    mode: Mode,
+    deadline: Option<&'a execute::Deadline>,
+) -> Setup<'a> {
+    Setup {
+        home_ec2: &ctx.ec2,
+        regions: &ctx.regions,
+        policy: &ctx.config.policy,
+        pacer: &ctx.pacer,
+        deadline,
+        limit: ctx.config.max_concurrency,
+        mode,
+        page_size: ctx.page_size,
+        settle: ctx.settle,
+    }
+}
+
+/// What the copy half did, into the run's report.
+pub(crate) fn merge(report: &mut RunReport, copied: Copied) {
+    report.copies = copied.regions;
+    report.failed.extend(copied.failed);
+    report.skipped.extend(copied.skipped);
+    report.warnings.extend(copied.warnings);
 }

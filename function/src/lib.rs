@@ -5,7 +5,9 @@
 //! `report`, `tags`, `lock`, and `pacing`'s bucket) take plain data and an explicit `now`; only
 //! `inventory`, `execute`, `dr`, `drill` and `handler` talk to AWS.
 
+pub mod backup_run;
 pub mod config;
+pub mod context;
 pub mod copies;
 pub mod copy_run;
 pub mod coverage;
@@ -13,6 +15,7 @@ pub mod event;
 pub mod execute;
 pub mod handler;
 pub mod inventory;
+pub mod links;
 pub mod logging;
 pub mod model;
 pub mod pacing;
@@ -25,3 +28,4 @@ pub mod run_mark;
 pub mod sdk_errors;
 pub mod settings;
 pub mod tags;
+pub mod topic;

@@ -1,8 +1,9 @@
 //! The Lambda entry point: logging, configuration and clients once at cold start, then events.
 
 use function::config::Config;
+use function::context::{Chain, Context, FunctionError};
 use function::event::Payload;
-use function::handler::{self, Chain, Context, FunctionError};
+use function::handler;
 use lambda_runtime::{LambdaEvent, service_fn};
 use std::io::{Read, Write};
 
@@ -19,7 +20,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         }
     };
     let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .retry_config(handler::retry_config())
+        .retry_config(function::context::retry_config())
         .load()
         .await;
     let mut ctx = Context::new(&sdk, config);

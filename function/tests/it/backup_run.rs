@@ -3,7 +3,8 @@
 use crate::common::{Setup, setup};
 use aws_sdk_ec2::types::Filter;
 use emulator::fleet::{self, FleetInstance, InstanceSpec};
-use function::handler::{self, Context, FunctionError};
+use function::context::{Context, FunctionError};
+use function::handler;
 use function::pacing::{BucketSize, Pacer};
 use function::report::RunReport;
 use function::tags;
@@ -812,7 +813,7 @@ async fn a_run_that_cannot_go_on_says_why_in_its_summary() {
     // The maximum of links reached: the summary names the setting to raise.
     let mut ctx = Context::new(&s.sdk, s.config("prod", &[("MAX_LINKS", "1")]));
     ctx.pacer = starving();
-    ctx.chain = Some(handler::Chain {
+    ctx.chain = Some(function::context::Chain {
         lambda: aws_sdk_lambda::Client::new(&s.sdk),
         function_name: "prod".into(),
     });

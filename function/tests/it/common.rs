@@ -3,7 +3,7 @@
 
 use emulator::Emulator;
 use function::config::Config;
-use function::handler::Context;
+use function::context::Context;
 use std::collections::HashMap;
 
 /// A running emulator, a client of its EC2, and the topic summaries go to.

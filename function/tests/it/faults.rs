@@ -7,7 +7,8 @@ use emulator::Emulator;
 use emulator::fleet;
 use emulator::proxy::{FaultProxy, Faults};
 use function::config::Config;
-use function::handler::{self, Context, FunctionError};
+use function::context::{Context, FunctionError};
+use function::handler;
 use function::pacing::{BucketSize, EC2_REFILL_PER_SECOND, Pacer};
 use function::plan::Subject;
 use function::report::RunReport;
@@ -81,7 +82,7 @@ impl Fleet {
         let via_proxy = self
             .emulator
             .loader(&proxy.endpoint())
-            .retry_config(handler::retry_config())
+            .retry_config(function::context::retry_config())
             .load()
             .await;
         let mut ctx = Context::new(&via_proxy, self.config.clone());

@@ -18,7 +18,8 @@ use aws_sdk_sns::operation::list_tags_for_resource::ListTagsForResourceOutput;
 use aws_sdk_sns::operation::publish::PublishOutput;
 use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
 use function::config::Config;
-use function::handler::{self, Context, FunctionError};
+use function::context::{Context, FunctionError};
+use function::handler;
 use function::pacing::{BucketSize, Pacer};
 use function::plan::Subject;
 use function::tags;
@@ -202,7 +203,7 @@ impl Account {
 
     /// A context whose EC2 client retries as the function's does, with a fast backoff.
     fn context(&self, writes: &[&Rule], config: Config) -> Context {
-        let retry = handler::retry_config()
+        let retry = function::context::retry_config()
             .with_initial_backoff(std::time::Duration::from_millis(1))
             .with_max_backoff(std::time::Duration::from_millis(5));
         // A test's own rules come first, so one can answer a narrower read than the account's.
@@ -697,7 +698,7 @@ async fn copies_in_flight_stay_under_twenty_per_region_and_are_encrypted_with_th
     let rules = format!(r#"[{{"region": "us-west-2", "kms_key": "{KEY}", "retention_days": 30}}]"#);
     let account = Account::new(&[], false, &[]);
     let mut ctx = account.context(&[&home_snapshots], config(&[("COPIES", &rules)]));
-    ctx.regions = function::copy_run::Regions {
+    ctx.regions = function::context::Regions {
         home: "us-east-1".into(),
         clients: [("us-west-2".to_owned(), copy_region(17, &copy))].into(),
     };
@@ -791,7 +792,7 @@ async fn another_tools_completion_event_reads_nothing_in_the_copy_regions() {
         &[&none_of_ours],
         config(&[("COPIES", r#"[{"region": "us-west-2"}]"#)]),
     );
-    ctx.regions = function::copy_run::Regions {
+    ctx.regions = function::context::Regions {
         home: "us-east-1".into(),
         clients: [(
             "us-west-2".to_owned(),
@@ -1014,7 +1015,7 @@ async fn the_central_topic_is_published_to_through_a_client_of_its_own_region() 
     let captured = home.to_builder().http_client(http_client).build();
     let account = Account::new(&[], false, &[]);
     let mut ctx = account.context(&[], config(&[("CENTRAL_TOPIC_ARN", CENTRAL)]));
-    ctx.central_sns = handler::central_client(&captured, CENTRAL);
+    ctx.central_sns = function::context::central_client(&captured, CENTRAL);
 
     let report = handler::handle(&ctx, &json!({"action": "backup"}), NOW)
         .await
@@ -1041,11 +1042,11 @@ async fn the_central_topic_is_published_to_through_a_client_of_its_own_region() 
         "signed for the central topic's region"
     );
     // The client the function builds at cold start is the same: the topic ARN's region.
-    let built = handler::Context::new(&home, config(&[("CENTRAL_TOPIC_ARN", CENTRAL)]));
+    let built = function::context::Context::new(&home, config(&[("CENTRAL_TOPIC_ARN", CENTRAL)]));
     let region = built.central_sns.unwrap().config().region().cloned();
     assert_eq!(region.as_ref().map(|r| r.as_ref()), Some("eu-central-1"));
     assert!(
-        handler::Context::new(&home, config(&[]))
+        function::context::Context::new(&home, config(&[]))
             .central_sns
             .is_none()
     );

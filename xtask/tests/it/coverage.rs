@@ -5,7 +5,8 @@
 use crate::common::{assert_fields, scratch, xtask};
 use emulator::Emulator;
 use emulator::fleet::{self, InstanceSpec};
-use function::handler::{self, Context};
+use function::context::Context;
+use function::handler;
 use serde_json::json as value;
 use std::collections::HashMap;
 use time::{Duration, OffsetDateTime};

@@ -6,7 +6,8 @@ use crate::common::{assert_fields, json, scratch, xtask, xtask_with};
 use emulator::Emulator;
 use emulator::fleet::{self, InstanceSpec};
 use emulator::proxy::{FaultProxy, Faults};
-use function::handler::{self, Context};
+use function::context::Context;
+use function::handler;
 use serde_json::json as value;
 use std::collections::{BTreeMap, HashMap};
 
