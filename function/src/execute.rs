@@ -369,29 +369,140 @@ async fn create_one(writes: Writes<'_>, request: CreateRequest, settle: Duration
         return outcomes;
     }
     let ec2 = writes.ec2;
-    let subject = || Some(Subject::Instance(request.instance_id.clone()));
-    let mut sends: u32 = 0;
-    let mut throttled: u32 = 0;
-    let failed = loop {
-        if !writes.ready(Action::CreateSnapshots).await {
+    let once = Once {
+        action: Action::CreateSnapshots,
+        operation: "CreateSnapshots",
+        subject: Subject::Instance(request.instance_id.clone()),
+        later: PENDING_LIMITS,
+        unknown: "whether snapshots were made is unknown, the next run will see them",
+    };
+    let sent = send_once(
+        writes,
+        &once,
+        settle,
+        || async {
+            send_create(ec2, &request).await.map(|output| {
+                output
+                    .snapshots()
+                    .iter()
+                    .map(|s| {
+                        (
+                            s.volume_id().map(str::to_owned),
+                            s.snapshot_id().map(str::to_owned),
+                        )
+                    })
+                    .collect::<Vec<_>>()
+            })
+        },
+        || async {
+            match made_by(ec2, &request).await {
+                Ok(found) if !found.is_empty() => Ok(Some(
+                    found
+                        .iter()
+                        .map(|s| {
+                            (
+                                s.volume_id().map(str::to_owned),
+                                s.snapshot_id().map(str::to_owned),
+                            )
+                        })
+                        .collect(),
+                )),
+                Ok(_) => Ok(None),
+                Err(error) => Err(DisplayErrorContext(&error).to_string()),
+            }
+        },
+    )
+    .await;
+    match sent {
+        Sent::Done(made) => {
+            record_created(
+                &mut outcomes,
+                &request,
+                made.iter().map(|(v, s)| (v.as_deref(), s.as_deref())),
+            );
+            tag_fitted(ec2, &request, &mut outcomes).await;
+        }
+        Sent::OutOfTime => {
             tracing::debug!(instance_id = %request.instance_id, "left for the next invocation: this one's time is up");
             outcomes.carried += 1;
-            return outcomes;
         }
-        let sent = writes
-            .timed(Action::CreateSnapshots, send_create(ec2, &request))
-            .await;
-        let error = match sent {
-            Ok(output) => {
-                let made = output.snapshots().iter();
-                record_created(
-                    &mut outcomes,
-                    &request,
-                    made.map(|s| (s.volume_id(), s.snapshot_id())),
-                );
-                tag_fitted(ec2, &request, &mut outcomes).await;
-                return outcomes;
-            }
+        Sent::Later { code, message } => {
+            tracing::warn!(instance_id = %request.instance_id, code, "snapshots pending; left for a later run");
+            outcomes.skipped.push(Skip::new(
+                Subject::Instance(request.instance_id.clone()),
+                format!(
+                    "EC2 refused more snapshots until pending ones complete ({code}: {message}); \
+                     a later run backs it up"
+                ),
+            ));
+        }
+        Sent::Failed(failed) => {
+            tracing::error!(
+                instance_id = %request.instance_id,
+                code = %failed.code,
+                message = %failed.message,
+                "snapshot failed"
+            );
+            outcomes.failed.push(failed);
+        }
+    }
+    outcomes
+}
+
+/// A write that EC2 may carry out without its answer arriving (`CreateSnapshots`,
+/// `CopySnapshot`): what to call it, what it is about, the error codes that mean "not now"
+/// and what to say when whether it acted cannot be found out.
+struct Once<'a> {
+    action: Action,
+    operation: &'static str,
+    subject: Subject,
+    later: &'a [&'a str],
+    unknown: &'a str,
+}
+
+/// How such a write ended.
+enum Sent<T> {
+    /// EC2 answered, or the lookup found what an unanswered send made.
+    Done(T),
+    /// Not sent: the invocation's time is up.
+    OutOfTime,
+    /// EC2 refused it for now with one of `later`'s codes.
+    Later {
+        code: String,
+        message: String,
+    },
+    Failed(Failure),
+}
+
+/// Sends a write once; when EC2 throttles it, sends it again as the pacer allows (it made
+/// nothing); when the answer is lost, looks for what it may have made (waiting a little
+/// longer each time for EC2's reads to catch up) before sending it again, at most
+/// `MAX_CREATE_SENDS` times, so that one lost answer never makes a second set or copy.
+async fn send_once<T, E, Send, SendFut, Look, LookFut>(
+    writes: Writes<'_>,
+    once: &Once<'_>,
+    settle: Duration,
+    send: Send,
+    look_up: Look,
+) -> Sent<T>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    Send: Fn() -> SendFut,
+    SendFut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+    Look: Fn() -> LookFut,
+    LookFut: Future<Output = Result<Option<T>, String>>,
+{
+    let failed = |error: &SdkError<E, HttpResponse>| {
+        failure(Some(once.subject.clone()), once.operation, error)
+    };
+    let mut sends: u32 = 0;
+    let mut throttled: u32 = 0;
+    loop {
+        if !writes.ready(once.action).await {
+            return Sent::OutOfTime;
+        }
+        let error = match writes.timed(once.action, send()).await {
+            Ok(done) => return Sent::Done(done),
             Err(error) => error,
         };
         if is_throttled(&error) {
@@ -400,59 +511,38 @@ async fn create_one(writes: Writes<'_>, request: CreateRequest, settle: Duration
             if writes.deadline.is_some() || throttled < MAX_THROTTLED_SENDS {
                 continue;
             }
-            break failure(subject(), "CreateSnapshots", &error);
+            return Sent::Failed(failed(&error));
         }
-        if let Some(code) = error.code().filter(|code| PENDING_LIMITS.contains(code)) {
-            tracing::warn!(instance_id = %request.instance_id, code, "snapshots pending; left for a later run");
-            outcomes.skipped.push(Skip::new(
-                Subject::Instance(request.instance_id.clone()),
-                format!(
-                    "EC2 refused more snapshots until pending ones complete ({code}: {}); \
-                     a later run backs it up",
-                    error.message().unwrap_or_default()
-                ),
-            ));
-            return outcomes;
+        if let Some(code) = error.code().filter(|code| once.later.contains(code)) {
+            return Sent::Later {
+                code: code.to_owned(),
+                message: error.message().unwrap_or_default().to_owned(),
+            };
         }
         sends += 1;
         if !may_have_acted(&error) {
-            break failure(subject(), "CreateSnapshots", &error);
+            return Sent::Failed(failed(&error));
         }
         tracing::warn!(
-            instance_id = %request.instance_id,
+            operation = once.operation,
+            subject = %once.subject,
+            region = writes.region.unwrap_or_default(),
             error = %DisplayErrorContext(&error),
-            "CreateSnapshots got no answer; looking for its snapshots before sending it again"
+            "no answer; looking for what it made before sending it again"
         );
         tokio::time::sleep(settle * sends).await;
-        match made_by(ec2, &request).await {
-            Ok(found) if !found.is_empty() => {
-                let made = found.iter().map(|s| (s.volume_id(), s.snapshot_id()));
-                record_created(&mut outcomes, &request, made);
-                tag_fitted(ec2, &request, &mut outcomes).await;
-                return outcomes;
-            }
-            Ok(_) if sends < MAX_CREATE_SENDS => continue,
-            Ok(_) => break failure(subject(), "CreateSnapshots", &error),
-            // Sending again without knowing could make a second set; the next run finds out.
+        match look_up().await {
+            Ok(Some(found)) => return Sent::Done(found),
+            Ok(None) if sends < MAX_CREATE_SENDS => continue,
+            Ok(None) => return Sent::Failed(failed(&error)),
+            // Sending again without knowing could make a second one; the next run finds out.
             Err(lookup) => {
-                let mut failed = failure(subject(), "CreateSnapshots", &error);
-                failed.message = format!(
-                    "{}; whether snapshots were made is unknown ({}), the next run will see them",
-                    failed.message,
-                    DisplayErrorContext(&lookup)
-                );
-                break failed;
+                let mut failure = failed(&error);
+                failure.message = format!("{}; {} ({lookup})", failure.message, once.unknown);
+                return Sent::Failed(failure);
             }
         }
-    };
-    tracing::error!(
-        instance_id = %request.instance_id,
-        code = %failed.code,
-        message = %failed.message,
-        "snapshot failed"
-    );
-    outcomes.failed.push(failed);
-    outcomes
+    }
 }
 
 /// Gives each snapshot just made the volume tags that fit, when they could not all be copied
@@ -674,72 +764,46 @@ async fn copy_one(writes: Writes<'_>, request: CopyRequest, settle: Duration) ->
         return outcomes;
     }
     let region = writes.region.unwrap_or_default();
-    let subject = || Some(Subject::Snapshot(request.source_snapshot_id.clone()));
-    let mut sends: u32 = 0;
-    let mut throttled: u32 = 0;
-    let mut failed = loop {
-        if !writes.ready(Action::CopySnapshot).await {
-            outcomes.waiting += 1;
-            return outcomes;
-        }
-        let error = match writes
-            .timed(Action::CopySnapshot, send_copy(writes.ec2, &request))
-            .await
-        {
-            Ok(output) => {
-                let copy = output.snapshot_id().map(str::to_owned);
-                tracing::info!(source = %request.source_snapshot_id, region, copy = ?copy, "copy started");
-                outcomes.started.push((request.source_snapshot_id, copy));
-                return outcomes;
+    let once = Once {
+        action: Action::CopySnapshot,
+        operation: "CopySnapshot",
+        subject: Subject::Snapshot(request.source_snapshot_id.clone()),
+        later: &[COPY_LIMIT],
+        unknown: "whether the copy was made is unknown, the next sweep will see it",
+    };
+    let sent = send_once(
+        writes,
+        &once,
+        settle,
+        || async {
+            send_copy(writes.ec2, &request)
+                .await
+                .map(|output| output.snapshot_id().map(str::to_owned))
+        },
+        || async {
+            match copy_made(writes.ec2, &request).await {
+                Ok(Some(copy)) => Ok(Some(Some(copy))),
+                Ok(None) => Ok(None),
+                Err(error) => Err(DisplayErrorContext(&error).to_string()),
             }
-            Err(error) => error,
-        };
-        if is_throttled(&error) {
-            throttled += 1;
-            if writes.deadline.is_some() || throttled < MAX_THROTTLED_SENDS {
-                continue;
-            }
-            break failure(subject(), "CopySnapshot", &error);
+        },
+    )
+    .await;
+    match sent {
+        Sent::Done(copy) => {
+            tracing::info!(source = %request.source_snapshot_id, region, copy = ?copy, "copy started");
+            outcomes.started.push((request.source_snapshot_id, copy));
         }
-        if error.code() == Some(COPY_LIMIT) {
+        Sent::OutOfTime => outcomes.waiting += 1,
+        Sent::Later { .. } => {
             tracing::warn!(source = %request.source_snapshot_id, region, "the region's concurrent copies are at EC2's limit; left for the next sweep");
             outcomes.waiting += 1;
-            return outcomes;
         }
-        sends += 1;
-        if !may_have_acted(&error) {
-            break failure(subject(), "CopySnapshot", &error);
+        Sent::Failed(mut failed) => {
+            failed.message = format!("to {region}: {}", failed.message);
+            tracing::error!(source = %request.source_snapshot_id, region, code = %failed.code, message = %failed.message, "copy failed");
+            outcomes.failed.push(failed);
         }
-        tracing::warn!(
-            source = %request.source_snapshot_id,
-            region,
-            error = %DisplayErrorContext(&error),
-            "CopySnapshot got no answer; looking for its copy before sending it again"
-        );
-        tokio::time::sleep(settle * sends).await;
-        match copy_made(writes.ec2, &request).await {
-            Ok(Some(copy)) => {
-                outcomes
-                    .started
-                    .push((request.source_snapshot_id, Some(copy)));
-                return outcomes;
-            }
-            Ok(None) if sends < MAX_CREATE_SENDS => continue,
-            Ok(None) => break failure(subject(), "CopySnapshot", &error),
-            // The next sweep finds the copy, or makes it.
-            Err(lookup) => {
-                let mut failed = failure(subject(), "CopySnapshot", &error);
-                failed.message = format!(
-                    "{}; whether the copy was made is unknown ({}), the next sweep will see it",
-                    failed.message,
-                    DisplayErrorContext(&lookup)
-                );
-                break failed;
-            }
-        }
-    };
-    failed.message = format!("to {region}: {}", failed.message);
-    tracing::error!(source = %request.source_snapshot_id, region, code = %failed.code, message = %failed.message, "copy failed");
-    outcomes.failed.push(failed);
+    }
     outcomes
 }
