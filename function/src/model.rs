@@ -1,7 +1,7 @@
 //! Plain data the planning core works on: instances, volumes, snapshots and the policy.
 
 use crate::tags::{DEFAULT_SCHEDULE, Tags};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use time::{Duration, OffsetDateTime};
 
 /// An EC2 instance carrying the backup tag key (whatever its value), or a key that differs
@@ -76,6 +76,25 @@ impl SnapshotState {
 /// How far a set's `created-at` may lie after the clock of the run reading it and still be a
 /// run's start (two hosts' clocks).
 pub const CREATED_AT_SKEW: time::Duration = time::Duration::minutes(5);
+
+/// SmartVault's sets: snapshots grouped by instance and run start ([`Snapshot::made_at`]),
+/// each instance's oldest first. A snapshot without an instance id or a `created-at` tag was
+/// not made by a run, and is left out.
+pub fn sets(snapshots: &[Snapshot]) -> BTreeMap<(&str, OffsetDateTime), Vec<&Snapshot>> {
+    let mut sets: BTreeMap<(&str, OffsetDateTime), Vec<&Snapshot>> = BTreeMap::new();
+    for snapshot in snapshots {
+        let Some(instance) = snapshot.tag(crate::tags::INSTANCE_ID) else {
+            continue;
+        };
+        if snapshot.tag(crate::tags::CREATED_AT).is_none() {
+            continue;
+        }
+        sets.entry((instance, snapshot.made_at()))
+            .or_default()
+            .push(snapshot);
+    }
+    sets
+}
 
 /// A snapshot that carries this deployment's managed-by tag.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,7 +6,7 @@ use crate::model::{Inventory, Snapshot, SnapshotState};
 use crate::plan::Subject;
 use crate::report::{Failure, RestoreTest, TestStatus};
 use crate::restore_records::{self, VolumeRecord};
-use crate::tags;
+
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use time::OffsetDateTime;
@@ -94,19 +94,7 @@ pub struct Sample {
 fn newest_completed_sets(
     snapshots: &[Snapshot],
 ) -> BTreeMap<&str, (OffsetDateTime, Vec<&Snapshot>)> {
-    let mut sets: BTreeMap<(&str, OffsetDateTime), Vec<&Snapshot>> = BTreeMap::new();
-    for snapshot in snapshots {
-        // Only SmartVault's sets: an instance id and the run's start on every snapshot.
-        let Some(instance) = snapshot.tags.get(tags::INSTANCE_ID) else {
-            continue;
-        };
-        if !snapshot.tags.contains_key(tags::CREATED_AT) {
-            continue;
-        }
-        sets.entry((instance.as_str(), snapshot.made_at()))
-            .or_default()
-            .push(snapshot);
-    }
+    let sets = crate::model::sets(snapshots);
     let mut newest: BTreeMap<&str, (OffsetDateTime, Vec<&Snapshot>)> = BTreeMap::new();
     // Oldest first, so a newer completed set replaces an older one.
     for ((instance, made), set) in sets {

@@ -1,7 +1,7 @@
 //! Tables for the restore test's sampling, volumes and results.
 
 use super::*;
-use crate::tags::Tags;
+use crate::tags::{self, Tags};
 use time::macros::datetime;
 
 const ZONE: &str = "us-east-1b";

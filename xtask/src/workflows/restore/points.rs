@@ -59,61 +59,53 @@ pub fn group(
     region: &str,
     copies: &[(String, Vec<Snapshot>)],
 ) -> Vec<RestorePoint> {
-    let mut points: BTreeMap<(String, String), RestorePoint> = BTreeMap::new();
-    for snapshot in snapshots {
-        let (Some(instance), Some(created)) = (
-            snapshot.tag(tags::INSTANCE_ID),
-            snapshot.tag(tags::CREATED_AT),
-        ) else {
-            continue;
+    let mut points: Vec<RestorePoint> = Vec::new();
+    for ((instance, _), set) in function::model::sets(snapshots) {
+        let first = set[0];
+        let set_tag = |key: &str| set.iter().find_map(|s| s.tag(key)).map(str::to_owned);
+        let mut point = RestorePoint {
+            instance_id: instance.to_owned(),
+            created_at: first.tag(tags::CREATED_AT).unwrap_or_default().to_owned(),
+            schedule: function::tags::schedule_of(&first.tags).to_owned(),
+            expires_at: set
+                .iter()
+                .filter_map(|s| s.tag(tags::EXPIRES_AT))
+                .max()
+                .map(str::to_owned),
+            region: region.to_owned(),
+            instance_type: set_tag(restore_records::INSTANCE_TYPE),
+            architecture: set_tag(restore_records::ARCHITECTURE),
+            availability_zone: set_tag(restore_records::AVAILABILITY_ZONE),
+            root_device: set_tag(restore_records::ROOT_DEVICE),
+            platform: set_tag(restore_records::PLATFORM),
+            volumes: Vec::new(),
+            copies: BTreeMap::new(),
         };
-        let set_tag = |key: &str| snapshot.tag(key).map(str::to_owned);
-        let point = points
-            .entry((instance.to_owned(), created.to_owned()))
-            .or_insert_with(|| RestorePoint {
-                instance_id: instance.to_owned(),
-                created_at: created.to_owned(),
-                schedule: snapshot
-                    .tag(tags::SCHEDULE)
-                    .unwrap_or(function::tags::DEFAULT_SCHEDULE)
-                    .to_owned(),
-                expires_at: None,
-                region: region.to_owned(),
-                instance_type: set_tag(restore_records::INSTANCE_TYPE),
-                architecture: set_tag(restore_records::ARCHITECTURE),
-                availability_zone: set_tag(restore_records::AVAILABILITY_ZONE),
-                root_device: set_tag(restore_records::ROOT_DEVICE),
-                platform: set_tag(restore_records::PLATFORM),
-                volumes: Vec::new(),
-                copies: BTreeMap::new(),
+        for snapshot in set {
+            // A copy's own volume id is a placeholder; its source's is in a tag.
+            let volume_id = snapshot
+                .tag(tags::SOURCE_VOLUME)
+                .map(str::to_owned)
+                .or_else(|| snapshot.volume_id.clone());
+            let record = volume_id.as_deref().and_then(|id| {
+                snapshot
+                    .tag(&VolumeRecord::key(id))
+                    .and_then(VolumeRecord::parse)
             });
-        if let Some(expires) = set_tag(tags::EXPIRES_AT)
-            && point.expires_at.as_ref().is_none_or(|e| *e < expires)
-        {
-            point.expires_at = Some(expires);
+            point.volumes.push(PointVolume {
+                snapshot_id: snapshot.id.clone(),
+                volume_id,
+                device: record.as_ref().map(|r| r.device.clone()),
+                volume_type: record.as_ref().and_then(|r| r.volume_type.clone()),
+                iops: record.as_ref().and_then(|r| r.iops),
+                throughput: record.as_ref().and_then(|r| r.throughput),
+                size_gib: snapshot.size_gib,
+                state: snapshot.state.as_str().to_owned(),
+            });
         }
-        // A copy's own volume id is a placeholder; its source's is in a tag.
-        let volume_id = snapshot
-            .tag(tags::SOURCE_VOLUME)
-            .map(str::to_owned)
-            .or_else(|| snapshot.volume_id.clone());
-        let record = volume_id.as_deref().and_then(|id| {
-            snapshot
-                .tag(&VolumeRecord::key(id))
-                .and_then(VolumeRecord::parse)
-        });
-        point.volumes.push(PointVolume {
-            snapshot_id: snapshot.id.clone(),
-            volume_id,
-            device: record.as_ref().map(|r| r.device.clone()),
-            volume_type: record.as_ref().and_then(|r| r.volume_type.clone()),
-            iops: record.as_ref().and_then(|r| r.iops),
-            throughput: record.as_ref().and_then(|r| r.throughput),
-            size_gib: snapshot.size_gib,
-            state: snapshot.state.as_str().to_owned(),
-        });
+        points.push(point);
     }
-    for point in points.values_mut() {
+    for point in &mut points {
         point.volumes.sort_by(|a, b| {
             a.device
                 .cmp(&b.device)
@@ -132,7 +124,7 @@ pub fn group(
             point.copies.insert(copy_region.clone(), copied);
         }
     }
-    let mut list: Vec<RestorePoint> = points.into_values().collect();
+    let mut list = points;
     list.sort_by(|a, b| {
         a.instance_id
             .cmp(&b.instance_id)
