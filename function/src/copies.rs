@@ -197,12 +197,15 @@ pub fn kms_key_problem(key: &str, region: &str) -> Option<String> {
     None
 }
 
-/// The shape of an AWS region name: `eu-west-1`, `us-gov-west-1`, `ap-southeast-5`. (The
-/// deployer also checks it against the regions AWS publishes.)
+/// The shape of an AWS region name: `eu-west-1`, `us-gov-west-1`, `ap-southeast-5` (a
+/// two-letter area, three or four parts, a number last). The one check of a region's shape for
+/// the function and the deployer, which also checks a copy region against the regions AWS
+/// publishes.
 pub fn is_region_name(region: &str) -> bool {
     let parts: Vec<&str> = region.split('-').collect();
     parts.len() >= 3
         && parts.len() <= 4
+        && parts[0].len() == 2
         && parts.iter().all(|p| {
             !p.is_empty()
                 && p.bytes()

@@ -380,7 +380,7 @@ fn validate(file: &str, name: &str, raw: &RawEnvironment) -> Result<Environment,
             }
         };
 
-    if !is_region(&raw.region) {
+    if !function::copies::is_region_name(&raw.region) {
         return Err(key_error(
             "region",
             format!(
@@ -792,20 +792,6 @@ fn copies(
         ));
     }
     Ok(rules)
-}
-
-fn is_region(region: &str) -> bool {
-    let parts: Vec<&str> = region.split('-').collect();
-    parts.len() >= 3
-        && parts[0].len() == 2
-        && parts.iter().all(|p| {
-            !p.is_empty()
-                && p.bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-        })
-        && parts
-            .last()
-            .is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit()))
 }
 
 fn is_environment_name(name: &str) -> bool {
