@@ -17,7 +17,7 @@ use std::collections::BTreeSet;
 use time::OffsetDateTime;
 
 /// EC2 accepts at most 200 values in one filter.
-const FILTER_VALUES_MAX: usize = 200;
+pub const FILTER_VALUES_MAX: usize = 200;
 /// The largest page EC2 returns for these calls; tests use a small one.
 pub const DEFAULT_PAGE_SIZE: i32 = 500;
 

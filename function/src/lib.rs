@@ -29,3 +29,4 @@ pub mod sdk_errors;
 pub mod settings;
 pub mod tags;
 pub mod topic;
+pub mod volumes;

@@ -9,16 +9,15 @@ use crate::report::{Failure, RestoreTest};
 use crate::restore_test::{self, TestSet, TestVolume, VolumeOutcome};
 use crate::sdk_errors::failure;
 use crate::tags;
+use crate::volumes;
 use aws_sdk_ec2::Client;
 use aws_sdk_ec2::error::ProvideErrorMetadata;
-use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification, VolumeState, VolumeType};
+use aws_sdk_ec2::types::VolumeState;
 use futures_util::stream::{self, StreamExt};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 
-/// EC2 takes at most 200 values in one filter.
-const FILTER_VALUES_MAX: usize = 200;
 /// The time kept back from the invocation's cutoff for deleting the test's volumes.
 const DELETE_ALLOWANCE: Duration = Duration::from_secs(5);
 
@@ -236,43 +235,43 @@ async fn create<'s>(
     set: usize,
     volume: &'s TestVolume,
 ) -> Result<Made<'s>, Failure> {
-    let tag = |key: &str, value: &str| Tag::builder().key(key).value(value).build();
-    let tags = TagSpecification::builder()
-        .resource_type(ResourceType::Volume)
-        .tags(tag(restore_test::TAG, drill.deployment))
-        .tags(tag(tags::RESTORED_FROM, &volume.snapshot_id))
-        .tags(tag(tags::INSTANCE_ID, instance))
-        .tags(tag(
+    let tags = [
+        (restore_test::TAG, drill.deployment.to_owned()),
+        (tags::RESTORED_FROM, volume.snapshot_id.clone()),
+        (tags::INSTANCE_ID, instance.to_owned()),
+        (
             tags::NAME,
-            &format!(
+            format!(
                 "SmartVault restore test of {instance} {}",
                 volume.device.as_deref().unwrap_or("volume")
             ),
-        ))
-        .build();
+        ),
+    ]
+    .map(|(k, v)| (k.to_owned(), v));
     let token = format!(
         "smartvault-rt-{}-{}",
         drill.run_started_at.unix_timestamp(),
         volume.snapshot_id
     );
     let sent_at = Instant::now();
-    let answer = drill
-        .ec2
-        .create_volume()
-        .snapshot_id(&volume.snapshot_id)
-        .availability_zone(&volume.availability_zone)
-        .set_volume_type(volume.volume_type.as_deref().map(VolumeType::from))
-        .set_iops(volume.iops)
-        .set_throughput(volume.throughput)
-        .tag_specifications(tags)
-        .client_token(token)
-        .send()
-        .await;
+    let answer = volumes::create(
+        drill.ec2,
+        &volumes::AsRecorded {
+            snapshot_id: &volume.snapshot_id,
+            availability_zone: &volume.availability_zone,
+            volume_type: volume.volume_type.as_deref(),
+            iops: volume.iops,
+            throughput: volume.throughput,
+            tags: &tags,
+            client_token: Some(&token),
+        },
+    )
+    .await;
     match answer {
-        Ok(output) => Ok(Made {
+        Ok(volume_id) => Ok(Made {
             set,
             volume,
-            volume_id: output.volume_id().unwrap_or_default().to_owned(),
+            volume_id,
             sent_at,
         }),
         Err(error) => {
@@ -327,42 +326,28 @@ async fn wait(drill: Drill<'_>, made: &[Made<'_>]) -> BTreeMap<String, Seen> {
         if open.is_empty() {
             break;
         }
-        for chunk in open.chunks(FILTER_VALUES_MAX) {
-            let page = drill
-                .ec2
-                .describe_volumes()
-                .filters(filter("volume-id", chunk.iter().copied()))
-                .into_paginator()
-                .items()
-                .send()
-                .collect::<Vec<_>>()
-                .await;
-            for volume in page {
-                let volume = match volume {
-                    Ok(volume) => volume,
-                    Err(error) => {
-                        // A failed look is retried at the next poll; the last one is reported.
-                        tracing::warn!(
-                            code = error.code().unwrap_or("none"),
-                            "DescribeVolumes failed while waiting for restore test volumes"
-                        );
+        match volumes::by_id(drill.ec2, &open).await {
+            // A failed look is retried at the next poll; the last one is reported.
+            Err(error) => tracing::warn!(
+                code = error.code().unwrap_or("none"),
+                "DescribeVolumes failed while waiting for restore test volumes"
+            ),
+            Ok(found) => {
+                for (id, volume) in found {
+                    let Some(sent_at) = started.get(id.as_str()) else {
                         continue;
-                    }
-                };
-                let id = volume.volume_id().unwrap_or_default();
-                let Some(sent_at) = started.get(id) else {
-                    continue;
-                };
-                let state = volume.state().map_or("unknown", VolumeState::as_str);
-                let now = match volume.state() {
-                    Some(VolumeState::Available) => Seen::Available(
-                        u64::try_from(sent_at.elapsed().as_millis()).unwrap_or(u64::MAX),
-                    ),
-                    Some(VolumeState::Error) => Seen::Error,
-                    Some(VolumeState::Creating) => Seen::Still(state.to_owned()),
-                    _ => Seen::Other(state.to_owned()),
-                };
-                seen.insert(id.to_owned(), now);
+                    };
+                    let state = volume.state().map_or("unknown", VolumeState::as_str);
+                    let now = match volume.state() {
+                        Some(VolumeState::Available) => Seen::Available(
+                            u64::try_from(sent_at.elapsed().as_millis()).unwrap_or(u64::MAX),
+                        ),
+                        Some(VolumeState::Error) => Seen::Error,
+                        Some(VolumeState::Creating) => Seen::Still(state.to_owned()),
+                        _ => Seen::Other(state.to_owned()),
+                    };
+                    seen.insert(id, now);
+                }
             }
         }
         if started.keys().all(|id| settled(seen.get(*id))) || Instant::now() + drill.poll > until {

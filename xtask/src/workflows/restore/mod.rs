@@ -12,7 +12,8 @@ use crate::config::Environment;
 use crate::user_error::UserError;
 use crate::workflows::restore::plan::{NewVolume, Target};
 use anyhow::{Context, Result, bail};
-use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification, VolumeState, VolumeType};
+use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification, VolumeState, VolumeType};
+use function::volumes;
 use points::RestorePoint;
 use std::time::{Duration, Instant};
 
@@ -189,22 +190,21 @@ fn tagged(resource: ResourceType, tags: &[(String, String)]) -> TagSpecification
 }
 
 async fn create(ec2: &aws_sdk_ec2::Client, volume: &NewVolume) -> Result<String> {
-    let created = ec2
-        .create_volume()
-        .snapshot_id(&volume.snapshot_id)
-        .availability_zone(&volume.availability_zone)
-        .set_volume_type(volume.volume_type.as_deref().map(VolumeType::from))
-        .set_iops(volume.iops)
-        .set_throughput(volume.throughput)
-        .tag_specifications(tagged(ResourceType::Volume, &volume.tags))
-        .send()
-        .await
-        .map_err(sdk_error)
-        .with_context(|| format!("failed to create a volume from {}", volume.snapshot_id))?;
-    created
-        .volume_id()
-        .map(str::to_owned)
-        .context("CreateVolume answered without a volume id")
+    volumes::create(
+        ec2,
+        &volumes::AsRecorded {
+            snapshot_id: &volume.snapshot_id,
+            availability_zone: &volume.availability_zone,
+            volume_type: volume.volume_type.as_deref(),
+            iops: volume.iops,
+            throughput: volume.throughput,
+            tags: &volume.tags,
+            client_token: None,
+        },
+    )
+    .await
+    .map_err(sdk_error)
+    .with_context(|| format!("failed to create a volume from {}", volume.snapshot_id))
 }
 
 async fn wait_available(
@@ -215,19 +215,12 @@ async fn wait_available(
 ) -> Result<Vec<Restored>> {
     let started = Instant::now();
     loop {
-        let described = ec2
-            .describe_volumes()
-            .filters(
-                Filter::builder()
-                    .name("volume-id")
-                    .set_values(Some(ids.to_vec()))
-                    .build(),
-            )
-            .send()
+        let ids_ref: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let found = volumes::by_id(ec2, &ids_ref)
             .await
             .map_err(sdk_error)
             .context("failed to read the restored volumes")?;
-        let volumes = described.volumes();
+        let volumes: Vec<&aws_sdk_ec2::types::Volume> = found.values().collect();
         if let Some(broken) = volumes
             .iter()
             .find(|v| v.state() == Some(&VolumeState::Error))
