@@ -35,6 +35,11 @@ pub struct Options {
     /// the section out.
     #[arg(long, default_value_t = 300)]
     pub copy_instances: usize,
+    /// Measure the host's debug build of `bootstrap` instead of the Lambda build: quick (no
+    /// release compile), for the test that keeps the benchmark from rotting; its cold-start
+    /// and memory figures are not the product's, and the release zip is not measured.
+    #[arg(long)]
+    pub host_build: bool,
 }
 
 /// One contender's backup run.
@@ -294,8 +299,17 @@ pub fn run(options: &Options) -> Result<Report> {
     let seed = seed_path()?;
     // Always the current code: the Lambda build is brought up to date (incremental, so a
     // no-op when nothing changed); a stale binary would measure an older function.
-    let bootstrap = crate::build::build(crate::build::architecture::Architecture::X86_64)?;
-    let bootstrap_kind = "the Lambda build (`cargo xtask build`), rebuilt from the current code";
+    let (bootstrap, bootstrap_kind) = if options.host_build {
+        (
+            crate::workflows::invoke::host_bootstrap()?,
+            "the host's debug build (`--host-build`): the figures are not the product's",
+        )
+    } else {
+        (
+            crate::build::build(crate::build::architecture::Architecture::X86_64)?,
+            "the Lambda build (`cargo xtask build`), rebuilt from the current code",
+        )
+    };
     let emulator = Emulator::start()?;
     emulator.set_config(&serde_json::json!({"lambda": {"use_docker": false}}))?;
     let runtime = crate::aws::runtime()?;
@@ -365,7 +379,7 @@ pub fn run(options: &Options) -> Result<Report> {
     })?;
     let zip = crate::build::output_path(crate::build::architecture::Architecture::X86_64)
         .with_file_name("bootstrap.zip");
-    if zip.is_file() {
+    if zip.is_file() && !options.host_build {
         report.zip_bytes = Some(std::fs::metadata(&zip)?.len());
         let binary = std::fs::read(crate::build::output_path(
             crate::build::architecture::Architecture::X86_64,
@@ -620,7 +634,7 @@ pub fn render(r: &Report, machine: &str) -> String {
         _ => {
             let _ = writeln!(
                 out,
-                "| release zip | not built: run `cargo xtask build` first |"
+                "| release zip | not measured: run `cargo xtask bench` without `--host-build` |"
             );
         }
     }

@@ -11,7 +11,11 @@ fn a_small_benchmark_runs_and_reports_every_row() {
         // A small large fleet: past the burst, through buckets ten times as fast, in short
         // invocations; the report's rows are what this test checks, not the figures.
         .args(["--fleet-instances", "150", "--time-scale", "10"])
-        .args(["--link-seconds", "7", "--copy-instances", "30", "--report"])
+        .args(["--link-seconds", "7", "--copy-instances", "30"])
+        // The host's debug build: the rows are the same, without a release compile (about
+        // five minutes of CI); `cargo xtask reproduce` and `cargo xtask bench` build the release.
+        .arg("--host-build")
+        .arg("--report")
         .arg(&report)
         .env(
             emulator::MOTO_SERVER_VAR,
@@ -38,6 +42,8 @@ fn a_small_benchmark_runs_and_reports_every_row() {
         assert!(text.contains(row), "missing {row:?} in:\n{text}");
     }
     for section in [
+        "the host's debug build (`--host-build`)",
+        "| release zip | not measured",
         "## Cold start",
         "| first response |",
         "| peak memory |",
