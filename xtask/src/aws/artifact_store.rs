@@ -3,7 +3,7 @@
 
 use crate::aws::{Aws, sdk_error};
 use crate::build::package::Artifact;
-use crate::workflows::deploy::parameters::ArtifactLocation;
+use crate::stack::parameters::ArtifactLocation;
 use anyhow::{Context, Result};
 
 /// Uploads the zip unless an object with its key (its hash) is already there; `true` when it
@@ -66,10 +66,10 @@ pub fn template_url(bucket: &str, region: &str, key: &str) -> String {
 /// Puts a rendered template where CloudFormation reads it by URL (a body sent inline may hold
 /// only 51,200 bytes; one read from S3, 1 MB), and returns the URL.
 pub async fn put_template(aws: &Aws, bucket: &str, key: &str, body: &str) -> Result<String> {
-    crate::workflows::deploy::limits::check_template_size(
+    crate::stack::limits::check_template_size(
         key,
         body.len(),
-        crate::workflows::deploy::limits::TemplateVia::S3,
+        crate::stack::limits::TemplateVia::S3,
     )?;
     aws.s3
         .put_object()

@@ -3,8 +3,8 @@
 
 use crate::aws::{Aws, sdk_error};
 use crate::output::Output;
-use crate::workflows::deploy::parameters::StackParameters;
-use crate::workflows::deploy::stack::{ChangeRow, ChangeSetSummary};
+use crate::stack::parameters::StackParameters;
+use crate::stack::{ChangeRow, ChangeSetSummary};
 use anyhow::{Context, Result};
 use aws_sdk_cloudformation::client::Waiters;
 use aws_sdk_cloudformation::types::{Capability, ChangeSetType, Parameter, Stack, Tag};
@@ -164,10 +164,10 @@ pub async fn create_stack_with(
     parameters: &BTreeMap<String, String>,
     tags: &BTreeMap<String, String>,
 ) -> Result<()> {
-    crate::workflows::deploy::limits::check_template_size(
+    crate::stack::limits::check_template_size(
         stack,
         body.len(),
-        crate::workflows::deploy::limits::TemplateVia::Request,
+        crate::stack::limits::TemplateVia::Request,
     )?;
     aws.cloudformation
         .create_stack()
@@ -295,10 +295,10 @@ pub async fn create_change_set(aws: &Aws, new: &NewChangeSet<'_>) -> Result<Chan
     let request = aws.cloudformation.create_change_set();
     let request = match new.template {
         Template::Body(body) => {
-            crate::workflows::deploy::limits::check_template_size(
+            crate::stack::limits::check_template_size(
                 new.stack,
                 body.len(),
-                crate::workflows::deploy::limits::TemplateVia::Request,
+                crate::stack::limits::TemplateVia::Request,
             )?;
             request.template_body(body)
         }

@@ -2,7 +2,7 @@
 //! function's reservation.
 
 use crate::aws::{Aws, sdk_error};
-use crate::workflows::deploy::limits::AccountConcurrency;
+use crate::stack::limits::AccountConcurrency;
 use anyhow::{Context, Result};
 
 /// The account's concurrency quota and what is unreserved, in the client's region.

@@ -5,7 +5,7 @@ use crate::aws::cfn;
 use crate::aws::{Aws, sdk_error};
 use crate::config::targets::{Deployment, RegionConcurrency, Targets};
 use crate::output::Output;
-use crate::workflows::deploy::parameters::StackParameters;
+use crate::stack::parameters::StackParameters;
 use anyhow::{Context, Result, bail};
 use aws_sdk_cloudformation::error::ProvideErrorMetadata;
 use aws_sdk_cloudformation::types::{

@@ -446,7 +446,7 @@ async fn redeploy(bench: &Bench, repeat: usize) -> Result<(f64, f64)> {
         )
         .await?;
         anyhow::ensure!(
-            result.result == crate::workflows::deploy::stack::Outcome::Unchanged,
+            result.result == crate::stack::Outcome::Unchanged,
             "the redeploy was not a no-op: {}",
             result.result
         );

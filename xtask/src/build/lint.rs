@@ -32,11 +32,9 @@ fn render_all() -> Result<Vec<PathBuf>> {
     let mut dirs = Vec::new();
     for name in crate::config::names(None)? {
         let env = crate::config::load(None, &name)?;
-        let location = crate::workflows::deploy::template::offline_location(None, None)?;
-        let rendered = crate::workflows::deploy::template::render(&env, &location)?;
-        dirs.push(crate::workflows::deploy::template::write_rendered(
-            &env, &rendered,
-        )?);
+        let location = crate::stack::template::offline_location(None, None)?;
+        let rendered = crate::stack::template::render(&env, &location)?;
+        dirs.push(crate::stack::template::write_rendered(&env, &rendered)?);
     }
     Ok(dirs)
 }
@@ -49,7 +47,7 @@ pub fn templates() -> Result<usize> {
         .flat_map(|d| {
             let mut files = vec![d.join("template.yaml"), d.join("bootstrap.yaml")];
             files.extend(
-                crate::workflows::deploy::template::ORGANIZATION_TEMPLATES
+                crate::stack::template::ORGANIZATION_TEMPLATES
                     .iter()
                     .map(|name| d.join(name))
                     .filter(|path| path.exists()),
@@ -182,9 +180,9 @@ fn resolved_inline_policy(
     role: &str,
     values: &[(&str, &str)],
 ) -> Result<serde_json::Value> {
-    let body = crate::workflows::deploy::template::read_template(template)?;
+    let body = crate::stack::template::read_template(template)?;
     let template: serde_norway::Value = serde_norway::from_str(&body)?;
-    let document = crate::workflows::deploy::template::long_form(
+    let document = crate::stack::template::long_form(
         &template["Resources"][role]["Properties"]["Policies"][0]["PolicyDocument"],
     );
     Ok(resolve(&document, values))
@@ -245,9 +243,9 @@ fn parliament(policy: &str) -> Result<Vec<serde_json::Value>> {
 
 /// The main template's restore-test role policy, resolved for one account, region and stack.
 fn resolved_restore_test_policy() -> Result<serde_json::Value> {
-    let body = crate::workflows::deploy::template::read_template("smartvault.yaml")?;
+    let body = crate::stack::template::read_template("smartvault.yaml")?;
     let template: serde_norway::Value = serde_norway::from_str(&body)?;
-    let document = crate::workflows::deploy::template::long_form(
+    let document = crate::stack::template::long_form(
         &template["Resources"]["RestoreTestPolicy"]["Properties"]["PolicyDocument"],
     );
     Ok(resolve(

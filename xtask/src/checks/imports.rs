@@ -339,10 +339,10 @@ const XTASK_PURE: &[&str] = &[
     "build::architecture",
     "paths",
     "workflows::deploy::keys",
-    "workflows::deploy::limits",
-    "workflows::deploy::parameters",
-    "workflows::deploy::stack",
-    "workflows::deploy::template",
+    "stack::limits",
+    "stack::parameters",
+    "stack",
+    "stack::template",
     "workflows::doctor::verdicts",
 ];
 

@@ -206,7 +206,7 @@ pub(crate) fn stackset_execution_role_actions() -> BTreeSet<String> {
 
 /// The actions a role's one inline policy allows, read from a template.
 fn inline_policy_actions(template: &str, role: &str) -> BTreeSet<String> {
-    allowed_in(&crate::workflows::deploy::template::inline_policy(template, role).unwrap())
+    allowed_in(&crate::stack::template::inline_policy(template, role).unwrap())
 }
 
 /// Every action a policy document in docs/ allows.

@@ -97,7 +97,7 @@ fn read_json(path: &std::path::Path) -> serde_json::Value {
 
 /// The resource types a template declares.
 fn resource_types(template: &str) -> BTreeSet<String> {
-    let body = crate::workflows::deploy::template::read_template(template).unwrap();
+    let body = crate::stack::template::read_template(template).unwrap();
     let value: serde_norway::Value = serde_norway::from_str(&body).unwrap();
     value["Resources"]
         .as_mapping()
@@ -344,7 +344,7 @@ fn the_name_limits_checked_before_deploy_are_aws_own() {
         "{documentation}"
     );
     // And the template names them as the check assumes.
-    let body = crate::workflows::deploy::template::read_template("smartvault.yaml").unwrap();
+    let body = crate::stack::template::read_template("smartvault.yaml").unwrap();
     assert!(body.contains(&format!(
         "- ${{DeploymentName}}{}${{Unique}}\n        - Unique: !Select [0, !Split [\"-\", \
          !Select [2, !Split [\"/\", !Ref AWS::StackId]]]]",
@@ -458,7 +458,7 @@ fn the_overdue_alarms_look_back_no_further_than_cloudwatch_allows() {
         "{documentation}"
     );
     // The alarms' period is one hour, so the seven days apply, not the one day of shorter ones.
-    let body = crate::workflows::deploy::template::read_template("smartvault.yaml").unwrap();
+    let body = crate::stack::template::read_template("smartvault.yaml").unwrap();
     let template: serde_norway::Value = serde_norway::from_str(&body).unwrap();
     for n in 1..=4 {
         let alarm = &template["Resources"][format!("Schedule{n}OverdueAlarm").as_str()];

@@ -1,7 +1,7 @@
 //! Checks on the templates for what the emulator ignores: IAM conditions, the log group, the
 //! alarm, the subscriptions, the asynchronous-invoke settings and the function's variables.
 
-use crate::workflows::deploy::template::{long_form, read_template};
+use crate::stack::template::{long_form, read_template};
 use serde_norway::Value;
 use std::collections::BTreeSet;
 
@@ -1098,7 +1098,7 @@ fn the_deployer_may_pass_only_the_execution_role_and_only_to_cloudformation() {
             "cloudformation.amazonaws.com"
         );
     }
-    let roles = crate::workflows::deploy::template::read_template("stackset-roles.yaml").unwrap();
+    let roles = crate::stack::template::read_template("stackset-roles.yaml").unwrap();
     let roles: Value = serde_norway::from_str(&roles).unwrap();
     assert_eq!(
         show(&resource(&roles, "AdministrationRole")["Properties"]["RoleName"]),

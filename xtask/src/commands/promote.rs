@@ -111,7 +111,7 @@ pub fn source_artifact(stack: &str, described: Option<&StackView>) -> Result<Sou
         );
     };
     let status = &view.status;
-    if !crate::workflows::deploy::stack::is_healthy(status) {
+    if !crate::stack::is_healthy(status) {
         bail!(
             "source stack {stack} is in {status}; promote only from a stack in CREATE_COMPLETE or \
              UPDATE_COMPLETE (fix or redeploy the source first)"
@@ -229,7 +229,7 @@ async fn promote(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::workflows::deploy::parameters::StackParameters;
+    use crate::stack::parameters::StackParameters;
 
     fn stack(status: &str) -> StackView {
         StackView {

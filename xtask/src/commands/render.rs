@@ -25,16 +25,16 @@ impl Render {
             let built = crate::build::zip_path(env.architecture);
             built.exists().then_some(built)
         });
-        let location = crate::workflows::deploy::template::offline_location(
+        let location = crate::stack::template::offline_location(
             zip.as_deref(),
             self.artifact_bucket.as_deref(),
         )?;
-        let rendered = crate::workflows::deploy::template::render(&env, &location)?;
+        let rendered = crate::stack::template::render(&env, &location)?;
         // The preview goes to stderr: stdout stays the folder's path, for scripts.
         eprint!("{}", env.schedule_preview(jiff::Timestamp::now()));
         println!(
             "{}",
-            crate::workflows::deploy::template::write_rendered(&env, &rendered)?.display()
+            crate::stack::template::write_rendered(&env, &rendered)?.display()
         );
         Ok(ExitCode::SUCCESS)
     }

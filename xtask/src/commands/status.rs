@@ -152,7 +152,7 @@ pub struct ScheduleStatus {
 /// The deployed schedules (from the stack's parameters), their next fire time after `now`,
 /// and how many snapshots each made.
 fn schedule_status(
-    parameters: &crate::workflows::deploy::parameters::StackParameters,
+    parameters: &crate::stack::parameters::StackParameters,
     snapshots: &[Snapshot],
     now: jiff::Timestamp,
 ) -> Vec<ScheduleStatus> {
@@ -294,7 +294,7 @@ fn print(status: &Status) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::workflows::deploy::parameters::StackParameters;
+    use crate::stack::parameters::StackParameters;
     use function::model::SnapshotState;
 
     fn env() -> Environment {

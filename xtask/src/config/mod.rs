@@ -1092,9 +1092,9 @@ mod tests {
         )
         .unwrap();
         assert_eq!(env.source_kms_keys, [key]);
-        let rendered = crate::workflows::deploy::template::parameters(
+        let rendered = crate::stack::template::parameters(
             &env,
-            &crate::workflows::deploy::parameters::ArtifactLocation {
+            &crate::stack::parameters::ArtifactLocation {
                 bucket: "b".into(),
                 key: "artifacts/x.zip".into(),
                 sha256: "a".repeat(64),

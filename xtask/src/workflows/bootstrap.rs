@@ -6,8 +6,8 @@ use crate::aws::Aws;
 use crate::aws::artifact_store;
 use crate::aws::cfn::{self, NewChangeSet, StackView};
 use crate::output::{Output, confirm};
-use crate::workflows::deploy::stack::{self, ChangeRow, ChangeSetOutcome, Outcome};
-use crate::workflows::deploy::template::{self, BOOTSTRAP_STACK};
+use crate::stack::template::{self, BOOTSTRAP_STACK};
+use crate::stack::{self, ChangeRow, ChangeSetOutcome, Outcome};
 use anyhow::{Context, Result, bail};
 use std::collections::BTreeMap;
 
@@ -310,7 +310,7 @@ pub async fn delete(aws: &Aws, yes: bool, output: Output) -> Result<DeleteResult
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::workflows::deploy::parameters::StackParameters;
+    use crate::stack::parameters::StackParameters;
 
     fn view(outputs: &[(&str, &str)]) -> StackView {
         StackView {

@@ -1,6 +1,7 @@
-//! Workflows more than one command runs: deploy (deploy, promote, the demo), bootstrap
-//! (bootstrap, deploy), destroy (destroy, the demo), invoke (invoke, the demo) and doctor
-//! (doctor, deploy). They call edges only.
+//! What the commands do, one feature each (bootstrap, deploy, destroy, doctor, organization,
+//! restore, coverage, drift, logs, invoke): each reads through the AWS edges (`aws/`), decides
+//! with pure code, and applies; a feature several commands run (deploy: deploy, promote, the
+//! demo, the bench) lives here once.
 
 pub mod bootstrap;
 pub mod coverage;

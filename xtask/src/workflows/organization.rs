@@ -13,9 +13,9 @@ use crate::build::package::Artifact;
 use crate::config::Environment;
 use crate::config::targets::{self, Targets};
 use crate::output::{Output, confirm};
-use crate::workflows::deploy::parameters::{ArtifactLocation, StackParameters};
-use crate::workflows::deploy::stack::Outcome;
-use crate::workflows::deploy::template;
+use crate::stack::Outcome;
+use crate::stack::parameters::{ArtifactLocation, StackParameters};
+use crate::stack::template;
 use anyhow::{Context, Result, bail};
 use std::collections::BTreeMap;
 

@@ -3,10 +3,6 @@
 //! `promote` and the demo all deploy through here.
 
 pub mod keys;
-pub mod limits;
-pub mod parameters;
-pub mod stack;
-pub mod template;
 
 use crate::aws::Aws;
 use crate::aws::artifact_store;
@@ -14,11 +10,11 @@ use crate::aws::cfn::{self, NewChangeSet};
 use crate::build::package::Artifact;
 use crate::config::Environment;
 use crate::output::{Output, confirm};
+use crate::stack::parameters::ArtifactLocation;
+use crate::stack::template::{self, BOOTSTRAP_STACK};
+use crate::stack::{self, ChangeRow, ChangeSetOutcome, Outcome, StackAction};
 use anyhow::{Result, bail};
-use parameters::ArtifactLocation;
-use stack::{ChangeRow, ChangeSetOutcome, Outcome, StackAction};
 use std::collections::BTreeMap;
-use template::BOOTSTRAP_STACK;
 
 /// What a deploy did, for `--output json`.
 #[derive(Debug, serde::Serialize)]
@@ -70,9 +66,7 @@ pub async fn deploy(
     if let Some(requested) = env.reserved_concurrency {
         let current = crate::aws::lambda::reservation(aws, stack_name).await?;
         let account = crate::aws::lambda::account_concurrency(aws).await?;
-        crate::workflows::deploy::limits::check_reservation(
-            &env.name, requested, account, current,
-        )?;
+        crate::stack::limits::check_reservation(&env.name, requested, account, current)?;
     }
     output.progress(format!(
         "deploying {stack_name} to account {account}, region {}",

@@ -11,7 +11,7 @@ use crate::aws::snapshots::{self, Deletions, Limits};
 use crate::aws::{Aws, sdk_error};
 use crate::config::Environment;
 use crate::output::{Output, confirm};
-use crate::workflows::deploy::template::BOOTSTRAP_STACK;
+use crate::stack::template::BOOTSTRAP_STACK;
 use anyhow::{Context, Result, bail};
 use function::model::Snapshot;
 use std::fmt::Write as _;
@@ -563,7 +563,7 @@ pub async fn apply(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::workflows::deploy::parameters::StackParameters;
+    use crate::stack::parameters::StackParameters;
 
     fn env() -> Environment {
         crate::config::example("dev")

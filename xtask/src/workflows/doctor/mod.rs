@@ -8,7 +8,7 @@ pub mod verdicts;
 
 use crate::aws::Aws;
 use crate::config::Environment;
-use crate::workflows::deploy::template::BOOTSTRAP_STACK;
+use crate::stack::template::BOOTSTRAP_STACK;
 use aws_sdk_iam::error::ProvideErrorMetadata;
 use verdicts::{Check, Target};
 
@@ -410,10 +410,9 @@ pub async fn execution_role_permissions(
     if let Some(boundary) = &bootstrap.boundary {
         refs.insert("FunctionBoundary", boundary.clone());
     }
-    let needs =
-        crate::workflows::deploy::template::inline_policy("bootstrap.yaml", "ExecutionRole")
-            .map_err(|e| format!("{e:#}"))
-            .and_then(|policy| verdicts::execution_needs(&policy, target, &refs));
+    let needs = crate::stack::template::inline_policy("bootstrap.yaml", "ExecutionRole")
+        .map_err(|e| format!("{e:#}"))
+        .and_then(|policy| verdicts::execution_needs(&policy, target, &refs));
     match needs {
         Ok(needs) => {
             simulate(
@@ -529,9 +528,7 @@ async fn concurrency(aws: &Aws, env: &Environment) -> Check {
     let current = crate::aws::lambda::reservation(aws, &env.stack_name)
         .await
         .unwrap_or(None);
-    match crate::workflows::deploy::limits::check_reservation(
-        &env.name, requested, account, current,
-    ) {
+    match crate::stack::limits::check_reservation(&env.name, requested, account, current) {
         Ok(()) => Check::pass(
             NAME,
             format!(
@@ -858,8 +855,7 @@ mod tests {
         assert_eq!(bounded.num_calls(), 1);
         // One question per allowing statement and resource of the shipped policy.
         let policy =
-            crate::workflows::deploy::template::inline_policy("bootstrap.yaml", "ExecutionRole")
-                .unwrap();
+            crate::stack::template::inline_policy("bootstrap.yaml", "ExecutionRole").unwrap();
         let mut refs = std::collections::BTreeMap::new();
         refs.insert("ArtifactBucket.Arn", "arn:aws:s3:::b".to_owned());
         refs.insert("FunctionBoundary", BOUNDARY.to_owned());

@@ -157,7 +157,7 @@ pub fn deployer_needs(t: &Target<'_>) -> Vec<(&'static str, String)> {
         t.partition,
         t.region,
         t.account,
-        crate::workflows::deploy::stack::change_set_name(time::OffsetDateTime::UNIX_EPOCH)
+        crate::stack::change_set_name(time::OffsetDateTime::UNIX_EPOCH)
     );
     let object = format!("arn:{}:s3:::{}/artifacts/probe", t.partition, t.bucket);
     let function = format!(
@@ -631,8 +631,7 @@ mod tests {
         "arn:aws:iam::123456789012:policy/smartvault-bootstrap-function-boundary-eu-west-1";
 
     fn shipped_execution_policy() -> serde_json::Value {
-        crate::workflows::deploy::template::inline_policy("bootstrap.yaml", "ExecutionRole")
-            .unwrap()
+        crate::stack::template::inline_policy("bootstrap.yaml", "ExecutionRole").unwrap()
     }
 
     fn bootstrap_refs() -> std::collections::BTreeMap<&'static str, String> {
@@ -777,9 +776,9 @@ mod tests {
     /// The actions an allowing statement of a template role policy grants: plain, or inside
     /// an `Fn::If` (its true branch).
     fn template_kms_actions(resource: &str, sid: &str) -> Vec<String> {
-        let body = crate::workflows::deploy::template::read_template("smartvault.yaml").unwrap();
+        let body = crate::stack::template::read_template("smartvault.yaml").unwrap();
         let value: serde_norway::Value = serde_norway::from_str(&body).unwrap();
-        let policy = crate::workflows::deploy::template::long_form(
+        let policy = crate::stack::template::long_form(
             &value["Resources"][resource]["Properties"]["PolicyDocument"],
         );
         policy["Statement"]

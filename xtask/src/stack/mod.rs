@@ -1,5 +1,9 @@
 //! Pure decisions about CloudFormation stacks and change sets, unit-tested without AWS.
 
+pub mod limits;
+pub mod parameters;
+pub mod template;
+
 /// What deploy does with a stack, from its current status.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StackAction {

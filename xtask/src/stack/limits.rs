@@ -173,7 +173,7 @@ mod template_size_tests {
             // in the request unless given a bucket.
             ("stackset-roles.yaml", TemplateVia::Request),
         ] {
-            let body = crate::workflows::deploy::template::read_template(file).unwrap();
+            let body = crate::stack::template::read_template(file).unwrap();
             check_template_size(file, body.len(), via).unwrap();
             eprintln!(
                 "{file}: {} of {} bytes",

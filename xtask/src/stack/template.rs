@@ -1,8 +1,8 @@
 //! The CloudFormation templates in templates/ and the parameters deploy supplies to them.
 
 use crate::config::Environment;
-pub use crate::workflows::deploy::parameters::ArtifactLocation;
-use crate::workflows::deploy::parameters::StackParameters;
+pub use crate::stack::parameters::ArtifactLocation;
+use crate::stack::parameters::StackParameters;
 use anyhow::{Context, Result, bail};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -238,7 +238,7 @@ pub fn check_parameters(body: &str, supplied: &BTreeMap<String, String>) -> Resu
     if !missing.is_empty() {
         bail!(
             "the template needs parameter(s) {missing:?} that deploy does not supply; add them to \
-             `StackParameters` in xtask/src/workflows/deploy/parameters.rs and set them in `template::parameters`"
+             `StackParameters` in xtask/src/stack/parameters.rs and set them in `template::parameters`"
         );
     }
     if !unknown.is_empty() {
