@@ -182,58 +182,22 @@ pub async fn deploy(
         Some(_) => stacksets::instances(aws, name, targets).await?,
         None => Vec::new(),
     };
-    let update = match &existing {
-        None => true,
-        Some(set) => set.parameters != wanted || set.template_body != rendered.body,
-    };
-    let to_create = match &targets.deployment {
-        targets::Deployment::Accounts { accounts, .. } => {
-            stacksets::missing(accounts, &targets.regions, &instances)
-        }
-        // The units' accounts are AWS's to resolve. With auto-deployment, StackSets deploys to
-        // accounts as they join: create only in regions without an instance yet. Without it,
-        // every deploy asks for every region, so that accounts that joined since are reached
-        // (StackSets leaves the existing instances as they are).
-        targets::Deployment::OrganizationalUnits {
-            auto_deployment, ..
-        } => {
-            let regions: Vec<String> = targets
-                .regions
-                .iter()
-                .filter(|r| !auto_deployment || !instances.iter().any(|i| &i.region == *r))
-                .cloned()
-                .collect();
-            (!regions.is_empty()).then(|| (Vec::new(), regions))
-        }
-    };
-    if !update && to_create.is_none() {
+    let plan = deploy_plan(
+        name,
+        &aws.region,
+        targets,
+        existing.as_ref(),
+        &instances,
+        &wanted,
+        &rendered.body,
+    );
+    if plan.is_empty() {
         output.progress(format!("stack set {name} is up to date: nothing to change"));
         result.instances = instances;
         result.untargeted = untargeted(targets, &result.instances);
         return Ok(result);
     }
-    let mut plan = Vec::new();
-    match &existing {
-        None => plan.push(format!("create stack set {name} in {}", aws.region)),
-        Some(_) if update => plan.push(format!(
-            "update the template and parameters of stack set {name} and its {} stack \
-             instance(s)",
-            instances.len()
-        )),
-        Some(_) => {}
-    }
-    if let Some((accounts, regions)) = &to_create {
-        plan.push(format!(
-            "create stack instances in {} x {}",
-            if accounts.is_empty() {
-                "the organizational units' accounts".to_owned()
-            } else {
-                accounts.join(", ")
-            },
-            regions.join(", ")
-        ));
-    }
-    output.progress(format!("changes:\n  {}", plan.join("\n  ")));
+    output.progress(format!("changes:\n  {}", plan.describe().join("\n  ")));
     if !confirm(
         yes,
         &format!("deploy these changes to {name} ({})?", env.name),
@@ -243,10 +207,10 @@ pub async fn deploy(
              the next deploy)"
         );
     }
-    if existing.is_none() {
+    if plan.create_set {
         stacksets::create(aws, &definition).await?;
         result.result = Outcome::Created;
-    } else if update {
+    } else if plan.update {
         output.progress(format!(
             "updating stack set {name}; each account and region:"
         ));
@@ -259,7 +223,7 @@ pub async fn deploy(
         }
         result.result = Outcome::Updated;
     }
-    if let Some((accounts, regions)) = &to_create {
+    if let Some((accounts, regions)) = &plan.create_instances {
         output.progress(format!(
             "creating stack instances of {name}; each account and region:"
         ));
@@ -277,6 +241,98 @@ pub async fn deploy(
     result.instances = stacksets::instances(aws, name, targets).await?;
     result.untargeted = untargeted(targets, &result.instances);
     Ok(result)
+}
+
+/// What an organization's deploy changes, decided from what exists (pure).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeployPlan {
+    pub name: String,
+    pub home_region: String,
+    /// No stack set yet: create it.
+    pub create_set: bool,
+    /// The stack set exists with another template or other parameters: update it and its
+    /// instances.
+    pub update: bool,
+    /// How many instances an update reaches.
+    pub instances: usize,
+    /// Stack instances to create: (accounts, regions); no accounts for organizational units,
+    /// whose accounts AWS resolves.
+    pub create_instances: Option<(Vec<String>, Vec<String>)>,
+}
+
+/// Decides what deploy changes: the stack set created or updated when it differs from what is
+/// wanted, and the stack instances that are missing. With organizational units and
+/// auto-deployment, StackSets deploys to accounts as they join: instances are created only in
+/// regions without one yet. Without it, every deploy asks for every region, so that accounts
+/// that joined since are reached (StackSets leaves the existing instances as they are).
+pub fn deploy_plan(
+    name: &str,
+    home_region: &str,
+    targets: &Targets,
+    existing: Option<&stacksets::StackSetView>,
+    instances: &[InstanceView],
+    wanted: &StackParameters,
+    body: &str,
+) -> DeployPlan {
+    let update = existing.is_some_and(|set| set.parameters != *wanted || set.template_body != body);
+    let create_instances = match &targets.deployment {
+        targets::Deployment::Accounts { accounts, .. } => {
+            stacksets::missing(accounts, &targets.regions, instances)
+        }
+        targets::Deployment::OrganizationalUnits {
+            auto_deployment, ..
+        } => {
+            let regions: Vec<String> = targets
+                .regions
+                .iter()
+                .filter(|r| !auto_deployment || !instances.iter().any(|i| &i.region == *r))
+                .cloned()
+                .collect();
+            (!regions.is_empty()).then(|| (Vec::new(), regions))
+        }
+    };
+    DeployPlan {
+        name: name.to_owned(),
+        home_region: home_region.to_owned(),
+        create_set: existing.is_none(),
+        update,
+        instances: instances.len(),
+        create_instances,
+    }
+}
+
+impl DeployPlan {
+    /// Nothing to create or update.
+    pub fn is_empty(&self) -> bool {
+        !self.create_set && !self.update && self.create_instances.is_none()
+    }
+
+    /// The changes, one line each, as printed before the confirmation.
+    pub fn describe(&self) -> Vec<String> {
+        let name = &self.name;
+        let mut lines = Vec::new();
+        if self.create_set {
+            lines.push(format!("create stack set {name} in {}", self.home_region));
+        } else if self.update {
+            lines.push(format!(
+                "update the template and parameters of stack set {name} and its {} stack \
+                 instance(s)",
+                self.instances
+            ));
+        }
+        if let Some((accounts, regions)) = &self.create_instances {
+            lines.push(format!(
+                "create stack instances in {} x {}",
+                if accounts.is_empty() {
+                    "the organizational units' accounts".to_owned()
+                } else {
+                    accounts.join(", ")
+                },
+                regions.join(", ")
+            ));
+        }
+        lines
+    }
 }
 
 fn untargeted(targets: &Targets, instances: &[InstanceView]) -> Vec<String> {
@@ -1055,6 +1111,98 @@ mod tests {
             organizational_unit: None,
             stack_id: None,
         }
+    }
+
+    #[test]
+    fn deploy_plans_the_stack_set_and_only_the_missing_instances() {
+        let accounts = crate::config::targets::example(
+            "accounts: ['111111111111', '222222222222']\nregions: [eu-west-1, us-east-1]\n",
+        )
+        .unwrap();
+        let wanted = StackParameters::default();
+        let set = |body: &str| stacksets::StackSetView {
+            name: "smartvault-org".into(),
+            id: "id".into(),
+            status: "ACTIVE".into(),
+            permission_model: "SELF_MANAGED".into(),
+            parameters: StackParameters::default(),
+            template_body: body.into(),
+        };
+        let plan = |targets: &Targets,
+                    existing: Option<&stacksets::StackSetView>,
+                    have: &[InstanceView]| {
+            deploy_plan(
+                "smartvault-org",
+                "us-east-1",
+                targets,
+                existing,
+                have,
+                &wanted,
+                "body",
+            )
+        };
+        // Nothing yet: the set, and an instance per account and region.
+        let first = plan(&accounts, None, &[]);
+        assert!(first.create_set && !first.update);
+        assert_eq!(
+            first.create_instances,
+            Some((
+                vec!["111111111111".into(), "222222222222".into()],
+                vec!["eu-west-1".into(), "us-east-1".into()]
+            ))
+        );
+        assert_eq!(
+            first.describe()[0],
+            "create stack set smartvault-org in us-east-1"
+        );
+        // Everything there and the same: nothing.
+        let all = [
+            view("111111111111", "eu-west-1"),
+            view("111111111111", "us-east-1"),
+            view("222222222222", "eu-west-1"),
+            view("222222222222", "us-east-1"),
+        ];
+        let same = set("body");
+        let nothing = plan(&accounts, Some(&same), &all);
+        assert!(nothing.is_empty(), "{nothing:?}");
+        assert!(nothing.describe().is_empty());
+        // A changed template: an update reaching every instance; a missing instance: only it.
+        let changed = set("older body");
+        let update = plan(&accounts, Some(&changed), &all[..3]);
+        assert!(update.update && !update.create_set);
+        assert_eq!(
+            update.describe(),
+            [
+                "update the template and parameters of stack set smartvault-org and its 3 \
+                 stack instance(s)"
+                    .to_owned(),
+                "create stack instances in 222222222222 x us-east-1".to_owned()
+            ]
+        );
+        // Organizational units: with auto-deployment, only the regions without an instance;
+        // without it, every region every time (accounts that joined since are reached).
+        let units = |auto: bool| {
+            crate::config::targets::example(&format!(
+                "organizational_units: [ou-ab12-cdef3456]\norganization_id: o-a1b2c3d4e5\n\
+                 regions: [eu-west-1, us-east-1]\nmember_role: OrganizationAccountAccessRole\n\
+                 auto_deployment: {auto}\n"
+            ))
+            .unwrap()
+        };
+        let one = [view("333333333333", "eu-west-1")];
+        assert_eq!(
+            plan(&units(true), Some(&same), &one).create_instances,
+            Some((Vec::new(), vec!["us-east-1".into()]))
+        );
+        let every = plan(&units(false), Some(&same), &one);
+        assert_eq!(
+            every.create_instances,
+            Some((Vec::new(), vec!["eu-west-1".into(), "us-east-1".into()]))
+        );
+        assert_eq!(
+            every.describe(),
+            ["create stack instances in the organizational units' accounts x eu-west-1, us-east-1"]
+        );
     }
 
     #[test]
