@@ -5,9 +5,10 @@ use crate::copies::Destination;
 use crate::model::Untagged;
 use crate::model::{
     AttachedVolume, Instance, InstanceDetails, Inventory, Policy, RunOptions, Snapshot,
-    SnapshotState, VolumeDetails,
+    SnapshotState,
 };
 use crate::report::Failure;
+use crate::restore_records::VolumeDetails;
 use crate::sdk_errors::failure;
 use crate::tags;
 use crate::tags::Tags;

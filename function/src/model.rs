@@ -1,5 +1,6 @@
 //! Plain data the planning core works on: instances, volumes, snapshots and the policy.
 
+use crate::restore_records::VolumeDetails;
 use crate::tags::{DEFAULT_SCHEDULE, Tags};
 use std::collections::{BTreeMap, BTreeSet};
 use time::{Duration, OffsetDateTime};
@@ -26,14 +27,6 @@ pub struct InstanceDetails {
     pub availability_zone: Option<String>,
     /// Boot mode, TPM, IMDSv2 and platform details.
     pub platform: crate::restore_records::Platform,
-}
-
-/// A volume's type and performance, as a restore needs them.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct VolumeDetails {
-    pub volume_type: Option<String>,
-    pub iops: Option<i32>,
-    pub throughput: Option<i32>,
 }
 
 impl Instance {

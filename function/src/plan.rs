@@ -443,12 +443,9 @@ fn record_for_restore(
             .volumes
             .iter()
             .find(|v| v.volume_id == planned.volume_id);
-        let details = attached.map(|v| v.details.clone()).unwrap_or_default();
         let record = restore_records::VolumeRecord {
             device: planned.device_name.clone(),
-            volume_type: details.volume_type,
-            iops: details.iops,
-            throughput: details.throughput,
+            details: attached.map(|v| v.details.clone()).unwrap_or_default(),
         };
         tags.push((
             restore_records::VolumeRecord::key(&planned.volume_id),

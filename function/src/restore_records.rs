@@ -19,13 +19,35 @@ pub const PLATFORM: &str = "smartvault:platform";
 /// The prefix of each volume's record: `smartvault:volume:<volume id>`.
 pub const VOLUME_PREFIX: &str = "smartvault:volume:";
 
+/// A volume's type and performance, as a restore needs them: the one shape the backup's
+/// records, the restore test, restore points and restores share.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct VolumeDetails {
+    pub volume_type: Option<String>,
+    pub iops: Option<i32>,
+    pub throughput: Option<i32>,
+}
+
+impl VolumeDetails {
+    /// What a new volume may be given of these: EC2 takes IOPS only for io1, io2 and gp3
+    /// (gp2's follow its size, and asking for them is refused), and throughput only for gp3.
+    pub fn settable(&self) -> VolumeDetails {
+        let kind = self.volume_type.as_deref();
+        VolumeDetails {
+            volume_type: self.volume_type.clone(),
+            iops: self
+                .iops
+                .filter(|_| matches!(kind, Some("io1" | "io2" | "gp3"))),
+            throughput: self.throughput.filter(|_| kind == Some("gp3")),
+        }
+    }
+}
+
 /// One volume as it was attached when its set was made.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct VolumeRecord {
     pub device: String,
-    pub volume_type: Option<String>,
-    pub iops: Option<i32>,
-    pub throughput: Option<i32>,
+    pub details: VolumeDetails,
 }
 
 impl VolumeRecord {
@@ -38,13 +60,13 @@ impl VolumeRecord {
     /// out; at most 90 characters for any device name EC2 takes.
     pub fn value(&self) -> String {
         let mut parts = vec![format!("device={}", self.device)];
-        if let Some(kind) = &self.volume_type {
+        if let Some(kind) = &self.details.volume_type {
             parts.push(format!("type={kind}"));
         }
-        if let Some(iops) = self.iops {
+        if let Some(iops) = self.details.iops {
             parts.push(format!("iops={iops}"));
         }
-        if let Some(throughput) = self.throughput {
+        if let Some(throughput) = self.details.throughput {
             parts.push(format!("throughput={throughput}"));
         }
         parts.join(" ")
@@ -57,9 +79,9 @@ impl VolumeRecord {
             let (key, v) = part.split_once('=')?;
             match key {
                 "device" => record.device = v.to_owned(),
-                "type" => record.volume_type = Some(v.to_owned()),
-                "iops" => record.iops = v.parse().ok(),
-                "throughput" => record.throughput = v.parse().ok(),
+                "type" => record.details.volume_type = Some(v.to_owned()),
+                "iops" => record.details.iops = v.parse().ok(),
+                "throughput" => record.details.throughput = v.parse().ok(),
                 _ => {}
             }
         }
@@ -135,17 +157,6 @@ impl Platform {
     }
 }
 
-/// The IOPS a new volume of `volume_type` may be given: EC2 takes a setting only for io1, io2
-/// and gp3 (gp2's IOPS follow its size, and asking for them is refused).
-pub fn settable_iops(volume_type: Option<&str>, iops: Option<i32>) -> Option<i32> {
-    iops.filter(|_| matches!(volume_type, Some("io1" | "io2" | "gp3")))
-}
-
-/// The throughput a new volume of `volume_type` may be given: only gp3 takes a setting.
-pub fn settable_throughput(volume_type: Option<&str>, throughput: Option<i32>) -> Option<i32> {
-    throughput.filter(|_| volume_type == Some("gp3"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -180,9 +191,11 @@ mod tests {
     fn a_record_round_trips_through_its_tag_and_unknown_parts_stay_unknown() {
         let full = VolumeRecord {
             device: "/dev/sdf".into(),
-            volume_type: Some("gp3".into()),
-            iops: Some(3000),
-            throughput: Some(125),
+            details: VolumeDetails {
+                volume_type: Some("gp3".into()),
+                iops: Some(3000),
+                throughput: Some(125),
+            },
         };
         assert_eq!(
             full.value(),
@@ -213,13 +226,19 @@ mod tests {
             ("sc1", None, None),
             ("standard", None, None),
         ] {
-            assert_eq!(settable_iops(Some(kind), Some(3000)), iops, "{kind}");
-            assert_eq!(
-                settable_throughput(Some(kind), Some(125)),
-                throughput,
-                "{kind}"
-            );
+            let asked = VolumeDetails {
+                volume_type: Some(kind.into()),
+                iops: Some(3000),
+                throughput: Some(125),
+            };
+            let given = asked.settable();
+            assert_eq!((given.iops, given.throughput), (iops, throughput), "{kind}");
+            assert_eq!(given.volume_type.as_deref(), Some(kind));
         }
-        assert_eq!(settable_iops(None, Some(3000)), None);
+        let untyped = VolumeDetails {
+            iops: Some(3000),
+            ..VolumeDetails::default()
+        };
+        assert_eq!(untyped.settable().iops, None);
     }
 }

@@ -72,9 +72,7 @@ pub struct TestVolume {
     pub source_volume_id: Option<String>,
     pub device: Option<String>,
     pub availability_zone: String,
-    pub volume_type: Option<String>,
-    pub iops: Option<i32>,
-    pub throughput: Option<i32>,
+    pub details: crate::restore_records::VolumeDetails,
     pub size_gib: i32,
 }
 
@@ -190,15 +188,12 @@ fn test_set(
                 .as_deref()
                 .and_then(|volume| VolumeRecord::of(&snapshot.tags, volume))
                 .unwrap_or_default();
-            let kind = record.volume_type.as_deref();
             TestVolume {
                 snapshot_id: snapshot.id.clone(),
                 source_volume_id: snapshot.volume_id.clone(),
                 device: (!record.device.is_empty()).then(|| record.device.clone()),
                 availability_zone: zone.clone(),
-                iops: restore_records::settable_iops(kind, record.iops),
-                throughput: restore_records::settable_throughput(kind, record.throughput),
-                volume_type: record.volume_type.clone(),
+                details: record.details.settable(),
                 size_gib: snapshot.size_gib,
             }
         })

@@ -259,9 +259,7 @@ async fn create<'s>(
         &volumes::AsRecorded {
             snapshot_id: &volume.snapshot_id,
             availability_zone: &volume.availability_zone,
-            volume_type: volume.volume_type.as_deref(),
-            iops: volume.iops,
-            throughput: volume.throughput,
+            details: &volume.details,
             tags: &tags,
             client_token: Some(&token),
         },

@@ -3,6 +3,7 @@
 //! restore.
 
 use crate::inventory::{FILTER_VALUES_MAX, filter};
+use crate::restore_records::VolumeDetails;
 use aws_sdk_ec2::Client;
 use aws_sdk_ec2::config::http::HttpResponse;
 use aws_sdk_ec2::error::SdkError;
@@ -16,9 +17,7 @@ use std::collections::BTreeMap;
 pub struct AsRecorded<'a> {
     pub snapshot_id: &'a str,
     pub availability_zone: &'a str,
-    pub volume_type: Option<&'a str>,
-    pub iops: Option<i32>,
-    pub throughput: Option<i32>,
+    pub details: &'a VolumeDetails,
     /// Tags applied at creation.
     pub tags: &'a [(String, String)],
     /// An idempotency token: a resend after a lost answer returns the same volume.
@@ -44,9 +43,9 @@ pub async fn create(
         .create_volume()
         .snapshot_id(volume.snapshot_id)
         .availability_zone(volume.availability_zone)
-        .set_volume_type(volume.volume_type.map(VolumeType::from))
-        .set_iops(volume.iops)
-        .set_throughput(volume.throughput)
+        .set_volume_type(volume.details.volume_type.as_deref().map(VolumeType::from))
+        .set_iops(volume.details.iops)
+        .set_throughput(volume.details.throughput)
         .tag_specifications(tags)
         .set_client_token(volume.client_token.map(str::to_owned))
         .send()

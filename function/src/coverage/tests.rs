@@ -2,7 +2,8 @@
 //! instances, schedules of different periods, stopped instances and excluded volumes.
 
 use super::*;
-use crate::model::{AttachedVolume, InstanceDetails, ScheduleRule, VolumeDetails};
+use crate::model::{AttachedVolume, InstanceDetails, ScheduleRule};
+use crate::restore_records::VolumeDetails;
 use crate::tags::Tags;
 use time::macros::datetime;
 

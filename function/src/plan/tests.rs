@@ -1,8 +1,9 @@
 //! Table-driven tests of the planning core, all at one fixed `now`.
 
 use super::*;
-use crate::model::{AttachedVolume, InstanceDetails, Job, Phase, ScheduleRule, VolumeDetails};
+use crate::model::{AttachedVolume, InstanceDetails, Job, Phase, ScheduleRule};
 use crate::restore_records;
+use crate::restore_records::VolumeDetails;
 use crate::tags::{
     MAX_DESCRIPTION_CHARS, MAX_TAG_VALUE_CHARS, MAX_TAGS_PER_RESOURCE, Tags, fit, format_time,
 };

@@ -26,9 +26,11 @@ fn snapshot(
     ]);
     let record = VolumeRecord {
         device: device.to_owned(),
-        volume_type: Some("gp3".to_owned()),
-        iops: Some(4000),
-        throughput: Some(250),
+        details: crate::restore_records::VolumeDetails {
+            volume_type: Some("gp3".to_owned()),
+            iops: Some(4000),
+            throughput: Some(250),
+        },
     };
     tags.insert(VolumeRecord::key(volume), record.value());
     Snapshot {
@@ -126,9 +128,9 @@ fn the_newest_set_whose_snapshots_are_all_completed_is_the_one_tested() {
     assert_eq!(volume.availability_zone, ZONE);
     assert_eq!(
         (
-            volume.volume_type.as_deref(),
-            volume.iops,
-            volume.throughput,
+            volume.details.volume_type.as_deref(),
+            volume.details.iops,
+            volume.details.throughput,
             volume.size_gib
         ),
         (Some("gp3"), Some(4000), Some(250), 8),

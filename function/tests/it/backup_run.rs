@@ -994,10 +994,10 @@ async fn every_snapshot_records_what_a_restore_needs() {
             VolumeRecord::parse(tag(snapshot, &VolumeRecord::key(volume_id)).unwrap()).unwrap();
         assert_eq!(Some(own.device.as_str()), mapping.device_name());
         assert_eq!(
-            own.volume_type.as_deref(),
+            own.details.volume_type.as_deref(),
             volume.volume_type().map(|t| t.as_str())
         );
-        assert_eq!(own.iops, volume.iops());
+        assert_eq!(own.details.iops, volume.iops());
         let records = snapshot
             .tags()
             .iter()

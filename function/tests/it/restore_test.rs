@@ -245,7 +245,7 @@ async fn a_test_volume_is_made_from_the_snapshot_with_the_recorded_settings_and_
         .unwrap();
         assert_eq!(
             volume.volume_type().map(|t| t.as_str()),
-            record.volume_type.as_deref()
+            record.details.volume_type.as_deref()
         );
     }
 

@@ -223,8 +223,13 @@ impl RestoreCmd {
                     volume.snapshot_id,
                     volume.availability_zone,
                     volume.size_gib,
-                    volume.volume_type.as_deref().unwrap_or("default type"),
                     volume
+                        .details
+                        .volume_type
+                        .as_deref()
+                        .unwrap_or("default type"),
+                    volume
+                        .details
                         .iops
                         .map(|i| format!(", {i} IOPS"))
                         .unwrap_or_default()

@@ -116,7 +116,7 @@ fn print(listing: &Listing) {
                 volume.device.as_deref().unwrap_or("(no record)"),
                 volume.snapshot_id,
                 volume.size_gib,
-                volume.volume_type.as_deref().unwrap_or("-"),
+                volume.details.volume_type.as_deref().unwrap_or("-"),
                 volume.state,
                 volume.volume_id.as_deref().unwrap_or("-")
             );

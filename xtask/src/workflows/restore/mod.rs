@@ -195,9 +195,7 @@ async fn create(ec2: &aws_sdk_ec2::Client, volume: &NewVolume) -> Result<String>
         &volumes::AsRecorded {
             snapshot_id: &volume.snapshot_id,
             availability_zone: &volume.availability_zone,
-            volume_type: volume.volume_type.as_deref(),
-            iops: volume.iops,
-            throughput: volume.throughput,
+            details: &volume.details,
             tags: &volume.tags,
             client_token: None,
         },
@@ -473,9 +471,9 @@ pub async fn launch(
             .ebs(
                 EbsBlockDevice::builder()
                     .snapshot_id(&d.snapshot_id)
-                    .set_volume_type(d.volume_type.as_deref().map(VolumeType::from))
-                    .set_iops(d.iops)
-                    .set_throughput(d.throughput)
+                    .set_volume_type(d.details.volume_type.as_deref().map(VolumeType::from))
+                    .set_iops(d.details.iops)
+                    .set_throughput(d.details.throughput)
                     .delete_on_termination(d.delete_on_termination)
                     .build(),
             )
@@ -754,9 +752,11 @@ mod tests {
         let device = |name: &str, snapshot: &str, kind: &str, root: bool| ImageDevice {
             device: name.into(),
             snapshot_id: snapshot.into(),
-            volume_type: Some(kind.into()),
-            iops: (kind == "io2").then_some(8000),
-            throughput: None,
+            details: function::restore_records::VolumeDetails {
+                volume_type: Some(kind.into()),
+                iops: (kind == "io2").then_some(8000),
+                throughput: None,
+            },
             delete_on_termination: root,
         };
         NewInstance {

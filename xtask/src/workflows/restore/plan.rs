@@ -3,7 +3,7 @@
 
 use crate::user_error::UserError;
 use crate::workflows::restore::points::{PointVolume, RestorePoint};
-use function::restore_records;
+use function::restore_records::VolumeDetails;
 use std::collections::BTreeSet;
 
 /// Which restore point of an instance.
@@ -93,9 +93,8 @@ pub struct NewVolume {
     pub snapshot_id: String,
     pub device: Option<String>,
     pub availability_zone: String,
-    pub volume_type: Option<String>,
-    pub iops: Option<i32>,
-    pub throughput: Option<i32>,
+    #[serde(flatten)]
+    pub details: VolumeDetails,
     pub size_gib: i32,
     /// Tagged at creation: where it came from.
     pub tags: Vec<(String, String)>,
@@ -164,13 +163,8 @@ fn new_volume(point: &RestorePoint, volume: &PointVolume, zone: &str) -> NewVolu
         snapshot_id: volume.snapshot_id.clone(),
         device,
         availability_zone: zone.to_owned(),
-        volume_type: volume.volume_type.clone(),
         // IOPS and throughput only where the type takes them.
-        iops: restore_records::settable_iops(volume.volume_type.as_deref(), volume.iops),
-        throughput: restore_records::settable_throughput(
-            volume.volume_type.as_deref(),
-            volume.throughput,
-        ),
+        details: volume.details.settable(),
         size_gib: volume.size_gib,
         tags,
     }
@@ -201,9 +195,8 @@ pub struct NewInstance {
 pub struct ImageDevice {
     pub device: String,
     pub snapshot_id: String,
-    pub volume_type: Option<String>,
-    pub iops: Option<i32>,
-    pub throughput: Option<i32>,
+    #[serde(flatten)]
+    pub details: VolumeDetails,
     /// The root volume goes with the instance; a data volume outlives it.
     pub delete_on_termination: bool,
 }
@@ -249,12 +242,7 @@ pub fn new_instance(
         devices.push(ImageDevice {
             delete_on_termination: root,
             snapshot_id: volume.snapshot_id.clone(),
-            volume_type: volume.volume_type.clone(),
-            iops: restore_records::settable_iops(volume.volume_type.as_deref(), volume.iops),
-            throughput: restore_records::settable_throughput(
-                volume.volume_type.as_deref(),
-                volume.throughput,
-            ),
+            details: volume.details.settable(),
             device,
         });
     }
@@ -496,9 +484,11 @@ mod tests {
                     snapshot_id: format!("snap-{at}-root"),
                     volume_id: Some("vol-root".into()),
                     device: Some("/dev/xvda".into()),
-                    volume_type: Some("gp3".into()),
-                    iops: Some(3000),
-                    throughput: Some(125),
+                    details: VolumeDetails {
+                        volume_type: Some("gp3".into()),
+                        iops: Some(3000),
+                        throughput: Some(125),
+                    },
                     size_gib: 8,
                     state: state.into(),
                 },
@@ -506,9 +496,11 @@ mod tests {
                     snapshot_id: format!("snap-{at}-data"),
                     volume_id: Some("vol-data".into()),
                     device: Some("/dev/sdf".into()),
-                    volume_type: Some("st1".into()),
-                    iops: Some(500),
-                    throughput: Some(40),
+                    details: VolumeDetails {
+                        volume_type: Some("st1".into()),
+                        iops: Some(500),
+                        throughput: Some(40),
+                    },
                     size_gib: 500,
                     state: state.into(),
                 },
@@ -567,15 +559,19 @@ mod tests {
         assert_eq!(made[0].availability_zone, "eu-west-1b");
         assert_eq!(
             (
-                made[0].volume_type.as_deref(),
-                made[0].iops,
-                made[0].throughput
+                made[0].details.volume_type.as_deref(),
+                made[0].details.iops,
+                made[0].details.throughput
             ),
             (Some("gp3"), Some(3000), Some(125))
         );
         // st1 takes neither IOPS nor throughput settings.
         assert_eq!(
-            (made[1].iops, made[1].throughput, made[1].size_gib),
+            (
+                made[1].details.iops,
+                made[1].details.throughput,
+                made[1].size_gib
+            ),
             (None, None, 500)
         );
         assert!(made[1].tags.contains(&(

@@ -3,6 +3,7 @@
 //! volume and the instance, and how many of its snapshots each copy region holds.
 
 use function::model::Snapshot;
+use function::restore_records::VolumeDetails;
 use function::restore_records::{self, VolumeRecord};
 use function::tags;
 use std::collections::BTreeMap;
@@ -38,9 +39,8 @@ pub struct PointVolume {
     pub volume_id: Option<String>,
     /// From the restore record, when the snapshot has one.
     pub device: Option<String>,
-    pub volume_type: Option<String>,
-    pub iops: Option<i32>,
-    pub throughput: Option<i32>,
+    #[serde(flatten)]
+    pub details: VolumeDetails,
     pub size_gib: i32,
     pub state: String,
 }
@@ -96,9 +96,7 @@ pub fn group(
                 snapshot_id: snapshot.id.clone(),
                 volume_id,
                 device: record.as_ref().map(|r| r.device.clone()),
-                volume_type: record.as_ref().and_then(|r| r.volume_type.clone()),
-                iops: record.as_ref().and_then(|r| r.iops),
-                throughput: record.as_ref().and_then(|r| r.throughput),
+                details: record.map(|r| r.details).unwrap_or_default(),
                 size_gib: snapshot.size_gib,
                 state: snapshot.state.as_str().to_owned(),
             });
@@ -201,8 +199,8 @@ mod tests {
         let devices: Vec<Option<&str>> =
             newest.volumes.iter().map(|v| v.device.as_deref()).collect();
         assert_eq!(devices, [Some("/dev/sdf"), Some("/dev/xvda")]);
-        assert_eq!(newest.volumes[0].iops, Some(8000));
-        assert_eq!(newest.volumes[1].throughput, Some(125));
+        assert_eq!(newest.volumes[0].details.iops, Some(8000));
+        assert_eq!(newest.volumes[1].details.throughput, Some(125));
         assert_eq!(
             newest.copies["us-west-2"], 1,
             "one of its two snapshots is copied"
