@@ -614,6 +614,19 @@ pub async fn status(aws: &Aws, env: &Environment, targets: &Targets) -> Result<S
         Some(_) => stacksets::instances(aws, name, targets).await?,
         None => Vec::new(),
     };
+    Ok(status_of(&env.name, name, targets, set, instances))
+}
+
+/// The status of a stack set from what was read (pure): each instance with the artifact it
+/// runs when current, the accounts and regions targeted without an instance, the instances no
+/// target names any more.
+pub fn status_of(
+    environment: &str,
+    name: &str,
+    targets: &Targets,
+    set: Option<stacksets::StackSetView>,
+    instances: Vec<InstanceView>,
+) -> Status {
     let sha = set
         .as_ref()
         .and_then(|s| s.parameters.artifact_sha256.clone());
@@ -635,8 +648,8 @@ pub async fn status(aws: &Aws, env: &Environment, targets: &Targets) -> Result<S
             .collect(),
         None => Vec::new(),
     };
-    Ok(Status {
-        environment: env.name.clone(),
+    Status {
+        environment: environment.to_owned(),
         stack_set: name.to_owned(),
         exists: set.is_some(),
         permission_model: set
@@ -657,7 +670,7 @@ pub async fn status(aws: &Aws, env: &Environment, targets: &Targets) -> Result<S
             .collect(),
         missing,
         central_topic,
-    })
+    }
 }
 
 impl Status {
@@ -1202,6 +1215,55 @@ mod tests {
         assert_eq!(
             every.describe(),
             ["create stack instances in the organizational units' accounts x eu-west-1, us-east-1"]
+        );
+    }
+
+    #[test]
+    fn status_shows_each_instance_what_is_missing_and_what_no_target_names() {
+        let targets = crate::config::targets::example(
+            "accounts: ['111111111111', '222222222222']\nregions: [eu-west-1]\n",
+        )
+        .unwrap();
+        let mut parameters = StackParameters {
+            artifact_sha256: Some("abc".into()),
+            ..StackParameters::default()
+        };
+        parameters.central_topic_arn = Some(String::new());
+        let set = stacksets::StackSetView {
+            name: "smartvault-org".into(),
+            id: "id".into(),
+            status: "ACTIVE".into(),
+            permission_model: "SELF_MANAGED".into(),
+            parameters,
+            template_body: String::new(),
+        };
+        let mut outdated = view("111111111111", "eu-west-1");
+        outdated.status = "OUTDATED".into();
+        let status = status_of(
+            "org",
+            "smartvault-org",
+            &targets,
+            Some(set),
+            vec![outdated, view("333333333333", "eu-west-1")],
+        );
+        assert!(status.exists);
+        assert_eq!(status.permission_model, "SELF_MANAGED");
+        assert_eq!(status.missing, ["222222222222/eu-west-1"]);
+        assert_eq!(status.untargeted, ["333333333333/eu-west-1"]);
+        // Only a current instance is known to run the set's artifact.
+        let runs: Vec<Option<&str>> = status
+            .instances
+            .iter()
+            .map(|i| i.artifact_sha256.as_deref())
+            .collect();
+        assert_eq!(runs, [None, Some("abc")]);
+        assert_eq!(status.central_topic, None, "an empty ARN is no topic");
+
+        let none = status_of("org", "smartvault-org", &targets, None, Vec::new());
+        assert!(!none.exists && none.instances.is_empty());
+        assert_eq!(
+            none.missing,
+            ["111111111111/eu-west-1", "222222222222/eu-west-1"]
         );
     }
 
