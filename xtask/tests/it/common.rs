@@ -107,3 +107,25 @@ pub async fn assumed(emulator: &Emulator, role_arn: &str, region: &str) -> aws_c
         .load()
         .await
 }
+
+/// The function's handler context for `deployment` on the emulator: a topic named after it to
+/// publish to, and `extra` variables beside the two every deployment has.
+pub async fn function_context(
+    sdk: &aws_config::SdkConfig,
+    deployment: &str,
+    extra: &[(&str, &str)],
+) -> function::context::Context {
+    let topic = aws_sdk_sns::Client::new(sdk)
+        .create_topic()
+        .name(deployment)
+        .send()
+        .await
+        .unwrap();
+    let mut vars = std::collections::HashMap::from([
+        ("SNS_TOPIC_ARN", topic.topic_arn().unwrap().to_owned()),
+        ("DEPLOYMENT", deployment.to_owned()),
+    ]);
+    vars.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
+    let config = function::config::Config::from_lookup(|n| vars.get(n).cloned()).unwrap();
+    function::context::Context::new(sdk, config)
+}

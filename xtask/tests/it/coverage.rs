@@ -5,10 +5,8 @@
 use crate::common::{assert_fields, scratch, xtask};
 use emulator::Emulator;
 use emulator::fleet::{self, InstanceSpec};
-use function::context::Context;
 use function::handler;
 use serde_json::json as value;
-use std::collections::HashMap;
 use time::{Duration, OffsetDateTime};
 
 const STACK: &str = "smartvault-local";
@@ -33,18 +31,7 @@ async fn coverage_shows_every_instance_and_fails_on_what_it_is_asked_to() {
     .await
     .unwrap();
     let id = |n: usize| fleet[n].id.clone();
-    let topic = aws_sdk_sns::Client::new(&sdk)
-        .create_topic()
-        .name(STACK)
-        .send()
-        .await
-        .unwrap();
-    let vars = HashMap::from([
-        ("SNS_TOPIC_ARN", topic.topic_arn().unwrap().to_owned()),
-        ("DEPLOYMENT", STACK.to_owned()),
-    ]);
-    let config = function::config::Config::from_lookup(|n| vars.get(n).cloned()).unwrap();
-    let ctx = Context::new(&sdk, config);
+    let ctx = crate::common::function_context(&sdk, STACK, &[]).await;
     // db-1 was last backed up 40 hours ago, web-1 two hours ago; new-1 never.
     let now = OffsetDateTime::now_utc();
     for (instance, hours) in [(id(1), 40), (id(0), 2)] {

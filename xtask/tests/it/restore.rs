@@ -6,10 +6,9 @@ use crate::common::{assert_fields, json, scratch, xtask, xtask_with};
 use emulator::Emulator;
 use emulator::fleet::{self, InstanceSpec};
 use emulator::proxy::{FaultProxy, Faults};
-use function::context::Context;
 use function::handler;
 use serde_json::json as value;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 const STACK: &str = "smartvault-local";
 
@@ -27,19 +26,9 @@ async fn restore_points_list_each_set_with_its_devices_types_and_copies() {
     )
     .await
     .unwrap();
-    let topic = aws_sdk_sns::Client::new(&sdk)
-        .create_topic()
-        .name(STACK)
-        .send()
-        .await
-        .unwrap();
-    let vars = HashMap::from([
-        ("SNS_TOPIC_ARN", topic.topic_arn().unwrap().to_owned()),
-        ("DEPLOYMENT", STACK.to_owned()),
-        ("COPIES", r#"[{"region": "us-west-2"}]"#.to_owned()),
-    ]);
-    let config = function::config::Config::from_lookup(|n| vars.get(n).cloned()).unwrap();
-    let ctx = Context::new(&sdk, config);
+    let ctx =
+        crate::common::function_context(&sdk, STACK, &[("COPIES", r#"[{"region": "us-west-2"}]"#)])
+            .await;
     let now = time::OffsetDateTime::now_utc();
     let made = handler::handle(&ctx, &value!({"action": "backup"}), now)
         .await
@@ -214,19 +203,9 @@ async fn backed_up(
     let launched = fleet::launch_all(&ec2, &[InstanceSpec::backup("db-1").data_volumes(2)])
         .await
         .unwrap();
-    let topic = aws_sdk_sns::Client::new(&sdk)
-        .create_topic()
-        .name(STACK)
-        .send()
-        .await
-        .unwrap();
-    let vars = HashMap::from([
-        ("SNS_TOPIC_ARN", topic.topic_arn().unwrap().to_owned()),
-        ("DEPLOYMENT", STACK.to_owned()),
-        ("COPIES", r#"[{"region": "us-west-2"}]"#.to_owned()),
-    ]);
-    let config = function::config::Config::from_lookup(|n| vars.get(n).cloned()).unwrap();
-    let ctx = Context::new(&sdk, config);
+    let ctx =
+        crate::common::function_context(&sdk, STACK, &[("COPIES", r#"[{"region": "us-west-2"}]"#)])
+            .await;
     let now = time::OffsetDateTime::now_utc();
     for event in [value!({"action": "backup"}), value!({"action": "cleanup"})] {
         handler::handle(&ctx, &event, now).await.unwrap();
