@@ -125,35 +125,6 @@ pub struct PolicyValues<'a> {
     pub topic_arn: &'a str,
 }
 
-/// A policy with its CloudFormation expressions (`Fn::Sub` with `${name}` variables, `Ref`)
-/// resolved from `values` (name → value), as IAM would hold it.
-fn resolve(value: &serde_json::Value, values: &[(&str, &str)]) -> serde_json::Value {
-    let lookup = |name: &str| {
-        values
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map_or_else(|| format!("unresolved-{name}"), |(_, v)| (*v).to_owned())
-    };
-    match value {
-        serde_json::Value::Object(map) if map.contains_key("Fn::Sub") => {
-            let mut text = map["Fn::Sub"].as_str().unwrap_or_default().to_owned();
-            for (name, resolved) in values {
-                text = text.replace(&format!("${{{name}}}"), resolved);
-            }
-            text.into()
-        }
-        serde_json::Value::Object(map) if map.contains_key("Ref") => {
-            lookup(map["Ref"].as_str().unwrap_or_default()).into()
-        }
-        serde_json::Value::Object(map) => map
-            .iter()
-            .map(|(k, v)| (k.clone(), resolve(v, values)))
-            .collect(),
-        serde_json::Value::Array(items) => items.iter().map(|v| resolve(v, values)).collect(),
-        other => other.clone(),
-    }
-}
-
 /// The function's policy (docs/iam-policy.json) with its CloudFormation expressions resolved,
 /// as IAM would hold it for a stack with `values`.
 pub fn resolved_function_policy(values: &PolicyValues<'_>) -> Result<serde_json::Value> {
@@ -162,7 +133,7 @@ pub fn resolved_function_policy(values: &PolicyValues<'_>) -> Result<serde_json:
         .join("iam-policy.json");
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("failed to read `{}`", path.display()))?;
-    Ok(resolve(
+    Ok(crate::stack::template::resolve(
         &serde_json::from_str(&text)?,
         &[
             ("AWS::Partition", "aws"),
@@ -180,12 +151,8 @@ fn resolved_inline_policy(
     role: &str,
     values: &[(&str, &str)],
 ) -> Result<serde_json::Value> {
-    let body = crate::stack::template::read_template(template)?;
-    let template: serde_norway::Value = serde_norway::from_str(&body)?;
-    let document = crate::stack::template::long_form(
-        &template["Resources"][role]["Properties"]["Policies"][0]["PolicyDocument"],
-    );
-    Ok(resolve(&document, values))
+    let document = crate::stack::template::inline_policy(template, role)?;
+    Ok(crate::stack::template::resolve(&document, values))
 }
 
 /// The bootstrap template's execution role policy, resolved for one account and region.
@@ -248,7 +215,7 @@ fn resolved_restore_test_policy() -> Result<serde_json::Value> {
     let document = crate::stack::template::long_form(
         &template["Resources"]["RestoreTestPolicy"]["Properties"]["PolicyDocument"],
     );
-    Ok(resolve(
+    Ok(crate::stack::template::resolve(
         &document,
         &[
             ("AWS::Partition", "aws"),

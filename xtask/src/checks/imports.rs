@@ -13,22 +13,18 @@ struct Crate {
 
 impl Crate {
     fn read(src: &Path) -> Crate {
-        let mut files = Vec::new();
-        collect(src, &mut files);
         let mut sources = BTreeMap::new();
-        for file in files {
-            let relative = file
-                .strip_prefix(src)
-                .unwrap()
-                .to_string_lossy()
-                .replace('\\', "/");
+        for relative in crate::checks::policies::sources(src, src) {
             let path = relative.trim_end_matches(".rs").trim_end_matches("/mod");
             let module = if path == "main" || path == "lib" {
                 String::new()
             } else {
                 path.replace('/', "::")
             };
-            sources.insert(module, std::fs::read_to_string(&file).unwrap());
+            sources.insert(
+                module,
+                std::fs::read_to_string(src.join(&relative)).unwrap(),
+            );
         }
         Crate::from_sources(sources)
     }
@@ -293,17 +289,6 @@ fn reached(edges: &BTreeMap<String, BTreeSet<String>>, from: &str) -> BTreeSet<S
 
 fn workspace_crate(name: &str) -> Crate {
     Crate::read(&crate::paths::workspace_root().join(name).join("src"))
-}
-
-fn collect(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            collect(&path, out);
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            out.push(path);
-        }
-    }
 }
 
 /// The function's modules that decide without calling AWS: the planning core and its

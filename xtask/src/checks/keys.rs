@@ -30,7 +30,7 @@ fn parser_keys(prefix: &str, indent: &str) -> BTreeSet<String> {
 fn documented_keys(heading: &str) -> BTreeSet<String> {
     table_rows(heading)
         .into_iter()
-        .flat_map(|row| ticked(row.split(" | ").next().unwrap_or_default()))
+        .flat_map(|row| super::ticked(row.split(" | ").next().unwrap_or_default()))
         .collect()
 }
 
@@ -49,14 +49,6 @@ fn table_rows(heading: &str) -> Vec<String> {
         .skip_while(|l| !l.starts_with('|'))
         .take_while(|l| l.starts_with('|'))
         .skip(2)
-        .map(str::to_owned)
-        .collect()
-}
-
-fn ticked(cell: &str) -> Vec<String> {
-    cell.split('`')
-        .skip(1)
-        .step_by(2)
         .map(str::to_owned)
         .collect()
 }
@@ -91,7 +83,7 @@ fn each_function_settings_documented_default_and_range_are_its_own() {
         let row = rows
             .iter()
             .find(|r| {
-                ticked(r.split(" | ").next().unwrap())
+                super::ticked(r.split(" | ").next().unwrap())
                     .iter()
                     .any(|k| k == key)
             })

@@ -8,3 +8,12 @@ mod keys;
 pub(crate) mod policies;
 pub(crate) mod schemas;
 pub(crate) mod templates;
+
+/// The `` `ticked` `` words of a Markdown table cell.
+fn ticked(cell: &str) -> Vec<String> {
+    cell.split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_owned)
+        .collect()
+}

@@ -306,7 +306,7 @@ fn the_bootstrap_policy_grants_every_call_bootstrap_makes() {
 }
 
 /// Every `.rs` file under `dir`, as a path relative to `root`.
-fn sources(root: &std::path::Path, dir: &std::path::Path) -> Vec<String> {
+pub(crate) fn sources(root: &std::path::Path, dir: &std::path::Path) -> Vec<String> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();

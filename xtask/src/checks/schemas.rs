@@ -157,15 +157,8 @@ fn exceptions(section: &str) -> BTreeSet<(String, String)> {
     let mut listed = BTreeSet::new();
     for row in table.lines().filter(|l| l.starts_with("| `")) {
         let cells: Vec<&str> = row.split(" | ").collect();
-        let ticked = |cell: &str| -> Vec<String> {
-            cell.split('`')
-                .skip(1)
-                .step_by(2)
-                .map(str::to_owned)
-                .collect()
-        };
-        let resource_type = ticked(cells[1]).pop().unwrap();
-        for permission in ticked(cells[0]) {
+        let resource_type = super::ticked(cells[1]).pop().unwrap();
+        for permission in super::ticked(cells[0]) {
             listed.insert((resource_type.clone(), permission));
         }
     }

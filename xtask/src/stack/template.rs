@@ -48,6 +48,37 @@ pub fn inline_policy(name: &str, role: &str) -> Result<serde_json::Value> {
     Ok(long_form(&policies[0]["PolicyDocument"]))
 }
 
+/// A template value (a policy, say) with its CloudFormation expressions (`Fn::Sub` with
+/// `${name}` variables, `Ref`) resolved from `values` (name → value), as the deployed stack
+/// would hold it. A `Ref` to an unknown name becomes `unresolved-<name>`, an unknown `${name}`
+/// stays as written.
+pub fn resolve(value: &serde_json::Value, values: &[(&str, &str)]) -> serde_json::Value {
+    let lookup = |name: &str| {
+        values
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or_else(|| format!("unresolved-{name}"), |(_, v)| (*v).to_owned())
+    };
+    match value {
+        serde_json::Value::Object(map) if map.contains_key("Fn::Sub") => {
+            let mut text = map["Fn::Sub"].as_str().unwrap_or_default().to_owned();
+            for (name, resolved) in values {
+                text = text.replace(&format!("${{{name}}}"), resolved);
+            }
+            text.into()
+        }
+        serde_json::Value::Object(map) if map.contains_key("Ref") => {
+            lookup(map["Ref"].as_str().unwrap_or_default()).into()
+        }
+        serde_json::Value::Object(map) => map
+            .iter()
+            .map(|(k, v)| (k.clone(), resolve(v, values)))
+            .collect(),
+        serde_json::Value::Array(items) => items.iter().map(|v| resolve(v, values)).collect(),
+        other => other.clone(),
+    }
+}
+
 /// The parameters of the main template for `env`.
 pub fn parameters(env: &Environment, artifact: &ArtifactLocation) -> StackParameters {
     let email = |i: usize| Some(env.notification_emails.get(i).cloned().unwrap_or_default());

@@ -107,15 +107,7 @@ pub async fn all(aws: &Aws, env: &Environment) -> Vec<Check> {
     }
     if let Some(found) = &bootstrap {
         checks.push(execution_role_trust(&iam, &found.execution_role).await);
-        let partition = function::copies::partition_of_region(&aws.region);
-        let target = Target {
-            partition,
-            region: &aws.region,
-            account: &account,
-            stack: &env.stack_name,
-            bucket: &found.bucket,
-            execution_role: &found.execution_role,
-        };
+        let target = target(aws, env, found, &account);
         checks.push(deployer_permissions(&iam, caller.arn().unwrap_or_default(), &target).await);
         checks.push(execution_role_permissions(&iam, found, &target).await);
     }
@@ -319,19 +311,29 @@ pub async fn before_deploy(
         .ok()
         .and_then(|i| i.arn().map(str::to_owned))
         .unwrap_or_default();
-    let target = Target {
+    let target = target(aws, env, bootstrap, account);
+    vec![
+        execution_role_trust(&iam, &bootstrap.execution_role).await,
+        deployer_permissions(&iam, &caller, &target).await,
+        execution_role_permissions(&iam, bootstrap, &target).await,
+    ]
+}
+
+/// Where deploy and destroy act for `env`, with `bootstrap`'s bucket and execution role.
+fn target<'a>(
+    aws: &'a Aws,
+    env: &'a Environment,
+    bootstrap: &'a crate::workflows::bootstrap::Bootstrap,
+    account: &'a str,
+) -> Target<'a> {
+    Target {
         partition: function::copies::partition_of_region(&aws.region),
         region: &aws.region,
         account,
         stack: &env.stack_name,
         bucket: &bootstrap.bucket,
         execution_role: &bootstrap.execution_role,
-    };
-    vec![
-        execution_role_trust(&iam, &bootstrap.execution_role).await,
-        deployer_permissions(&iam, &caller, &target).await,
-        execution_role_permissions(&iam, bootstrap, &target).await,
-    ]
+    }
 }
 
 /// Whether CloudFormation can assume the execution role, from its trust policy.

@@ -83,16 +83,12 @@ const UNSENT_KEYS: &[&str] = &["aws:SourceAccount", "aws:SourceArn"];
 /// Whether a role's trust policy lets `service` assume it: an `Allow` of `sts:AssumeRole` to
 /// the service, with no condition on a key it does not send. `Err` says what is wrong.
 pub fn trusts(document: &serde_json::Value, service: &str) -> Result<(), String> {
-    let statements = match &document["Statement"] {
-        serde_json::Value::Array(list) => list.clone(),
-        single @ serde_json::Value::Object(_) => vec![single.clone()],
-        _ => return Err("the trust policy has no statement".into()),
-    };
-    let listed = |value: &serde_json::Value, wanted: &str| match value {
-        serde_json::Value::String(s) => s == wanted,
-        serde_json::Value::Array(items) => items.iter().any(|i| i == wanted),
-        _ => false,
-    };
+    let statements = statements(document);
+    if statements.is_empty() {
+        return Err("the trust policy has no statement".into());
+    }
+    let listed =
+        |value: &serde_json::Value, wanted: &str| strings(value).iter().any(|s| s == wanted);
     for statement in statements {
         if statement["Effect"] != "Allow"
             || !listed(&statement["Action"], "sts:AssumeRole")
@@ -226,10 +222,21 @@ pub fn execution_needs(
     t: &Target<'_>,
     refs: &std::collections::BTreeMap<&str, String>,
 ) -> Result<Vec<Need>, String> {
-    let mut vars = refs.clone();
-    vars.insert("AWS::Partition", t.partition.to_owned());
-    vars.insert("AWS::Region", t.region.to_owned());
-    vars.insert("AWS::AccountId", t.account.to_owned());
+    let mut values: Vec<(&str, &str)> = vec![
+        ("AWS::Partition", t.partition),
+        ("AWS::Region", t.region),
+        ("AWS::AccountId", t.account),
+    ];
+    values.extend(refs.iter().map(|(k, v)| (*k, v.as_str())));
+    let policy = crate::stack::template::resolve(policy, &values);
+    // What doctor does not know stays an expression: no guess is asked of IAM.
+    let known = |text: String| {
+        if text.contains("unresolved-") || text.contains("${") {
+            Err(format!("{text} names an expression doctor cannot resolve"))
+        } else {
+            Ok(text)
+        }
+    };
     let statements = policy["Statement"]
         .as_array()
         .ok_or("the execution role's policy has no statements")?;
@@ -240,15 +247,18 @@ pub fn execution_needs(
         if let Some(operators) = statement["Condition"].as_object() {
             for keys in operators.values() {
                 for (key, value) in keys.as_object().into_iter().flatten() {
-                    let first = resolve(value, &vars)?.into_iter().next();
-                    context.push((key.clone(), first.ok_or(format!("{key} has no value"))?));
+                    let first = strings(value).into_iter().next();
+                    context.push((
+                        key.clone(),
+                        known(first.ok_or(format!("{key} has no value"))?)?,
+                    ));
                 }
             }
         }
-        for resource in resolve(&statement["Resource"], &vars)? {
+        for resource in strings(&statement["Resource"]) {
             needs.push(Need {
                 actions: actions.clone(),
-                resource: resource.replace(SCOPED_NAMES, &format!("{}*", t.stack)),
+                resource: known(resource)?.replace(SCOPED_NAMES, &format!("{}*", t.stack)),
                 context: context.clone(),
             });
         }
@@ -256,48 +266,12 @@ pub fn execution_needs(
     Ok(needs)
 }
 
-/// A policy value as strings: one, a list, `Fn::Sub` or `Ref` resolved from `vars`.
-fn resolve(
-    value: &serde_json::Value,
-    vars: &std::collections::BTreeMap<&str, String>,
-) -> Result<Vec<String>, String> {
-    match value {
-        serde_json::Value::String(s) => Ok(vec![s.clone()]),
-        serde_json::Value::Array(items) => {
-            let mut out = Vec::new();
-            for item in items {
-                out.extend(resolve(item, vars)?);
-            }
-            Ok(out)
-        }
-        serde_json::Value::Object(map) => {
-            if let Some(serde_json::Value::String(name)) = map.get("Ref") {
-                return vars
-                    .get(name.as_str())
-                    .map(|v| vec![v.clone()])
-                    .ok_or(format!("Ref {name} is not known to doctor"));
-            }
-            let Some(serde_json::Value::String(text)) = map.get("Fn::Sub") else {
-                return Err(format!("{value} is not a value doctor resolves"));
-            };
-            let mut out = String::new();
-            let mut rest = text.as_str();
-            while let Some(start) = rest.find("${") {
-                out.push_str(&rest[..start]);
-                let end = rest[start..]
-                    .find('}')
-                    .ok_or(format!("{text}: an unclosed ${{"))?;
-                let name = &rest[start + 2..start + end];
-                out.push_str(
-                    vars.get(name)
-                        .ok_or(format!("${{{name}}} is not known to doctor"))?,
-                );
-                rest = &rest[start + end + 1..];
-            }
-            out.push_str(rest);
-            Ok(vec![out])
-        }
-        _ => Err(format!("{value} is not a value doctor resolves")),
+/// A policy's statements: its `Statement` list, or the one statement it holds.
+fn statements(document: &serde_json::Value) -> Vec<&serde_json::Value> {
+    match &document["Statement"] {
+        serde_json::Value::Array(list) => list.iter().collect(),
+        single @ serde_json::Value::Object(_) => vec![single],
+        _ => Vec::new(),
     }
 }
 
@@ -373,11 +347,7 @@ pub fn key_admits(
     stack: &str,
     actions: &[&str],
 ) -> KeyAdmits {
-    let statements = match &policy["Statement"] {
-        serde_json::Value::Array(list) => list.clone(),
-        single @ serde_json::Value::Object(_) => vec![single.clone()],
-        _ => Vec::new(),
-    };
+    let statements = statements(policy);
     let root = format!("arn:{partition}:iam::{account}:root");
     let own_roles = format!("arn:{partition}:iam::{account}:role/{stack}-*");
     let names_us = |statement: &serde_json::Value| match &statement["Principal"] {
@@ -400,6 +370,7 @@ pub fn key_admits(
     for action in actions {
         let applying: Vec<&serde_json::Value> = statements
             .iter()
+            .copied()
             .filter(|s| names_us(s) && covers(s, action))
             .collect();
         let denied = applying
@@ -594,20 +565,10 @@ mod tests {
             .unwrap(),
         )
         .unwrap();
-        let list = |v: &serde_json::Value| -> Vec<String> {
-            match v {
-                serde_json::Value::String(s) => vec![s.clone()],
-                serde_json::Value::Array(items) => items
-                    .iter()
-                    .map(|i| i.as_str().unwrap().to_owned())
-                    .collect(),
-                _ => Vec::new(),
-            }
-        };
         for (action, resource) in &needs {
             let allowed = policy["Statement"].as_array().unwrap().iter().any(|st| {
-                list(&st["Action"]).iter().any(|a| a == action)
-                    && list(&st["Resource"])
+                strings(&st["Action"]).iter().any(|a| a == action)
+                    && strings(&st["Resource"])
                         .iter()
                         .any(|pattern| iam_match(pattern, resource))
             });
