@@ -4,41 +4,52 @@
 use std::fmt;
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
-use tracing_subscriber::EnvFilter;
-use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::Layer;
+use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::fmt::format::{JsonFields, Writer};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
+use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::util::SubscriberInitExt;
 
 /// The runtime's span field that carries the invocation's request id.
 const REQUEST_ID: &str = "requestId";
 
-/// Installs the subscriber. Honours `AWS_LAMBDA_LOG_LEVEL` (else `RUST_LOG`, else INFO) and
-/// `AWS_LAMBDA_LOG_FORMAT=JSON` as Lambda's advanced logging controls set them; without JSON,
-/// tracing's plain text format.
+/// Installs the subscriber, filtered by [`filter`]; with `AWS_LAMBDA_LOG_FORMAT=JSON` (as
+/// Lambda's advanced logging controls set it) one flat JSON object per event, else tracing's
+/// plain text format.
 pub fn init() {
-    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL")
-        .or_else(|_| std::env::var("RUST_LOG"))
-        .ok()
-        .and_then(|l| l.parse::<LevelFilter>().ok())
-        .unwrap_or(LevelFilter::INFO);
-    let filter = EnvFilter::builder()
-        .with_default_directive(level.into())
-        .from_env_lossy();
+    let filter = filter(
+        std::env::var("AWS_LAMBDA_LOG_LEVEL").ok().as_deref(),
+        std::env::var("RUST_LOG").ok().as_deref(),
+    );
     let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
-    let builder = tracing_subscriber::fmt()
+    let layer = tracing_subscriber::fmt::layer()
         .with_target(false)
         .without_time()
-        .with_env_filter(filter)
         .with_writer(std::io::stdout);
+    let registry = tracing_subscriber::registry();
     if json {
-        builder
-            .fmt_fields(JsonFields::new())
-            .event_format(FlatJson)
-            .init();
+        let layer = layer.fmt_fields(JsonFields::new()).event_format(FlatJson);
+        registry.with(layer.with_filter(filter)).init();
     } else {
-        builder.init();
+        registry.with(layer.with_filter(filter)).init();
     }
+}
+
+/// What is logged: `RUST_LOG`'s per-target directives (`aws_smithy_runtime=debug`), at the
+/// level `AWS_LAMBDA_LOG_LEVEL` names (else `RUST_LOG`'s own default level, else INFO).
+/// tracing's `Targets` rather than `EnvFilter`, whose regex engine would cost the Lambda zip
+/// tens of kilobytes for patterns nobody sets here.
+pub fn filter(lambda_level: Option<&str>, rust_log: Option<&str>) -> Targets {
+    let targets: Targets = rust_log
+        .and_then(|directives| directives.parse().ok())
+        .unwrap_or_default();
+    let level = lambda_level
+        .and_then(|level| level.parse::<LevelFilter>().ok())
+        .or(targets.default_level())
+        .unwrap_or(LevelFilter::INFO);
+    targets.with_default(level)
 }
 
 /// One flat JSON object per event.
@@ -153,6 +164,28 @@ mod tests {
         fn make_writer(&'a self) -> Self::Writer {
             self.clone()
         }
+    }
+
+    #[test]
+    fn lambdas_level_sets_the_default_and_rust_log_adds_targets() {
+        let debug = tracing::Level::DEBUG;
+        let info = tracing::Level::INFO;
+        // Nothing set: INFO.
+        let plain = filter(None, None);
+        assert!(plain.would_enable("function", &info));
+        assert!(!plain.would_enable("function", &debug));
+        // Lambda's level, in the case Lambda writes it.
+        assert!(filter(Some("DEBUG"), None).would_enable("function", &debug));
+        assert!(!filter(Some("WARN"), None).would_enable("function", &info));
+        // Lambda's FATAL is not a tracing level: INFO rather than nothing.
+        assert!(filter(Some("FATAL"), None).would_enable("function", &info));
+        // RUST_LOG alone, as a level or per target, on top of the default.
+        assert!(filter(None, Some("debug")).would_enable("function", &debug));
+        let targeted = filter(Some("WARN"), Some("aws_smithy_runtime=debug"));
+        assert!(targeted.would_enable("aws_smithy_runtime::client", &debug));
+        assert!(!targeted.would_enable("function", &info));
+        // Unreadable directives are ignored, never fatal.
+        assert!(filter(None, Some("=?!")).would_enable("function", &info));
     }
 
     #[test]
