@@ -31,7 +31,7 @@ impl Render {
         )?;
         let rendered = crate::stack::template::render(&env, &location)?;
         // The preview goes to stderr: stdout stays the folder's path, for scripts.
-        eprint!("{}", env.schedule_preview(jiff::Timestamp::now()));
+        eprint!("{}", env.schedule_preview(time::OffsetDateTime::now_utc()));
         println!(
             "{}",
             crate::stack::template::write_rendered(&env, &rendered)?.display()

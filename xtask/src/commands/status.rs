@@ -6,6 +6,7 @@ use crate::aws::cfn::StackView;
 use crate::aws::snapshots;
 use crate::aws::{Connection, with_aws};
 use crate::config::Environment;
+use crate::config::zone::minutes;
 use crate::output::Output;
 use anyhow::Result;
 use function::model::Snapshot;
@@ -154,7 +155,7 @@ pub struct ScheduleStatus {
 fn schedule_status(
     parameters: &crate::stack::parameters::StackParameters,
     snapshots: &[Snapshot],
-    now: jiff::Timestamp,
+    now: time::OffsetDateTime,
 ) -> Vec<ScheduleStatus> {
     let schedule_of = |s: &Snapshot| function::tags::schedule_of(&s.tags).to_owned();
     parameters
@@ -167,9 +168,8 @@ fn schedule_status(
                     .map(|at| {
                         format!(
                             "{} {timezone} ({} UTC)",
-                            at.strftime("%Y-%m-%d %H:%M"),
-                            at.with_time_zone(jiff::tz::TimeZone::UTC)
-                                .strftime("%Y-%m-%d %H:%M")
+                            minutes(*at),
+                            minutes(at.to_offset(time::UtcOffset::UTC))
                         )
                     });
             ScheduleStatus {
@@ -208,7 +208,7 @@ impl Status {
             ),
             None => (None, Default::default(), false, BTreeMap::new()),
         };
-        let schedules = schedule_status(&parameters, snapshots, jiff::Timestamp::now());
+        let schedules = schedule_status(&parameters, snapshots, time::OffsetDateTime::now_utc());
         Status {
             environment: env.name.clone(),
             stack: env.stack_name.clone(),

@@ -1,11 +1,11 @@
 //! Local validation of EventBridge schedule expressions before any AWS call, and their fire
-//! times in an IANA time zone (computed with jiff and its bundled time-zone database).
+//! times in an IANA time zone (config/zone.rs).
 //!
 //! The string checked is exactly the string deployed: nothing is trimmed or normalised, so an
 //! expression EventBridge would refuse (or read differently) never passes here.
 
-use jiff::tz::TimeZone;
-use jiff::{Timestamp, ZonedDateTime, civil};
+use crate::config::zone::{Local, Zone};
+use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time};
 
 /// Checks an EventBridge `rate(...)` or `cron(...)` expression; the error says what is wrong
 /// and shows a valid example.
@@ -251,10 +251,10 @@ fn validate_item(item: &str, field: &Field) -> Result<(), String> {
 /// the first; a `rate(...)` counts from `after`, as a schedule created then would.
 pub fn fire_times(
     expression: &str,
-    zone: &TimeZone,
-    after: Timestamp,
+    zone: &Zone,
+    after: OffsetDateTime,
     count: usize,
-) -> Vec<ZonedDateTime> {
+) -> Vec<OffsetDateTime> {
     fire_times_until(expression, zone, after, None, count)
 }
 
@@ -262,12 +262,12 @@ pub fn fire_times(
 /// decades `count` alone would walk).
 pub fn fire_times_until(
     expression: &str,
-    zone: &TimeZone,
-    after: Timestamp,
-    until: Option<Timestamp>,
+    zone: &Zone,
+    after: OffsetDateTime,
+    until: Option<OffsetDateTime>,
     count: usize,
-) -> Vec<ZonedDateTime> {
-    let within = |at: &Timestamp| until.is_none_or(|until| *at <= until);
+) -> Vec<OffsetDateTime> {
+    let within = |at: &OffsetDateTime| until.is_none_or(|until| *at <= until);
     if let Some(inner) = expression
         .strip_prefix("rate(")
         .and_then(|s| s.strip_suffix(')'))
@@ -281,11 +281,11 @@ pub fn fire_times_until(
         };
         return (1..=count as i64)
             .filter_map(|k| {
-                let offset = jiff::SignedDuration::from_secs(k * i64::from(value) * seconds);
-                after.checked_add(offset).ok()
+                let offset = time::Duration::seconds(k * i64::from(value) * seconds);
+                after.checked_add(offset)
             })
             .take_while(within)
-            .map(|at| at.to_zoned_datetime(zone.clone()))
+            .map(|at| zone.at(at))
             .collect();
     }
     let Some(fields) = expression
@@ -298,25 +298,32 @@ pub fn fire_times_until(
     };
     let set = |index: usize| values(fields[index], &FIELDS[index]);
     let (minutes, hours, months, years) = (set(0), set(1), set(3), set(5));
-    let start = after.to_zoned_datetime(zone.clone());
-    let last_date = until.map(|u| u.to_zoned_datetime(zone.clone()).date());
-    let mut found: Vec<ZonedDateTime> = Vec::new();
-    let mut seen: std::collections::BTreeSet<Timestamp> = std::collections::BTreeSet::new();
-    for year in years.iter().copied().filter(|y| *y >= start.year() as u32) {
+    let start = zone.at(after);
+    let last_date = until.map(|u| zone.at(u).date());
+    let mut found: Vec<OffsetDateTime> = Vec::new();
+    let mut seen: std::collections::BTreeSet<OffsetDateTime> = std::collections::BTreeSet::new();
+    for year in years
+        .iter()
+        .copied()
+        .filter(|y| i64::from(*y) >= i64::from(start.year()))
+    {
         for month in months.iter().copied() {
-            let Ok(first) = civil::Date::new(year as i16, month as i8, 1) else {
+            let Ok(month) = Month::try_from(month as u8) else {
                 continue;
             };
-            if first.last_of_month() < start.date() {
+            let Ok(first) = Date::from_calendar_date(year as i32, month, 1) else {
+                continue;
+            };
+            if last_of_month(first) < start.date() {
                 continue;
             }
-            for day in 1..=first.days_in_month() {
-                let Ok(date) = civil::Date::new(year as i16, month as i8, day) else {
+            for day in 1..=month.length(year as i32) {
+                let Ok(date) = Date::from_calendar_date(year as i32, month, day) else {
                     continue;
                 };
                 if last_date.is_some_and(|last| date > last) {
-                    found.sort_by_key(ZonedDateTime::timestamp);
-                    found.retain(|f| within(&f.timestamp()));
+                    found.sort();
+                    found.retain(|f| within(f));
                     return found;
                 }
                 if date < start.date() || !day_matches(fields[2], fields[4], date) {
@@ -324,32 +331,37 @@ pub fn fire_times_until(
                 }
                 for hour in &hours {
                     for minute in &minutes {
-                        let local = date.at(*hour as i8, *minute as i8, 0, 0);
-                        let ambiguous = zone.to_ambiguous_zoned_datetime(local);
-                        // EventBridge Scheduler skips a local time that a daylight-saving
-                        // change skips, and runs a repeated one once, at the first.
-                        if matches!(ambiguous.offset(), jiff::tz::AmbiguousOffset::Gap { .. }) {
-                            continue;
-                        }
-                        let Ok(zoned) = ambiguous.earlier() else {
+                        let Ok(clock) = Time::from_hms(*hour as u8, *minute as u8, 0) else {
                             continue;
                         };
-                        if zoned.timestamp() > after && seen.insert(zoned.timestamp()) {
+                        // EventBridge Scheduler skips a local time that a daylight-saving
+                        // change skips, and runs a repeated one once, at the first.
+                        let zoned = match zone.resolve(PrimitiveDateTime::new(date, clock)) {
+                            Local::One(at) | Local::Repeated(at) => at,
+                            Local::Skipped => continue,
+                        };
+                        if zoned > after && seen.insert(zoned) {
                             found.push(zoned);
                         }
                     }
                 }
                 if found.len() >= count {
-                    found.sort_by_key(ZonedDateTime::timestamp);
+                    found.sort();
                     found.truncate(count);
                     return found;
                 }
             }
         }
     }
-    found.sort_by_key(ZonedDateTime::timestamp);
-    found.retain(|f| within(&f.timestamp()));
+    found.sort();
+    found.retain(|f| within(f));
     found
+}
+
+/// The last day of `date`'s month.
+fn last_of_month(date: Date) -> Date {
+    date.replace_day(date.month().length(date.year()))
+        .unwrap_or(date)
 }
 
 /// The numbers one field of a validated cron allows, in order.
@@ -387,7 +399,7 @@ fn values(value: &str, field: &Field) -> Vec<u32> {
 }
 
 /// Whether `date` matches the day-of-month and day-of-week fields (one of them is `?`).
-fn day_matches(dom: &str, dow: &str, date: civil::Date) -> bool {
+fn day_matches(dom: &str, dow: &str, date: Date) -> bool {
     if dom == "?" {
         dow.split(',').any(|item| weekday_matches(item, date))
     } else {
@@ -396,14 +408,14 @@ fn day_matches(dom: &str, dow: &str, date: civil::Date) -> bool {
 }
 
 /// Day of week as EventBridge numbers it: 1 is Sunday, 7 is Saturday.
-fn weekday_number(date: civil::Date) -> u32 {
-    date.weekday().to_sunday_one_offset() as u32
+fn weekday_number(date: Date) -> u32 {
+    u32::from(date.weekday().number_from_sunday())
 }
 
-fn weekday_matches(item: &str, date: civil::Date) -> bool {
+fn weekday_matches(item: &str, date: Date) -> bool {
     let field = &FIELDS[4];
     let weekday = weekday_number(date);
-    let last = date.last_of_month();
+    let last = last_of_month(date);
     match item {
         "*" => true,
         "L" => weekday == 7,
@@ -420,10 +432,10 @@ fn weekday_matches(item: &str, date: civil::Date) -> bool {
     }
 }
 
-fn month_day_matches(item: &str, date: civil::Date) -> bool {
-    let last = date.last_of_month().day();
-    let nearest_weekday = |target: i8| {
-        let target = civil::Date::new(date.year(), date.month(), target.min(last));
+fn month_day_matches(item: &str, date: Date) -> bool {
+    let last = last_of_month(date).day();
+    let nearest_weekday = |target: u8| {
+        let target = date.replace_day(target.min(last));
         let Ok(target) = target else { return false };
         // Saturday moves to Friday (or Monday at the 1st), Sunday to Monday (or Friday at the
         // month's end), never into another month.
@@ -441,7 +453,7 @@ fn month_day_matches(item: &str, date: civil::Date) -> bool {
         "L" => date.day() == last,
         "LW" => nearest_weekday(last),
         _ => match item.strip_suffix('W') {
-            Some(day) => digits(day).is_some_and(|d| nearest_weekday(d as i8)),
+            Some(day) => digits(day).is_some_and(|d| nearest_weekday(d as u8)),
             None => values(item, &FIELDS[2]).contains(&(date.day() as u32)),
         },
     }

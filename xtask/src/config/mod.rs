@@ -7,6 +7,7 @@ pub mod regions;
 pub mod restore_test;
 pub mod schedules;
 pub mod targets;
+pub mod zone;
 
 use crate::build::architecture::Architecture;
 use crate::config::access::Access;
@@ -193,7 +194,7 @@ impl Environment {
 
     /// The next fire times of every schedule and of the restore test, as render and deploy
     /// print them.
-    pub fn schedule_preview(&self, now: jiff::Timestamp) -> String {
+    pub fn schedule_preview(&self, now: time::OffsetDateTime) -> String {
         let alarms = match crate::config::schedules::alarm_window_hours(
             &self.schedules,
             self.overdue_grace_hours,
@@ -453,7 +454,7 @@ fn validate(file: &str, name: &str, raw: &RawEnvironment) -> Result<Environment,
             retention_days: raw.retention_days,
             keep_last: raw.keep_last,
         },
-        jiff::Timestamp::now(),
+        time::OffsetDateTime::now_utc(),
     )
     .map_err(|(key, problem)| key_error(&key, problem))?;
     crate::config::schedules::check_names(&stack_name, &schedules)
@@ -577,7 +578,7 @@ fn validate(file: &str, name: &str, raw: &RawEnvironment) -> Result<Environment,
             timeout_seconds: env.timeout_seconds,
             schedules: &env.schedules,
         },
-        jiff::Timestamp::now(),
+        time::OffsetDateTime::now_utc(),
     )
     .map_err(|(key, problem)| key_error(&key, problem))?;
     if let Some(raw_targets) = &raw.targets {

@@ -3,8 +3,8 @@
 
 use crate::config::schedules::{MAX_SCHEDULE_NAME_CHARS, Schedule, fire_times_in};
 use function::restore_test::{SAMPLE_RANGE, Settings};
-use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
 
 /// The restore test's schedule is `<stack name>` followed by this, beside the backup schedules.
 pub const NAME_SUFFIX: &str = "-restore-test";
@@ -58,7 +58,7 @@ pub fn function_variable(test: Option<&RestoreTest>) -> String {
 }
 
 /// The restore test's next three fire times, as `render` and `deploy` show the schedules'.
-pub fn preview(test: Option<&RestoreTest>, now: Timestamp) -> String {
+pub fn preview(test: Option<&RestoreTest>, now: OffsetDateTime) -> String {
     let Some(test) = test else {
         return String::new();
     };
@@ -83,7 +83,7 @@ pub struct Around<'a> {
 pub fn resolve(
     raw: Option<&RawRestoreTest>,
     around: &Around<'_>,
-    now: Timestamp,
+    now: OffsetDateTime,
 ) -> Result<Option<RestoreTest>, (String, String)> {
     let Some(raw) = raw else {
         return Ok(None);
@@ -195,8 +195,8 @@ mod tests {
         }
     }
 
-    fn now() -> Timestamp {
-        "2026-11-27T00:00:00Z".parse().unwrap()
+    fn now() -> OffsetDateTime {
+        time::macros::datetime!(2026-11-27 00:00 UTC)
     }
 
     #[test]

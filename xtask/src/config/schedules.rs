@@ -2,13 +2,13 @@
 //! retention), validated before any AWS call, and the preview of their next fire times.
 
 use super::expression;
+use crate::config::zone::{self, Zone};
 use function::config as fconfig;
 use function::model::ScheduleRule;
 use function::settings;
 use function::tags::DEFAULT_SCHEDULE;
-use jiff::Timestamp;
-use jiff::tz::TimeZone;
 use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
 
 /// The expression of the one-schedule configuration when `schedule` is not given.
 pub const DEFAULT_EXPRESSION: &str = "cron(0 1 * * ? *)";
@@ -109,26 +109,23 @@ impl Schedule {
     /// daylight-saving night's extra hour), plus its flexible window, plus `grace_hours`,
     /// rounded up to whole hours.
     pub fn overdue_after_hours(&self, grace_hours: u32) -> u32 {
-        let now = Timestamp::now();
+        let now = OffsetDateTime::now_utc();
         let until = now
-            .checked_add(jiff::SignedDuration::from_hours(GAP_HORIZON_DAYS * 24))
+            .checked_add(time::Duration::hours(GAP_HORIZON_DAYS * 24))
             .unwrap_or(now);
-        let times: Vec<Timestamp> = match TimeZone::get(&self.timezone) {
-            Ok(zone) => expression::fire_times_until(
+        let times: Vec<OffsetDateTime> = match Zone::named(&self.timezone) {
+            Some(zone) => expression::fire_times_until(
                 &self.expression,
                 &zone,
                 now,
                 Some(until),
                 GAP_HORIZON_FIRES,
             ),
-            Err(_) => Vec::new(),
-        }
-        .iter()
-        .map(jiff::ZonedDateTime::timestamp)
-        .collect();
+            None => Vec::new(),
+        };
         let longest = times
             .windows(2)
-            .map(|pair| pair[1].as_second() - pair[0].as_second())
+            .map(|pair| pair[1].unix_timestamp() - pair[0].unix_timestamp())
             .max()
             .unwrap_or(GAP_HORIZON_DAYS * 86_400);
         let window = i64::from(self.flexible_window_minutes.unwrap_or(0)) * 60;
@@ -137,43 +134,38 @@ impl Schedule {
     }
 
     /// The next `count` fire times after `after`.
-    pub fn fire_times(&self, after: Timestamp, count: usize) -> Vec<jiff::ZonedDateTime> {
+    pub fn fire_times(&self, after: OffsetDateTime, count: usize) -> Vec<OffsetDateTime> {
         fire_times_in(&self.expression, &self.timezone, after, count)
     }
 }
 
-/// The next `count` fire times of `expression` in the zone named `timezone`; none when the
-/// zone is unknown.
 /// Checks a time zone as EventBridge Scheduler takes it: an IANA name written exactly as the
-/// database writes it. jiff finds `europe/berlin` too, but AWS matches names exactly.
+/// database writes it: AWS matches names exactly, `europe/berlin` is refused.
 pub fn check_timezone(timezone: &str) -> Result<(), String> {
-    match TimeZone::get(timezone) {
-        Ok(zone) => match zone.iana_name() {
-            Some(name) if name == timezone => Ok(()),
-            Some(name) => Err(format!(
-                "{timezone:?} is not written as the IANA time-zone database writes it; write \
-                 {name:?}"
-            )),
-            None => Err(format!(
-                "{timezone:?} has no IANA name; write e.g. Europe/Berlin"
-            )),
-        },
-        Err(_) => Err(format!(
+    match zone::canonical_name(timezone) {
+        Some(name) if name == timezone => Ok(()),
+        Some(name) => Err(format!(
+            "{timezone:?} is not written as the IANA time-zone database writes it; write \
+             {name:?}"
+        )),
+        None => Err(format!(
             "{timezone:?} is not an IANA time zone; write e.g. Europe/Berlin, America/New_York \
              or UTC"
         )),
     }
 }
 
+/// The next `count` fire times of `expression` in the zone named `timezone`; none when the
+/// zone is unknown.
 pub fn fire_times_in(
     expression: &str,
     timezone: &str,
-    after: Timestamp,
+    after: OffsetDateTime,
     count: usize,
-) -> Vec<jiff::ZonedDateTime> {
-    match TimeZone::get(timezone) {
-        Ok(zone) => expression::fire_times(expression, &zone, after, count),
-        Err(_) => Vec::new(),
+) -> Vec<OffsetDateTime> {
+    match Zone::named(timezone) {
+        Some(zone) => expression::fire_times(expression, &zone, after, count),
+        None => Vec::new(),
     }
 }
 
@@ -188,7 +180,7 @@ pub struct Requested<'a> {
 /// The schedules, or the key and message of the first mistake (with its fix).
 pub fn resolve(
     requested: &Requested<'_>,
-    now: Timestamp,
+    now: OffsetDateTime,
 ) -> Result<Vec<Schedule>, (String, String)> {
     let Some(list) = requested.schedules else {
         let expression = requested.schedule.unwrap_or(DEFAULT_EXPRESSION).to_owned();
@@ -263,12 +255,7 @@ pub fn resolve(
         check_ranges(&format!("schedules[{index}]."), &schedule)?;
         // Equal in effect, however written (`UTC` and `Etc/UTC`, `rate(1 day)` and
         // `rate(24 hours)`): the same next fire times.
-        let instants = |s: &Schedule| -> Vec<Timestamp> {
-            s.fire_times(now, SAME_EFFECT_FIRES)
-                .iter()
-                .map(jiff::ZonedDateTime::timestamp)
-                .collect()
-        };
+        let instants = |s: &Schedule| s.fire_times(now, SAME_EFFECT_FIRES);
         let ours = instants(&schedule);
         if let Some(twin) = schedules.iter().find(|s| {
             (s.expression == schedule.expression && s.timezone == schedule.timezone)
@@ -324,7 +311,11 @@ fn check_ranges(prefix: &str, schedule: &Schedule) -> Result<(), (String, String
 }
 
 /// Refuses an expression with no fire time left (the 30th of February, a year gone by).
-fn never_fires(key: &str, schedule: &Schedule, now: Timestamp) -> Result<(), (String, String)> {
+fn never_fires(
+    key: &str,
+    schedule: &Schedule,
+    now: OffsetDateTime,
+) -> Result<(), (String, String)> {
     if schedule.fire_times(now, 1).is_empty() {
         return Err((
             key.to_owned(),
@@ -364,7 +355,7 @@ pub fn alarm_window_hours(schedules: &[Schedule], grace_hours: u32) -> Option<u3
 
 /// Each schedule's next five fire times, in its own zone and in UTC, e.g.
 /// `2027-01-04 02:00 Europe/Berlin = 01:00 UTC`.
-pub fn preview(schedules: &[Schedule], now: Timestamp) -> String {
+pub fn preview(schedules: &[Schedule], now: OffsetDateTime) -> String {
     let mut text = String::new();
     for schedule in schedules {
         text.push_str(&format!(
@@ -415,20 +406,20 @@ fn notes(schedule: &Schedule) -> Vec<String> {
 
 /// The next `count` fire times of `expression` in `timezone`, one indented line each, in the
 /// zone and in UTC.
-pub fn fire_lines(expression: &str, timezone: &str, now: Timestamp, count: usize) -> String {
+pub fn fire_lines(expression: &str, timezone: &str, now: OffsetDateTime, count: usize) -> String {
     let mut text = String::new();
     for at in fire_times_in(expression, timezone, now, count) {
-        let utc = at.with_time_zone(TimeZone::UTC);
+        let utc = at.to_offset(time::UtcOffset::UTC);
         text.push_str(&format!(
             "  {} {} = {}{} UTC\n",
-            at.strftime("%Y-%m-%d %H:%M"),
+            zone::minutes(at),
             timezone,
             if utc.date() == at.date() {
                 String::new()
             } else {
-                format!("{} ", utc.strftime("%Y-%m-%d"))
+                format!("{} ", zone::day(utc))
             },
-            utc.strftime("%H:%M")
+            zone::clock(utc)
         ));
     }
     text
@@ -438,8 +429,8 @@ pub fn fire_lines(expression: &str, timezone: &str, now: Timestamp, count: usize
 mod tests {
     use super::*;
 
-    fn at(text: &str) -> Timestamp {
-        text.parse().unwrap()
+    fn at(text: &str) -> OffsetDateTime {
+        OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).unwrap()
     }
 
     fn times(expression: &str, zone: &str, after: &str, count: usize) -> Vec<String> {
@@ -456,9 +447,13 @@ mod tests {
             .iter()
             .map(|z| {
                 format!(
-                    "{} = {}",
-                    z.strftime("%Y-%m-%d %H:%M %:z"),
-                    z.with_time_zone(TimeZone::UTC).strftime("%H:%M UTC")
+                    "{} {} = {} UTC",
+                    zone::minutes(*z),
+                    z.format(time::macros::format_description!(
+                        "[offset_hour sign:mandatory]:[offset_minute]"
+                    ))
+                    .unwrap(),
+                    zone::clock(z.to_offset(time::UtcOffset::UTC))
                 )
             })
             .collect()
@@ -725,12 +720,10 @@ mod tests {
         assert_eq!(alarm_window_hours(&[weekly], 0), Some(168));
         // The look ahead stops at its end, not after `count` fires decades away.
         let now = at("2026-11-27T00:00:00Z");
-        let until = now
-            .checked_add(jiff::SignedDuration::from_hours(240))
-            .unwrap();
+        let until = now.checked_add(time::Duration::hours(240)).unwrap();
+        let utc = Zone::named("UTC").unwrap();
         for expression in ["cron(0 2 * * ? *)", "rate(1 day)"] {
-            let ten =
-                expression::fire_times_until(expression, &TimeZone::UTC, now, Some(until), 20_000);
+            let ten = expression::fire_times_until(expression, &utc, now, Some(until), 20_000);
             assert_eq!(ten.len(), 10, "{expression}");
         }
     }

@@ -118,7 +118,10 @@ pub async fn deploy(
         "rendered template and parameters in {}",
         dir.display()
     ));
-    output.progress(env.schedule_preview(jiff::Timestamp::now()).trim_end());
+    output.progress(
+        env.schedule_preview(time::OffsetDateTime::now_utc())
+            .trim_end(),
+    );
     // By URL (1 MB, where a body in the request may hold only 51,200 bytes), from the artifact
     // bucket of the administrator's region when it is a target region, else of the first one;
     // content-addressed, and removed with the bucket.

@@ -124,7 +124,10 @@ pub async fn deploy(
         "rendered template and parameters in {}",
         dir.display()
     ));
-    output.progress(env.schedule_preview(jiff::Timestamp::now()).trim_end());
+    output.progress(
+        env.schedule_preview(time::OffsetDateTime::now_utc())
+            .trim_end(),
+    );
     // Copies and restore tests use each volume's KMS key through EC2: name the keys the
     // function's role is not granted, before they fail there.
     if !env.copies.is_empty() || env.restore_test.is_some() {
