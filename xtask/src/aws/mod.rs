@@ -3,13 +3,23 @@
 
 pub mod artifact_store;
 pub mod cfn;
+pub mod drift;
+pub mod fleet;
+pub mod iam;
 pub mod inbox;
+pub mod kms;
 pub mod lambda;
+pub mod logs;
+pub mod organizations;
+pub mod restore;
 pub mod snapshots;
 pub mod stacksets;
+pub mod topic;
+pub mod volumes;
 
 use crate::config::access::Access;
 use anyhow::{Context, Result, bail};
+use aws_sdk_iam::error::ProvideErrorMetadata;
 
 /// Where to connect: the config's region unless `--region` overrides it; `--profile` picks a
 /// named profile. `AWS_ENDPOINT_URL` (an emulator, say) is honoured by the SDK itself.
@@ -197,6 +207,49 @@ pub fn sdk_error<E: std::error::Error + 'static>(error: E) -> anyhow::Error {
         "{}",
         aws_sdk_cloudformation::error::DisplayErrorContext(error)
     )
+}
+
+/// What an AWS error says, in one line: its code and message, or that the endpoint answered
+/// with no AWS error at all (the local emulator does for an API it lacks), never a dump.
+pub fn said<E: ProvideErrorMetadata>(
+    error: &aws_smithy_runtime_api::client::result::SdkError<
+        E,
+        aws_smithy_runtime_api::http::Response,
+    >,
+) -> String {
+    match (error.code(), error.message()) {
+        (Some(code), Some(message)) => format!("{code}: {message}"),
+        (Some(code), None) => code.to_owned(),
+        (None, Some(message)) => message.to_owned(),
+        (None, None) => match error.raw_response() {
+            Some(response) => format!(
+                "HTTP {} with no AWS error: the endpoint does not implement it (the local \
+                 emulator does not)",
+                response.status().as_u16()
+            ),
+            None => "no answer (a network or credentials problem)".to_owned(),
+        },
+    }
+}
+
+/// Who the credentials are.
+pub struct Identity {
+    pub account: String,
+    pub arn: String,
+}
+
+/// The caller's identity (sts:GetCallerIdentity); the error in one line ([`said`]).
+pub async fn caller(aws: &Aws) -> std::result::Result<Identity, String> {
+    let identity = aws
+        .sts
+        .get_caller_identity()
+        .send()
+        .await
+        .map_err(|error| said(&error))?;
+    Ok(Identity {
+        account: identity.account().unwrap_or_default().to_owned(),
+        arn: identity.arn().unwrap_or_default().to_owned(),
+    })
 }
 
 /// A fresh multi-threaded async runtime.

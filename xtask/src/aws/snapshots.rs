@@ -156,3 +156,21 @@ pub async fn delete(
             .collect(),
     }
 }
+
+/// How many snapshots the account owns in `ec2`'s region; the error in one line.
+pub async fn count_owned(ec2: &aws_sdk_ec2::Client) -> std::result::Result<usize, String> {
+    let mut used = 0;
+    let mut pages = ec2
+        .describe_snapshots()
+        .owner_ids("self")
+        .max_results(1000)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        used += page
+            .map_err(|error| crate::aws::said(&error))?
+            .snapshots()
+            .len();
+    }
+    Ok(used)
+}

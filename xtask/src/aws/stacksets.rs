@@ -1,5 +1,6 @@
 //! The CloudFormation StackSets edge: one stack set, its stack instances and its operations,
-//! read and changed as the administrator (or a delegated administrator) with every page read.
+//! read and changed as the administrator (or a delegated administrator) with every page read;
+//! and the administrator account's own regional stacks beside it, read and updated in place.
 
 use crate::aws::cfn;
 use crate::aws::{Aws, sdk_error};
@@ -513,6 +514,39 @@ pub fn untargeted<'a>(targets: &Targets, existing: &'a [InstanceView]) -> Vec<&'
                 || (!targets.service_managed() && !targets.accounts().contains(&i.account))
         })
         .collect()
+}
+
+/// The template a stack runs now.
+pub async fn current_template(aws: &Aws, stack: &str) -> Result<String> {
+    let out = aws
+        .cloudformation
+        .get_template()
+        .stack_name(stack)
+        .send()
+        .await
+        .map_err(sdk_error)
+        .with_context(|| format!("failed to read the template of stack {stack}"))?;
+    Ok(out.template_body().unwrap_or_default().to_owned())
+}
+
+/// Updates a stack's template and parameters with the caller's own permissions.
+pub async fn update_stack(
+    aws: &Aws,
+    stack: &str,
+    body: &str,
+    parameters: &BTreeMap<String, String>,
+) -> Result<()> {
+    aws.cloudformation
+        .update_stack()
+        .stack_name(stack)
+        .template_body(body)
+        .set_parameters(Some(cfn::cfn_parameters(parameters)))
+        .capabilities(Capability::CapabilityNamedIam)
+        .send()
+        .await
+        .map_err(sdk_error)
+        .with_context(|| format!("failed to update stack {stack}"))?;
+    Ok(())
 }
 
 #[cfg(test)]

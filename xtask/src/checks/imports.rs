@@ -114,8 +114,8 @@ impl Crate {
         edges
     }
 
-    /// The modules whose own code names an AWS SDK crate.
-    fn calling_aws(&self) -> BTreeSet<String> {
+    /// The modules whose own code (its tests left out) contains any of `needles`.
+    fn containing(&self, needles: &[&str]) -> BTreeSet<String> {
         self.sources
             .iter()
             .filter(|(_, text)| {
@@ -123,12 +123,20 @@ impl Crate {
                     .split("#[cfg(test)]\nmod tests {")
                     .next()
                     .unwrap_or(text);
-                ["aws_sdk_", "aws_config", "aws_smithy_"]
-                    .iter()
-                    .any(|sdk| product.contains(sdk))
+                needles.iter().any(|needle| product.contains(needle))
             })
             .map(|(module, _)| module.clone())
             .collect()
+    }
+
+    /// The modules whose own code names an AWS SDK crate.
+    fn calling_aws(&self) -> BTreeSet<String> {
+        self.containing(&["aws_sdk_", "aws_config", "aws_smithy_"])
+    }
+
+    /// The modules whose own code sends an SDK request (a single one or a paginator's).
+    fn sending_requests(&self) -> BTreeSet<String> {
+        self.containing(&[".send()", "into_paginator()"])
     }
 }
 
@@ -321,6 +329,7 @@ const XTASK_PURE: &[&str] = &[
     "config::restore_test",
     "config::schedules",
     "config::targets",
+    "config::zone",
     "build::architecture",
     "paths",
     "workflows::deploy::keys",
@@ -387,6 +396,72 @@ fn pure_modules_never_reach_a_module_that_calls_aws() {
             );
         }
     }
+}
+
+/// The deployer's modules outside `aws/` that may send AWS requests themselves, and why.
+const XTASK_SENDERS_OUTSIDE_AWS: &[(&str, &str)] = &[
+    (
+        "bench",
+        "builds and removes the benchmark's fleet on the emulator",
+    ),
+    (
+        "bench::copy",
+        "builds the copy benchmark's snapshots on the emulator",
+    ),
+    (
+        "bench::fleet",
+        "builds the fleet benchmark's instances on the emulator",
+    ),
+    (
+        "commands::demo",
+        "makes the demo's instances on the emulator",
+    ),
+];
+
+#[test]
+fn only_the_aws_edges_send_requests() {
+    let krate = workspace_crate("xtask");
+    let sending = krate.sending_requests();
+    let edges: Vec<&String> = sending.iter().filter(|m| m.starts_with("aws")).collect();
+    assert!(edges.len() >= 10, "the scan found only {edges:?} in aws/");
+    let strays: Vec<&String> = sending
+        .iter()
+        .filter(|m| !m.starts_with("aws"))
+        .filter(|m| {
+            !XTASK_SENDERS_OUTSIDE_AWS
+                .iter()
+                .any(|(allowed, _)| allowed == m)
+        })
+        .collect();
+    assert!(
+        strays.is_empty(),
+        "{strays:?} send AWS requests outside aws/; move each call into an aws/ module (one \
+         function per question, its error in one line) and keep the decision where it was"
+    );
+    for (allowed, why) in XTASK_SENDERS_OUTSIDE_AWS {
+        assert!(
+            sending.contains(*allowed),
+            "{allowed} is allowed to send requests ({why}) but no longer does: drop it from \
+             the list"
+        );
+    }
+    let scan = Crate::from_sources(
+        [
+            ("", "mod aws; mod workflow;"),
+            ("aws", "fn f() { c.get_role()\n    .send()\n    .await; }"),
+            (
+                "workflow",
+                "fn g() { c.list().into_paginator().send(); tx.send(1); }",
+            ),
+        ]
+        .into_iter()
+        .map(|(m, t)| (m.to_owned(), t.to_owned()))
+        .collect(),
+    );
+    assert_eq!(
+        scan.sending_requests().into_iter().collect::<Vec<_>>(),
+        ["aws", "workflow"]
+    );
 }
 
 #[test]

@@ -265,7 +265,7 @@ async fn tour_in_emulator(
         &crate::workflows::restore::plan::At::Latest,
     )?;
     let planned = crate::workflows::restore::plan::volumes(point, None)?;
-    let restored = crate::workflows::restore::restore_volumes(&aws.ec2, &planned, None, |m| {
+    let restored = crate::aws::restore::restore_volumes(&aws.ec2, &planned, None, |m| {
         eprintln!("   {m}");
     })
     .await?;

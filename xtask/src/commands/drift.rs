@@ -2,9 +2,9 @@
 //! edited the function, disabled a schedule or an alarm by hand), as a table; exit 1 when drifted.
 
 use super::EnvArgs;
+use crate::aws::drift::{self, Drift};
 use crate::aws::{Connection, with_aws};
 use crate::output::Output;
-use crate::workflows::drift::{self, Drift};
 use anyhow::Result;
 use std::process::ExitCode;
 

@@ -40,7 +40,7 @@ impl Invoke {
             return self.run_local(&env, &event);
         }
         let result = with_aws(&self.connection, &env.region, &env.access, async |aws| {
-            invoke::invoke(aws, &env, &event).await
+            crate::aws::lambda::invoke(aws, &env, &event).await
         })?;
         self.output.result(&result, |r| {
             eprintln!("{}", r.log_tail);

@@ -2,10 +2,10 @@
 //! `invoke --local`) or raw, for a time window, one request, or followed as they come.
 
 use super::EnvArgs;
+use crate::aws::logs::{self, Event, Window};
 use crate::aws::{Connection, with_aws};
 use crate::output::Output;
 use crate::user_error::UserError;
-use crate::workflows::logs::{self, Event, Window};
 use anyhow::Result;
 use std::io::Write as _;
 use std::process::ExitCode;

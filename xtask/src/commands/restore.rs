@@ -2,10 +2,11 @@
 //! optionally attached to a stopped instance; the plan is shown first and confirmed.
 
 use super::EnvArgs;
+use crate::aws::restore::{self as ec2_restore, Launched, ReplacedRoot, Restored};
 use crate::aws::{Connection, with_aws};
 use crate::output::{Output, confirm};
+use crate::workflows::restore;
 use crate::workflows::restore::plan::{self, At};
-use crate::workflows::restore::{self, Launched, ReplacedRoot, Restored};
 use anyhow::Result;
 use std::process::ExitCode;
 
@@ -98,7 +99,7 @@ impl RestoreCmd {
                         env.region
                     )));
                 }
-                let state = restore::instance_state(&ec2, &point.instance_id).await?;
+                let state = ec2_restore::instance_state(&ec2, &point.instance_id).await?;
                 let task = plan::replace_root(point, state.as_deref())?;
                 output.progress(format!(
                     "replace the root volume of {} in place with {} from its restore point {} \
@@ -108,11 +109,13 @@ impl RestoreCmd {
                 if !confirm(self.yes, "replace the root volume?")? {
                     anyhow::bail!("restore cancelled; nothing was changed");
                 }
-                let done =
-                    restore::replace_root(&ec2, &task, std::time::Duration::from_secs(10), |m| {
-                        output.progress(m)
-                    })
-                    .await?;
+                let done = ec2_restore::replace_root(
+                    &ec2,
+                    &task,
+                    std::time::Duration::from_secs(10),
+                    |m| output.progress(m),
+                )
+                .await?;
                 return Ok(RestoreResult {
                     environment: env.name.clone(),
                     instance_id: point.instance_id.clone(),
@@ -130,10 +133,10 @@ impl RestoreCmd {
                     subnet_id: self.subnet.clone(),
                     security_group_ids: self.security_groups.clone(),
                 };
-                let original = restore::original_placement(&ec2, &point.instance_id).await?;
+                let original = ec2_restore::original_placement(&ec2, &point.instance_id).await?;
                 let new = plan::new_instance(point, &flags, original.as_ref())?;
                 if new.subnet_id.is_none() {
-                    restore::check_default_vpc(&ec2, &region).await?;
+                    ec2_restore::check_default_vpc(&ec2, &region).await?;
                 }
                 output.progress(format!(
                     "restore {} from its restore point {} ({}) in {} as a new {} instance{}{}:",
@@ -185,7 +188,7 @@ impl RestoreCmd {
                 if !confirm(self.yes, "register the image and launch the instance?")? {
                     anyhow::bail!("restore cancelled; nothing was created");
                 }
-                let launched = restore::launch(&ec2, &new, |m| output.progress(m)).await?;
+                let launched = ec2_restore::launch(&ec2, &new, |m| output.progress(m)).await?;
                 return Ok(RestoreResult {
                     environment: env.name.clone(),
                     instance_id: point.instance_id.clone(),
@@ -199,10 +202,10 @@ impl RestoreCmd {
             }
             let volumes = plan::volumes(point, self.az.as_deref())?;
             if let Some(zone) = &self.az {
-                restore::check_zone(&ec2, &region, zone).await?;
+                ec2_restore::check_zone(&ec2, &region, zone).await?;
             }
             if let Some(target) = &self.attach_to {
-                plan::check_attach(&restore::target(&ec2, target).await?, &volumes)?;
+                plan::check_attach(&ec2_restore::target(&ec2, target).await?, &volumes)?;
             }
             output.progress(format!(
                 "restore {} from its restore point {} ({}) in {}: {} new volumes{}",
@@ -238,11 +241,13 @@ impl RestoreCmd {
             if !confirm(self.yes, "create these volumes?")? {
                 anyhow::bail!("restore cancelled; nothing was created");
             }
-            let restored =
-                restore::restore_volumes(&ec2, &volumes, self.attach_to.as_deref(), |message| {
-                    output.progress(message)
-                })
-                .await?;
+            let restored = ec2_restore::restore_volumes(
+                &ec2,
+                &volumes,
+                self.attach_to.as_deref(),
+                |message| output.progress(message),
+            )
+            .await?;
             Ok(RestoreResult {
                 environment: env.name.clone(),
                 instance_id: point.instance_id.clone(),
@@ -334,7 +339,7 @@ mod tests {
         for file in [
             "xtask/src/workflows/restore/plan.rs",
             "xtask/src/commands/restore.rs",
-            "xtask/src/workflows/restore/mod.rs",
+            "xtask/src/aws/restore.rs",
             "docs/restore.md",
         ] {
             let text = std::fs::read_to_string(root.join(file)).unwrap();

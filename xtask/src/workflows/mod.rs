@@ -8,8 +8,6 @@ pub mod coverage;
 pub mod deploy;
 pub mod destroy;
 pub mod doctor;
-pub mod drift;
 pub mod invoke;
-pub mod logs;
 pub mod organization;
 pub mod restore;

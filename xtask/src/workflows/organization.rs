@@ -422,7 +422,8 @@ async fn require(
         Some((view, current_parameters))
             if view.status.ends_with("_COMPLETE") && !view.status.contains("ROLLBACK") =>
         {
-            if current_parameters == parameters && current_template(regional, &stack).await? == body
+            if current_parameters == parameters
+                && stacksets::current_template(regional, &stack).await? == body
             {
                 return Ok(view.outputs);
             }
@@ -430,7 +431,7 @@ async fn require(
                 "{stack} in {} changes (template or parameters); updating it",
                 regional.region
             ));
-            update_stack(regional, &stack, &body, &parameters).await?;
+            stacksets::update_stack(regional, &stack, &body, &parameters).await?;
             cfn::wait_with_progress(regional, &stack, false, output).await?;
         }
         Some((view, _)) => bail!(
@@ -454,19 +455,6 @@ async fn require(
         .await?
         .with_context(|| format!("stack {stack} vanished in {}", regional.region))?
         .outputs)
-}
-
-/// The template a stack runs now.
-async fn current_template(aws: &Aws, stack: &str) -> Result<String> {
-    let out = aws
-        .cloudformation
-        .get_template()
-        .stack_name(stack)
-        .send()
-        .await
-        .map_err(crate::aws::sdk_error)
-        .with_context(|| format!("failed to read the template of stack {stack}"))?;
-    Ok(out.template_body().unwrap_or_default().to_owned())
 }
 
 /// Who may read an organization's artifacts or publish to its central topic.
@@ -561,26 +549,6 @@ async fn require_central_topic(
         .cloned()
         .map(Some)
         .with_context(|| format!("stack {stack} has no TopicArn output"))
-}
-
-/// Updates a stack's template and parameters with the caller's own permissions.
-async fn update_stack(
-    aws: &Aws,
-    stack: &str,
-    body: &str,
-    parameters: &BTreeMap<String, String>,
-) -> Result<()> {
-    aws.cloudformation
-        .update_stack()
-        .stack_name(stack)
-        .template_body(body)
-        .set_parameters(Some(cfn::cfn_parameters(parameters)))
-        .capabilities(aws_sdk_cloudformation::types::Capability::CapabilityNamedIam)
-        .send()
-        .await
-        .map_err(crate::aws::sdk_error)
-        .with_context(|| format!("failed to update stack {stack}"))?;
-    Ok(())
 }
 
 /// One stack instance as `status` shows it.

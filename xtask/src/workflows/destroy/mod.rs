@@ -5,14 +5,14 @@
 #[cfg(test)]
 mod apply_tests;
 
+use crate::aws::Aws;
 use crate::aws::artifact_store;
 use crate::aws::cfn::{self, Resource, StackView};
 use crate::aws::snapshots::{self, Deletions, Limits};
-use crate::aws::{Aws, sdk_error};
 use crate::config::Environment;
 use crate::output::{Output, confirm};
 use crate::stack::template::BOOTSTRAP_STACK;
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use function::model::Snapshot;
 use std::fmt::Write as _;
 
@@ -336,14 +336,7 @@ pub async fn survey(aws: &Aws, env: &Environment) -> Result<Survey> {
         None => Vec::new(),
     };
     let name = log_group(stack);
-    let groups = aws
-        .logs
-        .describe_log_groups()
-        .log_group_name_prefix(&name)
-        .send()
-        .await
-        .map_err(sdk_error)
-        .context("failed to look for the function's log group")?;
+    let log_group = crate::aws::logs::group_exists(aws, &name).await?;
     let bootstrap = cfn::describe(aws, BOOTSTRAP_STACK).await?;
     let output = |name: &str| {
         bootstrap
@@ -354,14 +347,11 @@ pub async fn survey(aws: &Aws, env: &Environment) -> Result<Survey> {
     let copies = snapshots::copies_by_region(aws, regions, stack, &env.region).await?;
     Ok(Survey {
         snapshots: snapshots::managed(aws, stack).await?,
-        test_volumes: test_volumes(aws, stack).await?,
+        test_volumes: crate::aws::volumes::test_volumes(aws, stack).await?,
         copies,
         stack: view,
         resources,
-        log_group: groups
-            .log_groups()
-            .iter()
-            .any(|g| g.log_group_name() == Some(name.as_str())),
+        log_group,
         other_stacks: cfn::describe_all(aws)
             .await?
             .into_iter()
@@ -372,47 +362,14 @@ pub async fn survey(aws: &Aws, env: &Environment) -> Result<Survey> {
     })
 }
 
-/// The volumes a restore test of `stack` left, with their sizes.
-async fn test_volumes(aws: &Aws, stack: &str) -> Result<Vec<(String, i32)>> {
-    let mut found = Vec::new();
-    let mut pages = aws
-        .ec2
-        .describe_volumes()
-        .filters(
-            aws_sdk_ec2::types::Filter::builder()
-                .name(format!("tag:{}", function::restore_test::TAG))
-                .values(stack)
-                .build(),
-        )
-        .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        let page = page
-            .map_err(sdk_error)
-            .context("failed to look for volumes a restore test left")?;
-        for volume in page.volumes() {
-            found.push((
-                volume.volume_id().unwrap_or_default().to_owned(),
-                volume.size().unwrap_or(0),
-            ));
-        }
-    }
-    Ok(found)
-}
-
 /// Deletes the volumes a restore test left; a volume already gone counts as deleted.
 async fn delete_test_volumes(aws: &Aws, volumes: &[(String, i32)], result: &mut DestroyResult) {
-    use aws_sdk_ec2::error::ProvideErrorMetadata;
     for (id, _) in volumes {
-        match aws.ec2.delete_volume().volume_id(id).send().await {
-            Ok(_) => result.test_volumes_deleted.push(id.clone()),
-            Err(error) if error.code() == Some("InvalidVolume.NotFound") => {
-                result.test_volumes_deleted.push(id.clone());
-            }
+        match crate::aws::volumes::delete_volume(&aws.ec2, id).await {
+            Ok(()) => result.test_volumes_deleted.push(id.clone()),
             Err(error) => result.failures.push(format!(
-                "deleting restore test volume {id} failed: {:#} (a volume still being created \
-                 cannot be deleted yet: destroy again in a few minutes)",
-                sdk_error(error)
+                "deleting restore test volume {id} failed: {error:#} (a volume still being \
+                 created cannot be deleted yet: destroy again in a few minutes)"
             )),
         }
     }
@@ -515,24 +472,15 @@ pub async fn apply(
                 Ok(())
             }
             Step::LogGroup { name } => {
-                use aws_sdk_cloudwatchlogs::error::ProvideErrorMetadata;
-                match aws
-                    .logs
-                    .delete_log_group()
-                    .log_group_name(name)
-                    .send()
+                // Already gone with the stack: nothing left to remove.
+                crate::aws::logs::delete_group(aws, name)
                     .await
-                {
-                    Ok(_) => {
-                        progress(format!("deleted log group {name}, left outside the stack"));
-                        result.log_group_deleted = true;
-                        Ok(())
-                    }
-                    // It went with the stack: nothing left to remove.
-                    Err(error) if error.code() == Some("ResourceNotFoundException") => Ok(()),
-                    Err(error) => Err(sdk_error(error))
-                        .with_context(|| format!("failed to delete log group {name}")),
-                }
+                    .map(|deleted| {
+                        if deleted {
+                            progress(format!("deleted log group {name}, left outside the stack"));
+                            result.log_group_deleted = true;
+                        }
+                    })
             }
             Step::Artifact { bucket, key } => {
                 let deleted = artifact_store::delete_versions(aws, bucket, Some(key)).await;

@@ -9,58 +9,31 @@ pub mod verdicts;
 use crate::aws::Aws;
 use crate::config::Environment;
 use crate::stack::template::BOOTSTRAP_STACK;
-use aws_sdk_iam::error::ProvideErrorMetadata;
 use verdicts::{Check, Target};
-
-/// What an AWS error says, in one line: its code and message, or that the endpoint answered
-/// with no AWS error at all (the local emulator does for an API it lacks), never a dump.
-fn said<E: ProvideErrorMetadata>(
-    error: &aws_smithy_runtime_api::client::result::SdkError<
-        E,
-        aws_smithy_runtime_api::http::Response,
-    >,
-) -> String {
-    match (error.code(), error.message()) {
-        (Some(code), Some(message)) => format!("{code}: {message}"),
-        (Some(code), None) => code.to_owned(),
-        (None, Some(message)) => message.to_owned(),
-        (None, None) => match error.raw_response() {
-            Some(response) => format!(
-                "HTTP {} with no AWS error: the endpoint does not implement it (the local \
-                 emulator does not)",
-                response.status().as_u16()
-            ),
-            None => "no answer (a network or credentials problem)".to_owned(),
-        },
-    }
-}
 
 /// Every check, in the order a deploy depends on them.
 pub async fn all(aws: &Aws, env: &Environment) -> Vec<Check> {
     let mut checks = Vec::new();
-    let caller = match aws.sts.get_caller_identity().send().await {
+    let caller = match crate::aws::caller(aws).await {
         Ok(identity) => identity,
-        Err(error) => {
+        Err(why) => {
             checks.push(Check::fail(
                 "credentials",
-                format!("sts:GetCallerIdentity failed: {}", said(&error)),
+                format!("sts:GetCallerIdentity failed: {why}"),
                 "give credentials for the environment's account (--profile, or role_arn or \
                  profile in smartvault.yaml)",
             ));
             return checks;
         }
     };
-    let account = caller.account().unwrap_or_default().to_owned();
+    let account = caller.account.clone();
     checks.push(match env.account_id.as_deref() {
         Some(expected) if expected != account => Check::fail(
             "account",
             format!("these credentials are for account {account}, not {expected}"),
             "switch credentials, or fix account_id in smartvault.yaml",
         ),
-        _ => Check::pass(
-            "account",
-            format!("{account} as {}", caller.arn().unwrap_or("?")),
-        ),
+        _ => Check::pass("account", format!("{account} as {}", caller.arn)),
     });
     let iam = aws_sdk_iam::Client::new(&aws.sdk);
     // An organization's environment deploys a stack set from this account: no bootstrap, no
@@ -108,13 +81,13 @@ pub async fn all(aws: &Aws, env: &Environment) -> Vec<Check> {
     if let Some(found) = &bootstrap {
         checks.push(execution_role_trust(&iam, &found.execution_role).await);
         let target = target(aws, env, found, &account);
-        checks.push(deployer_permissions(&iam, caller.arn().unwrap_or_default(), &target).await);
+        checks.push(deployer_permissions(&iam, &caller.arn, &target).await);
         checks.push(execution_role_permissions(&iam, found, &target).await);
     }
     checks.push(concurrency(aws, env).await);
     // One read of the backed-up volumes serves the quota and the keys.
     let quotas = aws_sdk_servicequotas::Client::new(&aws.sdk);
-    let volumes = crate::workflows::coverage::backed_up_volumes(aws, env).await;
+    let volumes = crate::aws::fleet::backed_up_volumes(aws, env).await;
     checks.push(match &volumes {
         Ok(volumes) => snapshot_quota(&quotas, &aws.ec2, volumes.len()).await,
         Err(why) => Check::unknown(
@@ -124,7 +97,7 @@ pub async fn all(aws: &Aws, env: &Environment) -> Vec<Check> {
         ),
     });
     let encrypted = match &volumes {
-        Ok(owner) => crate::workflows::coverage::encrypted_volumes(aws, owner).await,
+        Ok(owner) => crate::aws::fleet::encrypted_volumes(aws, owner).await,
         Err(why) => Err(why.clone()),
     };
     let notes = match &encrypted {
@@ -204,46 +177,14 @@ pub async fn key_policies(aws: &Aws, env: &Environment, account: &str, keys: &[K
     let partition = function::copies::partition_of_region(&aws.region);
     let (mut lacking, mut unknown, mut admitted) = (Vec::new(), Vec::new(), 0);
     for key in keys {
-        let kms = aws_sdk_kms::Client::from_conf(
-            aws_sdk_kms::config::Builder::from(&aws.sdk)
-                .region(aws_sdk_kms::config::Region::new(key.region.clone()))
-                .build(),
-        );
-        let described = match kms.describe_key().key_id(&key.key).send().await {
-            Ok(described) => described,
-            Err(error) => {
-                unknown.push(format!(
-                    "{} ({}): kms:DescribeKey: {}",
-                    key.key,
-                    key.purpose,
-                    said(&error)
-                ));
+        let (arn, document) = match crate::aws::kms::key(aws, &key.region, &key.key).await {
+            Ok(crate::aws::kms::Key::AwsManaged) => {
+                admitted += 1;
                 continue;
             }
-        };
-        let Some(metadata) = described.key_metadata() else {
-            unknown.push(format!("{} ({}): no key metadata", key.key, key.purpose));
-            continue;
-        };
-        if metadata.key_manager() == Some(&aws_sdk_kms::types::KeyManagerType::Aws) {
-            admitted += 1;
-            continue;
-        }
-        let arn = metadata.arn().unwrap_or(&key.key).to_owned();
-        let policy = kms
-            .get_key_policy()
-            .key_id(&arn)
-            .policy_name("default")
-            .send()
-            .await;
-        let document = match policy {
-            Ok(read) => read.policy().and_then(|p| serde_json::from_str(p).ok()),
-            Err(error) => {
-                unknown.push(format!(
-                    "{arn} ({}): kms:GetKeyPolicy: {}",
-                    key.purpose,
-                    said(&error)
-                ));
+            Ok(crate::aws::kms::Key::Customer { arn, policy }) => (arn, policy),
+            Err(why) => {
+                unknown.push(format!("{} ({}): {why}", key.key, key.purpose));
                 continue;
             }
         };
@@ -303,13 +244,9 @@ pub async fn before_deploy(
     account: &str,
 ) -> Vec<Check> {
     let iam = aws_sdk_iam::Client::new(&aws.sdk);
-    let caller = aws
-        .sts
-        .get_caller_identity()
-        .send()
+    let caller = crate::aws::caller(aws)
         .await
-        .ok()
-        .and_then(|i| i.arn().map(str::to_owned))
+        .map(|identity| identity.arn)
         .unwrap_or_default();
     let target = target(aws, env, bootstrap, account);
     vec![
@@ -340,21 +277,17 @@ fn target<'a>(
 pub async fn execution_role_trust(iam: &aws_sdk_iam::Client, role_arn: &str) -> Check {
     const NAME: &str = "execution-role-trust";
     let role_name = role_arn.rsplit('/').next().unwrap_or(role_arn);
-    let read = iam.get_role().role_name(role_name).send().await;
-    let role = match read {
-        Ok(role) => role,
-        Err(error) => {
+    let document = match crate::aws::iam::trust_policy(iam, role_name).await {
+        Ok(document) => document,
+        Err(why) => {
             return Check::unknown(
                 NAME,
-                format!("could not read role {role_name}: {}", said(&error)),
+                format!("could not read role {role_name}: {why}"),
                 "grant iam:GetRole on it (docs/deployer-policy.json, ReadStackRolesForDrift)",
             );
         }
     };
-    let document = role
-        .role()
-        .and_then(|r| r.assume_role_policy_document())
-        .and_then(verdicts::policy_document);
+    let document = document.as_deref().and_then(verdicts::policy_document);
     match document.map(|d| verdicts::trusts(&d, "cloudformation.amazonaws.com")) {
         Some(Ok(())) => Check::pass(NAME, format!("{role_name} trusts CloudFormation")),
         Some(Err(why)) => Check::fail(
@@ -449,41 +382,23 @@ async fn simulate(
     let mut denied = Vec::new();
     let mut actions = 0;
     for need in needs {
-        let context = need.context.iter().map(|(key, value)| {
-            aws_sdk_iam::types::ContextEntry::builder()
-                .context_key_name(key)
-                .context_key_type(aws_sdk_iam::types::ContextKeyTypeEnum::String)
-                .context_key_values(value)
-                .build()
-        });
-        let simulated = iam
-            .simulate_principal_policy()
-            .policy_source_arn(principal)
-            .set_action_names(Some(need.actions.clone()))
-            .resource_arns(&need.resource)
-            .set_context_entries(Some(context.collect()))
-            .send()
-            .await;
-        match simulated {
-            Ok(result) => {
+        let question = crate::aws::iam::Question {
+            principal,
+            actions: &need.actions,
+            resource: &need.resource,
+            context: &need.context,
+        };
+        match crate::aws::iam::not_allowed(iam, &question).await {
+            Ok(refused) => {
                 actions += need.actions.len();
-                for evaluation in result.evaluation_results() {
-                    if evaluation.eval_decision()
-                        != &aws_sdk_iam::types::PolicyEvaluationDecisionType::Allowed
-                    {
-                        denied.push(format!(
-                            "{} on {} ({})",
-                            evaluation.eval_action_name(),
-                            need.resource,
-                            evaluation.eval_decision().as_str()
-                        ));
-                    }
+                for (action, decision) in refused {
+                    denied.push(format!("{action} on {} ({decision})", need.resource));
                 }
             }
-            Err(error) => {
+            Err(why) => {
                 return Check::unknown(
                     name,
-                    format!("IAM's policy simulator did not answer: {}", said(&error)),
+                    format!("IAM's policy simulator did not answer: {why}"),
                     "grant iam:SimulatePrincipalPolicy on your own principal and on the \
                      bootstrap's execution role to let doctor check, or compare the policies \
                      with docs/deployer-policy.json and templates/bootstrap.yaml",
@@ -553,34 +468,19 @@ pub async fn snapshot_quota(
     per_run: usize,
 ) -> Check {
     const NAME: &str = "snapshot-quota";
-    let listed = quotas
-        .list_service_quotas()
-        .service_code("ebs")
-        .into_paginator()
-        .items()
-        .send()
-        .collect::<Vec<_>>()
-        .await;
-    let mut quota = None;
-    for item in listed {
-        match item {
-            Ok(q)
-                if q.quota_name()
-                    .is_some_and(|n| n.eq_ignore_ascii_case(verdicts::SNAPSHOTS_QUOTA_NAME)) =>
-            {
-                quota = q.value();
-            }
-            Ok(_) => {}
-            Err(error) => {
+    let quota =
+        match crate::aws::organizations::quota(quotas, "ebs", verdicts::SNAPSHOTS_QUOTA_NAME).await
+        {
+            Ok(quota) => quota,
+            Err(why) => {
                 return Check::unknown(
                     NAME,
-                    format!("Service Quotas did not answer: {}", said(&error)),
+                    format!("Service Quotas did not answer: {why}"),
                     "grant servicequotas:ListServiceQuotas, or read EBS's \"Snapshots per \
                      Region\" in the Service Quotas console",
                 );
             }
-        }
-    }
+        };
     let Some(quota) = quota else {
         return Check::unknown(
             NAME,
@@ -591,25 +491,16 @@ pub async fn snapshot_quota(
             "read EBS's quotas in the Service Quotas console",
         );
     };
-    let mut used = 0;
-    let mut pages = ec2
-        .describe_snapshots()
-        .owner_ids("self")
-        .max_results(1000)
-        .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        match page {
-            Ok(page) => used += page.snapshots().len(),
-            Err(error) => {
-                return Check::unknown(
-                    NAME,
-                    format!("could not count the region's snapshots: {}", said(&error)),
-                    "grant ec2:DescribeSnapshots (docs/deployer-policy.json, ListSnapshots)",
-                );
-            }
+    let used = match crate::aws::snapshots::count_owned(ec2).await {
+        Ok(used) => used,
+        Err(why) => {
+            return Check::unknown(
+                NAME,
+                format!("could not count the region's snapshots: {why}"),
+                "grant ec2:DescribeSnapshots (docs/deployer-policy.json, ListSnapshots)",
+            );
         }
-    }
+    };
     verdicts::snapshot_room(quota, used, per_run)
 }
 
@@ -639,53 +530,26 @@ pub async fn organization(
         return vec![check];
     }
     let mut checks = Vec::new();
-    let pages = orgs
-        .list_aws_service_access_for_organization()
-        .into_paginator()
-        .send()
-        .collect::<Vec<_>>()
-        .await;
-    let mut enabled = Vec::new();
-    let mut refused = None;
-    for page in pages {
-        match page {
-            Ok(page) => enabled.extend(
-                page.enabled_service_principals()
-                    .iter()
-                    .filter_map(|p| p.service_principal().map(str::to_owned)),
-            ),
-            Err(error) => refused = Some(said(&error)),
-        }
-    }
-    checks.push(match refused {
-        None => verdicts::trusted_access(&enabled),
-        Some(why) => Check::unknown(
-            "stacksets-trusted-access",
-            format!("Organizations did not answer: {why}"),
-            "check in the management account that trusted access for CloudFormation StackSets \
+    checks.push(
+        match crate::aws::organizations::trusted_services(orgs).await {
+            Ok(enabled) => verdicts::trusted_access(&enabled),
+            Err(why) => Check::unknown(
+                "stacksets-trusted-access",
+                format!("Organizations did not answer: {why}"),
+                "check in the management account that trusted access for CloudFormation StackSets \
              is on",
-        ),
-    });
+            ),
+        },
+    );
     if targets.delegated_admin() {
-        let listed = orgs
-            .list_delegated_administrators()
-            .service_principal(verdicts::STACKSETS_PRINCIPAL)
-            .into_paginator()
-            .items()
-            .send()
-            .collect::<Vec<_>>()
-            .await;
-        let mut admins = Vec::new();
-        let mut refused = None;
-        for item in listed {
-            match item {
-                Ok(admin) => admins.extend(admin.id().map(str::to_owned)),
-                Err(error) => refused = Some(said(&error)),
-            }
-        }
-        checks.push(match refused {
-            None => verdicts::delegated(account, &admins),
-            Some(why) => Check::unknown(
+        let admins = crate::aws::organizations::delegated_administrators(
+            orgs,
+            verdicts::STACKSETS_PRINCIPAL,
+        )
+        .await;
+        checks.push(match admins {
+            Ok(admins) => verdicts::delegated(account, &admins),
+            Err(why) => Check::unknown(
                 "stacksets-delegated-admin",
                 format!("Organizations did not answer: {why}"),
                 "grant organizations:ListDelegatedAdministrators (docs/deployer-policy.json); \

@@ -1,5 +1,5 @@
-//! The function's log events from its log group: a window of them, or new ones as they come
-//! (FilterLogEvents, every page; following polls it).
+//! The function's log group: its events, a window of them or new ones as they come
+//! (FilterLogEvents, every page; following polls it), whether it exists, and its deletion.
 
 use crate::aws::{Aws, sdk_error};
 use anyhow::{Context, Result, bail};
@@ -93,5 +93,39 @@ pub async fn follow(aws: &Aws, window: Window<'_>, mut show: impl FnMut(&Event))
             start_ms = start_ms.max(newest.timestamp - 60_000);
         }
         tokio::time::sleep(FOLLOW_EVERY).await;
+    }
+}
+
+/// Whether the log group named exactly `name` exists.
+pub async fn group_exists(aws: &Aws, name: &str) -> Result<bool> {
+    let groups = aws
+        .logs
+        .describe_log_groups()
+        .log_group_name_prefix(name)
+        .send()
+        .await
+        .map_err(sdk_error)
+        .context("failed to look for the function's log group")?;
+    Ok(groups
+        .log_groups()
+        .iter()
+        .any(|g| g.log_group_name() == Some(name)))
+}
+
+/// Deletes the log group `name`: `true` when deleted, `false` when there was none.
+pub async fn delete_group(aws: &Aws, name: &str) -> Result<bool> {
+    use aws_sdk_cloudwatchlogs::error::ProvideErrorMetadata;
+    match aws
+        .logs
+        .delete_log_group()
+        .log_group_name(name)
+        .send()
+        .await
+    {
+        Ok(_) => Ok(true),
+        Err(error) if error.code() == Some("ResourceNotFoundException") => Ok(false),
+        Err(error) => {
+            Err(sdk_error(error)).with_context(|| format!("failed to delete log group {name}"))
+        }
     }
 }
