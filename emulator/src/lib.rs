@@ -9,6 +9,7 @@ pub mod fleet;
 mod http;
 pub mod loopback;
 pub mod proxy;
+pub mod story;
 
 use base64::Engine as _;
 use std::fmt;

@@ -1,7 +1,7 @@
 //! The EC2 side of a restore, as `workflows::restore::plan` decided it: volumes created from a
 //! point's snapshots, tagged at creation, waited for, optionally attached; anything a step made
 //! is removed again when a later one fails, and the error says so. Also the instance launches
-//! and root-volume replacements of `restore --launch` and `--replace-root`.
+//! and root-volume replacements of `restore --new-instance` and `--replace-root`.
 
 use crate::aws::sdk_error;
 use crate::user_error::UserError;

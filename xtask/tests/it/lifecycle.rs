@@ -3,6 +3,7 @@
 
 use crate::common::{assert_fields, fake_artifact, json, scratch, xtask};
 use emulator::Emulator;
+use emulator::story::Story;
 use std::path::{Path, PathBuf};
 
 const STACK: &str = "smartvault-local";
@@ -71,408 +72,485 @@ async fn deploy_redeploy_change_status_invoke_destroy() {
         )
     };
 
-    // First deploy creates everything.
-    emulator.start_recording().unwrap();
-    let created = json(&deploy(shipped));
-    // The environment's template goes by S3 URL (1 MB), never inline in the request (51,200
-    // bytes, which the main template nears; the emulator enforces neither), and its copy in
-    // the bucket is gone once the change set is made.
-    let bodies = emulator.stop_recording_bodies().unwrap();
-    let change_sets: Vec<&String> = bodies
-        .iter()
-        .filter(|b| b.starts_with("Action=CreateChangeSet&") && b.contains("smartvault-local"))
-        .collect();
-    assert_eq!(change_sets.len(), 1, "{bodies:?}");
-    assert!(
-        change_sets[0].contains("TemplateURL=https%3A%2F%2Fsmartvault-bootstrap-")
-            && !change_sets[0].contains("TemplateBody="),
-        "{}",
-        change_sets[0]
-    );
+    let mut story = Story::new("deploy, redeploy, change, status, invoke, destroy");
+    let cloudformation = aws_sdk_cloudformation::Client::new(&sdk);
+    let lambda = aws_sdk_lambda::Client::new(&sdk);
+    let sns = aws_sdk_sns::Client::new(&sdk);
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&sdk);
+    let ec2 = aws_sdk_ec2::Client::new(&sdk);
     let s3 = aws_sdk_s3::Client::from_conf(
         aws_sdk_s3::config::Builder::from(&sdk)
             .force_path_style(true)
             .build(),
     );
-    for bucket in s3.list_buckets().send().await.unwrap().buckets() {
-        let left = s3
-            .list_object_versions()
-            .bucket(bucket.name().unwrap())
-            .prefix("artifacts/templates/")
-            .send()
-            .await
-            .unwrap();
-        assert!(
-            left.versions().is_empty() && left.delete_markers().is_empty(),
-            "the template's copy is removed: {left:?}"
-        );
-    }
-    assert_fields(
-        &created,
-        &[
-            "environment",
-            "stack",
-            "region",
-            "account",
-            "result",
-            "artifact_sha256",
-            "artifact_uploaded",
-            "changes",
-            "outputs",
-        ],
-    );
-    assert_eq!(created["result"], "created");
-    assert_eq!(created["artifact_uploaded"], true);
-    let sha = created["artifact_sha256"].as_str().unwrap().to_owned();
-
-    // The first deploy bootstrapped the region (--yes), and CloudFormation acts for the stack
-    // with the bootstrap's execution role, not with the deployer's permissions.
-    let cloudformation = aws_sdk_cloudformation::Client::new(&sdk);
-    let stack_of = async |name: &str| {
-        cloudformation
-            .describe_stacks()
-            .stack_name(name)
-            .send()
-            .await
-            .unwrap()
-            .stacks()[0]
-            .clone()
-    };
-    let bootstrap = stack_of("smartvault-bootstrap").await;
-    let execution_role = bootstrap
-        .outputs()
-        .iter()
-        .find(|o| o.output_key() == Some("ExecutionRoleArn"))
-        .and_then(|o| o.output_value())
-        .unwrap()
-        .to_owned();
-    assert!(
-        execution_role.ends_with(":role/smartvault-bootstrap-cfn-exec-us-east-1"),
-        "{execution_role}"
-    );
-    assert_eq!(
-        stack_of(STACK).await.role_arn(),
-        Some(execution_role.as_str())
-    );
-
-    let lambda = aws_sdk_lambda::Client::new(&sdk);
-    let function = lambda
-        .get_function_configuration()
-        .function_name(STACK)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        function.runtime().map(|r| r.as_str()),
-        Some("provided.al2023")
-    );
-    assert_eq!(function.handler(), Some("bootstrap"));
-    assert_eq!(function.memory_size(), Some(256));
-    assert_eq!(function.timeout(), Some(300));
-    let vars = function.environment().unwrap().variables().unwrap();
-    let mut names: Vec<&str> = vars.keys().map(String::as_str).collect();
-    names.sort_unstable();
-    let mut read = function::config::VARIABLES.to_vec();
-    read.sort_unstable();
-    assert_eq!(names, read);
-    assert_eq!(vars["DEPLOYMENT"], STACK);
-    assert_eq!(
-        vars["SCHEDULES"],
-        r#"[{"name":"default","retention_days":7,"keep_last":1,"overdue_after_hours":27}]"#
-    );
-    assert!(vars["SNS_TOPIC_ARN"].ends_with(&format!(":{STACK}")));
-    assert_eq!(
-        vars["RESTORE_TEST"], r#"{"sample":2,"max_wait_seconds":120}"#,
-        "the local environment's restore test reaches the function"
-    );
-
-    let sns = aws_sdk_sns::Client::new(&sdk);
-    let topics = sns.list_topics().send().await.unwrap();
-    assert!(
-        topics
-            .topics()
-            .iter()
-            .any(|t| t.topic_arn() == Some(vars["SNS_TOPIC_ARN"].as_str()))
-    );
-    // The schedules are EventBridge Scheduler's, which the emulator's CloudFormation skips
-    // (template_checks proves them); there is no EventBridge rule any more.
-    assert_eq!(aws_sdk_eventbridge_rule(&sdk).await, None);
-    let logs = aws_sdk_cloudwatchlogs::Client::new(&sdk);
-    let groups = logs
-        .describe_log_groups()
-        .log_group_name_prefix(format!("/aws/lambda/{STACK}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(groups.log_groups().len(), 1);
-    assert_eq!(groups.log_groups()[0].retention_in_days(), Some(30));
-
-    // Deploying the same thing again changes nothing and still succeeds.
-    let again = json(&deploy(shipped));
-    assert_eq!(again["result"], "unchanged");
-    assert_eq!(again["artifact_uploaded"], false);
-
-    // A changed setting reaches the function's configuration.
-    let updated = json(&deploy(changed));
-    assert_eq!(updated["result"], "updated");
-    let function = lambda
-        .get_function_configuration()
-        .function_name(STACK)
-        .send()
-        .await
-        .unwrap();
-    assert!(
-        function.environment().unwrap().variables().unwrap()["SCHEDULES"]
-            .contains(r#""retention_days":14"#)
-    );
-
-    let status = json(&xtask(
-        &emulator,
-        &["status", "--env", "local", "--output", "json"],
-    ));
-    assert_fields(
-        &status,
-        &[
-            "environment",
-            "stack",
-            "region",
-            "stack_status",
-            "artifact_sha256",
-            "smartvault_version",
-            "schedules",
-            "termination_protection",
-            "snapshots",
-            "snapshots_gib",
-            "oldest_snapshot",
-            "newest_snapshot",
-            "copies",
-            "outputs",
-        ],
-    );
-    assert_eq!(status["artifact_sha256"], sha.as_str());
-    assert_eq!(status["schedules"][0]["name"], "default");
-    assert_eq!(status["schedules"][0]["expression"], "rate(1 day)");
-    assert_eq!(status["schedules"][0]["timezone"], "UTC");
-    assert!(status["schedules"][0]["next_fire_time"].is_string());
-    assert!(
-        status["stack_status"]
-            .as_str()
-            .unwrap()
-            .ends_with("_COMPLETE")
-    );
-
-    let invoked = json(&xtask(
-        &emulator,
-        &["invoke", "--env", "local", "--output", "json"],
-    ));
-    assert_fields(
-        &invoked,
-        &[
-            "function",
-            "status_code",
-            "function_error",
-            "payload",
-            "log_tail",
-        ],
-    );
-    assert_eq!(invoked["function"], STACK);
-    assert_eq!(invoked["function_error"], serde_json::Value::Null);
-
-    // Snapshots: one of this deployment's, one by hand, one of another deployment.
-    let ec2 = aws_sdk_ec2::Client::new(&sdk);
-    let volume = &emulator::fleet::detached_volume(&ec2).await.unwrap();
-    let ours =
-        emulator::fleet::snapshot_by_hand(&ec2, volume, &[(function::tags::MANAGED_BY, STACK)])
-            .await
-            .unwrap();
-    let by_hand = emulator::fleet::snapshot_by_hand(&ec2, volume, &[("CreatedOn", "2020-01-01")])
-        .await
-        .unwrap();
-    let other_tool = emulator::fleet::snapshot_by_hand(
-        &ec2,
-        volume,
-        &[
-            ("dlm:managed", "true"),
-            (function::tags::INSTANCE_ID, "i-0123456789abcdef0"),
-        ],
-    )
-    .await
-    .unwrap();
-    let theirs = emulator::fleet::snapshot_by_hand(
-        &ec2,
-        volume,
-        &[(function::tags::MANAGED_BY, "smartvault-other")],
-    )
-    .await
-    .unwrap();
-
-    // A volume a restore test of this deployment left, and one of another deployment's.
-    let test_volume = |deployment: &'static str| {
-        let ec2 = ec2.clone();
-        async move {
-            let tags = aws_sdk_ec2::types::TagSpecification::builder()
-                .resource_type(aws_sdk_ec2::types::ResourceType::Volume)
-                .tags(
-                    aws_sdk_ec2::types::Tag::builder()
-                        .key(function::restore_test::TAG)
-                        .value(deployment)
-                        .build(),
-                )
-                .build();
-            ec2.create_volume()
-                .availability_zone("us-east-1a")
-                .size(1)
-                .tag_specifications(tags)
+    let sha = story
+        .stage(
+            "the first deploy creates everything, its template sent by S3 URL",
+            async {
+                // First deploy creates everything.
+                emulator.start_recording().unwrap();
+                let created = json(&deploy(shipped));
+                // The environment's template goes by S3 URL (1 MB), never inline in the request (51,200
+                // bytes, which the main template nears; the emulator enforces neither), and its copy in
+                // the bucket is gone once the change set is made.
+                let bodies = emulator.stop_recording_bodies().unwrap();
+                let change_sets: Vec<&String> = bodies
+                    .iter()
+                    .filter(|b| {
+                        b.starts_with("Action=CreateChangeSet&") && b.contains("smartvault-local")
+                    })
+                    .collect();
+                assert_eq!(change_sets.len(), 1, "{bodies:?}");
+                assert!(
+                    change_sets[0].contains("TemplateURL=https%3A%2F%2Fsmartvault-bootstrap-")
+                        && !change_sets[0].contains("TemplateBody="),
+                    "{}",
+                    change_sets[0]
+                );
+                for bucket in s3.list_buckets().send().await.unwrap().buckets() {
+                    let left = s3
+                        .list_object_versions()
+                        .bucket(bucket.name().unwrap())
+                        .prefix("artifacts/templates/")
+                        .send()
+                        .await
+                        .unwrap();
+                    assert!(
+                        left.versions().is_empty() && left.delete_markers().is_empty(),
+                        "the template's copy is removed: {left:?}"
+                    );
+                }
+                assert_fields(
+                    &created,
+                    &[
+                        "environment",
+                        "stack",
+                        "region",
+                        "account",
+                        "result",
+                        "artifact_sha256",
+                        "artifact_uploaded",
+                        "changes",
+                        "outputs",
+                    ],
+                );
+                assert_eq!(created["result"], "created");
+                assert_eq!(created["artifact_uploaded"], true);
+                created["artifact_sha256"].as_str().unwrap().to_owned()
+            },
+        )
+        .await;
+    story
+        .stage(
+            "CloudFormation acts with the bootstrap's execution role",
+            async {
+                // The first deploy bootstrapped the region (--yes), and CloudFormation acts for the stack
+                // with the bootstrap's execution role, not with the deployer's permissions.
+                let stack_of = async |name: &str| {
+                    cloudformation
+                        .describe_stacks()
+                        .stack_name(name)
+                        .send()
+                        .await
+                        .unwrap()
+                        .stacks()[0]
+                        .clone()
+                };
+                let bootstrap = stack_of("smartvault-bootstrap").await;
+                let execution_role = bootstrap
+                    .outputs()
+                    .iter()
+                    .find(|o| o.output_key() == Some("ExecutionRoleArn"))
+                    .and_then(|o| o.output_value())
+                    .unwrap()
+                    .to_owned();
+                assert!(
+                    execution_role.ends_with(":role/smartvault-bootstrap-cfn-exec-us-east-1"),
+                    "{execution_role}"
+                );
+                assert_eq!(
+                    stack_of(STACK).await.role_arn(),
+                    Some(execution_role.as_str())
+                );
+            },
+        )
+        .await;
+    let topic_arn = story
+        .stage("the function runs as the environment says", async {
+            let function = lambda
+                .get_function_configuration()
+                .function_name(STACK)
                 .send()
                 .await
-                .unwrap()
-                .volume_id()
-                .unwrap()
-                .to_owned()
-        }
-    };
-    let left_by_test = test_volume(STACK).await;
-    let others_test = test_volume("smartvault-other").await;
-
-    // Without a terminal and without --yes, destroy refuses and removes nothing.
-    let refused = xtask(&emulator, &["destroy", "--env", "local"]);
-    assert_eq!(
-        refused.status.code(),
-        Some(2),
-        "a missing --yes is a usage mistake"
-    );
-    assert!(String::from_utf8_lossy(&refused.stderr).contains("pass --yes"));
-
-    let destroyed = json(&xtask(
-        &emulator,
-        &["destroy", "--env", "local", "--yes", "--output", "json"],
-    ));
-    assert_fields(
-        &destroyed,
-        &[
-            "environment",
-            "stack",
-            "stack_existed",
-            "resources",
-            "snapshots_found",
-            "snapshots_gib",
-            "snapshots_deleted",
-            "snapshots_kept",
-            "copies_found",
-            "copies_deleted",
-            "test_volumes_deleted",
-            "log_group_deleted",
-            "artifacts_deleted",
-            "kept",
-            "failures",
-        ],
-    );
-    assert_eq!(destroyed["failures"], serde_json::json!([]));
-    assert_eq!(destroyed["snapshots_deleted"], serde_json::json!([ours]));
-    assert_eq!(
-        destroyed["test_volumes_deleted"],
-        serde_json::json!([left_by_test])
-    );
-    let volumes = ec2.describe_volumes().send().await.unwrap();
-    let ids: Vec<&str> = volumes
-        .volumes()
-        .iter()
-        .filter_map(|v| v.volume_id())
-        .collect();
-    assert!(!ids.contains(&left_by_test.as_str()), "{ids:?}");
-    assert!(
-        ids.contains(&others_test.as_str()),
-        "another deployment's test volume stays"
-    );
-    // The bootstrap stack stays: it is the account's and region's, and the plan says how an
-    // administrator removes it.
-    assert!(
-        destroyed["kept"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|k| k["what"]
-                .as_str()
-                .unwrap()
-                .starts_with("the bootstrap stack smartvault-bootstrap")
-                && k["why"].as_str().unwrap().contains("--delete")),
-        "{destroyed}"
-    );
-    let removed = json(&xtask(
-        &emulator,
-        &[
-            "bootstrap",
-            "--region",
-            "us-east-1",
-            "--delete",
-            "--yes",
-            "--output",
-            "json",
-        ],
-    ));
-    assert_eq!(removed["existed"], true);
-
-    // Nothing on the seed's cleanup list is left: function, rule, topic, log group, role, snapshots.
-    let stacks = cloudformation
-        .describe_stacks()
-        .stack_name(STACK)
-        .send()
+                .unwrap();
+            assert_eq!(
+                function.runtime().map(|r| r.as_str()),
+                Some("provided.al2023")
+            );
+            assert_eq!(function.handler(), Some("bootstrap"));
+            assert_eq!(function.memory_size(), Some(256));
+            assert_eq!(function.timeout(), Some(300));
+            let vars = function.environment().unwrap().variables().unwrap().clone();
+            let mut names: Vec<&str> = vars.keys().map(String::as_str).collect();
+            names.sort_unstable();
+            let mut read = function::config::VARIABLES.to_vec();
+            read.sort_unstable();
+            assert_eq!(names, read);
+            assert_eq!(vars["DEPLOYMENT"], STACK);
+            assert_eq!(
+                vars["SCHEDULES"],
+                r#"[{"name":"default","retention_days":7,"keep_last":1,"overdue_after_hours":27}]"#
+            );
+            assert!(vars["SNS_TOPIC_ARN"].ends_with(&format!(":{STACK}")));
+            assert_eq!(
+                vars["RESTORE_TEST"], r#"{"sample":2,"max_wait_seconds":120}"#,
+                "the local environment's restore test reaches the function"
+            );
+            vars["SNS_TOPIC_ARN"].clone()
+        })
         .await;
-    assert!(stacks.is_err(), "the stack is gone (by name)");
-    assert!(
-        lambda
-            .get_function()
-            .function_name(STACK)
-            .send()
-            .await
-            .is_err(),
-        "function gone"
-    );
-    assert!(aws_sdk_eventbridge_rule(&sdk).await.is_none(), "rule gone");
-    let topics = sns.list_topics().send().await.unwrap();
-    assert!(topics.topics().is_empty(), "topic gone: {topics:?}");
-    let groups = logs.describe_log_groups().send().await.unwrap();
-    assert!(groups.log_groups().is_empty(), "log group gone");
-    let iam = aws_sdk_iam::Client::new(&sdk);
-    let roles = iam.list_roles().send().await.unwrap();
-    assert!(
-        roles
-            .roles()
-            .iter()
-            .all(|r| !r.role_name().starts_with("smartvault-")),
-        "the function's and the execution role gone: {:?}",
-        roles.roles()
-    );
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&sdk)
-            .force_path_style(true)
-            .build(),
-    );
-    let buckets = s3.list_buckets().send().await.unwrap();
-    assert!(buckets.buckets().is_empty(), "artifact bucket gone");
-    let remaining: Vec<String> = ec2
-        .describe_snapshots()
-        .owner_ids("self")
-        .send()
+    let topic_arn = topic_arn.unwrap_or_default();
+    story
+        .stage(
+            "the topic and the log group exist, and no EventBridge rule",
+            async {
+                let topics = sns.list_topics().send().await.unwrap();
+                assert!(
+                    topics
+                        .topics()
+                        .iter()
+                        .any(|t| t.topic_arn() == Some(topic_arn.as_str()))
+                );
+                // The schedules are EventBridge Scheduler's, which the emulator's CloudFormation skips
+                // (template_checks proves them); there is no EventBridge rule any more.
+                assert_eq!(aws_sdk_eventbridge_rule(&sdk).await, None);
+                let logs = aws_sdk_cloudwatchlogs::Client::new(&sdk);
+                let groups = logs
+                    .describe_log_groups()
+                    .log_group_name_prefix(format!("/aws/lambda/{STACK}"))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(groups.log_groups().len(), 1);
+                assert_eq!(groups.log_groups()[0].retention_in_days(), Some(30));
+            },
+        )
+        .await;
+    story
+        .stage("deploying the same thing again changes nothing", async {
+            // Deploying the same thing again changes nothing and still succeeds.
+            let again = json(&deploy(shipped));
+            assert_eq!(again["result"], "unchanged");
+            assert_eq!(again["artifact_uploaded"], false);
+        })
+        .await;
+    story
+        .stage("a changed setting reaches the function", async {
+            // A changed setting reaches the function's configuration.
+            let updated = json(&deploy(changed));
+            assert_eq!(updated["result"], "updated");
+            let function = lambda
+                .get_function_configuration()
+                .function_name(STACK)
+                .send()
+                .await
+                .unwrap();
+            assert!(
+                function.environment().unwrap().variables().unwrap()["SCHEDULES"]
+                    .contains(r#""retention_days":14"#)
+            );
+        })
+        .await;
+    if let Some(sha) = &sha {
+        story
+            .stage(
+                "status shows the stack, its artifact and its schedule",
+                async {
+                    let status = json(&xtask(
+                        &emulator,
+                        &["status", "--env", "local", "--output", "json"],
+                    ));
+                    assert_fields(
+                        &status,
+                        &[
+                            "environment",
+                            "stack",
+                            "region",
+                            "stack_status",
+                            "artifact_sha256",
+                            "smartvault_version",
+                            "schedules",
+                            "termination_protection",
+                            "snapshots",
+                            "snapshots_gib",
+                            "oldest_snapshot",
+                            "newest_snapshot",
+                            "copies",
+                            "outputs",
+                        ],
+                    );
+                    assert_eq!(status["artifact_sha256"], sha.as_str());
+                    assert_eq!(status["schedules"][0]["name"], "default");
+                    assert_eq!(status["schedules"][0]["expression"], "rate(1 day)");
+                    assert_eq!(status["schedules"][0]["timezone"], "UTC");
+                    assert!(status["schedules"][0]["next_fire_time"].is_string());
+                    assert!(
+                        status["stack_status"]
+                            .as_str()
+                            .unwrap()
+                            .ends_with("_COMPLETE")
+                    );
+                },
+            )
+            .await;
+    }
+    story
+        .stage("invoke returns the function's answer", async {
+            let invoked = json(&xtask(
+                &emulator,
+                &["invoke", "--env", "local", "--output", "json"],
+            ));
+            assert_fields(
+                &invoked,
+                &[
+                    "function",
+                    "status_code",
+                    "function_error",
+                    "payload",
+                    "log_tail",
+                ],
+            );
+            assert_eq!(invoked["function"], STACK);
+            assert_eq!(invoked["function_error"], serde_json::Value::Null);
+        })
+        .await;
+    let Some((ours, by_hand, other_tool, theirs, left_by_test, others_test)) = story
+        .stage(
+            "snapshots and test volumes: ours, by hand, another tool's, another deployment's",
+            async {
+                // Snapshots: one of this deployment's, one by hand, one of another deployment.
+                let volume = &emulator::fleet::detached_volume(&ec2).await.unwrap();
+                let ours = emulator::fleet::snapshot_by_hand(
+                    &ec2,
+                    volume,
+                    &[(function::tags::MANAGED_BY, STACK)],
+                )
+                .await
+                .unwrap();
+                let by_hand =
+                    emulator::fleet::snapshot_by_hand(&ec2, volume, &[("CreatedOn", "2020-01-01")])
+                        .await
+                        .unwrap();
+                let other_tool = emulator::fleet::snapshot_by_hand(
+                    &ec2,
+                    volume,
+                    &[
+                        ("dlm:managed", "true"),
+                        (function::tags::INSTANCE_ID, "i-0123456789abcdef0"),
+                    ],
+                )
+                .await
+                .unwrap();
+                let theirs = emulator::fleet::snapshot_by_hand(
+                    &ec2,
+                    volume,
+                    &[(function::tags::MANAGED_BY, "smartvault-other")],
+                )
+                .await
+                .unwrap();
+
+                // A volume a restore test of this deployment left, and one of another deployment's.
+                let test_volume = |deployment: &'static str| {
+                    let ec2 = ec2.clone();
+                    async move {
+                        let tags = aws_sdk_ec2::types::TagSpecification::builder()
+                            .resource_type(aws_sdk_ec2::types::ResourceType::Volume)
+                            .tags(
+                                aws_sdk_ec2::types::Tag::builder()
+                                    .key(function::restore_test::TAG)
+                                    .value(deployment)
+                                    .build(),
+                            )
+                            .build();
+                        ec2.create_volume()
+                            .availability_zone("us-east-1a")
+                            .size(1)
+                            .tag_specifications(tags)
+                            .send()
+                            .await
+                            .unwrap()
+                            .volume_id()
+                            .unwrap()
+                            .to_owned()
+                    }
+                };
+                let left_by_test = test_volume(STACK).await;
+                let others_test = test_volume("smartvault-other").await;
+                (ours, by_hand, other_tool, theirs, left_by_test, others_test)
+            },
+        )
         .await
-        .unwrap()
-        .snapshots()
-        .iter()
-        .filter_map(|s| s.snapshot_id().map(str::to_owned))
-        .collect();
-    assert!(!remaining.contains(&ours));
-    assert!(
-        remaining.contains(&by_hand),
-        "a hand-made snapshot survives destroy"
-    );
-    assert!(
-        remaining.contains(&other_tool),
-        "another tool's snapshot survives destroy"
-    );
-    assert!(
-        remaining.contains(&theirs),
-        "another deployment's snapshot survives destroy"
-    );
+    else {
+        return story.end();
+    };
+    story
+        .stage(
+            "destroy without a terminal or --yes refuses and removes nothing",
+            async {
+                // Without a terminal and without --yes, destroy refuses and removes nothing.
+                let refused = xtask(&emulator, &["destroy", "--env", "local"]);
+                assert_eq!(
+                    refused.status.code(),
+                    Some(2),
+                    "a missing --yes is a usage mistake"
+                );
+                assert!(String::from_utf8_lossy(&refused.stderr).contains("pass --yes"));
+            },
+        )
+        .await;
+    story
+        .stage(
+            "destroy removes this deployment's snapshots and test volumes, keeps the bootstrap",
+            async {
+                let destroyed = json(&xtask(
+                    &emulator,
+                    &["destroy", "--env", "local", "--yes", "--output", "json"],
+                ));
+                assert_fields(
+                    &destroyed,
+                    &[
+                        "environment",
+                        "stack",
+                        "stack_existed",
+                        "resources",
+                        "snapshots_found",
+                        "snapshots_gib",
+                        "snapshots_deleted",
+                        "snapshots_kept",
+                        "copies_found",
+                        "copies_deleted",
+                        "test_volumes_deleted",
+                        "log_group_deleted",
+                        "artifacts_deleted",
+                        "kept",
+                        "failures",
+                    ],
+                );
+                assert_eq!(destroyed["failures"], serde_json::json!([]));
+                assert_eq!(destroyed["snapshots_deleted"], serde_json::json!([ours]));
+                assert_eq!(
+                    destroyed["test_volumes_deleted"],
+                    serde_json::json!([left_by_test])
+                );
+                let volumes = ec2.describe_volumes().send().await.unwrap();
+                let ids: Vec<&str> = volumes
+                    .volumes()
+                    .iter()
+                    .filter_map(|v| v.volume_id())
+                    .collect();
+                assert!(!ids.contains(&left_by_test.as_str()), "{ids:?}");
+                assert!(
+                    ids.contains(&others_test.as_str()),
+                    "another deployment's test volume stays"
+                );
+                // The bootstrap stack stays: it is the account's and region's, and the plan says how an
+                // administrator removes it.
+                assert!(
+                    destroyed["kept"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .any(|k| k["what"]
+                            .as_str()
+                            .unwrap()
+                            .starts_with("the bootstrap stack smartvault-bootstrap")
+                            && k["why"].as_str().unwrap().contains("--delete")),
+                    "{destroyed}"
+                );
+            },
+        )
+        .await;
+    story
+        .stage("bootstrap --delete removes the bootstrap", async {
+            let removed = json(&xtask(
+                &emulator,
+                &[
+                    "bootstrap",
+                    "--region",
+                    "us-east-1",
+                    "--delete",
+                    "--yes",
+                    "--output",
+                    "json",
+                ],
+            ));
+            assert_eq!(removed["existed"], true);
+        })
+        .await;
+    story
+        .stage(
+            "nothing of the deployment is left, and nobody else's snapshots are touched",
+            async {
+                // Nothing on the seed's cleanup list is left: function, rule, topic, log group, role, snapshots.
+                let stacks = cloudformation
+                    .describe_stacks()
+                    .stack_name(STACK)
+                    .send()
+                    .await;
+                assert!(stacks.is_err(), "the stack is gone (by name)");
+                assert!(
+                    lambda
+                        .get_function()
+                        .function_name(STACK)
+                        .send()
+                        .await
+                        .is_err(),
+                    "function gone"
+                );
+                assert!(aws_sdk_eventbridge_rule(&sdk).await.is_none(), "rule gone");
+                let topics = sns.list_topics().send().await.unwrap();
+                assert!(topics.topics().is_empty(), "topic gone: {topics:?}");
+                let groups = logs.describe_log_groups().send().await.unwrap();
+                assert!(groups.log_groups().is_empty(), "log group gone");
+                let iam = aws_sdk_iam::Client::new(&sdk);
+                let roles = iam.list_roles().send().await.unwrap();
+                assert!(
+                    roles
+                        .roles()
+                        .iter()
+                        .all(|r| !r.role_name().starts_with("smartvault-")),
+                    "the function's and the execution role gone: {:?}",
+                    roles.roles()
+                );
+                let buckets = s3.list_buckets().send().await.unwrap();
+                assert!(buckets.buckets().is_empty(), "artifact bucket gone");
+                let remaining: Vec<String> = ec2
+                    .describe_snapshots()
+                    .owner_ids("self")
+                    .send()
+                    .await
+                    .unwrap()
+                    .snapshots()
+                    .iter()
+                    .filter_map(|s| s.snapshot_id().map(str::to_owned))
+                    .collect();
+                assert!(!remaining.contains(&ours));
+                assert!(
+                    remaining.contains(&by_hand),
+                    "a hand-made snapshot survives destroy"
+                );
+                assert!(
+                    remaining.contains(&other_tool),
+                    "another tool's snapshot survives destroy"
+                );
+                assert!(
+                    remaining.contains(&theirs),
+                    "another deployment's snapshot survives destroy"
+                );
+            },
+        )
+        .await;
+    story.end();
 }
 
 /// The schedule of the stack's EventBridge rule, `None` when there is no such rule.
