@@ -8,6 +8,7 @@ use crate::common::{fake_artifact, json, scratch, xtask_with};
 use aws_sdk_ec2::config::Credentials;
 use emulator::Emulator;
 use emulator::fleet::{self, InstanceSpec};
+use emulator::story::Story;
 use function::config::Config;
 use function::context::{Context, FunctionError};
 use function::handler;
@@ -223,39 +224,10 @@ async fn the_deployer_and_the_function_hold_every_permission_they_use_and_no_mor
     .unwrap();
     let source_reader = user(&iam, "promotion-source", &source_policy).await;
 
+    let mut story = Story::new("the deployer and the function hold every permission they use");
     emulator.enforce_iam().unwrap();
-    let refused = ec2
-        .describe_instances()
-        .send()
-        .await
-        .expect_err("the emulator's dummy credentials are refused once IAM is enforced");
-    assert_eq!(
-        aws_sdk_ec2::error::ProvideErrorMetadata::code(&refused),
-        Some("AuthFailure")
-    );
-
-    // The administrator bootstraps the region once.
     let as_administrator = |args: &[&str]| xtask_with(&emulator, &administrator.env(), args);
-    let bootstrapped = json(&as_administrator(&[
-        "bootstrap",
-        "--region",
-        REGION,
-        "--yes",
-        "--output",
-        "json",
-    ]));
-    assert_eq!(bootstrapped["result"], "created");
-    let execution_role = bootstrapped["execution_role"].as_str().unwrap().to_owned();
-    assert_eq!(
-        execution_role,
-        format!(
-            "arn:aws:iam::{}:role/smartvault-bootstrap-cfn-exec-{REGION}",
-            emulator::ACCOUNT_ID
-        )
-    );
-
-    // The deployer's control: without iam:PassRole, CloudFormation is not handed the execution
-    // role, the deploy says which permission it lacks, and no stack is made.
+    let as_deployer = |args: &[&str]| xtask_with(&emulator, &deployer.env(), args);
     let dir = scratch("iam");
     let artifact = fake_artifact(&dir);
     let deploy_dev = [
@@ -268,208 +240,6 @@ async fn the_deployer_and_the_function_hold_every_permission_they_use_and_no_mor
         "--output",
         "json",
     ];
-    let refused = xtask_with(&emulator, &unpassing.env(), &deploy_dev);
-    assert!(!refused.status.success());
-    let message = String::from_utf8_lossy(&refused.stderr);
-    assert!(
-        message.contains("iam:PassRole") && message.contains(&execution_role),
-        "{message}"
-    );
-    let admin_sdk = admin.sdk_config(&emulator).await;
-    let cloudformation = aws_sdk_cloudformation::Client::new(&admin_sdk);
-    let dev_stack = cloudformation.describe_stacks().stack_name(STACK);
-    assert!(dev_stack.send().await.is_err(), "no dev stack");
-
-    // The deployer's CI commands, as the CI role: no call is denied.
-    let as_deployer = |args: &[&str]| xtask_with(&emulator, &deployer.env(), args);
-    let deployed = json(&as_deployer(&deploy_dev));
-    assert_eq!(deployed["result"], "created");
-    let dev_stack = cloudformation.describe_stacks().stack_name(STACK);
-    let described = dev_stack.send().await.unwrap();
-    assert_eq!(
-        described.stacks()[0].role_arn(),
-        Some(execution_role.as_str()),
-        "CloudFormation acts with the execution role"
-    );
-    // The deployer's control: without s3:GetObject, promotion is denied reading the artifact,
-    // says so, and deploys nothing.
-    let refused = xtask_with(
-        &emulator,
-        &blind.env(),
-        &["promote", "--from", "dev", "--to", "staging", "--yes"],
-    );
-    assert!(!refused.status.success());
-    let message = String::from_utf8_lossy(&refused.stderr);
-    assert!(
-        message.contains("access denied") && message.contains("s3:GetObject"),
-        "{message}"
-    );
-    let staging = cloudformation
-        .describe_stacks()
-        .stack_name("smartvault-staging");
-    assert!(staging.send().await.is_err(), "no staging stack yet");
-
-    let promoted = json(&as_deployer(&[
-        "promote", "--from", "dev", "--to", "staging", "--yes", "--output", "json",
-    ]));
-    assert_eq!(promoted["deploy"]["result"], "created");
-    let status = json(&as_deployer(&[
-        "status", "--env", "staging", "--output", "json",
-    ]));
-    assert_eq!(status["stack"], "smartvault-staging");
-    json(&as_deployer(&[
-        "invoke", "--env", "staging", "--output", "json",
-    ]));
-    // The operations commands a cron job or CI runs: coverage reads the instances, volumes and
-    // snapshots; logs the function's log group.
-    let coverage = json(&as_deployer(&[
-        "coverage", "--env", "staging", "--output", "json",
-    ]));
-    assert_eq!(coverage["stack"], "smartvault-staging");
-    let logs = as_deployer(&["logs", "--env", "staging", "--output", "json"]);
-    assert!(
-        logs.status.success(),
-        "{}",
-        String::from_utf8_lossy(&logs.stderr)
-    );
-
-    // Across accounts: B's administrator bootstraps B; B's CI deployer promotes staging (A) to
-    // prod (B), reading A with the read-only profile, as the workflow's prod job does.
-    let profiles = scratch("iam-profiles").join("credentials");
-    std::fs::write(
-        &profiles,
-        format!(
-            "[source]\naws_access_key_id = {}\naws_secret_access_key = {}\n",
-            source_reader.id, source_reader.secret
-        ),
-    )
-    .unwrap();
-    let profiles = profiles.to_str().unwrap();
-    // staging as shipped; prod in account B, without termination protection so the test
-    // can destroy it.
-    let accounts = scratch("iam-accounts").join("smartvault.yaml");
-    std::fs::write(
-        &accounts,
-        format!(
-            "environments:\n  staging:\n    region: {REGION}\n    \
-             notification_emails: [ops@example.com]\n  prod:\n    region: {REGION}\n    \
-             account_id: \"{ACCOUNT_B}\"\n    termination_protection: false\n    \
-             notification_emails: [ops@example.com]\n"
-        ),
-    )
-    .unwrap();
-    let accounts = accounts.to_str().unwrap();
-    let in_b = |key: &Key, args: &[&str]| {
-        let mut env = key.env().to_vec();
-        env.push(("AWS_SHARED_CREDENTIALS_FILE", profiles));
-        let mut args = args.to_vec();
-        if args[0] != "bootstrap" {
-            args.extend(["--config", accounts]);
-        }
-        xtask_with(&emulator, &env, &args)
-    };
-    let bootstrap_b = ["bootstrap", "--region", REGION, "--yes", "--output", "json"];
-    let bootstrapped_b = json(&in_b(&prod_administrator, &bootstrap_b));
-    assert_eq!(bootstrapped_b["account"], ACCOUNT_B);
-    let prod = json(&in_b(
-        &prod_deployer,
-        &[
-            "promote",
-            "--from",
-            "staging",
-            "--to",
-            "prod",
-            "--from-profile",
-            "source",
-            "--yes",
-            "--output",
-            "json",
-        ],
-    ));
-    assert_eq!(prod["deploy"]["account"], ACCOUNT_B);
-    assert_eq!(prod["deploy"]["result"], "created");
-    assert_eq!(prod["deploy"]["artifact_uploaded"], true);
-    assert_eq!(prod["artifact_sha256"], deployed["artifact_sha256"]);
-    // The control: the CI deployer of A cannot assume a role it was not granted; the message
-    // names the role, the environment and what to grant.
-    let dir_b = scratch("iam-role");
-    let with_role = dir_b.join("smartvault.yaml");
-    std::fs::write(
-        &with_role,
-        format!(
-            "environments:\n  prod:\n    region: {REGION}\n    account_id: \"{ACCOUNT_B}\"\n    \
-             role_arn: arn:aws:iam::{ACCOUNT_B}:role/smartvault-deployer\n    \
-             notification_emails: [ops@example.com]\n"
-        ),
-    )
-    .unwrap();
-    let refused = as_deployer(&[
-        "status",
-        "--env",
-        "prod",
-        "--config",
-        with_role.to_str().unwrap(),
-    ]);
-    assert!(!refused.status.success());
-    let message = String::from_utf8_lossy(&refused.stderr);
-    assert!(
-        message.contains(&format!(
-            "could not assume arn:aws:iam::{ACCOUNT_B}:role/smartvault-deployer for environment prod"
-        )) && message.contains("sts:AssumeRole"),
-        "{message}"
-    );
-    json(&in_b(
-        &prod_deployer,
-        &["destroy", "--env", "prod", "--yes", "--output", "json"],
-    ));
-    let mut delete_b = bootstrap_b.to_vec();
-    delete_b.insert(3, "--delete");
-    assert_eq!(json(&in_b(&prod_administrator, &delete_b))["existed"], true);
-
-    // The function, as a user holding exactly the policy the stack gave its role.
-    let role_policy = function_role_policy(&admin_sdk).await;
-    let config = function_config(&admin_sdk).await;
-    let iam = aws_sdk_iam::Client::new(&admin_sdk);
-    let function = user(&iam, "function", &role_policy.to_string()).await;
-    let ctx = Context::new(&function.sdk_config(&emulator).await, config.clone());
-    // Runs a month apart: the third finds the first run's snapshots expired, and not the
-    // newest of their volumes, and deletes them.
-    let start = OffsetDateTime::now_utc();
-    for month in 0..3 {
-        let report = run(&ctx, start + Duration::days(30 * month)).await.unwrap();
-        assert_eq!(report.created.len(), volumes, "{report:?}");
-        let deleted = if month == 2 { volumes } else { 0 };
-        assert_eq!(report.deleted.len(), deleted, "{report:?}");
-    }
-
-    // The control: with its DeleteOwnSnapshots statement scoped to another region's snapshots,
-    // the same policy is denied the deletions, and only them: the emulator judges resources.
-    let mut narrowed = role_policy.clone();
-    let statements = narrowed["Statement"].as_array_mut().unwrap();
-    let delete = statements
-        .iter_mut()
-        .find(|s| s["Sid"] == "DeleteOwnSnapshots")
-        .expect("the role policy has a DeleteOwnSnapshots statement");
-    let scoped = format!("arn:aws:ec2:{REGION}::snapshot/*");
-    assert_eq!(delete["Resource"], scoped.as_str());
-    delete["Resource"] = scoped.replace(REGION, emulator::REGION).into();
-    let narrow = user(&iam, "function-elsewhere", &narrowed.to_string()).await;
-    let ctx = Context::new(&narrow.sdk_config(&emulator).await, config);
-    let Err(FunctionError::RunFailed(denied)) = run(&ctx, start + Duration::days(90)).await else {
-        panic!("deleting snapshots outside the policy's resources must fail");
-    };
-    assert_eq!(denied.created.len(), volumes, "{denied:?}");
-    assert!(denied.deleted.is_empty(), "{denied:?}");
-    assert_eq!(denied.failed.len(), volumes, "{denied:?}");
-    for failure in &denied.failed {
-        assert_eq!(failure.operation, "DeleteSnapshot", "{failure:?}");
-        assert!(
-            ["AccessDenied", "UnauthorizedOperation"].contains(&failure.code.as_str()),
-            "{failure:?}"
-        );
-    }
-
-    // The bootstrap stack cannot go while environments deploy from it.
     let delete_bootstrap = [
         "bootstrap",
         "--region",
@@ -479,40 +249,355 @@ async fn the_deployer_and_the_function_hold_every_permission_they_use_and_no_mor
         "--output",
         "json",
     ];
-    let refused = as_administrator(&delete_bootstrap);
-    assert!(!refused.status.success());
-    let message = String::from_utf8_lossy(&refused.stderr);
-    assert!(
-        message.contains("still serves smartvault-dev, smartvault-staging"),
-        "{message}"
-    );
-
-    // Destroy, snapshots included, as the CI role, with the execution role passed.
-    let staging = json(&as_deployer(&[
-        "destroy", "--env", "staging", "--yes", "--output", "json",
-    ]));
-    assert_eq!(staging["stack_existed"], true);
-    assert_eq!(staging["failures"], serde_json::json!([]));
-    let dev = json(&as_deployer(&[
-        "destroy", "--env", "dev", "--yes", "--output", "json",
-    ]));
-    assert_eq!(dev["stack_existed"], true);
-    assert_eq!(
-        dev["snapshots_deleted"].as_array().unwrap().len(),
-        3 * volumes,
-        "the three newest runs' snapshots"
-    );
-    assert_eq!(dev["failures"], serde_json::json!([]));
-    // Then the administrator removes the bootstrap stack.
-    let removed = json(&as_administrator(&delete_bootstrap));
-    assert_eq!(removed["existed"], true);
-    let left = cloudformation.describe_stacks().send().await.unwrap();
-    assert!(
-        left.stacks()
-            .iter()
-            .all(|s| s.stack_status().map(|s| s.as_str()) == Some("DELETE_COMPLETE")),
-        "{left:?}"
-    );
+    let admin_sdk = admin.sdk_config(&emulator).await;
+    let cloudformation = aws_sdk_cloudformation::Client::new(&admin_sdk);
+    let admin_iam = aws_sdk_iam::Client::new(&admin_sdk);
+    story
+        .stage(
+            "once IAM is enforced, the emulator's own credentials are refused",
+            async {
+                let refused = ec2.describe_instances().send().await.expect_err(
+                    "the emulator's dummy credentials are refused once IAM is enforced",
+                );
+                assert_eq!(
+                    aws_sdk_ec2::error::ProvideErrorMetadata::code(&refused),
+                    Some("AuthFailure")
+                );
+            },
+        )
+        .await;
+    let Some(execution_role) = story
+        .stage("the administrator bootstraps the region", async {
+            let bootstrapped = json(&as_administrator(&[
+                "bootstrap",
+                "--region",
+                REGION,
+                "--yes",
+                "--output",
+                "json",
+            ]));
+            assert_eq!(bootstrapped["result"], "created");
+            let execution_role = bootstrapped["execution_role"].as_str().unwrap().to_owned();
+            assert_eq!(
+                execution_role,
+                format!(
+                    "arn:aws:iam::{}:role/smartvault-bootstrap-cfn-exec-{REGION}",
+                    emulator::ACCOUNT_ID
+                )
+            );
+            execution_role
+        })
+        .await
+    else {
+        return story.end();
+    };
+    story
+        .stage(
+            "without iam:PassRole a deploy names what it lacks and makes no stack",
+            async {
+                // The deployer's control: without iam:PassRole, CloudFormation is not handed the execution
+                // role, the deploy says which permission it lacks, and no stack is made.
+                let refused = xtask_with(&emulator, &unpassing.env(), &deploy_dev);
+                assert!(!refused.status.success());
+                let message = String::from_utf8_lossy(&refused.stderr);
+                assert!(
+                    message.contains("iam:PassRole") && message.contains(&execution_role),
+                    "{message}"
+                );
+                let dev_stack = cloudformation.describe_stacks().stack_name(STACK);
+                assert!(dev_stack.send().await.is_err(), "no dev stack");
+            },
+        )
+        .await;
+    let dev_sha = story
+        .stage(
+            "the CI deployer deploys dev, and CloudFormation acts with the execution role",
+            async {
+                // The deployer's CI commands, as the CI role: no call is denied.
+                let deployed = json(&as_deployer(&deploy_dev));
+                assert_eq!(deployed["result"], "created");
+                let dev_stack = cloudformation.describe_stacks().stack_name(STACK);
+                let described = dev_stack.send().await.unwrap();
+                assert_eq!(
+                    described.stacks()[0].role_arn(),
+                    Some(execution_role.as_str()),
+                    "CloudFormation acts with the execution role"
+                );
+                deployed["artifact_sha256"].clone()
+            },
+        )
+        .await;
+    story
+        .stage(
+            "without s3:GetObject promotion is denied, says why and deploys nothing",
+            async {
+                // The deployer's control: without s3:GetObject, promotion is denied reading the artifact,
+                // says so, and deploys nothing.
+                let refused = xtask_with(
+                    &emulator,
+                    &blind.env(),
+                    &["promote", "--from", "dev", "--to", "staging", "--yes"],
+                );
+                assert!(!refused.status.success());
+                let message = String::from_utf8_lossy(&refused.stderr);
+                assert!(
+                    message.contains("access denied") && message.contains("s3:GetObject"),
+                    "{message}"
+                );
+                let staging = cloudformation
+                    .describe_stacks()
+                    .stack_name("smartvault-staging");
+                assert!(staging.send().await.is_err(), "no staging stack yet");
+            },
+        )
+        .await;
+    story
+        .stage(
+            "the CI deployer promotes, and reads status, invoke, coverage and logs",
+            async {
+                let promoted = json(&as_deployer(&[
+                    "promote", "--from", "dev", "--to", "staging", "--yes", "--output", "json",
+                ]));
+                assert_eq!(promoted["deploy"]["result"], "created");
+                let status = json(&as_deployer(&[
+                    "status", "--env", "staging", "--output", "json",
+                ]));
+                assert_eq!(status["stack"], "smartvault-staging");
+                json(&as_deployer(&[
+                    "invoke", "--env", "staging", "--output", "json",
+                ]));
+                // The operations commands a cron job or CI runs: coverage reads the instances, volumes and
+                // snapshots; logs the function's log group.
+                let coverage = json(&as_deployer(&[
+                    "coverage", "--env", "staging", "--output", "json",
+                ]));
+                assert_eq!(coverage["stack"], "smartvault-staging");
+                let logs = as_deployer(&["logs", "--env", "staging", "--output", "json"]);
+                assert!(
+                    logs.status.success(),
+                    "{}",
+                    String::from_utf8_lossy(&logs.stderr)
+                );
+            },
+        )
+        .await;
+    if let Some(dev_sha) = &dev_sha {
+        story
+            .stage(
+                "across accounts, B's deployer promotes staging to prod reading A read-only",
+                async {
+                    // Across accounts: B's administrator bootstraps B; B's CI deployer promotes staging (A) to
+                    // prod (B), reading A with the read-only profile, as the workflow's prod job does.
+                    let profiles = scratch("iam-profiles").join("credentials");
+                    std::fs::write(
+                        &profiles,
+                        format!(
+                            "[source]\naws_access_key_id = {}\naws_secret_access_key = {}\n",
+                            source_reader.id, source_reader.secret
+                        ),
+                    )
+                    .unwrap();
+                    let profiles = profiles.to_str().unwrap();
+                    // staging as shipped; prod in account B, without termination protection so the test
+                    // can destroy it.
+                    let accounts = scratch("iam-accounts").join("smartvault.yaml");
+                    std::fs::write(
+                        &accounts,
+                        format!(
+                            "environments:\n  staging:\n    region: {REGION}\n    \
+                             notification_emails: [ops@example.com]\n  prod:\n    region: {REGION}\n    \
+                             account_id: \"{ACCOUNT_B}\"\n    termination_protection: false\n    \
+                             notification_emails: [ops@example.com]\n"
+                        ),
+                    )
+                    .unwrap();
+                    let accounts = accounts.to_str().unwrap();
+                    let in_b = |key: &Key, args: &[&str]| {
+                        let mut env = key.env().to_vec();
+                        env.push(("AWS_SHARED_CREDENTIALS_FILE", profiles));
+                        let mut args = args.to_vec();
+                        if args[0] != "bootstrap" {
+                            args.extend(["--config", accounts]);
+                        }
+                        xtask_with(&emulator, &env, &args)
+                    };
+                    let bootstrap_b = ["bootstrap", "--region", REGION, "--yes", "--output", "json"];
+                    let bootstrapped_b = json(&in_b(&prod_administrator, &bootstrap_b));
+                    assert_eq!(bootstrapped_b["account"], ACCOUNT_B);
+                    let prod = json(&in_b(
+                        &prod_deployer,
+                        &[
+                            "promote",
+                            "--from",
+                            "staging",
+                            "--to",
+                            "prod",
+                            "--from-profile",
+                            "source",
+                            "--yes",
+                            "--output",
+                            "json",
+                        ],
+                    ));
+                    assert_eq!(prod["deploy"]["account"], ACCOUNT_B);
+                    assert_eq!(prod["deploy"]["result"], "created");
+                    assert_eq!(prod["deploy"]["artifact_uploaded"], true);
+                    assert_eq!(&prod["artifact_sha256"], dev_sha);
+                    // The control: the CI deployer of A cannot assume a role it was not granted; the message
+                    // names the role, the environment and what to grant.
+                    let dir_b = scratch("iam-role");
+                    let with_role = dir_b.join("smartvault.yaml");
+                    std::fs::write(
+                        &with_role,
+                        format!(
+                            "environments:\n  prod:\n    region: {REGION}\n    account_id: \"{ACCOUNT_B}\"\n    \
+                             role_arn: arn:aws:iam::{ACCOUNT_B}:role/smartvault-deployer\n    \
+                             notification_emails: [ops@example.com]\n"
+                        ),
+                    )
+                    .unwrap();
+                    let refused = as_deployer(&[
+                        "status",
+                        "--env",
+                        "prod",
+                        "--config",
+                        with_role.to_str().unwrap(),
+                    ]);
+                    assert!(!refused.status.success());
+                    let message = String::from_utf8_lossy(&refused.stderr);
+                    assert!(
+                        message.contains(&format!(
+                            "could not assume arn:aws:iam::{ACCOUNT_B}:role/smartvault-deployer for environment prod"
+                        )) && message.contains("sts:AssumeRole"),
+                        "{message}"
+                    );
+                    json(&in_b(
+                        &prod_deployer,
+                        &["destroy", "--env", "prod", "--yes", "--output", "json"],
+                    ));
+                    let mut delete_b = bootstrap_b.to_vec();
+                    delete_b.insert(3, "--delete");
+                    assert_eq!(json(&in_b(&prod_administrator, &delete_b))["existed"], true);
+                },
+            )
+            .await;
+    }
+    let Some((role_policy, config, start)) = story
+        .stage(
+            "the function, with exactly its role's policy, backs up and expires over three months",
+            async {
+                // The function, as a user holding exactly the policy the stack gave its role.
+                let role_policy = function_role_policy(&admin_sdk).await;
+                let config = function_config(&admin_sdk).await;
+                let function = user(&admin_iam, "function", &role_policy.to_string()).await;
+                let ctx = Context::new(&function.sdk_config(&emulator).await, config.clone());
+                // Runs a month apart: the third finds the first run's snapshots expired, and not the
+                // newest of their volumes, and deletes them.
+                let start = OffsetDateTime::now_utc();
+                for month in 0..3 {
+                    let report = run(&ctx, start + Duration::days(30 * month)).await.unwrap();
+                    assert_eq!(report.created.len(), volumes, "{report:?}");
+                    let deleted = if month == 2 { volumes } else { 0 };
+                    assert_eq!(report.deleted.len(), deleted, "{report:?}");
+                }
+                (role_policy, config, start)
+            },
+        )
+        .await
+    else {
+        return story.end();
+    };
+    story
+        .stage(
+            "scoped to another region, the same policy is denied exactly the deletions",
+            async {
+                // The control: with its DeleteOwnSnapshots statement scoped to another region's snapshots,
+                // the same policy is denied the deletions, and only them: the emulator judges resources.
+                let mut narrowed = role_policy.clone();
+                let statements = narrowed["Statement"].as_array_mut().unwrap();
+                let delete = statements
+                    .iter_mut()
+                    .find(|s| s["Sid"] == "DeleteOwnSnapshots")
+                    .expect("the role policy has a DeleteOwnSnapshots statement");
+                let scoped = format!("arn:aws:ec2:{REGION}::snapshot/*");
+                assert_eq!(delete["Resource"], scoped.as_str());
+                delete["Resource"] = scoped.replace(REGION, emulator::REGION).into();
+                let narrow = user(&admin_iam, "function-elsewhere", &narrowed.to_string()).await;
+                let ctx = Context::new(&narrow.sdk_config(&emulator).await, config);
+                let Err(FunctionError::RunFailed(denied)) =
+                    run(&ctx, start + Duration::days(90)).await
+                else {
+                    panic!("deleting snapshots outside the policy's resources must fail");
+                };
+                assert_eq!(denied.created.len(), volumes, "{denied:?}");
+                assert!(denied.deleted.is_empty(), "{denied:?}");
+                assert_eq!(denied.failed.len(), volumes, "{denied:?}");
+                for failure in &denied.failed {
+                    assert_eq!(failure.operation, "DeleteSnapshot", "{failure:?}");
+                    assert!(
+                        ["AccessDenied", "UnauthorizedOperation"].contains(&failure.code.as_str()),
+                        "{failure:?}"
+                    );
+                }
+            },
+        )
+        .await;
+    story
+        .stage(
+            "the bootstrap stack cannot go while environments deploy from it",
+            async {
+                // The bootstrap stack cannot go while environments deploy from it.
+                let refused = as_administrator(&delete_bootstrap);
+                assert!(!refused.status.success());
+                let message = String::from_utf8_lossy(&refused.stderr);
+                assert!(
+                    message.contains("still serves smartvault-dev, smartvault-staging"),
+                    "{message}"
+                );
+            },
+        )
+        .await;
+    story
+        .stage(
+            "destroy as the CI role removes both environments and their snapshots",
+            async {
+                // Destroy, snapshots included, as the CI role, with the execution role passed.
+                let staging = json(&as_deployer(&[
+                    "destroy", "--env", "staging", "--yes", "--output", "json",
+                ]));
+                assert_eq!(staging["stack_existed"], true);
+                assert_eq!(staging["failures"], serde_json::json!([]));
+                let dev = json(&as_deployer(&[
+                    "destroy", "--env", "dev", "--yes", "--output", "json",
+                ]));
+                assert_eq!(dev["stack_existed"], true);
+                assert_eq!(
+                    dev["snapshots_deleted"].as_array().unwrap().len(),
+                    3 * volumes,
+                    "the three newest runs' snapshots"
+                );
+                assert_eq!(dev["failures"], serde_json::json!([]));
+            },
+        )
+        .await;
+    story
+        .stage(
+            "the administrator removes the bootstrap, and no stack is left",
+            async {
+                // Then the administrator removes the bootstrap stack.
+                let removed = json(&as_administrator(&delete_bootstrap));
+                assert_eq!(removed["existed"], true);
+                let left = cloudformation.describe_stacks().send().await.unwrap();
+                assert!(
+                    left.stacks()
+                        .iter()
+                        .all(|s| s.stack_status().map(|s| s.as_str()) == Some("DELETE_COMPLETE")),
+                    "{left:?}"
+                );
+            },
+        )
+        .await;
+    story.end();
 }
 
 /// The SDK configuration of account B, reached by assuming a role there (before IAM is
