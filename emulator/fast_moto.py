@@ -22,12 +22,25 @@ stack from then on). Both are set from the executed change set below.
 moto 5.2.5's UpdateStackSet leaves every stack instance's stack as it was created; it is
 updated below, as CloudFormation updates the instances.
 
+moto 5.2.5 has no snapshot locks. EC2's LockSnapshot, UnlockSnapshot and
+DescribeLockedSnapshots are answered below as AWS documents them (the EBS user guide's "Lock
+snapshots" and the EC2 API reference): governance and compliance modes, a compliance
+cooling-off period of 1 to 72 hours, a duration of 1 to 36,500 days or an expiration date, the
+lock states compliance-cooloff, governance, compliance and expired; a locked snapshot refuses
+DeleteSnapshot; a governance lock, or a compliance lock still cooling off, can be unlocked and
+changed, a compliance lock past its cooling-off can only be extended. The lock clock is the
+wall clock plus an offset a test sets with POST /moto-api/config {"smartvault":
+{"clock_offset_seconds": N}}, since snapshots here cannot be back-dated. Error codes AWS does not
+publish are this patch's choice: SnapshotLocked (deleting or unlocking a snapshot the lock
+protects), InvalidParameterCombination and InvalidParameterValue (bad lock requests).
+
 Usage: python fast_moto.py -H 127.0.0.1 -p PORT   (the arguments of moto_server)
 """
 
 import json
 import os
 import sys
+from datetime import datetime, timedelta, timezone
 
 import moto.awslambda.urls
 import moto.server
@@ -35,7 +48,11 @@ from moto.awslambda.responses import LambdaResponse
 from moto.cloudformation.models import CloudFormationBackend
 from moto.cloudformation.responses import CloudFormationResponse
 from moto.core.responses import ActionResult
+from moto.ec2.exceptions import EC2ClientError
 from moto.ec2.models.core import TaggedEC2Resource
+from moto.ec2.models.elastic_block_store import EBSBackend
+from moto.ec2.responses.elastic_block_store import ElasticBlockStore
+from moto.moto_api._internal.models import MotoAPIBackend
 from moto.ec2.models.tags import EC2_PREFIX_TO_RESOURCE
 from moto.ec2.utils import get_prefix
 
@@ -149,6 +166,177 @@ def update_stack_set_as_aws(self, stackset_name, template, description, paramete
 
 
 CloudFormationBackend.update_stack_set = update_stack_set_as_aws
+
+
+# Snapshot locks ------------------------------------------------------------------------------
+
+CLOCK = {"offset_seconds": 0.0}
+
+set_config = MotoAPIBackend.set_config
+
+
+def set_config_with_clock(self, config):
+    """moto's /moto-api/config, plus {"smartvault": {"clock_offset_seconds": N}}."""
+    set_config(self, config)
+    if "smartvault" in config:
+        CLOCK["offset_seconds"] = float(config["smartvault"].get("clock_offset_seconds", 0))
+
+
+MotoAPIBackend.set_config = set_config_with_clock
+
+
+def now():
+    """The lock clock: the wall clock moved by the test's offset."""
+    return datetime.now(timezone.utc) + timedelta(seconds=CLOCK["offset_seconds"])
+
+
+def lock_state(lock, at):
+    """AWS's LockState of `lock` at `at`."""
+    if lock["expires"] <= at:
+        return "expired"
+    if lock["mode"] == "governance":
+        return "governance"
+    if lock.get("cool_off_expires") and at < lock["cool_off_expires"]:
+        return "compliance-cooloff"
+    return "compliance"
+
+
+def lock_info(snapshot, lock, at):
+    """A LockedSnapshotsInfo / LockSnapshotResult of `lock`."""
+    info = {
+        "OwnerId": snapshot.owner_id,
+        "SnapshotId": snapshot.id,
+        "LockState": lock_state(lock, at),
+        "LockCreatedOn": lock["created"],
+        "LockDurationStartTime": lock["start"],
+        "LockExpiresOn": lock["expires"],
+    }
+    if lock.get("duration_days"):
+        info["LockDuration"] = lock["duration_days"]
+    if lock.get("cool_off_hours"):
+        info["CoolOffPeriod"] = lock["cool_off_hours"]
+        info["CoolOffPeriodExpiresOn"] = lock["cool_off_expires"]
+    return info
+
+
+def bad(code, message):
+    return EC2ClientError(code, message)
+
+
+def lock_snapshot(self):
+    """EC2 LockSnapshot."""
+    snapshot = self.ec2_backend.get_snapshot(self._get_param("SnapshotId"))
+    self.error_on_dryrun()
+    mode = self._get_param("LockMode")
+    cool_off = self._get_int_param("CoolOffPeriod")
+    duration = self._get_int_param("LockDuration")
+    expiration = self._get_param("ExpirationDate")
+    at = now()
+    if mode not in ("governance", "compliance"):
+        raise bad("InvalidParameterValue", f"LockMode {mode!r} is not governance or compliance")
+    if cool_off is not None and mode != "compliance":
+        raise bad("InvalidParameterCombination", "CoolOffPeriod applies to compliance mode only")
+    if cool_off is not None and not 1 <= cool_off <= 72:
+        raise bad("InvalidParameterValue", f"CoolOffPeriod {cool_off} is not 1 to 72 hours")
+    if (duration is None) == (expiration is None):
+        raise bad("InvalidParameterCombination", "give LockDuration or ExpirationDate, not both")
+    if duration is not None:
+        if not 1 <= duration <= 36500:
+            raise bad("InvalidParameterValue", f"LockDuration {duration} is not 1 to 36500 days")
+        expires = at + timedelta(days=duration)
+    else:
+        # moto parses the timestamp by the service model; a string in older versions.
+        if isinstance(expiration, str):
+            expiration = datetime.fromisoformat(expiration.replace("Z", "+00:00"))
+        expires = expiration if expiration.tzinfo else expiration.replace(tzinfo=timezone.utc)
+        if expires <= at + timedelta(days=1) - timedelta(minutes=1):
+            raise bad("InvalidParameterValue", "ExpirationDate must be at least 1 day ahead")
+        if expires > at + timedelta(days=36500):
+            raise bad("InvalidParameterValue", "ExpirationDate is more than 36500 days ahead")
+    if snapshot.status not in ("pending", "completed"):
+        raise bad("IncorrectState", f"snapshot {snapshot.id} is {snapshot.status}")
+    current = getattr(snapshot, "smartvault_lock", None)
+    if current is not None and lock_state(current, at) == "compliance":
+        if mode != "compliance" or cool_off is not None or expires < current["expires"]:
+            raise bad(
+                "SnapshotLocked",
+                f"snapshot {snapshot.id} is locked in compliance mode: its lock can only be "
+                "extended",
+            )
+    lock = {
+        "mode": mode,
+        "created": at,
+        "start": at,
+        "expires": expires,
+        "duration_days": duration,
+    }
+    if cool_off is not None:
+        lock["cool_off_hours"] = cool_off
+        lock["cool_off_expires"] = at + timedelta(hours=cool_off)
+    elif current is not None and lock_state(current, at) == "compliance":
+        lock["created"] = current["created"]
+    snapshot.smartvault_lock = lock
+    info = lock_info(snapshot, lock, at)
+    del info["OwnerId"]
+    return ActionResult(info)
+
+
+def unlock_snapshot(self):
+    """EC2 UnlockSnapshot: governance, or compliance still cooling off."""
+    snapshot = self.ec2_backend.get_snapshot(self._get_param("SnapshotId"))
+    self.error_on_dryrun()
+    lock = getattr(snapshot, "smartvault_lock", None)
+    state = lock_state(lock, now()) if lock else "unlocked"
+    if state == "compliance":
+        raise bad(
+            "SnapshotLocked",
+            f"snapshot {snapshot.id} is locked in compliance mode past its cooling-off period",
+        )
+    if state in ("unlocked", "expired"):
+        raise bad("InvalidParameterValue", f"snapshot {snapshot.id} is not locked")
+    snapshot.smartvault_lock = None
+    return ActionResult({"SnapshotId": snapshot.id})
+
+
+def describe_locked_snapshots(self):
+    """EC2 DescribeLockedSnapshots: every locked snapshot (expired locks too), by id and by
+    the lock-state filter."""
+    ids = set(self._get_param("SnapshotIds", []))
+    filters = self._filters_from_querystring()
+    states = set(filters.get("lock-state", []))
+    at = now()
+    found = []
+    for snapshot in self.ec2_backend.snapshots.values():
+        lock = getattr(snapshot, "smartvault_lock", None)
+        if lock is None or (ids and snapshot.id not in ids):
+            continue
+        if states and lock_state(lock, at) not in states:
+            continue
+        found.append(lock_info(snapshot, lock, at))
+    return ActionResult({"Snapshots": found})
+
+
+ElasticBlockStore.lock_snapshot = lock_snapshot
+ElasticBlockStore.unlock_snapshot = unlock_snapshot
+ElasticBlockStore.describe_locked_snapshots = describe_locked_snapshots
+
+delete_snapshot = EBSBackend.delete_snapshot
+
+
+def delete_snapshot_unless_locked(self, snapshot_id):
+    """DeleteSnapshot, refused while a lock protects the snapshot."""
+    snapshot = self.snapshots.get(snapshot_id)
+    lock = getattr(snapshot, "smartvault_lock", None) if snapshot else None
+    if lock is not None and lock_state(lock, now()) != "expired":
+        raise bad(
+            "SnapshotLocked",
+            f"The snapshot {snapshot_id} is locked ({lock_state(lock, now())}) until "
+            f"{lock['expires'].isoformat()} and can't be deleted.",
+        )
+    return delete_snapshot(self, snapshot_id)
+
+
+EBSBackend.delete_snapshot = delete_snapshot_unless_locked
 
 if __name__ == "__main__":
     moto.server.main(sys.argv[1:])

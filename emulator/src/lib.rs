@@ -275,6 +275,12 @@ impl Emulator {
             .map(drop)
     }
 
+    /// Moves the clock snapshot locks are judged by `seconds` past the wall clock (snapshots
+    /// cannot be back-dated, so a test moves the locks' "now" instead).
+    pub fn set_lock_clock(&self, seconds: i64) -> Result<(), Error> {
+        self.set_config(&serde_json::json!({"smartvault": {"clock_offset_seconds": seconds}}))
+    }
+
     /// Every message published to any SNS topic, oldest first.
     pub fn sns_messages(&self) -> Result<Vec<SnsMessage>, Error> {
         let body = self.admin("GET", "/moto-api/data.json", b"")?;

@@ -142,3 +142,192 @@ fn dropping_the_emulator_stops_its_process() {
         "moto_server {pid} is still running after drop"
     );
 }
+
+/// The snapshot-lock patch (fast_moto.py) behaves as AWS documents LockSnapshot,
+/// UnlockSnapshot, DescribeLockedSnapshots and a locked snapshot's DeleteSnapshot.
+#[tokio::test]
+async fn snapshot_locks_behave_as_aws_documents_them() {
+    use aws_sdk_ec2::error::ProvideErrorMetadata;
+    use aws_sdk_ec2::primitives::DateTime;
+    use aws_sdk_ec2::types::{LockMode, LockState};
+    let emulator = start();
+    let ec2 = aws_sdk_ec2::Client::new(&emulator.sdk_config().await);
+    let volume = fleet::detached_volume(&ec2).await.unwrap();
+    let snapshot = || fleet::snapshot_by_hand(&ec2, &volume, &[("Name", "locked")]);
+    let (governed, complied, cooling, plain) = (
+        snapshot().await.unwrap(),
+        snapshot().await.unwrap(),
+        snapshot().await.unwrap(),
+        snapshot().await.unwrap(),
+    );
+    let day = 86_400;
+    let lock = |id: &str, mode: LockMode| ec2.lock_snapshot().snapshot_id(id).lock_mode(mode);
+
+    // Governance for 2 days; compliance until a date, past a 1-hour cooling-off, and one still
+    // cooling off.
+    let governance = lock(&governed, LockMode::Governance)
+        .lock_duration(2)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(governance.lock_state(), Some(&LockState::Governance));
+    assert_eq!(governance.lock_duration(), Some(2));
+    let until = DateTime::from_secs(time_now() + 10 * day);
+    lock(&complied, LockMode::Compliance)
+        .cool_off_period(1)
+        .expiration_date(until)
+        .send()
+        .await
+        .unwrap();
+    lock(&cooling, LockMode::Compliance)
+        .cool_off_period(72)
+        .lock_duration(5)
+        .send()
+        .await
+        .unwrap();
+    emulator.set_lock_clock(2 * 3600).unwrap();
+
+    // The states AWS names, by id and by the lock-state filter; unlocked snapshots are absent.
+    let described = ec2.describe_locked_snapshots().send().await.unwrap();
+    let state_of = |id: &str| {
+        described
+            .snapshots()
+            .iter()
+            .find(|s| s.snapshot_id() == Some(id))
+            .and_then(|s| s.lock_state().cloned())
+    };
+    assert_eq!(state_of(&governed), Some(LockState::Governance));
+    assert_eq!(state_of(&complied), Some(LockState::Compliance));
+    assert_eq!(state_of(&cooling), Some(LockState::ComplianceCooloff));
+    assert_eq!(state_of(&plain), None);
+    let compliance_only = ec2
+        .describe_locked_snapshots()
+        .filters(
+            Filter::builder()
+                .name("lock-state")
+                .values("compliance")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(compliance_only.snapshots().len(), 1);
+    let complied_info = &compliance_only.snapshots()[0];
+    assert_eq!(
+        complied_info.lock_expires_on().map(|d| d.secs()),
+        Some(until.secs())
+    );
+    assert_eq!(complied_info.cool_off_period(), Some(1));
+
+    // A locked snapshot refuses deletion, whatever its mode; an unlocked one goes.
+    for id in [&governed, &complied, &cooling] {
+        let refused = ec2
+            .delete_snapshot()
+            .snapshot_id(id)
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(code(&refused).as_deref(), Some("SnapshotLocked"), "{id}");
+    }
+    ec2.delete_snapshot()
+        .snapshot_id(&plain)
+        .send()
+        .await
+        .unwrap();
+
+    // Compliance past its cooling-off: no unlock, no shortening, no change of mode; it can be
+    // extended.
+    let refused = ec2
+        .unlock_snapshot()
+        .snapshot_id(&complied)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&refused).as_deref(), Some("SnapshotLocked"));
+    let shorter = lock(&complied, LockMode::Compliance)
+        .lock_duration(1)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&shorter).as_deref(), Some("SnapshotLocked"));
+    let weaker = lock(&complied, LockMode::Governance)
+        .lock_duration(30)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&weaker).as_deref(), Some("SnapshotLocked"));
+    lock(&complied, LockMode::Compliance)
+        .lock_duration(30)
+        .send()
+        .await
+        .unwrap();
+
+    // Governance and compliance still cooling off: unlocked, then deletable.
+    for id in [&governed, &cooling] {
+        ec2.unlock_snapshot().snapshot_id(id).send().await.unwrap();
+    }
+    ec2.delete_snapshot()
+        .snapshot_id(&cooling)
+        .send()
+        .await
+        .unwrap();
+
+    // Bad requests, as AWS refuses them.
+    let governance_cool_off = lock(&governed, LockMode::Governance)
+        .cool_off_period(1)
+        .lock_duration(1)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        code(&governance_cool_off).as_deref(),
+        Some("InvalidParameterCombination")
+    );
+    for (cool_off, duration) in [(73, 1), (1, 0), (1, 36_501)] {
+        let refused = lock(&governed, LockMode::Compliance)
+            .cool_off_period(cool_off)
+            .lock_duration(duration)
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(
+            code(&refused).as_deref(),
+            Some("InvalidParameterValue"),
+            "{cool_off} {duration}"
+        );
+    }
+
+    // Once the lock's end passes on the lock clock, the lock is expired and deletion works.
+    lock(&governed, LockMode::Governance)
+        .lock_duration(1)
+        .send()
+        .await
+        .unwrap();
+    emulator.set_lock_clock(2 * 3600 + 2 * day).unwrap();
+    let expired = ec2
+        .describe_locked_snapshots()
+        .snapshot_ids(&governed)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        expired.snapshots()[0].lock_state(),
+        Some(&LockState::Expired)
+    );
+    ec2.delete_snapshot()
+        .snapshot_id(&governed)
+        .send()
+        .await
+        .unwrap();
+}
+
+fn code<E: aws_sdk_ec2::error::ProvideErrorMetadata>(error: &E) -> Option<String> {
+    error.code().map(str::to_owned)
+}
+
+fn time_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
