@@ -147,7 +147,6 @@ fn dropping_the_emulator_stops_its_process() {
 /// UnlockSnapshot, DescribeLockedSnapshots and a locked snapshot's DeleteSnapshot.
 #[tokio::test]
 async fn snapshot_locks_behave_as_aws_documents_them() {
-    use aws_sdk_ec2::error::ProvideErrorMetadata;
     use aws_sdk_ec2::primitives::DateTime;
     use aws_sdk_ec2::types::{LockMode, LockState};
     let emulator = start();
