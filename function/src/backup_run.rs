@@ -144,7 +144,31 @@ pub(crate) async fn run(
                 mode,
                 region: None,
             };
+            // Each new set is locked until its expiry as soon as it exists (EC2 locks pending
+            // snapshots), before any deletion; older ones no lock holds are locked again.
+            let lock_after: std::collections::BTreeMap<String, _> = plan
+                .creates
+                .iter()
+                .filter_map(|c| {
+                    c.lock
+                        .map(|rule| (c.instance_id.clone(), (rule, c.expires_at)))
+                })
+                .collect();
             let created = execute::create_snapshots(writes, plan.creates, ctx.settle).await;
+            let mut lock_requests = plan.locks;
+            for made in &created.created {
+                if let (Some(id), Some((rule, until))) =
+                    (&made.snapshot_id, lock_after.get(&made.instance_id))
+                {
+                    match crate::locks::request(id, *rule, *until, now) {
+                        Ok(request) => lock_requests.push(request),
+                        Err(why) => report
+                            .skipped
+                            .push(plan::Skip::new(plan::Subject::Snapshot(id.clone()), why)),
+                    }
+                }
+            }
+            let locked = execute::lock_snapshots(writes, lock_requests).await;
             let deleted = execute::delete_snapshots(writes, plan.deletes).await;
             let gone: std::collections::BTreeSet<&str> = deleted
                 .deleted
@@ -154,7 +178,9 @@ pub(crate) async fn run(
             // The link that ends the run sweeps the copy regions: every completed set without
             // its copies is copied (the completion events normally did it already), and
             // copies past their rule expire.
-            if created.carried + deleted.carried == 0 && request.options.job.copies() {
+            if created.carried + locked.carried + deleted.carried == 0
+                && request.options.job.copies()
+            {
                 let sources: Vec<_> = inventory
                     .snapshots
                     .iter()
@@ -165,12 +191,14 @@ pub(crate) async fn run(
                 let copied = copy_run::run(setup, Some(&sources), &request.options, now).await;
                 copy_run::merge(&mut report, copied);
             }
-            for outcomes in [created, deleted] {
+            for outcomes in [created, locked, deleted] {
                 progress += outcomes.created.len()
+                    + outcomes.locked.len()
                     + outcomes.deleted.len()
                     + outcomes.skipped.len()
                     + outcomes.failed.len();
                 report.created.extend(outcomes.created);
+                report.locked.extend(outcomes.locked);
                 report.deleted.extend(outcomes.deleted);
                 report.skipped.extend(outcomes.skipped);
                 report.failed.extend(outcomes.failed);

@@ -227,6 +227,9 @@ pub fn schedules_problem(schedules: &[ScheduleRule]) -> Option<String> {
                 settings::RETENTION_DAYS.range.end()
             ));
         }
+        if let Some(problem) = rule.lock.and_then(|lock| lock.problem(rule.retention_days)) {
+            return Some(format!("schedule {}: {problem}", rule.name));
+        }
         if !settings::KEEP_LAST.range.contains(&rule.keep_last) {
             return Some(format!(
                 "schedule {}: keep_last {} is outside {}-{}",

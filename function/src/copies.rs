@@ -534,6 +534,7 @@ fn expire_region(
     let inventory = Inventory {
         instances: Vec::new(),
         untagged: Vec::new(),
+        locks: Default::default(),
         snapshots: ours
             .iter()
             .filter(|c| c.state != SnapshotState::Error && !extra.contains(c.id.as_str()))

@@ -4,9 +4,10 @@
 
 use crate::copies::CopyRequest;
 use crate::inventory;
+use crate::locks::{LockMode, LockRequest};
 use crate::pacing::{Action, Pacer, Throttled};
 use crate::plan::{CreateRequest, Deletion, Skip, Subject, VolumeTags};
-use crate::report::{Created, Deleted, Failure};
+use crate::report::{Created, Deleted, Failure, Locked};
 use crate::sdk_errors::failure;
 use crate::tags;
 use aws_sdk_ec2::Client;
@@ -50,12 +51,14 @@ pub struct Outcomes {
     pub deleted: Vec<Deleted>,
     pub skipped: Vec<Skip>,
     pub failed: Vec<Failure>,
+    pub locked: Vec<Locked>,
     /// Calls not started because the invocation's time ran out: left for the next one.
     pub carried: usize,
 }
 
 impl Outcomes {
     fn absorb(&mut self, other: Outcomes) {
+        self.locked.extend(other.locked);
         self.created.extend(other.created);
         self.deleted.extend(other.deleted);
         self.skipped.extend(other.skipped);
@@ -645,6 +648,17 @@ async fn delete_one(writes: Writes<'_>, deletion: Deletion) -> Outcomes {
             outcomes.deleted.push(deleted);
         }
         Err(error) => match error.code() {
+            // Locked after the plan was made, or by an operator: kept, never a failure.
+            Some(SNAPSHOT_LOCKED) => {
+                tracing::warn!(snapshot_id = %deletion.snapshot_id, "expired snapshot locked, kept");
+                outcomes.skipped.push(Skip::new(
+                    subject,
+                    format!(
+                        "expired, but locked; it is deleted on a run after the lock ends ({})",
+                        error.message().unwrap_or_default()
+                    ),
+                ));
+            }
             Some("InvalidSnapshot.InUse") => {
                 tracing::warn!(snapshot_id = %deletion.snapshot_id, "expired snapshot in use, kept");
                 outcomes.skipped.push(Skip::new(
@@ -674,6 +688,90 @@ async fn delete_one(writes: Writes<'_>, deletion: Deletion) -> Outcomes {
         },
     }
     outcomes
+}
+
+/// EC2's error code for deleting a snapshot a lock protects (the EBS user guide's "Lock
+/// snapshots"; the code is not in EC2's published error list, docs/vault.md).
+pub const SNAPSHOT_LOCKED: &str = "SnapshotLocked";
+
+/// Locks each snapshot until its expiry, paced; a throttled answer is sent again, a failure is
+/// reported and the next run locks the snapshot again (`locks::catch_up`).
+pub async fn lock_snapshots(writes: Writes<'_>, requests: Vec<LockRequest>) -> Outcomes {
+    bounded(requests, writes.limit, |request| lock_one(writes, request)).await
+}
+
+async fn lock_one(writes: Writes<'_>, request: LockRequest) -> Outcomes {
+    let mut outcomes = Outcomes::default();
+    let locked = Locked {
+        snapshot_id: request.snapshot_id.clone(),
+        mode: request.rule.mode,
+        until: request.until,
+    };
+    if writes.mode == Mode::DryRun {
+        outcomes.locked.push(locked);
+        return outcomes;
+    }
+    let mut throttled: u32 = 0;
+    loop {
+        if !writes.ready(Action::LockSnapshot).await {
+            outcomes.carried += 1;
+            return outcomes;
+        }
+        let mode = match request.rule.mode {
+            LockMode::Governance => aws_sdk_ec2::types::LockMode::Governance,
+            LockMode::Compliance => aws_sdk_ec2::types::LockMode::Compliance,
+        };
+        let call = writes
+            .ec2
+            .lock_snapshot()
+            .snapshot_id(&request.snapshot_id)
+            .lock_mode(mode)
+            .set_cool_off_period(
+                request
+                    .rule
+                    .cool_off_hours
+                    .and_then(|h| i32::try_from(h).ok()),
+            )
+            .expiration_date(aws_sdk_ec2::primitives::DateTime::from_secs(
+                request.until.unix_timestamp(),
+            ))
+            .customize()
+            .config_override(
+                aws_sdk_ec2::config::Builder::default().retry_classifier(NoRetryWhenThrottled),
+            )
+            .send();
+        match writes.timed(Action::LockSnapshot, call).await {
+            Err(error) if is_throttled(&error) => {
+                throttled += 1;
+                if writes.deadline.is_none() && throttled >= MAX_THROTTLED_SENDS {
+                    outcomes.failed.push(lock_failure(&request, &error));
+                    return outcomes;
+                }
+            }
+            Ok(_) => {
+                tracing::info!(snapshot_id = %request.snapshot_id, mode = request.rule.mode.as_str(), "snapshot locked");
+                outcomes.locked.push(locked);
+                return outcomes;
+            }
+            Err(error) => {
+                outcomes.failed.push(lock_failure(&request, &error));
+                return outcomes;
+            }
+        }
+    }
+}
+
+fn lock_failure<E: ProvideErrorMetadata + std::error::Error + 'static>(
+    request: &LockRequest,
+    error: &SdkError<E, HttpResponse>,
+) -> Failure {
+    let failed = failure(
+        Some(Subject::Snapshot(request.snapshot_id.clone())),
+        "LockSnapshot",
+        error,
+    );
+    tracing::error!(snapshot_id = %request.snapshot_id, code = %failed.code, message = %failed.message, "snapshot lock failed; the next run locks it again");
+    failed
 }
 
 /// What copying to one region produced.

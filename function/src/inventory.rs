@@ -2,6 +2,7 @@
 //! this deployment's snapshots, and which of those snapshots' volumes still exist.
 
 use crate::copies::Destination;
+use crate::locks::{LockState, SnapshotLock};
 use crate::model::Untagged;
 use crate::model::{
     AttachedVolume, Instance, InstanceDetails, Inventory, Policy, RunOptions, Snapshot,
@@ -46,6 +47,14 @@ pub async fn read(
         }
     }
     inventory.snapshots = snapshots(ec2, policy, page_size).await?;
+    if policy.schedules.iter().any(|s| s.lock.is_some()) {
+        let ours: BTreeSet<&str> = inventory.snapshots.iter().map(|s| s.id.as_str()).collect();
+        inventory.locks = locks(ec2, page_size)
+            .await?
+            .into_iter()
+            .filter(|(id, _)| ours.contains(id.as_str()))
+            .collect();
+    }
     if options.job.cleans_up() {
         let volume_ids: BTreeSet<String> = inventory
             .snapshots
@@ -226,6 +235,46 @@ pub async fn deployment_snapshots(
         .into_iter()
         .filter(|s| s.tag(tags::MANAGED_BY) == Some(deployment))
         .collect())
+}
+
+/// Every snapshot lock of the account in this region (expired ones too), by snapshot id, every
+/// page.
+pub async fn locks(
+    ec2: &Client,
+    page_size: i32,
+) -> Result<std::collections::BTreeMap<String, SnapshotLock>, Failure> {
+    let mut found = std::collections::BTreeMap::new();
+    let mut token: Option<String> = None;
+    loop {
+        let page = ec2
+            .describe_locked_snapshots()
+            .max_results(page_size.clamp(5, 1000))
+            .set_next_token(token.take())
+            .send()
+            .await
+            .map_err(|e| failure(None, "DescribeLockedSnapshots", &e))?;
+        for info in page.snapshots() {
+            let Some(id) = info.snapshot_id() else {
+                continue;
+            };
+            let state = match info.lock_state() {
+                Some(aws_sdk_ec2::types::LockState::Governance) => LockState::Governance,
+                Some(aws_sdk_ec2::types::LockState::Compliance) => LockState::Compliance,
+                Some(aws_sdk_ec2::types::LockState::ComplianceCooloff) => {
+                    LockState::ComplianceCooloff
+                }
+                _ => LockState::Expired,
+            };
+            let expires_on = info
+                .lock_expires_on()
+                .and_then(|t| OffsetDateTime::from_unix_timestamp(t.secs()).ok());
+            found.insert(id.to_owned(), SnapshotLock { state, expires_on });
+        }
+        match page.next_token() {
+            Some(next) if !next.is_empty() => token = Some(next.to_owned()),
+            _ => return Ok(found),
+        }
+    }
 }
 
 /// This deployment's snapshots (its managed-by tag) that also match `filters`, every page.

@@ -16,6 +16,7 @@ pub mod execute;
 pub mod handler;
 pub mod inventory;
 pub mod links;
+pub mod locks;
 pub mod logging;
 pub mod model;
 pub mod pacing;

@@ -164,6 +164,9 @@ pub struct Inventory {
     /// The region's instances without the backup tag key, for coverage (read with the tagged
     /// ones, when a run backs up the whole fleet).
     pub untagged: Vec<Untagged>,
+    /// The locks on this deployment's snapshots, by snapshot id; read only when a schedule
+    /// locks its snapshots.
+    pub locks: BTreeMap<String, crate::locks::SnapshotLock>,
 }
 
 /// The retention and selection rules, from the function's configuration.
@@ -219,6 +222,7 @@ impl CopyRule {
             retention_days: self.retention_days.unwrap_or(own.retention_days),
             keep_last: self.keep_last.unwrap_or(own.keep_last),
             overdue_after_hours: None,
+            lock: None,
         }
     }
 }
@@ -236,6 +240,9 @@ pub struct ScheduleRule {
     /// its expression. `None` (a configuration from before): never overdue.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub overdue_after_hours: Option<u32>,
+    /// Every snapshot of this schedule is locked until its expiry, when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock: Option<crate::locks::LockRule>,
 }
 
 impl ScheduleRule {
@@ -245,6 +252,7 @@ impl ScheduleRule {
             retention_days,
             keep_last,
             overdue_after_hours: None,
+            lock: None,
         }
     }
 }
@@ -293,6 +301,7 @@ impl Policy {
                     .max()
                     .unwrap_or(0),
                 overdue_after_hours: None,
+                lock: None,
             })
     }
 

@@ -117,6 +117,7 @@ pub enum Action {
     CreateSnapshots,
     DeleteSnapshot,
     CopySnapshot,
+    LockSnapshot,
 }
 
 /// The buckets of one function instance, one per action and region (EC2's buckets are per

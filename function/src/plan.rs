@@ -21,6 +21,9 @@ pub struct Plan {
     pub deletes: Vec<Deletion>,
     pub skips: Vec<Skip>,
     pub warnings: Vec<String>,
+    /// Locks on snapshots made earlier that no lock holds ([`catch_up_locks`]); the sets this
+    /// run makes are locked as they are created.
+    pub locks: Vec<crate::locks::LockRequest>,
     /// Selected instances already backed up by an earlier link of this run (`now` is the
     /// run's start, which their snapshots carry as `created-at`).
     pub done_in_this_run: usize,
@@ -43,6 +46,10 @@ pub struct CreateRequest {
     /// How the volumes' own tags reach their snapshots.
     pub volume_tags: VolumeTags,
     pub retention_days: u32,
+    /// The snapshots' expiry (their `expires-at` tag).
+    pub expires_at: OffsetDateTime,
+    /// The schedule's lock: each snapshot is locked until `expires_at` once created.
+    pub lock: Option<crate::locks::LockRule>,
 }
 
 /// How a request's snapshots get their volumes' own tags.
@@ -168,6 +175,21 @@ pub fn plan(
     }
     if options.job.cleans_up() {
         plan_cleanup(inventory, policy, options, now, &mut plan);
+    }
+    if options.job.backs_up() || options.job.cleans_up() {
+        let requested: Vec<Snapshot> = inventory
+            .snapshots
+            .iter()
+            .filter(|s| {
+                options.instance_ids.is_none()
+                    || s.tag(tags::INSTANCE_ID)
+                        .is_some_and(|id| is_requested(options, id))
+            })
+            .cloned()
+            .collect();
+        let (locks, skips) = catch_up_locks(&requested, &inventory.locks, policy, now);
+        plan.locks = locks;
+        plan.skips.extend(skips);
     }
     plan
 }
@@ -402,6 +424,8 @@ fn plan_backups(
             description: description(&label, &instance.id, &policy.deployment),
             tags: snapshot_tags,
             retention_days,
+            expires_at,
+            lock: rule.lock,
         });
     }
 }
@@ -611,6 +635,15 @@ pub(crate) fn plan_cleanup(
             ));
             continue;
         }
+        if let Some(lock) = inventory.locks.get(&snapshot.id)
+            && lock.holds(now)
+        {
+            plan.skips.push(Skip::new(
+                subject,
+                format!("expired, but locked: {}", lock.describe()),
+            ));
+            continue;
+        }
         if let Some((volume, rule)) = protected.get(snapshot.id.as_str()) {
             plan.skips.push(Skip::new(
                 subject,
@@ -630,6 +663,57 @@ pub(crate) fn plan_cleanup(
             size_gib: snapshot.size_gib,
         });
     }
+}
+
+/// The locks a run makes on snapshots it did not just create: this deployment's pending or
+/// completed snapshots of a schedule with a lock, that no lock holds now (made before the lock
+/// was configured, or whose lock call failed or was lost). Those too near their expiry are
+/// skipped with the reason.
+pub fn catch_up_locks(
+    snapshots: &[Snapshot],
+    locks: &BTreeMap<String, crate::locks::SnapshotLock>,
+    policy: &Policy,
+    now: OffsetDateTime,
+) -> (Vec<crate::locks::LockRequest>, Vec<Skip>) {
+    let mut requests = Vec::new();
+    let mut skips = Vec::new();
+    for snapshot in snapshots {
+        if snapshot.tag(tags::MANAGED_BY) != Some(policy.deployment.as_str())
+            || snapshot.state == SnapshotState::Error
+        {
+            continue;
+        }
+        let Some(rule) = policy
+            .rule(tags::schedule_of(&snapshot.tags))
+            .and_then(|r| r.lock)
+        else {
+            continue;
+        };
+        if locks.get(&snapshot.id).is_some_and(|lock| lock.holds(now)) {
+            continue;
+        }
+        let Some(until) = snapshot
+            .tag(tags::EXPIRES_AT)
+            .and_then(|value| tags::parse_time(value).ok())
+        else {
+            skips.push(Skip::new(
+                Subject::Snapshot(snapshot.id.clone()),
+                format!(
+                    "not locked: its {} tag is missing or unreadable",
+                    tags::EXPIRES_AT
+                ),
+            ));
+            continue;
+        };
+        if until <= now {
+            continue;
+        }
+        match crate::locks::request(&snapshot.id, rule, until, now) {
+            Ok(lock) => requests.push(lock),
+            Err(why) => skips.push(Skip::new(Subject::Snapshot(snapshot.id.clone()), why)),
+        }
+    }
+    (requests, skips)
 }
 
 /// The snapshot's expiry from its tag, or the fallback (start + retention) when the tag is unusable.

@@ -42,6 +42,9 @@ pub struct RunReport {
     /// Instances carrying the backup tag that this run considered.
     pub tagged_instances: usize,
     pub created: Vec<Created>,
+    /// Snapshots locked by this run (schedules with a `lock`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub locked: Vec<Locked>,
     pub deleted: Vec<Deleted>,
     pub skipped: Vec<Skip>,
     pub failed: Vec<Failure>,
@@ -96,6 +99,15 @@ pub struct Created {
     pub device_name: String,
     /// `None` in a dry run.
     pub snapshot_id: Option<String>,
+}
+
+/// A snapshot locked (or, in a dry run, that would be locked) until its expiry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Locked {
+    pub snapshot_id: String,
+    pub mode: crate::locks::LockMode,
+    #[serde(with = "time::serde::rfc3339")]
+    pub until: OffsetDateTime,
 }
 
 /// A snapshot deleted (or, in a dry run, that would be deleted).
@@ -201,6 +213,7 @@ impl RunReport {
             duration_ms: 0,
             tagged_instances: 0,
             created: Vec::new(),
+            locked: Vec::new(),
             deleted: Vec::new(),
             skipped: Vec::new(),
             failed: Vec::new(),
@@ -756,6 +769,7 @@ mod tests {
                     snapshot_id: Some("snap-2".into()),
                 },
             ],
+            locked: Vec::new(),
             deleted: vec![Deleted {
                 snapshot_id: "snap-0".into(),
                 volume_id: Some("vol-1".into()),

@@ -70,6 +70,11 @@ pub fn format_time(time: OffsetDateTime) -> String {
         .unwrap_or_else(|_| whole.unix_timestamp().to_string())
 }
 
+/// Reads a time as [`format_time`] writes it (any RFC 3339 time).
+pub fn parse_time(value: &str) -> Result<OffsetDateTime, time::error::Parse> {
+    OffsetDateTime::parse(value, &Rfc3339)
+}
+
 /// AWS's limit of tags on one resource (its own `aws:` tags aside).
 pub const MAX_TAGS_PER_RESOURCE: usize = 50;
 

@@ -122,6 +122,7 @@ fn inventory_strategy() -> impl Strategy<Value = Inventory> {
                 snapshots,
                 existing_volumes: existing,
                 untagged: Vec::new(),
+                locks: Default::default(),
             }
         })
 }

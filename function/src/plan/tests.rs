@@ -112,6 +112,7 @@ fn inventory(instances: Vec<Instance>, snapshots: Vec<Snapshot>, existing: &[&st
         snapshots,
         existing_volumes: existing.iter().map(|v| v.to_string()).collect(),
         untagged: Vec::new(),
+        locks: Default::default(),
     }
 }
 

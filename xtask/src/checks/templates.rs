@@ -54,6 +54,7 @@ fn the_role_grants_only_what_the_function_does() {
         "CreateSnapshots",
         "TagOnlyAtCreation",
         "CopyVolumeTagsToOwnSnapshots",
+        "LockOwnSnapshots",
         "DeleteOwnSnapshots",
         "PublishSummary",
         "MarkRunInProgress",
@@ -67,8 +68,10 @@ fn the_role_grants_only_what_the_function_does() {
         "ec2:DescribeInstances",
         "ec2:DescribeVolumes",
         "ec2:DescribeSnapshots",
+        "ec2:DescribeLockedSnapshots",
         "ec2:CreateSnapshots",
         "ec2:CreateTags",
+        "ec2:LockSnapshot",
         "ec2:DeleteSnapshot",
         "sns:Publish",
         "sns:ListTagsForResource",
@@ -88,8 +91,15 @@ fn the_role_grants_only_what_the_function_does() {
             .unwrap();
     assert_eq!(
         statements.len(),
-        9,
-        "no statement beyond the nine explained in docs/iam-policy.md"
+        10,
+        "no statement beyond the ten explained in docs/iam-policy.md"
+    );
+    assert_eq!(
+        show(
+            &statement(&t, "LockOwnSnapshots")["Condition"]["StringEquals"]["aws:ResourceTag/smartvault:managed-by"]
+        ),
+        "!Ref DeploymentName",
+        "the function locks only this deployment's snapshots"
     );
     assert_eq!(
         show(&statement(&t, "MarkRunInProgress")["Resource"]),
@@ -1392,4 +1402,43 @@ fn statements_of(resource: &Value) -> &[Value] {
     resource["Properties"]["PolicyDocument"]["Statement"]
         .as_sequence()
         .unwrap()
+}
+
+/// Nobody SmartVault sets up may unlock a snapshot: no template, policy or boundary it ships
+/// grants `ec2:UnlockSnapshot` (nor `ec2:*` or `ec2:Unlock*`), so a lock holds against the
+/// function, the deployer and CloudFormation's execution role alike.
+#[test]
+fn no_shipped_policy_can_unlock_a_snapshot() {
+    let root = crate::paths::workspace_root();
+    let mut read = 0;
+    for folder in ["templates", "docs"] {
+        for entry in std::fs::read_dir(root.join(folder)).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.to_string_lossy().to_string();
+            if !(name.ends_with(".yaml") || name.ends_with(".json")) {
+                continue;
+            }
+            read += 1;
+            // What a policy says, its comments left out.
+            let text: String = std::fs::read_to_string(&path)
+                .unwrap()
+                .lines()
+                .filter(|line| !line.trim_start().starts_with('#'))
+                .map(|line| line.split(" #").next().unwrap_or_default().to_owned() + "\n")
+                .collect();
+            for granted in [
+                "ec2:UnlockSnapshot",
+                "\"ec2:*\"",
+                "ec2:Unlock*",
+                "- ec2:*\n",
+            ] {
+                assert!(
+                    !text.contains(granted),
+                    "{name} grants {granted}: a snapshot lock must hold against every role \
+                     SmartVault sets up"
+                );
+            }
+        }
+    }
+    assert!(read >= 8, "only {read} templates and policies read");
 }

@@ -21,8 +21,9 @@ const BOUNDARY_OUTPUT: &str = "FunctionBoundaryArn";
 /// The bootstrap version this deploy needs: 2 added the execution role and the boundary, 3
 /// the permissions for EventBridge Scheduler schedules and their dead-letter queue, 4 the
 /// boundary's for copies in other regions, 5 its for restore tests' volumes, 6 the execution
-/// role's trust without a condition on a key CloudFormation does not send.
-pub const REQUIRED_VERSION: u32 = 6;
+/// role's trust without a condition on a key CloudFormation does not send, 7 the boundary's
+/// for snapshot locks.
+pub const REQUIRED_VERSION: u32 = 7;
 
 /// What deploy and destroy use from the bootstrap stack.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,7 +79,8 @@ pub fn missing_message(missing: &Missing, region: &str) -> String {
             "stack {BOOTSTRAP_STACK} in {region} is bootstrap version {version}; this SmartVault \
              needs version {REQUIRED_VERSION} (2 added the CloudFormation execution role, 3 \
              its permissions for schedules, 4 the boundary's for copies in other regions, 5 \
-             its for restore tests, 6 a trust policy CloudFormation can assume)"
+             its for restore tests, 6 a trust policy CloudFormation can assume, 7 the \
+             boundary's for snapshot locks)"
         ),
     };
     format!(
@@ -336,7 +338,7 @@ mod tests {
         let current = view(&[
             (BUCKET_OUTPUT, "b"),
             (ROLE_OUTPUT, "arn:aws:iam::1:role/r"),
-            (VERSION_OUTPUT, "6"),
+            (VERSION_OUTPUT, "7"),
             (BOUNDARY_OUTPUT, "arn:aws:iam::1:policy/b"),
         ]);
         assert_eq!(
@@ -370,7 +372,7 @@ mod tests {
         let message = missing_message(&Missing::Outdated { version: 1 }, "eu-west-1");
         assert!(
             message.contains("bootstrap version 1")
-                && message.contains("needs version 6")
+                && message.contains("needs version 7")
                 && message.contains("cargo xtask bootstrap --region eu-west-1")
                 && message.contains("docs/bootstrap-policy.json"),
             "{message}"
