@@ -69,6 +69,22 @@ impl LockRule {
             }
             _ => {}
         }
+        if retention_days < 2 {
+            return Some(format!(
+                "retention_days {retention_days} is too short to lock: EC2's shortest lock is a \
+                 day, and a snapshot is locked up to a run's length after its set's time; keep \
+                 locked schedules at least 2 days"
+            ));
+        }
+        if let Some(hours) = self.cool_off_hours
+            && u64::from(hours) >= u64::from(retention_days) * 24
+        {
+            return Some(format!(
+                "lock.cool_off_hours {hours} outlasts the schedule's retention ({retention_days} \
+                 days): the snapshots would expire before the compliance lock takes hold; \
+                 shorten the cooling-off or keep the snapshots longer"
+            ));
+        }
         if retention_days > MAX_LOCK_DAYS {
             return Some(format!(
                 "retention_days {retention_days} is longer than EC2's longest snapshot lock \

@@ -79,11 +79,18 @@ fn one() -> u32 {
     1
 }
 
+fn is_zero(count: &usize) -> bool {
+    *count == 0
+}
+
 /// A number per list of a report.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Counts {
     pub created: usize,
+    /// Snapshots locked (schedules with a `lock`); left out of the JSON when none.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub locked: usize,
     pub deleted: usize,
     pub skipped: usize,
     pub failed: usize,
@@ -232,6 +239,7 @@ impl RunReport {
     pub fn totals(&self) -> Counts {
         Counts {
             created: self.created.len() + self.omitted.created,
+            locked: self.locked.len() + self.omitted.locked,
             deleted: self.deleted.len() + self.omitted.deleted,
             skipped: self.skipped.len() + self.omitted.skipped,
             failed: self.failed.len() + self.omitted.failed,
@@ -259,6 +267,7 @@ impl RunReport {
             }
         }
         cut(&mut self.created, &mut self.omitted.created, max);
+        cut(&mut self.locked, &mut self.omitted.locked, max);
         cut(&mut self.deleted, &mut self.omitted.deleted, max);
         cut(&mut self.skipped, &mut self.omitted.skipped, max);
         cut(&mut self.failed, &mut self.omitted.failed, max);
@@ -385,6 +394,24 @@ impl RunReport {
                 );
             }
             more(&mut out, totals.created, self.created.len());
+        }
+        if totals.locked > 0 {
+            let _ = writeln!(
+                out,
+                "\n{} {} until each one's expiry:",
+                if self.dry_run { "Would lock" } else { "Locked" },
+                plural(totals.locked, "snapshot")
+            );
+            for locked in self.locked.iter().take(MAX_BODY_ENTRIES) {
+                let _ = writeln!(
+                    out,
+                    "  {} {} until {}",
+                    locked.snapshot_id,
+                    locked.mode.as_str(),
+                    crate::tags::format_time(locked.until)
+                );
+            }
+            more(&mut out, totals.locked, self.locked.len());
         }
         if totals.deleted > 0 {
             let total: i64 = self.deleted.iter().map(|d| i64::from(d.size_gib)).sum();

@@ -54,7 +54,18 @@ fn snapshot(id: &str, schedule: &str, expires: &str, state: SnapshotState) -> Sn
 
 #[test]
 fn a_lock_is_refused_where_ec2_would_refuse_it() {
-    let cases: [(LockRule, u32, Option<&str>); 7] = [
+    let cases: [(LockRule, u32, Option<&str>); 10] = [
+        (
+            governance(),
+            1,
+            Some("retention_days 1 is too short to lock"),
+        ),
+        (governance(), 2, None),
+        (
+            compliance(Some(72)),
+            3,
+            Some("lock.cool_off_hours 72 outlasts the schedule's retention (3 days)"),
+        ),
         (governance(), 7, None),
         (compliance(None), 7, None),
         (compliance(Some(1)), 36_500, None),

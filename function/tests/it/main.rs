@@ -8,5 +8,6 @@ mod backup_run;
 mod common;
 mod copies;
 mod faults;
+mod locks;
 mod mocks;
 mod restore_test;

@@ -174,3 +174,20 @@ pub async fn count_owned(ec2: &aws_sdk_ec2::Client) -> std::result::Result<usize
     }
     Ok(used)
 }
+
+/// The snapshot locks of this region, by snapshot id, through the function's own reader
+/// (ec2:DescribeLockedSnapshots). None when they cannot be read (a deployer policy from before
+/// locks): EC2 still refuses each locked deletion, which destroy then reports as kept.
+pub async fn locks(aws: &Aws) -> std::collections::BTreeMap<String, function::locks::SnapshotLock> {
+    match function::inventory::locks(&aws.ec2, 1000).await {
+        Ok(found) => found,
+        Err(failure) => {
+            eprintln!(
+                "note: could not read the snapshot locks ({}: {}); a locked snapshot is reported \
+                 kept when EC2 refuses to delete it",
+                failure.code, failure.message
+            );
+            Default::default()
+        }
+    }
+}

@@ -72,6 +72,8 @@ const THROUGH_THE_FUNCTION: &[(&str, &[&str])] = &[
     ("execute::delete_snapshots(", &["ec2:DeleteSnapshot"]),
     // An organization's destroy assumes the member role in each target account.
     (".assume(", &["sts:AssumeRole"]),
+    // The function's reader of snapshot locks, which destroy's survey uses.
+    ("inventory::locks(", &["ec2:DescribeLockedSnapshots"]),
     // The function's inventory, which `coverage` reads as a backup run does.
     (
         "inventory::read(",

@@ -260,6 +260,7 @@ mod tests {
             retention_days: 7,
             keep_last: 1,
             flexible_window_minutes: None,
+            lock: None,
         }];
         let cases: Vec<(RawRestoreTest, Around<'_>, &str, &str)> = vec![
             (

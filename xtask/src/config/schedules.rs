@@ -4,6 +4,7 @@
 use super::expression;
 use crate::config::zone::{self, Zone};
 use function::config as fconfig;
+use function::locks::LockRule;
 use function::model::ScheduleRule;
 use function::settings;
 use function::tags::DEFAULT_SCHEDULE;
@@ -74,6 +75,7 @@ pub struct RawSchedule {
     pub retention_days: Option<u32>,
     pub keep_last: Option<u32>,
     pub flexible_window_minutes: Option<u32>,
+    pub lock: Option<LockRule>,
 }
 
 /// A validated schedule.
@@ -87,6 +89,9 @@ pub struct Schedule {
     pub keep_last: u32,
     /// EventBridge Scheduler may start the run up to this many minutes late; `None` is exact.
     pub flexible_window_minutes: Option<u32>,
+    /// Each snapshot of this schedule is locked until its expiry (function/src/locks.rs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lock: Option<LockRule>,
 }
 
 /// The longest run a schedule's runs are looked at over, to find its longest gap.
@@ -100,6 +105,7 @@ impl Schedule {
     pub fn rule(&self, grace_hours: u32) -> ScheduleRule {
         ScheduleRule {
             overdue_after_hours: Some(self.overdue_after_hours(grace_hours)),
+            lock: self.lock,
             ..ScheduleRule::new(&self.name, self.retention_days, self.keep_last)
         }
     }
@@ -194,6 +200,7 @@ pub fn resolve(
                 .unwrap_or(settings::RETENTION_DAYS.default),
             keep_last: requested.keep_last.unwrap_or(settings::KEEP_LAST.default),
             flexible_window_minutes: None,
+            lock: None,
         };
         check_ranges("", &only)?;
         never_fires("schedule", &only, now)?;
@@ -251,6 +258,7 @@ pub fn resolve(
                 .unwrap_or(settings::RETENTION_DAYS.default),
             keep_last: raw.keep_last.unwrap_or(settings::KEEP_LAST.default),
             flexible_window_minutes: raw.flexible_window_minutes,
+            lock: raw.lock,
         };
         check_ranges(&format!("schedules[{index}]."), &schedule)?;
         // Equal in effect, however written (`UTC` and `Etc/UTC`, `rate(1 day)` and
@@ -306,6 +314,12 @@ fn check_ranges(prefix: &str, schedule: &Schedule) -> Result<(), (String, String
         && !WINDOW_RANGE.contains(&window)
     {
         return Err(out("flexible_window_minutes", window, &WINDOW_RANGE));
+    }
+    if let Some(problem) = schedule
+        .lock
+        .and_then(|lock| lock.problem(schedule.retention_days))
+    {
+        return Err((format!("{prefix}lock"), problem));
     }
     Ok(())
 }
@@ -372,11 +386,33 @@ pub fn preview(schedules: &[Schedule], now: OffsetDateTime) -> String {
             now,
             5,
         ));
+        if let Some(lock) = schedule.lock {
+            text.push_str(&format!("  {}\n", lock_line(lock, schedule.retention_days)));
+        }
         for note in notes(schedule) {
             text.push_str(&format!("  note: {note}\n"));
         }
     }
     text
+}
+
+/// What a schedule's lock means, in one line.
+fn lock_line(lock: LockRule, retention_days: u32) -> String {
+    use function::locks::LockMode;
+    match (lock.mode, lock.cool_off_hours) {
+        (LockMode::Governance, _) => format!(
+            "locked (governance) for its {retention_days} days: deleting one first needs \
+             ec2:UnlockSnapshot, which no SmartVault role holds"
+        ),
+        (LockMode::Compliance, cool_off) => format!(
+            "locked (compliance) for its {retention_days} days{}: then nobody, the account \
+             root included, can delete or shorten it before it expires",
+            cool_off.map_or_else(
+                || ", at once".to_owned(),
+                |hours| format!(", after a {hours}-hour cooling-off")
+            )
+        ),
+    }
 }
 
 /// What a schedule's expression means that its text does not say.
@@ -441,6 +477,7 @@ mod tests {
             retention_days: 7,
             keep_last: 1,
             flexible_window_minutes: None,
+            lock: None,
         };
         schedule
             .fire_times(at(after), count)
@@ -626,6 +663,7 @@ mod tests {
             retention_days: Some(7),
             keep_last: Some(1),
             flexible_window_minutes: None,
+            lock: None,
         }
     }
 
@@ -662,6 +700,7 @@ mod tests {
                 retention_days: 30,
                 keep_last: 3,
                 flexible_window_minutes: None,
+                lock: None,
             }]
         );
         assert_eq!(
@@ -679,6 +718,7 @@ mod tests {
             retention_days: 7,
             keep_last: 1,
             flexible_window_minutes: window,
+            lock: None,
         };
         for (expression, timezone, window, hours) in [
             ("rate(1 hour)", "UTC", None, 4),
@@ -726,6 +766,47 @@ mod tests {
             let ten = expression::fire_times_until(expression, &utc, now, Some(until), 20_000);
             assert_eq!(ten.len(), 10, "{expression}");
         }
+    }
+
+    #[test]
+    fn the_preview_says_what_each_lock_means() {
+        let locked = |mode, cool_off_hours| Schedule {
+            name: "monthly".into(),
+            expression: "cron(0 4 1 * ? *)".into(),
+            timezone: "UTC".into(),
+            retention_days: 365,
+            keep_last: 12,
+            flexible_window_minutes: None,
+            lock: Some(LockRule {
+                mode,
+                cool_off_hours,
+            }),
+        };
+        use function::locks::LockMode;
+        let now = at("2026-11-27T00:00:00Z");
+        let compliance = preview(&[locked(LockMode::Compliance, Some(24))], now);
+        assert!(
+            compliance.contains(
+                "  locked (compliance) for its 365 days, after a 24-hour cooling-off: then \
+                 nobody, the account root included, can delete or shorten it before it expires"
+            ),
+            "{compliance}"
+        );
+        let governance = preview(&[locked(LockMode::Governance, None)], now);
+        assert!(
+            governance.contains(
+                "locked (governance) for its 365 days: deleting one first needs ec2:UnlockSnapshot"
+            ),
+            "{governance}"
+        );
+        let plain = preview(
+            &[Schedule {
+                lock: None,
+                ..locked(LockMode::Governance, None)
+            }],
+            now,
+        );
+        assert!(!plain.contains("locked"), "{plain}");
     }
 
     #[test]
@@ -819,6 +900,40 @@ mod tests {
                 }],
                 "schedules[0].retention_days",
                 "0 is out of range; use a whole number from 1 to 3650",
+            ),
+            (
+                vec![RawSchedule {
+                    lock: Some(LockRule {
+                        mode: function::locks::LockMode::Compliance,
+                        cool_off_hours: Some(73),
+                    }),
+                    ..raw("daily", "cron(0 1 * * ? *)")
+                }],
+                "schedules[0].lock",
+                "lock.cool_off_hours 73 is outside EC2's 1-72 hours",
+            ),
+            (
+                vec![RawSchedule {
+                    retention_days: Some(2),
+                    lock: Some(LockRule {
+                        mode: function::locks::LockMode::Compliance,
+                        cool_off_hours: Some(48),
+                    }),
+                    ..raw("daily", "cron(0 1 * * ? *)")
+                }],
+                "schedules[0].lock",
+                "outlasts the schedule's retention (2 days)",
+            ),
+            (
+                vec![RawSchedule {
+                    lock: Some(LockRule {
+                        mode: function::locks::LockMode::Governance,
+                        cool_off_hours: Some(24),
+                    }),
+                    ..raw("daily", "cron(0 1 * * ? *)")
+                }],
+                "schedules[0].lock",
+                "lock.cool_off_hours applies to compliance mode only",
             ),
             (
                 vec![RawSchedule {

@@ -92,6 +92,7 @@ pub fn parameters(env: &Environment, artifact: &ArtifactLocation) -> StackParame
         retention_days: 1,
         keep_last: 0,
         flexible_window_minutes: None,
+        lock: None,
     };
     let slot = |index: usize, field: fn(&crate::config::schedules::Schedule) -> String| {
         Some(field(env.schedules.get(index).unwrap_or(&unused)))

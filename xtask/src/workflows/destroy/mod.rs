@@ -30,6 +30,9 @@ pub struct Survey {
     pub stack: Option<StackView>,
     pub resources: Vec<Resource>,
     pub snapshots: Vec<Snapshot>,
+    /// The locks on those snapshots, by snapshot id (none known when they cannot be read:
+    /// EC2 then refuses each locked deletion, and destroy reports it kept).
+    pub locks: std::collections::BTreeMap<String, function::locks::SnapshotLock>,
     /// This deployment's copies in each copy region (configured now, or recorded by the
     /// stack), by region.
     pub copies: Vec<(String, Vec<Snapshot>)>,
@@ -131,13 +134,20 @@ pub fn plan(env: &Environment, survey: &Survey, snapshots: Snapshots) -> Result<
             gib: survey.test_volumes.iter().map(|(_, g)| i64::from(*g)).sum(),
         });
     }
-    let gib = survey.snapshots.iter().map(|s| i64::from(s.size_gib)).sum();
+    let gib: i64 = survey.snapshots.iter().map(|s| i64::from(s.size_gib)).sum();
+    let unlocked = survey.unlocked_snapshots();
     match snapshots {
-        Snapshots::Delete if !survey.snapshots.is_empty() => steps.push(Step::Snapshots {
-            count: survey.snapshots.len(),
-            gib,
-        }),
-        Snapshots::Delete => {}
+        Snapshots::Delete => {
+            if !unlocked.is_empty() {
+                steps.push(Step::Snapshots {
+                    count: unlocked.len(),
+                    gib: unlocked.iter().map(|s| i64::from(s.size_gib)).sum(),
+                });
+            }
+            if let Some(kept_locked) = locked_kept(survey) {
+                kept.push(kept_locked);
+            }
+        }
         Snapshots::Keep => kept.push(Kept {
             what: format!("{} snapshots ({gib} GiB)", survey.snapshots.len()),
             why: "--keep-snapshots".into(),
@@ -327,6 +337,72 @@ pub async fn destroy(
     Ok(apply(aws, env, &plan, &survey, output).await)
 }
 
+impl Survey {
+    /// The snapshots no lock holds: the ones destroy can delete.
+    pub fn unlocked_snapshots(&self) -> Vec<Snapshot> {
+        self.snapshots
+            .iter()
+            .filter(|s| !self.is_locked(s))
+            .cloned()
+            .collect()
+    }
+
+    fn is_locked(&self, snapshot: &Snapshot) -> bool {
+        self.locks
+            .get(&snapshot.id)
+            .is_some_and(|lock| lock.state != function::locks::LockState::Expired)
+    }
+}
+
+/// What stays because a lock holds it: how many, until when, and how to finish later.
+/// Destroy never unlocks a snapshot.
+fn locked_kept(survey: &Survey) -> Option<Kept> {
+    let locked: Vec<&Snapshot> = survey
+        .snapshots
+        .iter()
+        .filter(|s| survey.is_locked(s))
+        .collect();
+    if locked.is_empty() {
+        return None;
+    }
+    let gib: i64 = locked.iter().map(|s| i64::from(s.size_gib)).sum();
+    let lock = |s: &&Snapshot| survey.locks.get(&s.id).copied();
+    let last_end = locked
+        .iter()
+        .filter_map(|s| lock(s).and_then(|l| l.expires_on))
+        .max();
+    let compliance = locked.iter().filter_map(lock).any(|l| {
+        matches!(
+            l.state,
+            function::locks::LockState::Compliance | function::locks::LockState::ComplianceCooloff
+        )
+    });
+    let until = last_end.map_or_else(|| "their locks end".to_owned(), function::tags::format_time);
+    Some(Kept {
+        what: format!(
+            "{} snapshots locked until {until} at the latest ({gib} GiB): {}",
+            locked.len(),
+            locked
+                .iter()
+                .map(|s| match lock(s) {
+                    Some(l) => format!("{} {}", s.id, l.describe()),
+                    None => s.id.clone(),
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        why: format!(
+            "a lock holds them{}; destroy never unlocks one. Run `cargo xtask destroy` again \
+             after {until} to delete them (they are billed until then)",
+            if compliance {
+                " (compliance: nobody, the account root included, can delete them sooner)"
+            } else {
+                " (governance: someone holding ec2:UnlockSnapshot can unlock them first)"
+            }
+        ),
+    })
+}
+
 /// Looks at everything destroy may remove.
 pub async fn survey(aws: &Aws, env: &Environment) -> Result<Survey> {
     let stack = &env.stack_name;
@@ -345,8 +421,15 @@ pub async fn survey(aws: &Aws, env: &Environment) -> Result<Survey> {
     };
     let regions = snapshots::copy_regions(env, view.as_ref());
     let copies = snapshots::copies_by_region(aws, regions, stack, &env.region).await?;
+    let found = snapshots::managed(aws, stack).await?;
+    let locks = if found.is_empty() {
+        Default::default()
+    } else {
+        snapshots::locks(aws).await
+    };
     Ok(Survey {
-        snapshots: snapshots::managed(aws, stack).await?,
+        snapshots: found,
+        locks,
         test_volumes: crate::aws::volumes::test_volumes(aws, stack).await?,
         copies,
         stack: view,
@@ -452,7 +535,8 @@ pub async fn apply(
                     deleted,
                     kept,
                     failed,
-                } = snapshots::delete(&aws.ec2, None, &survey.snapshots, limits(env)).await;
+                } = snapshots::delete(&aws.ec2, None, &survey.unlocked_snapshots(), limits(env))
+                    .await;
                 progress(format!(
                     "deleted {} snapshots, kept {}, failed {}",
                     deleted.len(),
@@ -550,6 +634,7 @@ mod tests {
                 physical_id: "smartvault-dev".into(),
             }],
             snapshots: vec![snapshot("snap-1", 8), snapshot("snap-2", 20)],
+            locks: Default::default(),
             copies: vec![("us-west-2".into(), vec![snapshot("snap-c1", 8)])],
             test_volumes: vec![("vol-t1".into(), 8)],
             log_group: true,
@@ -557,6 +642,60 @@ mod tests {
             bootstrap_bucket: Some("bucket".into()),
             execution_role: Some("arn:aws:iam::1:role/smartvault-bootstrap-cfn-exec-r".into()),
         }
+    }
+
+    /// A snapshot a lock holds stays, with until when and how to finish; destroy deletes the
+    /// rest and never unlocks. An expired lock holds nothing.
+    #[test]
+    fn locked_snapshots_are_kept_with_their_end_and_the_rest_deleted() {
+        use function::locks::{LockState, SnapshotLock};
+        let end = time::macros::datetime!(2027-02-01 00:00 UTC);
+        let mut survey = everything();
+        survey.snapshots.push(snapshot("snap-3", 5));
+        survey.locks = [
+            ("snap-1", LockState::Compliance),
+            ("snap-3", LockState::Expired),
+        ]
+        .into_iter()
+        .map(|(id, state)| {
+            (
+                id.to_owned(),
+                SnapshotLock {
+                    state,
+                    expires_on: Some(end),
+                },
+            )
+        })
+        .collect();
+        let plan = plan(&env(), &survey, Snapshots::Delete).unwrap();
+        let count = plan.steps.iter().find_map(|s| match s {
+            Step::Snapshots { count, gib } => Some((*count, *gib)),
+            _ => None,
+        });
+        assert_eq!(
+            count,
+            Some((2, 25)),
+            "snap-2 and snap-3 (its lock expired) go"
+        );
+        let ids: Vec<String> = survey
+            .unlocked_snapshots()
+            .iter()
+            .map(|s| s.id.clone())
+            .collect();
+        assert_eq!(ids, ["snap-2", "snap-3"]);
+        let kept = plan
+            .kept
+            .iter()
+            .find(|k| k.what.starts_with("1 snapshots locked"))
+            .unwrap_or_else(|| panic!("{:?}", plan.kept));
+        assert!(
+            kept.what
+                .contains("snap-1 compliance until 2027-02-01T00:00:00Z")
+                && kept.why.contains("destroy never unlocks")
+                && kept.why.contains("again after 2027-02-01T00:00:00Z")
+                && kept.why.contains("nobody, the account root included"),
+            "{kept:?}"
+        );
     }
 
     fn kinds(plan: &Plan) -> Vec<&'static str> {

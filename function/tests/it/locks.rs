@@ -1,0 +1,189 @@
+//! Snapshot locks end to end on the emulator (its lock patch, emulator/fast_moto.py): a locked
+//! schedule's sets are locked until their expiry as they are made, nobody in the account can
+//! delete them meanwhile, cleanup keeps them with the reason, and deletes them once the lock
+//! ends; a lock lost to a failed call is made by the next run.
+
+use crate::common::setup;
+use aws_sdk_ec2::error::ProvideErrorMetadata;
+use aws_sdk_ec2::types::LockState;
+use emulator::fleet::{self, InstanceSpec};
+use function::handler;
+use function::report::RunReport;
+use serde_json::json;
+use time::{Duration, OffsetDateTime};
+
+const SCHEDULES: &str = r#"[{"name":"daily","retention_days":7,"keep_last":0,"lock":{"mode":"compliance","cool_off_hours":1}},{"name":"weekly","retention_days":7,"keep_last":0}]"#;
+
+#[tokio::test]
+async fn a_locked_schedules_sets_survive_every_deletion_until_their_lock_ends() {
+    let s = setup().await;
+    fleet::launch_all(&s.ec2, &[InstanceSpec::backup("db").data_volumes(2)])
+        .await
+        .unwrap();
+    let ctx =
+        function::context::Context::new(&s.sdk, s.config("prod", &[("SCHEDULES", SCHEDULES)]));
+    let run = async |event: serde_json::Value, at: OffsetDateTime| -> RunReport {
+        handler::handle(&ctx, &event, at)
+            .await
+            .unwrap_or_else(|e| panic!("the run failed: {e}"))
+    };
+    let start = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
+
+    // The daily set is locked as it is made, until its own expiry; the weekly one is not.
+    let daily = run(json!({"action": "scheduled", "schedule": "daily"}), start).await;
+    assert_eq!(daily.created.len(), 3, "{daily:?}");
+    assert_eq!(daily.locked.len(), 3, "{daily:?}");
+    let expiry = start + Duration::days(7);
+    for locked in &daily.locked {
+        assert_eq!(locked.until, expiry);
+        assert_eq!(locked.mode, function::locks::LockMode::Compliance);
+    }
+    let summary = s.emulator.sns_messages().unwrap().remove(0).message;
+    assert!(
+        summary.contains("Locked 3 snapshots until each one's expiry:")
+            && summary.contains(&format!(
+                "compliance until {}",
+                function::tags::format_time(expiry)
+            )),
+        "{summary}"
+    );
+    let weekly = run(
+        json!({"action": "backup", "schedule": "weekly", "force": true}),
+        start,
+    )
+    .await;
+    assert_eq!(weekly.created.len(), 3);
+    assert!(weekly.locked.is_empty(), "{weekly:?}");
+    let described = s.ec2.describe_locked_snapshots().send().await.unwrap();
+    let mut locked_ids: Vec<&str> = described
+        .snapshots()
+        .iter()
+        .filter_map(|l| l.snapshot_id())
+        .collect();
+    locked_ids.sort_unstable();
+    let mut daily_ids: Vec<&str> = daily
+        .created
+        .iter()
+        .filter_map(|c| c.snapshot_id.as_deref())
+        .collect();
+    daily_ids.sort_unstable();
+    assert_eq!(locked_ids, daily_ids, "exactly the daily set is locked");
+    for info in described.snapshots() {
+        assert_eq!(
+            info.lock_expires_on().map(|t| t.secs()),
+            Some(expiry.unix_timestamp()),
+            "the lock ends when the snapshot expires"
+        );
+    }
+
+    // Past the cooling-off, the account's own administrator cannot delete or unlock one.
+    s.emulator.set_lock_clock(2 * 3600).unwrap();
+    for id in &daily_ids {
+        let deleted = s.ec2.delete_snapshot().snapshot_id(*id).send().await;
+        assert_eq!(deleted.unwrap_err().code(), Some("SnapshotLocked"), "{id}");
+        let unlocked = s.ec2.unlock_snapshot().snapshot_id(*id).send().await;
+        assert!(unlocked.is_err(), "{id}: compliance past its cooling-off");
+    }
+
+    // Eight days on (the emulator's lock clock six days on: the locks still hold), the expired
+    // daily set is kept with the reason and the weekly one is deleted. Nothing fails.
+    s.emulator.set_lock_clock(6 * 86_400).unwrap();
+    let cleanup = run(json!({"action": "cleanup"}), start + Duration::days(8)).await;
+    assert_eq!(
+        cleanup.deleted.len(),
+        3,
+        "the unlocked weekly set goes: {cleanup:?}"
+    );
+    assert!(cleanup.failed.is_empty(), "{cleanup:?}");
+    for id in &daily_ids {
+        let kept = cleanup
+            .skipped
+            .iter()
+            .find(|k| k.subject.to_string() == format!("snapshot {id}"))
+            .unwrap_or_else(|| panic!("{id} is kept with a reason: {cleanup:?}"));
+        assert!(kept.reason.contains("locked"), "{}", kept.reason);
+    }
+
+    // Once the locks end, the next cleanup deletes the daily set.
+    s.emulator.set_lock_clock(8 * 86_400).unwrap();
+    let after = run(json!({"action": "cleanup"}), start + Duration::days(9)).await;
+    let mut deleted: Vec<&str> = after
+        .deleted
+        .iter()
+        .map(|d| d.snapshot_id.as_str())
+        .collect();
+    deleted.sort_unstable();
+    assert_eq!(deleted, daily_ids, "{after:?}");
+    assert!(after.failed.is_empty(), "{after:?}");
+}
+
+#[tokio::test]
+async fn a_snapshot_left_unlocked_is_locked_by_the_next_run_once() {
+    let s = setup().await;
+    fleet::launch_all(&s.ec2, &[InstanceSpec::backup("web")])
+        .await
+        .unwrap();
+    let start = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
+    // A set made before the schedule had a lock.
+    let unlocked = function::context::Context::new(
+        &s.sdk,
+        s.config(
+            "prod",
+            &[(
+                "SCHEDULES",
+                r#"[{"name":"daily","retention_days":7,"keep_last":0}]"#,
+            )],
+        ),
+    );
+    let first = handler::handle(&unlocked, &json!({"action": "backup"}), start)
+        .await
+        .unwrap();
+    let id = first.created[0].snapshot_id.clone().unwrap();
+    assert!(first.locked.is_empty());
+    // The schedule gains a governance lock: the next run, even a cleanup, locks the set.
+    let locked = function::context::Context::new(
+        &s.sdk,
+        s.config(
+            "prod",
+            &[(
+                "SCHEDULES",
+                r#"[{"name":"daily","retention_days":7,"keep_last":0,"lock":{"mode":"governance"}}]"#,
+            )],
+        ),
+    );
+    let next = handler::handle(
+        &locked,
+        &json!({"action": "cleanup"}),
+        start + Duration::hours(1),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        next.locked
+            .iter()
+            .map(|l| l.snapshot_id.as_str())
+            .collect::<Vec<_>>(),
+        [id.as_str()]
+    );
+    assert_eq!(next.locked[0].until, start + Duration::days(7));
+    let state = s
+        .ec2
+        .describe_locked_snapshots()
+        .snapshot_ids(&id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        state.snapshots()[0].lock_state(),
+        Some(&LockState::Governance)
+    );
+    // A run with the lock already in place locks nothing again.
+    let again = handler::handle(
+        &locked,
+        &json!({"action": "cleanup"}),
+        start + Duration::hours(2),
+    )
+    .await
+    .unwrap();
+    assert!(again.locked.is_empty(), "{again:?}");
+}
