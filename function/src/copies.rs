@@ -78,6 +78,14 @@ pub fn copies_problem(
                 ),
             ));
         }
+        if let Some(lock) = rule.lock
+            && let Some(problem) = schedules
+                .iter()
+                .filter(|s| rule.copies_schedule(&s.name))
+                .find_map(|s| lock.problem(rule.retention_days.unwrap_or(s.retention_days)))
+        {
+            return Some((index, "lock", format!("copies to {region}: {problem}")));
+        }
         if let Some(key) = &rule.kms_key
             && let Some(problem) = kms_key_problem(key, region)
         {

@@ -17,6 +17,8 @@ use time::OffsetDateTime;
 #[derive(Debug, Default)]
 pub struct Copied {
     pub regions: Vec<RegionCopies>,
+    /// Copies locked (copy rules with a `lock`), each with its region.
+    pub locked: Vec<crate::report::Locked>,
     pub failed: Vec<Failure>,
     pub skipped: Vec<crate::plan::Skip>,
     pub warnings: Vec<String>,
@@ -137,7 +139,7 @@ pub async fn run(
         },
         now,
     );
-    let mut done = carry_out(setup, plan, done).await;
+    let mut done = carry_out(setup, plan, &destinations, now, done).await;
     for region in unreadable {
         done.regions.push(RegionCopies {
             region,
@@ -168,10 +170,73 @@ async fn copy_only(
         },
         now,
     );
-    carry_out(setup, plan, done).await
+    carry_out(setup, plan, &destinations, now, done).await
 }
 
-async fn carry_out(setup: Setup<'_>, plan: CopyPlan, mut done: Copied) -> Copied {
+/// The locks a copy rule asks for in its region: each copy started now, until its own expiry,
+/// and the rule's earlier copies there that no lock holds. The region's locks are read only
+/// for a rule with a lock.
+async fn copy_locks(
+    setup: Setup<'_>,
+    client: &aws_sdk_ec2::Client,
+    rule: &crate::model::CopyRule,
+    destination: Option<&Destination>,
+    started: &[(crate::copies::CopyRequest, String)],
+    now: OffsetDateTime,
+    done: &mut Copied,
+) -> Vec<crate::locks::LockRequest> {
+    let Some(lock) = rule.lock else {
+        return Vec::new();
+    };
+    let region = rule.region.as_str();
+    let mut requests = Vec::new();
+    for (request, copy_id) in started {
+        let until = request
+            .tags
+            .iter()
+            .find(|(key, _)| key == tags::EXPIRES_AT)
+            .and_then(|(_, value)| tags::parse_time(value).ok());
+        match until.map(|until| crate::locks::request(copy_id, lock, until, now)) {
+            Some(Ok(made)) => requests.push(made),
+            Some(Err(why)) => done.skipped.push(crate::plan::Skip::new(
+                crate::plan::Subject::Snapshot(copy_id.clone()),
+                format!("copy in {region}: {why}"),
+            )),
+            None => {}
+        }
+    }
+    let Some(destination) = destination else {
+        return requests;
+    };
+    match inventory::locks(client, setup.page_size).await {
+        Ok(held) => {
+            let (earlier, skips) = crate::plan::catch_up_locks_by(
+                &destination.copies,
+                &held,
+                &setup.policy.deployment,
+                |_| Some(lock),
+                now,
+            );
+            requests.extend(earlier);
+            done.skipped.extend(skips.into_iter().map(|skip| {
+                crate::plan::Skip::new(skip.subject, format!("copy in {region}: {}", skip.reason))
+            }));
+        }
+        Err(mut failure) => {
+            failure.operation = format!("{} in {region}", failure.operation);
+            done.failed.push(failure);
+        }
+    }
+    requests
+}
+
+async fn carry_out(
+    setup: Setup<'_>,
+    plan: CopyPlan,
+    destinations: &[Destination],
+    now: OffsetDateTime,
+    mut done: Copied,
+) -> Copied {
     done.skipped.extend(plan.skips);
     done.warnings.extend(plan.warnings);
     for rule in &setup.policy.copies {
@@ -196,7 +261,23 @@ async fn carry_out(setup: Setup<'_>, plan: CopyPlan, mut done: Copied) -> Copied
             .filter(|c| c.region == region)
             .cloned()
             .collect();
+        let by_source: std::collections::BTreeMap<String, crate::copies::CopyRequest> = requests
+            .iter()
+            .map(|r| (r.source_snapshot_id.clone(), r.clone()))
+            .collect();
         let copied = execute::copy_snapshots(writes, requests, setup.settle).await;
+        let started: Vec<(crate::copies::CopyRequest, String)> = copied
+            .started
+            .iter()
+            .filter_map(|(source, copy)| Some((by_source.get(source)?.clone(), copy.clone()?)))
+            .collect();
+        let destination = destinations
+            .iter()
+            .find(|d| d.region == region && region != setup.regions.home);
+        let lock_requests =
+            copy_locks(setup, client, rule, destination, &started, now, &mut done).await;
+        let locked = execute::lock_snapshots(writes, lock_requests).await;
+        done.locked.extend(locked.locked);
         let deletions: Vec<_> = plan
             .deletes
             .iter()
@@ -205,6 +286,10 @@ async fn carry_out(setup: Setup<'_>, plan: CopyPlan, mut done: Copied) -> Copied
             .collect();
         let deleted = execute::delete_snapshots(writes, deletions).await;
         let mut failed = copied.failed;
+        for mut failure in locked.failed {
+            failure.operation = format!("LockSnapshot in {region}");
+            failed.push(failure);
+        }
         for mut failure in deleted.failed {
             failure.operation = format!("DeleteSnapshot in {region}");
             failed.push(failure);
@@ -252,6 +337,7 @@ pub(crate) fn setup<'a>(
 /// What the copy half did, into the run's report.
 pub(crate) fn merge(report: &mut RunReport, copied: Copied) {
     report.copies = copied.regions;
+    report.locked.extend(copied.locked);
     report.failed.extend(copied.failed);
     report.skipped.extend(copied.skipped);
     report.warnings.extend(copied.warnings);

@@ -704,6 +704,7 @@ async fn lock_one(writes: Writes<'_>, request: LockRequest) -> Outcomes {
     let mut outcomes = Outcomes::default();
     let locked = Locked {
         snapshot_id: request.snapshot_id.clone(),
+        region: writes.region.map(str::to_owned),
         mode: request.rule.mode,
         until: request.until,
     };

@@ -204,6 +204,9 @@ pub struct CopyRule {
     /// Only these schedules' sets are copied; left out, every schedule's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedules: Option<Vec<String>>,
+    /// Each copy is locked in its region until its own expiry, when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock: Option<crate::locks::LockRule>,
 }
 
 impl CopyRule {
@@ -385,6 +388,21 @@ pub struct RunOptions {
     /// in a continuation event: its reader sets it.
     #[serde(skip)]
     pub phase: Phase,
+}
+
+impl RunOptions {
+    /// A run of `job` over the whole fleet, respecting the minimum interval: what a scheduled
+    /// run reads (the deployer's coverage and key checks, the bench).
+    pub fn whole_fleet(job: Job, phase: Phase) -> Self {
+        RunOptions {
+            job,
+            interval: Interval::Respect,
+            instance_ids: None,
+            schedule: None,
+            snapshot_ids: None,
+            phase,
+        }
+    }
 }
 
 /// Where in its run an invocation is.

@@ -675,18 +675,32 @@ pub fn catch_up_locks(
     policy: &Policy,
     now: OffsetDateTime,
 ) -> (Vec<crate::locks::LockRequest>, Vec<Skip>) {
+    let rule_of = |snapshot: &Snapshot| {
+        policy
+            .rule(tags::schedule_of(&snapshot.tags))
+            .and_then(|r| r.lock)
+    };
+    catch_up_locks_by(snapshots, locks, &policy.deployment, rule_of, now)
+}
+
+/// As [`catch_up_locks`], each snapshot's lock rule from `rule_of` (a copy rule's, for the
+/// copies in its region).
+pub fn catch_up_locks_by(
+    snapshots: &[Snapshot],
+    locks: &BTreeMap<String, crate::locks::SnapshotLock>,
+    deployment: &str,
+    rule_of: impl Fn(&Snapshot) -> Option<crate::locks::LockRule>,
+    now: OffsetDateTime,
+) -> (Vec<crate::locks::LockRequest>, Vec<Skip>) {
     let mut requests = Vec::new();
     let mut skips = Vec::new();
     for snapshot in snapshots {
-        if snapshot.tag(tags::MANAGED_BY) != Some(policy.deployment.as_str())
+        if snapshot.tag(tags::MANAGED_BY) != Some(deployment)
             || snapshot.state == SnapshotState::Error
         {
             continue;
         }
-        let Some(rule) = policy
-            .rule(tags::schedule_of(&snapshot.tags))
-            .and_then(|r| r.lock)
-        else {
+        let Some(rule) = rule_of(snapshot) else {
             continue;
         };
         if locks.get(&snapshot.id).is_some_and(|lock| lock.holds(now)) {

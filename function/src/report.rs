@@ -112,6 +112,9 @@ pub struct Created {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Locked {
     pub snapshot_id: String,
+    /// The copy region, for a copy; `None` in the function's own region.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
     pub mode: crate::locks::LockMode,
     #[serde(with = "time::serde::rfc3339")]
     pub until: OffsetDateTime,

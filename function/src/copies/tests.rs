@@ -31,6 +31,7 @@ fn to(region: &str) -> CopyRule {
         keep_last: None,
         kms_key: None,
         schedules: None,
+        lock: None,
     }
 }
 

@@ -107,6 +107,31 @@ fn a_lock_is_refused_where_ec2_would_refuse_it() {
         problem.starts_with("schedule daily: lock.cool_off_hours 0"),
         "{problem}"
     );
+    // A copy rule's lock is judged by the copies' own retention (theirs, or each copied
+    // schedule's).
+    let copy = |retention_days, lock| crate::model::CopyRule {
+        region: "us-west-2".into(),
+        retention_days,
+        keep_last: None,
+        kms_key: None,
+        schedules: None,
+        lock: Some(lock),
+    };
+    let schedules = policy(None).schedules;
+    let refused = crate::copies::copies_problem(&[copy(Some(2), compliance(Some(72)))], &schedules);
+    assert_eq!(
+        refused.map(|(index, field, problem)| {
+            (index, field, problem.starts_with(
+            "copies to us-west-2: lock.cool_off_hours 72 outlasts the schedule's retention (2 days)"
+        ))
+        }),
+        Some((0, "lock", true))
+    );
+    // Without its own retention, the daily schedule's 7 days: 72 hours fit.
+    assert_eq!(
+        crate::copies::copies_problem(&[copy(None, compliance(Some(72)))], &schedules),
+        None
+    );
 }
 
 #[test]

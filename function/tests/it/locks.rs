@@ -187,3 +187,119 @@ async fn a_snapshot_left_unlocked_is_locked_by_the_next_run_once() {
     .unwrap();
     assert!(again.locked.is_empty(), "{again:?}");
 }
+
+/// A copy rule's lock: each copy is locked in its region until its own expiry, as it is
+/// started; a copy left unlocked there is locked by the next sweep; the other region's copies,
+/// whose rule has no lock, are not.
+#[tokio::test]
+async fn a_copy_rules_lock_holds_each_copy_in_its_region_until_it_expires() {
+    let s = setup().await;
+    fleet::launch_all(&s.ec2, &[InstanceSpec::backup("db").data_volumes(1)])
+        .await
+        .unwrap();
+    let copies = r#"[{"region": "us-west-2", "retention_days": 30, "lock": {"mode": "governance"}}, {"region": "eu-west-1"}]"#;
+    let mut ctx = function::context::Context::new(
+        &s.sdk,
+        s.config(
+            "prod",
+            &[
+                (
+                    "SCHEDULES",
+                    r#"[{"name":"daily","retention_days":7,"keep_last":1}]"#,
+                ),
+                ("COPIES", copies),
+            ],
+        ),
+    );
+    ctx.settle = std::time::Duration::from_millis(20);
+    let in_region = |region: &str| {
+        aws_sdk_ec2::Client::from_conf(
+            aws_sdk_ec2::config::Builder::from(&s.sdk)
+                .region(aws_sdk_ec2::config::Region::new(region.to_owned()))
+                .build(),
+        )
+    };
+    let start = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
+    let made = handler::handle(&ctx, &json!({"action": "manual-trigger"}), start)
+        .await
+        .unwrap();
+    assert_eq!(made.created.len(), 2);
+    // The next run's sweep copies the completed set (EC2's completion event would too).
+    let report = handler::handle(&ctx, &json!({"action": "cleanup"}), start)
+        .await
+        .unwrap();
+    assert_eq!(report.copies[0].started, 2, "{report:?}");
+    let west: Vec<_> = report
+        .locked
+        .iter()
+        .filter(|l| l.region.as_deref() == Some("us-west-2"))
+        .collect();
+    assert_eq!(
+        west.len(),
+        2,
+        "both copies to us-west-2 are locked: {report:?}"
+    );
+    assert!(
+        report
+            .locked
+            .iter()
+            .all(|l| l.region.as_deref() == Some("us-west-2")),
+        "eu-west-1's rule has no lock, and neither has the schedule: {report:?}"
+    );
+    for locked in &west {
+        assert_eq!(
+            locked.until,
+            start + Duration::days(30),
+            "the copy's own expiry"
+        );
+        assert_eq!(locked.mode, function::locks::LockMode::Governance);
+    }
+    let west_client = in_region("us-west-2");
+    let described = west_client
+        .describe_locked_snapshots()
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(described.snapshots().len(), 2);
+    assert_eq!(
+        described.snapshots()[0].lock_state(),
+        Some(&LockState::Governance)
+    );
+    assert!(
+        in_region("eu-west-1")
+            .describe_locked_snapshots()
+            .send()
+            .await
+            .unwrap()
+            .snapshots()
+            .is_empty()
+    );
+    // Someone with UnlockSnapshot unlocks one: the next sweep locks it again.
+    let unlocked = west[0].snapshot_id.clone();
+    west_client
+        .unlock_snapshot()
+        .snapshot_id(&unlocked)
+        .send()
+        .await
+        .unwrap();
+    let deleted = west_client
+        .delete_snapshot()
+        .snapshot_id(&west[1].snapshot_id)
+        .send()
+        .await;
+    assert_eq!(deleted.unwrap_err().code(), Some("SnapshotLocked"));
+    let sweep = handler::handle(
+        &ctx,
+        &json!({"action": "cleanup"}),
+        start + Duration::hours(1),
+    )
+    .await
+    .unwrap();
+    let relocked: Vec<&str> = sweep
+        .locked
+        .iter()
+        .map(|l| l.snapshot_id.as_str())
+        .collect();
+    assert_eq!(relocked, [unlocked.as_str()], "{sweep:?}");
+    assert!(sweep.failed.is_empty(), "{sweep:?}");
+}

@@ -5,7 +5,7 @@
 use crate::aws::Aws;
 use crate::config::Environment;
 use anyhow::{Context, Result};
-use function::model::{Interval, Job, Phase, RunOptions};
+use function::model::{Job, Phase, RunOptions};
 use std::collections::BTreeMap;
 
 /// What a backup run of the whole fleet reads, read with the caller's credentials: every
@@ -13,14 +13,7 @@ use std::collections::BTreeMap;
 /// check of the volumes' keys read it so.
 pub async fn read(aws: &Aws, env: &Environment) -> Result<function::model::Inventory> {
     let policy = env.policy()?;
-    let options = RunOptions {
-        job: Job::Backup,
-        interval: Interval::Respect,
-        instance_ids: None,
-        schedule: None,
-        snapshot_ids: None,
-        phase: Phase::FirstLink,
-    };
+    let options = RunOptions::whole_fleet(Job::Backup, Phase::FirstLink);
     function::inventory::read(
         &aws.ec2,
         &policy,

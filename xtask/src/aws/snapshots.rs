@@ -179,7 +179,15 @@ pub async fn count_owned(ec2: &aws_sdk_ec2::Client) -> std::result::Result<usize
 /// (ec2:DescribeLockedSnapshots). None when they cannot be read (a deployer policy from before
 /// locks): EC2 still refuses each locked deletion, which destroy then reports as kept.
 pub async fn locks(aws: &Aws) -> std::collections::BTreeMap<String, function::locks::SnapshotLock> {
-    match function::inventory::locks(&aws.ec2, 1000).await {
+    locks_in(aws, &aws.region).await
+}
+
+/// [`locks`] of another region.
+pub async fn locks_in(
+    aws: &Aws,
+    region: &str,
+) -> std::collections::BTreeMap<String, function::locks::SnapshotLock> {
+    match function::inventory::locks(&ec2_in(aws, region), 1000).await {
         Ok(found) => found,
         Err(failure) => {
             eprintln!(

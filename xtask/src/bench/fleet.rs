@@ -265,14 +265,10 @@ async fn inventory_time(aws: &Aws) -> Result<f64> {
         min_interval: time::Duration::ZERO,
         copies: Vec::new(),
     };
-    let options = function::model::RunOptions {
-        job: function::model::Job::Backup,
-        interval: function::model::Interval::Respect,
-        instance_ids: None,
-        schedule: None,
-        snapshot_ids: None,
-        phase: function::model::Phase::LaterLink,
-    };
+    let options = function::model::RunOptions::whole_fleet(
+        function::model::Job::Backup,
+        function::model::Phase::LaterLink,
+    );
     let started = Instant::now();
     function::inventory::read(
         &aws.ec2,

@@ -846,6 +846,7 @@ fn copies_are_made_tagged_and_deleted_only_in_their_region_and_keys_used_only_th
             [
                 "CopySnapshots",
                 "TagCopiesAtCreation",
+                "LockOwnCopies",
                 "DeleteOwnCopies",
                 "EncryptCopiesThroughEc2"
             ]
@@ -871,6 +872,20 @@ fn copies_are_made_tagged_and_deleted_only_in_their_region_and_keys_used_only_th
             "CopySnapshot"
         );
         assert!(show(&tag["Resource"]).contains(&format!("ec2:{region}::snapshot/*")));
+        let lock = by_sid(&all, "LockOwnCopies");
+        assert_eq!(
+            actions(lock),
+            BTreeSet::from(["ec2:LockSnapshot".to_owned()])
+        );
+        assert!(show(&lock["Resource"]).contains(&format!("ec2:{region}::snapshot/*")));
+        assert_eq!(
+            show(
+                &lock["Condition"]["StringEquals"]
+                    [&format!("aws:ResourceTag/{}", function::tags::MANAGED_BY)]
+            ),
+            "!Ref DeploymentName",
+            "only this deployment's copies are locked"
+        );
         let delete = by_sid(&all, "DeleteOwnCopies");
         assert_eq!(
             actions(delete),
@@ -886,7 +901,7 @@ fn copies_are_made_tagged_and_deleted_only_in_their_region_and_keys_used_only_th
         // The key statement exists only with a key, names it (or the region's keys carrying
         // its alias), and only through EC2 in that region.
         let raw = &resource(&t, &format!("Copy{n}Policy"))["Properties"]["PolicyDocument"]["Statement"]
-            [3];
+            [4];
         assert!(
             show(raw).starts_with(&format!("!If [Copy{n}HasKey, ")),
             "{}",

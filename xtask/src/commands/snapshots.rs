@@ -90,7 +90,7 @@ fn print(listing: &Listing) {
             .map(|(region, n)| format!("{region} {n}/{}", point.volumes.len()))
             .collect();
         println!(
-            "{} {} ({}) in {}: {} {} {}, expires {}{}{}",
+            "{} {} ({}) in {}: {} {} {}, expires {}{}{}{}",
             point.instance_id,
             point.created_at,
             point.schedule,
@@ -108,7 +108,11 @@ fn print(listing: &Listing) {
                 ""
             } else {
                 ", not yet complete"
-            }
+            },
+            point
+                .lock
+                .map(|lock| format!(", locked {}", lock.describe()))
+                .unwrap_or_default()
         );
         for volume in &point.volumes {
             println!(

@@ -126,6 +126,7 @@ struct RawCopy {
     keep_last: Option<u32>,
     kms_key: Option<String>,
     schedules: Option<Vec<String>>,
+    lock: Option<function::locks::LockRule>,
 }
 
 /// The suffix of the EventBridge rule that sends EC2's snapshot completion events to the
@@ -771,6 +772,7 @@ fn copies(
             keep_last: copy.keep_last,
             kms_key: copy.kms_key.clone(),
             schedules: copy.schedules.clone(),
+            lock: copy.lock,
         });
         let rule_schedules: Vec<fmodel::ScheduleRule> = schedules
             .iter()

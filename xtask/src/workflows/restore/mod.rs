@@ -21,7 +21,9 @@ pub async fn points(aws: &Aws, env: &Environment, region: &str) -> Result<Vec<Re
         let found = snapshots::managed(aws, &env.stack_name).await?;
         let copies =
             snapshots::copies_by_region(aws, regions, &env.stack_name, &env.region).await?;
-        return Ok(points::group(&found, region, &copies));
+        let mut grouped = points::group(&found, region, &copies);
+        points::with_locks(&mut grouped, &snapshots::locks(aws).await);
+        return Ok(grouped);
     }
     if !regions.iter().any(|r| r == region) {
         bail!(UserError(format!(
@@ -37,5 +39,7 @@ pub async fn points(aws: &Aws, env: &Environment, region: &str) -> Result<Vec<Re
         )));
     }
     let copies = snapshots::copies(aws, region, &env.stack_name, &env.region).await?;
-    Ok(points::group(&copies, region, &[]))
+    let mut grouped = points::group(&copies, region, &[]);
+    points::with_locks(&mut grouped, &snapshots::locks_in(aws, region).await);
+    Ok(grouped)
 }

@@ -491,6 +491,7 @@ mod tests {
                     },
                     size_gib: 8,
                     state: state.into(),
+                    lock: None,
                 },
                 PointVolume {
                     snapshot_id: format!("snap-{at}-data"),
@@ -503,9 +504,11 @@ mod tests {
                     },
                     size_gib: 500,
                     state: state.into(),
+                    lock: None,
                 },
             ],
             copies: BTreeMap::new(),
+            lock: None,
         }
     }
 

@@ -2,6 +2,7 @@
 //! run (the set one `CreateSnapshots` made), with what the restore records say about each
 //! volume and the instance, and how many of its snapshots each copy region holds.
 
+use function::locks::{LockState, SnapshotLock};
 use function::model::Snapshot;
 use function::restore_records::VolumeDetails;
 use function::restore_records::{self, VolumeRecord};
@@ -29,6 +30,10 @@ pub struct RestorePoint {
     /// For a point in the environment's own region: by copy region, how many of its snapshots
     /// have a copy there.
     pub copies: BTreeMap<String, usize>,
+    /// The lock every snapshot of the point is held by (the one that ends first), when all
+    /// are locked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lock: Option<SnapshotLock>,
 }
 
 /// One snapshot of a restore point.
@@ -43,6 +48,9 @@ pub struct PointVolume {
     pub details: VolumeDetails,
     pub size_gib: i32,
     pub state: String,
+    /// Its lock, when one holds it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lock: Option<SnapshotLock>,
 }
 
 impl RestorePoint {
@@ -80,6 +88,7 @@ pub fn group(
             platform: set_tag(restore_records::PLATFORM),
             volumes: Vec::new(),
             copies: BTreeMap::new(),
+            lock: None,
         };
         for snapshot in set {
             // A copy's own volume id is a placeholder; its source's is in a tag.
@@ -99,6 +108,7 @@ pub fn group(
                 details: record.map(|r| r.details).unwrap_or_default(),
                 size_gib: snapshot.size_gib,
                 state: snapshot.state.as_str().to_owned(),
+                lock: None,
             });
         }
         points.push(point);
@@ -131,6 +141,28 @@ pub fn group(
     list
 }
 
+/// Sets each snapshot's lock from `locks` (the region's, by snapshot id; expired ones hold
+/// nothing), and each point's: the one ending first, when a lock holds every snapshot.
+pub fn with_locks(points: &mut [RestorePoint], locks: &BTreeMap<String, SnapshotLock>) {
+    for point in points {
+        for volume in &mut point.volumes {
+            volume.lock = locks
+                .get(&volume.snapshot_id)
+                .copied()
+                .filter(|lock| lock.state != LockState::Expired);
+        }
+        point.lock = if point.volumes.iter().all(|v| v.lock.is_some()) {
+            point
+                .volumes
+                .iter()
+                .filter_map(|v| v.lock)
+                .min_by_key(|lock| lock.expires_on)
+        } else {
+            None
+        };
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,6 +184,58 @@ mod tests {
             volume_id: Some(volume.into()),
             ..Snapshot::tagged(id, function::model::SnapshotState::Completed, &tags)
         }
+    }
+
+    /// A point is locked when every snapshot is, until the first of their locks ends; an
+    /// expired lock holds nothing.
+    #[test]
+    fn a_point_shows_the_lock_that_holds_all_its_snapshots() {
+        let at = "2026-11-26T01:00:00Z";
+        let home = vec![
+            snapshot("snap-1", "vol-1", "i-a", at, &[]),
+            snapshot("snap-2", "vol-2", "i-a", at, &[]),
+            snapshot("snap-3", "vol-3", "i-b", at, &[]),
+            snapshot("snap-4", "vol-4", "i-c", at, &[]),
+        ];
+        let lock = |state, day| SnapshotLock {
+            state,
+            expires_on: Some(
+                time::macros::datetime!(2026-12-01 00:00 UTC) + time::Duration::days(day),
+            ),
+        };
+        let locks: BTreeMap<String, SnapshotLock> = [
+            ("snap-1", lock(LockState::Compliance, 2)),
+            ("snap-2", lock(LockState::Compliance, 1)),
+            ("snap-3", lock(LockState::Governance, 1)),
+            ("snap-4", lock(LockState::Expired, 1)),
+        ]
+        .into_iter()
+        .map(|(id, l)| (id.to_owned(), l))
+        .collect();
+        let mut points = group(&home, "eu-west-1", &[]);
+        with_locks(&mut points, &locks);
+        let shown: Vec<(&str, Option<String>)> = points
+            .iter()
+            .map(|p| (p.instance_id.as_str(), p.lock.map(|l| l.describe())))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                (
+                    "i-a",
+                    Some("compliance until 2026-12-02T00:00:00Z".to_owned())
+                ),
+                (
+                    "i-b",
+                    Some("governance until 2026-12-02T00:00:00Z".to_owned())
+                ),
+                ("i-c", None),
+            ]
+        );
+        assert_eq!(
+            points[0].volumes[0].lock,
+            Some(lock(LockState::Compliance, 2))
+        );
     }
 
     #[test]
