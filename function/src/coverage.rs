@@ -66,6 +66,10 @@ pub struct Newest {
     /// When it became overdue, if it is.
     #[serde(with = "time::serde::rfc3339::option")]
     pub overdue_since: Option<OffsetDateTime>,
+    /// The lock that holds every snapshot of the set (the one ending first), when one does
+    /// ([`with_locks`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock: Option<crate::locks::SnapshotLock>,
 }
 
 /// One instance's coverage.
@@ -296,6 +300,7 @@ pub fn assess(
                 schedule: schedule.name.clone(),
                 at,
                 overdue_since,
+                lock: None,
             });
         }
         entry.status = if entry.newest.iter().all(|n| n.at.is_none()) {
@@ -340,6 +345,41 @@ pub fn assess(
         });
     }
     coverage
+}
+
+/// Sets each newest set's lock from `locks` (by snapshot id): the lock holding every snapshot
+/// of the set, the one ending first; none when any snapshot of it is unlocked or its lock
+/// expired. `snapshots` are the ones coverage was assessed from.
+pub fn with_locks(
+    coverage: &mut Coverage,
+    snapshots: &[Snapshot],
+    locks: &BTreeMap<String, crate::locks::SnapshotLock>,
+) {
+    for instance in &mut coverage.instances {
+        for newest in &mut instance.newest {
+            let Some(at) = newest.at else { continue };
+            let set: Vec<&Snapshot> = snapshots
+                .iter()
+                .filter(|s| {
+                    s.tag(tags::INSTANCE_ID) == Some(instance.id.as_str())
+                        && tags::schedule_of(&s.tags) == newest.schedule
+                        && s.tag(tags::CREATED_AT)
+                            .and_then(|t| tags::parse_time(t).ok())
+                            == Some(at)
+                })
+                .collect();
+            let held: Vec<crate::locks::SnapshotLock> = set
+                .iter()
+                .filter_map(|s| locks.get(&s.id).copied())
+                .filter(|l| l.state != crate::locks::LockState::Expired)
+                .collect();
+            newest.lock = if !set.is_empty() && held.len() == set.len() {
+                held.into_iter().min_by_key(|l| l.expires_on)
+            } else {
+                None
+            };
+        }
+    }
 }
 
 #[cfg(test)]

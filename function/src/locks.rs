@@ -106,7 +106,7 @@ pub enum LockState {
 }
 
 /// A snapshot's lock.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SnapshotLock {
     pub state: LockState,
     /// Unknown while a snapshot locked when pending has not completed.

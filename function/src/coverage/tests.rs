@@ -357,3 +357,54 @@ fn a_set_dated_in_the_future_does_not_keep_an_instance_protected() {
     );
     assert_eq!(coverage.oldest_newest_hours["daily"], 1000);
 }
+
+/// The newest set of each schedule shows the lock holding every snapshot of it; a set with an
+/// unlocked or expired snapshot shows none.
+#[test]
+fn each_newest_set_shows_the_lock_that_holds_it() {
+    use crate::locks::{LockState, SnapshotLock};
+    use SnapshotState::Completed;
+    let snapshots = vec![
+        set("i-a", "daily", 2, Completed),
+        set("i-a", "weekly", 30, Completed),
+        set("i-b", "daily", 3, Completed),
+    ];
+    let lock = |state, day: i64| SnapshotLock {
+        state,
+        expires_on: Some(NOW + Duration::days(day)),
+    };
+    let locks: BTreeMap<String, SnapshotLock> = [
+        ("snap-i-a-daily-2", lock(LockState::Compliance, 7)),
+        ("snap-i-a-weekly-30", lock(LockState::Expired, 1)),
+    ]
+    .into_iter()
+    .map(|(id, l)| (id.to_owned(), l))
+    .collect();
+    let mut coverage = assess(
+        &[tagged("i-a"), tagged("i-b")],
+        &[],
+        &snapshots,
+        &policy(),
+        &BTreeMap::new(),
+        NOW,
+    );
+    with_locks(&mut coverage, &snapshots, &locks);
+    let shown: Vec<(&str, &str, Option<LockState>)> = coverage
+        .instances
+        .iter()
+        .flat_map(|i| {
+            i.newest
+                .iter()
+                .map(move |n| (i.id.as_str(), n.schedule.as_str(), n.lock.map(|l| l.state)))
+        })
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            ("i-a", "daily", Some(LockState::Compliance)),
+            ("i-a", "weekly", None),
+            ("i-b", "daily", None),
+            ("i-b", "weekly", None),
+        ]
+    );
+}

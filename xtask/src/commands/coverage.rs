@@ -142,21 +142,27 @@ fn print(report: &Report) {
             Status::Protected | Status::Overdue => instance
                 .newest
                 .iter()
-                .map(|n| match (n.at, n.overdue_since) {
-                    (Some(at), Some(since)) => format!(
-                        "{}: {} ({} h ago, overdue since {})",
-                        n.schedule,
-                        format_time(at),
-                        hours_ago(at, report.at),
-                        format_time(since)
-                    ),
-                    (Some(at), None) => format!(
-                        "{}: {} ({} h ago)",
-                        n.schedule,
-                        format_time(at),
-                        hours_ago(at, report.at)
-                    ),
-                    (None, _) => format!("{}: none yet", n.schedule),
+                .map(|n| {
+                    let locked = n
+                        .lock
+                        .map(|lock| format!(", locked {}", lock.describe()))
+                        .unwrap_or_default();
+                    match (n.at, n.overdue_since) {
+                        (Some(at), Some(since)) => format!(
+                            "{}: {} ({} h ago, overdue since {}{locked})",
+                            n.schedule,
+                            format_time(at),
+                            hours_ago(at, report.at),
+                            format_time(since)
+                        ),
+                        (Some(at), None) => format!(
+                            "{}: {} ({} h ago{locked})",
+                            n.schedule,
+                            format_time(at),
+                            hours_ago(at, report.at)
+                        ),
+                        (None, _) => format!("{}: none yet", n.schedule),
+                    }
                 })
                 .collect::<Vec<_>>()
                 .join("; "),

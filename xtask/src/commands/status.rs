@@ -45,6 +45,10 @@ impl StatusCmd {
             let copies =
                 snapshots::copies_by_region(aws, regions, &env.stack_name, &env.region).await?;
             let mut status = Status::new(&env, &aws.region, stack, &snapshots);
+            if !snapshots.is_empty() {
+                let locks = snapshots::locks(aws).await;
+                with_locks(&mut status.schedules, &snapshots, &locks);
+            }
             status.copies = copy_status(&env, &snapshots, &copies, time::OffsetDateTime::now_utc());
             Ok(status)
         })?;
@@ -139,7 +143,7 @@ fn copy_status(
 }
 
 /// One schedule in `status`.
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct ScheduleStatus {
     pub name: String,
     pub expression: String,
@@ -148,6 +152,37 @@ pub struct ScheduleStatus {
     pub next_fire_time: Option<String>,
     /// This deployment's snapshots made by the schedule (`default` for those without the tag).
     pub snapshots: usize,
+    /// How many of them a lock holds, and until when the last one does (left out when none).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub locked: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub locked_until: Option<String>,
+}
+
+fn is_zero(count: &usize) -> bool {
+    *count == 0
+}
+
+/// Counts each schedule's snapshots a lock holds (`locks`, by snapshot id) and the last end.
+fn with_locks(
+    schedules: &mut [ScheduleStatus],
+    snapshots: &[Snapshot],
+    locks: &std::collections::BTreeMap<String, function::locks::SnapshotLock>,
+) {
+    for schedule in schedules {
+        let held: Vec<&function::locks::SnapshotLock> = snapshots
+            .iter()
+            .filter(|s| function::tags::schedule_of(&s.tags) == schedule.name)
+            .filter_map(|s| locks.get(&s.id))
+            .filter(|l| l.state != function::locks::LockState::Expired)
+            .collect();
+        schedule.locked = held.len();
+        schedule.locked_until = held
+            .iter()
+            .filter_map(|l| l.expires_on)
+            .max()
+            .map(function::tags::format_time);
+    }
 }
 
 /// The deployed schedules (from the stack's parameters), their next fire time after `now`,
@@ -178,6 +213,8 @@ fn schedule_status(
                 expression,
                 timezone,
                 next_fire_time,
+                locked: 0,
+                locked_until: None,
             }
         })
         .collect()
@@ -248,12 +285,16 @@ fn print(status: &Status) {
     );
     for schedule in &status.schedules {
         println!(
-            "schedule     {} {} in {}: next {}, {} snapshots",
+            "schedule     {} {} in {}: next {}, {} snapshots{}",
             schedule.name,
             schedule.expression,
             schedule.timezone,
             or_none(&schedule.next_fire_time),
-            schedule.snapshots
+            schedule.snapshots,
+            match &schedule.locked_until {
+                Some(until) => format!(", {} locked until {until} at the latest", schedule.locked),
+                None => String::new(),
+            }
         );
     }
     if status.schedules.is_empty() {
@@ -357,6 +398,37 @@ mod tests {
             "{:?}",
             status.schedules[0]
         );
+        // Locks: how many of a schedule's snapshots a lock holds, until the last end; an
+        // expired lock holds nothing.
+        let mut schedules = status.schedules.clone();
+        let lock = |state, at: i64| function::locks::SnapshotLock {
+            state,
+            expires_on: time::OffsetDateTime::from_unix_timestamp(at).ok(),
+        };
+        let locks = BTreeMap::from([
+            (
+                "snap-1".to_owned(),
+                lock(function::locks::LockState::Compliance, 1_796_000_000),
+            ),
+            (
+                "snap-2".to_owned(),
+                lock(function::locks::LockState::Expired, 1_797_000_000),
+            ),
+        ]);
+        with_locks(
+            &mut schedules,
+            &[
+                snapshot("snap-1", 8, 1_795_000_000),
+                snapshot("snap-2", 20, 1_795_086_400),
+            ],
+            &locks,
+        );
+        assert_eq!((schedules[0].locked, schedules[1].locked), (0, 1));
+        assert_eq!(
+            schedules[1].locked_until.as_deref(),
+            Some("2026-11-30T00:53:20Z")
+        );
+        assert_eq!(schedules[0].locked_until, None);
         assert!(status.termination_protection);
         assert_eq!((status.snapshots, status.snapshots_gib), (2, 28));
         assert!(status.oldest_snapshot < status.newest_snapshot);

@@ -13,14 +13,23 @@ pub async fn assess(aws: &Aws, env: &Environment, now: OffsetDateTime) -> Result
     let policy = env.policy()?;
     let inventory = crate::aws::fleet::read(aws, env).await?;
     let since = schedules_since(aws, env).await;
-    Ok(coverage::assess(
+    let mut assessed = coverage::assess(
         &inventory.instances,
         &inventory.untagged,
         &inventory.snapshots,
         &policy,
         &since,
         now,
-    ))
+    );
+    // The region's locks: the inventory reads them only for a locked schedule, and an
+    // operator may have locked a set by hand.
+    let locks = if inventory.locks.is_empty() {
+        crate::aws::snapshots::locks(aws).await
+    } else {
+        inventory.locks
+    };
+    coverage::with_locks(&mut assessed, &inventory.snapshots, &locks);
+    Ok(assessed)
 }
 
 /// Since when each schedule is configured, as the function recorded it on the stack's topic
