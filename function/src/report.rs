@@ -567,6 +567,7 @@ impl RunReport {
         let totals = self.totals();
         let names = [
             ("SnapshotsCreated", "Count"),
+            ("SnapshotsLocked", "Count"),
             ("SnapshotsDeleted", "Count"),
             ("Skipped", "Count"),
             ("Failures", "Count"),
@@ -611,6 +612,7 @@ impl RunReport {
             },
             "Deployment": self.deployment,
             "SnapshotsCreated": totals.created,
+            "SnapshotsLocked": totals.locked,
             "SnapshotsDeleted": totals.deleted,
             "Skipped": totals.skipped,
             "Failures": totals.failed,
@@ -1170,7 +1172,15 @@ mod tests {
 
     #[test]
     fn metrics_follow_the_embedded_metric_format() {
-        let metrics = report().metrics(1_700_000_000_000);
+        let mut run = report();
+        run.locked.push(Locked {
+            snapshot_id: "snap-1".into(),
+            region: None,
+            mode: crate::locks::LockMode::Compliance,
+            until: datetime!(2026-12-04 01:00 UTC),
+        });
+        run.omitted.locked = 2;
+        let metrics = run.metrics(1_700_000_000_000);
         assert_eq!(metrics["_aws"]["Timestamp"], 1_700_000_000_000_i64);
         assert_eq!(
             metrics["_aws"]["CloudWatchMetrics"][0]["Namespace"],
@@ -1186,6 +1196,7 @@ mod tests {
             assert!(metrics.get(*name).is_some(), "metric {name} has no value");
         }
         assert_eq!(metrics["SnapshotsCreated"], 2);
+        assert_eq!(metrics["SnapshotsLocked"], 3, "the listed and the omitted");
         assert_eq!(metrics["CopiesStarted"], 2);
         assert_eq!(metrics["CopiesWaiting"], 1);
         assert_eq!(metrics["Failures"], 1);

@@ -15,6 +15,7 @@ pub mod restore;
 pub mod snapshots;
 pub mod stacksets;
 pub mod topic;
+pub mod unlock;
 pub mod volumes;
 
 use crate::config::access::Access;

@@ -60,6 +60,11 @@ const NOT_CI: &[(&str, &str)] = &[
         "aws/restore.rs",
         "restore is an operator's command, run with the operator's credentials (docs/restore.md)",
     ),
+    (
+        "aws/unlock.rs",
+        "destroy --unlock-governance: an operator's explicit choice with their own credentials; \
+         no shipped policy may grant ec2:UnlockSnapshot",
+    ),
     ("checks/chains.rs", "a test"),
     ("workflows/destroy/apply_tests.rs", "a test"),
     ("checks/policies.rs", "this scan"),

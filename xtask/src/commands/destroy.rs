@@ -20,8 +20,13 @@ pub struct Destroy {
     #[arg(long)]
     yes: bool,
     /// Keep the snapshots this deployment made.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "unlock_governance")]
     keep_snapshots: bool,
+    /// Remove the governance locks of this deployment's snapshots first, then delete them
+    /// (with your own credentials: it needs ec2:UnlockSnapshot, which no SmartVault policy
+    /// grants). Compliance locks are never touched.
+    #[arg(long)]
+    unlock_governance: bool,
     /// An organization's environment: remove only the stack instances no longer in
     /// `targets:` (and what their functions made), keeping the stack set.
     #[arg(long)]
@@ -35,6 +40,8 @@ impl Destroy {
         let env = self.env.load()?;
         let snapshots = if self.keep_snapshots {
             Snapshots::Keep
+        } else if self.unlock_governance {
+            Snapshots::DeleteUnlockingGovernance
         } else {
             Snapshots::Delete
         };

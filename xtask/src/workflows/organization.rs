@@ -855,7 +855,9 @@ impl OrgPlan {
                  group if left, and the volumes a restore test left\n",
                 targets.member_role,
                 match self.snapshots {
-                    Snapshots::Delete => "this deployment's snapshots and copies, ",
+                    Snapshots::Delete | Snapshots::DeleteUnlockingGovernance => {
+                        "this deployment's snapshots and copies, "
+                    }
                     Snapshots::Keep => "",
                 }
             ));

@@ -20,6 +20,9 @@ use std::fmt::Write as _;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Snapshots {
     Delete,
+    /// `--unlock-governance`: governance locks are removed first (the operator's explicit
+    /// choice, with their own `ec2:UnlockSnapshot`); compliance locks are never touched.
+    DeleteUnlockingGovernance,
     Keep,
 }
 
@@ -63,6 +66,10 @@ pub enum Step {
     TestVolumes {
         count: usize,
         gib: i64,
+    },
+    /// Governance locks to remove first (`--unlock-governance` only).
+    UnlockGovernance {
+        snapshot_ids: Vec<String>,
     },
     Snapshots {
         count: usize,
@@ -135,16 +142,23 @@ pub fn plan(env: &Environment, survey: &Survey, snapshots: Snapshots) -> Result<
         });
     }
     let gib: i64 = survey.snapshots.iter().map(|s| i64::from(s.size_gib)).sum();
-    let unlocked = survey.unlocked_snapshots();
+    let unlock = snapshots == Snapshots::DeleteUnlockingGovernance;
+    let deletable = survey.deletable(unlock);
     match snapshots {
-        Snapshots::Delete => {
-            if !unlocked.is_empty() {
-                steps.push(Step::Snapshots {
-                    count: unlocked.len(),
-                    gib: unlocked.iter().map(|s| i64::from(s.size_gib)).sum(),
+        Snapshots::Delete | Snapshots::DeleteUnlockingGovernance => {
+            let governed = survey.governed();
+            if unlock && !governed.is_empty() {
+                steps.push(Step::UnlockGovernance {
+                    snapshot_ids: governed,
                 });
             }
-            if let Some(kept_locked) = locked_kept(survey) {
+            if !deletable.is_empty() {
+                steps.push(Step::Snapshots {
+                    count: deletable.len(),
+                    gib: deletable.iter().map(|s| i64::from(s.size_gib)).sum(),
+                });
+            }
+            if let Some(kept_locked) = locked_kept(survey, unlock) {
                 kept.push(kept_locked);
             }
         }
@@ -156,12 +170,13 @@ pub fn plan(env: &Environment, survey: &Survey, snapshots: Snapshots) -> Result<
     for (region, copies) in &survey.copies {
         let gib = copies.iter().map(|s| i64::from(s.size_gib)).sum();
         match snapshots {
-            Snapshots::Delete if !copies.is_empty() => steps.push(Step::Copies {
-                region: region.clone(),
-                count: copies.len(),
-                gib,
-            }),
-            Snapshots::Delete => {}
+            Snapshots::Delete | Snapshots::DeleteUnlockingGovernance if !copies.is_empty() => steps
+                .push(Step::Copies {
+                    region: region.clone(),
+                    count: copies.len(),
+                    gib,
+                }),
+            Snapshots::Delete | Snapshots::DeleteUnlockingGovernance => {}
             Snapshots::Keep => kept.push(Kept {
                 what: format!("{} copies in {region} ({gib} GiB)", copies.len()),
                 why: "--keep-snapshots".into(),
@@ -269,6 +284,13 @@ impl Plan {
                 Step::TestVolumes { count, gib } => {
                     writeln!(text, "  {count} volumes a restore test left ({gib} GiB)")
                 }
+                Step::UnlockGovernance { snapshot_ids } => writeln!(
+                    text,
+                    "  the governance locks of {} snapshots (--unlock-governance), removed \
+                     first: {}",
+                    snapshot_ids.len(),
+                    snapshot_ids.join(", ")
+                ),
                 Step::Snapshots { count, gib } => writeln!(
                     text,
                     "  {count} snapshots made by this deployment ({gib} GiB)"
@@ -340,27 +362,50 @@ pub async fn destroy(
 impl Survey {
     /// The snapshots no lock holds: the ones destroy can delete.
     pub fn unlocked_snapshots(&self) -> Vec<Snapshot> {
+        self.deletable(false)
+    }
+
+    /// The snapshots destroy deletes: those no lock holds, and with `unlock_governance` also
+    /// those only a governance lock holds.
+    pub fn deletable(&self, unlock_governance: bool) -> Vec<Snapshot> {
         self.snapshots
             .iter()
-            .filter(|s| !self.is_locked(s))
+            .filter(|s| !self.is_locked(s, unlock_governance))
             .cloned()
             .collect()
     }
 
-    fn is_locked(&self, snapshot: &Snapshot) -> bool {
+    /// The snapshots a governance lock holds.
+    pub fn governed(&self) -> Vec<String> {
+        self.snapshots
+            .iter()
+            .filter(|s| {
+                self.locks
+                    .get(&s.id)
+                    .is_some_and(|l| l.state == function::locks::LockState::Governance)
+            })
+            .map(|s| s.id.clone())
+            .collect()
+    }
+
+    fn is_locked(&self, snapshot: &Snapshot, unlock_governance: bool) -> bool {
         self.locks
             .get(&snapshot.id)
-            .is_some_and(|lock| lock.state != function::locks::LockState::Expired)
+            .is_some_and(|lock| match lock.state {
+                function::locks::LockState::Expired => false,
+                function::locks::LockState::Governance => !unlock_governance,
+                _ => true,
+            })
     }
 }
 
 /// What stays because a lock holds it: how many, until when, and how to finish later.
 /// Destroy never unlocks a snapshot.
-fn locked_kept(survey: &Survey) -> Option<Kept> {
+fn locked_kept(survey: &Survey, unlock_governance: bool) -> Option<Kept> {
     let locked: Vec<&Snapshot> = survey
         .snapshots
         .iter()
-        .filter(|s| survey.is_locked(s))
+        .filter(|s| survey.is_locked(s, unlock_governance))
         .collect();
     if locked.is_empty() {
         return None;
@@ -397,7 +442,8 @@ fn locked_kept(survey: &Survey) -> Option<Kept> {
             if compliance {
                 " (compliance: nobody, the account root included, can delete them sooner)"
             } else {
-                " (governance: someone holding ec2:UnlockSnapshot can unlock them first)"
+                " (governance: `destroy --unlock-governance`, with credentials holding \
+             ec2:UnlockSnapshot, removes them)"
             }
         ),
     })
@@ -479,8 +525,25 @@ pub async fn apply(
         kept: plan.kept.clone(),
         ..DestroyResult::default()
     };
+    // What --unlock-governance unlocked: deleted with the snapshots no lock holds.
+    let mut unlocked: Vec<String> = Vec::new();
     for step in &plan.steps {
         let outcome: Result<()> = match step {
+            Step::UnlockGovernance { snapshot_ids } => {
+                progress(format!(
+                    "unlocking {} snapshots locked in governance mode",
+                    snapshot_ids.len()
+                ));
+                for id in snapshot_ids {
+                    match crate::aws::unlock::governance(aws, id).await {
+                        Ok(()) => unlocked.push(id.clone()),
+                        Err(error) => result
+                            .failures
+                            .push(format!("unlocking {id} failed: {error:#}; it is kept")),
+                    }
+                }
+                Ok(())
+            }
             Step::Stack { stack, resources } => {
                 result.resources = resources.clone();
                 progress(format!("deleting stack {stack}"));
@@ -531,12 +594,20 @@ pub async fn apply(
             }
             Step::Snapshots { count, .. } => {
                 progress(format!("deleting {count} snapshots"));
+                // Those no lock holds, and those --unlock-governance unlocked.
+                let mut deletable = survey.unlocked_snapshots();
+                deletable.extend(
+                    survey
+                        .snapshots
+                        .iter()
+                        .filter(|s| unlocked.contains(&s.id))
+                        .cloned(),
+                );
                 let Deletions {
                     deleted,
                     kept,
                     failed,
-                } = snapshots::delete(&aws.ec2, None, &survey.unlocked_snapshots(), limits(env))
-                    .await;
+                } = snapshots::delete(&aws.ec2, None, &deletable, limits(env)).await;
                 progress(format!(
                     "deleted {} snapshots, kept {}, failed {}",
                     deleted.len(),
@@ -704,6 +775,7 @@ mod tests {
             .map(|s| match s {
                 Step::Stack { .. } => "stack",
                 Step::TestVolumes { .. } => "test volumes",
+                Step::UnlockGovernance { .. } => "unlock governance",
                 Step::Snapshots { .. } => "snapshots",
                 Step::Copies { .. } => "copies",
                 Step::LogGroup { .. } => "log group",
