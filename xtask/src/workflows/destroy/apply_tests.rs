@@ -124,7 +124,7 @@ async fn destroy_keeps_what_a_lock_holds_and_unlocks_only_governance_when_asked(
         "{kept:?}"
     );
     let result = apply(&aws, &env, &kept_plan, &found, Output::Text).await;
-    assert_eq!(result.snapshots_deleted, [free.clone()]);
+    assert_eq!(result.snapshots_deleted, std::slice::from_ref(free));
     assert!(result.failures.is_empty(), "{:?}", result.failures);
 
     // With it: the governance lock goes first, then that snapshot; the compliance one stays.
@@ -138,7 +138,7 @@ async fn destroy_keeps_what_a_lock_holds_and_unlocks_only_governance_when_asked(
         unlocking.describe()
     );
     let result = apply(&aws, &env, &unlocking, &found, Output::Text).await;
-    assert_eq!(result.snapshots_deleted, [governed.clone()]);
+    assert_eq!(result.snapshots_deleted, std::slice::from_ref(governed));
     assert!(result.failures.is_empty(), "{:?}", result.failures);
     let left = snapshots::managed(&aws, &env.stack_name).await.unwrap();
     assert_eq!(
