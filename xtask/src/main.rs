@@ -10,6 +10,7 @@ mod commands;
 mod config;
 mod output;
 mod paths;
+mod restore;
 mod stack;
 mod user_error;
 mod workflows;

@@ -42,7 +42,7 @@ pub async fn read(aws: &Aws, env: &Environment) -> Result<function::model::Inven
 pub(crate) async fn encrypted_volumes(
     aws: &Aws,
     owner: &BTreeMap<String, String>,
-) -> std::result::Result<Vec<crate::workflows::deploy::keys::EncryptedVolume>, String> {
+) -> std::result::Result<Vec<crate::stack::keys::EncryptedVolume>, String> {
     let ids: Vec<String> = owner.keys().cloned().collect();
     let mut encrypted = Vec::new();
     for chunk in ids.chunks(200) {
@@ -62,7 +62,7 @@ pub(crate) async fn encrypted_volumes(
             if let (Some(true), Some(key), Some(id)) =
                 (volume.encrypted(), volume.kms_key_id(), volume.volume_id())
             {
-                encrypted.push(crate::workflows::deploy::keys::EncryptedVolume {
+                encrypted.push(crate::stack::keys::EncryptedVolume {
                     volume_id: id.to_owned(),
                     instance_id: owner.get(id).cloned().unwrap_or_default(),
                     kms_key_id: key.to_owned(),

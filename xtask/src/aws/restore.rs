@@ -1,11 +1,11 @@
-//! The EC2 side of a restore, as `workflows::restore::plan` decided it: volumes created from a
+//! The EC2 side of a restore, as `restore::plan` decided it: volumes created from a
 //! point's snapshots, tagged at creation, waited for, optionally attached; anything a step made
 //! is removed again when a later one fails, and the error says so. Also the instance launches
 //! and root-volume replacements of `restore --new-instance` and `--replace-root`.
 
 use crate::aws::sdk_error;
+use crate::restore::plan::{NewVolume, Target};
 use crate::user_error::UserError;
-use crate::workflows::restore::plan::{NewVolume, Target};
 use anyhow::{Context, Result, bail};
 use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification, VolumeState, VolumeType};
 use function::volumes;
@@ -314,7 +314,7 @@ pub async fn check_default_vpc(ec2: &aws_sdk_ec2::Client, region: &str) -> Resul
 pub async fn original_placement(
     ec2: &aws_sdk_ec2::Client,
     instance_id: &str,
-) -> Result<Option<crate::workflows::restore::plan::Placement>> {
+) -> Result<Option<crate::restore::plan::Placement>> {
     use aws_sdk_ec2::error::ProvideErrorMetadata;
     let described = match ec2
         .describe_instances()
@@ -338,7 +338,7 @@ pub async fn original_placement(
             i.state().and_then(|s| s.name())
                 != Some(&aws_sdk_ec2::types::InstanceStateName::Terminated)
         })
-        .map(|i| crate::workflows::restore::plan::Placement {
+        .map(|i| crate::restore::plan::Placement {
             instance_type: i.instance_type().map(|t| t.as_str().to_owned()),
             subnet_id: i.subnet_id().map(str::to_owned),
             security_group_ids: i
@@ -425,7 +425,7 @@ pub async fn status_checks(
 /// instance, if launched, is terminated and the image deregistered, and the error says so.
 pub async fn launch(
     ec2: &aws_sdk_ec2::Client,
-    plan: &crate::workflows::restore::plan::NewInstance,
+    plan: &crate::restore::plan::NewInstance,
     progress: impl Fn(String),
 ) -> Result<Launched> {
     use aws_sdk_ec2::types::{
@@ -621,7 +621,7 @@ pub struct ReplacedRoot {
 /// `poll` until it succeeds or fails (at most 30 minutes).
 pub async fn replace_root(
     ec2: &aws_sdk_ec2::Client,
-    task: &crate::workflows::restore::plan::ReplaceRoot,
+    task: &crate::restore::plan::ReplaceRoot,
     poll: Duration,
     progress: impl Fn(String),
 ) -> Result<ReplacedRoot> {
@@ -635,7 +635,7 @@ pub async fn replace_root(
         .tag_specifications(tagged(
             ResourceType::ReplaceRootVolumeTask,
             &[(
-                crate::workflows::restore::plan::RESTORED_FROM.to_owned(),
+                crate::restore::plan::RESTORED_FROM.to_owned(),
                 task.snapshot_id.clone(),
             )],
         ))
@@ -700,7 +700,7 @@ pub async fn replace_root(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::workflows::restore::plan::{ImageDevice, NewInstance};
+    use crate::restore::plan::{ImageDevice, NewInstance};
     use aws_sdk_ec2::Client as Ec2;
     use aws_sdk_ec2::operation::deregister_image::DeregisterImageOutput;
     use aws_sdk_ec2::operation::describe_instance_status::DescribeInstanceStatusOutput;
@@ -919,7 +919,7 @@ mod tests {
             .output(|| task_state("succeeded"))
             .build();
         let ec2 = mock_client!(aws_sdk_ec2, RuleMode::MatchAny, [&create, &poll]);
-        let task = crate::workflows::restore::plan::ReplaceRoot {
+        let task = crate::restore::plan::ReplaceRoot {
             instance_id: "i-a".into(),
             snapshot_id: "snap-root".into(),
             client_token: "smartvault-i-a-snap-root".into(),

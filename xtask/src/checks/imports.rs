@@ -332,13 +332,81 @@ const XTASK_PURE: &[&str] = &[
     "config::zone",
     "build::architecture",
     "paths",
-    "workflows::deploy::keys",
+    "stack::keys",
+    "restore::plan",
+    "restore::points",
     "stack::limits",
     "stack::parameters",
     "stack",
     "stack::template",
     "workflows::doctor::verdicts",
 ];
+
+/// The folders of the deployer, lowest first: a module may use its own folder's and the ones
+/// below, never one above (`aws` takes the pure models' types; the models never reach `aws`).
+const XTASK_FLOORS: &[&[&str]] = &[
+    &[
+        "user_error",
+        "paths",
+        "output",
+        "config",
+        "stack",
+        "restore",
+        "build",
+    ],
+    &["aws"],
+    &["workflows", "bench"],
+    &["commands", "checks"],
+];
+
+/// The floor of `module` (by its top folder), `None` for the crate root.
+fn floor_of(module: &str) -> Option<usize> {
+    let top = module.split("::").next().unwrap_or(module);
+    XTASK_FLOORS.iter().position(|floor| floor.contains(&top))
+}
+
+/// The imports of `edges` that reach a folder above the importer's.
+fn upward(edges: &BTreeMap<String, BTreeSet<String>>) -> Vec<String> {
+    let mut found = Vec::new();
+    for (from, targets) in edges {
+        if from.is_empty() {
+            continue;
+        }
+        let Some(own) = floor_of(from) else {
+            panic!("{from} is in no floor of XTASK_FLOORS: add its folder");
+        };
+        for to in targets {
+            if floor_of(to).is_some_and(|theirs| theirs > own) {
+                found.push(format!("{from} -> {to}"));
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn no_deployer_module_uses_a_folder_above_its_own() {
+    let krate = workspace_crate("xtask");
+    let found = upward(&krate.edges());
+    assert!(
+        found.is_empty(),
+        "modules use a folder above their own (move the shared type down, into a pure model): \
+         {found:?}"
+    );
+    // The check itself: an edge that takes a workflow's type is found, one down is not.
+    let sample: BTreeMap<String, BTreeSet<String>> = [
+        ("aws::fleet", "workflows::deploy"),
+        ("workflows::restore", "aws::restore"),
+        ("restore::plan", "config"),
+    ]
+    .into_iter()
+    .map(|(from, to)| (from.to_owned(), BTreeSet::from([to.to_owned()])))
+    .collect();
+    assert_eq!(upward(&sample), ["aws::fleet -> workflows::deploy"]);
+    assert_eq!(floor_of("aws::restore"), Some(1));
+    assert_eq!(floor_of("restore::plan"), Some(0));
+    assert!(floor_of("workflows::restore") > floor_of("aws::restore"));
+}
 
 #[test]
 fn no_module_reaches_itself_through_its_imports() {

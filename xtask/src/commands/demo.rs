@@ -259,12 +259,9 @@ async fn tour_in_emulator(
          the set, with the device, type and zone the backup recorded, tagged with where it came from.",
     );
     let points = crate::workflows::restore::points(&aws, env, &env.region).await?;
-    let point = crate::workflows::restore::plan::select(
-        &points,
-        &fleet[2].id,
-        &crate::workflows::restore::plan::At::Latest,
-    )?;
-    let planned = crate::workflows::restore::plan::volumes(point, None)?;
+    let point =
+        crate::restore::plan::select(&points, &fleet[2].id, &crate::restore::plan::At::Latest)?;
+    let planned = crate::restore::plan::volumes(point, None)?;
     let restored = crate::aws::restore::restore_volumes(&aws.ec2, &planned, None, |m| {
         eprintln!("   {m}");
     })

@@ -5,8 +5,8 @@ use super::EnvArgs;
 use crate::aws::restore::{self as ec2_restore, Launched, ReplacedRoot, Restored};
 use crate::aws::{Connection, with_aws};
 use crate::output::{Output, confirm};
+use crate::restore::plan::{self, At};
 use crate::workflows::restore;
-use crate::workflows::restore::plan::{self, At};
 use anyhow::Result;
 use std::process::ExitCode;
 
@@ -337,7 +337,7 @@ mod tests {
         let root = crate::paths::workspace_root();
         let mut named = std::collections::BTreeSet::new();
         for file in [
-            "xtask/src/workflows/restore/plan.rs",
+            "xtask/src/restore/plan.rs",
             "xtask/src/commands/restore.rs",
             "xtask/src/aws/restore.rs",
             "docs/restore.md",

@@ -4,7 +4,7 @@
 use super::EnvArgs;
 use crate::aws::{Connection, with_aws};
 use crate::output::Output;
-use crate::workflows::restore::points::RestorePoint;
+use crate::restore::points::RestorePoint;
 use anyhow::Result;
 use std::process::ExitCode;
 

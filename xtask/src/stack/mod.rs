@@ -1,5 +1,6 @@
 //! Pure decisions about CloudFormation stacks and change sets, unit-tested without AWS.
 
+pub mod keys;
 pub mod limits;
 pub mod parameters;
 pub mod template;

@@ -59,7 +59,7 @@ async fn schedules_since(aws: &Aws, env: &Environment) -> BTreeMap<String, Offse
     }
 }
 
-/// The notes of [`crate::workflows::deploy::keys::notes`] for the volumes of the instances this environment
+/// The notes of [`crate::stack::keys::notes`] for the volumes of the instances this environment
 /// backs up; a read that fails is a note too (deploy goes on: this is advice, not a
 /// precondition).
 pub(crate) async fn key_notes(aws: &Aws, env: &Environment) -> Vec<String> {
@@ -68,7 +68,7 @@ pub(crate) async fn key_notes(aws: &Aws, env: &Environment) -> Vec<String> {
         Err(why) => Err(why),
     };
     match encrypted {
-        Ok(encrypted) => crate::workflows::deploy::keys::notes(&encrypted, &env.source_kms_keys),
+        Ok(encrypted) => crate::stack::keys::notes(&encrypted, &env.source_kms_keys),
         Err(why) => vec![format!("note: could not check the volumes' keys: {why}")],
     }
 }

@@ -2,8 +2,6 @@
 //! the CloudFormation execution role, confirmation, progress, termination protection. `deploy`,
 //! `promote` and the demo all deploy through here.
 
-pub mod keys;
-
 use crate::aws::Aws;
 use crate::aws::artifact_store;
 use crate::aws::cfn::{self, NewChangeSet};

@@ -101,7 +101,7 @@ pub async fn all(aws: &Aws, env: &Environment) -> Vec<Check> {
         Err(why) => Err(why.clone()),
     };
     let notes = match &encrypted {
-        Ok(encrypted) => crate::workflows::deploy::keys::notes(encrypted, &env.source_kms_keys),
+        Ok(encrypted) => crate::stack::keys::notes(encrypted, &env.source_kms_keys),
         Err(why) => vec![format!("note: could not check the volumes' keys: {why}")],
     };
     checks.push(if notes.is_empty() {
@@ -144,7 +144,7 @@ pub struct KeyUse {
 /// Every key of the backed-up volumes (home region), and every copy rule's key (its region).
 pub fn keys_to_check(
     env: &Environment,
-    encrypted: &[crate::workflows::deploy::keys::EncryptedVolume],
+    encrypted: &[crate::stack::keys::EncryptedVolume],
 ) -> Vec<KeyUse> {
     let mut keys: Vec<KeyUse> = Vec::new();
     for volume in encrypted {

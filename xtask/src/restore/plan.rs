@@ -1,8 +1,8 @@
 //! Restore planning (pure): which restore point a request means, the volumes to create from it
 //! as they were, and whether a target instance can take them. Every refusal names the fix.
 
+use crate::restore::points::{PointVolume, RestorePoint};
 use crate::user_error::UserError;
-use crate::workflows::restore::points::{PointVolume, RestorePoint};
 use function::restore_records::VolumeDetails;
 use std::collections::BTreeSet;
 

@@ -1,16 +1,13 @@
 //! Restoring (used by `snapshots` and `restore`): this deployment's restore points in a region,
-//! grouped from its snapshots and copies (`points`), and what a restore does with them, decided
-//! without AWS (`plan`); the EC2 side (volumes, instances, root volumes) is `aws::restore`.
-
-pub mod plan;
-pub mod points;
+//! read from its snapshots, copies and locks and grouped by the pure `restore::points`; what a
+//! restore makes is `restore::plan`, the EC2 side `aws::restore`.
 
 use crate::aws::Aws;
 use crate::aws::snapshots;
 use crate::config::Environment;
+use crate::restore::points::{self, RestorePoint};
 use crate::user_error::UserError;
 use anyhow::{Result, bail};
-use points::RestorePoint;
 
 /// This deployment's restore points in `region`: the environment's own (with the copies each
 /// region holds), or one of its copy regions (the copies there). Any other region is refused.
