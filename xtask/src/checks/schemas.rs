@@ -327,6 +327,18 @@ fn the_name_limits_checked_before_deploy_are_aws_own() {
         schema("AWS::Events::Rule")["properties"]["Name"]["maxLength"],
         crate::config::MAX_RULE_NAME_CHARS
     );
+    // recycle_bin.retention_days is refused outside what the rule takes.
+    let period = &schema("AWS::Rbin::Rule")["definitions"]["RetentionPeriod"]["properties"];
+    assert_eq!(
+        (
+            period["RetentionPeriodValue"]["minimum"].as_u64(),
+            period["RetentionPeriodValue"]["maximum"].as_u64()
+        ),
+        (
+            Some(u64::from(*crate::config::RECYCLE_BIN_DAYS.start())),
+            Some(u64::from(*crate::config::RECYCLE_BIN_DAYS.end()))
+        )
+    );
     // SQS's schema states no length; CreateQueue's documentation in the service model does.
     let documentation = model_documentation("sqs", "CreateQueueRequest", "QueueName");
     assert!(

@@ -1038,7 +1038,12 @@ fn the_execution_role_serves_cloudformation_only_and_creates_only_bounded_roles(
         assert!(
             resources == "*"
                 || resources.contains("smartvault-")
-                || resources.contains("${ArtifactBucket.Arn}/artifacts/*"),
+                || resources.contains("${ArtifactBucket.Arn}/artifacts/*")
+                // A Recycle Bin rule's ARN ends in an id AWS assigns: this account's and
+                // region's rules.
+                || (sid == "RecycleBinRules"
+                    && resources
+                        .ends_with(":rbin:${AWS::Region}:${AWS::AccountId}:rule/*")),
             "{sid}: {resources}"
         );
     }
@@ -1059,7 +1064,8 @@ fn the_execution_role_serves_cloudformation_only_and_creates_only_bounded_roles(
     // Only "*" where IAM authorizes on "*".
     for statement in all.iter().filter(|s| show(&s["Resource"]) == "*") {
         assert!(
-            ["FindLogGroups", "Subscriptions"].contains(&show(&statement["Sid"]).as_str()),
+            ["FindLogGroups", "Subscriptions", "FindRecycleBinRules"]
+                .contains(&show(&statement["Sid"]).as_str()),
             "{}",
             show(statement)
         );
@@ -1456,4 +1462,35 @@ fn no_shipped_policy_can_unlock_a_snapshot() {
         }
     }
     assert!(read >= 8, "only {read} templates and policies read");
+}
+
+/// The Recycle Bin rule keeps only this deployment's snapshots (its managed-by tag), for the
+/// configured days, and exists only when asked for.
+#[test]
+fn the_recycle_bin_rule_retains_only_this_deployments_snapshots() {
+    let t = main_template();
+    let rule = resource(&t, "RecycleBinRule");
+    assert_eq!(show(&rule["Type"]), "AWS::Rbin::Rule");
+    assert_eq!(show(&rule["Condition"]), "HasRecycleBin");
+    assert_eq!(
+        show(&t["Conditions"]["HasRecycleBin"]),
+        "!Not [!Equals [!Ref RecycleBinDays, 0]]"
+    );
+    let properties = &rule["Properties"];
+    assert_eq!(show(&properties["ResourceType"]), "EBS_SNAPSHOT");
+    let tags = properties["ResourceTags"].as_sequence().unwrap();
+    assert_eq!(
+        tags.len(),
+        1,
+        "one tag: the managed-by tag, with this deployment's name"
+    );
+    assert_eq!(show(&tags[0]["ResourceTagKey"]), function::tags::MANAGED_BY);
+    assert_eq!(show(&tags[0]["ResourceTagValue"]), "!Ref DeploymentName");
+    let period = &properties["RetentionPeriod"];
+    assert_eq!(show(&period["RetentionPeriodValue"]), "!Ref RecycleBinDays");
+    assert_eq!(show(&period["RetentionPeriodUnit"]), "DAYS");
+    assert!(
+        properties.get("LockConfiguration").is_none(),
+        "a rule lock is an explicit choice, not a default"
+    );
 }

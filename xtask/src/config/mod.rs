@@ -91,6 +91,7 @@ struct RawEnvironment {
     schedules: Option<Vec<crate::config::schedules::RawSchedule>>,
     copies: Option<Vec<RawCopy>>,
     source_kms_keys: Option<Vec<String>>,
+    recycle_bin: Option<RawRecycleBin>,
     restore_test: Option<crate::config::restore_test::RawRestoreTest>,
     targets: Option<crate::config::targets::RawTargets>,
     overdue_grace_hours: Option<u32>,
@@ -116,6 +117,17 @@ struct RawEnvironment {
     #[serde(default)]
     tags: UniqueMap<String>,
 }
+
+/// `recycle_bin:`, as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRecycleBin {
+    retention_days: u32,
+}
+
+/// How long AWS::Rbin::Rule keeps a resource, in days (its schema's `RetentionPeriodValue`;
+/// `checks/schemas.rs` reads it there).
+pub const RECYCLE_BIN_DAYS: std::ops::RangeInclusive<u32> = 1..=3650;
 
 /// One entry of `copies:`, as written.
 #[derive(Deserialize)]
@@ -149,6 +161,8 @@ pub struct Environment {
     /// Customer managed KMS keys of the backed-up volumes that the function's role may use
     /// through EC2 (to copy their snapshots and to restore-test them), as key ARNs.
     pub source_kms_keys: Vec<String>,
+    /// Days a deleted snapshot of this deployment stays in the Recycle Bin; `None`: no rule.
+    pub recycle_bin_days: Option<u32>,
     /// The scheduled restore test, when there is one.
     pub restore_test: Option<crate::config::restore_test::RestoreTest>,
     /// One stack set across accounts or organizational units and regions, administered from
@@ -213,9 +227,17 @@ impl Environment {
                 self.name
             ),
         };
+        let bin = self.recycle_bin_days.map_or_else(String::new, |days| {
+            format!(
+                "recycle bin: a deleted snapshot of {} (by its expiry or by anyone) stays {days} \
+                 days in the Recycle Bin, restorable, and billed as a snapshot until then\n",
+                self.stack_name
+            )
+        });
         crate::config::schedules::preview(&self.schedules, now)
             + &crate::config::restore_test::preview(self.restore_test.as_ref(), now)
             + &alarms
+            + &bin
     }
 }
 
@@ -531,6 +553,15 @@ fn validate(file: &str, name: &str, raw: &RawEnvironment) -> Result<Environment,
             raw.account_id.as_deref(),
         )
         .map_err(|problem| key_error("source_kms_keys", problem))?,
+        recycle_bin_days: match &raw.recycle_bin {
+            None => None,
+            Some(bin) => Some(in_range(
+                "recycle_bin.retention_days",
+                Some(bin.retention_days),
+                bin.retention_days,
+                RECYCLE_BIN_DAYS,
+            )?),
+        },
         restore_test: None,
         targets: None,
         overdue_grace_hours: in_range(
@@ -1080,6 +1111,56 @@ mod tests {
                 error.starts_with(&format!("{FILE}: environments.dev.")),
                 "{error}"
             );
+        }
+    }
+
+    #[test]
+    fn a_recycle_bin_is_read_previewed_and_refused_out_of_range() {
+        let artifact = crate::stack::parameters::ArtifactLocation {
+            bucket: "b".into(),
+            key: "artifacts/x.zip".into(),
+            sha256: "a".repeat(64),
+        };
+        let env = parse(
+            &env_yaml("    recycle_bin:\n      retention_days: 14\n"),
+            FILE,
+            "dev",
+        )
+        .unwrap();
+        assert_eq!(env.recycle_bin_days, Some(14));
+        let rendered = crate::stack::template::parameters(&env, &artifact);
+        assert_eq!(rendered.recycle_bin_days.as_deref(), Some("14"));
+        let preview = env.schedule_preview(time::OffsetDateTime::now_utc());
+        assert!(
+            preview.contains("stays 14 days in the Recycle Bin, restorable, and billed"),
+            "{preview}"
+        );
+        // Without it: no rule (the template's condition is 0), nothing previewed.
+        let plain = parse(&env_yaml(""), FILE, "dev").unwrap();
+        assert_eq!(
+            crate::stack::template::parameters(&plain, &artifact)
+                .recycle_bin_days
+                .as_deref(),
+            Some("0")
+        );
+        assert!(
+            !plain
+                .schedule_preview(time::OffsetDateTime::now_utc())
+                .contains("Recycle Bin")
+        );
+        for (yaml, expected) in [
+            (
+                "    recycle_bin:\n      retention_days: 0\n",
+                "recycle_bin.retention_days: 0 is out of range; use a whole number from 1 to 3650",
+            ),
+            (
+                "    recycle_bin:\n      retention_days: 3651\n",
+                "3651 is out of range",
+            ),
+            ("    recycle_bin:\n      days: 14\n", "days"),
+        ] {
+            let error = parse(&env_yaml(yaml), FILE, "dev").unwrap_err().to_string();
+            assert!(error.contains(expected), "{yaml}: {error}");
         }
     }
 

@@ -90,6 +90,9 @@ stack_parameters! {
     schedule_4_overdue_hours => "Schedule4OverdueHours",
     /// How many hourly periods the overdue alarms look back for a report; 0 leaves them out.
     overdue_alarm_hours => "OverdueAlarmHours",
+    /// Days a deleted snapshot of this deployment stays in the Recycle Bin; 0 leaves the
+    /// rule out.
+    recycle_bin_days => "RecycleBinDays",
     /// The copy rules as the function's `COPIES` variable.
     copies => "Copies",
     /// Copy region slots 1 to 3: an empty region leaves a slot out. The key is given as a key

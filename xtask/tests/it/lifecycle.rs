@@ -780,7 +780,7 @@ async fn a_three_schedule_environment_deploys_and_shows_its_schedules() {
         function.environment().unwrap().variables().unwrap()["SCHEDULES"],
         // The daily run at 02:00 in Europe/Berlin does not run on the spring change (EventBridge
         // Scheduler skips a local time that does not exist): 47 hours, a window, the grace.
-        r#"[{"name":"daily","retention_days":14,"keep_last":7,"overdue_after_hours":51},{"name":"weekly","retention_days":90,"keep_last":8,"overdue_after_hours":172},{"name":"monthly","retention_days":365,"keep_last":12,"overdue_after_hours":748}]"#
+        r#"[{"name":"daily","retention_days":14,"keep_last":7,"overdue_after_hours":51},{"name":"weekly","retention_days":90,"keep_last":8,"overdue_after_hours":172},{"name":"monthly","retention_days":365,"keep_last":12,"overdue_after_hours":748,"lock":{"mode":"compliance","cool_off_hours":24}}]"#
     );
     let status = json(&xtask(
         &emulator,
