@@ -34,6 +34,12 @@ wall clock plus an offset a test sets with POST /moto-api/config {"smartvault":
 publish are this patch's choice: SnapshotLocked (deleting or unlocking a snapshot the lock
 protects), InvalidParameterCombination and InvalidParameterValue (bad lock requests).
 
+moto 5.2.5 has no Recycle Bin either. An AWS::Rbin::Rule created through CloudFormation is kept
+below (resource type, resource tags, retention in days); a DeleteSnapshot of a snapshot whose
+tags match an EBS_SNAPSHOT rule of its account and region moves it to the bin instead, as AWS
+documents; EC2's ListSnapshotsInRecycleBin lists what is there until its retention ends, and
+RestoreSnapshotFromRecycleBin puts a snapshot back with its tags. A rule lock is not modelled.
+
 Usage: python fast_moto.py -H 127.0.0.1 -p PORT   (the arguments of moto_server)
 """
 
@@ -47,6 +53,7 @@ import moto.server
 from moto.awslambda.responses import LambdaResponse
 from moto.cloudformation.models import CloudFormationBackend
 from moto.cloudformation.responses import CloudFormationResponse
+from moto.core.common_models import CloudFormationModel
 from moto.core.responses import ActionResult
 from moto.ec2.exceptions import EC2ClientError
 from moto.ec2.models.core import TaggedEC2Resource
@@ -337,6 +344,151 @@ def delete_snapshot_unless_locked(self, snapshot_id):
 
 
 EBSBackend.delete_snapshot = delete_snapshot_unless_locked
+
+
+# Recycle Bin ---------------------------------------------------------------------------------
+
+RBIN_RULES = {}
+RECYCLE_BIN = {}
+
+
+class RecycleBinRule(CloudFormationModel):
+    """An AWS::Rbin::Rule made by CloudFormation."""
+
+    # moto files each model under its service by module name.
+    __module__ = "moto.rbin.models"
+
+    def __init__(self, account_id, region_name, rule_id, resource_type, tags, days):
+        self.account_id = account_id
+        self.region_name = region_name
+        self.rule_id = rule_id
+        self.resource_type = resource_type
+        self.tags = tags
+        self.days = days
+
+    @staticmethod
+    def cloudformation_name_type():
+        return ""
+
+    @staticmethod
+    def cloudformation_type():
+        return "AWS::Rbin::Rule"
+
+    @property
+    def physical_resource_id(self):
+        return self.rule_id
+
+    @classmethod
+    def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id,
+                                        region_name, **kwargs):
+        properties = cloudformation_json["Properties"]
+        tags = {t["ResourceTagKey"]: t["ResourceTagValue"]
+                for t in properties.get("ResourceTags", [])}
+        rule = cls(account_id, region_name, "rule-" + os.urandom(6).hex(),
+                   properties["ResourceType"], tags,
+                   int(properties["RetentionPeriod"]["RetentionPeriodValue"]))
+        RBIN_RULES.setdefault((account_id, region_name), {})[rule.rule_id] = rule
+        return rule
+
+    @classmethod
+    def update_from_cloudformation_json(cls, original_resource, new_resource_name,
+                                        cloudformation_json, account_id, region_name):
+        original_resource.delete(account_id, region_name)
+        return cls.create_from_cloudformation_json(new_resource_name, cloudformation_json,
+                                                   account_id, region_name)
+
+    @classmethod
+    def delete_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id,
+                                        region_name):
+        RBIN_RULES.get((account_id, region_name), {}).pop(resource_name, None)
+
+    def delete(self, account_id, region_name):
+        RBIN_RULES.get((self.account_id, self.region_name), {}).pop(self.rule_id, None)
+
+    def is_created(self):
+        return True
+
+
+def bin_days(account_id, region_name, snapshot):
+    """The longest retention of the rules that match `snapshot`, or None."""
+    tags = {t["key"]: t["value"] for t in snapshot.get_tags()}
+    days = [
+        rule.days
+        for rule in RBIN_RULES.get((account_id, region_name), {}).values()
+        if rule.resource_type == "EBS_SNAPSHOT"
+        and all(tags.get(key) == value for key, value in rule.tags.items())
+    ]
+    return max(days) if days else None
+
+
+def binned(account_id, region_name):
+    """This account's and region's bin, without what its retention let go."""
+    entries = RECYCLE_BIN.setdefault((account_id, region_name), {})
+    at = now()
+    for snapshot_id in [i for i, e in entries.items() if e["exit"] <= at]:
+        del entries[snapshot_id]
+    return entries
+
+
+def list_snapshots_in_recycle_bin(self):
+    """EC2 ListSnapshotsInRecycleBin."""
+    ids = set(self._get_param("SnapshotIds", []))
+    entries = binned(self.current_account, self.region)
+    return ActionResult({"Snapshots": [
+        {
+            "SnapshotId": snapshot_id,
+            "RecycleBinEnterTime": entry["enter"],
+            "RecycleBinExitTime": entry["exit"],
+            "Description": entry["snapshot"].description,
+            "VolumeId": entry["snapshot"].volume.id,
+        }
+        for snapshot_id, entry in entries.items()
+        if not ids or snapshot_id in ids
+    ]})
+
+
+def restore_snapshot_from_recycle_bin(self):
+    """EC2 RestoreSnapshotFromRecycleBin."""
+    snapshot_id = self._get_param("SnapshotId")
+    entries = binned(self.current_account, self.region)
+    if snapshot_id not in entries:
+        raise bad("InvalidSnapshot.NotFound",
+                  f"The snapshot '{snapshot_id}' is not in the Recycle Bin")
+    snapshot = entries.pop(snapshot_id)["snapshot"]
+    self.ec2_backend.snapshots[snapshot_id] = snapshot
+    return ActionResult({
+        "SnapshotId": snapshot.id,
+        "Description": snapshot.description,
+        "Encrypted": snapshot.encrypted,
+        "OwnerId": snapshot.owner_id,
+        "State": snapshot.status,
+        "VolumeId": snapshot.volume.id,
+        "VolumeSize": snapshot.volume.size,
+    })
+
+
+ElasticBlockStore.list_snapshots_in_recycle_bin = list_snapshots_in_recycle_bin
+ElasticBlockStore.restore_snapshot_from_recycle_bin = restore_snapshot_from_recycle_bin
+
+delete_unless_locked = EBSBackend.delete_snapshot
+
+
+def delete_snapshot_into_the_bin(self, snapshot_id):
+    """DeleteSnapshot: refused while locked; into the bin when a rule keeps it."""
+    snapshot = self.snapshots.get(snapshot_id)
+    days = bin_days(self.account_id, self.region_name, snapshot) if snapshot else None
+    deleted = delete_unless_locked(self, snapshot_id)
+    if days is not None:
+        at = now()
+        binned(self.account_id, self.region_name)[snapshot_id] = {
+            "snapshot": deleted,
+            "enter": at,
+            "exit": at + timedelta(days=days),
+        }
+    return deleted
+
+
+EBSBackend.delete_snapshot = delete_snapshot_into_the_bin
 
 if __name__ == "__main__":
     moto.server.main(sys.argv[1:])

@@ -330,3 +330,97 @@ fn time_now() -> i64 {
         .unwrap()
         .as_secs() as i64
 }
+
+/// The Recycle Bin patch (fast_moto.py): an AWS::Rbin::Rule made by CloudFormation keeps a
+/// deleted snapshot whose tags match for its retention, and nothing else; a snapshot comes back
+/// with its tags; the bin lets go after the retention; without the rule a deletion is final.
+#[tokio::test]
+async fn the_recycle_bin_keeps_what_its_rule_matches_for_its_retention() {
+    let emulator = start();
+    let sdk = emulator.sdk_config().await;
+    let ec2 = aws_sdk_ec2::Client::new(&sdk);
+    let stacks = aws_sdk_cloudformation::Client::new(&sdk);
+    let rule = serde_json::json!({"Resources": {"Bin": {"Type": "AWS::Rbin::Rule", "Properties": {
+        "ResourceType": "EBS_SNAPSHOT",
+        "ResourceTags": [{"ResourceTagKey": "smartvault:managed-by", "ResourceTagValue": "prod"}],
+        "RetentionPeriod": {"RetentionPeriodValue": 7, "RetentionPeriodUnit": "DAYS"}}}}});
+    stacks
+        .create_stack()
+        .stack_name("bin")
+        .template_body(rule.to_string())
+        .send()
+        .await
+        .unwrap();
+    let volume = fleet::detached_volume(&ec2).await.unwrap();
+    let kept = fleet::snapshot_by_hand(&ec2, &volume, &[("smartvault:managed-by", "prod")])
+        .await
+        .unwrap();
+    let other = fleet::snapshot_by_hand(&ec2, &volume, &[("smartvault:managed-by", "dev")])
+        .await
+        .unwrap();
+    for id in [&kept, &other] {
+        ec2.delete_snapshot().snapshot_id(id).send().await.unwrap();
+    }
+    let binned = |listed: &aws_sdk_ec2::operation::list_snapshots_in_recycle_bin::ListSnapshotsInRecycleBinOutput| {
+        listed
+            .snapshots()
+            .iter()
+            .filter_map(|s| s.snapshot_id().map(str::to_owned))
+            .collect::<Vec<_>>()
+    };
+    let listed = ec2.list_snapshots_in_recycle_bin().send().await.unwrap();
+    assert_eq!(binned(&listed), std::slice::from_ref(&kept));
+    let entry = &listed.snapshots()[0];
+    assert_eq!(
+        entry.recycle_bin_exit_time().unwrap().secs()
+            - entry.recycle_bin_enter_time().unwrap().secs(),
+        7 * 86_400
+    );
+    // Back, with its tags; the other deployment's is gone for good.
+    ec2.restore_snapshot_from_recycle_bin()
+        .snapshot_id(&kept)
+        .send()
+        .await
+        .unwrap();
+    let back = ec2
+        .describe_snapshots()
+        .snapshot_ids(&kept)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(back.snapshots()[0].tags()[0].value(), Some("prod"));
+    let gone = ec2
+        .restore_snapshot_from_recycle_bin()
+        .snapshot_id(&other)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&gone).as_deref(), Some("InvalidSnapshot.NotFound"));
+    // The bin lets it go after its retention.
+    ec2.delete_snapshot()
+        .snapshot_id(&kept)
+        .send()
+        .await
+        .unwrap();
+    emulator.set_lock_clock(8 * 86_400).unwrap();
+    let after = ec2.list_snapshots_in_recycle_bin().send().await.unwrap();
+    assert!(binned(&after).is_empty());
+    // Without the rule, a deletion is final.
+    emulator.set_lock_clock(0).unwrap();
+    stacks
+        .delete_stack()
+        .stack_name("bin")
+        .send()
+        .await
+        .unwrap();
+    let last = fleet::snapshot_by_hand(&ec2, &volume, &[("smartvault:managed-by", "prod")])
+        .await
+        .unwrap();
+    ec2.delete_snapshot()
+        .snapshot_id(&last)
+        .send()
+        .await
+        .unwrap();
+    let none = ec2.list_snapshots_in_recycle_bin().send().await.unwrap();
+    assert!(binned(&none).is_empty());
+}

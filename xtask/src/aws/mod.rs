@@ -11,6 +11,7 @@ pub mod kms;
 pub mod lambda;
 pub mod logs;
 pub mod organizations;
+pub mod recycle_bin;
 pub mod restore;
 pub mod snapshots;
 pub mod stacksets;

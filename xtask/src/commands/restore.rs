@@ -366,6 +366,9 @@ mod tests {
             "filters",
             // `cargo xtask invoke --event`.
             "event",
+            // `cargo xtask snapshots --deleted` and `--restore-deleted` (the Recycle Bin).
+            "deleted",
+            "restore-deleted",
         ];
         let unknown: Vec<_> = named
             .iter()

@@ -1,5 +1,6 @@
 //! `cargo xtask snapshots`: this deployment's restore points, one per instance per run, in the
-//! environment's region or in one of its copy regions.
+//! environment's region or in one of its copy regions; with `--deleted`, its snapshots in the
+//! Recycle Bin, and `--restore-deleted` puts one back.
 
 use super::EnvArgs;
 use crate::aws::{Connection, with_aws};
@@ -16,6 +17,12 @@ pub struct SnapshotsCmd {
     /// Only this instance's restore points.
     #[arg(long)]
     instance: Option<String>,
+    /// List this deployment's snapshots in the Recycle Bin instead (`recycle_bin:`).
+    #[arg(long, conflicts_with = "instance")]
+    deleted: bool,
+    /// Put this snapshot of the deployment back from the Recycle Bin.
+    #[arg(long, value_name = "SNAPSHOT_ID", conflicts_with_all = ["instance", "deleted"])]
+    restore_deleted: Option<String>,
     /// The environment's connection; its --region names the region to list (the environment's
     /// own by default, or one of its copy regions).
     #[command(flatten)]
@@ -50,6 +57,9 @@ impl SnapshotsCmd {
             .region
             .clone()
             .unwrap_or_else(|| env.region.clone());
+        if self.deleted || self.restore_deleted.is_some() {
+            return self.recycle_bin(&env, &region);
+        }
         // Connected to the environment's own region; a copy region is read from there.
         let home = Connection {
             region: None,
@@ -70,6 +80,77 @@ impl SnapshotsCmd {
             restore_points,
         };
         self.output.result(&listing, print)?;
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+/// What `--deleted` and `--restore-deleted` print with `--output json`.
+#[derive(Debug, serde::Serialize)]
+pub struct Bin {
+    pub environment: String,
+    pub stack: String,
+    pub region: String,
+    /// This deployment's snapshots in the bin (after a restore, what is left there).
+    pub deleted: Vec<crate::aws::recycle_bin::Binned>,
+    /// The snapshot put back, with `--restore-deleted`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restored: Option<String>,
+}
+
+impl SnapshotsCmd {
+    fn recycle_bin(&self, env: &crate::config::Environment, region: &str) -> Result<ExitCode> {
+        let home = Connection {
+            region: None,
+            ..self.connection.clone()
+        };
+        let restore = self.restore_deleted.clone();
+        let bin = with_aws(&home, &env.region, &env.access, async |aws| {
+            aws.check_account(env.account_id.as_deref()).await?;
+            let ec2 = crate::aws::snapshots::ec2_in(aws, region);
+            let mut deleted = crate::aws::recycle_bin::list(&ec2, &env.stack_name).await?;
+            if let Some(id) = &restore {
+                if !deleted.iter().any(|b| &b.snapshot_id == id) {
+                    anyhow::bail!(crate::user_error::UserError(format!(
+                        "{id} is not one of {}'s snapshots in the Recycle Bin of {region}; \
+                         list them with `cargo xtask snapshots --env {} --deleted`",
+                        env.stack_name, env.name
+                    )));
+                }
+                crate::aws::recycle_bin::restore(&ec2, id).await?;
+                deleted.retain(|b| &b.snapshot_id != id);
+            }
+            Ok(Bin {
+                environment: env.name.clone(),
+                stack: env.stack_name.clone(),
+                region: region.to_owned(),
+                deleted,
+                restored: restore.clone(),
+            })
+        })?;
+        self.output.result(&bin, |bin| {
+            if let Some(id) = &bin.restored {
+                println!(
+                    "restored {id} from the Recycle Bin of {}, with its tags",
+                    bin.region
+                );
+            }
+            if bin.deleted.is_empty() {
+                println!(
+                    "no snapshot of {} in the Recycle Bin of {}",
+                    bin.stack, bin.region
+                );
+            }
+            for b in &bin.deleted {
+                println!(
+                    "{} ({}) deleted {}, kept until {}: {}",
+                    b.snapshot_id,
+                    b.volume_id.as_deref().unwrap_or("-"),
+                    b.entered.as_deref().unwrap_or("-"),
+                    b.leaves.as_deref().unwrap_or("-"),
+                    b.description
+                );
+            }
+        })?;
         Ok(ExitCode::SUCCESS)
     }
 }

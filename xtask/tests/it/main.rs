@@ -16,4 +16,5 @@ mod lifecycle;
 mod logs;
 mod organization;
 mod promote;
+mod recycle_bin;
 mod restore;

@@ -1,0 +1,155 @@
+//! The Recycle Bin end to end on the emulator (its bin patch, emulator/fast_moto.py): a deployed
+//! `recycle_bin:` keeps this deployment's deleted snapshots, whoever deleted them, and nobody
+//! else's; `snapshots --deleted` lists them and `--restore-deleted` puts one back with its tags.
+
+use crate::common::{fake_artifact, json, scratch, xtask};
+use emulator::Emulator;
+
+const STACK: &str = "smartvault-local";
+
+async fn snapshot(ec2: &aws_sdk_ec2::Client, volume: &str, deployment: &str) -> String {
+    ec2.create_snapshot()
+        .volume_id(volume)
+        .description(format!(
+            "SmartVault backup of web (i-0123456789abcdef0) by {deployment}"
+        ))
+        .tag_specifications(
+            aws_sdk_ec2::types::TagSpecification::builder()
+                .resource_type(aws_sdk_ec2::types::ResourceType::Snapshot)
+                .tags(
+                    aws_sdk_ec2::types::Tag::builder()
+                        .key(function::tags::MANAGED_BY)
+                        .value(deployment)
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .snapshot_id()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn a_deleted_snapshot_of_this_deployment_is_listed_and_restored_from_the_bin() {
+    let emulator = Emulator::start().unwrap_or_else(|e| panic!("{e}"));
+    emulator
+        .set_config(&serde_json::json!({"lambda": {"use_docker": false}}))
+        .unwrap();
+    let dir = scratch("recycle-bin");
+    let config = dir.join("smartvault.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "environments:\n  local:\n    region: {}\n    notification_emails: [ops@example.com]\n    \
+             recycle_bin:\n      retention_days: 7\n",
+            emulator::REGION
+        ),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let artifact = fake_artifact(&dir);
+    let deployed = json(&xtask(
+        &emulator,
+        &[
+            "deploy",
+            "--env",
+            "local",
+            "--config",
+            config,
+            "--artifact",
+            artifact.to_str().unwrap(),
+            "--yes",
+            "--output",
+            "json",
+        ],
+    ));
+    assert_eq!(deployed["result"], "created");
+
+    // Someone deletes one of this deployment's snapshots and one of another deployment's.
+    let ec2 = aws_sdk_ec2::Client::new(&emulator.sdk_config().await);
+    let volume = emulator::fleet::detached_volume(&ec2).await.unwrap();
+    let ours = snapshot(&ec2, &volume, STACK).await;
+    let theirs = snapshot(&ec2, &volume, "smartvault-other").await;
+    for id in [&ours, &theirs] {
+        ec2.delete_snapshot().snapshot_id(id).send().await.unwrap();
+    }
+
+    let listed = json(&xtask(
+        &emulator,
+        &[
+            "snapshots",
+            "--env",
+            "local",
+            "--config",
+            config,
+            "--deleted",
+            "--output",
+            "json",
+        ],
+    ));
+    let ids: Vec<&str> = listed["deleted"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["snapshot_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        [ours.as_str()],
+        "only this deployment's, kept by its rule: {listed}"
+    );
+    assert!(listed["deleted"][0]["leaves"].is_string());
+
+    // Another deployment's snapshot is refused (exit 2) and ours comes back with its tags.
+    let refused = xtask(
+        &emulator,
+        &[
+            "snapshots",
+            "--env",
+            "local",
+            "--config",
+            config,
+            "--restore-deleted",
+            &theirs,
+        ],
+    );
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("is not one of smartvault-local's"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    let restored = json(&xtask(
+        &emulator,
+        &[
+            "snapshots",
+            "--env",
+            "local",
+            "--config",
+            config,
+            "--restore-deleted",
+            &ours,
+            "--output",
+            "json",
+        ],
+    ));
+    assert_eq!(restored["restored"], ours.as_str());
+    assert_eq!(restored["deleted"], serde_json::json!([]));
+    let back = ec2
+        .describe_snapshots()
+        .snapshot_ids(&ours)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        back.snapshots()[0]
+            .tags()
+            .iter()
+            .find(|t| t.key() == Some(function::tags::MANAGED_BY))
+            .and_then(|t| t.value()),
+        Some(STACK)
+    );
+}
