@@ -368,16 +368,7 @@ pub fn with_locks(
                             == Some(at)
                 })
                 .collect();
-            let held: Vec<crate::locks::SnapshotLock> = set
-                .iter()
-                .filter_map(|s| locks.get(&s.id).copied())
-                .filter(|l| l.state != crate::locks::LockState::Expired)
-                .collect();
-            newest.lock = if !set.is_empty() && held.len() == set.len() {
-                held.into_iter().min_by_key(|l| l.expires_on)
-            } else {
-                None
-            };
+            newest.lock = crate::locks::holding_all(locks, set.iter().map(|s| s.id.as_str()));
         }
     }
 }

@@ -8,6 +8,7 @@
 
 use crate::tags;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::ops::RangeInclusive;
 use time::{Duration, OffsetDateTime};
 
@@ -133,6 +134,32 @@ impl SnapshotLock {
             None => format!("{state} (starts when the snapshot completes)"),
         }
     }
+}
+
+/// The lock in force on snapshot `id` among `locks` (by snapshot id): an expired one holds
+/// nothing.
+pub fn in_force(locks: &BTreeMap<String, SnapshotLock>, id: &str) -> Option<SnapshotLock> {
+    locks
+        .get(id)
+        .copied()
+        .filter(|lock| lock.state != LockState::Expired)
+}
+
+/// The lock that holds every one of `ids` (a set's snapshots): the one ending first; `None`
+/// when any of them has no lock in force, or there are none.
+pub fn holding_all<'a>(
+    locks: &BTreeMap<String, SnapshotLock>,
+    ids: impl IntoIterator<Item = &'a str>,
+) -> Option<SnapshotLock> {
+    let mut first: Option<SnapshotLock> = None;
+    for id in ids {
+        let lock = in_force(locks, id)?;
+        first = match first {
+            Some(earlier) if earlier.expires_on <= lock.expires_on => Some(earlier),
+            _ => Some(lock),
+        };
+    }
+    first
 }
 
 /// One `LockSnapshot` call.

@@ -252,3 +252,36 @@ fn a_lock_holds_until_it_ends_and_says_so() {
         .is_err()
     );
 }
+
+#[test]
+fn a_set_is_held_by_its_earliest_lock_only_when_every_snapshot_has_one_in_force() {
+    let lock = |state, day: i64| SnapshotLock {
+        state,
+        expires_on: Some(NOW + Duration::days(day)),
+    };
+    let locks: BTreeMap<String, SnapshotLock> = [
+        ("a", lock(LockState::Compliance, 3)),
+        ("b", lock(LockState::Governance, 2)),
+        ("c", lock(LockState::Expired, 9)),
+    ]
+    .into_iter()
+    .map(|(id, l)| (id.to_owned(), l))
+    .collect();
+    assert_eq!(
+        holding_all(&locks, ["a", "b"]),
+        Some(lock(LockState::Governance, 2))
+    );
+    assert_eq!(
+        holding_all(&locks, ["a", "c"]),
+        None,
+        "an expired lock holds nothing"
+    );
+    assert_eq!(
+        holding_all(&locks, ["a", "x"]),
+        None,
+        "an unlocked snapshot"
+    );
+    assert_eq!(holding_all(&locks, []), None, "an empty set");
+    assert_eq!(in_force(&locks, "c"), None);
+    assert_eq!(in_force(&locks, "a"), Some(lock(LockState::Compliance, 3)));
+}

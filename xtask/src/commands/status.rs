@@ -170,11 +170,10 @@ fn with_locks(
     locks: &std::collections::BTreeMap<String, function::locks::SnapshotLock>,
 ) {
     for schedule in schedules {
-        let held: Vec<&function::locks::SnapshotLock> = snapshots
+        let held: Vec<function::locks::SnapshotLock> = snapshots
             .iter()
             .filter(|s| function::tags::schedule_of(&s.tags) == schedule.name)
-            .filter_map(|s| locks.get(&s.id))
-            .filter(|l| l.state != function::locks::LockState::Expired)
+            .filter_map(|s| function::locks::in_force(locks, &s.id))
             .collect();
         schedule.locked = held.len();
         schedule.locked_until = held

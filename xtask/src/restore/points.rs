@@ -2,7 +2,7 @@
 //! run (the set one `CreateSnapshots` made), with what the restore records say about each
 //! volume and the instance, and how many of its snapshots each copy region holds.
 
-use function::locks::{LockState, SnapshotLock};
+use function::locks::SnapshotLock;
 use function::model::Snapshot;
 use function::restore_records::VolumeDetails;
 use function::restore_records::{self, VolumeRecord};
@@ -146,26 +146,19 @@ pub fn group(
 pub fn with_locks(points: &mut [RestorePoint], locks: &BTreeMap<String, SnapshotLock>) {
     for point in points {
         for volume in &mut point.volumes {
-            volume.lock = locks
-                .get(&volume.snapshot_id)
-                .copied()
-                .filter(|lock| lock.state != LockState::Expired);
+            volume.lock = function::locks::in_force(locks, &volume.snapshot_id);
         }
-        point.lock = if point.volumes.iter().all(|v| v.lock.is_some()) {
-            point
-                .volumes
-                .iter()
-                .filter_map(|v| v.lock)
-                .min_by_key(|lock| lock.expires_on)
-        } else {
-            None
-        };
+        point.lock = function::locks::holding_all(
+            locks,
+            point.volumes.iter().map(|v| v.snapshot_id.as_str()),
+        );
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use function::locks::LockState;
 
     fn snapshot(
         id: &str,

@@ -77,19 +77,13 @@ async fn a_deleted_snapshot_of_this_deployment_is_listed_and_restored_from_the_b
         ec2.delete_snapshot().snapshot_id(id).send().await.unwrap();
     }
 
-    let listed = json(&xtask(
-        &emulator,
-        &[
-            "snapshots",
-            "--env",
-            "local",
-            "--config",
-            config,
-            "--deleted",
-            "--output",
-            "json",
-        ],
-    ));
+    // `cargo xtask snapshots` for this environment, with `extra`.
+    let snapshots = |extra: &[&str]| {
+        let mut args = vec!["snapshots", "--env", "local", "--config", config];
+        args.extend_from_slice(extra);
+        xtask(&emulator, &args)
+    };
+    let listed = json(&snapshots(&["--deleted", "--output", "json"]));
     let ids: Vec<&str> = listed["deleted"]
         .as_array()
         .unwrap()
@@ -104,38 +98,19 @@ async fn a_deleted_snapshot_of_this_deployment_is_listed_and_restored_from_the_b
     assert!(listed["deleted"][0]["leaves"].is_string());
 
     // Another deployment's snapshot is refused (exit 2) and ours comes back with its tags.
-    let refused = xtask(
-        &emulator,
-        &[
-            "snapshots",
-            "--env",
-            "local",
-            "--config",
-            config,
-            "--restore-deleted",
-            &theirs,
-        ],
-    );
+    let refused = snapshots(&["--restore-deleted", &theirs]);
     assert_eq!(refused.status.code(), Some(2));
     assert!(
         String::from_utf8_lossy(&refused.stderr).contains("is not one of smartvault-local's"),
         "{}",
         String::from_utf8_lossy(&refused.stderr)
     );
-    let restored = json(&xtask(
-        &emulator,
-        &[
-            "snapshots",
-            "--env",
-            "local",
-            "--config",
-            config,
-            "--restore-deleted",
-            &ours,
-            "--output",
-            "json",
-        ],
-    ));
+    let restored = json(&snapshots(&[
+        "--restore-deleted",
+        &ours,
+        "--output",
+        "json",
+    ]));
     assert_eq!(restored["restored"], ours.as_str());
     assert_eq!(restored["deleted"], serde_json::json!([]));
     let back = ec2
