@@ -26,14 +26,7 @@ fn policy() -> Policy {
 }
 
 fn options(job: Job) -> RunOptions {
-    RunOptions {
-        job,
-        interval: Interval::Respect,
-        instance_ids: None,
-        schedule: None,
-        snapshot_ids: None,
-        phase: Phase::FirstLink,
-    }
+    RunOptions::whole_fleet(job, Phase::FirstLink)
 }
 
 fn tags(pairs: &[(&str, &str)]) -> Tags {
