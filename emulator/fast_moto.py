@@ -40,9 +40,18 @@ tags match an EBS_SNAPSHOT rule of its account and region moves it to the bin in
 documents; EC2's ListSnapshotsInRecycleBin lists what is there until its retention ends, and
 RestoreSnapshotFromRecycleBin puts a snapshot back with its tags. A rule lock is not modelled.
 
+moto 5.2.5 keeps each account's EC2 apart, so a snapshot shared with another account
+(ModifySnapshotAttribute createVolumePermission) is invisible there. Below, as the EC2 API
+reference documents DescribeSnapshots and CopySnapshot: OwnerIds and RestorableByUserIds
+select snapshots (an account id, "self" for the caller, "all" for public ones), another
+account's snapshot shared with the caller (or public) is listed in its region, without its tags
+(tags are visible to their owner only), and CopySnapshot in the caller's account copies it.
+Whether KMS lets the caller use the source's key is not modelled.
+
 Usage: python fast_moto.py -H 127.0.0.1 -p PORT   (the arguments of moto_server)
 """
 
+import copy
 import json
 import os
 import sys
@@ -57,7 +66,7 @@ from moto.core.common_models import CloudFormationModel
 from moto.core.responses import ActionResult
 from moto.ec2.exceptions import EC2ClientError
 from moto.ec2.models.core import TaggedEC2Resource
-from moto.ec2.models.elastic_block_store import EBSBackend
+from moto.ec2.models.elastic_block_store import EBSBackend, Snapshot
 from moto.ec2.responses.elastic_block_store import ElasticBlockStore
 from moto.moto_api._internal.models import MotoAPIBackend
 from moto.ec2.models.tags import EC2_PREFIX_TO_RESOURCE
@@ -489,6 +498,111 @@ def delete_snapshot_into_the_bin(self, snapshot_id):
 
 
 EBSBackend.delete_snapshot = delete_snapshot_into_the_bin
+
+
+# Snapshots shared across accounts -------------------------------------------------------------
+
+
+class SharedView(Snapshot):
+    """Another account's snapshot as the account it is shared with sees it: no tags."""
+
+    __module__ = "moto.ec2.models"
+
+    def get_tags(self):
+        return []
+
+
+def shared_view(snapshot):
+    view = copy.copy(snapshot)
+    view.__class__ = SharedView
+    return view
+
+
+def shared_with(snapshot, account):
+    return account in snapshot.create_volume_permission_userids or (
+        "all" in snapshot.create_volume_permission_groups
+    )
+
+
+def foreign_snapshots(account, region):
+    """Snapshots of other accounts in `region` that `account` may create volumes from."""
+    from moto.ec2.models import ec2_backends
+
+    for other in list(ec2_backends.keys()):
+        if other == account or region not in ec2_backends[other]:
+            continue
+        for snapshot in ec2_backends[other][region].snapshots.values():
+            if shared_with(snapshot, account):
+                yield snapshot
+
+
+def describe_snapshots_across_accounts(self):
+    """EC2 DescribeSnapshots with OwnerIds and RestorableByUserIds."""
+    filters = self._filters_from_querystring()
+    ids = self._get_param("SnapshotIds", [])
+    account = self.current_account
+    owners = {account if o == "self" else o for o in self._get_param("OwnerIds", [])}
+    restorable = set(self._get_param("RestorableByUserIds", []))
+    own = self.ec2_backend.describe_snapshots(filters=filters)
+    foreign = [s for s in foreign_snapshots(account, self.region) if not owners or s.owner_id in owners]
+    if filters:
+        from moto.ec2.utils import generic_filter
+
+        foreign = generic_filter(filters, foreign)
+    found = [s for s in own if not owners or s.owner_id in owners]
+    if restorable:
+        def restorable_by(snapshot):
+            for who in restorable:
+                if who == "self" and (snapshot.owner_id == account or shared_with(snapshot, account)):
+                    return True
+                if who == "all" and "all" in snapshot.create_volume_permission_groups:
+                    return True
+                if who not in ("self", "all") and who in snapshot.create_volume_permission_userids:
+                    return True
+            return False
+
+        found = [s for s in found if restorable_by(s)]
+        foreign = [s for s in foreign if restorable_by(s)]
+    elif not owners:
+        # Without either, AWS lists the caller's own snapshots, those shared with it and public
+        # ones; the shared ones are listed only when asked for by id, as here.
+        foreign = [s for s in foreign if s.id in ids] if ids else []
+    result = found + [shared_view(s) for s in foreign]
+    if ids:
+        result = [s for s in result if s.id in ids]
+        if len(result) < len(set(ids)):
+            from moto.ec2.exceptions import InvalidSnapshotIdError
+
+            raise InvalidSnapshotIdError()
+    return ActionResult({"Snapshots": result})
+
+
+ElasticBlockStore.describe_snapshots = describe_snapshots_across_accounts
+
+copy_snapshot = EBSBackend.copy_snapshot
+
+
+def copy_snapshot_shared(self, source_snapshot_id, source_region, description, kms_key_id):
+    """CopySnapshot, also of another account's snapshot shared with this one."""
+    from moto.ec2.models import ec2_backends
+
+    if source_snapshot_id in ec2_backends[self.account_id][source_region].snapshots:
+        return copy_snapshot(self, source_snapshot_id, source_region, description, kms_key_id)
+    for source in foreign_snapshots(self.account_id, source_region):
+        if source.id == source_snapshot_id:
+            from moto.ec2.utils import random_snapshot_id
+
+            snapshot_id = random_snapshot_id()
+            snapshot = Snapshot(self, snapshot_id, volume=source.volume, description=description,
+                                encrypted=source.encrypted, kms_key_id=kms_key_id)
+            self.snapshots[snapshot_id] = snapshot
+            return snapshot
+    from moto.ec2.exceptions import InvalidSnapshotIdError
+
+    raise InvalidSnapshotIdError()
+
+
+EBSBackend.copy_snapshot = copy_snapshot_shared
 
 if __name__ == "__main__":
     moto.server.main(sys.argv[1:])

@@ -264,6 +264,36 @@ impl Emulator {
             ))
     }
 
+    /// The SDK configuration of another account, in `region`: `sts:AssumeRole` of `role_arn`
+    /// (any role name; moto's keys then act in the role's account, isolated from the default
+    /// one), as xtask's deployer and a vault account's tests reach it.
+    pub async fn assumed(&self, role_arn: &str, region: &str) -> Result<aws_config::SdkConfig, Error> {
+        let sts = aws_sdk_sts::Client::new(&self.sdk_config().await);
+        let assumed = sts
+            .assume_role()
+            .role_arn(role_arn)
+            .role_session_name("test")
+            .send()
+            .await
+            .map_err(|e| Error(format!("AssumeRole {role_arn}: {}", aws_sdk_sts::error::DisplayErrorContext(&e))))?;
+        let keys = assumed
+            .credentials()
+            .ok_or_else(|| Error(format!("AssumeRole {role_arn} answered no credentials")))?;
+        let credentials = aws_sdk_sts::config::Credentials::new(
+            keys.access_key_id(),
+            keys.secret_access_key(),
+            Some(keys.session_token().to_owned()),
+            None,
+            "assumed",
+        );
+        Ok(self
+            .loader(&self.endpoint)
+            .region(aws_config::Region::new(region.to_owned()))
+            .credentials_provider(credentials)
+            .load()
+            .await)
+    }
+
     /// Clears every service's state.
     pub fn reset(&self) -> Result<(), Error> {
         self.admin("POST", "/moto-api/reset", b"").map(drop)

@@ -84,28 +84,7 @@ pub fn assert_fields(document: &serde_json::Value, documented: &[&str]) {
 /// The SDK configuration of the account `role_arn` is in, in `region`: the role assumed with
 /// the emulator's own credentials (before IAM is enforced, if it is).
 pub async fn assumed(emulator: &Emulator, role_arn: &str, region: &str) -> aws_config::SdkConfig {
-    let sts = aws_sdk_sts::Client::new(&emulator.sdk_config().await);
-    let assumed = sts
-        .assume_role()
-        .role_arn(role_arn)
-        .role_session_name("test")
-        .send()
-        .await
-        .unwrap();
-    let keys = assumed.credentials().unwrap();
-    let credentials = aws_sdk_sts::config::Credentials::new(
-        keys.access_key_id(),
-        keys.secret_access_key(),
-        Some(keys.session_token().to_owned()),
-        None,
-        "assumed",
-    );
-    emulator
-        .loader(emulator.endpoint())
-        .region(aws_config::Region::new(region.to_owned()))
-        .credentials_provider(credentials)
-        .load()
-        .await
+    emulator.assumed(role_arn, region).await.unwrap()
 }
 
 /// The function's handler context for `deployment` on the emulator: a topic named after it to
