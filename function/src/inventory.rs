@@ -324,6 +324,7 @@ fn snapshot(snapshot: &aws_sdk_ec2::types::Snapshot) -> Option<Snapshot> {
         },
         size_gib: snapshot.volume_size().unwrap_or_default(),
         encrypted: snapshot.encrypted().unwrap_or(false),
+        kms_key: snapshot.kms_key_id().map(str::to_owned),
         tags: tag_map(snapshot.tags()),
     })
 }

@@ -30,4 +30,5 @@ pub mod sdk_errors;
 pub mod settings;
 pub mod tags;
 pub mod topic;
+pub mod vault;
 pub mod volumes;

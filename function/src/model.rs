@@ -98,6 +98,8 @@ pub struct Snapshot {
     pub state: SnapshotState,
     pub size_gib: i32,
     pub encrypted: bool,
+    /// The KMS key an encrypted snapshot is encrypted with (a key ARN).
+    pub kms_key: Option<String>,
     pub tags: Tags,
 }
 
@@ -112,6 +114,7 @@ impl Snapshot {
             state,
             size_gib: 8,
             encrypted: false,
+            kms_key: None,
             tags: tags
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))

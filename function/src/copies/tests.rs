@@ -62,6 +62,7 @@ fn source(id: &str, instance: &str, volume: &str, schedule: &str, age: Duration)
         state: SnapshotState::Completed,
         size_gib: 8,
         encrypted: false,
+        kms_key: None,
         tags: tags(&[
             (tags::MANAGED_BY, "prod"),
             (tags::INSTANCE_ID, instance),

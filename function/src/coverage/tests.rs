@@ -59,6 +59,7 @@ fn set(instance: &str, schedule: &str, hours_ago: i64, state: SnapshotState) -> 
         state,
         size_gib: 8,
         encrypted: false,
+        kms_key: None,
         tags: Tags::from([
             (tags::INSTANCE_ID.to_owned(), instance.to_owned()),
             (tags::SCHEDULE.to_owned(), schedule.to_owned()),

@@ -94,6 +94,7 @@ fn snapshot_strategy(j: usize) -> impl Strategy<Value = Snapshot> {
                     state,
                     size_gib: 8,
                     encrypted: false,
+                    kms_key: None,
                     tags,
                 }
             },

@@ -91,6 +91,7 @@ fn snapshot(
         state: SnapshotState::Completed,
         size_gib: 8,
         encrypted: false,
+        kms_key: None,
         tags: tags(&[
             (tags::MANAGED_BY, DEPLOYMENT),
             (tags::INSTANCE_ID, instance),

@@ -40,6 +40,7 @@ fn snapshot(
         state,
         size_gib: 8,
         encrypted: false,
+        kms_key: None,
         tags,
     }
 }
