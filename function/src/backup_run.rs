@@ -11,6 +11,7 @@ use crate::links::{self, Left};
 use crate::model::Phase;
 use crate::plan;
 use crate::report::{Failure, MAX_CARRIED, RunReport};
+use crate::vault_run;
 use crate::run_mark::RunMark;
 use crate::topic;
 use std::time::Instant;
@@ -190,6 +191,11 @@ pub(crate) async fn run(
                 let setup = copy_run::setup(ctx, mode, deadline.as_ref());
                 let copied = copy_run::run(setup, Some(&sources), &request.options, now).await;
                 copy_run::merge(&mut report, copied);
+                // ...and the vault: sets shared with it, or pulled into it.
+                if request.options.instance_ids.is_none() {
+                    let vaulted = vault_run::sweep(ctx, mode, deadline.as_ref(), &sources, now).await;
+                    vault_run::merge(&mut report, vaulted);
+                }
             }
             for outcomes in [created, locked, deleted] {
                 progress += outcomes.created.len()

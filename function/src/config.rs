@@ -23,6 +23,8 @@ pub const VARIABLES: &[&str] = &[
     EC2_RATE_SHARE,
     EC2_REFILL_PER_SECOND,
     MAX_LINKS,
+    VAULT,
+    VAULT_FOR,
 ];
 
 pub const SNS_TOPIC_ARN: &str = "SNS_TOPIC_ARN";
@@ -42,6 +44,14 @@ pub const COPIES: &str = "COPIES";
 /// The restore test's settings, as JSON: `{"sample": 2, "max_wait_seconds": 600}`; unset or
 /// empty, the deployment has no restore test (and refuses the `restore-test` action).
 pub const RESTORE_TEST: &str = "RESTORE_TEST";
+/// A workload deployment's vault account, as JSON: `{"account": "222222222222", "region":
+/// "us-west-2", "reader_role": "arn:aws:iam::222222222222:role/...", "max_lag_hours": 36,
+/// "shareable_keys": ["arn:aws:kms:..."]}`; unset or empty, none.
+pub const VAULT: &str = "VAULT";
+/// A vault deployment's settings, as JSON: `{"sources": [{"account": "123456789012", "region":
+/// "us-east-1"}], "retention_days": 90, "kms_key": "arn:aws:kms:...", "cool_off_hours": 24}`;
+/// unset or empty, this deployment keeps no one's copies.
+pub const VAULT_FOR: &str = "VAULT_FOR";
 /// The most schedules one deployment has (as AWS Data Lifecycle Manager's policies).
 pub const MAX_SCHEDULES: usize = 4;
 pub const EXCLUDE_BOOT_VOLUME: &str = settings::EXCLUDE_BOOT_VOLUME.variable;
@@ -67,6 +77,10 @@ pub struct Config {
     pub max_links: u32,
     /// The restore test's settings, when the deployment has one.
     pub restore_test: Option<crate::restore_test::Settings>,
+    /// The vault account this deployment's sets are pulled into, when it has one.
+    pub vault: Option<crate::vault::VaultTarget>,
+    /// The workload accounts whose sets this deployment keeps, when it is a vault.
+    pub vault_for: Option<crate::vault::VaultKeeper>,
 }
 
 /// A variable that is missing or holds a value outside what is allowed.
@@ -162,6 +176,16 @@ impl Config {
         let refill = reader.number(&settings::EC2_REFILL_PER_SECOND)?;
         let max_links = reader.number(&settings::MAX_LINKS)?;
         let restore_test = reader.restore_test()?;
+        let vault = reader.json::<crate::vault::VaultTarget>(
+            VAULT,
+            r#"e.g. {"account": "222222222222", "region": "us-west-2", "reader_role": "arn:aws:iam::222222222222:role/smartvault-vault-reader"}, or empty for none"#,
+            crate::vault::VaultTarget::problem,
+        )?;
+        let vault_for = reader.json::<crate::vault::VaultKeeper>(
+            VAULT_FOR,
+            r#"e.g. {"sources": [{"account": "123456789012", "region": "us-east-1"}], "retention_days": 90, "kms_key": "arn:aws:kms:us-east-1:222222222222:key/..."}, or empty for none"#,
+            crate::vault::VaultKeeper::problem,
+        )?;
         Ok(Config {
             sns_topic_arn,
             central_topic_arn,
@@ -182,6 +206,8 @@ impl Config {
             ),
             max_links,
             restore_test,
+            vault,
+            vault_for,
         })
     }
 }
@@ -355,6 +381,25 @@ impl Reader<'_> {
                 Err(self.invalid(COPIES, &value, &format!("{problem}; {example}")))
             }
             None => Ok(copies),
+        }
+    }
+
+    /// A JSON variable, or none when unset or empty; refused with `problem`'s reason.
+    fn json<T: serde::de::DeserializeOwned>(
+        &self,
+        variable: &'static str,
+        example: &str,
+        problem: impl Fn(&T) -> Option<String>,
+    ) -> Result<Option<T>, ConfigError> {
+        let value = (self.lookup)(variable).unwrap_or_default();
+        if value.trim().is_empty() {
+            return Ok(None);
+        }
+        let parsed: T = serde_json::from_str(&value)
+            .map_err(|e| self.invalid(variable, &value, &format!("expected JSON ({e}), {example}")))?;
+        match problem(&parsed) {
+            Some(why) => Err(self.invalid(variable, &value, &format!("{why}; {example}"))),
+            None => Ok(Some(parsed)),
         }
     }
 

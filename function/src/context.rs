@@ -50,6 +50,9 @@ pub struct Context {
     /// A client in the region of the organization's central topic, when there is one: SNS's
     /// `Publish` reaches only topics in the client's own region.
     pub central_sns: Option<aws_sdk_sns::Client>,
+    /// The SDK configuration the clients were made from (a vault's reader role is assumed
+    /// with it).
+    pub sdk: aws_config::SdkConfig,
 }
 
 impl Context {
@@ -65,6 +68,7 @@ impl Context {
                 .as_deref()
                 .and_then(|arn| central_client(sdk, arn)),
             config,
+            sdk: sdk.clone(),
             page_size: inventory::DEFAULT_PAGE_SIZE,
             settle: std::time::Duration::from_secs(2),
             poll: std::time::Duration::from_secs(2),

@@ -96,7 +96,7 @@ pub async fn run(
         let read = inventory::destination(
             client,
             &rule.region,
-            setup.policy,
+            &setup.policy.deployment,
             only.as_ref(),
             setup.page_size,
         )

@@ -775,6 +775,110 @@ fn lock_failure<E: ProvideErrorMetadata + std::error::Error + 'static>(
     failed
 }
 
+/// What sharing snapshots with an account, or ending the shares, produced.
+#[derive(Debug, Default)]
+pub struct ShareOutcomes {
+    /// Snapshots whose share was added (or removed).
+    pub done: Vec<String>,
+    pub failed: Vec<Failure>,
+    /// Calls not started because the invocation's time ran out: the next run does them.
+    pub carried: usize,
+}
+
+/// Adds (`share`) or removes the permission of `account` to create volumes from each
+/// snapshot, paced; both are idempotent, so a lost answer is simply sent again next run.
+pub async fn share_snapshots(
+    writes: Writes<'_>,
+    snapshot_ids: Vec<String>,
+    account: &str,
+    share: bool,
+) -> ShareOutcomes {
+    let results: Vec<ShareOutcomes> = stream::iter(
+        snapshot_ids
+            .into_iter()
+            .map(|id| share_one(writes, id, account, share)),
+    )
+    .buffered(writes.limit.max(1))
+    .collect()
+    .await;
+    let mut all = ShareOutcomes::default();
+    for result in results {
+        all.done.extend(result.done);
+        all.failed.extend(result.failed);
+        all.carried += result.carried;
+    }
+    all
+}
+
+async fn share_one(writes: Writes<'_>, snapshot_id: String, account: &str, share: bool) -> ShareOutcomes {
+    let mut outcomes = ShareOutcomes::default();
+    if writes.mode == Mode::DryRun {
+        outcomes.done.push(snapshot_id);
+        return outcomes;
+    }
+    let operation = if share {
+        aws_sdk_ec2::types::OperationType::Add
+    } else {
+        aws_sdk_ec2::types::OperationType::Remove
+    };
+    let mut throttled: u32 = 0;
+    loop {
+        if !writes.ready(Action::ModifySnapshotAttribute).await {
+            outcomes.carried += 1;
+            return outcomes;
+        }
+        let call = writes
+            .ec2
+            .modify_snapshot_attribute()
+            .snapshot_id(&snapshot_id)
+            .attribute(aws_sdk_ec2::types::SnapshotAttributeName::CreateVolumePermission)
+            .operation_type(operation.clone())
+            .user_ids(account)
+            .customize()
+            .config_override(
+                aws_sdk_ec2::config::Builder::default().retry_classifier(NoRetryWhenThrottled),
+            )
+            .send();
+        match writes.timed(Action::ModifySnapshotAttribute, call).await {
+            Err(error) if is_throttled(&error) => {
+                throttled += 1;
+                if writes.deadline.is_none() && throttled >= MAX_THROTTLED_SENDS {
+                    outcomes.failed.push(share_failure(&snapshot_id, share, &error));
+                    return outcomes;
+                }
+            }
+            Ok(_) => {
+                tracing::info!(snapshot_id = %snapshot_id, account, share, "vault share changed");
+                outcomes.done.push(snapshot_id);
+                return outcomes;
+            }
+            Err(error) => {
+                outcomes.failed.push(share_failure(&snapshot_id, share, &error));
+                return outcomes;
+            }
+        }
+    }
+}
+
+fn share_failure<E: ProvideErrorMetadata + std::error::Error + 'static>(
+    snapshot_id: &str,
+    share: bool,
+    error: &SdkError<E, HttpResponse>,
+) -> Failure {
+    let mut failed = failure(
+        Some(Subject::Snapshot(snapshot_id.to_owned())),
+        "ModifySnapshotAttribute",
+        error,
+    );
+    failed.message = format!(
+        "{} the vault: {}",
+        if share { "sharing with" } else { "ending the share with" },
+        failed.message
+    );
+    tracing::error!(snapshot_id, code = %failed.code, message = %failed.message, "vault share failed; the next run tries again");
+    failed
+}
+
 /// What copying to one region produced.
 #[derive(Debug, Default)]
 pub struct CopyOutcomes {

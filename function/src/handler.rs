@@ -142,14 +142,31 @@ async fn copy_run(
     clock: OffsetDateTime,
     started: Instant,
 ) -> Result<RunReport, FunctionError> {
+    // The event's snapshots, read once when the vault needs them too.
+    let read = match (&ctx.config.vault, &request.options.snapshot_ids) {
+        (Some(_), Some(ids)) => {
+            match inventory::snapshots_by_id(&ctx.ec2, &ctx.config.policy, ids, ctx.page_size).await {
+                Ok(found) => Some(found),
+                Err(failure) => {
+                    report.failed.push(failure);
+                    Some(Vec::new())
+                }
+            }
+        }
+        _ => None,
+    };
     let copied = copy_run::run(
         copy_run::setup(ctx, mode, None),
-        None,
+        read.as_deref(),
         &request.options,
         clock,
     )
     .await;
     copy_run::merge(&mut report, copied);
+    if let Some(completed) = &read {
+        let shared = crate::vault_run::share_completed(ctx, mode, completed, clock).await;
+        crate::vault_run::merge(&mut report, shared);
+    }
     report.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     finish(ctx, report, clock, Publish::OnFailure).await
 }

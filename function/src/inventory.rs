@@ -277,6 +277,96 @@ pub async fn locks(
     }
 }
 
+/// Which of this deployment's snapshots are shared with `account` now (a vault's workload
+/// side), every page.
+pub async fn shared_with(
+    ec2: &Client,
+    deployment: &str,
+    account: &str,
+    page_size: i32,
+) -> Result<std::collections::BTreeSet<String>, Failure> {
+    let mut pages = ec2
+        .describe_snapshots()
+        .owner_ids("self")
+        .restorable_by_user_ids(account)
+        .filters(filter(&format!("tag:{}", tags::MANAGED_BY), [deployment.to_owned()]))
+        .max_results(page_size.max(5))
+        .into_paginator()
+        .send();
+    let mut found = std::collections::BTreeSet::new();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| failure(None, "DescribeSnapshots (shared with the vault)", &e))?;
+        found.extend(page.snapshots().iter().filter_map(|s| s.snapshot_id().map(str::to_owned)));
+    }
+    Ok(found)
+}
+
+/// The vault's copies of `source_account`'s snapshots, read in the vault account (through
+/// its reader role): each source snapshot with its copy's state, a completed copy first.
+pub async fn vault_copies_of(
+    vault: &Client,
+    source_account: &str,
+    page_size: i32,
+) -> Result<std::collections::BTreeMap<String, SnapshotState>, Failure> {
+    let mut pages = vault
+        .describe_snapshots()
+        .owner_ids("self")
+        .filters(filter(
+            &format!("tag:{}", crate::vault::SOURCE_ACCOUNT),
+            [source_account.to_owned()],
+        ))
+        .max_results(page_size.max(5))
+        .into_paginator()
+        .send();
+    let mut found = std::collections::BTreeMap::new();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| failure(None, "DescribeSnapshots in the vault account", &e))?;
+        for copy in page.snapshots().iter().filter_map(snapshot) {
+            let Some(source) = copy.tag(tags::SOURCE_SNAPSHOT) else {
+                continue;
+            };
+            let state = found.entry(source.to_owned()).or_insert(copy.state);
+            if copy.state == SnapshotState::Completed {
+                *state = SnapshotState::Completed;
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// The snapshots `owners` share with this account in `region` (a vault's side), every page:
+/// no tags (another account's are invisible), their owner and description.
+pub async fn shared_from(
+    ec2: &Client,
+    owners: &[String],
+    region: &str,
+    page_size: i32,
+) -> Result<Vec<crate::vault::SharedSnapshot>, Failure> {
+    let mut pages = ec2
+        .describe_snapshots()
+        .set_owner_ids(Some(owners.to_vec()))
+        .restorable_by_user_ids("self")
+        .max_results(page_size.max(5))
+        .into_paginator()
+        .send();
+    let mut found = Vec::new();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| failure(None, &format!("DescribeSnapshots shared in {region}"), &e))?;
+        for described in page.snapshots() {
+            let (Some(owner), Some(shared)) = (described.owner_id(), snapshot(described)) else {
+                continue;
+            };
+            found.push(crate::vault::SharedSnapshot {
+                snapshot: shared,
+                owner: owner.to_owned(),
+                region: region.to_owned(),
+                description: described.description().unwrap_or_default().to_owned(),
+            });
+        }
+    }
+    Ok(found)
+}
+
 /// This deployment's snapshots (its managed-by tag) that also match `filters`, every page.
 async fn managed_snapshots(
     ec2: &Client,
@@ -364,7 +454,7 @@ pub async fn existing_volumes(
 pub async fn destination(
     ec2: &Client,
     region: &str,
-    policy: &Policy,
+    deployment: &str,
     sources: Option<&BTreeSet<String>>,
     page_size: i32,
 ) -> Result<Destination, Failure> {
@@ -373,7 +463,7 @@ pub async fn destination(
         failure
     };
     let copies = match sources {
-        None => managed_snapshots(ec2, &policy.deployment, Vec::new(), page_size).await,
+        None => managed_snapshots(ec2, deployment, Vec::new(), page_size).await,
         Some(ids) => {
             let ids: Vec<String> = ids.iter().cloned().collect();
             let mut found = Vec::new();
@@ -382,7 +472,7 @@ pub async fn destination(
                     &format!("tag:{}", tags::SOURCE_SNAPSHOT),
                     batch.iter().cloned(),
                 )];
-                match managed_snapshots(ec2, &policy.deployment, of, page_size).await {
+                match managed_snapshots(ec2, deployment, of, page_size).await {
                     Ok(copies) => found.extend(copies),
                     Err(failure) => return Err(in_region(failure)),
                 }

@@ -31,4 +31,5 @@ pub mod settings;
 pub mod tags;
 pub mod topic;
 pub mod vault;
+pub mod vault_run;
 pub mod volumes;

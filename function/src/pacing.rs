@@ -118,6 +118,8 @@ pub enum Action {
     DeleteSnapshot,
     CopySnapshot,
     LockSnapshot,
+    /// Sharing a snapshot with the vault account, or ending the share.
+    ModifySnapshotAttribute,
 }
 
 /// The buckets of one function instance, one per action and region (EC2's buckets are per

@@ -73,6 +73,43 @@ pub struct RunReport {
     /// The region's coverage when the run started (a run backing up the whole fleet).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub coverage: Option<crate::coverage::Summary>,
+    /// A workload deployment's sets on their way to its vault account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vault: Option<VaultShares>,
+    /// A vault deployment's copies of its workload accounts' sets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vault_copies: Option<VaultCopies>,
+}
+
+/// What a workload run did towards its vault account.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VaultShares {
+    pub account: String,
+    /// Snapshots shared with the vault by this run.
+    pub shared: usize,
+    /// Shares removed by this run: the vault has its copy.
+    pub unshared: usize,
+    /// The longest any instance's sets have waited for the vault, in hours.
+    pub lag_hours: u32,
+    pub max_lag_hours: u32,
+    /// Instances whose vault lag passed `max_lag_hours`, with since when.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub behind: Vec<String>,
+}
+
+/// What a vault run did with its copies.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VaultCopies {
+    /// Copies started by this run.
+    pub started: usize,
+    pub completed: usize,
+    pub in_flight: usize,
+    /// Shared snapshots left for the next run (EC2's copies in flight).
+    pub waiting: usize,
+    /// Copies past the vault's retention deleted.
+    pub deleted: usize,
 }
 
 fn one() -> u32 {
@@ -235,6 +272,8 @@ impl RunReport {
             copies: Vec::new(),
             restore_tests: Vec::new(),
             coverage: None,
+            vault: None,
+            vault_copies: None,
         }
     }
 
@@ -457,6 +496,25 @@ impl RunReport {
                 );
             }
         }
+        if let Some(vault) = &self.vault {
+            let _ = writeln!(
+                out,
+                "\nVault account {}: {} shared, {} shares removed (copied); vault lag {} h \
+                 (bound {} h)",
+                vault.account, vault.shared, vault.unshared, vault.lag_hours, vault.max_lag_hours
+            );
+            for behind in &vault.behind {
+                let _ = writeln!(out, "  behind: {behind}");
+            }
+        }
+        if let Some(copies) = &self.vault_copies {
+            let _ = writeln!(
+                out,
+                "\nVault copies: {} started, {} completed, {} in flight, {} waiting for the next \
+                 run, {} expired deleted",
+                copies.started, copies.completed, copies.in_flight, copies.waiting, copies.deleted
+            );
+        }
         if self.job == Job::RestoreTest {
             self.restore_section(&mut out);
         }
@@ -575,6 +633,9 @@ impl RunReport {
             ("CopiesStarted", "Count"),
             ("CopiesWaiting", "Count"),
         ];
+        // The vault's figures, only in the deployments that have one (or are one).
+        let vault = [("VaultLagHours", "None")];
+        let vault_copies = [("VaultCopiesStarted", "Count"), ("VaultCopiesWaiting", "Count")];
         // A restore test's own figures, only in its runs (a backup run's zero would read as
         // a test that took no time).
         let tests = [
@@ -594,6 +655,12 @@ impl RunReport {
         }
         if self.coverage.is_some() {
             names.extend(covered);
+        }
+        if self.vault.is_some() {
+            names.extend(vault);
+        }
+        if self.vault_copies.is_some() {
+            names.extend(vault_copies);
         }
         let slowest_ms = self
             .restore_tests
@@ -620,6 +687,13 @@ impl RunReport {
             "CopiesStarted": self.copies.iter().map(|c| c.started).sum::<usize>(),
             "CopiesWaiting": self.copies.iter().map(|c| c.waiting).sum::<usize>(),
         });
+        if let Some(vault) = &self.vault {
+            document["VaultLagHours"] = vault.lag_hours.into();
+        }
+        if let Some(copies) = &self.vault_copies {
+            document["VaultCopiesStarted"] = copies.started.into();
+            document["VaultCopiesWaiting"] = copies.waiting.into();
+        }
         if let Some(coverage) = &self.coverage {
             document["UnprotectedInstances"] = coverage.unprotected.into();
             document["OverdueInstances"] = coverage.overdue.into();
@@ -834,6 +908,8 @@ mod tests {
             }],
             restore_tests: Vec::new(),
             coverage: None,
+            vault: None,
+            vault_copies: None,
         }
     }
 

@@ -30,7 +30,45 @@ pub struct VaultTarget {
     pub reader_role: String,
     #[serde(default = "default_max_lag")]
     pub max_lag_hours: u32,
+    /// The customer managed keys of the backed-up volumes (the deployment's
+    /// `source_kms_keys`): a snapshot encrypted with any other key is not shared.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shareable_keys: Vec<String>,
 }
+
+impl VaultTarget {
+    /// What is wrong with these settings, with the fix.
+    pub fn problem(&self) -> Option<String> {
+        if !is_account(&self.account) {
+            return Some(format!("vault.account {:?} is not a 12-digit AWS account id", self.account));
+        }
+        if !crate::copies::is_region_name(&self.region) {
+            return Some(format!("vault.region {:?} is not an AWS region name", self.region));
+        }
+        let role_prefix = format!("arn:aws:iam::{}:role/", self.account);
+        if !self.reader_role.starts_with(&role_prefix) {
+            return Some(format!(
+                "vault.reader_role {:?} is not a role ARN in the vault account ({role_prefix}...)",
+                self.reader_role
+            ));
+        }
+        if !(1..=MAX_LAG_HOURS).contains(&self.max_lag_hours) {
+            return Some(format!(
+                "vault.max_lag_hours {} is not 1 to {MAX_LAG_HOURS}",
+                self.max_lag_hours
+            ));
+        }
+        None
+    }
+}
+
+/// The longest vault lag bound: a year.
+pub const MAX_LAG_HOURS: u32 = 8_760;
+
+fn is_account(account: &str) -> bool {
+    account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit())
+}
+
 
 fn default_max_lag() -> u32 {
     DEFAULT_MAX_LAG_HOURS
@@ -68,6 +106,12 @@ impl VaultKeeper {
 
     /// What EC2 or the vault itself refuses of these settings, with the fix.
     pub fn problem(&self) -> Option<String> {
+        if let Some(bad) = self.sources.iter().find(|s| !is_account(&s.account) || !crate::copies::is_region_name(&s.region)) {
+            return Some(format!(
+                "vault_for source {:?} in {:?} is not a 12-digit account id and a region name",
+                bad.account, bad.region
+            ));
+        }
         if self.sources.is_empty() {
             return Some("vault_for.accounts is empty: name the workload accounts whose sets this vault keeps".into());
         }
@@ -142,11 +186,11 @@ pub fn plan_shares(
     own: &[Snapshot],
     shared: &BTreeSet<String>,
     vaulted: &BTreeMap<String, SnapshotState>,
-    shareable_keys: &[String],
     target: &VaultTarget,
     deployment: &str,
     now: OffsetDateTime,
 ) -> SharePlan {
+    let shareable_keys = &target.shareable_keys[..];
     let mut plan = SharePlan::default();
     // Sets by instance, then by when they were made: whole in the vault or not.
     let mut sets: BTreeMap<String, BTreeMap<OffsetDateTime, bool>> = BTreeMap::new();

@@ -19,6 +19,7 @@ fn target() -> VaultTarget {
         region: "us-west-2".into(),
         reader_role: format!("arn:aws:iam::{VAULT}:role/reader"),
         max_lag_hours: 36,
+        shareable_keys: vec![KEY.to_owned()],
     }
 }
 
@@ -48,7 +49,6 @@ fn shares(
         own,
         &shared.iter().map(|s| (*s).to_owned()).collect(),
         &vaulted.iter().map(|(id, state)| ((*id).to_owned(), *state)).collect(),
-        &[KEY.to_owned()],
         &target(),
         DEPLOYMENT,
         at(now),

@@ -11,3 +11,4 @@ mod faults;
 mod locks;
 mod mocks;
 mod restore_test;
+mod vault;

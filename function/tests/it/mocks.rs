@@ -230,6 +230,8 @@ impl Account {
             settle: std::time::Duration::from_millis(1),
             poll: std::time::Duration::from_millis(20),
             central_sns: None,
+            // No vault here: nothing assumes a role with it.
+            sdk: aws_config::SdkConfig::builder().build(),
         }
     }
 
