@@ -267,7 +267,11 @@ impl Emulator {
     /// The SDK configuration of another account, in `region`: `sts:AssumeRole` of `role_arn`
     /// (any role name; moto's keys then act in the role's account, isolated from the default
     /// one), as xtask's deployer and a vault account's tests reach it.
-    pub async fn assumed(&self, role_arn: &str, region: &str) -> Result<aws_config::SdkConfig, Error> {
+    pub async fn assumed(
+        &self,
+        role_arn: &str,
+        region: &str,
+    ) -> Result<aws_config::SdkConfig, Error> {
         let sts = aws_sdk_sts::Client::new(&self.sdk_config().await);
         let assumed = sts
             .assume_role()
@@ -275,7 +279,12 @@ impl Emulator {
             .role_session_name("test")
             .send()
             .await
-            .map_err(|e| Error(format!("AssumeRole {role_arn}: {}", aws_sdk_sts::error::DisplayErrorContext(&e))))?;
+            .map_err(|e| {
+                Error(format!(
+                    "AssumeRole {role_arn}: {}",
+                    aws_sdk_sts::error::DisplayErrorContext(&e)
+                ))
+            })?;
         let keys = assumed
             .credentials()
             .ok_or_else(|| Error(format!("AssumeRole {role_arn} answered no credentials")))?;

@@ -432,8 +432,7 @@ async fn the_recycle_bin_keeps_what_its_rule_matches_for_its_retention() {
 /// the owner lists what it shares with RestorableByUserIds=<account>; nothing else of the
 /// owner's is visible, and the other account can neither delete nor lock the owner's snapshot.
 #[tokio::test]
-async fn a_shared_snapshot_is_visible_and_copyable_in_the_account_it_is_shared_with_its_tags_not()
-{
+async fn a_shared_snapshot_is_visible_and_copyable_in_the_account_it_is_shared_with_its_tags_not() {
     use aws_sdk_ec2::types::LockMode;
     const VAULT: &str = "222222222222";
     let emulator = start();
@@ -449,8 +448,12 @@ async fn a_shared_snapshot_is_visible_and_copyable_in_the_account_it_is_shared_w
     );
     let vault_there = aws_sdk_ec2::Client::new(&vault_sdk);
     let volume = fleet::detached_volume(&owner).await.unwrap();
-    let shared = fleet::snapshot_by_hand(&owner, &volume, &[("secret", "tag")]).await.unwrap();
-    let kept = fleet::snapshot_by_hand(&owner, &volume, &[("secret", "tag")]).await.unwrap();
+    let shared = fleet::snapshot_by_hand(&owner, &volume, &[("secret", "tag")])
+        .await
+        .unwrap();
+    let kept = fleet::snapshot_by_hand(&owner, &volume, &[("secret", "tag")])
+        .await
+        .unwrap();
     // `UserIds` with `OperationType`, the form SmartVault sends (moto reads only that one).
     let share = |op: aws_sdk_ec2::types::OperationType| {
         owner
@@ -484,19 +487,38 @@ async fn a_shared_snapshot_is_visible_and_copyable_in_the_account_it_is_shared_w
         .await
         .unwrap();
     let ids = |found: &[aws_sdk_ec2::types::Snapshot]| {
-        found.iter().filter_map(|s| s.snapshot_id().map(str::to_owned)).collect::<Vec<_>>()
+        found
+            .iter()
+            .filter_map(|s| s.snapshot_id().map(str::to_owned))
+            .collect::<Vec<_>>()
     };
     assert_eq!(ids(sharing.snapshots()), vec![shared.clone()]);
     let seen = visible_to_vault().await;
     assert_eq!(ids(&seen), vec![shared.clone()]);
-    assert!(seen[0].tags().is_empty(), "tags are the owner's only: {:?}", seen[0].tags());
+    assert!(
+        seen[0].tags().is_empty(),
+        "tags are the owner's only: {:?}",
+        seen[0].tags()
+    );
     assert_eq!(seen[0].owner_id(), Some(emulator::ACCOUNT_ID));
     assert_eq!(seen[0].description(), Some("made by hand"));
     // The vault's own listing (OwnerIds=self) does not include it; the unshared one is nowhere.
-    let own = vault_here.describe_snapshots().owner_ids("self").send().await.unwrap();
+    let own = vault_here
+        .describe_snapshots()
+        .owner_ids("self")
+        .send()
+        .await
+        .unwrap();
     assert!(own.snapshots().is_empty());
-    let by_id = vault_here.describe_snapshots().snapshot_ids(&kept).send().await;
-    assert!(by_id.is_err(), "an unshared snapshot is not the vault's to see");
+    let by_id = vault_here
+        .describe_snapshots()
+        .snapshot_ids(&kept)
+        .send()
+        .await;
+    assert!(
+        by_id.is_err(),
+        "an unshared snapshot is not the vault's to see"
+    );
 
     // The vault copies it across regions into its own account, with its own tags and key.
     let copy = vault_there
@@ -515,7 +537,12 @@ async fn a_shared_snapshot_is_visible_and_copyable_in_the_account_it_is_shared_w
         .await
         .unwrap();
     let copy_id = copy.snapshot_id().unwrap().to_owned();
-    let mine = vault_there.describe_snapshots().owner_ids("self").send().await.unwrap();
+    let mine = vault_there
+        .describe_snapshots()
+        .owner_ids("self")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(ids(mine.snapshots()), vec![copy_id.clone()]);
     assert_eq!(mine.snapshots()[0].owner_id(), Some(VAULT));
     assert_eq!(mine.snapshots()[0].tags().len(), 1);
@@ -526,7 +553,14 @@ async fn a_shared_snapshot_is_visible_and_copyable_in_the_account_it_is_shared_w
             .region(aws_sdk_ec2::config::Region::new("us-west-2"))
             .build(),
     );
-    assert!(owner_there.delete_snapshot().snapshot_id(&copy_id).send().await.is_err());
+    assert!(
+        owner_there
+            .delete_snapshot()
+            .snapshot_id(&copy_id)
+            .send()
+            .await
+            .is_err()
+    );
     assert!(
         owner_there
             .lock_snapshot()
@@ -537,8 +571,22 @@ async fn a_shared_snapshot_is_visible_and_copyable_in_the_account_it_is_shared_w
             .await
             .is_err()
     );
-    assert!(vault_here.delete_snapshot().snapshot_id(&shared).send().await.is_err());
-    assert!(owner.describe_snapshots().snapshot_ids(&shared).send().await.is_ok());
+    assert!(
+        vault_here
+            .delete_snapshot()
+            .snapshot_id(&shared)
+            .send()
+            .await
+            .is_err()
+    );
+    assert!(
+        owner
+            .describe_snapshots()
+            .snapshot_ids(&shared)
+            .send()
+            .await
+            .is_ok()
+    );
 
     // A copy of an unshared snapshot is refused; once the share is removed, the vault sees
     // nothing and copies nothing.
@@ -548,8 +596,13 @@ async fn a_shared_snapshot_is_visible_and_copyable_in_the_account_it_is_shared_w
         .source_snapshot_id(&kept)
         .send()
         .await;
-    assert_eq!(code(&unshared.unwrap_err()).as_deref(), Some("InvalidSnapshot.NotFound"));
-    share(aws_sdk_ec2::types::OperationType::Remove).await.unwrap();
+    assert_eq!(
+        code(&unshared.unwrap_err()).as_deref(),
+        Some("InvalidSnapshot.NotFound")
+    );
+    share(aws_sdk_ec2::types::OperationType::Remove)
+        .await
+        .unwrap();
     assert!(visible_to_vault().await.is_empty());
     let owner_sharing = owner
         .describe_snapshots()

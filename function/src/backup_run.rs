@@ -11,9 +11,9 @@ use crate::links::{self, Left};
 use crate::model::Phase;
 use crate::plan;
 use crate::report::{Failure, MAX_CARRIED, RunReport};
-use crate::vault_run;
 use crate::run_mark::RunMark;
 use crate::topic;
+use crate::vault_run;
 use std::time::Instant;
 use time::OffsetDateTime;
 
@@ -193,7 +193,8 @@ pub(crate) async fn run(
                 copy_run::merge(&mut report, copied);
                 // ...and the vault: sets shared with it, or pulled into it.
                 if request.options.instance_ids.is_none() {
-                    let vaulted = vault_run::sweep(ctx, mode, deadline.as_ref(), &sources, now).await;
+                    let vaulted =
+                        vault_run::sweep(ctx, mode, deadline.as_ref(), &sources, now).await;
                     vault_run::merge(&mut report, vaulted);
                 }
             }

@@ -395,8 +395,9 @@ impl Reader<'_> {
         if value.trim().is_empty() {
             return Ok(None);
         }
-        let parsed: T = serde_json::from_str(&value)
-            .map_err(|e| self.invalid(variable, &value, &format!("expected JSON ({e}), {example}")))?;
+        let parsed: T = serde_json::from_str(&value).map_err(|e| {
+            self.invalid(variable, &value, &format!("expected JSON ({e}), {example}"))
+        })?;
         match problem(&parsed) {
             Some(why) => Err(self.invalid(variable, &value, &format!("{why}; {example}"))),
             None => Ok(Some(parsed)),

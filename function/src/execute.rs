@@ -810,7 +810,12 @@ pub async fn share_snapshots(
     all
 }
 
-async fn share_one(writes: Writes<'_>, snapshot_id: String, account: &str, share: bool) -> ShareOutcomes {
+async fn share_one(
+    writes: Writes<'_>,
+    snapshot_id: String,
+    account: &str,
+    share: bool,
+) -> ShareOutcomes {
     let mut outcomes = ShareOutcomes::default();
     if writes.mode == Mode::DryRun {
         outcomes.done.push(snapshot_id);
@@ -843,7 +848,9 @@ async fn share_one(writes: Writes<'_>, snapshot_id: String, account: &str, share
             Err(error) if is_throttled(&error) => {
                 throttled += 1;
                 if writes.deadline.is_none() && throttled >= MAX_THROTTLED_SENDS {
-                    outcomes.failed.push(share_failure(&snapshot_id, share, &error));
+                    outcomes
+                        .failed
+                        .push(share_failure(&snapshot_id, share, &error));
                     return outcomes;
                 }
             }
@@ -853,7 +860,9 @@ async fn share_one(writes: Writes<'_>, snapshot_id: String, account: &str, share
                 return outcomes;
             }
             Err(error) => {
-                outcomes.failed.push(share_failure(&snapshot_id, share, &error));
+                outcomes
+                    .failed
+                    .push(share_failure(&snapshot_id, share, &error));
                 return outcomes;
             }
         }
@@ -872,7 +881,11 @@ fn share_failure<E: ProvideErrorMetadata + std::error::Error + 'static>(
     );
     failed.message = format!(
         "{} the vault: {}",
-        if share { "sharing with" } else { "ending the share with" },
+        if share {
+            "sharing with"
+        } else {
+            "ending the share with"
+        },
         failed.message
     );
     tracing::error!(snapshot_id, code = %failed.code, message = %failed.message, "vault share failed; the next run tries again");

@@ -145,7 +145,8 @@ async fn copy_run(
     // The event's snapshots, read once when the vault needs them too.
     let read = match (&ctx.config.vault, &request.options.snapshot_ids) {
         (Some(_), Some(ids)) => {
-            match inventory::snapshots_by_id(&ctx.ec2, &ctx.config.policy, ids, ctx.page_size).await {
+            match inventory::snapshots_by_id(&ctx.ec2, &ctx.config.policy, ids, ctx.page_size).await
+            {
                 Ok(found) => Some(found),
                 Err(failure) => {
                     report.failed.push(failure);

@@ -289,14 +289,22 @@ pub async fn shared_with(
         .describe_snapshots()
         .owner_ids("self")
         .restorable_by_user_ids(account)
-        .filters(filter(&format!("tag:{}", tags::MANAGED_BY), [deployment.to_owned()]))
+        .filters(filter(
+            &format!("tag:{}", tags::MANAGED_BY),
+            [deployment.to_owned()],
+        ))
         .max_results(page_size.max(5))
         .into_paginator()
         .send();
     let mut found = std::collections::BTreeSet::new();
     while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| failure(None, "DescribeSnapshots (shared with the vault)", &e))?;
-        found.extend(page.snapshots().iter().filter_map(|s| s.snapshot_id().map(str::to_owned)));
+        let page =
+            page.map_err(|e| failure(None, "DescribeSnapshots (shared with the vault)", &e))?;
+        found.extend(
+            page.snapshots()
+                .iter()
+                .filter_map(|s| s.snapshot_id().map(str::to_owned)),
+        );
     }
     Ok(found)
 }
@@ -351,7 +359,8 @@ pub async fn shared_from(
         .send();
     let mut found = Vec::new();
     while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| failure(None, &format!("DescribeSnapshots shared in {region}"), &e))?;
+        let page =
+            page.map_err(|e| failure(None, &format!("DescribeSnapshots shared in {region}"), &e))?;
         for described in page.snapshots() {
             let (Some(owner), Some(shared)) = (described.owner_id(), snapshot(described)) else {
                 continue;

@@ -635,7 +635,10 @@ impl RunReport {
         ];
         // The vault's figures, only in the deployments that have one (or are one).
         let vault = [("VaultLagHours", "None")];
-        let vault_copies = [("VaultCopiesStarted", "Count"), ("VaultCopiesWaiting", "Count")];
+        let vault_copies = [
+            ("VaultCopiesStarted", "Count"),
+            ("VaultCopiesWaiting", "Count"),
+        ];
         // A restore test's own figures, only in its runs (a backup run's zero would read as
         // a test that took no time).
         let tests = [

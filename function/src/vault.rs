@@ -40,10 +40,16 @@ impl VaultTarget {
     /// What is wrong with these settings, with the fix.
     pub fn problem(&self) -> Option<String> {
         if !is_account(&self.account) {
-            return Some(format!("vault.account {:?} is not a 12-digit AWS account id", self.account));
+            return Some(format!(
+                "vault.account {:?} is not a 12-digit AWS account id",
+                self.account
+            ));
         }
         if !crate::copies::is_region_name(&self.region) {
-            return Some(format!("vault.region {:?} is not an AWS region name", self.region));
+            return Some(format!(
+                "vault.region {:?} is not an AWS region name",
+                self.region
+            ));
         }
         let role_prefix = format!("arn:aws:iam::{}:role/", self.account);
         if !self.reader_role.starts_with(&role_prefix) {
@@ -68,7 +74,6 @@ pub const MAX_LAG_HOURS: u32 = 8_760;
 fn is_account(account: &str) -> bool {
     account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit())
 }
-
 
 fn default_max_lag() -> u32 {
     DEFAULT_MAX_LAG_HOURS
@@ -106,7 +111,11 @@ impl VaultKeeper {
 
     /// What EC2 or the vault itself refuses of these settings, with the fix.
     pub fn problem(&self) -> Option<String> {
-        if let Some(bad) = self.sources.iter().find(|s| !is_account(&s.account) || !crate::copies::is_region_name(&s.region)) {
+        if let Some(bad) = self
+            .sources
+            .iter()
+            .find(|s| !is_account(&s.account) || !crate::copies::is_region_name(&s.region))
+        {
             return Some(format!(
                 "vault_for source {:?} in {:?} is not a 12-digit account id and a region name",
                 bad.account, bad.region
@@ -225,7 +234,11 @@ pub fn plan_shares(
         }
     }
     for (instance_id, by_time) in sets {
-        let newest_whole = by_time.iter().rev().find(|(_, whole)| **whole).map(|(at, _)| *at);
+        let newest_whole = by_time
+            .iter()
+            .rev()
+            .find(|(_, whole)| **whole)
+            .map(|(at, _)| *at);
         let behind_since = by_time
             .iter()
             .find(|(at, whole)| !**whole && newest_whole.is_none_or(|newest| **at > newest))
@@ -293,10 +306,18 @@ pub fn plan_pull(
     let mut plan = PullPlan::default();
     let ours: Vec<&Snapshot> = copies
         .iter()
-        .filter(|c| c.tag(tags::MANAGED_BY) == Some(deployment) && c.tags.contains_key(SOURCE_ACCOUNT))
+        .filter(|c| {
+            c.tag(tags::MANAGED_BY) == Some(deployment) && c.tags.contains_key(SOURCE_ACCOUNT)
+        })
         .collect();
-    plan.completed = ours.iter().filter(|c| c.state == SnapshotState::Completed).count();
-    plan.in_flight = ours.iter().filter(|c| c.state == SnapshotState::Pending).count();
+    plan.completed = ours
+        .iter()
+        .filter(|c| c.state == SnapshotState::Completed)
+        .count();
+    plan.in_flight = ours
+        .iter()
+        .filter(|c| c.state == SnapshotState::Pending)
+        .count();
     let have: BTreeSet<&str> = ours
         .iter()
         .filter(|c| c.state != SnapshotState::Error)
@@ -315,7 +336,12 @@ pub fn plan_pull(
         .filter(|s| s.snapshot.state == SnapshotState::Completed)
         .filter(|s| !have.contains(s.snapshot.id.as_str()))
         .collect();
-    wanted.sort_by(|a, b| b.snapshot.start_time.cmp(&a.snapshot.start_time).then(a.snapshot.id.cmp(&b.snapshot.id)));
+    wanted.sort_by(|a, b| {
+        b.snapshot
+            .start_time
+            .cmp(&a.snapshot.start_time)
+            .then(a.snapshot.id.cmp(&b.snapshot.id))
+    });
     let mut room = MAX_CONCURRENT_COPIES.saturating_sub(pending);
     for source in wanted {
         let Some((instance, workload)) = described(&source.description) else {
@@ -377,15 +403,22 @@ pub fn plan_pull(
     }
     // Earlier copies no lock holds (a lost or failed lock call) are locked again.
     let owned: Vec<Snapshot> = ours.iter().map(|c| (*c).clone()).collect();
-    let (requests, skips) = crate::plan::catch_up_locks_by(&owned, locks, deployment, |_| Some(keeper.lock()), now);
+    let (requests, skips) =
+        crate::plan::catch_up_locks_by(&owned, locks, deployment, |_| Some(keeper.lock()), now);
     plan.locks = requests;
     plan.skips.extend(skips);
     // Expiry by the vault's own rule only: a copy past its expires-at that no lock holds.
     for copy in ours {
-        let Some(expires) = copy.tag(tags::EXPIRES_AT).and_then(|v| tags::parse_time(v).ok()) else {
+        let Some(expires) = copy
+            .tag(tags::EXPIRES_AT)
+            .and_then(|v| tags::parse_time(v).ok())
+        else {
             plan.skips.push(Skip::new(
                 Subject::Snapshot(copy.id.clone()),
-                format!("vault copy kept: its {} tag is missing or unreadable", tags::EXPIRES_AT),
+                format!(
+                    "vault copy kept: its {} tag is missing or unreadable",
+                    tags::EXPIRES_AT
+                ),
             ));
             continue;
         };

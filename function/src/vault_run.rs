@@ -54,14 +54,26 @@ impl<'a> Setup<'a> {
 }
 
 /// The workload side: `own` is this deployment's snapshots in its region as the run read them.
-pub async fn share(setup: Setup<'_>, target: &VaultTarget, own: &[Snapshot], now: OffsetDateTime) -> Vaulted {
+pub async fn share(
+    setup: Setup<'_>,
+    target: &VaultTarget,
+    own: &[Snapshot],
+    now: OffsetDateTime,
+) -> Vaulted {
     let mut done = Vaulted::default();
     let mut report = VaultShares {
         account: target.account.clone(),
         max_lag_hours: target.max_lag_hours,
         ..VaultShares::default()
     };
-    let shared = match inventory::shared_with(setup.ec2, setup.deployment, &target.account, setup.page_size).await {
+    let shared = match inventory::shared_with(
+        setup.ec2,
+        setup.deployment,
+        &target.account,
+        setup.page_size,
+    )
+    .await
+    {
         Ok(shared) => shared,
         Err(failure) => {
             done.failed.push(failure);
@@ -81,7 +93,14 @@ pub async fn share(setup: Setup<'_>, target: &VaultTarget, own: &[Snapshot], now
                 target.reader_role, failure.message
             );
             done.failed.push(failure);
-            let plan = vault::plan_shares(own, &shared, &Default::default(), target, setup.deployment, now);
+            let plan = vault::plan_shares(
+                own,
+                &shared,
+                &Default::default(),
+                target,
+                setup.deployment,
+                now,
+            );
             let writes = setup.writes(setup.ec2, None);
             let added = execute::share_snapshots(writes, plan.share, &target.account, true).await;
             report.shared = added.done.len();
@@ -177,7 +196,15 @@ pub async fn pull(setup: Setup<'_>, keeper: &VaultKeeper, now: OffsetDateTime) -
             Err(failure) => done.failed.push(failure),
         }
     }
-    let destination = match inventory::destination(setup.ec2, setup.region, setup.deployment, None, setup.page_size).await {
+    let destination = match inventory::destination(
+        setup.ec2,
+        setup.region,
+        setup.deployment,
+        None,
+        setup.page_size,
+    )
+    .await
+    {
         Ok(destination) => destination,
         Err(failure) => {
             // Without its own copies the vault cannot tell what it has: nothing is done.
@@ -279,8 +306,21 @@ pub(crate) async fn share_completed(
         return done;
     };
     let setup = setup(ctx, mode, None);
-    let plan = vault::plan_shares(completed, &BTreeSet::new(), &Default::default(), target, setup.deployment, now);
-    let added = execute::share_snapshots(setup.writes(setup.ec2, None), plan.share, &target.account, true).await;
+    let plan = vault::plan_shares(
+        completed,
+        &BTreeSet::new(),
+        &Default::default(),
+        target,
+        setup.deployment,
+        now,
+    );
+    let added = execute::share_snapshots(
+        setup.writes(setup.ec2, None),
+        plan.share,
+        &target.account,
+        true,
+    )
+    .await;
     done.shares = Some(VaultShares {
         account: target.account.clone(),
         shared: added.done.len(),
@@ -292,7 +332,11 @@ pub(crate) async fn share_completed(
     done
 }
 
-fn setup<'a>(ctx: &'a crate::context::Context, mode: Mode, deadline: Option<&'a Deadline>) -> Setup<'a> {
+fn setup<'a>(
+    ctx: &'a crate::context::Context,
+    mode: Mode,
+    deadline: Option<&'a Deadline>,
+) -> Setup<'a> {
     Setup {
         ec2: &ctx.ec2,
         sdk: &ctx.sdk,

@@ -48,7 +48,10 @@ fn shares(
     plan_shares(
         own,
         &shared.iter().map(|s| (*s).to_owned()).collect(),
-        &vaulted.iter().map(|(id, state)| ((*id).to_owned(), *state)).collect(),
+        &vaulted
+            .iter()
+            .map(|(id, state)| ((*id).to_owned(), *state))
+            .collect(),
         &target(),
         DEPLOYMENT,
         at(now),
@@ -70,7 +73,12 @@ fn completed_sets_are_shared_until_the_vault_has_its_copy_then_unshared() {
     let plan = shares(
         &fleet,
         &["shared", "copying", "arrived", "failed-copy"],
-        &[("copying", Pending), ("arrived", Completed), ("done", Completed), ("failed-copy", Error)],
+        &[
+            ("copying", Pending),
+            ("arrived", Completed),
+            ("done", Completed),
+            ("failed-copy", Error),
+        ],
         12,
     );
     // A pending snapshot waits; one shared and not yet copied stays shared; a failed vault copy
@@ -85,7 +93,8 @@ fn only_this_deployments_own_completed_sets_are_shared() {
     let mut other = own("other", "i-1", 1, SnapshotState::Completed);
     other.tags.insert(tags::MANAGED_BY.into(), "staging".into());
     let mut copy = own("copy", "i-1", 1, SnapshotState::Completed);
-    copy.tags.insert(tags::SOURCE_REGION.into(), "us-west-2".into());
+    copy.tags
+        .insert(tags::SOURCE_REGION.into(), "us-west-2".into());
     let plan = shares(&[other, copy], &[], &[], 2);
     assert_eq!(plan, SharePlan::default());
 }
@@ -96,7 +105,11 @@ fn a_snapshot_under_a_key_the_vault_cannot_be_given_is_refused_with_the_fix() {
         // (encrypted, key, shared?)
         (false, None, true),
         (true, Some(KEY), true),
-        (true, Some("arn:aws:kms:us-east-1:123456789012:key/aws-ebs-default"), false),
+        (
+            true,
+            Some("arn:aws:kms:us-east-1:123456789012:key/aws-ebs-default"),
+            false,
+        ),
         (true, None, false),
     ];
     for (encrypted, key, expected) in cases {
@@ -107,7 +120,12 @@ fn a_snapshot_under_a_key_the_vault_cannot_be_given_is_refused_with_the_fix() {
         assert_eq!(plan.share.len() == 1, expected, "{encrypted} {key:?}");
         if !expected {
             let reason = &plan.skips[0].reason;
-            assert!(reason.contains("aws/ebs") && reason.contains(VAULT) && reason.contains("source_kms_keys"), "{reason}");
+            assert!(
+                reason.contains("aws/ebs")
+                    && reason.contains(VAULT)
+                    && reason.contains("source_kms_keys"),
+                "{reason}"
+            );
         }
     }
 }
@@ -132,7 +150,13 @@ fn vault_lag_counts_from_the_oldest_set_after_the_newest_one_the_vault_has_whole
     let plan = shares(
         &fleet,
         &[],
-        &[("a0", Completed), ("a24", Completed), ("b24", Completed), ("c10", Completed), ("c10b", Pending)],
+        &[
+            ("a0", Completed),
+            ("a24", Completed),
+            ("b24", Completed),
+            ("c10", Completed),
+            ("c10b", Pending),
+        ],
         80,
     );
     let lag: Vec<(&str, Option<OffsetDateTime>, u32)> = plan
@@ -142,7 +166,11 @@ fn vault_lag_counts_from_the_oldest_set_after_the_newest_one_the_vault_has_whole
         .collect();
     assert_eq!(
         lag,
-        vec![("i-1", Some(at(48)), 32), ("i-2", None, 0), ("i-3", Some(at(10)), 70)]
+        vec![
+            ("i-1", Some(at(48)), 32),
+            ("i-2", None, 0),
+            ("i-3", Some(at(10)), 70)
+        ]
     );
 }
 
@@ -185,7 +213,13 @@ fn vault_copy(id: &str, source: &str, expires: i64, state: SnapshotState) -> Sna
     )
 }
 
-fn pull(shared: &[SharedSnapshot], copies: &[Snapshot], locks: &[(&str, SnapshotLock)], pending: usize, now: i64) -> PullPlan {
+fn pull(
+    shared: &[SharedSnapshot],
+    copies: &[Snapshot],
+    locks: &[(&str, SnapshotLock)],
+    pending: usize,
+    now: i64,
+) -> PullPlan {
     plan_pull(
         shared,
         copies,
@@ -221,18 +255,40 @@ fn the_vault_copies_its_sources_sets_with_its_key_tagged_with_its_own_expiry_new
             shared("by-hand", 10, WORKLOAD, "made by hand"),
         ],
         &[vault_copy("vc", "have", 30 * 24, SnapshotState::Completed)],
-        &[("vc", SnapshotLock { state: LockState::Compliance, expires_on: Some(at(30 * 24)) })],
+        &[(
+            "vc",
+            SnapshotLock {
+                state: LockState::Compliance,
+                expires_on: Some(at(30 * 24)),
+            },
+        )],
         0,
         11,
     );
-    let sources: Vec<&str> = plan.copies.iter().map(|c| c.source_snapshot_id.as_str()).collect();
-    assert_eq!(sources, vec!["new", "old"], "newest first, never twice, only its sources'");
+    let sources: Vec<&str> = plan
+        .copies
+        .iter()
+        .map(|c| c.source_snapshot_id.as_str())
+        .collect();
+    assert_eq!(
+        sources,
+        vec!["new", "old"],
+        "newest first, never twice, only its sources'"
+    );
     let copy = &plan.copies[0];
     assert_eq!(copy.kms_key.as_deref(), Some(keeper().kms_key.as_str()));
     assert!(copy.encrypted);
     assert_eq!(copy.source_region, "us-east-1");
-    let tag = |key: &str| copy.tags.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
-    assert_eq!(tag(tags::EXPIRES_AT), Some(tags::format_time(at(10) + Duration::days(30)).as_str()));
+    let tag = |key: &str| {
+        copy.tags
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    };
+    assert_eq!(
+        tag(tags::EXPIRES_AT),
+        Some(tags::format_time(at(10) + Duration::days(30)).as_str())
+    );
     assert_eq!(tag(tags::INSTANCE_ID), Some("i-1"));
     assert_eq!(tag(SOURCE_ACCOUNT), Some(WORKLOAD));
     assert_eq!(tag(tags::MANAGED_BY), Some("vault"));
@@ -244,18 +300,27 @@ fn the_vault_copies_its_sources_sets_with_its_key_tagged_with_its_own_expiry_new
 
 #[test]
 fn the_vault_stays_within_ec2s_copies_in_flight_and_skips_what_it_could_not_lock() {
-    let many: Vec<SharedSnapshot> = (0..25).map(|i| shared(&format!("s{i}"), 100 + i, WORKLOAD, OURS)).collect();
+    let many: Vec<SharedSnapshot> = (0..25)
+        .map(|i| shared(&format!("s{i}"), 100 + i, WORKLOAD, OURS))
+        .collect();
     let plan = pull(&many, &[], &[], 3, 200);
     assert_eq!(plan.copies.len(), MAX_CONCURRENT_COPIES - 3);
     assert_eq!(plan.waiting, 25 - (MAX_CONCURRENT_COPIES - 3));
     // Made 30 days less a few hours ago: its vault copy could not be locked for a day.
-    let late = pull(&[shared("late", 0, WORKLOAD, OURS)], &[], &[], 0, 30 * 24 - 5);
+    let late = pull(
+        &[shared("late", 0, WORKLOAD, OURS)],
+        &[],
+        &[],
+        0,
+        30 * 24 - 5,
+    );
     assert!(late.copies.is_empty());
     assert!(late.skips[0].reason.contains("retention_days=30"));
 }
 
 #[test]
-fn vault_copies_are_locked_in_compliance_mode_and_expire_only_by_the_vaults_rule_when_no_lock_holds() {
+fn vault_copies_are_locked_in_compliance_mode_and_expire_only_by_the_vaults_rule_when_no_lock_holds()
+ {
     use SnapshotState::*;
     let copies = [
         vault_copy("unlocked", "a", 40 * 24, Completed),
@@ -264,17 +329,36 @@ fn vault_copies_are_locked_in_compliance_mode_and_expire_only_by_the_vaults_rule
         vault_copy("expired-pending", "d", 10, Pending),
         vault_copy("live", "e", 40 * 24, Completed),
     ];
-    let holds = SnapshotLock { state: LockState::Compliance, expires_on: Some(at(100)) };
-    let plan = pull(&[], &copies, &[("expired-locked", holds), ("live", holds)], 0, 20);
-    let locked: Vec<(&str, LockMode)> = plan.locks.iter().map(|l| (l.snapshot_id.as_str(), l.rule.mode)).collect();
+    let holds = SnapshotLock {
+        state: LockState::Compliance,
+        expires_on: Some(at(100)),
+    };
+    let plan = pull(
+        &[],
+        &copies,
+        &[("expired-locked", holds), ("live", holds)],
+        0,
+        20,
+    );
+    let locked: Vec<(&str, LockMode)> = plan
+        .locks
+        .iter()
+        .map(|l| (l.snapshot_id.as_str(), l.rule.mode))
+        .collect();
     assert_eq!(locked, vec![("unlocked", LockMode::Compliance)]);
     assert_eq!(plan.locks[0].until, at(40 * 24));
-    let deleted: Vec<&str> = plan.deletes.iter().map(|d| d.snapshot_id.as_str()).collect();
+    let deleted: Vec<&str> = plan
+        .deletes
+        .iter()
+        .map(|d| d.snapshot_id.as_str())
+        .collect();
     assert_eq!(deleted, vec!["expired"]);
     assert!(plan.skips.iter().any(|s| s.reason.contains("locked")));
     // Another deployment's snapshots in the vault account are never touched.
     let mut stranger = vault_copy("stranger", "z", 10, Completed);
-    stranger.tags.insert(tags::MANAGED_BY.into(), "other".into());
+    stranger
+        .tags
+        .insert(tags::MANAGED_BY.into(), "other".into());
     assert_eq!(pull(&[], &[stranger], &[], 0, 20), PullPlan::default());
 }
 
