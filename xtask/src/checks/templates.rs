@@ -945,10 +945,14 @@ fn copies_are_made_tagged_and_deleted_only_in_their_region_and_keys_used_only_th
 }
 
 #[test]
-fn ec2s_completion_events_reach_the_function_only_with_copies() {
+fn ec2s_completion_events_reach_the_function_only_with_copies_or_a_vault() {
     let t = main_template();
     let rule = resource(&t, "SnapshotsCompletedRule");
-    assert_eq!(show(&rule["Condition"]), "HasCopy1");
+    assert_eq!(show(&rule["Condition"]), "HasCompletionEvents");
+    assert_eq!(
+        show(&t["Conditions"]["HasCompletionEvents"]),
+        "!Or [!Condition HasCopy1, !Condition HasVault]"
+    );
     assert_eq!(
         show(&rule["Properties"]["Name"]),
         format!(
@@ -971,7 +975,7 @@ fn ec2s_completion_events_reach_the_function_only_with_copies() {
     assert_eq!(targets.len(), 1);
     assert_eq!(show(&targets[0]["Arn"]), "!GetAtt Function.Arn");
     let permission = resource(&t, "SnapshotsCompletedPermission");
-    assert_eq!(show(&permission["Condition"]), "HasCopy1");
+    assert_eq!(show(&permission["Condition"]), "HasCompletionEvents");
     let p = &permission["Properties"];
     assert_eq!(show(&p["Principal"]), "events.amazonaws.com");
     assert_eq!(show(&p["Action"]), "lambda:InvokeFunction");
@@ -1492,5 +1496,145 @@ fn the_recycle_bin_rule_retains_only_this_deployments_snapshots() {
     assert!(
         properties.get("LockConfiguration").is_none(),
         "a rule lock is an explicit choice, not a default"
+    );
+}
+
+/// The vault's resources (docs/vault.md): the workload may share its own snapshots and assume
+/// the vault's reader role, nothing more in the vault account; that role reads snapshots and
+/// their locks only, assumable by the workload accounts; the vault copies into its own region
+/// with its key; the lag alarm watches the metric the function writes.
+#[test]
+fn the_vault_grants_sharing_reading_and_copying_only() {
+    let t = main_template();
+    let actions = |statement: &Value| -> Vec<String> {
+        match &statement["Action"] {
+            Value::Sequence(list) => list.iter().map(show).collect(),
+            one => vec![show(one)],
+        }
+    };
+    let statements = |resource_name: &str| -> Vec<Value> {
+        let r = resource(&t, resource_name);
+        // A statement under `!If [condition, statement, AWS::NoValue]` counts as granted.
+        r["Properties"]["PolicyDocument"]["Statement"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|statement| match statement {
+                Value::Tagged(tagged) if tagged.tag == "!If" => tagged.value[1].clone(),
+                plain => plain.clone(),
+            })
+            .collect()
+    };
+
+    // The workload's side.
+    let share = resource(&t, "VaultSharePolicy");
+    assert_eq!(show(&share["Condition"]), "HasVault");
+    assert_eq!(show(&share["Properties"]["RoleName"]), "!Ref Role");
+    let shares = statements("VaultSharePolicy");
+    assert_eq!(shares.len(), 2);
+    assert_eq!(actions(&shares[0]), ["ec2:ModifySnapshotAttribute"]);
+    assert_eq!(
+        show(&shares[0]["Condition"]["StringEquals"]["aws:ResourceTag/smartvault:managed-by"]),
+        "!Ref DeploymentName",
+        "only this deployment's own snapshots are shared"
+    );
+    assert_eq!(actions(&shares[1]), ["sts:AssumeRole"]);
+    assert_eq!(show(&shares[1]["Resource"]), "!Ref VaultReaderRoleArn");
+    assert_eq!(
+        show(&t["Conditions"]["HasVault"]),
+        "!Not [!Equals [!Ref VaultAccount, ]]"
+    );
+
+    // The vault's reader role: reads, for the workload accounts only.
+    let reader = resource(&t, "VaultReaderRole");
+    assert_eq!(show(&reader["Condition"]), "IsVault");
+    let p = &reader["Properties"];
+    assert_eq!(
+        show(&p["RoleName"]),
+        format!(
+            "!Sub ${{DeploymentName}}{}",
+            crate::config::vault::READER_SUFFIX
+        )
+    );
+    assert_eq!(
+        show(&p["PermissionsBoundary"]),
+        show(&resource(&t, "Role")["Properties"]["PermissionsBoundary"]),
+        "the bootstrap's boundary, as the function's role"
+    );
+    let trust = p["AssumeRolePolicyDocument"]["Statement"]
+        .as_sequence()
+        .unwrap();
+    assert_eq!(trust.len(), 1);
+    assert_eq!(
+        show(&trust[0]["Principal"]["AWS"]),
+        "!Ref VaultReaderPrincipals"
+    );
+    let policies = p["Policies"].as_sequence().unwrap();
+    assert_eq!(policies.len(), 1);
+    let granted: Vec<String> = policies[0]["PolicyDocument"]["Statement"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .flat_map(actions)
+        .collect();
+    assert_eq!(
+        granted,
+        ["ec2:DescribeSnapshots", "ec2:DescribeLockedSnapshots"],
+        "whoever assumes the reader can only read"
+    );
+
+    // The vault's side: copy into its own region with its key; lock and delete are the role's
+    // own statements on this deployment's snapshots.
+    let pull = resource(&t, "VaultPullPolicy");
+    assert_eq!(show(&pull["Condition"]), "IsVault");
+    let pulls = statements("VaultPullPolicy");
+    let all: Vec<String> = pulls.iter().flat_map(actions).collect();
+    for action in &all {
+        assert!(
+            action == "ec2:CopySnapshot"
+                || action == "ec2:CreateTags"
+                || action.starts_with("kms:"),
+            "{action} is not the vault's to do"
+        );
+    }
+    let tag = pulls
+        .iter()
+        .find(|s| actions(s) == ["ec2:CreateTags"])
+        .unwrap();
+    assert_eq!(
+        show(&tag["Condition"]["StringEquals"]["ec2:CreateAction"]),
+        "CopySnapshot"
+    );
+    let encrypt = pulls
+        .iter()
+        .find(|s| show(&s["Sid"]) == "EncryptVaultCopiesThroughEc2")
+        .unwrap();
+    assert_eq!(show(&encrypt["Resource"]), "!Ref VaultKmsKeyArn");
+
+    // The lag alarm reads the metric the function writes.
+    let alarm = resource(&t, "VaultLagAlarm");
+    assert_eq!(show(&alarm["Condition"]), "HasVault");
+    let a = &alarm["Properties"];
+    assert_eq!(show(&a["MetricName"]), "VaultLagHours");
+    assert_eq!(show(&a["Threshold"]), "!Ref VaultMaxLagHours");
+    assert_eq!(show(&a["ComparisonOperator"]), "GreaterThanThreshold");
+    let report = function::report::RunReport {
+        vault: Some(function::report::VaultShares::default()),
+        ..function::report::RunReport::new(
+            "d",
+            false,
+            function::model::Job::Cleanup,
+            "k=v".into(),
+            time::OffsetDateTime::UNIX_EPOCH,
+        )
+    };
+    assert!(report.metrics(0).get("VaultLagHours").is_some());
+
+    // The function gets both variables.
+    let variables = &resource(&t, "Function")["Properties"]["Environment"]["Variables"];
+    assert_eq!(show(&variables[function::config::VAULT]), "!Ref Vault");
+    assert_eq!(
+        show(&variables[function::config::VAULT_FOR]),
+        "!Ref VaultFor"
     );
 }

@@ -7,6 +7,7 @@ pub mod regions;
 pub mod restore_test;
 pub mod schedules;
 pub mod targets;
+pub mod vault;
 pub mod zone;
 
 use crate::build::architecture::Architecture;
@@ -92,6 +93,8 @@ struct RawEnvironment {
     copies: Option<Vec<RawCopy>>,
     source_kms_keys: Option<Vec<String>>,
     recycle_bin: Option<RawRecycleBin>,
+    vault: Option<crate::config::vault::RawVault>,
+    vault_for: Option<crate::config::vault::RawVaultFor>,
     restore_test: Option<crate::config::restore_test::RawRestoreTest>,
     targets: Option<crate::config::targets::RawTargets>,
     overdue_grace_hours: Option<u32>,
@@ -163,6 +166,10 @@ pub struct Environment {
     pub source_kms_keys: Vec<String>,
     /// Days a deleted snapshot of this deployment stays in the Recycle Bin; `None`: no rule.
     pub recycle_bin_days: Option<u32>,
+    /// The vault environment, in another account, that keeps copies of this one's sets.
+    pub vault: Option<crate::config::vault::Vault>,
+    /// The workload environments whose sets this one keeps, when it is a vault.
+    pub vault_for: Option<crate::config::vault::VaultFor>,
     /// The scheduled restore test, when there is one.
     pub restore_test: Option<crate::config::restore_test::RestoreTest>,
     /// One stack set across accounts or organizational units and regions, administered from
@@ -238,6 +245,7 @@ impl Environment {
             + &crate::config::restore_test::preview(self.restore_test.as_ref(), now)
             + &alarms
             + &bin
+            + &crate::config::vault::preview(self.vault.as_ref(), self.vault_for.as_ref())
     }
 }
 
@@ -374,10 +382,39 @@ pub fn parse(text: &str, file: &str, name: &str) -> Result<Environment, UserErro
              smartvault-<name>)"
         )));
     }
-    validate(file, name, env)
+    validate(file, name, env, environments)
 }
 
-fn validate(file: &str, name: &str, raw: &RawEnvironment) -> Result<Environment, UserError> {
+/// An environment's stack name: `stack_name`, or smartvault-<name>.
+fn stack_name_of(name: &str, raw: &RawEnvironment) -> String {
+    raw.stack_name
+        .clone()
+        .unwrap_or_else(|| format!("smartvault-{name}"))
+}
+
+/// Environment `name` of the file as the vault settings of another see it.
+fn peer<'a>(
+    name: &'a str,
+    raw: &'a RawEnvironment,
+    stack_name: &'a str,
+) -> crate::config::vault::Peer<'a> {
+    crate::config::vault::Peer {
+        name,
+        region: &raw.region,
+        account_id: raw.account_id.as_deref(),
+        stack_name,
+        vault: raw.vault.as_ref(),
+        vault_for: raw.vault_for.as_ref(),
+        source_kms_keys: raw.source_kms_keys.as_deref().unwrap_or_default(),
+    }
+}
+
+fn validate(
+    file: &str,
+    name: &str,
+    raw: &RawEnvironment,
+    environments: &BTreeMap<String, RawEnvironment>,
+) -> Result<Environment, UserError> {
     let key_error = |key: &str, problem: String| {
         UserError(format!("{file}: environments.{name}.{key}: {problem}"))
     };
@@ -413,10 +450,7 @@ fn validate(file: &str, name: &str, raw: &RawEnvironment) -> Result<Environment,
             ),
         ));
     }
-    let stack_name = raw
-        .stack_name
-        .clone()
-        .unwrap_or_else(|| format!("smartvault-{name}"));
+    let stack_name = stack_name_of(name, raw);
     if !is_stack_name(&stack_name) {
         return Err(key_error(
             "stack_name",
@@ -562,6 +596,8 @@ fn validate(file: &str, name: &str, raw: &RawEnvironment) -> Result<Environment,
                 RECYCLE_BIN_DAYS,
             )?),
         },
+        vault: None,
+        vault_for: None,
         restore_test: None,
         targets: None,
         overdue_grace_hours: in_range(
@@ -628,6 +664,36 @@ fn validate(file: &str, name: &str, raw: &RawEnvironment) -> Result<Environment,
             .map_err(|(key, problem)| key_error(&key, problem))?,
         );
     }
+    let stack_names: BTreeMap<&str, String> = environments
+        .iter()
+        .map(|(other, raw)| (other.as_str(), stack_name_of(other, raw)))
+        .collect();
+    let find = |other: &str| {
+        let (key, raw) = environments.get_key_value(other)?;
+        Some(peer(key, raw, stack_names.get(other)?))
+    };
+    let names: Vec<&str> = environments.keys().map(String::as_str).collect();
+    let me = peer(name, raw, &env.stack_name);
+    if let Some(vault) = &raw.vault {
+        if raw.targets.is_some() {
+            return Err(key_error(
+                "vault",
+                "a stack set environment (`targets:`) cannot have a vault yet; give each account \
+                 its own environment with `vault:`"
+                    .into(),
+            ));
+        }
+        env.vault = Some(
+            crate::config::vault::resolve_vault(vault, &me, find, &names)
+                .map_err(|(key, problem)| key_error(&key, problem))?,
+        );
+    }
+    if let Some(vault_for) = &raw.vault_for {
+        env.vault_for = Some(
+            crate::config::vault::resolve_vault_for(vault_for, &me, find, &names)
+                .map_err(|(key, problem)| key_error(&key, problem))?,
+        );
+    }
     // The function validates its variables again at cold start; refusing here what it would
     // refuse there keeps a bad value from ever being deployed.
     env.function_config()
@@ -669,6 +735,20 @@ pub fn function_environment(env: &Environment, topic_arn: &str) -> BTreeMap<&'st
             env.ec2_refill_per_second.to_string(),
         ),
         (fconfig::MAX_LINKS, env.max_links.to_string()),
+        (
+            fconfig::VAULT,
+            env.vault
+                .as_ref()
+                .and_then(|v| serde_json::to_string(&v.target).ok())
+                .unwrap_or_default(),
+        ),
+        (
+            fconfig::VAULT_FOR,
+            env.vault_for
+                .as_ref()
+                .and_then(|v| serde_json::to_string(&v.keeper).ok())
+                .unwrap_or_default(),
+        ),
     ])
 }
 

@@ -108,6 +108,20 @@ stack_parameters! {
     copy_3_kms_alias => "Copy3KmsAlias",
     /// The customer managed keys of the backed-up volumes, comma-separated (empty: none).
     source_kms_key_arns => "SourceKmsKeyArns",
+    /// The vault this deployment's sets go to, as the function's `VAULT` variable (empty: none).
+    vault => "Vault",
+    /// That vault's account, its read-only role and its lag alarm's bound.
+    vault_account => "VaultAccount",
+    vault_reader_role_arn => "VaultReaderRoleArn",
+    vault_max_lag_hours => "VaultMaxLagHours",
+    /// A vault's settings as the function's `VAULT_FOR` variable (empty: this is no vault).
+    vault_for => "VaultFor",
+    vault_kms_key_arn => "VaultKmsKeyArn",
+    /// The snapshot ARNs of the workload regions a vault copies from, comma-separated.
+    vault_source_snapshots => "VaultSourceSnapshots",
+    /// The workload accounts' root ARNs that may assume the vault's read-only role.
+    vault_reader_principals => "VaultReaderPrincipals",
+    vault_source_kms_key_arns => "VaultSourceKmsKeyArns",
     /// The restore test's settings as the function's `RESTORE_TEST` variable (empty: none).
     restore_test => "RestoreTest",
     /// The restore test's schedule; an empty expression leaves the schedule, its rights and

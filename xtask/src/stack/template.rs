@@ -170,6 +170,45 @@ pub fn parameters(env: &Environment, artifact: &ArtifactLocation) -> StackParame
         copy_3_region: copy_slot(env, 2, |c| c.region.clone()),
         copy_3_kms_key_arn: copy_slot(env, 2, kms_key_arn),
         copy_3_kms_alias: copy_slot(env, 2, kms_alias),
+        vault: text(&vars_of(env, function::config::VAULT)),
+        vault_account: text(
+            &env.vault
+                .as_ref()
+                .map(|v| v.target.account.clone())
+                .unwrap_or_default(),
+        ),
+        vault_reader_role_arn: text(
+            &env.vault
+                .as_ref()
+                .map(|v| v.target.reader_role.clone())
+                .unwrap_or_default(),
+        ),
+        vault_max_lag_hours: text(
+            &env.vault
+                .as_ref()
+                .map_or(function::vault::DEFAULT_MAX_LAG_HOURS, |v| {
+                    v.target.max_lag_hours
+                }),
+        ),
+        vault_for: text(&vars_of(env, function::config::VAULT_FOR)),
+        vault_kms_key_arn: text(
+            &env.vault_for
+                .as_ref()
+                .map(|v| v.keeper.kms_key.clone())
+                .unwrap_or_default(),
+        ),
+        vault_source_snapshots: text(&vault_sources(env, |partition, source| {
+            format!("arn:{partition}:ec2:{}::snapshot/*", source.region)
+        })),
+        vault_reader_principals: text(&vault_sources(env, |partition, source| {
+            format!("arn:{partition}:iam::{}:root", source.account)
+        })),
+        vault_source_kms_key_arns: text(
+            &env.vault_for
+                .as_ref()
+                .map(|v| v.source_kms_keys.join(","))
+                .unwrap_or_default(),
+        ),
         restore_test: text(&crate::config::restore_test::function_variable(
             env.restore_test.as_ref(),
         )),
@@ -192,6 +231,33 @@ pub fn parameters(env: &Environment, artifact: &ArtifactLocation) -> StackParame
         ec2_refill_per_second: text(&env.ec2_refill_per_second),
         max_links: text(&env.max_links),
     }
+}
+
+/// A function variable as the template sets it.
+fn vars_of(env: &Environment, variable: &str) -> String {
+    crate::config::function_environment(env, "")
+        .remove(variable)
+        .unwrap_or_default()
+}
+
+/// One entry per distinct value `entry` makes of a vault's sources, comma-separated (empty when
+/// this is no vault).
+fn vault_sources(
+    env: &Environment,
+    entry: impl Fn(&str, &function::vault::VaultSource) -> String,
+) -> String {
+    let Some(vault_for) = &env.vault_for else {
+        return String::new();
+    };
+    let partition = function::copies::partition_of_region(&env.region);
+    let mut entries: Vec<String> = Vec::new();
+    for source in &vault_for.keeper.sources {
+        let made = entry(partition, source);
+        if !entries.contains(&made) {
+            entries.push(made);
+        }
+    }
+    entries.join(",")
 }
 
 /// One copy slot's value, or empty when the environment has fewer copy regions (the
