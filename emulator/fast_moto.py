@@ -48,6 +48,10 @@ account's snapshot shared with the caller (or public) is listed in its region, w
 (tags are visible to their owner only), and CopySnapshot in the caller's account copies it.
 Whether KMS lets the caller use the source's key is not modelled.
 
+moto 5.2.5 reads a template's YAML short form `!Condition Name` as {"Fn::Condition": Name}, which
+its condition functions do not know, so `!Or [!Condition A, !Condition B]` and `!And [...]` are
+always false there; CloudFormation reads it as {"Condition": Name}, as below.
+
 Usage: python fast_moto.py -H 127.0.0.1 -p PORT   (the arguments of moto_server)
 """
 
@@ -603,6 +607,24 @@ def copy_snapshot_shared(self, source_snapshot_id, source_region, description, k
 
 
 EBSBackend.copy_snapshot = copy_snapshot_shared
+
+
+# `!Condition` in YAML templates ---------------------------------------------------------------
+
+import moto.cloudformation.models as cfn_models  # noqa: E402
+import moto.cloudformation.responses as cfn_responses  # noqa: E402
+from moto.cloudformation.utils import yaml_tag_constructor  # noqa: E402
+
+
+def yaml_tag_constructor_with_condition(loader, tag, node):
+    """moto's short-form reader, with `!Condition Name` read as CloudFormation reads it."""
+    if tag == "!Condition":
+        return {"Condition": node.value}
+    return yaml_tag_constructor(loader, tag, node)
+
+
+cfn_models.yaml_tag_constructor = yaml_tag_constructor_with_condition
+cfn_responses.yaml_tag_constructor = yaml_tag_constructor_with_condition
 
 if __name__ == "__main__":
     moto.server.main(sys.argv[1:])

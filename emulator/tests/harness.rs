@@ -613,3 +613,66 @@ async fn a_shared_snapshot_is_visible_and_copyable_in_the_account_it_is_shared_w
         .unwrap();
     assert!(owner_sharing.snapshots().is_empty());
 }
+
+/// The `!Condition` patch (fast_moto.py): a YAML template's `!Or [!Condition A, !Condition B]`
+/// and `!And [...]` are evaluated as CloudFormation evaluates them.
+#[tokio::test]
+async fn yaml_short_form_conditions_combine_as_in_cloudformation() {
+    let emulator = start();
+    let sdk = emulator.sdk_config().await;
+    let template = r#"
+Parameters:
+  A: {Type: String, Default: ""}
+  B: {Type: String, Default: ""}
+Conditions:
+  HasA: !Not [!Equals [!Ref A, ""]]
+  HasB: !Not [!Equals [!Ref B, ""]]
+  Either: !Or [!Condition HasA, !Condition HasB]
+  Both: !And [!Condition HasA, !Condition HasB]
+Resources:
+  EitherTopic: {Type: AWS::SNS::Topic, Condition: Either}
+  BothTopic: {Type: AWS::SNS::Topic, Condition: Both}
+"#;
+    let stacks = aws_sdk_cloudformation::Client::new(&sdk);
+    let made = async |name: &str, a: &str, b: &str| -> Vec<String> {
+        stacks
+            .create_stack()
+            .stack_name(name)
+            .template_body(template)
+            .parameters(
+                aws_sdk_cloudformation::types::Parameter::builder()
+                    .parameter_key("A")
+                    .parameter_value(a)
+                    .build(),
+            )
+            .parameters(
+                aws_sdk_cloudformation::types::Parameter::builder()
+                    .parameter_key("B")
+                    .parameter_value(b)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        let mut ids: Vec<String> = stacks
+            .list_stack_resources()
+            .stack_name(name)
+            .send()
+            .await
+            .unwrap()
+            .stack_resource_summaries()
+            .iter()
+            // moto lists a resource its condition left out as an entry without a name.
+            .filter_map(|r| {
+                r.logical_resource_id()
+                    .filter(|id| !id.is_empty())
+                    .map(str::to_owned)
+            })
+            .collect();
+        ids.sort();
+        ids
+    };
+    assert_eq!(made("none", "", "").await, Vec::<String>::new());
+    assert_eq!(made("one", "x", "").await, ["EitherTopic"]);
+    assert_eq!(made("two", "x", "y").await, ["BothTopic", "EitherTopic"]);
+}

@@ -60,6 +60,43 @@ pub fn notes(volumes: &[EncryptedVolume], granted: &[String]) -> Vec<String> {
         .collect()
 }
 
+/// Why a vault cannot get every backed-up volume's sets, when it cannot: EBS shares no
+/// snapshot under the AWS managed key `aws/ebs`, and a key `source_kms_keys` does not list may
+/// be that key (it cannot be told apart without `kms:DescribeKey`).
+pub fn vault_refusal(
+    volumes: &[EncryptedVolume],
+    granted: &[String],
+    vault_account: &str,
+) -> Option<String> {
+    let missing = not_granted(volumes, granted);
+    if missing.is_empty() {
+        return None;
+    }
+    let listed: Vec<String> = missing
+        .iter()
+        .map(|(key, using)| {
+            let named: Vec<String> = using
+                .iter()
+                .take(3)
+                .map(|v| format!("{} of {}", v.volume_id, v.instance_id))
+                .collect();
+            format!(
+                "{key} ({}{})",
+                named.join(", "),
+                if using.len() > 3 { ", ..." } else { "" }
+            )
+        })
+        .collect();
+    Some(format!(
+        "backed-up volumes are encrypted with keys source_kms_keys does not list: {}; their \
+         snapshots cannot reach the vault (EBS cannot share snapshots under the AWS managed key \
+         aws/ebs). Re-encrypt them with a customer managed key whose key policy admits account \
+         {vault_account} and list it in source_kms_keys, or opt them out with the volume tag \
+         BackupExclude",
+        listed.join("; ")
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -70,6 +107,35 @@ mod tests {
             instance_id: instance.into(),
             kms_key_id: key.into(),
         }
+    }
+
+    #[test]
+    fn a_vault_refuses_volumes_under_keys_it_cannot_be_given_naming_them_and_the_fix() {
+        let granted = "arn:aws:kms:eu-west-1:123456789012:key/granted";
+        let managed = "arn:aws:kms:eu-west-1:123456789012:key/aws-ebs";
+        let fine = vec![volume("vol-1", "i-1", granted)];
+        assert_eq!(
+            vault_refusal(&fine, &[granted.into()], "222222222222"),
+            None
+        );
+        assert_eq!(vault_refusal(&[], &[], "222222222222"), None);
+        let refused = vault_refusal(
+            &[
+                volume("vol-1", "i-1", granted),
+                volume("vol-2", "i-2", managed),
+            ],
+            &[granted.into()],
+            "222222222222",
+        )
+        .unwrap();
+        assert!(
+            refused.contains(&format!("{managed} (vol-2 of i-2)"))
+                && !refused.contains("vol-1")
+                && refused.contains("aws/ebs")
+                && refused.contains("admits account 222222222222")
+                && refused.contains("BackupExclude"),
+            "{refused}"
+        );
     }
 
     #[test]

@@ -18,3 +18,4 @@ mod organization;
 mod promote;
 mod recycle_bin;
 mod restore;
+mod vault;

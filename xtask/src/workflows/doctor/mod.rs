@@ -116,6 +116,7 @@ pub async fn all(aws: &Aws, env: &Environment) -> Vec<Check> {
             "list customer managed keys in source_kms_keys (docs/deployer.md)",
         )
     });
+    checks.extend(vault_keys(env, &encrypted));
     checks.push(match &encrypted {
         Ok(encrypted) => key_policies(aws, env, &account, &keys_to_check(env, encrypted)).await,
         Err(why) => Check::unknown(
@@ -249,11 +250,53 @@ pub async fn before_deploy(
         .map(|identity| identity.arn)
         .unwrap_or_default();
     let target = target(aws, env, bootstrap, account);
-    vec![
+    let mut checks = vec![
         execution_role_trust(&iam, &bootstrap.execution_role).await,
         deployer_permissions(&iam, &caller, &target).await,
         execution_role_permissions(&iam, bootstrap, &target).await,
-    ]
+    ];
+    if env.vault.is_some() {
+        let encrypted = match crate::aws::fleet::backed_up_volumes(aws, env).await {
+            Ok(owner) => crate::aws::fleet::encrypted_volumes(aws, &owner).await,
+            Err(why) => Err(why),
+        };
+        checks.extend(vault_keys(env, &encrypted));
+    }
+    checks
+}
+
+/// With a vault: whether every backed-up volume's snapshots can be shared with it (a failure
+/// refuses deploy); `None` without a vault.
+fn vault_keys(
+    env: &Environment,
+    encrypted: &Result<Vec<crate::stack::keys::EncryptedVolume>, String>,
+) -> Option<Check> {
+    const NAME: &str = "vault-keys";
+    let vault = env.vault.as_ref()?;
+    Some(match encrypted {
+        Ok(encrypted) => match crate::stack::keys::vault_refusal(
+            encrypted,
+            &env.source_kms_keys,
+            &vault.target.account,
+        ) {
+            None => Check::pass(
+                NAME,
+                "every backed-up volume's snapshots can be shared with the vault",
+            ),
+            Some(why) => Check::fail(
+                NAME,
+                why,
+                "re-encrypt those volumes with a listed customer managed key, or exclude them \
+                 (docs/deployer.md, \"Vault account\")",
+            ),
+        },
+        Err(why) => Check::unknown(
+            NAME,
+            why.clone(),
+            "grant ec2:DescribeInstances and ec2:DescribeVolumes (docs/deployer-policy.json, \
+             ReadInventory)",
+        ),
+    })
 }
 
 /// Where deploy and destroy act for `env`, with `bootstrap`'s bucket and execution role.
