@@ -1542,7 +1542,7 @@ fn the_vault_grants_sharing_reading_and_copying_only() {
     assert_eq!(show(&shares[1]["Resource"]), "!Ref VaultReaderRoleArn");
     assert_eq!(
         show(&t["Conditions"]["HasVault"]),
-        "!Not [!Equals [!Ref VaultAccount, ]]"
+        "!Not [!Equals [!Ref VaultReaderRoleArn, ]]"
     );
 
     // The vault's reader role: reads, for the workload accounts only.
@@ -1597,6 +1597,11 @@ fn the_vault_grants_sharing_reading_and_copying_only() {
             "{action} is not the vault's to do"
         );
     }
+    let copy = pulls
+        .iter()
+        .find(|s| actions(s) == ["ec2:CopySnapshot"])
+        .unwrap();
+    assert_eq!(show(&copy["Resource"]), "!Ref VaultSourceSnapshots");
     let tag = pulls
         .iter()
         .find(|s| actions(s) == ["ec2:CreateTags"])

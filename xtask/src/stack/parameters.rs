@@ -110,14 +110,14 @@ stack_parameters! {
     source_kms_key_arns => "SourceKmsKeyArns",
     /// The vault this deployment's sets go to, as the function's `VAULT` variable (empty: none).
     vault => "Vault",
-    /// That vault's account, its read-only role and its lag alarm's bound.
-    vault_account => "VaultAccount",
+    /// That vault's read-only role (empty: no vault) and its lag alarm's bound.
     vault_reader_role_arn => "VaultReaderRoleArn",
     vault_max_lag_hours => "VaultMaxLagHours",
     /// A vault's settings as the function's `VAULT_FOR` variable (empty: this is no vault).
     vault_for => "VaultFor",
     vault_kms_key_arn => "VaultKmsKeyArn",
-    /// The snapshot ARNs of the workload regions a vault copies from, comma-separated.
+    /// The snapshot ARNs of the workload regions a vault copies from and of its own region,
+    /// comma-separated.
     vault_source_snapshots => "VaultSourceSnapshots",
     /// The workload accounts' root ARNs that may assume the vault's read-only role.
     vault_reader_principals => "VaultReaderPrincipals",

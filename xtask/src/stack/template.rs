@@ -171,12 +171,6 @@ pub fn parameters(env: &Environment, artifact: &ArtifactLocation) -> StackParame
         copy_3_kms_key_arn: copy_slot(env, 2, kms_key_arn),
         copy_3_kms_alias: copy_slot(env, 2, kms_alias),
         vault: text(&vars_of(env, function::config::VAULT)),
-        vault_account: text(
-            &env.vault
-                .as_ref()
-                .map(|v| v.target.account.clone())
-                .unwrap_or_default(),
-        ),
         vault_reader_role_arn: text(
             &env.vault
                 .as_ref()
@@ -197,9 +191,7 @@ pub fn parameters(env: &Environment, artifact: &ArtifactLocation) -> StackParame
                 .map(|v| v.keeper.kms_key.clone())
                 .unwrap_or_default(),
         ),
-        vault_source_snapshots: text(&vault_sources(env, |partition, source| {
-            format!("arn:{partition}:ec2:{}::snapshot/*", source.region)
-        })),
+        vault_source_snapshots: text(&vault_copy_resources(env)),
         vault_reader_principals: text(&vault_sources(env, |partition, source| {
             format!("arn:{partition}:iam::{}:root", source.account)
         })),
@@ -238,6 +230,23 @@ fn vars_of(env: &Environment, variable: &str) -> String {
     crate::config::function_environment(env, "")
         .remove(variable)
         .unwrap_or_default()
+}
+
+/// What a vault's `CopySnapshot` acts on: the snapshots of each source region and of its own.
+fn vault_copy_resources(env: &Environment) -> String {
+    if env.vault_for.is_none() {
+        return String::new();
+    }
+    let partition = function::copies::partition_of_region(&env.region);
+    let own = format!("arn:{partition}:ec2:{}::snapshot/*", env.region);
+    let sources = vault_sources(env, |partition, source| {
+        format!("arn:{partition}:ec2:{}::snapshot/*", source.region)
+    });
+    if sources.split(',').any(|s| s == own) {
+        sources
+    } else {
+        format!("{sources},{own}")
+    }
 }
 
 /// One entry per distinct value `entry` makes of a vault's sources, comma-separated (empty when

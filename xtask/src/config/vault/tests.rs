@@ -160,3 +160,43 @@ fn every_vault_mistake_is_refused_with_its_key_and_fix() {
         );
     }
 }
+
+#[test]
+fn the_stack_parameters_name_the_vaults_sources_readers_and_keys() {
+    let text = file(PROD_VAULT, &vault_for(""));
+    let location = crate::stack::parameters::ArtifactLocation {
+        bucket: "b".into(),
+        key: "k".into(),
+        sha256: "s".into(),
+    };
+    let vault =
+        crate::stack::template::parameters(&parse(&text, FILE, "vault").unwrap(), &location);
+    assert_eq!(
+        vault.vault_source_snapshots.as_deref(),
+        Some("arn:aws:ec2:eu-west-1::snapshot/*,arn:aws:ec2:us-west-2::snapshot/*"),
+        "each source region's snapshots and the vault's own region's"
+    );
+    assert_eq!(
+        vault.vault_reader_principals.as_deref(),
+        Some("arn:aws:iam::123456789012:root")
+    );
+    assert_eq!(vault.vault_kms_key_arn.as_deref(), Some(KEY));
+    assert_eq!(vault.vault_source_kms_key_arns.as_deref(), Some(SOURCE_KEY));
+    assert_eq!(
+        vault.vault_reader_role_arn.as_deref(),
+        Some(""),
+        "a vault has no vault"
+    );
+    let prod = crate::stack::template::parameters(&parse(&text, FILE, "prod").unwrap(), &location);
+    assert_eq!(
+        prod.vault_reader_role_arn.as_deref(),
+        Some("arn:aws:iam::222222222222:role/smartvault-vault-reader")
+    );
+    assert_eq!(prod.vault_max_lag_hours.as_deref(), Some("36"));
+    assert_eq!(prod.vault_source_snapshots.as_deref(), Some(""));
+    assert_eq!(
+        prod.vault_kms_key_arn.as_deref(),
+        Some(""),
+        "a workload is no vault"
+    );
+}
