@@ -72,6 +72,18 @@ pub async fn copies(aws: &Aws, region: &str, stack: &str, home: &str) -> Result<
         .collect())
 }
 
+/// A vault deployment's copies (in its own region, `aws`'s) of `workload`'s sets: the vault
+/// stack's snapshots carrying that source account.
+pub async fn vault_copies(aws: &Aws, vault_stack: &str, workload: &str) -> Result<Vec<Snapshot>> {
+    let all = tagged(&aws.ec2, vault_stack)
+        .await
+        .with_context(|| format!("failed to list {vault_stack}'s vault copies"))?;
+    Ok(all
+        .into_iter()
+        .filter(|s| s.tag(function::vault::SOURCE_ACCOUNT) == Some(workload))
+        .collect())
+}
+
 /// The snapshots `ec2`'s region holds with `stack`'s managed-by tag, every page, read as the
 /// function reads them.
 async fn tagged(ec2: &aws_sdk_ec2::Client, stack: &str) -> Result<Vec<Snapshot>> {

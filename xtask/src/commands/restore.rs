@@ -46,6 +46,11 @@ pub struct RestoreCmd {
     /// With --new-instance: the security groups (default: the original instance's).
     #[arg(long, requires = "new_instance", value_delimiter = ',')]
     security_groups: Vec<String>,
+    /// Restore from the environment's vault account instead (clean-room recovery): the vault's
+    /// copy of the restore point becomes volumes in the vault account and region, with the vault
+    /// environment's credentials; --attach-to names an instance there.
+    #[arg(long, conflicts_with_all = ["replace_root", "region", "new_instance"])]
+    from_vault: bool,
     /// Proceed without asking (for scripts).
     #[arg(long)]
     yes: bool,
@@ -63,6 +68,9 @@ pub struct RestoreResult {
     pub instance_id: String,
     pub restore_point: String,
     pub region: String,
+    /// The vault account a `--from-vault` restore made its volumes or instance in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vault_account: Option<String>,
     pub volumes: Vec<Restored>,
     pub attached_to: Option<String>,
     /// The instance a `--new-instance` restore launched.
@@ -75,19 +83,42 @@ impl RestoreCmd {
     pub fn run(self) -> Result<ExitCode> {
         let env = self.env.load_stack("restore")?;
         let at = At::parse(&self.at)?;
+        // --from-vault acts in the vault environment's account and region, with its access.
+        let vault = match (self.from_vault, &env.vault) {
+            (false, _) => None,
+            (true, None) => {
+                return Err(crate::user_error::UserError(format!(
+                    "--from-vault: environment {} has no vault; restore from its own sets \
+                     (without --from-vault), or add `vault:` to it (docs/deployer.md, \"Vault \
+                     account\")",
+                    env.name
+                ))
+                .into());
+            }
+            (true, Some(vault)) => Some(crate::config::load(
+                self.env.config.as_deref(),
+                &vault.environment,
+            )?),
+        };
+        let workload = env.account_id.clone().unwrap_or_default();
+        let acting = vault.as_ref().unwrap_or(&env);
         let region = self
             .connection
             .region
             .clone()
-            .unwrap_or_else(|| env.region.clone());
+            .unwrap_or_else(|| acting.region.clone());
         let home = Connection {
             region: None,
             ..self.connection.clone()
         };
         let output = self.output;
-        let result = with_aws(&home, &env.region, &env.access, async |aws| {
-            aws.check_account(env.account_id.as_deref()).await?;
-            let points = restore::points(aws, &env, &region).await?;
+        let vault_account = vault.as_ref().and_then(|v| v.account_id.clone());
+        let result = with_aws(&home, &acting.region, &acting.access, async |aws| {
+            aws.check_account(acting.account_id.as_deref()).await?;
+            let points = match &vault {
+                None => restore::points(aws, &env, &region).await?,
+                Some(vault) => restore::vault_points(aws, vault, &workload).await?,
+            };
             let point = plan::select(&points, &self.instance, &at)?;
             let ec2 = crate::aws::snapshots::ec2_in(aws, &region);
             if self.replace_root {
@@ -121,6 +152,7 @@ impl RestoreCmd {
                     instance_id: point.instance_id.clone(),
                     restore_point: point.created_at.clone(),
                     region: region.clone(),
+                    vault_account: vault_account.clone(),
                     volumes: Vec::new(),
                     attached_to: None,
                     new_instance: None,
@@ -194,6 +226,7 @@ impl RestoreCmd {
                     instance_id: point.instance_id.clone(),
                     restore_point: point.created_at.clone(),
                     region: region.clone(),
+                    vault_account: vault_account.clone(),
                     volumes: Vec::new(),
                     attached_to: None,
                     new_instance: Some(launched),
@@ -253,6 +286,7 @@ impl RestoreCmd {
                 instance_id: point.instance_id.clone(),
                 restore_point: point.created_at.clone(),
                 region: region.clone(),
+                vault_account: vault_account.clone(),
                 volumes: restored,
                 attached_to: self.attach_to.clone(),
                 new_instance: None,
@@ -291,11 +325,16 @@ fn print(result: &RestoreResult) {
         return;
     }
     println!(
-        "restored {} volumes of {} from {} in {}{}",
+        "restored {} volumes of {} from {} in {}{}{}",
         result.volumes.len(),
         result.instance_id,
         result.restore_point,
         result.region,
+        result
+            .vault_account
+            .as_ref()
+            .map(|a| format!(" of the vault account {a}"))
+            .unwrap_or_default(),
         result
             .attached_to
             .as_ref()

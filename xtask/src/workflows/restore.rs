@@ -1,6 +1,6 @@
 //! Restoring (used by `snapshots` and `restore`): this deployment's restore points in a region,
-//! read from its snapshots, copies and locks and grouped by the pure `restore::points`; what a
-//! restore makes is `restore::plan`, the EC2 side `aws::restore`.
+//! or its vault's copies, read from its snapshots, copies and locks and grouped by the pure
+//! `restore::points`; what a restore makes is `restore::plan`, the EC2 side `aws::restore`.
 
 use crate::aws::Aws;
 use crate::aws::snapshots;
@@ -38,5 +38,18 @@ pub async fn points(aws: &Aws, env: &Environment, region: &str) -> Result<Vec<Re
     let copies = snapshots::copies(aws, region, &env.stack_name, &env.region).await?;
     let mut grouped = points::group(&copies, region, &[]);
     points::with_locks(&mut grouped, &snapshots::locks_in(aws, region).await);
+    Ok(grouped)
+}
+
+/// The restore points a vault environment holds of `workload`'s sets (its copies, in the
+/// vault's own region), with their locks: what `restore --from-vault` restores from.
+pub async fn vault_points(
+    aws: &Aws,
+    vault: &Environment,
+    workload: &str,
+) -> Result<Vec<RestorePoint>> {
+    let copies = snapshots::vault_copies(aws, &vault.stack_name, workload).await?;
+    let mut grouped = points::group(&copies, &vault.region, &[]);
+    points::with_locks(&mut grouped, &snapshots::locks(aws).await);
     Ok(grouped)
 }

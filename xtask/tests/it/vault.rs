@@ -178,6 +178,136 @@ async fn a_workload_and_its_vault_deploy_preview_refuse_what_cannot_be_shared_an
         "{vault_resources:?}"
     );
 
+    // The deployed configurations at work: the workload's set is made and, on EC2's completion
+    // event, shared; the vault copies it. Then restore --from-vault brings it back as volumes
+    // in the vault account (clean-room recovery).
+    let web = fleet::launch_all(&ec2, &[InstanceSpec::backup("web").data_volumes(1)])
+        .await
+        .unwrap();
+    let workload = crate::common::function_context(
+        &a,
+        "smartvault-prod",
+        &[
+            ("SCHEDULES", &prod_vars["SCHEDULES"]),
+            ("VAULT", &prod_vars["VAULT"]),
+        ],
+    )
+    .await;
+    let now = time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .unwrap();
+    let made = function::handler::handle(
+        &workload,
+        &serde_json::json!({"action": "scheduled", "schedule": "daily"}),
+        now,
+    )
+    .await
+    .unwrap();
+    let ids: Vec<String> = made
+        .created
+        .iter()
+        .filter_map(|c| c.snapshot_id.clone())
+        .collect();
+    assert_eq!(ids.len(), 2, "{made:?}");
+    let arn = |id: &String| format!("arn:aws:ec2::{}:snapshot/{id}", emulator::REGION);
+    let completed = serde_json::json!({
+        "version": "0", "id": "7c3e6a1e-0000-0000-0000-000000000000",
+        "detail-type": "EBS Multi-Volume Snapshots Completion Status", "source": "aws.ec2",
+        "account": emulator::ACCOUNT_ID, "time": "2026-11-26T01:05:00Z", "region": emulator::REGION,
+        "resources": ids.iter().map(arn).collect::<Vec<_>>(),
+        "detail": {
+            "event": "createSnapshots", "result": "succeeded", "cause": "", "request-id": "",
+            "startTime": "2026-11-26T01:00:00Z", "endTime": "2026-11-26T01:05:00Z",
+            "snapshots": ids.iter().map(|id| serde_json::json!({
+                "snapshot_id": arn(id), "source": "arn:aws:ec2::us-east-1:volume/vol-0", "status": "completed"
+            })).collect::<Vec<_>>()
+        }
+    });
+    let shared = function::handler::handle(&workload, &completed, now)
+        .await
+        .unwrap();
+    assert_eq!(shared.vault.unwrap().shared, 2);
+    let keeper = crate::common::function_context(
+        &b,
+        "smartvault-vault",
+        &[
+            ("SCHEDULES", &vault_vars["SCHEDULES"]),
+            ("VAULT_FOR", &vault_vars["VAULT_FOR"]),
+        ],
+    )
+    .await;
+    let pulled = function::handler::handle(
+        &keeper,
+        &serde_json::json!({"action": "scheduled", "schedule": "default"}),
+        now,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        pulled.vault_copies.unwrap().started,
+        2,
+        "{:?}",
+        pulled.failed
+    );
+
+    let refused = run(&[
+        "restore",
+        "--env",
+        "vault",
+        "--from-vault",
+        "--instance",
+        &web[0].id,
+        "--yes",
+    ]);
+    assert_eq!(refused.status.code(), Some(2), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("environment vault has no vault"),
+        "{}",
+        text(&refused)
+    );
+    let restored = run(&[
+        "restore",
+        "--env",
+        "prod",
+        "--from-vault",
+        "--instance",
+        &web[0].id,
+        "--az",
+        "us-west-2a",
+        "--yes",
+        "--output",
+        "json",
+    ]);
+    assert!(restored.status.success(), "{}", text(&restored));
+    let result: serde_json::Value = serde_json::from_slice(&restored.stdout).unwrap();
+    assert_eq!(result["vault_account"], "222222222222");
+    assert_eq!(result["region"], "us-west-2");
+    let volumes = result["volumes"].as_array().unwrap();
+    assert_eq!(volumes.len(), 2, "{result}");
+    let in_vault = aws_sdk_ec2::Client::new(&b);
+    for volume in volumes {
+        let id = volume["volume_id"].as_str().unwrap();
+        let found = in_vault
+            .describe_volumes()
+            .volume_ids(id)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            found.volumes()[0].availability_zone(),
+            Some("us-west-2a"),
+            "the volume is in the vault account's zone"
+        );
+    }
+    assert!(
+        ec2.describe_volumes()
+            .volume_ids(volumes[0]["volume_id"].as_str().unwrap())
+            .send()
+            .await
+            .is_err(),
+        "nothing is restored into the workload account"
+    );
+
     // Both go with destroy.
     for env in ["prod", "vault"] {
         let destroyed = run(&["destroy", "--env", env, "--yes"]);
