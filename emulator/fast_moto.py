@@ -38,7 +38,9 @@ moto 5.2.5 has no Recycle Bin either. An AWS::Rbin::Rule created through CloudFo
 below (resource type, resource tags, retention in days); a DeleteSnapshot of a snapshot whose
 tags match an EBS_SNAPSHOT rule of its account and region moves it to the bin instead, as AWS
 documents; EC2's ListSnapshotsInRecycleBin lists what is there until its retention ends, and
-RestoreSnapshotFromRecycleBin puts a snapshot back with its tags. A rule lock is not modelled.
+RestoreSnapshotFromRecycleBin puts a snapshot back with its tags. A rule without resource tags
+(a region-level rule) keeps every EBS snapshot of its account and region. A rule lock is not
+modelled.
 
 moto 5.2.5 keeps each account's EC2 apart, so a snapshot shared with another account
 (ModifySnapshotAttribute createVolumePermission) is invisible there. Below, as the EC2 API

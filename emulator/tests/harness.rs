@@ -676,3 +676,69 @@ Resources:
     assert_eq!(made("one", "x", "").await, ["EitherTopic"]);
     assert_eq!(made("two", "x", "y").await, ["BothTopic", "EitherTopic"]);
 }
+
+/// The Recycle Bin patch, region-level: a rule without resource tags keeps every deleted EBS
+/// snapshot of its account and region, whatever its tags, and only those of its account.
+#[tokio::test]
+async fn a_region_level_rule_keeps_every_deleted_snapshot_of_its_account() {
+    let emulator = start();
+    let sdk = emulator.sdk_config().await;
+    let ec2 = aws_sdk_ec2::Client::new(&sdk);
+    let rule = serde_json::json!({"Resources": {"Bin": {"Type": "AWS::Rbin::Rule", "Properties": {
+        "ResourceType": "EBS_SNAPSHOT",
+        "RetentionPeriod": {"RetentionPeriodValue": 3, "RetentionPeriodUnit": "DAYS"},
+        "LockConfiguration": {"UnlockDelayValue": 7, "UnlockDelayUnit": "DAYS"}}}}});
+    aws_sdk_cloudformation::Client::new(&sdk)
+        .create_stack()
+        .stack_name("region-bin")
+        .template_body(rule.to_string())
+        .send()
+        .await
+        .unwrap();
+    let volume = fleet::detached_volume(&ec2).await.unwrap();
+    let named = fleet::snapshot_by_hand(&ec2, &volume, &[("Name", "anyone")])
+        .await
+        .unwrap();
+    let tagged = fleet::snapshot_by_hand(&ec2, &volume, &[("team", "db")])
+        .await
+        .unwrap();
+    for id in [&named, &tagged] {
+        ec2.delete_snapshot().snapshot_id(id).send().await.unwrap();
+    }
+    let mut binned: Vec<String> = ec2
+        .list_snapshots_in_recycle_bin()
+        .send()
+        .await
+        .unwrap()
+        .snapshots()
+        .iter()
+        .filter_map(|s| s.snapshot_id().map(str::to_owned))
+        .collect();
+    binned.sort();
+    let mut expected = vec![named, tagged];
+    expected.sort();
+    assert_eq!(binned, expected);
+
+    // Another account's deletion is not this rule's.
+    let other = emulator
+        .assumed("arn:aws:iam::222222222222:role/any", emulator::REGION)
+        .await
+        .unwrap();
+    let other_ec2 = aws_sdk_ec2::Client::new(&other);
+    let volume = fleet::detached_volume(&other_ec2).await.unwrap();
+    let theirs = fleet::snapshot_by_hand(&other_ec2, &volume, &[("Name", "theirs")])
+        .await
+        .unwrap();
+    other_ec2
+        .delete_snapshot()
+        .snapshot_id(&theirs)
+        .send()
+        .await
+        .unwrap();
+    let theirs_binned = other_ec2
+        .list_snapshots_in_recycle_bin()
+        .send()
+        .await
+        .unwrap();
+    assert!(theirs_binned.snapshots().is_empty());
+}

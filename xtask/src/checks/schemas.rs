@@ -339,6 +339,18 @@ fn the_name_limits_checked_before_deploy_are_aws_own() {
             Some(u64::from(*crate::config::RECYCLE_BIN_DAYS.end()))
         )
     );
+    // A locked rule's unlock delay (recycle_bin.region_wide.unlock_delay_days).
+    let delay = &schema("AWS::Rbin::Rule")["definitions"]["UnlockDelay"]["properties"];
+    assert_eq!(
+        (
+            delay["UnlockDelayValue"]["minimum"].as_u64(),
+            delay["UnlockDelayValue"]["maximum"].as_u64()
+        ),
+        (
+            Some(u64::from(*crate::config::UNLOCK_DELAY_DAYS.start())),
+            Some(u64::from(*crate::config::UNLOCK_DELAY_DAYS.end()))
+        )
+    );
     // SQS's schema states no length; CreateQueue's documentation in the service model does.
     let documentation = model_documentation("sqs", "CreateQueueRequest", "QueueName");
     assert!(

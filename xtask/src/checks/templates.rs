@@ -1643,3 +1643,34 @@ fn the_vault_grants_sharing_reading_and_copying_only() {
         "!Ref VaultFor"
     );
 }
+
+/// The region-wide rule is an explicit choice: every EBS snapshot of the region (no resource
+/// tags), locked with the configured unlock delay, and kept when the stack goes.
+#[test]
+fn the_region_wide_recycle_bin_rule_is_locked_and_outlives_the_stack() {
+    let t = main_template();
+    let rule = resource(&t, "RegionWideRecycleBinRule");
+    assert_eq!(show(&rule["Type"]), "AWS::Rbin::Rule");
+    assert_eq!(show(&rule["Condition"]), "HasRegionWideBin");
+    assert_eq!(
+        show(&t["Conditions"]["HasRegionWideBin"]),
+        "!Not [!Equals [!Ref RecycleBinUnlockDelayDays, 0]]"
+    );
+    assert_eq!(show(&rule["DeletionPolicy"]), "Retain");
+    assert_eq!(show(&rule["UpdateReplacePolicy"]), "Retain");
+    let p = &rule["Properties"];
+    assert!(
+        p.get("ResourceTags").is_none(),
+        "region-wide: every snapshot"
+    );
+    assert_eq!(show(&p["ResourceType"]), "EBS_SNAPSHOT");
+    assert_eq!(
+        show(&p["RetentionPeriod"]["RetentionPeriodValue"]),
+        "!Ref RecycleBinDays"
+    );
+    assert_eq!(
+        show(&p["LockConfiguration"]["UnlockDelayValue"]),
+        "!Ref RecycleBinUnlockDelayDays"
+    );
+    assert_eq!(show(&p["LockConfiguration"]["UnlockDelayUnit"]), "DAYS");
+}

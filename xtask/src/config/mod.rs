@@ -126,7 +126,20 @@ struct RawEnvironment {
 #[serde(deny_unknown_fields)]
 struct RawRecycleBin {
     retention_days: u32,
+    /// An explicit choice: a locked rule for every EBS snapshot of the region, any tool's.
+    region_wide: Option<RawRegionWide>,
 }
+
+/// `recycle_bin.region_wide:`, as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRegionWide {
+    unlock_delay_days: u32,
+}
+
+/// How long a locked Recycle Bin rule stays in force after it is unlocked, in days
+/// (AWS::Rbin::Rule's `UnlockDelayValue`; `checks/schemas.rs` reads it there).
+pub const UNLOCK_DELAY_DAYS: std::ops::RangeInclusive<u32> = 7..=30;
 
 /// How long AWS::Rbin::Rule keeps a resource, in days (its schema's `RetentionPeriodValue`;
 /// `checks/schemas.rs` reads it there).
@@ -166,6 +179,8 @@ pub struct Environment {
     pub source_kms_keys: Vec<String>,
     /// Days a deleted snapshot of this deployment stays in the Recycle Bin; `None`: no rule.
     pub recycle_bin_days: Option<u32>,
+    /// With a region-wide, locked Recycle Bin rule: its unlock delay in days.
+    pub recycle_bin_unlock_delay_days: Option<u32>,
     /// The vault environment, in another account, that keeps copies of this one's sets.
     pub vault: Option<crate::config::vault::Vault>,
     /// The workload environments whose sets this one keeps, when it is a vault.
@@ -234,6 +249,16 @@ impl Environment {
                 self.name
             ),
         };
+        let region_wide = match (self.recycle_bin_days, self.recycle_bin_unlock_delay_days) {
+            (Some(days), Some(delay)) => format!(
+                "recycle bin, region-wide and locked: every EBS snapshot of this account in {}, \
+                 whoever made it, stays {days} days in the bin after any deletion; the rule is \
+                 locked, so removing it takes an unlock and then {delay} days, and destroy \
+                 leaves it in place (docs/vault.md)\n",
+                self.region
+            ),
+            _ => String::new(),
+        };
         let bin = self.recycle_bin_days.map_or_else(String::new, |days| {
             format!(
                 "recycle bin: a deleted snapshot of {} (by its expiry or by anyone) stays {days} \
@@ -245,6 +270,7 @@ impl Environment {
             + &crate::config::restore_test::preview(self.restore_test.as_ref(), now)
             + &alarms
             + &bin
+            + &region_wide
             + &crate::config::vault::preview(self.vault.as_ref(), self.vault_for.as_ref())
     }
 }
@@ -598,6 +624,19 @@ fn validate(
         },
         vault: None,
         vault_for: None,
+        recycle_bin_unlock_delay_days: match raw
+            .recycle_bin
+            .as_ref()
+            .and_then(|b| b.region_wide.as_ref())
+        {
+            None => None,
+            Some(wide) => Some(in_range(
+                "recycle_bin.region_wide.unlock_delay_days",
+                Some(wide.unlock_delay_days),
+                wide.unlock_delay_days,
+                UNLOCK_DELAY_DAYS,
+            )?),
+        },
         restore_test: None,
         targets: None,
         overdue_grace_hours: in_range(
@@ -1242,6 +1281,71 @@ mod tests {
             let error = parse(&env_yaml(yaml), FILE, "dev").unwrap_err().to_string();
             assert!(error.contains(expected), "{yaml}: {error}");
         }
+    }
+
+    #[test]
+    fn a_region_wide_locked_bin_is_an_explicit_choice_previewed_and_refused_out_of_range() {
+        let artifact = crate::stack::parameters::ArtifactLocation {
+            bucket: "b".into(),
+            key: "artifacts/x.zip".into(),
+            sha256: "a".repeat(64),
+        };
+        let wide = parse(
+            &env_yaml(
+                "    recycle_bin:\n      retention_days: 14\n      region_wide: {unlock_delay_days: 7}\n",
+            ),
+            FILE,
+            "dev",
+        )
+        .unwrap();
+        assert_eq!(wide.recycle_bin_unlock_delay_days, Some(7));
+        let rendered = crate::stack::template::parameters(&wide, &artifact);
+        assert_eq!(rendered.recycle_bin_unlock_delay_days.as_deref(), Some("7"));
+        let preview = wide.schedule_preview(time::OffsetDateTime::now_utc());
+        assert!(
+            preview.contains("recycle bin, region-wide and locked: every EBS snapshot of this account in eu-west-1, whoever made it, stays 14 days")
+                && preview.contains("takes an unlock and then 7 days, and destroy leaves it in place"),
+            "{preview}"
+        );
+        // Only when asked for.
+        let tagged = parse(
+            &env_yaml("    recycle_bin:\n      retention_days: 14\n"),
+            FILE,
+            "dev",
+        )
+        .unwrap();
+        assert_eq!(tagged.recycle_bin_unlock_delay_days, None);
+        assert_eq!(
+            crate::stack::template::parameters(&tagged, &artifact)
+                .recycle_bin_unlock_delay_days
+                .as_deref(),
+            Some("0")
+        );
+        for (delay, expected) in [
+            (
+                "6",
+                "recycle_bin.region_wide.unlock_delay_days: 6 is out of range; use a whole number from 7 to 30",
+            ),
+            ("31", "31 is out of range"),
+        ] {
+            let yaml = format!(
+                "    recycle_bin:\n      retention_days: 14\n      region_wide: {{unlock_delay_days: {delay}}}\n"
+            );
+            let error = parse(&env_yaml(&yaml), FILE, "dev")
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains(expected), "{delay}: {error}");
+        }
+        let unknown = parse(
+            &env_yaml(
+                "    recycle_bin:\n      retention_days: 14\n      region_wide: {lock: true}\n",
+            ),
+            FILE,
+            "dev",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(unknown.contains("lock"), "{unknown}");
     }
 
     #[test]

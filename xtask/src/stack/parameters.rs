@@ -93,6 +93,8 @@ stack_parameters! {
     /// Days a deleted snapshot of this deployment stays in the Recycle Bin; 0 leaves the
     /// rule out.
     recycle_bin_days => "RecycleBinDays",
+    /// A region-wide, locked Recycle Bin rule's unlock delay in days; 0 leaves it out.
+    recycle_bin_unlock_delay_days => "RecycleBinUnlockDelayDays",
     /// The copy rules as the function's `COPIES` variable.
     copies => "Copies",
     /// Copy region slots 1 to 3: an empty region leaves a slot out. The key is given as a key

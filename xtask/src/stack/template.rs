@@ -159,6 +159,7 @@ pub fn parameters(env: &Environment, artifact: &ArtifactLocation) -> StackParame
         schedule_4_window: slot(3, window),
         schedule_4_overdue_hours: overdue(3),
         recycle_bin_days: text(&env.recycle_bin_days.unwrap_or(0)),
+        recycle_bin_unlock_delay_days: text(&env.recycle_bin_unlock_delay_days.unwrap_or(0)),
         copies: text(&crate::config::copies_variable(&env.copies)),
         source_kms_key_arns: text(&env.source_kms_keys.join(",")),
         copy_1_region: copy_slot(env, 0, |c| c.region.clone()),

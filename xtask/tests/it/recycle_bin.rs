@@ -128,3 +128,80 @@ async fn a_deleted_snapshot_of_this_deployment_is_listed_and_restored_from_the_b
         Some(STACK)
     );
 }
+
+/// The region-wide rule, an explicit choice: deployed, it keeps any deleted EBS snapshot of the
+/// region, whoever made it (the emulator does not model the rule's lock: its unlock delay and
+/// retention are proven on the template and against AWS::Rbin::Rule's schema); destroy says the
+/// rule stays and how an administrator removes it.
+#[tokio::test]
+async fn a_region_wide_rule_keeps_every_deleted_snapshot_and_destroy_leaves_it() {
+    let emulator = Emulator::start().unwrap_or_else(|e| panic!("{e}"));
+    let dir = scratch("recycle-bin-region");
+    let config = dir.join("smartvault.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "environments:\n  local:\n    region: {}\n    notification_emails: [ops@example.com]\n    \
+             recycle_bin:\n      retention_days: 7\n      region_wide: {{unlock_delay_days: 10}}\n",
+            emulator::REGION
+        ),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let artifact = fake_artifact(&dir);
+    let deployed = json(&xtask(
+        &emulator,
+        &[
+            "deploy",
+            "--env",
+            "local",
+            "--config",
+            config,
+            "--artifact",
+            artifact.to_str().unwrap(),
+            "--yes",
+            "--output",
+            "json",
+        ],
+    ));
+    assert_eq!(deployed["result"], "created");
+
+    let ec2 = aws_sdk_ec2::Client::new(&emulator.sdk_config().await);
+    let volume = emulator::fleet::detached_volume(&ec2).await.unwrap();
+    let by_hand = emulator::fleet::snapshot_by_hand(&ec2, &volume, &[("team", "db")])
+        .await
+        .unwrap();
+    ec2.delete_snapshot()
+        .snapshot_id(&by_hand)
+        .send()
+        .await
+        .unwrap();
+    let binned = ec2.list_snapshots_in_recycle_bin().send().await.unwrap();
+    assert!(
+        binned
+            .snapshots()
+            .iter()
+            .any(|s| s.snapshot_id() == Some(by_hand.as_str())),
+        "another tool's snapshot is kept by the region-wide rule"
+    );
+
+    let destroyed = xtask(
+        &emulator,
+        &["destroy", "--env", "local", "--config", config, "--yes"],
+    );
+    assert!(
+        destroyed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&destroyed.stderr)
+    );
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&destroyed.stdout),
+        String::from_utf8_lossy(&destroyed.stderr)
+    );
+    assert!(
+        said.contains("keeping the region-wide, locked Recycle Bin rule of smartvault-local")
+            && said.contains("may delete it 10 days later"),
+        "{said}"
+    );
+}

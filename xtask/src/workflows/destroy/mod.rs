@@ -221,6 +221,25 @@ pub fn plan(env: &Environment, survey: &Survey, snapshots: Snapshots) -> Result<
             });
         }
     }
+    // A region-wide, locked Recycle Bin rule outlives the stack on purpose (DeletionPolicy:
+    // Retain): only an administrator removes it, after its unlock delay.
+    if let Some(delay) = survey
+        .stack
+        .as_ref()
+        .and_then(|s| s.parameters.recycle_bin_unlock_delay_days.as_deref())
+        .filter(|days| !days.is_empty() && *days != "0")
+    {
+        kept.push(Kept {
+            what: format!("the region-wide, locked Recycle Bin rule of {stack}"),
+            why: format!(
+                "it stays when the stack goes (recycle_bin.region_wide): an administrator \
+                 unlocks it (`aws rbin list-rules --resource-type EBS_SNAPSHOT --lock-state \
+                 locked --region {region}` finds it, `aws rbin unlock-rule --identifier ID` \
+                 unlocks it) and may delete it {delay} days later",
+                region = env.region
+            ),
+        });
+    }
     // The bootstrap stack is the account's and region's, not the environment's: an
     // administrator made it, and only an administrator can remove its execution role.
     if let Some(bucket) = &survey.bootstrap_bucket {
@@ -713,6 +732,31 @@ mod tests {
             bootstrap_bucket: Some("bucket".into()),
             execution_role: Some("arn:aws:iam::1:role/smartvault-bootstrap-cfn-exec-r".into()),
         }
+    }
+
+    /// A region-wide, locked Recycle Bin rule is kept, saying how an administrator removes it;
+    /// without one nothing is said.
+    #[test]
+    fn a_region_wide_locked_bin_rule_is_kept_with_how_to_remove_it() {
+        let plain = plan(&env(), &everything(), Snapshots::Delete).unwrap();
+        assert!(!plain.kept.iter().any(|k| k.what.contains("Recycle Bin")));
+        let mut survey = everything();
+        if let Some(stack) = survey.stack.as_mut() {
+            stack.parameters.recycle_bin_unlock_delay_days = Some("14".into());
+        }
+        let wide = plan(&env(), &survey, Snapshots::Delete).unwrap();
+        let kept = wide
+            .kept
+            .iter()
+            .find(|k| k.what.contains("region-wide, locked Recycle Bin rule"))
+            .unwrap();
+        assert!(
+            kept.why.contains("aws rbin unlock-rule")
+                && kept.why.contains("14 days later")
+                && kept.why.contains("--lock-state locked"),
+            "{}",
+            kept.why
+        );
     }
 
     /// A snapshot a lock holds stays, with until when and how to finish; destroy deletes the
