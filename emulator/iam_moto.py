@@ -11,7 +11,9 @@ launcher closes both without touching what moto stores or answers:
 2. Resources. For every service but S3 moto checks a policy against the resource "*", so a
    statement scoped to ARNs never matches. For the actions SmartVault makes, the checks below name
    the resources AWS authorizes them against (the Service Authorization Reference), and each one
-   is checked; an action not listed is still checked against "*". A stack set's calls are
+   is checked; an action not listed is still checked against "*". Among them: EC2's snapshot
+   writes against the snapshot (CopySnapshot against its source and the new copy), and
+   sts:AssumeRole against the role assumed. A stack set's calls are
    checked against its `stackset/<name>:<id>` ARN (CreateStackSet, which names no resource,
    against "*").
 
@@ -80,8 +82,25 @@ def ec2_checks(response, action, region, account):
             # Tags given at creation are authorized as ec2:CreateTags on the new snapshots.
             checks.append(("CreateTags", snapshots + "*"))
         return checks
-    if action == "DeleteSnapshot":
+    if action in ("DeleteSnapshot", "LockSnapshot", "UnlockSnapshot", "ModifySnapshotAttribute"):
         return [(action, snapshots + first(response, "SnapshotId"))]
+    if action == "CopySnapshot":
+        # The source snapshot in its region and the new one here; tags given at creation are
+        # authorized as ec2:CreateTags on the new snapshot.
+        source = first(response, "SourceRegion") or region
+        checks = [
+            (action, f"arn:aws:ec2:{source}::snapshot/" + first(response, "SourceSnapshotId")),
+            (action, snapshots + "*"),
+        ]
+        if any(key.startswith("TagSpecification.") for key in response.querystring):
+            checks.append(("CreateTags", snapshots + "*"))
+        return checks
+    return [(action, "*")]
+
+
+def sts_checks(response, action, region, account):
+    if action == "AssumeRole":
+        return [(action, first(response, "RoleArn"))]
     return [(action, "*")]
 
 
@@ -160,6 +179,7 @@ CHECKS = {
     "sns": sns_checks,
     "lambda": lambda_checks,
     "logs": logs_checks,
+    "sts": sts_checks,
 }
 
 def iam_match(pattern, string):

@@ -1654,7 +1654,7 @@ fn the_region_wide_recycle_bin_rule_is_locked_and_outlives_the_stack() {
     assert_eq!(show(&rule["Condition"]), "HasRegionWideBin");
     assert_eq!(
         show(&t["Conditions"]["HasRegionWideBin"]),
-        "!Not [!Equals [!Ref RecycleBinUnlockDelayDays, 0]]"
+        "!And [!Condition HasRecycleBin, !Not [!Equals [!Ref RecycleBinUnlockDelayDays, 0]]]"
     );
     assert_eq!(show(&rule["DeletionPolicy"]), "Retain");
     assert_eq!(show(&rule["UpdateReplacePolicy"]), "Retain");

@@ -19,3 +19,4 @@ mod promote;
 mod recycle_bin;
 mod restore;
 mod vault;
+mod vault_iam;
