@@ -90,8 +90,10 @@ pub struct VaultShares {
     pub shared: usize,
     /// Shares removed by this run: the vault has its copy.
     pub unshared: usize,
-    /// The longest any instance's sets have waited for the vault, in hours.
-    pub lag_hours: u32,
+    /// The longest any instance's sets have waited for the vault, in hours; `None` when it was
+    /// not measured (the vault's copies could not be read, or a completion event only shared).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lag_hours: Option<u32>,
     pub max_lag_hours: u32,
     /// Instances whose vault lag passed `max_lag_hours`, with since when.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -497,11 +499,14 @@ impl RunReport {
             }
         }
         if let Some(vault) = &self.vault {
+            let lag = match vault.lag_hours {
+                Some(hours) => format!("vault lag {hours} h (bound {} h)", vault.max_lag_hours),
+                None => "vault lag not measured by this run".to_owned(),
+            };
             let _ = writeln!(
                 out,
-                "\nVault account {}: {} shared, {} shares removed (copied); vault lag {} h \
-                 (bound {} h)",
-                vault.account, vault.shared, vault.unshared, vault.lag_hours, vault.max_lag_hours
+                "\nVault account {}: {} shared, {} shares removed (copied); {lag}",
+                vault.account, vault.shared, vault.unshared
             );
             for behind in &vault.behind {
                 let _ = writeln!(out, "  behind: {behind}");
@@ -659,7 +664,8 @@ impl RunReport {
         if self.coverage.is_some() {
             names.extend(covered);
         }
-        if self.vault.is_some() {
+        let lag = self.vault.as_ref().and_then(|v| v.lag_hours);
+        if lag.is_some() {
             names.extend(vault);
         }
         if self.vault_copies.is_some() {
@@ -690,8 +696,8 @@ impl RunReport {
             "CopiesStarted": self.copies.iter().map(|c| c.started).sum::<usize>(),
             "CopiesWaiting": self.copies.iter().map(|c| c.waiting).sum::<usize>(),
         });
-        if let Some(vault) = &self.vault {
-            document["VaultLagHours"] = vault.lag_hours.into();
+        if let Some(hours) = lag {
+            document["VaultLagHours"] = hours.into();
         }
         if let Some(copies) = &self.vault_copies {
             document["VaultCopiesStarted"] = copies.started.into();

@@ -85,27 +85,15 @@ pub async fn share(
     let vaulted = match inventory::vault_copies_of(&reader, setup.account, setup.page_size).await {
         Ok(vaulted) => vaulted,
         Err(mut failure) => {
-            // Without the vault's view nothing is unshared and lag is unknown; what is not
-            // shared yet is still shared, so the vault can go on pulling.
+            // Without the vault's view nothing is shared, unshared or measured (sharing blind
+            // would share again what the vault already has); the completion events go on
+            // sharing new sets, and the failure reaches the errors alarm.
             failure.message = format!(
                 "reading the vault's copies through {}: {}; check that the vault deployment \
                  lists this account in vault_for and is deployed",
                 target.reader_role, failure.message
             );
             done.failed.push(failure);
-            let plan = vault::plan_shares(
-                own,
-                &shared,
-                &Default::default(),
-                target,
-                setup.deployment,
-                now,
-            );
-            let writes = setup.writes(setup.ec2, None);
-            let added = execute::share_snapshots(writes, plan.share, &target.account, true).await;
-            report.shared = added.done.len();
-            done.failed.extend(added.failed);
-            done.skipped.extend(plan.skips);
             done.shares = Some(report);
             return done;
         }
@@ -116,7 +104,7 @@ pub async fn share(
     let removed = execute::share_snapshots(writes, plan.unshare, &target.account, false).await;
     report.shared = added.done.len();
     report.unshared = removed.done.len();
-    report.lag_hours = plan.lag.iter().map(|l| l.hours).max().unwrap_or(0);
+    report.lag_hours = Some(plan.lag.iter().map(|l| l.hours).max().unwrap_or(0));
     report.behind = plan
         .lag
         .iter()

@@ -1624,7 +1624,10 @@ fn the_vault_grants_sharing_reading_and_copying_only() {
     assert_eq!(show(&a["Threshold"]), "!Ref VaultMaxLagHours");
     assert_eq!(show(&a["ComparisonOperator"]), "GreaterThanThreshold");
     let report = function::report::RunReport {
-        vault: Some(function::report::VaultShares::default()),
+        vault: Some(function::report::VaultShares {
+            lag_hours: Some(3),
+            ..function::report::VaultShares::default()
+        }),
         ..function::report::RunReport::new(
             "d",
             false,

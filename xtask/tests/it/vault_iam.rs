@@ -393,6 +393,12 @@ async fn the_vault_policies_hold_every_call_and_the_reader_role_denies_every_cha
         "{:?}",
         unread.failed
     );
+    let unmeasured = unread.vault.unwrap();
+    assert_eq!(
+        (unmeasured.shared, unmeasured.unshared, unmeasured.lag_hours),
+        (0, 0, None),
+        "blind, nothing is shared, unshared or measured"
+    );
 
     // The workload's administrator, every permission in account A, through the reader role.
     let sts = aws_sdk_sts::Client::new(&attacker_sdk);
