@@ -5,6 +5,7 @@
 //! `PR_SET_PDEATHSIG`, if the owning thread dies without dropping it). The server comes from
 //! the project's tool environment, which `cargo xtask tools` (or `cargo xtask test`) installs.
 
+pub mod events;
 pub mod fleet;
 mod http;
 pub mod loopback;

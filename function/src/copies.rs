@@ -606,3 +606,28 @@ fn expire_region(
 
 #[cfg(test)]
 mod tests;
+
+/// The lock `rule` puts on each copy just started (`started`: its request and the copy's id),
+/// until the copy's own expiry (its `expires-at` tag); the copies EC2 would refuse to lock are
+/// returned with the reason.
+pub fn locks_for_started(
+    started: &[(CopyRequest, String)],
+    rule: crate::locks::LockRule,
+    now: OffsetDateTime,
+) -> (Vec<crate::locks::LockRequest>, Vec<(String, String)>) {
+    let mut requests = Vec::new();
+    let mut refused = Vec::new();
+    for (request, copy_id) in started {
+        let until = request
+            .tags
+            .iter()
+            .find(|(key, _)| key == tags::EXPIRES_AT)
+            .and_then(|(_, value)| tags::parse_time(value).ok());
+        match until.map(|until| crate::locks::request(copy_id, rule, until, now)) {
+            Some(Ok(lock)) => requests.push(lock),
+            Some(Err(why)) => refused.push((copy_id.clone(), why)),
+            None => {}
+        }
+    }
+    (requests, refused)
+}

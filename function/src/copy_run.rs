@@ -189,22 +189,13 @@ async fn copy_locks(
         return Vec::new();
     };
     let region = rule.region.as_str();
-    let mut requests = Vec::new();
-    for (request, copy_id) in started {
-        let until = request
-            .tags
-            .iter()
-            .find(|(key, _)| key == tags::EXPIRES_AT)
-            .and_then(|(_, value)| tags::parse_time(value).ok());
-        match until.map(|until| crate::locks::request(copy_id, lock, until, now)) {
-            Some(Ok(made)) => requests.push(made),
-            Some(Err(why)) => done.skipped.push(crate::plan::Skip::new(
-                crate::plan::Subject::Snapshot(copy_id.clone()),
-                format!("copy in {region}: {why}"),
-            )),
-            None => {}
-        }
-    }
+    let (mut requests, refused) = crate::copies::locks_for_started(started, lock, now);
+    done.skipped.extend(refused.into_iter().map(|(copy, why)| {
+        crate::plan::Skip::new(
+            crate::plan::Subject::Snapshot(copy),
+            format!("copy in {region}: {why}"),
+        )
+    }));
     let Some(destination) = destination else {
         return requests;
     };

@@ -445,25 +445,16 @@ pub fn plan_pull(
     plan
 }
 
-/// The lock each copy started now gets, until its vault expiry.
+/// The lock each copy started now gets: compliance mode, until its vault expiry.
 pub fn locks_for_started(
     started: &[(CopyRequest, String)],
     keeper: &VaultKeeper,
     now: OffsetDateTime,
 ) -> (Vec<LockRequest>, Vec<Skip>) {
-    let mut requests = Vec::new();
-    let mut skips = Vec::new();
-    for (request, copy_id) in started {
-        let until = request
-            .tags
-            .iter()
-            .find(|(key, _)| key == tags::EXPIRES_AT)
-            .and_then(|(_, value)| tags::parse_time(value).ok());
-        match until.map(|until| crate::locks::request(copy_id, keeper.lock(), until, now)) {
-            Some(Ok(lock)) => requests.push(lock),
-            Some(Err(why)) => skips.push(Skip::new(Subject::Snapshot(copy_id.clone()), why)),
-            None => {}
-        }
-    }
+    let (requests, refused) = crate::copies::locks_for_started(started, keeper.lock(), now);
+    let skips = refused
+        .into_iter()
+        .map(|(copy, why)| Skip::new(Subject::Snapshot(copy), why))
+        .collect();
     (requests, skips)
 }

@@ -75,20 +75,7 @@ fn tag<'a>(snapshot: &'a Snapshot, key: &str) -> Option<&'a str> {
 
 /// EC2's completion event for one instance's set, as EventBridge delivers it.
 fn completion_event(snapshot_ids: &[String]) -> serde_json::Value {
-    let arn = |id: &str| format!("arn:aws:ec2::{HOME}:snapshot/{id}");
-    json!({
-        "version": "0", "id": "7c3e6a1e-0000-0000-0000-000000000000",
-        "detail-type": "EBS Multi-Volume Snapshots Completion Status", "source": "aws.ec2",
-        "account": emulator::ACCOUNT_ID, "time": "2026-11-26T01:05:00Z", "region": HOME,
-        "resources": snapshot_ids.iter().map(|id| arn(id)).collect::<Vec<_>>(),
-        "detail": {
-            "event": "createSnapshots", "result": "succeeded", "cause": "", "request-id": "",
-            "startTime": "2026-11-26T01:00:00Z", "endTime": "2026-11-26T01:05:00Z",
-            "snapshots": snapshot_ids.iter().map(|id| json!({
-                "snapshot_id": arn(id), "source": "arn:aws:ec2::us-east-1:volume/vol-0", "status": "completed"
-            })).collect::<Vec<_>>()
-        }
-    })
+    emulator::events::snapshots_completed(emulator::ACCOUNT_ID, HOME, snapshot_ids)
 }
 
 async fn run(ctx: &Context, event: serde_json::Value, at: OffsetDateTime) -> RunReport {

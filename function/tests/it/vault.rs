@@ -39,24 +39,6 @@ fn ids(found: &[aws_sdk_ec2::types::Snapshot]) -> BTreeSet<String> {
         .collect()
 }
 
-/// EC2's completion event of one `CreateSnapshots` in `region` for `snapshot_ids`.
-fn completion_event(region: &str, snapshot_ids: &[String]) -> serde_json::Value {
-    let arn = |id: &String| format!("arn:aws:ec2::{region}:snapshot/{id}");
-    json!({
-        "version": "0", "id": "7c3e6a1e-0000-0000-0000-000000000000",
-        "detail-type": "EBS Multi-Volume Snapshots Completion Status", "source": "aws.ec2",
-        "account": emulator::ACCOUNT_ID, "time": "2026-11-26T01:05:00Z", "region": region,
-        "resources": snapshot_ids.iter().map(arn).collect::<Vec<_>>(),
-        "detail": {
-            "event": "createSnapshots", "result": "succeeded", "cause": "", "request-id": "",
-            "startTime": "2026-11-26T01:00:00Z", "endTime": "2026-11-26T01:05:00Z",
-            "snapshots": snapshot_ids.iter().map(|id| json!({
-                "snapshot_id": arn(id), "source": "arn:aws:ec2::us-east-1:volume/vol-0", "status": "completed"
-            })).collect::<Vec<_>>()
-        }
-    })
-}
-
 #[tokio::test]
 async fn nothing_in_the_workload_account_can_delete_unlock_or_shorten_a_vault_copy() {
     let s = setup().await;
@@ -159,7 +141,12 @@ async fn nothing_in_the_workload_account_can_delete_unlock_or_shorten_a_vault_co
         .iter()
         .filter_map(|c| c.snapshot_id.clone())
         .collect();
-    let completed = run(&workload, completion_event(emulator::REGION, &own), start).await;
+    let completed = run(
+        &workload,
+        emulator::events::snapshots_completed(emulator::ACCOUNT_ID, emulator::REGION, &own),
+        start,
+    )
+    .await;
     let shares = completed
         .vault
         .clone()
@@ -331,8 +318,8 @@ async fn nothing_in_the_workload_account_can_delete_unlock_or_shorten_a_vault_co
         json!({"action": "scheduled", "schedule": "daily"}),
         json!({"action": "restore-test"}),
         json!({"action": "backup", "instance_ids": [fleet[0].id.clone()], "force": true}),
-        completion_event(emulator::REGION, &copy_ids),
-        completion_event(VAULT_REGION, &copy_ids),
+        emulator::events::snapshots_completed(emulator::ACCOUNT_ID, emulator::REGION, &copy_ids),
+        emulator::events::snapshots_completed(emulator::ACCOUNT_ID, VAULT_REGION, &copy_ids),
     ] {
         let _ = handler::handle(&workload, &event, far).await;
     }

@@ -37,27 +37,29 @@ pub fn notes(volumes: &[EncryptedVolume], granted: &[String]) -> Vec<String> {
     not_granted(volumes, granted)
         .into_iter()
         .map(|(key, using)| {
-            let named: Vec<String> = using
-                .iter()
-                .take(3)
-                .map(|v| format!("{} of {}", v.volume_id, v.instance_id))
-                .collect();
-            let more = using.len().saturating_sub(named.len());
             format!(
-                "note: {} backed-up volume(s) ({}{}) are encrypted with {key}, which \
+                "note: {} backed-up volume(s) ({}) are encrypted with {key}, which \
                  source_kms_keys does not list; if it is a customer managed key whose key policy \
                  does not let this function's role use it, their copies and restore tests will \
                  fail: add it to source_kms_keys (the AWS managed key aws/ebs needs nothing)",
                 using.len(),
-                named.join(", "),
-                if more > 0 {
-                    format!(" and {more} more")
-                } else {
-                    String::new()
-                }
+                named(&using)
             )
         })
         .collect()
+}
+
+/// The first few of `using` by volume and instance, and how many more.
+fn named(using: &[&EncryptedVolume]) -> String {
+    let first: Vec<String> = using
+        .iter()
+        .take(3)
+        .map(|v| format!("{} of {}", v.volume_id, v.instance_id))
+        .collect();
+    match using.len().saturating_sub(first.len()) {
+        0 => first.join(", "),
+        more => format!("{} and {more} more", first.join(", ")),
+    }
 }
 
 /// Why a vault cannot get every backed-up volume's sets, when it cannot: EBS shares no
@@ -74,18 +76,7 @@ pub fn vault_refusal(
     }
     let listed: Vec<String> = missing
         .iter()
-        .map(|(key, using)| {
-            let named: Vec<String> = using
-                .iter()
-                .take(3)
-                .map(|v| format!("{} of {}", v.volume_id, v.instance_id))
-                .collect();
-            format!(
-                "{key} ({}{})",
-                named.join(", "),
-                if using.len() > 3 { ", ..." } else { "" }
-            )
-        })
+        .map(|(key, using)| format!("{key} ({})", named(using)))
         .collect();
     Some(format!(
         "backed-up volumes are encrypted with keys source_kms_keys does not list: {}; their \

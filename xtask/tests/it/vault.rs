@@ -209,20 +209,8 @@ async fn a_workload_and_its_vault_deploy_preview_refuse_what_cannot_be_shared_an
         .filter_map(|c| c.snapshot_id.clone())
         .collect();
     assert_eq!(ids.len(), 2, "{made:?}");
-    let arn = |id: &String| format!("arn:aws:ec2::{}:snapshot/{id}", emulator::REGION);
-    let completed = serde_json::json!({
-        "version": "0", "id": "7c3e6a1e-0000-0000-0000-000000000000",
-        "detail-type": "EBS Multi-Volume Snapshots Completion Status", "source": "aws.ec2",
-        "account": emulator::ACCOUNT_ID, "time": "2026-11-26T01:05:00Z", "region": emulator::REGION,
-        "resources": ids.iter().map(arn).collect::<Vec<_>>(),
-        "detail": {
-            "event": "createSnapshots", "result": "succeeded", "cause": "", "request-id": "",
-            "startTime": "2026-11-26T01:00:00Z", "endTime": "2026-11-26T01:05:00Z",
-            "snapshots": ids.iter().map(|id| serde_json::json!({
-                "snapshot_id": arn(id), "source": "arn:aws:ec2::us-east-1:volume/vol-0", "status": "completed"
-            })).collect::<Vec<_>>()
-        }
-    });
+    let completed =
+        emulator::events::snapshots_completed(emulator::ACCOUNT_ID, emulator::REGION, &ids);
     let shared = function::handler::handle(&workload, &completed, now)
         .await
         .unwrap();

@@ -162,23 +162,6 @@ async fn context(
     Context::new(sdk, config)
 }
 
-fn completion_event(ids: &[String]) -> Value {
-    let arn = |id: &String| format!("arn:aws:ec2::{HOME}:snapshot/{id}");
-    json!({
-        "version": "0", "id": "7c3e6a1e-0000-0000-0000-000000000000",
-        "detail-type": "EBS Multi-Volume Snapshots Completion Status", "source": "aws.ec2",
-        "account": emulator::ACCOUNT_ID, "time": "2026-11-26T01:05:00Z", "region": HOME,
-        "resources": ids.iter().map(arn).collect::<Vec<_>>(),
-        "detail": {
-            "event": "createSnapshots", "result": "succeeded", "cause": "", "request-id": "",
-            "startTime": "2026-11-26T01:00:00Z", "endTime": "2026-11-26T01:05:00Z",
-            "snapshots": ids.iter().map(|id| json!({
-                "snapshot_id": arn(id), "source": "arn:aws:ec2::us-east-1:volume/vol-0", "status": "completed"
-            })).collect::<Vec<_>>()
-        }
-    })
-}
-
 #[tokio::test]
 async fn the_vault_policies_hold_every_call_and_the_reader_role_denies_every_change() {
     let emulator = Emulator::start_with_iam().unwrap_or_else(|e| panic!("{e}"));
@@ -336,7 +319,12 @@ async fn the_vault_policies_hold_every_call_and_the_reader_role_denies_every_cha
         &[("VAULT", target.clone())],
     )
     .await;
-    let refused = handler::handle(&denied, &completion_event(&ids), now).await;
+    let refused = handler::handle(
+        &denied,
+        &emulator::events::snapshots_completed(emulator::ACCOUNT_ID, HOME, &ids),
+        now,
+    )
+    .await;
     let refused = match refused {
         Ok(report) => report,
         Err(function::context::FunctionError::RunFailed(report)) => *report,
@@ -350,9 +338,13 @@ async fn the_vault_policies_hold_every_call_and_the_reader_role_denies_every_cha
         "{:?}",
         refused.failed
     );
-    let shared = handler::handle(&workload, &completion_event(&ids), now)
-        .await
-        .unwrap();
+    let shared = handler::handle(
+        &workload,
+        &emulator::events::snapshots_completed(emulator::ACCOUNT_ID, HOME, &ids),
+        now,
+    )
+    .await
+    .unwrap();
     assert_eq!(shared.vault.unwrap().shared, 2);
 
     // The vault pulls, copies and locks as the vault-function user, denied nothing.
