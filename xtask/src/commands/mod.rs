@@ -44,6 +44,20 @@ impl EnvArgs {
         config::load(self.config.as_deref(), &self.name)
     }
 
+    /// The vault environment `env` names in `vault:`, read from the same config file, for a
+    /// command's `--from-vault`; refused with the fix when `env` has no vault.
+    pub fn load_vault(&self, env: &Environment) -> Result<Environment> {
+        let Some(vault) = &env.vault else {
+            return Err(crate::user_error::UserError(format!(
+                "--from-vault: environment {} has no vault; leave --from-vault out to use its \
+                 own sets, or add `vault:` to it (docs/deployer.md, \"Vault account\")",
+                env.name
+            ))
+            .into());
+        };
+        config::load(self.config.as_deref(), &vault.environment)
+    }
+
     /// The environment, for a command that works on one stack in one account and region
     /// (`command`): an organization's environment is refused, naming what to do instead.
     pub fn load_stack(&self, command: &str) -> Result<Environment> {

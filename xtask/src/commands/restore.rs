@@ -84,21 +84,10 @@ impl RestoreCmd {
         let env = self.env.load_stack("restore")?;
         let at = At::parse(&self.at)?;
         // --from-vault acts in the vault environment's account and region, with its access.
-        let vault = match (self.from_vault, &env.vault) {
-            (false, _) => None,
-            (true, None) => {
-                return Err(crate::user_error::UserError(format!(
-                    "--from-vault: environment {} has no vault; restore from its own sets \
-                     (without --from-vault), or add `vault:` to it (docs/deployer.md, \"Vault \
-                     account\")",
-                    env.name
-                ))
-                .into());
-            }
-            (true, Some(vault)) => Some(crate::config::load(
-                self.env.config.as_deref(),
-                &vault.environment,
-            )?),
+        let vault = if self.from_vault {
+            Some(self.env.load_vault(&env)?)
+        } else {
+            None
         };
         let workload = env.account_id.clone().unwrap_or_default();
         let acting = vault.as_ref().unwrap_or(&env);

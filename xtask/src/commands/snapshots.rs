@@ -23,6 +23,10 @@ pub struct SnapshotsCmd {
     /// Put this snapshot of the deployment back from the Recycle Bin.
     #[arg(long, value_name = "SNAPSHOT_ID", conflicts_with_all = ["instance", "deleted"])]
     restore_deleted: Option<String>,
+    /// List the vault account's copies of this environment's sets instead (what `restore
+    /// --from-vault` restores from), with the vault environment's credentials.
+    #[arg(long, conflicts_with_all = ["deleted", "restore_deleted", "region"])]
+    from_vault: bool,
     /// The environment's connection; its --region names the region to list (the environment's
     /// own by default, or one of its copy regions).
     #[command(flatten)]
@@ -60,14 +64,31 @@ impl SnapshotsCmd {
         if self.deleted || self.restore_deleted.is_some() {
             return self.recycle_bin(&env, &region);
         }
-        // Connected to the environment's own region; a copy region is read from there.
+        // Connected to the environment's own region; a copy region is read from there. The
+        // vault's copies are read in the vault's account and region.
         let home = Connection {
             region: None,
             ..self.connection.clone()
         };
-        let points = with_aws(&home, &env.region, &env.access, async |aws| {
-            aws.check_account(env.account_id.as_deref()).await?;
-            crate::workflows::restore::points(aws, &env, &region).await
+        let vault = if self.from_vault {
+            Some(self.env.load_vault(&env)?)
+        } else {
+            None
+        };
+        let workload = env.account_id.clone().unwrap_or_default();
+        let acting = vault.as_ref().unwrap_or(&env);
+        let stack = acting.stack_name.clone();
+        let region = if vault.is_some() {
+            acting.region.clone()
+        } else {
+            region
+        };
+        let points = with_aws(&home, &acting.region, &acting.access, async |aws| {
+            aws.check_account(acting.account_id.as_deref()).await?;
+            match &vault {
+                None => crate::workflows::restore::points(aws, &env, &region).await,
+                Some(vault) => crate::workflows::restore::vault_points(aws, vault, &workload).await,
+            }
         })?;
         let restore_points: Vec<RestorePoint> = points
             .into_iter()
@@ -75,7 +96,7 @@ impl SnapshotsCmd {
             .collect();
         let listing = Listing {
             environment: env.name,
-            stack: env.stack_name,
+            stack,
             region,
             restore_points,
         };
