@@ -54,6 +54,17 @@ moto 5.2.5 reads a template's YAML short form `!Condition Name` as {"Fn::Conditi
 its condition functions do not know, so `!Or [!Condition A, !Condition B]` and `!And [...]` are
 always false there; CloudFormation reads it as {"Condition": Name}, as below.
 
+moto 5.2.5's EBS direct APIs know only snapshots made with StartSnapshot, have no lineage
+between snapshots and miss blocks present only in the second of two. Below, a volume holds
+512 KiB blocks a test writes (POST /moto-api/config {"smartvault": {"volume_writes": [...]}},
+`Emulator::write_volume_blocks`: each block random bytes from a seed, or text), a snapshot made
+by CreateSnapshot(s) captures its volume's blocks, and ListSnapshotBlocks, ListChangedBlocks and
+GetSnapshotBlock answer for it as the EBS direct API reference documents: 524,288-byte blocks,
+MaxResults (100-10,000) with NextToken and StartingBlockIndex, block tokens GetSnapshotBlock
+checks, changed blocks between two snapshots of one volume (a block in either one that differs
+or is absent from the other; without FirstSnapshotId every block of the second), and a
+ValidationException for snapshots of different volumes.
+
 Usage: python fast_moto.py -H 127.0.0.1 -p PORT   (the arguments of moto_server)
 """
 
@@ -193,15 +204,30 @@ CloudFormationBackend.update_stack_set = update_stack_set_as_aws
 # Snapshot locks ------------------------------------------------------------------------------
 
 CLOCK = {"offset_seconds": 0.0}
+# (account, region, volume id) -> {block index: (kind, seed)}: what a test wrote to a volume.
+VOLUME_BLOCKS = {}
 
 set_config = MotoAPIBackend.set_config
 
 
 def set_config_with_clock(self, config):
-    """moto's /moto-api/config, plus {"smartvault": {"clock_offset_seconds": N}}."""
+    """moto's /moto-api/config, plus {"smartvault": {"clock_offset_seconds": N}} and
+    {"smartvault": {"volume_writes": [{"account", "region", "volume_id", "blocks": [[index,
+    "random" | "text" | "zero", seed], ...]}]}}."""
     set_config(self, config)
     if "smartvault" in config:
-        CLOCK["offset_seconds"] = float(config["smartvault"].get("clock_offset_seconds", 0))
+        ours = config["smartvault"]
+        if "clock_offset_seconds" in ours:
+            CLOCK["offset_seconds"] = float(ours.get("clock_offset_seconds", 0))
+        for write in ours.get("volume_writes", []):
+            blocks = VOLUME_BLOCKS.setdefault(
+                (write["account"], write["region"], write["volume_id"]), {}
+            )
+            for index, kind, seed in write["blocks"]:
+                if kind == "zero":
+                    blocks.pop(int(index), None)
+                else:
+                    blocks[int(index)] = (kind, int(seed))
 
 
 MotoAPIBackend.set_config = set_config_with_clock
@@ -627,6 +653,184 @@ def yaml_tag_constructor_with_condition(loader, tag, node):
 
 cfn_models.yaml_tag_constructor = yaml_tag_constructor_with_condition
 cfn_responses.yaml_tag_constructor = yaml_tag_constructor_with_condition
+
+
+# EBS direct APIs on CreateSnapshots' snapshots --------------------------------------------------
+
+import base64  # noqa: E402
+import hashlib  # noqa: E402
+import random  # noqa: E402
+
+from moto.ebs.responses import EBSResponse  # noqa: E402
+
+BLOCK_SIZE = 524288
+# (account, region, snapshot id) -> (volume id, {block index: (kind, seed)}, {index: token})
+SNAPSHOT_BLOCKS = {}
+
+
+def block_bytes(kind, seed):
+    """A block's 524,288 bytes: random from its seed (encrypted data looks like this), or text."""
+    if kind == "random":
+        return random.Random(seed).randbytes(BLOCK_SIZE)
+    line = f"block {seed}: the quick brown fox jumps over the lazy dog\n".encode()
+    return (line * (BLOCK_SIZE // len(line) + 1))[:BLOCK_SIZE]
+
+
+create_ec2_snapshot = EBSBackend.create_snapshot
+
+
+def create_snapshot_with_blocks(self, *args, **kwargs):
+    """CreateSnapshot(s): the snapshot captures its volume's blocks as they are now."""
+    snapshot = create_ec2_snapshot(self, *args, **kwargs)
+    volume = snapshot.volume.id
+    blocks = dict(VOLUME_BLOCKS.get((self.account_id, self.region_name, volume), {}))
+    tokens = {index: os.urandom(12).hex() for index in blocks}
+    SNAPSHOT_BLOCKS[(self.account_id, self.region_name, snapshot.id)] = (volume, blocks, tokens)
+    return snapshot
+
+
+EBSBackend.create_snapshot = create_snapshot_with_blocks
+
+
+def ebs_bad(message):
+    from moto.core.exceptions import JsonRESTError
+
+    return JsonRESTError("ValidationException", message)
+
+
+def captured(response, snapshot_id):
+    return SNAPSHOT_BLOCKS.get((response.current_account, response.region, snapshot_id))
+
+
+def page(response, indexes):
+    """The indexes of one page: from StartingBlockIndex or the token, at most MaxResults."""
+    limit = response._get_int_param("MaxResults") or 10000
+    if not 100 <= limit <= 10000:
+        raise ebs_bad(f"MaxResults {limit} is not 100 to 10000")
+    token = response._get_param("NextToken")
+    start = response._get_int_param("StartingBlockIndex") or 0
+    if token:
+        try:
+            start = int(base64.b64decode(token).decode().removeprefix("next:"))
+        except Exception:
+            raise ebs_bad("the NextToken is not one this API gave")
+    chosen = [i for i in sorted(indexes) if i >= start]
+    more = chosen[limit:]
+    token = base64.b64encode(f"next:{more[0]}".encode()).decode() if more else None
+    return chosen[:limit], token
+
+
+def volume_size(response, snapshot_id):
+    return response.ebs_backend.ec2_backend.get_snapshot(snapshot_id).volume.size
+
+
+def expiry():
+    return now() + timedelta(days=7)
+
+
+list_snapshot_blocks = EBSResponse.list_snapshot_blocks
+
+
+def list_snapshot_blocks_captured(self):
+    """EBS ListSnapshotBlocks of a CreateSnapshots snapshot."""
+    snapshot_id = self._get_param("SnapshotId")
+    found = captured(self, snapshot_id)
+    if found is None:
+        return list_snapshot_blocks(self)
+    _, blocks, tokens = found
+    chosen, token = page(self, blocks)
+    result = {
+        "Blocks": [{"BlockIndex": i, "BlockToken": tokens[i]} for i in chosen],
+        "ExpiryTime": expiry(),
+        "VolumeSize": volume_size(self, snapshot_id),
+        "BlockSize": BLOCK_SIZE,
+    }
+    if token:
+        result["NextToken"] = token
+    return ActionResult(result)
+
+
+list_changed_blocks = EBSResponse.list_changed_blocks
+
+
+def list_changed_blocks_captured(self):
+    """EBS ListChangedBlocks between two CreateSnapshots snapshots of one volume."""
+    first_id = self._get_param("FirstSnapshotId")
+    second_id = self._get_param("SecondSnapshotId")
+    second = captured(self, second_id)
+    if second is None:
+        return list_changed_blocks(self)
+    first = captured(self, first_id) if first_id else (second[0], {}, {})
+    if first is None:
+        raise ebs_bad(f"snapshot {first_id} has no blocks this API can read")
+    if first[0] != second[0]:
+        raise ebs_bad(
+            f"snapshots {first_id} and {second_id} are not of the same volume lineage"
+        )
+    (_, one, one_tokens), (_, two, two_tokens) = first, second
+    changed = {i for i in set(one) | set(two) if one.get(i) != two.get(i)}
+    chosen, token = page(self, changed)
+    blocks = []
+    for i in chosen:
+        block = {"BlockIndex": i}
+        if i in one:
+            block["FirstBlockToken"] = one_tokens[i]
+        if i in two:
+            block["SecondBlockToken"] = two_tokens[i]
+        blocks.append(block)
+    result = {
+        "ChangedBlocks": blocks,
+        "ExpiryTime": expiry(),
+        "VolumeSize": volume_size(self, second_id),
+        "BlockSize": BLOCK_SIZE,
+    }
+    if token:
+        result["NextToken"] = token
+    return ActionResult(result)
+
+
+get_snapshot_block = EBSResponse.get_snapshot_block
+
+
+def get_snapshot_block_captured(self):
+    """EBS GetSnapshotBlock of a CreateSnapshots snapshot, by index and its block token."""
+    snapshot_id = self._get_param("SnapshotId")
+    found = captured(self, snapshot_id)
+    if found is None:
+        return get_snapshot_block(self)
+    _, blocks, tokens = found
+    index = self._get_int_param("BlockIndex")
+    if index not in blocks or tokens[index] != self._get_param("BlockToken"):
+        raise ebs_bad(f"block {index} of {snapshot_id} has no such token")
+    data = block_bytes(*blocks[index])
+    return ActionResult({
+        "DataLength": len(data),
+        "BlockData": data,
+        "Checksum": base64.b64encode(hashlib.sha256(data).digest()).decode(),
+        "ChecksumAlgorithm": "SHA256",
+    })
+
+
+EBSResponse.list_snapshot_blocks = list_snapshot_blocks_captured
+EBSResponse.list_changed_blocks = list_changed_blocks_captured
+EBSResponse.get_snapshot_block = get_snapshot_block_captured
+
+
+# Reset clears what the patches keep too ---------------------------------------------------------
+
+moto_reset = MotoAPIBackend.reset
+
+
+def reset_with_patches(self):
+    """moto's reset, and the state kept above: volume and snapshot blocks, the Recycle Bin and
+    its rules, the lock clock."""
+    moto_reset(self)
+    for kept in (VOLUME_BLOCKS, SNAPSHOT_BLOCKS, RBIN_RULES, RECYCLE_BIN):
+        kept.clear()
+    CLOCK["offset_seconds"] = 0.0
+
+
+MotoAPIBackend.reset = reset_with_patches
 
 if __name__ == "__main__":
     moto.server.main(sys.argv[1:])

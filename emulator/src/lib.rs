@@ -304,6 +304,23 @@ impl Emulator {
             .await)
     }
 
+    /// Writes 512 KiB blocks to a volume, as an instance would (an emulator-only call): each
+    /// `(index, kind, seed)` is random bytes from `seed` (`"random"`, as encrypted data looks),
+    /// text (`"text"`), or no data (`"zero"`, the block freed). A snapshot made afterwards
+    /// captures the volume's blocks, and the EBS direct APIs read them (fast_moto.py).
+    pub fn write_volume_blocks(
+        &self,
+        account: &str,
+        region: &str,
+        volume_id: &str,
+        blocks: &[(u64, &str, u64)],
+    ) -> Result<(), Error> {
+        self.set_config(&serde_json::json!({"smartvault": {"volume_writes": [{
+            "account": account, "region": region, "volume_id": volume_id,
+            "blocks": blocks.iter().map(|(i, kind, seed)| serde_json::json!([i, kind, seed])).collect::<Vec<_>>(),
+        }]}}))
+    }
+
     /// Clears every service's state.
     pub fn reset(&self) -> Result<(), Error> {
         self.admin("POST", "/moto-api/reset", b"").map(drop)

@@ -742,3 +742,144 @@ async fn a_region_level_rule_keeps_every_deleted_snapshot_of_its_account() {
         .unwrap();
     assert!(theirs_binned.snapshots().is_empty());
 }
+
+/// The EBS direct patch (fast_moto.py), as the EBS direct API reference documents it: a
+/// snapshot made by CreateSnapshot captures the blocks written to its volume; ListSnapshotBlocks
+/// pages by MaxResults and NextToken in 524,288-byte blocks; ListChangedBlocks lists the blocks
+/// that differ between two snapshots of one volume (also one only the first or only the second
+/// holds), every block of the second without a first, and refuses snapshots of two volumes;
+/// GetSnapshotBlock returns a block's bytes with its SHA-256 for its token only; reset forgets.
+#[tokio::test]
+async fn ebs_direct_apis_read_the_blocks_a_snapshot_captured() {
+    let emulator = start();
+    let sdk = emulator.sdk_config().await;
+    let ec2 = aws_sdk_ec2::Client::new(&sdk);
+    let ebs = aws_sdk_ebs::Client::new(&sdk);
+    let volume = fleet::detached_volume(&ec2).await.unwrap();
+    let write = |blocks: Vec<(u64, &'static str, u64)>| {
+        emulator.write_volume_blocks(emulator::ACCOUNT_ID, emulator::REGION, &volume, &blocks)
+    };
+    write((0..150).map(|i| (i, "text", i)).collect()).unwrap();
+    let first = fleet::snapshot_by_hand(&ec2, &volume, &[("Name", "first")])
+        .await
+        .unwrap();
+    let mut second_writes: Vec<(u64, &str, u64)> =
+        (0..10).map(|i| (i, "random", 1000 + i)).collect();
+    second_writes.push((200, "text", 200));
+    second_writes.push((149, "zero", 0));
+    write(second_writes).unwrap();
+    let second = fleet::snapshot_by_hand(&ec2, &volume, &[("Name", "second")])
+        .await
+        .unwrap();
+
+    // Every block of the first snapshot, in pages of 100.
+    let page = ebs
+        .list_snapshot_blocks()
+        .snapshot_id(&first)
+        .max_results(100)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.blocks().len(), 100);
+    assert_eq!(page.block_size(), Some(524_288));
+    assert_eq!(page.volume_size(), Some(8));
+    let rest = ebs
+        .list_snapshot_blocks()
+        .snapshot_id(&first)
+        .max_results(100)
+        .next_token(page.next_token().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rest.blocks().len(), 50);
+    assert_eq!(rest.blocks()[0].block_index(), Some(100));
+    assert!(rest.next_token().is_none());
+    let from = ebs
+        .list_snapshot_blocks()
+        .snapshot_id(&first)
+        .starting_block_index(140)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(from.blocks().len(), 10);
+
+    // What changed: 10 rewritten, one freed (first only), one new (second only).
+    let changed = ebs
+        .list_changed_blocks()
+        .first_snapshot_id(&first)
+        .second_snapshot_id(&second)
+        .send()
+        .await
+        .unwrap();
+    let indexes: Vec<i32> = changed
+        .changed_blocks()
+        .iter()
+        .filter_map(|b| b.block_index())
+        .collect();
+    let mut expected: Vec<i32> = (0..10).collect();
+    expected.extend([149, 200]);
+    assert_eq!(indexes, expected);
+    let freed = &changed.changed_blocks()[10];
+    assert!(freed.first_block_token().is_some() && freed.second_block_token().is_none());
+    let new = &changed.changed_blocks()[11];
+    assert!(new.first_block_token().is_none() && new.second_block_token().is_some());
+    let all = ebs
+        .list_changed_blocks()
+        .second_snapshot_id(&second)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        all.changed_blocks().len(),
+        150,
+        "149 blocks kept or rewritten, one new"
+    );
+
+    // A block's bytes: random for a rewritten one, with its checksum; a wrong token is refused.
+    let token = changed.changed_blocks()[0].second_block_token().unwrap();
+    let block = ebs
+        .get_snapshot_block()
+        .snapshot_id(&second)
+        .block_index(0)
+        .block_token(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(block.data_length(), Some(524_288));
+    let checksum = block.checksum().unwrap().to_owned();
+    let data = block.block_data.collect().await.unwrap().into_bytes();
+    assert_eq!(data.len(), 524_288);
+    let distinct: std::collections::BTreeSet<u8> = data.iter().copied().collect();
+    assert!(distinct.len() > 250, "random bytes");
+    assert!(!checksum.is_empty());
+    let wrong = ebs
+        .get_snapshot_block()
+        .snapshot_id(&second)
+        .block_index(0)
+        .block_token(changed.changed_blocks()[0].first_block_token().unwrap())
+        .send()
+        .await;
+    assert!(
+        wrong.is_err(),
+        "the first snapshot's token is not the second's"
+    );
+
+    // Two volumes have no lineage in common.
+    let other = fleet::detached_volume(&ec2).await.unwrap();
+    let unrelated = fleet::snapshot_by_hand(&ec2, &other, &[("Name", "other")])
+        .await
+        .unwrap();
+    let refused = ebs
+        .list_changed_blocks()
+        .first_snapshot_id(&first)
+        .second_snapshot_id(&unrelated)
+        .send()
+        .await;
+    assert!(
+        format!("{:?}", refused.unwrap_err()).contains("ValidationException"),
+        "snapshots of two volumes are refused"
+    );
+    emulator.reset().unwrap();
+    let forgotten = ebs.list_snapshot_blocks().snapshot_id(&first).send().await;
+    assert!(forgotten.is_err(), "reset forgets the captured blocks");
+}
