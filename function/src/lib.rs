@@ -30,6 +30,7 @@ pub mod sdk_errors;
 pub mod settings;
 pub mod tags;
 pub mod topic;
+pub mod tripwire;
 pub mod vault;
 pub mod vault_run;
 pub mod volumes;
