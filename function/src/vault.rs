@@ -34,6 +34,10 @@ pub struct VaultTarget {
     /// `source_kms_keys`): a snapshot encrypted with any other key is not shared.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub shareable_keys: Vec<String>,
+    /// The vault's `retention_days`: a set older than the vault would keep (and lock for a day)
+    /// is not shared, and its share ends. Left out, every set is offered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vault_retention_days: Option<u32>,
 }
 
 impl VaultTarget {
@@ -57,6 +61,9 @@ impl VaultTarget {
                 "vault.reader_role {:?} is not a role ARN in the vault account ({role_prefix}...)",
                 self.reader_role
             ));
+        }
+        if self.vault_retention_days == Some(0) {
+            return Some("vault.vault_retention_days 0 would share nothing".into());
         }
         if !(1..=MAX_LAG_HOURS).contains(&self.max_lag_hours) {
             return Some(format!(
@@ -212,6 +219,17 @@ pub fn plan_shares(
         }
         let copy = vaulted.get(&snapshot.id);
         let arrived = copy == Some(&SnapshotState::Completed);
+        // A set the vault would no longer keep is neither offered nor waited for.
+        let too_old = target.vault_retention_days.is_some_and(|days| {
+            snapshot.made_at_by(now) + Duration::days(i64::from(days))
+                <= now + crate::locks::MIN_LOCK
+        });
+        if too_old && !arrived {
+            if shared.contains(&snapshot.id) {
+                plan.unshare.push(snapshot.id.clone());
+            }
+            continue;
+        }
         if let Some(instance) = snapshot.tag(tags::INSTANCE_ID) {
             let whole = sets
                 .entry(instance.to_owned())

@@ -20,6 +20,7 @@ fn target() -> VaultTarget {
         reader_role: format!("arn:aws:iam::{VAULT}:role/reader"),
         max_lag_hours: 36,
         shareable_keys: vec![KEY.to_owned()],
+        vault_retention_days: None,
     }
 }
 
@@ -377,4 +378,38 @@ fn a_vault_keeper_names_what_ec2_refuses() {
     none.sources.clear();
     assert!(none.problem().unwrap().contains("accounts"));
     assert_eq!(keeper().problem(), None);
+}
+
+#[test]
+fn a_set_older_than_the_vault_would_keep_is_not_offered_and_its_share_ends() {
+    use SnapshotState::*;
+    let mut keeping = target();
+    keeping.vault_retention_days = Some(10);
+    // Hour 0 and 100 sets; now is hour 24 * 9 + 1: the first is 9 days old (would keep under a
+    // day more: not lockable), the second fine.
+    let fleet = [
+        own("old-shared", "i-1", 0, Completed),
+        own("old", "i-2", 0, Completed),
+        own("young", "i-1", 100, Completed),
+    ];
+    let plan = plan_shares(
+        &fleet,
+        &["old-shared".to_owned()].into_iter().collect(),
+        &BTreeMap::new(),
+        &keeping,
+        DEPLOYMENT,
+        at(24 * 9 + 1),
+    );
+    assert_eq!(plan.share, vec!["young".to_owned()]);
+    assert_eq!(plan.unshare, vec!["old-shared".to_owned()]);
+    // Lag counts only what the vault could still get: i-1 waits since hour 100, i-2 not at all.
+    let lag: Vec<(&str, Option<OffsetDateTime>)> = plan
+        .lag
+        .iter()
+        .map(|l| (l.instance_id.as_str(), l.behind_since))
+        .collect();
+    assert_eq!(lag, vec![("i-1", Some(at(100)))]);
+    let mut zero = target();
+    zero.vault_retention_days = Some(0);
+    assert!(zero.problem().is_some());
 }

@@ -149,6 +149,7 @@ pub fn resolve_vault<'a>(
         ),
         max_lag_hours,
         shareable_keys: me.source_kms_keys.to_vec(),
+        vault_retention_days: vault.vault_for.map(|v| v.retention_days),
     };
     if let Some(why) = target.problem() {
         return Err(problem("vault", why));

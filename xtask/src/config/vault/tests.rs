@@ -38,6 +38,11 @@ fn a_workload_and_its_vault_resolve_each_other_into_the_functions_variables() {
     );
     assert_eq!(vault.target.max_lag_hours, 36);
     assert_eq!(vault.target.shareable_keys, [SOURCE_KEY]);
+    assert_eq!(
+        vault.target.vault_retention_days,
+        Some(90),
+        "older sets the vault would not keep are not offered"
+    );
     let vars = function_environment(&prod, "arn:aws:sns:eu-west-1:123456789012:t");
     let read: function::vault::VaultTarget =
         serde_json::from_str(&vars[function::config::VAULT]).unwrap();
