@@ -129,6 +129,12 @@ pub async fn share(
             target.account
         ));
     }
+    if added.carried + removed.carried > 0 {
+        done.warnings.push(format!(
+            "{} vault share changes were left for the next run: the invocation's time ran out",
+            added.carried + removed.carried
+        ));
+    }
     done.failed.extend(added.failed);
     done.failed.extend(removed.failed);
     done.skipped.extend(plan.skips);
