@@ -297,10 +297,21 @@ async fn a_workload_and_its_vault_deploy_preview_refuse_what_cannot_be_shared_an
     );
 
     // Both go with destroy.
-    for env in ["prod", "vault"] {
-        let destroyed = run(&["destroy", "--env", env, "--yes"]);
-        assert!(destroyed.status.success(), "{}", text(&destroyed));
-    }
+    let destroyed = run(&["destroy", "--env", "prod", "--yes"]);
+    assert!(destroyed.status.success(), "{}", text(&destroyed));
+    let kept = in_vault
+        .describe_snapshots()
+        .owner_ids("self")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        kept.snapshots().len(),
+        2,
+        "destroying the workload leaves the vault's copies"
+    );
+    let destroyed = run(&["destroy", "--env", "vault", "--yes"]);
+    assert!(destroyed.status.success(), "{}", text(&destroyed));
     assert!(
         aws_sdk_iam::Client::new(&b)
             .get_role()
