@@ -6,6 +6,7 @@
 //! `inventory`, `execute`, `dr`, `drill` and `handler` talk to AWS.
 
 pub mod backup_run;
+pub mod changes;
 pub mod config;
 pub mod context;
 pub mod copies;

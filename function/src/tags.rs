@@ -32,6 +32,15 @@ pub const SOURCE_REGION: &str = "smartvault:source-region";
 /// See [`SOURCE_SNAPSHOT`].
 pub const SOURCE_VOLUME: &str = "smartvault:source-volume";
 
+/// On a vault copy: the account its source snapshot belongs to (with [`SOURCE_SNAPSHOT`],
+/// [`SOURCE_REGION`] and [`SOURCE_VOLUME`]).
+pub const SOURCE_ACCOUNT: &str = "smartvault:source-account";
+/// On a snapshot: the bytes it changed against the snapshot named in [`CHANGED_FROM`] (EBS
+/// direct API blocks times 524,288), or the bytes it holds when that is `full`.
+pub const CHANGED_BYTES: &str = "smartvault:changed-bytes";
+/// See [`CHANGED_BYTES`]: the earlier snapshot of the same volume, or `full`.
+pub const CHANGED_FROM: &str = "smartvault:changed-from";
+
 /// On a volume restored from a snapshot (by `xtask restore` or a restore test): that snapshot.
 pub const RESTORED_FROM: &str = "smartvault:restored-from";
 

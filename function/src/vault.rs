@@ -15,7 +15,7 @@ use time::{Duration, OffsetDateTime};
 mod tests;
 
 /// Tag on a vault copy: the account its source snapshot belongs to.
-pub const SOURCE_ACCOUNT: &str = "smartvault:source-account";
+pub use crate::tags::SOURCE_ACCOUNT;
 /// The default bound of vault lag before its alarm fires.
 pub const DEFAULT_MAX_LAG_HOURS: u32 = 36;
 

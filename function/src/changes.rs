@@ -1,0 +1,131 @@
+//! What each set changed, planned without I/O: which of this deployment's snapshots still need
+//! their changed blocks read (and against which earlier snapshot of the same volume), the tag
+//! that records the answer on the snapshot, and each volume's history of changed fractions the
+//! tripwire judges.
+
+use crate::model::{Snapshot, SnapshotState};
+use crate::tags;
+use std::collections::BTreeMap;
+use time::OffsetDateTime;
+
+#[cfg(test)]
+mod tests;
+
+pub use crate::tags::{CHANGED_BYTES, CHANGED_FROM};
+/// The value of [`CHANGED_FROM`] for a volume's first snapshot.
+pub const FULL: &str = "full";
+/// The EBS direct APIs' block size.
+pub const BLOCK_BYTES: u64 = 524_288;
+
+/// One read to make: what `snapshot_id` changed against `previous` (its volume's previous
+/// completed snapshot of this deployment), or every block it holds when there is none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Measure {
+    pub snapshot_id: String,
+    pub volume_id: String,
+    pub previous: Option<String>,
+}
+
+/// A snapshot's volume: its source's for a copy, else its own.
+fn volume_of(snapshot: &Snapshot) -> Option<&str> {
+    snapshot
+        .tag(tags::SOURCE_VOLUME)
+        .or(snapshot.volume_id.as_deref())
+}
+
+/// This deployment's own completed snapshots (not copies), by volume, oldest first.
+fn by_volume<'a>(
+    snapshots: &'a [Snapshot],
+    deployment: &str,
+    now: OffsetDateTime,
+) -> BTreeMap<&'a str, Vec<&'a Snapshot>> {
+    let mut found: BTreeMap<&str, Vec<&Snapshot>> = BTreeMap::new();
+    for snapshot in snapshots {
+        if snapshot.tag(tags::MANAGED_BY) != Some(deployment)
+            || snapshot.tags.contains_key(tags::SOURCE_REGION)
+            || snapshot.state != SnapshotState::Completed
+        {
+            continue;
+        }
+        if let Some(volume) = volume_of(snapshot) {
+            found.entry(volume).or_default().push(snapshot);
+        }
+    }
+    for list in found.values_mut() {
+        list.sort_by(|a, b| {
+            a.made_at_by(now)
+                .cmp(&b.made_at_by(now))
+                .then_with(|| a.id.cmp(&b.id))
+        });
+    }
+    found
+}
+
+/// The snapshots still to measure, oldest first, at most `limit`: each without
+/// [`CHANGED_BYTES`], against the snapshot before it on its volume (none for the first).
+pub fn to_measure(
+    snapshots: &[Snapshot],
+    deployment: &str,
+    limit: usize,
+    now: OffsetDateTime,
+) -> Vec<Measure> {
+    let mut found = Vec::new();
+    for (volume, list) in by_volume(snapshots, deployment, now) {
+        for (index, snapshot) in list.iter().enumerate() {
+            if snapshot.tags.contains_key(CHANGED_BYTES) {
+                continue;
+            }
+            found.push((
+                snapshot.made_at_by(now),
+                Measure {
+                    snapshot_id: snapshot.id.clone(),
+                    volume_id: volume.to_owned(),
+                    previous: index.checked_sub(1).map(|i| list[i].id.clone()),
+                },
+            ));
+        }
+    }
+    found.sort_by(|a, b| {
+        a.0.cmp(&b.0)
+            .then_with(|| a.1.snapshot_id.cmp(&b.1.snapshot_id))
+    });
+    found.into_iter().take(limit).map(|(_, m)| m).collect()
+}
+
+/// The tags that record a read: the bytes changed (blocks times the block size) and against
+/// what.
+pub fn record(measure: &Measure, changed_blocks: u64) -> Vec<(String, String)> {
+    vec![
+        (
+            CHANGED_BYTES.to_owned(),
+            changed_blocks.saturating_mul(BLOCK_BYTES).to_string(),
+        ),
+        (
+            CHANGED_FROM.to_owned(),
+            measure.previous.clone().unwrap_or_else(|| FULL.to_owned()),
+        ),
+    ]
+}
+
+/// A volume's changed fractions (changed bytes over the volume's size), oldest first, from the
+/// recorded tags of its incremental snapshots (not its full first one), with the snapshot each
+/// belongs to.
+pub fn history(
+    snapshots: &[Snapshot],
+    deployment: &str,
+    volume: &str,
+    now: OffsetDateTime,
+) -> Vec<(String, f64)> {
+    let by = by_volume(snapshots, deployment, now);
+    let Some(list) = by.get(volume) else {
+        return Vec::new();
+    };
+    list.iter()
+        .filter(|s| s.tag(CHANGED_FROM).is_some_and(|from| from != FULL))
+        .filter_map(|s| {
+            let bytes: u64 = s.tag(CHANGED_BYTES)?.parse().ok()?;
+            let size = u64::try_from(s.size_gib).ok().filter(|g| *g > 0)? << 30;
+            Some((s.id.clone(), (bytes as f64 / size as f64).min(1.0)))
+        })
+        .collect()
+}
