@@ -12,6 +12,7 @@ pub mod context;
 pub mod copies;
 pub mod copy_run;
 pub mod coverage;
+pub mod ebs_direct;
 pub mod event;
 pub mod execute;
 pub mod handler;

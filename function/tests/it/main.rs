@@ -7,6 +7,7 @@
 mod backup_run;
 mod common;
 mod copies;
+mod ebs_direct;
 mod faults;
 mod locks;
 mod mocks;

@@ -346,6 +346,16 @@ async fn the_vault_policies_hold_every_call_and_the_reader_role_denies_every_cha
     .await
     .unwrap();
     assert_eq!(shared.vault.unwrap().shared, 2);
+    // The EBS direct read (issue 31) signs its GETs itself: IAM checks the signature first, so
+    // a denial of the action, not of the signature, proves it signs as AWS verifies; this role
+    // has no ebs: permission yet.
+    let unread = function::ebs_direct::changed_blocks(&workload_sdk, None, &ids[0])
+        .await
+        .unwrap_err();
+    assert!(
+        unread.code.contains("AccessDenied") && unread.message.contains("ebs:ListChangedBlocks"),
+        "{unread}"
+    );
 
     // The vault pulls, copies and locks as the vault-function user, denied nothing.
     let keeper = json!({"sources": [{"account": emulator::ACCOUNT_ID, "region": HOME}], "retention_days": 30, "kms_key": VAULT_KEY}).to_string();
