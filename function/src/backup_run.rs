@@ -196,6 +196,11 @@ pub(crate) async fn run(
                     let vaulted =
                         vault_run::sweep(ctx, mode, deadline.as_ref(), &sources, now).await;
                     vault_run::merge(&mut report, vaulted);
+                    // ...and the tripwire: what each new set changed, judged.
+                    let measured =
+                        crate::measure_run::sweep(ctx, mode, deadline.as_ref(), &sources, now)
+                            .await;
+                    crate::measure_run::merge(&mut report, measured);
                 }
             }
             for outcomes in [created, locked, deleted] {

@@ -25,6 +25,7 @@ pub const VARIABLES: &[&str] = &[
     MAX_LINKS,
     VAULT,
     VAULT_FOR,
+    TRIPWIRE,
 ];
 
 pub const SNS_TOPIC_ARN: &str = "SNS_TOPIC_ARN";
@@ -52,6 +53,9 @@ pub const VAULT: &str = "VAULT";
 /// "us-east-1"}], "retention_days": 90, "kms_key": "arn:aws:kms:...", "cool_off_hours": 24}`;
 /// unset or empty, this deployment keeps no one's copies.
 pub const VAULT_FOR: &str = "VAULT_FOR";
+/// The ransomware tripwire's sensitivity, as JSON: `{"multiplier": 1.5, "floor": 0.2}`; unset
+/// or empty, no set's changed blocks are read.
+pub const TRIPWIRE: &str = "TRIPWIRE";
 /// The most schedules one deployment has (as AWS Data Lifecycle Manager's policies).
 pub const MAX_SCHEDULES: usize = 4;
 pub const EXCLUDE_BOOT_VOLUME: &str = settings::EXCLUDE_BOOT_VOLUME.variable;
@@ -81,6 +85,8 @@ pub struct Config {
     pub vault: Option<crate::vault::VaultTarget>,
     /// The workload accounts whose sets this deployment keeps, when it is a vault.
     pub vault_for: Option<crate::vault::VaultKeeper>,
+    /// The tripwire's sensitivity, when each set's changed blocks are read and judged.
+    pub tripwire: Option<crate::tripwire::Sensitivity>,
 }
 
 /// A variable that is missing or holds a value outside what is allowed.
@@ -186,6 +192,11 @@ impl Config {
             r#"e.g. {"sources": [{"account": "123456789012", "region": "us-east-1"}], "retention_days": 90, "kms_key": "arn:aws:kms:us-east-1:222222222222:key/..."}, or empty for none"#,
             crate::vault::VaultKeeper::problem,
         )?;
+        let tripwire = reader.json::<crate::tripwire::Sensitivity>(
+            TRIPWIRE,
+            r#"e.g. {"multiplier": 1.5, "floor": 0.2}, or empty for none"#,
+            crate::tripwire::Sensitivity::problem,
+        )?;
         Ok(Config {
             sns_topic_arn,
             central_topic_arn,
@@ -208,6 +219,7 @@ impl Config {
             restore_test,
             vault,
             vault_for,
+            tripwire,
         })
     }
 }

@@ -775,9 +775,9 @@ fn lock_failure<E: ProvideErrorMetadata + std::error::Error + 'static>(
     failed
 }
 
-/// What sharing snapshots with an account, or ending the shares, produced.
+/// What one write per snapshot produced (a share, the end of one, a tag).
 #[derive(Debug, Default)]
-pub struct ShareOutcomes {
+pub struct SnapshotOutcomes {
     /// Snapshots whose share was added (or removed).
     pub done: Vec<String>,
     pub failed: Vec<Failure>,
@@ -792,8 +792,8 @@ pub async fn share_snapshots(
     snapshot_ids: Vec<String>,
     account: &str,
     share: bool,
-) -> ShareOutcomes {
-    let results: Vec<ShareOutcomes> = stream::iter(
+) -> SnapshotOutcomes {
+    let results: Vec<SnapshotOutcomes> = stream::iter(
         snapshot_ids
             .into_iter()
             .map(|id| share_one(writes, id, account, share)),
@@ -801,7 +801,7 @@ pub async fn share_snapshots(
     .buffered(writes.limit.max(1))
     .collect()
     .await;
-    let mut all = ShareOutcomes::default();
+    let mut all = SnapshotOutcomes::default();
     for result in results {
         all.done.extend(result.done);
         all.failed.extend(result.failed);
@@ -815,8 +815,8 @@ async fn share_one(
     snapshot_id: String,
     account: &str,
     share: bool,
-) -> ShareOutcomes {
-    let mut outcomes = ShareOutcomes::default();
+) -> SnapshotOutcomes {
+    let mut outcomes = SnapshotOutcomes::default();
     if writes.mode == Mode::DryRun {
         outcomes.done.push(snapshot_id);
         return outcomes;
@@ -890,6 +890,87 @@ fn share_failure<E: ProvideErrorMetadata + std::error::Error + 'static>(
     );
     tracing::error!(snapshot_id, code = %failed.code, message = %failed.message, "vault share failed; the next run tries again");
     failed
+}
+
+/// Tags each snapshot with its tags (`requests`: snapshot id and tags), paced; a throttled
+/// answer is sent again, a failure is reported and the next run tags it again.
+pub async fn tag_snapshots(
+    writes: Writes<'_>,
+    requests: Vec<(String, Vec<(String, String)>)>,
+) -> SnapshotOutcomes {
+    let results: Vec<SnapshotOutcomes> = stream::iter(
+        requests
+            .into_iter()
+            .map(|(id, tags)| tag_one(writes, id, tags)),
+    )
+    .buffered(writes.limit.max(1))
+    .collect()
+    .await;
+    let mut all = SnapshotOutcomes::default();
+    for result in results {
+        all.done.extend(result.done);
+        all.failed.extend(result.failed);
+        all.carried += result.carried;
+    }
+    all
+}
+
+async fn tag_one(
+    writes: Writes<'_>,
+    snapshot_id: String,
+    tags: Vec<(String, String)>,
+) -> SnapshotOutcomes {
+    let mut outcomes = SnapshotOutcomes::default();
+    if writes.mode == Mode::DryRun {
+        outcomes.done.push(snapshot_id);
+        return outcomes;
+    }
+    let mut throttled: u32 = 0;
+    loop {
+        if !writes.ready(Action::CreateTags).await {
+            outcomes.carried += 1;
+            return outcomes;
+        }
+        let call = writes
+            .ec2
+            .create_tags()
+            .resources(&snapshot_id)
+            .set_tags(Some(
+                tags.iter()
+                    .map(|(k, v)| Tag::builder().key(k).value(v).build())
+                    .collect(),
+            ))
+            .customize()
+            .config_override(
+                aws_sdk_ec2::config::Builder::default().retry_classifier(NoRetryWhenThrottled),
+            )
+            .send();
+        match writes.timed(Action::CreateTags, call).await {
+            Err(error) if is_throttled(&error) => {
+                throttled += 1;
+                if writes.deadline.is_none() && throttled >= MAX_THROTTLED_SENDS {
+                    outcomes.failed.push(failure(
+                        Some(Subject::Snapshot(snapshot_id.clone())),
+                        "CreateTags",
+                        &error,
+                    ));
+                    return outcomes;
+                }
+            }
+            Ok(_) => {
+                outcomes.done.push(snapshot_id);
+                return outcomes;
+            }
+            Err(error) => {
+                outcomes.failed.push(failure(
+                    Some(Subject::Snapshot(snapshot_id.clone())),
+                    "CreateTags",
+                    &error,
+                ));
+                return outcomes;
+            }
+        }
+    }
 }
 
 /// What copying to one region produced.

@@ -20,6 +20,7 @@ pub mod inventory;
 pub mod links;
 pub mod locks;
 pub mod logging;
+pub mod measure_run;
 pub mod model;
 pub mod pacing;
 pub mod plan;

@@ -120,6 +120,8 @@ pub enum Action {
     LockSnapshot,
     /// Sharing a snapshot with the vault account, or ending the share.
     ModifySnapshotAttribute,
+    /// Recording what a snapshot changed on it (the tripwire).
+    CreateTags,
 }
 
 /// The buckets of one function instance, one per action and region (EC2's buckets are per

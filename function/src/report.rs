@@ -79,6 +79,32 @@ pub struct RunReport {
     /// A vault deployment's copies of its workload accounts' sets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vault_copies: Option<VaultCopies>,
+    /// With the tripwire: how many sets' changed blocks this run read, and what it flagged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tripwire: Option<Tripwire>,
+}
+
+/// What the tripwire read and flagged in a run.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tripwire {
+    /// Snapshots whose changed blocks were read and recorded.
+    pub measured: usize,
+    pub alerts: Vec<TripwireAlert>,
+}
+
+/// One snapshot that changed far more of its volume than the volume's history makes normal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TripwireAlert {
+    pub instance_id: String,
+    pub volume_id: String,
+    pub snapshot_id: String,
+    /// The share of the volume it changed, and the volume's usual peak and the threshold, in
+    /// thousandths.
+    pub changed_permille: u32,
+    pub usual_peak_permille: u32,
+    pub threshold_permille: u32,
 }
 
 /// What a workload run did towards its vault account.
@@ -276,6 +302,7 @@ impl RunReport {
             coverage: None,
             vault: None,
             vault_copies: None,
+            tripwire: None,
         }
     }
 
@@ -520,6 +547,28 @@ impl RunReport {
                 copies.started, copies.completed, copies.in_flight, copies.waiting, copies.deleted
             );
         }
+        if let Some(tripwire) = &self.tripwire {
+            if !tripwire.alerts.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "\nTRIPWIRE: sets that changed far more than their volume's history makes normal (ransomware rewrites volumes this way):"
+                );
+            }
+            for alert in tripwire.alerts.iter().take(MAX_BODY_ENTRIES) {
+                let _ = writeln!(
+                    out,
+                    "  {} volume {}: {} changed {:.1}% of the volume (usual peak {:.1}%, threshold {:.1}%); \
+                     restore from the set before it: `cargo xtask snapshots --env <env> --instance {}`",
+                    alert.instance_id,
+                    alert.volume_id,
+                    alert.snapshot_id,
+                    f64::from(alert.changed_permille) / 10.0,
+                    f64::from(alert.usual_peak_permille) / 10.0,
+                    f64::from(alert.threshold_permille) / 10.0,
+                    alert.instance_id
+                );
+            }
+        }
         if self.job == Job::RestoreTest {
             self.restore_section(&mut out);
         }
@@ -644,6 +693,7 @@ impl RunReport {
             ("VaultCopiesStarted", "Count"),
             ("VaultCopiesWaiting", "Count"),
         ];
+        let tripwire = [("TripwireAlerts", "Count")];
         // A restore test's own figures, only in its runs (a backup run's zero would read as
         // a test that took no time).
         let tests = [
@@ -670,6 +720,9 @@ impl RunReport {
         }
         if self.vault_copies.is_some() {
             names.extend(vault_copies);
+        }
+        if self.tripwire.is_some() {
+            names.extend(tripwire);
         }
         let slowest_ms = self
             .restore_tests
@@ -698,6 +751,9 @@ impl RunReport {
         });
         if let Some(hours) = lag {
             document["VaultLagHours"] = hours.into();
+        }
+        if let Some(tripwire) = &self.tripwire {
+            document["TripwireAlerts"] = tripwire.alerts.len().into();
         }
         if let Some(copies) = &self.vault_copies {
             document["VaultCopiesStarted"] = copies.started.into();
@@ -919,6 +975,7 @@ mod tests {
             coverage: None,
             vault: None,
             vault_copies: None,
+            tripwire: None,
         }
     }
 

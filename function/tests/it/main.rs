@@ -12,4 +12,5 @@ mod faults;
 mod locks;
 mod mocks;
 mod restore_test;
+mod tripwire;
 mod vault;
