@@ -38,6 +38,10 @@ impl Default for Sensitivity {
     }
 }
 
+/// Equal as numbers: [`Sensitivity::problem`] refuses a NaN, so equality is total on every
+/// value a deployment runs with.
+impl Eq for Sensitivity {}
+
 impl Sensitivity {
     /// What is wrong with these settings, with the fix.
     pub fn problem(&self) -> Option<String> {

@@ -1677,3 +1677,40 @@ fn the_region_wide_recycle_bin_rule_is_locked_and_outlives_the_stack() {
     );
     assert_eq!(show(&p["LockConfiguration"]["UnlockDelayUnit"]), "DAYS");
 }
+
+/// The tripwire reads block lists and records two tags on this deployment's snapshots, nothing
+/// more, and only when configured.
+#[test]
+fn the_tripwire_reads_block_lists_and_records_two_tags_on_own_snapshots_only() {
+    let t = main_template();
+    let policy = resource(&t, "TripwirePolicy");
+    assert_eq!(show(&policy["Condition"]), "HasTripwire");
+    assert_eq!(
+        show(&t["Conditions"]["HasTripwire"]),
+        "!Not [!Equals [!Ref Tripwire, ]]"
+    );
+    let statements = policy["Properties"]["PolicyDocument"]["Statement"]
+        .as_sequence()
+        .unwrap();
+    assert_eq!(statements.len(), 2);
+    assert_eq!(show(&statements[0]["Action"]), "ebs:ListChangedBlocks");
+    assert!(show(&statements[0]["Resource"]).ends_with("::snapshot/*"));
+    assert_eq!(show(&statements[1]["Action"]), "ec2:CreateTags");
+    assert_eq!(
+        show(&statements[1]["Condition"]["StringEquals"]["aws:ResourceTag/smartvault:managed-by"]),
+        "!Ref DeploymentName"
+    );
+    assert_eq!(
+        show(&statements[1]["Condition"]["ForAllValues:StringEquals"]["aws:TagKeys"]),
+        format!(
+            "[{}, {}]",
+            function::tags::CHANGED_BYTES,
+            function::tags::CHANGED_FROM
+        )
+    );
+    let variables = &resource(&t, "Function")["Properties"]["Environment"]["Variables"];
+    assert_eq!(
+        show(&variables[function::config::TRIPWIRE]),
+        "!Ref Tripwire"
+    );
+}

@@ -95,6 +95,7 @@ struct RawEnvironment {
     recycle_bin: Option<RawRecycleBin>,
     vault: Option<crate::config::vault::RawVault>,
     vault_for: Option<crate::config::vault::RawVaultFor>,
+    tripwire: Option<function::tripwire::Sensitivity>,
     restore_test: Option<crate::config::restore_test::RawRestoreTest>,
     targets: Option<crate::config::targets::RawTargets>,
     overdue_grace_hours: Option<u32>,
@@ -185,6 +186,8 @@ pub struct Environment {
     pub vault: Option<crate::config::vault::Vault>,
     /// The workload environments whose sets this one keeps, when it is a vault.
     pub vault_for: Option<crate::config::vault::VaultFor>,
+    /// The ransomware tripwire's sensitivity, when each set's changed blocks are read.
+    pub tripwire: Option<function::tripwire::Sensitivity>,
     /// The scheduled restore test, when there is one.
     pub restore_test: Option<crate::config::restore_test::RestoreTest>,
     /// One stack set across accounts or organizational units and regions, administered from
@@ -271,6 +274,16 @@ impl Environment {
             + &alarms
             + &bin
             + &region_wide
+            + &self.tripwire.map_or_else(String::new, |t| {
+                format!(
+                    "tripwire: each set's changed blocks are read (EBS ListChangedBlocks, list \
+                     requests only) and recorded; a set changing more than {}x its volume's usual \
+                     peak and over {:.0}% of it is flagged in the summary and the TripwireAlerts \
+                     metric (pinning the last clean set is not built yet)\n",
+                    t.multiplier,
+                    t.floor * 100.0
+                )
+            })
             + &crate::config::vault::preview(self.vault.as_ref(), self.vault_for.as_ref())
     }
 }
@@ -624,6 +637,13 @@ fn validate(
         },
         vault: None,
         vault_for: None,
+        tripwire: match &raw.tripwire {
+            None => None,
+            Some(sensitivity) => match sensitivity.problem() {
+                Some(why) => return Err(key_error("tripwire", why)),
+                None => Some(*sensitivity),
+            },
+        },
         recycle_bin_unlock_delay_days: match raw
             .recycle_bin
             .as_ref()
@@ -779,6 +799,13 @@ pub fn function_environment(env: &Environment, topic_arn: &str) -> BTreeMap<&'st
             env.vault
                 .as_ref()
                 .and_then(|v| serde_json::to_string(&v.target).ok())
+                .unwrap_or_default(),
+        ),
+        (
+            fconfig::TRIPWIRE,
+            env.tripwire
+                .as_ref()
+                .and_then(|t| serde_json::to_string(t).ok())
                 .unwrap_or_default(),
         ),
         (
@@ -1346,6 +1373,41 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(unknown.contains("lock"), "{unknown}");
+    }
+
+    #[test]
+    fn a_tripwire_is_read_previewed_passed_to_the_function_and_refused_out_of_range() {
+        let env = parse(
+            &env_yaml("    tripwire: {multiplier: 2, floor: 0.25}\n"),
+            FILE,
+            "dev",
+        )
+        .unwrap();
+        let vars = function_environment(&env, "arn:aws:sns:eu-west-1:123456789012:t");
+        let read: function::tripwire::Sensitivity =
+            serde_json::from_str(&vars[fconfig::TRIPWIRE]).unwrap();
+        assert_eq!(Some(read), env.tripwire);
+        let preview = env.schedule_preview(time::OffsetDateTime::now_utc());
+        assert!(
+            preview.contains("more than 2x its volume's usual peak and over 25% of it"),
+            "{preview}"
+        );
+        let plain = parse(&env_yaml(""), FILE, "dev").unwrap();
+        assert_eq!(function_environment(&plain, "t")[fconfig::TRIPWIRE], "");
+        for (yaml, expected) in [
+            (
+                "    tripwire: {multiplier: 0.5, floor: 0.2}\n",
+                "tripwire: tripwire.multiplier 0.5 is not 1 to 100",
+            ),
+            (
+                "    tripwire: {multiplier: 1.5, floor: 2}\n",
+                "tripwire.floor 2 is not 0.01 to 1",
+            ),
+            ("    tripwire: {multiplier: 1.5}\n", "floor"),
+        ] {
+            let error = parse(&env_yaml(yaml), FILE, "dev").unwrap_err().to_string();
+            assert!(error.contains(expected), "{yaml}: {error}");
+        }
     }
 
     #[test]

@@ -124,6 +124,8 @@ stack_parameters! {
     /// The workload accounts' root ARNs that may assume the vault's read-only role.
     vault_reader_principals => "VaultReaderPrincipals",
     vault_source_kms_key_arns => "VaultSourceKmsKeyArns",
+    /// The tripwire's sensitivity as the function's `TRIPWIRE` variable (empty: none).
+    tripwire => "Tripwire",
     /// The restore test's settings as the function's `RESTORE_TEST` variable (empty: none).
     restore_test => "RestoreTest",
     /// The restore test's schedule; an empty expression leaves the schedule, its rights and

@@ -186,6 +186,7 @@ pub fn parameters(env: &Environment, artifact: &ArtifactLocation) -> StackParame
                 }),
         ),
         vault_for: text(&vars_of(env, function::config::VAULT_FOR)),
+        tripwire: text(&vars_of(env, function::config::TRIPWIRE)),
         vault_kms_key_arn: text(
             &env.vault_for
                 .as_ref()
