@@ -17,7 +17,7 @@ use aws_sdk_ec2::config::retry::{ClassifyRetry, RetryAction};
 use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_ec2::operation::copy_snapshot::{CopySnapshotError, CopySnapshotOutput};
 use aws_sdk_ec2::operation::create_snapshots::{CreateSnapshotsError, CreateSnapshotsOutput};
-use aws_sdk_ec2::operation::delete_snapshot::DeleteSnapshotError;
+use aws_sdk_ec2::operation::delete_snapshot::{DeleteSnapshotError, DeleteSnapshotOutput};
 use aws_sdk_ec2::operation::describe_snapshots::DescribeSnapshotsError;
 use aws_sdk_ec2::types::{
     CopyTagsFromSource, InstanceSpecification, ResourceType, Snapshot, Tag, TagSpecification,
@@ -594,17 +594,42 @@ pub async fn delete_snapshots(writes: Writes<'_>, deletions: Vec<Deletion>) -> O
     .await
 }
 
-/// Sends one `DeleteSnapshot` through the pacer; a throttled answer is sent again.
+/// Sends one write through `action`'s bucket until it is answered: a throttled answer is sent
+/// again (at most [`MAX_THROTTLED_SENDS`] times without a deadline); `None` when the deadline
+/// came before it could be sent (the next link or run sends it).
+async fn send_paced<T, E, Fut>(
+    writes: Writes<'_>,
+    action: Action,
+    send: impl Fn() -> Fut,
+) -> Option<Result<T, SdkError<E, HttpResponse>>>
+where
+    Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+    E: ProvideErrorMetadata,
+{
+    let mut throttled: u32 = 0;
+    loop {
+        if !writes.ready(action).await {
+            return None;
+        }
+        match writes.timed(action, send()).await {
+            Err(error) if is_throttled(&error) => {
+                throttled += 1;
+                if writes.deadline.is_none() && throttled >= MAX_THROTTLED_SENDS {
+                    return Some(Err(error));
+                }
+            }
+            other => return Some(other),
+        }
+    }
+}
+
+/// Sends one `DeleteSnapshot` through the pacer.
 async fn send_delete(
     writes: Writes<'_>,
     snapshot_id: &str,
-) -> Option<Result<(), SdkError<DeleteSnapshotError, HttpResponse>>> {
-    let mut throttled: u32 = 0;
-    loop {
-        if !writes.ready(Action::DeleteSnapshot).await {
-            return None;
-        }
-        let call = writes
+) -> Option<Result<DeleteSnapshotOutput, SdkError<DeleteSnapshotError, HttpResponse>>> {
+    send_paced(writes, Action::DeleteSnapshot, || {
+        writes
             .ec2
             .delete_snapshot()
             .snapshot_id(snapshot_id)
@@ -612,17 +637,9 @@ async fn send_delete(
             .config_override(
                 aws_sdk_ec2::config::Builder::default().retry_classifier(NoRetryWhenThrottled),
             )
-            .send();
-        match writes.timed(Action::DeleteSnapshot, call).await {
-            Err(error) if is_throttled(&error) => {
-                throttled += 1;
-                if writes.deadline.is_none() && throttled >= MAX_THROTTLED_SENDS {
-                    return Some(Err(error));
-                }
-            }
-            other => return Some(other.map(drop)),
-        }
-    }
+            .send()
+    })
+    .await
 }
 
 async fn delete_one(writes: Writes<'_>, deletion: Deletion) -> Outcomes {
@@ -643,7 +660,7 @@ async fn delete_one(writes: Writes<'_>, deletion: Deletion) -> Outcomes {
         return outcomes;
     };
     match sent {
-        Ok(()) => {
+        Ok(_) => {
             tracing::info!(snapshot_id = %deletion.snapshot_id, "expired snapshot deleted");
             outcomes.deleted.push(deleted);
         }
@@ -712,21 +729,16 @@ async fn lock_one(writes: Writes<'_>, request: LockRequest) -> Outcomes {
         outcomes.locked.push(locked);
         return outcomes;
     }
-    let mut throttled: u32 = 0;
-    loop {
-        if !writes.ready(Action::LockSnapshot).await {
-            outcomes.carried += 1;
-            return outcomes;
-        }
-        let mode = match request.rule.mode {
-            LockMode::Governance => aws_sdk_ec2::types::LockMode::Governance,
-            LockMode::Compliance => aws_sdk_ec2::types::LockMode::Compliance,
-        };
-        let call = writes
+    let mode = match request.rule.mode {
+        LockMode::Governance => aws_sdk_ec2::types::LockMode::Governance,
+        LockMode::Compliance => aws_sdk_ec2::types::LockMode::Compliance,
+    };
+    let sent = send_paced(writes, Action::LockSnapshot, || {
+        writes
             .ec2
             .lock_snapshot()
             .snapshot_id(&request.snapshot_id)
-            .lock_mode(mode)
+            .lock_mode(mode.clone())
             .set_cool_off_period(
                 request
                     .rule
@@ -740,26 +752,18 @@ async fn lock_one(writes: Writes<'_>, request: LockRequest) -> Outcomes {
             .config_override(
                 aws_sdk_ec2::config::Builder::default().retry_classifier(NoRetryWhenThrottled),
             )
-            .send();
-        match writes.timed(Action::LockSnapshot, call).await {
-            Err(error) if is_throttled(&error) => {
-                throttled += 1;
-                if writes.deadline.is_none() && throttled >= MAX_THROTTLED_SENDS {
-                    outcomes.failed.push(lock_failure(&request, &error));
-                    return outcomes;
-                }
-            }
-            Ok(_) => {
-                tracing::info!(snapshot_id = %request.snapshot_id, mode = request.rule.mode.as_str(), "snapshot locked");
-                outcomes.locked.push(locked);
-                return outcomes;
-            }
-            Err(error) => {
-                outcomes.failed.push(lock_failure(&request, &error));
-                return outcomes;
-            }
+            .send()
+    })
+    .await;
+    match sent {
+        None => outcomes.carried += 1,
+        Some(Ok(_)) => {
+            tracing::info!(snapshot_id = %request.snapshot_id, mode = request.rule.mode.as_str(), "snapshot locked");
+            outcomes.locked.push(locked);
         }
+        Some(Err(error)) => outcomes.failed.push(lock_failure(&request, &error)),
     }
+    outcomes
 }
 
 fn lock_failure<E: ProvideErrorMetadata + std::error::Error + 'static>(
@@ -826,13 +830,8 @@ async fn share_one(
     } else {
         aws_sdk_ec2::types::OperationType::Remove
     };
-    let mut throttled: u32 = 0;
-    loop {
-        if !writes.ready(Action::ModifySnapshotAttribute).await {
-            outcomes.carried += 1;
-            return outcomes;
-        }
-        let call = writes
+    let sent = send_paced(writes, Action::ModifySnapshotAttribute, || {
+        writes
             .ec2
             .modify_snapshot_attribute()
             .snapshot_id(&snapshot_id)
@@ -843,30 +842,20 @@ async fn share_one(
             .config_override(
                 aws_sdk_ec2::config::Builder::default().retry_classifier(NoRetryWhenThrottled),
             )
-            .send();
-        match writes.timed(Action::ModifySnapshotAttribute, call).await {
-            Err(error) if is_throttled(&error) => {
-                throttled += 1;
-                if writes.deadline.is_none() && throttled >= MAX_THROTTLED_SENDS {
-                    outcomes
-                        .failed
-                        .push(share_failure(&snapshot_id, share, &error));
-                    return outcomes;
-                }
-            }
-            Ok(_) => {
-                tracing::info!(snapshot_id = %snapshot_id, account, share, "vault share changed");
-                outcomes.done.push(snapshot_id);
-                return outcomes;
-            }
-            Err(error) => {
-                outcomes
-                    .failed
-                    .push(share_failure(&snapshot_id, share, &error));
-                return outcomes;
-            }
+            .send()
+    })
+    .await;
+    match sent {
+        None => outcomes.carried += 1,
+        Some(Ok(_)) => {
+            tracing::info!(snapshot_id = %snapshot_id, account, share, "vault share changed");
+            outcomes.done.push(snapshot_id);
         }
+        Some(Err(error)) => outcomes
+            .failed
+            .push(share_failure(&snapshot_id, share, &error)),
     }
+    outcomes
 }
 
 fn share_failure<E: ProvideErrorMetadata + std::error::Error + 'static>(
@@ -925,13 +914,8 @@ async fn tag_one(
         outcomes.done.push(snapshot_id);
         return outcomes;
     }
-    let mut throttled: u32 = 0;
-    loop {
-        if !writes.ready(Action::CreateTags).await {
-            outcomes.carried += 1;
-            return outcomes;
-        }
-        let call = writes
+    let sent = send_paced(writes, Action::CreateTags, || {
+        writes
             .ec2
             .create_tags()
             .resources(&snapshot_id)
@@ -944,33 +928,19 @@ async fn tag_one(
             .config_override(
                 aws_sdk_ec2::config::Builder::default().retry_classifier(NoRetryWhenThrottled),
             )
-            .send();
-        match writes.timed(Action::CreateTags, call).await {
-            Err(error) if is_throttled(&error) => {
-                throttled += 1;
-                if writes.deadline.is_none() && throttled >= MAX_THROTTLED_SENDS {
-                    outcomes.failed.push(failure(
-                        Some(Subject::Snapshot(snapshot_id.clone())),
-                        "CreateTags",
-                        &error,
-                    ));
-                    return outcomes;
-                }
-            }
-            Ok(_) => {
-                outcomes.done.push(snapshot_id);
-                return outcomes;
-            }
-            Err(error) => {
-                outcomes.failed.push(failure(
-                    Some(Subject::Snapshot(snapshot_id.clone())),
-                    "CreateTags",
-                    &error,
-                ));
-                return outcomes;
-            }
-        }
+            .send()
+    })
+    .await;
+    match sent {
+        None => outcomes.carried += 1,
+        Some(Ok(_)) => outcomes.done.push(snapshot_id),
+        Some(Err(error)) => outcomes.failed.push(failure(
+            Some(Subject::Snapshot(snapshot_id.clone())),
+            "CreateTags",
+            &error,
+        )),
     }
+    outcomes
 }
 
 /// What copying to one region produced.
