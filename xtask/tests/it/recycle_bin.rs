@@ -32,33 +32,28 @@ async fn snapshot(ec2: &aws_sdk_ec2::Client, volume: &str, deployment: &str) -> 
         .to_owned()
 }
 
-#[tokio::test]
-async fn a_deleted_snapshot_of_this_deployment_is_listed_and_restored_from_the_bin() {
-    let emulator = Emulator::start().unwrap_or_else(|e| panic!("{e}"));
-    emulator
-        .set_config(&serde_json::json!({"lambda": {"use_docker": false}}))
-        .unwrap();
-    let dir = scratch("recycle-bin");
+/// Writes a config file in `dir` whose `local` environment adds `bin` (its `recycle_bin:`
+/// lines), deploys it, and returns the file's path.
+fn deploy_local(emulator: &Emulator, dir: &std::path::Path, bin: &str) -> String {
     let config = dir.join("smartvault.yaml");
     std::fs::write(
         &config,
         format!(
-            "environments:\n  local:\n    region: {}\n    notification_emails: [ops@example.com]\n    \
-             recycle_bin:\n      retention_days: 7\n",
+            "environments:\n  local:\n    region: {}\n    notification_emails: [ops@example.com]\n    {bin}",
             emulator::REGION
         ),
     )
     .unwrap();
-    let config = config.to_str().unwrap();
-    let artifact = fake_artifact(&dir);
+    let config = config.to_str().unwrap().to_owned();
+    let artifact = fake_artifact(dir);
     let deployed = json(&xtask(
-        &emulator,
+        emulator,
         &[
             "deploy",
             "--env",
             "local",
             "--config",
-            config,
+            &config,
             "--artifact",
             artifact.to_str().unwrap(),
             "--yes",
@@ -67,6 +62,18 @@ async fn a_deleted_snapshot_of_this_deployment_is_listed_and_restored_from_the_b
         ],
     ));
     assert_eq!(deployed["result"], "created");
+    config
+}
+
+#[tokio::test]
+async fn a_deleted_snapshot_of_this_deployment_is_listed_and_restored_from_the_bin() {
+    let emulator = Emulator::start().unwrap_or_else(|e| panic!("{e}"));
+    emulator
+        .set_config(&serde_json::json!({"lambda": {"use_docker": false}}))
+        .unwrap();
+    let dir = scratch("recycle-bin");
+    let config = deploy_local(&emulator, &dir, "recycle_bin:\n      retention_days: 7\n");
+    let config = config.as_str();
 
     // Someone deletes one of this deployment's snapshots and one of another deployment's.
     let ec2 = aws_sdk_ec2::Client::new(&emulator.sdk_config().await);
@@ -137,34 +144,12 @@ async fn a_deleted_snapshot_of_this_deployment_is_listed_and_restored_from_the_b
 async fn a_region_wide_rule_keeps_every_deleted_snapshot_and_destroy_leaves_it() {
     let emulator = Emulator::start().unwrap_or_else(|e| panic!("{e}"));
     let dir = scratch("recycle-bin-region");
-    let config = dir.join("smartvault.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "environments:\n  local:\n    region: {}\n    notification_emails: [ops@example.com]\n    \
-             recycle_bin:\n      retention_days: 7\n      region_wide: {{unlock_delay_days: 10}}\n",
-            emulator::REGION
-        ),
-    )
-    .unwrap();
-    let config = config.to_str().unwrap();
-    let artifact = fake_artifact(&dir);
-    let deployed = json(&xtask(
+    let config = deploy_local(
         &emulator,
-        &[
-            "deploy",
-            "--env",
-            "local",
-            "--config",
-            config,
-            "--artifact",
-            artifact.to_str().unwrap(),
-            "--yes",
-            "--output",
-            "json",
-        ],
-    ));
-    assert_eq!(deployed["result"], "created");
+        &dir,
+        "recycle_bin:\n      retention_days: 7\n      region_wide: {unlock_delay_days: 10}\n",
+    );
+    let config = config.as_str();
 
     let ec2 = aws_sdk_ec2::Client::new(&emulator.sdk_config().await);
     let volume = emulator::fleet::detached_volume(&ec2).await.unwrap();
