@@ -116,16 +116,30 @@ pub fn history(
     volume: &str,
     now: OffsetDateTime,
 ) -> Vec<(String, f64)> {
-    let by = by_volume(snapshots, deployment, now);
-    let Some(list) = by.get(volume) else {
-        return Vec::new();
-    };
-    list.iter()
-        .filter(|s| s.tag(CHANGED_FROM).is_some_and(|from| from != FULL))
-        .filter_map(|s| {
-            let bytes: u64 = s.tag(CHANGED_BYTES)?.parse().ok()?;
-            let size = u64::try_from(s.size_gib).ok().filter(|g| *g > 0)? << 30;
-            Some((s.id.clone(), (bytes as f64 / size as f64).min(1.0)))
+    histories(snapshots, deployment, now)
+        .remove(volume)
+        .unwrap_or_default()
+}
+
+/// Every volume's [`history`], read in one pass over the snapshots.
+pub fn histories(
+    snapshots: &[Snapshot],
+    deployment: &str,
+    now: OffsetDateTime,
+) -> BTreeMap<String, Vec<(String, f64)>> {
+    by_volume(snapshots, deployment, now)
+        .into_iter()
+        .map(|(volume, list)| {
+            let fractions = list
+                .iter()
+                .filter(|s| s.tag(CHANGED_FROM).is_some_and(|from| from != FULL))
+                .filter_map(|s| {
+                    let bytes: u64 = s.tag(CHANGED_BYTES)?.parse().ok()?;
+                    let size = u64::try_from(s.size_gib).ok().filter(|g| *g > 0)? << 30;
+                    Some((s.id.clone(), (bytes as f64 / size as f64).min(1.0)))
+                })
+                .collect();
+            (volume.to_owned(), fractions)
         })
         .collect()
 }

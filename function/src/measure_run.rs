@@ -97,15 +97,22 @@ pub(crate) async fn sweep(
     .await;
     done.failed.extend(tagged.failed);
     // Judged with what was just read, as if already recorded (a failed tag is read again).
+    let records: std::collections::BTreeMap<&str, &Vec<(String, String)>> = recorded
+        .iter()
+        .map(|(m, record)| (m.snapshot_id.as_str(), record))
+        .collect();
     let mut seen: Vec<Snapshot> = own.to_vec();
-    for (measure, record) in &recorded {
-        if let Some(snapshot) = seen.iter_mut().find(|s| s.id == measure.snapshot_id) {
+    for snapshot in &mut seen {
+        if let Some(record) = records.get(snapshot.id.as_str()) {
             snapshot.tags.extend(record.iter().cloned());
         }
     }
+    let histories = changes::histories(&seen, deployment, now);
     let mut alerts = Vec::new();
     for (measure, _) in recorded.iter().filter(|(m, _)| m.previous.is_some()) {
-        let history = changes::history(&seen, deployment, &measure.volume_id, now);
+        let Some(history) = histories.get(&measure.volume_id) else {
+            continue;
+        };
         let Some(at) = history
             .iter()
             .position(|(id, _)| *id == measure.snapshot_id)
