@@ -197,9 +197,15 @@ pub(crate) async fn run(
                         vault_run::sweep(ctx, mode, deadline.as_ref(), &sources, now).await;
                     vault_run::merge(&mut report, vaulted);
                     // ...and the tripwire: what each new set changed, judged.
-                    let measured =
-                        crate::measure_run::sweep(ctx, mode, deadline.as_ref(), &sources, now)
-                            .await;
+                    let measured = crate::measure_run::sweep(
+                        ctx,
+                        mode,
+                        deadline.as_ref(),
+                        &sources,
+                        &inventory.locks,
+                        now,
+                    )
+                    .await;
                     crate::measure_run::merge(&mut report, measured);
                 }
             }

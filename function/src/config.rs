@@ -26,6 +26,7 @@ pub const VARIABLES: &[&str] = &[
     VAULT,
     VAULT_FOR,
     TRIPWIRE,
+    ENVIRONMENT,
 ];
 
 pub const SNS_TOPIC_ARN: &str = "SNS_TOPIC_ARN";
@@ -56,6 +57,9 @@ pub const VAULT_FOR: &str = "VAULT_FOR";
 /// The ransomware tripwire's sensitivity, as JSON: `{"multiplier": 1.5, "floor": 0.2}`; unset
 /// or empty, no set's changed blocks are read.
 pub const TRIPWIRE: &str = "TRIPWIRE";
+/// The environment's name in `smartvault.yaml`, for the `cargo xtask` commands a summary gives
+/// (the tripwire's restore and clear); unset or empty, they say `<env>`.
+pub const ENVIRONMENT: &str = "ENVIRONMENT";
 /// The most schedules one deployment has (as AWS Data Lifecycle Manager's policies).
 pub const MAX_SCHEDULES: usize = 4;
 pub const EXCLUDE_BOOT_VOLUME: &str = settings::EXCLUDE_BOOT_VOLUME.variable;
@@ -86,7 +90,9 @@ pub struct Config {
     /// The workload accounts whose sets this deployment keeps, when it is a vault.
     pub vault_for: Option<crate::vault::VaultKeeper>,
     /// The tripwire's sensitivity, when each set's changed blocks are read and judged.
-    pub tripwire: Option<crate::tripwire::Sensitivity>,
+    pub tripwire: Option<crate::tripwire::Settings>,
+    /// The environment's name, for the commands a summary gives.
+    pub environment: Option<String>,
 }
 
 /// A variable that is missing or holds a value outside what is allowed.
@@ -192,11 +198,12 @@ impl Config {
             r#"e.g. {"sources": [{"account": "123456789012", "region": "us-east-1"}], "retention_days": 90, "kms_key": "arn:aws:kms:us-east-1:222222222222:key/..."}, or empty for none"#,
             crate::vault::VaultKeeper::problem,
         )?;
-        let tripwire = reader.json::<crate::tripwire::Sensitivity>(
+        let tripwire = reader.json::<crate::tripwire::Settings>(
             TRIPWIRE,
             r#"e.g. {"multiplier": 1.5, "floor": 0.2}, or empty for none"#,
-            crate::tripwire::Sensitivity::problem,
+            crate::tripwire::Settings::problem,
         )?;
+        let environment = (reader.lookup)(ENVIRONMENT).filter(|name| !name.trim().is_empty());
         Ok(Config {
             sns_topic_arn,
             central_topic_arn,
@@ -220,6 +227,7 @@ impl Config {
             vault,
             vault_for,
             tripwire,
+            environment,
         })
     }
 }

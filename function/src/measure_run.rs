@@ -1,15 +1,18 @@
 //! The tripwire's half of a run, at the edges: reads what each new set changed (EBS direct
-//! `ListChangedBlocks`, against the snapshot before it on its volume), records it on the
-//! snapshot, and judges each volume's new sets against its own history with the pure rule.
+//! `ListChangedBlocks`, against the snapshot before it on its volume), judges each volume's
+//! new sets against its own history with the pure rule, records both on the snapshot, and pins
+//! the clean set before every trip in force.
 
 use crate::changes::{self, Measure};
 use crate::context::Context;
 use crate::execute::{self, Deadline, Mode, Writes};
+use crate::locks::{self, LockMode, LockState, SnapshotLock};
 use crate::model::Snapshot;
-use crate::report::{Failure, Tripwire, TripwireAlert};
+use crate::report::{Failure, TripHeld, Tripwire, TripwireAlert};
 use crate::tags;
 use crate::tripwire::{self, Verdict};
 use futures_util::{StreamExt, stream};
+use std::collections::BTreeMap;
 use time::OffsetDateTime;
 
 /// The most snapshots one run measures; the rest are measured by the next runs.
@@ -30,10 +33,11 @@ pub(crate) async fn sweep(
     mode: Mode,
     deadline: Option<&Deadline>,
     own: &[Snapshot],
+    locks: &BTreeMap<String, SnapshotLock>,
     now: OffsetDateTime,
 ) -> Measured {
     let mut done = Measured::default();
-    let Some(sensitivity) = ctx.config.tripwire else {
+    let Some(settings) = ctx.config.tripwire else {
         return done;
     };
     let deployment = &ctx.config.policy.deployment;
@@ -79,6 +83,61 @@ pub(crate) async fn sweep(
              ran out"
         ));
     }
+    // Judged with what was just read, as if already recorded, before anything is written: a
+    // suspicious set's trip tag goes in the same CreateTags call as its changed bytes, so a
+    // set is recorded and flagged together or read again by the next run.
+    let mut seen: Vec<Snapshot> = own.to_vec();
+    {
+        let records: BTreeMap<&str, &Vec<(String, String)>> = recorded
+            .iter()
+            .map(|(m, record)| (m.snapshot_id.as_str(), record))
+            .collect();
+        for snapshot in &mut seen {
+            if let Some(record) = records.get(snapshot.id.as_str()) {
+                snapshot.tags.extend(record.iter().cloned());
+            }
+        }
+    }
+    let histories = changes::histories(&seen, deployment, now);
+    let mut alerts = Vec::new();
+    for (measure, record) in recorded.iter_mut().filter(|(m, _)| m.previous.is_some()) {
+        let Some(history) = histories.get(&measure.volume_id) else {
+            continue;
+        };
+        let Some(at) = history
+            .iter()
+            .position(|(id, _)| *id == measure.snapshot_id)
+        else {
+            continue;
+        };
+        let before: Vec<f64> = history[..at].iter().map(|(_, f)| *f).collect();
+        let fraction = history[at].1;
+        if let Verdict::Suspicious {
+            usual_peak,
+            median,
+            threshold,
+            ..
+        } = tripwire::judge(&before, fraction, settings)
+        {
+            let instance_id = seen
+                .iter()
+                .find(|s| s.id == measure.snapshot_id)
+                .and_then(|s| s.tag(tags::INSTANCE_ID))
+                .unwrap_or_default()
+                .to_owned();
+            tracing::warn!(instance_id = %instance_id, volume_id = %measure.volume_id, snapshot_id = %measure.snapshot_id, fraction, "tripwire");
+            record.push((tags::TRIPWIRE.to_owned(), tripwire::tripped(now)));
+            alerts.push(TripwireAlert {
+                instance_id,
+                volume_id: measure.volume_id.clone(),
+                snapshot_id: measure.snapshot_id.clone(),
+                changed_permille: permille(fraction),
+                median_permille: permille(median),
+                usual_peak_permille: permille(usual_peak),
+                threshold_permille: permille(threshold),
+            });
+        }
+    }
     let writes = Writes {
         ec2: &ctx.ec2,
         pacer: &ctx.pacer,
@@ -96,54 +155,67 @@ pub(crate) async fn sweep(
     )
     .await;
     done.failed.extend(tagged.failed);
-    // Judged with what was just read, as if already recorded (a failed tag is read again).
-    let records: std::collections::BTreeMap<&str, &Vec<(String, String)>> = recorded
+    let flagged: BTreeMap<&str, &Vec<(String, String)>> = recorded
         .iter()
+        .filter(|(m, _)| alerts.iter().any(|a| a.snapshot_id == m.snapshot_id))
         .map(|(m, record)| (m.snapshot_id.as_str(), record))
         .collect();
-    let mut seen: Vec<Snapshot> = own.to_vec();
     for snapshot in &mut seen {
-        if let Some(record) = records.get(snapshot.id.as_str()) {
+        if let Some(record) = flagged.get(snapshot.id.as_str()) {
             snapshot.tags.extend(record.iter().cloned());
         }
     }
-    let histories = changes::histories(&seen, deployment, now);
-    let mut alerts = Vec::new();
-    for (measure, _) in recorded.iter().filter(|(m, _)| m.previous.is_some()) {
-        let Some(history) = histories.get(&measure.volume_id) else {
-            continue;
-        };
-        let Some(at) = history
-            .iter()
-            .position(|(id, _)| *id == measure.snapshot_id)
-        else {
-            continue;
-        };
-        let before: Vec<f64> = history[..at].iter().map(|(_, f)| *f).collect();
-        let fraction = history[at].1;
-        if let Verdict::Suspicious {
-            usual_peak,
-            threshold,
-            ..
-        } = tripwire::judge(&before, fraction, sensitivity)
+
+    // Every trip in force: its clean set pinned (again when a pin call failed or a newer spike
+    // came), its expiry suspended by the planner until an operator clears it.
+    let trips = tripwire::trips(&seen, deployment, now);
+    let mut pins = Vec::new();
+    let mut clean_sets = BTreeMap::new();
+    for (instance, trip) in &trips {
+        if let Some((at, set)) = tripwire::clean_set(&seen, deployment, instance, trip.set_at, now)
         {
-            let instance_id = seen
-                .iter()
-                .find(|s| s.id == measure.snapshot_id)
-                .and_then(|s| s.tag(tags::INSTANCE_ID))
-                .unwrap_or_default()
-                .to_owned();
-            tracing::warn!(instance_id = %instance_id, volume_id = %measure.volume_id, snapshot_id = %measure.snapshot_id, fraction, "tripwire");
-            alerts.push(TripwireAlert {
-                instance_id,
-                volume_id: measure.volume_id.clone(),
-                snapshot_id: measure.snapshot_id.clone(),
-                changed_permille: permille(fraction),
-                usual_peak_permille: permille(usual_peak),
-                threshold_permille: permille(threshold),
-            });
+            pins.extend(tripwire::pins(&set, locks, settings, now));
+            let ids: Vec<String> = set.iter().map(|s| s.id.clone()).collect();
+            clean_sets.insert(instance.clone(), (at, ids));
         }
     }
+    let locked = execute::lock_snapshots(writes, pins).await;
+    done.failed.extend(locked.failed);
+    let mut now_locked = locks.clone();
+    for lock in &locked.locked {
+        now_locked.insert(
+            lock.snapshot_id.clone(),
+            SnapshotLock {
+                state: match lock.mode {
+                    LockMode::Governance => LockState::Governance,
+                    LockMode::Compliance => LockState::Compliance,
+                },
+                expires_on: Some(lock.until),
+            },
+        );
+    }
+    let held = trips
+        .iter()
+        .map(|(instance, trip)| {
+            let clean = clean_sets.get(instance);
+            TripHeld {
+                instance_id: instance.clone(),
+                since: tags::format_time(trip.since),
+                suspicious_set: tags::format_time(trip.set_at),
+                snapshots: trip.snapshots.clone(),
+                new: trip
+                    .snapshots
+                    .iter()
+                    .any(|id| flagged.contains_key(id.as_str())),
+                clean_point: clean.map(|(at, _)| tags::format_time(*at)),
+                pinned: clean
+                    .and_then(|(_, ids)| {
+                        locks::holding_all(&now_locked, ids.iter().map(String::as_str))
+                    })
+                    .map(|lock| lock.describe()),
+            }
+        })
+        .collect::<Vec<_>>();
     if !alerts.is_empty() {
         done.warnings.push(format!(
             "TRIPWIRE: {} set(s) changed far more of their volume than its history makes normal; \
@@ -154,6 +226,8 @@ pub(crate) async fn sweep(
     done.tripwire = Some(Tripwire {
         measured: tagged.done.len(),
         alerts,
+        trips: held,
+        environment: ctx.config.environment.clone(),
     });
     done
 }

@@ -606,6 +606,9 @@ pub(crate) fn plan_cleanup(
         }
     }
 
+    // An instance the tripwire flagged keeps every set until an operator clears the trip.
+    let trips = crate::tripwire::trips(&inventory.snapshots, &policy.deployment, now);
+
     for snapshot in candidates {
         let expires_at = match expiry_of(snapshot, policy) {
             Ok(at) => at,
@@ -632,6 +635,23 @@ pub(crate) fn plan_cleanup(
             plan.skips.push(Skip::new(
                 subject,
                 "expired, but still pending; it is deleted on a later run",
+            ));
+            continue;
+        }
+        if let Some((instance, trip)) = snapshot
+            .tag(tags::INSTANCE_ID)
+            .and_then(|id| trips.get_key_value(id))
+        {
+            plan.skips.push(Skip::new(
+                subject,
+                format!(
+                    "expired, but kept: the tripwire flagged {instance}'s set of {} ({}) on {}; \
+                     its sets do not expire until an operator runs `cargo xtask tripwire \
+                     --clear --instance {instance}`",
+                    tags::format_time(trip.set_at),
+                    trip.snapshots.join(", "),
+                    tags::format_time(trip.since),
+                ),
             ));
             continue;
         }

@@ -94,6 +94,30 @@ pub struct Tripwire {
     /// Snapshots whose changed blocks were read and recorded.
     pub measured: usize,
     pub alerts: Vec<TripwireAlert>,
+    /// Every instance whose expiry a trip suspends (flagged by this run or an earlier one).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trips: Vec<TripHeld>,
+    /// The environment's name, for the commands the summary gives; `None` names it `<env>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
+}
+
+/// An instance the tripwire flagged and no operator has cleared yet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TripHeld {
+    pub instance_id: String,
+    /// When it was flagged, and when the suspicious set was made.
+    pub since: String,
+    pub suspicious_set: String,
+    /// The suspicious snapshots (one per volume that spiked).
+    pub snapshots: Vec<String>,
+    /// Flagged by this run.
+    pub new: bool,
+    /// The clean restore point: the newest set before the spike, when there is one.
+    pub clean_point: Option<String>,
+    /// The lock that pins it, as EC2 will hold it after this run.
+    pub pinned: Option<String>,
 }
 
 /// One snapshot that changed far more of its volume than the volume's history makes normal.
@@ -106,6 +130,8 @@ pub struct TripwireAlert {
     /// The share of the volume it changed, and the volume's usual peak and the threshold, in
     /// thousandths.
     pub changed_permille: u32,
+    /// The volume's median change: with the usual peak, its normal range.
+    pub median_permille: u32,
     pub usual_peak_permille: u32,
     pub threshold_permille: u32,
 }
@@ -551,26 +577,7 @@ impl RunReport {
             );
         }
         if let Some(tripwire) = &self.tripwire {
-            if !tripwire.alerts.is_empty() {
-                let _ = writeln!(
-                    out,
-                    "\nTRIPWIRE: sets that changed far more than their volume's history makes normal (ransomware rewrites volumes this way):"
-                );
-            }
-            for alert in tripwire.alerts.iter().take(MAX_BODY_ENTRIES) {
-                let _ = writeln!(
-                    out,
-                    "  {} volume {}: {} changed {:.1}% of the volume (usual peak {:.1}%, threshold {:.1}%); \
-                     restore from the set before it: `cargo xtask snapshots --env <env> --instance {}`",
-                    alert.instance_id,
-                    alert.volume_id,
-                    alert.snapshot_id,
-                    f64::from(alert.changed_permille) / 10.0,
-                    f64::from(alert.usual_peak_permille) / 10.0,
-                    f64::from(alert.threshold_permille) / 10.0,
-                    alert.instance_id
-                );
-            }
+            tripwire_section(&mut out, tripwire);
         }
         if self.job == Job::RestoreTest {
             self.restore_section(&mut out);
@@ -696,7 +703,7 @@ impl RunReport {
             ("VaultCopiesStarted", "Count"),
             ("VaultCopiesWaiting", "Count"),
         ];
-        let tripwire = [("TripwireAlerts", "Count")];
+        let tripwire = [("TripwireAlerts", "Count"), ("TrippedInstances", "Count")];
         // A restore test's own figures, only in its runs (a backup run's zero would read as
         // a test that took no time).
         let tests = [
@@ -757,6 +764,7 @@ impl RunReport {
         }
         if let Some(tripwire) = &self.tripwire {
             document["TripwireAlerts"] = tripwire.alerts.len().into();
+            document["TrippedInstances"] = tripwire.trips.len().into();
         }
         if let Some(copies) = &self.vault_copies {
             document["VaultCopiesStarted"] = copies.started.into();
@@ -839,6 +847,75 @@ impl RunReport {
             })
             .collect();
         untested.len()
+    }
+}
+
+/// The tripwire's part of the body: this run's alerts, then every instance whose expiry a
+/// trip suspends, with its clean restore point, the command that restores it and the one that
+/// clears the trip.
+fn tripwire_section(out: &mut String, tripwire: &Tripwire) {
+    let percent = |permille: u32| f64::from(permille) / 10.0;
+    let env = tripwire.environment.as_deref().unwrap_or("<env>");
+    if !tripwire.alerts.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nTRIPWIRE: sets that changed far more than their volume's history makes normal \
+             (ransomware rewrites volumes this way):"
+        );
+    }
+    for alert in tripwire.alerts.iter().take(MAX_BODY_ENTRIES) {
+        let _ = writeln!(
+            out,
+            "  {} volume {}: {} changed {:.1}% of the volume (normal {:.1}-{:.1}%, threshold \
+             {:.1}%)",
+            alert.instance_id,
+            alert.volume_id,
+            alert.snapshot_id,
+            percent(alert.changed_permille),
+            percent(alert.median_permille),
+            percent(alert.usual_peak_permille),
+            percent(alert.threshold_permille),
+        );
+    }
+    if tripwire.trips.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "\nTRIPWIRE: expiry suspended for {} instance(s) until an operator clears it:",
+        tripwire.trips.len()
+    );
+    for trip in tripwire.trips.iter().take(MAX_BODY_ENTRIES) {
+        let _ = writeln!(
+            out,
+            "  {}{}: flagged {} (set of {}: {})",
+            trip.instance_id,
+            if trip.new { " (new)" } else { "" },
+            trip.since,
+            trip.suspicious_set,
+            trip.snapshots.join(", ")
+        );
+        match &trip.clean_point {
+            Some(at) => {
+                let _ = writeln!(
+                    out,
+                    "    clean restore point: {at}, pinned: {}\n    restore it: `cargo xtask \
+                     restore --env {env} --instance {} --at {at}`",
+                    trip.pinned
+                        .as_deref()
+                        .unwrap_or("not yet (the next run locks it)"),
+                    trip.instance_id
+                );
+            }
+            None => {
+                let _ = writeln!(out, "    no set of it before the spike to restore");
+            }
+        }
+        let _ = writeln!(
+            out,
+            "    once handled: `cargo xtask tripwire --env {env} --clear --instance {}`",
+            trip.instance_id
+        );
     }
 }
 

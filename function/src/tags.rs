@@ -40,6 +40,9 @@ pub const SOURCE_ACCOUNT: &str = "smartvault:source-account";
 pub const CHANGED_BYTES: &str = "smartvault:changed-bytes";
 /// See [`CHANGED_BYTES`]: the earlier snapshot of the same volume, or `full`.
 pub const CHANGED_FROM: &str = "smartvault:changed-from";
+/// On a snapshot the tripwire flagged: `tripped <time>`, which suspends the expiry of its
+/// instance's sets, until an operator's `cargo xtask tripwire --clear` makes it `cleared <time>`.
+pub const TRIPWIRE: &str = "smartvault:tripwire";
 
 /// On a volume restored from a snapshot (by `xtask restore` or a restore test): that snapshot.
 pub const RESTORED_FROM: &str = "smartvault:restored-from";

@@ -1,8 +1,15 @@
 //! The ransomware tripwire's judgement, without I/O: whether a set's changed fraction is far
 //! above what its volume's own history makes normal (periodic spikes such as a weekly dump
-//! learned from that history), and how random a sample of changed blocks looks.
+//! learned from that history), how random a sample of changed blocks looks, and what a trip
+//! holds: the tag that suspends an instance's expiry until an operator clears it, the clean set
+//! before the spike and the lock that pins it.
 
+use crate::locks::{self, LockMode, LockRequest, LockRule, LockState, SnapshotLock};
+use crate::model::{Snapshot, SnapshotState};
+use crate::tags;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use time::{Duration, OffsetDateTime};
 
 #[cfg(test)]
 mod tests;
@@ -19,30 +26,50 @@ pub const DEFAULT_MULTIPLIER: f64 = 1.5;
 /// Bits per byte above which sampled blocks look encrypted (random data is close to 8).
 pub const ENCRYPTED_BITS_PER_BYTE: f64 = 7.5;
 
-/// The tripwire's sensitivity for an environment.
+/// How long a trip pins the clean set before the spike, by default, in days.
+pub const DEFAULT_PIN_DAYS: u32 = 30;
+
+/// The tripwire's settings for an environment: its sensitivity and the pin a trip makes.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Sensitivity {
+pub struct Settings {
     /// A set is suspicious when it changes more than this many times the volume's usual peak.
     pub multiplier: f64,
     /// ...and more than this fraction of the volume.
     pub floor: f64,
+    /// How many days a trip locks the clean set before the spike.
+    #[serde(default = "default_pin_days")]
+    pub pin_days: u32,
+    /// The lock's mode: governance (an administrator holding `ec2:UnlockSnapshot` can lift it)
+    /// or compliance (nobody can, until it ends).
+    #[serde(default = "default_pin_mode")]
+    pub pin_mode: LockMode,
 }
 
-impl Default for Sensitivity {
+fn default_pin_days() -> u32 {
+    DEFAULT_PIN_DAYS
+}
+
+fn default_pin_mode() -> LockMode {
+    LockMode::Governance
+}
+
+impl Default for Settings {
     fn default() -> Self {
-        Sensitivity {
+        Settings {
             multiplier: DEFAULT_MULTIPLIER,
             floor: FLOOR,
+            pin_days: DEFAULT_PIN_DAYS,
+            pin_mode: LockMode::Governance,
         }
     }
 }
 
-/// Equal as numbers: [`Sensitivity::problem`] refuses a NaN, so equality is total on every
-/// value a deployment runs with.
-impl Eq for Sensitivity {}
+/// Equal as numbers: [`Settings::problem`] refuses a NaN, so equality is total on every value
+/// a deployment runs with.
+impl Eq for Settings {}
 
-impl Sensitivity {
+impl Settings {
     /// What is wrong with these settings, with the fix.
     pub fn problem(&self) -> Option<String> {
         if !(1.0..=100.0).contains(&self.multiplier) {
@@ -57,6 +84,14 @@ impl Sensitivity {
                 "tripwire.floor {} is not 0.01 to 1 (the least fraction of a volume a suspicious \
                  set changes; default {FLOOR})",
                 self.floor
+            ));
+        }
+        if !(1..=locks::MAX_LOCK_DAYS).contains(&self.pin_days) {
+            return Some(format!(
+                "tripwire.pin_days {} is not 1 to {} (how many days a trip locks the clean set \
+                 before the spike, EC2's lock range; default {DEFAULT_PIN_DAYS})",
+                self.pin_days,
+                locks::MAX_LOCK_DAYS
             ));
         }
         None
@@ -91,7 +126,7 @@ impl Verdict {
 /// volume's earlier sets (`history`, any order). The usual peak is the history's largest
 /// change once its single largest is set aside (one odd day does not raise the bar), which
 /// learns a periodic spike such as a weekly full dump as normal while it recurs.
-pub fn judge(history: &[f64], fraction: f64, sensitivity: Sensitivity) -> Verdict {
+pub fn judge(history: &[f64], fraction: f64, sensitivity: Settings) -> Verdict {
     let mut sorted: Vec<f64> = history
         .iter()
         .copied()
@@ -148,4 +183,139 @@ pub fn looks_encrypted(samples: &[f64]) -> bool {
             .count()
             * 2
             > samples.len()
+}
+
+/// The value of [`tags::TRIPWIRE`] on a suspicious snapshot until an operator clears the trip.
+const TRIPPED: &str = "tripped";
+/// ...and once cleared: expiry resumes, the pin runs out.
+const CLEARED: &str = "cleared";
+
+/// [`tags::TRIPWIRE`]'s value on a snapshot flagged at `at`.
+pub fn tripped(at: OffsetDateTime) -> String {
+    format!("{TRIPPED} {}", tags::format_time(at))
+}
+
+/// [`tags::TRIPWIRE`]'s value once an operator cleared the trip at `at`.
+pub fn cleared(at: OffsetDateTime) -> String {
+    format!("{CLEARED} {}", tags::format_time(at))
+}
+
+/// When the snapshot's trip was raised, while it is not cleared. A value that is neither
+/// `tripped <time>` nor `cleared <time>` (written by hand) counts as tripped: only the
+/// operator's clear resumes expiry.
+pub fn tripped_at(snapshot: &Snapshot) -> Option<OffsetDateTime> {
+    let value = snapshot.tag(tags::TRIPWIRE)?;
+    if value.starts_with(CLEARED) {
+        return None;
+    }
+    Some(
+        value
+            .strip_prefix(TRIPPED)
+            .and_then(|at| tags::parse_time(at.trim()).ok())
+            .unwrap_or(snapshot.start_time),
+    )
+}
+
+/// An instance whose expiry a trip suspends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trip {
+    /// Its suspicious snapshots (one per volume that spiked), by id.
+    pub snapshots: Vec<String>,
+    /// The first of them to trip.
+    pub since: OffsetDateTime,
+    /// When the suspicious set was made: the clean set is the newest before it.
+    pub set_at: OffsetDateTime,
+}
+
+/// The instances of this deployment with a trip not cleared, by instance id.
+pub fn trips(
+    snapshots: &[Snapshot],
+    deployment: &str,
+    now: OffsetDateTime,
+) -> BTreeMap<String, Trip> {
+    let mut found: BTreeMap<String, Trip> = BTreeMap::new();
+    for snapshot in snapshots {
+        if snapshot.tag(tags::MANAGED_BY) != Some(deployment) {
+            continue;
+        }
+        let (Some(at), Some(instance)) = (tripped_at(snapshot), snapshot.tag(tags::INSTANCE_ID))
+        else {
+            continue;
+        };
+        let made = snapshot.made_at_by(now);
+        let trip = found.entry(instance.to_owned()).or_insert_with(|| Trip {
+            snapshots: Vec::new(),
+            since: at,
+            set_at: made,
+        });
+        trip.snapshots.push(snapshot.id.clone());
+        trip.since = trip.since.min(at);
+        trip.set_at = trip.set_at.min(made);
+    }
+    found
+}
+
+/// The clean set of `instance`: this deployment's completed snapshots (not copies) of the
+/// newest set made before `suspicious_at`, with that set's time; `None` when it has none.
+pub fn clean_set<'a>(
+    snapshots: &'a [Snapshot],
+    deployment: &str,
+    instance: &str,
+    suspicious_at: OffsetDateTime,
+    now: OffsetDateTime,
+) -> Option<(OffsetDateTime, Vec<&'a Snapshot>)> {
+    let earlier: Vec<&Snapshot> = snapshots
+        .iter()
+        .filter(|s| {
+            s.tag(tags::MANAGED_BY) == Some(deployment)
+                && s.tag(tags::INSTANCE_ID) == Some(instance)
+                && !s.tags.contains_key(tags::SOURCE_REGION)
+                && s.state == SnapshotState::Completed
+                && s.made_at_by(now) < suspicious_at
+        })
+        .collect();
+    let at = earlier.iter().map(|s| s.made_at_by(now)).max()?;
+    let set = earlier
+        .into_iter()
+        .filter(|s| s.made_at_by(now) == at)
+        .collect();
+    Some((at, set))
+}
+
+/// The locks that pin `clean` (a set's snapshots) for the settings' `pin_days` from `now`. A
+/// snapshot already locked at least that long is left as it is; one under a compliance lock
+/// is extended in compliance mode (EC2 never turns compliance into governance).
+pub fn pins(
+    clean: &[&Snapshot],
+    locks: &BTreeMap<String, SnapshotLock>,
+    settings: Settings,
+    now: OffsetDateTime,
+) -> Vec<LockRequest> {
+    let until = now + Duration::days(i64::from(settings.pin_days));
+    clean
+        .iter()
+        .filter_map(|snapshot| {
+            let lock = locks::in_force(locks, &snapshot.id);
+            if lock.is_some_and(|l| l.expires_on.is_some_and(|end| end >= until)) {
+                return None;
+            }
+            let compliance = matches!(
+                lock.map(|l| l.state),
+                Some(LockState::Compliance | LockState::ComplianceCooloff)
+            );
+            let mode = if compliance {
+                LockMode::Compliance
+            } else {
+                settings.pin_mode
+            };
+            Some(LockRequest {
+                snapshot_id: snapshot.id.clone(),
+                rule: LockRule {
+                    mode,
+                    cool_off_hours: None,
+                },
+                until,
+            })
+        })
+        .collect()
 }

@@ -68,6 +68,8 @@ enum Command {
     Restore(commands::restore::RestoreCmd),
     /// Show which instances are protected and when each was last backed up; exit 1 on --fail-on.
     Coverage(commands::coverage::CoverageCmd),
+    /// List the instances the ransomware tripwire flagged, with their clean restore point; --clear one once handled.
+    Tripwire(commands::tripwire::TripwireCmd),
     /// Print the function's log events, readable or raw, since a time, for a request, or followed.
     Logs(commands::logs::LogsCmd),
     /// Detect changes made to the stack's resources outside CloudFormation; exit 1 when drifted.
@@ -96,6 +98,7 @@ fn run(command: Command) -> Result<ExitCode> {
         Command::Snapshots(cmd) => cmd.run(),
         Command::Restore(cmd) => cmd.run(),
         Command::Coverage(cmd) => cmd.run(),
+        Command::Tripwire(cmd) => cmd.run(),
         Command::Logs(cmd) => cmd.run(),
         Command::Drift(cmd) => cmd.run(),
         Command::Doctor(cmd) => cmd.run(),

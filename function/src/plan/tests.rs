@@ -1179,3 +1179,77 @@ fn a_set_dated_in_the_future_never_ranks_as_the_newest() {
     );
     assert_eq!(outcome(&plan).deletes, ["snap-older"]);
 }
+
+#[test]
+fn a_tripped_instance_keeps_every_set_until_the_trip_is_cleared_and_others_expire_as_usual() {
+    let expired = |id: &str, volume: &str, instance: &str| {
+        snapshot(id, volume, instance, Duration::days(9), -Duration::days(2))
+    };
+    let mut flagged = snapshot(
+        "snap-spike",
+        "i-1-root",
+        "i-1",
+        Duration::hours(2),
+        Duration::days(7),
+    );
+    flagged.tags.insert(
+        tags::TRIPWIRE.into(),
+        crate::tripwire::tripped(NOW - Duration::hours(1)),
+    );
+    let snapshots = vec![
+        expired("snap-old-1", "i-1-root", "i-1"),
+        expired("snap-old-2", "i-2-root", "i-2"),
+        snapshot(
+            "snap-new-2",
+            "i-2-root",
+            "i-2",
+            Duration::days(1),
+            Duration::days(6),
+        ),
+        flagged.clone(),
+    ];
+    let existing = ["i-1-root", "i-2-root"];
+    let inv = inventory(Vec::new(), snapshots, &existing);
+    let planned = super::plan(&inv, &policy(), &options(Job::Cleanup), NOW);
+    assert_eq!(strings(&["snap-old-2"]), outcome(&planned).deletes);
+    let kept = planned
+        .skips
+        .iter()
+        .find(|s| s.subject == Subject::Snapshot("snap-old-1".into()))
+        .expect("the tripped instance's expired set is reported kept");
+    assert!(
+        kept.reason.contains("tripwire flagged i-1")
+            && kept.reason.contains("snap-spike")
+            && kept
+                .reason
+                .contains("cargo xtask tripwire --clear --instance i-1"),
+        "{}",
+        kept.reason
+    );
+    // Cleared: expiry resumes.
+    let mut cleared = flagged;
+    cleared
+        .tags
+        .insert(tags::TRIPWIRE.into(), crate::tripwire::cleared(NOW));
+    let inv = inventory(
+        Vec::new(),
+        vec![
+            expired("snap-old-1", "i-1-root", "i-1"),
+            expired("snap-old-2", "i-2-root", "i-2"),
+            snapshot(
+                "snap-new-2",
+                "i-2-root",
+                "i-2",
+                Duration::days(1),
+                Duration::days(6),
+            ),
+            cleared,
+        ],
+        &existing,
+    );
+    let planned = super::plan(&inv, &policy(), &options(Job::Cleanup), NOW);
+    assert_eq!(
+        strings(&["snap-old-1", "snap-old-2"]),
+        outcome(&planned).deletes
+    );
+}

@@ -17,15 +17,15 @@ fn daily(days: usize, weekly: Option<f64>) -> Vec<f64> {
 #[test]
 fn a_volume_without_enough_history_is_never_flagged() {
     for days in 0..MIN_HISTORY {
-        let verdict = judge(&daily(days, None), 1.0, Sensitivity::default());
+        let verdict = judge(&daily(days, None), 1.0, Settings::default());
         assert_eq!(verdict, Verdict::Learning { history: days });
     }
-    assert!(judge(&daily(MIN_HISTORY, None), 1.0, Sensitivity::default()).is_suspicious());
+    assert!(judge(&daily(MIN_HISTORY, None), 1.0, Settings::default()).is_suspicious());
 }
 
 #[test]
 fn ninety_days_of_ordinary_changes_and_weekly_dumps_raise_nothing() {
-    let sensitivity = Sensitivity::default();
+    let sensitivity = Settings::default();
     for weekly in [None, Some(0.3)] {
         let all = daily(90, weekly);
         for day in 0..all.len() {
@@ -50,7 +50,7 @@ fn a_rewrite_far_above_the_volumes_own_peak_is_suspicious() {
         (daily(30, Some(0.3)), 0.46, true),
     ];
     for (history, fraction, suspicious) in cases {
-        let verdict = judge(&history, fraction, Sensitivity::default());
+        let verdict = judge(&history, fraction, Settings::default());
         assert_eq!(
             verdict.is_suspicious(),
             suspicious,
@@ -62,7 +62,7 @@ fn a_rewrite_far_above_the_volumes_own_peak_is_suspicious() {
         median,
         threshold,
         ..
-    } = judge(&daily(30, Some(0.3)), 0.6, Sensitivity::default())
+    } = judge(&daily(30, Some(0.3)), 0.6, Settings::default())
     else {
         panic!("suspicious");
     };
@@ -76,35 +76,48 @@ fn one_odd_day_does_not_raise_the_bar_and_bad_numbers_are_ignored() {
     history.push(0.9); // last week's incident, one set
     history.push(f64::NAN);
     history.push(-3.0); // clamped to nothing changed
-    let verdict = judge(&history, 0.6, Sensitivity::default());
+    let verdict = judge(&history, 0.6, Settings::default());
     assert!(verdict.is_suspicious(), "{verdict:?}");
 }
 
 #[test]
 fn sensitivity_moves_the_threshold_and_refuses_nonsense() {
-    let strict = Sensitivity {
+    let strict = Settings {
         multiplier: 1.0,
         floor: 0.05,
+        ..Settings::default()
     };
     assert!(judge(&daily(30, None), 0.06, strict).is_suspicious());
-    assert!(!judge(&daily(30, None), 0.06, Sensitivity::default()).is_suspicious());
-    assert_eq!(Sensitivity::default().problem(), None);
+    assert!(!judge(&daily(30, None), 0.06, Settings::default()).is_suspicious());
+    assert_eq!(Settings::default().problem(), None);
     for bad in [
-        Sensitivity {
+        Settings {
             multiplier: 0.5,
             floor: 0.2,
+            ..Settings::default()
         },
-        Sensitivity {
+        Settings {
             multiplier: f64::NAN,
             floor: 0.2,
+            ..Settings::default()
         },
-        Sensitivity {
+        Settings {
             multiplier: 1.5,
             floor: 0.0,
+            ..Settings::default()
         },
-        Sensitivity {
+        Settings {
             multiplier: 1.5,
             floor: 1.5,
+            ..Settings::default()
+        },
+        Settings {
+            pin_days: 0,
+            ..Settings::default()
+        },
+        Settings {
+            pin_days: locks::MAX_LOCK_DAYS + 1,
+            ..Settings::default()
         },
     ] {
         assert!(bad.problem().is_some(), "{bad:?}");
@@ -125,4 +138,138 @@ fn random_blocks_look_encrypted_and_text_does_not() {
     assert!(looks_encrypted(&[noise, noise, prose]));
     assert!(!looks_encrypted(&[noise, prose]));
     assert!(!looks_encrypted(&[]));
+}
+
+fn at(day: i64) -> OffsetDateTime {
+    time::macros::datetime!(2026-09-01 03:00 UTC) + Duration::days(day)
+}
+
+/// Snapshot `id` of `instance`'s volume `volume`, made on `day` by deployment `sv`.
+fn snap(id: &str, instance: &str, volume: &str, day: i64) -> Snapshot {
+    let made = tags::format_time(at(day));
+    let mut s = Snapshot::tagged(
+        id,
+        SnapshotState::Completed,
+        &[
+            (tags::MANAGED_BY, "sv"),
+            (tags::INSTANCE_ID, instance),
+            (tags::CREATED_AT, made.as_str()),
+        ],
+    );
+    s.volume_id = Some(volume.to_owned());
+    s.start_time = at(day);
+    s
+}
+
+#[test]
+fn a_trip_holds_its_instance_until_cleared_and_a_hand_written_value_still_holds() {
+    let mut flagged = snap("snap-b", "i-1", "vol-1", 5);
+    flagged.tags.insert(tags::TRIPWIRE.into(), tripped(at(6)));
+    let mut second = snap("snap-c", "i-1", "vol-2", 5);
+    second
+        .tags
+        .insert(tags::TRIPWIRE.into(), "suspicious".into());
+    let mut other = snap("snap-x", "i-2", "vol-3", 5);
+    other.tags.insert(tags::TRIPWIRE.into(), cleared(at(7)));
+    let mut foreign = snap("snap-y", "i-3", "vol-4", 5);
+    foreign.tags.insert(tags::MANAGED_BY.into(), "other".into());
+    foreign.tags.insert(tags::TRIPWIRE.into(), tripped(at(6)));
+    let all = [
+        snap("snap-a", "i-1", "vol-1", 4),
+        flagged,
+        second,
+        other,
+        foreign,
+    ];
+    let found = trips(&all, "sv", at(8));
+    assert_eq!(found.keys().collect::<Vec<_>>(), ["i-1"]);
+    let trip = &found["i-1"];
+    assert_eq!(trip.snapshots, ["snap-b", "snap-c"]);
+    // The hand-written value counts from its snapshot's start, the earlier of the two.
+    assert_eq!((trip.since, trip.set_at), (at(5), at(5)));
+}
+
+#[test]
+fn the_clean_set_is_the_newest_whole_set_before_the_spike_never_a_copy_or_a_pending_one() {
+    let mut copy = snap("snap-copy", "i-1", "vol-1", 4);
+    copy.tags
+        .insert(tags::SOURCE_REGION.into(), "us-east-1".into());
+    let mut pending = snap("snap-p", "i-1", "vol-1", 4);
+    pending.state = SnapshotState::Pending;
+    pending.tags.insert(
+        tags::CREATED_AT.into(),
+        tags::format_time(at(4) + Duration::hours(1)),
+    );
+    let all = [
+        snap("snap-old", "i-1", "vol-1", 2),
+        snap("snap-a1", "i-1", "vol-1", 3),
+        snap("snap-a2", "i-1", "vol-2", 3),
+        copy,
+        pending,
+        snap("snap-other", "i-2", "vol-3", 4),
+        snap("snap-bad", "i-1", "vol-1", 5),
+    ];
+    let (when, set) = clean_set(&all, "sv", "i-1", at(5), at(6)).unwrap();
+    assert_eq!(when, at(3));
+    let ids: Vec<&str> = set.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(ids, ["snap-a1", "snap-a2"]);
+    assert_eq!(clean_set(&all, "sv", "i-1", at(2), at(6)), None);
+}
+
+#[test]
+fn a_pin_locks_for_its_days_keeps_longer_locks_and_never_asks_compliance_to_become_governance() {
+    let set = [
+        snap("snap-free", "i-1", "vol-1", 3),
+        snap("snap-long", "i-1", "vol-2", 3),
+        snap("snap-short-compliance", "i-1", "vol-3", 3),
+        snap("snap-short-governance", "i-1", "vol-4", 3),
+        snap("snap-expired", "i-1", "vol-5", 3),
+    ];
+    let now = at(4);
+    let lock = |state, days| SnapshotLock {
+        state,
+        expires_on: Some(now + Duration::days(days)),
+    };
+    let locks: BTreeMap<String, SnapshotLock> = [
+        ("snap-long", lock(LockState::Governance, 90)),
+        ("snap-short-compliance", lock(LockState::Compliance, 3)),
+        ("snap-short-governance", lock(LockState::Governance, 3)),
+        ("snap-expired", lock(LockState::Expired, -1)),
+    ]
+    .into_iter()
+    .map(|(id, l)| (id.to_owned(), l))
+    .collect();
+    let refs: Vec<&Snapshot> = set.iter().collect();
+    let asked = pins(&refs, &locks, Settings::default(), now);
+    let got: Vec<(&str, LockMode)> = asked
+        .iter()
+        .map(|r| (r.snapshot_id.as_str(), r.rule.mode))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("snap-free", LockMode::Governance),
+            ("snap-short-compliance", LockMode::Compliance),
+            ("snap-short-governance", LockMode::Governance),
+            ("snap-expired", LockMode::Governance),
+        ]
+    );
+    assert!(
+        asked
+            .iter()
+            .all(|r| r.until == now + Duration::days(30) && r.rule.cool_off_hours.is_none())
+    );
+    let compliance = Settings {
+        pin_mode: LockMode::Compliance,
+        pin_days: 7,
+        ..Settings::default()
+    };
+    let asked = pins(&refs, &locks, compliance, now);
+    assert!(
+        asked
+            .iter()
+            .all(|r| r.rule.mode == LockMode::Compliance && r.until == now + Duration::days(7))
+    );
+    // snap-long's 90 days outlast a 7-day pin.
+    assert_eq!(asked.len(), 4);
 }

@@ -16,6 +16,7 @@ pub mod restore;
 pub mod snapshots;
 pub mod stacksets;
 pub mod topic;
+pub mod trips;
 pub mod unlock;
 pub mod volumes;
 

@@ -70,6 +70,11 @@ const NOT_CI: &[(&str, &str)] = &[
         "destroy --unlock-governance: an operator's explicit choice with their own credentials; \
          no shipped policy may grant ec2:UnlockSnapshot",
     ),
+    (
+        "aws/trips.rs",
+        "tripwire --clear: an operator's decision after an incident, with their own credentials \
+         (docs/function.md)",
+    ),
     ("checks/chains.rs", "a test"),
     ("workflows/destroy/apply_tests.rs", "a test"),
     ("checks/policies.rs", "this scan"),

@@ -1678,10 +1678,11 @@ fn the_region_wide_recycle_bin_rule_is_locked_and_outlives_the_stack() {
     assert_eq!(show(&p["LockConfiguration"]["UnlockDelayUnit"]), "DAYS");
 }
 
-/// The tripwire reads block lists and records two tags on this deployment's snapshots, nothing
-/// more, and only when configured.
+/// The tripwire reads block lists and records three tags (the changed bytes, against what, and
+/// a trip) on this deployment's snapshots, nothing more, and only when configured; its alarm
+/// holds while a trip is in force.
 #[test]
-fn the_tripwire_reads_block_lists_and_records_two_tags_on_own_snapshots_only() {
+fn the_tripwire_reads_block_lists_and_records_three_tags_on_own_snapshots_only() {
     let t = main_template();
     let policy = resource(&t, "TripwirePolicy");
     assert_eq!(show(&policy["Condition"]), "HasTripwire");
@@ -1703,14 +1704,58 @@ fn the_tripwire_reads_block_lists_and_records_two_tags_on_own_snapshots_only() {
     assert_eq!(
         show(&statements[1]["Condition"]["ForAllValues:StringEquals"]["aws:TagKeys"]),
         format!(
-            "[{}, {}]",
+            "[{}, {}, {}]",
             function::tags::CHANGED_BYTES,
-            function::tags::CHANGED_FROM
+            function::tags::CHANGED_FROM,
+            function::tags::TRIPWIRE
         )
     );
     let variables = &resource(&t, "Function")["Properties"]["Environment"]["Variables"];
     assert_eq!(
         show(&variables[function::config::TRIPWIRE]),
         "!Ref Tripwire"
+    );
+    assert_eq!(
+        show(&variables[function::config::ENVIRONMENT]),
+        "!Ref EnvironmentName"
+    );
+    // The alarm reads the metric the function writes, and keeps its state between runs.
+    let alarm = &resource(&t, "TripwireAlarm");
+    assert_eq!(show(&alarm["Condition"]), "HasTripwire");
+    let properties = &alarm["Properties"];
+    assert_eq!(show(&properties["MetricName"]), "TrippedInstances");
+    assert_eq!(show(&properties["Statistic"]), "Maximum");
+    assert_eq!(
+        show(&properties["ComparisonOperator"]),
+        "GreaterThanThreshold"
+    );
+    assert_eq!(show(&properties["Threshold"]), "0");
+    assert_eq!(show(&properties["TreatMissingData"]), "ignore");
+    let mut report = function::report::RunReport::new(
+        "smartvault-prod",
+        false,
+        function::model::Job::BackupAndCleanup,
+        String::new(),
+        time::OffsetDateTime::UNIX_EPOCH,
+    );
+    report.tripwire = Some(function::report::Tripwire {
+        trips: vec![function::report::TripHeld {
+            instance_id: "i-1".into(),
+            since: "2026-01-02T00:00:00Z".into(),
+            suspicious_set: "2026-01-02T00:00:00Z".into(),
+            snapshots: vec!["snap-1".into()],
+            new: true,
+            clean_point: None,
+            pinned: None,
+        }],
+        ..Default::default()
+    });
+    let metrics = report.metrics(0);
+    assert_eq!(metrics["TrippedInstances"], 1, "{metrics}");
+    assert!(
+        metrics
+            .to_string()
+            .contains("\"Name\":\"TrippedInstances\""),
+        "{metrics}"
     );
 }

@@ -23,6 +23,7 @@ pub mod snapshots;
 pub mod status;
 pub mod test;
 pub mod tools;
+pub mod tripwire;
 
 use crate::config::{self, Environment};
 use anyhow::Result;

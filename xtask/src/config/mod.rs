@@ -95,7 +95,7 @@ struct RawEnvironment {
     recycle_bin: Option<RawRecycleBin>,
     vault: Option<crate::config::vault::RawVault>,
     vault_for: Option<crate::config::vault::RawVaultFor>,
-    tripwire: Option<function::tripwire::Sensitivity>,
+    tripwire: Option<function::tripwire::Settings>,
     restore_test: Option<crate::config::restore_test::RawRestoreTest>,
     targets: Option<crate::config::targets::RawTargets>,
     overdue_grace_hours: Option<u32>,
@@ -187,7 +187,7 @@ pub struct Environment {
     /// The workload environments whose sets this one keeps, when it is a vault.
     pub vault_for: Option<crate::config::vault::VaultFor>,
     /// The ransomware tripwire's sensitivity, when each set's changed blocks are read.
-    pub tripwire: Option<function::tripwire::Sensitivity>,
+    pub tripwire: Option<function::tripwire::Settings>,
     /// The scheduled restore test, when there is one.
     pub restore_test: Option<crate::config::restore_test::RestoreTest>,
     /// One stack set across accounts or organizational units and regions, administered from
@@ -767,6 +767,7 @@ pub fn function_environment(env: &Environment, topic_arn: &str) -> BTreeMap<&'st
         // The central topic is known to a deployed stack set only (CentralTopicArn).
         (fconfig::CENTRAL_TOPIC_ARN, String::new()),
         (fconfig::DEPLOYMENT, env.stack_name.clone()),
+        (fconfig::ENVIRONMENT, env.name.clone()),
         (fconfig::BACKUP_TAG_KEY, env.backup_tag_key.clone()),
         (fconfig::BACKUP_TAG_VALUE, env.backup_tag_value.clone()),
         (
@@ -1384,7 +1385,7 @@ mod tests {
         )
         .unwrap();
         let vars = function_environment(&env, "arn:aws:sns:eu-west-1:123456789012:t");
-        let read: function::tripwire::Sensitivity =
+        let read: function::tripwire::Settings =
             serde_json::from_str(&vars[fconfig::TRIPWIRE]).unwrap();
         assert_eq!(Some(read), env.tripwire);
         let preview = env.schedule_preview(time::OffsetDateTime::now_utc());

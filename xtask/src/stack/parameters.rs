@@ -126,6 +126,8 @@ stack_parameters! {
     vault_source_kms_key_arns => "VaultSourceKmsKeyArns",
     /// The tripwire's sensitivity as the function's `TRIPWIRE` variable (empty: none).
     tripwire => "Tripwire",
+    /// The environment's name as the function's `ENVIRONMENT` variable.
+    environment_name => "EnvironmentName",
     /// The restore test's settings as the function's `RESTORE_TEST` variable (empty: none).
     restore_test => "RestoreTest",
     /// The restore test's schedule; an empty expression leaves the schedule, its rights and

@@ -11,3 +11,4 @@ pub mod doctor;
 pub mod invoke;
 pub mod organization;
 pub mod restore;
+pub mod tripwire;
