@@ -174,7 +174,7 @@ pub(crate) async fn sweep(
     for (instance, trip) in &trips {
         if let Some((at, set)) = tripwire::clean_set(&seen, deployment, instance, trip.set_at, now)
         {
-            pins.extend(tripwire::pins(&set, locks, settings, now));
+            pins.extend(tripwire::pins(&set, locks, settings, trip.since, now));
             let ids: Vec<String> = set.iter().map(|s| s.id.clone()).collect();
             clean_sets.insert(instance.clone(), (at, ids));
         }

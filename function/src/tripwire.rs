@@ -282,16 +282,22 @@ pub fn clean_set<'a>(
     Some((at, set))
 }
 
-/// The locks that pin `clean` (a set's snapshots) for the settings' `pin_days` from `now`. A
-/// snapshot already locked at least that long is left as it is; one under a compliance lock
-/// is extended in compliance mode (EC2 never turns compliance into governance).
+/// The locks that pin `clean` (a set's snapshots) for the settings' `pin_days` from the trip
+/// (`since`): asked again by each run until they hold (a failed or lost call), never renewed
+/// past that, and none once less than EC2's shortest lock is left. A snapshot already locked
+/// at least that long is left as it is; one under a compliance lock is extended in compliance
+/// mode (EC2 never turns compliance into governance).
 pub fn pins(
     clean: &[&Snapshot],
     locks: &BTreeMap<String, SnapshotLock>,
     settings: Settings,
+    since: OffsetDateTime,
     now: OffsetDateTime,
 ) -> Vec<LockRequest> {
-    let until = now + Duration::days(i64::from(settings.pin_days));
+    let until = since + Duration::days(i64::from(settings.pin_days));
+    if until - now < locks::MIN_LOCK {
+        return Vec::new();
+    }
     clean
         .iter()
         .filter_map(|snapshot| {

@@ -240,7 +240,7 @@ fn a_pin_locks_for_its_days_keeps_longer_locks_and_never_asks_compliance_to_beco
     .map(|(id, l)| (id.to_owned(), l))
     .collect();
     let refs: Vec<&Snapshot> = set.iter().collect();
-    let asked = pins(&refs, &locks, Settings::default(), now);
+    let asked = pins(&refs, &locks, Settings::default(), now, now);
     let got: Vec<(&str, LockMode)> = asked
         .iter()
         .map(|r| (r.snapshot_id.as_str(), r.rule.mode))
@@ -264,7 +264,7 @@ fn a_pin_locks_for_its_days_keeps_longer_locks_and_never_asks_compliance_to_beco
         pin_days: 7,
         ..Settings::default()
     };
-    let asked = pins(&refs, &locks, compliance, now);
+    let asked = pins(&refs, &locks, compliance, now, now);
     assert!(
         asked
             .iter()
@@ -272,4 +272,16 @@ fn a_pin_locks_for_its_days_keeps_longer_locks_and_never_asks_compliance_to_beco
     );
     // snap-long's 90 days outlast a 7-day pin.
     assert_eq!(asked.len(), 4);
+    // The pin counts from the trip: a later run asks the same end, and nothing once it is
+    // less than EC2's shortest lock away.
+    let later = pins(
+        &refs,
+        &BTreeMap::new(),
+        compliance,
+        now,
+        now + Duration::days(3),
+    );
+    assert!(later.len() == 5 && later.iter().all(|r| r.until == now + Duration::days(7)));
+    let late = now + Duration::hours(150);
+    assert!(pins(&refs, &BTreeMap::new(), compliance, now, late).is_empty());
 }

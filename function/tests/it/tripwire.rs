@@ -1,8 +1,11 @@
 //! The tripwire end to end on the emulator (its EBS direct patch, emulator/fast_moto.py): a
-//! fleet changes 1-5% of its data volumes a day, one volume also dumps 30% weekly; three weeks
-//! of daily runs measure and record every set and raise nothing; then one instance's volume is
-//! "encrypted" (60% of its blocks rewritten with random bytes) and the next run flags exactly
-//! it, with the volume, the changed share against the usual peak, in the summary and metrics.
+//! fleet changes 1-5% of its data volumes a day, one volume also dumps 30% weekly; 90 days of
+//! daily runs (40 days' retention, so sets expire as usual) measure and record every set and
+//! raise nothing; then one instance's volume is "encrypted" (60% of its blocks rewritten with
+//! random bytes) and the next run flags exactly it: the summary names the volume, its changed
+//! share against the normal range, the clean restore point and the restore command; its clean
+//! set is locked; its expiry is suspended, so the clean set outlives its retention, until the
+//! trip is cleared, after which it expires once the pin has run out.
 
 use crate::common::setup;
 use emulator::fleet::{self, InstanceSpec};
@@ -11,9 +14,12 @@ use serde_json::json;
 use time::{Duration, OffsetDateTime};
 
 const BLOCKS: u64 = 16_384; // an 8 GiB volume in 512 KiB blocks
+const QUIET_DAYS: i64 = 90;
+const RETENTION_DAYS: i64 = 40;
 
 #[tokio::test]
-async fn three_quiet_weeks_raise_nothing_and_one_encrypted_volume_is_flagged() {
+async fn ninety_quiet_days_raise_nothing_and_an_encrypted_instance_is_flagged_and_its_clean_set_kept()
+ {
     let s = setup().await;
     let fleet = fleet::launch_all(
         &s.ec2,
@@ -34,21 +40,22 @@ async fn three_quiet_weeks_raise_nothing_and_one_encrypted_volume_is_flagged() {
     for volume in &data {
         write(volume, (0..4_000).map(|i| (i, "text", i)).collect());
     }
-    let ctx = function::context::Context::new(
-        &s.sdk,
-        s.config(
-            "prod",
-            &[
-                (
-                    "SCHEDULES",
-                    r#"[{"name":"daily","retention_days":40,"keep_last":1}]"#,
-                ),
-                ("TRIPWIRE", r#"{"multiplier":1.5,"floor":0.2}"#),
-            ],
-        ),
+    let config = s.config(
+        "prod",
+        &[
+            (
+                "SCHEDULES",
+                r#"[{"name":"daily","retention_days":40,"keep_last":1}]"#,
+            ),
+            ("TRIPWIRE", r#"{"multiplier":1.5,"floor":0.2}"#),
+            ("ENVIRONMENT", "prod"),
+        ],
     );
     let start = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
+    // A day's run is a fresh invocation (its own pacer, whose buckets a day refills): 90 days
+    // run in minutes here, and one shared pacer would make every later run wait for tokens.
     let run = async |day: i64| {
+        let ctx = function::context::Context::new(&s.sdk, config.clone());
         handler::handle(
             &ctx,
             &json!({"action": "scheduled", "schedule": "daily"}),
@@ -59,7 +66,7 @@ async fn three_quiet_weeks_raise_nothing_and_one_encrypted_volume_is_flagged() {
     };
     let mut seed = 1_000_000;
     let mut measured = 0;
-    for day in 0..23 {
+    for day in 0..QUIET_DAYS {
         // Each volume changes 1-5% of its blocks; the db volume also dumps 30% every 7th day.
         for (n, volume) in data.iter().enumerate() {
             let share = 1 + (day as u64 + n as u64) % 5;
@@ -90,8 +97,8 @@ async fn three_quiet_weeks_raise_nothing_and_one_encrypted_volume_is_flagged() {
     // Every set but the last one made is measured (it is measured by the next run).
     assert_eq!(
         measured,
-        22 * 6,
-        "two volumes per instance, three instances, 22 sets"
+        (QUIET_DAYS as usize - 1) * 6,
+        "two volumes per instance, three instances, a set a day"
     );
 
     // The files instance is "encrypted": 60% of its data volume rewritten with random bytes.
@@ -101,27 +108,79 @@ async fn three_quiet_weeks_raise_nothing_and_one_encrypted_volume_is_flagged() {
             .map(|i| (i, "random", 7_000_000 + i))
             .collect(),
     );
-    let made = run(23).await;
+    let attacked = QUIET_DAYS;
+    let made = run(attacked).await;
     assert!(
         made.tripwire.unwrap().alerts.is_empty(),
         "the set is measured by the next run"
     );
-    let flagged = run(24).await;
-    let alerts = flagged.tripwire.clone().unwrap().alerts;
+    let flagged = run(attacked + 1).await;
+    let tripwire = flagged.tripwire.clone().unwrap();
+    let alerts = tripwire.alerts;
     assert_eq!(alerts.len(), 1, "{alerts:?}");
     assert_eq!(alerts[0].instance_id, fleet[2].id);
     assert_eq!(alerts[0].volume_id, data[2]);
     assert!(alerts[0].changed_permille >= 600, "{alerts:?}");
     assert!(alerts[0].threshold_permille <= 200, "{alerts:?}");
+    assert!(
+        alerts[0].median_permille <= alerts[0].usual_peak_permille
+            && alerts[0].usual_peak_permille <= 50,
+        "{alerts:?}"
+    );
     assert_eq!(flagged.metrics(0)["TripwireAlerts"], 1);
+    assert_eq!(flagged.metrics(0)["TrippedInstances"], 1);
+
+    // The clean set: the files instance's set of the day before, both volumes, pinned.
+    let clean_at = function::tags::format_time(start + Duration::days(attacked - 1));
+    let clean = snapshots_of(&s.ec2, &fleet[2].id, &clean_at).await;
+    assert_eq!(clean.len(), 2, "root and data volume: {clean:?}");
+    assert_eq!(tripwire.trips.len(), 1);
+    let trip = &tripwire.trips[0];
+    assert_eq!(
+        (
+            trip.instance_id.as_str(),
+            trip.new,
+            trip.clean_point.as_deref()
+        ),
+        (fleet[2].id.as_str(), true, Some(clean_at.as_str()))
+    );
+    let pin_end = start + Duration::days(attacked + 1 + 30);
+    let locks = s
+        .ec2
+        .describe_locked_snapshots()
+        .set_snapshot_ids(Some(clean.clone()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(locks.snapshots().len(), 2, "{locks:?}");
+    for lock in locks.snapshots() {
+        assert_eq!(
+            lock.lock_state(),
+            Some(&aws_sdk_ec2::types::LockState::Governance)
+        );
+        assert_eq!(
+            lock.lock_expires_on().map(|t| t.secs()),
+            Some(pin_end.unix_timestamp())
+        );
+    }
     let summary = s.emulator.sns_messages().unwrap().pop().unwrap().message;
+    let restore = format!(
+        "cargo xtask restore --env prod --instance {} --at {clean_at}",
+        fleet[2].id
+    );
+    let clear = format!(
+        "cargo xtask tripwire --env prod --clear --instance {}",
+        fleet[2].id
+    );
     assert!(
         summary.contains("TRIPWIRE")
-            && summary.contains(&fleet[2].id)
-            && summary.contains(&data[2]),
+            && summary.contains(&data[2])
+            && summary.contains(&restore)
+            && summary.contains(&clear)
+            && summary.contains("governance until"),
         "{summary}"
     );
-    // What a set changed is recorded on it.
+    // What a set changed is recorded on it, and the suspicious one carries its trip.
     let recorded = s
         .ec2
         .describe_snapshots()
@@ -139,4 +198,97 @@ async fn three_quiet_weeks_raise_nothing_and_one_encrypted_volume_is_flagged() {
         1,
         "the encrypted set's changed bytes, exactly"
     );
+    assert!(
+        recorded.snapshots()[0]
+            .tags()
+            .iter()
+            .any(|t| t.key() == Some("smartvault:tripwire")
+                && t.value().is_some_and(|v| v.starts_with("tripped"))),
+        "{recorded:?}"
+    );
+
+    // Past the clean set's retention, and past its pin (the emulator's lock clock moved on):
+    // the other instances' sets of that day expire; the flagged instance's stay, saying why.
+    let past = attacked - 1 + RETENTION_DAYS + 1;
+    s.emulator
+        .set_lock_clock(Duration::days(past).whole_seconds())
+        .unwrap();
+    let kept = run(past).await;
+    assert_eq!(snapshots_of(&s.ec2, &fleet[2].id, &clean_at).await, clean);
+    assert!(
+        snapshots_of(&s.ec2, &fleet[0].id, &clean_at)
+            .await
+            .is_empty(),
+        "the other instances' sets of that day expired"
+    );
+    for id in &clean {
+        let why = kept
+            .skipped
+            .iter()
+            .find(|skip| skip.subject.to_string().contains(id.as_str()))
+            .unwrap_or_else(|| panic!("{id} is reported kept: {:?}", kept.skipped));
+        assert!(why.reason.contains("tripwire flagged"), "{}", why.reason);
+    }
+    assert_eq!(kept.metrics(0)["TrippedInstances"], 1, "the alarm holds");
+
+    // The operator clears the trip (what `cargo xtask tripwire --clear` writes): the next run
+    // expires the clean set, its pin having run out.
+    let suspicious: Vec<String> = recorded
+        .snapshots()
+        .iter()
+        .filter_map(|snap| snap.snapshot_id().map(str::to_owned))
+        .collect();
+    s.ec2
+        .create_tags()
+        .set_resources(Some(suspicious))
+        .tags(
+            aws_sdk_ec2::types::Tag::builder()
+                .key("smartvault:tripwire")
+                .value(function::tripwire::cleared(start + Duration::days(past)))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    s.emulator
+        .set_lock_clock(Duration::days(past + 1).whole_seconds())
+        .unwrap();
+    let resumed = run(past + 1).await;
+    assert_eq!(resumed.metrics(0)["TrippedInstances"], 0);
+    assert!(
+        snapshots_of(&s.ec2, &fleet[2].id, &clean_at)
+            .await
+            .is_empty(),
+        "{:?}",
+        resumed.skipped
+    );
+}
+
+/// The ids of `instance`'s snapshots of the set made at `at`, sorted.
+async fn snapshots_of(ec2: &aws_sdk_ec2::Client, instance: &str, at: &str) -> Vec<String> {
+    let found = ec2
+        .describe_snapshots()
+        .owner_ids("self")
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("tag:smartvault:instance-id")
+                .values(instance)
+                .build(),
+        )
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("tag:smartvault:created-at")
+                .values(at)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let mut ids: Vec<String> = found
+        .snapshots()
+        .iter()
+        .filter_map(|snap| snap.snapshot_id().map(str::to_owned))
+        .collect();
+    ids.sort();
+    ids
 }
