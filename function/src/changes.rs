@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 #[cfg(test)]
 mod tests;
 
-pub use crate::tags::{CHANGED_BYTES, CHANGED_FROM};
+pub use crate::tags::{CHANGED_BYTES, CHANGED_FROM, WRITTEN_BYTES};
 /// The value of [`CHANGED_FROM`] for a volume's first snapshot.
 pub const FULL: &str = "full";
 /// The EBS direct APIs' block size.
@@ -24,6 +24,8 @@ pub struct Measure {
     pub snapshot_id: String,
     pub volume_id: String,
     pub previous: Option<String>,
+    /// The bytes of data `previous` holds, as recorded on it ([`WRITTEN_BYTES`]).
+    pub previous_written: Option<u64>,
 }
 
 /// A snapshot's volume: its source's for a copy, else its own.
@@ -81,6 +83,9 @@ pub fn to_measure(
                     snapshot_id: snapshot.id.clone(),
                     volume_id: volume.to_owned(),
                     previous: index.checked_sub(1).map(|i| list[i].id.clone()),
+                    previous_written: index
+                        .checked_sub(1)
+                        .and_then(|i| list[i].tag(WRITTEN_BYTES)?.parse().ok()),
                 },
             ));
         }
@@ -92,10 +97,33 @@ pub fn to_measure(
     found.into_iter().take(limit).map(|(_, m)| m).collect()
 }
 
-/// The tags that record a read: the bytes changed (blocks times the block size) and against
-/// what.
-pub fn record(measure: &Measure, changed_blocks: u64) -> Vec<(String, String)> {
-    vec![
+/// The bytes of data a snapshot holds after a read found `changed` against its previous one
+/// (which held `previous_written`), or after a full read; `None` when the previous one's is
+/// unknown.
+pub fn written(
+    measure: &Measure,
+    changed: crate::ebs_direct::Changed,
+    previous_written: Option<u64>,
+) -> Option<u64> {
+    let blocks = |n: u64| n.saturating_mul(BLOCK_BYTES);
+    match &measure.previous {
+        None => Some(blocks(changed.blocks)),
+        Some(_) => Some(
+            previous_written?
+                .saturating_add(blocks(changed.new))
+                .saturating_sub(blocks(changed.freed)),
+        ),
+    }
+}
+
+/// The tags that record a read: the bytes changed (blocks times the block size), against what,
+/// and the bytes of data the snapshot holds when known.
+pub fn record(
+    measure: &Measure,
+    changed_blocks: u64,
+    written: Option<u64>,
+) -> Vec<(String, String)> {
+    let mut tags = vec![
         (
             CHANGED_BYTES.to_owned(),
             changed_blocks.saturating_mul(BLOCK_BYTES).to_string(),
@@ -104,7 +132,11 @@ pub fn record(measure: &Measure, changed_blocks: u64) -> Vec<(String, String)> {
             CHANGED_FROM.to_owned(),
             measure.previous.clone().unwrap_or_else(|| FULL.to_owned()),
         ),
-    ]
+    ];
+    if let Some(bytes) = written {
+        tags.push((WRITTEN_BYTES.to_owned(), bytes.to_string()));
+    }
+    tags
 }
 
 /// A volume's changed fractions (changed bytes over the volume's size), oldest first, from the

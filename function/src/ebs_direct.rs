@@ -13,10 +13,20 @@ use aws_smithy_types::body::SdkBody;
 use aws_smithy_types::config_bag::ConfigBag;
 use std::time::SystemTime;
 
-/// A page of `ListChangedBlocks`: how many blocks changed, and the token of the next page.
+/// What `ListChangedBlocks` found between two snapshots of a volume, in blocks: every block
+/// that differs, those of them the first snapshot did not have (written since) and those the
+/// second no longer has (freed).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Changed {
+    pub blocks: u64,
+    pub new: u64,
+    pub freed: u64,
+}
+
+/// A page of `ListChangedBlocks`: what it lists, and the token of the next page.
 #[derive(Debug)]
 struct Page {
-    changed: u64,
+    changed: Changed,
     next: Option<String>,
 }
 
@@ -85,13 +95,13 @@ impl Intercept for Sign {
     }
 }
 
-/// How many blocks of `second` differ from `first` (every block of `second` without a first),
+/// Which blocks of `second` differ from `first` (every block of `second` without a first),
 /// reading every page.
 pub async fn changed_blocks(
     sdk: &aws_config::SdkConfig,
     first: Option<&str>,
     second: &str,
-) -> Result<u64, EbsError> {
+) -> Result<Changed, EbsError> {
     let region = sdk.region().map(|r| r.to_string()).unwrap_or_default();
     let endpoint = sdk
         .endpoint_url()
@@ -162,15 +172,21 @@ pub async fn changed_blocks(
                     &text,
                 )));
             }
+            let blocks = json["ChangedBlocks"]
+                .as_array()
+                .map_or(&[][..], Vec::as_slice);
+            let without = |token: &str| blocks.iter().filter(|b| b.get(token).is_none()).count();
             Ok(Page {
-                changed: json["ChangedBlocks"]
-                    .as_array()
-                    .map_or(0, |blocks| blocks.len() as u64),
+                changed: Changed {
+                    blocks: blocks.len() as u64,
+                    new: without("FirstBlockToken") as u64,
+                    freed: without("SecondBlockToken") as u64,
+                },
                 next: json["NextToken"].as_str().map(str::to_owned),
             })
         })
         .build();
-    let mut total = 0;
+    let mut total = Changed::default();
     let mut token: Option<String> = None;
     loop {
         let page = operation.invoke(token.take()).await.map_err(|e| match e {
@@ -185,7 +201,9 @@ pub async fn changed_blocks(
                 ),
             },
         })?;
-        total += page.changed;
+        total.blocks += page.changed.blocks;
+        total.new += page.changed.new;
+        total.freed += page.changed.freed;
         match page.next {
             Some(next) if !next.is_empty() => token = Some(next),
             _ => return Ok(total),

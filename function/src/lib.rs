@@ -11,6 +11,7 @@ pub mod config;
 pub mod context;
 pub mod copies;
 pub mod copy_run;
+pub mod cost;
 pub mod coverage;
 pub mod ebs_direct;
 pub mod event;

@@ -43,7 +43,7 @@ pub(crate) async fn sweep(
     let deployment = &ctx.config.policy.deployment;
     let measures = changes::to_measure(own, deployment, MAX_MEASURES_PER_RUN, now);
     let cutoff = deadline.map(Deadline::cutoff);
-    let reads: Vec<(Measure, Result<u64, Failure>)> =
+    let reads: Vec<(Measure, Result<crate::ebs_direct::Changed, Failure>)> =
         stream::iter(measures.into_iter().map(|measure| async move {
             if cutoff.is_some_and(|at| std::time::Instant::now() >= at) {
                 return (measure, Err(out_of_time()));
@@ -67,10 +67,22 @@ pub(crate) async fn sweep(
         .await;
     let mut recorded: Vec<(Measure, Vec<(String, String)>)> = Vec::new();
     let mut left = 0;
+    // Oldest first: a snapshot's written bytes follow from its previous one's, read in this run
+    // or recorded before.
+    let mut written: BTreeMap<String, u64> = BTreeMap::new();
     for (measure, read) in reads {
         match read {
-            Ok(blocks) => {
-                let record = changes::record(&measure, blocks);
+            Ok(changed) => {
+                let before = measure.previous_written.or_else(|| {
+                    written
+                        .get(measure.previous.as_deref().unwrap_or_default())
+                        .copied()
+                });
+                let holds = changes::written(&measure, changed, before);
+                if let Some(bytes) = holds {
+                    written.insert(measure.snapshot_id.clone(), bytes);
+                }
+                let record = changes::record(&measure, changed.blocks, holds);
                 recorded.push((measure, record));
             }
             Err(failure) if failure.code == OUT_OF_TIME => left += 1,
@@ -223,11 +235,20 @@ pub(crate) async fn sweep(
             alerts.len()
         ));
     }
+    let stored = crate::cost::estimate(
+        &seen,
+        deployment,
+        crate::cost::STANDARD_PRICE_PER_GB_MONTH,
+        now,
+    );
     done.tripwire = Some(Tripwire {
         measured: tagged.done.len(),
         alerts,
         trips: held,
         environment: ctx.config.environment.clone(),
+        stored_bytes: stored.bytes,
+        stored_exact: stored.exact,
+        unmeasured: stored.unmeasured,
     });
     done
 }

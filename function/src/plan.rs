@@ -71,7 +71,7 @@ fn volume_tags(
     ours: &[(String, String)],
     warnings: &mut Vec<String>,
 ) -> VolumeTags {
-    let room = tags::MAX_TAGS_PER_RESOURCE.saturating_sub(ours.len());
+    let room = tags::MAX_TAGS_AT_CREATION.saturating_sub(ours.len());
     let own = |volume: &crate::model::AttachedVolume| -> Vec<(String, String)> {
         volume
             .tags
@@ -95,12 +95,14 @@ fn volume_tags(
             let dropped: Vec<String> = copied.split_off(room).into_iter().map(|(k, _)| k).collect();
             warnings.push(format!(
                 "{} of {}: its snapshot carries {} of the volume's {} tags (a snapshot takes at \
-                 most {MAX_TAGS_PER_RESOURCE}, and SmartVault's own take {}); not copied: {}",
+                 most {MAX_TAGS_PER_RESOURCE}, SmartVault's own take {} and {} are kept for what \
+                 the tripwire records); not copied: {}",
                 volume.volume_id,
                 instance.id,
                 copied.len(),
                 copied.len() + dropped.len(),
                 ours.len(),
+                tags::RECORDED_LATER.len(),
                 dropped.join(", ")
             ));
         }
@@ -459,7 +461,7 @@ fn record_for_restore(
     }
     let mut left_out = Vec::new();
     for planned in volumes {
-        if tags.len() >= tags::MAX_TAGS_PER_RESOURCE {
+        if tags.len() >= tags::MAX_TAGS_AT_CREATION {
             left_out.push(planned.volume_id.clone());
             continue;
         }
@@ -479,11 +481,13 @@ fn record_for_restore(
     if !left_out.is_empty() {
         warnings.push(format!(
             "{}: the restore records of {} of its {} volumes do not fit in a snapshot's \
-             {MAX_TAGS_PER_RESOURCE} tags and are not kept ({}); a restore reads their device \
-             and type from the volumes while they exist",
+             {MAX_TAGS_PER_RESOURCE} tags (less {} kept for what the tripwire records) and are \
+             not kept ({}); a restore reads their device and type from the volumes while they \
+             exist",
             instance.id,
             left_out.len(),
             volumes.len(),
+            tags::RECORDED_LATER.len(),
             left_out.join(", ")
         ));
     }

@@ -100,6 +100,14 @@ pub struct Tripwire {
     /// The environment's name, for the commands the summary gives; `None` names it `<env>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub environment: Option<String>,
+    /// What this deployment's kept sets store, from their recorded changed blocks
+    /// (`cost::estimate`): the bytes, whether exact, and how many snapshots are not measured.
+    #[serde(default)]
+    pub stored_bytes: u64,
+    #[serde(default)]
+    pub stored_exact: bool,
+    #[serde(default)]
+    pub unmeasured: usize,
 }
 
 /// An instance the tripwire flagged and no operator has cleared yet.
@@ -856,6 +864,25 @@ impl RunReport {
 fn tripwire_section(out: &mut String, tripwire: &Tripwire) {
     let percent = |permille: u32| f64::from(permille) / 10.0;
     let env = tripwire.environment.as_deref().unwrap_or("<env>");
+    let price = crate::cost::STANDARD_PRICE_PER_GB_MONTH;
+    let _ = writeln!(
+        out,
+        "\nStored: {:.2} GiB in this deployment's sets, about ${:.2} a month at ${price} per \
+         GB-month (the standard tier's US East list price){}; `cargo xtask cost --env {env}` \
+         shows each instance",
+        tripwire.stored_bytes as f64 / (1u64 << 30) as f64,
+        crate::cost::monthly(tripwire.stored_bytes, price),
+        if tripwire.stored_exact {
+            String::new()
+        } else if tripwire.unmeasured > 0 {
+            format!(
+                " (at least: {} snapshots' changed blocks are not read yet)",
+                tripwire.unmeasured
+            )
+        } else {
+            " (at least: some sets were measured before what they hold was recorded)".to_owned()
+        }
+    );
     if !tripwire.alerts.is_empty() {
         let _ = writeln!(
             out,

@@ -40,6 +40,9 @@ pub const SOURCE_ACCOUNT: &str = "smartvault:source-account";
 pub const CHANGED_BYTES: &str = "smartvault:changed-bytes";
 /// See [`CHANGED_BYTES`]: the earlier snapshot of the same volume, or `full`.
 pub const CHANGED_FROM: &str = "smartvault:changed-from";
+/// On a snapshot: the bytes of data it holds (its volume's written blocks times 524,288), from
+/// its full read or its previous snapshot's plus the blocks written since less those freed.
+pub const WRITTEN_BYTES: &str = "smartvault:written-bytes";
 /// On a snapshot the tripwire flagged: `tripped <time>`, which suspends the expiry of its
 /// instance's sets, until an operator's `cargo xtask tripwire --clear` makes it `cleared <time>`.
 pub const TRIPWIRE: &str = "smartvault:tripwire";
@@ -89,6 +92,11 @@ pub fn parse_time(value: &str) -> Result<OffsetDateTime, time::error::Parse> {
 
 /// AWS's limit of tags on one resource (its own `aws:` tags aside).
 pub const MAX_TAGS_PER_RESOURCE: usize = 50;
+/// The tags a snapshot gets after its creation, when the tripwire reads what it changed: room
+/// for them is kept when a snapshot is tagged at creation.
+pub const RECORDED_LATER: [&str; 4] = [CHANGED_BYTES, CHANGED_FROM, WRITTEN_BYTES, TRIPWIRE];
+/// The most tags a snapshot gets at its creation.
+pub const MAX_TAGS_AT_CREATION: usize = MAX_TAGS_PER_RESOURCE - RECORDED_LATER.len();
 
 /// AWS allows tag values of at most 256 Unicode characters.
 pub const MAX_TAG_VALUE_CHARS: usize = 256;

@@ -68,6 +68,8 @@ enum Command {
     Restore(commands::restore::RestoreCmd),
     /// Show which instances are protected and when each was last backed up; exit 1 on --fail-on.
     Coverage(commands::coverage::CoverageCmd),
+    /// Show what each instance's backups store and cost a month, and what other retention would.
+    Cost(commands::cost::CostCmd),
     /// List the instances the ransomware tripwire flagged, with their clean restore point; --clear one once handled.
     Tripwire(commands::tripwire::TripwireCmd),
     /// Print the function's log events, readable or raw, since a time, for a request, or followed.
@@ -98,6 +100,7 @@ fn run(command: Command) -> Result<ExitCode> {
         Command::Snapshots(cmd) => cmd.run(),
         Command::Restore(cmd) => cmd.run(),
         Command::Coverage(cmd) => cmd.run(),
+        Command::Cost(cmd) => cmd.run(),
         Command::Tripwire(cmd) => cmd.run(),
         Command::Logs(cmd) => cmd.run(),
         Command::Drift(cmd) => cmd.run(),

@@ -67,24 +67,82 @@ fn a_read_is_recorded_in_bytes_against_its_previous_or_as_full() {
         snapshot_id: "a2".into(),
         volume_id: "vol-a".into(),
         previous: Some("a1".into()),
+        previous_written: None,
     };
     assert_eq!(
-        record(&incremental, 3),
+        record(&incremental, 3, None),
         vec![
             (CHANGED_BYTES.to_owned(), "1572864".to_owned()),
             (CHANGED_FROM.to_owned(), "a1".to_owned())
         ]
     );
+    assert_eq!(
+        record(&incremental, 3, Some(7))[2],
+        (WRITTEN_BYTES.to_owned(), "7".to_owned())
+    );
     let first = Measure {
         previous: None,
         ..incremental
     };
-    assert_eq!(record(&first, 0)[1].1, FULL);
-    let tags: Vec<(String, String)> = record(&first, 16_384);
+    assert_eq!(record(&first, 0, None)[1].1, FULL);
+    let tags: Vec<(String, String)> = record(&first, 16_384, Some(u64::MAX));
     assert!(
         tags.iter()
             .all(|(k, v)| k.len() <= 128 && v.len() <= tags::MAX_TAG_VALUE_CHARS)
     );
+}
+
+#[test]
+fn what_a_snapshot_holds_follows_its_full_read_then_each_change() {
+    use crate::ebs_direct::Changed;
+    let first = Measure {
+        snapshot_id: "a1".into(),
+        volume_id: "vol-a".into(),
+        previous: None,
+        previous_written: None,
+    };
+    let full = Changed {
+        blocks: 100,
+        new: 100,
+        freed: 0,
+    };
+    assert_eq!(written(&first, full, None), Some(100 * BLOCK_BYTES));
+    let next = Measure {
+        snapshot_id: "a2".into(),
+        previous: Some("a1".into()),
+        ..first
+    };
+    // 30 blocks differ: 10 newly written, 5 freed, 15 rewritten.
+    let change = Changed {
+        blocks: 30,
+        new: 10,
+        freed: 5,
+    };
+    assert_eq!(
+        written(&next, change, Some(100 * BLOCK_BYTES)),
+        Some(105 * BLOCK_BYTES)
+    );
+    assert_eq!(
+        written(&next, change, None),
+        None,
+        "unknown before, unknown now"
+    );
+    // The previous one's tag comes with the measure.
+    let fleet = [
+        snapshot(
+            "a1",
+            "vol-a",
+            0,
+            &[
+                (CHANGED_BYTES, "52428800"),
+                (CHANGED_FROM, FULL),
+                (WRITTEN_BYTES, "52428800"),
+            ],
+        ),
+        snapshot("a2", "vol-a", 24, &[]),
+    ];
+    let measures = to_measure(&fleet, DEPLOYMENT, 10, at(50));
+    assert_eq!(measures[0].previous_written, Some(52_428_800));
 }
 
 #[test]

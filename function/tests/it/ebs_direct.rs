@@ -19,7 +19,9 @@ async fn changed_blocks_are_counted_across_pages_and_errors_are_named() {
     let first = fleet::snapshot_by_hand(&s.ec2, &volume, &[("Name", "first")])
         .await
         .unwrap();
+    // 300 blocks rewritten, 20 written for the first time.
     write((0..300).map(|i| (i * 7, "random", i)).collect());
+    write((0..20).map(|i| (20_000 + i, "text", i)).collect());
     let second = fleet::snapshot_by_hand(&s.ec2, &volume, &[("Name", "second")])
         .await
         .unwrap();
@@ -28,13 +30,14 @@ async fn changed_blocks_are_counted_across_pages_and_errors_are_named() {
         .await
         .unwrap();
     assert_eq!(
-        full, 12_500,
+        (full.blocks, full.new, full.freed),
+        (12_500, 12_500, 0),
         "every block of a first snapshot, over two pages"
     );
     let changed = function::ebs_direct::changed_blocks(&s.sdk, Some(&first), &second)
         .await
         .unwrap();
-    assert_eq!(changed, 300);
+    assert_eq!((changed.blocks, changed.new, changed.freed), (320, 20, 0));
 
     let other = fleet::detached_volume(&s.ec2).await.unwrap();
     let unrelated = fleet::snapshot_by_hand(&s.ec2, &other, &[("Name", "other")])

@@ -1678,11 +1678,11 @@ fn the_region_wide_recycle_bin_rule_is_locked_and_outlives_the_stack() {
     assert_eq!(show(&p["LockConfiguration"]["UnlockDelayUnit"]), "DAYS");
 }
 
-/// The tripwire reads block lists and records three tags (the changed bytes, against what, and
-/// a trip) on this deployment's snapshots, nothing more, and only when configured; its alarm
+/// The tripwire reads block lists and records four tags (the changed bytes, against what, the
+/// bytes the snapshot holds, and a trip) on this deployment's snapshots, nothing more, and only when configured; its alarm
 /// holds while a trip is in force.
 #[test]
-fn the_tripwire_reads_block_lists_and_records_three_tags_on_own_snapshots_only() {
+fn the_tripwire_reads_block_lists_and_records_its_four_tags_on_own_snapshots_only() {
     let t = main_template();
     let policy = resource(&t, "TripwirePolicy");
     assert_eq!(show(&policy["Condition"]), "HasTripwire");
@@ -1703,12 +1703,7 @@ fn the_tripwire_reads_block_lists_and_records_three_tags_on_own_snapshots_only()
     );
     assert_eq!(
         show(&statements[1]["Condition"]["ForAllValues:StringEquals"]["aws:TagKeys"]),
-        format!(
-            "[{}, {}, {}]",
-            function::tags::CHANGED_BYTES,
-            function::tags::CHANGED_FROM,
-            function::tags::TRIPWIRE
-        )
+        format!("[{}]", function::tags::RECORDED_LATER.join(", "))
     );
     let variables = &resource(&t, "Function")["Properties"]["Environment"]["Variables"];
     assert_eq!(

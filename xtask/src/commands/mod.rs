@@ -5,6 +5,7 @@
 pub mod bench;
 pub mod bootstrap;
 pub mod build;
+pub mod cost;
 pub mod coverage;
 pub mod demo;
 pub mod deploy;

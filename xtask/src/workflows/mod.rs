@@ -4,6 +4,7 @@
 //! demo, the bench) lives here once.
 
 pub mod bootstrap;
+pub mod cost;
 pub mod coverage;
 pub mod deploy;
 pub mod destroy;

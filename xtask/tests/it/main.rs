@@ -18,5 +18,6 @@ mod organization;
 mod promote;
 mod recycle_bin;
 mod restore;
+mod tripwire;
 mod vault;
 mod vault_iam;

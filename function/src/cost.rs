@@ -1,0 +1,332 @@
+//! What this deployment's sets store and cost, without I/O, from what the tripwire records on
+//! each snapshot (`smartvault:written-bytes` on the oldest kept, `smartvault:changed-bytes` on
+//! each later one): per instance and schedule, the bytes stored, the monthly price at a per-GB
+//! rate, what deleting each set would free, and the same under other retention values.
+//!
+//! EBS bills the standard tier for the blocks it stores: a volume's oldest snapshot holds its
+//! whole written data, each later one the blocks changed since the one before. So a volume
+//! stores the bytes its oldest kept snapshot holds plus each later kept snapshot's changed
+//! bytes: exact, at EBS's 512 KiB block size, when every kept snapshot was measured against the
+//! one kept before it.
+
+use crate::changes;
+use crate::model::{Policy, Snapshot, SnapshotState};
+use crate::tags;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use time::OffsetDateTime;
+
+#[cfg(test)]
+mod tests;
+
+/// The standard tier's list price, in US dollars per GB-month (GB of 2^30 bytes), in US East
+/// (N. Virginia); other regions differ: a command takes the user's rate.
+pub const STANDARD_PRICE_PER_GB_MONTH: f64 = 0.05;
+/// Where [`STANDARD_PRICE_PER_GB_MONTH`] is published.
+pub const PRICE_SOURCE: &str = "the EBS user guide's \"Pricing and billing for archiving Amazon \
+    EBS snapshots\" (standard rate $0.05 per GB-month, US East); every region's on \
+    https://aws.amazon.com/ebs/pricing/";
+const GIB: f64 = (1u64 << 30) as f64;
+
+/// The monthly price of `bytes` at `price_per_gb_month`.
+pub fn monthly(bytes: u64, price_per_gb_month: f64) -> f64 {
+    bytes as f64 / GIB * price_per_gb_month
+}
+
+/// One set of an instance (its snapshots of one run), as the cost of keeping it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SetCost {
+    #[serde(with = "time::serde::rfc3339")]
+    pub made_at: OffsetDateTime,
+    /// Its `expires-at`, when readable.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub expires_at: Option<OffsetDateTime>,
+    /// The bytes it adds to what its volumes store.
+    pub bytes: u64,
+    /// At most what deleting it would free: its blocks that no other kept snapshot holds.
+    pub frees_up_to: u64,
+}
+
+/// What an instance's sets of one schedule store.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct InstanceCost {
+    pub instance_id: String,
+    pub schedule: String,
+    pub volumes: usize,
+    pub bytes: u64,
+    pub monthly_usd: f64,
+    /// False when some snapshot is not measured yet, or was measured against one no longer
+    /// kept: `bytes` is then a lower bound.
+    pub exact: bool,
+    /// Snapshots whose changed blocks are not read yet.
+    pub unmeasured: usize,
+    pub sets: Vec<SetCost>,
+}
+
+/// What the whole deployment stores.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Estimate {
+    pub price_per_gb_month: f64,
+    pub bytes: u64,
+    pub monthly_usd: f64,
+    pub exact: bool,
+    pub unmeasured: usize,
+    pub instances: Vec<InstanceCost>,
+}
+
+/// One snapshot's part of its volume's storage.
+struct Part<'a> {
+    snapshot: &'a Snapshot,
+    bytes: u64,
+    changed: Option<u64>,
+    exact: bool,
+    measured: bool,
+}
+
+/// This deployment's own completed snapshots (not copies) by volume, oldest first.
+fn chains<'a>(
+    snapshots: &'a [Snapshot],
+    deployment: &str,
+    now: OffsetDateTime,
+) -> BTreeMap<&'a str, Vec<&'a Snapshot>> {
+    let mut found: BTreeMap<&str, Vec<&Snapshot>> = BTreeMap::new();
+    for snapshot in snapshots {
+        if snapshot.tag(tags::MANAGED_BY) != Some(deployment)
+            || snapshot.tags.contains_key(tags::SOURCE_REGION)
+            || snapshot.state != SnapshotState::Completed
+        {
+            continue;
+        }
+        if let Some(volume) = snapshot.volume_id.as_deref() {
+            found.entry(volume).or_default().push(snapshot);
+        }
+    }
+    for list in found.values_mut() {
+        list.sort_by(|a, b| {
+            a.made_at_by(now)
+                .cmp(&b.made_at_by(now))
+                .then_with(|| a.id.cmp(&b.id))
+        });
+    }
+    found
+}
+
+fn number(snapshot: &Snapshot, key: &str) -> Option<u64> {
+    snapshot.tag(key)?.parse().ok()
+}
+
+/// Each kept snapshot's part of its volume's storage: the oldest holds its written bytes (its
+/// full read's, or as carried along), each later one its changed bytes.
+fn parts<'a>(chain: &[&'a Snapshot]) -> Vec<Part<'a>> {
+    chain
+        .iter()
+        .enumerate()
+        .map(|(index, snapshot)| {
+            let changed = number(snapshot, changes::CHANGED_BYTES);
+            let from = snapshot.tag(changes::CHANGED_FROM);
+            if index == 0 {
+                let written = number(snapshot, changes::WRITTEN_BYTES)
+                    .or(changed.filter(|_| from == Some(changes::FULL)));
+                return Part {
+                    snapshot,
+                    bytes: written.or(changed).unwrap_or(0),
+                    changed,
+                    exact: written.is_some(),
+                    measured: changed.is_some(),
+                };
+            }
+            let previous = chain[index - 1].id.as_str();
+            Part {
+                snapshot,
+                bytes: changed.unwrap_or(0),
+                changed,
+                exact: changed.is_some() && from == Some(previous),
+                measured: changed.is_some(),
+            }
+        })
+        .collect()
+}
+
+/// What this deployment's kept snapshots store, per instance and schedule, at
+/// `price_per_gb_month`.
+pub fn estimate(
+    snapshots: &[Snapshot],
+    deployment: &str,
+    price_per_gb_month: f64,
+    now: OffsetDateTime,
+) -> Estimate {
+    let mut by_owner: BTreeMap<(String, String), InstanceCost> = BTreeMap::new();
+    let mut sets: BTreeMap<(String, String, OffsetDateTime), SetCost> = BTreeMap::new();
+    for chain in chains(snapshots, deployment, now).values() {
+        let parts = parts(chain);
+        for (index, part) in parts.iter().enumerate() {
+            let snapshot = part.snapshot;
+            let instance = snapshot.tag(tags::INSTANCE_ID).unwrap_or("-").to_owned();
+            let schedule = tags::schedule_of(&snapshot.tags).to_owned();
+            // Deleting it frees its own blocks that the next kept snapshot replaced; the
+            // newest's are held by no other.
+            let frees = match parts.get(index + 1) {
+                Some(next) => part.bytes.min(next.changed.unwrap_or(0)),
+                None => part.bytes,
+            };
+            let owner = by_owner
+                .entry((instance.clone(), schedule.clone()))
+                .or_insert_with(|| InstanceCost {
+                    instance_id: instance.clone(),
+                    schedule: schedule.clone(),
+                    volumes: 0,
+                    bytes: 0,
+                    monthly_usd: 0.0,
+                    exact: true,
+                    unmeasured: 0,
+                    sets: Vec::new(),
+                });
+            owner.bytes += part.bytes;
+            owner.exact &= part.exact;
+            owner.unmeasured += usize::from(!part.measured);
+            let made_at = snapshot.made_at_by(now);
+            let set = sets
+                .entry((instance, schedule, made_at))
+                .or_insert_with(|| SetCost {
+                    made_at,
+                    expires_at: snapshot
+                        .tag(tags::EXPIRES_AT)
+                        .and_then(|at| tags::parse_time(at).ok()),
+                    bytes: 0,
+                    frees_up_to: 0,
+                });
+            set.bytes += part.bytes;
+            set.frees_up_to += frees;
+        }
+        if let Some(first) = chain.first() {
+            let key = (
+                first.tag(tags::INSTANCE_ID).unwrap_or("-").to_owned(),
+                tags::schedule_of(&first.tags).to_owned(),
+            );
+            // A volume counts once per schedule it has sets of.
+            let mut schedules: Vec<&str> =
+                chain.iter().map(|s| tags::schedule_of(&s.tags)).collect();
+            schedules.sort_unstable();
+            schedules.dedup();
+            for schedule in schedules {
+                if let Some(owner) = by_owner.get_mut(&(key.0.clone(), schedule.to_owned())) {
+                    owner.volumes += 1;
+                }
+            }
+        }
+    }
+    for ((instance, schedule, _), set) in sets {
+        if let Some(owner) = by_owner.get_mut(&(instance, schedule)) {
+            owner.sets.push(set);
+        }
+    }
+    let mut instances: Vec<InstanceCost> = by_owner.into_values().collect();
+    for owner in &mut instances {
+        owner.monthly_usd = monthly(owner.bytes, price_per_gb_month);
+    }
+    let bytes = instances.iter().map(|i| i.bytes).sum();
+    Estimate {
+        price_per_gb_month,
+        bytes,
+        monthly_usd: monthly(bytes, price_per_gb_month),
+        exact: instances.iter().all(|i| i.exact),
+        unmeasured: instances.iter().map(|i| i.unmeasured).sum(),
+        instances,
+    }
+}
+
+/// What an instance's schedule would store kept by other retention values, in the steady
+/// state: its volumes' data plus, for each further kept set, what its sets changed on average.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WhatIf {
+    pub instance_id: String,
+    pub schedule: String,
+    pub retention_days: u32,
+    pub keep_last: u32,
+    /// The sets that would be kept per volume.
+    pub sets_kept: u32,
+    pub bytes: u64,
+    pub monthly_usd: f64,
+}
+
+/// [`WhatIf`] for every instance and schedule of `estimate`, by `retention_days` and
+/// `keep_last` (each schedule's own where `None`), from `snapshots` (how often the schedule
+/// makes sets and what they change).
+pub fn what_if(
+    snapshots: &[Snapshot],
+    policy: &Policy,
+    retention_days: Option<u32>,
+    keep_last: Option<u32>,
+    price_per_gb_month: f64,
+    now: OffsetDateTime,
+) -> Vec<WhatIf> {
+    // Per instance and schedule: its volumes' data, the sum of each volume's average change
+    // per set, and when its sets were made.
+    let mut found: BTreeMap<(String, String), (u64, u64, Vec<OffsetDateTime>)> = BTreeMap::new();
+    for chain in chains(snapshots, &policy.deployment, now).values() {
+        let parts = parts(chain);
+        let data = chain
+            .iter()
+            .rev()
+            .find_map(|s| number(s, changes::WRITTEN_BYTES))
+            .unwrap_or_else(|| parts.first().map_or(0, |p| p.bytes));
+        let mut by_key: BTreeMap<(String, String), Vec<&Part>> = BTreeMap::new();
+        for part in &parts {
+            let key = (
+                part.snapshot
+                    .tag(tags::INSTANCE_ID)
+                    .unwrap_or("-")
+                    .to_owned(),
+                tags::schedule_of(&part.snapshot.tags).to_owned(),
+            );
+            by_key.entry(key).or_default().push(part);
+        }
+        for (key, mine) in by_key {
+            let changes: Vec<u64> = mine
+                .iter()
+                .filter(|p| !std::ptr::eq(p.snapshot, chain[0]))
+                .filter_map(|p| p.changed)
+                .collect();
+            let average = if changes.is_empty() {
+                0
+            } else {
+                changes.iter().sum::<u64>() / changes.len() as u64
+            };
+            let entry = found.entry(key).or_default();
+            entry.0 += data;
+            entry.1 += average;
+            entry
+                .2
+                .extend(mine.iter().map(|p| p.snapshot.made_at_by(now)));
+        }
+    }
+    found
+        .into_iter()
+        .map(|((instance, schedule), (data, average, mut times))| {
+            let rule = policy.rule_for_snapshots(&schedule);
+            let days = retention_days.unwrap_or(rule.retention_days);
+            let last = keep_last.unwrap_or(rule.keep_last);
+            times.sort();
+            times.dedup();
+            // Sets a day, from the schedule's own spacing (one a day when it cannot tell).
+            let per_day = match (times.first(), times.last()) {
+                (Some(first), Some(last)) if times.len() > 1 && last > first => {
+                    (times.len() - 1) as f64 / ((*last - *first).as_seconds_f64() / 86_400.0)
+                }
+                _ => 1.0,
+            };
+            let by_days = (f64::from(days) * per_day).ceil() as u32;
+            let sets_kept = by_days.max(last).max(1);
+            let bytes = data + u64::from(sets_kept - 1) * average;
+            WhatIf {
+                instance_id: instance,
+                schedule,
+                retention_days: days,
+                keep_last: last,
+                sets_kept,
+                bytes,
+                monthly_usd: monthly(bytes, price_per_gb_month),
+            }
+        })
+        .collect()
+}
