@@ -90,7 +90,7 @@ impl CostCmd {
         let report = CostReport {
             environment: env.name.clone(),
             stack: env.stack_name.clone(),
-            region: env.region.clone(),
+            region: env.region,
             at,
             price_source: cost::PRICE_SOURCE,
             estimate,
