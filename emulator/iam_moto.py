@@ -12,8 +12,9 @@ launcher closes both without touching what moto stores or answers:
    statement scoped to ARNs never matches. For the actions SmartVault makes, the checks below name
    the resources AWS authorizes them against (the Service Authorization Reference), and each one
    is checked; an action not listed is still checked against "*". Among them: EC2's snapshot
-   writes against the snapshot (CopySnapshot against its source and the new copy), and
-   sts:AssumeRole against the role assumed. A stack set's calls are
+   writes against the snapshot (CopySnapshot against its source and the new copy; CreateTags
+   against each resource tagged), the EBS
+   direct APIs' reads against the snapshots read, and sts:AssumeRole against the role assumed. A stack set's calls are
    checked against its `stackset/<name>:<id>` ARN (CreateStackSet, which names no resource,
    against "*").
 
@@ -82,6 +83,23 @@ def ec2_checks(response, action, region, account):
             # Tags given at creation are authorized as ec2:CreateTags on the new snapshots.
             checks.append(("CreateTags", snapshots + "*"))
         return checks
+    if action == "CreateTags":
+        # Against each resource tagged: a snapshot's ARN has no account, a volume's and an
+        # instance's do.
+        kinds = {"snap": "snapshot", "vol": "volume", "i": "instance"}
+        checks = []
+        for key, values in sorted(response.querystring.items()):
+            if not key.startswith("ResourceId."):
+                continue
+            resource = values[0]
+            kind = kinds.get(resource.split("-")[0])
+            if kind == "snapshot":
+                checks.append((action, snapshots + resource))
+            elif kind:
+                checks.append((action, f"arn:aws:ec2:{region}:{account}:{kind}/{resource}"))
+            else:
+                checks.append((action, "*"))
+        return checks or [(action, "*")]
     if action in ("DeleteSnapshot", "LockSnapshot", "UnlockSnapshot", "ModifySnapshotAttribute"):
         return [(action, snapshots + first(response, "SnapshotId"))]
     if action == "CopySnapshot":
@@ -94,6 +112,21 @@ def ec2_checks(response, action, region, account):
         ]
         if any(key.startswith("TagSpecification.") for key in response.querystring):
             checks.append(("CreateTags", snapshots + "*"))
+        return checks
+    return [(action, "*")]
+
+
+def ebs_checks(response, action, region, account):
+    """The EBS direct APIs, against the snapshots they read: the one in the path and, for
+    ListChangedBlocks, the first one compared (the snapshot resource of the Service
+    Authorization Reference's `ebs:` actions is EC2's snapshot ARN)."""
+    snapshots = f"arn:aws:ec2:{region}::snapshot/"
+    parts = response.raw_path.split("/")
+    if len(parts) > 2 and parts[1] == "snapshots" and parts[2]:
+        checks = [(action, snapshots + unquote(parts[2]))]
+        other = first(response, "firstSnapshotId")
+        if other:
+            checks.append((action, snapshots + other))
         return checks
     return [(action, "*")]
 
@@ -180,6 +213,7 @@ CHECKS = {
     "lambda": lambda_checks,
     "logs": logs_checks,
     "sts": sts_checks,
+    "ebs": ebs_checks,
 }
 
 def iam_match(pattern, string):

@@ -19,5 +19,6 @@ mod promote;
 mod recycle_bin;
 mod restore;
 mod tripwire;
+mod tripwire_iam;
 mod vault;
 mod vault_iam;

@@ -25,7 +25,7 @@ const ALLOW_ALL: &str =
 
 /// A template value with `!Sub`, `!Ref` and `!If` resolved: `values` for names, `true_conditions`
 /// for the conditions that hold.
-fn resolve(
+pub(crate) fn resolve(
     value: &serde_norway::Value,
     values: &HashMap<&str, Value>,
     true_conditions: &[&str],
@@ -82,7 +82,11 @@ fn resolve(
 
 /// The policy documents a role of the stack holds: the role's own inline policy and the role
 /// policies named, resolved.
-fn policies(resources: &[&str], values: &HashMap<&str, Value>, conditions: &[&str]) -> Vec<Value> {
+pub(crate) fn policies(
+    resources: &[&str],
+    values: &HashMap<&str, Value>,
+    conditions: &[&str],
+) -> Vec<Value> {
     let text =
         std::fs::read_to_string(emulator::workspace_root().join("templates/smartvault.yaml"))
             .unwrap();
@@ -102,7 +106,7 @@ fn policies(resources: &[&str], values: &HashMap<&str, Value>, conditions: &[&st
 }
 
 /// A user of `iam`'s account holding exactly `documents`, and an SDK configuration with its key.
-async fn user(
+pub(crate) async fn user(
     emulator: &Emulator,
     iam: &aws_sdk_iam::Client,
     name: &str,
@@ -140,14 +144,14 @@ async fn user(
         .await
 }
 
-fn strings(values: &[(&'static str, &str)]) -> HashMap<&'static str, Value> {
+pub(crate) fn strings(values: &[(&'static str, &str)]) -> HashMap<&'static str, Value> {
     values
         .iter()
         .map(|(k, v)| (*k, Value::String((*v).to_owned())))
         .collect()
 }
 
-async fn context(
+pub(crate) async fn context(
     sdk: &aws_config::SdkConfig,
     topic: &str,
     deployment: &str,
