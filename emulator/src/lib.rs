@@ -355,11 +355,9 @@ impl Emulator {
 
     /// Stops recording and returns the `Action` of every recorded request, in order.
     pub fn stop_recording(&self) -> Result<Vec<String>, Error> {
-        Ok(self
-            .stop_recording_bodies()?
-            .iter()
-            .filter_map(|body| action_of(body))
-            .collect())
+        self.admin("POST", "/moto-api/recorder/stop-recording", b"")?;
+        let body = self.admin("GET", "/moto-api/recorder/download-recording", b"")?;
+        Ok(parse_recorded_actions(&String::from_utf8_lossy(&body)))
     }
 
     /// Stops recording and returns the body of every recorded request, in order (a query
@@ -421,12 +419,35 @@ fn parse_sns_messages(data: &serde_json::Value) -> Vec<SnsMessage> {
     messages
 }
 
-#[cfg(test)]
+/// The action of each recorded request: a query protocol's `Action`, or for the EBS direct
+/// API (REST, no body) the operation its path names.
 fn parse_recorded_actions(recording: &str) -> Vec<String> {
+    let urls: Vec<String> = recording
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .map(|entry| entry["url"].as_str().unwrap_or_default().to_owned())
+        .collect();
     parse_recorded_bodies(recording)
         .iter()
-        .filter_map(|body| action_of(body))
+        .zip(urls)
+        .filter_map(|(body, url)| action_of(body).or_else(|| ebs_action_of(&url)))
         .collect()
+}
+
+/// The EBS direct API operation a request path names.
+fn ebs_action_of(url: &str) -> Option<String> {
+    let path = url.split('?').next()?;
+    let path = path.find("/snapshots/").map(|at| &path[at..])?;
+    let parts: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+    Some(
+        match parts.as_slice() {
+            ["", "snapshots", _, "changedblocks"] => "ListChangedBlocks",
+            ["", "snapshots", _, "blocks"] => "ListSnapshotBlocks",
+            ["", "snapshots", _, "blocks", _] => "GetSnapshotBlock",
+            _ => return None,
+        }
+        .to_owned(),
+    )
 }
 
 /// The `Action` of a query-protocol request body.
@@ -512,7 +533,7 @@ mod tests {
     }
 
     #[test]
-    fn recorded_actions_come_from_the_form_body() {
+    fn recorded_actions_come_from_the_form_body_or_the_ebs_path() {
         let recording = concat!(
             r#"{"module": "ec2", "body": "Action=DescribeInstances&Version=2016-11-15"}"#,
             "\n",
@@ -520,10 +541,19 @@ mod tests {
             r#"{"body": "VmVyc2lvbj0yMDE2LTExLTE1JkFjdGlvbj1DcmVhdGVTbmFwc2hvdHMmWD0x", "body_encoded": true}"#,
             "\n",
             r#"{"module": "sns", "body": ""}"#,
+            "\n",
+            r#"{"module": "ebs", "url": "http://127.0.0.1:5000/snapshots/snap-1/changedblocks?maxResults=10000", "body": ""}"#,
+            "\n",
+            r#"{"module": "ebs", "url": "http://127.0.0.1:5000/snapshots/snap-1/blocks/7?blockToken=x", "body": ""}"#,
         );
         assert_eq!(
             parse_recorded_actions(recording),
-            vec!["DescribeInstances", "CreateSnapshots"]
+            vec![
+                "DescribeInstances",
+                "CreateSnapshots",
+                "ListChangedBlocks",
+                "GetSnapshotBlock"
+            ]
         );
     }
 

@@ -17,6 +17,16 @@ pub const FULL: &str = "full";
 /// The EBS direct APIs' block size.
 pub const BLOCK_BYTES: u64 = 524_288;
 
+/// What `ListChangedBlocks` found between two snapshots of a volume, in blocks: every block
+/// that differs, those of them the first snapshot did not have (written since) and those the
+/// second no longer has (freed).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Changed {
+    pub blocks: u64,
+    pub new: u64,
+    pub freed: u64,
+}
+
 /// One read to make: what `snapshot_id` changed against `previous` (its volume's previous
 /// completed snapshot of this deployment), or every block it holds when there is none.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,11 +110,7 @@ pub fn to_measure(
 /// The bytes of data a snapshot holds after a read found `changed` against its previous one
 /// (which held `previous_written`), or after a full read; `None` when the previous one's is
 /// unknown.
-pub fn written(
-    measure: &Measure,
-    changed: crate::ebs_direct::Changed,
-    previous_written: Option<u64>,
-) -> Option<u64> {
+pub fn written(measure: &Measure, changed: Changed, previous_written: Option<u64>) -> Option<u64> {
     let blocks = |n: u64| n.saturating_mul(BLOCK_BYTES);
     match &measure.previous {
         None => Some(blocks(changed.blocks)),

@@ -23,7 +23,8 @@ pub fn retry_config() -> aws_config::retry::RetryConfig {
 /// an asynchronous invocation of itself with a continuation event.
 #[derive(Debug)]
 pub struct Chain {
-    pub lambda: aws_sdk_lambda::Client,
+    /// Lambda's endpoint when not AWS's (`AWS_ENDPOINT_URL_LAMBDA`, as the SDK reads it).
+    pub endpoint: Option<String>,
     /// This function's name (`AWS_LAMBDA_FUNCTION_NAME`).
     pub function_name: String,
 }

@@ -142,9 +142,10 @@ async fn copy_run(
     clock: OffsetDateTime,
     started: Instant,
 ) -> Result<RunReport, FunctionError> {
-    // The event's snapshots, read once when the vault needs them too.
-    let read = match (&ctx.config.vault, &request.options.snapshot_ids) {
-        (Some(_), Some(ids)) => {
+    // The event's snapshots, read once when the vault or the tripwire needs them too.
+    let needs_read = ctx.config.vault.is_some() || ctx.config.tripwire.is_some();
+    let read = match (needs_read, &request.options.snapshot_ids) {
+        (true, Some(ids)) => {
             match inventory::snapshots_by_id(&ctx.ec2, &ctx.config.policy, ids, ctx.page_size).await
             {
                 Ok(found) => Some(found),
@@ -167,9 +168,22 @@ async fn copy_run(
     if let Some(completed) = &read {
         let shared = crate::vault_run::share_completed(ctx, mode, completed, clock).await;
         crate::vault_run::merge(&mut report, shared);
+        // ...and the tripwire reads what the set changed now, off the scheduled run.
+        let measured = crate::measure_run::completed(ctx, mode, completed, clock).await;
+        crate::measure_run::merge(&mut report, measured);
     }
     report.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-    finish(ctx, report, clock, Publish::OnFailure).await
+    // A trip is mailed at once, as a failure is.
+    let tripped = report
+        .tripwire
+        .as_ref()
+        .is_some_and(|t| !t.alerts.is_empty());
+    let publish = if tripped {
+        Publish::Always
+    } else {
+        Publish::OnFailure
+    };
+    finish(ctx, report, clock, publish).await
 }
 
 /// A restore test: a sample of instances' newest completed sets (or the event's instances')

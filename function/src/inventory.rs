@@ -254,21 +254,9 @@ pub async fn locks(
             .await
             .map_err(|e| failure(None, "DescribeLockedSnapshots", &e))?;
         for info in page.snapshots() {
-            let Some(id) = info.snapshot_id() else {
-                continue;
-            };
-            let state = match info.lock_state() {
-                Some(aws_sdk_ec2::types::LockState::Governance) => LockState::Governance,
-                Some(aws_sdk_ec2::types::LockState::Compliance) => LockState::Compliance,
-                Some(aws_sdk_ec2::types::LockState::ComplianceCooloff) => {
-                    LockState::ComplianceCooloff
-                }
-                _ => LockState::Expired,
-            };
-            let expires_on = info
-                .lock_expires_on()
-                .and_then(|t| OffsetDateTime::from_unix_timestamp(t.secs()).ok());
-            found.insert(id.to_owned(), SnapshotLock { state, expires_on });
+            if let Some(id) = info.snapshot_id() {
+                found.insert(id.to_owned(), lock_of(info));
+            }
         }
         match page.next_token() {
             Some(next) if !next.is_empty() => token = Some(next.to_owned()),
@@ -442,6 +430,62 @@ pub async fn snapshots_by_id(
         found.extend(managed_snapshots(ec2, &policy.deployment, by_id, page_size).await?);
     }
     Ok(found)
+}
+
+/// This deployment's snapshots of `instances` (their instance-id tag), every page: a
+/// completion event's history for the tripwire.
+pub async fn instances_snapshots(
+    ec2: &Client,
+    policy: &Policy,
+    instances: &BTreeSet<String>,
+    page_size: i32,
+) -> Result<Vec<Snapshot>, Failure> {
+    let ids: Vec<String> = instances.iter().cloned().collect();
+    let mut found = Vec::new();
+    for batch in ids.chunks(FILTER_VALUES_MAX) {
+        let by_instance = vec![filter(
+            &format!("tag:{}", tags::INSTANCE_ID),
+            batch.iter().cloned(),
+        )];
+        found.extend(managed_snapshots(ec2, &policy.deployment, by_instance, page_size).await?);
+    }
+    Ok(found)
+}
+
+/// The locks of the snapshots `ids` (expired ones too), by snapshot id.
+pub async fn locks_of(
+    ec2: &Client,
+    ids: &[String],
+) -> Result<std::collections::BTreeMap<String, SnapshotLock>, Failure> {
+    let mut found = std::collections::BTreeMap::new();
+    for batch in ids.chunks(FILTER_VALUES_MAX) {
+        let page = ec2
+            .describe_locked_snapshots()
+            .set_snapshot_ids(Some(batch.to_vec()))
+            .send()
+            .await
+            .map_err(|e| failure(None, "DescribeLockedSnapshots", &e))?;
+        for info in page.snapshots() {
+            if let Some(id) = info.snapshot_id() {
+                found.insert(id.to_owned(), lock_of(info));
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// A lock as EC2 describes it.
+fn lock_of(info: &aws_sdk_ec2::types::LockedSnapshotsInfo) -> SnapshotLock {
+    let state = match info.lock_state() {
+        Some(aws_sdk_ec2::types::LockState::Governance) => LockState::Governance,
+        Some(aws_sdk_ec2::types::LockState::Compliance) => LockState::Compliance,
+        Some(aws_sdk_ec2::types::LockState::ComplianceCooloff) => LockState::ComplianceCooloff,
+        _ => LockState::Expired,
+    };
+    let expires_on = info
+        .lock_expires_on()
+        .and_then(|t| OffsetDateTime::from_unix_timestamp(t.secs()).ok());
+    SnapshotLock { state, expires_on }
 }
 
 /// The ids among `volume_ids` of volumes that exist now.

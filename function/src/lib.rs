@@ -32,6 +32,7 @@ pub mod restore_test_run;
 pub mod run_mark;
 pub mod sdk_errors;
 pub mod settings;
+pub mod signed;
 pub mod tags;
 pub mod topic;
 pub mod tripwire;

@@ -72,24 +72,35 @@ pub(crate) async fn hand_on(
         so_far: report.clone().bounded(MAX_CARRIED),
     };
     let payload = serde_json::to_vec(&link.event()).unwrap_or_default();
-    chain
-        .lambda
-        .invoke()
-        .function_name(&chain.function_name)
-        .invocation_type(aws_sdk_lambda::types::InvocationType::Event)
-        .payload(aws_sdk_lambda::primitives::Blob::new(payload))
-        .send()
-        .await
-        .map_err(|error| {
-            use aws_sdk_lambda::error::ProvideErrorMetadata;
-            stop(
-                error.code().unwrap_or("InvokeFailed"),
-                format!(
-                    "could not start link {} of the run ({carried} calls left): {}",
-                    link.number,
-                    aws_sdk_lambda::error::DisplayErrorContext(&error)
-                ),
-            )
-        })?;
+    // Lambda's Invoke, asynchronous, as a signed POST (`signed.rs`): the Lambda SDK client's
+    // 180 KiB the zip cannot take for this one call.
+    crate::signed::send(
+        &ctx.sdk,
+        crate::signed::Call {
+            service: "lambda",
+            operation: "Invoke",
+            endpoint: chain.endpoint.as_deref(),
+            method: "POST",
+            path: format!(
+                "/2015-03-31/functions/{}/invocations",
+                crate::signed::encode(&chain.function_name)
+            ),
+            headers: &[
+                ("X-Amz-Invocation-Type", "Event"),
+                ("Content-Type", "application/json"),
+            ],
+            body: payload,
+        },
+    )
+    .await
+    .map_err(|error| {
+        stop(
+            &error.code,
+            format!(
+                "could not start link {} of the run ({carried} calls left): {error}",
+                link.number
+            ),
+        )
+    })?;
     Ok(link.number)
 }

@@ -28,7 +28,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     ctx.chain = std::env::var("AWS_LAMBDA_FUNCTION_NAME")
         .ok()
         .map(|function_name| Chain {
-            lambda: aws_sdk_lambda::Client::new(&sdk),
+            endpoint: std::env::var("AWS_ENDPOINT_URL_LAMBDA")
+                .ok()
+                .filter(|url| !url.is_empty()),
             function_name,
         });
     lambda_runtime::run(service_fn(|event: LambdaEvent<Payload>| {

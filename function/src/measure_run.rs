@@ -249,8 +249,53 @@ pub(crate) async fn sweep(
         stored_bytes: stored.bytes,
         stored_exact: stored.exact,
         unmeasured: stored.unmeasured,
+        partial: false,
     });
     done
+}
+
+/// The tripwire on EC2's completion event of a set: reads what the event's snapshots (and any
+/// other unmeasured set of their instances) changed, with their instances' snapshots and locks
+/// as history, so the scheduled run finds them measured. Its report covers those instances
+/// only (`Tripwire::partial`).
+pub(crate) async fn completed(
+    ctx: &Context,
+    mode: Mode,
+    completed: &[Snapshot],
+    now: OffsetDateTime,
+) -> Measured {
+    if ctx.config.tripwire.is_none() || completed.is_empty() {
+        return Measured::default();
+    }
+    let instances: std::collections::BTreeSet<String> = completed
+        .iter()
+        .filter_map(|s| s.tag(tags::INSTANCE_ID).map(str::to_owned))
+        .collect();
+    let read = async {
+        let own = crate::inventory::instances_snapshots(
+            &ctx.ec2,
+            &ctx.config.policy,
+            &instances,
+            ctx.page_size,
+        )
+        .await?;
+        let ids: Vec<String> = own.iter().map(|s| s.id.clone()).collect();
+        let locks = crate::inventory::locks_of(&ctx.ec2, &ids).await?;
+        Ok::<_, Failure>((own, locks))
+    };
+    match read.await {
+        Ok((own, locks)) => {
+            let mut done = sweep(ctx, mode, None, &own, &locks, now).await;
+            if let Some(tripwire) = &mut done.tripwire {
+                tripwire.partial = true;
+            }
+            done
+        }
+        Err(failure) => Measured {
+            failed: vec![failure],
+            ..Measured::default()
+        },
+    }
 }
 
 const OUT_OF_TIME: &str = "SmartVault.OutOfTime";

@@ -108,6 +108,9 @@ pub struct Tripwire {
     pub stored_exact: bool,
     #[serde(default)]
     pub unmeasured: usize,
+    /// A completion event's run: its trips and stored bytes are its instances' only.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub partial: bool,
 }
 
 /// An instance the tripwire flagged and no operator has cleared yet.
@@ -739,8 +742,16 @@ impl RunReport {
         if self.vault_copies.is_some() {
             names.extend(vault_copies);
         }
-        if self.tripwire.is_some() {
-            names.extend(tripwire);
+        if let Some(run) = &self.tripwire {
+            // A completion event's run sees its instances only: it raises the count of tripped
+            // instances, never lowers it (the alarm keeps its state until a scheduled run
+            // counts them all).
+            let counted = !run.partial || !run.trips.is_empty();
+            names.extend(
+                tripwire
+                    .into_iter()
+                    .filter(|(name, _)| counted || *name != "TrippedInstances"),
+            );
         }
         let slowest_ms = self
             .restore_tests
@@ -772,7 +783,9 @@ impl RunReport {
         }
         if let Some(tripwire) = &self.tripwire {
             document["TripwireAlerts"] = tripwire.alerts.len().into();
-            document["TrippedInstances"] = tripwire.trips.len().into();
+            if !tripwire.partial || !tripwire.trips.is_empty() {
+                document["TrippedInstances"] = tripwire.trips.len().into();
+            }
         }
         if let Some(copies) = &self.vault_copies {
             document["VaultCopiesStarted"] = copies.started.into();

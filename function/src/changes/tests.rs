@@ -94,7 +94,6 @@ fn a_read_is_recorded_in_bytes_against_its_previous_or_as_full() {
 
 #[test]
 fn what_a_snapshot_holds_follows_its_full_read_then_each_change() {
-    use crate::ebs_direct::Changed;
     let first = Measure {
         snapshot_id: "a1".into(),
         volume_id: "vol-a".into(),

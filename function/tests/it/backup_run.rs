@@ -814,7 +814,7 @@ async fn a_run_that_cannot_go_on_says_why_in_its_summary() {
     let mut ctx = Context::new(&s.sdk, s.config("prod", &[("MAX_LINKS", "1")]));
     ctx.pacer = starving();
     ctx.chain = Some(function::context::Chain {
-        lambda: aws_sdk_lambda::Client::new(&s.sdk),
+        endpoint: None,
         function_name: "prod".into(),
     });
     let report = stopped(&ctx, later()).await;

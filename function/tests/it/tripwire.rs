@@ -2,7 +2,7 @@
 //! fleet changes 1-5% of its data volumes a day, one volume also dumps 30% weekly; 90 days of
 //! daily runs (40 days' retention, so sets expire as usual) measure and record every set and
 //! raise nothing; then one instance's volume is "encrypted" (60% of its blocks rewritten with
-//! random bytes) and the next run flags exactly it: the summary names the volume, its changed
+//! random bytes) and EC2's completion event of its next set flags exactly it, mailed at once: the summary names the volume, its changed
 //! share against the normal range, the clean restore point and the restore command; its clean
 //! set is locked; its expiry is suspended, so the clean set outlives its retention, until the
 //! trip is cleared, after which it expires once the pin has run out.
@@ -112,10 +112,26 @@ async fn ninety_quiet_days_raise_nothing_and_an_encrypted_instance_is_flagged_an
     let made = run(attacked).await;
     assert!(
         made.tripwire.unwrap().alerts.is_empty(),
-        "the set is measured by the next run"
+        "the set is not complete yet when its own run ends"
     );
-    let flagged = run(attacked + 1).await;
+    // EC2's completion event of the files instance's set: the tripwire reads it at once.
+    let set: Vec<String> = made
+        .created
+        .iter()
+        .filter(|c| c.instance_id == fleet[2].id)
+        .filter_map(|c| c.snapshot_id.clone())
+        .collect();
+    assert_eq!(set.len(), 2);
+    let event = emulator::events::snapshots_completed(emulator::ACCOUNT_ID, emulator::REGION, &set);
+    let ctx = function::context::Context::new(&s.sdk, config.clone());
+    let messages_before = s.emulator.sns_messages().unwrap().len();
+    let flagged = match handler::handle(&ctx, &event, start + Duration::days(attacked)).await {
+        Ok(report) => report,
+        Err(e) => panic!("the completion event's run: {e}"),
+    };
     let tripwire = flagged.tripwire.clone().unwrap();
+    assert!(tripwire.partial, "an event's run sees its instance only");
+    assert_eq!(tripwire.measured, 2, "the event's set, both volumes");
     let alerts = tripwire.alerts;
     assert_eq!(alerts.len(), 1, "{alerts:?}");
     assert_eq!(alerts[0].instance_id, fleet[2].id);
@@ -144,7 +160,7 @@ async fn ninety_quiet_days_raise_nothing_and_an_encrypted_instance_is_flagged_an
         ),
         (fleet[2].id.as_str(), true, Some(clean_at.as_str()))
     );
-    let pin_end = start + Duration::days(attacked + 1 + 30);
+    let pin_end = start + Duration::days(attacked + 30);
     let locks = s
         .ec2
         .describe_locked_snapshots()
@@ -163,7 +179,13 @@ async fn ninety_quiet_days_raise_nothing_and_an_encrypted_instance_is_flagged_an
             Some(pin_end.unix_timestamp())
         );
     }
-    let summary = s.emulator.sns_messages().unwrap().pop().unwrap().message;
+    let messages = s.emulator.sns_messages().unwrap();
+    assert_eq!(
+        messages.len(),
+        messages_before + 1,
+        "a trip is mailed at once, not only by the next scheduled run"
+    );
+    let summary = messages.last().unwrap().message.clone();
     let restore = format!(
         "cargo xtask restore --env prod --instance {} --at {clean_at}",
         fleet[2].id
@@ -206,6 +228,12 @@ async fn ninety_quiet_days_raise_nothing_and_an_encrypted_instance_is_flagged_an
                 && t.value().is_some_and(|v| v.starts_with("tripped"))),
         "{recorded:?}"
     );
+
+    // The next scheduled run finds the set measured: no second alert, the trip still held.
+    let next = run(attacked + 1).await;
+    let held = next.tripwire.clone().unwrap();
+    assert!(held.alerts.is_empty() && held.trips.len() == 1, "{held:?}");
+    assert_eq!(next.metrics(0)["TrippedInstances"], 1);
 
     // Past the clean set's retention, and past its pin (the emulator's lock clock moved on):
     // the other instances' sets of that day expire; the flagged instance's stay, saying why.

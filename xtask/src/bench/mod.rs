@@ -4,6 +4,7 @@
 pub mod common;
 pub mod copy;
 pub mod fleet;
+pub mod tripwire;
 
 use crate::aws::Aws;
 use crate::build::local_runtime::{self, Ending};
@@ -35,6 +36,10 @@ pub struct Options {
     /// the section out.
     #[arg(long, default_value_t = 300)]
     pub copy_instances: usize,
+    /// Instances (two volumes each) backed up daily with and without the ransomware tripwire;
+    /// 0 leaves the section out.
+    #[arg(long, default_value_t = 300)]
+    pub tripwire_instances: usize,
     /// Measure the host's debug build of `bootstrap` instead of the Lambda build: quick (no
     /// release compile), for the test that keeps the benchmark from rotting; its cold-start
     /// and memory figures are not the product's, and the release zip is not measured.
@@ -288,6 +293,7 @@ pub struct Report {
     pub cli_redeploy_ms: f64,
     pub fleet: Option<fleet::FleetReport>,
     pub copies: Option<crate::bench::copy::CopyReport>,
+    pub tripwire: Option<crate::bench::tripwire::TripwireReport>,
 }
 
 pub fn run(options: &Options) -> Result<Report> {
@@ -373,6 +379,20 @@ pub fn run(options: &Options) -> Result<Report> {
             report.copies = Some(
                 crate::bench::copy::run(&bench.emulator, &bench.aws, options.copy_instances)
                     .await?,
+            );
+        }
+        if options.tripwire_instances > 0 {
+            eprintln!(
+                "tripwire: {} instances, daily runs with and without it",
+                options.tripwire_instances
+            );
+            report.tripwire = Some(
+                crate::bench::tripwire::run(
+                    &bench.emulator,
+                    &bench.aws,
+                    options.tripwire_instances,
+                )
+                .await?,
             );
         }
         anyhow::Ok(())
@@ -731,6 +751,9 @@ pub fn render(r: &Report, machine: &str) -> String {
     }
     if let Some(copies) = &r.copies {
         out.push_str(&crate::bench::copy::render(copies));
+    }
+    if let Some(tripwire) = &r.tripwire {
+        out.push_str(&crate::bench::tripwire::render(tripwire));
     }
     out
 }

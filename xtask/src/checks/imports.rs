@@ -481,6 +481,10 @@ const XTASK_SENDERS_OUTSIDE_AWS: &[(&str, &str)] = &[
         "builds the fleet benchmark's instances on the emulator",
     ),
     (
+        "bench::tripwire",
+        "builds the tripwire benchmark's fleet on the emulator",
+    ),
+    (
         "commands::demo",
         "makes the demo's instances on the emulator",
     ),

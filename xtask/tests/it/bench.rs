@@ -12,6 +12,7 @@ fn a_small_benchmark_runs_and_reports_every_row() {
         // invocations; the report's rows are what this test checks, not the figures.
         .args(["--fleet-instances", "150", "--time-scale", "10"])
         .args(["--link-seconds", "7", "--copy-instances", "30"])
+        .args(["--tripwire-instances", "20"])
         // The host's debug build: the rows are the same, without a release compile (about
         // five minutes of CI); `cargo xtask reproduce` and `cargo xtask bench` build the release.
         .arg("--host-build")
@@ -62,6 +63,14 @@ fn a_small_benchmark_runs_and_reports_every_row() {
         "| CopySnapshot calls per copy | 1.00 | 1.00 |",
         "| CreateTags calls for copies | 0 |",
         "| a sweep with nothing missing: EC2 write calls | 0 | 0 |",
+        "## Ransomware tripwire: 20 instances (40 volumes), a daily run with and without it",
+        // The completion events read what each set changed: one page a volume, one CreateTags
+        // to record it; the scheduled run finds nothing left to read.
+        "| ListChangedBlocks calls per completion event | 0.00 | 2.00 |",
+        "| ListChangedBlocks requests per volume a day | 1.00 | | |",
+        "| extra requests per scheduled run | 0 | | |",
+        "| request cost per 1,000 volumes a month (daily, $0.0006 per 1,000 ListChangedBlocks) | $0.0180 | under $1.00 | met |",
+        "| extra scheduled run time |",
     ] {
         assert!(text.contains(section), "missing {section:?}");
     }
