@@ -5,6 +5,7 @@
 
 use crate::changes::{self, Measure};
 use crate::context::Context;
+use crate::ebs_direct::Sample;
 use crate::execute::{self, Deadline, Mode, Writes};
 use crate::locks::{self, LockMode, LockState, SnapshotLock};
 use crate::model::Snapshot;
@@ -43,7 +44,8 @@ pub(crate) async fn sweep(
     let deployment = &ctx.config.policy.deployment;
     let measures = changes::to_measure(own, deployment, MAX_MEASURES_PER_RUN, now);
     let cutoff = deadline.map(Deadline::cutoff);
-    let reads: Vec<(Measure, Result<crate::ebs_direct::Changed, Failure>)> =
+    type Read = Result<(crate::ebs_direct::Changed, Vec<Sample>), Failure>;
+    let reads: Vec<(Measure, Read)> =
         stream::iter(measures.into_iter().map(|measure| async move {
             if cutoff.is_some_and(|at| std::time::Instant::now() >= at) {
                 return (measure, Err(out_of_time()));
@@ -70,9 +72,11 @@ pub(crate) async fn sweep(
     // Oldest first: a snapshot's written bytes follow from its previous one's, read in this run
     // or recorded before.
     let mut written: BTreeMap<String, u64> = BTreeMap::new();
+    let mut samples: BTreeMap<String, Vec<Sample>> = BTreeMap::new();
     for (measure, read) in reads {
         match read {
-            Ok(changed) => {
+            Ok((changed, sampled)) => {
+                samples.insert(measure.snapshot_id.clone(), sampled);
                 let before = measure.previous_written.or_else(|| {
                     written
                         .get(measure.previous.as_deref().unwrap_or_default())
@@ -112,7 +116,7 @@ pub(crate) async fn sweep(
     }
     let histories = changes::histories(&seen, deployment, now);
     let mut alerts = Vec::new();
-    for (measure, record) in recorded.iter_mut().filter(|(m, _)| m.previous.is_some()) {
+    for (measure, _) in recorded.iter().filter(|(m, _)| m.previous.is_some()) {
         let Some(history) = histories.get(&measure.volume_id) else {
             continue;
         };
@@ -137,8 +141,6 @@ pub(crate) async fn sweep(
                 .and_then(|s| s.tag(tags::INSTANCE_ID))
                 .unwrap_or_default()
                 .to_owned();
-            tracing::warn!(instance_id = %instance_id, volume_id = %measure.volume_id, snapshot_id = %measure.snapshot_id, fraction, "tripwire");
-            record.push((tags::TRIPWIRE.to_owned(), tripwire::tripped(now)));
             alerts.push(TripwireAlert {
                 instance_id,
                 volume_id: measure.volume_id.clone(),
@@ -147,7 +149,23 @@ pub(crate) async fn sweep(
                 median_permille: permille(median),
                 usual_peak_permille: permille(usual_peak),
                 threshold_permille: permille(threshold),
+                sampled_millibits: None,
             });
+        }
+    }
+    // With sampling, a suspicious set is flagged only when its changed blocks look encrypted.
+    if settings.sample_blocks > 0 && !alerts.is_empty() {
+        let judged = confirm(ctx, &samples, alerts, settings.sample_blocks).await;
+        alerts = judged.0;
+        done.warnings.extend(judged.1);
+    }
+    for alert in &alerts {
+        tracing::warn!(instance_id = %alert.instance_id, volume_id = %alert.volume_id, snapshot_id = %alert.snapshot_id, changed_permille = alert.changed_permille, "tripwire");
+        if let Some((_, record)) = recorded
+            .iter_mut()
+            .find(|(m, _)| m.snapshot_id == alert.snapshot_id)
+        {
+            record.push((tags::TRIPWIRE.to_owned(), tripwire::tripped(now)));
         }
     }
     let writes = Writes {
@@ -252,6 +270,68 @@ pub(crate) async fn sweep(
         partial: false,
     });
     done
+}
+
+/// Reads up to `count` sampled changed blocks of each suspicious set and keeps the alerts whose
+/// blocks look encrypted; the others become warnings. A set whose blocks cannot be read (an
+/// encrypted snapshot without `kms:Decrypt` through EBS, say) is flagged on its size alone,
+/// and says so.
+async fn confirm(
+    ctx: &Context,
+    samples: &BTreeMap<String, Vec<Sample>>,
+    alerts: Vec<TripwireAlert>,
+    count: u32,
+) -> (Vec<TripwireAlert>, Vec<String>) {
+    let judged: Vec<(TripwireAlert, Result<Vec<f64>, String>)> =
+        stream::iter(alerts.into_iter().map(|alert| async move {
+            let picked = tripwire::spread(
+                samples
+                    .get(&alert.snapshot_id)
+                    .map_or(&[][..], Vec::as_slice),
+                count as usize,
+            );
+            let mut bits = Vec::new();
+            for sample in picked {
+                match crate::ebs_direct::block(&ctx.sdk, &alert.snapshot_id, sample).await {
+                    Ok(data) => bits.push(tripwire::bits_per_byte(&data)),
+                    Err(e) => return (alert, Err(e.to_string())),
+                }
+            }
+            (alert, Ok(bits))
+        }))
+        .buffered(ctx.config.max_concurrency.max(1))
+        .collect()
+        .await;
+    let mut kept = Vec::new();
+    let mut warnings = Vec::new();
+    for (mut alert, bits) in judged {
+        match bits {
+            Ok(bits) if bits.is_empty() || tripwire::looks_encrypted(&bits) => {
+                alert.sampled_millibits =
+                    tripwire::mean(&bits).map(|b| (b * 1000.0).round() as u32);
+                kept.push(alert);
+            }
+            Ok(bits) => warnings.push(format!(
+                "{} volume {}: {} changed {:.1}% of the volume, but its {} sampled blocks \
+                 average {:.2} bits per byte, not the near 8 of encrypted data: not flagged",
+                alert.instance_id,
+                alert.volume_id,
+                alert.snapshot_id,
+                f64::from(alert.changed_permille) / 10.0,
+                bits.len(),
+                tripwire::mean(&bits).unwrap_or_default()
+            )),
+            Err(why) => {
+                warnings.push(format!(
+                    "{}: its changed blocks could not be sampled ({why}); flagged on its size \
+                     alone",
+                    alert.snapshot_id
+                ));
+                kept.push(alert);
+            }
+        }
+    }
+    (kept, warnings)
 }
 
 /// The tripwire on EC2's completion event of a set: reads what the event's snapshots (and any

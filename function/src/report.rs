@@ -145,6 +145,10 @@ pub struct TripwireAlert {
     pub median_permille: u32,
     pub usual_peak_permille: u32,
     pub threshold_permille: u32,
+    /// With sampling: the sampled changed blocks' mean entropy, in thousandths of a bit per
+    /// byte (8,000 is random).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sampled_millibits: Option<u32>,
 }
 
 /// What a workload run did towards its vault account.
@@ -907,7 +911,7 @@ fn tripwire_section(out: &mut String, tripwire: &Tripwire) {
         let _ = writeln!(
             out,
             "  {} volume {}: {} changed {:.1}% of the volume (normal {:.1}-{:.1}%, threshold \
-             {:.1}%)",
+             {:.1}%){}",
             alert.instance_id,
             alert.volume_id,
             alert.snapshot_id,
@@ -915,6 +919,13 @@ fn tripwire_section(out: &mut String, tripwire: &Tripwire) {
             percent(alert.median_permille),
             percent(alert.usual_peak_permille),
             percent(alert.threshold_permille),
+            alert
+                .sampled_millibits
+                .map(|m| format!(
+                    "; its sampled changed blocks average {:.2} bits per byte (random: 8)",
+                    f64::from(m) / 1000.0
+                ))
+                .unwrap_or_default()
         );
     }
     if tripwire.trips.is_empty() {

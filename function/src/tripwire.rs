@@ -44,6 +44,10 @@ pub struct Settings {
     /// or compliance (nobody can, until it ends).
     #[serde(default = "default_pin_mode")]
     pub pin_mode: LockMode,
+    /// How many of a suspicious set's changed blocks to read (`GetSnapshotBlock`, 512 KiB
+    /// each) to confirm it looks encrypted before flagging it; 0, flagged on its size alone.
+    #[serde(default)]
+    pub sample_blocks: u32,
 }
 
 fn default_pin_days() -> u32 {
@@ -61,6 +65,7 @@ impl Default for Settings {
             floor: FLOOR,
             pin_days: DEFAULT_PIN_DAYS,
             pin_mode: LockMode::Governance,
+            sample_blocks: 0,
         }
     }
 }
@@ -94,8 +99,33 @@ impl Settings {
                 locks::MAX_LOCK_DAYS
             ));
         }
+        if self.sample_blocks > MAX_SAMPLE_BLOCKS {
+            return Some(format!(
+                "tripwire.sample_blocks {} is more than {MAX_SAMPLE_BLOCKS} (how many of a \
+                 suspicious set's changed blocks are read to confirm they look encrypted; 0 \
+                 reads none)",
+                self.sample_blocks
+            ));
+        }
         None
     }
+}
+
+/// The most changed blocks a suspicious set has read (each 512 KiB, $0.003 per 1,000).
+pub const MAX_SAMPLE_BLOCKS: u32 = 32;
+
+/// Up to `count` of `items`, spread evenly over them.
+pub fn spread<T>(items: &[T], count: usize) -> Vec<&T> {
+    if count == 0 || items.is_empty() {
+        return Vec::new();
+    }
+    let stride = items.len().div_ceil(count).max(1);
+    items.iter().step_by(stride).take(count).collect()
+}
+
+/// The mean of `values`, `None` for none.
+pub fn mean(values: &[f64]) -> Option<f64> {
+    (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
 }
 
 /// What the tripwire makes of one set of one volume.

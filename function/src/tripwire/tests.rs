@@ -119,6 +119,10 @@ fn sensitivity_moves_the_threshold_and_refuses_nonsense() {
             pin_days: locks::MAX_LOCK_DAYS + 1,
             ..Settings::default()
         },
+        Settings {
+            sample_blocks: MAX_SAMPLE_BLOCKS + 1,
+            ..Settings::default()
+        },
     ] {
         assert!(bad.problem().is_some(), "{bad:?}");
     }
@@ -284,4 +288,15 @@ fn a_pin_locks_for_its_days_keeps_longer_locks_and_never_asks_compliance_to_beco
     assert!(later.len() == 5 && later.iter().all(|r| r.until == now + Duration::days(7)));
     let late = now + Duration::hours(150);
     assert!(pins(&refs, &BTreeMap::new(), compliance, now, late).is_empty());
+}
+
+#[test]
+fn samples_are_spread_over_the_changed_blocks_and_averaged() {
+    let items: Vec<u32> = (0..100).collect();
+    assert_eq!(spread(&items, 4), [&0, &25, &50, &75]);
+    assert_eq!(spread(&items, 3), [&0, &34, &68]);
+    assert_eq!(spread(&items[..2], 4), [&0, &1], "no more than there are");
+    assert!(spread(&items, 0).is_empty() && spread::<u32>(&[], 4).is_empty());
+    assert_eq!(mean(&[7.0, 8.0]), Some(7.5));
+    assert_eq!(mean(&[]), None);
 }

@@ -26,7 +26,7 @@ async fn changed_blocks_are_counted_across_pages_and_errors_are_named() {
         .await
         .unwrap();
 
-    let full = function::ebs_direct::changed_blocks(&s.sdk, None, &first)
+    let (full, _) = function::ebs_direct::changed_blocks(&s.sdk, None, &first)
         .await
         .unwrap();
     assert_eq!(
@@ -34,10 +34,33 @@ async fn changed_blocks_are_counted_across_pages_and_errors_are_named() {
         (12_500, 12_500, 0),
         "every block of a first snapshot, over two pages"
     );
-    let changed = function::ebs_direct::changed_blocks(&s.sdk, Some(&first), &second)
+    let (changed, samples) = function::ebs_direct::changed_blocks(&s.sdk, Some(&first), &second)
         .await
         .unwrap();
     assert_eq!((changed.blocks, changed.new, changed.freed), (320, 20, 0));
+    // Up to 32 readable samples, spread over the changed blocks; each reads back as the data
+    // written: random rewrites near 8 bits per byte, text well below.
+    assert_eq!(samples.len(), 32);
+    assert!(samples.windows(2).all(|w| w[0].index < w[1].index));
+    let random = samples.iter().find(|s| s.index < 2_100).unwrap();
+    let data = function::ebs_direct::block(&s.sdk, &second, random)
+        .await
+        .unwrap();
+    assert_eq!(data.len(), 524_288);
+    assert!(function::tripwire::bits_per_byte(&data) > 7.9);
+    let text = samples.iter().find(|s| s.index >= 20_000).unwrap();
+    let data = function::ebs_direct::block(&s.sdk, &second, text)
+        .await
+        .unwrap();
+    assert!(function::tripwire::bits_per_byte(&data) < 6.0);
+    let wrong = function::ebs_direct::Sample {
+        index: random.index,
+        token: "bm90LWEtdG9rZW4=".into(),
+    };
+    let refused = function::ebs_direct::block(&s.sdk, &second, &wrong)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code, "ValidationException", "{refused}");
 
     let other = fleet::detached_volume(&s.ec2).await.unwrap();
     let unrelated = fleet::snapshot_by_hand(&s.ec2, &other, &[("Name", "other")])

@@ -47,7 +47,10 @@ async fn ninety_quiet_days_raise_nothing_and_an_encrypted_instance_is_flagged_an
                 "SCHEDULES",
                 r#"[{"name":"daily","retention_days":40,"keep_last":1}]"#,
             ),
-            ("TRIPWIRE", r#"{"multiplier":1.5,"floor":0.2}"#),
+            (
+                "TRIPWIRE",
+                r#"{"multiplier":1.5,"floor":0.2,"sample_blocks":4}"#,
+            ),
             ("ENVIRONMENT", "prod"),
         ],
     );
@@ -108,6 +111,14 @@ async fn ninety_quiet_days_raise_nothing_and_an_encrypted_instance_is_flagged_an
             .map(|i| (i, "random", 7_000_000 + i))
             .collect(),
     );
+    // The same day the web instance's data volume gets a large legitimate rewrite (a migration
+    // of text): as big a change, but its blocks do not look encrypted.
+    write(
+        &data[0],
+        (0..BLOCKS * 60 / 100)
+            .map(|i| (i, "text", 9_000_000 + i))
+            .collect(),
+    );
     let attacked = QUIET_DAYS;
     let made = run(attacked).await;
     assert!(
@@ -138,6 +149,10 @@ async fn ninety_quiet_days_raise_nothing_and_an_encrypted_instance_is_flagged_an
     assert_eq!(alerts[0].volume_id, data[2]);
     assert!(alerts[0].changed_permille >= 600, "{alerts:?}");
     assert!(alerts[0].threshold_permille <= 200, "{alerts:?}");
+    assert!(
+        alerts[0].sampled_millibits.is_some_and(|m| m > 7_900),
+        "confirmed by its sampled blocks: {alerts:?}"
+    );
     assert!(
         alerts[0].median_permille <= alerts[0].usual_peak_permille
             && alerts[0].usual_peak_permille <= 50,
@@ -233,6 +248,15 @@ async fn ninety_quiet_days_raise_nothing_and_an_encrypted_instance_is_flagged_an
     let next = run(attacked + 1).await;
     let held = next.tripwire.clone().unwrap();
     assert!(held.alerts.is_empty() && held.trips.len() == 1, "{held:?}");
+    // The web instance's rewrite, measured by this run: as large, but not random, so not
+    // flagged, and the summary says why.
+    assert!(
+        next.warnings.iter().any(|w| w.contains(&data[0])
+            && w.contains("bits per byte")
+            && w.ends_with("not flagged")),
+        "{:?}",
+        next.warnings
+    );
     assert_eq!(next.metrics(0)["TrippedInstances"], 1);
 
     // Past the clean set's retention, and past its pin (the emulator's lock clock moved on):

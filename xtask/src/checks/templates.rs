@@ -1693,9 +1693,23 @@ fn the_tripwire_reads_block_lists_and_records_its_four_tags_on_own_snapshots_onl
     let statements = policy["Properties"]["PolicyDocument"]["Statement"]
         .as_sequence()
         .unwrap();
-    assert_eq!(statements.len(), 2);
+    assert_eq!(statements.len(), 3);
     assert_eq!(show(&statements[0]["Action"]), "ebs:ListChangedBlocks");
     assert!(show(&statements[0]["Resource"]).ends_with("::snapshot/*"));
+    // Block data only with sampling, on the region's snapshots.
+    let sampling = show(&statements[1]);
+    assert!(
+        sampling.starts_with("!If [HasTripwireSamples,")
+            && sampling.contains("Action: ebs:GetSnapshotBlock")
+            && sampling.contains("::snapshot/*")
+            && sampling.ends_with("!Ref AWS::NoValue]"),
+        "{sampling}"
+    );
+    let statements = &statements[1..];
+    assert_eq!(
+        show(&t["Conditions"]["HasTripwireSamples"]),
+        "!Not [!Equals [!Ref TripwireSampleBlocks, 0]]"
+    );
     assert_eq!(show(&statements[1]["Action"]), "ec2:CreateTags");
     assert_eq!(
         show(&statements[1]["Condition"]["StringEquals"]["aws:ResourceTag/smartvault:managed-by"]),

@@ -276,12 +276,23 @@ impl Environment {
             + &region_wide
             + &self.tripwire.map_or_else(String::new, |t| {
                 format!(
-                    "tripwire: each set's changed blocks are read (EBS ListChangedBlocks, list \
-                     requests only) and recorded; a set changing more than {}x its volume's usual \
-                     peak and over {:.0}% of it is flagged in the summary and the TripwireAlerts \
-                     metric (pinning the last clean set is not built yet)\n",
+                    "tripwire: each set's changed blocks are read as it completes (EBS \
+                     ListChangedBlocks) and recorded; a set changing more than {}x its volume's \
+                     usual peak and over {:.0}% of it{} trips: its instance's clean set is locked \
+                     ({} mode, {} days), its expiry suspended until `cargo xtask tripwire \
+                     --clear`, the alarm raised and the restore command mailed\n",
                     t.multiplier,
-                    t.floor * 100.0
+                    t.floor * 100.0,
+                    if t.sample_blocks > 0 {
+                        format!(
+                            ", with {} of its changed blocks looking encrypted,",
+                            t.sample_blocks
+                        )
+                    } else {
+                        String::new()
+                    },
+                    t.pin_mode.as_str(),
+                    t.pin_days
                 )
             })
             + &crate::config::vault::preview(self.vault.as_ref(), self.vault_for.as_ref())

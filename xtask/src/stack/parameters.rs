@@ -126,6 +126,8 @@ stack_parameters! {
     vault_source_kms_key_arns => "VaultSourceKmsKeyArns",
     /// The tripwire's sensitivity as the function's `TRIPWIRE` variable (empty: none).
     tripwire => "Tripwire",
+    /// How many of a suspicious set's changed blocks the tripwire samples (0: none).
+    tripwire_sample_blocks => "TripwireSampleBlocks",
     /// The environment's name as the function's `ENVIRONMENT` variable.
     environment_name => "EnvironmentName",
     /// The restore test's settings as the function's `RESTORE_TEST` variable (empty: none).

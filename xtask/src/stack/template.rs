@@ -187,6 +187,7 @@ pub fn parameters(env: &Environment, artifact: &ArtifactLocation) -> StackParame
         ),
         vault_for: text(&vars_of(env, function::config::VAULT_FOR)),
         tripwire: text(&vars_of(env, function::config::TRIPWIRE)),
+        tripwire_sample_blocks: text(&env.tripwire.map_or(0, |t| t.sample_blocks)),
         environment_name: text(&env.name),
         vault_kms_key_arn: text(
             &env.vault_for

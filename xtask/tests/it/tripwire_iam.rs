@@ -1,8 +1,9 @@
 //! The tripwire under IAM enforcement: the function runs as a user holding exactly its role's
 //! policy and the role policy `tripwire`, resolved from templates/smartvault.yaml as the stack
 //! holds them. Sixteen days of runs read every set's changed blocks (`ebs:ListChangedBlocks`)
-//! and record them (`ec2:CreateTags`); an encrypted volume is flagged, its trip recorded and
-//! its clean set pinned (`ec2:LockSnapshot`), and no call is denied. Without `tripwire`, the
+//! and record them (`ec2:CreateTags`); an encrypted volume is flagged once a sample of its
+//! changed blocks is read (`ebs:GetSnapshotBlock`), its trip recorded and its clean set pinned
+//! (`ec2:LockSnapshot`), and no call is denied. Without `tripwire`, the
 //! read is denied and reported by name. (The emulator does not evaluate conditions: the tag
 //! keys and the ownership condition are checked on the template, `checks/templates.rs`.)
 
@@ -48,7 +49,11 @@ async fn the_tripwire_reads_records_and_pins_with_exactly_its_policies() {
         ("DeploymentName", STACK),
         ("Topic", &topic),
     ]);
-    let held = policies(&["Role", "TripwirePolicy"], &values, &["HasTripwire"]);
+    let held = policies(
+        &["Role", "TripwirePolicy"],
+        &values,
+        &["HasTripwire", "HasTripwireSamples"],
+    );
     let iam = aws_sdk_iam::Client::new(&admin);
     let function_sdk = user(&emulator, &iam, "function", &held, emulator::REGION).await;
     let without_sdk = user(
@@ -80,7 +85,7 @@ async fn the_tripwire_reads_records_and_pins_with_exactly_its_policies() {
         ),
         (
             "TRIPWIRE",
-            r#"{"multiplier":1.5,"floor":0.2,"pin_days":14}"#.to_owned(),
+            r#"{"multiplier":1.5,"floor":0.2,"pin_days":14,"sample_blocks":4}"#.to_owned(),
         ),
         ("ENVIRONMENT", "prod".to_owned()),
     ];
@@ -143,6 +148,10 @@ async fn the_tripwire_reads_records_and_pins_with_exactly_its_policies() {
     assert!(flagged.failed.is_empty(), "{:?}", flagged.failed);
     let tripwire = flagged.tripwire.unwrap();
     assert_eq!(tripwire.alerts.len(), 1, "{tripwire:?}");
+    assert!(
+        tripwire.alerts[0].sampled_millibits.is_some(),
+        "its blocks were read (ebs:GetSnapshotBlock): {tripwire:?}"
+    );
     assert_eq!(tripwire.trips.len(), 1);
     assert!(
         tripwire.trips[0]
