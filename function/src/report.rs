@@ -875,13 +875,8 @@ impl RunReport {
     }
 }
 
-/// The tripwire's part of the body: this run's alerts, then every instance whose expiry a
-/// trip suspends, with its clean restore point, the command that restores it and the one that
-/// clears the trip.
-fn tripwire_section(out: &mut String, tripwire: &Tripwire) {
-    let percent = |permille: u32| f64::from(permille) / 10.0;
-    let env = tripwire.environment.as_deref().unwrap_or("<env>");
-    let price = crate::cost::STANDARD_PRICE_PER_GB_MONTH;
+/// The summary's one line of totals: what this deployment's sets store and cost a month.
+fn stored_line(out: &mut String, tripwire: &Tripwire, env: &str, price: f64) {
     let _ = writeln!(
         out,
         "\nStored: {:.2} GiB in this deployment's sets, about ${:.2} a month at ${price} per \
@@ -900,6 +895,19 @@ fn tripwire_section(out: &mut String, tripwire: &Tripwire) {
             " (at least: some sets were measured before what they hold was recorded)".to_owned()
         }
     );
+}
+
+/// The tripwire's part of the body: this run's alerts, then every instance whose expiry a
+/// trip suspends, with its clean restore point, the command that restores it and the one that
+/// clears the trip.
+fn tripwire_section(out: &mut String, tripwire: &Tripwire) {
+    let percent = |permille: u32| f64::from(permille) / 10.0;
+    let env = tripwire.environment.as_deref().unwrap_or("<env>");
+    let price = crate::cost::STANDARD_PRICE_PER_GB_MONTH;
+    // A completion event's run sees its instances only: the totals are the scheduled run's.
+    if !tripwire.partial {
+        stored_line(out, tripwire, env, price);
+    }
     if !tripwire.alerts.is_empty() {
         let _ = writeln!(
             out,
@@ -1348,6 +1356,55 @@ mod tests {
                 "[smartvault-org 111111111111/eu-west-1]"
             )
         );
+    }
+
+    #[test]
+    fn the_tripwire_section_names_the_commands_and_gives_totals_only_for_the_whole_fleet() {
+        let mut run = report();
+        run.tripwire = Some(Tripwire {
+            measured: 2,
+            alerts: vec![TripwireAlert {
+                instance_id: "i-1".into(),
+                volume_id: "vol-2".into(),
+                snapshot_id: "snap-9".into(),
+                changed_permille: 600,
+                median_permille: 25,
+                usual_peak_permille: 50,
+                threshold_permille: 200,
+                sampled_millibits: Some(7_996),
+            }],
+            trips: vec![TripHeld {
+                instance_id: "i-1".into(),
+                since: "2026-11-27T01:05:00Z".into(),
+                suspicious_set: "2026-11-27T01:00:00Z".into(),
+                snapshots: vec!["snap-9".into()],
+                new: true,
+                clean_point: Some("2026-11-26T01:00:00Z".into()),
+                pinned: Some("governance until 2026-12-27T01:05:00Z".into()),
+            }],
+            environment: Some("prod".into()),
+            stored_bytes: 3 << 30,
+            stored_exact: true,
+            unmeasured: 0,
+            partial: false,
+        });
+        let body = run.body();
+        for expected in [
+            "i-1 volume vol-2: snap-9 changed 60.0% of the volume (normal 2.5-5.0%, threshold \
+             20.0%); its sampled changed blocks average 8.00 bits per byte",
+            "expiry suspended for 1 instance(s)",
+            "clean restore point: 2026-11-26T01:00:00Z, pinned: governance until",
+            "`cargo xtask restore --env prod --instance i-1 --at 2026-11-26T01:00:00Z`",
+            "`cargo xtask tripwire --env prod --clear --instance i-1`",
+            "Stored: 3.00 GiB in this deployment's sets, about $0.15 a month",
+        ] {
+            assert!(body.contains(expected), "missing {expected:?} in:\n{body}");
+        }
+        // A completion event's run: its own instance's figures are no fleet's totals.
+        if let Some(t) = run.tripwire.as_mut() {
+            t.partial = true;
+        }
+        assert!(!run.body().contains("Stored:"));
     }
 
     #[test]
