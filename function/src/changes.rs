@@ -46,7 +46,7 @@ fn volume_of(snapshot: &Snapshot) -> Option<&str> {
 }
 
 /// This deployment's own completed snapshots (not copies), by volume, oldest first.
-fn by_volume<'a>(
+pub fn by_volume<'a>(
     snapshots: &'a [Snapshot],
     deployment: &str,
     now: OffsetDateTime,

@@ -10,7 +10,7 @@
 //! one kept before it.
 
 use crate::changes;
-use crate::model::{Policy, Snapshot, SnapshotState};
+use crate::model::{Policy, Snapshot};
 use crate::tags;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -83,34 +83,6 @@ struct Part<'a> {
     measured: bool,
 }
 
-/// This deployment's own completed snapshots (not copies) by volume, oldest first.
-fn chains<'a>(
-    snapshots: &'a [Snapshot],
-    deployment: &str,
-    now: OffsetDateTime,
-) -> BTreeMap<&'a str, Vec<&'a Snapshot>> {
-    let mut found: BTreeMap<&str, Vec<&Snapshot>> = BTreeMap::new();
-    for snapshot in snapshots {
-        if snapshot.tag(tags::MANAGED_BY) != Some(deployment)
-            || snapshot.tags.contains_key(tags::SOURCE_REGION)
-            || snapshot.state != SnapshotState::Completed
-        {
-            continue;
-        }
-        if let Some(volume) = snapshot.volume_id.as_deref() {
-            found.entry(volume).or_default().push(snapshot);
-        }
-    }
-    for list in found.values_mut() {
-        list.sort_by(|a, b| {
-            a.made_at_by(now)
-                .cmp(&b.made_at_by(now))
-                .then_with(|| a.id.cmp(&b.id))
-        });
-    }
-    found
-}
-
 fn number(snapshot: &Snapshot, key: &str) -> Option<u64> {
     snapshot.tag(key)?.parse().ok()
 }
@@ -157,7 +129,7 @@ pub fn estimate(
 ) -> Estimate {
     let mut by_owner: BTreeMap<(String, String), InstanceCost> = BTreeMap::new();
     let mut sets: BTreeMap<(String, String, OffsetDateTime), SetCost> = BTreeMap::new();
-    for chain in chains(snapshots, deployment, now).values() {
+    for chain in changes::by_volume(snapshots, deployment, now).values() {
         let parts = parts(chain);
         for (index, part) in parts.iter().enumerate() {
             let snapshot = part.snapshot;
@@ -263,7 +235,7 @@ pub fn what_if(
     // Per instance and schedule: its volumes' data, the sum of each volume's average change
     // per set, and when its sets were made.
     let mut found: BTreeMap<(String, String), (u64, u64, Vec<OffsetDateTime>)> = BTreeMap::new();
-    for chain in chains(snapshots, &policy.deployment, now).values() {
+    for chain in changes::by_volume(snapshots, &policy.deployment, now).values() {
         let parts = parts(chain);
         let data = chain
             .iter()

@@ -423,13 +423,7 @@ pub async fn snapshots_by_id(
     ids: &BTreeSet<String>,
     page_size: i32,
 ) -> Result<Vec<Snapshot>, Failure> {
-    let ids: Vec<String> = ids.iter().cloned().collect();
-    let mut found = Vec::new();
-    for batch in ids.chunks(FILTER_VALUES_MAX) {
-        let by_id = vec![filter("snapshot-id", batch.iter().cloned())];
-        found.extend(managed_snapshots(ec2, &policy.deployment, by_id, page_size).await?);
-    }
-    Ok(found)
+    managed_where(ec2, policy, "snapshot-id", ids, page_size).await
 }
 
 /// This deployment's snapshots of `instances` (their instance-id tag), every page: a
@@ -440,14 +434,24 @@ pub async fn instances_snapshots(
     instances: &BTreeSet<String>,
     page_size: i32,
 ) -> Result<Vec<Snapshot>, Failure> {
-    let ids: Vec<String> = instances.iter().cloned().collect();
+    let key = format!("tag:{}", tags::INSTANCE_ID);
+    managed_where(ec2, policy, &key, instances, page_size).await
+}
+
+/// This deployment's snapshots whose filter `name` takes one of `values`, in batches of
+/// EC2's most values per filter.
+async fn managed_where(
+    ec2: &Client,
+    policy: &Policy,
+    name: &str,
+    values: &BTreeSet<String>,
+    page_size: i32,
+) -> Result<Vec<Snapshot>, Failure> {
+    let values: Vec<String> = values.iter().cloned().collect();
     let mut found = Vec::new();
-    for batch in ids.chunks(FILTER_VALUES_MAX) {
-        let by_instance = vec![filter(
-            &format!("tag:{}", tags::INSTANCE_ID),
-            batch.iter().cloned(),
-        )];
-        found.extend(managed_snapshots(ec2, &policy.deployment, by_instance, page_size).await?);
+    for batch in values.chunks(FILTER_VALUES_MAX) {
+        let by = vec![filter(name, batch.iter().cloned())];
+        found.extend(managed_snapshots(ec2, &policy.deployment, by, page_size).await?);
     }
     Ok(found)
 }

@@ -3,7 +3,7 @@
 //! and the steady state under other retention values.
 
 use super::*;
-use crate::model::ScheduleRule;
+use crate::model::{ScheduleRule, SnapshotState};
 use crate::tags;
 use time::{Duration, macros::datetime};
 
