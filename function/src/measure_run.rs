@@ -44,29 +44,52 @@ pub(crate) async fn sweep(
     let deployment = &ctx.config.policy.deployment;
     let measures = changes::to_measure(own, deployment, MAX_MEASURES_PER_RUN, now);
     let cutoff = deadline.map(Deadline::cutoff);
-    type Read = Result<(crate::ebs_direct::Changed, Vec<Sample>), Failure>;
-    let reads: Vec<(Measure, Read)> =
-        stream::iter(measures.into_iter().map(|measure| async move {
+    // A snapshot whose previous one records no written bytes, and is not read in this batch
+    // (measured before they were recorded, or its chain broken by a failed read), is also
+    // read whole once, so what it holds is known again.
+    let batch: std::collections::BTreeSet<String> =
+        measures.iter().map(|m| m.snapshot_id.clone()).collect();
+    type Read = Result<(crate::ebs_direct::Changed, Vec<Sample>, Option<u64>), Failure>;
+    let reads: Vec<(Measure, Read)> = stream::iter(measures.into_iter().map(|measure| {
+        let batch = &batch;
+        async move {
             if cutoff.is_some_and(|at| std::time::Instant::now() >= at) {
                 return (measure, Err(out_of_time()));
             }
+            let failed = |e: crate::ebs_direct::EbsError| Failure {
+                subject: Some(crate::plan::Subject::Snapshot(measure.snapshot_id.clone())),
+                operation: "ListChangedBlocks".into(),
+                code: e.code,
+                message: e.message,
+            };
             let read = crate::ebs_direct::changed_blocks(
                 &ctx.sdk,
                 measure.previous.as_deref(),
                 &measure.snapshot_id,
             )
             .await
-            .map_err(|e| Failure {
-                subject: Some(crate::plan::Subject::Snapshot(measure.snapshot_id.clone())),
-                operation: "ListChangedBlocks".into(),
-                code: e.code,
-                message: e.message,
-            });
+            .map_err(failed);
+            let orphan = measure.previous_written.is_none()
+                && measure
+                    .previous
+                    .as_ref()
+                    .is_some_and(|p| !batch.contains(p));
+            let read = match read {
+                Ok((changed, samples)) if orphan => {
+                    crate::ebs_direct::changed_blocks(&ctx.sdk, None, &measure.snapshot_id)
+                        .await
+                        .map(|(whole, _)| (changed, samples, Some(whole.blocks)))
+                        .map_err(failed)
+                }
+                Ok((changed, samples)) => Ok((changed, samples, None)),
+                Err(failure) => Err(failure),
+            };
             (measure, read)
-        }))
-        .buffered(ctx.config.max_concurrency.max(1))
-        .collect()
-        .await;
+        }
+    }))
+    .buffered(ctx.config.max_concurrency.max(1))
+    .collect()
+    .await;
     let mut recorded: Vec<(Measure, Vec<(String, String)>)> = Vec::new();
     let mut left = 0;
     // Oldest first: a snapshot's written bytes follow from its previous one's, read in this run
@@ -75,14 +98,15 @@ pub(crate) async fn sweep(
     let mut samples: BTreeMap<String, Vec<Sample>> = BTreeMap::new();
     for (measure, read) in reads {
         match read {
-            Ok((changed, sampled)) => {
+            Ok((changed, sampled, whole)) => {
                 samples.insert(measure.snapshot_id.clone(), sampled);
                 let before = measure.previous_written.or_else(|| {
                     written
                         .get(measure.previous.as_deref().unwrap_or_default())
                         .copied()
                 });
-                let holds = changes::written(&measure, changed, before);
+                let holds = changes::written(&measure, changed, before)
+                    .or(whole.map(|blocks| blocks.saturating_mul(changes::BLOCK_BYTES)));
                 if let Some(bytes) = holds {
                     written.insert(measure.snapshot_id.clone(), bytes);
                 }
@@ -155,7 +179,7 @@ pub(crate) async fn sweep(
     }
     // With sampling, a suspicious set is flagged only when its changed blocks look encrypted.
     if settings.sample_blocks > 0 && !alerts.is_empty() {
-        let judged = confirm(ctx, &samples, alerts, settings.sample_blocks).await;
+        let judged = confirm(ctx, &samples, alerts, settings.sample_blocks, cutoff).await;
         alerts = judged.0;
         done.warnings.extend(judged.1);
     }
@@ -281,6 +305,7 @@ async fn confirm(
     samples: &BTreeMap<String, Vec<Sample>>,
     alerts: Vec<TripwireAlert>,
     count: u32,
+    cutoff: Option<std::time::Instant>,
 ) -> (Vec<TripwireAlert>, Vec<String>) {
     let judged: Vec<(TripwireAlert, Result<Vec<f64>, String>)> =
         stream::iter(alerts.into_iter().map(|alert| async move {
@@ -291,6 +316,9 @@ async fn confirm(
                 count as usize,
             );
             let mut bits = Vec::new();
+            if cutoff.is_some_and(|at| std::time::Instant::now() >= at) {
+                return (alert, Err("the invocation's time ran out".to_owned()));
+            }
             for sample in picked {
                 match crate::ebs_direct::block(&ctx.sdk, &alert.snapshot_id, sample).await {
                     Ok(data) => bits.push(tripwire::bits_per_byte(&data)),

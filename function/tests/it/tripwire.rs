@@ -344,3 +344,98 @@ async fn snapshots_of(ec2: &aws_sdk_ec2::Client, instance: &str, at: &str) -> Ve
     ids.sort();
     ids
 }
+
+/// A volume whose previous snapshot records no written bytes (measured before they were
+/// recorded) gets them back: its next snapshot is also read whole once, and the chain goes on.
+#[tokio::test]
+async fn a_chain_without_written_bytes_is_read_whole_once_and_goes_on() {
+    let s = setup().await;
+    let fleet = fleet::launch_all(&s.ec2, &[InstanceSpec::backup("app").data_volumes(1)])
+        .await
+        .unwrap();
+    let data = fleet[0].volume_ids[1].clone();
+    let write = |blocks: Vec<(u64, &'static str, u64)>| {
+        s.emulator
+            .write_volume_blocks(emulator::ACCOUNT_ID, emulator::REGION, &data, &blocks)
+            .unwrap();
+    };
+    write((0..1_000).map(|i| (i, "text", i)).collect());
+    let config = s.config("prod", &[("TRIPWIRE", r#"{"multiplier":1.5,"floor":0.2}"#)]);
+    let start = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
+    let run = async |day: i64| {
+        let ctx = function::context::Context::new(&s.sdk, config.clone());
+        handler::handle(
+            &ctx,
+            &json!({"action": "manual-trigger"}),
+            start + Duration::days(day),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("day {day}: {e}"))
+    };
+    let first = run(0).await;
+    // 30 blocks written for the first time, 20 rewritten.
+    write((0..30).map(|i| (5_000 + i, "text", i)).collect());
+    write((0..20).map(|i| (i, "text", 100 + i)).collect());
+    let second = run(1).await;
+    let id_of = |report: &function::report::RunReport| {
+        report
+            .created
+            .iter()
+            .find(|c| c.volume_id == data)
+            .and_then(|c| c.snapshot_id.clone())
+            .unwrap()
+    };
+    let (first, second) = (id_of(&first), id_of(&second));
+    // The first snapshot's written bytes are forgotten, as on a set measured before they were.
+    s.ec2
+        .delete_tags()
+        .resources(&first)
+        .tags(
+            aws_sdk_ec2::types::Tag::builder()
+                .key(function::tags::WRITTEN_BYTES)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    s.emulator.start_recording().unwrap();
+    run(2).await;
+    let reads = s
+        .emulator
+        .stop_recording()
+        .unwrap()
+        .iter()
+        .filter(|a| *a == "ListChangedBlocks")
+        .count();
+    let tags = s
+        .ec2
+        .describe_tags()
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("resource-id")
+                .values(&second)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let tag = |key: &str| {
+        tags.tags()
+            .iter()
+            .find(|t| t.key() == Some(key))
+            .and_then(|t| t.value())
+            .map(str::to_owned)
+    };
+    assert_eq!(
+        tag(function::tags::CHANGED_BYTES),
+        Some((50 * 524_288).to_string())
+    );
+    assert_eq!(
+        tag(function::tags::WRITTEN_BYTES),
+        Some((1_030 * 524_288).to_string()),
+        "read whole: the 1,000 blocks and the 30 new ones"
+    );
+    // Each volume's change, and one whole read for the data volume only: the root volume's
+    // first snapshot still records what it holds (nothing).
+    assert_eq!(reads, 3);
+}
