@@ -5,7 +5,9 @@
 //! changed blocks is read (`ebs:GetSnapshotBlock`), its trip recorded and its clean set pinned
 //! (`ec2:LockSnapshot`), and no call is denied. Without `tripwire`, the
 //! read is denied and reported by name. (The emulator does not evaluate conditions: the tag
-//! keys and the ownership condition are checked on the template, `checks/templates.rs`.)
+//! keys and the ownership condition are checked on the template, `checks/templates.rs`.) And
+//! the emulator patch this rests on: `iam_moto.py` authorizes the EBS reads and `CreateTags`
+//! against the snapshots named.
 
 use crate::vault_iam::{context, policies, strings, user};
 use emulator::Emulator;
@@ -177,4 +179,81 @@ async fn the_tripwire_reads_records_and_pins_with_exactly_its_policies() {
         .unwrap();
     assert_eq!(trip.snapshots().len(), 1, "{trip:?}");
     assert_eq!(trip.snapshots()[0].volume_id(), Some(data.as_str()));
+}
+
+/// `emulator/iam_moto.py` itself: the EBS direct reads are authorized against the snapshots
+/// read (both of a comparison) and `CreateTags` against each resource tagged, so a policy
+/// scoped to one snapshot allows it and denies another, by name.
+#[tokio::test]
+async fn the_emulator_authorizes_ebs_reads_and_tags_against_the_snapshots_named() {
+    let emulator = Emulator::start_with_iam().unwrap_or_else(|e| panic!("{e}"));
+    let admin = emulator.sdk_config().await;
+    let ec2 = aws_sdk_ec2::Client::new(&admin);
+    let volume = fleet::detached_volume(&ec2).await.unwrap();
+    emulator
+        .write_volume_blocks(
+            emulator::ACCOUNT_ID,
+            emulator::REGION,
+            &volume,
+            &[(0, "text", 1), (1, "text", 2)],
+        )
+        .unwrap();
+    let allowed = fleet::snapshot_by_hand(&ec2, &volume, &[("Name", "allowed")])
+        .await
+        .unwrap();
+    let other = fleet::snapshot_by_hand(&ec2, &volume, &[("Name", "other")])
+        .await
+        .unwrap();
+    let arn = |id: &str| format!("arn:aws:ec2:{}::snapshot/{id}", emulator::REGION);
+    let policy = json!({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow",
+        "Action": ["ebs:ListChangedBlocks", "ebs:GetSnapshotBlock", "ec2:CreateTags"],
+        "Resource": arn(&allowed),
+    }]});
+    let iam = aws_sdk_iam::Client::new(&admin);
+    let scoped = user(&emulator, &iam, "scoped", &[policy], emulator::REGION).await;
+    emulator.enforce_iam().unwrap();
+
+    let (_, samples) = function::ebs_direct::changed_blocks(&scoped, None, &allowed)
+        .await
+        .expect("reading the snapshot the policy names");
+    function::ebs_direct::block(&scoped, &allowed, &samples[0])
+        .await
+        .expect("reading a block of it");
+    // Either snapshot of a comparison outside the policy is refused: the second, or the first.
+    for (first, second) in [
+        (None, other.as_str()),
+        (Some(allowed.as_str()), other.as_str()),
+        (Some(other.as_str()), allowed.as_str()),
+    ] {
+        let denied = function::ebs_direct::changed_blocks(&scoped, first, second)
+            .await
+            .unwrap_err();
+        assert!(
+            denied.code.contains("AccessDenied")
+                && denied.message.contains("ebs:ListChangedBlocks"),
+            "{denied}"
+        );
+    }
+    let scoped_ec2 = aws_sdk_ec2::Client::new(&scoped);
+    let tag = |id: String| {
+        scoped_ec2
+            .create_tags()
+            .resources(id)
+            .tags(
+                aws_sdk_ec2::types::Tag::builder()
+                    .key("k")
+                    .value("v")
+                    .build(),
+            )
+            .send()
+    };
+    tag(allowed.clone())
+        .await
+        .expect("tagging the snapshot the policy names");
+    let refused = tag(other.clone()).await.unwrap_err();
+    assert!(
+        format!("{}", aws_sdk_ec2::error::DisplayErrorContext(&refused)).contains("ec2:CreateTags"),
+        "{refused:?}"
+    );
 }
