@@ -56,7 +56,12 @@ pub struct Outcomes {
     pub carried: usize,
 }
 
-impl Outcomes {
+/// What the writes of one kind produced, gathered from each write's own.
+trait Absorb: Default {
+    fn absorb(&mut self, other: Self);
+}
+
+impl Absorb for Outcomes {
     fn absorb(&mut self, other: Outcomes) {
         self.locked.extend(other.locked);
         self.created.extend(other.created);
@@ -161,16 +166,17 @@ pub enum Mode {
 }
 
 /// Runs `task` on every item with at most `limit` in flight, results in input order.
-async fn bounded<T, F, Fut>(items: Vec<T>, limit: usize, task: F) -> Outcomes
+async fn bounded<T, O, F, Fut>(items: Vec<T>, limit: usize, task: F) -> O
 where
+    O: Absorb,
     F: Fn(T) -> Fut,
-    Fut: Future<Output = Outcomes>,
+    Fut: Future<Output = O>,
 {
-    let results: Vec<Outcomes> = stream::iter(items.into_iter().map(task))
+    let results: Vec<O> = stream::iter(items.into_iter().map(task))
         .buffered(limit.max(1))
         .collect()
         .await;
-    let mut all = Outcomes::default();
+    let mut all = O::default();
     for result in results {
         all.absorb(result);
     }
@@ -789,6 +795,14 @@ pub struct SnapshotOutcomes {
     pub carried: usize,
 }
 
+impl Absorb for SnapshotOutcomes {
+    fn absorb(&mut self, other: SnapshotOutcomes) {
+        self.done.extend(other.done);
+        self.failed.extend(other.failed);
+        self.carried += other.carried;
+    }
+}
+
 /// Adds (`share`) or removes the permission of `account` to create volumes from each
 /// snapshot, paced; both are idempotent, so a lost answer is simply sent again next run.
 pub async fn share_snapshots(
@@ -797,21 +811,10 @@ pub async fn share_snapshots(
     account: &str,
     share: bool,
 ) -> SnapshotOutcomes {
-    let results: Vec<SnapshotOutcomes> = stream::iter(
-        snapshot_ids
-            .into_iter()
-            .map(|id| share_one(writes, id, account, share)),
-    )
-    .buffered(writes.limit.max(1))
-    .collect()
-    .await;
-    let mut all = SnapshotOutcomes::default();
-    for result in results {
-        all.done.extend(result.done);
-        all.failed.extend(result.failed);
-        all.carried += result.carried;
-    }
-    all
+    bounded(snapshot_ids, writes.limit, |id| {
+        share_one(writes, id, account, share)
+    })
+    .await
 }
 
 async fn share_one(
@@ -887,21 +890,10 @@ pub async fn tag_snapshots(
     writes: Writes<'_>,
     requests: Vec<(String, Vec<(String, String)>)>,
 ) -> SnapshotOutcomes {
-    let results: Vec<SnapshotOutcomes> = stream::iter(
-        requests
-            .into_iter()
-            .map(|(id, tags)| tag_one(writes, id, tags)),
-    )
-    .buffered(writes.limit.max(1))
-    .collect()
-    .await;
-    let mut all = SnapshotOutcomes::default();
-    for result in results {
-        all.done.extend(result.done);
-        all.failed.extend(result.failed);
-        all.carried += result.carried;
-    }
-    all
+    bounded(requests, writes.limit, |(id, tags)| {
+        tag_one(writes, id, tags)
+    })
+    .await
 }
 
 async fn tag_one(
@@ -953,6 +945,14 @@ pub struct CopyOutcomes {
     pub failed: Vec<Failure>,
 }
 
+impl Absorb for CopyOutcomes {
+    fn absorb(&mut self, other: CopyOutcomes) {
+        self.started.extend(other.started);
+        self.waiting += other.waiting;
+        self.failed.extend(other.failed);
+    }
+}
+
 /// EC2's error code for a copy beyond the region's concurrent copies.
 const COPY_LIMIT: &str = "ResourceLimitExceeded";
 
@@ -964,21 +964,10 @@ pub async fn copy_snapshots(
     requests: Vec<CopyRequest>,
     settle: Duration,
 ) -> CopyOutcomes {
-    let results: Vec<CopyOutcomes> = stream::iter(
-        requests
-            .into_iter()
-            .map(|request| copy_one(writes, request, settle)),
-    )
-    .buffered(writes.limit.max(1))
-    .collect()
-    .await;
-    let mut all = CopyOutcomes::default();
-    for result in results {
-        all.started.extend(result.started);
-        all.waiting += result.waiting;
-        all.failed.extend(result.failed);
-    }
-    all
+    bounded(requests, writes.limit, |request| {
+        copy_one(writes, request, settle)
+    })
+    .await
 }
 
 async fn send_copy(
