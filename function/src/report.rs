@@ -958,12 +958,11 @@ fn tripwire_section(out: &mut String, tripwire: &Tripwire) {
             Some(at) => {
                 let _ = writeln!(
                     out,
-                    "    clean restore point: {at}, pinned: {}\n    restore it: `cargo xtask \
-                     restore --env {env} --instance {} --at {at}`",
+                    "    clean restore point: {at}, pinned: {}\n    restore it: `{}`",
                     trip.pinned
                         .as_deref()
                         .unwrap_or("not yet (the next run locks it)"),
-                    trip.instance_id
+                    crate::tripwire::restore_command(env, &trip.instance_id, at)
                 );
             }
             None => {
@@ -972,8 +971,8 @@ fn tripwire_section(out: &mut String, tripwire: &Tripwire) {
         }
         let _ = writeln!(
             out,
-            "    once handled: `cargo xtask tripwire --env {env} --clear --instance {}`",
-            trip.instance_id
+            "    once handled: `{}`",
+            crate::tripwire::clear_command(env, &trip.instance_id)
         );
     }
 }

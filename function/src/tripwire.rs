@@ -246,6 +246,16 @@ pub fn tripped_at(snapshot: &Snapshot) -> Option<OffsetDateTime> {
     )
 }
 
+/// The command that restores `instance`'s clean set made at `at` (RFC 3339), in `env`.
+pub fn restore_command(env: &str, instance: &str, at: &str) -> String {
+    format!("cargo xtask restore --env {env} --instance {instance} --at {at}")
+}
+
+/// The command an operator runs once the incident is handled.
+pub fn clear_command(env: &str, instance: &str) -> String {
+    format!("cargo xtask tripwire --env {env} --clear --instance {instance}")
+}
+
 /// An instance whose expiry a trip suspends.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Trip {

@@ -120,8 +120,8 @@ fn text(result: &Trips) -> String {
             _ => out.push_str("    no set before the spike to restore\n"),
         }
         out.push_str(&format!(
-            "    clear once handled: cargo xtask tripwire --env {} --clear --instance {}\n",
-            result.environment, trip.instance_id
+            "    clear once handled: {}\n",
+            function::tripwire::clear_command(&result.environment, &trip.instance_id)
         ));
     }
     out

@@ -37,12 +37,9 @@ pub async fn trips(aws: &Aws, env: &Environment, now: OffsetDateTime) -> Result<
             let clean = tripwire::clean_set(&found, deployment, &instance, trip.set_at, now);
             let clean_point = clean.as_ref().map(|(at, _)| format_time(*at));
             TripView {
-                restore: clean_point.as_ref().map(|at| {
-                    format!(
-                        "cargo xtask restore --env {} --instance {instance} --at {at}",
-                        env.name
-                    )
-                }),
+                restore: clean_point
+                    .as_ref()
+                    .map(|at| tripwire::restore_command(&env.name, &instance, at)),
                 pinned: clean
                     .as_ref()
                     .and_then(|(_, set)| {
