@@ -119,6 +119,14 @@ fn parts<'a>(chain: &[&'a Snapshot]) -> Vec<Part<'a>> {
         .collect()
 }
 
+/// Whose a snapshot's storage is: its instance (`-` when untagged) and its schedule.
+fn owner_of(snapshot: &Snapshot) -> (String, String) {
+    (
+        snapshot.tag(tags::INSTANCE_ID).unwrap_or("-").to_owned(),
+        tags::schedule_of(&snapshot.tags).to_owned(),
+    )
+}
+
 /// What this deployment's kept snapshots store, per instance and schedule, at
 /// `price_per_gb_month`.
 pub fn estimate(
@@ -131,10 +139,12 @@ pub fn estimate(
     let mut sets: BTreeMap<(String, String, OffsetDateTime), SetCost> = BTreeMap::new();
     for chain in changes::by_volume(snapshots, deployment, now).values() {
         let parts = parts(chain);
+        // A volume counts once for each instance and schedule it has sets of.
+        let mut owners = std::collections::BTreeSet::new();
         for (index, part) in parts.iter().enumerate() {
             let snapshot = part.snapshot;
-            let instance = snapshot.tag(tags::INSTANCE_ID).unwrap_or("-").to_owned();
-            let schedule = tags::schedule_of(&snapshot.tags).to_owned();
+            let (instance, schedule) = owner_of(snapshot);
+            owners.insert((instance.clone(), schedule.clone()));
             // Deleting it frees its own blocks that the next kept snapshot replaced; the
             // newest's are held by no other.
             let frees = match parts.get(index + 1) {
@@ -170,20 +180,9 @@ pub fn estimate(
             set.bytes += part.bytes;
             set.frees_up_to += frees;
         }
-        if let Some(first) = chain.first() {
-            let key = (
-                first.tag(tags::INSTANCE_ID).unwrap_or("-").to_owned(),
-                tags::schedule_of(&first.tags).to_owned(),
-            );
-            // A volume counts once per schedule it has sets of.
-            let mut schedules: Vec<&str> =
-                chain.iter().map(|s| tags::schedule_of(&s.tags)).collect();
-            schedules.sort_unstable();
-            schedules.dedup();
-            for schedule in schedules {
-                if let Some(owner) = by_owner.get_mut(&(key.0.clone(), schedule.to_owned())) {
-                    owner.volumes += 1;
-                }
+        for key in owners {
+            if let Some(owner) = by_owner.get_mut(&key) {
+                owner.volumes += 1;
             }
         }
     }
@@ -242,22 +241,19 @@ pub fn what_if(
             .rev()
             .find_map(|s| number(s, changes::WRITTEN_BYTES))
             .unwrap_or_else(|| parts.first().map_or(0, |p| p.bytes));
-        let mut by_key: BTreeMap<(String, String), Vec<&Part>> = BTreeMap::new();
-        for part in &parts {
-            let key = (
-                part.snapshot
-                    .tag(tags::INSTANCE_ID)
-                    .unwrap_or("-")
-                    .to_owned(),
-                tags::schedule_of(&part.snapshot.tags).to_owned(),
-            );
-            by_key.entry(key).or_default().push(part);
+        // Each part with its place in the chain: the oldest holds the data, not a change.
+        let mut by_key: BTreeMap<(String, String), Vec<(usize, &Part)>> = BTreeMap::new();
+        for (index, part) in parts.iter().enumerate() {
+            by_key
+                .entry(owner_of(part.snapshot))
+                .or_default()
+                .push((index, part));
         }
         for (key, mine) in by_key {
             let changes: Vec<u64> = mine
                 .iter()
-                .filter(|p| !std::ptr::eq(p.snapshot, chain[0]))
-                .filter_map(|p| p.changed)
+                .filter(|(index, _)| *index > 0)
+                .filter_map(|(_, p)| p.changed)
                 .collect();
             let average = if changes.is_empty() {
                 0
@@ -269,7 +265,7 @@ pub fn what_if(
             entry.1 += average;
             entry
                 .2
-                .extend(mine.iter().map(|p| p.snapshot.made_at_by(now)));
+                .extend(mine.iter().map(|(_, p)| p.snapshot.made_at_by(now)));
         }
     }
     found
