@@ -60,11 +60,9 @@ pub async fn changed_blocks(
                 .iter()
                 .filter(|b| b.get("SecondBlockToken").is_some())
                 .collect();
-            let stride = readable
-                .len()
-                .div_ceil(crate::tripwire::MAX_SAMPLE_BLOCKS as usize)
-                .max(1);
-            samples.extend(readable.iter().step_by(stride).filter_map(|b| {
+            let spread =
+                crate::tripwire::spread(&readable, crate::tripwire::MAX_SAMPLE_BLOCKS as usize);
+            samples.extend(spread.into_iter().filter_map(|b| {
                 Some(Sample {
                     index: b["BlockIndex"].as_u64()?,
                     token: b["SecondBlockToken"].as_str()?.to_owned(),
