@@ -3,6 +3,7 @@
 //! chains of runs under the local Lambda runtime.
 
 pub(crate) mod chains;
+mod freeze_script;
 mod imports;
 mod keys;
 pub(crate) mod policies;
