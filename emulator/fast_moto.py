@@ -219,6 +219,9 @@ def set_config_with_clock(self, config):
         ours = config["smartvault"]
         if "clock_offset_seconds" in ours:
             CLOCK["offset_seconds"] = float(ours.get("clock_offset_seconds", 0))
+        for script in ours.get("ssm_instances", []):
+            key = (script["account"], script["region"], script["instance_id"])
+            SSM_INSTANCES[key] = {k: v for k, v in script.items() if k not in ("account", "region", "instance_id")}
         for write in ours.get("volume_writes", []):
             blocks = VOLUME_BLOCKS.setdefault(
                 (write["account"], write["region"], write["volume_id"]), {}
@@ -816,6 +819,278 @@ EBSResponse.list_changed_blocks = list_changed_blocks_captured
 EBSResponse.get_snapshot_block = get_snapshot_block_captured
 
 
+# Systems Manager Run Command, as AWS documents it --------------------------------------------
+#
+# moto 5.2.5's SendCommand takes any document and instance, and every invocation is "Success"
+# at once; it has no ListCommandInvocations or DescribeInstanceInformation. Below: an instance
+# is managed (SSM Agent online) unless a test says otherwise, SendCommand takes 1 to 50
+# instance ids, all managed (InvalidInstanceId otherwise), an existing document (InvalidDocument)
+# and only the parameters that document declares, with their allowed values
+# (InvalidParameters); each invocation ends as the test scripted that instance's stage (the
+# document's `command` parameter, or `vss` for AWSEC2-CreateVssSnapshot): success, failed,
+# timed_out, in_progress (never ends), delay:<seconds> (in progress, then success), fail_once
+# (fails the first time it is sent after the test scripted it, succeeds after); a stage listed
+# in `lose` is carried out but its next SendCommand answered 500 (a lost answer). A VSS command that succeeds makes a
+# snapshot of each of the instance's volumes (the boot volume unless ExcludeBootVolume) tagged
+# with its `tags` parameter (Key=k,Value=v;...) and AppConsistent=true. Tests script instances
+# with POST /moto-api/config {"smartvault": {"ssm_instances": [{"account", "region",
+# "instance_id", "managed": true, "platform": "Linux", "pre-script": "success", "post-script":
+# ..., "vss": ..., "lose": ["pre-script"]}]}}.
+
+import time  # noqa: E402
+
+from moto.ec2.models import ec2_backends  # noqa: E402
+from moto.ssm.models import ssm_backends  # noqa: E402
+from moto.ssm.responses import SimpleSystemManagerResponse  # noqa: E402
+
+# (account, region, instance id) -> the test's script of that instance.
+SSM_INSTANCES = {}
+# command id -> {"account", "region", "document", "stage", "requested", "invocations": {id:
+# {"behaviour", "done"}}}
+SSM_COMMANDS = {}
+VSS_DOCUMENT = "AWSEC2-CreateVssSnapshot"
+
+
+def ssm_bad(code, message, status=400):
+    from moto.core.exceptions import JsonRESTError
+
+    error = JsonRESTError(code, message)
+    error.code = status
+    return error
+
+
+def ssm_script(account, region, instance_id):
+    return SSM_INSTANCES.get((account, region, instance_id), {})
+
+
+def ec2_instance(account, region, instance_id):
+    backend = ec2_backends[account][region]
+    for reservation in backend.reservations.values():
+        for instance in reservation.instances:
+            if instance.id == instance_id:
+                return instance
+    return None
+
+
+def is_managed(account, region, instance_id):
+    instance = ec2_instance(account, region, instance_id)
+    return (
+        instance is not None
+        and instance.state == "running"
+        and ssm_script(account, region, instance_id).get("managed", True)
+    )
+
+
+def platform_of(account, region, instance_id):
+    script = ssm_script(account, region, instance_id)
+    if "platform" in script:
+        return script["platform"]
+    instance = ec2_instance(account, region, instance_id)
+    return "Windows" if instance is not None and instance.platform == "windows" else "Linux"
+
+
+def declared_parameters(backend, name):
+    """The parameters a document of this account declares, or None for AWS's own."""
+    documents = backend._documents.get(name)
+    if documents is None:
+        return None
+    content = documents.get_default_version().content
+    try:
+        parsed = json.loads(content)
+    except (TypeError, ValueError):
+        import yaml
+
+        parsed = yaml.safe_load(content)
+    return parsed.get("parameters", {}) or {}
+
+
+def send_command_as_aws(self):
+    """SendCommand, checked as AWS checks it, its invocations as the test scripted them."""
+    account, region = self.current_account, self.region
+    backend = ssm_backends[account][region]
+    document = self._get_param("DocumentName") or ""
+    name = document.rsplit("document/", 1)[-1]
+    instance_ids = self._get_param("InstanceIds", [])
+    parameters = self._get_param("Parameters", {}) or {}
+    if not 1 <= len(instance_ids) <= 50:
+        raise ssm_bad(
+            "ValidationException",
+            f"1 validation error detected: Value at 'instanceIds' failed to satisfy "
+            f"constraint: Member must have length between 1 and 50 ({len(instance_ids)})",
+        )
+    unmanaged = [i for i in instance_ids if not is_managed(account, region, i)]
+    if unmanaged:
+        raise ssm_bad("InvalidInstanceId", f"Instances {unmanaged} not in a valid state")
+    declared = declared_parameters(backend, name)
+    if declared is None and not name.startswith("AWS"):
+        raise ssm_bad("InvalidDocument", f"Document {document} does not exist")
+    if declared is not None:
+        for key, values in parameters.items():
+            spec = declared.get(key)
+            if spec is None:
+                raise ssm_bad("InvalidParameters", f"parameter {key} is not in document {name}")
+            allowed = spec.get("allowedValues")
+            if allowed and any(v not in allowed for v in values):
+                raise ssm_bad("InvalidParameters", f"{key}={values} is not one of {allowed}")
+    stage = "vss" if name == VSS_DOCUMENT else (parameters.get("command") or [""])[0]
+    answer = send_command(self)
+    command_id = backend._commands[-1].command_id
+    invocations = {}
+    lost = False
+    for instance_id in instance_ids:
+        script = ssm_script(account, region, instance_id)
+        behaviour = script.get(stage, "success")
+        # The first send after the test scripted it fails (or loses its answer); later ones
+        # do not.
+        if behaviour == "fail_once":
+            behaviour = "success" if script.get("failed_once") else "failed"
+            script["failed_once"] = True
+        invocations[instance_id] = {"behaviour": behaviour, "done": False}
+        if stage in script.get("lose", []):
+            script["lose"] = [s for s in script["lose"] if s != stage]
+            lost = True
+    SSM_COMMANDS[command_id] = {
+        "account": account,
+        "region": region,
+        "document": name,
+        "stage": stage,
+        "parameters": parameters,
+        "requested": time.time(),
+        "invocations": invocations,
+    }
+    if lost:
+        raise ssm_bad("InternalServerError", "the answer was lost (scripted by the test)", 500)
+    return answer
+
+
+def invocation_status(command, instance_id):
+    """(Status, StatusDetails) of one invocation now, carrying out a VSS command's snapshots
+    when it succeeds."""
+    invocation = command["invocations"][instance_id]
+    behaviour = invocation["behaviour"]
+    elapsed = time.time() - command["requested"]
+    if behaviour.startswith("delay:"):
+        status = "Success" if elapsed >= float(behaviour.split(":", 1)[1]) else "InProgress"
+    else:
+        status = {
+            "success": "Success",
+            "failed": "Failed",
+            "timed_out": "TimedOut",
+            "in_progress": "InProgress",
+        }[behaviour]
+    if status == "Success" and command["stage"] == "vss" and not invocation["done"]:
+        invocation["done"] = True
+        make_vss_snapshots(command, instance_id)
+    details = {"TimedOut": "ExecutionTimedOut"}.get(status, status)
+    return status, details
+
+
+def make_vss_snapshots(command, instance_id):
+    account, region = command["account"], command["region"]
+    backend = ec2_backends[account][region]
+    instance = ec2_instance(account, region, instance_id)
+    parameters = command["parameters"]
+    exclude_boot = (parameters.get("ExcludeBootVolume") or ["False"])[0] == "True"
+    description = (parameters.get("description") or [""])[0]
+    tags = {"AppConsistent": "true"}
+    for pair in filter(None, (parameters.get("tags") or [""])[0].split(";")):
+        key, value = pair.split(",", 1)
+        tags[key.removeprefix("Key=")] = value.removeprefix("Value=")
+    for device, mapping in instance.block_device_mapping.items():
+        if exclude_boot and device == instance.root_device_name:
+            continue
+        snapshot = backend.create_snapshot(mapping.volume_id, description)
+        backend.create_tags([snapshot.id], tags)
+
+
+def list_command_invocations(self):
+    """ListCommandInvocations of one command (or one instance), MaxResults 1-50 a page."""
+    command_id = self._get_param("CommandId")
+    instance_id = self._get_param("InstanceId")
+    limit = int(self._get_param("MaxResults", 50))
+    if not 1 <= limit <= 50:
+        raise ssm_bad("ValidationException", f"MaxResults {limit} is outside 1-50")
+    start = int(self._get_param("NextToken") or 0)
+    rows = []
+    for cid, command in SSM_COMMANDS.items():
+        if command_id and cid != command_id:
+            continue
+        if (command["account"], command["region"]) != (self.current_account, self.region):
+            continue
+        for iid in command["invocations"]:
+            if instance_id and iid != instance_id:
+                continue
+            status, details = invocation_status(command, iid)
+            rows.append({
+                "CommandId": cid,
+                "InstanceId": iid,
+                "DocumentName": command["document"],
+                "Status": status,
+                "StatusDetails": details,
+            })
+    page_rows = rows[start:start + limit]
+    result = {"CommandInvocations": page_rows}
+    if start + limit < len(rows):
+        result["NextToken"] = str(start + limit)
+    return json.dumps(result)
+
+
+def get_command_invocation_as_scripted(self):
+    command = SSM_COMMANDS.get(self._get_param("CommandId"))
+    instance_id = self._get_param("InstanceId")
+    if command is None or instance_id not in command["invocations"]:
+        raise ssm_bad("InvocationDoesNotExist", "no such invocation")
+    status, details = invocation_status(command, instance_id)
+    return json.dumps({
+        "CommandId": self._get_param("CommandId"),
+        "InstanceId": instance_id,
+        "DocumentName": command["document"],
+        "Status": status,
+        "StatusDetails": details,
+    })
+
+
+def describe_instance_information(self):
+    """DescribeInstanceInformation filtered by InstanceIds: the managed instances, Online."""
+    account, region = self.current_account, self.region
+    limit = int(self._get_param("MaxResults", 50))
+    if not 5 <= limit <= 50:
+        raise ssm_bad("ValidationException", f"MaxResults {limit} is outside 5-50")
+    wanted = None
+    for filter_ in self._get_param("Filters", []) or []:
+        if filter_.get("Key") == "InstanceIds":
+            wanted = filter_.get("Values", [])
+    backend = ec2_backends[account][region]
+    ids = sorted(
+        instance.id
+        for reservation in backend.reservations.values()
+        for instance in reservation.instances
+        if wanted is None or instance.id in wanted
+    )
+    managed = [i for i in ids if is_managed(account, region, i)]
+    start = int(self._get_param("NextToken") or 0)
+    rows = [
+        {
+            "InstanceId": i,
+            "PingStatus": "Online",
+            "PlatformType": platform_of(account, region, i),
+            "ResourceType": "EC2Instance",
+        }
+        for i in managed[start:start + limit]
+    ]
+    result = {"InstanceInformationList": rows}
+    if start + limit < len(managed):
+        result["NextToken"] = str(start + limit)
+    return json.dumps(result)
+
+
+send_command = SimpleSystemManagerResponse.send_command
+SimpleSystemManagerResponse.send_command = send_command_as_aws
+SimpleSystemManagerResponse.list_command_invocations = list_command_invocations
+SimpleSystemManagerResponse.get_command_invocation = get_command_invocation_as_scripted
+SimpleSystemManagerResponse.describe_instance_information = describe_instance_information
+
+
 # Reset clears what the patches keep too ---------------------------------------------------------
 
 moto_reset = MotoAPIBackend.reset
@@ -825,7 +1100,8 @@ def reset_with_patches(self):
     """moto's reset, and the state kept above: volume and snapshot blocks, the Recycle Bin and
     its rules, the lock clock."""
     moto_reset(self)
-    for kept in (VOLUME_BLOCKS, SNAPSHOT_BLOCKS, RBIN_RULES, RECYCLE_BIN):
+    for kept in (VOLUME_BLOCKS, SNAPSHOT_BLOCKS, RBIN_RULES, RECYCLE_BIN, SSM_INSTANCES,
+                 SSM_COMMANDS):
         kept.clear()
     CLOCK["offset_seconds"] = 0.0
 

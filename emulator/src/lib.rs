@@ -321,6 +321,30 @@ impl Emulator {
         }]}}))
     }
 
+    /// Scripts how Systems Manager treats instances (an emulator-only call, fast_moto.py):
+    /// each `(instance id, script)` where the script is a JSON object such as `{"managed":
+    /// false}`, `{"pre-script": "failed", "post-script": "success", "lose": ["pre-script"]}`,
+    /// `{"platform": "Windows", "vss": "delay:2"}`. An instance not scripted is managed and
+    /// every stage succeeds.
+    pub fn script_ssm(
+        &self,
+        account: &str,
+        region: &str,
+        scripts: &[(String, serde_json::Value)],
+    ) -> Result<(), Error> {
+        let entries: Vec<serde_json::Value> = scripts
+            .iter()
+            .map(|(instance_id, script)| {
+                let mut entry = script.clone();
+                entry["account"] = account.into();
+                entry["region"] = region.into();
+                entry["instance_id"] = instance_id.as_str().into();
+                entry
+            })
+            .collect();
+        self.set_config(&serde_json::json!({"smartvault": {"ssm_instances": entries}}))
+    }
+
     /// Clears every service's state.
     pub fn reset(&self) -> Result<(), Error> {
         self.admin("POST", "/moto-api/reset", b"").map(drop)

@@ -2,6 +2,7 @@
 //! within the deadline, the plan, coverage, the paced writes, the copy sweep of the link that
 //! ends the run, the hand-on when time is up, and the summary.
 
+use crate::consistent_run;
 use crate::context::{Context, FunctionError};
 use crate::copy_run;
 use crate::event::Request;
@@ -155,7 +156,33 @@ pub(crate) async fn run(
                         .map(|rule| (c.instance_id.clone(), (rule, c.expires_at)))
                 })
                 .collect();
-            let created = execute::create_snapshots(writes, plan.creates, ctx.settle).await;
+            // Sets a schedule's consistency covers go through their stages; the rest are
+            // made crash-consistent at once, beside them.
+            let (consistent, plain): (Vec<_>, Vec<_>) = plan
+                .creates
+                .into_iter()
+                .partition(|c| c.consistency.is_some());
+            let execution_id = crate::tags::format_time(now);
+            let setup = consistent_run::Setup {
+                sdk: &ctx.sdk,
+                writes,
+                settle: ctx.settle,
+                poll: ctx.poll,
+                shipped: ctx.config.freeze_document.as_deref().unwrap_or_default(),
+                execution_id: &execution_id,
+                deployment: &policy.deployment,
+            };
+            let (mut created, consistent) = tokio::join!(
+                execute::create_snapshots(writes, plain, ctx.settle),
+                consistent_run::create(setup, consistent)
+            );
+            created.absorb_from(consistent.outcomes);
+            if !consistent.consistency.is_empty() {
+                report
+                    .consistency
+                    .get_or_insert_with(Default::default)
+                    .add(consistent.consistency);
+            }
             let mut lock_requests = plan.locks;
             for made in &created.created {
                 if let (Some(id), Some((rule, until))) =

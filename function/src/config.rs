@@ -27,6 +27,7 @@ pub const VARIABLES: &[&str] = &[
     VAULT_FOR,
     TRIPWIRE,
     ENVIRONMENT,
+    FREEZE_DOCUMENT,
 ];
 
 pub const SNS_TOPIC_ARN: &str = "SNS_TOPIC_ARN";
@@ -60,6 +61,9 @@ pub const TRIPWIRE: &str = "TRIPWIRE";
 /// The environment's name in `smartvault.yaml`, for the `cargo xtask` commands a summary gives
 /// (the tripwire's restore and clear); unset or empty, they say `<env>`.
 pub const ENVIRONMENT: &str = "ENVIRONMENT";
+/// The name of the Linux freeze document the stack ships (an `AWS::SSM::Document`), which a
+/// schedule's `consistency` of mode `script` without a `document` sends.
+pub const FREEZE_DOCUMENT: &str = "FREEZE_DOCUMENT";
 /// The most schedules one deployment has (as AWS Data Lifecycle Manager's policies).
 pub const MAX_SCHEDULES: usize = 4;
 pub const EXCLUDE_BOOT_VOLUME: &str = settings::EXCLUDE_BOOT_VOLUME.variable;
@@ -93,6 +97,8 @@ pub struct Config {
     pub tripwire: Option<crate::tripwire::Settings>,
     /// The environment's name, for the commands a summary gives.
     pub environment: Option<String>,
+    /// The stack's Linux freeze document (`FREEZE_DOCUMENT`), when it ships one.
+    pub freeze_document: Option<String>,
 }
 
 /// A variable that is missing or holds a value outside what is allowed.
@@ -204,6 +210,20 @@ impl Config {
             crate::tripwire::Settings::problem,
         )?;
         let environment = (reader.lookup)(ENVIRONMENT).filter(|name| !name.trim().is_empty());
+        let freeze_document = (reader.lookup)(FREEZE_DOCUMENT).filter(|name| !name.is_empty());
+        let needs_shipped = schedules.iter().any(|s| {
+            s.consistency
+                .as_ref()
+                .is_some_and(|c| c.mode == crate::consistency::Mode::Script && c.document.is_none())
+        });
+        if needs_shipped && freeze_document.is_none() {
+            return Err(reader.invalid(
+                FREEZE_DOCUMENT,
+                "",
+                "a schedule's consistency (mode script) sends the stack's Linux document; set \
+                 it to that document's name, or give the schedule a consistency.document",
+            ));
+        }
         Ok(Config {
             sns_topic_arn,
             central_topic_arn,
@@ -228,6 +248,7 @@ impl Config {
             vault_for,
             tripwire,
             environment,
+            freeze_document,
         })
     }
 }
@@ -274,6 +295,15 @@ pub fn schedules_problem(schedules: &[ScheduleRule]) -> Option<String> {
             ));
         }
         if let Some(problem) = rule.lock.and_then(|lock| lock.problem(rule.retention_days)) {
+            return Some(format!("schedule {}: {problem}", rule.name));
+        }
+        // The deployer checks the wait against the function's own timeout; here, Lambda's
+        // longest.
+        if let Some(problem) = rule
+            .consistency
+            .as_ref()
+            .and_then(|c| c.problem(crate::consistency::LAMBDA_MAX_TIMEOUT_SECONDS))
+        {
             return Some(format!("schedule {}: {problem}", rule.name));
         }
         if !settings::KEEP_LAST.range.contains(&rule.keep_last) {

@@ -56,6 +56,13 @@ pub struct Outcomes {
     pub carried: usize,
 }
 
+impl Outcomes {
+    /// Adds what other writes produced.
+    pub fn absorb_from(&mut self, other: Outcomes) {
+        self.absorb(other);
+    }
+}
+
 /// What the writes of one kind produced, gathered from each write's own.
 trait Absorb: Default {
     fn absorb(&mut self, other: Self);
@@ -102,6 +109,16 @@ impl Deadline {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let margin = SAFETY_FLOOR.max(slowest * SLOWEST_CALLS_KEPT);
         self.at.checked_sub(margin).unwrap_or(self.at)
+    }
+
+    /// The time left before the cutoff.
+    pub fn left(&self) -> Duration {
+        self.cutoff().saturating_duration_since(Instant::now())
+    }
+
+    /// The deadline itself, which only what must follow a write (a post stage) may approach.
+    pub fn at(&self) -> Instant {
+        self.at
     }
 
     fn observe(&self, took: Duration) {
@@ -245,7 +262,7 @@ impl ClassifyRetry for NoRetryWhenThrottled {
 
 /// Whether EC2 may have acted on a call that failed this way: it answered 5xx without being
 /// throttled, or no answer came. A 4xx answer and a throttle are refusals.
-fn may_have_acted<E: ProvideErrorMetadata>(error: &SdkError<E, HttpResponse>) -> bool {
+pub(crate) fn may_have_acted<E: ProvideErrorMetadata>(error: &SdkError<E, HttpResponse>) -> bool {
     match error {
         SdkError::ServiceError(service) => {
             service.raw().status().is_server_error()
@@ -271,7 +288,7 @@ fn identity_tags(request: &CreateRequest) -> Vec<(String, String)> {
 }
 
 /// The snapshots a lost `CreateSnapshots` for `request` made, found by their identity tags.
-async fn made_by(
+pub(crate) async fn made_by(
     ec2: &Client,
     request: &CreateRequest,
 ) -> Result<Vec<Snapshot>, SdkError<DescribeSnapshotsError, HttpResponse>> {
@@ -341,7 +358,7 @@ fn sent_once() -> aws_sdk_ec2::config::Builder {
 }
 
 /// Records each made snapshot, given as (volume id, snapshot id).
-fn record_created<'a>(
+pub(crate) fn record_created<'a>(
     outcomes: &mut Outcomes,
     request: &CreateRequest,
     snapshots: impl Iterator<Item = (Option<&'a str>, Option<&'a str>)>,
@@ -557,7 +574,7 @@ where
 /// Gives each snapshot just made the volume tags that fit, when they could not all be copied
 /// at creation (`VolumeTags::Fitted`). The snapshot already carries SmartVault's own tags; a
 /// failure here is reported for that snapshot and leaves the others alone.
-async fn tag_fitted(ec2: &Client, request: &CreateRequest, outcomes: &mut Outcomes) {
+pub(crate) async fn tag_fitted(ec2: &Client, request: &CreateRequest, outcomes: &mut Outcomes) {
     let VolumeTags::Fitted(fitted) = &request.volume_tags else {
         return;
     };

@@ -8,6 +8,8 @@
 pub mod backup_run;
 pub mod changes;
 pub mod config;
+pub mod consistency;
+pub mod consistent_run;
 pub mod context;
 pub mod copies;
 pub mod copy_run;
@@ -33,6 +35,7 @@ pub mod run_mark;
 pub mod sdk_errors;
 pub mod settings;
 pub mod signed;
+pub mod ssm;
 pub mod tags;
 pub mod topic;
 pub mod tripwire;

@@ -229,6 +229,7 @@ impl CopyRule {
             keep_last: self.keep_last.unwrap_or(own.keep_last),
             overdue_after_hours: None,
             lock: None,
+            consistency: None,
         }
     }
 }
@@ -249,6 +250,9 @@ pub struct ScheduleRule {
     /// Every snapshot of this schedule is locked until its expiry, when set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lock: Option<crate::locks::LockRule>,
+    /// Each set of this schedule is made application-consistent, when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consistency: Option<crate::consistency::Rule>,
 }
 
 impl ScheduleRule {
@@ -259,6 +263,7 @@ impl ScheduleRule {
             keep_last,
             overdue_after_hours: None,
             lock: None,
+            consistency: None,
         }
     }
 }
@@ -308,6 +313,7 @@ impl Policy {
                     .unwrap_or(0),
                 overdue_after_hours: None,
                 lock: None,
+                consistency: None,
             })
     }
 

@@ -122,6 +122,8 @@ pub enum Action {
     ModifySnapshotAttribute,
     /// Recording what a snapshot changed on it (the tripwire).
     CreateTags,
+    /// A consistent set's pre or post stage (Systems Manager's Run Command).
+    SendCommand,
 }
 
 /// The buckets of one function instance, one per action and region (EC2's buckets are per

@@ -50,6 +50,9 @@ pub struct CreateRequest {
     pub expires_at: OffsetDateTime,
     /// The schedule's lock: each snapshot is locked until `expires_at` once created.
     pub lock: Option<crate::locks::LockRule>,
+    /// The schedule's consistency, when it covers this instance: the set is made inside a
+    /// pre and post stage, or by VSS (`consistent_run.rs`), not by a bare `CreateSnapshots`.
+    pub consistency: Option<crate::consistency::Rule>,
 }
 
 /// How a request's snapshots get their volumes' own tags.
@@ -428,6 +431,11 @@ fn plan_backups(
             retention_days,
             expires_at,
             lock: rule.lock,
+            consistency: rule
+                .consistency
+                .as_ref()
+                .filter(|c| c.covers(&instance.tags))
+                .cloned(),
         });
     }
 }

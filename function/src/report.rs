@@ -82,6 +82,10 @@ pub struct RunReport {
     /// A vault deployment's copies of its workload accounts' sets.
     #[serde(default, skip_deserializing, skip_serializing_if = "Option::is_none")]
     pub vault_copies: Option<VaultCopies>,
+    /// With a schedule's `consistency`: whether each covered instance's set was made
+    /// application-consistent, and what was done when not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consistency: Option<Consistency>,
     /// With the tripwire: how many sets' changed blocks this run read, and what it flagged.
     #[serde(default, skip_deserializing, skip_serializing_if = "Option::is_none")]
     pub tripwire: Option<Tripwire>,
@@ -204,6 +208,28 @@ pub struct Counts {
     pub skipped: usize,
     pub failed: usize,
     pub warnings: usize,
+}
+
+/// The run's consistent sets: how many instances achieved it, how many did not, and each
+/// instance's outcome (the list bounded like the others, the counts whole).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Consistency {
+    pub achieved: usize,
+    pub missed: usize,
+    pub instances: Vec<crate::consistency::Outcome>,
+}
+
+impl Consistency {
+    pub fn add(&mut self, outcomes: Vec<crate::consistency::Outcome>) {
+        for outcome in outcomes {
+            if outcome.achieved {
+                self.achieved += 1;
+            } else {
+                self.missed += 1;
+            }
+            self.instances.push(outcome);
+        }
+    }
 }
 
 /// A snapshot made (or, in a dry run, that would be made).
@@ -347,6 +373,7 @@ impl RunReport {
             vault: None,
             vault_copies: None,
             tripwire: None,
+            consistency: None,
         }
     }
 
@@ -387,6 +414,14 @@ impl RunReport {
         cut(&mut self.skipped, &mut self.omitted.skipped, max);
         cut(&mut self.failed, &mut self.omitted.failed, max);
         cut(&mut self.warnings, &mut self.omitted.warnings, max);
+        if let Some(consistency) = &mut self.consistency {
+            // The misses first: they are what a reader needs.
+            consistency.instances.sort_by_key(|o| o.achieved);
+            consistency.instances.truncate(max);
+            for outcome in &mut consistency.instances {
+                outcome.detail = fit(&outcome.detail, MAX_CARRIED_TEXT);
+            }
+        }
         self
     }
 
@@ -509,6 +544,28 @@ impl RunReport {
                 );
             }
             more(&mut out, totals.created, self.created.len());
+        }
+        if let Some(consistency) = &self.consistency {
+            let mode = consistency
+                .instances
+                .first()
+                .map_or("", |o| o.mode.as_str());
+            let _ = writeln!(
+                out,
+                "\nConsistency ({mode}): {} of {} application-consistent",
+                consistency.achieved,
+                plural(consistency.achieved + consistency.missed, "instance"),
+            );
+            let mut missed = consistency.instances.iter().filter(|o| !o.achieved);
+            for outcome in missed.by_ref().take(MAX_BODY_ENTRIES) {
+                let _ = writeln!(
+                    out,
+                    "  {}: not achieved: {}",
+                    outcome.instance_id, outcome.detail
+                );
+            }
+            let listed = consistency.instances.iter().filter(|o| !o.achieved).count();
+            more(&mut out, consistency.missed, listed.min(MAX_BODY_ENTRIES));
         }
         if totals.locked > 0 {
             let _ = writeln!(
@@ -719,6 +776,10 @@ impl RunReport {
             ("VaultCopiesWaiting", "Count"),
         ];
         let tripwire = [("TripwireAlerts", "Count"), ("TrippedInstances", "Count")];
+        let consistency = [
+            ("ConsistentInstances", "Count"),
+            ("InconsistentInstances", "Count"),
+        ];
         // A restore test's own figures, only in its runs (a backup run's zero would read as
         // a test that took no time).
         let tests = [
@@ -745,6 +806,9 @@ impl RunReport {
         }
         if self.vault_copies.is_some() {
             names.extend(vault_copies);
+        }
+        if self.consistency.is_some() {
+            names.extend(consistency);
         }
         if let Some(run) = &self.tripwire {
             // A completion event's run sees its instances only: it raises the count of tripped
@@ -790,6 +854,10 @@ impl RunReport {
             if !tripwire.partial || !tripwire.trips.is_empty() {
                 document["TrippedInstances"] = tripwire.trips.len().into();
             }
+        }
+        if let Some(consistency) = &self.consistency {
+            document["ConsistentInstances"] = consistency.achieved.into();
+            document["InconsistentInstances"] = consistency.missed.into();
         }
         if let Some(copies) = &self.vault_copies {
             document["VaultCopiesStarted"] = copies.started.into();
@@ -1114,6 +1182,7 @@ mod tests {
             vault: None,
             vault_copies: None,
             tripwire: None,
+            consistency: None,
         }
     }
 

@@ -18,7 +18,31 @@ use std::time::SystemTime;
 pub struct CallError {
     pub code: String,
     pub message: String,
+    /// The answer's HTTP status; 0 when none came (or the call was never sent).
+    pub status: u16,
 }
+
+/// The error codes of a throttled call (Systems Manager's and EBS's): nothing was done.
+const THROTTLED: &[&str] = &[
+    "ThrottlingException",
+    "Throttling",
+    "TooManyRequestsException",
+];
+
+impl CallError {
+    /// Whether the service may have acted although the call failed: no answer came, or it
+    /// answered 5xx without being throttled.
+    pub fn may_have_acted(&self) -> bool {
+        self.code == REQUEST_FAILED || (self.status >= 500 && !self.throttled())
+    }
+
+    pub fn throttled(&self) -> bool {
+        THROTTLED.contains(&self.code.as_str())
+    }
+}
+
+/// The code of a call that got no answer (a timeout, a dropped connection).
+const REQUEST_FAILED: &str = "RequestFailed";
 
 impl std::fmt::Display for CallError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -112,12 +136,14 @@ pub async fn send(sdk: &aws_config::SdkConfig, call: Call<'_>) -> Result<Vec<u8>
         .ok_or_else(|| CallError {
             code: "NoCredentials".into(),
             message: "no credentials to sign with".into(),
+            status: 0,
         })?
         .provide_credentials()
         .await
         .map_err(|e| CallError {
             code: "NoCredentials".into(),
             message: e.to_string(),
+            status: 0,
         })?;
     let mut operation = Operation::builder()
         .service_name(call.service)
@@ -171,7 +197,8 @@ pub async fn send(sdk: &aws_config::SdkConfig, call: Call<'_>) -> Result<Vec<u8>
             service.into_err()
         }
         other => CallError {
-            code: "RequestFailed".into(),
+            code: REQUEST_FAILED.into(),
+            status: 0,
             message: format!(
                 "{}",
                 aws_smithy_types::error::display::DisplayErrorContext(&other)
@@ -206,7 +233,11 @@ fn error_of(status: u16, header: Option<&str>, json: &serde_json::Value, text: &
                 text.chars().take(300).collect::<String>()
             )
         });
-    CallError { code, message }
+    CallError {
+        code,
+        message,
+        status,
+    }
 }
 
 /// Percent-encodes a query or path value (unreserved characters kept).

@@ -100,6 +100,8 @@ pub const MAX_TAGS_AT_CREATION: usize = MAX_TAGS_PER_RESOURCE - RECORDED_LATER.l
 
 /// AWS allows tag values of at most 256 Unicode characters.
 pub const MAX_TAG_VALUE_CHARS: usize = 256;
+/// ...and tag keys of 1 to 128.
+pub const MAX_TAG_KEY_CHARS: usize = 128;
 
 /// EBS allows snapshot descriptions of at most 255 characters (the `Description` shape of
 /// the EBS service model; the EC2 User Guide gives the same limit).

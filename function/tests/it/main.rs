@@ -6,6 +6,7 @@
 
 mod backup_run;
 mod common;
+mod consistency;
 mod copies;
 mod ebs_direct;
 mod faults;

@@ -1,0 +1,647 @@
+//! Application-consistent sets (issue 32), the edge: which instances Systems Manager manages,
+//! the pre stage in batches of 50 (waited for, within the link's time), `CreateSnapshots` for
+//! each instance as soon as its pre stage succeeds, the post stage for every instance the pre
+//! stage may have reached (also when it failed, its answer was lost or the link's time ran
+//! out), retries, the fallback; and Windows VSS, whose snapshots the instance makes with every
+//! SmartVault tag.
+
+use crate::consistency::{
+    self, Fallback, MAX_INSTANCES_PER_COMMAND, Mode, POST_STAGE, PRE_STAGE, Rule, Stage,
+};
+use crate::execute::{self, Outcomes, Writes};
+use crate::pacing::{Action, Throttled};
+use crate::plan::{CreateRequest, Skip, Subject};
+use crate::report::Failure;
+use crate::signed::CallError;
+use crate::ssm;
+use futures_util::stream::{self, StreamExt};
+use serde_json::json;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+/// What consistent sets produced: the writes' outcomes and each instance's consistency.
+#[derive(Debug, Default)]
+pub struct Consistent {
+    pub outcomes: Outcomes,
+    pub consistency: Vec<consistency::Outcome>,
+}
+
+impl Consistent {
+    fn absorb(&mut self, other: Consistent) {
+        let Consistent {
+            outcomes,
+            consistency,
+        } = other;
+        self.outcomes.absorb_from(outcomes);
+        self.consistency.extend(consistency);
+    }
+
+    fn note(&mut self, instance_id: &str, mode: Mode, achieved: bool, detail: String) {
+        tracing::info!(instance_id, mode = mode.as_str(), achieved, detail = %detail, "consistency");
+        self.consistency.push(consistency::Outcome {
+            instance_id: instance_id.to_owned(),
+            mode,
+            achieved,
+            detail,
+        });
+    }
+}
+
+/// What the stages need besides the writes.
+#[derive(Clone, Copy)]
+pub struct Setup<'a> {
+    pub sdk: &'a aws_config::SdkConfig,
+    pub writes: Writes<'a>,
+    pub settle: Duration,
+    /// How often a command's invocations are read while waiting.
+    pub poll: Duration,
+    /// The stack's Linux document, for `script` without a document of its own.
+    pub shipped: &'a str,
+    /// The run this is part of (its start), given to the document as `executionId`.
+    pub execution_id: &'a str,
+    pub deployment: &'a str,
+}
+
+/// Makes the sets of `requests` (each with its schedule's consistency) as their rule says.
+pub async fn create(setup: Setup<'_>, requests: Vec<CreateRequest>) -> Consistent {
+    let mut done = Consistent::default();
+    let Some(rule) = requests.first().and_then(|r| r.consistency.clone()) else {
+        return done;
+    };
+    if setup.writes.mode == execute::Mode::DryRun {
+        for request in &requests {
+            done.note(
+                &request.instance_id,
+                rule.mode,
+                false,
+                "dry run: no stage sent".into(),
+            );
+        }
+        done.outcomes = execute::create_snapshots(setup.writes, requests, setup.settle).await;
+        return done;
+    }
+    let ids: Vec<String> = requests.iter().map(|r| r.instance_id.clone()).collect();
+    let managed = ssm::managed(setup.sdk, &ids).await;
+    let mut eligible = Vec::new();
+    let mut crash = Vec::new();
+    for request in requests {
+        let why = match &managed {
+            Err(error) => Some(format!(
+                "which instances Systems Manager manages could not be read ({error})"
+            )),
+            Ok(managed) => match managed.get(&request.instance_id) {
+                None => Some(
+                    "not managed by Systems Manager (no SSM Agent online, or no instance \
+                     profile allowing it)"
+                        .to_owned(),
+                ),
+                Some(platform) if rule.mode == Mode::Vss && platform != "Windows" => Some(format!(
+                    "VSS needs Windows, and Systems Manager reports {platform:?}"
+                )),
+                Some(_)
+                    if rule.mode == Mode::Vss && !request.excluded_data_volume_ids.is_empty() =>
+                {
+                    Some("VSS snapshots every data volume and cannot leave some out".to_owned())
+                }
+                Some(_) => None,
+            },
+        };
+        match why {
+            None => eligible.push(request),
+            Some(why) => fall_back(&mut done, &rule, request, &why, &mut crash),
+        }
+    }
+    let limit = setup.writes.limit.max(1);
+    let batches: Vec<Vec<CreateRequest>> = match rule.mode {
+        Mode::Script => eligible
+            .chunks(MAX_INSTANCES_PER_COMMAND)
+            .map(<[_]>::to_vec)
+            .collect(),
+        // VSS tags each instance's snapshots with its own tags: one command each.
+        Mode::Vss => eligible.into_iter().map(|r| vec![r]).collect(),
+    };
+    // A batch of 50 waits on its slowest instance; a few batches at once keep a fleet moving.
+    let concurrent = match rule.mode {
+        Mode::Script => limit.div_ceil(MAX_INSTANCES_PER_COMMAND).clamp(1, 4),
+        Mode::Vss => limit,
+    };
+    let results: Vec<(Consistent, Vec<CreateRequest>)> = stream::iter(batches)
+        .map(|batch| {
+            let rule = &rule;
+            async move {
+                match rule.mode {
+                    Mode::Script => script_batch(setup, rule, batch).await,
+                    Mode::Vss => vss_one(setup, rule, batch).await,
+                }
+            }
+        })
+        .buffer_unordered(concurrent)
+        .collect()
+        .await;
+    for (batch, fallen) in results {
+        done.absorb(batch);
+        crash.extend(fallen);
+    }
+    if !crash.is_empty() {
+        let made = execute::create_snapshots(setup.writes, crash, setup.settle).await;
+        done.outcomes.absorb_from(made);
+    }
+    done
+}
+
+/// Records the fallback for `request`: into `crash` to be snapshotted anyway, or skipped.
+fn fall_back(
+    done: &mut Consistent,
+    rule: &Rule,
+    request: CreateRequest,
+    why: &str,
+    crash: &mut Vec<CreateRequest>,
+) {
+    match rule.fallback(why) {
+        Fallback::Crash { reason } => {
+            done.note(&request.instance_id, rule.mode, false, reason);
+            crash.push(request);
+        }
+        Fallback::Skip { reason } => {
+            done.note(&request.instance_id, rule.mode, false, reason.clone());
+            done.outcomes
+                .skipped
+                .push(Skip::new(Subject::Instance(request.instance_id), reason));
+        }
+    }
+}
+
+/// Sends one stage of `document` to `instance_ids`, paced; `Err` says whether it may have
+/// reached them. A post stage may be sent up to the deadline itself, a pre stage only before
+/// the cutoff.
+async fn send(
+    setup: Setup<'_>,
+    document: &str,
+    instance_ids: &[String],
+    parameters: serde_json::Value,
+    stage: &str,
+    timeout_seconds: u32,
+) -> Result<String, CallError> {
+    let writes = setup.writes;
+    let within = writes.deadline.map(|d| {
+        if stage == POST_STAGE {
+            d.at()
+        } else {
+            d.cutoff()
+        }
+    });
+    let mut throttled = 0;
+    loop {
+        if !writes.pacer.ready(Action::SendCommand, None, within).await {
+            return Err(CallError {
+                code: "SmartVault.OutOfTime".into(),
+                message: "the invocation's time ran out before it could be sent".into(),
+                status: 0,
+            });
+        }
+        let command = ssm::Command {
+            document,
+            instance_ids,
+            parameters: parameters.clone(),
+            comment: format!(
+                "SmartVault {} {stage} {}",
+                setup.deployment, setup.execution_id
+            ),
+            timeout_seconds,
+        };
+        let sent = ssm::send_command(setup.sdk, &command).await;
+        let verdict = match &sent {
+            Err(error) if error.throttled() => Throttled::Yes,
+            _ => Throttled::No,
+        };
+        writes.pacer.record(Action::SendCommand, None, verdict);
+        match sent {
+            Err(error) if error.throttled() && throttled < 20 => throttled += 1,
+            other => return other,
+        }
+    }
+}
+
+/// The parameters of a script document's stage: Data Lifecycle Manager's contract.
+fn script_parameters(stage: &str, execution_id: &str) -> serde_json::Value {
+    json!({"command": [stage], "executionId": [execution_id]})
+}
+
+/// Waits (reading every `poll`) until each of `instance_ids` has ended command `command_id`, or
+/// `wait` has passed; calls `ready` with the instances that succeeded as they do. Returns each
+/// instance's last stage, `Running` for one still running (or not listed) at the end.
+async fn wait_for<F, Fut>(
+    setup: Setup<'_>,
+    command_id: &str,
+    instance_ids: &[String],
+    wait: Duration,
+    mut ready: F,
+) -> BTreeMap<String, Stage>
+where
+    F: FnMut(Vec<String>) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let started = Instant::now();
+    let mut last: BTreeMap<String, Stage> = instance_ids
+        .iter()
+        .map(|id| (id.clone(), Stage::Running))
+        .collect();
+    loop {
+        let left = wait.saturating_sub(started.elapsed());
+        if left.is_zero() {
+            return last;
+        }
+        tokio::time::sleep(setup.poll.min(left)).await;
+        match ssm::invocations(setup.sdk, command_id).await {
+            Ok(stages) => {
+                let mut succeeded = Vec::new();
+                for (id, stage) in stages {
+                    if let Some(seen) = last.get_mut(&id)
+                        && *seen == Stage::Running
+                    {
+                        if stage == Stage::Succeeded {
+                            succeeded.push(id.clone());
+                        }
+                        *seen = stage;
+                    }
+                }
+                if !succeeded.is_empty() {
+                    ready(succeeded).await;
+                }
+            }
+            Err(error) => {
+                tracing::warn!(command_id, error = %error, "reading the command's invocations failed; reading again");
+            }
+        }
+        if last.values().all(|s| *s != Stage::Running) {
+            return last;
+        }
+    }
+}
+
+/// One batch of a `script` schedule: pre stage (retried for the instances it failed on),
+/// each instance's set as soon as its pre stage succeeds, then the post stage to every
+/// instance the pre stage may have reached. Returns what it did and the instances to snapshot
+/// crash-consistent as the fallback.
+async fn script_batch(
+    setup: Setup<'_>,
+    rule: &Rule,
+    batch: Vec<CreateRequest>,
+) -> (Consistent, Vec<CreateRequest>) {
+    let mut done = Consistent::default();
+    let mut crash = Vec::new();
+    let left = |setup: &Setup<'_>| setup.writes.deadline.map(execute::Deadline::left);
+    if left(&setup).is_some_and(|left| !consistency::fits(left, rule.timeout_seconds)) {
+        tracing::debug!(
+            instances = batch.len(),
+            "left for the next invocation: too little time for a pre stage"
+        );
+        done.outcomes.carried += batch.len();
+        return (done, crash);
+    }
+    let document = rule.document_name(setup.shipped);
+    let wait = Duration::from_secs(u64::from(rule.timeout_seconds));
+    let mut requests: BTreeMap<String, CreateRequest> = batch
+        .into_iter()
+        .map(|r| (r.instance_id.clone(), r))
+        .collect();
+    // The instances the pre stage may have reached: each gets the post stage.
+    let mut reached: BTreeSet<String> = BTreeSet::new();
+    let mut posted: BTreeSet<String> = BTreeSet::new();
+    let mut post_commands: Vec<(String, Vec<String>)> = Vec::new();
+    let mut why: BTreeMap<String, String> = BTreeMap::new();
+    let mut achieved: BTreeSet<String> = BTreeSet::new();
+    let mut to_send: Vec<String> = requests.keys().cloned().collect();
+    for attempt in 0..=rule.retries {
+        if to_send.is_empty() {
+            break;
+        }
+        if attempt > 0 && left(&setup).is_some_and(|l| !consistency::fits(l, rule.timeout_seconds))
+        {
+            break;
+        }
+        let parameters = script_parameters(PRE_STAGE, setup.execution_id);
+        let sent = send(
+            setup,
+            document,
+            &to_send,
+            parameters,
+            PRE_STAGE,
+            rule.timeout_seconds,
+        )
+        .await;
+        let command_id = match sent {
+            Err(error) => {
+                if error.may_have_acted() {
+                    // It may have frozen them: thawed at once, before any other pre stage.
+                    reached.extend(to_send.iter().cloned());
+                    match post(setup, document, &to_send).await {
+                        Ok(command_id) => post_commands.push((command_id, to_send.clone())),
+                        Err(failure) => {
+                            for id in &to_send {
+                                done.outcomes.failed.push(post_failure(id, &failure));
+                            }
+                        }
+                    }
+                }
+                for id in &to_send {
+                    why.insert(
+                        id.clone(),
+                        format!("the pre stage could not be sent ({error})"),
+                    );
+                }
+                continue;
+            }
+            Ok(command_id) => command_id,
+        };
+        reached.extend(to_send.iter().cloned());
+        let made = std::sync::Mutex::new(Consistent::default());
+        let posts = std::sync::Mutex::new(Vec::new());
+        let stages = wait_for(setup, &command_id, &to_send, wait, |succeeded| {
+            let ready: Vec<CreateRequest> = succeeded
+                .iter()
+                .filter_map(|id| requests.get(id).cloned())
+                .collect();
+            let made = &made;
+            let posts = &posts;
+            async move {
+                // Frozen now: snapshot at once, then thaw them.
+                let outcomes = execute::create_snapshots(setup.writes, ready, setup.settle).await;
+                let post = post(setup, document, &succeeded).await;
+                posts
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .push((succeeded, post));
+                made.lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .outcomes
+                    .absorb_from(outcomes);
+            }
+        })
+        .await;
+        let made = made
+            .into_inner()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (ids, post) in posts
+            .into_inner()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        {
+            posted.extend(ids.iter().cloned());
+            match post {
+                Ok(command_id) => post_commands.push((command_id, ids)),
+                Err(failure) => {
+                    for id in &ids {
+                        done.outcomes.failed.push(post_failure(id, &failure));
+                    }
+                }
+            }
+        }
+        let created: BTreeSet<&str> = made
+            .outcomes
+            .created
+            .iter()
+            .map(|c| c.instance_id.as_str())
+            .collect();
+        achieved.extend(created.iter().map(|id| (*id).to_owned()));
+        done.absorb(made);
+        let mut again = Vec::new();
+        for (id, stage) in stages {
+            match stage {
+                Stage::Succeeded => {
+                    why.remove(&id);
+                }
+                Stage::Failed(status) => {
+                    why.insert(id.clone(), format!("the pre stage ended {status}"));
+                    again.push(id);
+                }
+                // Never sent again while it may still run: two pre stages must not overlap.
+                Stage::Running => {
+                    why.insert(
+                        id.clone(),
+                        format!(
+                            "the pre stage had not ended after {} s",
+                            rule.timeout_seconds
+                        ),
+                    );
+                }
+            }
+        }
+        to_send = again;
+    }
+    // The fallback for every instance whose pre stage never succeeded, its set made before
+    // its post stage as any other...
+    for (id, reason) in &why {
+        if let Some(request) = requests.remove(id) {
+            fall_back(&mut done, rule, request, reason, &mut crash);
+        }
+    }
+    let made =
+        execute::create_snapshots(setup.writes, std::mem::take(&mut crash), setup.settle).await;
+    done.outcomes.absorb_from(made);
+    // ...and the post stage for each the pre stage may have reached and that has none yet.
+    let unposted: Vec<String> = reached.difference(&posted).cloned().collect();
+    if !unposted.is_empty() {
+        match post(setup, document, &unposted).await {
+            Ok(command_id) => post_commands.push((command_id, unposted)),
+            Err(failure) => {
+                for id in &unposted {
+                    done.outcomes.failed.push(post_failure(id, &failure));
+                }
+            }
+        }
+    }
+    // The post stages' results, as long as the link allows.
+    for (command_id, ids) in post_commands {
+        let until = setup.writes.deadline.map_or(wait, |d| {
+            d.at()
+                .saturating_duration_since(Instant::now())
+                .saturating_sub(execute::SAFETY_FLOOR)
+                .min(wait)
+        });
+        let stages = wait_for(setup, &command_id, &ids, until, |_| async {}).await;
+        for (id, stage) in stages {
+            match stage {
+                Stage::Succeeded => {}
+                Stage::Failed(status) => {
+                    achieved.remove(&id);
+                    done.outcomes
+                        .failed
+                        .push(post_failure(&id, &format!("the post stage ended {status}")));
+                }
+                Stage::Running => {
+                    tracing::warn!(instance_id = %id, command_id, "the post stage had not ended when the link stopped waiting")
+                }
+            }
+        }
+    }
+    for id in requests.keys() {
+        if achieved.contains(id) {
+            done.note(id, rule.mode, true, String::new());
+        } else if done.outcomes.created.iter().any(|c| &c.instance_id == id) {
+            done.note(
+                id,
+                rule.mode,
+                false,
+                "the post stage failed: the set may not be consistent".into(),
+            );
+        }
+        // An instance neither snapshotted nor fallen back was left for the next link.
+    }
+    (done, crash)
+}
+
+/// Sends the post stage to `ids`, up to three times when it is not answered; `Err` says why.
+async fn post(setup: Setup<'_>, document: &str, ids: &[String]) -> Result<String, String> {
+    let mut last = String::new();
+    for _ in 0..3 {
+        let parameters = script_parameters(POST_STAGE, setup.execution_id);
+        match send(setup, document, ids, parameters, POST_STAGE, 30).await {
+            Ok(command_id) => return Ok(command_id),
+            Err(error) => last = error.to_string(),
+        }
+    }
+    Err(format!("the post stage could not be sent ({last})"))
+}
+
+fn post_failure(instance_id: &str, why: &str) -> Failure {
+    Failure {
+        subject: Some(Subject::Instance(instance_id.to_owned())),
+        operation: "SendCommand".into(),
+        code: "SmartVault.PostStageFailed".into(),
+        message: format!(
+            "{why}; SmartVault's Linux document thaws its file systems by its own watchdog \
+             anyway; check the instance's post hooks"
+        ),
+    }
+}
+
+/// One instance of a `vss` schedule: AWS's document makes the snapshots, tagged with this
+/// run's tags; they are then found by their identity tags like a lost `CreateSnapshots`.
+async fn vss_one(
+    setup: Setup<'_>,
+    rule: &Rule,
+    mut batch: Vec<CreateRequest>,
+) -> (Consistent, Vec<CreateRequest>) {
+    let mut done = Consistent::default();
+    let mut crash = Vec::new();
+    let Some(request) = batch.pop() else {
+        return (done, crash);
+    };
+    if setup
+        .writes
+        .deadline
+        .is_some_and(|d| !consistency::fits(d.left(), rule.timeout_seconds))
+    {
+        done.outcomes.carried += 1;
+        return (done, crash);
+    }
+    let (tags, rest) = consistency::vss_tags(&request.tags);
+    let flag = |on: bool| if on { "True" } else { "False" };
+    let parameters = json!({
+        "ExcludeBootVolume": [flag(request.exclude_boot_volume)],
+        "NoWriters": ["False"],
+        "CopyOnly": ["False"],
+        "CreateAmi": ["False"],
+        "description": [request.description],
+        "tags": [tags],
+    });
+    let ids = [request.instance_id.clone()];
+    let wait = Duration::from_secs(u64::from(rule.timeout_seconds));
+    let mut outcome = String::new();
+    let mut succeeded = false;
+    for _ in 0..=rule.retries {
+        match send(
+            setup,
+            consistency::VSS_DOCUMENT,
+            &ids,
+            parameters.clone(),
+            "vss",
+            rule.timeout_seconds,
+        )
+        .await
+        {
+            Err(error) if error.may_have_acted() => {
+                // It may be making the set: never send it again; look after the wait.
+                tokio::time::sleep(wait).await;
+                outcome = format!("the VSS command's answer was lost ({error})");
+                break;
+            }
+            Err(error) => outcome = format!("the VSS command could not be sent ({error})"),
+            Ok(command_id) => {
+                let stages = wait_for(setup, &command_id, &ids, wait, |_| async {}).await;
+                match stages.into_values().next().unwrap_or(Stage::Running) {
+                    Stage::Succeeded => {
+                        succeeded = true;
+                        break;
+                    }
+                    Stage::Failed(status) => outcome = format!("the VSS command ended {status}"),
+                    Stage::Running => {
+                        outcome = format!(
+                            "the VSS command had not ended after {} s",
+                            rule.timeout_seconds
+                        );
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    // What it made, wherever it ended: a set made is kept like any other.
+    let found = match execute::made_by(setup.writes.ec2, &request).await {
+        Ok(found) => found,
+        Err(error) => {
+            done.outcomes.failed.push(crate::sdk_errors::failure(
+                Some(Subject::Instance(request.instance_id.clone())),
+                "DescribeSnapshots",
+                &error,
+            ));
+            return (done, crash);
+        }
+    };
+    if found.is_empty() {
+        let why = if succeeded {
+            "the VSS command succeeded but no snapshot carries this run's tags".to_owned()
+        } else {
+            outcome
+        };
+        fall_back(&mut done, rule, request, &why, &mut crash);
+        return (done, crash);
+    }
+    execute::record_created(
+        &mut done.outcomes,
+        &request,
+        found.iter().map(|s| (s.volume_id(), s.snapshot_id())),
+    );
+    if !rest.is_empty() {
+        let snapshots: Vec<String> = found
+            .iter()
+            .filter_map(|s| s.snapshot_id().map(str::to_owned))
+            .collect();
+        let tags = rest
+            .iter()
+            .map(|(k, v)| aws_sdk_ec2::types::Tag::builder().key(k).value(v).build());
+        if let Err(error) = setup
+            .writes
+            .ec2
+            .create_tags()
+            .set_resources(Some(snapshots))
+            .set_tags(Some(tags.collect()))
+            .send()
+            .await
+        {
+            done.outcomes.failed.push(crate::sdk_errors::failure(
+                Some(Subject::Instance(request.instance_id.clone())),
+                "CreateTags",
+                &error,
+            ));
+        }
+    }
+    execute::tag_fitted(setup.writes.ec2, &request, &mut done.outcomes).await;
+    let detail = if succeeded {
+        String::new()
+    } else {
+        format!("{outcome}, after making snapshots: kept, but they may not be consistent")
+    };
+    done.note(&request.instance_id, rule.mode, succeeded, detail);
+    (done, crash)
+}
