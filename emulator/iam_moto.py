@@ -14,7 +14,8 @@ launcher closes both without touching what moto stores or answers:
    is checked; an action not listed is still checked against "*". Among them: EC2's snapshot
    writes against the snapshot (CopySnapshot against its source and the new copy; CreateTags
    against each resource tagged), the EBS
-   direct APIs' reads against the snapshots read, and sts:AssumeRole against the role assumed. A stack set's calls are
+   direct APIs' reads against the snapshots read, Systems Manager's SendCommand against its
+   document and each instance, and sts:AssumeRole against the role assumed. A stack set's calls are
    checked against its `stackset/<name>:<id>` ARN (CreateStackSet, which names no resource,
    against "*").
 
@@ -131,6 +132,22 @@ def ebs_checks(response, action, region, account):
     return [(action, "*")]
 
 
+def ssm_checks(response, action, region, account):
+    """Run Command's SendCommand against its document (by ARN; a name is this account's
+    document, or AWS's own for an `AWS` name) and each instance it names, as the Service
+    Authorization Reference lists them; the other calls against "*"."""
+    if action != "SendCommand":
+        return [(action, "*")]
+    document = response._get_param("DocumentName") or ""
+    if not document.startswith("arn:"):
+        owner = "" if document.startswith("AWS") else account
+        document = f"arn:aws:ssm:{region}:{owner}:document/{document}"
+    checks = [(action, document)]
+    for instance in response._get_param("InstanceIds", []) or []:
+        checks.append((action, f"arn:aws:ec2:{region}:{account}:instance/{instance}"))
+    return checks
+
+
 def sts_checks(response, action, region, account):
     if action == "AssumeRole":
         return [(action, first(response, "RoleArn"))]
@@ -214,6 +231,7 @@ CHECKS = {
     "logs": logs_checks,
     "sts": sts_checks,
     "ebs": ebs_checks,
+    "ssm": ssm_checks,
 }
 
 def iam_match(pattern, string):

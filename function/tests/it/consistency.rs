@@ -333,7 +333,7 @@ async fn each_set_is_made_between_its_pre_and_post_stage_and_every_failure_falls
         ],
     );
     let rule = json!({"mode": "script", "timeout_seconds": 10, "retries": 1});
-    let ctx = context(&s, &rule.clone());
+    let ctx = context(&s, &rule);
     s.emulator.start_recording().unwrap();
     let at = now();
     let report = match handler::handle(

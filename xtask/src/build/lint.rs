@@ -226,7 +226,27 @@ fn resolved_restore_test_policy() -> Result<serde_json::Value> {
     ))
 }
 
-/// parliament on the eight policies (the function's and its restore-test policy, the CI
+/// The main template's consistency policy, resolved for one account, region and stack, sending
+/// the stack's Linux document, a user's and AWS's VSS document.
+fn resolved_consistency_policy() -> Result<serde_json::Value> {
+    crate::stack::template::consistency_policy(
+        &[
+            ("AWS::Partition", "aws"),
+            ("AWS::Region", "eu-west-1"),
+            ("AWS::AccountId", "123456789012"),
+            ("DeploymentName", "smartvault-prod"),
+            ("BackupTagKey", "Backup"),
+            ("BackupTagValue", "true"),
+        ],
+        &[
+            "arn:aws:ssm:eu-west-1:123456789012:document/smartvault-prod-linux-freeze".into(),
+            "arn:aws:ssm:eu-west-1:123456789012:document/db-freeze".into(),
+            "arn:aws:ssm:eu-west-1::document/AWSEC2-CreateVssSnapshot".into(),
+        ],
+    )
+}
+
+/// parliament on the nine policies (the function's, its restore-test and consistency policies, the CI
 /// deployer's, the execution role's, the bootstrap administrator's, the promotion source's,
 /// the StackSet execution and administration roles');
 /// every finding must be one of the accepted ones.
@@ -255,12 +275,18 @@ pub fn policies() -> Result<usize> {
             && !stackset_administration.contains("unresolved-"),
         "a StackSet role's policy refers to a value build/lint.rs does not resolve"
     );
+    let consistency = serde_json::to_string(&resolved_consistency_policy()?)?;
+    ensure!(
+        !consistency.contains("${"),
+        "the consistency policy refers to a value build/lint.rs does not resolve: {consistency}"
+    );
     let deployer = read_doc("deployer-policy.json")?;
     let administrator = read_doc("bootstrap-policy.json")?;
     let source = read_doc("promotion-source-policy.json")?;
     let policies = [
         ("function", function.as_str()),
         ("restore test", restore_test.as_str()),
+        ("consistency", consistency.as_str()),
         ("deployer", deployer.as_str()),
         ("execution", execution.as_str()),
         ("administrator", administrator.as_str()),

@@ -1,8 +1,10 @@
-//! The Linux freeze script SmartVault ships for application-consistent snapshots
-//! (templates/ssm/linux-freeze.sh, issue 32), run for real under bash with `fsfreeze` stubbed
-//! (freezing needs root and a loop device): it freezes and thaws what it should, its watchdog
-//! thaws a file system a lost post stage left frozen, a failed freeze or hook leaves nothing
-//! frozen; and shellcheck finds nothing.
+//! The Linux freeze document SmartVault ships for application-consistent snapshots (the
+//! `FreezeDocument` of templates/smartvault.yaml, issue 32), its script run for real under
+//! bash with `fsfreeze` stubbed (freezing needs root and a loop device, which CI machines do
+//! not give): it freezes and thaws what it should, its watchdog thaws a file system a lost
+//! post stage left frozen and the post stage then says so, a failed freeze or hook leaves
+//! nothing frozen; the document's own command runs each stage as Systems Manager would send
+//! it; and shellcheck finds nothing in either.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -26,8 +28,33 @@ case "$mode" in
 esac
 "#;
 
+/// The document's command, as the template holds it.
+fn document_command() -> String {
+    let template: serde_norway::Value =
+        serde_norway::from_str(&crate::stack::template::read_template("smartvault.yaml").unwrap())
+            .unwrap();
+    let content = &template["Resources"]["FreezeDocument"]["Properties"]["Content"];
+    let commands = content["mainSteps"][0]["inputs"]["runCommand"]
+        .as_sequence()
+        .unwrap();
+    assert_eq!(commands.len(), 1, "one command holds the whole stage");
+    commands[0].as_str().unwrap().to_owned()
+}
+
+/// The script the document's command writes out (between its here-document's markers), in a
+/// scratch file.
 fn script() -> PathBuf {
-    crate::paths::workspace_root().join("templates/ssm/linux-freeze.sh")
+    let command = document_command();
+    let start = command
+        .find("<<'SMARTVAULT_SCRIPT'\n")
+        .expect("the command writes the script with a quoted here-document")
+        + "<<'SMARTVAULT_SCRIPT'\n".len();
+    let end = command[start..].find("\nSMARTVAULT_SCRIPT\n").unwrap() + start;
+    let dir = crate::paths::test_scratch("freeze-script");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("freeze-{}.sh", std::process::id()));
+    std::fs::write(&path, format!("{}\n", &command[start..end])).unwrap();
+    path
 }
 
 /// A scratch machine: the stub, its state, the script's state and hooks directories.
@@ -123,9 +150,48 @@ fn the_watchdog_thaws_what_a_lost_post_stage_left_frozen() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(m.frozen().is_empty(), "the watchdog thawed both");
-    // The post stage that comes late finds them thawed: not a failure.
+    // The post stage that comes late finds them thawed, and fails: the snapshots may have
+    // been taken after the thaw.
     let post = m.run("post", &[]);
-    assert!(post.status.success(), "{post:?}");
+    assert_eq!(post.status.code(), Some(1), "{post:?}");
+    assert!(
+        String::from_utf8_lossy(&post.stderr).contains("the watchdog thawed after 1s"),
+        "{post:?}"
+    );
+    assert!(m.frozen().is_empty());
+    // ...once: the next pre and post stages are a clean pair again.
+    assert!(m.run("pre", &[]).status.success());
+    assert!(m.run("post", &[]).status.success());
+}
+
+/// The document's command, as Systems Manager runs it for each stage (its `{{ command }}`
+/// replaced): it writes the script where the watchdog finds it, and runs the stage.
+#[test]
+fn the_documents_command_runs_each_stage_it_is_sent() {
+    let m = Machine::new("freeze-document");
+    let command = document_command();
+    assert!(command.contains("stage='{{ command }}'"), "{command}");
+    let run = |stage: &str| {
+        Command::new("bash")
+            .arg("-c")
+            .arg(command.replace("{{ command }}", stage))
+            .env("FAKE_FS", m.dir.join("fs"))
+            .env("SMARTVAULT_FSFREEZE", m.dir.join("fsfreeze"))
+            .env("SMARTVAULT_STATE_DIR", m.dir.join("run"))
+            .env("SMARTVAULT_HOOKS_DIR", m.dir.join("hooks"))
+            .env("SMARTVAULT_MOUNTS", "/data")
+            .output()
+            .unwrap()
+    };
+    let check = run("dry-run");
+    assert!(check.status.success(), "{check:?}");
+    assert_eq!(String::from_utf8_lossy(&check.stdout), "/data\n");
+    assert!(m.frozen().is_empty(), "a dry run freezes nothing");
+    assert!(run("pre-script").status.success());
+    assert_eq!(m.frozen(), ["/data"]);
+    assert!(m.dir.join("run/freeze.sh").exists(), "the watchdog's copy");
+    assert!(run("post-script").status.success());
+    assert!(m.frozen().is_empty());
 }
 
 #[test]
@@ -150,15 +216,21 @@ fn a_failed_freeze_or_pre_hook_leaves_nothing_frozen() {
 }
 
 #[test]
-fn the_freeze_script_is_shellcheck_clean() {
-    let output = Command::new(crate::build::tools::bin("shellcheck"))
-        .arg("--severity=style")
-        .arg(script())
-        .output()
-        .expect("shellcheck from the tool environment (cargo xtask tools)");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stdout)
-    );
+fn the_freeze_script_and_the_documents_command_are_shellcheck_clean() {
+    let command = crate::paths::test_scratch("freeze-script").join("command.sh");
+    std::fs::create_dir_all(command.parent().unwrap()).unwrap();
+    std::fs::write(&command, document_command()).unwrap();
+    for file in [script(), command] {
+        let output = Command::new(crate::build::tools::bin("shellcheck"))
+            .arg("--severity=style")
+            .arg(&file)
+            .output()
+            .expect("shellcheck from the tool environment (cargo xtask tools)");
+        assert!(
+            output.status.success(),
+            "{}: {}",
+            file.display(),
+            String::from_utf8_lossy(&output.stdout)
+        );
+    }
 }

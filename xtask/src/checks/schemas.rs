@@ -696,3 +696,263 @@ fn targets_follow_the_stack_set_and_bucket_schemas() {
         [true, false]
     );
 }
+
+/// IAM's own action data (parliament's `iam_definition.json`): each resource type `action`
+/// (`service:Name`) is authorized against, and its condition keys.
+fn iam_resource_types(action: &str) -> Vec<(String, Vec<String>)> {
+    let (prefix, name) = action.split_once(':').unwrap();
+    let site_packages = schemas().ancestors().nth(3).unwrap().to_owned();
+    let definition = read_json(&site_packages.join("parliament/iam_definition.json"));
+    let service = definition
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["prefix"] == prefix)
+        .unwrap_or_else(|| panic!("no service {prefix} in IAM's definitions"));
+    let privilege = service["privileges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["privilege"] == name)
+        .unwrap_or_else(|| panic!("no action {action} in IAM's definitions"));
+    privilege["resource_types"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["resource_type"].as_str().unwrap().to_owned(),
+                r["condition_keys"]
+                    .as_array()
+                    .map(|keys| {
+                        keys.iter()
+                            .map(|k| k.as_str().unwrap().to_owned())
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+/// Consistent sets (issue 32): the function sends only the configured documents (the stack's
+/// Linux document, the user's, AWS's VSS document), only to instances carrying the backup tag,
+/// and reads only what IAM cannot narrow; IAM's own action data says those are the resources
+/// and condition keys each action is authorized by, and the bootstrap boundary covers them.
+/// The Linux document's name fits AWS::SSM::Document's schema for the longest stack name.
+#[test]
+fn consistent_sets_send_only_the_configured_documents_to_backed_up_instances() {
+    let documents = [
+        "arn:aws:ssm:eu-west-1:123456789012:document/smartvault-prod-linux-freeze".to_owned(),
+        "arn:aws:ssm:eu-west-1::document/AWSEC2-CreateVssSnapshot".to_owned(),
+    ];
+    let policy = crate::stack::template::consistency_policy(
+        &[
+            ("AWS::Partition", "aws"),
+            ("AWS::Region", "eu-west-1"),
+            ("AWS::AccountId", "123456789012"),
+            ("BackupTagKey", "Backup"),
+            ("BackupTagValue", "true"),
+        ],
+        &documents,
+    )
+    .unwrap();
+    let statements = policy["Statement"].as_array().unwrap();
+    assert_eq!(statements.len(), 3);
+    assert_eq!(statements[0]["Action"], "ssm:SendCommand");
+    assert_eq!(statements[0]["Resource"], serde_json::json!(documents));
+    assert_eq!(statements[1]["Action"], "ssm:SendCommand");
+    assert_eq!(
+        statements[1]["Resource"],
+        "arn:aws:ec2:eu-west-1:123456789012:instance/*"
+    );
+    assert_eq!(
+        statements[1]["Condition"]["StringEquals"]["ssm:resourceTag/Backup"],
+        "true"
+    );
+    assert_eq!(
+        statements[2]["Action"],
+        serde_json::json!([
+            "ssm:DescribeInstanceInformation",
+            "ssm:ListCommandInvocations"
+        ])
+    );
+    assert_eq!(statements[2]["Resource"], "*");
+    // IAM authorizes SendCommand against the document and each instance, with the instance's
+    // tags as ssm:resourceTag; the two reads against "*" only (no resource type).
+    let send = iam_resource_types("ssm:SendCommand");
+    for needed in ["document*", "instance"] {
+        assert!(send.iter().any(|(t, _)| t == needed), "{send:?}");
+    }
+    assert!(
+        send.iter()
+            .any(|(_, keys)| keys.iter().any(|k| k == "ssm:resourceTag/${TagKey}")),
+        "{send:?}"
+    );
+    for read in [
+        "ssm:DescribeInstanceInformation",
+        "ssm:ListCommandInvocations",
+    ] {
+        let types = iam_resource_types(read);
+        assert!(
+            types.iter().all(|(t, _)| t.is_empty()),
+            "{read} has resource types {types:?}: scope it"
+        );
+    }
+    // The stack's document and its policy are there only when a schedule needs them.
+    let template: serde_norway::Value =
+        serde_norway::from_str(&crate::stack::template::read_template("smartvault.yaml").unwrap())
+            .unwrap();
+    let resources = &template["Resources"];
+    assert_eq!(
+        resources["ConsistencyPolicy"]["Condition"].as_str(),
+        Some("HasConsistency")
+    );
+    assert_eq!(
+        resources["FreezeDocument"]["Condition"].as_str(),
+        Some("HasFreezeDocument")
+    );
+    // The boundary allows every action of the policy on those resources.
+    let bootstrap: serde_norway::Value =
+        serde_norway::from_str(&crate::stack::template::read_template("bootstrap.yaml").unwrap())
+            .unwrap();
+    let boundary = crate::stack::template::long_form(
+        &bootstrap["Resources"]["FunctionBoundary"]["Properties"]["PolicyDocument"],
+    );
+    let boundary = crate::stack::template::resolve(
+        &boundary,
+        &[
+            ("AWS::Partition", "aws"),
+            ("AWS::Region", "eu-west-1"),
+            ("AWS::AccountId", "123456789012"),
+        ],
+    );
+    let allows = |action: &str, resource: &str| {
+        boundary["Statement"].as_array().unwrap().iter().any(|s| {
+            let listed = |v: &serde_json::Value| match v {
+                serde_json::Value::Array(items) => items.iter().any(|i| i == action),
+                one => one == action,
+            };
+            // IAM's wildcard: `*` matches any run of characters.
+            let covers = |pattern: &str| {
+                let mut parts = pattern.split('*');
+                let first = parts.next().unwrap_or_default();
+                let Some(mut rest) = resource.strip_prefix(first) else {
+                    return false;
+                };
+                let parts: Vec<&str> = parts.collect();
+                for (i, part) in parts.iter().enumerate() {
+                    if i + 1 == parts.len() {
+                        return rest.ends_with(part);
+                    }
+                    match rest.find(part) {
+                        Some(at) => rest = &rest[at + part.len()..],
+                        None => return false,
+                    }
+                }
+                rest.is_empty()
+            };
+            let resources = match &s["Resource"] {
+                serde_json::Value::Array(items) => {
+                    items.iter().filter_map(|i| i.as_str()).collect::<Vec<_>>()
+                }
+                one => one.as_str().into_iter().collect(),
+            };
+            s["Effect"] == "Allow" && listed(&s["Action"]) && resources.into_iter().any(covers)
+        })
+    };
+    for statement in statements {
+        let actions: Vec<&str> = match &statement["Action"] {
+            serde_json::Value::Array(items) => items.iter().filter_map(|i| i.as_str()).collect(),
+            one => one.as_str().into_iter().collect(),
+        };
+        let resources: Vec<&str> = match &statement["Resource"] {
+            serde_json::Value::Array(items) => items.iter().filter_map(|i| i.as_str()).collect(),
+            one => one.as_str().into_iter().collect(),
+        };
+        for action in &actions {
+            for resource in &resources {
+                assert!(
+                    allows(action, resource),
+                    "the boundary does not allow {action} on {resource}"
+                );
+            }
+        }
+    }
+    // The Linux document's name, for the longest stack name deploy accepts, fits the schema.
+    let schema = resource_schema("us-east-1", "AWS::SSM::Document");
+    let pattern = schema["properties"]["Name"]["pattern"].as_str().unwrap();
+    let longest = format!(
+        "smartvault-{}",
+        "a".repeat(
+            crate::config::schedules::MAX_QUEUE_NAME_CHARS
+                - crate::config::schedules::DEAD_LETTER_QUEUE_SUFFIX.len()
+                - crate::config::schedules::DEAD_LETTER_QUEUE_UNIQUE
+                - "smartvault-".len()
+        )
+    );
+    let names = [
+        crate::config::schedules::freeze_document_name(&longest),
+        crate::config::schedules::freeze_document_name("smartvault-prod"),
+    ];
+    assert_eq!(
+        full_matches(pattern, &[names[0].as_str(), names[1].as_str()]),
+        [true, true],
+        "{names:?} against {pattern}"
+    );
+    assert_eq!(
+        resources["FreezeDocument"]["Properties"]["Name"],
+        serde_norway::Value::Tagged(Box::new(serde_norway::value::TaggedValue {
+            tag: serde_norway::value::Tag::new("Sub"),
+            value: format!(
+                "${{DeploymentName}}{}",
+                crate::config::schedules::freeze_document_name("")
+            )
+            .into(),
+        }))
+    );
+    // A document given by name is this region's document (any account when the environment
+    // has no account_id); one given by ARN is as given; VSS is AWS's.
+    use crate::config::schedules::consistency_documents;
+    let schedule = |rule: function::consistency::Rule| crate::config::schedules::Schedule {
+        name: "daily".into(),
+        expression: "rate(1 day)".into(),
+        timezone: "UTC".into(),
+        retention_days: 7,
+        keep_last: 1,
+        flexible_window_minutes: None,
+        lock: None,
+        consistency: Some(rule),
+    };
+    let named = |document: &str| function::consistency::Rule {
+        document: Some(document.into()),
+        ..function::consistency::Rule::new(function::consistency::Mode::Script)
+    };
+    let arn = "arn:aws:ssm:us-east-1:210987654321:document/shared-freeze";
+    let schedules = [
+        schedule(named("db-freeze")),
+        schedule(named(arn)),
+        schedule(function::consistency::Rule::new(
+            function::consistency::Mode::Vss,
+        )),
+        schedule(function::consistency::Rule::new(
+            function::consistency::Mode::Script,
+        )),
+    ];
+    assert_eq!(
+        consistency_documents(&schedules, "cn-north-1", Some("123456789012")),
+        [
+            "arn:aws-cn:ssm:cn-north-1:123456789012:document/db-freeze",
+            arn,
+            "arn:aws-cn:ssm:cn-north-1::document/AWSEC2-CreateVssSnapshot",
+        ]
+    );
+    assert_eq!(
+        consistency_documents(&schedules[..1], "eu-west-1", None),
+        ["arn:aws:ssm:eu-west-1:*:document/db-freeze"]
+    );
+    assert!(crate::config::schedules::ships_freeze_document(&schedules));
+    assert!(!crate::config::schedules::ships_freeze_document(
+        &schedules[..3]
+    ));
+}

@@ -719,6 +719,17 @@ fn validate(
         time::OffsetDateTime::now_utc(),
     )
     .map_err(|(key, problem)| key_error(&key, problem))?;
+    // A consistent schedule's wait and what follows it must fit in one invocation.
+    for (index, schedule) in env.schedules.iter().enumerate() {
+        if let Some(problem) = schedule
+            .consistency
+            .as_ref()
+            .and_then(|c| c.problem(env.timeout_seconds))
+        {
+            let field = problem.split_whitespace().next().unwrap_or("consistency");
+            return Err(key_error(&format!("schedules[{index}].{field}"), problem));
+        }
+    }
     if let Some(raw_targets) = &raw.targets {
         env.targets = Some(
             crate::config::targets::resolve(
@@ -779,6 +790,14 @@ pub fn function_environment(env: &Environment, topic_arn: &str) -> BTreeMap<&'st
         (fconfig::CENTRAL_TOPIC_ARN, String::new()),
         (fconfig::DEPLOYMENT, env.stack_name.clone()),
         (fconfig::ENVIRONMENT, env.name.clone()),
+        (
+            fconfig::FREEZE_DOCUMENT,
+            if crate::config::schedules::ships_freeze_document(&env.schedules) {
+                crate::config::schedules::freeze_document_name(&env.stack_name)
+            } else {
+                String::new()
+            },
+        ),
         (fconfig::BACKUP_TAG_KEY, env.backup_tag_key.clone()),
         (fconfig::BACKUP_TAG_VALUE, env.backup_tag_value.clone()),
         (
@@ -1182,6 +1201,93 @@ mod tests {
                 .to_string();
             assert!(error.starts_with(FILE), "{error}");
             assert!(error.contains(expected), "{extra:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn consistency_is_read_per_schedule_and_every_mistake_is_refused_with_the_fix() {
+        let with = |consistency: &str| {
+            format!(
+                "    schedules:\n      - name: daily\n        expression: cron(0 1 * * ? *)\n        consistency: {consistency}\n      - name: weekly\n        expression: cron(0 2 ? * SUN *)\n"
+            )
+        };
+        let env = parse(
+            &env_yaml(&with(
+                "{mode: script, document: db-freeze, tag: {key: app, value: postgres}, timeout_seconds: 90, retries: 2, on_failure: skip}",
+            )),
+            FILE,
+            "dev",
+        )
+        .unwrap();
+        let rule = env.schedules[0].consistency.clone().unwrap();
+        assert_eq!(rule.mode, function::consistency::Mode::Script);
+        assert_eq!(rule.document.as_deref(), Some("db-freeze"));
+        assert_eq!((rule.timeout_seconds, rule.retries), (90, 2));
+        assert_eq!(rule.on_failure, function::consistency::OnFailure::Skip);
+        assert_eq!(
+            env.schedules[1].consistency, None,
+            "the other schedule stays crash"
+        );
+        // It reaches the function's SCHEDULES, and the function reads it back the same.
+        let vars = function_environment(&env, "arn:aws:sns:eu-west-1:123456789012:t");
+        let rules: Vec<function::model::ScheduleRule> =
+            serde_json::from_str(&vars[fconfig::SCHEDULES]).unwrap();
+        assert_eq!(rules[0].consistency, Some(rule));
+        assert_eq!(
+            vars[fconfig::FREEZE_DOCUMENT],
+            "",
+            "the user's document: none shipped"
+        );
+        // `crash` is today's behaviour; `script` without a document ships the Linux one.
+        let crash = parse(&env_yaml(&with("{mode: crash}")), FILE, "dev").unwrap();
+        assert_eq!(crash.schedules[0].consistency, None);
+        let shipped = parse(&env_yaml(&with("{mode: script}")), FILE, "dev").unwrap();
+        assert_eq!(
+            function_environment(&shipped, "t")[fconfig::FREEZE_DOCUMENT],
+            "smartvault-dev-linux-freeze"
+        );
+        let cases = [
+            (
+                "{mode: freeze}",
+                "schedules[0].consistency.mode: \"freeze\" is not a consistency mode; use crash, script or vss",
+            ),
+            (
+                "{mode: script, document: \"db freeze\"}",
+                "schedules[0].consistency.document: consistency.document \"db freeze\" is not a Systems Manager document name",
+            ),
+            (
+                "{mode: script, document: \"arn:aws:ssm:eu-west-1:12:document/x\"}",
+                "is not a document ARN; write arn:aws:ssm:<region>:<12-digit account>:document/<name>",
+            ),
+            (
+                "{mode: vss, document: MyDoc}",
+                "consistency.document applies to mode script only",
+            ),
+            (
+                "{mode: script, timeout_seconds: 120}\n    timeout_seconds: 120\n",
+                "schedules[0].consistency.timeout_seconds: consistency.timeout_seconds 120 and the 30 s the snapshots and the post stage need are longer than the function's timeout_seconds 120; lower it to at most 90 or raise timeout_seconds",
+            ),
+            ("{mode: script, timeout_seconds: 5}", "is outside 10-120"),
+            (
+                "{mode: script, retries: 9}",
+                "consistency.retries 9 is outside 0-3",
+            ),
+            (
+                "{mode: script, on_failure: retry}",
+                "consistency.on_failure: \"retry\" is not a fallback; use crash (snapshot anyway) or skip",
+            ),
+            ("{mode: crash, retries: 1}", "mode crash takes no other key"),
+            ("{mode: script, wait: 3}", "unknown field `wait`"),
+        ];
+        for (consistency, expected) in cases {
+            // An environment key after the schedules goes after their list.
+            let (consistency, after) = consistency.split_once('\n').unwrap_or((consistency, ""));
+            let yaml = env_yaml(&format!("{}{after}", with(consistency)));
+            let error = parse(&yaml, FILE, "dev")
+                .expect_err(consistency)
+                .to_string();
+            assert!(error.starts_with(FILE), "{error}");
+            assert!(error.contains(expected), "{consistency:?}: {error}");
         }
     }
 

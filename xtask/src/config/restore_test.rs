@@ -261,6 +261,7 @@ mod tests {
             keep_last: 1,
             flexible_window_minutes: None,
             lock: None,
+            consistency: None,
         }];
         let cases: Vec<(RawRestoreTest, Around<'_>, &str, &str)> = vec![
             (

@@ -4,6 +4,7 @@
 use super::expression;
 use crate::config::zone::{self, Zone};
 use function::config as fconfig;
+use function::consistency::Rule as ConsistencyRule;
 use function::locks::LockRule;
 use function::model::ScheduleRule;
 use function::settings;
@@ -76,6 +77,119 @@ pub struct RawSchedule {
     pub keep_last: Option<u32>,
     pub flexible_window_minutes: Option<u32>,
     pub lock: Option<LockRule>,
+    pub consistency: Option<RawConsistency>,
+}
+
+/// A schedule's `consistency:` as written: `mode` is `crash` (the default), `script` or `vss`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConsistency {
+    pub mode: String,
+    pub document: Option<String>,
+    pub tag: Option<function::consistency::Selector>,
+    pub timeout_seconds: Option<u32>,
+    pub retries: Option<u32>,
+    pub on_failure: Option<String>,
+}
+
+impl RawConsistency {
+    /// The rule (`None` for `crash`), or the key and message of the mistake, with its fix.
+    /// The wait is checked against the function's timeout by the environment.
+    pub fn rule(&self) -> Result<Option<ConsistencyRule>, (String, String)> {
+        use function::consistency::{Mode, OnFailure};
+        let mode = match self.mode.as_str() {
+            "crash" => {
+                let extra = self.document.is_some()
+                    || self.tag.is_some()
+                    || self.timeout_seconds.is_some()
+                    || self.retries.is_some()
+                    || self.on_failure.is_some();
+                if extra {
+                    return Err((
+                        "consistency".to_owned(),
+                        "mode crash takes no other key: it snapshots as today; remove the \
+                         others, or choose mode script or vss"
+                            .to_owned(),
+                    ));
+                }
+                return Ok(None);
+            }
+            "script" => Mode::Script,
+            "vss" => Mode::Vss,
+            other => {
+                return Err((
+                    "consistency.mode".to_owned(),
+                    format!("{other:?} is not a consistency mode; use crash, script or vss"),
+                ));
+            }
+        };
+        let on_failure = match self.on_failure.as_deref() {
+            None | Some("crash") => OnFailure::Crash,
+            Some("skip") => OnFailure::Skip,
+            Some(other) => {
+                return Err((
+                    "consistency.on_failure".to_owned(),
+                    format!("{other:?} is not a fallback; use crash (snapshot anyway) or skip"),
+                ));
+            }
+        };
+        Ok(Some(ConsistencyRule {
+            document: self.document.clone(),
+            tag: self.tag.clone(),
+            timeout_seconds: self
+                .timeout_seconds
+                .unwrap_or(function::consistency::DEFAULT_TIMEOUT_SECONDS),
+            retries: self.retries.unwrap_or(0),
+            on_failure,
+            ..ConsistencyRule::new(mode)
+        }))
+    }
+}
+
+/// Whether a schedule's consistency sends SmartVault's Linux document (mode script without a
+/// document of its own): the stack then ships it.
+pub fn ships_freeze_document(schedules: &[Schedule]) -> bool {
+    schedules.iter().any(|s| {
+        s.consistency
+            .as_ref()
+            .is_some_and(|c| c.mode == function::consistency::Mode::Script && c.document.is_none())
+    })
+}
+
+/// The name of the Linux freeze document a stack ships (its `FreezeDocument`).
+pub fn freeze_document_name(stack_name: &str) -> String {
+    format!("{stack_name}-linux-freeze")
+}
+
+/// The ARNs of the other documents the schedules' consistency sends, each once: a document
+/// given by ARN as it is, one by name in the environment's region and account (any account
+/// when `account_id` is not configured: a name sends this account's document or one shared
+/// with it), and AWS's VSS document.
+pub fn consistency_documents(
+    schedules: &[Schedule],
+    region: &str,
+    account_id: Option<&str>,
+) -> Vec<String> {
+    let partition = crate::config::regions::partition_of(region).unwrap_or("aws");
+    let mut arns: Vec<String> = Vec::new();
+    for rule in schedules.iter().filter_map(|s| s.consistency.as_ref()) {
+        let arn = match (rule.mode, &rule.document) {
+            (function::consistency::Mode::Vss, _) => format!(
+                "arn:{partition}:ssm:{region}::document/{}",
+                function::consistency::VSS_DOCUMENT
+            ),
+            (_, Some(document)) if document.starts_with("arn:") => document.clone(),
+            (_, Some(name)) => format!(
+                "arn:{partition}:ssm:{region}:{}:document/{name}",
+                account_id.unwrap_or("*")
+            ),
+            (_, None) => continue,
+        };
+        if !arns.contains(&arn) {
+            arns.push(arn);
+        }
+    }
+    arns
 }
 
 /// A validated schedule.
@@ -92,6 +206,9 @@ pub struct Schedule {
     /// Each snapshot of this schedule is locked until its expiry (function/src/locks.rs).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lock: Option<LockRule>,
+    /// Each set of this schedule is made application-consistent (function/src/consistency.rs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consistency: Option<ConsistencyRule>,
 }
 
 /// The longest run a schedule's runs are looked at over, to find its longest gap.
@@ -106,6 +223,7 @@ impl Schedule {
         ScheduleRule {
             overdue_after_hours: Some(self.overdue_after_hours(grace_hours)),
             lock: self.lock,
+            consistency: self.consistency.clone(),
             ..ScheduleRule::new(&self.name, self.retention_days, self.keep_last)
         }
     }
@@ -201,6 +319,7 @@ pub fn resolve(
             keep_last: requested.keep_last.unwrap_or(settings::KEEP_LAST.default),
             flexible_window_minutes: None,
             lock: None,
+            consistency: None,
         };
         check_ranges("", &only)?;
         never_fires("schedule", &only, now)?;
@@ -259,6 +378,12 @@ pub fn resolve(
             keep_last: raw.keep_last.unwrap_or(settings::KEEP_LAST.default),
             flexible_window_minutes: raw.flexible_window_minutes,
             lock: raw.lock,
+            consistency: match &raw.consistency {
+                None => None,
+                Some(consistency) => consistency
+                    .rule()
+                    .map_err(|(field, why)| (key(&field), why))?,
+            },
         };
         check_ranges(&format!("schedules[{index}]."), &schedule)?;
         // Equal in effect, however written (`UTC` and `Etc/UTC`, `rate(1 day)` and
@@ -389,11 +514,41 @@ pub fn preview(schedules: &[Schedule], now: OffsetDateTime) -> String {
         if let Some(lock) = schedule.lock {
             text.push_str(&format!("  {}\n", lock_line(lock, schedule.retention_days)));
         }
+        text.push_str(&format!(
+            "  {}\n",
+            consistency_line(schedule.consistency.as_ref())
+        ));
         for note in notes(schedule) {
             text.push_str(&format!("  note: {note}\n"));
         }
     }
     text
+}
+
+/// A schedule's consistency mode, in one line.
+fn consistency_line(rule: Option<&ConsistencyRule>) -> String {
+    use function::consistency::{Mode, OnFailure};
+    let Some(rule) = rule else {
+        return "consistency: crash (every volume of an instance at one instant, no stage run)"
+            .to_owned();
+    };
+    let how = match (rule.mode, &rule.document) {
+        (Mode::Script, None) => "script: SmartVault's Linux freeze document".to_owned(),
+        (Mode::Script, Some(document)) => format!("script: document {document}"),
+        (Mode::Vss, _) => format!("vss: {}", function::consistency::VSS_DOCUMENT),
+    };
+    let which = rule.tag.as_ref().map_or_else(
+        || "every instance of the schedule".to_owned(),
+        |t| format!("instances tagged {}={}", t.key, t.value),
+    );
+    let fallback = match rule.on_failure {
+        OnFailure::Crash => "snapshotted crash-consistent",
+        OnFailure::Skip => "skipped",
+    };
+    format!(
+        "consistency: {how}, on {which}; a stage waited for {} s, retried {} times, then {fallback}",
+        rule.timeout_seconds, rule.retries
+    )
 }
 
 /// What a schedule's lock means, in one line.
@@ -478,6 +633,7 @@ mod tests {
             keep_last: 1,
             flexible_window_minutes: None,
             lock: None,
+            consistency: None,
         };
         schedule
             .fire_times(at(after), count)
@@ -664,6 +820,7 @@ mod tests {
             keep_last: Some(1),
             flexible_window_minutes: None,
             lock: None,
+            consistency: None,
         }
     }
 
@@ -701,6 +858,7 @@ mod tests {
                 keep_last: 3,
                 flexible_window_minutes: None,
                 lock: None,
+                consistency: None,
             }]
         );
         assert_eq!(
@@ -719,6 +877,7 @@ mod tests {
             keep_last: 1,
             flexible_window_minutes: window,
             lock: None,
+            consistency: None,
         };
         for (expression, timezone, window, hours) in [
             ("rate(1 hour)", "UTC", None, 4),
@@ -781,6 +940,7 @@ mod tests {
                 mode,
                 cool_off_hours,
             }),
+            consistency: None,
         };
         use function::locks::LockMode;
         let now = at("2026-11-27T00:00:00Z");
@@ -1046,7 +1206,7 @@ mod tests {
             "its overdue alarm fires once the years are over"
         );
         assert!(!said("cron(0 2 * * ? *)", "UTC").contains("note:"));
-        assert_eq!(text.lines().count(), 6);
+        assert_eq!(text.lines().count(), 7);
         // A fire time on another UTC date says which.
         let sydney = list(&[RawSchedule {
             timezone: Some("Australia/Sydney".into()),

@@ -130,6 +130,10 @@ stack_parameters! {
     tripwire_sample_blocks => "TripwireSampleBlocks",
     /// The environment's name as the function's `ENVIRONMENT` variable.
     environment_name => "EnvironmentName",
+    /// `true` when a schedule's consistency sends SmartVault's Linux document.
+    ship_freeze_document => "ShipFreezeDocument",
+    /// The other documents schedules' consistency sends, as ARNs, comma-separated.
+    consistency_documents => "ConsistencyDocuments",
     /// The restore test's settings as the function's `RESTORE_TEST` variable (empty: none).
     restore_test => "RestoreTest",
     /// The restore test's schedule; an empty expression leaves the schedule, its rights and

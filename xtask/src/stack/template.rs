@@ -48,6 +48,30 @@ pub fn inline_policy(name: &str, role: &str) -> Result<serde_json::Value> {
     Ok(long_form(&policies[0]["PolicyDocument"]))
 }
 
+/// The main template's consistency policy as IAM would hold it: its `!Sub` text (a string, so
+/// the backup tag's key can name a condition key) with `values` (name → value) and the
+/// documents' ARNs in `${Documents}`.
+pub fn consistency_policy(
+    values: &[(&str, &str)],
+    documents: &[String],
+) -> Result<serde_json::Value> {
+    let body = read_template("smartvault.yaml")?;
+    let template: serde_norway::Value = serde_norway::from_str(&body)?;
+    let document = &template["Resources"]["ConsistencyPolicy"]["Properties"]["PolicyDocument"];
+    let serde_norway::Value::Tagged(sub) = document else {
+        bail!("ConsistencyPolicy's PolicyDocument is not a !Sub");
+    };
+    let mut text = sub.value[0]
+        .as_str()
+        .context("ConsistencyPolicy's !Sub has no text")?
+        .to_owned();
+    text = text.replace("${Documents}", &documents.join("\", \""));
+    for (name, value) in values {
+        text = text.replace(&format!("${{{name}}}"), value);
+    }
+    serde_json::from_str(&text).with_context(|| format!("ConsistencyPolicy is not JSON: {text}"))
+}
+
 /// A template value (a policy, say) with its CloudFormation expressions (`Fn::Sub` with
 /// `${name}` variables, `Ref`) resolved from `values` (name → value), as the deployed stack
 /// would hold it. A `Ref` to an unknown name becomes `unresolved-<name>`, an unknown `${name}`
@@ -93,6 +117,7 @@ pub fn parameters(env: &Environment, artifact: &ArtifactLocation) -> StackParame
         keep_last: 0,
         flexible_window_minutes: None,
         lock: None,
+        consistency: None,
     };
     let slot = |index: usize, field: fn(&crate::config::schedules::Schedule) -> String| {
         Some(field(env.schedules.get(index).unwrap_or(&unused)))
@@ -189,6 +214,17 @@ pub fn parameters(env: &Environment, artifact: &ArtifactLocation) -> StackParame
         tripwire: text(&vars_of(env, function::config::TRIPWIRE)),
         tripwire_sample_blocks: text(&env.tripwire.map_or(0, |t| t.sample_blocks)),
         environment_name: text(&env.name),
+        ship_freeze_document: text(&crate::config::schedules::ships_freeze_document(
+            &env.schedules,
+        )),
+        consistency_documents: text(
+            &crate::config::schedules::consistency_documents(
+                &env.schedules,
+                &env.region,
+                env.account_id.as_deref(),
+            )
+            .join(","),
+        ),
         vault_kms_key_arn: text(
             &env.vault_for
                 .as_ref()

@@ -8,6 +8,7 @@ mod accounts;
 mod bench;
 mod bootstrap;
 mod common;
+mod consistency_iam;
 mod coverage;
 mod demo;
 mod iam;
