@@ -895,12 +895,16 @@ def declared_parameters(backend, name):
     if documents is None:
         return None
     content = documents.get_default_version().content
-    try:
-        parsed = json.loads(content)
-    except (TypeError, ValueError):
-        import yaml
+    if isinstance(content, dict):
+        # Made by CloudFormation, whose Content moto keeps as the template's mapping.
+        parsed = content
+    else:
+        try:
+            parsed = json.loads(content)
+        except ValueError:
+            import yaml
 
-        parsed = yaml.safe_load(content)
+            parsed = yaml.safe_load(content)
     return parsed.get("parameters", {}) or {}
 
 

@@ -545,9 +545,14 @@ fn consistency_line(rule: Option<&ConsistencyRule>) -> String {
         OnFailure::Crash => "snapshotted crash-consistent",
         OnFailure::Skip => "skipped",
     };
+    let retried = match rule.retries {
+        0 => "not retried".to_owned(),
+        1 => "retried once".to_owned(),
+        n => format!("retried {n} times"),
+    };
     format!(
-        "consistency: {how}, on {which}; a stage waited for {} s, retried {} times, then {fallback}",
-        rule.timeout_seconds, rule.retries
+        "consistency: {how}, on {which}; a stage waited for {} s, {retried}, then {fallback}",
+        rule.timeout_seconds
     )
 }
 
@@ -619,6 +624,39 @@ pub fn fire_lines(expression: &str, timezone: &str, now: OffsetDateTime, count: 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_preview_says_each_schedules_consistency() {
+        use function::consistency::{Mode, OnFailure, Rule, Selector};
+        assert_eq!(
+            consistency_line(None),
+            "consistency: crash (every volume of an instance at one instant, no stage run)"
+        );
+        let rule = Rule {
+            tag: Some(Selector {
+                key: "app".into(),
+                value: "postgres".into(),
+            }),
+            retries: 1,
+            ..Rule::new(Mode::Script)
+        };
+        assert_eq!(
+            consistency_line(Some(&rule)),
+            "consistency: script: SmartVault's Linux freeze document, on instances tagged \
+             app=postgres; a stage waited for 60 s, retried once, then snapshotted \
+             crash-consistent"
+        );
+        let vss = Rule {
+            on_failure: OnFailure::Skip,
+            timeout_seconds: 120,
+            ..Rule::new(Mode::Vss)
+        };
+        assert_eq!(
+            consistency_line(Some(&vss)),
+            "consistency: vss: AWSEC2-CreateVssSnapshot, on every instance of the schedule; a \
+             stage waited for 120 s, not retried, then skipped"
+        );
+    }
 
     fn at(text: &str) -> OffsetDateTime {
         OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).unwrap()
