@@ -446,16 +446,29 @@ fn parse_sns_messages(data: &serde_json::Value) -> Vec<SnsMessage> {
 /// The action of each recorded request: a query protocol's `Action`, or for the EBS direct
 /// API (REST, no body) the operation its path names.
 fn parse_recorded_actions(recording: &str) -> Vec<String> {
-    let urls: Vec<String> = recording
+    let entries: Vec<serde_json::Value> = recording
         .lines()
         .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .map(|entry| entry["url"].as_str().unwrap_or_default().to_owned())
         .collect();
     parse_recorded_bodies(recording)
         .iter()
-        .zip(urls)
-        .filter_map(|(body, url)| action_of(body).or_else(|| ebs_action_of(&url)))
+        .zip(&entries)
+        .filter_map(|(body, entry)| {
+            action_of(body)
+                .or_else(|| target_action_of(&entry["headers"]))
+                .or_else(|| ebs_action_of(entry["url"].as_str().unwrap_or_default()))
+        })
         .collect()
+}
+
+/// The operation a JSON-protocol request's `X-Amz-Target` names (`AmazonSSM.SendCommand`).
+fn target_action_of(headers: &serde_json::Value) -> Option<String> {
+    let target = headers.as_object()?.iter().find_map(|(name, value)| {
+        name.eq_ignore_ascii_case("x-amz-target")
+            .then(|| value.as_str())
+            .flatten()
+    })?;
+    Some(target.rsplit('.').next()?.to_owned())
 }
 
 /// The EBS direct API operation a request path names.
@@ -557,7 +570,7 @@ mod tests {
     }
 
     #[test]
-    fn recorded_actions_come_from_the_form_body_or_the_ebs_path() {
+    fn recorded_actions_come_from_the_form_body_the_target_header_or_the_ebs_path() {
         let recording = concat!(
             r#"{"module": "ec2", "body": "Action=DescribeInstances&Version=2016-11-15"}"#,
             "\n",
@@ -569,6 +582,8 @@ mod tests {
             r#"{"module": "ebs", "url": "http://127.0.0.1:5000/snapshots/snap-1/changedblocks?maxResults=10000", "body": ""}"#,
             "\n",
             r#"{"module": "ebs", "url": "http://127.0.0.1:5000/snapshots/snap-1/blocks/7?blockToken=x", "body": ""}"#,
+            "\n",
+            r#"{"module": "ssm", "headers": {"X-Amz-Target": "AmazonSSM.SendCommand"}, "body": "{}"}"#,
         );
         assert_eq!(
             parse_recorded_actions(recording),
@@ -576,7 +591,8 @@ mod tests {
                 "DescribeInstances",
                 "CreateSnapshots",
                 "ListChangedBlocks",
-                "GetSnapshotBlock"
+                "GetSnapshotBlock",
+                "SendCommand"
             ]
         );
     }

@@ -19,6 +19,9 @@ use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
+/// How soon a command's invocations are first read.
+const FIRST_READ: Duration = Duration::from_millis(250);
+
 /// What consistent sets produced: the writes' outcomes and each instance's consistency.
 #[derive(Debug, Default)]
 pub struct Consistent {
@@ -125,23 +128,29 @@ pub async fn create(setup: Setup<'_>, requests: Vec<CreateRequest>) -> Consisten
         Mode::Script => limit.div_ceil(MAX_INSTANCES_PER_COMMAND).clamp(1, 4),
         Mode::Vss => limit,
     };
-    let results: Vec<(Consistent, Vec<CreateRequest>)> = stream::iter(batches)
+    let results: Vec<(Consistent, Vec<CreateRequest>, Posted)> = stream::iter(batches)
         .map(|batch| {
             let rule = &rule;
             async move {
                 match rule.mode {
                     Mode::Script => script_batch(setup, rule, batch).await,
-                    Mode::Vss => vss_one(setup, rule, batch).await,
+                    Mode::Vss => {
+                        let (done, crash) = vss_one(setup, rule, batch).await;
+                        (done, crash, Posted::default())
+                    }
                 }
             }
         })
         .buffer_unordered(concurrent)
         .collect()
         .await;
-    for (batch, fallen) in results {
+    let mut posts = Vec::new();
+    for (batch, fallen, posted) in results {
         done.absorb(batch);
         crash.extend(fallen);
+        posts.push(posted);
     }
+    settle_posts(setup, &rule, &mut done, posts).await;
     if !crash.is_empty() {
         let made = execute::create_snapshots(setup.writes, crash, setup.settle).await;
         done.outcomes.absorb_from(made);
@@ -242,6 +251,9 @@ where
     Fut: std::future::Future<Output = ()>,
 {
     let started = Instant::now();
+    // The first read soon (a stage often ends within a second: an instance frozen waits for
+    // it), then less often, up to `poll`.
+    let mut interval = setup.poll.min(FIRST_READ);
     let mut last: BTreeMap<String, Stage> = instance_ids
         .iter()
         .map(|id| (id.clone(), Stage::Running))
@@ -251,7 +263,8 @@ where
         if left.is_zero() {
             return last;
         }
-        tokio::time::sleep(setup.poll.min(left)).await;
+        tokio::time::sleep(interval.min(left)).await;
+        interval = (interval * 2).min(setup.poll);
         match ssm::invocations(setup.sdk, command_id).await {
             Ok(stages) => {
                 let mut succeeded = Vec::new();
@@ -287,7 +300,7 @@ async fn script_batch(
     setup: Setup<'_>,
     rule: &Rule,
     batch: Vec<CreateRequest>,
-) -> (Consistent, Vec<CreateRequest>) {
+) -> (Consistent, Vec<CreateRequest>, Posted) {
     let mut done = Consistent::default();
     let mut crash = Vec::new();
     let left = |setup: &Setup<'_>| setup.writes.deadline.map(execute::Deadline::left);
@@ -297,7 +310,7 @@ async fn script_batch(
             "left for the next invocation: too little time for a pre stage"
         );
         done.outcomes.carried += batch.len();
-        return (done, crash);
+        return (done, crash, Posted::default());
     }
     let document = rule.document_name(setup.shipped);
     let wait = Duration::from_secs(u64::from(rule.timeout_seconds));
@@ -450,44 +463,80 @@ async fn script_batch(
             }
         }
     }
-    // The post stages' results, as long as the link allows.
-    for (command_id, ids) in post_commands {
-        let until = setup.writes.deadline.map_or(wait, |d| {
-            d.at()
-                .saturating_duration_since(Instant::now())
-                .saturating_sub(execute::SAFETY_FLOOR)
-                .min(wait)
-        });
-        let stages = wait_for(setup, &command_id, &ids, until, |_| async {}).await;
+    // The post stages' results are waited for with every batch's (`settle_posts`), so that
+    // the next batch need not wait for them.
+    let posted = Posted {
+        commands: post_commands,
+        achieved,
+        snapshotted: requests
+            .keys()
+            .filter(|id| done.outcomes.created.iter().any(|c| &c.instance_id == *id))
+            .cloned()
+            .collect(),
+    };
+    (done, crash, posted)
+}
+
+/// A batch's post stages, still to be waited for: the commands and their instances, the
+/// instances whose set was made inside a successful pre stage, and every instance snapshotted
+/// after a pre stage (the fallback's included).
+#[derive(Debug, Default)]
+struct Posted {
+    commands: Vec<(String, Vec<String>)>,
+    achieved: BTreeSet<String>,
+    snapshotted: Vec<String>,
+}
+
+/// Waits for every batch's post stages at once (as long as the link allows); a failed one
+/// is reported, and its instance's set not called consistent. Then each snapshotted
+/// instance's consistency is noted.
+async fn settle_posts(setup: Setup<'_>, rule: &Rule, done: &mut Consistent, batches: Vec<Posted>) {
+    let wait = Duration::from_secs(u64::from(rule.timeout_seconds));
+    let until = setup.writes.deadline.map_or(wait, |d| {
+        d.at()
+            .saturating_duration_since(Instant::now())
+            .saturating_sub(execute::SAFETY_FLOOR)
+            .min(wait)
+    });
+    let commands: Vec<&(String, Vec<String>)> = batches.iter().flat_map(|b| &b.commands).collect();
+    let results = futures_util::future::join_all(
+        commands
+            .iter()
+            .map(|(command_id, ids)| wait_for(setup, command_id, ids, until, |_| async {})),
+    )
+    .await;
+    let mut failed: BTreeSet<String> = BTreeSet::new();
+    for ((command_id, _), stages) in commands.iter().zip(results) {
         for (id, stage) in stages {
             match stage {
                 Stage::Succeeded => {}
                 Stage::Failed(status) => {
-                    achieved.remove(&id);
                     done.outcomes
                         .failed
                         .push(post_failure(&id, &format!("the post stage ended {status}")));
+                    failed.insert(id);
                 }
                 Stage::Running => {
-                    tracing::warn!(instance_id = %id, command_id, "the post stage had not ended when the link stopped waiting")
+                    tracing::warn!(instance_id = %id, command_id, "the post stage had not ended when the link stopped waiting");
                 }
             }
         }
     }
-    for id in requests.keys() {
-        if achieved.contains(id) {
-            done.note(id, rule.mode, true, String::new());
-        } else if done.outcomes.created.iter().any(|c| &c.instance_id == id) {
-            done.note(
-                id,
-                rule.mode,
-                false,
-                "the post stage failed: the set may not be consistent".into(),
-            );
+    for batch in batches {
+        for id in &batch.snapshotted {
+            if batch.achieved.contains(id) && !failed.contains(id) {
+                done.note(id, rule.mode, true, String::new());
+            } else if batch.achieved.contains(id) {
+                done.note(
+                    id,
+                    rule.mode,
+                    false,
+                    "the post stage failed: the set may not be consistent".into(),
+                );
+            }
+            // A fallback's instance was noted when it fell back.
         }
-        // An instance neither snapshotted nor fallen back was left for the next link.
     }
-    (done, crash)
 }
 
 /// Sends the post stage to `ids`, up to three times when it is not answered; `Err` says why.

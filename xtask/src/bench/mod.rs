@@ -2,6 +2,7 @@
 //! emulator: backup run, cold start, package, and no-op redeploy. Prints a table and writes it.
 
 pub mod common;
+pub mod consistency;
 pub mod copy;
 pub mod fleet;
 pub mod tripwire;
@@ -40,6 +41,10 @@ pub struct Options {
     /// 0 leaves the section out.
     #[arg(long, default_value_t = 300)]
     pub tripwire_instances: usize,
+    /// Instances (two volumes each) backed up crash-consistent and with the Linux document's
+    /// pre and post stages; 0 leaves the section out.
+    #[arg(long, default_value_t = 300)]
+    pub consistency_instances: usize,
     /// Measure the host's debug build of `bootstrap` instead of the Lambda build: quick (no
     /// release compile), for the test that keeps the benchmark from rotting; its cold-start
     /// and memory figures are not the product's, and the release zip is not measured.
@@ -294,6 +299,7 @@ pub struct Report {
     pub fleet: Option<fleet::FleetReport>,
     pub copies: Option<crate::bench::copy::CopyReport>,
     pub tripwire: Option<crate::bench::tripwire::TripwireReport>,
+    pub consistency: Option<crate::bench::consistency::ConsistencyReport>,
 }
 
 pub fn run(options: &Options) -> Result<Report> {
@@ -391,6 +397,20 @@ pub fn run(options: &Options) -> Result<Report> {
                     &bench.emulator,
                     &bench.aws,
                     options.tripwire_instances,
+                )
+                .await?,
+            );
+        }
+        if options.consistency_instances > 0 {
+            eprintln!(
+                "consistency: {} instances, a run crash-consistent and one with stages",
+                options.consistency_instances
+            );
+            report.consistency = Some(
+                crate::bench::consistency::run(
+                    &bench.emulator,
+                    &bench.aws,
+                    options.consistency_instances,
                 )
                 .await?,
             );
@@ -754,6 +774,9 @@ pub fn render(r: &Report, machine: &str) -> String {
     }
     if let Some(tripwire) = &r.tripwire {
         out.push_str(&crate::bench::tripwire::render(tripwire));
+    }
+    if let Some(consistency) = &r.consistency {
+        out.push_str(&crate::bench::consistency::render(consistency));
     }
     out
 }

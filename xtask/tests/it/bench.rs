@@ -12,7 +12,12 @@ fn a_small_benchmark_runs_and_reports_every_row() {
         // invocations; the report's rows are what this test checks, not the figures.
         .args(["--fleet-instances", "150", "--time-scale", "10"])
         .args(["--link-seconds", "7", "--copy-instances", "30"])
-        .args(["--tripwire-instances", "20"])
+        .args([
+            "--tripwire-instances",
+            "20",
+            "--consistency-instances",
+            "60",
+        ])
         // The host's debug build: the rows are the same, without a release compile (about
         // five minutes of CI); `cargo xtask reproduce` and `cargo xtask bench` build the release.
         .arg("--host-build")
@@ -71,6 +76,13 @@ fn a_small_benchmark_runs_and_reports_every_row() {
         "| extra requests per scheduled run | 0 | | |",
         "| request cost per 1,000 volumes a month (daily, $0.0006 per 1,000 ListChangedBlocks) | $0.0180 | under $1.00 | met |",
         "| extra scheduled run time |",
+        "## Application-consistent sets: 60 instances, a scheduled run crash-consistent and with the Linux document's stages",
+        "| snapshots made | 120 | 120 |",
+        "| instances application-consistent | 0 | 60 of 60 |",
+        // Two batches of 50 and 10: a pre and a post command each.
+        "| SendCommand calls | 0 | 4 |",
+        "| DescribeInstanceInformation calls | 0 | 2 |",
+        "| extra run time |",
     ] {
         assert!(text.contains(section), "missing {section:?}");
     }
