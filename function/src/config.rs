@@ -698,6 +698,43 @@ mod tests {
     }
 
     #[test]
+    fn a_script_schedule_without_a_document_needs_the_stacks() {
+        let script = r#"[{"name":"daily","retention_days":7,"keep_last":1,"consistency":{"mode":"script"}}]"#;
+        let error = load(&[(SCHEDULES, script)]).unwrap_err();
+        assert_eq!(error.variable, FREEZE_DOCUMENT);
+        assert!(
+            error.allowed.contains("set it to that document's name"),
+            "{error}"
+        );
+        let config = load(&[
+            (SCHEDULES, script),
+            (FREEZE_DOCUMENT, "smartvault-prod-linux-freeze"),
+        ])
+        .unwrap();
+        assert_eq!(
+            config.freeze_document.as_deref(),
+            Some("smartvault-prod-linux-freeze")
+        );
+        // A schedule with its own document, or VSS, needs none.
+        for consistency in [
+            r#"{"mode":"script","document":"db-freeze"}"#,
+            r#"{"mode":"vss"}"#,
+        ] {
+            let schedules = format!(
+                r#"[{{"name":"daily","retention_days":7,"keep_last":1,"consistency":{consistency}}}]"#
+            );
+            assert!(load(&[(SCHEDULES, &schedules)]).is_ok(), "{consistency}");
+        }
+        // The rule is checked as the deployer checks it.
+        let bad = r#"[{"name":"daily","retention_days":7,"keep_last":1,"consistency":{"mode":"script","document":"a b"}}]"#;
+        let error = load(&[(SCHEDULES, bad), (FREEZE_DOCUMENT, "d")]).unwrap_err();
+        assert!(
+            error.allowed.contains("schedule daily: consistency.document \"a b\" is not a Systems Manager document name"),
+            "{error}"
+        );
+    }
+
+    #[test]
     fn missing_required_variables_say_what_to_set() {
         for variable in [SNS_TOPIC_ARN, DEPLOYMENT] {
             let error = Config::from_lookup(|name| {

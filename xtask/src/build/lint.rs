@@ -7,15 +7,26 @@ use std::process::{Command, Stdio};
 
 /// parliament findings accepted on purpose: (policy, issue, reason), also in
 /// docs/static-checks.md.
-const ACCEPTED_FINDINGS: &[(&str, &str, &str)] = &[(
-    "restore test",
-    "RESOURCE_MISMATCH",
-    "`CreateVolume` is authorised against the new volume (required) and the source snapshot; \
+const ACCEPTED_FINDINGS: &[(&str, &str, &str)] = &[
+    (
+        "consistency",
+        "RESOURCE_MISMATCH",
+        "`SendCommand` is authorised against the document and each instance; the consistency \
+         policy grants the documents in one statement and the instances in another, whose \
+         `ssm:resourceTag/<backup tag>` condition must not apply to a document, and parliament \
+         wants the required document resource in each statement. IAM's own action data \
+         (parliament's iam_definition.json) lists both resource types for SendCommand",
+    ),
+    (
+        "restore test",
+        "RESOURCE_MISMATCH",
+        "`CreateVolume` is authorised against the new volume (required) and the source snapshot; \
      the restore-test policy grants them in two statements with different conditions (a \
      request tag on the volume, the managed-by tag on the snapshot), and parliament wants the \
      required volume resource in each statement. IAM's own action data (parliament's \
      iam_definition.json) lists both resource types for CreateVolume",
-)];
+    ),
+];
 
 /// Actions newer than parliament's list of IAM actions (it reports them UNKNOWN_ACTION). Each
 /// is declared by a CloudFormation handler in AWS's resource-provider schemas that cfn-lint

@@ -473,6 +473,10 @@ const XTASK_SENDERS_OUTSIDE_AWS: &[(&str, &str)] = &[
         "builds and removes the benchmark's fleet on the emulator",
     ),
     (
+        "bench::consistency",
+        "builds the consistency benchmark's fleet and document on the emulator",
+    ),
+    (
         "bench::copy",
         "builds the copy benchmark's snapshots on the emulator",
     ),

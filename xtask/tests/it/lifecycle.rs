@@ -199,7 +199,7 @@ async fn deploy_redeploy_change_status_invoke_destroy() {
             assert_eq!(vars["DEPLOYMENT"], STACK);
             assert_eq!(
                 vars["SCHEDULES"],
-                r#"[{"name":"default","retention_days":7,"keep_last":1,"overdue_after_hours":27}]"#
+                r#"[{"name":"default","retention_days":7,"keep_last":1,"overdue_after_hours":27,"consistency":{"mode":"script","timeout_seconds":30,"retries":0,"on_failure":"crash"}}]"#
             );
             assert!(vars["SNS_TOPIC_ARN"].ends_with(&format!(":{STACK}")));
             assert_eq!(
@@ -588,6 +588,40 @@ fn configuration_mistakes_exit_2_and_change_nothing() {
     );
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("environments.local.schedule"));
+    // A schedule's consistency: an unknown mode, a document neither a name nor an ARN, a wait
+    // longer than the function's timeout allows; `render` refuses each as `deploy` does.
+    for (consistency, expected) in [
+        (
+            "{mode: freeze}",
+            "schedules[0].consistency.mode: \"freeze\" is not a consistency mode; use crash, script or vss",
+        ),
+        (
+            "{mode: script, document: \"db freeze!\"}",
+            "is not a Systems Manager document name: 3 to 128 letters, digits, `_`, `-` and `.`; or give its ARN",
+        ),
+        (
+            "{mode: script, timeout_seconds: 100}\n    timeout_seconds: 120",
+            "lower it to at most 90 or raise timeout_seconds",
+        ),
+    ] {
+        let (consistency, after) = consistency.split_once('\n').unwrap_or((consistency, ""));
+        std::fs::write(
+            &bad,
+            format!(
+                "environments:\n  local:\n    region: us-east-1\n    notification_emails: [a@b.io]\n    schedules:\n      - name: daily\n        expression: rate(1 day)\n        consistency: {consistency}\n{after}\n"
+            ),
+        )
+        .unwrap();
+        for command in [&["render"][..], &["deploy", "--yes"][..]] {
+            let mut args = command.to_vec();
+            args.extend(["--env", "local", "--config", bad.to_str().unwrap()]);
+            let output = xtask(&emulator, &args);
+            let command = command[0];
+            assert_eq!(output.status.code(), Some(2), "{command} {consistency}");
+            let message = String::from_utf8_lossy(&output.stderr);
+            assert!(message.contains(expected), "{command}: {message}");
+        }
+    }
     // The config file itself: missing where --config points, or a folder; exit 2, and the
     // fix does not tell to pass --config when it was passed.
     let missing = dir.join("missing.yaml");
@@ -780,7 +814,7 @@ async fn a_three_schedule_environment_deploys_and_shows_its_schedules() {
         function.environment().unwrap().variables().unwrap()["SCHEDULES"],
         // The daily run at 02:00 in Europe/Berlin does not run on the spring change (EventBridge
         // Scheduler skips a local time that does not exist): 47 hours, a window, the grace.
-        r#"[{"name":"daily","retention_days":14,"keep_last":7,"overdue_after_hours":51},{"name":"weekly","retention_days":90,"keep_last":8,"overdue_after_hours":172},{"name":"monthly","retention_days":365,"keep_last":12,"overdue_after_hours":748,"lock":{"mode":"compliance","cool_off_hours":24}}]"#
+        r#"[{"name":"daily","retention_days":14,"keep_last":7,"overdue_after_hours":51,"consistency":{"mode":"script","tag":{"key":"consistency","value":"freeze"},"timeout_seconds":60,"retries":1,"on_failure":"crash"}},{"name":"weekly","retention_days":90,"keep_last":8,"overdue_after_hours":172},{"name":"monthly","retention_days":365,"keep_last":12,"overdue_after_hours":748,"lock":{"mode":"compliance","cool_off_hours":24}}]"#
     );
     let status = json(&xtask(
         &emulator,
@@ -1076,7 +1110,7 @@ async fn a_stack_from_before_schedules_updates_without_losing_anything() {
     assert!(!vars.contains_key("RETENTION_DAYS"), "{vars:?}");
     assert_eq!(
         vars["SCHEDULES"],
-        r#"[{"name":"default","retention_days":7,"keep_last":1,"overdue_after_hours":27}]"#
+        r#"[{"name":"default","retention_days":7,"keep_last":1,"overdue_after_hours":27,"consistency":{"mode":"script","timeout_seconds":30,"retries":0,"on_failure":"crash"}}]"#
     );
     let snapshots = ec2
         .describe_snapshots()
