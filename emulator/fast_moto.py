@@ -219,6 +219,25 @@ def set_config_with_clock(self, config):
         ours = config["smartvault"]
         if "clock_offset_seconds" in ours:
             CLOCK["offset_seconds"] = float(ours.get("clock_offset_seconds", 0))
+        for document in ours.get("ssm_documents", []):
+            # A command document taking Data Lifecycle Manager's stage parameters, as
+            # SmartVault's Linux document and a DLM document declare them.
+            content = {
+                "schemaVersion": "2.2",
+                "description": "a test's stage document",
+                "parameters": {
+                    "command": {"type": "String",
+                                "allowedValues": ["pre-script", "post-script", "dry-run"]},
+                    "executionId": {"type": "String", "default": ""},
+                },
+                "mainSteps": [{"action": "aws:runShellScript", "name": "stage",
+                               "inputs": {"runCommand": ["true"]}}],
+            }
+            ssm_backends[document["account"]][document["region"]].create_document(
+                content=json.dumps(content), requires=None, attachments=None,
+                name=document["name"], version_name=None, document_type="Command",
+                document_format="JSON", target_type=None, tags=None,
+            )
         for script in ours.get("ssm_instances", []):
             key = (script["account"], script["region"], script["instance_id"])
             SSM_INSTANCES[key] = {k: v for k, v in script.items() if k not in ("account", "region", "instance_id")}
@@ -835,7 +854,8 @@ EBSResponse.get_snapshot_block = get_snapshot_block_captured
 # with its `tags` parameter (Key=k,Value=v;...) and AppConsistent=true. Tests script instances
 # with POST /moto-api/config {"smartvault": {"ssm_instances": [{"account", "region",
 # "instance_id", "managed": true, "platform": "Linux", "pre-script": "success", "post-script":
-# ..., "vss": ..., "lose": ["pre-script"]}]}}.
+# ..., "vss": ..., "lose": ["pre-script"]}]}}, and make a document taking DLM's stage parameters
+# with {"smartvault": {"ssm_documents": [{"account", "region", "name"}]}}.
 
 import time  # noqa: E402
 

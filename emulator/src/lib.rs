@@ -345,6 +345,20 @@ impl Emulator {
         self.set_config(&serde_json::json!({"smartvault": {"ssm_instances": entries}}))
     }
 
+    /// Makes a Systems Manager command document `name` taking Data Lifecycle Manager's stage
+    /// parameters (`command`: `pre-script`, `post-script`, `dry-run`; `executionId`), as
+    /// SmartVault's Linux document declares them (an emulator-only call, fast_moto.py).
+    pub fn create_stage_document(
+        &self,
+        account: &str,
+        region: &str,
+        name: &str,
+    ) -> Result<(), Error> {
+        self.set_config(&serde_json::json!({"smartvault": {"ssm_documents": [{
+            "account": account, "region": region, "name": name,
+        }]}}))
+    }
+
     /// Clears every service's state.
     pub fn reset(&self) -> Result<(), Error> {
         self.admin("POST", "/moto-api/reset", b"").map(drop)

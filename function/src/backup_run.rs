@@ -156,8 +156,8 @@ pub(crate) async fn run(
                         .map(|rule| (c.instance_id.clone(), (rule, c.expires_at)))
                 })
                 .collect();
-            // Sets a schedule's consistency covers go through their stages; the rest are
-            // made crash-consistent at once, beside them.
+            // Sets a schedule's consistency covers go through their stages, after the rest,
+            // made crash-consistent at once.
             let (consistent, plain): (Vec<_>, Vec<_>) = plan
                 .creates
                 .into_iter()
@@ -172,10 +172,8 @@ pub(crate) async fn run(
                 execution_id: &execution_id,
                 deployment: &policy.deployment,
             };
-            let (mut created, consistent) = tokio::join!(
-                execute::create_snapshots(writes, plain, ctx.settle),
-                consistent_run::create(setup, consistent)
-            );
+            let mut created = execute::create_snapshots(writes, plain, ctx.settle).await;
+            let consistent = consistent_run::create(setup, consistent).await;
             created.absorb_from(consistent.outcomes);
             if !consistent.consistency.is_empty() {
                 report

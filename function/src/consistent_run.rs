@@ -236,40 +236,49 @@ fn script_parameters(stage: &str, execution_id: &str) -> serde_json::Value {
     json!({"command": [stage], "executionId": [execution_id]})
 }
 
-/// Waits (reading every `poll`) until each of `instance_ids` has ended command `command_id`, or
-/// `wait` has passed; calls `ready` with the instances that succeeded as they do. Returns each
-/// instance's last stage, `Running` for one still running (or not listed) at the end.
-async fn wait_for<F, Fut>(
-    setup: Setup<'_>,
-    command_id: &str,
-    instance_ids: &[String],
+/// Waiting for one command: its instances' last stages, read every so often until each has
+/// ended or the wait is over.
+struct Waiting<'a> {
+    setup: Setup<'a>,
+    command_id: &'a str,
+    started: Instant,
     wait: Duration,
-    mut ready: F,
-) -> BTreeMap<String, Stage>
-where
-    F: FnMut(Vec<String>) -> Fut,
-    Fut: std::future::Future<Output = ()>,
-{
-    let started = Instant::now();
-    // The first read soon (a stage often ends within a second: an instance frozen waits for
-    // it), then less often, up to `poll`.
-    let mut interval = setup.poll.min(FIRST_READ);
-    let mut last: BTreeMap<String, Stage> = instance_ids
-        .iter()
-        .map(|id| (id.clone(), Stage::Running))
-        .collect();
-    loop {
-        let left = wait.saturating_sub(started.elapsed());
-        if left.is_zero() {
-            return last;
+    interval: Duration,
+    stages: Vec<(String, Stage)>,
+}
+
+impl<'a> Waiting<'a> {
+    fn new(setup: Setup<'a>, command_id: &'a str, instance_ids: &[String], wait: Duration) -> Self {
+        Waiting {
+            setup,
+            command_id,
+            started: Instant::now(),
+            wait,
+            // The first read soon (a stage often ends within a second: an instance frozen
+            // waits for it), then less often, up to `poll`.
+            interval: setup.poll.min(FIRST_READ),
+            stages: instance_ids
+                .iter()
+                .map(|id| (id.clone(), Stage::Running))
+                .collect(),
         }
-        tokio::time::sleep(interval.min(left)).await;
-        interval = (interval * 2).min(setup.poll);
-        match ssm::invocations(setup.sdk, command_id).await {
+    }
+
+    /// Reads the invocations once more: the instances that succeeded since the last read, or
+    /// `None` when every one has ended or the wait is over (`stages` then says how each
+    /// stands, `Running` for one still running or not listed).
+    async fn next(&mut self) -> Option<Vec<String>> {
+        let left = self.wait.saturating_sub(self.started.elapsed());
+        if left.is_zero() || self.stages.iter().all(|(_, s)| *s != Stage::Running) {
+            return None;
+        }
+        tokio::time::sleep(self.interval.min(left)).await;
+        self.interval = (self.interval * 2).min(self.setup.poll);
+        let mut succeeded = Vec::new();
+        match ssm::invocations(self.setup.sdk, self.command_id).await {
             Ok(stages) => {
-                let mut succeeded = Vec::new();
                 for (id, stage) in stages {
-                    if let Some(seen) = last.get_mut(&id)
+                    if let Some((_, seen)) = self.stages.iter_mut().find(|(i, _)| *i == id)
                         && *seen == Stage::Running
                     {
                         if stage == Stage::Succeeded {
@@ -278,17 +287,18 @@ where
                         *seen = stage;
                     }
                 }
-                if !succeeded.is_empty() {
-                    ready(succeeded).await;
-                }
             }
             Err(error) => {
-                tracing::warn!(command_id, error = %error, "reading the command's invocations failed; reading again");
+                tracing::warn!(command_id = self.command_id, error = %error, "reading the command's invocations failed; reading again");
             }
         }
-        if last.values().all(|s| *s != Stage::Running) {
-            return last;
-        }
+        Some(succeeded)
+    }
+
+    /// Waits to the end, and says how each instance stands.
+    async fn until_ended(mut self) -> Vec<(String, Stage)> {
+        while self.next().await.is_some() {}
+        self.stages
     }
 }
 
@@ -305,26 +315,19 @@ async fn script_batch(
     let mut crash = Vec::new();
     let left = |setup: &Setup<'_>| setup.writes.deadline.map(execute::Deadline::left);
     if left(&setup).is_some_and(|left| !consistency::fits(left, rule.timeout_seconds)) {
-        tracing::debug!(
-            instances = batch.len(),
-            "left for the next invocation: too little time for a pre stage"
-        );
         done.outcomes.carried += batch.len();
         return (done, crash, Posted::default());
     }
     let document = rule.document_name(setup.shipped);
     let wait = Duration::from_secs(u64::from(rule.timeout_seconds));
-    let mut requests: BTreeMap<String, CreateRequest> = batch
-        .into_iter()
-        .map(|r| (r.instance_id.clone(), r))
-        .collect();
+    let mut requests = batch;
     // The instances the pre stage may have reached: each gets the post stage.
     let mut reached: BTreeSet<String> = BTreeSet::new();
     let mut posted: BTreeSet<String> = BTreeSet::new();
     let mut post_commands: Vec<(String, Vec<String>)> = Vec::new();
     let mut why: BTreeMap<String, String> = BTreeMap::new();
     let mut achieved: BTreeSet<String> = BTreeSet::new();
-    let mut to_send: Vec<String> = requests.keys().cloned().collect();
+    let mut to_send: Vec<String> = requests.iter().map(|r| r.instance_id.clone()).collect();
     for attempt in 0..=rule.retries {
         if to_send.is_empty() {
             break;
@@ -368,37 +371,25 @@ async fn script_batch(
             Ok(command_id) => command_id,
         };
         reached.extend(to_send.iter().cloned());
-        let made = std::sync::Mutex::new(Consistent::default());
-        let posts = std::sync::Mutex::new(Vec::new());
-        let stages = wait_for(setup, &command_id, &to_send, wait, |succeeded| {
+        let mut made = Consistent::default();
+        let mut posts = Vec::new();
+        let mut waiting = Waiting::new(setup, &command_id, &to_send, wait);
+        while let Some(succeeded) = waiting.next().await {
+            if succeeded.is_empty() {
+                continue;
+            }
             let ready: Vec<CreateRequest> = succeeded
                 .iter()
-                .filter_map(|id| requests.get(id).cloned())
+                .filter_map(|id| requests.iter().find(|r| r.instance_id == *id).cloned())
                 .collect();
-            let made = &made;
-            let posts = &posts;
-            async move {
-                // Frozen now: snapshot at once, then thaw them.
-                let outcomes = execute::create_snapshots(setup.writes, ready, setup.settle).await;
-                let post = post(setup, document, &succeeded).await;
-                posts
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .push((succeeded, post));
-                made.lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .outcomes
-                    .absorb_from(outcomes);
-            }
-        })
-        .await;
-        let made = made
-            .into_inner()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        for (ids, post) in posts
-            .into_inner()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-        {
+            // Frozen now: snapshot at once, then thaw them.
+            let outcomes = execute::create_snapshots(setup.writes, ready, setup.settle).await;
+            made.outcomes.absorb_from(outcomes);
+            let sent = post(setup, document, &succeeded).await;
+            posts.push((succeeded, sent));
+        }
+        let stages = waiting.stages;
+        for (ids, post) in posts {
             posted.extend(ids.iter().cloned());
             match post {
                 Ok(command_id) => post_commands.push((command_id, ids)),
@@ -444,8 +435,8 @@ async fn script_batch(
     // The fallback for every instance whose pre stage never succeeded, its set made before
     // its post stage as any other...
     for (id, reason) in &why {
-        if let Some(request) = requests.remove(id) {
-            fall_back(&mut done, rule, request, reason, &mut crash);
+        if let Some(at) = requests.iter().position(|r| r.instance_id == *id) {
+            fall_back(&mut done, rule, requests.remove(at), reason, &mut crash);
         }
     }
     let made =
@@ -469,9 +460,9 @@ async fn script_batch(
         commands: post_commands,
         achieved,
         snapshotted: requests
-            .keys()
-            .filter(|id| done.outcomes.created.iter().any(|c| &c.instance_id == *id))
-            .cloned()
+            .iter()
+            .map(|r| r.instance_id.clone())
+            .filter(|id| done.outcomes.created.iter().any(|c| c.instance_id == *id))
             .collect(),
     };
     (done, crash, posted)
@@ -487,7 +478,7 @@ struct Posted {
     snapshotted: Vec<String>,
 }
 
-/// Waits for every batch's post stages at once (as long as the link allows); a failed one
+/// Waits for every batch's post stages (as long as the link allows); a failed one
 /// is reported, and its instance's set not called consistent. Then each snapshotted
 /// instance's consistency is noted.
 async fn settle_posts(setup: Setup<'_>, rule: &Rule, done: &mut Consistent, batches: Vec<Posted>) {
@@ -498,15 +489,19 @@ async fn settle_posts(setup: Setup<'_>, rule: &Rule, done: &mut Consistent, batc
             .saturating_sub(execute::SAFETY_FLOOR)
             .min(wait)
     });
-    let commands: Vec<&(String, Vec<String>)> = batches.iter().flat_map(|b| &b.commands).collect();
-    let results = futures_util::future::join_all(
-        commands
-            .iter()
-            .map(|(command_id, ids)| wait_for(setup, command_id, ids, until, |_| async {})),
-    )
-    .await;
+    // Every post stage was sent before any is waited for: waited for one after the other,
+    // all within the same time.
+    let stop = Instant::now() + until;
+    let mut results = Vec::new();
+    for (command_id, ids) in batches.iter().flat_map(|b| &b.commands) {
+        let left = stop.saturating_duration_since(Instant::now());
+        let stages = Waiting::new(setup, command_id, ids, left)
+            .until_ended()
+            .await;
+        results.push((command_id, stages));
+    }
     let mut failed: BTreeSet<String> = BTreeSet::new();
-    for ((command_id, _), stages) in commands.iter().zip(results) {
+    for (command_id, stages) in results {
         for (id, stage) in stages {
             match stage {
                 Stage::Succeeded => {}
@@ -617,8 +612,10 @@ async fn vss_one(
             }
             Err(error) => outcome = format!("the VSS command could not be sent ({error})"),
             Ok(command_id) => {
-                let stages = wait_for(setup, &command_id, &ids, wait, |_| async {}).await;
-                match stages.into_values().next().unwrap_or(Stage::Running) {
+                let stages = Waiting::new(setup, &command_id, &ids, wait)
+                    .until_ended()
+                    .await;
+                match stages.into_iter().next().map_or(Stage::Running, |(_, s)| s) {
                     Stage::Succeeded => {
                         succeeded = true;
                         break;

@@ -115,8 +115,8 @@ pub async fn send_command(
 pub async fn invocations(
     sdk: &aws_config::SdkConfig,
     command_id: &str,
-) -> Result<BTreeMap<String, Stage>, CallError> {
-    let mut stages = BTreeMap::new();
+) -> Result<Vec<(String, Stage)>, CallError> {
+    let mut stages = Vec::new();
     let mut token: Option<String> = None;
     loop {
         let mut body = json!({"CommandId": command_id, "MaxResults": PAGE});
@@ -126,13 +126,13 @@ pub async fn invocations(
         let page = call(sdk, "ListCommandInvocations", &body).await?;
         for invocation in page["CommandInvocations"].as_array().into_iter().flatten() {
             if let Some(id) = invocation["InstanceId"].as_str() {
-                stages.insert(
+                stages.push((
                     id.to_owned(),
                     Stage::of(
                         invocation["Status"].as_str().unwrap_or_default(),
                         invocation["StatusDetails"].as_str().unwrap_or_default(),
                     ),
-                );
+                ));
             }
         }
         token = page["NextToken"].as_str().map(str::to_owned);

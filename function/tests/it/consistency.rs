@@ -20,36 +20,11 @@ use time::OffsetDateTime;
 const ACCOUNT: &str = "123456789012";
 const DOCUMENT: &str = "smartvault-prod-freeze";
 
-/// The parameters SmartVault's Linux document declares (templates/smartvault.yaml), as a
-/// document of this account.
-async fn create_document(s: &Setup, name: &str) {
-    let content = json!({
-        "schemaVersion": "2.2",
-        "description": "test",
-        "parameters": {
-            "command": {"type": "String", "allowedValues": ["pre-script", "post-script", "dry-run"]},
-            "executionId": {"type": "String", "default": ""},
-        },
-        "mainSteps": [{"action": "aws:runShellScript", "name": "stage", "inputs": {"runCommand": ["true"]}}],
-    });
-    let body = json!({"Name": name, "DocumentType": "Command", "Content": content.to_string()});
-    function::signed::send(
-        &s.sdk,
-        function::signed::Call {
-            service: "ssm",
-            operation: "CreateDocument",
-            endpoint: None,
-            method: "POST",
-            path: "/".into(),
-            headers: &[
-                ("content-type", "application/x-amz-json-1.1"),
-                ("x-amz-target", "AmazonSSM.CreateDocument"),
-            ],
-            body: body.to_string().into_bytes(),
-        },
-    )
-    .await
-    .unwrap();
+/// A document taking the parameters SmartVault's Linux document declares.
+fn create_document(s: &Setup, name: &str) {
+    s.emulator
+        .create_stage_document(ACCOUNT, &region(s), name)
+        .unwrap();
 }
 
 fn region(s: &Setup) -> String {
@@ -179,7 +154,7 @@ async fn the_emulator_runs_commands_as_systems_manager_documents_them() {
     .await
     .unwrap();
     let ids: Vec<String> = fleet.iter().map(|f| f.id.clone()).collect();
-    create_document(&s, DOCUMENT).await;
+    create_document(&s, DOCUMENT);
     script(
         &s,
         &[
@@ -241,7 +216,11 @@ async fn the_emulator_runs_commands_as_systems_manager_documents_them() {
     let id = ssm::send_command(&s.sdk, &command(&both, pre.clone()))
         .await
         .unwrap();
-    let stages = ssm::invocations(&s.sdk, &id).await.unwrap();
+    let stages: BTreeMap<String, Stage> = ssm::invocations(&s.sdk, &id)
+        .await
+        .unwrap()
+        .into_iter()
+        .collect();
     assert_eq!(stages[&ids[0]], Stage::Failed("Failed".into()));
     assert_eq!(stages[&ids[2]], Stage::Succeeded);
     // A lost answer: a 500 with the command carried out.
@@ -265,13 +244,13 @@ async fn the_emulator_runs_commands_as_systems_manager_documents_them() {
     };
     let id = ssm::send_command(&s.sdk, &vss).await.unwrap();
     assert_eq!(
-        ssm::invocations(&s.sdk, &id).await.unwrap()[&ids[2]],
-        Stage::Running
+        ssm::invocations(&s.sdk, &id).await.unwrap(),
+        [(ids[2].clone(), Stage::Running)]
     );
     tokio::time::sleep(Duration::from_millis(1100)).await;
     assert_eq!(
-        ssm::invocations(&s.sdk, &id).await.unwrap()[&ids[2]],
-        Stage::Succeeded
+        ssm::invocations(&s.sdk, &id).await.unwrap(),
+        [(ids[2].clone(), Stage::Succeeded)]
     );
     let snapshots = s
         .ec2
@@ -320,7 +299,7 @@ async fn each_set_is_made_between_its_pre_and_post_stage_and_every_failure_falls
         .zip(&fleet)
         .map(|(n, f)| (*n, f.id.clone()))
         .collect();
-    create_document(&s, DOCUMENT).await;
+    create_document(&s, DOCUMENT);
     script(
         &s,
         &[
@@ -504,7 +483,7 @@ async fn a_fleet_of_300_goes_in_batches_of_50_over_links_and_nothing_is_done_twi
     let fleet = fleet::launch_all(&s.ec2, &fleet::two_volume_fleet(300))
         .await
         .unwrap();
-    create_document(&s, DOCUMENT).await;
+    create_document(&s, DOCUMENT);
     let slow: Vec<(String, Value)> = fleet
         .iter()
         .map(|f| (f.id.clone(), json!({"pre-script": "delay:1"})))

@@ -56,38 +56,6 @@ impl ConsistencyReport {
     }
 }
 
-/// The Linux document's declared parameters, as the stack's document declares them.
-async fn create_document(aws: &Aws) -> Result<()> {
-    let content = serde_json::json!({
-        "schemaVersion": "2.2",
-        "description": "SmartVault's pre and post stages (bench)",
-        "parameters": {
-            "command": {"type": "String", "allowedValues": ["pre-script", "post-script", "dry-run"]},
-            "executionId": {"type": "String", "default": ""},
-        },
-        "mainSteps": [{"action": "aws:runShellScript", "name": "stage", "inputs": {"runCommand": ["true"]}}],
-    });
-    let body = serde_json::json!({"Name": DOCUMENT, "DocumentType": "Command", "Content": content.to_string()});
-    function::signed::send(
-        &aws.sdk,
-        function::signed::Call {
-            service: "ssm",
-            operation: "CreateDocument",
-            endpoint: None,
-            method: "POST",
-            path: "/".into(),
-            headers: &[
-                ("content-type", "application/x-amz-json-1.1"),
-                ("x-amz-target", "AmazonSSM.CreateDocument"),
-            ],
-            body: body.to_string().into_bytes(),
-        },
-    )
-    .await
-    .map_err(|e| anyhow::anyhow!("CreateDocument: {e}"))?;
-    Ok(())
-}
-
 /// One mode: a fresh fleet of `instances` two-volume instances and one scheduled run, measured
 /// `MEASURED_RUNS` times.
 async fn mode(
@@ -109,7 +77,7 @@ async fn mode(
         fleet::launch_all(&aws.ec2, &fleet::two_volume_fleet(instances))
             .await
             .map_err(|e| anyhow::anyhow!(e))?;
-        create_document(aws).await?;
+        emulator.create_stage_document(emulator::ACCOUNT_ID, emulator::REGION, DOCUMENT)?;
         let rule = if consistent {
             r#","consistency":{"mode":"script","timeout_seconds":30}"#
         } else {

@@ -40,36 +40,6 @@ fn consistency_policy(values: &[(&str, &str)], documents: &[String]) -> Value {
     serde_json::from_str(&text).unwrap()
 }
 
-async fn create_document(sdk: &aws_config::SdkConfig, name: &str) {
-    let content = json!({
-        "schemaVersion": "2.2",
-        "description": "test",
-        "parameters": {
-            "command": {"type": "String", "allowedValues": ["pre-script", "post-script", "dry-run"]},
-            "executionId": {"type": "String", "default": ""},
-        },
-        "mainSteps": [{"action": "aws:runShellScript", "name": "stage", "inputs": {"runCommand": ["true"]}}],
-    });
-    let body = json!({"Name": name, "DocumentType": "Command", "Content": content.to_string()});
-    function::signed::send(
-        sdk,
-        function::signed::Call {
-            service: "ssm",
-            operation: "CreateDocument",
-            endpoint: None,
-            method: "POST",
-            path: "/".into(),
-            headers: &[
-                ("content-type", "application/x-amz-json-1.1"),
-                ("x-amz-target", "AmazonSSM.CreateDocument"),
-            ],
-            body: body.to_string().into_bytes(),
-        },
-    )
-    .await
-    .unwrap();
-}
-
 #[tokio::test]
 async fn consistent_sets_go_through_with_exactly_their_policies_and_fall_back_when_denied() {
     let emulator = Emulator::start_with_iam().unwrap_or_else(|e| panic!("{e}"));
@@ -94,7 +64,9 @@ async fn consistent_sets_go_through_with_exactly_their_policies_and_fall_back_wh
     .await
     .unwrap();
     let document = format!("{STACK}-linux-freeze");
-    create_document(&admin, &document).await;
+    emulator
+        .create_stage_document(emulator::ACCOUNT_ID, emulator::REGION, &document)
+        .unwrap();
 
     let values = [
         ("AWS::Partition", "aws"),
