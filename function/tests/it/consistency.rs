@@ -136,6 +136,21 @@ fn achieved(report: &RunReport) -> BTreeMap<String, (bool, String)> {
         .unwrap_or_default()
 }
 
+/// A scheduled run of `daily` at `at`, its report whether or not something failed.
+async fn scheduled(ctx: &Context, at: OffsetDateTime) -> RunReport {
+    match handler::handle(
+        ctx,
+        &json!({"action": "scheduled", "schedule": "daily"}),
+        at,
+    )
+    .await
+    {
+        Ok(report) => report,
+        Err(function::context::FunctionError::RunFailed(report)) => *report,
+        Err(other) => panic!("{other}"),
+    }
+}
+
 fn now() -> OffsetDateTime {
     OffsetDateTime::now_utc().replace_nanosecond(0).unwrap()
 }
@@ -315,17 +330,7 @@ async fn each_set_is_made_between_its_pre_and_post_stage_and_every_failure_falls
     let ctx = context(&s, &rule);
     s.emulator.start_recording().unwrap();
     let at = now();
-    let report = match handler::handle(
-        &ctx,
-        &json!({"action": "scheduled", "schedule": "daily"}),
-        at,
-    )
-    .await
-    {
-        Ok(report) => report,
-        Err(function::context::FunctionError::RunFailed(report)) => *report,
-        Err(other) => panic!("{other}"),
-    };
+    let report = scheduled(&ctx, at).await;
     let recorded = steps(&s.emulator.stop_recording_bodies().unwrap());
     let by = per_instance(&recorded);
     let seq = |name: &str| by.get(&id[name]).cloned().unwrap_or_default();
@@ -409,17 +414,7 @@ async fn each_set_is_made_between_its_pre_and_post_stage_and_every_failure_falls
     let ctx = context(&s, &skip);
     s.emulator.start_recording().unwrap();
     let later = at + time::Duration::days(1);
-    let report = match handler::handle(
-        &ctx,
-        &json!({"action": "scheduled", "schedule": "daily"}),
-        later,
-    )
-    .await
-    {
-        Ok(report) => report,
-        Err(function::context::FunctionError::RunFailed(report)) => *report,
-        Err(other) => panic!("{other}"),
-    };
+    let report = scheduled(&ctx, later).await;
     let by = per_instance(&steps(&s.emulator.stop_recording_bodies().unwrap()));
     let seq = |name: &str| by.get(&id[name]).cloned().unwrap_or_default();
     assert_eq!(seq("failed"), ["pre", "post"]);
@@ -454,13 +449,8 @@ async fn each_set_is_made_between_its_pre_and_post_stage_and_every_failure_falls
         &json!({"mode": "script", "timeout_seconds": 10, "retries": 1}),
     );
     s.emulator.start_recording().unwrap();
-    let report = handler::handle(
-        &ctx,
-        &json!({"action": "scheduled", "schedule": "daily"}),
-        at + time::Duration::days(2),
-    )
-    .await
-    .unwrap();
+    let report = scheduled(&ctx, at + time::Duration::days(2)).await;
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
     let by = per_instance(&steps(&s.emulator.stop_recording_bodies().unwrap()));
     for name in names.iter().filter(|n| **n != "unmanaged") {
         assert_eq!(
@@ -598,13 +588,8 @@ async fn vss_sets_carry_every_smartvault_tag_and_are_kept_and_expired_like_any_o
     );
     s.emulator.start_recording().unwrap();
     let at = now();
-    let report = handler::handle(
-        &ctx,
-        &json!({"action": "scheduled", "schedule": "daily"}),
-        at,
-    )
-    .await
-    .unwrap();
+    let report = scheduled(&ctx, at).await;
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
     let by = per_instance(&steps(&s.emulator.stop_recording_bodies().unwrap()));
     assert_eq!(by[&ids[0]], ["vss"], "the instance made its own set");
     assert_eq!(by[&ids[1]], ["vss", "snap"]);
@@ -661,13 +646,8 @@ async fn vss_sets_carry_every_smartvault_tag_and_are_kept_and_expired_like_any_o
     assert!(vss.contains("AppConsistent"));
     // Found as this deployment's set: the same run does not make it again, and past its
     // retention cleanup deletes it like any other.
-    let again = handler::handle(
-        &ctx,
-        &json!({"action": "scheduled", "schedule": "daily"}),
-        at,
-    )
-    .await
-    .unwrap();
+    let again = scheduled(&ctx, at).await;
+    assert!(again.failed.is_empty(), "{:?}", again.failed);
     assert!(again.created.is_empty(), "{:?}", again.created);
     let expired = at + time::Duration::days(8);
     let cleanup = handler::handle(
