@@ -682,6 +682,13 @@ async fn vss_one(
             ));
         }
     }
+    // AWS's `AppConsistent` tag takes one of the 50 places the volume's tags were fitted to.
+    let mut request = request;
+    if let crate::plan::VolumeTags::Fitted(fitted) = &mut request.volume_tags {
+        for tags in fitted.values_mut() {
+            tags.pop();
+        }
+    }
     execute::tag_fitted(setup.writes.ec2, &request, &mut done.outcomes).await;
     let detail = if succeeded {
         String::new()

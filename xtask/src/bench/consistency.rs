@@ -155,8 +155,9 @@ pub fn render(r: &ConsistencyReport) -> String {
         out,
         "Two volumes each; the mean of {MEASURED_RUNS} runs of each mode, a fresh fleet and \
          invocation each, on the emulator, whose Systems Manager ends every stage at once: the \
-         extra time is the function's own (batches of 50, one at a time, each read every \
-         {} ms as in Lambda, its sets made, its post stage sent), not a script's.\n",
+         extra time is the function's own (batches of 50, one at a time, each command read \
+         after 250 ms and then less often up to every {} ms as in Lambda, its sets made, its \
+         post stage sent), not a script's.\n",
         r.poll_ms
     );
     let _ = writeln!(out, "| | crash | script |");

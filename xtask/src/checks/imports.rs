@@ -302,8 +302,11 @@ fn workspace_crate(name: &str) -> Crate {
 /// The function's modules that decide without calling AWS: the planning core and its
 /// vocabulary.
 const FUNCTION_PURE: &[&str] = &[
+    "changes",
     "config",
+    "consistency",
     "copies",
+    "cost",
     "coverage",
     "event",
     "model",
@@ -315,6 +318,8 @@ const FUNCTION_PURE: &[&str] = &[
     "run_mark",
     "settings",
     "tags",
+    "tripwire",
+    "vault",
 ];
 
 /// The deployer's modules that decide without calling AWS: the configuration model and the
