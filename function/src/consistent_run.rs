@@ -128,7 +128,7 @@ pub async fn create(setup: Setup<'_>, requests: Vec<CreateRequest>) -> Consisten
         Mode::Script => limit.div_ceil(MAX_INSTANCES_PER_COMMAND).clamp(1, 4),
         Mode::Vss => limit,
     };
-    let results: Vec<(Consistent, Vec<CreateRequest>, Posted)> = stream::iter(batches)
+    let results: Vec<(Consistent, Fallen, Posted)> = stream::iter(batches)
         .map(|batch| {
             let rule = &rule;
             async move {
@@ -152,25 +152,26 @@ pub async fn create(setup: Setup<'_>, requests: Vec<CreateRequest>) -> Consisten
     }
     settle_posts(setup, &rule, &mut done, posts).await;
     if !crash.is_empty() {
-        let made = execute::create_snapshots(setup.writes, crash, setup.settle).await;
-        done.outcomes.absorb_from(made);
+        let made = crash_sets(setup, &rule, crash).await;
+        done.absorb(made);
     }
     done
 }
 
-/// Records the fallback for `request`: into `crash` to be snapshotted anyway, or skipped.
+/// The instances to snapshot crash-consistent as the fallback, each with why.
+type Fallen = Vec<(CreateRequest, String)>;
+
+/// Records the fallback for `request`: into `crash` to be snapshotted anyway (with why), or
+/// skipped.
 fn fall_back(
     done: &mut Consistent,
     rule: &Rule,
     request: CreateRequest,
     why: &str,
-    crash: &mut Vec<CreateRequest>,
+    crash: &mut Fallen,
 ) {
     match rule.fallback(why) {
-        Fallback::Crash { reason } => {
-            done.note(&request.instance_id, rule.mode, false, reason);
-            crash.push(request);
-        }
+        Fallback::Crash { reason } => crash.push((request, reason)),
         Fallback::Skip { reason } => {
             done.note(&request.instance_id, rule.mode, false, reason.clone());
             done.outcomes
@@ -178,6 +179,29 @@ fn fall_back(
                 .push(Skip::new(Subject::Instance(request.instance_id), reason));
         }
     }
+}
+
+/// Makes the fallback's crash-consistent sets, and notes each instance they were made (or
+/// failed) for; one left for the next link is noted there, once.
+async fn crash_sets(setup: Setup<'_>, rule: &Rule, crash: Fallen) -> Consistent {
+    let mut done = Consistent::default();
+    let (requests, reasons): (Vec<CreateRequest>, Vec<String>) = crash.into_iter().unzip();
+    let ids: Vec<String> = requests.iter().map(|r| r.instance_id.clone()).collect();
+    done.outcomes = execute::create_snapshots(setup.writes, requests, setup.settle).await;
+    for (id, reason) in ids.iter().zip(reasons) {
+        let subject = Subject::Instance(id.clone());
+        let handled = done.outcomes.created.iter().any(|c| c.instance_id == *id)
+            || done
+                .outcomes
+                .failed
+                .iter()
+                .any(|f| f.subject.as_ref() == Some(&subject))
+            || done.outcomes.skipped.iter().any(|k| k.subject == subject);
+        if handled {
+            done.note(id, rule.mode, false, reason);
+        }
+    }
+    done
 }
 
 /// Sends one stage of `document` to `instance_ids`, paced; `Err` says whether it may have
@@ -310,7 +334,7 @@ async fn script_batch(
     setup: Setup<'_>,
     rule: &Rule,
     batch: Vec<CreateRequest>,
-) -> (Consistent, Vec<CreateRequest>, Posted) {
+) -> (Consistent, Fallen, Posted) {
     let mut done = Consistent::default();
     let mut crash = Vec::new();
     let left = |setup: &Setup<'_>| setup.writes.deadline.map(execute::Deadline::left);
@@ -439,9 +463,8 @@ async fn script_batch(
             fall_back(&mut done, rule, requests.remove(at), reason, &mut crash);
         }
     }
-    let made =
-        execute::create_snapshots(setup.writes, std::mem::take(&mut crash), setup.settle).await;
-    done.outcomes.absorb_from(made);
+    let made = crash_sets(setup, rule, std::mem::take(&mut crash)).await;
+    done.absorb(made);
     // ...and the post stage for each the pre stage may have reached and that has none yet.
     let unposted: Vec<String> = reached.difference(&posted).cloned().collect();
     if !unposted.is_empty() {
@@ -565,7 +588,7 @@ async fn vss_one(
     setup: Setup<'_>,
     rule: &Rule,
     mut batch: Vec<CreateRequest>,
-) -> (Consistent, Vec<CreateRequest>) {
+) -> (Consistent, Fallen) {
     let mut done = Consistent::default();
     let mut crash = Vec::new();
     let Some(request) = batch.pop() else {
