@@ -11,13 +11,14 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 /// A stand-in for util-linux `fsfreeze`: one file per frozen mount point under `$FAKE_FS`, the
-/// kernel's answers for a second freeze (EBUSY) and a thaw of a thawed one (EINVAL), and a
-/// failing freeze of `$FAIL_ON`.
+/// kernel's answers for a second freeze (EBUSY) and a thaw of a thawed one (EINVAL), a
+/// failing freeze of `$FAIL_ON`, and `$SLOW_FREEZE` seconds a freeze.
 const STUB: &str = r#"#!/usr/bin/env bash
 mode="$1"; point="$2"; mark="$FAKE_FS/$(echo "$point" | tr / _)"
 echo "$mode $point" >>"$FAKE_FS/calls"
 case "$mode" in
-  -f) if [ -n "${FAIL_ON:-}" ] && [ "$point" = "$FAIL_ON" ]; then
+  -f) [ -n "${SLOW_FREEZE:-}" ] && sleep "$SLOW_FREEZE"
+      if [ -n "${FAIL_ON:-}" ] && [ "$point" = "$FAIL_ON" ]; then
         echo "fsfreeze: $point: freeze failed: Operation not supported" >&2; exit 1; fi
       if [ -e "$mark" ]; then
         echo "fsfreeze: $point: freeze failed: Device or resource busy" >&2; exit 1; fi
@@ -76,6 +77,11 @@ impl Machine {
     }
 
     fn run(&self, stage: &str, extra: &[(&str, &str)]) -> Output {
+        self.command(stage, extra).output().unwrap()
+    }
+
+    /// The script for `stage`, with the machine's stub and folders.
+    fn command(&self, stage: &str, extra: &[(&str, &str)]) -> Command {
         let mut command = Command::new("bash");
         command
             .arg(script())
@@ -89,7 +95,7 @@ impl Machine {
         for (k, v) in extra {
             command.env(k, v);
         }
-        command.output().unwrap()
+        command
     }
 
     /// The mount points frozen now.
@@ -162,6 +168,34 @@ fn the_watchdog_thaws_what_a_lost_post_stage_left_frozen() {
     // ...once: the next pre and post stages are a clean pair again.
     assert!(m.run("pre", &[]).status.success());
     assert!(m.run("post", &[]).status.success());
+}
+
+/// A post stage that comes while a slow pre stage is still freezing (the SSM Agent runs
+/// commands side by side) waits for it, then thaws everything: nothing stays frozen, and the
+/// watchdog is gone.
+#[test]
+fn a_post_stage_that_comes_during_a_slow_pre_stage_waits_and_thaws_everything() {
+    let m = Machine::new("freeze-overlap");
+    let mut pre = m.command("pre", &[("SLOW_FREEZE", "1")]).spawn().unwrap();
+    // The pre stage is inside its first freeze (a second per mount point).
+    let started = Instant::now();
+    while !m.dir.join("run/frozen").exists() && started.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let post = m.run("post", &[]);
+    assert!(post.status.success(), "{post:?}");
+    assert!(pre.wait().unwrap().success());
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "the post stage waited for both freezes"
+    );
+    assert!(m.frozen().is_empty(), "{:?} left frozen", m.frozen());
+    assert!(!m.dir.join("run/watchdog.pid").exists());
+    let calls = std::fs::read_to_string(m.dir.join("fs/calls")).unwrap();
+    assert_eq!(
+        calls, "-f /data\n-f /logs\n-u /data\n-u /logs\n",
+        "every freeze before any thaw"
+    );
 }
 
 /// The document's command, as Systems Manager runs it for each stage (its `{{ command }}`
