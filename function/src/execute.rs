@@ -262,7 +262,7 @@ impl ClassifyRetry for NoRetryWhenThrottled {
 
 /// Whether EC2 may have acted on a call that failed this way: it answered 5xx without being
 /// throttled, or no answer came. A 4xx answer and a throttle are refusals.
-pub(crate) fn may_have_acted<E: ProvideErrorMetadata>(error: &SdkError<E, HttpResponse>) -> bool {
+fn may_have_acted<E: ProvideErrorMetadata>(error: &SdkError<E, HttpResponse>) -> bool {
     match error {
         SdkError::ServiceError(service) => {
             service.raw().status().is_server_error()

@@ -3,10 +3,9 @@
 //! stages through Systems Manager, in batches of 50), side by side: the extra time and the
 //! extra requests a consistent run costs, and whether every instance got its stages in order.
 
-use crate::aws::{Aws, sdk_error};
+use crate::aws::Aws;
 use anyhow::{Result, bail, ensure};
 use emulator::Emulator;
-use emulator::fleet;
 use function::context::{Context, FunctionError};
 use function::handler;
 use std::collections::{BTreeMap, HashMap};
@@ -67,16 +66,13 @@ async fn mode(
     let mut run = ModeRun::default();
     let mut poll_ms = 0;
     for _ in 0..MEASURED_RUNS {
-        emulator.reset()?;
-        let topic = aws_sdk_sns::Client::new(&aws.sdk)
-            .create_topic()
-            .name("smartvault-consistency-bench")
-            .send()
-            .await
-            .map_err(sdk_error)?;
-        fleet::launch_all(&aws.ec2, &fleet::two_volume_fleet(instances))
-            .await
-            .map_err(|e| anyhow::anyhow!(e))?;
+        let (topic, _) = crate::bench::common::fresh_fleet(
+            emulator,
+            aws,
+            "smartvault-consistency-bench",
+            instances,
+        )
+        .await?;
         emulator.create_stage_document(emulator::ACCOUNT_ID, emulator::REGION, DOCUMENT)?;
         let rule = if consistent {
             r#","consistency":{"mode":"script","timeout_seconds":30}"#
@@ -84,10 +80,7 @@ async fn mode(
             ""
         };
         let vars = HashMap::from([
-            (
-                "SNS_TOPIC_ARN",
-                topic.topic_arn().unwrap_or_default().to_owned(),
-            ),
+            ("SNS_TOPIC_ARN", topic.clone()),
             ("DEPLOYMENT", "smartvault-bench".to_owned()),
             (
                 "SCHEDULES",

@@ -2,10 +2,9 @@
 //! by a sweep and by EC2's completion events, with every API call counted; and the cost of a
 //! sweep that finds nothing missing.
 
-use crate::aws::{Aws, sdk_error};
+use crate::aws::Aws;
 use anyhow::{Result, bail};
 use emulator::Emulator;
-use emulator::fleet;
 use function::context::{Context, FunctionError};
 use function::handler;
 use function::report::RunReport;
@@ -86,16 +85,9 @@ async fn run_event(ctx: &Context, event: serde_json::Value) -> Result<RunReport>
 /// Backs up `instances` two-volume instances, then copies them to two regions: one sweep, then
 /// each set's completion event, then a sweep with nothing left to copy.
 pub async fn run(emulator: &Emulator, aws: &Aws, instances: usize) -> Result<CopyReport> {
-    emulator.reset()?;
-    let topic = aws_sdk_sns::Client::new(&aws.sdk)
-        .create_topic()
-        .name("smartvault-copy-bench")
-        .send()
-        .await
-        .map_err(sdk_error)?;
-    fleet::launch_all(&aws.ec2, &fleet::two_volume_fleet(instances))
-        .await
-        .map_err(|e| anyhow::anyhow!(e))?;
+    let (topic, _) =
+        crate::bench::common::fresh_fleet(emulator, aws, "smartvault-copy-bench", instances)
+            .await?;
     let copies = serde_json::to_string(
         &REGIONS
             .iter()
@@ -103,10 +95,7 @@ pub async fn run(emulator: &Emulator, aws: &Aws, instances: usize) -> Result<Cop
             .collect::<Vec<_>>(),
     )?;
     let vars = HashMap::from([
-        (
-            "SNS_TOPIC_ARN",
-            topic.topic_arn().unwrap_or_default().to_owned(),
-        ),
+        ("SNS_TOPIC_ARN", topic.clone()),
         ("DEPLOYMENT", "smartvault-bench".to_owned()),
         ("COPIES", copies),
         // The emulator has no token buckets: pace to a bucket that never makes a call wait.

@@ -147,18 +147,14 @@ impl Bench {
 
     /// Fresh state, a topic, and `instances` tagged instances with two volumes each.
     async fn fresh_fleet(&self, instances: usize) -> Result<String> {
-        self.emulator.reset()?;
-        let sns = aws_sdk_sns::Client::new(&self.aws.sdk);
-        let topic = sns
-            .create_topic()
-            .name("smartvault-bench")
-            .send()
-            .await
-            .map_err(crate::aws::sdk_error)?;
-        emulator::fleet::launch_all(&self.aws.ec2, &emulator::fleet::two_volume_fleet(instances))
-            .await
-            .map_err(|e| anyhow::anyhow!(e))?;
-        Ok(topic.topic_arn().unwrap_or_default().to_owned())
+        let (topic, _) = crate::bench::common::fresh_fleet(
+            &self.emulator,
+            &self.aws,
+            "smartvault-bench",
+            instances,
+        )
+        .await?;
+        Ok(topic)
     }
 
     async fn snapshot_count(&self) -> Result<usize> {

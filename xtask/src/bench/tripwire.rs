@@ -3,10 +3,9 @@
 //! requests and time reading what each set changed adds to a scheduled run and to each
 //! completion event, and the monthly request cost per 1,000 volumes at AWS's list price.
 
-use crate::aws::{Aws, sdk_error};
+use crate::aws::Aws;
 use anyhow::{Result, bail};
 use emulator::Emulator;
-use emulator::fleet;
 use function::context::{Context, FunctionError};
 use function::handler;
 use std::collections::{BTreeMap, HashMap};
@@ -129,23 +128,13 @@ async fn daily(
     instances: usize,
     tripwire: bool,
 ) -> Result<(DailyRun, usize)> {
-    emulator.reset()?;
-    let topic = aws_sdk_sns::Client::new(&aws.sdk)
-        .create_topic()
-        .name("smartvault-tripwire-bench")
-        .send()
-        .await
-        .map_err(sdk_error)?;
-    let fleet = fleet::launch_all(&aws.ec2, &fleet::two_volume_fleet(instances))
-        .await
-        .map_err(|e| anyhow::anyhow!(e))?;
+    let (topic, fleet) =
+        crate::bench::common::fresh_fleet(emulator, aws, "smartvault-tripwire-bench", instances)
+            .await?;
     let volumes: Vec<String> = fleet.iter().flat_map(|f| f.volume_ids.clone()).collect();
     write_all(emulator, &volumes, 0, DATA_BLOCKS, 0)?;
     let mut vars = HashMap::from([
-        (
-            "SNS_TOPIC_ARN",
-            topic.topic_arn().unwrap_or_default().to_owned(),
-        ),
+        ("SNS_TOPIC_ARN", topic.clone()),
         ("DEPLOYMENT", "smartvault-bench".to_owned()),
         // The emulator has no token buckets: pace to a bucket that never makes a call wait.
         ("EC2_RATE_SHARE", "100".to_owned()),

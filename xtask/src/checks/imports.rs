@@ -478,6 +478,10 @@ const XTASK_SENDERS_OUTSIDE_AWS: &[(&str, &str)] = &[
         "builds and removes the benchmark's fleet on the emulator",
     ),
     (
+        "bench::common",
+        "empties the emulator and builds a benchmark's topic and fleet on it",
+    ),
+    (
         "bench::consistency",
         "builds the consistency benchmark's fleet and document on the emulator",
     ),

@@ -8,7 +8,7 @@
 //! the template, `checks/schemas.rs`.) The emulator patch this rests on: `iam_moto.py`
 //! authorizes SendCommand against its document and each instance.
 
-use crate::vault_iam::{context, policies, strings, user};
+use crate::vault_iam::{context, policies, strings, topic, user};
 use emulator::Emulator;
 use emulator::fleet::{self, InstanceSpec};
 use function::handler;
@@ -44,15 +44,7 @@ fn consistency_policy(values: &[(&str, &str)], documents: &[String]) -> Value {
 async fn consistent_sets_go_through_with_exactly_their_policies_and_fall_back_when_denied() {
     let emulator = Emulator::start_with_iam().unwrap_or_else(|e| panic!("{e}"));
     let admin = emulator.sdk_config().await;
-    let topic = aws_sdk_sns::Client::new(&admin)
-        .create_topic()
-        .name(STACK)
-        .send()
-        .await
-        .unwrap()
-        .topic_arn()
-        .unwrap()
-        .to_owned();
+    let topic = topic(&admin, STACK).await;
     let ec2 = aws_sdk_ec2::Client::new(&admin);
     fleet::launch_all(
         &ec2,

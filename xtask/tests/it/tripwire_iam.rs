@@ -9,7 +9,7 @@
 //! the emulator patch this rests on: `iam_moto.py` authorizes the EBS reads and `CreateTags`
 //! against the snapshots named.
 
-use crate::vault_iam::{context, policies, strings, user};
+use crate::vault_iam::{context, policies, strings, topic, user};
 use emulator::Emulator;
 use emulator::fleet::{self, InstanceSpec};
 use function::handler;
@@ -23,15 +23,7 @@ const BLOCKS: u64 = 16_384; // the fleet's 8 GiB data volume in 512 KiB blocks
 async fn the_tripwire_reads_records_and_pins_with_exactly_its_policies() {
     let emulator = Emulator::start_with_iam().unwrap_or_else(|e| panic!("{e}"));
     let admin = emulator.sdk_config().await;
-    let topic = aws_sdk_sns::Client::new(&admin)
-        .create_topic()
-        .name(STACK)
-        .send()
-        .await
-        .unwrap()
-        .topic_arn()
-        .unwrap()
-        .to_owned();
+    let topic = topic(&admin, STACK).await;
     let ec2 = aws_sdk_ec2::Client::new(&admin);
     let fleet = fleet::launch_all(&ec2, &[InstanceSpec::backup("files").data_volumes(1)])
         .await

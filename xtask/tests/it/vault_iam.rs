@@ -144,6 +144,19 @@ pub(crate) async fn user(
         .await
 }
 
+/// The deployment's topic `name` in `sdk`'s account, its ARN.
+pub(crate) async fn topic(sdk: &aws_config::SdkConfig, name: &str) -> String {
+    aws_sdk_sns::Client::new(sdk)
+        .create_topic()
+        .name(name)
+        .send()
+        .await
+        .unwrap()
+        .topic_arn()
+        .unwrap()
+        .to_owned()
+}
+
 pub(crate) fn strings(values: &[(&'static str, &str)]) -> HashMap<&'static str, Value> {
     values
         .iter()
@@ -177,19 +190,8 @@ async fn the_vault_policies_hold_every_call_and_the_reader_role_denies_every_cha
         )
         .await
         .unwrap();
-    let topic = |sdk: aws_config::SdkConfig, name: &'static str| async move {
-        aws_sdk_sns::Client::new(&sdk)
-            .create_topic()
-            .name(name)
-            .send()
-            .await
-            .unwrap()
-            .topic_arn()
-            .unwrap()
-            .to_owned()
-    };
-    let workload_topic = topic(a.clone(), WORKLOAD_STACK).await;
-    let vault_topic = topic(b.clone(), VAULT_STACK).await;
+    let workload_topic = topic(&a, WORKLOAD_STACK).await;
+    let vault_topic = topic(&b, VAULT_STACK).await;
     let ec2 = aws_sdk_ec2::Client::new(&a);
     let fleet = fleet::launch_all(&ec2, &[InstanceSpec::backup("web").data_volumes(1)])
         .await
