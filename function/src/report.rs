@@ -556,16 +556,19 @@ impl RunReport {
                 consistency.achieved,
                 plural(consistency.achieved + consistency.missed, "instance"),
             );
-            let mut missed = consistency.instances.iter().filter(|o| !o.achieved);
-            for outcome in missed.by_ref().take(MAX_BODY_ENTRIES) {
+            let missed: Vec<_> = consistency
+                .instances
+                .iter()
+                .filter(|o| !o.achieved)
+                .collect();
+            for outcome in missed.iter().take(MAX_BODY_ENTRIES) {
                 let _ = writeln!(
                     out,
                     "  {}: not achieved: {}",
                     outcome.instance_id, outcome.detail
                 );
             }
-            let listed = consistency.instances.iter().filter(|o| !o.achieved).count();
-            more(&mut out, consistency.missed, listed.min(MAX_BODY_ENTRIES));
+            more(&mut out, consistency.missed, missed.len());
         }
         if totals.locked > 0 {
             let _ = writeln!(

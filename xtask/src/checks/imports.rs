@@ -482,20 +482,8 @@ const XTASK_SENDERS_OUTSIDE_AWS: &[(&str, &str)] = &[
         "empties the emulator and builds a benchmark's topic and fleet on it",
     ),
     (
-        "bench::consistency",
-        "builds the consistency benchmark's fleet and document on the emulator",
-    ),
-    (
-        "bench::copy",
-        "builds the copy benchmark's snapshots on the emulator",
-    ),
-    (
         "bench::fleet",
         "builds the fleet benchmark's instances on the emulator",
-    ),
-    (
-        "bench::tripwire",
-        "builds the tripwire benchmark's fleet on the emulator",
     ),
     (
         "commands::demo",
