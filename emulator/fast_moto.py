@@ -219,6 +219,10 @@ def set_config_with_clock(self, config):
         ours = config["smartvault"]
         if "clock_offset_seconds" in ours:
             CLOCK["offset_seconds"] = float(ours.get("clock_offset_seconds", 0))
+        for name, seconds in ours.get("tier_seconds", {}).items():
+            TIER_SECONDS[name] = float(seconds)
+        if "fsr_limit" in ours:
+            FSR_LIMIT["snapshots"] = int(ours["fsr_limit"])
         for document in ours.get("ssm_documents", []):
             # A command document taking Data Lifecycle Manager's stage parameters, as
             # SmartVault's Linux document and a DLM document declare them.
@@ -838,6 +842,296 @@ EBSResponse.list_changed_blocks = list_changed_blocks_captured
 EBSResponse.get_snapshot_block = get_snapshot_block_captured
 
 
+# The snapshot archive tier and fast snapshot restore, as AWS documents them -------------------
+#
+# moto 5.2.5 flips a snapshot's tier at once (no archival or restore time, no check) and has no
+# fast snapshot restore. Below, on the lock clock (so a test can move time), as the EBS user
+# guide documents: only a completed snapshot the account owns, not used by a registered AMI
+# and not already archived, can be archived (IncorrectState, InvalidSnapshot.InUse); archiving
+# takes SMARTVAULT tier_seconds["archive"] (default 3,600), ends its sharing and its fast
+# snapshot restores, and leaves it usable until archival-completed; an archived snapshot makes
+# no volume (IncorrectState) until restored; RestoreSnapshotTier of an archived snapshot
+# restores it temporarily (TemporaryRestoreDays, 1-180) or permanently after
+# tier_seconds["restore"] (default 6 hours; AWS: up to 72), and a temporarily restored one can
+# be given another period or made permanent; DescribeSnapshotTierStatus and DescribeSnapshots
+# report it. EnableFastSnapshotRestores takes a zone of the region and snapshots the account
+# owns or is shared that are not archived, at most SMARTVAULT fsr_limit (default 5) snapshots
+# enabled in a region at once (the Service Quotas default), each state going enabling →
+# optimizing → enabled over tier_seconds["optimize"] (default 3,600: 60 minutes per TiB);
+# DisableFastSnapshotRestores goes to disabled; deleting or archiving a snapshot disables them.
+
+# (account, region, snapshot id) -> {"tier", "status", "started", "done", "restore": {...}}
+TIERS = {}
+# (account, region, snapshot id, zone) -> {"state", "enabled_at"}
+FAST_RESTORES = {}
+TIER_SECONDS = {"archive": 3600.0, "restore": 6 * 3600.0, "optimize": 3600.0}
+FSR_LIMIT = {"snapshots": 5}
+
+
+def tier_of(backend, snapshot):
+    """The snapshot's tier state now (the lock clock), its attributes set to match."""
+    key = (backend.account_id, backend.region_name, snapshot.id)
+    state = TIERS.get(key)
+    if state is None:
+        return None
+    at = now()
+    if state["status"] == "archival-in-progress" and at >= state["done"]:
+        state["status"] = "archival-completed"
+        state["tier"] = "archive"
+    restore = state.get("restore")
+    if restore and state["status"].endswith("restore-in-progress") and at >= restore["done"]:
+        if restore["permanent"]:
+            state["status"] = "permanent-restore-completed"
+            state["tier"] = "standard"
+            restore["expiry"] = None
+        else:
+            state["status"] = "temporary-restore-completed"
+            restore["expiry"] = restore["done"] + timedelta(days=restore["days"])
+    if (
+        restore
+        and state["status"] == "temporary-restore-completed"
+        and restore.get("expiry")
+        and at >= restore["expiry"]
+    ):
+        # The temporary copy expired: archived again.
+        state["status"] = "archival-completed"
+        state["restore"] = None
+        restore = None
+    snapshot.storage_tier = state["tier"]
+    snapshot.last_tiering_start_time = state["started"]
+    snapshot.last_tiering_operation_status = state["status"]
+    snapshot.last_tiering_progress = 100 if state["status"].endswith("completed") else 50
+    snapshot.archival_complete_time = state["done"] if state["tier"] == "archive" or restore else None
+    snapshot.restore_expiry_time = restore.get("expiry") if restore else None
+    return state
+
+
+def usable(backend, snapshot):
+    """Whether a volume can be made from it: not archived, or restored."""
+    state = tier_of(backend, snapshot)
+    if state is None:
+        return True
+    return state["status"] in (
+        "archival-in-progress",
+        "temporary-restore-completed",
+        "permanent-restore-completed",
+    )
+
+
+def modify_snapshot_tier_as_aws(self, snapshot_id, storage_tier):
+    snapshot = self.get_snapshot(snapshot_id)
+    if storage_tier != "archive":
+        raise bad("InvalidParameterValue", f"StorageTier {storage_tier}: only archive")
+    if snapshot.owner_id != self.account_id:
+        raise bad("IncorrectState", f"{snapshot_id} is not owned by this account")
+    if snapshot.status != "completed":
+        raise bad("IncorrectState", f"{snapshot_id} is {snapshot.status}, not completed")
+    if snapshot.from_ami and snapshot.from_ami in getattr(self, "amis", {}):
+        raise bad("InvalidSnapshot.InUse", f"{snapshot_id} is used by {snapshot.from_ami}")
+    state = tier_of(self, snapshot)
+    if state is not None and state["status"] not in ("permanent-restore-completed",):
+        raise bad("IncorrectState", f"{snapshot_id} is {state['status']}")
+    at = now()
+    TIERS[(self.account_id, self.region_name, snapshot_id)] = {
+        "tier": "standard",
+        "status": "archival-in-progress",
+        "started": at,
+        "done": at + timedelta(seconds=TIER_SECONDS["archive"]),
+        "restore": None,
+    }
+    # Sharing and fast snapshot restore end.
+    snapshot.create_volume_permission_groups = set()
+    snapshot.create_volume_permission_userids = set()
+    for key in list(FAST_RESTORES):
+        if key[:3] == (self.account_id, self.region_name, snapshot_id):
+            FAST_RESTORES.pop(key)
+    tier_of(self, snapshot)
+    return snapshot
+
+
+def restore_snapshot_tier_as_aws(self, snapshot_id, temporary_restore_days=None,
+                                 permanent_restore=False):
+    snapshot = self.get_snapshot(snapshot_id)
+    state = tier_of(self, snapshot)
+    permanent = str(permanent_restore).lower() == "true"
+    if state is None or state["status"] in ("archival-in-progress",
+                                            "permanent-restore-completed",
+                                            "permanent-restore-in-progress"):
+        raise bad("IncorrectState", f"{snapshot_id} is not archived")
+    if not permanent:
+        days = int(temporary_restore_days or 0)
+        if not 1 <= days <= 180:
+            raise bad("InvalidParameterValue", "TemporaryRestoreDays must be 1-180")
+    at = now()
+    restore = state.get("restore")
+    if state["status"] == "temporary-restore-completed" and restore:
+        # A restored copy: another period (from now), or made permanent at once.
+        if permanent:
+            state["status"] = "permanent-restore-completed"
+            state["tier"] = "standard"
+            restore.update(permanent=True, expiry=None)
+        else:
+            restore.update(days=days, expiry=at + timedelta(days=days))
+    else:
+        state["restore"] = {
+            "started": at,
+            "done": at + timedelta(seconds=TIER_SECONDS["restore"]),
+            "permanent": permanent,
+            "days": None if permanent else days,
+            "expiry": None,
+        }
+        state["status"] = ("permanent" if permanent else "temporary") + "-restore-in-progress"
+    snapshot.restore_start_time = state["restore"]["started"]
+    tier_of(self, snapshot)
+    return snapshot
+
+
+def describe_snapshot_tier_status_as_aws(self, filters=None):
+    snapshots = describe_snapshot_tier_status(self, filters)
+    for snapshot in snapshots:
+        tier_of(self, snapshot)
+    return snapshots
+
+
+def describe_snapshots_with_tiers(self, *args, **kwargs):
+    snapshots = describe_ebs_snapshots(self, *args, **kwargs)
+    for snapshot in snapshots:
+        if snapshot.ec2_backend is self:
+            tier_of(self, snapshot)
+    return snapshots
+
+
+def create_volume_unless_archived(self, *args, **kwargs):
+    snapshot_id = kwargs.get("snapshot_id") if "snapshot_id" in kwargs else (
+        args[2] if len(args) > 2 else None)
+    if snapshot_id:
+        snapshot = self.get_snapshot(snapshot_id)
+        if not usable(self, snapshot):
+            raise bad("IncorrectState", f"{snapshot_id} is in the archive tier; restore it first")
+    return create_ebs_volume(self, *args, **kwargs)
+
+
+def delete_snapshot_with_tiers(self, snapshot_id):
+    deleted = delete_snapshot_before_tiers(self, snapshot_id)
+    TIERS.pop((self.account_id, self.region_name, snapshot_id), None)
+    for key in list(FAST_RESTORES):
+        if key[:3] == (self.account_id, self.region_name, snapshot_id):
+            FAST_RESTORES.pop(key)
+    return deleted
+
+
+def fast_restore_state(key):
+    entry = FAST_RESTORES[key]
+    elapsed = (now() - entry["since"]).total_seconds()
+    if entry["state"] in ("enabling", "optimizing"):
+        if elapsed >= TIER_SECONDS["optimize"]:
+            entry["state"] = "enabled"
+        elif elapsed >= 1:
+            entry["state"] = "optimizing"
+    return entry["state"]
+
+
+def fast_restore_item(key):
+    account, region, snapshot_id, zone = key
+    entry = FAST_RESTORES[key]
+    state = fast_restore_state(key)
+    return {
+        "SnapshotId": snapshot_id,
+        "AvailabilityZone": zone,
+        "State": state,
+        "StateTransitionReason": "Client.UserInitiated",
+        "OwnerId": account,
+        "EnablingTime": entry["since"].isoformat(),
+    }
+
+
+def enable_fast_snapshot_restores(self):
+    backend = self.ec2_backend
+    zones = self._get_param("AvailabilityZones", [])
+    snapshot_ids = self._get_param("SourceSnapshotIds", [])
+    region_zones = {z.name for z in backend.describe_availability_zones()}
+    successful, unsuccessful = [], []
+    for snapshot_id in snapshot_ids:
+        for zone in zones:
+            error = None
+            try:
+                snapshot = backend.get_snapshot(snapshot_id)
+            except Exception:
+                snapshot, error = None, ("InvalidSnapshot.NotFound", f"{snapshot_id} does not exist")
+            if error is None and zone not in region_zones:
+                error = ("InvalidParameterValue", f"{zone} is not a zone of {backend.region_name}")
+            if error is None and not usable(backend, snapshot):
+                error = ("IncorrectState", f"{snapshot_id} is in the archive tier")
+            key = (backend.account_id, backend.region_name, snapshot_id, zone)
+            enabled = {k[2] for k in FAST_RESTORES
+                       if k[:2] == key[:2] and fast_restore_state(k) != "disabled"}
+            if error is None and snapshot_id not in enabled and len(enabled) >= FSR_LIMIT["snapshots"]:
+                error = ("FastSnapshotRestoreLimitExceeded",
+                         f"at most {FSR_LIMIT['snapshots']} snapshots enabled for fast snapshot restore in this region")
+            if error is not None:
+                unsuccessful.append({
+                    "SnapshotId": snapshot_id,
+                    "FastSnapshotRestoreStateErrors": [
+                        {"AvailabilityZone": zone, "Error": {"Code": error[0], "Message": error[1]}}
+                    ],
+                })
+                continue
+            if key not in FAST_RESTORES or FAST_RESTORES[key]["state"] == "disabled":
+                FAST_RESTORES[key] = {"state": "enabling", "since": now()}
+            successful.append(fast_restore_item(key))
+    return ActionResult({"Successful": successful, "Unsuccessful": unsuccessful})
+
+
+def disable_fast_snapshot_restores(self):
+    backend = self.ec2_backend
+    zones = self._get_param("AvailabilityZones", [])
+    snapshot_ids = self._get_param("SourceSnapshotIds", [])
+    successful = []
+    for snapshot_id in snapshot_ids:
+        for zone in zones:
+            key = (backend.account_id, backend.region_name, snapshot_id, zone)
+            if key in FAST_RESTORES:
+                item = fast_restore_item(key)
+                FAST_RESTORES.pop(key)
+                item["State"] = "disabled"
+                successful.append(item)
+    return ActionResult({"Successful": successful, "Unsuccessful": []})
+
+
+def describe_fast_snapshot_restores(self):
+    backend = self.ec2_backend
+    filters = self._filters_from_querystring() or {}
+    items = []
+    for key in sorted(FAST_RESTORES):
+        if key[:2] != (backend.account_id, backend.region_name):
+            continue
+        item = fast_restore_item(key)
+        wanted = {
+            "snapshot-id": item["SnapshotId"],
+            "availability-zone": item["AvailabilityZone"],
+            "state": item["State"],
+            "owner-id": item["OwnerId"],
+        }
+        if all(wanted.get(name) in values for name, values in filters.items()):
+            items.append(item)
+    return ActionResult({"FastSnapshotRestores": items})
+
+
+describe_snapshot_tier_status = EBSBackend.describe_snapshot_tier_status
+describe_ebs_snapshots = EBSBackend.describe_snapshots
+create_ebs_volume = EBSBackend.create_volume
+delete_snapshot_before_tiers = EBSBackend.delete_snapshot
+EBSBackend.modify_snapshot_tier = modify_snapshot_tier_as_aws
+EBSBackend.restore_snapshot_tier = restore_snapshot_tier_as_aws
+EBSBackend.describe_snapshot_tier_status = describe_snapshot_tier_status_as_aws
+EBSBackend.describe_snapshots = describe_snapshots_with_tiers
+EBSBackend.create_volume = create_volume_unless_archived
+EBSBackend.delete_snapshot = delete_snapshot_with_tiers
+ElasticBlockStore.enable_fast_snapshot_restores = enable_fast_snapshot_restores
+ElasticBlockStore.disable_fast_snapshot_restores = disable_fast_snapshot_restores
+ElasticBlockStore.describe_fast_snapshot_restores = describe_fast_snapshot_restores
+
+
 # Systems Manager Run Command, as AWS documents it --------------------------------------------
 #
 # moto 5.2.5's SendCommand takes any document and instance, and every invocation is "Success"
@@ -1125,9 +1419,11 @@ def reset_with_patches(self):
     its rules, the lock clock."""
     moto_reset(self)
     for kept in (VOLUME_BLOCKS, SNAPSHOT_BLOCKS, RBIN_RULES, RECYCLE_BIN, SSM_INSTANCES,
-                 SSM_COMMANDS):
+                 SSM_COMMANDS, TIERS, FAST_RESTORES):
         kept.clear()
     CLOCK["offset_seconds"] = 0.0
+    TIER_SECONDS.update({"archive": 3600.0, "restore": 6 * 3600.0, "optimize": 3600.0})
+    FSR_LIMIT["snapshots"] = 5
 
 
 MotoAPIBackend.reset = reset_with_patches

@@ -883,3 +883,215 @@ async fn ebs_direct_apis_read_the_blocks_a_snapshot_captured() {
     let forgotten = ebs.list_snapshot_blocks().snapshot_id(&first).send().await;
     assert!(forgotten.is_err(), "reset forgets the captured blocks");
 }
+
+/// The archive tier and fast snapshot restore patch (fast_moto.py), on the lock clock: archiving
+/// takes its time and the snapshot stays usable until it completes, an archived snapshot makes
+/// no volume until restored, a temporary restore expires back to the archive, a permanent one
+/// brings it back to the standard tier; fast snapshot restore goes enabling, optimizing,
+/// enabled, refuses archived snapshots, other regions' zones and a sixth snapshot, and ends
+/// with the snapshot's archival or deletion.
+#[tokio::test]
+async fn the_archive_tier_and_fast_snapshot_restore_behave_as_aws_documents_them() {
+    use aws_sdk_ec2::types::{Filter, StorageTier, TieringOperationStatus};
+    let emulator = start();
+    let ec2 = aws_sdk_ec2::Client::new(&emulator.sdk_config().await);
+    let volume = fleet::detached_volume(&ec2).await.unwrap();
+    let mut snapshots = Vec::new();
+    for _ in 0..8 {
+        snapshots.push(
+            fleet::snapshot_by_hand(&ec2, &volume, &[("Name", "tier")])
+                .await
+                .unwrap(),
+        );
+    }
+    let zone = format!("{}a", emulator::REGION);
+    let status = async |id: &str| {
+        let statuses = ec2
+            .describe_snapshot_tier_status()
+            .filters(Filter::builder().name("snapshot-id").values(id).build())
+            .send()
+            .await
+            .unwrap();
+        let status = statuses.snapshot_tier_statuses()[0].clone();
+        (
+            status.storage_tier().cloned(),
+            status.last_tiering_operation_status().cloned(),
+        )
+    };
+    let make_volume = async |id: &str| {
+        ec2.create_volume()
+            .snapshot_id(id)
+            .availability_zone(&zone)
+            .send()
+            .await
+    };
+    let archived = &snapshots[0];
+    ec2.modify_snapshot_tier()
+        .snapshot_id(archived)
+        .storage_tier(aws_sdk_ec2::types::TargetStorageTier::Archive)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        status(archived).await,
+        (
+            Some(StorageTier::Standard),
+            Some(TieringOperationStatus::ArchivalInProgress)
+        )
+    );
+    assert!(
+        make_volume(archived).await.is_ok(),
+        "usable while archiving"
+    );
+    let again = ec2
+        .modify_snapshot_tier()
+        .snapshot_id(archived)
+        .storage_tier(aws_sdk_ec2::types::TargetStorageTier::Archive)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&again).as_deref(), Some("IncorrectState"));
+    emulator.set_lock_clock(3_601).unwrap();
+    assert_eq!(
+        status(archived).await,
+        (
+            Some(StorageTier::Archive),
+            Some(TieringOperationStatus::ArchivalCompleted)
+        )
+    );
+    let refused = make_volume(archived).await.unwrap_err();
+    assert_eq!(code(&refused).as_deref(), Some("IncorrectState"));
+    // A temporary restore: in progress for its hours, then usable until it expires.
+    let restored = ec2
+        .restore_snapshot_tier()
+        .snapshot_id(archived)
+        .temporary_restore_days(2)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(restored.is_permanent_restore(), Some(false));
+    assert_eq!(
+        status(archived).await.1,
+        Some(TieringOperationStatus::TemporaryRestoreInProgress)
+    );
+    assert!(
+        make_volume(archived).await.is_err(),
+        "not until the restore completes"
+    );
+    emulator.set_lock_clock(3_601 + 6 * 3_600).unwrap();
+    assert_eq!(
+        status(archived).await.1,
+        Some(TieringOperationStatus::TemporaryRestoreCompleted)
+    );
+    assert!(make_volume(archived).await.is_ok());
+    emulator
+        .set_lock_clock(3_601 + 6 * 3_600 + 2 * 86_400)
+        .unwrap();
+    assert_eq!(
+        status(archived).await,
+        (
+            Some(StorageTier::Archive),
+            Some(TieringOperationStatus::ArchivalCompleted)
+        ),
+        "the temporary copy expired"
+    );
+    // A permanent restore brings it back to the standard tier.
+    ec2.restore_snapshot_tier()
+        .snapshot_id(archived)
+        .permanent_restore(true)
+        .send()
+        .await
+        .unwrap();
+    emulator
+        .set_lock_clock(3_601 + 12 * 3_600 + 2 * 86_400)
+        .unwrap();
+    assert_eq!(
+        status(archived).await,
+        (
+            Some(StorageTier::Standard),
+            Some(TieringOperationStatus::PermanentRestoreCompleted)
+        )
+    );
+    let never = ec2
+        .restore_snapshot_tier()
+        .snapshot_id(&snapshots[7])
+        .temporary_restore_days(1)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        code(&never).as_deref(),
+        Some("IncorrectState"),
+        "never archived"
+    );
+
+    // Fast snapshot restore: at most five snapshots, this region's zones only.
+    let enabled = ec2
+        .enable_fast_snapshot_restores()
+        .availability_zones(&zone)
+        .set_source_snapshot_ids(Some(snapshots[1..7].to_vec()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(enabled.successful().len(), 5);
+    let errors: Vec<String> = enabled
+        .unsuccessful()
+        .iter()
+        .flat_map(|u| u.fast_snapshot_restore_state_errors())
+        .filter_map(|e| e.error().and_then(|e| e.code()).map(str::to_owned))
+        .collect();
+    assert_eq!(errors, ["FastSnapshotRestoreLimitExceeded"]);
+    let elsewhere = ec2
+        .enable_fast_snapshot_restores()
+        .availability_zones("eu-west-1a")
+        .source_snapshot_ids(&snapshots[1])
+        .send()
+        .await
+        .unwrap();
+    assert!(elsewhere.successful().is_empty());
+    let states = async || -> Vec<String> {
+        ec2.describe_fast_snapshot_restores()
+            .send()
+            .await
+            .unwrap()
+            .fast_snapshot_restores()
+            .iter()
+            .map(|f| f.state().unwrap().as_str().to_owned())
+            .collect()
+    };
+    assert!(states().await.iter().all(|s| s == "enabling"));
+    let base = 3_601 + 12 * 3_600 + 2 * 86_400;
+    emulator.set_lock_clock(base + 60).unwrap();
+    assert!(states().await.iter().all(|s| s == "optimizing"));
+    emulator.set_lock_clock(base + 3_601).unwrap();
+    assert_eq!(states().await, vec!["enabled"; 5]);
+    // Disabled, deleted or archived: no longer enabled.
+    ec2.disable_fast_snapshot_restores()
+        .availability_zones(&zone)
+        .source_snapshot_ids(&snapshots[1])
+        .send()
+        .await
+        .unwrap();
+    ec2.delete_snapshot()
+        .snapshot_id(&snapshots[2])
+        .send()
+        .await
+        .unwrap();
+    ec2.modify_snapshot_tier()
+        .snapshot_id(&snapshots[3])
+        .storage_tier(aws_sdk_ec2::types::TargetStorageTier::Archive)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(states().await.len(), 2);
+    // An archived snapshot cannot be enabled.
+    emulator.set_lock_clock(base + 2 * 3_601).unwrap();
+    let archived_fsr = ec2
+        .enable_fast_snapshot_restores()
+        .availability_zones(&zone)
+        .source_snapshot_ids(&snapshots[3])
+        .send()
+        .await
+        .unwrap();
+    assert!(archived_fsr.successful().is_empty());
+}
