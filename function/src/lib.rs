@@ -5,6 +5,7 @@
 //! `report`, `tags`, `lock`, and `pacing`'s bucket) take plain data and an explicit `now`; only
 //! `inventory`, `execute`, `dr`, `drill` and `handler` talk to AWS.
 
+pub mod archive;
 pub mod backup_run;
 pub mod changes;
 pub mod config;

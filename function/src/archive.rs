@@ -1,0 +1,148 @@
+//! The archive tier (issue 33), the pure rules: whether moving one snapshot to the EBS
+//! Snapshots Archive tier pays, what deleting an archived snapshot early costs, and what a
+//! schedule's `archive_after_days` must allow. No I/O, no clock: `now` is given.
+//!
+//! From the EBS user guide ("Archive Amazon EBS snapshots", "Pricing and billing"): an archived
+//! snapshot is a full snapshot (all the blocks written to its volume when it was made), billed
+//! at a quarter of the standard rate, for at least 90 days (deleting or permanently restoring
+//! it sooner bills the rest); the blocks later snapshots still reference stay in the standard
+//! tier, so archiving frees at most the snapshot's own blocks there.
+
+use crate::cost::{STANDARD_PRICE_PER_GB_MONTH, monthly};
+use time::{Duration, OffsetDateTime};
+
+/// The archive tier's list price, US dollars per GB-month, US East (a quarter of the standard
+/// tier's; the EBS user guide's "Pricing and billing for archiving Amazon EBS snapshots").
+pub const ARCHIVE_PRICE_PER_GB_MONTH: f64 = 0.0125;
+/// The least time an archived snapshot is billed for.
+pub const MIN_ARCHIVE_DAYS: i64 = 90;
+/// A month, for prices per GB-month.
+const MONTH_DAYS: f64 = 30.0;
+/// Without measured bytes, a schedule archives only when its sets are at least this far apart
+/// (the user guide recommends archiving monthly, quarterly or yearly sets, not daily ones).
+pub const UNMEASURED_MIN_GAP_HOURS: u32 = 28 * 24;
+
+/// What is known of one snapshot for the decision.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Candidate {
+    pub made_at: OffsetDateTime,
+    /// Its expiry (`smartvault:expires-at`), when it has one.
+    pub expires_at: Option<OffsetDateTime>,
+    /// The data its volume held when it was made (`smartvault:written-bytes`): what the
+    /// archive bills for.
+    pub written_bytes: Option<u64>,
+    /// At most what archiving frees in the standard tier: its blocks no other kept snapshot
+    /// holds (`cost::SetCost::frees_up_to`), when measured.
+    pub frees_bytes: Option<u64>,
+    /// It is the newest snapshot of its volume.
+    pub newest_of_volume: bool,
+    /// A tripwire pin or another lock holds it.
+    pub pinned: bool,
+    /// The longest gap between its schedule's runs, in hours (`overdue_after_hours`), when known.
+    pub schedule_gap_hours: Option<u32>,
+}
+
+/// Why a snapshot stays in the standard tier, or that it goes to the archive.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    Archive {
+        /// What it saves a month: the standard blocks freed less the archive's bill.
+        saves_monthly_usd: Option<f64>,
+    },
+    Stay(String),
+}
+
+/// Whether `c` goes to the archive `after_days` after it was made, at `now`.
+pub fn verdict(c: &Candidate, after_days: u32, now: OffsetDateTime) -> Verdict {
+    if now - c.made_at < Duration::days(i64::from(after_days)) {
+        return Verdict::Stay(format!("younger than archive_after_days ({after_days})"));
+    }
+    if c.newest_of_volume {
+        return Verdict::Stay(
+            "the newest snapshot of its volume: the next set is incremental from it".into(),
+        );
+    }
+    if c.pinned {
+        return Verdict::Stay(
+            "locked or pinned by the tripwire: it must restore in minutes, not 72 hours".into(),
+        );
+    }
+    if let Some(expires) = c.expires_at
+        && expires - now < Duration::days(MIN_ARCHIVE_DAYS)
+    {
+        return Verdict::Stay(format!(
+            "expires in {} days, under the archive's {MIN_ARCHIVE_DAYS}-day minimum: archiving \
+             would bill the rest",
+            (expires - now).whole_days()
+        ));
+    }
+    match (c.written_bytes, c.frees_bytes) {
+        (Some(full), Some(frees)) => {
+            let archive = monthly(full, ARCHIVE_PRICE_PER_GB_MONTH);
+            let freed = monthly(frees, STANDARD_PRICE_PER_GB_MONTH);
+            if archive < freed {
+                Verdict::Archive {
+                    saves_monthly_usd: Some(freed - archive),
+                }
+            } else {
+                Verdict::Stay(format!(
+                    "archiving its {full} bytes (${archive:.4} a month) costs more than the \
+                     {frees} bytes it frees in the standard tier (${freed:.4})"
+                ))
+            }
+        }
+        _ => match c.schedule_gap_hours {
+            Some(gap) if gap >= UNMEASURED_MIN_GAP_HOURS => Verdict::Archive {
+                saves_monthly_usd: None,
+            },
+            _ => Verdict::Stay(
+                "not measured, and its schedule runs more often than monthly: archiving \
+                 frequent incremental sets costs more (the EBS user guide)"
+                    .into(),
+            ),
+        },
+    }
+}
+
+/// What deleting (or permanently restoring) an archived snapshot at `now` bills beyond its
+/// life: the rest of its 90 days at the archive rate, on `full_bytes`; 0 once they are over.
+pub fn early_deletion_usd(
+    full_bytes: u64,
+    archived_at: OffsetDateTime,
+    now: OffsetDateTime,
+) -> f64 {
+    let left = Duration::days(MIN_ARCHIVE_DAYS) - (now - archived_at);
+    if left <= Duration::ZERO {
+        return 0.0;
+    }
+    monthly(full_bytes, ARCHIVE_PRICE_PER_GB_MONTH) * left.as_seconds_f64()
+        / (MONTH_DAYS * 86_400.0)
+}
+
+/// Why a schedule's `archive_after_days` cannot archive anything under its retention, or
+/// `None`.
+pub fn archive_after_problem(after_days: u32, retention_days: u32) -> Option<String> {
+    let room = i64::from(retention_days) - i64::from(after_days);
+    if after_days == 0 {
+        return Some("archive_after_days 0: a set is archived at the earliest a day after it is made; use 1 or more".into());
+    }
+    if i64::from(retention_days) <= MIN_ARCHIVE_DAYS {
+        return Some(format!(
+            "retention_days {retention_days} keeps no set past the archive's \
+             {MIN_ARCHIVE_DAYS}-day minimum and a day: remove archive_after_days, or keep the \
+             schedule's sets at least {} days",
+            MIN_ARCHIVE_DAYS + 1
+        ));
+    }
+    (room < MIN_ARCHIVE_DAYS).then(|| {
+        format!(
+            "archive_after_days {after_days} leaves {room} days of retention_days \
+             {retention_days} in the archive, under its {MIN_ARCHIVE_DAYS}-day minimum: every \
+             archived set would bill days it is not kept; use at most {} or keep sets longer",
+            i64::from(retention_days) - MIN_ARCHIVE_DAYS
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests;
