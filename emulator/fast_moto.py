@@ -885,7 +885,9 @@ def tier_of(backend, snapshot):
             state["tier"] = "standard"
             restore["expiry"] = None
         else:
+            # Usable again (DescribeSnapshots: StorageTier standard, RestoreExpiryTime set).
             state["status"] = "temporary-restore-completed"
+            state["tier"] = "standard"
             restore["expiry"] = restore["done"] + timedelta(days=restore["days"])
     if (
         restore
@@ -895,6 +897,7 @@ def tier_of(backend, snapshot):
     ):
         # The temporary copy expired: archived again.
         state["status"] = "archival-completed"
+        state["tier"] = "archive"
         state["restore"] = None
         restore = None
     snapshot.storage_tier = state["tier"]

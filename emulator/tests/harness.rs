@@ -980,8 +980,22 @@ async fn the_archive_tier_and_fast_snapshot_restore_behave_as_aws_documents_them
     );
     emulator.set_lock_clock(3_601 + 6 * 3_600).unwrap();
     assert_eq!(
-        status(archived).await.1,
-        Some(TieringOperationStatus::TemporaryRestoreCompleted)
+        status(archived).await,
+        (
+            Some(StorageTier::Standard),
+            Some(TieringOperationStatus::TemporaryRestoreCompleted)
+        ),
+        "a temporarily restored snapshot is usable: in the standard tier until it expires"
+    );
+    let described = ec2
+        .describe_snapshots()
+        .snapshot_ids(archived)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        described.snapshots()[0].restore_expiry_time().is_some(),
+        "DescribeSnapshots gives its expiry"
     );
     assert!(make_volume(archived).await.is_ok());
     emulator

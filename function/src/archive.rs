@@ -9,13 +9,21 @@
 //! tier, so archiving frees at most the snapshot's own blocks there.
 
 use crate::cost::{STANDARD_PRICE_PER_GB_MONTH, monthly};
+use crate::model::{Policy, Snapshot, Tier};
+use crate::tags;
+use std::collections::{BTreeMap, BTreeSet};
 use time::{Duration, OffsetDateTime};
 
 /// The archive tier's list price, US dollars per GB-month, US East (a quarter of the standard
 /// tier's; the EBS user guide's "Pricing and billing for archiving Amazon EBS snapshots").
-pub const ARCHIVE_PRICE_PER_GB_MONTH: f64 = 0.0125;
+pub const ARCHIVE_PRICE_PER_GB_MONTH: f64 =
+    STANDARD_PRICE_PER_GB_MONTH * crate::cost::ARCHIVE_SHARE;
 /// The least time an archived snapshot is billed for.
 pub const MIN_ARCHIVE_DAYS: i64 = 90;
+/// Archived snapshots a volume may have (the EBS user guide's archive quotas).
+pub const MAX_ARCHIVED_PER_VOLUME: usize = 25;
+/// Archivals in progress an account may have at once (the same table).
+pub const MAX_ARCHIVALS_IN_PROGRESS: usize = 25;
 /// A month, for prices per GB-month.
 const MONTH_DAYS: f64 = 30.0;
 /// Without measured bytes, a schedule archives only when its sets are at least this far apart
@@ -142,6 +150,138 @@ pub fn archive_after_problem(after_days: u32, retention_days: u32) -> Option<Str
             i64::from(retention_days) - MIN_ARCHIVE_DAYS
         )
     })
+}
+
+/// One snapshot to move to the archive tier.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Archival {
+    pub snapshot_id: String,
+    pub instance_id: Option<String>,
+    pub schedule: String,
+    /// What it saves a month, when measured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub saves_monthly_usd: Option<f64>,
+}
+
+/// What a run archives, and why fewer than would pay, when a quota held some back.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Plan {
+    /// Oldest first.
+    pub archive: Vec<Archival>,
+    /// Snapshots that would pay but wait for the archive quotas, with the quota.
+    pub held_back: Vec<(String, String)>,
+}
+
+/// Whether SmartVault asked EC2 to archive `s` and EC2 still reports it in the standard tier
+/// without a restore: its archival is in progress.
+pub fn archiving(s: &Snapshot) -> bool {
+    s.tier == Tier::Standard && s.tag(tags::ARCHIVED_AT).is_some() && s.tag(tags::TIER_RESTORE).is_none()
+}
+
+/// Which of this deployment's `snapshots` go to the archive tier at `now`: those of a schedule
+/// with `archive_after_days` for which [`verdict`] says it pays, never one of `held` (locked,
+/// pinned, kept ready by fast snapshot restore), within the archive quotas. `frees` is what
+/// archiving each measured snapshot frees in the standard tier.
+pub fn plan(
+    snapshots: &[Snapshot],
+    policy: &Policy,
+    held: &BTreeSet<String>,
+    frees: &BTreeMap<String, u64>,
+    now: OffsetDateTime,
+) -> Plan {
+    // The newest snapshot of each volume, and each volume's snapshots in the archive (or on
+    // their way there, or restored from it).
+    let mut newest: BTreeMap<&str, (OffsetDateTime, &str)> = BTreeMap::new();
+    let mut archived: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut in_progress = 0;
+    for s in snapshots {
+        let Some(volume) = s.volume_id.as_deref() else {
+            continue;
+        };
+        let at = (s.made_at_by(now), s.id.as_str());
+        if newest.get(volume).is_none_or(|n| at > *n) {
+            newest.insert(volume, at);
+        }
+        if s.tier != Tier::Standard || s.tag(tags::ARCHIVED_AT).is_some() {
+            *archived.entry(volume).or_default() += 1;
+        }
+        in_progress += usize::from(archiving(s));
+    }
+    let mut candidates: Vec<(&Snapshot, Option<f64>, String)> = Vec::new();
+    for s in snapshots {
+        let schedule = tags::schedule_of(&s.tags);
+        let Some(rule) = policy.rule(schedule) else {
+            continue;
+        };
+        let Some(after_days) = rule.archive_after_days else {
+            continue;
+        };
+        if !s.completed()
+            || s.tier != Tier::Standard
+            || s.tag(tags::ARCHIVED_AT).is_some()
+            || s.tag(tags::TIER_RESTORE).is_some()
+            || s.tag(tags::SOURCE_REGION).is_some()
+            || s.tag(tags::INSTANCE_ID).is_none()
+        {
+            continue;
+        }
+        let candidate = Candidate {
+            made_at: s.made_at_by(now),
+            expires_at: s.tag(tags::EXPIRES_AT).and_then(|t| tags::parse_time(t).ok()),
+            written_bytes: s.tag(tags::WRITTEN_BYTES).and_then(|b| b.parse().ok()),
+            frees_bytes: frees.get(&s.id).copied(),
+            newest_of_volume: s
+                .volume_id
+                .as_deref()
+                .is_none_or(|v| newest.get(v).is_some_and(|n| n.1 == s.id)),
+            pinned: held.contains(&s.id),
+            schedule_gap_hours: rule.overdue_after_hours,
+        };
+        if let Verdict::Archive { saves_monthly_usd } = verdict(&candidate, after_days, now) {
+            candidates.push((s, saves_monthly_usd, schedule.to_owned()));
+        }
+    }
+    candidates.sort_by(|a, b| a.0.made_at_by(now).cmp(&b.0.made_at_by(now)).then(a.0.id.cmp(&b.0.id)));
+    let mut plan = Plan::default();
+    for (s, saves_monthly_usd, schedule) in candidates {
+        let volume = s.volume_id.as_deref().unwrap_or_default();
+        let count = archived.entry(volume).or_default();
+        if *count >= MAX_ARCHIVED_PER_VOLUME {
+            plan.held_back.push((
+                s.id.clone(),
+                format!("its volume has {MAX_ARCHIVED_PER_VOLUME} archived snapshots, the most EBS allows"),
+            ));
+            continue;
+        }
+        if in_progress >= MAX_ARCHIVALS_IN_PROGRESS {
+            plan.held_back.push((
+                s.id.clone(),
+                format!("{MAX_ARCHIVALS_IN_PROGRESS} archivals are in progress, the most EBS allows at once; a later run archives it"),
+            ));
+            continue;
+        }
+        *count += 1;
+        in_progress += 1;
+        plan.archive.push(Archival {
+            snapshot_id: s.id.clone(),
+            instance_id: s.tag(tags::INSTANCE_ID).map(str::to_owned),
+            schedule,
+            saves_monthly_usd,
+        });
+    }
+    plan
+}
+
+/// What deleting `s` now bills beyond its life, when it is in the archive (or restored from
+/// it) within its 90 days: on its written bytes when measured, else its volume's size (an
+/// upper bound).
+pub fn early_deletion(s: &Snapshot, now: OffsetDateTime) -> Option<f64> {
+    let archived_at = tags::parse_time(s.tag(tags::ARCHIVED_AT)?).ok()?;
+    let full = s
+        .tag(tags::WRITTEN_BYTES)
+        .and_then(|b| b.parse().ok())
+        .unwrap_or(u64::try_from(s.size_gib).unwrap_or(0) << 30);
+    Some(early_deletion_usd(full, archived_at, now)).filter(|usd| *usd > 0.0)
 }
 
 #[cfg(test)]

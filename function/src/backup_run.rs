@@ -232,6 +232,18 @@ pub(crate) async fn run(
                     )
                     .await;
                     crate::measure_run::merge(&mut report, measured);
+                    // ...and the storage tiers: the archive and fast snapshot restore.
+                    let swept = crate::tier_run::sweep(
+                        ctx,
+                        mode,
+                        deadline.as_ref(),
+                        &sources,
+                        &inventory.instances,
+                        &inventory.locks,
+                        now,
+                    )
+                    .await;
+                    crate::tier_run::merge(&mut report, swept);
                 }
             }
             for outcomes in [created, locked, deleted] {

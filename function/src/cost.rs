@@ -33,6 +33,33 @@ pub fn monthly(bytes: u64, price_per_gb_month: f64) -> f64 {
     bytes as f64 / GIB * price_per_gb_month
 }
 
+/// The archive tier's rate as a share of the standard tier's ($0.0125 against $0.05 a
+/// GB-month, the same guide).
+pub const ARCHIVE_SHARE: f64 = 0.25;
+
+/// What archiving each measured snapshot would free in the standard tier: its blocks that no
+/// later kept snapshot of its volume holds (an upper bound, as [`SetCost::frees_up_to`]).
+pub fn frees_by_snapshot(
+    snapshots: &[Snapshot],
+    deployment: &str,
+    now: OffsetDateTime,
+) -> BTreeMap<String, u64> {
+    let mut frees = BTreeMap::new();
+    for chain in changes::by_volume(snapshots, deployment, now).values() {
+        let parts = parts(chain);
+        for (index, part) in parts.iter().enumerate() {
+            let freed = match parts.get(index + 1) {
+                _ if !part.measured => continue,
+                Some(next) if next.measured => part.bytes.min(next.changed.unwrap_or(0)),
+                Some(_) => continue,
+                None => part.bytes,
+            };
+            frees.insert(part.snapshot.id.clone(), freed);
+        }
+    }
+    frees
+}
+
 /// One set of an instance (its snapshots of one run), as the cost of keeping it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SetCost {
@@ -53,7 +80,11 @@ pub struct InstanceCost {
     pub instance_id: String,
     pub schedule: String,
     pub volumes: usize,
+    /// In the standard tier.
     pub bytes: u64,
+    /// In the archive tier: its archived snapshots' full size, billed at a quarter of the
+    /// standard rate.
+    pub archived_bytes: u64,
     pub monthly_usd: f64,
     /// False when some snapshot is not measured yet, or was measured against one no longer
     /// kept: `bytes` is then a lower bound.
@@ -68,6 +99,7 @@ pub struct InstanceCost {
 pub struct Estimate {
     pub price_per_gb_month: f64,
     pub bytes: u64,
+    pub archived_bytes: u64,
     pub monthly_usd: f64,
     pub exact: bool,
     pub unmeasured: usize,
@@ -158,12 +190,21 @@ pub fn estimate(
                     schedule: schedule.clone(),
                     volumes: 0,
                     bytes: 0,
+                    archived_bytes: 0,
                     monthly_usd: 0.0,
                     exact: true,
                     unmeasured: 0,
                     sets: Vec::new(),
                 });
-            owner.bytes += part.bytes;
+            // An archived snapshot is whole in the archive; of its blocks, only those later
+            // snapshots still hold stay in the standard tier.
+            if snapshot.tier == crate::model::Tier::Archive {
+                owner.archived_bytes +=
+                    number(snapshot, changes::WRITTEN_BYTES).unwrap_or(part.bytes);
+                owner.bytes += part.bytes - frees;
+            } else {
+                owner.bytes += part.bytes;
+            }
             owner.exact &= part.exact;
             owner.unmeasured += usize::from(!part.measured);
             let made_at = snapshot.made_at_by(now);
@@ -192,14 +233,18 @@ pub fn estimate(
         }
     }
     let mut instances: Vec<InstanceCost> = by_owner.into_values().collect();
+    let archive_price = price_per_gb_month * ARCHIVE_SHARE;
     for owner in &mut instances {
-        owner.monthly_usd = monthly(owner.bytes, price_per_gb_month);
+        owner.monthly_usd = monthly(owner.bytes, price_per_gb_month)
+            + monthly(owner.archived_bytes, archive_price);
     }
     let bytes = instances.iter().map(|i| i.bytes).sum();
+    let archived_bytes = instances.iter().map(|i| i.archived_bytes).sum();
     Estimate {
         price_per_gb_month,
         bytes,
-        monthly_usd: monthly(bytes, price_per_gb_month),
+        archived_bytes,
+        monthly_usd: monthly(bytes, price_per_gb_month) + monthly(archived_bytes, archive_price),
         exact: instances.iter().all(|i| i.exact),
         unmeasured: instances.iter().map(|i| i.unmeasured).sum(),
         instances,

@@ -413,6 +413,14 @@ fn snapshot(snapshot: &aws_sdk_ec2::types::Snapshot) -> Option<Snapshot> {
         encrypted: snapshot.encrypted().unwrap_or(false),
         kms_key: snapshot.kms_key_id().map(str::to_owned),
         tags: tag_map(snapshot.tags()),
+        tier: match (snapshot.storage_tier(), snapshot.restore_expiry_time()) {
+            (_, Some(until)) => OffsetDateTime::from_unix_timestamp(until.secs())
+                .map_or(crate::model::Tier::Standard, |until| {
+                    crate::model::Tier::Restored { until }
+                }),
+            (Some(aws_sdk_ec2::types::StorageTier::Archive), None) => crate::model::Tier::Archive,
+            _ => crate::model::Tier::Standard,
+        },
     })
 }
 

@@ -101,6 +101,34 @@ pub struct Snapshot {
     /// The KMS key an encrypted snapshot is encrypted with (a key ARN).
     pub kms_key: Option<String>,
     pub tags: Tags,
+    /// Its storage tier, as EC2 reports it.
+    pub tier: Tier,
+}
+
+/// Where a snapshot is stored (EC2's `StorageTier`, and `RestoreExpiryTime` of a temporary
+/// restore).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Tier {
+    /// The standard tier: usable, incremental.
+    #[default]
+    Standard,
+    /// The archive tier: a full snapshot that must be restored before use.
+    Archive,
+    /// Back from the archive until this time, then archived again.
+    Restored { until: OffsetDateTime },
+}
+
+impl Tier {
+    /// How `snapshots` and the summary name it.
+    pub fn describe(self) -> String {
+        match self {
+            Tier::Standard => "standard".to_owned(),
+            Tier::Archive => "archive".to_owned(),
+            Tier::Restored { until } => {
+                format!("restored from the archive until {}", crate::tags::format_time(until))
+            }
+        }
+    }
 }
 
 impl Snapshot {
@@ -119,6 +147,7 @@ impl Snapshot {
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect(),
+            tier: Tier::Standard,
         }
     }
 
@@ -230,6 +259,8 @@ impl CopyRule {
             overdue_after_hours: None,
             lock: None,
             consistency: None,
+            archive_after_days: None,
+            fast_restore: None,
         }
     }
 }
@@ -253,6 +284,14 @@ pub struct ScheduleRule {
     /// Each set of this schedule is made application-consistent, when set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub consistency: Option<crate::consistency::Rule>,
+    /// Its sets move to the archive tier this many days after they are made, when it pays
+    /// (function/src/archive.rs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archive_after_days: Option<u32>,
+    /// Its newest sets are kept ready to restore at full performance in these zones
+    /// (function/src/fast_restore.rs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fast_restore: Option<crate::fast_restore::Rule>,
 }
 
 impl ScheduleRule {
@@ -264,6 +303,8 @@ impl ScheduleRule {
             overdue_after_hours: None,
             lock: None,
             consistency: None,
+            archive_after_days: None,
+            fast_restore: None,
         }
     }
 }
@@ -314,6 +355,8 @@ impl Policy {
                 overdue_after_hours: None,
                 lock: None,
                 consistency: None,
+                archive_after_days: None,
+                fast_restore: None,
             })
     }
 

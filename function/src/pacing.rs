@@ -124,6 +124,10 @@ pub enum Action {
     CreateTags,
     /// A consistent set's pre or post stage (Systems Manager's Run Command).
     SendCommand,
+    /// Moving a snapshot to the archive tier.
+    ModifySnapshotTier,
+    /// Enabling or disabling a snapshot's fast snapshot restores.
+    FastSnapshotRestores,
 }
 
 /// The buckets of one function instance, one per action and region (EC2's buckets are per

@@ -99,7 +99,7 @@ fn volume_tags(
             warnings.push(format!(
                 "{} of {}: its snapshot carries {} of the volume's {} tags (a snapshot takes at \
                  most {MAX_TAGS_PER_RESOURCE}, SmartVault's own take {} and {} are kept for what \
-                 the tripwire records); not copied: {}",
+                 is recorded later); not copied: {}",
                 volume.volume_id,
                 instance.id,
                 copied.len(),
@@ -489,7 +489,7 @@ fn record_for_restore(
     if !left_out.is_empty() {
         warnings.push(format!(
             "{}: the restore records of {} of its {} volumes do not fit in a snapshot's \
-             {MAX_TAGS_PER_RESOURCE} tags (less {} kept for what the tripwire records) and are \
+             {MAX_TAGS_PER_RESOURCE} tags (less {} kept for what is recorded later) and are \
              not kept ({}); a restore reads their device and type from the volumes while they \
              exist",
             instance.id,
@@ -686,6 +686,16 @@ pub(crate) fn plan_cleanup(
                 ),
             ));
             continue;
+        }
+        // Retention asks for it: an archived snapshot goes too, and the summary says what
+        // its early deletion bills.
+        if let Some(usd) = crate::archive::early_deletion(snapshot, now) {
+            plan.warnings.push(format!(
+                "snapshot {}: deleted as its retention asks while still within the archive \
+                 tier's {}-day minimum; EBS bills the rest of it, about ${usd:.2}",
+                snapshot.id,
+                crate::archive::MIN_ARCHIVE_DAYS
+            ));
         }
         plan.deletes.push(Deletion {
             snapshot_id: snapshot.id.clone(),

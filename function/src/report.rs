@@ -89,6 +89,127 @@ pub struct RunReport {
     /// With the tripwire: how many sets' changed blocks this run read, and what it flagged.
     #[serde(default, skip_deserializing, skip_serializing_if = "Option::is_none")]
     pub tripwire: Option<Tripwire>,
+    /// With the archive tier or fast snapshot restore: what the run moved, enabled, disabled,
+    /// and the restores from the archive an operator started that are ready.
+    #[serde(default, skip_deserializing, skip_serializing_if = "Option::is_none")]
+    pub tiering: Option<Tiering>,
+}
+
+/// What a run did with storage tiers and fast snapshot restore (the link that ends the run).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Tiering {
+    /// Snapshots sent to the archive tier.
+    pub archived: Vec<TierArchived>,
+    /// Snapshots that would pay in the archive but wait for its quotas.
+    pub held_back: usize,
+    /// Snapshots an operator's restore brought back from the archive, ready to restore now.
+    pub restores_ready: Vec<RestoreReady>,
+    pub fast_restore_enabled: Vec<crate::fast_restore::Change>,
+    pub fast_restore_disabled: Vec<crate::fast_restore::Change>,
+}
+
+/// One snapshot sent to the archive tier.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TierArchived {
+    pub snapshot_id: String,
+    pub instance_id: Option<String>,
+    pub schedule: String,
+    /// What it saves a month, in US cents, when measured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub saves_monthly_cents: Option<u64>,
+}
+
+/// A snapshot back from the archive tier.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RestoreReady {
+    pub snapshot_id: String,
+    pub instance_id: Option<String>,
+    /// When a temporary restore goes back to the archive; `None` for a permanent one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub until: Option<String>,
+}
+
+impl Tiering {
+    pub fn is_empty(&self) -> bool {
+        self.archived.is_empty()
+            && self.held_back == 0
+            && self.restores_ready.is_empty()
+            && self.fast_restore_enabled.is_empty()
+            && self.fast_restore_disabled.is_empty()
+    }
+
+    /// The summary's lines for it.
+    fn write(&self, out: &mut String, dry_run: bool) {
+        use std::fmt::Write;
+        if !self.restores_ready.is_empty() {
+            let _ = writeln!(
+                out,
+                "\nBack from the archive tier, ready to restore ({}; finish with `cargo xtask \
+                 restore --resume`):",
+                plural(self.restores_ready.len(), "snapshot")
+            );
+            for ready in self.restores_ready.iter().take(MAX_BODY_ENTRIES) {
+                let _ = writeln!(
+                    out,
+                    "  {} of {}{}",
+                    ready.snapshot_id,
+                    ready.instance_id.as_deref().unwrap_or("-"),
+                    ready
+                        .until
+                        .as_ref()
+                        .map(|u| format!(", until {u}"))
+                        .unwrap_or_else(|| ", permanently".to_owned())
+                );
+            }
+            more(out, self.restores_ready.len(), MAX_BODY_ENTRIES.min(self.restores_ready.len()));
+        }
+        if !self.archived.is_empty() || self.held_back > 0 {
+            let cents: u64 = self.archived.iter().filter_map(|a| a.saves_monthly_cents).sum();
+            let _ = writeln!(
+                out,
+                "\n{} {} to the archive tier{}{}:",
+                if dry_run { "Would move" } else { "Moved" },
+                plural(self.archived.len(), "snapshot"),
+                if cents > 0 {
+                    format!(", saving about ${}.{:02} a month where measured", cents / 100, cents % 100)
+                } else {
+                    String::new()
+                },
+                if self.held_back > 0 {
+                    format!(" ({} more wait for the archive's quotas)", self.held_back)
+                } else {
+                    String::new()
+                }
+            );
+            for a in self.archived.iter().take(MAX_BODY_ENTRIES) {
+                let _ = writeln!(
+                    out,
+                    "  {} of {} ({})",
+                    a.snapshot_id,
+                    a.instance_id.as_deref().unwrap_or("-"),
+                    a.schedule
+                );
+            }
+            more(out, self.archived.len(), MAX_BODY_ENTRIES.min(self.archived.len()));
+        }
+        for (list, verb) in [
+            (&self.fast_restore_enabled, "enabled"),
+            (&self.fast_restore_disabled, "disabled"),
+        ] {
+            if list.is_empty() {
+                continue;
+            }
+            let _ = writeln!(
+                out,
+                "\nFast snapshot restore {verb} on {}:",
+                plural(list.len(), "snapshot")
+            );
+            for change in list.iter().take(MAX_BODY_ENTRIES) {
+                let _ = writeln!(out, "  {} in {}", change.snapshot_id, change.zones.join(", "));
+            }
+            more(out, list.len(), MAX_BODY_ENTRIES.min(list.len()));
+        }
+    }
 }
 
 /// What the tripwire read and flagged in a run.
@@ -374,6 +495,7 @@ impl RunReport {
             vault_copies: None,
             tripwire: None,
             consistency: None,
+            tiering: None,
         }
     }
 
@@ -569,6 +691,9 @@ impl RunReport {
                 );
             }
             more(&mut out, consistency.missed, missed.len());
+        }
+        if let Some(tiering) = &self.tiering {
+            tiering.write(&mut out, self.dry_run);
         }
         if totals.locked > 0 {
             let _ = writeln!(
@@ -1186,6 +1311,7 @@ mod tests {
             vault_copies: None,
             tripwire: None,
             consistency: None,
+            tiering: None,
         }
     }
 

@@ -22,8 +22,9 @@ pub struct CallError {
     pub status: u16,
 }
 
-/// The error codes of a throttled call (Systems Manager's and EBS's): nothing was done.
+/// The error codes of a throttled call (Systems Manager's, EBS's and EC2's): nothing was done.
 const THROTTLED: &[&str] = &[
+    "RequestLimitExceeded",
     "ThrottlingException",
     "Throttling",
     "TooManyRequestsException",

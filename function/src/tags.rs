@@ -47,6 +47,13 @@ pub const WRITTEN_BYTES: &str = "smartvault:written-bytes";
 /// instance's sets, until an operator's `cargo xtask tripwire --clear` makes it `cleared <time>`.
 pub const TRIPWIRE: &str = "smartvault:tripwire";
 
+/// On a snapshot SmartVault moved to the archive tier: when it asked (`ModifySnapshotTier`);
+/// the 90-day minimum is counted from it.
+pub const ARCHIVED_AT: &str = "smartvault:archived-at";
+/// On an archived snapshot an operator's `cargo xtask restore` is bringing back from the
+/// archive tier: `requested <time>`, until a run sees it back and mails it: `ready <time>`.
+pub const TIER_RESTORE: &str = "smartvault:tier-restore";
+
 /// On a volume restored from a snapshot (by `xtask restore` or a restore test): that snapshot.
 pub const RESTORED_FROM: &str = "smartvault:restored-from";
 
@@ -92,9 +99,16 @@ pub fn parse_time(value: &str) -> Result<OffsetDateTime, time::error::Parse> {
 
 /// AWS's limit of tags on one resource (its own `aws:` tags aside).
 pub const MAX_TAGS_PER_RESOURCE: usize = 50;
-/// The tags a snapshot gets after its creation, when the tripwire reads what it changed: room
-/// for them is kept when a snapshot is tagged at creation.
-pub const RECORDED_LATER: [&str; 4] = [CHANGED_BYTES, CHANGED_FROM, WRITTEN_BYTES, TRIPWIRE];
+/// The tags a snapshot gets after its creation (when the tripwire reads what it changed, when
+/// it is archived or brought back from the archive): room for them is kept when a snapshot is tagged at creation.
+pub const RECORDED_LATER: [&str; 6] = [
+    CHANGED_BYTES,
+    CHANGED_FROM,
+    WRITTEN_BYTES,
+    TRIPWIRE,
+    ARCHIVED_AT,
+    TIER_RESTORE,
+];
 /// The most tags a snapshot gets at its creation.
 pub const MAX_TAGS_AT_CREATION: usize = MAX_TAGS_PER_RESOURCE - RECORDED_LATER.len();
 

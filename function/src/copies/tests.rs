@@ -56,6 +56,7 @@ fn tags(pairs: &[(&str, &str)]) -> Tags {
 /// A completed source snapshot of `volume` from instance `instance`'s set made `age` ago.
 fn source(id: &str, instance: &str, volume: &str, schedule: &str, age: Duration) -> Snapshot {
     Snapshot {
+        tier: Default::default(),
         id: id.into(),
         volume_id: Some(volume.into()),
         start_time: NOW - age,

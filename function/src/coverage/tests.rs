@@ -53,6 +53,7 @@ fn tagged(id: &str) -> Instance {
 fn set(instance: &str, schedule: &str, hours_ago: i64, state: SnapshotState) -> Snapshot {
     let at = NOW - Duration::hours(hours_ago);
     Snapshot {
+        tier: Default::default(),
         id: format!("snap-{instance}-{schedule}-{hours_ago}"),
         volume_id: Some(format!("vol-{instance}")),
         start_time: at,

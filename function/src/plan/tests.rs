@@ -85,6 +85,7 @@ fn snapshot(
     expires_in: Duration,
 ) -> Snapshot {
     Snapshot {
+        tier: Default::default(),
         id: id.into(),
         volume_id: Some(volume.into()),
         start_time: NOW - age,
@@ -641,10 +642,10 @@ fn many_tags(count: usize) -> Tags {
 #[test]
 fn volume_tags_are_copied_at_creation_while_they_fit_beside_ours() {
     // SmartVault's own six tags (ownership, instance, times, schedule, Name), six restore
-    // records (four of the instance, one per volume) and the four the tripwire records later
-    // leave room for 34.
+    // records (four of the instance, one per volume) and the six recorded later (the tripwire's,
+    // the archive's) leave room for 32.
     let mut fits = instance("i-a", 1);
-    fits.volumes[1].tags = many_tags(34);
+    fits.volumes[1].tags = many_tags(32);
     fits.volumes[1]
         .tags
         .insert("aws:cloudformation:stack-name".into(), "s".into());
@@ -694,14 +695,14 @@ fn a_volume_with_more_tags_than_fit_keeps_ours_and_the_first_that_fit() {
         MAX_TAGS_PER_RESOURCE - 12 - tags::RECORDED_LATER.len()
     );
     assert_eq!(data[0].0, "k00", "in key order");
-    assert_eq!(data[33].0, "k33");
+    assert_eq!(data[31].0, "k31");
     assert!(data.iter().all(|(k, _)| !k.starts_with("aws:")));
     assert_eq!(plan.warnings.len(), 1, "{:?}", plan.warnings);
     assert_eq!(
         plan.warnings[0],
-        "i-a-d0 of i-a: its snapshot carries 34 of the volume's 48 tags (a snapshot takes at \
-         most 50, SmartVault's own take 12 and 4 are kept for what the tripwire records); not \
-         copied: k34, k35, k36, k37, k38, k39, k40, k41, k42, k43, k44, k45, k46, k47"
+        "i-a-d0 of i-a: its snapshot carries 32 of the volume's 48 tags (a snapshot takes at \
+         most 50, SmartVault's own take 12 and 6 are kept for what is recorded later); not \
+         copied: k32, k33, k34, k35, k36, k37, k38, k39, k40, k41, k42, k43, k44, k45, k46, k47"
     );
     // The instance is still backed up: nothing fails for its tags.
     assert_eq!(outcome(&plan).creates.len(), 1);
@@ -709,8 +710,8 @@ fn a_volume_with_more_tags_than_fit_keeps_ours_and_the_first_that_fit() {
 
 #[test]
 fn restore_records_beyond_the_tag_budget_are_left_out_with_a_warning() {
-    // 44 volumes: the 10 tags of SmartVault and of the instance, and the 4 the tripwire records
-    // later, leave room for 36 records.
+    // 44 volumes: the 10 tags of SmartVault and of the instance, and the 6 recorded later
+    // (the tripwire's, the archive's), leave room for 34 records.
     let plan = plan(
         &inventory(vec![instance("i-big", 43)], vec![], &[]),
         &policy(),
@@ -721,8 +722,8 @@ fn restore_records_beyond_the_tag_budget_are_left_out_with_a_warning() {
     assert_eq!(request.tags.len(), tags::MAX_TAGS_AT_CREATION);
     assert!(
         plan.warnings[0].starts_with(
-            "i-big: the restore records of 8 of its 44 volumes do not fit in a snapshot's 50 tags \
-             (less 4 kept for what the tripwire records)"
+            "i-big: the restore records of 10 of its 44 volumes do not fit in a snapshot's 50 tags \
+             (less 6 kept for what is recorded later)"
         ),
         "{:?}",
         plan.warnings

@@ -34,6 +34,7 @@ fn snapshot(
     };
     tags.insert(VolumeRecord::key(volume), record.value());
     Snapshot {
+        tier: Default::default(),
         id: format!("snap-{instance}-{made}-{volume}"),
         volume_id: Some(volume.to_owned()),
         start_time: at,

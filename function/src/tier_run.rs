@@ -1,0 +1,253 @@
+//! The storage half of a run's end (issue 33): restores from the archive an operator started
+//! that are ready (mailed once), sets moved to the archive tier when it pays, and fast
+//! snapshot restore enabled on each schedule's newest sets and disabled on those they replace
+//! (the disables first). Plans with `archive.rs` and `fast_restore.rs`; calls EC2 through
+//! `ec2_query.rs`, paced, none started past the cutoff.
+
+use crate::context::Context;
+use crate::ec2_query;
+use crate::execute::{self, Deadline, Mode, Writes};
+use crate::locks::SnapshotLock;
+use crate::model::{Instance, Snapshot, Tier};
+use crate::pacing::{Action, Throttled};
+use crate::plan::Subject;
+use crate::report::{Failure, RestoreReady, TierArchived, Tiering};
+use crate::signed::CallError;
+use crate::tags;
+use std::collections::{BTreeMap, BTreeSet};
+use time::OffsetDateTime;
+
+/// What the sweep did, and what failed.
+#[derive(Debug, Default)]
+pub(crate) struct Swept {
+    pub tiering: Tiering,
+    pub failed: Vec<Failure>,
+}
+
+/// One call of the sweep.
+enum Op<'a> {
+    Archive(&'a str),
+    FastRestore(&'a str, &'a [String], bool),
+}
+
+/// Sends `op` paced (a throttled answer waits and goes again); `None` when the cutoff came
+/// first. `Ok` holds the zones EC2 refused of a fast snapshot restore change.
+async fn send(
+    ctx: &Context,
+    cutoff: Option<std::time::Instant>,
+    op: &Op<'_>,
+) -> Option<Result<Vec<(String, CallError)>, CallError>> {
+    let action = match op {
+        Op::Archive(_) => Action::ModifySnapshotTier,
+        Op::FastRestore(..) => Action::FastSnapshotRestores,
+    };
+    let mut throttled = 0;
+    loop {
+        if !ctx.pacer.ready(action, None, cutoff).await {
+            return None;
+        }
+        let sent = match op {
+            Op::Archive(id) => ec2_query::archive(&ctx.sdk, id).await.map(|()| Vec::new()),
+            Op::FastRestore(id, zones, on) => {
+                ec2_query::fast_restore(&ctx.sdk, id, zones, *on).await
+            }
+        };
+        let verdict = match &sent {
+            Err(e) if e.throttled() => Throttled::Yes,
+            _ => Throttled::No,
+        };
+        ctx.pacer.record(action, None, verdict);
+        match sent {
+            Err(e) if e.throttled() && throttled < 20 => throttled += 1,
+            other => return Some(other),
+        }
+    }
+}
+
+fn failure(snapshot_id: Option<&str>, operation: &str, e: CallError) -> Failure {
+    tracing::error!(snapshot_id, operation, code = %e.code, message = %e.message, "storage change failed; the next run tries again");
+    Failure {
+        subject: snapshot_id.map(|id| Subject::Snapshot(id.to_owned())),
+        operation: operation.to_owned(),
+        code: e.code,
+        message: e.message,
+    }
+}
+
+/// The sweep over this deployment's `own` snapshots (read by this run, less those it deleted)
+/// and the region's backed-up `instances`.
+pub(crate) async fn sweep(
+    ctx: &Context,
+    mode: Mode,
+    deadline: Option<&Deadline>,
+    own: &[Snapshot],
+    instances: &[Instance],
+    locks: &BTreeMap<String, SnapshotLock>,
+    now: OffsetDateTime,
+) -> Swept {
+    let mut swept = Swept::default();
+    let policy = &ctx.config.policy;
+    let cutoff = deadline.map(Deadline::cutoff);
+    let writes = Writes {
+        ec2: &ctx.ec2,
+        pacer: &ctx.pacer,
+        deadline,
+        limit: ctx.config.max_concurrency,
+        mode,
+        region: None,
+    };
+    let dry = mode == Mode::DryRun;
+    let mut tags_to_write: Vec<(String, Vec<(String, String)>)> = Vec::new();
+
+    // Restores an operator started, back now: mailed once.
+    for s in own {
+        let requested = s
+            .tag(tags::TIER_RESTORE)
+            .is_some_and(|v| v.starts_with("requested"));
+        if requested && s.tier != Tier::Archive {
+            swept.tiering.restores_ready.push(RestoreReady {
+                snapshot_id: s.id.clone(),
+                instance_id: s.tag(tags::INSTANCE_ID).map(str::to_owned),
+                until: match s.tier {
+                    Tier::Restored { until } => Some(tags::format_time(until)),
+                    _ => None,
+                },
+            });
+            tags_to_write.push((
+                s.id.clone(),
+                vec![(
+                    tags::TIER_RESTORE.to_owned(),
+                    format!("ready {}", tags::format_time(now)),
+                )],
+            ));
+        }
+    }
+
+    // Fast snapshot restore: what is enabled on this deployment's snapshots, read every run,
+    // so that a rule removed (or a set no rule keeps ready) stops being billed.
+    let ids: BTreeSet<&str> = own.iter().map(|s| s.id.as_str()).collect();
+    let enabled: BTreeMap<String, BTreeSet<String>> = match ec2_query::fast_restores(&ctx.sdk)
+        .await
+    {
+        Ok(all) => all
+            .into_iter()
+            .filter(|(id, _)| ids.contains(id.as_str()))
+            .collect(),
+        Err(e) => {
+            swept
+                .failed
+                .push(failure(None, "DescribeFastSnapshotRestores", e));
+            let tagged = execute::tag_snapshots(writes, tags_to_write).await;
+            swept.failed.extend(tagged.failed);
+            return swept;
+        }
+    };
+    let fast_plan = crate::fast_restore::plan(own, instances, policy, &enabled, now);
+
+    // The archive: what pays, never a set held ready, locked or pinned.
+    if policy.schedules.iter().any(|s| s.archive_after_days.is_some()) {
+        let mut held: BTreeSet<String> = fast_plan.wanted.keys().cloned().collect();
+        held.extend(
+            locks
+                .iter()
+                .filter(|(_, lock)| lock.holds(now))
+                .map(|(id, _)| id.clone()),
+        );
+        let frees = crate::cost::frees_by_snapshot(own, &policy.deployment, now);
+        let plan = crate::archive::plan(own, policy, &held, &frees, now);
+        swept.tiering.held_back = plan.held_back.len();
+        for archival in plan.archive {
+            let sent = if dry {
+                Some(Ok(Vec::new()))
+            } else {
+                send(ctx, cutoff, &Op::Archive(&archival.snapshot_id)).await
+            };
+            match sent {
+                None => swept.tiering.held_back += 1,
+                Some(Err(e)) => swept.failed.push(failure(
+                    Some(&archival.snapshot_id),
+                    "ModifySnapshotTier",
+                    e,
+                )),
+                Some(Ok(_)) => {
+                    tracing::info!(snapshot_id = %archival.snapshot_id, "archiving");
+                    tags_to_write.push((
+                        archival.snapshot_id.clone(),
+                        vec![(tags::ARCHIVED_AT.to_owned(), tags::format_time(now))],
+                    ));
+                    swept.tiering.archived.push(TierArchived {
+                        saves_monthly_cents: archival
+                            .saves_monthly_usd
+                            .map(|usd| (usd * 100.0).round() as u64),
+                        snapshot_id: archival.snapshot_id,
+                        instance_id: archival.instance_id,
+                        schedule: archival.schedule,
+                    });
+                }
+            }
+        }
+    }
+
+    // The disables first, so that never more than the configured sets are billed at once.
+    for (changes, on) in [(fast_plan.disable, false), (fast_plan.enable, true)] {
+        let operation = if on {
+            "EnableFastSnapshotRestores"
+        } else {
+            "DisableFastSnapshotRestores"
+        };
+        for change in changes {
+            let sent = if dry {
+                Some(Ok(Vec::new()))
+            } else {
+                send(
+                    ctx,
+                    cutoff,
+                    &Op::FastRestore(&change.snapshot_id, &change.zones, on),
+                )
+                .await
+            };
+            let refused = match sent {
+                None => continue,
+                Some(Err(e)) => {
+                    swept.failed.push(failure(Some(&change.snapshot_id), operation, e));
+                    continue;
+                }
+                Some(Ok(refused)) => refused,
+            };
+            let zones: Vec<String> = change
+                .zones
+                .iter()
+                .filter(|z| !refused.iter().any(|(r, _)| r == *z))
+                .cloned()
+                .collect();
+            for (zone, e) in refused {
+                let mut failed = failure(Some(&change.snapshot_id), operation, e);
+                failed.message = format!("in {zone}: {}", failed.message);
+                swept.failed.push(failed);
+            }
+            if zones.is_empty() {
+                continue;
+            }
+            let done = crate::fast_restore::Change {
+                snapshot_id: change.snapshot_id,
+                zones,
+            };
+            if on {
+                swept.tiering.fast_restore_enabled.push(done);
+            } else {
+                swept.tiering.fast_restore_disabled.push(done);
+            }
+        }
+    }
+
+    let tagged = execute::tag_snapshots(writes, tags_to_write).await;
+    swept.failed.extend(tagged.failed);
+    swept
+}
+
+pub(crate) fn merge(report: &mut crate::report::RunReport, swept: Swept) {
+    if !swept.tiering.is_empty() {
+        report.tiering = Some(swept.tiering);
+    }
+    report.failed.extend(swept.failed);
+}
