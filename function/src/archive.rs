@@ -175,7 +175,9 @@ pub struct Plan {
 /// Whether SmartVault asked EC2 to archive `s` and EC2 still reports it in the standard tier
 /// without a restore: its archival is in progress.
 pub fn archiving(s: &Snapshot) -> bool {
-    s.tier == Tier::Standard && s.tag(tags::ARCHIVED_AT).is_some() && s.tag(tags::TIER_RESTORE).is_none()
+    s.tier == Tier::Standard
+        && s.tag(tags::ARCHIVED_AT).is_some()
+        && s.tag(tags::TIER_RESTORE).is_none()
 }
 
 /// Which of this deployment's `snapshots` go to the archive tier at `now`: those of a schedule
@@ -227,7 +229,9 @@ pub fn plan(
         }
         let candidate = Candidate {
             made_at: s.made_at_by(now),
-            expires_at: s.tag(tags::EXPIRES_AT).and_then(|t| tags::parse_time(t).ok()),
+            expires_at: s
+                .tag(tags::EXPIRES_AT)
+                .and_then(|t| tags::parse_time(t).ok()),
             written_bytes: s.tag(tags::WRITTEN_BYTES).and_then(|b| b.parse().ok()),
             frees_bytes: frees.get(&s.id).copied(),
             newest_of_volume: s
@@ -241,7 +245,11 @@ pub fn plan(
             candidates.push((s, saves_monthly_usd, schedule.to_owned()));
         }
     }
-    candidates.sort_by(|a, b| a.0.made_at_by(now).cmp(&b.0.made_at_by(now)).then(a.0.id.cmp(&b.0.id)));
+    candidates.sort_by(|a, b| {
+        a.0.made_at_by(now)
+            .cmp(&b.0.made_at_by(now))
+            .then(a.0.id.cmp(&b.0.id))
+    });
     let mut plan = Plan::default();
     for (s, saves_monthly_usd, schedule) in candidates {
         let volume = s.volume_id.as_deref().unwrap_or_default();

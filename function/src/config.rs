@@ -306,6 +306,15 @@ pub fn schedules_problem(schedules: &[ScheduleRule]) -> Option<String> {
         {
             return Some(format!("schedule {}: {problem}", rule.name));
         }
+        if let Some(problem) = rule
+            .archive_after_days
+            .and_then(|days| crate::archive::archive_after_problem(days, rule.retention_days))
+        {
+            return Some(format!("schedule {}: {problem}", rule.name));
+        }
+        if let Some(problem) = rule.fast_restore.as_ref().and_then(|f| f.problem("")) {
+            return Some(format!("schedule {}: {problem}", rule.name));
+        }
         if !settings::KEEP_LAST.range.contains(&rule.keep_last) {
             return Some(format!(
                 "schedule {}: keep_last {} is outside {}-{}",
@@ -694,6 +703,38 @@ mod tests {
             assert!(message.starts_with(variable), "{message}");
             assert!(message.contains(&format!("{value:?}")), "{message}");
             assert!(message.contains(allowed), "{variable}={value:?}: {message}");
+        }
+    }
+
+    #[test]
+    fn archive_and_fast_restore_settings_are_checked_at_cold_start() {
+        let ok = r#"[{"name":"monthly","retention_days":365,"keep_last":1,"archive_after_days":30,"fast_restore":{"zones":["us-east-1a"],"count":1}}]"#;
+        let config = load(&[(SCHEDULES, ok)]).unwrap();
+        assert_eq!(config.policy.schedules[0].archive_after_days, Some(30));
+        assert_eq!(
+            config.policy.schedules[0]
+                .fast_restore
+                .as_ref()
+                .unwrap()
+                .zones,
+            ["us-east-1a"]
+        );
+        for (schedules, why) in [
+            (
+                r#"[{"name":"monthly","retention_days":100,"keep_last":1,"archive_after_days":30}]"#,
+                "leaves 70 days",
+            ),
+            (
+                r#"[{"name":"monthly","retention_days":365,"keep_last":1,"fast_restore":{"zones":["use1-az1"]}}]"#,
+                "is not a zone name",
+            ),
+            (
+                r#"[{"name":"monthly","retention_days":365,"keep_last":1,"fast_restore":{"zones":["us-east-1a"],"count":0}}]"#,
+                "count 0 is outside",
+            ),
+        ] {
+            let error = load(&[(SCHEDULES, schedules)]).unwrap_err();
+            assert!(error.to_string().contains(why), "{error}");
         }
     }
 

@@ -235,8 +235,8 @@ pub fn estimate(
     let mut instances: Vec<InstanceCost> = by_owner.into_values().collect();
     let archive_price = price_per_gb_month * ARCHIVE_SHARE;
     for owner in &mut instances {
-        owner.monthly_usd = monthly(owner.bytes, price_per_gb_month)
-            + monthly(owner.archived_bytes, archive_price);
+        owner.monthly_usd =
+            monthly(owner.bytes, price_per_gb_month) + monthly(owner.archived_bytes, archive_price);
     }
     let bytes = instances.iter().map(|i| i.bytes).sum();
     let archived_bytes = instances.iter().map(|i| i.archived_bytes).sum();

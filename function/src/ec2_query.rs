@@ -86,9 +86,7 @@ pub async fn fast_restore(
         "DisableFastSnapshotRestores"
     };
     let xml = call(sdk, action, &params).await?;
-    let refused = xml
-        .find("<unsuccessful>")
-        .map_or("", |start| &xml[start..]);
+    let refused = xml.find("<unsuccessful>").map_or("", |start| &xml[start..]);
     let zones = values(refused, "availabilityZone");
     let codes = values(refused, "code");
     let messages = values(refused, "message");
@@ -157,7 +155,10 @@ mod tests {
             .find("<unsuccessful>")
             .map_or("", |start| &enable[start..]);
         assert_eq!(values(refused, "availabilityZone"), ["us-east-1b"]);
-        assert_eq!(values(refused, "code"), ["FastSnapshotRestoreLimitExceeded"]);
+        assert_eq!(
+            values(refused, "code"),
+            ["FastSnapshotRestoreLimitExceeded"]
+        );
         assert_eq!(values(enable, "snapshotId"), ["snap-1", "snap-1"]);
         assert!(values("<a>unclosed", "a").is_empty());
     }

@@ -63,7 +63,7 @@ fn is_zone_name(zone: &str) -> bool {
 }
 
 impl Rule {
-    /// Why the rule cannot work in `region`, with the fix; `None` when it can.
+    /// Why the rule cannot work in `region` (empty: any), with the fix; `None` when it can.
     pub fn problem(&self, region: &str) -> Option<String> {
         if self.zones.is_empty() || self.zones.len() > MAX_ZONES {
             return Some(format!(
@@ -77,10 +77,12 @@ impl Rule {
                 "fast_restore.zones: {zone:?} is not a zone name; write zones as {region}a"
             ));
         }
+        // `region` empty: not known here (the function checks the names; the deployer the
+        // region).
         if let Some(zone) = self
             .zones
             .iter()
-            .find(|z| z.get(..z.len() - 1) != Some(region))
+            .find(|z| !region.is_empty() && z.get(..z.len() - 1) != Some(region))
         {
             return Some(format!(
                 "fast_restore.zones: {zone} is not a zone of {region}, where the sets are; \
@@ -151,17 +153,15 @@ pub fn plan(
     enabled: &BTreeMap<String, BTreeSet<String>>,
     now: OffsetDateTime,
 ) -> Plan {
-    let tags_of: BTreeMap<&str, &crate::tags::Tags> = instances
-        .iter()
-        .map(|i| (i.id.as_str(), &i.tags))
-        .collect();
+    let tags_of: BTreeMap<&str, &crate::tags::Tags> =
+        instances.iter().map(|i| (i.id.as_str(), &i.tags)).collect();
     // Each instance's whole, usable sets by schedule, newest first.
     let mut by_owner: BTreeMap<(&str, &str), Vec<(OffsetDateTime, Vec<&Snapshot>)>> =
         BTreeMap::new();
     for ((instance, made_at), set) in crate::model::sets(snapshots) {
-        let usable = set
-            .iter()
-            .all(|s| s.completed() && s.tier == Tier::Standard && s.tag(crate::tags::SOURCE_REGION).is_none());
+        let usable = set.iter().all(|s| {
+            s.completed() && s.tier == Tier::Standard && s.tag(crate::tags::SOURCE_REGION).is_none()
+        });
         if !usable || made_at > now + crate::model::CREATED_AT_SKEW {
             continue;
         }

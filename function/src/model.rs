@@ -125,7 +125,10 @@ impl Tier {
             Tier::Standard => "standard".to_owned(),
             Tier::Archive => "archive".to_owned(),
             Tier::Restored { until } => {
-                format!("restored from the archive until {}", crate::tags::format_time(until))
+                format!(
+                    "restored from the archive until {}",
+                    crate::tags::format_time(until)
+                )
             }
         }
     }

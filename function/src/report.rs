@@ -161,17 +161,29 @@ impl Tiering {
                         .unwrap_or_else(|| ", permanently".to_owned())
                 );
             }
-            more(out, self.restores_ready.len(), MAX_BODY_ENTRIES.min(self.restores_ready.len()));
+            more(
+                out,
+                self.restores_ready.len(),
+                MAX_BODY_ENTRIES.min(self.restores_ready.len()),
+            );
         }
         if !self.archived.is_empty() || self.held_back > 0 {
-            let cents: u64 = self.archived.iter().filter_map(|a| a.saves_monthly_cents).sum();
+            let cents: u64 = self
+                .archived
+                .iter()
+                .filter_map(|a| a.saves_monthly_cents)
+                .sum();
             let _ = writeln!(
                 out,
                 "\n{} {} to the archive tier{}{}:",
                 if dry_run { "Would move" } else { "Moved" },
                 plural(self.archived.len(), "snapshot"),
                 if cents > 0 {
-                    format!(", saving about ${}.{:02} a month where measured", cents / 100, cents % 100)
+                    format!(
+                        ", saving about ${}.{:02} a month where measured",
+                        cents / 100,
+                        cents % 100
+                    )
                 } else {
                     String::new()
                 },
@@ -190,7 +202,11 @@ impl Tiering {
                     a.schedule
                 );
             }
-            more(out, self.archived.len(), MAX_BODY_ENTRIES.min(self.archived.len()));
+            more(
+                out,
+                self.archived.len(),
+                MAX_BODY_ENTRIES.min(self.archived.len()),
+            );
         }
         for (list, verb) in [
             (&self.fast_restore_enabled, "enabled"),
@@ -205,7 +221,12 @@ impl Tiering {
                 plural(list.len(), "snapshot")
             );
             for change in list.iter().take(MAX_BODY_ENTRIES) {
-                let _ = writeln!(out, "  {} in {}", change.snapshot_id, change.zones.join(", "));
+                let _ = writeln!(
+                    out,
+                    "  {} in {}",
+                    change.snapshot_id,
+                    change.zones.join(", ")
+                );
             }
             more(out, list.len(), MAX_BODY_ENTRIES.min(list.len()));
         }

@@ -126,8 +126,7 @@ pub(crate) async fn sweep(
     // Fast snapshot restore: what is enabled on this deployment's snapshots, read every run,
     // so that a rule removed (or a set no rule keeps ready) stops being billed.
     let ids: BTreeSet<&str> = own.iter().map(|s| s.id.as_str()).collect();
-    let enabled: BTreeMap<String, BTreeSet<String>> = match ec2_query::fast_restores(&ctx.sdk)
-        .await
+    let enabled: BTreeMap<String, BTreeSet<String>> = match ec2_query::fast_restores(&ctx.sdk).await
     {
         Ok(all) => all
             .into_iter()
@@ -145,7 +144,11 @@ pub(crate) async fn sweep(
     let fast_plan = crate::fast_restore::plan(own, instances, policy, &enabled, now);
 
     // The archive: what pays, never a set held ready, locked or pinned.
-    if policy.schedules.iter().any(|s| s.archive_after_days.is_some()) {
+    if policy
+        .schedules
+        .iter()
+        .any(|s| s.archive_after_days.is_some())
+    {
         let mut held: BTreeSet<String> = fast_plan.wanted.keys().cloned().collect();
         held.extend(
             locks
@@ -209,7 +212,9 @@ pub(crate) async fn sweep(
             let refused = match sent {
                 None => continue,
                 Some(Err(e)) => {
-                    swept.failed.push(failure(Some(&change.snapshot_id), operation, e));
+                    swept
+                        .failed
+                        .push(failure(Some(&change.snapshot_id), operation, e));
                     continue;
                 }
                 Some(Ok(refused)) => refused,

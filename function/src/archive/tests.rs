@@ -187,7 +187,10 @@ fn gfs_policy() -> Policy {
 }
 
 fn archived_ids(plan: &Plan) -> Vec<&str> {
-    plan.archive.iter().map(|a| a.snapshot_id.as_str()).collect()
+    plan.archive
+        .iter()
+        .map(|a| a.snapshot_id.as_str())
+        .collect()
 }
 
 #[test]
@@ -249,17 +252,41 @@ fn the_archive_quotas_hold_back_what_would_exceed_them() {
     // progress at once; 3 already are.
     let mut snapshots = Vec::new();
     for v in 0..30 {
-        snapshots.push(own(&format!("snap-{v:02}"), &format!("vol-{v:02}"), 60, "monthly", 365));
-        snapshots.push(own(&format!("snap-new-{v:02}"), &format!("vol-{v:02}"), 1, "daily", 7));
+        snapshots.push(own(
+            &format!("snap-{v:02}"),
+            &format!("vol-{v:02}"),
+            60,
+            "monthly",
+            365,
+        ));
+        snapshots.push(own(
+            &format!("snap-new-{v:02}"),
+            &format!("vol-{v:02}"),
+            1,
+            "daily",
+            7,
+        ));
     }
     for v in 30..33 {
-        let mut going = own(&format!("snap-{v:02}"), &format!("vol-{v:02}"), 60, "monthly", 365);
+        let mut going = own(
+            &format!("snap-{v:02}"),
+            &format!("vol-{v:02}"),
+            60,
+            "monthly",
+            365,
+        );
         going
             .tags
             .insert(tags::ARCHIVED_AT.into(), tags::format_time(NOW));
         snapshots.push(going);
     }
-    let plan = plan(&snapshots, &gfs_policy(), &BTreeSet::new(), &BTreeMap::new(), NOW);
+    let plan = plan(
+        &snapshots,
+        &gfs_policy(),
+        &BTreeSet::new(),
+        &BTreeMap::new(),
+        NOW,
+    );
     assert_eq!(plan.archive.len(), MAX_ARCHIVALS_IN_PROGRESS - 3);
     assert_eq!(plan.held_back.len(), 30 - 22);
     assert!(plan.held_back[0].1.contains("25 archivals are in progress"));
@@ -273,7 +300,13 @@ fn the_archive_quotas_hold_back_what_would_exceed_them() {
     }
     full.push(own("snap-next", "vol-x", 60, "monthly", 365));
     full.push(own("snap-newest", "vol-x", 1, "daily", 7));
-    let plan = super::plan(&full, &gfs_policy(), &BTreeSet::new(), &BTreeMap::new(), NOW);
+    let plan = super::plan(
+        &full,
+        &gfs_policy(),
+        &BTreeSet::new(),
+        &BTreeMap::new(),
+        NOW,
+    );
     assert!(plan.archive.is_empty());
     assert_eq!(plan.held_back.len(), 1);
     assert!(plan.held_back[0].1.contains("25 archived snapshots"));

@@ -20,7 +20,10 @@ fn rule(zones: &[&str], count: u32) -> Rule {
 #[test]
 fn a_rule_is_refused_for_each_mistake_with_its_fix() {
     let problem = |r: Rule| r.problem("us-east-1").unwrap_or_default();
-    assert_eq!(rule(&["us-east-1a", "us-east-1b"], 2).problem("us-east-1"), None);
+    assert_eq!(
+        rule(&["us-east-1a", "us-east-1b"], 2).problem("us-east-1"),
+        None
+    );
     assert_eq!(rule(&["us-gov-west-1a"], 1).problem("us-gov-west-1"), None);
     assert!(problem(rule(&[], 1)).contains("lists 0 zones; list 1 to 10"));
     let eleven: Vec<String> = ('a'..='k').map(|c| format!("us-east-1{c}")).collect();
@@ -170,7 +173,10 @@ fn each_instances_newest_sets_are_enabled_and_the_ones_they_replace_disabled() {
     // Once done, the next run changes nothing.
     let now_enabled: BTreeMap<String, BTreeSet<String>> = plan.wanted.clone();
     let again = super::plan(&snapshots, &instances, &p, &now_enabled, NOW);
-    assert!(again.enable.is_empty() && again.disable.is_empty(), "{again:?}");
+    assert!(
+        again.enable.is_empty() && again.disable.is_empty(),
+        "{again:?}"
+    );
     // A zone added to the rule is enabled on what is already ready, nothing disabled.
     let wider = policy(Some(rule(&["us-east-1a", "us-east-1b", "us-east-1c"], 1)));
     let widened = super::plan(&snapshots, &instances, &wider, &now_enabled, NOW);
@@ -241,5 +247,11 @@ fn only_whole_completed_standard_sets_of_covered_instances_count_and_count_is_pe
 }
 
 fn plan_for(snapshots: &[Snapshot], instances: &[Instance], r: Rule) -> Plan {
-    plan(snapshots, instances, &policy(Some(r)), &BTreeMap::new(), NOW)
+    plan(
+        snapshots,
+        instances,
+        &policy(Some(r)),
+        &BTreeMap::new(),
+        NOW,
+    )
 }

@@ -88,7 +88,7 @@ fn snapshot_strategy(j: usize) -> impl Strategy<Value = Snapshot> {
                     );
                 }
                 Snapshot {
-        tier: Default::default(),
+                    tier: Default::default(),
                     id: format!("snap-{j:02}"),
                     volume_id: Some(volume.to_owned()),
                     start_time: NOW - Duration::minutes(age_minutes),

@@ -915,6 +915,8 @@ fn consistent_sets_send_only_the_configured_documents_to_backed_up_instances() {
     // has no account_id); one given by ARN is as given; VSS is AWS's.
     use crate::config::schedules::consistency_documents;
     let schedule = |rule: function::consistency::Rule| crate::config::schedules::Schedule {
+        archive_after_days: None,
+        fast_restore: None,
         name: "daily".into(),
         expression: "rate(1 day)".into(),
         timezone: "UTC".into(),

@@ -729,6 +729,16 @@ fn validate(
             let field = problem.split_whitespace().next().unwrap_or("consistency");
             return Err(key_error(&format!("schedules[{index}].{field}"), problem));
         }
+        // Fast snapshot restore's zones are the environment's region's.
+        if let Some(problem) = schedule
+            .fast_restore
+            .as_ref()
+            .and_then(|f| f.problem(&env.region))
+        {
+            let field = problem.split_whitespace().next().unwrap_or("fast_restore");
+            let field = field.trim_end_matches(':');
+            return Err(key_error(&format!("schedules[{index}].{field}"), problem));
+        }
     }
     if let Some(raw_targets) = &raw.targets {
         env.targets = Some(
@@ -1201,6 +1211,67 @@ mod tests {
                 .to_string();
             assert!(error.starts_with(FILE), "{error}");
             assert!(error.contains(expected), "{extra:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn archive_and_fast_restore_are_read_per_schedule_and_every_mistake_is_refused_with_the_fix() {
+        let with = |monthly: &str| {
+            format!(
+                "    schedules:\n      - name: daily\n        expression: cron(0 1 * * ? *)\n      - name: monthly\n        expression: cron(0 2 1 * ? *)\n        retention_days: 365\n{monthly}"
+            )
+        };
+        let env = parse(
+            &env_yaml(&with(
+                "        archive_after_days: 30\n        fast_restore: {zones: [eu-west-1a, eu-west-1b], count: 2, tag: {key: tier, value: gold}}\n",
+            )),
+            FILE,
+            "dev",
+        )
+        .unwrap();
+        let monthly = &env.schedules[1];
+        assert_eq!(monthly.archive_after_days, Some(30));
+        let fast = monthly.fast_restore.clone().unwrap();
+        assert_eq!((fast.zones.len(), fast.count), (2, 2));
+        assert_eq!(env.schedules[0].archive_after_days, None);
+        // Both reach the function's SCHEDULES.
+        let vars = function_environment(&env, "arn:aws:sns:eu-west-1:123456789012:t");
+        let rules: Vec<function::model::ScheduleRule> =
+            serde_json::from_str(&vars[fconfig::SCHEDULES]).unwrap();
+        assert_eq!(rules[1].archive_after_days, Some(30));
+        assert_eq!(rules[1].fast_restore, Some(fast));
+        let cases = [
+            (
+                "        archive_after_days: 300\n",
+                "schedules[1].archive_after_days: archive_after_days 300 leaves 65 days of retention_days 365 in the archive, under its 90-day minimum",
+            ),
+            (
+                "        archive_after_days: 0\n",
+                "use 1 or more",
+            ),
+            (
+                "        fast_restore: {zones: [us-east-1a]}\n",
+                "schedules[1].fast_restore.zones: fast_restore.zones: us-east-1a is not a zone of eu-west-1, where the sets are",
+            ),
+            (
+                "        fast_restore: {zones: []}\n",
+                "fast_restore.zones lists 0 zones",
+            ),
+            (
+                "        fast_restore: {zones: [eu-west-1a], count: 0}\n",
+                "schedules[1].fast_restore.count: fast_restore.count 0 is outside 1-1000",
+            ),
+            (
+                "        fast_restore: {zones: [eu-west-1a], sets: 2}\n",
+                "unknown field `sets`",
+            ),
+        ];
+        for (monthly, expected) in cases {
+            let error = parse(&env_yaml(&with(monthly)), FILE, "dev")
+                .expect_err(monthly)
+                .to_string();
+            assert!(error.starts_with(FILE), "{error}");
+            assert!(error.contains(expected), "{monthly:?}: {error}");
         }
     }
 

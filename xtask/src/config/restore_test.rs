@@ -254,6 +254,8 @@ mod tests {
             r
         };
         let daily = [Schedule {
+            archive_after_days: None,
+            fast_restore: None,
             name: "restore-test".into(),
             expression: "rate(1 day)".into(),
             timezone: "UTC".into(),

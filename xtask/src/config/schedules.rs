@@ -78,6 +78,8 @@ pub struct RawSchedule {
     pub flexible_window_minutes: Option<u32>,
     pub lock: Option<LockRule>,
     pub consistency: Option<RawConsistency>,
+    pub archive_after_days: Option<u32>,
+    pub fast_restore: Option<function::fast_restore::Rule>,
 }
 
 /// A schedule's `consistency:` as written: `mode` is `crash` (the default), `script` or `vss`.
@@ -209,6 +211,14 @@ pub struct Schedule {
     /// Each set of this schedule is made application-consistent (function/src/consistency.rs).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub consistency: Option<ConsistencyRule>,
+    /// Its sets move to the archive tier this many days after they are made, when it pays
+    /// (function/src/archive.rs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub archive_after_days: Option<u32>,
+    /// Its newest sets are kept ready to restore at full performance
+    /// (function/src/fast_restore.rs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fast_restore: Option<function::fast_restore::Rule>,
 }
 
 /// The longest run a schedule's runs are looked at over, to find its longest gap.
@@ -224,6 +234,8 @@ impl Schedule {
             overdue_after_hours: Some(self.overdue_after_hours(grace_hours)),
             lock: self.lock,
             consistency: self.consistency.clone(),
+            archive_after_days: self.archive_after_days,
+            fast_restore: self.fast_restore.clone(),
             ..ScheduleRule::new(&self.name, self.retention_days, self.keep_last)
         }
     }
@@ -320,6 +332,8 @@ pub fn resolve(
             flexible_window_minutes: None,
             lock: None,
             consistency: None,
+            archive_after_days: None,
+            fast_restore: None,
         };
         check_ranges("", &only)?;
         never_fires("schedule", &only, now)?;
@@ -384,7 +398,14 @@ pub fn resolve(
                     .rule()
                     .map_err(|(field, why)| (key(&field), why))?,
             },
+            archive_after_days: raw.archive_after_days,
+            fast_restore: raw.fast_restore.clone(),
         };
+        if let Some(why) = schedule.archive_after_days.and_then(|days| {
+            function::archive::archive_after_problem(days, schedule.retention_days)
+        }) {
+            return Err((key("archive_after_days"), why));
+        }
         check_ranges(&format!("schedules[{index}]."), &schedule)?;
         // Equal in effect, however written (`UTC` and `Etc/UTC`, `rate(1 day)` and
         // `rate(24 hours)`): the same next fire times.
@@ -518,11 +539,51 @@ pub fn preview(schedules: &[Schedule], now: OffsetDateTime) -> String {
             "  {}\n",
             consistency_line(schedule.consistency.as_ref())
         ));
+        if let Some(line) = archive_line(schedule) {
+            text.push_str(&format!("  {line}\n"));
+        }
+        if let Some(rule) = &schedule.fast_restore {
+            text.push_str(&format!("  {}\n", fast_restore_line(rule)));
+        }
         for note in notes(schedule) {
             text.push_str(&format!("  note: {note}\n"));
         }
     }
     text
+}
+
+/// A schedule's archive tier setting and what it costs, in one line.
+fn archive_line(schedule: &Schedule) -> Option<String> {
+    use function::archive::{ARCHIVE_PRICE_PER_GB_MONTH, MIN_ARCHIVE_DAYS};
+    let days = schedule.archive_after_days?;
+    Some(format!(
+        "archive: sets move to the archive tier {days} days after they are made when it pays \
+         (${ARCHIVE_PRICE_PER_GB_MONTH} a GB-month on their full size against ${} on the \
+         blocks they free; billed {MIN_ARCHIVE_DAYS} days at least; a restore from it takes up \
+         to 72 hours); never a volume's newest set",
+        function::cost::STANDARD_PRICE_PER_GB_MONTH
+    ))
+}
+
+/// A schedule's fast snapshot restore and its monthly cost, in one line.
+fn fast_restore_line(rule: &function::fast_restore::Rule) -> String {
+    use function::fast_restore::{DEFAULT_REGION_QUOTA, HOURS_PER_MONTH, PRICE_PER_HOUR};
+    format!(
+        "fast restore: the newest {} of each {} ready in {}: ${:.2} a month per volume \
+         (${PRICE_PER_HOUR} an hour per snapshot and zone, {HOURS_PER_MONTH} hours); a region \
+         enables {DEFAULT_REGION_QUOTA} snapshots at most unless its quota is raised",
+        if rule.count == 1 {
+            "set".to_owned()
+        } else {
+            format!("{} sets", rule.count)
+        },
+        rule.tag.as_ref().map_or_else(
+            || "instance".to_owned(),
+            |t| format!("instance tagged {}={}", t.key, t.value)
+        ),
+        rule.zones.join(", "),
+        rule.monthly_usd_per_volume()
+    )
 }
 
 /// A schedule's consistency mode, in one line.
@@ -664,6 +725,8 @@ mod tests {
 
     fn times(expression: &str, zone: &str, after: &str, count: usize) -> Vec<String> {
         let schedule = Schedule {
+            archive_after_days: None,
+            fast_restore: None,
             name: "s".into(),
             expression: expression.into(),
             timezone: zone.into(),
@@ -851,6 +914,8 @@ mod tests {
 
     fn raw(name: &str, expression: &str) -> RawSchedule {
         RawSchedule {
+            archive_after_days: None,
+            fast_restore: None,
             name: name.into(),
             expression: expression.into(),
             timezone: None,
@@ -889,6 +954,8 @@ mod tests {
         assert_eq!(
             one,
             [Schedule {
+                archive_after_days: None,
+                fast_restore: None,
                 name: "default".into(),
                 expression: "cron(0 2 * * ? *)".into(),
                 timezone: "UTC".into(),
@@ -908,6 +975,8 @@ mod tests {
     #[test]
     fn a_schedule_is_overdue_after_its_longest_gap_its_window_and_the_grace() {
         let schedule = |expression: &str, timezone: &str, window: Option<u32>| Schedule {
+            archive_after_days: None,
+            fast_restore: None,
             name: "s".into(),
             expression: expression.into(),
             timezone: timezone.into(),
@@ -968,6 +1037,8 @@ mod tests {
     #[test]
     fn the_preview_says_what_each_lock_means() {
         let locked = |mode, cool_off_hours| Schedule {
+            archive_after_days: None,
+            fast_restore: None,
             name: "monthly".into(),
             expression: "cron(0 4 1 * ? *)".into(),
             timezone: "UTC".into(),

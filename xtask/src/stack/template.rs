@@ -110,6 +110,8 @@ pub fn parameters(env: &Environment, artifact: &ArtifactLocation) -> StackParame
     // An unused slot has an empty name, and the template's conditions leave its resources
     // out; its other values are the template's placeholders. A window of 0 is exact.
     let unused = crate::config::schedules::Schedule {
+        archive_after_days: None,
+        fast_restore: None,
         name: String::new(),
         expression: "rate(1 day)".to_owned(),
         timezone: "UTC".to_owned(),
