@@ -20,6 +20,7 @@ pub mod ebs_direct;
 pub mod ec2_query;
 pub mod event;
 pub mod execute;
+pub mod fast_plan;
 pub mod fast_restore;
 pub mod handler;
 pub mod inventory;

@@ -104,8 +104,8 @@ pub struct Tiering {
     pub held_back: usize,
     /// Snapshots an operator's restore brought back from the archive, ready to restore now.
     pub restores_ready: Vec<RestoreReady>,
-    pub fast_restore_enabled: Vec<crate::fast_restore::Change>,
-    pub fast_restore_disabled: Vec<crate::fast_restore::Change>,
+    pub fast_restore_enabled: Vec<crate::fast_plan::Change>,
+    pub fast_restore_disabled: Vec<crate::fast_plan::Change>,
 }
 
 /// One snapshot sent to the archive tier.

@@ -141,7 +141,7 @@ pub(crate) async fn sweep(
             return swept;
         }
     };
-    let fast_plan = crate::fast_restore::plan(own, instances, policy, &enabled, now);
+    let fast_plan = crate::fast_plan::plan(own, instances, policy, &enabled, now);
 
     // The archive: what pays, never a set held ready, locked or pinned.
     if policy
@@ -233,7 +233,7 @@ pub(crate) async fn sweep(
             if zones.is_empty() {
                 continue;
             }
-            let done = crate::fast_restore::Change {
+            let done = crate::fast_plan::Change {
                 snapshot_id: change.snapshot_id,
                 zones,
             };

@@ -302,6 +302,7 @@ fn workspace_crate(name: &str) -> Crate {
 /// The function's modules that decide without calling AWS: the planning core and its
 /// vocabulary.
 const FUNCTION_PURE: &[&str] = &[
+    "archive",
     "changes",
     "config",
     "consistency",
@@ -309,6 +310,8 @@ const FUNCTION_PURE: &[&str] = &[
     "cost",
     "coverage",
     "event",
+    "fast_plan",
+    "fast_restore",
     "model",
     "pacing",
     "plan",

@@ -87,6 +87,16 @@ const THROUGH_THE_FUNCTION: &[(&str, &[&str])] = &[
     ("execute::delete_snapshots(", &["ec2:DeleteSnapshot"]),
     // An organization's destroy assumes the member role in each target account.
     (".assume(", &["sts:AssumeRole"]),
+    // The function's fast snapshot restore reader and switch, which destroy uses to disable
+    // them on the snapshots it keeps.
+    (
+        "ec2_query::fast_restores(",
+        &["ec2:DescribeFastSnapshotRestores"],
+    ),
+    (
+        "ec2_query::fast_restore(",
+        &["ec2:DisableFastSnapshotRestores"],
+    ),
     // The function's reader of snapshot locks, which destroy's survey uses.
     ("inventory::locks(", &["ec2:DescribeLockedSnapshots"]),
     // The function's inventory, which `coverage` reads as a backup run does.

@@ -56,6 +56,8 @@ fn the_role_grants_only_what_the_function_does() {
         "CopyVolumeTagsToOwnSnapshots",
         "LockOwnSnapshots",
         "DeleteOwnSnapshots",
+        "TierOwnSnapshots",
+        "RecordTiers",
         "PublishSummary",
         "MarkRunInProgress",
         "ContinueRun",
@@ -69,10 +71,14 @@ fn the_role_grants_only_what_the_function_does() {
         "ec2:DescribeVolumes",
         "ec2:DescribeSnapshots",
         "ec2:DescribeLockedSnapshots",
+        "ec2:DescribeFastSnapshotRestores",
         "ec2:CreateSnapshots",
         "ec2:CreateTags",
         "ec2:LockSnapshot",
         "ec2:DeleteSnapshot",
+        "ec2:ModifySnapshotTier",
+        "ec2:EnableFastSnapshotRestores",
+        "ec2:DisableFastSnapshotRestores",
         "sns:Publish",
         "sns:ListTagsForResource",
         "sns:TagResource",
@@ -91,8 +97,8 @@ fn the_role_grants_only_what_the_function_does() {
             .unwrap();
     assert_eq!(
         statements.len(),
-        10,
-        "no statement beyond the ten explained in docs/iam-policy.md"
+        12,
+        "no statement beyond the twelve explained in docs/iam-policy.md"
     );
     assert_eq!(
         show(
@@ -1722,7 +1728,14 @@ fn the_tripwire_reads_block_lists_and_records_its_four_tags_on_own_snapshots_onl
     );
     assert_eq!(
         show(&statements[1]["Condition"]["ForAllValues:StringEquals"]["aws:TagKeys"]),
-        format!("[{}]", function::tags::RECORDED_LATER.join(", "))
+        format!("[{}]", function::tags::RECORDED_LATER[..4].join(", "))
+    );
+    // The other two keys recorded later are the archive tier's, granted by RecordTiers.
+    assert_eq!(
+        show(
+            &statement(&t, "RecordTiers")["Condition"]["ForAllValues:StringEquals"]["aws:TagKeys"]
+        ),
+        format!("[{}]", function::tags::RECORDED_LATER[4..].join(", "))
     );
     let variables = &resource(&t, "Function")["Properties"]["Environment"]["Variables"];
     assert_eq!(

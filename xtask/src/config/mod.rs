@@ -1245,10 +1245,7 @@ mod tests {
                 "        archive_after_days: 300\n",
                 "schedules[1].archive_after_days: archive_after_days 300 leaves 65 days of retention_days 365 in the archive, under its 90-day minimum",
             ),
-            (
-                "        archive_after_days: 0\n",
-                "use 1 or more",
-            ),
+            ("        archive_after_days: 0\n", "use 1 or more"),
             (
                 "        fast_restore: {zones: [us-east-1a]}\n",
                 "schedules[1].fast_restore.zones: fast_restore.zones: us-east-1a is not a zone of eu-west-1, where the sets are",

@@ -23,8 +23,9 @@ const BOUNDARY_OUTPUT: &str = "FunctionBoundaryArn";
 /// boundary's for copies in other regions, 5 its for restore tests' volumes, 6 the execution
 /// role's trust without a condition on a key CloudFormation does not send, 7 the boundary's
 /// for snapshot locks, 8 its for the vault account, 9 its for the tripwire's block reads, 10
-/// its and the execution role's for consistent sets (Systems Manager).
-pub const REQUIRED_VERSION: u32 = 10;
+/// its and the execution role's for consistent sets (Systems Manager), 11 its for the archive
+/// tier and fast snapshot restore.
+pub const REQUIRED_VERSION: u32 = 11;
 
 /// What deploy and destroy use from the bootstrap stack.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,7 +84,7 @@ pub fn missing_message(missing: &Missing, region: &str) -> String {
              its for restore tests, 6 a trust policy CloudFormation can assume, 7 the \
              boundary's for snapshot locks, 8 its for the vault account, 9 its for the \
              tripwire's sampled blocks, 10 its and the execution role's for consistent \
-             sets)"
+             sets, 11 its for the archive tier and fast snapshot restore)"
         ),
     };
     format!(
@@ -341,7 +342,7 @@ mod tests {
         let current = view(&[
             (BUCKET_OUTPUT, "b"),
             (ROLE_OUTPUT, "arn:aws:iam::1:role/r"),
-            (VERSION_OUTPUT, "10"),
+            (VERSION_OUTPUT, "11"),
             (BOUNDARY_OUTPUT, "arn:aws:iam::1:policy/b"),
         ]);
         assert_eq!(
@@ -375,7 +376,7 @@ mod tests {
         let message = missing_message(&Missing::Outdated { version: 1 }, "eu-west-1");
         assert!(
             message.contains("bootstrap version 1")
-                && message.contains("needs version 10")
+                && message.contains("needs version 11")
                 && message.contains("cargo xtask bootstrap --region eu-west-1")
                 && message.contains("docs/bootstrap-policy.json"),
             "{message}"

@@ -357,6 +357,10 @@ pub struct DestroyResult {
     pub kept: Vec<Kept>,
     /// Every step or item that failed, with the error; empty when destroy did all it planned.
     pub failures: Vec<String>,
+    /// Kept snapshots whose fast snapshot restores destroy disabled (with no function left,
+    /// nothing else would stop their hourly bill), as `<snapshot id> in <zones>`.
+    #[serde(default)]
+    pub fast_restores_disabled: Vec<String>,
 }
 
 /// The whole destroy: checks the account, surveys, prints the plan, asks (unless `yes`), and
@@ -679,7 +683,64 @@ pub async fn apply(
             }
         }
     }
+    let (disabled, failures) = disable_fast_restores(aws, survey, &result, output).await;
+    result.fast_restores_disabled = disabled;
+    result.failures.extend(failures);
     result
+}
+
+/// Disables fast snapshot restore on the deployment's snapshots destroy keeps (a deleted
+/// snapshot's end with it): with the function gone, nothing else would.
+async fn disable_fast_restores(
+    aws: &Aws,
+    survey: &Survey,
+    result: &DestroyResult,
+    output: Output,
+) -> (Vec<String>, Vec<String>) {
+    let (mut disabled, mut failures) = (Vec::new(), Vec::new());
+    if survey.snapshots.is_empty() {
+        return (disabled, failures);
+    }
+    let enabled = match function::ec2_query::fast_restores(&aws.sdk).await {
+        Ok(enabled) => enabled,
+        Err(error) => {
+            failures.push(format!(
+                "reading fast snapshot restores failed ({error}); disable them on the kept \
+                 snapshots with `aws ec2 disable-fast-snapshot-restores`"
+            ));
+            return (disabled, failures);
+        }
+    };
+    for snapshot in &survey.snapshots {
+        if result.snapshots_deleted.contains(&snapshot.id) {
+            continue;
+        }
+        let Some(zones) = enabled.get(&snapshot.id) else {
+            continue;
+        };
+        let zones: Vec<String> = zones.iter().cloned().collect();
+        match function::ec2_query::fast_restore(&aws.sdk, &snapshot.id, &zones, false).await {
+            Ok(refused) if refused.is_empty() => {
+                output.progress(format!(
+                    "disabled fast snapshot restore of kept {} in {}",
+                    snapshot.id,
+                    zones.join(", ")
+                ));
+                disabled.push(format!("{} in {}", snapshot.id, zones.join(", ")));
+            }
+            Ok(refused) => failures.extend(refused.into_iter().map(|(zone, e)| {
+                format!(
+                    "disabling fast snapshot restore of {} in {zone} failed: {e}",
+                    snapshot.id
+                )
+            })),
+            Err(e) => failures.push(format!(
+                "disabling fast snapshot restore of {} failed: {e}",
+                snapshot.id
+            )),
+        }
+    }
+    (disabled, failures)
 }
 
 #[cfg(test)]
