@@ -827,40 +827,7 @@ fn consistent_sets_send_only_the_configured_documents_to_backed_up_instances() {
             ("AWS::AccountId", "123456789012"),
         ],
     );
-    let allows = |action: &str, resource: &str| {
-        boundary["Statement"].as_array().unwrap().iter().any(|s| {
-            let listed = |v: &serde_json::Value| match v {
-                serde_json::Value::Array(items) => items.iter().any(|i| i == action),
-                one => one == action,
-            };
-            // IAM's wildcard: `*` matches any run of characters.
-            let covers = |pattern: &str| {
-                let mut parts = pattern.split('*');
-                let first = parts.next().unwrap_or_default();
-                let Some(mut rest) = resource.strip_prefix(first) else {
-                    return false;
-                };
-                let parts: Vec<&str> = parts.collect();
-                for (i, part) in parts.iter().enumerate() {
-                    if i + 1 == parts.len() {
-                        return rest.ends_with(part);
-                    }
-                    match rest.find(part) {
-                        Some(at) => rest = &rest[at + part.len()..],
-                        None => return false,
-                    }
-                }
-                rest.is_empty()
-            };
-            let resources = match &s["Resource"] {
-                serde_json::Value::Array(items) => {
-                    items.iter().filter_map(|i| i.as_str()).collect::<Vec<_>>()
-                }
-                one => one.as_str().into_iter().collect(),
-            };
-            s["Effect"] == "Allow" && listed(&s["Action"]) && resources.into_iter().any(covers)
-        })
-    };
+    let allows = |action: &str, resource: &str| boundary_allows(&boundary, action, resource);
     for statement in statements {
         let actions: Vec<&str> = match &statement["Action"] {
             serde_json::Value::Array(items) => items.iter().filter_map(|i| i.as_str()).collect(),
@@ -957,4 +924,145 @@ fn consistent_sets_send_only_the_configured_documents_to_backed_up_instances() {
     assert!(!crate::config::schedules::ships_freeze_document(
         &schedules[..3]
     ));
+}
+
+/// Whether the bootstrap boundary `boundary` (resolved) allows `action` on `resource`.
+fn boundary_allows(boundary: &serde_json::Value, action: &str, resource: &str) -> bool {
+    boundary["Statement"].as_array().unwrap().iter().any(|s| {
+        let listed = |v: &serde_json::Value| match v {
+            serde_json::Value::Array(items) => items.iter().any(|i| i == action),
+            one => one == action,
+        };
+        // IAM's wildcard: `*` matches any run of characters.
+        let covers = |pattern: &str| {
+            let mut parts = pattern.split('*');
+            let first = parts.next().unwrap_or_default();
+            let Some(mut rest) = resource.strip_prefix(first) else {
+                return false;
+            };
+            let parts: Vec<&str> = parts.collect();
+            for (i, part) in parts.iter().enumerate() {
+                if i + 1 == parts.len() {
+                    return rest.ends_with(part);
+                }
+                match rest.find(part) {
+                    Some(at) => rest = &rest[at + part.len()..],
+                    None => return false,
+                }
+            }
+            rest.is_empty()
+        };
+        let resources = match &s["Resource"] {
+            serde_json::Value::Array(items) => {
+                items.iter().filter_map(|i| i.as_str()).collect::<Vec<_>>()
+            }
+            one => one.as_str().into_iter().collect(),
+        };
+        s["Effect"] == "Allow" && listed(&s["Action"]) && resources.into_iter().any(covers)
+    })
+}
+
+/// The bootstrap boundary, resolved for eu-west-1.
+fn resolved_boundary() -> serde_json::Value {
+    let bootstrap: serde_norway::Value =
+        serde_norway::from_str(&crate::stack::template::read_template("bootstrap.yaml").unwrap())
+            .unwrap();
+    let boundary = crate::stack::template::long_form(
+        &bootstrap["Resources"]["FunctionBoundary"]["Properties"]["PolicyDocument"],
+    );
+    crate::stack::template::resolve(
+        &boundary,
+        &[
+            ("AWS::Partition", "aws"),
+            ("AWS::Region", "eu-west-1"),
+            ("AWS::AccountId", "123456789012"),
+        ],
+    )
+}
+
+#[test]
+fn the_archive_tier_and_fast_restore_act_only_on_own_snapshots_and_the_boundary_allows_them() {
+    let template: serde_norway::Value =
+        serde_norway::from_str(&crate::stack::template::read_template("smartvault.yaml").unwrap())
+            .unwrap();
+    let policy = crate::stack::template::long_form(
+        &template["Resources"]["Role"]["Properties"]["Policies"][0]["PolicyDocument"],
+    );
+    let policy = crate::stack::template::resolve(
+        &policy,
+        &[
+            ("AWS::Partition", "aws"),
+            ("AWS::Region", "eu-west-1"),
+            ("AWS::AccountId", "123456789012"),
+            ("DeploymentName", "smartvault-prod"),
+        ],
+    );
+    let statement = |sid: &str| {
+        policy["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["Sid"] == sid)
+            .unwrap_or_else(|| panic!("no statement {sid}"))
+            .clone()
+    };
+    let tier = statement("TierOwnSnapshots");
+    let writes = [
+        "ec2:ModifySnapshotTier",
+        "ec2:EnableFastSnapshotRestores",
+        "ec2:DisableFastSnapshotRestores",
+    ];
+    assert_eq!(tier["Action"], serde_json::json!(writes));
+    assert_eq!(tier["Resource"], "arn:aws:ec2:eu-west-1::snapshot/*");
+    assert_eq!(
+        tier["Condition"]["StringEquals"]["aws:ResourceTag/smartvault:managed-by"],
+        "smartvault-prod"
+    );
+    // IAM authorizes each against the snapshot, with its tags as aws:ResourceTag: the
+    // condition limits them to this deployment's snapshots.
+    for action in writes {
+        let types = iam_resource_types(action);
+        let snapshot = types
+            .iter()
+            .find(|(t, _)| t == "snapshot*")
+            .unwrap_or_else(|| panic!("{action}: {types:?}"));
+        assert!(
+            snapshot.1.iter().any(|k| k == "aws:ResourceTag/${TagKey}"),
+            "{action}: {types:?}"
+        );
+        assert!(
+            boundary_allows(
+                &resolved_boundary(),
+                action,
+                "arn:aws:ec2:eu-west-1::snapshot/*"
+            ),
+            "{action}"
+        );
+    }
+    // The tags it records are the two the archive tier writes, on own snapshots.
+    let record = statement("RecordTiers");
+    assert_eq!(record["Action"], "ec2:CreateTags");
+    assert_eq!(
+        record["Condition"]["ForAllValues:StringEquals"]["aws:TagKeys"],
+        serde_json::json!([function::tags::ARCHIVED_AT, function::tags::TIER_RESTORE])
+    );
+    // The read has no resource type: "*" is all IAM takes.
+    let read = "ec2:DescribeFastSnapshotRestores";
+    assert!(iam_resource_types(read).iter().all(|(t, _)| t.is_empty()));
+    assert!(
+        statement("ReadInventory")["Action"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a == read)
+    );
+    assert!(boundary_allows(&resolved_boundary(), read, "*"));
+    // RestoreSnapshotTier is the operator's (restore), never the function's or the boundary's.
+    let text = serde_json::to_string(&policy).unwrap();
+    assert!(!text.contains("RestoreSnapshotTier"), "{text}");
+    assert!(
+        !serde_json::to_string(&resolved_boundary())
+            .unwrap()
+            .contains("RestoreSnapshotTier")
+    );
 }
