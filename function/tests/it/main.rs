@@ -13,5 +13,6 @@ mod faults;
 mod locks;
 mod mocks;
 mod restore_test;
+mod tiers;
 mod tripwire;
 mod vault;
