@@ -180,6 +180,20 @@ pub fn archiving(s: &Snapshot) -> bool {
         && s.tag(tags::TIER_RESTORE).is_none()
 }
 
+/// Where `s` is, as `snapshots` and `restore` say it: `standard`, `archiving`, `archive`,
+/// `archive, restore requested <time>` (an operator's restore in progress) or `restored from
+/// the archive until <time>`.
+pub fn tier_state(s: &Snapshot) -> String {
+    let requested = s
+        .tag(tags::TIER_RESTORE)
+        .and_then(|v| v.strip_prefix("requested "));
+    match (s.tier, requested) {
+        (Tier::Archive, Some(at)) => format!("archive, restore requested {at}"),
+        (Tier::Standard, _) if archiving(s) => "archiving".to_owned(),
+        (tier, _) => tier.describe(),
+    }
+}
+
 /// Which of this deployment's `snapshots` go to the archive tier at `now`: those of a schedule
 /// with `archive_after_days` for which [`verdict`] says it pays, never one of `held` (locked,
 /// pinned, kept ready by fast snapshot restore), within the archive quotas. `frees` is what

@@ -26,6 +26,9 @@ pub struct Plan {
     pub wanted: BTreeMap<String, BTreeSet<String>>,
 }
 
+/// A set and when it was made.
+type Dated<'a> = (OffsetDateTime, Vec<&'a Snapshot>);
+
 /// Which of this deployment's `snapshots` should be ready in which zones, and what changes
 /// from `enabled` (snapshot id → zones enabling, optimizing or enabled now) to get there.
 /// `instances` are the live ones, for the rule's tag; an instance gone keeps only what a rule
@@ -40,8 +43,7 @@ pub fn plan(
     let tags_of: BTreeMap<&str, &crate::tags::Tags> =
         instances.iter().map(|i| (i.id.as_str(), &i.tags)).collect();
     // Each instance's whole, usable sets by schedule, newest first.
-    let mut by_owner: BTreeMap<(&str, &str), Vec<(OffsetDateTime, Vec<&Snapshot>)>> =
-        BTreeMap::new();
+    let mut by_owner: BTreeMap<(&str, &str), Vec<Dated<'_>>> = BTreeMap::new();
     for ((instance, made_at), set) in crate::model::sets(snapshots) {
         let usable = set.iter().all(|s| {
             s.completed() && s.tier == Tier::Standard && s.tag(crate::tags::SOURCE_REGION).is_none()
@@ -69,7 +71,7 @@ pub fn plan(
         if !covered {
             continue;
         }
-        sets.sort_by(|a, b| b.0.cmp(&a.0));
+        sets.sort_by_key(|set| std::cmp::Reverse(set.0));
         for (made_at, set) in sets.into_iter().take(rule.count as usize) {
             for snapshot in set {
                 wanted

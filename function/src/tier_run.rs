@@ -123,11 +123,15 @@ pub(crate) async fn sweep(
         }
     }
 
-    // Fast snapshot restore: what is enabled on this deployment's snapshots, read every run,
-    // so that a rule removed (or a set no rule keeps ready) stops being billed.
+    // Fast snapshot restore: what is enabled on this deployment's snapshots, read when a
+    // schedule keeps sets ready (`destroy` ends what a removed rule left enabled).
     let ids: BTreeSet<&str> = own.iter().map(|s| s.id.as_str()).collect();
-    let enabled: BTreeMap<String, BTreeSet<String>> = match ec2_query::fast_restores(&ctx.sdk).await
-    {
+    let read = if policy.schedules.iter().any(|s| s.fast_restore.is_some()) {
+        ec2_query::fast_restores(&ctx.sdk).await
+    } else {
+        Ok(BTreeMap::new())
+    };
+    let enabled: BTreeMap<String, BTreeSet<String>> = match read {
         Ok(all) => all
             .into_iter()
             .filter(|(id, _)| ids.contains(id.as_str()))

@@ -129,7 +129,7 @@ fn each_instances_newest_sets_are_enabled_and_the_ones_they_replace_disabled() {
         ]
     );
     // Once done, the next run changes nothing.
-    let now_enabled: BTreeMap<String, BTreeSet<String>> = plan.wanted.clone();
+    let now_enabled: BTreeMap<String, BTreeSet<String>> = plan.wanted;
     let again = super::plan(&snapshots, &instances, &p, &now_enabled, NOW);
     assert!(
         again.enable.is_empty() && again.disable.is_empty(),

@@ -2,7 +2,7 @@
 //! snapshot restore patch, emulator/fast_moto.py): 400 days of weekly and monthly runs archive
 //! exactly the sets that pay and never a volume's newest; fast snapshot restore follows each
 //! instance's newest sets, disabling before enabling, never more than configured, within the
-//! region's quota, and stops when the rule goes.
+//! region's quota, and follows a narrower rule.
 
 use crate::common::setup;
 use aws_sdk_ec2::types::StorageTier;
@@ -101,7 +101,10 @@ async fn four_hundred_days_of_gfs_archive_exactly_the_sets_that_pay_and_never_th
             // standard, at least 30 days old, with 90 days left, not its volume's newest.
             let mut newest: BTreeMap<&str, (OffsetDateTime, &str)> = BTreeMap::new();
             for (id, (volume, _, made, _)) in &before {
-                if newest.get(volume.as_str()).is_none_or(|n| (*made, id.as_str()) > *n) {
+                if newest
+                    .get(volume.as_str())
+                    .is_none_or(|n| (*made, id.as_str()) > *n)
+                {
                     newest.insert(volume, (*made, id));
                 }
             }
@@ -123,16 +126,18 @@ async fn four_hundred_days_of_gfs_archive_exactly_the_sets_that_pay_and_never_th
             assert_eq!(got, expected, "day {day} {schedule}");
             for id in &archived {
                 let (volume, ..) = &before[id];
-                assert_ne!(newest[volume.as_str()].1, id, "the newest is never archived");
+                assert_ne!(
+                    newest[volume.as_str()].1,
+                    id,
+                    "the newest is never archived"
+                );
             }
             archived_by_run.push(archived.len());
             every_archived.extend(archived);
         }
     }
     // Monthly sets 30 days old or more are archived, six volumes a month; weekly never.
-    s.emulator
-        .set_lock_clock(400 * 86_400 + 2 * 3_600)
-        .unwrap();
+    s.emulator.set_lock_clock(400 * 86_400 + 2 * 3_600).unwrap();
     let end = own(&s.ec2).await;
     let now = start + Duration::days(400) + Duration::hours(2);
     assert!(every_archived.len() >= 6 * 11, "{}", every_archived.len());
@@ -194,10 +199,8 @@ async fn fast_restore_keeps_each_instances_newest_sets_ready_and_never_more() {
             r#"[{{"name":"daily","retention_days":30,"keep_last":0,"fast_restore":{{"zones":["us-east-1a","us-east-1b"],"count":{count}}}}}]"#
         )
     };
-    let ctx = function::context::Context::new(
-        &s.sdk,
-        s.config("prod", &[("SCHEDULES", &schedules(2))]),
-    );
+    let ctx =
+        function::context::Context::new(&s.sdk, s.config("prod", &[("SCHEDULES", &schedules(2))]));
     let start = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
     let zones = BTreeSet::from(["us-east-1a".to_owned(), "us-east-1b".to_owned()]);
     let mut sets: Vec<Vec<String>> = Vec::new();
@@ -275,25 +278,28 @@ async fn fast_restore_keeps_each_instances_newest_sets_ready_and_never_more() {
         .filter(|f| f.code == "FastSnapshotRestoreLimitExceeded")
         .collect();
     assert!(!refused.is_empty(), "{:?}", report.failed);
-    assert_eq!(fast(&s.ec2).await.len(), 5, "the quota is full, not exceeded");
-
-    // The rule removed: every fast snapshot restore of the deployment is disabled.
-    let without = function::context::Context::new(
-        &s.sdk,
-        s.config(
-            "prod",
-            &[(
-                "SCHEDULES",
-                r#"[{"name":"daily","retention_days":30,"keep_last":0}]"#,
-            )],
-        ),
+    assert_eq!(
+        fast(&s.ec2).await.len(),
+        5,
+        "the quota is full, not exceeded"
     );
+
+    // One set fewer: the older ready set is disabled, the newest stays.
+    let narrower =
+        function::context::Context::new(&s.sdk, s.config("prod", &[("SCHEDULES", &schedules(1))]));
     handler::handle(
-        &without,
+        &narrower,
         &json!({"action": "cleanup"}),
         start + Duration::days(5),
     )
     .await
     .unwrap();
-    assert!(fast(&s.ec2).await.is_empty());
+    let ready = fast(&s.ec2).await;
+    assert_eq!(ready.len(), 2, "{ready:?}");
+    assert!(
+        ready
+            .keys()
+            .all(|id| !sets[..sets.len() - 1].iter().flatten().any(|old| old == id)),
+        "only the newest set stays ready: {ready:?}"
+    );
 }

@@ -697,6 +697,38 @@ pub async fn replace_root(
     }
 }
 
+/// Brings `snapshot_id` back from the archive tier (`RestoreSnapshotTier`), for `days` or
+/// permanently (`None`), and marks it `smartvault:tier-restore = requested <now>`, so that the
+/// function's summary says when it is back.
+pub async fn restore_tier(
+    ec2: &aws_sdk_ec2::Client,
+    snapshot_id: &str,
+    days: Option<i32>,
+    now: time::OffsetDateTime,
+) -> Result<()> {
+    ec2.restore_snapshot_tier()
+        .snapshot_id(snapshot_id)
+        .set_temporary_restore_days(days)
+        .set_permanent_restore(days.is_none().then_some(true))
+        .send()
+        .await
+        .map_err(sdk_error)
+        .with_context(|| format!("restoring {snapshot_id} from the archive tier"))?;
+    ec2.create_tags()
+        .resources(snapshot_id)
+        .tags(
+            Tag::builder()
+                .key(function::tags::TIER_RESTORE)
+                .value(format!("requested {}", function::tags::format_time(now)))
+                .build(),
+        )
+        .send()
+        .await
+        .map_err(sdk_error)
+        .with_context(|| format!("marking {snapshot_id}'s restore from the archive"))?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

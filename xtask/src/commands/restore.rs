@@ -51,6 +51,19 @@ pub struct RestoreCmd {
     /// environment's credentials; --attach-to names an instance there.
     #[arg(long, conflicts_with_all = ["replace_root", "region", "new_instance"])]
     from_vault: bool,
+    /// When the restore point is in the archive tier: bring it back for this many days (1 to
+    /// 180) before it goes back to the archive.
+    #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(i32).range(1..=180))]
+    archive_days: i32,
+    /// When the restore point is in the archive tier: bring it back for good (it is then
+    /// billed in the standard tier; within the archive's 90 days, their rest is billed too).
+    #[arg(long, conflicts_with = "archive_days")]
+    permanent: bool,
+    /// Finish a restore whose point is coming back from the archive tier (the summary mails
+    /// when it is ready): restores it if it is back, never starts another restore from the
+    /// archive.
+    #[arg(long)]
+    resume: bool,
     /// Proceed without asking (for scripts).
     #[arg(long)]
     yes: bool,
@@ -77,6 +90,21 @@ pub struct RestoreResult {
     pub new_instance: Option<Launched>,
     /// The task a `--replace-root` restore ran.
     pub replaced_root: Option<ReplacedRoot>,
+    /// The restore from the archive tier this command started (nothing else was restored).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub archive_restore: Option<ArchiveRestore>,
+}
+
+/// A restore point brought back from the archive tier.
+#[derive(Debug, serde::Serialize)]
+pub struct ArchiveRestore {
+    pub snapshots: Vec<String>,
+    /// `None`: permanently.
+    pub days: Option<i32>,
+    /// EBS's longest time for it: 72 hours from now.
+    pub ready_by: String,
+    /// What to run once the summary says it is ready.
+    pub resume: String,
 }
 
 impl RestoreCmd {
@@ -110,6 +138,84 @@ impl RestoreCmd {
             };
             let point = plan::select(&points, &self.instance, &at)?;
             let ec2 = crate::aws::snapshots::ec2_in(aws, &region);
+            let archived = point.archived();
+            let resume = format!(
+                "cargo xtask restore --env {} --instance {} --at {} --resume",
+                env.name, point.instance_id, point.created_at
+            );
+            let requested = archived
+                .iter()
+                .filter(|v| v.tier.contains("restore requested"))
+                .count();
+            if self.resume && archived.is_empty() {
+                output.progress(format!(
+                    "restore point {} of {} is out of the archive tier: restoring it",
+                    point.created_at, point.instance_id
+                ));
+            } else if self.resume && requested == 0 {
+                anyhow::bail!(crate::user_error::UserError(format!(
+                    "nothing to resume: {} of the restore point {} of {} are in the archive \
+                     tier and no restore from it was started; run the same command without \
+                     --resume to start one",
+                    archived.len(),
+                    point.created_at,
+                    point.instance_id
+                )));
+            } else if !archived.is_empty() && (self.resume || requested == archived.len()) {
+                anyhow::bail!(
+                    "{} of the {} snapshots of {}'s restore point {} are still coming back from \
+                     the archive tier ({}); EBS takes up to 72 hours, and the run after they \
+                     are back mails it; then run `{resume}`",
+                    archived.len(),
+                    point.volumes.len(),
+                    point.instance_id,
+                    point.created_at,
+                    archived[0].tier
+                );
+            } else if !archived.is_empty() {
+                let days = (!self.permanent).then_some(self.archive_days);
+                let now = time::OffsetDateTime::now_utc();
+                output.progress(format!(
+                    "{} of the {} snapshots of {}'s restore point {} ({}) are in the archive \
+                     tier: bring them back {} (up to 72 hours, until {}), then restore with \
+                     `{resume}`",
+                    archived.len(),
+                    point.volumes.len(),
+                    point.instance_id,
+                    point.created_at,
+                    point.schedule,
+                    days.map_or_else(
+                        || "permanently (billed in the standard tier from then on)".to_owned(),
+                        |d| format!("for {d} days")
+                    ),
+                    function::tags::format_time(now + time::Duration::hours(72))
+                ));
+                if !confirm(self.yes, "restore them from the archive tier?")? {
+                    anyhow::bail!("restore cancelled; nothing was changed");
+                }
+                let mut started = Vec::new();
+                for volume in archived.iter().filter(|v| !v.tier.contains("requested")) {
+                    ec2_restore::restore_tier(&ec2, &volume.snapshot_id, days, now).await?;
+                    started.push(volume.snapshot_id.clone());
+                }
+                return Ok(RestoreResult {
+                    environment: env.name.clone(),
+                    instance_id: point.instance_id.clone(),
+                    restore_point: point.created_at.clone(),
+                    region: region.clone(),
+                    vault_account: vault_account.clone(),
+                    volumes: Vec::new(),
+                    attached_to: None,
+                    new_instance: None,
+                    replaced_root: None,
+                    archive_restore: Some(ArchiveRestore {
+                        snapshots: started,
+                        days,
+                        ready_by: function::tags::format_time(now + time::Duration::hours(72)),
+                        resume: resume.clone(),
+                    }),
+                });
+            }
             if self.replace_root {
                 if region != env.region {
                     anyhow::bail!(crate::user_error::UserError(format!(
@@ -146,6 +252,7 @@ impl RestoreCmd {
                     attached_to: None,
                     new_instance: None,
                     replaced_root: Some(done),
+                    archive_restore: None,
                 });
             }
             if self.new_instance {
@@ -220,6 +327,7 @@ impl RestoreCmd {
                     attached_to: None,
                     new_instance: Some(launched),
                     replaced_root: None,
+                    archive_restore: None,
                 });
             }
             let volumes = plan::volumes(point, self.az.as_deref())?;
@@ -280,6 +388,7 @@ impl RestoreCmd {
                 attached_to: self.attach_to.clone(),
                 new_instance: None,
                 replaced_root: None,
+                archive_restore: None,
             })
         })?;
         output.result(&result, print)?;
@@ -293,6 +402,21 @@ impl RestoreCmd {
 }
 
 fn print(result: &RestoreResult) {
+    if let Some(archive) = &result.archive_restore {
+        println!(
+            "bringing {} snapshots of {}'s restore point {} back from the archive tier {}; \
+             ready by {} at the latest (the summary mails it); then run `{}`",
+            archive.snapshots.len(),
+            result.instance_id,
+            result.restore_point,
+            archive
+                .days
+                .map_or_else(|| "permanently".to_owned(), |d| format!("for {d} days")),
+            archive.ready_by,
+            archive.resume
+        );
+        return;
+    }
     if let Some(task) = &result.replaced_root {
         println!(
             "replaced the root volume of {} with {} from {} (task {}); the previous root is kept, detached",

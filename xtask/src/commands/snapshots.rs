@@ -218,13 +218,14 @@ fn print(listing: &Listing) {
         );
         for volume in &point.volumes {
             println!(
-                "  {:<12} {} {} GiB {} {} ({})",
+                "  {:<12} {} {} GiB {} {} ({}), {} tier",
                 volume.device.as_deref().unwrap_or("(no record)"),
                 volume.snapshot_id,
                 volume.size_gib,
                 volume.details.volume_type.as_deref().unwrap_or("-"),
                 volume.state,
-                volume.volume_id.as_deref().unwrap_or("-")
+                volume.volume_id.as_deref().unwrap_or("-"),
+                volume.tier
             );
         }
     }

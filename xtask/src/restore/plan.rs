@@ -491,6 +491,8 @@ mod tests {
                     },
                     size_gib: 8,
                     state: state.into(),
+                    tier: "standard".into(),
+                    archived: false,
                     lock: None,
                 },
                 PointVolume {
@@ -504,6 +506,8 @@ mod tests {
                     },
                     size_gib: 500,
                     state: state.into(),
+                    tier: "standard".into(),
+                    archived: false,
                     lock: None,
                 },
             ],

@@ -48,6 +48,11 @@ pub struct PointVolume {
     pub details: VolumeDetails,
     pub size_gib: i32,
     pub state: String,
+    /// Its storage tier (`function::archive::tier_state`): `standard`, `archiving`, `archive`,
+    /// `archive, restore requested <time>`, `restored from the archive until <time>`.
+    pub tier: String,
+    /// Whether it must come back from the archive tier before a volume can be made of it.
+    pub archived: bool,
     /// Its lock, when one holds it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lock: Option<SnapshotLock>,
@@ -57,6 +62,11 @@ impl RestorePoint {
     /// Whether every snapshot of the point is completed, so that it can be restored now.
     pub fn is_complete(&self) -> bool {
         self.volumes.iter().all(|v| v.state == "completed")
+    }
+
+    /// Its snapshots in the archive tier, which a restore must bring back first.
+    pub fn archived(&self) -> Vec<&PointVolume> {
+        self.volumes.iter().filter(|v| v.archived).collect()
     }
 }
 
@@ -108,6 +118,8 @@ pub fn group(
                 details: record.map(|r| r.details).unwrap_or_default(),
                 size_gib: snapshot.size_gib,
                 state: snapshot.state.as_str().to_owned(),
+                tier: function::archive::tier_state(snapshot),
+                archived: snapshot.tier == function::model::Tier::Archive,
                 lock: None,
             });
         }
