@@ -80,7 +80,7 @@ async fn bootstrap_creates_then_leaves_alone_then_updates_an_older_stack() {
         ],
     );
     assert_eq!(created["result"], "created");
-    assert_eq!(created["version"], 10);
+    assert_eq!(created["version"], 11);
     assert_eq!(
         created["execution_role"],
         format!(
