@@ -180,17 +180,34 @@ pub fn archiving(s: &Snapshot) -> bool {
         && s.tag(tags::TIER_RESTORE).is_none()
 }
 
-/// Where `s` is, as `snapshots` and `restore` say it: `standard`, `archiving`, `archive`,
-/// `archive, restore requested <time>` (an operator's restore in progress) or `restored from
-/// the archive until <time>`.
-pub fn tier_state(s: &Snapshot) -> String {
+/// Where `s` is, in a word or three: `standard`, `archiving`, `archive`, `archive, restore
+/// requested` (an operator's restore from the archive in progress) or `restored from the
+/// archive`.
+pub fn tier_kind(s: &Snapshot) -> &'static str {
     let requested = s
         .tag(tags::TIER_RESTORE)
-        .and_then(|v| v.strip_prefix("requested "));
-    match (s.tier, requested) {
-        (Tier::Archive, Some(at)) => format!("archive, restore requested {at}"),
-        (Tier::Standard, _) if archiving(s) => "archiving".to_owned(),
-        (tier, _) => tier.describe(),
+        .is_some_and(|v| v.starts_with("requested"));
+    match s.tier {
+        Tier::Archive if requested => "archive, restore requested",
+        Tier::Archive => "archive",
+        Tier::Restored { .. } => "restored from the archive",
+        Tier::Standard if archiving(s) => "archiving",
+        Tier::Standard => "standard",
+    }
+}
+
+/// [`tier_kind`] with its time, as `snapshots` and `restore` say it: when the restore was
+/// requested, until when a temporary one lasts.
+pub fn tier_state(s: &Snapshot) -> String {
+    let kind = tier_kind(s);
+    match (
+        s.tier,
+        s.tag(tags::TIER_RESTORE)
+            .and_then(|v| v.strip_prefix("requested ")),
+    ) {
+        (Tier::Archive, Some(at)) => format!("{kind} {at}"),
+        (Tier::Restored { until }, _) => format!("{kind} until {}", tags::format_time(until)),
+        _ => kind.to_owned(),
     }
 }
 

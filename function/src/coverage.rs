@@ -84,6 +84,10 @@ pub struct InstanceCoverage {
     /// Volumes left out by `BackupExclude=true` (or all but the root with the boot volume
     /// excluded, which is the configuration's, not the volume's: only tagged ones are listed).
     pub excluded_volumes: Vec<String>,
+    /// Its snapshots outside the standard tier, by state (`archive`, `archiving`, `archive,
+    /// restore requested`, `restored from the archive`), with [`with_tiers`].
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tiers: BTreeMap<String, usize>,
 }
 
 /// The region's coverage.
@@ -245,6 +249,7 @@ pub fn assess(
             state: instance.state.clone(),
             status: Status::OptedOut,
             newest: Vec::new(),
+            tiers: BTreeMap::new(),
             excluded_volumes: instance
                 .volumes
                 .iter()
@@ -342,6 +347,7 @@ pub fn assess(
             status: Status::Unprotected,
             newest: Vec::new(),
             excluded_volumes: Vec::new(),
+            tiers: BTreeMap::new(),
         });
     }
     coverage
@@ -369,6 +375,23 @@ pub fn with_locks(
                 })
                 .collect();
             newest.lock = crate::locks::holding_all(locks, set.iter().map(|s| s.id.as_str()));
+        }
+    }
+}
+
+/// Counts each instance's snapshots outside the standard tier by their state
+/// (`archive::tier_kind`): what `cargo xtask coverage` shows beside each
+/// instance's newest sets.
+pub fn with_tiers(coverage: &mut Coverage, snapshots: &[Snapshot]) {
+    for instance in &mut coverage.instances {
+        for s in snapshots
+            .iter()
+            .filter(|s| s.tag(tags::INSTANCE_ID) == Some(instance.id.as_str()))
+        {
+            let state = crate::archive::tier_kind(s);
+            if state != "standard" {
+                *instance.tiers.entry(state.to_owned()).or_default() += 1;
+            }
         }
     }
 }

@@ -118,22 +118,6 @@ pub enum Tier {
     Restored { until: OffsetDateTime },
 }
 
-impl Tier {
-    /// How `snapshots` and the summary name it.
-    pub fn describe(self) -> String {
-        match self {
-            Tier::Standard => "standard".to_owned(),
-            Tier::Archive => "archive".to_owned(),
-            Tier::Restored { until } => {
-                format!(
-                    "restored from the archive until {}",
-                    crate::tags::format_time(until)
-                )
-            }
-        }
-    }
-}
-
 impl Snapshot {
     /// A snapshot `id` in `state` carrying `tags`, started at the epoch, 8 GiB, unencrypted:
     /// what a test or an example needs, the rest set by field.

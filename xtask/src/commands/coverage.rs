@@ -174,6 +174,18 @@ fn print(report: &Report) {
             instance.state,
             status
         );
+        if !instance.tiers.is_empty() {
+            let tiers: Vec<String> = instance
+                .tiers
+                .iter()
+                .map(|(tier, n)| format!("{n} {tier}"))
+                .collect();
+            println!(
+                "  {:<21} snapshots outside the standard tier: {}",
+                "",
+                tiers.join(", ")
+            );
+        }
         if !instance.excluded_volumes.is_empty() {
             println!(
                 "  {:<21} excluded volumes (BackupExclude=true): {}",

@@ -90,6 +90,9 @@ pub struct RestoreResult {
     pub new_instance: Option<Launched>,
     /// The task a `--replace-root` restore ran.
     pub replaced_root: Option<ReplacedRoot>,
+    /// The zone whose fast snapshot restore the volumes were made with, when they were.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fast_restore_zone: Option<String>,
     /// The restore from the archive tier this command started (nothing else was restored).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub archive_restore: Option<ArchiveRestore>,
@@ -208,6 +211,7 @@ impl RestoreCmd {
                     attached_to: None,
                     new_instance: None,
                     replaced_root: None,
+                    fast_restore_zone: None,
                     archive_restore: Some(ArchiveRestore {
                         snapshots: started,
                         days,
@@ -253,6 +257,7 @@ impl RestoreCmd {
                     new_instance: None,
                     replaced_root: Some(done),
                     archive_restore: None,
+                    fast_restore_zone: None,
                 });
             }
             if self.new_instance {
@@ -328,7 +333,43 @@ impl RestoreCmd {
                     new_instance: Some(launched),
                     replaced_root: None,
                     archive_restore: None,
+                    fast_restore_zone: None,
                 });
+            }
+            // A point ready in the zone (fast snapshot restore) gives volumes their full
+            // performance at once; `--at latest` prefers one within a day of the newest.
+            let zone = self
+                .az
+                .clone()
+                .or_else(|| point.availability_zone.clone())
+                .unwrap_or_default();
+            let ready = if region == env.region && vault.is_none() && !zone.is_empty() {
+                function::ec2_query::fast_restores(&aws.sdk)
+                    .await
+                    .unwrap_or_else(|e| {
+                        output.progress(format!(
+                            "note: could not read fast snapshot restores ({e}); restoring \
+                             without them"
+                        ));
+                        Default::default()
+                    })
+            } else {
+                Default::default()
+            };
+            let fast = plan::prefer_fast(&points, point, &at, &zone, &ready);
+            let point = fast.point;
+            if let Some(newer) = fast.passed_over {
+                output.progress(format!(
+                    "using the restore point {} of {}: fast snapshot restore is enabled for it \
+                     in {zone}, so its volumes have their full performance at once; the newer \
+                     {} is not ready there (pass --at {} to restore that one)",
+                    point.created_at, point.instance_id, newer.created_at, newer.created_at
+                ));
+            } else if fast.ready {
+                output.progress(format!(
+                    "fast snapshot restore is enabled for this restore point in {zone}: its \
+                     volumes have their full performance at once"
+                ));
             }
             let volumes = plan::volumes(point, self.az.as_deref())?;
             if let Some(zone) = &self.az {
@@ -389,6 +430,7 @@ impl RestoreCmd {
                 new_instance: None,
                 replaced_root: None,
                 archive_restore: None,
+                fast_restore_zone: fast.ready.then(|| zone.clone()),
             })
         })?;
         output.result(&result, print)?;

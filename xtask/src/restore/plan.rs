@@ -31,6 +31,70 @@ impl At {
     }
 }
 
+/// How much older than the newest a restore point ready in the target zone may be for `--at
+/// latest` to prefer it: its volumes have their full performance at once, for at most a day's
+/// older data.
+pub const FAST_PREFERENCE: time::Duration = time::Duration::hours(24);
+
+/// What fast snapshot restore changes about a restore: the point to use and whether it is
+/// ready (enabled in the zone for every snapshot), and the newer point passed over, if any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fast<'a> {
+    pub point: &'a RestorePoint,
+    pub ready: bool,
+    pub passed_over: Option<&'a RestorePoint>,
+}
+
+/// With `--at latest`, prefers the newest point of `chosen`'s instance whose every snapshot has
+/// fast snapshot restore enabled in `zone` (`ready`: snapshot id → zones) over `chosen`, when
+/// it is at most [`FAST_PREFERENCE`] older; `chosen` stays when it is ready itself, or none is.
+pub fn prefer_fast<'a>(
+    points: &'a [RestorePoint],
+    chosen: &'a RestorePoint,
+    at: &At,
+    zone: &str,
+    ready: &std::collections::BTreeMap<String, BTreeSet<String>>,
+) -> Fast<'a> {
+    let is_ready = |p: &RestorePoint| {
+        !p.volumes.is_empty()
+            && p.volumes
+                .iter()
+                .all(|v| ready.get(&v.snapshot_id).is_some_and(|z| z.contains(zone)))
+    };
+    let made = |p: &RestorePoint| function::tags::parse_time(&p.created_at).ok();
+    if is_ready(chosen) {
+        return Fast {
+            point: chosen,
+            ready: true,
+            passed_over: None,
+        };
+    }
+    let newest = made(chosen);
+    let other = (*at == At::Latest)
+        .then(|| {
+            points.iter().find(|p| {
+                p.instance_id == chosen.instance_id
+                    && p.is_complete()
+                    && p.archived().is_empty()
+                    && is_ready(p)
+                    && matches!((made(p), newest), (Some(m), Some(n)) if m <= n && n - m <= FAST_PREFERENCE)
+            })
+        })
+        .flatten();
+    match other {
+        Some(point) => Fast {
+            point,
+            ready: true,
+            passed_over: Some(chosen),
+        },
+        None => Fast {
+            point: chosen,
+            ready: false,
+            passed_over: None,
+        },
+    }
+}
+
 /// The restore point `at` of `instance` among `points` (one region's), or why there is none.
 pub fn select<'a>(
     points: &'a [RestorePoint],
@@ -760,5 +824,71 @@ mod tests {
             busy.0
                 .starts_with("i-new already has a volume at /dev/xvda")
         );
+    }
+
+    #[test]
+    fn latest_prefers_a_point_ready_in_the_zone_within_a_day_and_says_what_it_passed_over() {
+        let points = vec![
+            point("i-a", "2027-01-03T02:00:00Z", "completed"),
+            point("i-a", "2027-01-02T20:00:00Z", "completed"),
+            point("i-a", "2027-01-01T02:00:00Z", "completed"),
+        ];
+        let ids = |p: &RestorePoint| -> Vec<String> {
+            p.volumes.iter().map(|v| v.snapshot_id.clone()).collect()
+        };
+        let ready_in = |p: &RestorePoint, zone: &str| -> BTreeMap<String, BTreeSet<String>> {
+            ids(p)
+                .into_iter()
+                .map(|id| (id, BTreeSet::from([zone.to_owned()])))
+                .collect()
+        };
+        // Nothing ready: the newest, not ready.
+        let none = prefer_fast(
+            &points,
+            &points[0],
+            &At::Latest,
+            "eu-west-1b",
+            &BTreeMap::new(),
+        );
+        assert_eq!(
+            (none.point, none.ready, none.passed_over),
+            (&points[0], false, None)
+        );
+        // The newest ready itself.
+        let own = prefer_fast(
+            &points,
+            &points[0],
+            &At::Latest,
+            "eu-west-1b",
+            &ready_in(&points[0], "eu-west-1b"),
+        );
+        assert_eq!(
+            (own.point, own.ready, own.passed_over),
+            (&points[0], true, None)
+        );
+        // Six hours older and ready in the zone: preferred, the newest named.
+        let ready = ready_in(&points[1], "eu-west-1b");
+        let preferred = prefer_fast(&points, &points[0], &At::Latest, "eu-west-1b", &ready);
+        assert_eq!(
+            (preferred.point, preferred.ready, preferred.passed_over),
+            (&points[1], true, Some(&points[0]))
+        );
+        // Ready in another zone only, or an explicit --at: the chosen point stays.
+        let elsewhere = prefer_fast(&points, &points[0], &At::Latest, "eu-west-1a", &ready);
+        assert_eq!(elsewhere.point, &points[0]);
+        let at = At::parse("2027-01-03T02:00:00Z").unwrap();
+        assert_eq!(
+            prefer_fast(&points, &points[0], &at, "eu-west-1b", &ready).point,
+            &points[0]
+        );
+        // Two days older: too old to prefer.
+        let old = prefer_fast(
+            &points,
+            &points[0],
+            &At::Latest,
+            "eu-west-1b",
+            &ready_in(&points[2], "eu-west-1b"),
+        );
+        assert_eq!((old.point, old.ready), (&points[0], false));
     }
 }

@@ -29,6 +29,7 @@ pub async fn assess(aws: &Aws, env: &Environment, now: OffsetDateTime) -> Result
         inventory.locks
     };
     coverage::with_locks(&mut assessed, &inventory.snapshots, &locks);
+    coverage::with_tiers(&mut assessed, &inventory.snapshots);
     Ok(assessed)
 }
 
