@@ -19,6 +19,7 @@ mod organization;
 mod promote;
 mod recycle_bin;
 mod restore;
+mod tiers;
 mod tripwire;
 mod tripwire_iam;
 mod vault;
