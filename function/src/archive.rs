@@ -11,7 +11,7 @@
 use crate::cost::{STANDARD_PRICE_PER_GB_MONTH, monthly};
 use crate::model::{Policy, Snapshot, Tier};
 use crate::tags;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use time::{Duration, OffsetDateTime};
 
 /// The archive tier's list price, US dollars per GB-month, US East (a quarter of the standard
@@ -214,32 +214,41 @@ pub fn tier_state(s: &Snapshot) -> String {
 /// Which of this deployment's `snapshots` go to the archive tier at `now`: those of a schedule
 /// with `archive_after_days` for which [`verdict`] says it pays, never one of `held` (locked,
 /// pinned, kept ready by fast snapshot restore), within the archive quotas. `frees` is what
-/// archiving each measured snapshot frees in the standard tier.
+/// archiving each measured snapshot frees in the standard tier, sorted by snapshot id.
 pub fn plan(
     snapshots: &[Snapshot],
     policy: &Policy,
     held: &BTreeSet<String>,
-    frees: &BTreeMap<String, u64>,
+    frees: &[(String, u64)],
     now: OffsetDateTime,
 ) -> Plan {
-    // The newest snapshot of each volume, and each volume's snapshots in the archive (or on
-    // their way there, or restored from it).
-    let mut newest: BTreeMap<&str, (OffsetDateTime, &str)> = BTreeMap::new();
-    let mut archived: BTreeMap<&str, usize> = BTreeMap::new();
-    let mut in_progress = 0;
-    for s in snapshots {
-        let Some(volume) = s.volume_id.as_deref() else {
-            continue;
-        };
-        let at = (s.made_at_by(now), s.id.as_str());
-        if newest.get(volume).is_none_or(|n| at > *n) {
-            newest.insert(volume, at);
-        }
-        if s.tier != Tier::Standard || s.tag(tags::ARCHIVED_AT).is_some() {
-            *archived.entry(volume).or_default() += 1;
-        }
-        in_progress += usize::from(archiving(s));
+    // Each volume's newest snapshot, and how many of its snapshots are in the archive (or on
+    // their way there, or restored from it), by volume id (sorted).
+    let mut by_volume: Vec<&Snapshot> =
+        snapshots.iter().filter(|s| s.volume_id.is_some()).collect();
+    by_volume.sort_by(|a, b| a.volume_id.cmp(&b.volume_id));
+    let mut volumes: Vec<(&str, &str, usize)> = Vec::new();
+    for chunk in by_volume.chunk_by(|a, b| a.volume_id == b.volume_id) {
+        let newest = chunk
+            .iter()
+            .max_by_key(|s| (s.made_at_by(now), s.id.as_str()))
+            .map_or("", |s| s.id.as_str());
+        let archived = chunk
+            .iter()
+            .filter(|s| s.tier != Tier::Standard || s.tag(tags::ARCHIVED_AT).is_some())
+            .count();
+        volumes.push((
+            chunk[0].volume_id.as_deref().unwrap_or_default(),
+            newest,
+            archived,
+        ));
     }
+    let volume_of = |s: &Snapshot| {
+        s.volume_id
+            .as_deref()
+            .and_then(|v| volumes.binary_search_by(|e| e.0.cmp(v)).ok())
+    };
+    let mut in_progress = snapshots.iter().filter(|s| archiving(s)).count();
     let mut candidates: Vec<(&Snapshot, Option<f64>, String)> = Vec::new();
     for s in snapshots {
         let schedule = tags::schedule_of(&s.tags);
@@ -264,11 +273,11 @@ pub fn plan(
                 .tag(tags::EXPIRES_AT)
                 .and_then(|t| tags::parse_time(t).ok()),
             written_bytes: s.tag(tags::WRITTEN_BYTES).and_then(|b| b.parse().ok()),
-            frees_bytes: frees.get(&s.id).copied(),
-            newest_of_volume: s
-                .volume_id
-                .as_deref()
-                .is_none_or(|v| newest.get(v).is_some_and(|n| n.1 == s.id)),
+            frees_bytes: frees
+                .binary_search_by(|(id, _)| id.as_str().cmp(&s.id))
+                .ok()
+                .map(|at| frees[at].1),
+            newest_of_volume: volume_of(s).is_none_or(|at| volumes[at].1 == s.id),
             pinned: held.contains(&s.id),
             schedule_gap_hours: rule.overdue_after_hours,
         };
@@ -282,9 +291,10 @@ pub fn plan(
             .then(a.0.id.cmp(&b.0.id))
     });
     let mut plan = Plan::default();
+    let mut archived: Vec<usize> = volumes.iter().map(|v| v.2).collect();
     for (s, saves_monthly_usd, schedule) in candidates {
-        let volume = s.volume_id.as_deref().unwrap_or_default();
-        let count = archived.entry(volume).or_default();
+        let Some(at) = volume_of(s) else { continue };
+        let count = &mut archived[at];
         if *count >= MAX_ARCHIVED_PER_VOLUME {
             plan.held_back.push((
                 s.id.clone(),

@@ -38,13 +38,14 @@ pub fn monthly(bytes: u64, price_per_gb_month: f64) -> f64 {
 pub const ARCHIVE_SHARE: f64 = 0.25;
 
 /// What archiving each measured snapshot would free in the standard tier: its blocks that no
-/// later kept snapshot of its volume holds (an upper bound, as [`SetCost::frees_up_to`]).
+/// later kept snapshot of its volume holds (an upper bound, as [`SetCost::frees_up_to`]), by
+/// snapshot id (sorted).
 pub fn frees_by_snapshot(
     snapshots: &[Snapshot],
     deployment: &str,
     now: OffsetDateTime,
-) -> BTreeMap<String, u64> {
-    let mut frees = BTreeMap::new();
+) -> Vec<(String, u64)> {
+    let mut frees = Vec::new();
     for chain in changes::by_volume(snapshots, deployment, now).values() {
         let parts = parts(chain);
         for (index, part) in parts.iter().enumerate() {
@@ -54,9 +55,10 @@ pub fn frees_by_snapshot(
                 Some(_) => continue,
                 None => part.bytes,
             };
-            frees.insert(part.snapshot.id.clone(), freed);
+            frees.push((part.snapshot.id.clone(), freed));
         }
     }
+    frees.sort_unstable();
     frees
 }
 

@@ -4,7 +4,6 @@
 //! would cost the zip more than its budget has left (docs/function.md, "Zip size").
 
 use crate::signed::{self, Call, CallError, encode};
-use std::collections::{BTreeMap, BTreeSet};
 
 /// The EC2 API version the Query calls name.
 const VERSION: &str = "2016-11-15";
@@ -107,11 +106,11 @@ pub async fn fast_restore(
 }
 
 /// The fast snapshot restores of the region's snapshots that are enabling, optimizing or
-/// enabled: snapshot id → zones, every page.
+/// enabled: (snapshot id, zone) pairs, sorted, every page.
 pub async fn fast_restores(
     sdk: &aws_config::SdkConfig,
-) -> Result<BTreeMap<String, BTreeSet<String>>, CallError> {
-    let mut found: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+) -> Result<Vec<crate::fast_plan::Pair>, CallError> {
+    let mut found: Vec<crate::fast_plan::Pair> = Vec::new();
     let mut token: Option<String> = None;
     loop {
         let mut params = vec![
@@ -130,10 +129,7 @@ pub async fn fast_restores(
                 values(item, "snapshotId").first(),
                 values(item, "availabilityZone").first(),
             ) {
-                found
-                    .entry((*id).to_owned())
-                    .or_default()
-                    .insert((*zone).to_owned());
+                found.push(((*id).to_owned(), (*zone).to_owned()));
             }
         }
         token = values(&xml, "nextToken").first().map(|t| (*t).to_owned());
@@ -141,6 +137,8 @@ pub async fn fast_restores(
             break;
         }
     }
+    found.sort_unstable();
+    found.dedup();
     Ok(found)
 }
 

@@ -5,7 +5,6 @@
 
 use crate::model::{Instance, Policy, Snapshot, Tier};
 use serde::Serialize;
-use std::collections::{BTreeMap, BTreeSet};
 use time::OffsetDateTime;
 
 /// One snapshot's fast snapshot restores to enable or disable, in `zones`.
@@ -22,102 +21,102 @@ pub struct Plan {
     pub disable: Vec<Change>,
     /// Newest first: when the region's quota runs out, the newest sets have theirs.
     pub enable: Vec<Change>,
-    /// Each wanted snapshot's zones: archiving leaves them alone.
-    pub wanted: BTreeMap<String, BTreeSet<String>>,
+    /// The snapshots kept ready (sorted): archiving leaves them alone.
+    pub wanted: Vec<String>,
 }
 
-/// A set and when it was made.
-type Dated<'a> = (OffsetDateTime, Vec<&'a Snapshot>);
+/// One fast snapshot restore: a snapshot id and a zone.
+pub type Pair = (String, String);
+
+/// Groups `(snapshot, zone)` pairs, each snapshot's together, into changes (in order).
+fn changes(pairs: Vec<(&str, &str)>) -> Vec<Change> {
+    let mut out: Vec<Change> = Vec::new();
+    for (id, zone) in pairs {
+        match out.last_mut() {
+            Some(last) if last.snapshot_id == id => last.zones.push(zone.to_owned()),
+            _ => out.push(Change {
+                snapshot_id: id.to_owned(),
+                zones: vec![zone.to_owned()],
+            }),
+        }
+    }
+    out
+}
 
 /// Which of this deployment's `snapshots` should be ready in which zones, and what changes
-/// from `enabled` (snapshot id → zones enabling, optimizing or enabled now) to get there.
-/// `instances` are the live ones, for the rule's tag; an instance gone keeps only what a rule
-/// without a tag keeps.
+/// from `enabled` (snapshot and zone pairs enabling, optimizing or enabled now, this
+/// deployment's) to get there. `instances` are the live ones, for the rule's tag; an instance
+/// gone keeps only what a rule without a tag keeps.
 pub fn plan(
     snapshots: &[Snapshot],
     instances: &[Instance],
     policy: &Policy,
-    enabled: &BTreeMap<String, BTreeSet<String>>,
+    enabled: &[Pair],
     now: OffsetDateTime,
 ) -> Plan {
-    let tags_of: BTreeMap<&str, &crate::tags::Tags> =
-        instances.iter().map(|i| (i.id.as_str(), &i.tags)).collect();
-    // Each instance's whole, usable sets by schedule, newest first.
-    let mut by_owner: BTreeMap<(&str, &str), Vec<Dated<'_>>> = BTreeMap::new();
+    // Each instance's whole, usable sets, by instance and schedule, newest first.
+    let mut sets: Vec<(&str, &str, OffsetDateTime, Vec<&Snapshot>)> = Vec::new();
     for ((instance, made_at), set) in crate::model::sets(snapshots) {
         let usable = set.iter().all(|s| {
             s.completed() && s.tier == Tier::Standard && s.tag(crate::tags::SOURCE_REGION).is_none()
         });
-        if !usable || made_at > now + crate::model::CREATED_AT_SKEW {
-            continue;
+        if usable && made_at <= now + crate::model::CREATED_AT_SKEW {
+            let schedule = crate::tags::schedule_of(&set[0].tags);
+            sets.push((instance, schedule, made_at, set));
         }
-        let schedule = crate::tags::schedule_of(&set[0].tags);
-        by_owner
-            .entry((instance, schedule))
-            .or_default()
-            .push((made_at, set));
     }
-    let mut wanted: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    let mut order: Vec<(OffsetDateTime, &str)> = Vec::new();
-    for ((instance, schedule), mut sets) in by_owner {
+    sets.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)).then(b.2.cmp(&a.2)));
+    // (made, snapshot, zone) of every wanted fast snapshot restore.
+    let mut wanted: Vec<(OffsetDateTime, &str, &str)> = Vec::new();
+    let mut taken = 0;
+    let mut owner: Option<(&str, &str)> = None;
+    for (instance, schedule, made_at, set) in &sets {
+        if owner != Some((instance, schedule)) {
+            owner = Some((instance, schedule));
+            taken = 0;
+        }
         let Some(rule) = policy.rule(schedule).and_then(|r| r.fast_restore.as_ref()) else {
             continue;
         };
-        let covered = match (&rule.tag, tags_of.get(instance)) {
-            (None, _) => true,
-            (Some(_), Some(tags)) => rule.covers(tags),
-            (Some(_), None) => false,
-        };
-        if !covered {
+        let covered = rule.tag.is_none()
+            || instances
+                .iter()
+                .find(|i| i.id == *instance)
+                .is_some_and(|i| rule.covers(&i.tags));
+        if !covered || taken >= rule.count {
             continue;
         }
-        sets.sort_by_key(|set| std::cmp::Reverse(set.0));
-        for (made_at, set) in sets.into_iter().take(rule.count as usize) {
-            for snapshot in set {
-                wanted
-                    .entry(snapshot.id.clone())
-                    .or_default()
-                    .extend(rule.zones.iter().cloned());
-                order.push((made_at, snapshot.id.as_str()));
+        taken += 1;
+        for snapshot in set {
+            for zone in &rule.zones {
+                wanted.push((*made_at, &snapshot.id, zone));
             }
         }
     }
-    let mut disable = Vec::new();
-    for (id, zones) in enabled {
-        let keep = wanted.get(id);
-        let off: Vec<String> = zones
-            .iter()
-            .filter(|z| keep.is_none_or(|k| !k.contains(*z)))
-            .cloned()
-            .collect();
-        if !off.is_empty() {
-            disable.push(Change {
-                snapshot_id: id.clone(),
-                zones: off,
-            });
-        }
-    }
-    order.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(b.1)));
-    order.dedup_by(|a, b| a.1 == b.1);
-    let mut enable = Vec::new();
-    for (_, id) in order {
-        let on = enabled.get(id);
-        let zones: Vec<String> = wanted[id]
-            .iter()
-            .filter(|z| on.is_none_or(|o| !o.contains(*z)))
-            .cloned()
-            .collect();
-        if !zones.is_empty() {
-            enable.push(Change {
-                snapshot_id: id.to_owned(),
-                zones,
-            });
-        }
-    }
+    wanted.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(b.1)).then(a.2.cmp(b.2)));
+    wanted.dedup_by(|a, b| a.1 == b.1 && a.2 == b.2);
+    let mut on: Vec<(&str, &str)> = enabled
+        .iter()
+        .map(|(id, zone)| (id.as_str(), zone.as_str()))
+        .collect();
+    on.sort_unstable();
+    let disable = on
+        .iter()
+        .filter(|(id, zone)| !wanted.iter().any(|w| w.1 == *id && w.2 == *zone))
+        .copied()
+        .collect();
+    let enable = wanted
+        .iter()
+        .filter(|w| !on.contains(&(w.1, w.2)))
+        .map(|w| (w.1, w.2))
+        .collect();
+    let mut kept: Vec<String> = wanted.iter().map(|w| w.1.to_owned()).collect();
+    kept.sort_unstable();
+    kept.dedup();
     Plan {
-        disable,
-        enable,
-        wanted,
+        disable: changes(disable),
+        enable: changes(enable),
+        wanted: kept,
     }
 }
 

@@ -24,6 +24,13 @@ pub(crate) struct Swept {
     pub failed: Vec<Failure>,
 }
 
+/// One change the sweep makes: an archival, or a snapshot's fast snapshot restores switched
+/// on (`true`) or off.
+enum Job {
+    Archive(crate::archive::Archival),
+    Fast(crate::fast_plan::Change, bool),
+}
+
 /// One call of the sweep.
 enum Op<'a> {
     Archive(&'a str),
@@ -129,9 +136,11 @@ pub(crate) async fn sweep(
     let read = if policy.schedules.iter().any(|s| s.fast_restore.is_some()) {
         ec2_query::fast_restores(&ctx.sdk).await
     } else {
-        Ok(BTreeMap::new())
+        Ok(Vec::new())
     };
-    let enabled: BTreeMap<String, BTreeSet<String>> = match read {
+    // A failed read changes no fast snapshot restore this run (the archive goes on).
+    let fast_read = read.is_ok();
+    let enabled: Vec<crate::fast_plan::Pair> = match read {
         Ok(all) => all
             .into_iter()
             .filter(|(id, _)| ids.contains(id.as_str()))
@@ -140,20 +149,19 @@ pub(crate) async fn sweep(
             swept
                 .failed
                 .push(failure(None, "DescribeFastSnapshotRestores", e));
-            let tagged = execute::tag_snapshots(writes, tags_to_write).await;
-            swept.failed.extend(tagged.failed);
-            return swept;
+            Vec::new()
         }
     };
     let fast_plan = crate::fast_plan::plan(own, instances, policy, &enabled, now);
 
     // The archive: what pays, never a set held ready, locked or pinned.
+    let mut jobs: Vec<Job> = Vec::new();
     if policy
         .schedules
         .iter()
         .any(|s| s.archive_after_days.is_some())
     {
-        let mut held: BTreeSet<String> = fast_plan.wanted.keys().cloned().collect();
+        let mut held: BTreeSet<String> = fast_plan.wanted.iter().cloned().collect();
         held.extend(
             locks
                 .iter()
@@ -163,88 +171,85 @@ pub(crate) async fn sweep(
         let frees = crate::cost::frees_by_snapshot(own, &policy.deployment, now);
         let plan = crate::archive::plan(own, policy, &held, &frees, now);
         swept.tiering.held_back = plan.held_back.len();
-        for archival in plan.archive {
-            let sent = if dry {
-                Some(Ok(Vec::new()))
-            } else {
-                send(ctx, cutoff, &Op::Archive(&archival.snapshot_id)).await
-            };
-            match sent {
-                None => swept.tiering.held_back += 1,
-                Some(Err(e)) => swept.failed.push(failure(
-                    Some(&archival.snapshot_id),
-                    "ModifySnapshotTier",
-                    e,
-                )),
-                Some(Ok(_)) => {
-                    tracing::info!(snapshot_id = %archival.snapshot_id, "archiving");
-                    tags_to_write.push((
-                        archival.snapshot_id.clone(),
-                        vec![(tags::ARCHIVED_AT.to_owned(), tags::format_time(now))],
-                    ));
-                    swept.tiering.archived.push(TierArchived {
-                        saves_monthly_cents: archival
-                            .saves_monthly_usd
-                            .map(|usd| (usd * 100.0).round() as u64),
-                        snapshot_id: archival.snapshot_id,
-                        instance_id: archival.instance_id,
-                        schedule: archival.schedule,
-                    });
-                }
-            }
-        }
+        jobs.extend(plan.archive.into_iter().map(Job::Archive));
     }
-
-    // The disables first, so that never more than the configured sets are billed at once.
-    for (changes, on) in [(fast_plan.disable, false), (fast_plan.enable, true)] {
-        let operation = if on {
-            "EnableFastSnapshotRestores"
+    // Then fast snapshot restore, the disables first, so that never more than the configured
+    // sets are billed at once.
+    if fast_read {
+        jobs.extend(fast_plan.disable.into_iter().map(|c| Job::Fast(c, false)));
+        jobs.extend(fast_plan.enable.into_iter().map(|c| Job::Fast(c, true)));
+    }
+    for job in jobs {
+        let sent = if dry {
+            Some(Ok(Vec::new()))
         } else {
-            "DisableFastSnapshotRestores"
-        };
-        for change in changes {
-            let sent = if dry {
-                Some(Ok(Vec::new()))
-            } else {
-                send(
-                    ctx,
-                    cutoff,
-                    &Op::FastRestore(&change.snapshot_id, &change.zones, on),
-                )
-                .await
+            let op = match &job {
+                Job::Archive(a) => Op::Archive(&a.snapshot_id),
+                Job::Fast(c, on) => Op::FastRestore(&c.snapshot_id, &c.zones, *on),
             };
-            let refused = match sent {
-                None => continue,
-                Some(Err(e)) => {
-                    swept
-                        .failed
-                        .push(failure(Some(&change.snapshot_id), operation, e));
+            send(ctx, cutoff, &op).await
+        };
+        match (job, sent) {
+            (Job::Archive(_), None) => swept.tiering.held_back += 1,
+            (Job::Fast(..), None) => {}
+            (Job::Archive(a), Some(Err(e))) => {
+                swept
+                    .failed
+                    .push(failure(Some(&a.snapshot_id), "ModifySnapshotTier", e))
+            }
+            (Job::Archive(archival), Some(Ok(_))) => {
+                tracing::info!(snapshot_id = %archival.snapshot_id, "archiving");
+                tags_to_write.push((
+                    archival.snapshot_id.clone(),
+                    vec![(tags::ARCHIVED_AT.to_owned(), tags::format_time(now))],
+                ));
+                swept.tiering.archived.push(TierArchived {
+                    saves_monthly_cents: archival
+                        .saves_monthly_usd
+                        .map(|usd| (usd * 100.0).round() as u64),
+                    snapshot_id: archival.snapshot_id,
+                    instance_id: archival.instance_id,
+                    schedule: archival.schedule,
+                });
+            }
+            (Job::Fast(change, on), Some(result)) => {
+                let operation = if on {
+                    "EnableFastSnapshotRestores"
+                } else {
+                    "DisableFastSnapshotRestores"
+                };
+                let refused = match result {
+                    Err(e) => {
+                        swept
+                            .failed
+                            .push(failure(Some(&change.snapshot_id), operation, e));
+                        continue;
+                    }
+                    Ok(refused) => refused,
+                };
+                let zones: Vec<String> = change
+                    .zones
+                    .iter()
+                    .filter(|z| !refused.iter().any(|(r, _)| r == *z))
+                    .cloned()
+                    .collect();
+                for (zone, e) in refused {
+                    let mut failed = failure(Some(&change.snapshot_id), operation, e);
+                    failed.message = format!("in {zone}: {}", failed.message);
+                    swept.failed.push(failed);
+                }
+                if zones.is_empty() {
                     continue;
                 }
-                Some(Ok(refused)) => refused,
-            };
-            let zones: Vec<String> = change
-                .zones
-                .iter()
-                .filter(|z| !refused.iter().any(|(r, _)| r == *z))
-                .cloned()
-                .collect();
-            for (zone, e) in refused {
-                let mut failed = failure(Some(&change.snapshot_id), operation, e);
-                failed.message = format!("in {zone}: {}", failed.message);
-                swept.failed.push(failed);
-            }
-            if zones.is_empty() {
-                continue;
-            }
-            let done = crate::fast_plan::Change {
-                snapshot_id: change.snapshot_id,
-                zones,
-            };
-            if on {
-                swept.tiering.fast_restore_enabled.push(done);
-            } else {
-                swept.tiering.fast_restore_disabled.push(done);
+                let done = crate::fast_plan::Change {
+                    snapshot_id: change.snapshot_id,
+                    zones,
+                };
+                if on {
+                    swept.tiering.fast_restore_enabled.push(done);
+                } else {
+                    swept.tiering.fast_restore_disabled.push(done);
+                }
             }
         }
     }

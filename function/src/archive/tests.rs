@@ -223,17 +223,17 @@ fn a_run_archives_the_monthly_sets_that_pay_oldest_first_and_never_the_newest_or
         .tags
         .insert(tags::SOURCE_REGION.into(), "us-west-2".into());
     let held = BTreeSet::from(["snap-m70".to_owned()]);
-    let plan = plan(&snapshots, &gfs_policy(), &held, &BTreeMap::new(), NOW);
+    let plan = plan(&snapshots, &gfs_policy(), &held, &[], NOW);
     assert_eq!(archived_ids(&plan), ["snap-m100", "snap-m40"]);
     assert!(plan.held_back.is_empty());
     assert!(plan.archive.iter().all(|a| a.saves_monthly_usd.is_none()));
     assert!(archiving(&snapshots[9]) && !archiving(&snapshots[8]) && !archiving(&snapshots[0]));
 
     // Measured: a set whose full size costs more archived than the blocks it frees stays.
-    let frees = BTreeMap::from([
+    let frees = vec![
         ("snap-m100".to_owned(), 10 * GIB),
         ("snap-m40".to_owned(), 90 * GIB),
-    ]);
+    ];
     for s in &mut snapshots {
         s.tags
             .insert(tags::WRITTEN_BYTES.into(), (100 * GIB).to_string());
@@ -280,13 +280,7 @@ fn the_archive_quotas_hold_back_what_would_exceed_them() {
             .insert(tags::ARCHIVED_AT.into(), tags::format_time(NOW));
         snapshots.push(going);
     }
-    let plan = plan(
-        &snapshots,
-        &gfs_policy(),
-        &BTreeSet::new(),
-        &BTreeMap::new(),
-        NOW,
-    );
+    let plan = plan(&snapshots, &gfs_policy(), &BTreeSet::new(), &[], NOW);
     assert_eq!(plan.archive.len(), MAX_ARCHIVALS_IN_PROGRESS - 3);
     assert_eq!(plan.held_back.len(), 30 - 22);
     assert!(plan.held_back[0].1.contains("25 archivals are in progress"));
@@ -300,13 +294,7 @@ fn the_archive_quotas_hold_back_what_would_exceed_them() {
     }
     full.push(own("snap-next", "vol-x", 60, "monthly", 365));
     full.push(own("snap-newest", "vol-x", 1, "daily", 7));
-    let plan = super::plan(
-        &full,
-        &gfs_policy(),
-        &BTreeSet::new(),
-        &BTreeMap::new(),
-        NOW,
-    );
+    let plan = super::plan(&full, &gfs_policy(), &BTreeSet::new(), &[], NOW);
     assert!(plan.archive.is_empty());
     assert_eq!(plan.held_back.len(), 1);
     assert!(plan.held_back[0].1.contains("25 archived snapshots"));

@@ -96,20 +96,14 @@ fn each_instances_newest_sets_are_enabled_and_the_ones_they_replace_disabled() {
     let p = policy(Some(rule(&["us-east-1a", "us-east-1b"], 1)));
     // Yesterday's set of i-a is enabled in both zones; a weekly one in one zone (a rule of
     // another schedule, since removed); i-b has none yet.
-    let enabled = BTreeMap::from([
-        (
-            "snap-i-a-root-25".to_owned(),
-            BTreeSet::from(["us-east-1a".to_owned(), "us-east-1b".to_owned()]),
-        ),
-        (
-            "snap-i-a-data-25".to_owned(),
-            BTreeSet::from(["us-east-1a".to_owned(), "us-east-1b".to_owned()]),
-        ),
-        (
-            "snap-i-b-root-2".to_owned(),
-            BTreeSet::from(["us-east-1c".to_owned()]),
-        ),
-    ]);
+    let pair = |id: &str, zone: &str| (id.to_owned(), zone.to_owned());
+    let enabled = vec![
+        pair("snap-i-a-root-25", "us-east-1a"),
+        pair("snap-i-a-root-25", "us-east-1b"),
+        pair("snap-i-a-data-25", "us-east-1a"),
+        pair("snap-i-a-data-25", "us-east-1b"),
+        pair("snap-i-b-root-2", "us-east-1c"),
+    ];
     let plan = plan(&snapshots, &instances, &p, &enabled, NOW);
     assert_eq!(
         ids(&plan.disable),
@@ -129,7 +123,13 @@ fn each_instances_newest_sets_are_enabled_and_the_ones_they_replace_disabled() {
         ]
     );
     // Once done, the next run changes nothing.
-    let now_enabled: BTreeMap<String, BTreeSet<String>> = plan.wanted;
+    // (every wanted snapshot in both zones: what the enables above made)
+    assert_eq!(plan.wanted.len(), 4);
+    let now_enabled: Vec<Pair> = plan
+        .wanted
+        .iter()
+        .flat_map(|id| [pair(id, "us-east-1a"), pair(id, "us-east-1b")])
+        .collect();
     let again = super::plan(&snapshots, &instances, &p, &now_enabled, NOW);
     assert!(
         again.enable.is_empty() && again.disable.is_empty(),
@@ -174,13 +174,7 @@ fn only_whole_completed_standard_sets_of_covered_instances_count_and_count_is_pe
         }),
         ..rule(&["us-east-1a"], 2)
     };
-    let plan = plan(
-        &snapshots,
-        &instances,
-        &policy(Some(tagged)),
-        &BTreeMap::new(),
-        NOW,
-    );
+    let plan = plan(&snapshots, &instances, &policy(Some(tagged)), &[], NOW);
     // Only i-a (gold): its two newest whole, completed, standard sets are the one of 49 hours
     // only (the newest is pending, the next has an archived snapshot). i-b is bronze, and the
     // instance gone cannot show the tag.
@@ -205,11 +199,5 @@ fn only_whole_completed_standard_sets_of_covered_instances_count_and_count_is_pe
 }
 
 fn plan_for(snapshots: &[Snapshot], instances: &[Instance], r: Rule) -> Plan {
-    plan(
-        snapshots,
-        instances,
-        &policy(Some(r)),
-        &BTreeMap::new(),
-        NOW,
-    )
+    plan(snapshots, instances, &policy(Some(r)), &[], NOW)
 }

@@ -444,7 +444,10 @@ async fn redeploy(bench: &Bench, repeat: usize) -> Result<(f64, f64)> {
     std::fs::create_dir_all(&dir)
         .with_context(|| format!("failed to create `{}`", dir.display()))?;
     let zip = dir.join("bootstrap.zip");
-    std::fs::write(&zip, crate::build::package::zip_bootstrap(b"bench")?)?;
+    std::fs::write(
+        &zip,
+        crate::build::package::zip_bootstrap(b"bench", crate::build::package::Compression::Fast)?,
+    )?;
     let artifact = crate::build::package::open(&zip)?;
     crate::workflows::deploy::deploy(
         &bench.aws,

@@ -73,7 +73,7 @@ pub fn reproduce(arch: Architecture, elsewhere: &Path) -> Result<Reproduced> {
 
 fn build(checkout: &Path, arch: Architecture) -> Result<Build> {
     let (_, binary) = crate::build::build_in(checkout, arch)?;
-    let zipped = zip_bootstrap(&binary)?;
+    let zipped = zip_bootstrap(&binary, crate::build::package::Compression::Smallest)?;
     Ok(Build {
         checkout: checkout.to_path_buf(),
         sha256: sha256_hex(&zipped),

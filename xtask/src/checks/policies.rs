@@ -61,6 +61,11 @@ const NOT_CI: &[(&str, &str)] = &[
         "restore is an operator's command, run with the operator's credentials (docs/restore.md)",
     ),
     (
+        "commands/restore.rs",
+        "restore's read of fast snapshot restores, with the operator's credentials \
+         (docs/restore.md)",
+    ),
+    (
         "aws/recycle_bin.rs",
         "snapshots --deleted and --restore-deleted: an operator's restore tasks, with their own \
          credentials (docs/restore.md)",

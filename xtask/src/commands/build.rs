@@ -14,7 +14,10 @@ pub struct Build {
 impl Build {
     pub fn run(self) -> Result<ExitCode> {
         let binary = crate::build::build(self.arch)?;
-        println!("{}", crate::build::package::package(&binary)?);
+        println!(
+            "{}",
+            crate::build::package::package(&binary, crate::build::package::Compression::Smallest)?
+        );
         Ok(ExitCode::SUCCESS)
     }
 }

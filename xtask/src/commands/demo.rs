@@ -139,7 +139,8 @@ async fn tour_in_emulator(
         "Deploy the `local` environment",
         "The same deploy as for AWS: bootstrap (bucket, execution role), artifact upload, change set, function, role, topic, schedule.",
     );
-    let artifact = crate::build::package::package(binary)?;
+    let artifact =
+        crate::build::package::package(binary, crate::build::package::Compression::Fast)?;
     let deployed = deploy(&aws, env, &artifact, true, output).await?;
     eprintln!("   stack {} {}", deployed.stack, deployed.result);
     let inbox = Inbox::subscribe(

@@ -36,7 +36,10 @@ impl Deploy {
                 crate::build::package::check_architecture(&artifact.path, env.architecture)?;
                 artifact
             }
-            None => crate::build::package::package(&crate::build::build(env.architecture)?)?,
+            None => crate::build::package::package(
+                &crate::build::build(env.architecture)?,
+                crate::build::package::Compression::Smallest,
+            )?,
         };
         if let Some(targets) = &env.targets {
             let result = with_aws(&self.connection, &env.region, &env.access, async |aws| {

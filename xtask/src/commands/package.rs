@@ -14,7 +14,10 @@ pub struct Package {
 impl Package {
     pub fn run(self) -> Result<ExitCode> {
         let binary = crate::build::output_path(self.arch);
-        println!("{}", crate::build::package::package(&binary)?);
+        println!(
+            "{}",
+            crate::build::package::package(&binary, crate::build::package::Compression::Smallest)?
+        );
         Ok(ExitCode::SUCCESS)
     }
 }

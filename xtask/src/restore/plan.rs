@@ -46,20 +46,22 @@ pub struct Fast<'a> {
 }
 
 /// With `--at latest`, prefers the newest point of `chosen`'s instance whose every snapshot has
-/// fast snapshot restore enabled in `zone` (`ready`: snapshot id → zones) over `chosen`, when
+/// fast snapshot restore enabled in `zone` (`ready`: snapshot and zone pairs) over `chosen`, when
 /// it is at most [`FAST_PREFERENCE`] older; `chosen` stays when it is ready itself, or none is.
 pub fn prefer_fast<'a>(
     points: &'a [RestorePoint],
     chosen: &'a RestorePoint,
     at: &At,
     zone: &str,
-    ready: &std::collections::BTreeMap<String, BTreeSet<String>>,
+    ready: &[(String, String)],
 ) -> Fast<'a> {
     let is_ready = |p: &RestorePoint| {
         !p.volumes.is_empty()
-            && p.volumes
-                .iter()
-                .all(|v| ready.get(&v.snapshot_id).is_some_and(|z| z.contains(zone)))
+            && p.volumes.iter().all(|v| {
+                ready
+                    .iter()
+                    .any(|(id, z)| *id == v.snapshot_id && z == zone)
+            })
     };
     let made = |p: &RestorePoint| function::tags::parse_time(&p.created_at).ok();
     if is_ready(chosen) {
@@ -836,20 +838,11 @@ mod tests {
         let ids = |p: &RestorePoint| -> Vec<String> {
             p.volumes.iter().map(|v| v.snapshot_id.clone()).collect()
         };
-        let ready_in = |p: &RestorePoint, zone: &str| -> BTreeMap<String, BTreeSet<String>> {
-            ids(p)
-                .into_iter()
-                .map(|id| (id, BTreeSet::from([zone.to_owned()])))
-                .collect()
+        let ready_in = |p: &RestorePoint, zone: &str| -> Vec<(String, String)> {
+            ids(p).into_iter().map(|id| (id, zone.to_owned())).collect()
         };
         // Nothing ready: the newest, not ready.
-        let none = prefer_fast(
-            &points,
-            &points[0],
-            &At::Latest,
-            "eu-west-1b",
-            &BTreeMap::new(),
-        );
+        let none = prefer_fast(&points, &points[0], &At::Latest, "eu-west-1b", &[]);
         assert_eq!(
             (none.point, none.ready, none.passed_over),
             (&points[0], false, None)

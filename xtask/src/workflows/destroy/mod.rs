@@ -715,10 +715,14 @@ async fn disable_fast_restores(
         if result.snapshots_deleted.contains(&snapshot.id) {
             continue;
         }
-        let Some(zones) = enabled.get(&snapshot.id) else {
+        let zones: Vec<String> = enabled
+            .iter()
+            .filter(|(id, _)| *id == snapshot.id)
+            .map(|(_, zone)| zone.clone())
+            .collect();
+        if zones.is_empty() {
             continue;
-        };
-        let zones: Vec<String> = zones.iter().cloned().collect();
+        }
         match function::ec2_query::fast_restore(&aws.sdk, &snapshot.id, &zones, false).await {
             Ok(refused) if refused.is_empty() => {
                 output.progress(format!(
