@@ -138,14 +138,7 @@ pub(crate) async fn run(
                 report.skipped = plan.skips;
                 report.warnings = plan.warnings;
             }
-            let writes = execute::Writes {
-                ec2: &ctx.ec2,
-                pacer: &ctx.pacer,
-                deadline: deadline.as_ref(),
-                limit: ctx.config.max_concurrency,
-                mode,
-                region: None,
-            };
+            let writes = ctx.writes(mode, deadline.as_ref());
             // Each new set is locked until its expiry as soon as it exists (EC2 locks pending
             // snapshots), before any deletion; older ones no lock holds are locked again.
             let lock_after: std::collections::BTreeMap<String, _> = plan

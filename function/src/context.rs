@@ -57,6 +57,22 @@ pub struct Context {
 }
 
 impl Context {
+    /// Writes to EC2 in the function's own region, paced and bounded by its settings.
+    pub fn writes<'a>(
+        &'a self,
+        mode: crate::execute::Mode,
+        deadline: Option<&'a crate::execute::Deadline>,
+    ) -> crate::execute::Writes<'a> {
+        crate::execute::Writes {
+            ec2: &self.ec2,
+            pacer: &self.pacer,
+            deadline,
+            limit: self.config.max_concurrency,
+            mode,
+            region: None,
+        }
+    }
+
     pub fn new(sdk: &aws_config::SdkConfig, config: Config) -> Self {
         Context {
             ec2: aws_sdk_ec2::Client::new(sdk),

@@ -6,7 +6,7 @@
 use crate::changes::{self, Measure};
 use crate::context::Context;
 use crate::ebs_direct::Sample;
-use crate::execute::{self, Deadline, Mode, Writes};
+use crate::execute::{self, Deadline, Mode};
 use crate::locks::{self, LockMode, LockState, SnapshotLock};
 use crate::model::Snapshot;
 use crate::report::{Failure, TripHeld, Tripwire, TripwireAlert};
@@ -192,14 +192,7 @@ pub(crate) async fn sweep(
             record.push((tags::TRIPWIRE.to_owned(), tripwire::tripped(now)));
         }
     }
-    let writes = Writes {
-        ec2: &ctx.ec2,
-        pacer: &ctx.pacer,
-        deadline,
-        limit: ctx.config.max_concurrency,
-        mode,
-        region: None,
-    };
+    let writes = ctx.writes(mode, deadline);
     let tagged = execute::tag_snapshots(
         writes,
         recorded

@@ -6,7 +6,7 @@
 
 use crate::context::Context;
 use crate::ec2_query;
-use crate::execute::{self, Deadline, Mode, Writes};
+use crate::execute::{self, Deadline, Mode};
 use crate::locks::SnapshotLock;
 use crate::model::{Instance, Snapshot, Tier};
 use crate::pacing::{Action, Throttled};
@@ -95,14 +95,7 @@ pub(crate) async fn sweep(
     let mut swept = Swept::default();
     let policy = &ctx.config.policy;
     let cutoff = deadline.map(Deadline::cutoff);
-    let writes = Writes {
-        ec2: &ctx.ec2,
-        pacer: &ctx.pacer,
-        deadline,
-        limit: ctx.config.max_concurrency,
-        mode,
-        region: None,
-    };
+    let writes = ctx.writes(mode, deadline);
     let dry = mode == Mode::DryRun;
     let mut tags_to_write: Vec<(String, Vec<(String, String)>)> = Vec::new();
 

@@ -234,3 +234,37 @@ fn what_if_keeps_the_data_plus_an_average_change_per_further_set() {
     );
     assert!(kept[0].monthly_usd > now[0].monthly_usd);
 }
+
+#[test]
+fn an_archived_snapshot_costs_its_full_size_at_the_archive_rate_and_frees_its_own_blocks() {
+    // a1 (100 blocks, full) then a2 changed 10 of them: archiving a1 frees those 10 in the
+    // standard tier; the 90 a2 still holds stay there. a2 frees its 10 (none newer).
+    let mut chain = [
+        snap("a1", "vol-a", 0, Some(100), "full", Some(100)),
+        snap("a2", "vol-a", 1, Some(10), "a1", Some(100)),
+    ];
+    assert_eq!(
+        frees_by_snapshot(&chain, DEPLOYMENT, at(3)),
+        [("a1".to_owned(), 10 * BLOCK), ("a2".to_owned(), 10 * BLOCK)]
+    );
+    chain[0].tier = crate::model::Tier::Archive;
+    let estimate = estimate(&chain, DEPLOYMENT, 0.05, at(3));
+    let cost = only(&estimate);
+    assert_eq!(
+        cost.bytes,
+        (90 + 10) * BLOCK,
+        "standard: what a2 still holds, and a2's own"
+    );
+    assert_eq!(cost.archived_bytes, 100 * BLOCK, "archive: a1's full size");
+    assert_eq!(estimate.archived_bytes, 100 * BLOCK);
+    let gib = |blocks: u64| (blocks * BLOCK) as f64 / (1u64 << 30) as f64;
+    let expected = gib(100) * 0.05 + gib(100) * 0.0125;
+    assert!(
+        (estimate.monthly_usd - expected).abs() < 1e-12,
+        "{}",
+        estimate.monthly_usd
+    );
+    // Unmeasured snapshots free nothing known.
+    let bare = [snap("c1", "vol-c", 0, None, "full", None)];
+    assert!(frees_by_snapshot(&bare, DEPLOYMENT, at(3)).is_empty());
+}

@@ -211,3 +211,53 @@ pub async fn locks_in(
         }
     }
 }
+
+/// Disables every fast snapshot restore of `ids` (this region's): what no function will stop
+/// billing any more (destroy's kept snapshots, a deploy that removed the last `fast_restore`).
+/// Returns what it disabled (`<snapshot id> in <zones>`) and each failure, with the fix.
+pub async fn end_fast_restores(
+    aws: &Aws,
+    ids: &[&str],
+    output: crate::output::Output,
+) -> (Vec<String>, Vec<String>) {
+    let (mut disabled, mut failures) = (Vec::new(), Vec::new());
+    if ids.is_empty() {
+        return (disabled, failures);
+    }
+    let enabled = match function::ec2_query::fast_restores(&aws.sdk).await {
+        Ok(enabled) => enabled,
+        Err(error) => {
+            failures.push(format!(
+                "reading fast snapshot restores failed ({error}); disable them on this \
+                 deployment's snapshots with `aws ec2 disable-fast-snapshot-restores`"
+            ));
+            return (disabled, failures);
+        }
+    };
+    for id in ids {
+        let zones: Vec<String> = enabled
+            .iter()
+            .filter(|(snapshot, _)| snapshot == id)
+            .map(|(_, zone)| zone.clone())
+            .collect();
+        if zones.is_empty() {
+            continue;
+        }
+        match function::ec2_query::fast_restore(&aws.sdk, id, &zones, false).await {
+            Ok(refused) if refused.is_empty() => {
+                output.progress(format!(
+                    "disabled fast snapshot restore of {id} in {}",
+                    zones.join(", ")
+                ));
+                disabled.push(format!("{id} in {}", zones.join(", ")));
+            }
+            Ok(refused) => failures.extend(refused.into_iter().map(|(zone, e)| {
+                format!("disabling fast snapshot restore of {id} in {zone} failed: {e}")
+            })),
+            Err(e) => failures.push(format!(
+                "disabling fast snapshot restore of {id} failed: {e}"
+            )),
+        }
+    }
+    (disabled, failures)
+}

@@ -109,11 +109,20 @@ fn gib(bytes: u64) -> f64 {
 fn text(report: &CostReport) -> String {
     let e = &report.estimate;
     let mut out = format!(
-        "{} ({}, {}): {:.2} GiB stored, ${:.2} a month at ${} per GB-month{}\n",
+        "{} ({}, {}): {:.2} GiB stored{}, ${:.2} a month at ${} per GB-month{}\n",
         report.environment,
         report.stack,
         report.region,
         gib(e.bytes),
+        if e.archived_bytes > 0 {
+            format!(
+                " and {:.2} GiB in the archive tier (at ${} per GB-month)",
+                gib(e.archived_bytes),
+                e.price_per_gb_month * function::cost::ARCHIVE_SHARE
+            )
+        } else {
+            String::new()
+        },
         e.monthly_usd,
         e.price_per_gb_month,
         if e.exact {
@@ -128,13 +137,18 @@ fn text(report: &CostReport) -> String {
     );
     for instance in &e.instances {
         out.push_str(&format!(
-            "  {} {}: {} volumes, {} sets, {} bytes ({:.2} GiB), ${:.2} a month{}\n",
+            "  {} {}: {} volumes, {} sets, {} bytes ({:.2} GiB){}, ${:.2} a month{}\n",
             instance.instance_id,
             instance.schedule,
             instance.volumes,
             instance.sets.len(),
             instance.bytes,
             gib(instance.bytes),
+            if instance.archived_bytes > 0 {
+                format!(", {:.2} GiB archived", gib(instance.archived_bytes))
+            } else {
+                String::new()
+            },
             instance.monthly_usd,
             if instance.exact { "" } else { " (at least)" }
         ));

@@ -140,6 +140,20 @@ impl RestoreCmd {
                 Some(vault) => restore::vault_points(aws, vault, &workload).await?,
             };
             let point = plan::select(&points, &self.instance, &at)?;
+            // What every result says; each kind of restore fills in what it did.
+            let base = |point: &crate::restore::points::RestorePoint| RestoreResult {
+                environment: env.name.clone(),
+                instance_id: point.instance_id.clone(),
+                restore_point: point.created_at.clone(),
+                region: region.clone(),
+                vault_account: vault_account.clone(),
+                volumes: Vec::new(),
+                attached_to: None,
+                new_instance: None,
+                replaced_root: None,
+                fast_restore_zone: None,
+                archive_restore: None,
+            };
             let ec2 = crate::aws::snapshots::ec2_in(aws, &region);
             let archived = point.archived();
             let resume = format!(
@@ -202,22 +216,13 @@ impl RestoreCmd {
                     started.push(volume.snapshot_id.clone());
                 }
                 return Ok(RestoreResult {
-                    environment: env.name.clone(),
-                    instance_id: point.instance_id.clone(),
-                    restore_point: point.created_at.clone(),
-                    region: region.clone(),
-                    vault_account: vault_account.clone(),
-                    volumes: Vec::new(),
-                    attached_to: None,
-                    new_instance: None,
-                    replaced_root: None,
-                    fast_restore_zone: None,
                     archive_restore: Some(ArchiveRestore {
                         snapshots: started,
                         days,
                         ready_by: function::tags::format_time(now + time::Duration::hours(72)),
                         resume: resume.clone(),
                     }),
+                    ..base(point)
                 });
             }
             if self.replace_root {
@@ -247,17 +252,8 @@ impl RestoreCmd {
                 )
                 .await?;
                 return Ok(RestoreResult {
-                    environment: env.name.clone(),
-                    instance_id: point.instance_id.clone(),
-                    restore_point: point.created_at.clone(),
-                    region: region.clone(),
-                    vault_account: vault_account.clone(),
-                    volumes: Vec::new(),
-                    attached_to: None,
-                    new_instance: None,
                     replaced_root: Some(done),
-                    archive_restore: None,
-                    fast_restore_zone: None,
+                    ..base(point)
                 });
             }
             if self.new_instance {
@@ -323,17 +319,8 @@ impl RestoreCmd {
                 }
                 let launched = ec2_restore::launch(&ec2, &new, |m| output.progress(m)).await?;
                 return Ok(RestoreResult {
-                    environment: env.name.clone(),
-                    instance_id: point.instance_id.clone(),
-                    restore_point: point.created_at.clone(),
-                    region: region.clone(),
-                    vault_account: vault_account.clone(),
-                    volumes: Vec::new(),
-                    attached_to: None,
                     new_instance: Some(launched),
-                    replaced_root: None,
-                    archive_restore: None,
-                    fast_restore_zone: None,
+                    ..base(point)
                 });
             }
             // A point ready in the zone (fast snapshot restore) gives volumes their full
@@ -420,17 +407,10 @@ impl RestoreCmd {
             )
             .await?;
             Ok(RestoreResult {
-                environment: env.name.clone(),
-                instance_id: point.instance_id.clone(),
-                restore_point: point.created_at.clone(),
-                region: region.clone(),
-                vault_account: vault_account.clone(),
                 volumes: restored,
                 attached_to: self.attach_to.clone(),
-                new_instance: None,
-                replaced_root: None,
-                archive_restore: None,
                 fast_restore_zone: fast.ready.then(|| zone.clone()),
+                ..base(point)
             })
         })?;
         output.result(&result, print)?;

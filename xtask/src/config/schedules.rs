@@ -719,6 +719,63 @@ mod tests {
         );
     }
 
+    #[test]
+    fn the_preview_says_each_schedules_archive_and_fast_restore_with_their_cost() {
+        use function::consistency::Selector;
+        use function::fast_restore::Rule;
+        let two_zones = Rule {
+            zones: vec!["us-east-1a".into(), "us-east-1b".into()],
+            count: 2,
+            tag: Some(Selector {
+                key: "tier".into(),
+                value: "gold".into(),
+            }),
+        };
+        assert_eq!(
+            fast_restore_line(&two_zones),
+            "fast restore: the newest 2 sets of each instance tagged tier=gold ready in \
+             us-east-1a, us-east-1b: $2190.00 a month per volume ($0.75 an hour per snapshot and \
+             zone, 730 hours); a region enables 5 snapshots at most unless its quota is raised"
+        );
+        let one = Rule {
+            zones: vec!["us-east-1a".into()],
+            count: 1,
+            tag: None,
+        };
+        assert!(
+            fast_restore_line(&one).starts_with(
+                "fast restore: the newest set of each instance ready in us-east-1a: $547.50 a month"
+            ),
+            "{}",
+            fast_restore_line(&one)
+        );
+        let monthly = Schedule {
+            name: "monthly".into(),
+            expression: "cron(0 3 1 * ? *)".into(),
+            timezone: "UTC".into(),
+            retention_days: 400,
+            keep_last: 0,
+            flexible_window_minutes: None,
+            lock: None,
+            consistency: None,
+            archive_after_days: Some(30),
+            fast_restore: Some(one),
+        };
+        assert_eq!(
+            archive_line(&monthly).unwrap(),
+            "archive: sets move to the archive tier 30 days after they are made when it pays \
+             ($0.0125 a GB-month on their full size against $0.05 on the blocks they free; \
+             billed 90 days at least; a restore from it takes up to 72 hours); never a volume's \
+             newest set"
+        );
+        let text = preview(&[monthly], at("2027-01-01T00:00:00Z"));
+        assert!(
+            text.contains("  archive: sets move")
+                && text.contains("  fast restore: the newest set"),
+            "{text}"
+        );
+    }
+
     fn at(text: &str) -> OffsetDateTime {
         OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).unwrap()
     }

@@ -207,3 +207,97 @@ async fn an_archived_set_is_brought_back_mailed_ready_and_restored_and_fast_rest
     let left = ec2.describe_fast_snapshot_restores().send().await.unwrap();
     assert!(left.fast_snapshot_restores().is_empty());
 }
+
+#[tokio::test]
+async fn a_deploy_that_removes_the_last_fast_restore_ends_what_it_kept_ready() {
+    let emulator = Emulator::start().unwrap_or_else(|e| panic!("{e}"));
+    let sdk = emulator.sdk_config().await;
+    let ec2 = aws_sdk_ec2::Client::new(&sdk);
+    let dir = scratch("tiers-deploy");
+    let artifact = crate::common::fake_artifact(&dir);
+    let file = dir.join("smartvault.yaml");
+    let write = |fast: &str| {
+        std::fs::write(
+            &file,
+            format!(
+                "environments:\n  local:\n    region: us-east-1\n    notification_emails: [a@b.io]\n    schedules:\n      - name: daily\n        expression: cron(0 2 * * ? *)\n{fast}"
+            ),
+        )
+        .unwrap();
+    };
+    let deploy = || {
+        json(&xtask(
+            &emulator,
+            &[
+                "deploy",
+                "--env",
+                "local",
+                "--config",
+                file.to_str().unwrap(),
+                "--artifact",
+                artifact.to_str().unwrap(),
+                "--yes",
+                "--output",
+                "json",
+            ],
+        ))
+    };
+    write("        fast_restore: {zones: [us-east-1a]}\n");
+    let first = deploy();
+    assert!(first.get("fast_restores_disabled").is_none(), "{first}");
+    // A snapshot of the deployment, kept ready (as its function would), and another
+    // deployment's, ready too.
+    let launched = fleet::launch_all(&ec2, &[InstanceSpec::backup("db-1")])
+        .await
+        .unwrap();
+    let volume = &launched[0].volume_ids[0];
+    let snapshot = |owner: &'static str| {
+        let ec2 = ec2.clone();
+        let volume = volume.clone();
+        async move {
+            ec2.create_snapshot()
+                .volume_id(volume)
+                .tag_specifications(
+                    aws_sdk_ec2::types::TagSpecification::builder()
+                        .resource_type(aws_sdk_ec2::types::ResourceType::Snapshot)
+                        .tags(
+                            aws_sdk_ec2::types::Tag::builder()
+                                .key(function::tags::MANAGED_BY)
+                                .value(owner)
+                                .build(),
+                        )
+                        .build(),
+                )
+                .send()
+                .await
+                .unwrap()
+                .snapshot_id()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let ours = snapshot(STACK).await;
+    let theirs = snapshot("smartvault-other").await;
+    ec2.enable_fast_snapshot_restores()
+        .availability_zones("us-east-1a")
+        .source_snapshot_ids(&ours)
+        .source_snapshot_ids(&theirs)
+        .send()
+        .await
+        .unwrap();
+    // The last fast_restore removed: the deploy ends ours, not the other deployment's.
+    write("");
+    let second = deploy();
+    assert_eq!(
+        second["fast_restores_disabled"],
+        value!([format!("{ours} in us-east-1a")]),
+        "{second}"
+    );
+    let left = ec2.describe_fast_snapshot_restores().send().await.unwrap();
+    let left: Vec<&str> = left
+        .fast_snapshot_restores()
+        .iter()
+        .filter_map(|f| f.snapshot_id())
+        .collect();
+    assert_eq!(left, [theirs.as_str()]);
+}

@@ -26,6 +26,10 @@ pub struct DeployResult {
     pub artifact_uploaded: bool,
     pub changes: Vec<ChangeRow>,
     pub outputs: BTreeMap<String, String>,
+    /// Fast snapshot restores this deploy ended because it removed the last schedule's
+    /// `fast_restore` (each `<snapshot id> in <zones>`); absent when none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fast_restores_disabled: Vec<String>,
 }
 
 impl DeployResult {
@@ -134,7 +138,16 @@ pub async fn deploy(
         }
     }
 
-    let status = cfn::describe(aws, stack_name).await?.map(|s| s.status);
+    let deployed = cfn::describe(aws, stack_name).await?;
+    // The deployed schedules kept sets ready: if none does any more, the deploy ends those
+    // fast snapshot restores (the function no longer reads them).
+    let fast_restore_removed = deployed.as_ref().is_some_and(|view| {
+        view.parameters
+            .schedules
+            .as_deref()
+            .is_some_and(|s| s.contains("\"fast_restore\""))
+    }) && env.schedules.iter().all(|s| s.fast_restore.is_none());
+    let status = deployed.map(|s| s.status);
     remove_stale_change_sets(aws, stack_name, status.as_deref(), role, output).await?;
     let create = match stack::action_for(stack_name, status.as_deref()) {
         StackAction::Create => true,
@@ -197,6 +210,7 @@ pub async fn deploy(
         artifact_uploaded: uploaded,
         changes: described.changes.clone(),
         outputs: BTreeMap::new(),
+        fast_restores_disabled: Vec::new(),
     };
     match stack::classify_change_set(&described.status, described.reason.as_deref()) {
         ChangeSetOutcome::NoChanges => {
@@ -243,6 +257,20 @@ pub async fn deploy(
         Outcome::Updated
     };
     result.outputs = outputs(aws, stack_name).await?;
+    if fast_restore_removed {
+        let own = crate::aws::snapshots::managed(aws, stack_name).await?;
+        let ids: Vec<&str> = own.iter().map(|s| s.id.as_str()).collect();
+        let (disabled, failures) =
+            crate::aws::snapshots::end_fast_restores(aws, &ids, output).await;
+        if !failures.is_empty() {
+            bail!(
+                "stack {stack_name} is deployed, but ending the fast snapshot restores no \
+                 schedule keeps any more failed: {}",
+                failures.join("; ")
+            );
+        }
+        result.fast_restores_disabled = disabled;
+    }
     Ok(result)
 }
 

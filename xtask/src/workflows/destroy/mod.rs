@@ -697,54 +697,13 @@ async fn disable_fast_restores(
     result: &DestroyResult,
     output: Output,
 ) -> (Vec<String>, Vec<String>) {
-    let (mut disabled, mut failures) = (Vec::new(), Vec::new());
-    if survey.snapshots.is_empty() {
-        return (disabled, failures);
-    }
-    let enabled = match function::ec2_query::fast_restores(&aws.sdk).await {
-        Ok(enabled) => enabled,
-        Err(error) => {
-            failures.push(format!(
-                "reading fast snapshot restores failed ({error}); disable them on the kept \
-                 snapshots with `aws ec2 disable-fast-snapshot-restores`"
-            ));
-            return (disabled, failures);
-        }
-    };
-    for snapshot in &survey.snapshots {
-        if result.snapshots_deleted.contains(&snapshot.id) {
-            continue;
-        }
-        let zones: Vec<String> = enabled
-            .iter()
-            .filter(|(id, _)| *id == snapshot.id)
-            .map(|(_, zone)| zone.clone())
-            .collect();
-        if zones.is_empty() {
-            continue;
-        }
-        match function::ec2_query::fast_restore(&aws.sdk, &snapshot.id, &zones, false).await {
-            Ok(refused) if refused.is_empty() => {
-                output.progress(format!(
-                    "disabled fast snapshot restore of kept {} in {}",
-                    snapshot.id,
-                    zones.join(", ")
-                ));
-                disabled.push(format!("{} in {}", snapshot.id, zones.join(", ")));
-            }
-            Ok(refused) => failures.extend(refused.into_iter().map(|(zone, e)| {
-                format!(
-                    "disabling fast snapshot restore of {} in {zone} failed: {e}",
-                    snapshot.id
-                )
-            })),
-            Err(e) => failures.push(format!(
-                "disabling fast snapshot restore of {} failed: {e}",
-                snapshot.id
-            )),
-        }
-    }
-    (disabled, failures)
+    let kept: Vec<&str> = survey
+        .snapshots
+        .iter()
+        .filter(|s| !result.snapshots_deleted.contains(&s.id))
+        .map(|s| s.id.as_str())
+        .collect();
+    snapshots::end_fast_restores(aws, &kept, output).await
 }
 
 #[cfg(test)]
