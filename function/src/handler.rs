@@ -143,7 +143,13 @@ async fn copy_run(
     started: Instant,
 ) -> Result<RunReport, FunctionError> {
     // The event's snapshots, read once when the vault or the tripwire needs them too.
-    let needs_read = ctx.config.vault.is_some() || ctx.config.tripwire.is_some();
+    let fast = ctx
+        .config
+        .policy
+        .schedules
+        .iter()
+        .any(|s| s.fast_restore.is_some());
+    let needs_read = ctx.config.vault.is_some() || ctx.config.tripwire.is_some() || fast;
     let read = match (needs_read, &request.options.snapshot_ids) {
         (true, Some(ids)) => {
             match inventory::snapshots_by_id(&ctx.ec2, &ctx.config.policy, ids, ctx.page_size).await
@@ -171,6 +177,9 @@ async fn copy_run(
         // ...and the tripwire reads what the set changed now, off the scheduled run.
         let measured = crate::measure_run::completed(ctx, mode, completed, clock).await;
         crate::measure_run::merge(&mut report, measured);
+        // ...and the set just completed is made ready at once where fast restore keeps it.
+        let ready = crate::tier_run::fast_on_completion(ctx, mode, completed, clock).await;
+        crate::tier_run::merge(&mut report, ready);
     }
     report.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     // A trip is mailed at once, as a failure is.

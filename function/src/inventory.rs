@@ -446,6 +446,23 @@ pub async fn instances_snapshots(
     managed_where(ec2, policy, &key, instances, page_size).await
 }
 
+/// The instances among `ids` that carry the backup tag key (or a near miss), with their tags:
+/// what a completion event's fast snapshot restore needs of them.
+pub async fn instances_by_id(
+    ec2: &Client,
+    policy: &Policy,
+    ids: &BTreeSet<String>,
+    page_size: i32,
+) -> Result<Vec<Instance>, Failure> {
+    let options = RunOptions {
+        instance_ids: Some(ids.clone()),
+        ..RunOptions::whole_fleet(crate::model::Job::Backup, crate::model::Phase::FirstLink)
+    };
+    instances(ec2, policy, &options, page_size)
+        .await
+        .map(|(found, _)| found)
+}
+
 /// This deployment's snapshots whose filter `name` takes one of `values`, in batches of
 /// EC2's most values per filter.
 async fn managed_where(

@@ -123,29 +123,7 @@ pub(crate) async fn sweep(
         }
     }
 
-    // Fast snapshot restore: what is enabled on this deployment's snapshots, read when a
-    // schedule keeps sets ready (`destroy` ends what a removed rule left enabled).
-    let ids: BTreeSet<&str> = own.iter().map(|s| s.id.as_str()).collect();
-    let read = if policy.schedules.iter().any(|s| s.fast_restore.is_some()) {
-        ec2_query::fast_restores(&ctx.sdk).await
-    } else {
-        Ok(Vec::new())
-    };
-    // A failed read changes no fast snapshot restore this run (the archive goes on).
-    let fast_read = read.is_ok();
-    let enabled: Vec<crate::fast_plan::Pair> = match read {
-        Ok(all) => all
-            .into_iter()
-            .filter(|(id, _)| ids.contains(id.as_str()))
-            .collect(),
-        Err(e) => {
-            swept
-                .failed
-                .push(failure(None, "DescribeFastSnapshotRestores", e));
-            Vec::new()
-        }
-    };
-    let fast_plan = crate::fast_plan::plan(own, instances, policy, &enabled, now);
+    let (fast_plan, fast_read) = fast_plan(ctx, own, instances, now, &mut swept).await;
 
     // The archive: what pays, never a set held ready, locked or pinned.
     let mut jobs: Vec<Job> = Vec::new();
@@ -172,6 +150,60 @@ pub(crate) async fn sweep(
         jobs.extend(fast_plan.disable.into_iter().map(|c| Job::Fast(c, false)));
         jobs.extend(fast_plan.enable.into_iter().map(|c| Job::Fast(c, true)));
     }
+    run_jobs(ctx, cutoff, dry, jobs, now, &mut swept, &mut tags_to_write).await;
+
+    let tagged = execute::tag_snapshots(writes, tags_to_write).await;
+    swept.failed.extend(tagged.failed);
+    swept
+}
+
+/// What fast snapshot restore should change among `own` (this deployment's snapshots, all or
+/// some instances'), from what EC2 says is enabled, read only while a schedule keeps sets
+/// ready; `false` when the read failed (then nothing is changed, and the failure reported).
+async fn fast_plan(
+    ctx: &Context,
+    own: &[Snapshot],
+    instances: &[Instance],
+    now: OffsetDateTime,
+    swept: &mut Swept,
+) -> (crate::fast_plan::Plan, bool) {
+    let policy = &ctx.config.policy;
+    let ids: BTreeSet<&str> = own.iter().map(|s| s.id.as_str()).collect();
+    let read = if policy.schedules.iter().any(|s| s.fast_restore.is_some()) {
+        ec2_query::fast_restores(&ctx.sdk).await
+    } else {
+        Ok(Vec::new())
+    };
+    let fast_read = read.is_ok();
+    let enabled: Vec<crate::fast_plan::Pair> = match read {
+        Ok(all) => all
+            .into_iter()
+            .filter(|(id, _)| ids.contains(id.as_str()))
+            .collect(),
+        Err(e) => {
+            swept
+                .failed
+                .push(failure(None, "DescribeFastSnapshotRestores", e));
+            Vec::new()
+        }
+    };
+    (
+        crate::fast_plan::plan(own, instances, policy, &enabled, now),
+        fast_read,
+    )
+}
+
+/// Carries out `jobs` in order, paced, none started past `cutoff`; what they did goes to
+/// `swept`, and the archived-at tags to write to `tags_to_write`.
+async fn run_jobs(
+    ctx: &Context,
+    cutoff: Option<std::time::Instant>,
+    dry: bool,
+    jobs: Vec<Job>,
+    now: OffsetDateTime,
+    swept: &mut Swept,
+    tags_to_write: &mut Vec<(String, Vec<(String, String)>)>,
+) {
     for job in jobs {
         let sent = if dry {
             Some(Ok(Vec::new()))
@@ -246,9 +278,75 @@ pub(crate) async fn sweep(
             }
         }
     }
+}
 
-    let tagged = execute::tag_snapshots(writes, tags_to_write).await;
-    swept.failed.extend(tagged.failed);
+/// Fast snapshot restore on EC2's completion event of a set: the event's instances' sets, the
+/// one just completed among them, made ready now instead of by the next scheduled run.
+pub(crate) async fn fast_on_completion(
+    ctx: &Context,
+    mode: Mode,
+    completed: &[Snapshot],
+    now: OffsetDateTime,
+) -> Swept {
+    let mut swept = Swept::default();
+    let policy = &ctx.config.policy;
+    let rules: Vec<&crate::fast_restore::Rule> = policy
+        .schedules
+        .iter()
+        .filter_map(|s| s.fast_restore.as_ref())
+        .collect();
+    let instance_ids: BTreeSet<String> = completed
+        .iter()
+        .filter_map(|s| s.tag(tags::INSTANCE_ID).map(str::to_owned))
+        .collect();
+    if rules.is_empty() || instance_ids.is_empty() {
+        return swept;
+    }
+    let own =
+        match crate::inventory::instances_snapshots(&ctx.ec2, policy, &instance_ids, ctx.page_size)
+            .await
+        {
+            Ok(own) => own,
+            Err(failed) => {
+                swept.failed.push(failed);
+                return swept;
+            }
+        };
+    // Their tags, only when a rule selects instances by one.
+    let instances = if rules.iter().any(|r| r.tag.is_some()) {
+        match crate::inventory::instances_by_id(&ctx.ec2, policy, &instance_ids, ctx.page_size)
+            .await
+        {
+            Ok(found) => found,
+            Err(failed) => {
+                swept.failed.push(failed);
+                return swept;
+            }
+        }
+    } else {
+        Vec::new()
+    };
+    let (plan, read) = fast_plan(ctx, &own, &instances, now, &mut swept).await;
+    if !read {
+        return swept;
+    }
+    let mut jobs: Vec<Job> = plan
+        .disable
+        .into_iter()
+        .map(|c| Job::Fast(c, false))
+        .collect();
+    jobs.extend(plan.enable.into_iter().map(|c| Job::Fast(c, true)));
+    let mut no_tags = Vec::new();
+    run_jobs(
+        ctx,
+        None,
+        mode == Mode::DryRun,
+        jobs,
+        now,
+        &mut swept,
+        &mut no_tags,
+    )
+    .await;
     swept
 }
 

@@ -257,6 +257,41 @@ async fn fast_restore_keeps_each_instances_newest_sets_ready_and_never_more() {
         "{summary}"
     );
 
+    // EC2's completion event of the set the last run made: it is made ready at once, and the
+    // oldest of the two ready ones is disabled first, never three sets at once.
+    let newest = sets.last().unwrap().clone();
+    s.emulator.start_recording().unwrap();
+    let completed = handler::handle(
+        &ctx,
+        &emulator::events::snapshots_completed(emulator::ACCOUNT_ID, emulator::REGION, &newest),
+        start + Duration::days(4),
+    )
+    .await
+    .unwrap();
+    let actions = s.emulator.stop_recording().unwrap();
+    let tiering = completed.tiering.as_ref().unwrap();
+    assert_eq!(tiering.fast_restore_enabled.len(), 2, "{tiering:?}");
+    assert_eq!(tiering.fast_restore_disabled.len(), 2, "{tiering:?}");
+    let disable = actions
+        .iter()
+        .rposition(|a| a == "DisableFastSnapshotRestores");
+    let enable = actions
+        .iter()
+        .position(|a| a == "EnableFastSnapshotRestores");
+    assert!(disable.unwrap() < enable.unwrap(), "{actions:?}");
+    let expected: BTreeMap<String, BTreeSet<String>> = sets
+        .iter()
+        .rev()
+        .take(2)
+        .flatten()
+        .map(|id| (id.clone(), zones.clone()))
+        .collect();
+    assert_eq!(
+        fast(&s.ec2).await,
+        expected,
+        "the two newest, the one just completed among them"
+    );
+
     // Three sets of two volumes would take six snapshots: the region's quota is five. The
     // newest sets get theirs; the refusal is reported, nothing else stops.
     let wider =

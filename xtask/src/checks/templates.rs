@@ -956,13 +956,18 @@ fn copies_are_made_tagged_and_deleted_only_in_their_region_and_keys_used_only_th
 }
 
 #[test]
-fn ec2s_completion_events_reach_the_function_only_with_copies_a_vault_or_the_tripwire() {
+fn ec2s_completion_events_reach_the_function_only_with_copies_a_vault_the_tripwire_or_fast_restore()
+{
     let t = main_template();
     let rule = resource(&t, "SnapshotsCompletedRule");
     assert_eq!(show(&rule["Condition"]), "HasCompletionEvents");
     assert_eq!(
         show(&t["Conditions"]["HasCompletionEvents"]),
-        "!Or [!Condition HasCopy1, !Condition HasVault, !Condition HasTripwire]"
+        "!Or [!Condition HasCopy1, !Condition HasVault, !Condition HasTripwire, !Condition HasFastRestore]"
+    );
+    assert_eq!(
+        show(&t["Conditions"]["HasFastRestore"]),
+        "!Equals [!Ref FastRestore, true]"
     );
     assert_eq!(
         show(&rule["Properties"]["Name"]),

@@ -132,6 +132,9 @@ stack_parameters! {
     environment_name => "EnvironmentName",
     /// `true` when a schedule's consistency sends SmartVault's Linux document.
     ship_freeze_document => "ShipFreezeDocument",
+    /// `true` when a schedule has `fast_restore` (EC2's completion events then reach the
+    /// function, which makes each completed set ready at once).
+    fast_restore => "FastRestore",
     /// The other documents schedules' consistency sends, as ARNs, comma-separated.
     consistency_documents => "ConsistencyDocuments",
     /// The restore test's settings as the function's `RESTORE_TEST` variable (empty: none).

@@ -216,6 +216,7 @@ pub fn parameters(env: &Environment, artifact: &ArtifactLocation) -> StackParame
         tripwire: text(&vars_of(env, function::config::TRIPWIRE)),
         tripwire_sample_blocks: text(&env.tripwire.map_or(0, |t| t.sample_blocks)),
         environment_name: text(&env.name),
+        fast_restore: text(&env.schedules.iter().any(|s| s.fast_restore.is_some())),
         ship_freeze_document: text(&crate::config::schedules::ships_freeze_document(
             &env.schedules,
         )),
