@@ -1,7 +1,8 @@
 //! The storage half of a run's end (issue 33): restores from the archive an operator started
 //! that are ready (mailed once), sets moved to the archive tier when it pays, and fast
 //! snapshot restore enabled on each schedule's newest sets and disabled on those they replace
-//! (the disables first). Plans with `archive.rs` and `fast_restore.rs`; calls EC2 through
+//! (the disables first); and, on EC2's completion event of a set, its instance's fast snapshot
+//! restores at once. Plans with `archive.rs` and `fast_plan.rs`; calls EC2 through
 //! `ec2_query.rs`, paced, none started past the cutoff.
 
 use crate::context::Context;

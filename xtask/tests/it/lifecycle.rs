@@ -433,10 +433,12 @@ async fn deploy_redeploy_change_status_invoke_destroy() {
                         "log_group_deleted",
                         "artifacts_deleted",
                         "kept",
+                        "fast_restores_disabled",
                         "failures",
                     ],
                 );
                 assert_eq!(destroyed["failures"], serde_json::json!([]));
+                assert_eq!(destroyed["fast_restores_disabled"], serde_json::json!([]));
                 assert_eq!(destroyed["snapshots_deleted"], serde_json::json!([ours]));
                 assert_eq!(
                     destroyed["test_volumes_deleted"],
