@@ -321,10 +321,14 @@ pub fn plan(
     plan
 }
 
-/// What deleting `s` now bills beyond its life, when it is in the archive (or restored from
-/// it) within its 90 days: on its written bytes when measured, else its volume's size (an
-/// upper bound).
+/// What deleting `s` now bills beyond its life, when it is in the archive (on its way there,
+/// or temporarily restored from it) within its 90 days: on its written bytes when measured,
+/// else its volume's size (an upper bound). A permanent restore billed the rest already.
 pub fn early_deletion(s: &Snapshot, now: OffsetDateTime) -> Option<f64> {
+    let permanently_restored = s.tier == Tier::Standard && s.tag(tags::TIER_RESTORE).is_some();
+    if permanently_restored {
+        return None;
+    }
     let archived_at = tags::parse_time(s.tag(tags::ARCHIVED_AT)?).ok()?;
     let full = s
         .tag(tags::WRITTEN_BYTES)

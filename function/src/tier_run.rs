@@ -32,32 +32,28 @@ enum Job {
     Fast(crate::fast_plan::Change, bool),
 }
 
-/// One call of the sweep.
-enum Op<'a> {
-    Archive(&'a str),
-    FastRestore(&'a str, &'a [String], bool),
-}
-
-/// Sends `op` paced (a throttled answer waits and goes again); `None` when the cutoff came
-/// first. `Ok` holds the zones EC2 refused of a fast snapshot restore change.
+/// Sends `job`'s call paced (a throttled answer waits and goes again); `None` when the cutoff
+/// came first. `Ok` holds the zones EC2 refused of a fast snapshot restore change.
 async fn send(
     ctx: &Context,
     cutoff: Option<std::time::Instant>,
-    op: &Op<'_>,
+    job: &Job,
 ) -> Option<Result<Vec<(String, CallError)>, CallError>> {
-    let action = match op {
-        Op::Archive(_) => Action::ModifySnapshotTier,
-        Op::FastRestore(..) => Action::FastSnapshotRestores,
+    let action = match job {
+        Job::Archive(_) => Action::ModifySnapshotTier,
+        Job::Fast(..) => Action::FastSnapshotRestores,
     };
     let mut throttled = 0;
     loop {
         if !ctx.pacer.ready(action, None, cutoff).await {
             return None;
         }
-        let sent = match op {
-            Op::Archive(id) => ec2_query::archive(&ctx.sdk, id).await.map(|()| Vec::new()),
-            Op::FastRestore(id, zones, on) => {
-                ec2_query::fast_restore(&ctx.sdk, id, zones, *on).await
+        let sent = match job {
+            Job::Archive(a) => ec2_query::archive(&ctx.sdk, &a.snapshot_id)
+                .await
+                .map(|()| Vec::new()),
+            Job::Fast(change, on) => {
+                ec2_query::fast_restore(&ctx.sdk, &change.snapshot_id, &change.zones, *on).await
             }
         };
         let verdict = match &sent {
@@ -209,11 +205,7 @@ async fn run_jobs(
         let sent = if dry {
             Some(Ok(Vec::new()))
         } else {
-            let op = match &job {
-                Job::Archive(a) => Op::Archive(&a.snapshot_id),
-                Job::Fast(c, on) => Op::FastRestore(&c.snapshot_id, &c.zones, *on),
-            };
-            send(ctx, cutoff, &op).await
+            send(ctx, cutoff, &job).await
         };
         match (job, sent) {
             (Job::Archive(_), None) => swept.tiering.held_back += 1,

@@ -316,6 +316,17 @@ fn deleting_an_archived_snapshot_early_names_its_bill() {
     s.tags.remove(tags::WRITTEN_BYTES);
     let bound = early_deletion(&s, NOW).unwrap();
     assert!((bound - 0.2).abs() < 1e-9, "{bound}");
+    // Brought back for good: the permanent restore billed the rest already.
+    s.tags.insert(
+        tags::TIER_RESTORE.into(),
+        "ready 2027-05-20T00:00:00Z".into(),
+    );
+    assert_eq!(early_deletion(&s, NOW), None, "permanently restored");
+    // Temporarily restored: the archived snapshot is still there, and so is its bill.
+    s.tier = Tier::Restored {
+        until: NOW + Duration::days(3),
+    };
+    assert!(early_deletion(&s, NOW).is_some());
     s.tags.insert(
         tags::ARCHIVED_AT.into(),
         tags::format_time(NOW - Duration::days(91)),

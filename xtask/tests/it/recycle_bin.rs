@@ -7,7 +7,9 @@ use emulator::Emulator;
 
 const STACK: &str = "smartvault-local";
 
-async fn snapshot(ec2: &aws_sdk_ec2::Client, volume: &str, deployment: &str) -> String {
+/// A snapshot of `volume` carrying `deployment`'s managed-by tag, as its function makes them
+/// (the fast-restore deploy test uses it too).
+pub async fn snapshot(ec2: &aws_sdk_ec2::Client, volume: &str, deployment: &str) -> String {
     ec2.create_snapshot()
         .volume_id(volume)
         .description(format!(

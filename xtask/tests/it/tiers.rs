@@ -251,33 +251,8 @@ async fn a_deploy_that_removes_the_last_fast_restore_ends_what_it_kept_ready() {
         .await
         .unwrap();
     let volume = &launched[0].volume_ids[0];
-    let snapshot = |owner: &'static str| {
-        let ec2 = ec2.clone();
-        let volume = volume.clone();
-        async move {
-            ec2.create_snapshot()
-                .volume_id(volume)
-                .tag_specifications(
-                    aws_sdk_ec2::types::TagSpecification::builder()
-                        .resource_type(aws_sdk_ec2::types::ResourceType::Snapshot)
-                        .tags(
-                            aws_sdk_ec2::types::Tag::builder()
-                                .key(function::tags::MANAGED_BY)
-                                .value(owner)
-                                .build(),
-                        )
-                        .build(),
-                )
-                .send()
-                .await
-                .unwrap()
-                .snapshot_id()
-                .unwrap()
-                .to_owned()
-        }
-    };
-    let ours = snapshot(STACK).await;
-    let theirs = snapshot("smartvault-other").await;
+    let ours = crate::recycle_bin::snapshot(&ec2, volume, STACK).await;
+    let theirs = crate::recycle_bin::snapshot(&ec2, volume, "smartvault-other").await;
     ec2.enable_fast_snapshot_restores()
         .availability_zones("us-east-1a")
         .source_snapshot_ids(&ours)
