@@ -144,8 +144,8 @@ impl Tiering {
         if !self.restores_ready.is_empty() {
             let _ = writeln!(
                 out,
-                "\nBack from the archive tier, ready to restore ({}; finish with `cargo xtask \
-                 restore --resume`):",
+                "\nBack from the archive tier, ready to restore ({}; finish with the \
+                 `cargo xtask restore ... --resume` your restore printed):",
                 plural(self.restores_ready.len(), "snapshot")
             );
             for ready in self.restores_ready.iter().take(MAX_BODY_ENTRIES) {

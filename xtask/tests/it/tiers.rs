@@ -3,7 +3,8 @@
 //! starts a restore from the archive and says when it is ready, `--resume` refuses while it is
 //! coming back, the function's next summary mails it ready, and `--resume` then restores it;
 //! `restore --at latest` prefers the set fast snapshot restore keeps ready in the zone; `destroy
-//! --keep-snapshots` ends every fast snapshot restore.
+//! --keep-snapshots` ends every fast snapshot restore, and `destroy` deletes the rest, archived
+//! sets included; a deploy that removes the last `fast_restore` ends what it kept ready.
 
 use crate::common::{json, scratch, xtask};
 use emulator::Emulator;
@@ -206,6 +207,48 @@ async fn an_archived_set_is_brought_back_mailed_ready_and_restored_and_fast_rest
     );
     let left = ec2.describe_fast_snapshot_restores().send().await.unwrap();
     assert!(left.fast_snapshot_restores().is_empty());
+
+    // Four days on, the monthly set's temporary restore (3 days) has gone back to the
+    // archive; destroy deletes every snapshot of the deployment, archived ones included.
+    emulator
+        .set_lock_clock(42 * 86_400 + 7_200 + 7 * 3_600 + 4 * 86_400)
+        .unwrap();
+    let archived_again = ec2
+        .describe_snapshots()
+        .snapshot_ids(&archived[0])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        archived_again.snapshots()[0].storage_tier(),
+        Some(&aws_sdk_ec2::types::StorageTier::Archive)
+    );
+    let removed = json(&cmd("destroy", &["--yes", "--output", "json"]));
+    let deleted: Vec<&str> = removed["snapshots_deleted"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
+    for id in &archived {
+        assert!(deleted.contains(&id.as_str()), "{id} deleted: {removed}");
+    }
+    let own = ec2
+        .describe_snapshots()
+        .owner_ids("self")
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name(format!("tag:{}", function::tags::MANAGED_BY))
+                .values(STACK)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        own.snapshots().is_empty(),
+        "nothing of the deployment is left"
+    );
 }
 
 #[tokio::test]
