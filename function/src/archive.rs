@@ -180,15 +180,28 @@ pub fn archiving(s: &Snapshot) -> bool {
         && s.tag(tags::TIER_RESTORE).is_none()
 }
 
+/// The prefix of `smartvault:tier-restore` while an operator's restore from the archive has
+/// not been mailed ready.
+const REQUESTED: &str = "requested ";
+
+/// Whether an operator's restore of `s` from the archive was requested and not yet mailed
+/// ready (`smartvault:tier-restore = requested <time>`).
+pub fn restore_requested(s: &Snapshot) -> bool {
+    s.tag(tags::TIER_RESTORE)
+        .is_some_and(|v| v.starts_with(REQUESTED))
+}
+
+/// The tag value that marks a restore from the archive requested at `at`.
+pub fn requested_at(at: OffsetDateTime) -> String {
+    format!("{REQUESTED}{}", tags::format_time(at))
+}
+
 /// Where `s` is, in a word or three: `standard`, `archiving`, `archive`, `archive, restore
 /// requested` (an operator's restore from the archive in progress) or `restored from the
 /// archive`.
 pub fn tier_kind(s: &Snapshot) -> &'static str {
-    let requested = s
-        .tag(tags::TIER_RESTORE)
-        .is_some_and(|v| v.starts_with("requested"));
     match s.tier {
-        Tier::Archive if requested => "archive, restore requested",
+        Tier::Archive if restore_requested(s) => "archive, restore requested",
         Tier::Archive => "archive",
         Tier::Restored { .. } => "restored from the archive",
         Tier::Standard if archiving(s) => "archiving",
@@ -203,7 +216,7 @@ pub fn tier_state(s: &Snapshot) -> String {
     match (
         s.tier,
         s.tag(tags::TIER_RESTORE)
-            .and_then(|v| v.strip_prefix("requested ")),
+            .and_then(|v| v.strip_prefix(REQUESTED)),
     ) {
         (Tier::Archive, Some(at)) => format!("{kind} {at}"),
         (Tier::Restored { until }, _) => format!("{kind} until {}", tags::format_time(until)),

@@ -98,10 +98,7 @@ pub(crate) async fn sweep(
 
     // Restores an operator started, back now: mailed once.
     for s in own {
-        let requested = s
-            .tag(tags::TIER_RESTORE)
-            .is_some_and(|v| v.starts_with("requested"));
-        if requested && s.tier != Tier::Archive {
+        if crate::archive::restore_requested(s) && s.tier != Tier::Archive {
             swept.tiering.restores_ready.push(RestoreReady {
                 snapshot_id: s.id.clone(),
                 instance_id: s.tag(tags::INSTANCE_ID).map(str::to_owned),

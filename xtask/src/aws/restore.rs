@@ -719,7 +719,7 @@ pub async fn restore_tier(
         .tags(
             Tag::builder()
                 .key(function::tags::TIER_RESTORE)
-                .value(format!("requested {}", function::tags::format_time(now)))
+                .value(function::archive::requested_at(now))
                 .build(),
         )
         .send()

@@ -160,10 +160,7 @@ impl RestoreCmd {
                 "cargo xtask restore --env {} --instance {} --at {} --resume",
                 env.name, point.instance_id, point.created_at
             );
-            let requested = archived
-                .iter()
-                .filter(|v| v.tier.contains("restore requested"))
-                .count();
+            let requested = archived.iter().filter(|v| v.restore_requested).count();
             if self.resume && archived.is_empty() {
                 output.progress(format!(
                     "restore point {} of {} is out of the archive tier: restoring it",
@@ -211,7 +208,7 @@ impl RestoreCmd {
                     anyhow::bail!("restore cancelled; nothing was changed");
                 }
                 let mut started = Vec::new();
-                for volume in archived.iter().filter(|v| !v.tier.contains("requested")) {
+                for volume in archived.iter().filter(|v| !v.restore_requested) {
                     ec2_restore::restore_tier(&ec2, &volume.snapshot_id, days, now).await?;
                     started.push(volume.snapshot_id.clone());
                 }

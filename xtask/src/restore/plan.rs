@@ -559,6 +559,7 @@ mod tests {
                     state: state.into(),
                     tier: "standard".into(),
                     archived: false,
+                    restore_requested: false,
                     lock: None,
                 },
                 PointVolume {
@@ -574,6 +575,7 @@ mod tests {
                     state: state.into(),
                     tier: "standard".into(),
                     archived: false,
+                    restore_requested: false,
                     lock: None,
                 },
             ],

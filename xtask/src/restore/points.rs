@@ -53,6 +53,10 @@ pub struct PointVolume {
     pub tier: String,
     /// Whether it must come back from the archive tier before a volume can be made of it.
     pub archived: bool,
+    /// Whether an operator's restore of it from the archive is under way (what `tier` says
+    /// in words).
+    #[serde(skip)]
+    pub restore_requested: bool,
     /// Its lock, when one holds it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lock: Option<SnapshotLock>,
@@ -120,6 +124,7 @@ pub fn group(
                 state: snapshot.state.as_str().to_owned(),
                 tier: function::archive::tier_state(snapshot),
                 archived: snapshot.tier == function::model::Tier::Archive,
+                restore_requested: function::archive::restore_requested(snapshot),
                 lock: None,
             });
         }
