@@ -49,13 +49,11 @@ pub fn frees_by_snapshot(
     for chain in changes::by_volume(snapshots, deployment, now).values() {
         let parts = parts(chain);
         for (index, part) in parts.iter().enumerate() {
-            let freed = match parts.get(index + 1) {
-                _ if !part.measured => continue,
-                Some(next) if next.measured => part.bytes.min(next.changed.unwrap_or(0)),
-                Some(_) => continue,
-                None => part.bytes,
-            };
-            frees.push((part.snapshot.id.clone(), freed));
+            // Known only when it and the snapshot after it were measured.
+            let next_measured = parts.get(index + 1).is_none_or(|next| next.measured);
+            if part.measured && next_measured {
+                frees.push((part.snapshot.id.clone(), freed(&parts, index)));
+            }
         }
     }
     frees.sort_unstable();
@@ -153,6 +151,16 @@ fn parts<'a>(chain: &[&'a Snapshot]) -> Vec<Part<'a>> {
         .collect()
 }
 
+/// What deleting (or archiving) the snapshot of `parts[index]` frees in the standard tier: its
+/// own blocks that the next kept snapshot replaced; the newest's are held by no other.
+fn freed(parts: &[Part<'_>], index: usize) -> u64 {
+    let part = &parts[index];
+    match parts.get(index + 1) {
+        Some(next) => part.bytes.min(next.changed.unwrap_or(0)),
+        None => part.bytes,
+    }
+}
+
 /// Whose a snapshot's storage is: its instance (`-` when untagged) and its schedule.
 fn owner_of(snapshot: &Snapshot) -> (String, String) {
     (
@@ -179,12 +187,7 @@ pub fn estimate(
             let snapshot = part.snapshot;
             let (instance, schedule) = owner_of(snapshot);
             owners.insert((instance.clone(), schedule.clone()));
-            // Deleting it frees its own blocks that the next kept snapshot replaced; the
-            // newest's are held by no other.
-            let frees = match parts.get(index + 1) {
-                Some(next) => part.bytes.min(next.changed.unwrap_or(0)),
-                None => part.bytes,
-            };
+            let frees = freed(&parts, index);
             let owner = by_owner
                 .entry((instance.clone(), schedule.clone()))
                 .or_insert_with(|| InstanceCost {

@@ -142,10 +142,10 @@ pub async fn deploy(
     // The deployed schedules kept sets ready: if none does any more, the deploy ends those
     // fast snapshot restores (the function no longer reads them).
     let fast_restore_removed = deployed.as_ref().is_some_and(|view| {
-        view.parameters
-            .schedules
-            .as_deref()
-            .is_some_and(|s| s.contains("\"fast_restore\""))
+        view.parameters.schedules.as_deref().is_some_and(|json| {
+            serde_json::from_str::<Vec<function::model::ScheduleRule>>(json)
+                .is_ok_and(|rules| rules.iter().any(|r| r.fast_restore.is_some()))
+        })
     }) && env.schedules.iter().all(|s| s.fast_restore.is_none());
     let status = deployed.map(|s| s.status);
     remove_stale_change_sets(aws, stack_name, status.as_deref(), role, output).await?;
