@@ -347,6 +347,21 @@ impl Policy {
             })
     }
 
+    /// Deployment `prod` backing up `Backup=true`, sets an hour apart at least, no copies:
+    /// what the planners' tests share, with their own `schedules`.
+    #[cfg(test)]
+    pub(crate) fn of_schedules(schedules: Vec<ScheduleRule>) -> Policy {
+        Policy {
+            deployment: "prod".into(),
+            backup_tag_key: "Backup".into(),
+            backup_tag_value: "true".into(),
+            schedules,
+            exclude_boot_volume: false,
+            min_interval: Duration::hours(1),
+            copies: Vec::new(),
+        }
+    }
+
     /// The one-schedule policy most tests use.
     pub fn single_schedule(retention_days: u32, keep_last: u32) -> Vec<ScheduleRule> {
         vec![ScheduleRule::new(

@@ -165,25 +165,17 @@ fn own(id: &str, volume: &str, days_ago: i64, schedule: &str, keep_days: i64) ->
 
 fn gfs_policy() -> Policy {
     use crate::model::ScheduleRule;
-    Policy {
-        deployment: "prod".into(),
-        backup_tag_key: "Backup".into(),
-        backup_tag_value: "true".into(),
-        schedules: vec![
-            ScheduleRule {
-                overdue_after_hours: Some(27),
-                ..ScheduleRule::new("daily", 7, 0)
-            },
-            ScheduleRule {
-                overdue_after_hours: Some(31 * 24 + 3),
-                archive_after_days: Some(30),
-                ..ScheduleRule::new("monthly", 365, 0)
-            },
-        ],
-        exclude_boot_volume: false,
-        min_interval: Duration::hours(1),
-        copies: Vec::new(),
-    }
+    Policy::of_schedules(vec![
+        ScheduleRule {
+            overdue_after_hours: Some(27),
+            ..ScheduleRule::new("daily", 7, 0)
+        },
+        ScheduleRule {
+            overdue_after_hours: Some(31 * 24 + 3),
+            archive_after_days: Some(30),
+            ..ScheduleRule::new("monthly", 365, 0)
+        },
+    ])
 }
 
 fn archived_ids(plan: &Plan) -> Vec<&str> {

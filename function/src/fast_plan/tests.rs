@@ -51,21 +51,13 @@ fn instance(id: &str, tags: &[(&str, &str)]) -> Instance {
 }
 
 fn policy(daily: Option<Rule>) -> Policy {
-    Policy {
-        deployment: "prod".into(),
-        backup_tag_key: "Backup".into(),
-        backup_tag_value: "true".into(),
-        schedules: vec![
-            ScheduleRule {
-                fast_restore: daily,
-                ..ScheduleRule::new("daily", 7, 0)
-            },
-            ScheduleRule::new("weekly", 35, 0),
-        ],
-        exclude_boot_volume: false,
-        min_interval: Duration::hours(1),
-        copies: Vec::new(),
-    }
+    Policy::of_schedules(vec![
+        ScheduleRule {
+            fast_restore: daily,
+            ..ScheduleRule::new("daily", 7, 0)
+        },
+        ScheduleRule::new("weekly", 35, 0),
+    ])
 }
 
 fn ids(changes: &[Change]) -> Vec<(&str, Vec<&str>)> {

@@ -23,21 +23,13 @@ fn compliance(cool_off_hours: Option<u32>) -> LockRule {
 }
 
 fn policy(lock: Option<LockRule>) -> Policy {
-    Policy {
-        deployment: "prod".into(),
-        backup_tag_key: "Backup".into(),
-        backup_tag_value: "true".into(),
-        schedules: vec![
-            ScheduleRule {
-                lock,
-                ..ScheduleRule::new("daily", 7, 1)
-            },
-            ScheduleRule::new("weekly", 35, 1),
-        ],
-        exclude_boot_volume: false,
-        min_interval: Duration::hours(1),
-        copies: Vec::new(),
-    }
+    Policy::of_schedules(vec![
+        ScheduleRule {
+            lock,
+            ..ScheduleRule::new("daily", 7, 1)
+        },
+        ScheduleRule::new("weekly", 35, 1),
+    ])
 }
 
 fn snapshot(id: &str, schedule: &str, expires: &str, state: SnapshotState) -> Snapshot {
